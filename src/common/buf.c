@@ -1,0 +1,102 @@
+/* Growable, bounded byte buffer. */
+#include "common/buf.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+void kl_buf_init(kl_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+static int reserve(kl_buf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return KL_ETOOBIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return KL_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int kl_buf_append(kl_buf *b, const void *p, size_t n)
+{
+    int rc = reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int kl_buf_append_str(kl_buf *b, const char *s)
+{
+    return kl_buf_append(b, s, strlen(s));
+}
+
+int kl_buf_appendf(kl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    int rc = KL_EINVAL;
+    if (n < 0)
+        goto out;
+    rc = reserve(b, (size_t)n);
+    if (rc)
+        goto out;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    b->len += (size_t)n;
+out:
+    va_end(ap2);
+    return rc;
+}
+
+void kl_buf_reset(kl_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+char *kl_buf_steal(kl_buf *b)
+{
+    char *p = b->data;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void kl_buf_free(kl_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void kl_buf_cleanse_free(kl_buf *b)
+{
+    if (b->data)
+        OPENSSL_cleanse(b->data, b->cap);
+    kl_buf_free(b);
+}

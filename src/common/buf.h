@@ -1,0 +1,30 @@
+/* Growable byte buffer with a hard maximum, so nothing fed from the network can grow
+ * without bound. Always NUL-terminated for convenience; len excludes the NUL. */
+#ifndef KL_COMMON_BUF_H
+#define KL_COMMON_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct kl_buf {
+    char *data;  /* owned; NULL until the first append */
+    size_t len;  /* bytes used, excluding the terminating NUL */
+    size_t cap;  /* bytes allocated */
+    size_t max;  /* appends that would exceed this fail with KL_ETOOBIG */
+} kl_buf;
+
+/* Initialises an empty buffer that may grow to max bytes. Allocates nothing. */
+void kl_buf_init(kl_buf *b, size_t max);
+/* Appends n bytes. Returns 0, KL_ETOOBIG (buffer unchanged) or KL_ENOMEM. */
+int kl_buf_append(kl_buf *b, const void *p, size_t n);
+int kl_buf_append_str(kl_buf *b, const char *s);
+int kl_buf_appendf(kl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empties the buffer, keeping its allocation. */
+void kl_buf_reset(kl_buf *b);
+/* Hands the data to the caller (who frees it) and leaves b empty. May return NULL. */
+char *kl_buf_steal(kl_buf *b);
+/* Frees the storage. kl_buf_cleanse_free wipes it first (for secrets). */
+void kl_buf_free(kl_buf *b);
+void kl_buf_cleanse_free(kl_buf *b);
+
+#endif

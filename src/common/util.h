@@ -1,0 +1,46 @@
+/* Small helpers shared by every component: GUIDs, time, base64url, hex, hashing for
+ * log correlation, constant-time comparison. */
+#ifndef KL_COMMON_UTIL_H
+#define KL_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KL_UUID_LEN 36
+
+/* Writes a random (v4) GUID, lower case, NUL-terminated, into out[37]. 0 or KL_ECRYPTO. */
+int kl_uuid_v4(char out[KL_UUID_LEN + 1]);
+/* True if s[0..n) is a GUID in 8-4-4-4-12 hex form (either case). */
+bool kl_uuid_valid(const char *s, size_t n);
+
+/* Milliseconds on the monotonic clock; and seconds since the epoch. */
+uint64_t kl_now_mono_ms(void);
+int64_t kl_now_unix(void);
+/* Writes an ISO 8601 UTC time like 2026-11-28T10:04:13.000Z into out (>= 25 bytes). */
+void kl_time_iso8601(int64_t unix_seconds, char *out, size_t outlen);
+
+/* base64url without padding. Encode writes a NUL-terminated string and returns its
+ * length, or a negative kl_err if out is too small (needs 4*ceil(n/3)+1). Decode accepts
+ * input without padding, returns decoded length or a negative kl_err. */
+int kl_b64url_encode(const void *in, size_t n, char *out, size_t outlen);
+int kl_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outlen);
+/* Standard base64 with padding, same conventions. */
+int kl_b64_encode(const void *in, size_t n, char *out, size_t outlen);
+int kl_b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen);
+
+/* Lower-case hex; out needs 2n+1 bytes. */
+void kl_hex_encode(const void *in, size_t n, char *out);
+
+/* Constant-time equality of two byte strings (lengths are not secret). */
+bool kl_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/* ASCII case-insensitive comparisons. */
+bool kl_str_ieq(const char *a, const char *b);
+bool kl_str_ieqn(const char *a, size_t alen, const char *b, size_t blen);
+bool kl_str_istarts(const char *s, const char *prefix);
+
+/* Duplicates s[0..n) with a NUL; NULL on allocation failure. */
+char *kl_strndup(const char *s, size_t n);
+
+#endif

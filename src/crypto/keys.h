@@ -1,0 +1,29 @@
+/* The key-encryption key (KEK) and the subkeys derived from it. The KEK comes from
+ * KEYLESS_KEK (base64 of 32 bytes) or from DIR/kek (32 raw bytes, created 0600 on first
+ * start). Subkeys are derived with HKDF-SHA-256 so one secret file protects everything:
+ * the sealing key (AES-256-GCM) and the pepper for keyed hashes of secrets. */
+#ifndef KL_CRYPTO_KEYS_H
+#define KL_CRYPTO_KEYS_H
+
+#include <stddef.h>
+
+typedef struct kl_keys kl_keys;
+
+/* Loads the KEK: from env_b64 if non-NULL (KEYLESS_KEK's value), else from
+ * data_dir/kek, creating it (0600, O_EXCL) when absent. Refuses a kek file readable by
+ * group or others (KL_EPERM). On success *out is owned by the caller. */
+int kl_keys_load(const char *data_dir, const char *env_b64, kl_keys **out);
+/* Builds keys from raw KEK bytes (tests). */
+int kl_keys_from_bytes(const unsigned char *kek, size_t len, kl_keys **out);
+/* Wipes and frees. NULL is fine. */
+void kl_keys_free(kl_keys *k);
+
+/* HMAC-SHA-256 under the pepper subkey, with a domain label so one pepper serves several
+ * kinds of secret ("apikey", "client-secret", ...). out receives 32 bytes. */
+int kl_keys_hmac(const kl_keys *k, const char *label, const void *msg, size_t n,
+                 unsigned char out[32]);
+
+/* Internal to crypto/: the 32-byte sealing key. */
+const unsigned char *kl_keys_seal_key(const kl_keys *k);
+
+#endif

@@ -1,0 +1,225 @@
+/* Parsing of keylessd's flags and environment. */
+#include "daemon/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+static const char usage[] =
+    "usage: keylessd [options]\n"
+    "\n"
+    "  --data-dir DIR            state directory (KEYLESS_DATA_DIR; default /var/lib/keyless\n"
+    "                            as root, else $XDG_DATA_HOME/keyless)\n"
+    "  --listen HOST:PORT        public TLS listener (KEYLESS_LISTEN; default 127.0.0.1:8443)\n"
+    "  --imds-listen HOST:PORT   managed identity endpoint, loopback only\n"
+    "                            (KEYLESS_IMDS_LISTEN; default 127.0.0.1:50342)\n"
+    "  --metrics-listen HOST:PORT  plain-HTTP /metrics listener (KEYLESS_METRICS_LISTEN; off)\n"
+    "  --tls-cert PEM --tls-key PEM  your own certificate chain and key (KEYLESS_TLS_CERT,\n"
+    "                            KEYLESS_TLS_KEY; default: self-signed under DIR/tls)\n"
+    "  --account-domain DOMAIN   reach account A at Host A.DOMAIN (KEYLESS_ACCOUNT_DOMAIN;\n"
+    "                            default openai.localhost; \"\" turns Host routing off)\n"
+    "  --public-url URL          base URL clients use, for properties.endpoint\n"
+    "                            (KEYLESS_PUBLIC_URL; default https://<listen address>)\n"
+    "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
+    "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
+    "                            default 120000)\n"
+    "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
+    "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
+    "  --check                   validate the configuration and exit\n"
+    "  --version, --help\n"
+    "\n"
+    "The key-encryption key is read from KEYLESS_KEK (base64 of 32 bytes) if set, else from\n"
+    "DIR/kek, created on first start.\n";
+
+const char *kl_config_usage(void)
+{
+    return usage;
+}
+
+void kl_config_default_data_dir(char *out, size_t outlen)
+{
+    if (geteuid() == 0) {
+        snprintf(out, outlen, "/var/lib/keyless");
+        return;
+    }
+    const char *xdg = getenv("XDG_DATA_HOME");
+    if (xdg && xdg[0] == '/') {
+        snprintf(out, outlen, "%s/keyless", xdg);
+        return;
+    }
+    const char *home = getenv("HOME");
+    snprintf(out, outlen, "%s/.local/share/keyless", home && home[0] ? home : "/tmp");
+}
+
+static int set_str(char *dst, size_t dstlen, const char *v, const char *name, char *err,
+                   size_t errlen)
+{
+    if (strlen(v) >= dstlen) {
+        snprintf(err, errlen, "%s is too long (at most %zu bytes)", name, dstlen - 1);
+        return KL_EINVAL;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int set_int(int *dst, const char *v, int lo, int hi, const char *name, char *err,
+                   size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || !end || *end || end == v || n < lo || n > hi) {
+        snprintf(err, errlen, "%s must be a whole number from %d to %d", name, lo, hi);
+        return KL_EINVAL;
+    }
+    *dst = (int)n;
+    return 0;
+}
+
+static int set_bool(bool *dst, const char *v, const char *name, char *err, size_t errlen)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1")) {
+        *dst = true;
+        return 0;
+    }
+    if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0")) {
+        *dst = false;
+        return 0;
+    }
+    snprintf(err, errlen, "%s must be on or off", name);
+    return KL_EINVAL;
+}
+
+static int set_level(kl_log_level *dst, const char *v, char *err, size_t errlen)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(v, names[i])) {
+            *dst = (kl_log_level)i;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "log level must be debug, info, warn or error");
+    return KL_EINVAL;
+}
+
+/* One table drives both the flags and their environment twins. */
+typedef enum opt_kind { O_STR, O_INT, O_BOOL, O_LEVEL } opt_kind;
+typedef struct opt {
+    const char *flag;
+    const char *env;
+    opt_kind kind;
+    size_t off;
+    size_t len;
+    int lo, hi;
+} opt;
+
+#define STR(f, e, field) {f, e, O_STR, offsetof(kl_config, field), sizeof(((kl_config *)0)->field), 0, 0}
+
+static const opt opts[] = {
+    STR("--data-dir", "KEYLESS_DATA_DIR", data_dir),
+    STR("--listen", "KEYLESS_LISTEN", listen),
+    STR("--imds-listen", "KEYLESS_IMDS_LISTEN", imds_listen),
+    STR("--metrics-listen", "KEYLESS_METRICS_LISTEN", metrics_listen),
+    STR("--tls-cert", "KEYLESS_TLS_CERT", tls_cert),
+    STR("--tls-key", "KEYLESS_TLS_KEY", tls_key),
+    STR("--account-domain", "KEYLESS_ACCOUNT_DOMAIN", account_domain),
+    STR("--public-url", "KEYLESS_PUBLIC_URL", public_url),
+    {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
+    {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
+     offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},
+    {"--access-log", "KEYLESS_ACCESS_LOG", O_BOOL, offsetof(kl_config, access_log), 0, 0, 0},
+    {"--log-level", "KEYLESS_LOG_LEVEL", O_LEVEL, offsetof(kl_config, log_level), 0, 0, 0},
+};
+
+static int apply(kl_config *cfg, const opt *o, const char *v, char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    switch (o->kind) {
+    case O_STR: return set_str(base + o->off, o->len, v, o->flag, err, errlen);
+    case O_INT: return set_int((int *)(void *)(base + o->off), v, o->lo, o->hi, o->flag, err, errlen);
+    case O_BOOL: return set_bool((bool *)(void *)(base + o->off), v, o->flag, err, errlen);
+    case O_LEVEL: return set_level((kl_log_level *)(void *)(base + o->off), v, err, errlen);
+    }
+    return KL_EINVAL;
+}
+
+int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    kl_config_default_data_dir(cfg->data_dir, sizeof(cfg->data_dir));
+    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
+    snprintf(cfg->imds_listen, sizeof(cfg->imds_listen), "127.0.0.1:50342");
+    snprintf(cfg->account_domain, sizeof(cfg->account_domain), "openai.localhost");
+    cfg->workers = 2;
+    cfg->upstream_timeout_ms = 120000;
+    cfg->access_log = true;
+    cfg->log_level = KL_LOG_INFO;
+    const size_t nopts = sizeof(opts) / sizeof(opts[0]);
+    for (size_t i = 0; i < nopts; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && apply(cfg, &opts[i], v, err, errlen) != 0)
+            return KL_EINVAL;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--check")) {
+            cfg->check = true;
+            continue;
+        }
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cfg->help = true;
+            continue;
+        }
+        if (!strcmp(arg, "--version")) {
+            cfg->version = true;
+            continue;
+        }
+        const opt *o = NULL;
+        const char *val = NULL;
+        for (size_t i = 0; i < nopts && !o; i++) {
+            size_t fl = strlen(opts[i].flag);
+            if (!strcmp(arg, opts[i].flag)) {
+                o = &opts[i];
+                if (a + 1 >= argc) {
+                    snprintf(err, errlen, "%s needs a value", opts[i].flag);
+                    return KL_EINVAL;
+                }
+                val = argv[++a];
+            } else if (!strncmp(arg, opts[i].flag, fl) && arg[fl] == '=') {
+                o = &opts[i];
+                val = arg + fl + 1;
+            }
+        }
+        if (!o) {
+            snprintf(err, errlen, "unknown option %.64s (see --help)", arg);
+            return KL_EINVAL;
+        }
+        if (apply(cfg, o, val, err, errlen) != 0)
+            return KL_EINVAL;
+    }
+    if (!cfg->data_dir[0] || cfg->data_dir[0] != '/') {
+        char cwd[256];
+        if (cfg->data_dir[0] && getcwd(cwd, sizeof(cwd))) {
+            char abs[1024];
+            int n = snprintf(abs, sizeof(abs), "%s/%s", cwd, cfg->data_dir);
+            if (n < 0 || (size_t)n >= sizeof(cfg->data_dir)) {
+                snprintf(err, errlen, "--data-dir is too long");
+                return KL_EINVAL;
+            }
+            memcpy(cfg->data_dir, abs, (size_t)n + 1);
+        } else {
+            snprintf(err, errlen, "--data-dir must not be empty");
+            return KL_EINVAL;
+        }
+    }
+    if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return KL_EINVAL;
+    }
+    return 0;
+}

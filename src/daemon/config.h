@@ -1,0 +1,37 @@
+/* keylessd configuration: command-line flags, each with an environment variable twin,
+ * and documented defaults. */
+#ifndef KL_DAEMON_CONFIG_H
+#define KL_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+
+#include "common/log.h"
+
+typedef struct kl_config {
+    char data_dir[512];
+    char listen[128];         /* public TLS listener host:port */
+    char imds_listen[128];    /* managed identity endpoint, loopback only */
+    char metrics_listen[128]; /* "" = no separate metrics listener */
+    char tls_cert[512];       /* "" = self-signed in DIR/tls */
+    char tls_key[512];
+    char account_domain[256]; /* accounts reached by Host {name}.{domain}; "" disables */
+    char public_url[512];     /* "" = derived from the public listener */
+    int workers;
+    int upstream_timeout_ms;
+    bool access_log;
+    kl_log_level log_level;
+    bool check;               /* --check: validate and exit */
+    bool help;
+    bool version;
+} kl_config;
+
+/* Fills cfg from defaults, then the environment, then argv (later wins). Returns 0, or
+ * KL_EINVAL after writing a message into err. */
+int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* The usage text. */
+const char *kl_config_usage(void);
+/* The default data directory for this user: /var/lib/keyless for root, else
+ * ${XDG_DATA_HOME:-$HOME/.local/share}/keyless. */
+void kl_config_default_data_dir(char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,257 @@
+/* keylessd: loads configuration and secrets, opens the store, publishes the first
+ * snapshot, starts the listeners of every face and waits for a stop signal. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "crypto/keys.h"
+#include "crypto/tls.h"
+#include "daemon/config.h"
+#include "daemon/router.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "mgmt/mgmt.h"
+#include "policy/build.h"
+#include "policy/snapshot.h"
+#include "store/store.h"
+
+#define KL_VERSION "0.1.0"
+#define STOP_GRACE_MS 10000
+
+/* Creates dir (0700) if missing; refuses one that others can write to, and tightens
+ * one we own that is group/other readable. */
+static int ensure_private_dir(const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", strerror(errno), NULL);
+        return KL_EIO;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", "not a directory", NULL);
+        return KL_EIO;
+    }
+    if ((st.st_mode & 0077) != 0) {
+        if (st.st_uid != geteuid() || chmod(dir, 0700) != 0) {
+            kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason",
+                   "directory is accessible to other users and cannot be made private", NULL);
+            return KL_EPERM;
+        }
+    }
+    if (access(dir, W_OK) != 0) {
+        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", "not writable", NULL);
+        return KL_EPERM;
+    }
+    return 0;
+}
+
+static bool is_loopback_hostport(const char *hp)
+{
+    return !strncmp(hp, "127.", 4) || !strncmp(hp, "[::1]:", 6) || !strncmp(hp, "localhost:", 10);
+}
+
+static void public_base(const kl_config *cfg, int port, char *out, size_t outlen)
+{
+    if (cfg->public_url[0]) {
+        size_t n = strlen(cfg->public_url);
+        while (n > 0 && cfg->public_url[n - 1] == '/')
+            n--;
+        snprintf(out, outlen, "%.*s", (int)n, cfg->public_url);
+        return;
+    }
+    char host[128];
+    snprintf(host, sizeof(host), "%s", cfg->listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !host[0])
+        snprintf(host, sizeof(host), "127.0.0.1");
+    snprintf(out, outlen, "https://%s:%d", host, port);
+}
+
+int main(int argc, char **argv)
+{
+    kl_config cfg;
+    char err[512] = "";
+    int rc = 1;
+    kl_keys *keys = NULL;
+    kl_store *store = NULL;
+    kl_snapshot_holder *holder = NULL;
+    kl_metrics *metrics = NULL;
+    kl_mgmt *mgmt = NULL;
+    kl_gateway *gateway = NULL;
+    kl_http_server *server = NULL;
+    SSL_CTX *tls = NULL;
+    kl_router router;
+    memset(&router, 0, sizeof(router));
+
+    if (kl_config_load(&cfg, argc, argv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "keylessd: %s\n", err);
+        return 2;
+    }
+    if (cfg.help) {
+        fputs(kl_config_usage(), stdout);
+        return 0;
+    }
+    if (cfg.version) {
+        printf("keylessd %s\n", KL_VERSION);
+        return 0;
+    }
+    kl_log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!is_loopback_hostport(cfg.imds_listen)) {
+        /* The identity endpoint hands out tokens to whoever can reach it: that must only
+         * ever be code on this host. */
+        kl_log(KL_LOG_ERROR, "config", "reason", "--imds-listen must be a loopback address",
+               "value", cfg.imds_listen, NULL);
+        return 2;
+    }
+    if (ensure_private_dir(cfg.data_dir) != 0)
+        goto out;
+
+    char path[1024];
+    if (kl_keys_load(cfg.data_dir, getenv("KEYLESS_KEK"), &keys) != 0) {
+        kl_log(KL_LOG_ERROR, "kek", "reason",
+               "cannot load the key-encryption key (KEYLESS_KEK or DIR/kek, which must be 0600)",
+               NULL);
+        goto out;
+    }
+
+    char cert[1024], key[1024];
+    if (cfg.tls_cert[0]) {
+        snprintf(cert, sizeof(cert), "%s", cfg.tls_cert);
+        snprintf(key, sizeof(key), "%s", cfg.tls_key);
+    } else {
+        char tlsdir[1024];
+        snprintf(tlsdir, sizeof(tlsdir), "%s/tls", cfg.data_dir);
+        char wildcard[300];
+        snprintf(wildcard, sizeof(wildcard), "*.%s", cfg.account_domain);
+        const char *extra[2] = {wildcard, cfg.account_domain};
+        if (kl_tls_ensure_selfsigned(tlsdir, extra, cfg.account_domain[0] ? 2 : 0) != 0) {
+            kl_log(KL_LOG_ERROR, "tls", "reason", "cannot create the self-signed certificate",
+                   "dir", tlsdir, NULL);
+            goto out;
+        }
+        snprintf(cert, sizeof(cert), "%s/server.pem", tlsdir);
+        snprintf(key, sizeof(key), "%s/server.key", tlsdir);
+    }
+    tls = kl_tls_server_ctx(cert, key, err, sizeof(err));
+    if (!tls) {
+        kl_log(KL_LOG_ERROR, "tls", "reason", err, "cert", cert, NULL);
+        goto out;
+    }
+
+    snprintf(path, sizeof(path), "%s/keyless.db", cfg.data_dir);
+    if (kl_store_open_sqlite(path, &store) != 0) {
+        kl_log(KL_LOG_ERROR, "store", "reason", "cannot open the database", "path", path, NULL);
+        goto out;
+    }
+    holder = kl_snapshot_holder_new();
+    if (!holder || kl_policy_rebuild(store, keys, holder) != 0) {
+        kl_log(KL_LOG_ERROR, "snapshot", "reason", "cannot build the first snapshot", NULL);
+        goto out;
+    }
+    if (cfg.check) {
+        printf("keylessd: configuration OK (data dir %s)\n", cfg.data_dir);
+        rc = 0;
+        goto out;
+    }
+
+    metrics = kl_metrics_new();
+    if (!metrics)
+        goto out;
+
+    kl_http_server_cfg scfg = {
+        .workers = cfg.workers,
+        .handler = kl_router_handle,
+        .handler_arg = &router,
+        .thread_init = kl_router_thread_init,
+        .thread_fini = kl_router_thread_fini,
+        .thread_arg = &router,
+        .metrics = metrics,
+        .access_log = cfg.access_log,
+    };
+    server = kl_http_server_new(&scfg);
+    if (!server)
+        goto out;
+    int public_port = 0, imds_port = 0, metrics_port = 0;
+    if (kl_http_server_listen_tcp(server, cfg.listen, tls, KL_FACE_PUBLIC, &public_port) != 0 ||
+        kl_http_server_listen_tcp(server, cfg.imds_listen, NULL, KL_FACE_IMDS, &imds_port) != 0)
+        goto out;
+    if (cfg.metrics_listen[0] &&
+        kl_http_server_listen_tcp(server, cfg.metrics_listen, NULL, KL_FACE_METRICS,
+                                  &metrics_port) != 0)
+        goto out;
+    char admin_path[1024];
+    snprintf(admin_path, sizeof(admin_path), "%s/admin.sock", cfg.data_dir);
+    if (kl_http_server_listen_unix(server, admin_path, KL_FACE_ADMIN) != 0) {
+        kl_log(KL_LOG_ERROR, "listen_failed", "address", admin_path, NULL);
+        goto out;
+    }
+
+    char base_url[600];
+    public_base(&cfg, public_port, base_url, sizeof(base_url));
+    kl_mgmt_cfg mcfg = {.store = store, .holder = holder, .keys = keys, .public_base_url = base_url};
+    if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
+        kl_log(KL_LOG_ERROR, "mgmt", "reason", "control plane failed to start", NULL);
+        goto out;
+    }
+    kl_gateway_cfg gcfg = {.holder = holder,
+                           .keys = keys,
+                           .metrics = metrics,
+                           .account_domain = cfg.account_domain[0] ? cfg.account_domain : NULL,
+                           .upstream_timeout_ms = cfg.upstream_timeout_ms};
+    if (kl_gateway_new(&gcfg, &gateway) != 0)
+        goto out;
+    router.mgmt = mgmt;
+    router.gateway = gateway;
+    router.metrics = metrics;
+
+    /* Signals are taken synchronously by this thread; workers never see them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    if (kl_http_server_start(server) != 0)
+        goto out;
+
+    char pub[160], imds[160], met[160];
+    snprintf(pub, sizeof(pub), "%.*s:%d", (int)(strrchr(cfg.listen, ':') - cfg.listen), cfg.listen,
+             public_port);
+    snprintf(imds, sizeof(imds), "%.*s:%d", (int)(strrchr(cfg.imds_listen, ':') - cfg.imds_listen),
+             cfg.imds_listen, imds_port);
+    if (metrics_port)
+        snprintf(met, sizeof(met), "%.*s:%d",
+                 (int)(strrchr(cfg.metrics_listen, ':') - cfg.metrics_listen), cfg.metrics_listen,
+                 metrics_port);
+    kl_log(KL_LOG_INFO, "ready", "public", pub, "imds", imds, "admin", admin_path, "metrics",
+           metrics_port ? met : NULL, "data_dir", cfg.data_dir, "endpoint_base", base_url,
+           "version", KL_VERSION, NULL);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    kl_log(KL_LOG_INFO, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    kl_http_server_stop(server, STOP_GRACE_MS);
+    kl_log(KL_LOG_INFO, "stopped", NULL);
+    rc = 0;
+out:
+    kl_http_server_free(server);
+    kl_gateway_free(gateway);
+    kl_mgmt_free(mgmt);
+    kl_snapshot_holder_free(holder);
+    kl_store_close(store);
+    kl_metrics_free(metrics);
+    SSL_CTX_free(tls);
+    kl_keys_free(keys);
+    return rc;
+}

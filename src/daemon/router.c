@@ -1,0 +1,101 @@
+/* The request router. Which face a listener serves decides what it may reach: the
+ * control plane is served to the admin socket only, until bearer tokens exist. */
+#include "daemon/router.h"
+
+#include <string.h>
+
+#include "common/buf.h"
+
+static void not_found(kl_http_req *r)
+{
+    kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
+}
+
+static void metrics(kl_router *rt, kl_http_req *r)
+{
+    kl_http_req_set_route(r, KL_ROUTE_METRICS);
+    if (strcmp(kl_http_req_method(r), "GET") != 0) {
+        kl_http_respond_error(r, 405, "MethodNotAllowed", "Use GET.");
+        return;
+    }
+    kl_buf b;
+    kl_buf_init(&b, 4 * 1024 * 1024);
+    if (kl_metrics_render(rt->metrics, &b) != 0) {
+        kl_buf_free(&b);
+        kl_http_respond_error(r, 500, "InternalServerError", "Metrics could not be rendered.");
+        return;
+    }
+    kl_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+                    b.len);
+    kl_buf_free(&b);
+}
+
+void kl_router_handle(kl_http_req *r, void *arg)
+{
+    kl_router *rt = arg;
+    const char *path = kl_http_req_path(r);
+    kl_face face = kl_http_req_face(r);
+
+    if (!strcmp(path, "/healthz")) {
+        kl_http_req_set_route(r, KL_ROUTE_HEALTH);
+        static const char ok[] = "{\"status\":\"ok\"}";
+        kl_http_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
+        return;
+    }
+    switch (face) {
+    case KL_FACE_ADMIN:
+        if (!strcmp(path, "/metrics")) {
+            metrics(rt, r);
+            return;
+        }
+        if (kl_mgmt_matches(path)) {
+            kl_http_req_set_route(r, KL_ROUTE_MGMT);
+            kl_http_req_log_field(r, "auth", "admin-socket");
+            kl_mgmt_handle(rt->mgmt, r);
+            return;
+        }
+        not_found(r);
+        return;
+    case KL_FACE_METRICS:
+        if (!strcmp(path, "/metrics")) {
+            metrics(rt, r);
+            return;
+        }
+        not_found(r);
+        return;
+    case KL_FACE_IMDS:
+        kl_http_req_set_route(r, KL_ROUTE_IDENTITY);
+        not_found(r);
+        return;
+    case KL_FACE_PUBLIC:
+        if (kl_gateway_matches(rt->gateway, r)) {
+            kl_gateway_handle(rt->gateway, kl_http_req_thread_state(r), r);
+            return;
+        }
+        if (kl_mgmt_matches(path)) {
+            kl_http_req_set_route(r, KL_ROUTE_MGMT);
+            kl_http_req_auth_failed(r, KL_AUTHFAIL_MISSING);
+            kl_http_respond_error(r, 401, "AuthenticationFailed",
+                                  "Authentication failed. The 'Authorization' header is missing.");
+            return;
+        }
+        not_found(r);
+        return;
+    }
+    not_found(r);
+}
+
+void *kl_router_thread_init(int index, struct event_base *base, void *arg)
+{
+    kl_router *rt = arg;
+    if (index < 0)
+        return NULL;
+    return kl_gateway_thread_init(rt->gateway, base);
+}
+
+void kl_router_thread_fini(void *state, void *arg)
+{
+    kl_router *rt = arg;
+    if (state)
+        kl_gateway_thread_fini(rt->gateway, state);
+}

@@ -1,0 +1,22 @@
+/* Routes each request to its face's component: gateway, control plane, health, metrics. */
+#ifndef KL_DAEMON_ROUTER_H
+#define KL_DAEMON_ROUTER_H
+
+#include <event2/event.h>
+
+#include "common/metrics.h"
+#include "gateway/gateway.h"
+#include "http/server.h"
+#include "mgmt/mgmt.h"
+
+typedef struct kl_router {
+    kl_mgmt *mgmt;       /* borrowed */
+    kl_gateway *gateway; /* borrowed */
+    kl_metrics *metrics; /* borrowed */
+} kl_router;
+
+void kl_router_handle(kl_http_req *r, void *arg);
+void *kl_router_thread_init(int index, struct event_base *base, void *arg);
+void kl_router_thread_fini(void *state, void *arg);
+
+#endif

@@ -1,0 +1,1337 @@
+/* HTTP/1.1 server for every face of keylessd: connection handling, TLS, framing with
+ * http_parser, limits and timeouts, responses (whole or streamed) and graceful stop.
+ * Threads: N workers serve the TCP listeners (one event base each, SO_REUSEPORT), one
+ * control thread serves the Unix-socket listeners (the control plane may block there). */
+#include "http/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+#include <http_parser.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define MAX_LISTENERS 8
+#define MAX_WORKERS 64
+
+typedef struct listener_spec {
+    bool is_unix;
+    kl_face face;
+    SSL_CTX *tls;           /* referenced; NULL for plain */
+    int fds[MAX_WORKERS];   /* TCP: one bound socket per worker; Unix: fds[0] */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} listener_spec;
+
+typedef struct thread_ctx {
+    kl_http_server *server;
+    int index;                       /* worker index, or -1 for the control thread */
+    struct event_base *base;
+    pthread_t thread;
+    bool started;
+    struct evconnlistener *listeners[MAX_LISTENERS];
+    struct accept_arg {
+        struct thread_ctx *t;
+        struct listener_spec *ls;
+    } accept_args[MAX_LISTENERS];
+    void *state;                     /* from cfg.thread_init */
+    struct event *stop_ev;           /* fired by kl_http_server_stop */
+    struct event *grace_ev;          /* hard deadline for in-flight requests */
+    bool draining;
+    int nconns;
+    struct conn *conns;              /* intrusive list, for draining */
+    char date[64];                   /* cached Date header value */
+    int64_t date_second;
+} thread_ctx;
+
+struct kl_http_server {
+    kl_http_server_cfg cfg;
+    listener_spec listeners[MAX_LISTENERS];
+    int nlisteners;
+    thread_ctx *workers;
+    thread_ctx control;
+    int grace_ms;
+    atomic_bool stopping;
+};
+
+typedef enum conn_state {
+    ST_IDLE = 0,    /* waiting for the first byte of a request */
+    ST_READING,     /* parsing a request */
+    ST_HANDLING,    /* the handler owns the request */
+    ST_CLOSING      /* flushing the last response, then close */
+} conn_state;
+
+typedef struct header {
+    size_t name_off, name_len, val_off, val_len;
+} header;
+
+struct kl_http_req {
+    struct conn *conn;
+    char method[16];
+    kl_buf raw;               /* url, then header names and values, back to back */
+    size_t url_len;
+    header headers[KL_MAX_HEADER_COUNT];
+    int nheaders;
+    bool last_was_value;
+    char *path;               /* normalised, owned */
+    char *query;              /* owned, "" if none */
+    struct evkeyvalq *qparams; /* lazily parsed */
+    kl_buf body;
+    char id[KL_UUID_LEN + 1];
+    uint64_t start_ms;
+    kl_route route;
+    bool responded;           /* status line has been written */
+    bool streaming;
+    bool finished;
+    int status;
+    json_t *log_fields;
+    /* response headers queued by kl_http_set_header */
+    kl_buf resp_headers;
+    void (*drain_cb)(void *);
+    void *drain_arg;
+    void (*abort_cb)(void *);
+    void *abort_arg;
+    int auth_fail;            /* -1 or kl_auth_fail */
+};
+
+typedef struct conn {
+    thread_ctx *t;
+    listener_spec *ls;
+    struct bufferevent *bev;
+    http_parser parser;
+    conn_state state;
+    kl_http_req *req;
+    struct event *timer;
+    long peer_uid;
+    bool admin_ok;
+    bool keep_alive;
+    int error_status;         /* set by parser callbacks to refuse a request */
+    const char *error_code;
+    const char *error_msg;
+    struct conn *next, *prev;
+} conn;
+
+static http_parser_settings parser_settings;
+
+/* ------------------------------------------------------------------------ helpers */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    }
+    return "Unknown";
+}
+
+static const char *date_header(thread_ctx *t)
+{
+    int64_t now = kl_now_unix();
+    if (now != t->date_second) {
+        time_t tt = (time_t)now;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(t->date, sizeof(t->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        t->date_second = now;
+    }
+    return t->date;
+}
+
+static void timer_set(conn *c, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+/* ------------------------------------------------------------------- request life */
+
+static kl_http_req *req_new(conn *c)
+{
+    kl_http_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->conn = c;
+    kl_buf_init(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
+    kl_buf_init(&r->body, KL_MAX_BODY_BYTES);
+    kl_buf_init(&r->resp_headers, KL_MAX_HEADER_BYTES);
+    r->start_ms = kl_now_mono_ms();
+    r->route = KL_ROUTE_OTHER;
+    r->auth_fail = -1;
+    if (kl_uuid_v4(r->id) != 0)
+        r->id[0] = '\0';
+    return r;
+}
+
+static void req_free(kl_http_req *r)
+{
+    if (!r)
+        return;
+    kl_buf_free(&r->raw);
+    kl_buf_cleanse_free(&r->body); /* bodies may hold secrets (form posts) */
+    kl_buf_free(&r->resp_headers);
+    free(r->path);
+    free(r->query);
+    if (r->qparams) {
+        evhttp_clear_headers(r->qparams);
+        free(r->qparams);
+    }
+    json_decref(r->log_fields);
+    free(r);
+}
+
+static void conn_free(conn *c)
+{
+    thread_ctx *t = c->t;
+    if (c->req) {
+        kl_http_req *r = c->req;
+        c->req = NULL;
+        /* An unfinished request whose handler went asynchronous learns of the abort. */
+        if (!r->finished && r->abort_cb)
+            r->abort_cb(r->abort_arg);
+        req_free(r);
+    }
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    t->nconns--;
+    kl_metrics_connection(t->server->cfg.metrics, 0);
+    free(c);
+    if (t->draining && t->nconns == 0)
+        event_base_loopbreak(t->base);
+}
+
+static void access_log(kl_http_req *r)
+{
+    if (!kl_log_enabled(KL_LOG_INFO))
+        return;
+    json_t *f = r->log_fields ? r->log_fields : json_object();
+    r->log_fields = NULL;
+    if (!f)
+        return;
+    char dur[32];
+    snprintf(dur, sizeof(dur), "%.3f", (double)(kl_now_mono_ms() - r->start_ms));
+    json_object_set_new(f, "method", json_string(r->method));
+    json_object_set_new(f, "path", json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
+    json_object_set_new(f, "status", json_integer(r->status));
+    json_object_set_new(f, "duration_ms", json_real(atof(dur)));
+    json_object_set_new(f, "request_id", json_string(r->id));
+    kl_log_json(KL_LOG_INFO, "request", f);
+}
+
+/* Called when the last byte of a response has been queued. */
+static void process_input(conn *c);
+
+static void req_finished(kl_http_req *r)
+{
+    conn *c = r->conn;
+    r->finished = true;
+    uint64_t us = (kl_now_mono_ms() - r->start_ms) * 1000u;
+    kl_metrics_request(c->t->server->cfg.metrics, r->route, r->status, us);
+    if (r->auth_fail >= 0)
+        kl_metrics_auth_failure(c->t->server->cfg.metrics, (kl_auth_fail)r->auth_fail);
+    if (c->t->server->cfg.access_log)
+        access_log(r);
+    c->req = NULL;
+    req_free(r);
+    if (!c->keep_alive || c->t->draining) {
+        c->state = ST_CLOSING;
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    c->state = ST_IDLE;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    timer_set(c, KL_IDLE_TIMEOUT_MS);
+    /* Pipelined bytes may already be waiting; don't let a flood outrun the writer. */
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) < KL_MAX_OUTPUT_BUFFER)
+        process_input(c);
+}
+
+/* Writes status line and headers. extra may carry Content-Length or Transfer-Encoding. */
+static void write_head(kl_http_req *r, int status, const char *content_type, const char *framing)
+{
+    conn *c = r->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    r->status = status;
+    r->responded = true;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status),
+                        date_header(c->t));
+    if (content_type)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+    if (r->id[0])
+        evbuffer_add_printf(out, "x-ms-request-id: %s\r\napim-request-id: %s\r\n", r->id, r->id);
+    if (r->resp_headers.len)
+        evbuffer_add(out, r->resp_headers.data, r->resp_headers.len);
+    evbuffer_add_printf(out, "%s\r\nConnection: %s\r\n\r\n", framing,
+                        c->keep_alive && !c->t->draining ? "keep-alive" : "close");
+}
+
+/* A refusal made by the server itself, before any handler ran. Always closes. */
+static void refuse(conn *c, int status, const char *code, const char *msg)
+{
+    kl_http_req *r = c->req;
+    if (!r) {
+        r = req_new(c);
+        if (!r) {
+            conn_free(c);
+            return;
+        }
+        c->req = r;
+    }
+    c->keep_alive = false;
+    if (!r->path)
+        r->path = strdup("");
+    kl_http_respond_error(r, status, code, msg);
+}
+
+/* ------------------------------------------------------------- parser callbacks */
+
+static int on_message_begin(http_parser *p)
+{
+    conn *c = p->data;
+    if (!c->req) {
+        c->req = req_new(c);
+        if (!c->req)
+            return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    kl_http_req *r = c->req;
+    if (r->url_len + len > KL_MAX_REQUEST_LINE) {
+        c->error_status = 414;
+        c->error_code = "RequestUriTooLong";
+        c->error_msg = "The request URI is too long.";
+        return -1;
+    }
+    if (kl_buf_append(&r->raw, at, len) != 0)
+        return -1;
+    r->url_len += len;
+    return 0;
+}
+
+static int header_too_large(conn *c)
+{
+    c->error_status = 431;
+    c->error_code = "RequestHeaderFieldsTooLarge";
+    c->error_msg = "The request headers are too large.";
+    return -1;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    kl_http_req *r = c->req;
+    if (r->last_was_value || r->nheaders == 0) {
+        if (r->nheaders >= KL_MAX_HEADER_COUNT)
+            return header_too_large(c);
+        /* A NUL ends the URL (first header) or the previous value, so values can be
+         * handed out as C strings in place. */
+        if (kl_buf_append(&r->raw, "", 1) != 0)
+            return header_too_large(c);
+        header *h = &r->headers[r->nheaders++];
+        h->name_off = r->raw.len;
+        h->name_len = 0;
+        h->val_off = 0;
+        h->val_len = 0;
+        r->last_was_value = false;
+    }
+    header *h = &r->headers[r->nheaders - 1];
+    if (kl_buf_append(&r->raw, at, len) != 0)
+        return header_too_large(c);
+    h->name_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    kl_http_req *r = c->req;
+    if (r->nheaders == 0)
+        return -1;
+    header *h = &r->headers[r->nheaders - 1];
+    if (!r->last_was_value) {
+        h->val_off = r->raw.len;
+        h->val_len = 0;
+        r->last_was_value = true;
+    }
+    if (kl_buf_append(&r->raw, at, len) != 0)
+        return header_too_large(c);
+    h->val_len += len;
+    return 0;
+}
+
+/* Splits the raw target into a normalised path and the query. */
+static int split_target(kl_http_req *r)
+{
+    const char *u = r->raw.data;
+    size_t n = r->url_len;
+    if (n == 0 || u[0] != '/')
+        return KL_EINVAL;
+    const char *q = memchr(u, '?', n);
+    size_t plen = q ? (size_t)(q - u) : n;
+    const char *hash = memchr(u, '#', n);
+    if (hash && (!q || hash < q))
+        plen = (size_t)(hash - u);
+    r->path = malloc(plen + 1);
+    if (!r->path)
+        return KL_ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char ch = (unsigned char)u[i];
+        if (ch < 0x21 || ch == 0x7f)
+            return KL_EINVAL;
+        if (ch == '/' && o > 0 && r->path[o - 1] == '/')
+            continue;
+        r->path[o++] = (char)ch;
+    }
+    if (o > 1 && r->path[o - 1] == '/')
+        o--;
+    r->path[o] = '\0';
+    if (q) {
+        size_t qlen = n - (size_t)(q - u) - 1;
+        const char *qh = memchr(q + 1, '#', qlen);
+        if (qh)
+            qlen = (size_t)(qh - q - 1);
+        r->query = kl_strndup(q + 1, qlen);
+    } else {
+        r->query = strdup("");
+    }
+    return r->query ? 0 : KL_ENOMEM;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn *c = p->data;
+    kl_http_req *r = c->req;
+    if (kl_buf_append(&r->raw, "", 1) != 0)
+        return header_too_large(c);
+    const char *m = http_method_str((enum http_method)p->method);
+    snprintf(r->method, sizeof(r->method), "%s", m);
+    if (split_target(r) != 0) {
+        c->error_status = 400;
+        c->error_code = "BadRequest";
+        c->error_msg = "The request target is malformed.";
+        return -1;
+    }
+    /* http_parser already refuses Content-Length together with chunked encoding and
+     * conflicting Content-Length values; a second Transfer-Encoding or a Transfer-Encoding
+     * other than chunked is refused here so no front proxy can read the body differently. */
+    if (kl_http_req_header_count(r, "transfer-encoding") > 1 ||
+        (kl_http_req_header_count(r, "transfer-encoding") == 1 && !(p->flags & F_CHUNKED)) ||
+        kl_http_req_header_count(r, "content-length") > 1 ||
+        kl_http_req_header_count(r, "host") > 1) {
+        c->error_status = 400;
+        c->error_code = "BadRequest";
+        c->error_msg = "Conflicting or duplicate framing headers.";
+        return -1;
+    }
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > KL_MAX_BODY_BYTES) {
+        c->error_status = 413;
+        c->error_code = "RequestEntityTooLarge";
+        c->error_msg = "The request body is too large.";
+        return -1;
+    }
+    c->keep_alive = http_should_keep_alive(p) != 0;
+    const char *expect = kl_http_req_header(r, "expect");
+    if (expect) {
+        if (!kl_str_ieq(expect, "100-continue")) {
+            c->error_status = 417;
+            c->error_code = "ExpectationFailed";
+            c->error_msg = "Only 'Expect: 100-continue' is supported.";
+            return -1;
+        }
+        if (p->http_major == 1 && p->http_minor >= 1)
+            evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    c->state = ST_READING;
+    timer_set(c, KL_BODY_TIMEOUT_MS);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    if (kl_buf_append(&c->req->body, at, len) != 0) {
+        c->error_status = 413;
+        c->error_code = "RequestEntityTooLarge";
+        c->error_msg = "The request body is too large.";
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn *c = p->data;
+    c->state = ST_HANDLING;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ----------------------------------------------------------- connection events */
+
+static void dispatch(conn *c)
+{
+    kl_http_req *r = c->req;
+    evtimer_del(c->timer);
+    if (!r->body.data)
+        kl_buf_append(&r->body, "", 0);
+    c->t->server->cfg.handler(r, c->t->server->cfg.handler_arg);
+}
+
+static void parse_error(conn *c)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->error_status) {
+        refuse(c, c->error_status, c->error_code, c->error_msg);
+        return;
+    }
+    switch (e) {
+    case HPE_HEADER_OVERFLOW:
+        refuse(c, 431, "RequestHeaderFieldsTooLarge", "The request headers are too large.");
+        break;
+    case HPE_INVALID_METHOD:
+        refuse(c, 501, "NotImplemented", "The request method is not supported.");
+        break;
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+    case HPE_INVALID_CONTENT_LENGTH:
+        refuse(c, 400, "BadRequest", "Conflicting or invalid Content-Length.");
+        break;
+    default: {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Malformed HTTP request (%s).", http_errno_name(e));
+        /* msg is a stack buffer: refuse() copies it into the response body at once. */
+        kl_http_req *r = c->req;
+        if (!r) {
+            r = req_new(c);
+            if (!r) {
+                conn_free(c);
+                return;
+            }
+            c->req = r;
+        }
+        c->keep_alive = false;
+        if (!r->path)
+            r->path = strdup("");
+        kl_http_respond_error(r, 400, "BadRequest", msg);
+    }
+    }
+}
+
+static void process_input(conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->state == ST_IDLE || c->state == ST_READING) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        if (c->state == ST_IDLE) {
+            c->state = ST_READING;
+            timer_set(c, KL_HEADER_TIMEOUT_MS);
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t n = http_parser_execute(&c->parser, &parser_settings, v.iov_base, v.iov_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            evbuffer_drain(in, n);
+            http_parser_pause(&c->parser, 0);
+            dispatch(c);
+            return;
+        }
+        if (e != HPE_OK) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            parse_error(c);
+            return;
+        }
+        evbuffer_drain(in, n);
+    }
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn *c = arg;
+    if (c->state == ST_HANDLING || c->state == ST_CLOSING) {
+        /* Bytes of a pipelined request wait; a flood is bounded by the read watermark. */
+        return;
+    }
+    process_input(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    conn *c = arg;
+    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->state == ST_CLOSING) {
+        if (left == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->req && c->req->drain_cb && left <= KL_MAX_OUTPUT_BUFFER / 2) {
+        void (*cb)(void *) = c->req->drain_cb;
+        c->req->drain_cb = NULL;
+        cb(c->req->drain_arg);
+        return;
+    }
+    if (c->state == ST_IDLE && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        process_input(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (what & BEV_EVENT_ERROR) {
+            /* TLS handshake failures land here: drain OpenSSL's error queue so it does not
+             * leak into the next connection on this thread. */
+            ERR_clear_error();
+        }
+        if ((what & BEV_EVENT_EOF) && c->state == ST_READING && c->req &&
+            HTTP_PARSER_ERRNO(&c->parser) == HPE_OK) {
+            /* A close-delimited body is not allowed in requests; EOF mid-request is an
+             * abandoned request. */
+        }
+        conn_free(c);
+    }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->state == ST_READING) {
+        bufferevent_disable(c->bev, EV_READ);
+        refuse(c, 408, "RequestTimeout", "The request was not received in time.");
+        return;
+    }
+    conn_free(c);
+}
+
+static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, long peer_uid,
+                          bool admin_ok)
+{
+    conn *c = NULL;
+    if (t->draining || t->nconns >= KL_MAX_CONNECTIONS) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->t = t;
+    c->ls = ls;
+    c->peer_uid = peer_uid;
+    c->admin_ok = admin_ok;
+    evutil_make_socket_nonblocking(fd);
+    if (ls->tls) {
+        SSL *ssl = SSL_new(ls->tls);
+        if (!ssl) {
+            evutil_closesocket(fd);
+            free(c);
+            return;
+        }
+        c->bev = bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    c->timer = evtimer_new(t->base, timer_cb, c);
+    if (!c->timer) {
+        bufferevent_free(c->bev);
+        free(c);
+        return;
+    }
+    c->next = t->conns;
+    if (t->conns)
+        t->conns->prev = c;
+    t->conns = c;
+    t->nconns++;
+    kl_metrics_connection(t->server->cfg.metrics, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->state = ST_IDLE;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* Stop reading once this much is queued while a request is being handled. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES + 65536);
+    struct timeval wto = {KL_WRITE_TIMEOUT_MS / 1000, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &wto);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* The first request's headers (and the TLS handshake) must arrive within this. */
+    timer_set(c, KL_HEADER_TIMEOUT_MS);
+    if (ls->is_unix && !admin_ok) {
+        c->req = req_new(c);
+        if (!c->req) {
+            conn_free(c);
+            return;
+        }
+        c->req->path = strdup("");
+        c->keep_alive = false;
+        c->req->auth_fail = KL_AUTHFAIL_PEER;
+        c->state = ST_HANDLING;
+        kl_http_respond_error(c->req, 403, "Forbidden",
+                              "Only root or the daemon's own user may use the admin socket.");
+    }
+}
+
+typedef struct accept_arg accept_arg;
+
+static void accept_tcp_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int socklen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)socklen;
+    accept_arg *a = arg;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    accept_common(a->t, a->ls, fd, -1, false);
+}
+
+static void accept_unix_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int socklen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)socklen;
+    accept_arg *a = arg;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    long uid = -1;
+    bool ok = false;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        uid = (long)cred.uid;
+        ok = cred.uid == 0 || cred.uid == geteuid();
+    }
+    accept_common(a->t, a->ls, fd, uid, ok);
+}
+
+/* ------------------------------------------------------------------ accessors */
+
+const char *kl_http_req_method(const kl_http_req *r)
+{
+    return r->method;
+}
+
+const char *kl_http_req_path(const kl_http_req *r)
+{
+    return r->path ? r->path : "";
+}
+
+const char *kl_http_req_query(const kl_http_req *r)
+{
+    return r->query ? r->query : "";
+}
+
+const char *kl_http_req_query_param(kl_http_req *r, const char *name)
+{
+    if (!r->qparams) {
+        r->qparams = calloc(1, sizeof(*r->qparams));
+        if (!r->qparams)
+            return NULL;
+        TAILQ_INIT(r->qparams);
+        if (r->query && r->query[0] && evhttp_parse_query_str(r->query, r->qparams) != 0) {
+            /* A malformed query yields no parameters rather than a partial set. */
+            evhttp_clear_headers(r->qparams);
+        }
+    }
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, r->qparams, next)
+    {
+        if (strcmp(kv->key, name) == 0)
+            return kv->value;
+    }
+    return NULL;
+}
+
+/* Values live in r->raw, each followed by a NUL the parser callbacks put there. */
+static const char *header_value(const kl_http_req *r, const header *h)
+{
+    char *v = r->raw.data + h->val_off;
+    if (h->val_len == 0)
+        return "";
+    return v;
+}
+
+static bool header_is(const kl_http_req *r, const header *h, const char *name)
+{
+    return kl_str_ieqn(r->raw.data + h->name_off, h->name_len, name, strlen(name));
+}
+
+const char *kl_http_req_header(const kl_http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nheaders; i++) {
+        if (header_is(r, &r->headers[i], name))
+            return header_value(r, &r->headers[i]);
+    }
+    return NULL;
+}
+
+int kl_http_req_header_count(const kl_http_req *r, const char *name)
+{
+    int n = 0;
+    for (int i = 0; i < r->nheaders; i++)
+        if (header_is(r, &r->headers[i], name))
+            n++;
+    return n;
+}
+
+const unsigned char *kl_http_req_body(const kl_http_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return (const unsigned char *)(r->body.data ? r->body.data : "");
+}
+
+kl_face kl_http_req_face(const kl_http_req *r)
+{
+    return r->conn->ls->face;
+}
+
+bool kl_http_req_is_admin(const kl_http_req *r)
+{
+    return r->conn->ls->is_unix && r->conn->admin_ok;
+}
+
+long kl_http_req_peer_uid(const kl_http_req *r)
+{
+    return r->conn->peer_uid;
+}
+
+const char *kl_http_req_id(const kl_http_req *r)
+{
+    return r->id;
+}
+
+struct event_base *kl_http_req_base(const kl_http_req *r)
+{
+    return r->conn->t->base;
+}
+
+void *kl_http_req_thread_state(const kl_http_req *r)
+{
+    return r->conn->t->state;
+}
+
+void kl_http_req_set_route(kl_http_req *r, kl_route route)
+{
+    r->route = route;
+}
+
+void kl_http_req_auth_failed(kl_http_req *r, kl_auth_fail kind)
+{
+    r->auth_fail = (int)kind;
+}
+
+void kl_http_req_log_field(kl_http_req *r, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    if (!r->log_fields)
+        r->log_fields = json_object();
+    if (r->log_fields)
+        json_object_set_new(r->log_fields, key, json_string(value));
+}
+
+/* ------------------------------------------------------------------ answering */
+
+static bool reserved_header(const char *name)
+{
+    return kl_str_ieq(name, "content-length") || kl_str_ieq(name, "transfer-encoding") ||
+           kl_str_ieq(name, "connection") || kl_str_ieq(name, "date");
+}
+
+void kl_http_set_header(kl_http_req *r, const char *name, const char *value)
+{
+    if (r->responded || reserved_header(name))
+        return;
+    /* Refuse CR/LF so no caller can split the response. */
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return;
+    kl_buf_appendf(&r->resp_headers, "%s: %s\r\n", name, value);
+}
+
+void kl_http_respond(kl_http_req *r, int status, const char *content_type, const void *body,
+                     size_t len)
+{
+    if (r->responded)
+        return;
+    char framing[48];
+    snprintf(framing, sizeof(framing), "Content-Length: %zu", len);
+    write_head(r, status, content_type, framing);
+    if (len && strcmp(r->method, "HEAD") != 0)
+        evbuffer_add(bufferevent_get_output(r->conn->bev), body, len);
+    req_finished(r);
+}
+
+void kl_http_respond_json(kl_http_req *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!s) {
+        static const char fallback[] =
+            "{\"error\":{\"code\":\"InternalServerError\",\"message\":\"Internal error.\"}}";
+        kl_http_respond(r, 500, "application/json", fallback, sizeof(fallback) - 1);
+        return;
+    }
+    kl_http_respond(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void kl_http_respond_error(kl_http_req *r, int status, const char *code, const char *message)
+{
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    kl_http_respond_json(r, status, e);
+}
+
+int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type)
+{
+    if (r->responded)
+        return KL_EINVAL;
+    r->streaming = true;
+    write_head(r, status, content_type, "Transfer-Encoding: chunked");
+    return 0;
+}
+
+int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
+{
+    if (!r->streaming || r->finished)
+        return KL_EIO;
+    if (len == 0)
+        return 0;
+    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
+    evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    return 0;
+}
+
+void kl_http_stream_end(kl_http_req *r)
+{
+    if (!r->streaming || r->finished)
+        return;
+    evbuffer_add(bufferevent_get_output(r->conn->bev), "0\r\n\r\n", 5);
+    req_finished(r);
+}
+
+size_t kl_http_stream_pending(const kl_http_req *r)
+{
+    return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
+}
+
+void kl_http_req_on_drain(kl_http_req *r, void (*cb)(void *arg), void *arg)
+{
+    r->drain_cb = cb;
+    r->drain_arg = arg;
+    bufferevent_setwatermark(r->conn->bev, EV_WRITE, KL_MAX_OUTPUT_BUFFER / 2, 0);
+}
+
+void kl_http_req_on_abort(kl_http_req *r, void (*cb)(void *arg), void *arg)
+{
+    r->abort_cb = cb;
+    r->abort_arg = arg;
+}
+
+/* --------------------------------------------------------------- server setup */
+
+kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg)
+{
+    if (!cfg || !cfg->handler || cfg->workers < 1 || cfg->workers > MAX_WORKERS)
+        return NULL;
+    kl_http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->workers = calloc((size_t)cfg->workers, sizeof(thread_ctx));
+    if (!s->workers) {
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < MAX_LISTENERS; i++)
+        for (int w = 0; w < MAX_WORKERS; w++)
+            s->listeners[i].fds[w] = -1;
+    /* Process-wide, idempotent set-up of the libraries the server relies on. */
+    evthread_use_pthreads();
+    http_parser_set_max_header_size(KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
+    memset(&parser_settings, 0, sizeof(parser_settings));
+    parser_settings.on_message_begin = on_message_begin;
+    parser_settings.on_url = on_url;
+    parser_settings.on_header_field = on_header_field;
+    parser_settings.on_header_value = on_header_value;
+    parser_settings.on_headers_complete = on_headers_complete;
+    parser_settings.on_body = on_body;
+    parser_settings.on_message_complete = on_message_complete;
+    return s;
+}
+
+/* Parses "a.b.c.d:port", "[v6]:port" or "localhost:port" (port 0 allowed). */
+static int parse_hostport(const char *hp, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    memset(ss, 0, sizeof(*ss));
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp)
+        return KL_EINVAL;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!end || *end || end == colon + 1 || port < 0 || port > 65535)
+        return KL_EINVAL;
+    char host[64];
+    size_t hl = (size_t)(colon - hp);
+    if (hp[0] == '[') {
+        if (hl < 3 || hp[hl - 1] != ']' || hl - 2 >= sizeof(host))
+            return KL_EINVAL;
+        memcpy(host, hp + 1, hl - 2);
+        host[hl - 2] = '\0';
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            return KL_EINVAL;
+        *sslen = sizeof(*s6);
+        return 0;
+    }
+    if (hl >= sizeof(host))
+        return KL_EINVAL;
+    memcpy(host, hp, hl);
+    host[hl] = '\0';
+    if (!strcmp(host, "localhost"))
+        memcpy(host, "127.0.0.1", 10);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+        return KL_EINVAL;
+    *sslen = sizeof(*s4);
+    return 0;
+}
+
+static int bind_tcp(const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, sslen) != 0 || listen(fd, 1024) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls,
+                              kl_face face, int *bound_port)
+{
+    if (s->nlisteners >= MAX_LISTENERS)
+        return KL_ETOOBIG;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (parse_hostport(hostport, &ss, &sslen) != 0)
+        return KL_EINVAL;
+    listener_spec *ls = &s->listeners[s->nlisteners];
+    for (int w = 0; w < s->cfg.workers; w++) {
+        int fd = bind_tcp(&ss, sslen);
+        if (fd < 0) {
+            int err = errno;
+            for (int j = 0; j < w; j++) {
+                close(ls->fds[j]);
+                ls->fds[j] = -1;
+            }
+            kl_log(KL_LOG_ERROR, "listen_failed", "address", hostport, "reason", strerror(err),
+                   NULL);
+            return KL_EIO;
+        }
+        ls->fds[w] = fd;
+        if (w == 0) {
+            /* Port 0: every other worker binds the port the kernel chose. */
+            struct sockaddr_storage got;
+            socklen_t gl = sizeof(got);
+            getsockname(fd, (struct sockaddr *)&got, &gl);
+            int port = got.ss_family == AF_INET6
+                           ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
+                           : ntohs(((struct sockaddr_in *)&got)->sin_port);
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+            if (bound_port)
+                *bound_port = port;
+        }
+    }
+    ls->is_unix = false;
+    ls->face = face;
+    if (tls) {
+        SSL_CTX_up_ref(tls);
+        ls->tls = tls;
+    }
+    s->nlisteners++;
+    return 0;
+}
+
+int kl_http_server_listen_unix(kl_http_server *s, const char *path, kl_face face)
+{
+    if (s->nlisteners >= MAX_LISTENERS)
+        return KL_ETOOBIG;
+    listener_spec *ls = &s->listeners[s->nlisteners];
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path))
+        return KL_ETOOBIG;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return KL_EEXIST;
+        unlink(path); /* a stale socket from an earlier run */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return KL_EIO;
+    /* The socket file is created 0600 from the start: no window where others can connect. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (rc != 0 || listen(fd, 128) != 0) {
+        close(fd);
+        return KL_EIO;
+    }
+    ls->is_unix = true;
+    ls->face = face;
+    ls->fds[0] = fd;
+    snprintf(ls->path, sizeof(ls->path), "%s", path);
+    s->nlisteners++;
+    return 0;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    thread_ctx *t = arg;
+    t->draining = true;
+    for (int i = 0; i < MAX_LISTENERS; i++) {
+        if (t->listeners[i]) {
+            evconnlistener_free(t->listeners[i]);
+            t->listeners[i] = NULL;
+        }
+    }
+    /* Idle keep-alive connections go now; busy ones close after their response. */
+    conn *c = t->conns;
+    while (c) {
+        conn *next = c->next;
+        if (c->state == ST_IDLE)
+            conn_free(c);
+        c = next;
+        if (!t->conns)
+            break;
+    }
+    if (t->nconns == 0) {
+        event_base_loopbreak(t->base);
+        return;
+    }
+    struct timeval tv = {t->server->grace_ms / 1000, (t->server->grace_ms % 1000) * 1000};
+    evtimer_add(t->grace_ev, &tv);
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    thread_ctx *t = arg;
+    event_base_loopbreak(t->base);
+}
+
+static void *thread_main(void *arg)
+{
+    thread_ctx *t = arg;
+    kl_http_server *s = t->server;
+    if (s->cfg.thread_init)
+        t->state = s->cfg.thread_init(t->index, t->base, s->cfg.thread_arg);
+    event_base_loop(t->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    /* Whatever is still open after the grace period is cut off. */
+    while (t->conns)
+        conn_free(t->conns);
+    if (s->cfg.thread_fini)
+        s->cfg.thread_fini(t->state, s->cfg.thread_arg);
+    return NULL;
+}
+
+static int thread_setup(kl_http_server *s, thread_ctx *t, int index)
+{
+    t->server = s;
+    t->index = index;
+    t->base = event_base_new();
+    if (!t->base)
+        return KL_ENOMEM;
+    t->stop_ev = event_new(t->base, -1, 0, stop_cb, t);
+    t->grace_ev = evtimer_new(t->base, grace_cb, t);
+    if (!t->stop_ev || !t->grace_ev)
+        return KL_ENOMEM;
+    for (int i = 0; i < s->nlisteners; i++) {
+        listener_spec *ls = &s->listeners[i];
+        bool mine = ls->is_unix ? index < 0 : index >= 0;
+        if (!mine)
+            continue;
+        int fd = ls->is_unix ? ls->fds[0] : ls->fds[index];
+        t->accept_args[i].t = t;
+        t->accept_args[i].ls = ls;
+        t->listeners[i] = evconnlistener_new(t->base, ls->is_unix ? accept_unix_cb : accept_tcp_cb,
+                                             &t->accept_args[i], LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (!t->listeners[i])
+            return KL_EIO;
+        if (ls->is_unix)
+            ls->fds[0] = -1;
+        else
+            ls->fds[index] = -1;
+    }
+    return 0;
+}
+
+int kl_http_server_start(kl_http_server *s)
+{
+    int rc = thread_setup(s, &s->control, -1);
+    if (rc)
+        return rc;
+    for (int w = 0; w < s->cfg.workers; w++) {
+        rc = thread_setup(s, &s->workers[w], w);
+        if (rc)
+            return rc;
+    }
+    if (pthread_create(&s->control.thread, NULL, thread_main, &s->control) != 0)
+        return KL_EIO;
+    s->control.started = true;
+    for (int w = 0; w < s->cfg.workers; w++) {
+        if (pthread_create(&s->workers[w].thread, NULL, thread_main, &s->workers[w]) != 0)
+            return KL_EIO;
+        s->workers[w].started = true;
+    }
+    return 0;
+}
+
+void kl_http_server_stop(kl_http_server *s, int grace_ms)
+{
+    if (atomic_exchange(&s->stopping, true))
+        return;
+    s->grace_ms = grace_ms;
+    for (int w = 0; w < s->cfg.workers; w++)
+        if (s->workers[w].started)
+            event_active(s->workers[w].stop_ev, EV_TIMEOUT, 1);
+    if (s->control.started)
+        event_active(s->control.stop_ev, EV_TIMEOUT, 1);
+    for (int w = 0; w < s->cfg.workers; w++)
+        if (s->workers[w].started) {
+            pthread_join(s->workers[w].thread, NULL);
+            s->workers[w].started = false;
+        }
+    if (s->control.started) {
+        pthread_join(s->control.thread, NULL);
+        s->control.started = false;
+    }
+}
+
+static void thread_free(thread_ctx *t)
+{
+    for (int i = 0; i < MAX_LISTENERS; i++)
+        if (t->listeners[i])
+            evconnlistener_free(t->listeners[i]);
+    if (t->stop_ev)
+        event_free(t->stop_ev);
+    if (t->grace_ev)
+        event_free(t->grace_ev);
+    if (t->base)
+        event_base_free(t->base);
+}
+
+void kl_http_server_free(kl_http_server *s)
+{
+    if (!s)
+        return;
+    kl_http_server_stop(s, 0);
+    for (int w = 0; w < s->cfg.workers; w++)
+        thread_free(&s->workers[w]);
+    thread_free(&s->control);
+    for (int i = 0; i < s->nlisteners; i++) {
+        listener_spec *ls = &s->listeners[i];
+        for (int w = 0; w < MAX_WORKERS; w++)
+            if (ls->fds[w] >= 0)
+                close(ls->fds[w]);
+        if (ls->is_unix && ls->path[0])
+            unlink(ls->path);
+        if (ls->tls)
+            SSL_CTX_free(ls->tls);
+    }
+    free(s->workers);
+    free(s);
+}

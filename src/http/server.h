@@ -1,0 +1,127 @@
+/* The HTTP/1.1 server every face of keylessd is served by: libevent bufferevents (with
+ * OpenSSL for TLS), one event base per worker thread, http_parser for framing, and the
+ * limits in common/limits.h. Every refusal the server makes itself (malformed request,
+ * oversized header or body, timeouts) is a JSON body {"error":{"code","message"}}.
+ *
+ * Requests on a connection are handled one at a time (pipelined requests wait). A
+ * handler may answer at once or later (asynchronously, from the same worker thread):
+ * the request stays valid until it is answered or aborted. */
+#ifndef KL_HTTP_SERVER_H
+#define KL_HTTP_SERVER_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/metrics.h"
+
+/* Which face a listener serves; handlers route on it. */
+typedef enum kl_face {
+    KL_FACE_PUBLIC = 0, /* TLS: gateway, token service, control plane (bearer only) */
+    KL_FACE_IMDS,       /* loopback plain HTTP: managed identity endpoint */
+    KL_FACE_ADMIN,      /* Unix socket: control plane, root-equivalent */
+    KL_FACE_METRICS     /* optional plain listener for /metrics */
+} kl_face;
+
+typedef struct kl_http_server kl_http_server;
+typedef struct kl_http_req kl_http_req;
+
+typedef void (*kl_http_handler_fn)(kl_http_req *req, void *arg);
+/* Called once per worker thread at start (index 0..n-1, or -1 for the control thread)
+ * so components can build per-thread state on that thread's event base. Returns the
+ * per-thread pointer that kl_http_req_thread_state() gives back. */
+typedef void *(*kl_http_thread_init_fn)(int index, struct event_base *base, void *arg);
+typedef void (*kl_http_thread_fini_fn)(void *state, void *arg);
+
+typedef struct kl_http_server_cfg {
+    int workers;                      /* worker threads for TCP listeners (>= 1) */
+    kl_http_handler_fn handler;       /* called for every complete request */
+    void *handler_arg;
+    kl_http_thread_init_fn thread_init; /* may be NULL */
+    kl_http_thread_fini_fn thread_fini; /* may be NULL */
+    void *thread_arg;
+    kl_metrics *metrics;              /* may be NULL */
+    bool access_log;                  /* one JSON "request" log line per request */
+} kl_http_server_cfg;
+
+/* Creates a server; nothing listens until kl_http_server_start. NULL on failure. */
+kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg);
+
+/* Adds a TCP listener on "host:port" (IPv4, or [IPv6]:port). tls may be NULL (plain);
+ * the server takes a reference to it. Every worker listens (SO_REUSEPORT). Returns 0 or
+ * a kl_err; on success *bound_port receives the actual port (for port 0). */
+int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls,
+                              kl_face face, int *bound_port);
+/* Adds a Unix-socket listener served by the control thread. The socket file is created
+ * 0600; each connection's peer credentials are read (SO_PEERCRED) and only uid 0 or the
+ * daemon's own uid is served (others get a JSON 403 and the connection closes). */
+int kl_http_server_listen_unix(kl_http_server *s, const char *path, kl_face face);
+
+/* Starts the worker threads and the control thread. 0 or a kl_err. */
+int kl_http_server_start(kl_http_server *s);
+/* Graceful stop: closes listeners, lets in-flight requests finish (up to grace_ms),
+ * joins the threads. Safe to call from a signal-handling thread (not a worker). */
+void kl_http_server_stop(kl_http_server *s, int grace_ms);
+void kl_http_server_free(kl_http_server *s);
+
+/* --- request accessors (valid until the request is answered or aborted) --- */
+const char *kl_http_req_method(const kl_http_req *r);
+/* The path with duplicate slashes collapsed and a trailing slash removed ("/" stays);
+ * not percent-decoded. */
+const char *kl_http_req_path(const kl_http_req *r);
+/* Raw query string without '?', or "" if none. */
+const char *kl_http_req_query(const kl_http_req *r);
+/* Decoded value of the first query parameter called name (case-sensitive), or NULL. */
+const char *kl_http_req_query_param(kl_http_req *r, const char *name);
+/* Value of the first header called name (case-insensitive), or NULL. */
+const char *kl_http_req_header(const kl_http_req *r, const char *name);
+/* Number of headers called name (to detect duplicates). */
+int kl_http_req_header_count(const kl_http_req *r, const char *name);
+const unsigned char *kl_http_req_body(const kl_http_req *r, size_t *len);
+kl_face kl_http_req_face(const kl_http_req *r);
+/* True for Unix-socket connections whose peer passed the uid check. */
+bool kl_http_req_is_admin(const kl_http_req *r);
+/* Peer uid on Unix sockets; -1 otherwise. */
+long kl_http_req_peer_uid(const kl_http_req *r);
+/* A per-request GUID, also sent back as the x-ms-request-id and apim-request-id headers. */
+const char *kl_http_req_id(const kl_http_req *r);
+struct event_base *kl_http_req_base(const kl_http_req *r);
+void *kl_http_req_thread_state(const kl_http_req *r);
+/* Labels the request for metrics (default KL_ROUTE_OTHER). */
+void kl_http_req_set_route(kl_http_req *r, kl_route route);
+/* Records an authentication failure for metrics and the access log. */
+void kl_http_req_auth_failed(kl_http_req *r, kl_auth_fail kind);
+/* Adds a field to this request's access-log line (value copied). Never a secret. */
+void kl_http_req_log_field(kl_http_req *r, const char *key, const char *value);
+
+/* --- answering --- */
+/* Adds a response header (copied). Content-Length, Transfer-Encoding, Connection and
+ * Date are the server's own and are ignored here. */
+void kl_http_set_header(kl_http_req *r, const char *name, const char *value);
+/* Sends a complete response; the request is finished and must not be used again. */
+void kl_http_respond(kl_http_req *r, int status, const char *content_type, const void *body,
+                     size_t len);
+/* Sends body as application/json; takes ownership of body. */
+void kl_http_respond_json(kl_http_req *r, int status, json_t *body);
+/* Sends {"error":{"code":code,"message":message}} as application/json. */
+void kl_http_respond_error(kl_http_req *r, int status, const char *code, const char *message);
+
+/* Streaming (chunked transfer encoding). begin sends the status line and headers;
+ * write queues bytes (returns 0, or KL_EIO if the client is gone); end finishes the
+ * response. */
+int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type);
+int kl_http_stream_write(kl_http_req *r, const void *data, size_t len);
+void kl_http_stream_end(kl_http_req *r);
+/* Bytes queued to the client but not yet written (for backpressure). */
+size_t kl_http_stream_pending(const kl_http_req *r);
+/* cb runs when the queued output drops below half of KL_MAX_OUTPUT_BUFFER. */
+void kl_http_req_on_drain(kl_http_req *r, void (*cb)(void *arg), void *arg);
+/* cb runs if the connection dies before the response is finished; afterwards the
+ * request is gone and must not be touched (the server frees it after cb returns). */
+void kl_http_req_on_abort(kl_http_req *r, void (*cb)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,70 @@
+/* The immutable snapshot the hot path reads: everything a request needs to be
+ * authenticated and served, built from the store after each committed change and
+ * published by an atomic pointer swap. Readers never touch the store.
+ *
+ * Lifetime: kl_snapshot_acquire() returns a counted reference that stays valid (and
+ * unchanged) until kl_snapshot_release(), however many newer snapshots are published
+ * meanwhile. Every pointer obtained from a snapshot lives as long as that reference. */
+#ifndef KL_POLICY_SNAPSHOT_H
+#define KL_POLICY_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kl_snapshot kl_snapshot;
+typedef struct kl_snapshot_holder kl_snapshot_holder;
+
+typedef struct kl_account {
+    const char *id;             /* full ARM id, as created (case preserved) */
+    const char *name;           /* account name; unique across the daemon (case-insensitive) */
+    const char *subscription;
+    const char *resource_group;
+    const char *location;
+    bool disable_local_auth;    /* true: API keys get 403 AuthenticationTypeDisabled */
+} kl_account;
+
+typedef enum kl_backend_kind { KL_BACKEND_ECHO = 0, KL_BACKEND_UPSTREAM } kl_backend_kind;
+
+typedef struct kl_deployment {
+    const kl_account *account;
+    const char *name;           /* deployment name (the OpenAI "model" on v1 routes) */
+    const char *model_name;     /* properties.model.name as given (may be "") */
+    kl_backend_kind backend;
+    /* Upstream only (NULL for echo): base URL such as "http://127.0.0.1:8000/v1" (the
+     * OpenAI route, e.g. "/chat/completions", is appended), the model name sent
+     * upstream, and the unsealed credential sent as "Authorization: Bearer" (or NULL). */
+    const char *upstream_url;
+    const char *upstream_model;
+    const char *upstream_credential;
+} kl_deployment;
+
+/* --- publishing (control thread) and reading (any thread) --- */
+kl_snapshot_holder *kl_snapshot_holder_new(void);
+/* Frees the holder and releases its current snapshot. */
+void kl_snapshot_holder_free(kl_snapshot_holder *h);
+/* Makes s current; takes ownership of the caller's reference to s. */
+void kl_snapshot_publish(kl_snapshot_holder *h, kl_snapshot *s);
+/* Returns a new reference to the current snapshot, or NULL before the first publish. */
+kl_snapshot *kl_snapshot_acquire(kl_snapshot_holder *h);
+/* Cheap check for readers that cache a reference: the generation of the current one. */
+uint64_t kl_snapshot_holder_generation(const kl_snapshot_holder *h);
+void kl_snapshot_retain(kl_snapshot *s);
+void kl_snapshot_release(kl_snapshot *s);
+uint64_t kl_snapshot_generation(const kl_snapshot *s);
+
+/* --- lookups (O(1) hash lookups; never NULL-dereference on NULL input) --- */
+/* Account by name, case-insensitive. NULL if none. */
+const kl_account *kl_snapshot_account(const kl_snapshot *s, const char *name, size_t len);
+/* Deployment of an account by name (case-sensitive as in Azure). NULL if none. */
+const kl_deployment *kl_snapshot_deployment(const kl_snapshot *s, const kl_account *a,
+                                            const char *name, size_t len);
+/* The deployments of an account, in name order; *out points into the snapshot. */
+size_t kl_snapshot_deployments(const kl_snapshot *s, const kl_account *a,
+                               const kl_deployment *const **out);
+/* API key lookup by its index (kl_apikey_index). On a match (compared in constant time
+ * over all 32 bytes) sets *account and *slot (1 or 2) and returns true. */
+bool kl_snapshot_key_lookup(const kl_snapshot *s, const unsigned char index[32],
+                            const kl_account **account, int *slot);
+
+#endif
