@@ -105,8 +105,14 @@ static int b64_val(unsigned char c, bool url)
 /* One decoder for both alphabets; padding is optional but must be correct if present. */
 static int b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen, bool url)
 {
-    while (n > 0 && in[n - 1] == '=')
+    size_t pad = 0;
+    while (n > 0 && in[n - 1] == '=') {
         n--;
+        pad++;
+    }
+    /* Padding is optional, but when present it must complete the last quantum. */
+    if (pad && (pad > 2 || (n + pad) % 4 != 0))
+        return KL_EINVAL;
     if (n % 4 == 1)
         return KL_EINVAL;
     size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
