@@ -22,7 +22,6 @@
 #include "policy/snapshot.h"
 #include "store/store.h"
 
-#define KL_VERSION "0.1.0"
 #define STOP_GRACE_MS 10000
 
 /* Creates dir (0700) if missing; refuses one that others can write to, and tightens
@@ -125,12 +124,12 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    char cert[1024], key[1024];
+    char cert[1100], key[1100];
     if (cfg.tls_cert[0]) {
         snprintf(cert, sizeof(cert), "%s", cfg.tls_cert);
         snprintf(key, sizeof(key), "%s", cfg.tls_key);
     } else {
-        char tlsdir[1024];
+        char tlsdir[1040];
         snprintf(tlsdir, sizeof(tlsdir), "%s/tls", cfg.data_dir);
         char wildcard[300];
         snprintf(wildcard, sizeof(wildcard), "*.%s", cfg.account_domain);

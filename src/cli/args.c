@@ -1,0 +1,462 @@
+/* Command-line parsing for the keyless CLI; see args.h. Options are looked up in one
+ * table whatever their position, then checked against what the resolved command takes. */
+#include "cli/args.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+#define MAX_WORDS 8 /* noun + verb + positionals + room to name the first extra one */
+
+typedef enum opt_kind {
+    OPT_FLAG,    /* takes no value */
+    OPT_VALUE,   /* takes one value: --name VALUE or --name=VALUE */
+    OPT_BOOLISH, /* a flag that may be followed by true|false */
+} opt_kind;
+
+typedef enum opt_id {
+    O_DATA_DIR,
+    O_OUTPUT,
+    O_SUBSCRIPTION,
+    O_RESOURCE_GROUP,
+    O_HELP,
+    O_VERSION,
+    O_DISABLE_LOCAL_AUTH,
+    O_LOCATION,
+    O_KIND,
+    O_BACKEND,
+    O_MODEL,
+    O_UPSTREAM_MODEL,
+    O_CREDENTIAL_ENV,
+} opt_id;
+
+typedef struct opt_def {
+    const char *name; /* without the leading "--" */
+    char short_name;  /* 0 if none */
+    opt_kind kind;
+    opt_id id;
+    unsigned bit; /* KL_CLI_OPT_* for command options, 0 for global ones */
+} opt_def;
+
+static const opt_def OPTS[] = {
+    {"data-dir", 0, OPT_VALUE, O_DATA_DIR, 0},
+    {"output", 'o', OPT_VALUE, O_OUTPUT, 0},
+    {"subscription", 0, OPT_VALUE, O_SUBSCRIPTION, 0},
+    {"resource-group", 0, OPT_VALUE, O_RESOURCE_GROUP, 0},
+    {"help", 'h', OPT_FLAG, O_HELP, 0},
+    {"version", 0, OPT_FLAG, O_VERSION, 0},
+    {"disable-local-auth", 0, OPT_BOOLISH, O_DISABLE_LOCAL_AUTH, KL_CLI_OPT_DISABLE_LOCAL_AUTH},
+    {"location", 0, OPT_VALUE, O_LOCATION, KL_CLI_OPT_LOCATION},
+    {"kind", 0, OPT_VALUE, O_KIND, KL_CLI_OPT_KIND},
+    {"backend", 0, OPT_VALUE, O_BACKEND, KL_CLI_OPT_BACKEND},
+    {"model", 0, OPT_VALUE, O_MODEL, KL_CLI_OPT_MODEL},
+    {"upstream-model", 0, OPT_VALUE, O_UPSTREAM_MODEL, KL_CLI_OPT_UPSTREAM_MODEL},
+    {"credential-env", 0, OPT_VALUE, O_CREDENTIAL_ENV, KL_CLI_OPT_CREDENTIAL_ENV},
+};
+
+typedef struct cmd_def {
+    const char *noun;
+    const char *verb; /* NULL for a command without a verb */
+    kl_cli_cmd cmd;
+    size_t npos;
+    const char *pos_names[KL_CLI_MAX_POS];
+    unsigned opts; /* command options it accepts */
+} cmd_def;
+
+static const cmd_def CMDS[] = {
+    {"account",
+     "create",
+     KL_CLI_CMD_ACCOUNT_CREATE,
+     1,
+     {"NAME"},
+     KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_LOCATION | KL_CLI_OPT_KIND},
+    {"account", "update", KL_CLI_CMD_ACCOUNT_UPDATE, 1, {"NAME"}, KL_CLI_OPT_DISABLE_LOCAL_AUTH},
+    {"account", "show", KL_CLI_CMD_ACCOUNT_SHOW, 1, {"NAME"}, 0},
+    {"account", "list", KL_CLI_CMD_ACCOUNT_LIST, 0, {NULL}, 0},
+    {"account", "delete", KL_CLI_CMD_ACCOUNT_DELETE, 1, {"NAME"}, 0},
+    {"deployment",
+     "create",
+     KL_CLI_CMD_DEPLOYMENT_CREATE,
+     2,
+     {"ACCOUNT", "NAME"},
+     KL_CLI_OPT_BACKEND | KL_CLI_OPT_MODEL | KL_CLI_OPT_UPSTREAM_MODEL | KL_CLI_OPT_CREDENTIAL_ENV},
+    {"deployment", "show", KL_CLI_CMD_DEPLOYMENT_SHOW, 2, {"ACCOUNT", "NAME"}, 0},
+    {"deployment", "list", KL_CLI_CMD_DEPLOYMENT_LIST, 1, {"ACCOUNT"}, 0},
+    {"deployment", "delete", KL_CLI_CMD_DEPLOYMENT_DELETE, 2, {"ACCOUNT", "NAME"}, 0},
+    {"keys", "list", KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, 0},
+    {"keys", "regenerate", KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
+    {"health", NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+__attribute__((format(printf, 3, 4))) static int usage(char *err, size_t errlen, const char *fmt,
+                                                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen > 0)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return KL_EINVAL;
+}
+
+const char *kl_cli_cmd_name(kl_cli_cmd cmd)
+{
+    switch (cmd) {
+    case KL_CLI_CMD_NONE:
+        return "";
+    case KL_CLI_CMD_ACCOUNT_CREATE:
+        return "account create";
+    case KL_CLI_CMD_ACCOUNT_UPDATE:
+        return "account update";
+    case KL_CLI_CMD_ACCOUNT_SHOW:
+        return "account show";
+    case KL_CLI_CMD_ACCOUNT_LIST:
+        return "account list";
+    case KL_CLI_CMD_ACCOUNT_DELETE:
+        return "account delete";
+    case KL_CLI_CMD_DEPLOYMENT_CREATE:
+        return "deployment create";
+    case KL_CLI_CMD_DEPLOYMENT_SHOW:
+        return "deployment show";
+    case KL_CLI_CMD_DEPLOYMENT_LIST:
+        return "deployment list";
+    case KL_CLI_CMD_DEPLOYMENT_DELETE:
+        return "deployment delete";
+    case KL_CLI_CMD_KEYS_LIST:
+        return "keys list";
+    case KL_CLI_CMD_KEYS_REGENERATE:
+        return "keys regenerate";
+    case KL_CLI_CMD_HEALTH:
+        return "health";
+    }
+    return "";
+}
+
+static const opt_def *find_long(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NELEM(OPTS); i++)
+        if (strlen(OPTS[i].name) == n && memcmp(OPTS[i].name, name, n) == 0)
+            return &OPTS[i];
+    return NULL;
+}
+
+static const opt_def *find_short(char c)
+{
+    for (size_t i = 0; i < NELEM(OPTS); i++)
+        if (OPTS[i].short_name == c)
+            return &OPTS[i];
+    return NULL;
+}
+
+static const char *opt_name_of_bit(unsigned bit)
+{
+    for (size_t i = 0; i < NELEM(OPTS); i++)
+        if (OPTS[i].bit == bit)
+            return OPTS[i].name;
+    return "?";
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(v, "false") == 0) {
+        *out = false;
+        return 0;
+    }
+    return KL_EINVAL;
+}
+
+/* Stores one option value; shown is the option as the user wrote it, for messages. */
+static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char *v, char *err,
+                 size_t errlen)
+{
+    a->opts |= o->bit;
+    switch (o->id) {
+    case O_HELP:
+        a->help = true;
+        return 0;
+    case O_VERSION:
+        a->version = true;
+        return 0;
+    case O_OUTPUT:
+        if (strcmp(v, "json") == 0)
+            a->output = KL_CLI_OUTPUT_JSON;
+        else if (strcmp(v, "table") == 0)
+            a->output = KL_CLI_OUTPUT_TABLE;
+        else
+            return usage(err, errlen, "%s must be json or table, not '%s'", shown, v);
+        return 0;
+    case O_DISABLE_LOCAL_AUTH:
+        a->disable_local_auth = true;
+        a->disable_local_auth_valued = v != NULL;
+        if (v && parse_bool(v, &a->disable_local_auth) < 0)
+            return usage(err, errlen, "%s takes true or false, not '%s'", shown, v);
+        return 0;
+    default:
+        break;
+    }
+    /* The remaining options all take a value that must not be empty. */
+    if (v[0] == '\0')
+        return usage(err, errlen, "%s needs a non-empty value", shown);
+    switch (o->id) {
+    case O_DATA_DIR:
+        a->data_dir = v;
+        break;
+    case O_SUBSCRIPTION:
+        a->subscription = v;
+        break;
+    case O_RESOURCE_GROUP:
+        a->resource_group = v;
+        break;
+    case O_LOCATION:
+        a->location = v;
+        break;
+    case O_KIND:
+        a->kind = v;
+        break;
+    case O_BACKEND:
+        a->backend = v;
+        break;
+    case O_MODEL:
+        a->model = v;
+        break;
+    case O_UPSTREAM_MODEL:
+        a->upstream_model = v;
+        break;
+    case O_CREDENTIAL_ENV:
+        a->credential_env = v;
+        break;
+    default:
+        return usage(err, errlen, "internal error: unhandled option %s", shown);
+    }
+    return 0;
+}
+
+/* Handles argv[*i], an option; may consume argv[*i + 1] as its value. */
+static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, char *err,
+                        size_t errlen)
+{
+    const char *arg = argv[*i];
+    const opt_def *o = NULL;
+    const char *inline_val = NULL;
+
+    if (arg[1] == '-') {
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        o = find_long(name, n);
+        if (eq)
+            inline_val = eq + 1;
+    } else if (arg[2] == '\0') {
+        o = find_short(arg[1]);
+    }
+    if (!o) {
+        if (arg[1] == '-' && strchr(arg, '='))
+            return usage(err, errlen, "unknown option '%.*s'", (int)(strchr(arg, '=') - arg), arg);
+        return usage(err, errlen, "unknown option '%s'", arg);
+    }
+    /* Name the option as typed, without any "=value" (it might be long or sensitive). */
+    char shown[64];
+    if (arg[1] == '-')
+        snprintf(shown, sizeof(shown), "--%s", o->name);
+    else
+        snprintf(shown, sizeof(shown), "-%c", arg[1]);
+
+    switch (o->kind) {
+    case OPT_FLAG:
+        if (inline_val)
+            return usage(err, errlen, "%s takes no value", shown);
+        return apply(a, o, shown, NULL, err, errlen);
+    case OPT_BOOLISH:
+        if (!inline_val && *i + 1 < argc &&
+            (strcmp(argv[*i + 1], "true") == 0 || strcmp(argv[*i + 1], "false") == 0))
+            inline_val = argv[++*i];
+        return apply(a, o, shown, inline_val, err, errlen);
+    case OPT_VALUE:
+        if (!inline_val) {
+            /* A following option is a forgotten value, not the value. */
+            if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] != '\0'))
+                return usage(err, errlen, "%s needs a value", shown);
+            inline_val = argv[++*i];
+        }
+        return apply(a, o, shown, inline_val, err, errlen);
+    }
+    return usage(err, errlen, "internal error: bad option kind");
+}
+
+static const cmd_def *find_cmd(const char *noun, const char *verb)
+{
+    for (size_t i = 0; i < NELEM(CMDS); i++)
+        if (strcmp(CMDS[i].noun, noun) == 0 &&
+            (CMDS[i].verb == NULL || (verb && strcmp(CMDS[i].verb, verb) == 0)))
+            return &CMDS[i];
+    return NULL;
+}
+
+static bool known_noun(const char *noun, bool *has_verbs)
+{
+    for (size_t i = 0; i < NELEM(CMDS); i++)
+        if (strcmp(CMDS[i].noun, noun) == 0) {
+            *has_verbs = CMDS[i].verb != NULL;
+            return true;
+        }
+    return false;
+}
+
+static void list_verbs(const char *noun, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < NELEM(CMDS); i++) {
+        if (strcmp(CMDS[i].noun, noun) != 0 || !CMDS[i].verb)
+            continue;
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", CMDS[i].verb);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+static bool is_http_url(const char *s)
+{
+    return kl_str_istarts(s, "http://") || kl_str_istarts(s, "https://");
+}
+
+/* Checks that hold for one command whatever the server says. */
+static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size_t errlen)
+{
+    const char *name = kl_cli_cmd_name(c->cmd);
+    unsigned extra = a->opts & ~c->opts;
+    if (extra) {
+        unsigned bit = extra & ~(extra - 1);
+        return usage(err, errlen, "%s does not take --%s", name, opt_name_of_bit(bit));
+    }
+    for (size_t i = 0; i < c->npos; i++)
+        if (a->pos[i][0] == '\0')
+            return usage(err, errlen, "%s: %s must not be empty", name, c->pos_names[i]);
+
+    switch (c->cmd) {
+    case KL_CLI_CMD_ACCOUNT_UPDATE:
+        if (!a->disable_local_auth_valued)
+            return usage(err, errlen, "%s: missing --disable-local-auth true|false", name);
+        break;
+    case KL_CLI_CMD_DEPLOYMENT_CREATE: {
+        bool url = a->backend && strcmp(a->backend, "echo") != 0;
+        if (url && !is_http_url(a->backend))
+            return usage(err, errlen, "%s: --backend must be echo or an http:// or https:// URL",
+                         name);
+        if (!url && (a->opts & KL_CLI_OPT_UPSTREAM_MODEL))
+            return usage(err, errlen, "%s: --upstream-model needs --backend URL", name);
+        if (!url && (a->opts & KL_CLI_OPT_CREDENTIAL_ENV))
+            return usage(err, errlen, "%s: --credential-env needs --backend URL", name);
+        break;
+    }
+    case KL_CLI_CMD_KEYS_REGENERATE:
+        if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
+            return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err, size_t errlen)
+{
+    const char *words[MAX_WORDS];
+    size_t nwords = 0;
+    bool end_of_options = false;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (errlen > 0)
+        err[0] = '\0';
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!end_of_options && strcmp(arg, "--") == 0) {
+            end_of_options = true;
+            continue;
+        }
+        if (!end_of_options && arg[0] == '-' && arg[1] != '\0') {
+            if ((rc = parse_option(out, argc, argv, &i, err, errlen)) < 0)
+                return rc;
+            continue;
+        }
+        if (nwords == MAX_WORDS)
+            continue; /* already too many; the first extra one is named below */
+        words[nwords++] = arg;
+    }
+
+    if (nwords == 0) {
+        if (out->help || out->version)
+            return 0;
+        return usage(err, errlen, "no command given");
+    }
+
+    out->noun = words[0];
+    bool has_verbs = false;
+    if (!known_noun(out->noun, &has_verbs)) {
+        if (out->help)
+            return 0;
+        return usage(err, errlen, "unknown command '%s'", out->noun);
+    }
+    size_t first_pos = 1;
+    if (has_verbs) {
+        char verbs[128];
+        list_verbs(out->noun, verbs, sizeof(verbs));
+        if (nwords < 2) {
+            if (out->help)
+                return 0;
+            return usage(err, errlen, "'%s' needs a command: %s", out->noun, verbs);
+        }
+        out->verb = words[1];
+        first_pos = 2;
+    }
+    const cmd_def *c = find_cmd(out->noun, out->verb);
+    if (!c) {
+        if (out->help)
+            return 0;
+        char verbs[128];
+        list_verbs(out->noun, verbs, sizeof(verbs));
+        return usage(err, errlen, "unknown command '%s %s' (try: %s)", out->noun, out->verb, verbs);
+    }
+    out->cmd = c->cmd;
+    size_t given = nwords - first_pos;
+    for (size_t i = 0; i < given && i < KL_CLI_MAX_POS; i++)
+        out->pos[i] = words[first_pos + i];
+    out->npos = given < KL_CLI_MAX_POS ? given : KL_CLI_MAX_POS;
+    if (out->help)
+        return 0;
+    if (given < c->npos)
+        return usage(err, errlen, "%s: missing %s", kl_cli_cmd_name(c->cmd), c->pos_names[given]);
+    if (given > c->npos)
+        return usage(err, errlen, "%s: unexpected argument '%s'", kl_cli_cmd_name(c->cmd),
+                     words[first_pos + c->npos]);
+    return check_command(out, c, err, errlen);
+}
+
+int kl_cli_default_data_dir(bool is_root, const char *xdg_data_home, const char *home, char *out,
+                            size_t outlen)
+{
+    int n;
+    /* Keep in step with kl_config_default_data_dir in keylessd, or the CLI would look
+     * for the socket somewhere the daemon never put it. */
+    if (is_root)
+        n = snprintf(out, outlen, "/var/lib/keyless");
+    else if (xdg_data_home && xdg_data_home[0] == '/')
+        n = snprintf(out, outlen, "%s/keyless", xdg_data_home);
+    else
+        n = snprintf(out, outlen, "%s/.local/share/keyless", home && home[0] ? home : "/tmp");
+    if (n < 0 || (size_t)n >= outlen)
+        return KL_ETOOBIG;
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* Command-line parsing for the keyless CLI: global options (accepted before or after the
+ * command), the command itself (noun, verb, positional arguments) and its options, into
+ * one struct. Pure: no environment, no I/O, so every rule can be unit-tested. */
+#ifndef KL_CLI_ARGS_H
+#define KL_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KL_CLI_MAX_POS 2 /* most positional arguments any command takes */
+
+typedef enum kl_cli_cmd {
+    KL_CLI_CMD_NONE = 0, /* no command given (or only --help / --version) */
+    KL_CLI_CMD_ACCOUNT_CREATE,
+    KL_CLI_CMD_ACCOUNT_UPDATE,
+    KL_CLI_CMD_ACCOUNT_SHOW,
+    KL_CLI_CMD_ACCOUNT_LIST,
+    KL_CLI_CMD_ACCOUNT_DELETE,
+    KL_CLI_CMD_DEPLOYMENT_CREATE,
+    KL_CLI_CMD_DEPLOYMENT_SHOW,
+    KL_CLI_CMD_DEPLOYMENT_LIST,
+    KL_CLI_CMD_DEPLOYMENT_DELETE,
+    KL_CLI_CMD_KEYS_LIST,
+    KL_CLI_CMD_KEYS_REGENERATE,
+    KL_CLI_CMD_HEALTH
+} kl_cli_cmd;
+
+typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
+
+/* Option bits, to know which command options were given. */
+enum {
+    KL_CLI_OPT_DISABLE_LOCAL_AUTH = 1u << 0,
+    KL_CLI_OPT_LOCATION = 1u << 1,
+    KL_CLI_OPT_KIND = 1u << 2,
+    KL_CLI_OPT_BACKEND = 1u << 3,
+    KL_CLI_OPT_MODEL = 1u << 4,
+    KL_CLI_OPT_UPSTREAM_MODEL = 1u << 5,
+    KL_CLI_OPT_CREDENTIAL_ENV = 1u << 6
+};
+
+/* All strings are borrowed from argv. NULL means "not given on the command line". */
+typedef struct kl_cli_args {
+    /* global options */
+    const char *data_dir;
+    const char *subscription;
+    const char *resource_group;
+    kl_cli_output output;
+    bool help;
+    bool version;
+
+    /* the command */
+    kl_cli_cmd cmd;
+    const char *noun; /* as typed; set even when the verb is missing or unknown */
+    const char *verb;
+    const char *pos[KL_CLI_MAX_POS];
+    size_t npos;
+
+    /* command options */
+    unsigned opts; /* KL_CLI_OPT_* bits of the options given */
+    const char *location;
+    const char *kind;
+    const char *backend; /* "echo" or an http:// / https:// URL */
+    const char *model;
+    const char *upstream_model;
+    const char *credential_env; /* name of an environment variable, never the secret */
+    bool disable_local_auth;
+    bool disable_local_auth_valued; /* written with an explicit true|false */
+} kl_cli_args;
+
+/* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage
+ * error with a one-line explanation (no "error:" prefix, no newline) in err[errlen].
+ * When --help is present, the command is resolved as far as it is valid and missing or
+ * extra arguments are not errors, so the caller can show help for it; an unknown option
+ * is still an error. argv must outlive out. */
+int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err, size_t errlen);
+
+/* The "noun verb" words of a command ("account create", "health"); static, never NULL. */
+const char *kl_cli_cmd_name(kl_cli_cmd cmd);
+
+/* The default data directory, by the rule keylessd uses: /var/lib/keyless for root,
+ * else $XDG_DATA_HOME/keyless when XDG_DATA_HOME is an absolute path, else
+ * $HOME/.local/share/keyless (with /tmp standing in for an unset or empty HOME).
+ * xdg_data_home and home may be NULL. Writes a NUL-terminated path into out. Returns 0
+ * or KL_ETOOBIG. */
+int kl_cli_default_data_dir(bool is_root, const char *xdg_data_home, const char *home, char *out,
+                            size_t outlen);
+
+#endif

@@ -1,0 +1,198 @@
+/* Shared plumbing of the keyless commands; see client.h. */
+#include "cli/client.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/output.h"
+#include "common/err.h"
+#include "common/util.h"
+
+#define ERRLINE_MAX 4096
+
+int kl_cli_arm_target(kl_buf *out, const char *sub, const char *rg, const char *account,
+                      const char *child, const char *child_name)
+{
+    int rc;
+    if ((rc = kl_buf_append_str(out, "/subscriptions/")) < 0 ||
+        (rc = kl_cli_append_segment(out, sub)) < 0)
+        return rc;
+    if (rg) {
+        if ((rc = kl_buf_append_str(out, "/resourceGroups/")) < 0 ||
+            (rc = kl_cli_append_segment(out, rg)) < 0)
+            return rc;
+    }
+    if ((rc = kl_buf_append_str(out, "/providers/Microsoft.CognitiveServices/accounts")) < 0)
+        return rc;
+    if (account) {
+        if ((rc = kl_buf_append_str(out, "/")) < 0 ||
+            (rc = kl_cli_append_segment(out, account)) < 0)
+            return rc;
+        if (child) {
+            if ((rc = kl_buf_append_str(out, "/")) < 0 || (rc = kl_buf_append_str(out, child)) < 0)
+                return rc;
+            if (child_name && ((rc = kl_buf_append_str(out, "/")) < 0 ||
+                               (rc = kl_cli_append_segment(out, child_name)) < 0))
+                return rc;
+        }
+    }
+    return kl_buf_append_str(out, "?api-version=" KL_CLI_API_VERSION);
+}
+
+int kl_cli_target(kl_cli_ctx *c, kl_buf *t, const char *account, const char *child,
+                  const char *child_name)
+{
+    kl_buf_init(t, KL_CLI_TARGET_MAX);
+    if (kl_cli_arm_target(t, c->subscription, c->resource_group, account, child, child_name) < 0) {
+        kl_buf_free(t);
+        kl_cli_errorf(c, "the request path is too long");
+        return KL_CLI_EXIT_USAGE;
+    }
+    return KL_CLI_EXIT_OK;
+}
+
+int kl_cli_output_failed(kl_cli_ctx *c)
+{
+    kl_cli_errorf(c, "cannot write the output");
+    return KL_CLI_EXIT_REFUSED;
+}
+
+void kl_cli_errorf(kl_cli_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", c->err);
+    vfprintf(c->err, fmt, ap);
+    fputc('\n', c->err);
+    va_end(ap);
+}
+
+static json_t *json_walk(const json_t *j, va_list ap)
+{
+    json_t *cur = (json_t *)j;
+    const char *key;
+    while (cur && (key = va_arg(ap, const char *)) != NULL)
+        cur = json_object_get(cur, key);
+    return cur;
+}
+
+json_t *kl_cli_json_at(const json_t *j, ...)
+{
+    va_list ap;
+    va_start(ap, j);
+    json_t *v = json_walk(j, ap);
+    va_end(ap);
+    return v;
+}
+
+const char *kl_cli_json_str(const json_t *j, ...)
+{
+    va_list ap;
+    va_start(ap, j);
+    json_t *v = json_walk(j, ap);
+    va_end(ap);
+    return json_string_value(v); /* NULL when v is NULL or not a string */
+}
+
+int kl_cli_id_segment(const char *id, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = id;
+    while (p && *p) {
+        if (*p == '/')
+            p++;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (kl_str_ieqn(p, len, name, nlen) && end) {
+            const char *v = end + 1;
+            const char *vend = strchr(v, '/');
+            size_t vlen = vend ? (size_t)(vend - v) : strlen(v);
+            if (vlen == 0)
+                return KL_ENOTFOUND;
+            if (vlen >= outlen)
+                return KL_ETOOBIG;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        p = end;
+    }
+    return KL_ENOTFOUND;
+}
+
+int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                    unsigned flags, kl_cli_response *resp)
+{
+    char *payload = NULL;
+    size_t payload_len = 0;
+    char err[1024];
+    int code;
+
+    resp->status = 0;
+    kl_buf_init(&resp->body, KL_CLI_MAX_RESPONSE);
+    if (body) {
+        payload = json_dumps(body, JSON_COMPACT);
+        if (!payload) {
+            kl_cli_errorf(c, "out of memory");
+            return KL_CLI_EXIT_REFUSED;
+        }
+        payload_len = strlen(payload);
+    }
+
+    int rc =
+        kl_cli_http_request(&c->http, method, target, payload, payload_len, resp, err, sizeof(err));
+    if (rc == KL_EIO) {
+        kl_cli_errorf(c, "%s", err);
+        if (c->http.connect_failed)
+            fprintf(c->err, "hint: is keylessd running? Start it with: keylessd --data-dir %s\n",
+                    c->data_dir);
+        code = KL_CLI_EXIT_UNREACHABLE;
+        goto out;
+    }
+    if (rc < 0) {
+        kl_cli_errorf(c, "%s", rc == KL_ENOMEM ? "out of memory" : err);
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+
+    code = kl_cli_exit_for_status(resp->status);
+    if (code != KL_CLI_EXIT_OK && !(resp->status == 404 && (flags & KL_CLI_CALL_QUIET_404))) {
+        kl_buf line;
+        kl_buf_init(&line, ERRLINE_MAX);
+        if (kl_cli_format_server_error(resp->status, resp->body.data, resp->body.len, &line) == 0)
+            fprintf(c->err, "%s\n", line.data);
+        else
+            fprintf(c->err, "error: HTTP %ld\n", resp->status);
+        kl_buf_free(&line);
+    }
+out:
+    if (payload) {
+        /* The body may carry an upstream credential. */
+        OPENSSL_cleanse(payload, payload_len);
+        free(payload);
+    }
+    return code;
+}
+
+int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                unsigned flags, long *status, json_t **out_json)
+{
+    kl_cli_response resp;
+
+    if (out_json)
+        *out_json = NULL;
+    int code = kl_cli_exchange(c, method, target, body, flags, &resp);
+    *status = resp.status;
+    if (code == KL_CLI_EXIT_OK && out_json && resp.body.len > 0) {
+        *out_json = json_loadb(resp.body.data, resp.body.len, JSON_DECODE_ANY, NULL);
+        if (!*out_json) {
+            kl_cli_errorf(c, "keylessd answered HTTP %ld with a body that is not JSON",
+                          resp.status);
+            code = KL_CLI_EXIT_REFUSED;
+        }
+    }
+    kl_cli_response_free(&resp);
+    return code;
+}

@@ -1,0 +1,91 @@
+/* What every keyless command shares: the resolved settings (data dir, subscription,
+ * resource group), the connection to keylessd, ARM paths, and one call helper that
+ * turns an HTTP exchange into parsed JSON or an error line and an exit code. */
+#ifndef KL_CLI_CLIENT_H
+#define KL_CLI_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cli/args.h"
+#include "cli/http.h"
+#include "common/buf.h"
+
+#define KL_CLI_API_VERSION "2024-10-01"
+#define KL_CLI_DEFAULT_SUBSCRIPTION "00000000-0000-0000-0000-000000000000"
+#define KL_CLI_DEFAULT_RESOURCE_GROUP "default"
+
+typedef struct kl_cli_ctx {
+    const kl_cli_args *args;    /* borrowed */
+    const char *data_dir;       /* borrowed; resolved (option, environment or default) */
+    const char *sock_path;      /* borrowed; data_dir + "/admin.sock" */
+    const char *subscription;   /* borrowed; resolved */
+    const char *resource_group; /* borrowed; resolved */
+    bool resource_group_given;  /* set by --resource-group or KEYLESS_RESOURCE_GROUP */
+    kl_cli_http http;           /* owned by the caller of the commands */
+    FILE *out;                  /* results */
+    FILE *err;                  /* error lines */
+} kl_cli_ctx;
+
+/* Flags for kl_cli_call. */
+enum {
+    KL_CLI_CALL_QUIET_404 = 1u << 0 /* a 404 is expected: no error line */
+};
+
+/* Appends an ARM request target (path and ?api-version=) to out:
+ *   rg NULL, account NULL: /subscriptions/{sub}/providers/Microsoft.CognitiveServices/accounts
+ *   account NULL:          .../resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts
+ *   account set:           .../accounts/{account}
+ *   child set:             .../accounts/{account}/{child}[/{child_name}]
+ * sub, rg, account and child_name are escaped as path segments; child is a literal such
+ * as "deployments" or "listKeys". 0 or a kl_err. */
+int kl_cli_arm_target(kl_buf *out, const char *sub, const char *rg, const char *account,
+                      const char *child, const char *child_name);
+
+#define KL_CLI_TARGET_MAX 16384 /* longest request target built */
+
+/* Initialises t and builds in it the target of an account-level resource in the
+ * context's subscription and resource group (see kl_cli_arm_target). Returns an exit
+ * code: OK (free t with kl_buf_free) or USAGE (a line was printed; t holds nothing). */
+int kl_cli_target(kl_cli_ctx *c, kl_buf *t, const char *account, const char *child,
+                  const char *child_name);
+
+/* Prints that the output could not be written; returns KL_CLI_EXIT_REFUSED. */
+int kl_cli_output_failed(kl_cli_ctx *c);
+
+/* Sends one request (body serialised compactly when not NULL) and checks the answer.
+ * resp is always initialised; the caller frees it with kl_cli_response_free. Returns an
+ * exit code: OK for a 2xx; UNREACHABLE when keylessd could not be reached (an error line
+ * and a hint were printed); NOTFOUND or REFUSED for any other status, after printing the
+ * server's error as "error: <code>: <message>" (not for a 404 with
+ * KL_CLI_CALL_QUIET_404); REFUSED for an oversized answer. */
+int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                    unsigned flags, kl_cli_response *resp);
+
+/* Sends one request (body serialised compactly when not NULL) and interprets the answer.
+ * Returns an exit code (enum kl_cli_exit):
+ *   OK: a 2xx arrived; *status holds it; *out_json (if out_json is not NULL) receives the
+ *       parsed body, or NULL when the body was empty; the caller json_decref()s it;
+ *   UNREACHABLE: keylessd could not be reached; an error line and a hint were printed;
+ *   NOTFOUND / REFUSED: the server's error was printed as "error: <code>: <message>"
+ *       (unless a 404 with KL_CLI_CALL_QUIET_404); *status holds the status;
+ *   REFUSED also for a 2xx whose body is not JSON, or an oversized answer. */
+int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                unsigned flags, long *status, json_t **out_json);
+
+/* Prints "error: <text>\n" on the context's error stream. */
+void kl_cli_errorf(kl_cli_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Follows a chain of object keys (terminated by NULL) from j; returns the string found
+ * there (owned by j) or NULL when a step is missing or the value is not a string. */
+const char *kl_cli_json_str(const json_t *j, ...) __attribute__((sentinel));
+/* Same for any JSON value; NULL when a step is missing. */
+json_t *kl_cli_json_at(const json_t *j, ...) __attribute__((sentinel));
+
+/* Copies into out the path segment that follows the segment `name` (compared without
+ * regard to case) in an ARM id; e.g. ("/subscriptions/s/resourceGroups/rg/..",
+ * "resourceGroups") -> "rg". Returns 0, KL_ENOTFOUND or KL_ETOOBIG. */
+int kl_cli_id_segment(const char *id, const char *name, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,280 @@
+/* keyless account create|update|show|list|delete: Microsoft.CognitiveServices accounts,
+ * through the ARM control plane on the admin socket. */
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/err.h"
+
+/* Properties the server computes; sending them back in a PUT would ask to change them. */
+static const char *const READ_ONLY_PROPERTIES[] = {
+    "provisioningState", "endpoint",     "endpoints",          "dateCreated",
+    "internalId",        "capabilities", "callRateLimit",      "quotaLimit",
+    "deletionDate",      "abusePenalty", "scheduledPurgeDate", "skuChangeDate",
+};
+
+static const char *local_auth(const json_t *acct)
+{
+    json_t *v = kl_cli_json_at(acct, "properties", "disableLocalAuth", NULL);
+    if (json_is_true(v))
+        return "disabled";
+    if (!v || json_is_false(v))
+        return "enabled";
+    return "?";
+}
+
+static int print_account(kl_cli_ctx *c, const json_t *acct)
+{
+    if (c->args->output == KL_CLI_OUTPUT_JSON)
+        return kl_cli_print_json(c->out, acct) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
+    const char *id = kl_cli_json_str(acct, "id", NULL);
+    char rg[256];
+    if (!id || kl_cli_id_segment(id, "resourceGroups", rg, sizeof(rg)) < 0)
+        memcpy(rg, "-", 2);
+    const kl_cli_field fields[] = {
+        {"NAME", kl_cli_json_str(acct, "name", NULL)},
+        {"RESOURCE-GROUP", rg},
+        {"KIND", kl_cli_json_str(acct, "kind", NULL)},
+        {"LOCATION", kl_cli_json_str(acct, "location", NULL)},
+        {"SKU", kl_cli_json_str(acct, "sku", "name", NULL)},
+        {"LOCAL-AUTH", local_auth(acct)},
+        {"ENDPOINT", kl_cli_json_str(acct, "properties", "endpoint", NULL)},
+        {"STATE", kl_cli_json_str(acct, "properties", "provisioningState", NULL)},
+        {"CREATED", kl_cli_json_str(acct, "properties", "dateCreated", NULL)},
+        {"ID", id},
+    };
+    if (kl_cli_print_fields(c->out, fields, sizeof(fields) / sizeof(fields[0])) < 0)
+        return kl_cli_output_failed(c);
+    return KL_CLI_EXIT_OK;
+}
+
+/* GET the account; prints it (show) or hands it back (update). */
+static int get_account(kl_cli_ctx *c, const char *target, json_t **acct)
+{
+    long status;
+    int code = kl_cli_call(c, "GET", target, NULL, 0, &status, acct);
+    if (code == KL_CLI_EXIT_OK && !json_is_object(*acct)) {
+        kl_cli_errorf(c, "keylessd answered with something that is not an account");
+        json_decref(*acct);
+        *acct = NULL;
+        code = KL_CLI_EXIT_REFUSED;
+    }
+    return code;
+}
+
+static int put_and_print(kl_cli_ctx *c, const char *target, const json_t *body)
+{
+    json_t *acct = NULL;
+    long status;
+    int code = kl_cli_call(c, "PUT", target, body, 0, &status, &acct);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (!json_is_object(acct)) {
+        kl_cli_errorf(c, "keylessd answered HTTP %ld without the account", status);
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    code = print_account(c, acct);
+out:
+    json_decref(acct);
+    return code;
+}
+
+static int account_create(kl_cli_ctx *c, const char *target)
+{
+    const kl_cli_args *a = c->args;
+    json_t *existing = NULL, *body = NULL;
+    long status;
+
+    /* PUT would silently replace an existing account (and could turn keys back on), so
+     * create refuses a name that is taken; "account update" changes an account. */
+    int code = kl_cli_call(c, "GET", target, NULL, KL_CLI_CALL_QUIET_404, &status, &existing);
+    if (code == KL_CLI_EXIT_OK) {
+        kl_cli_errorf(c,
+                      "account '%s' already exists in resource group '%s' (change it with "
+                      "'keyless account update')",
+                      a->pos[0], c->resource_group);
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    if (code != KL_CLI_EXIT_NOTFOUND)
+        goto out;
+
+    body = json_pack("{s:{s:b}, s:{}}", "properties", "disableLocalAuth", a->disable_local_auth,
+                     "tags");
+    if (!body ||
+        (a->location && json_object_set_new(body, "location", json_string(a->location)) < 0) ||
+        (a->kind && json_object_set_new(body, "kind", json_string(a->kind)) < 0)) {
+        kl_cli_errorf(c, "cannot build the request (is every value valid UTF-8?)");
+        code = KL_CLI_EXIT_USAGE;
+        goto out;
+    }
+    code = put_and_print(c, target, body);
+out:
+    json_decref(existing);
+    json_decref(body);
+    return code;
+}
+
+static int account_update(kl_cli_ctx *c, const char *target)
+{
+    json_t *acct = NULL, *body = NULL, *props = NULL;
+    int code = get_account(c, target, &acct);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+
+    /* A PUT replaces the whole resource: send back what the account has, with the one
+     * property changed, and without what only the server may set. */
+    body = json_object();
+    json_t *old_props = kl_cli_json_at(acct, "properties", NULL);
+    props = json_is_object(old_props) ? json_deep_copy(old_props) : json_object();
+    if (!body || !props)
+        goto nomem;
+    for (size_t i = 0; i < sizeof(READ_ONLY_PROPERTIES) / sizeof(READ_ONLY_PROPERTIES[0]); i++)
+        json_object_del(props, READ_ONLY_PROPERTIES[i]);
+    if (json_object_set_new(props, "disableLocalAuth", json_boolean(c->args->disable_local_auth)) <
+        0)
+        goto nomem;
+    static const char *const kept[] = {"location", "kind", "sku", "tags"};
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        json_t *v = json_object_get(acct, kept[i]);
+        if (v && json_object_set(body, kept[i], v) < 0)
+            goto nomem;
+    }
+    if (json_object_set(body, "properties", props) < 0)
+        goto nomem;
+    code = put_and_print(c, target, body);
+    goto out;
+nomem:
+    kl_cli_errorf(c, "out of memory");
+    code = KL_CLI_EXIT_REFUSED;
+out:
+    json_decref(acct);
+    json_decref(body);
+    json_decref(props);
+    return code;
+}
+
+static int account_show(kl_cli_ctx *c, const char *target)
+{
+    json_t *acct = NULL;
+    int code = get_account(c, target, &acct);
+    if (code == KL_CLI_EXIT_OK)
+        code = print_account(c, acct);
+    json_decref(acct);
+    return code;
+}
+
+static int account_delete(kl_cli_ctx *c, const char *target)
+{
+    json_t *answer = NULL;
+    long status;
+    int code = kl_cli_call(c, "DELETE", target, NULL, 0, &status, &answer);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (c->args->output == KL_CLI_OUTPUT_JSON) {
+        if (answer && kl_cli_print_json(c->out, answer) < 0)
+            code = kl_cli_output_failed(c);
+    } else if (status == 204) {
+        fprintf(c->out, "account '%s' did not exist; nothing to delete\n", c->args->pos[0]);
+    } else {
+        fprintf(c->out, "deleted account '%s' (with its deployments and keys)\n", c->args->pos[0]);
+    }
+out:
+    json_decref(answer);
+    return code;
+}
+
+static int account_list(kl_cli_ctx *c)
+{
+    json_t *list = NULL;
+    kl_buf target;
+    kl_cli_table t = {0};
+    long status;
+    int code;
+
+    /* Without an explicit resource group the whole subscription is listed, which is
+     * what the RESOURCE-GROUP column is for. */
+    kl_buf_init(&target, KL_CLI_TARGET_MAX);
+    if (kl_cli_arm_target(&target, c->subscription,
+                          c->resource_group_given ? c->resource_group : NULL, NULL, NULL,
+                          NULL) < 0) {
+        kl_cli_errorf(c, "the request path is too long");
+        code = KL_CLI_EXIT_USAGE;
+        goto out;
+    }
+    code = kl_cli_call(c, "GET", target.data, NULL, 0, &status, &list);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    json_t *value = json_object_get(list, "value");
+    if (!json_is_array(value)) {
+        kl_cli_errorf(c, "keylessd answered without a \"value\" list");
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    if (c->args->output == KL_CLI_OUTPUT_JSON) {
+        if (kl_cli_print_json(c->out, list) < 0)
+            code = kl_cli_output_failed(c);
+        goto out;
+    }
+    static const char *const headers[] = {"NAME", "RESOURCE-GROUP", "KIND", "LOCAL-AUTH",
+                                          "ENDPOINT"};
+    if (kl_cli_table_init(&t, 5, headers) < 0)
+        goto nomem;
+    size_t i;
+    json_t *acct;
+    json_array_foreach(value, i, acct)
+    {
+        const char *id = kl_cli_json_str(acct, "id", NULL);
+        char rg[256];
+        if (!id || kl_cli_id_segment(id, "resourceGroups", rg, sizeof(rg)) < 0)
+            memcpy(rg, "-", 2);
+        const char *row[] = {kl_cli_json_str(acct, "name", NULL), rg,
+                             kl_cli_json_str(acct, "kind", NULL), local_auth(acct),
+                             kl_cli_json_str(acct, "properties", "endpoint", NULL)};
+        if (kl_cli_table_add_row(&t, row) < 0)
+            goto nomem;
+    }
+    if (kl_cli_table_print(&t, c->out) < 0)
+        code = kl_cli_output_failed(c);
+    goto out;
+nomem:
+    kl_cli_errorf(c, "out of memory");
+    code = KL_CLI_EXIT_REFUSED;
+out:
+    kl_cli_table_free(&t);
+    kl_buf_free(&target);
+    json_decref(list);
+    return code;
+}
+
+int kl_cli_cmd_account(kl_cli_ctx *c)
+{
+    kl_buf target;
+    int code;
+
+    if (c->args->cmd == KL_CLI_CMD_ACCOUNT_LIST)
+        return account_list(c);
+    if ((code = kl_cli_target(c, &target, c->args->pos[0], NULL, NULL)) != KL_CLI_EXIT_OK)
+        return code;
+    switch (c->args->cmd) {
+    case KL_CLI_CMD_ACCOUNT_CREATE:
+        code = account_create(c, target.data);
+        break;
+    case KL_CLI_CMD_ACCOUNT_UPDATE:
+        code = account_update(c, target.data);
+        break;
+    case KL_CLI_CMD_ACCOUNT_SHOW:
+        code = account_show(c, target.data);
+        break;
+    case KL_CLI_CMD_ACCOUNT_DELETE:
+        code = account_delete(c, target.data);
+        break;
+    default:
+        kl_cli_errorf(c, "internal error: not an account command");
+        code = KL_CLI_EXIT_USAGE;
+        break;
+    }
+    kl_buf_free(&target);
+    return code;
+}

@@ -1,0 +1,14 @@
+/* The keyless commands, one function per noun. Each runs the command named by
+ * c->args->cmd and returns an exit code (enum kl_cli_exit in output.h), having printed
+ * its result on c->out and any error line on c->err. */
+#ifndef KL_CLI_COMMANDS_H
+#define KL_CLI_COMMANDS_H
+
+#include "cli/client.h"
+
+int kl_cli_cmd_account(kl_cli_ctx *c);
+int kl_cli_cmd_deployment(kl_cli_ctx *c);
+int kl_cli_cmd_keys(kl_cli_ctx *c);
+int kl_cli_cmd_health(kl_cli_ctx *c);
+
+#endif

@@ -1,0 +1,139 @@
+/* Help pages of the keyless CLI; docs/cli.md says the same at more length. */
+#include "cli/help.h"
+
+#include <string.h>
+
+static const char OVERVIEW[] =
+    "keyless - manage a local keylessd through its admin socket\n"
+    "\n"
+    "Usage: keyless [global options] COMMAND [ARGUMENTS] [options]\n"
+    "\n"
+    "Commands:\n"
+    "  account create NAME [--disable-local-auth] [--location LOC]\n"
+    "                 [--kind OpenAI|AIServices]\n"
+    "  account update NAME --disable-local-auth true|false\n"
+    "  account show NAME\n"
+    "  account list\n"
+    "  account delete NAME\n"
+    "  deployment create ACCOUNT NAME [--backend echo|URL] [--model NAME]\n"
+    "                    [--upstream-model NAME] [--credential-env VAR]\n"
+    "  deployment show ACCOUNT NAME\n"
+    "  deployment list ACCOUNT\n"
+    "  deployment delete ACCOUNT NAME\n"
+    "  keys list ACCOUNT\n"
+    "  keys regenerate ACCOUNT key1|key2\n"
+    "  health\n"
+    "\n"
+    "Global options (accepted anywhere on the line):\n"
+    "  --data-dir DIR         data directory of keylessd; the CLI connects to\n"
+    "                         DIR/admin.sock (env KEYLESS_DATA_DIR; default\n"
+    "                         /var/lib/keyless as root, else $XDG_DATA_HOME/keyless\n"
+    "                         if absolute, else $HOME/.local/share/keyless)\n"
+    "  -o, --output FORMAT    table (default) or json (the server's JSON, indented)\n"
+    "  --subscription ID      subscription (env KEYLESS_SUBSCRIPTION; default\n"
+    "                         00000000-0000-0000-0000-000000000000)\n"
+    "  --resource-group NAME  resource group (env KEYLESS_RESOURCE_GROUP; default\n"
+    "                         \"default\")\n"
+    "  -h, --help             this help; 'keyless account --help' for a command group\n"
+    "  --version              print the version\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success (deleting something that does not exist also succeeds)\n"
+    "  1  keylessd refused the request (HTTP 4xx other than 404, or 5xx; the\n"
+    "     server's error is printed as \"error: <code>: <message>\"), or its answer\n"
+    "     was unusable\n"
+    "  2  usage error: unknown command or option, missing or invalid argument\n"
+    "  3  keylessd cannot be reached: the admin socket is missing, refuses the\n"
+    "     connection or did not answer\n"
+    "  4  not found: keylessd answered 404\n"
+    "\n"
+    "Secrets are never taken from the command line: an upstream credential is read\n"
+    "from the environment variable named by --credential-env.\n";
+
+static const char ACCOUNT[] =
+    "Usage:\n"
+    "  keyless account create NAME [--disable-local-auth] [--location LOC]\n"
+    "                 [--kind OpenAI|AIServices]\n"
+    "  keyless account update NAME --disable-local-auth true|false\n"
+    "  keyless account show NAME\n"
+    "  keyless account list\n"
+    "  keyless account delete NAME\n"
+    "\n"
+    "An account is a Microsoft.CognitiveServices account: an endpoint with its own\n"
+    "deployments and two API keys (key1, key2), created with the account.\n"
+    "\n"
+    "  create   creates the account in the resource group; refuses a name that\n"
+    "           already exists there (use update). --disable-local-auth turns API\n"
+    "           keys off from the start; --location defaults to \"local\", --kind\n"
+    "           to OpenAI.\n"
+    "  update   turns API keys off (true) or back on (false); everything else is\n"
+    "           kept.\n"
+    "  show     prints one account.\n"
+    "  list     lists the accounts of the resource group given with\n"
+    "           --resource-group (or KEYLESS_RESOURCE_GROUP); without one, of the\n"
+    "           whole subscription.\n"
+    "  delete   deletes the account with its deployments and keys.\n";
+
+static const char DEPLOYMENT[] =
+    "Usage:\n"
+    "  keyless deployment create ACCOUNT NAME [--backend echo|URL] [--model NAME]\n"
+    "                    [--upstream-model NAME] [--credential-env VAR]\n"
+    "  keyless deployment show ACCOUNT NAME\n"
+    "  keyless deployment list ACCOUNT\n"
+    "  keyless deployment delete ACCOUNT NAME\n"
+    "\n"
+    "A deployment is a model served under a name of the account, from a backend:\n"
+    "the built-in echo model, or an OpenAI-compatible model server.\n"
+    "\n"
+    "  create   creates the deployment, or replaces it if it exists.\n"
+    "             --backend echo       the echo model (the default)\n"
+    "             --backend URL        forward to the model server at URL\n"
+    "                                  (http:// or https://, e.g.\n"
+    "                                  http://127.0.0.1:8000/v1)\n"
+    "             --model NAME         the model name clients see (default: the\n"
+    "                                  deployment name)\n"
+    "             --upstream-model N   the model name sent to the model server\n"
+    "                                  (default: --model)\n"
+    "             --credential-env VAR send the value of environment variable VAR\n"
+    "                                  to the model server as its API key. keylessd\n"
+    "                                  stores it sealed and never returns it.\n"
+    "  show     prints one deployment (whether a credential is stored, never it).\n"
+    "  list     lists the deployments of the account.\n"
+    "  delete   deletes the deployment.\n"
+    "\n"
+    "Example:\n"
+    "  UPSTREAM_KEY=sk-... keyless deployment create demo llama --backend \\\n"
+    "      http://127.0.0.1:8000/v1 --upstream-model llama3 --credential-env UPSTREAM_KEY\n";
+
+static const char KEYS[] =
+    "Usage:\n"
+    "  keyless keys list ACCOUNT\n"
+    "  keyless keys regenerate ACCOUNT key1|key2\n"
+    "\n"
+    "Prints the two API keys of the account. regenerate replaces one key; the old\n"
+    "value stops working on the next request, the other key keeps working, so\n"
+    "clients can be moved from one key to the other without downtime. Both fail\n"
+    "while the account has API keys turned off (account update NAME\n"
+    "--disable-local-auth true).\n";
+
+static const char HEALTH[] = "Usage:\n"
+                             "  keyless health\n"
+                             "\n"
+                             "Asks keylessd whether it is up (GET /healthz on the admin socket).\n"
+                             "Exits 0 when it is, 3 when it cannot be reached.\n";
+
+void kl_cli_help(FILE *f, const char *noun)
+{
+    const char *text = OVERVIEW;
+    if (noun && strcmp(noun, "account") == 0)
+        text = ACCOUNT;
+    else if (noun && strcmp(noun, "deployment") == 0)
+        text = DEPLOYMENT;
+    else if (noun && strcmp(noun, "keys") == 0)
+        text = KEYS;
+    else if (noun && strcmp(noun, "health") == 0)
+        text = HEALTH;
+    fputs(text, f);
+    if (text != OVERVIEW)
+        fputs("\nGlobal options and exit codes: keyless --help\n", f);
+}

@@ -1,0 +1,154 @@
+/* keyless: the command-line client of keylessd. Parses the command line, resolves the
+ * settings (option, then environment, then default) and runs one command against the
+ * control plane on DIR/admin.sock. Exit codes: see enum kl_cli_exit in output.h. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/help.h"
+#include "cli/output.h"
+
+#ifndef KL_VERSION
+#define KL_VERSION "0.1.0-dev"
+#endif
+
+/* jansson frees through this, so keys parsed from answers and credentials placed in
+ * request bodies do not linger in freed memory. */
+static void wipe_free(void *p)
+{
+    if (!p)
+        return;
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0] ? v : NULL;
+}
+
+static const char *first_set(const char *a, const char *b, const char *dflt)
+{
+    return a ? a : b ? b : dflt;
+}
+
+/* Resolves the data directory into out; prints why on failure. */
+static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
+{
+    const char *dir = first_set(a->data_dir, env_nonempty("KEYLESS_DATA_DIR"), NULL);
+    if (dir) {
+        size_t n = strlen(dir);
+        if (n >= outlen) {
+            fprintf(stderr, "error: data directory path is too long\n");
+            return KL_CLI_EXIT_USAGE;
+        }
+        memcpy(out, dir, n + 1);
+    } else {
+        if (kl_cli_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"), out,
+                                    outlen) < 0) {
+            fprintf(stderr, "error: the default data directory path is too long; give "
+                            "--data-dir\n");
+            return KL_CLI_EXIT_USAGE;
+        }
+    }
+    /* "dir/" and "dir" name the same socket; keep messages tidy. */
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return KL_CLI_EXIT_OK;
+}
+
+static int dispatch(kl_cli_ctx *c)
+{
+    switch (c->args->cmd) {
+    case KL_CLI_CMD_ACCOUNT_CREATE:
+    case KL_CLI_CMD_ACCOUNT_UPDATE:
+    case KL_CLI_CMD_ACCOUNT_SHOW:
+    case KL_CLI_CMD_ACCOUNT_LIST:
+    case KL_CLI_CMD_ACCOUNT_DELETE:
+        return kl_cli_cmd_account(c);
+    case KL_CLI_CMD_DEPLOYMENT_CREATE:
+    case KL_CLI_CMD_DEPLOYMENT_SHOW:
+    case KL_CLI_CMD_DEPLOYMENT_LIST:
+    case KL_CLI_CMD_DEPLOYMENT_DELETE:
+        return kl_cli_cmd_deployment(c);
+    case KL_CLI_CMD_KEYS_LIST:
+    case KL_CLI_CMD_KEYS_REGENERATE:
+        return kl_cli_cmd_keys(c);
+    case KL_CLI_CMD_HEALTH:
+        return kl_cli_cmd_health(c);
+    case KL_CLI_CMD_NONE:
+        break;
+    }
+    fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");
+    return KL_CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    kl_cli_args args;
+    char err[512];
+    char data_dir[PATH_MAX];
+    char sock_path[PATH_MAX + sizeof("/admin.sock")];
+    kl_cli_ctx ctx;
+    int code;
+
+    if (kl_cli_args_parse(argc, argv, &args, err, sizeof(err)) < 0) {
+        fprintf(stderr, "error: %s\nRun 'keyless --help' for usage.\n", err);
+        return KL_CLI_EXIT_USAGE;
+    }
+    if (args.help) {
+        kl_cli_help(stdout, args.noun);
+        return fflush(stdout) == 0 ? KL_CLI_EXIT_OK : KL_CLI_EXIT_REFUSED;
+    }
+    if (args.version) {
+        printf("keyless %s\n", KL_VERSION);
+        return fflush(stdout) == 0 ? KL_CLI_EXIT_OK : KL_CLI_EXIT_REFUSED;
+    }
+
+    if ((code = resolve_data_dir(&args, data_dir, sizeof(data_dir))) != KL_CLI_EXIT_OK)
+        return code;
+    snprintf(sock_path, sizeof(sock_path), "%s/admin.sock", data_dir);
+
+    json_set_alloc_funcs(malloc, wipe_free);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "error: cannot initialise libcurl\n");
+        return KL_CLI_EXIT_REFUSED;
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.args = &args;
+    ctx.data_dir = data_dir;
+    ctx.sock_path = sock_path;
+    ctx.subscription = first_set(args.subscription, env_nonempty("KEYLESS_SUBSCRIPTION"),
+                                 KL_CLI_DEFAULT_SUBSCRIPTION);
+    const char *rg_env = env_nonempty("KEYLESS_RESOURCE_GROUP");
+    ctx.resource_group = first_set(args.resource_group, rg_env, KL_CLI_DEFAULT_RESOURCE_GROUP);
+    ctx.resource_group_given = args.resource_group || rg_env;
+    ctx.out = stdout;
+    ctx.err = stderr;
+
+    if (kl_cli_http_init(&ctx.http, sock_path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "error: %s\n", err);
+        code = KL_CLI_EXIT_UNREACHABLE;
+        goto out;
+    }
+    code = dispatch(&ctx);
+    if (fflush(stdout) != 0 && code == KL_CLI_EXIT_OK) {
+        fprintf(stderr, "error: cannot write the output\n");
+        code = KL_CLI_EXIT_REFUSED;
+    }
+out:
+    kl_cli_http_free(&ctx.http);
+    curl_global_cleanup();
+    return code;
+}

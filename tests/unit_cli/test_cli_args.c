@@ -1,0 +1,578 @@
+/* Unit tests of the keyless CLI's pure parts: command-line parsing, table layout, the
+ * exit-code mapping, error lines, request paths, and what the transport says when the
+ * admin socket is missing or dead. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/client.h"
+#include "cli/http.h"
+#include "cli/output.h"
+#include "common/err.h"
+
+#define ARGV(...) ((char *const[]){"keyless", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *const[]){"keyless", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(a, err, ...)                                                                         \
+    kl_cli_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (a), (err), sizeof(err))
+
+/* ---- argument parsing ---- */
+
+static void test_global_options_anywhere(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "--data-dir", "/d", "-o", "json", "account", "show", "demo",
+                           "--subscription", "s1", "--resource-group=rg1"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ACCOUNT_SHOW);
+    assert_string_equal(a.data_dir, "/d");
+    assert_int_equal(a.output, KL_CLI_OUTPUT_JSON);
+    assert_string_equal(a.subscription, "s1");
+    assert_string_equal(a.resource_group, "rg1");
+    assert_int_equal(a.npos, 1);
+    assert_string_equal(a.pos[0], "demo");
+
+    /* Between noun and verb, and between positionals. */
+    assert_int_equal(
+        PARSE(&a, err, "deployment", "--output=table", "show", "acc", "--data-dir=/x", "dep"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_DEPLOYMENT_SHOW);
+    assert_int_equal(a.output, KL_CLI_OUTPUT_TABLE);
+    assert_string_equal(a.data_dir, "/x");
+    assert_string_equal(a.pos[0], "acc");
+    assert_string_equal(a.pos[1], "dep");
+    assert_null(a.subscription);
+    assert_null(a.resource_group);
+
+    /* The last occurrence wins. */
+    assert_int_equal(PARSE(&a, err, "-o", "json", "health", "--output", "table"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_HEALTH);
+    assert_int_equal(a.output, KL_CLI_OUTPUT_TABLE);
+}
+
+static void test_every_command_resolves(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, "account", "create", "n"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ACCOUNT_CREATE);
+    assert_int_equal(PARSE(&a, err, "account", "update", "n", "--disable-local-auth", "true"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ACCOUNT_UPDATE);
+    assert_int_equal(PARSE(&a, err, "account", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ACCOUNT_LIST);
+    assert_int_equal(a.npos, 0);
+    assert_int_equal(PARSE(&a, err, "account", "delete", "n"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ACCOUNT_DELETE);
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "a", "d"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_DEPLOYMENT_CREATE);
+    assert_int_equal(PARSE(&a, err, "deployment", "list", "a"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_DEPLOYMENT_LIST);
+    assert_int_equal(PARSE(&a, err, "deployment", "delete", "a", "d"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_DEPLOYMENT_DELETE);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "a"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_KEYS_LIST);
+    assert_int_equal(PARSE(&a, err, "keys", "regenerate", "a", "KEY2"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_KEYS_REGENERATE);
+    assert_string_equal(a.pos[1], "KEY2");
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_KEYS_REGENERATE), "keys regenerate");
+}
+
+static void test_missing_arguments_are_usage_errors(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(kl_cli_args_parse(1, ARGV(NULL), &a, err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "no command given");
+
+    assert_int_equal(PARSE(&a, err, "account"), KL_EINVAL);
+    assert_non_null(strstr(err, "'account' needs a command"));
+
+    assert_int_equal(PARSE(&a, err, "account", "show"), KL_EINVAL);
+    assert_string_equal(err, "account show: missing NAME");
+
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc"), KL_EINVAL);
+    assert_string_equal(err, "deployment create: missing NAME");
+
+    assert_int_equal(PARSE(&a, err, "keys", "regenerate", "acc"), KL_EINVAL);
+    assert_string_equal(err, "keys regenerate: missing KEY");
+
+    assert_int_equal(PARSE(&a, err, "account", "show", "a", "b"), KL_EINVAL);
+    assert_string_equal(err, "account show: unexpected argument 'b'");
+
+    assert_int_equal(PARSE(&a, err, "health", "now"), KL_EINVAL);
+    assert_string_equal(err, "health: unexpected argument 'now'");
+
+    /* An empty name would turn "show NAME" into a request for the list. */
+    assert_int_equal(PARSE(&a, err, "account", "show", ""), KL_EINVAL);
+    assert_string_equal(err, "account show: NAME must not be empty");
+
+    /* A value-taking option at the end, or followed by another option. */
+    assert_int_equal(PARSE(&a, err, "account", "list", "--data-dir"), KL_EINVAL);
+    assert_string_equal(err, "--data-dir needs a value");
+    assert_int_equal(
+        PARSE(&a, err, "deployment", "create", "a", "d", "--model", "--backend", "echo"),
+        KL_EINVAL);
+    assert_string_equal(err, "--model needs a value");
+    assert_int_equal(PARSE(&a, err, "account", "list", "--subscription="), KL_EINVAL);
+    assert_string_equal(err, "--subscription needs a non-empty value");
+}
+
+static void test_unknown_options_and_commands(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "account", "list", "--colour"), KL_EINVAL);
+    assert_string_equal(err, "unknown option '--colour'");
+    /* The value of an unknown --x=value is not echoed (it might be a secret). */
+    assert_int_equal(PARSE(&a, err, "account", "list", "--api-key=sk-secret"), KL_EINVAL);
+    assert_string_equal(err, "unknown option '--api-key'");
+    assert_int_equal(PARSE(&a, err, "-x", "account", "list"), KL_EINVAL);
+    assert_string_equal(err, "unknown option '-x'");
+    assert_int_equal(PARSE(&a, err, "accounts", "list"), KL_EINVAL);
+    assert_string_equal(err, "unknown command 'accounts'");
+    assert_int_equal(PARSE(&a, err, "account", "frob", "x"), KL_EINVAL);
+    assert_non_null(strstr(err, "unknown command 'account frob'"));
+    assert_int_equal(PARSE(&a, err, "-o", "yaml", "health"), KL_EINVAL);
+    assert_string_equal(err, "-o must be json or table, not 'yaml'");
+    assert_int_equal(PARSE(&a, err, "health", "--version=1"), KL_EINVAL);
+    assert_string_equal(err, "--version takes no value");
+
+    /* A real option, but not one this command takes. */
+    assert_int_equal(PARSE(&a, err, "account", "show", "a", "--backend", "echo"), KL_EINVAL);
+    assert_string_equal(err, "account show does not take --backend");
+    assert_int_equal(PARSE(&a, err, "--kind", "OpenAI", "deployment", "list", "a"), KL_EINVAL);
+    assert_string_equal(err, "deployment list does not take --kind");
+}
+
+static void test_disable_local_auth_forms(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "account", "create", "demo"), 0);
+    assert_false(a.disable_local_auth);
+    assert_int_equal(a.opts, 0);
+
+    assert_int_equal(PARSE(&a, err, "account", "create", "demo", "--disable-local-auth"), 0);
+    assert_true(a.disable_local_auth);
+    assert_false(a.disable_local_auth_valued);
+
+    assert_int_equal(PARSE(&a, err, "account", "create", "--disable-local-auth", "demo"), 0);
+    assert_true(a.disable_local_auth);
+    assert_string_equal(a.pos[0], "demo");
+
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--disable-local-auth", "false"),
+                     0);
+    assert_false(a.disable_local_auth);
+    assert_true(a.disable_local_auth_valued);
+
+    assert_int_equal(PARSE(&a, err, "account", "update", "--disable-local-auth=true", "demo"), 0);
+    assert_true(a.disable_local_auth);
+    assert_true(a.disable_local_auth_valued);
+
+    /* update must say which way. */
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo"), KL_EINVAL);
+    assert_string_equal(err, "account update: missing --disable-local-auth true|false");
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--disable-local-auth"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--disable-local-auth=yes"),
+                     KL_EINVAL);
+    assert_string_equal(err, "--disable-local-auth takes true or false, not 'yes'");
+}
+
+static void test_deployment_create_options(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc", "dep", "--backend",
+                           "http://127.0.0.1:8000/v1", "--model", "m", "--upstream-model", "llama3",
+                           "--credential-env", "UPSTREAM_KEY"),
+                     0);
+    assert_string_equal(a.backend, "http://127.0.0.1:8000/v1");
+    assert_string_equal(a.model, "m");
+    assert_string_equal(a.upstream_model, "llama3");
+    assert_string_equal(a.credential_env, "UPSTREAM_KEY");
+
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc", "dep", "--backend", "echo"), 0);
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc", "dep", "--backend", "ftp://x"),
+                     KL_EINVAL);
+    assert_string_equal(err,
+                        "deployment create: --backend must be echo or an http:// or https:// URL");
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc", "dep", "--credential-env", "K"),
+                     KL_EINVAL);
+    assert_string_equal(err, "deployment create: --credential-env needs --backend URL");
+    assert_int_equal(PARSE(&a, err, "deployment", "create", "acc", "dep", "--backend", "echo",
+                           "--upstream-model", "x"),
+                     KL_EINVAL);
+    assert_string_equal(err, "deployment create: --upstream-model needs --backend URL");
+
+    assert_int_equal(PARSE(&a, err, "keys", "regenerate", "acc", "key3"), KL_EINVAL);
+    assert_string_equal(err, "keys regenerate: KEY must be key1 or key2, not 'key3'");
+}
+
+static void test_help_and_end_of_options(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    /* --help wins over missing arguments, and keeps the noun for the help page. */
+    assert_int_equal(PARSE(&a, err, "account", "create", "--help"), 0);
+    assert_true(a.help);
+    assert_string_equal(a.noun, "account");
+    assert_int_equal(PARSE(&a, err, "-h"), 0);
+    assert_true(a.help);
+    assert_null(a.noun);
+    assert_int_equal(PARSE(&a, err, "--version"), 0);
+    assert_true(a.version);
+    /* An unknown option stays an error even with --help. */
+    assert_int_equal(PARSE(&a, err, "--help", "--nope"), KL_EINVAL);
+
+    /* After "--" everything is an argument. */
+    assert_int_equal(PARSE(&a, err, "account", "show", "--", "--help"), 0);
+    assert_false(a.help);
+    assert_string_equal(a.pos[0], "--help");
+}
+
+static void test_default_data_dir(void **state)
+{
+    (void)state;
+    char out[128];
+    assert_int_equal(kl_cli_default_data_dir(true, "/x", "/home/u", out, sizeof(out)), 0);
+    assert_string_equal(out, "/var/lib/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, "/xdg", "/home/u", out, sizeof(out)), 0);
+    assert_string_equal(out, "/xdg/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, "", "/home/u", out, sizeof(out)), 0);
+    assert_string_equal(out, "/home/u/.local/share/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, NULL, "/home/u", out, sizeof(out)), 0);
+    assert_string_equal(out, "/home/u/.local/share/keyless");
+    /* A relative XDG_DATA_HOME is ignored, as the XDG spec (and keylessd) say. */
+    assert_int_equal(kl_cli_default_data_dir(false, "rel/dir", "/home/u", out, sizeof(out)), 0);
+    assert_string_equal(out, "/home/u/.local/share/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, NULL, NULL, out, sizeof(out)), 0);
+    assert_string_equal(out, "/tmp/.local/share/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, NULL, "", out, sizeof(out)), 0);
+    assert_string_equal(out, "/tmp/.local/share/keyless");
+    assert_int_equal(kl_cli_default_data_dir(false, "/a/very/long/path", NULL, out, 10),
+                     KL_ETOOBIG);
+}
+
+/* ---- output ---- */
+
+static char *render(const kl_cli_table *t)
+{
+    kl_buf b;
+    kl_buf_init(&b, 1 << 20);
+    assert_int_equal(kl_cli_table_render(t, &b), 0);
+    return kl_buf_steal(&b);
+}
+
+static void test_table_alignment(void **state)
+{
+    (void)state;
+    kl_cli_table t;
+    static const char *const headers[] = {"NAME", "MODEL", "BACKEND"};
+    const char *r1[] = {"gpt-4o-mini", "gpt-4o-mini", "echo"};
+    const char *r2[] = {"l", NULL, "http://127.0.0.1:8000/v1"};
+    assert_int_equal(kl_cli_table_init(&t, 3, headers), 0);
+    assert_int_equal(kl_cli_table_add_row(&t, r1), 0);
+    assert_int_equal(kl_cli_table_add_row(&t, r2), 0);
+    char *s = render(&t);
+    assert_string_equal(s, "NAME         MODEL        BACKEND\n"
+                           "gpt-4o-mini  gpt-4o-mini  echo\n"
+                           "l            -            http://127.0.0.1:8000/v1\n");
+    free(s);
+    kl_cli_table_free(&t);
+
+    /* Header only. */
+    assert_int_equal(kl_cli_table_init(&t, 2, (const char *const[]){"KEY", "VALUE"}), 0);
+    s = render(&t);
+    assert_string_equal(s, "KEY  VALUE\n");
+    free(s);
+    kl_cli_table_free(&t);
+
+    assert_int_equal(kl_cli_table_init(&t, 0, NULL), KL_EINVAL);
+    assert_int_equal(kl_cli_table_init(&t, 17, NULL), KL_EINVAL);
+}
+
+static void test_table_width_and_control_chars(void **state)
+{
+    (void)state;
+    kl_cli_table t;
+    /* No header; "é" is two bytes but one column; an escape sequence from the server
+     * must not reach the terminal. */
+    assert_int_equal(kl_cli_table_init(&t, 2, NULL), 0);
+    assert_int_equal(kl_cli_table_add_row(&t, (const char *const[]){"caf\xc3\xa9", "1"}), 0);
+    assert_int_equal(kl_cli_table_add_row(&t, (const char *const[]){"ab", "x\x1b[2Jy\n"}), 0);
+    char *s = render(&t);
+    assert_string_equal(s, "caf\xc3\xa9  1\n"
+                           "ab    x?[2Jy?\n");
+    free(s);
+    kl_cli_table_free(&t);
+}
+
+static void test_exit_code_mapping(void **state)
+{
+    (void)state;
+    assert_int_equal(kl_cli_exit_for_status(200), KL_CLI_EXIT_OK);
+    assert_int_equal(kl_cli_exit_for_status(201), KL_CLI_EXIT_OK);
+    assert_int_equal(kl_cli_exit_for_status(204), KL_CLI_EXIT_OK);
+    assert_int_equal(kl_cli_exit_for_status(404), KL_CLI_EXIT_NOTFOUND);
+    assert_int_equal(kl_cli_exit_for_status(400), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(401), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(405), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(409), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(500), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(503), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(302), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(100), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(kl_cli_exit_for_status(0), KL_CLI_EXIT_REFUSED);
+    assert_int_equal(KL_CLI_EXIT_USAGE, 2);
+    assert_int_equal(KL_CLI_EXIT_UNREACHABLE, 3);
+}
+
+static char *error_line(long status, const char *body)
+{
+    kl_buf b;
+    kl_buf_init(&b, 1 << 16);
+    assert_int_equal(kl_cli_format_server_error(status, body, body ? strlen(body) : 0, &b), 0);
+    return kl_buf_steal(&b);
+}
+
+static void test_server_error_lines(void **state)
+{
+    (void)state;
+    char *s = error_line(409, "{\"error\":{\"code\":\"CustomDomainInUse\",\"message\":\"The "
+                              "name demo is taken.\"}}");
+    assert_string_equal(s, "error: CustomDomainInUse: The name demo is taken.");
+    free(s);
+    s = error_line(401, "{\"error\":{\"code\":\"401\",\"message\":\"Access denied\"}}");
+    assert_string_equal(s, "error: 401: Access denied");
+    free(s);
+    s = error_line(400, "{\"error\":{\"code\":\"Bad\",\"message\":\"a\\u001b[31mb\"}}");
+    assert_string_equal(s, "error: Bad: a?[31mb");
+    free(s);
+    s = error_line(400, "{\"error\":\"invalid_request\",\"error_description\":\"nope\"}");
+    assert_string_equal(s, "error: invalid_request: nope");
+    free(s);
+    s = error_line(503, "");
+    assert_string_equal(s, "error: HTTP 503: Service Unavailable");
+    free(s);
+    s = error_line(403, "Forbidden\r\n");
+    assert_string_equal(s, "error: HTTP 403: Forbidden");
+    free(s);
+    s = error_line(500, "[1,2]");
+    assert_string_equal(s, "error: HTTP 500: Internal Server Error");
+    free(s);
+}
+
+/* ---- requests ---- */
+
+static void test_arm_targets(void **state)
+{
+    (void)state;
+    kl_buf b;
+    kl_buf_init(&b, 4096);
+    const char *sub = "00000000-0000-0000-0000-000000000000";
+    assert_int_equal(kl_cli_arm_target(&b, sub, "default", "demo", NULL, NULL), 0);
+    assert_string_equal(b.data, "/subscriptions/00000000-0000-0000-0000-000000000000/"
+                                "resourceGroups/default/providers/Microsoft.CognitiveServices/"
+                                "accounts/demo?api-version=2024-10-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_arm_target(&b, "s", NULL, NULL, NULL, NULL), 0);
+    assert_string_equal(b.data, "/subscriptions/s/providers/Microsoft.CognitiveServices/"
+                                "accounts?api-version=2024-10-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_arm_target(&b, "s", "my.rg(1)", "a", "deployments", "gpt-4o_mini.v1"),
+                     0);
+    assert_string_equal(b.data, "/subscriptions/s/resourceGroups/my.rg(1)/providers/"
+                                "Microsoft.CognitiveServices/accounts/a/deployments/"
+                                "gpt-4o_mini.v1?api-version=2024-10-01");
+    kl_buf_reset(&b);
+    /* Arguments cannot add segments, queries or dot-segments. */
+    assert_int_equal(kl_cli_arm_target(&b, "s", "rg", "a/../b?x=1#f", "listKeys", NULL), 0);
+    assert_string_equal(b.data, "/subscriptions/s/resourceGroups/rg/providers/"
+                                "Microsoft.CognitiveServices/accounts/"
+                                "a%2F..%2Fb%3Fx%3D1%23f/listKeys?api-version=2024-10-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_arm_target(&b, "s", "rg", "..", "deployments", "."), 0);
+    assert_string_equal(b.data, "/subscriptions/s/resourceGroups/rg/providers/"
+                                "Microsoft.CognitiveServices/accounts/%2E%2E/deployments/"
+                                "%2E?api-version=2024-10-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_append_segment(&b, "a b%\xc3\xa9"), 0);
+    assert_string_equal(b.data, "a%20b%25%C3%A9");
+    kl_buf_free(&b);
+}
+
+static void test_id_segments(void **state)
+{
+    (void)state;
+    char out[64];
+    const char *id = "/subscriptions/s/resourceGroups/rg-1/providers/"
+                     "Microsoft.CognitiveServices/accounts/demo/deployments/d";
+    assert_int_equal(kl_cli_id_segment(id, "resourcegroups", out, sizeof(out)), 0);
+    assert_string_equal(out, "rg-1");
+    assert_int_equal(kl_cli_id_segment(id, "accounts", out, sizeof(out)), 0);
+    assert_string_equal(out, "demo");
+    assert_int_equal(kl_cli_id_segment(id, "deployments", out, sizeof(out)), 0);
+    assert_string_equal(out, "d");
+    assert_int_equal(kl_cli_id_segment(id, "tenants", out, sizeof(out)), KL_ENOTFOUND);
+    assert_int_equal(
+        kl_cli_id_segment("/subscriptions/s/resourceGroups", "resourceGroups", out, sizeof(out)),
+        KL_ENOTFOUND);
+    assert_int_equal(kl_cli_id_segment(id, "accounts", out, 3), KL_ETOOBIG);
+}
+
+/* ---- transport failures (real sockets, no server) ---- */
+
+typedef struct tmpdir {
+    char path[64];
+} tmpdir;
+
+static int make_tmpdir(void **state)
+{
+    tmpdir *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    snprintf(t->path, sizeof(t->path), "/tmp/kl-cli-test-XXXXXX");
+    if (!mkdtemp(t->path)) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+static int remove_tmpdir(void **state)
+{
+    tmpdir *t = *state;
+    char p[128];
+    snprintf(p, sizeof(p), "%s/admin.sock", t->path);
+    unlink(p);
+    rmdir(t->path);
+    free(t);
+    return 0;
+}
+
+static int request_error(const char *sock, char *err, size_t errlen, bool *connect_failed)
+{
+    kl_cli_http h;
+    kl_cli_response resp;
+    int rc = kl_cli_http_init(&h, sock, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = kl_cli_http_request(&h, "GET", "/healthz", NULL, 0, &resp, err, errlen);
+    assert_int_equal(resp.status, 0);
+    *connect_failed = h.connect_failed;
+    kl_cli_response_free(&resp);
+    kl_cli_http_free(&h);
+    return rc;
+}
+
+static void *accept_and_close(void *arg)
+{
+    int c = accept(*(int *)arg, NULL, NULL);
+    if (c >= 0)
+        close(c);
+    return NULL;
+}
+
+static void test_unreachable_socket(void **state)
+{
+    tmpdir *t = *state;
+    char sock[128], err[1024], want[256];
+    bool cf = false;
+    snprintf(sock, sizeof(sock), "%s/admin.sock", t->path);
+
+    /* Missing. */
+    assert_int_equal(request_error(sock, err, sizeof(err), &cf), KL_EIO);
+    snprintf(want, sizeof(want), "cannot reach keylessd: %s does not exist", sock);
+    assert_string_equal(err, want);
+    assert_true(cf); /* so the caller suggests starting keylessd */
+
+    /* Not a socket. */
+    FILE *f = fopen(sock, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(request_error(sock, err, sizeof(err), &cf), KL_EIO);
+    snprintf(want, sizeof(want), "cannot reach keylessd: %s is not a socket", sock);
+    assert_string_equal(err, want);
+    unlink(sock);
+
+    /* A socket nobody listens on (a daemon that died). */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path, sock, strlen(sock) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(request_error(sock, err, sizeof(err), &cf), KL_EIO);
+    assert_non_null(strstr(err, "connection refused"));
+    assert_true(cf);
+    assert_non_null(strstr(err, sock));
+
+    /* A peer that hangs up without a word (as a daemon refusing this uid might). */
+    assert_int_equal(listen(fd, 4), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, accept_and_close, &fd), 0);
+    assert_int_equal(request_error(sock, err, sizeof(err), &cf), KL_EIO);
+    assert_non_null(strstr(err, "closed the connection without answering"));
+    assert_non_null(strstr(err, "is this user allowed"));
+    assert_false(cf);
+    pthread_join(th, NULL);
+    close(fd);
+
+    /* Longer than a socket address can hold. */
+    char longpath[200];
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(request_error(longpath, err, sizeof(err), &cf), KL_ETOOBIG);
+    assert_non_null(strstr(err, "too long"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_options_anywhere),
+        cmocka_unit_test(test_every_command_resolves),
+        cmocka_unit_test(test_missing_arguments_are_usage_errors),
+        cmocka_unit_test(test_unknown_options_and_commands),
+        cmocka_unit_test(test_disable_local_auth_forms),
+        cmocka_unit_test(test_deployment_create_options),
+        cmocka_unit_test(test_help_and_end_of_options),
+        cmocka_unit_test(test_default_data_dir),
+        cmocka_unit_test(test_table_alignment),
+        cmocka_unit_test(test_table_width_and_control_chars),
+        cmocka_unit_test(test_exit_code_mapping),
+        cmocka_unit_test(test_server_error_lines),
+        cmocka_unit_test(test_arm_targets),
+        cmocka_unit_test(test_id_segments),
+        cmocka_unit_test_setup_teardown(test_unreachable_socket, make_tmpdir, remove_tmpdir),
+    };
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
