@@ -16,6 +16,7 @@ bool kl_uuid_valid(const char *s, size_t n);
 
 /* Milliseconds on the monotonic clock; and seconds since the epoch. */
 uint64_t kl_now_mono_ms(void);
+uint64_t kl_now_mono_us(void);
 int64_t kl_now_unix(void);
 /* Writes an ISO 8601 UTC time like 2026-11-28T10:04:13.000Z into out (>= 25 bytes). */
 void kl_time_iso8601(int64_t unix_seconds, char *out, size_t outlen);

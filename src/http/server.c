@@ -101,7 +101,7 @@ struct kl_http_req {
     struct evkeyvalq *qparams; /* lazily parsed */
     kl_buf body;
     char id[KL_UUID_LEN + 1];
-    uint64_t start_ms;
+    uint64_t start_us;        /* monotonic, for latency */
     kl_route route;
     bool responded;           /* status line has been written */
     bool streaming;
@@ -198,7 +198,7 @@ static kl_http_req *req_new(conn *c)
     kl_buf_init(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
     kl_buf_init(&r->body, KL_MAX_BODY_BYTES);
     kl_buf_init(&r->resp_headers, KL_MAX_HEADER_BYTES);
-    r->start_ms = kl_now_mono_ms();
+    r->start_us = kl_now_mono_us();
     r->route = KL_ROUTE_OTHER;
     r->auth_fail = -1;
     if (kl_uuid_v4(r->id) != 0)
@@ -259,12 +259,11 @@ static void access_log(kl_http_req *r)
     r->log_fields = NULL;
     if (!f)
         return;
-    char dur[32];
-    snprintf(dur, sizeof(dur), "%.3f", (double)(kl_now_mono_ms() - r->start_ms));
     json_object_set_new(f, "method", json_string(r->method));
     json_object_set_new(f, "path", json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
     json_object_set_new(f, "status", json_integer(r->status));
-    json_object_set_new(f, "duration_ms", json_real(atof(dur)));
+    json_object_set_new(f, "duration_ms",
+                        json_real((double)(kl_now_mono_us() - r->start_us) / 1000.0));
     json_object_set_new(f, "request_id", json_string(r->id));
     kl_log_json(KL_LOG_INFO, "request", f);
 }
@@ -276,7 +275,7 @@ static void req_finished(kl_http_req *r)
 {
     conn *c = r->conn;
     r->finished = true;
-    uint64_t us = (kl_now_mono_ms() - r->start_ms) * 1000u;
+    uint64_t us = kl_now_mono_us() - r->start_us;
     kl_metrics_request(c->t->server->cfg.metrics, r->route, r->status, us);
     if (r->auth_fail >= 0)
         kl_metrics_auth_failure(c->t->server->cfg.metrics, (kl_auth_fail)r->auth_fail);
@@ -925,8 +924,13 @@ void kl_http_respond(kl_http_req *r, int status, const char *content_type, const
     if (r->responded)
         return;
     char framing[48];
-    snprintf(framing, sizeof(framing), "Content-Length: %zu", len);
-    write_head(r, status, content_type, framing);
+    /* A 204 carries no body and, per RFC 9110, no Content-Length. */
+    bool no_body = status == 204 || status == 304;
+    if (no_body)
+        len = 0;
+    snprintf(framing, sizeof(framing), no_body ? "Cache-Control: no-store" : "Content-Length: %zu",
+             len);
+    write_head(r, status, no_body ? NULL : content_type, framing);
     if (len && strcmp(r->method, "HEAD") != 0)
         evbuffer_add(bufferevent_get_output(r->conn->bev), body, len);
     req_finished(r);

@@ -13,9 +13,9 @@
 typedef struct kl_mgmt kl_mgmt;
 
 typedef struct kl_mgmt_cfg {
-    kl_store *store;               /* borrowed */
-    kl_snapshot_holder *holder;    /* borrowed; republished after every change */
-    const kl_keys *keys;           /* borrowed */
+    kl_store *store;            /* borrowed */
+    kl_snapshot_holder *holder; /* borrowed; republished after every change */
+    const kl_keys *keys;        /* borrowed */
     /* Base of the data-plane URL given back as properties.endpoint, e.g.
      * "https://127.0.0.1:8443"; the account is reached at {base}/accounts/{name}/. */
     const char *public_base_url;

@@ -16,20 +16,20 @@ typedef struct kl_snapshot kl_snapshot;
 typedef struct kl_snapshot_holder kl_snapshot_holder;
 
 typedef struct kl_account {
-    const char *id;             /* full ARM id, as created (case preserved) */
-    const char *name;           /* account name; unique across the daemon (case-insensitive) */
+    const char *id;   /* full ARM id, as created (case preserved) */
+    const char *name; /* account name; unique across the daemon (case-insensitive) */
     const char *subscription;
     const char *resource_group;
     const char *location;
-    bool disable_local_auth;    /* true: API keys get 403 AuthenticationTypeDisabled */
+    bool disable_local_auth; /* true: API keys get 403 AuthenticationTypeDisabled */
 } kl_account;
 
 typedef enum kl_backend_kind { KL_BACKEND_ECHO = 0, KL_BACKEND_UPSTREAM } kl_backend_kind;
 
 typedef struct kl_deployment {
     const kl_account *account;
-    const char *name;           /* deployment name (the OpenAI "model" on v1 routes) */
-    const char *model_name;     /* properties.model.name as given (may be "") */
+    const char *name;       /* deployment name (the OpenAI "model" on v1 routes) */
+    const char *model_name; /* properties.model.name as given (may be "") */
     kl_backend_kind backend;
     /* Upstream only (NULL for echo): base URL such as "http://127.0.0.1:8000/v1" (the
      * OpenAI route, e.g. "/chat/completions", is appended), the model name sent

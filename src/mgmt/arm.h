@@ -1,0 +1,112 @@
+/* Internal to mgmt/: the ARM request grammar without any HTTP — path patterns, resource
+ * name rules, api-version, JSON body intake and ARM error bodies — so that all of it can
+ * be unit-tested on its own. */
+#ifndef KL_MGMT_ARM_H
+#define KL_MGMT_ARM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/limits.h"
+
+/* Route patterns. Literal segments match case-insensitively, as ARM does; "{key}"
+ * captures one segment, validated by the rule for that key (see kl_arm_resolve_names). */
+#define KL_ARM_SUB "/subscriptions/{subscription}"
+#define KL_ARM_RG KL_ARM_SUB "/resourceGroups/{resourceGroup}"
+#define KL_ARM_CS_PROVIDER "/providers/Microsoft.CognitiveServices"
+#define KL_ARM_ACCOUNTS_IN_SUB KL_ARM_SUB KL_ARM_CS_PROVIDER "/accounts"
+#define KL_ARM_ACCOUNTS_IN_RG KL_ARM_RG KL_ARM_CS_PROVIDER "/accounts"
+#define KL_ARM_ACCOUNT KL_ARM_ACCOUNTS_IN_RG "/{account}"
+#define KL_ARM_LIST_KEYS KL_ARM_ACCOUNT "/listKeys"
+#define KL_ARM_REGENERATE_KEY KL_ARM_ACCOUNT "/regenerateKey"
+#define KL_ARM_DEPLOYMENTS KL_ARM_ACCOUNT "/deployments"
+#define KL_ARM_DEPLOYMENT KL_ARM_DEPLOYMENTS "/{deployment}"
+
+#define KL_ARM_ACCOUNT_TYPE "Microsoft.CognitiveServices/accounts"
+#define KL_ARM_DEPLOYMENT_TYPE "Microsoft.CognitiveServices/accounts/deployments"
+
+#define KL_ARM_MAX_PARAMS 4    /* captures in one pattern */
+#define KL_ARM_MAX_SEGMENTS 32 /* segments in a path we try to match */
+/* An ARM account id: the fixed parts plus three names. */
+#define KL_ARM_MAX_ID (128 + 3 * KL_MAX_NAME)
+
+/* A refusal, ready to become {"error":{"code":..,"message":..}} with this status. */
+typedef struct kl_arm_error {
+    int status;
+    const char *code; /* static string */
+    char message[256];
+} kl_arm_error;
+
+/* Captures of one path match; values point into the matched path (not NUL-terminated). */
+typedef struct kl_arm_match {
+    size_t n;
+    struct {
+        const char *key; /* points into the pattern */
+        size_t key_len;
+        const char *val;
+        size_t val_len;
+    } p[KL_ARM_MAX_PARAMS];
+} kl_arm_match;
+
+/* The validated names of a request, NUL-terminated ("" when the route has none). */
+typedef struct kl_arm_names {
+    char subscription[KL_MAX_NAME + 1];
+    char resource_group[KL_MAX_NAME + 1];
+    char account[KL_MAX_NAME + 1];
+    char deployment[KL_MAX_NAME + 1];
+} kl_arm_names;
+
+/* Fills e (status, static code, formatted message). */
+void kl_arm_error_set(kl_arm_error *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* {"error":{"code":code,"message":message}}; NULL on allocation failure. */
+json_t *kl_arm_error_body(const char *code, const char *message);
+
+/* True if path matches pattern (both start with '/'; segments split on '/'). Literal
+ * segments compare case-insensitively; "{key}" matches one non-empty segment and is
+ * recorded in *m (may be NULL). Empty segments in path never match. */
+bool kl_arm_match_path(const char *pattern, const char *path, kl_arm_match *m);
+/* True if every capture in pattern names a key kl_arm_resolve_names knows and the
+ * pattern is well formed (used to check the route table at start). */
+bool kl_arm_pattern_valid(const char *pattern);
+/* Validates each capture by its key's rule and copies it into *names (zeroed first).
+ * 0, or KL_EINVAL with e set: 400 InvalidResourceName (InvalidResourceGroupName for
+ * resource groups). */
+int kl_arm_resolve_names(const kl_arm_match *m, kl_arm_names *names, kl_arm_error *e);
+
+/* Name rules (s[0..n), not NUL-terminated). All reject control characters, "..", and
+ * anything longer than KL_MAX_NAME. */
+/* Subscription: 1-90 of letters, digits, - _ . ( ), not ending in '.' (GUIDs pass). */
+bool kl_arm_valid_subscription(const char *s, size_t n);
+/* Resource group: 1-90 of letters, digits, _ - . ( ), not ending in '.'. */
+bool kl_arm_valid_resource_group(const char *s, size_t n);
+/* Account: 2-64 of letters, digits and '-', starting and ending alphanumeric. */
+bool kl_arm_valid_account_name(const char *s, size_t n);
+/* Deployment: 2-64 of letters, digits, - _ . */
+bool kl_arm_valid_deployment_name(const char *s, size_t n);
+
+/* Checks the api-version query value (NULL = absent): YYYY-MM-DD with an optional
+ * "-preview". 0, or KL_EINVAL with e = 400 MissingApiVersionParameter /
+ * InvalidApiVersionParameter. */
+int kl_arm_check_api_version(const char *value, kl_arm_error *e);
+
+/* Parses a request body that must be a JSON object: not empty, at most
+ * KL_MAX_JSON_DEPTH deep, valid UTF-8 JSON without duplicate keys. *out is owned by the
+ * caller. 0, or KL_EINVAL with e = 400 InvalidRequestContent. */
+int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e);
+/* True if the JSON text buf[0..len) nests arrays/objects at most max deep (strings are
+ * skipped properly). Cheap pre-check before a full parse. */
+bool kl_arm_json_depth_ok(const unsigned char *buf, size_t len, int max);
+
+/* "/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}"
+ * into out. KL_ETOOBIG if it does not fit. */
+int kl_arm_account_id(const char *subscription, const char *resource_group, const char *account,
+                      char *out, size_t outlen);
+/* The aad an API key of account_id's slot is sealed with:
+ * "apikey:<lower-case account id>:<slot>". */
+int kl_arm_apikey_aad(const char *account_id, int slot, char *out, size_t outlen);
+/* Lower-cases ASCII letters in place. */
+void kl_arm_lower(char *s);
+
+#endif

@@ -1,0 +1,69 @@
+/* Internal to mgmt/: the control plane's context, the per-request call, the route table
+ * and the helpers the resource handlers share. */
+#ifndef KL_MGMT_INTERNAL_H
+#define KL_MGMT_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "mgmt/arm.h"
+#include "mgmt/mgmt.h"
+#include "mgmt/route.h"
+#include "store/store.h"
+
+struct kl_mgmt {
+    kl_store *store;            /* borrowed */
+    kl_snapshot_holder *holder; /* borrowed */
+    const kl_keys *keys;        /* borrowed */
+    char *public_base_url;      /* owned, without trailing '/' */
+};
+
+/* One request on its way through a route. */
+typedef struct kl_mgmt_call {
+    kl_mgmt *m;
+    kl_http_req *r;
+    const kl_mgmt_route *route;
+    kl_arm_names names; /* validated path names */
+    json_t *body;       /* the parsed body (a JSON object) or NULL; owned by the dispatcher */
+} kl_mgmt_call;
+
+/* The route table (static data). */
+const kl_mgmt_route *kl_mgmt_routes(size_t *n);
+
+/* --- answering (each answers the request; the call must not answer again) --- */
+void kl_mgmt_reply_error(kl_mgmt_call *c, const kl_arm_error *e);
+void kl_mgmt_fail(kl_mgmt_call *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 500 for a store or allocation failure (logged, no detail to the client). */
+void kl_mgmt_fail_internal(kl_mgmt_call *c, int err, const char *what);
+/* Sends body (ownership taken; NULL becomes a 500). */
+void kl_mgmt_reply_json(kl_mgmt_call *c, int status, json_t *body);
+/* Sends an empty response (200 after a delete, 204 when there was nothing). */
+void kl_mgmt_reply_empty(kl_mgmt_call *c, int status);
+
+/* Reads the account named in the path and checks it lives in the path's subscription
+ * and resource group (case-insensitively). 0 with *out owned by the caller;
+ * KL_ENOTFOUND when it does not exist there. On KL_ENOTFOUND with reply true, answers
+ * 404 ResourceNotFound; on any other error always answers 500. */
+int kl_mgmt_find_account(kl_mgmt_call *c, bool reply, kl_store_account **out);
+/* Rebuilds and publishes the snapshot after a committed change, so the next request
+ * sees it. On failure logs, answers 500 (the change is committed and is applied by the
+ * next change or restart) and returns the error. */
+int kl_mgmt_applied(kl_mgmt_call *c);
+/* Logs a committed change (never a secret). */
+void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id);
+
+/* --- handlers (accounts.c, deployments.c) --- */
+void kl_mgmt_account_put(kl_mgmt_call *c);
+void kl_mgmt_account_patch(kl_mgmt_call *c);
+void kl_mgmt_account_get(kl_mgmt_call *c);
+void kl_mgmt_account_delete(kl_mgmt_call *c);
+void kl_mgmt_accounts_list(kl_mgmt_call *c);
+void kl_mgmt_account_list_keys(kl_mgmt_call *c);
+void kl_mgmt_account_regenerate_key(kl_mgmt_call *c);
+void kl_mgmt_deployment_put(kl_mgmt_call *c);
+void kl_mgmt_deployment_get(kl_mgmt_call *c);
+void kl_mgmt_deployment_delete(kl_mgmt_call *c);
+void kl_mgmt_deployments_list(kl_mgmt_call *c);
+
+#endif

@@ -1,0 +1,35 @@
+/* Building the snapshot from the store: the only place the hot path's view of the
+ * world is made. Runs on the control thread (it reads the whole store), after each
+ * committed change and at start. */
+#ifndef KL_POLICY_BUILD_H
+#define KL_POLICY_BUILD_H
+
+#include <stddef.h>
+
+#include "common/limits.h"
+#include "crypto/keys.h"
+#include "policy/snapshot.h"
+#include "store/store.h"
+
+/* Reads everything from st in one read transaction and builds a snapshot: accounts,
+ * the API key index, deployments with their upstream credentials unsealed into the
+ * snapshot's memory (cleansed when it is freed). *out holds one reference and is not
+ * yet published (generation 0). Errors: KL_EINVAL, a store error, KL_ECRYPTO (a
+ * sealed credential does not open: wrong KEK or a tampered row; nothing is built),
+ * KL_ENOMEM. */
+int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out);
+
+/* kl_policy_build followed by kl_snapshot_publish(h, ...). On failure the current
+ * snapshot stays published and the error is returned (and logged). */
+int kl_policy_rebuild(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h);
+
+/* The additional data a deployment's upstream credential is sealed with, binding it to
+ * its account, deployment and upstream URL (so a sealed value copied to another row, or
+ * a row whose URL was changed behind our back, does not open):
+ * "upstream-credential:<lower-case account name>:<deployment name>:<url>".
+ * Writes a NUL-terminated string into out; KL_ETOOBIG if it does not fit. */
+#define KL_POLICY_AAD_MAX (64 + 2 * KL_MAX_NAME + KL_MAX_URL)
+int kl_policy_credential_aad(const char *account_name, const char *deployment, const char *url,
+                             char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,604 @@
+/* The immutable snapshot (see snapshot.h) and its holder. Lookup tables are open-
+ * addressing hash tables built once, at finish, and only read afterwards; a snapshot is
+ * freed when its last reference goes. The holder's pointer is guarded by a mutex held
+ * for a handful of instructions, so acquire is race-free without hazard pointers. */
+#include "policy/snapshot.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/util.h"
+#include "policy/snapshot_builder.h"
+
+typedef struct acct_rec {
+    kl_account pub;   /* first: a kl_account pointer from this snapshot maps back to its record */
+    size_t dep_first; /* its deployments are dep_list[dep_first .. dep_first + dep_count) */
+    size_t dep_count;
+} acct_rec;
+
+typedef struct key_rec {
+    unsigned char index[32];
+    uint32_t acct;
+    int slot;
+} key_rec;
+
+struct kl_snapshot {
+    atomic_long refs;
+    uint64_t generation; /* set by publish before the snapshot becomes visible */
+
+    acct_rec *accts;
+    size_t n_accts;
+    uint32_t *acct_tab; /* index + 1, 0 = empty; size acct_mask + 1 */
+    size_t acct_mask;
+
+    kl_deployment *deps;            /* grouped by account, each group in name order */
+    const kl_deployment **dep_list; /* &deps[i], what kl_snapshot_deployments hands out */
+    size_t n_deps;
+    uint32_t *dep_tab;
+    size_t dep_mask;
+
+    key_rec *keys;
+    size_t n_keys;
+    uint32_t *key_tab;
+    size_t key_mask;
+};
+
+struct kl_snapshot_holder {
+    pthread_mutex_t mu;
+    kl_snapshot *cur;         /* guarded by mu */
+    atomic_uint_fast64_t gen; /* generation of cur; 0 before the first publish */
+};
+
+/* ---------------------------------------------------------------- hashing */
+
+static uint64_t fnv_lower(const char *s, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        h ^= c;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t fnv_exact(const char *s, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+static uint64_t dep_hash(size_t acct, const char *name, size_t n)
+{
+    return fnv_exact(name, n, FNV_BASIS ^ ((uint64_t)acct * 0x9e3779b97f4a7c15ULL));
+}
+
+static uint64_t key_hash(const unsigned char index[32])
+{
+    uint64_t h;
+    memcpy(&h, index, sizeof(h)); /* an HMAC output: already uniform */
+    return h;
+}
+
+/* A table of at least twice as many slots as entries (a power of two, >= 8), so probe
+ * sequences stay short. */
+static int table_new(size_t n, uint32_t **tab, size_t *mask)
+{
+    if (n > UINT32_MAX / 4)
+        return KL_ETOOBIG;
+    size_t size = 8;
+    while (size < 2 * n)
+        size *= 2;
+    *tab = calloc(size, sizeof(uint32_t));
+    if (!*tab)
+        return KL_ENOMEM;
+    *mask = size - 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+static const acct_rec *find_account(const kl_snapshot *s, const char *name, size_t len, size_t *idx)
+{
+    if (!s || !name || len == 0 || len > KL_MAX_NAME || !s->acct_tab)
+        return NULL;
+    for (size_t i = fnv_lower(name, len, FNV_BASIS) & s->acct_mask;; i = (i + 1) & s->acct_mask) {
+        uint32_t v = s->acct_tab[i];
+        if (v == 0)
+            return NULL;
+        const acct_rec *r = &s->accts[v - 1];
+        if (kl_str_ieqn(r->pub.name, strlen(r->pub.name), name, len)) {
+            if (idx)
+                *idx = v - 1;
+            return r;
+        }
+    }
+}
+
+/* Maps a kl_account pointer back to its index, refusing pointers from elsewhere (for
+ * example from an older snapshot). */
+static bool account_index(const kl_snapshot *s, const kl_account *a, size_t *idx)
+{
+    if (!s || !a || s->n_accts == 0)
+        return false;
+    uintptr_t base = (uintptr_t)s->accts;
+    uintptr_t p = (uintptr_t)a;
+    if (p < base || p >= base + s->n_accts * sizeof(acct_rec))
+        return false;
+    if ((p - base) % sizeof(acct_rec) != 0)
+        return false;
+    *idx = (p - base) / sizeof(acct_rec);
+    return true;
+}
+
+const kl_account *kl_snapshot_account(const kl_snapshot *s, const char *name, size_t len)
+{
+    const acct_rec *r = find_account(s, name, len, NULL);
+    return r ? &r->pub : NULL;
+}
+
+const kl_deployment *kl_snapshot_deployment(const kl_snapshot *s, const kl_account *a,
+                                            const char *name, size_t len)
+{
+    size_t ai;
+    if (!name || len == 0 || len > KL_MAX_NAME || !account_index(s, a, &ai) || !s->dep_tab)
+        return NULL;
+    for (size_t i = dep_hash(ai, name, len) & s->dep_mask;; i = (i + 1) & s->dep_mask) {
+        uint32_t v = s->dep_tab[i];
+        if (v == 0)
+            return NULL;
+        const kl_deployment *d = &s->deps[v - 1];
+        if (d->account == a && strlen(d->name) == len && memcmp(d->name, name, len) == 0)
+            return d;
+    }
+}
+
+size_t kl_snapshot_deployments(const kl_snapshot *s, const kl_account *a,
+                               const kl_deployment *const **out)
+{
+    size_t ai;
+    if (out)
+        *out = NULL;
+    if (!out || !account_index(s, a, &ai) || s->accts[ai].dep_count == 0)
+        return 0;
+    *out = &s->dep_list[s->accts[ai].dep_first];
+    return s->accts[ai].dep_count;
+}
+
+bool kl_snapshot_key_lookup(const kl_snapshot *s, const unsigned char index[32],
+                            const kl_account **account, int *slot)
+{
+    if (!s || !index || !s->key_tab)
+        return false;
+    for (size_t i = key_hash(index) & s->key_mask;; i = (i + 1) & s->key_mask) {
+        uint32_t v = s->key_tab[i];
+        if (v == 0)
+            return false;
+        const key_rec *k = &s->keys[v - 1];
+        /* The prefix only picks candidates; the decision is the full constant-time
+         * comparison. */
+        if (memcmp(k->index, index, 8) == 0 && CRYPTO_memcmp(k->index, index, 32) == 0) {
+            if (account)
+                *account = &s->accts[k->acct].pub;
+            if (slot)
+                *slot = k->slot;
+            return true;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static void free_account_strings(kl_account *a)
+{
+    free((char *)a->id);
+    free((char *)a->name);
+    free((char *)a->subscription);
+    free((char *)a->resource_group);
+    free((char *)a->location);
+}
+
+static void free_secret(const char *c)
+{
+    if (c) {
+        OPENSSL_cleanse((char *)c, strlen(c));
+        free((char *)c);
+    }
+}
+
+static void free_deployment_strings(kl_deployment *d)
+{
+    free((char *)d->name);
+    free((char *)d->model_name);
+    free((char *)d->upstream_url);
+    free((char *)d->upstream_model);
+    free_secret(d->upstream_credential);
+}
+
+static void snapshot_free(kl_snapshot *s)
+{
+    for (size_t i = 0; i < s->n_accts; i++)
+        free_account_strings(&s->accts[i].pub);
+    for (size_t i = 0; i < s->n_deps; i++)
+        free_deployment_strings(&s->deps[i]);
+    free(s->accts);
+    free(s->acct_tab);
+    free(s->deps);
+    free(s->dep_list);
+    free(s->dep_tab);
+    if (s->keys)
+        OPENSSL_cleanse(s->keys, s->n_keys * sizeof(key_rec));
+    free(s->keys);
+    free(s->key_tab);
+    free(s);
+}
+
+void kl_snapshot_retain(kl_snapshot *s)
+{
+    if (s)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void kl_snapshot_release(kl_snapshot *s)
+{
+    if (!s)
+        return;
+    /* acq_rel: our reads of s happen before the drop, and the last dropper sees every
+     * other reader's reads as done before it frees. */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(s);
+}
+
+uint64_t kl_snapshot_generation(const kl_snapshot *s)
+{
+    return s ? s->generation : 0;
+}
+
+kl_snapshot_holder *kl_snapshot_holder_new(void)
+{
+    kl_snapshot_holder *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
+        free(h);
+        return NULL;
+    }
+    atomic_init(&h->gen, 0);
+    return h;
+}
+
+void kl_snapshot_holder_free(kl_snapshot_holder *h)
+{
+    if (!h)
+        return;
+    kl_snapshot_release(h->cur);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+void kl_snapshot_publish(kl_snapshot_holder *h, kl_snapshot *s)
+{
+    if (!h || !s)
+        return;
+    pthread_mutex_lock(&h->mu);
+    kl_snapshot *old = h->cur;
+    uint64_t g = atomic_load_explicit(&h->gen, memory_order_relaxed) + 1;
+    s->generation = g; /* not yet visible to any reader */
+    h->cur = s;
+    atomic_store_explicit(&h->gen, g, memory_order_release);
+    pthread_mutex_unlock(&h->mu);
+    /* Readers holding old keep it alive; the holder's own reference goes now. */
+    kl_snapshot_release(old);
+}
+
+kl_snapshot *kl_snapshot_acquire(kl_snapshot_holder *h)
+{
+    if (!h)
+        return NULL;
+    pthread_mutex_lock(&h->mu);
+    kl_snapshot *s = h->cur;
+    if (s)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&h->mu);
+    return s;
+}
+
+uint64_t kl_snapshot_holder_generation(const kl_snapshot_holder *h)
+{
+    return h ? atomic_load_explicit(&((kl_snapshot_holder *)h)->gen, memory_order_acquire) : 0;
+}
+
+/* ---------------------------------------------------------------- builder */
+
+typedef struct staged_key {
+    char *account_name;
+    int slot;
+    unsigned char index[32];
+} staged_key;
+
+typedef struct staged_dep {
+    char *account_name;
+    size_t acct;     /* resolved at finish */
+    kl_deployment d; /* owned strings; account set at finish */
+} staged_dep;
+
+struct kl_snapshot_builder {
+    acct_rec *accts;
+    size_t n_accts, cap_accts;
+    staged_key *keys;
+    size_t n_keys, cap_keys;
+    staged_dep *deps;
+    size_t n_deps, cap_deps;
+};
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    if (ncap > UINT32_MAX / 4)
+        return KL_ETOOBIG;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return KL_ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *c = strdup(s);
+    if (!c)
+        *oom = true;
+    return c;
+}
+
+kl_snapshot_builder *kl_snapshot_builder_new(void)
+{
+    return calloc(1, sizeof(kl_snapshot_builder));
+}
+
+static void builder_clear(kl_snapshot_builder *b)
+{
+    for (size_t i = 0; i < b->n_accts; i++)
+        free_account_strings(&b->accts[i].pub);
+    for (size_t i = 0; i < b->n_keys; i++)
+        free(b->keys[i].account_name);
+    for (size_t i = 0; i < b->n_deps; i++) {
+        free(b->deps[i].account_name);
+        free_deployment_strings(&b->deps[i].d);
+    }
+    free(b->accts);
+    if (b->keys)
+        OPENSSL_cleanse(b->keys, b->cap_keys * sizeof(staged_key));
+    free(b->keys);
+    free(b->deps);
+    memset(b, 0, sizeof(*b));
+}
+
+void kl_snapshot_builder_free(kl_snapshot_builder *b)
+{
+    if (!b)
+        return;
+    builder_clear(b);
+    free(b);
+}
+
+int kl_snapshot_builder_account(kl_snapshot_builder *b, const char *id, const char *name,
+                                const char *subscription, const char *resource_group,
+                                const char *location, bool disable_local_auth)
+{
+    if (!b || !id || !name || !*name || !subscription || !resource_group || !location)
+        return KL_EINVAL;
+    int err = grow((void **)&b->accts, &b->cap_accts, b->n_accts, sizeof(acct_rec));
+    if (err)
+        return err;
+    bool oom = false;
+    acct_rec r = {0};
+    r.pub.id = dup_or_null(id, &oom);
+    r.pub.name = dup_or_null(name, &oom);
+    r.pub.subscription = dup_or_null(subscription, &oom);
+    r.pub.resource_group = dup_or_null(resource_group, &oom);
+    r.pub.location = dup_or_null(location, &oom);
+    r.pub.disable_local_auth = disable_local_auth;
+    if (oom) {
+        free_account_strings(&r.pub);
+        return KL_ENOMEM;
+    }
+    b->accts[b->n_accts++] = r;
+    return 0;
+}
+
+int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, int slot,
+                            const unsigned char index[32])
+{
+    if (!b || !account_name || !index || (slot != 1 && slot != 2))
+        return KL_EINVAL;
+    int err = grow((void **)&b->keys, &b->cap_keys, b->n_keys, sizeof(staged_key));
+    if (err)
+        return err;
+    staged_key *k = &b->keys[b->n_keys];
+    k->account_name = strdup(account_name);
+    if (!k->account_name)
+        return KL_ENOMEM;
+    k->slot = slot;
+    memcpy(k->index, index, 32);
+    b->n_keys++;
+    return 0;
+}
+
+int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_name,
+                                   const char *name, const char *model_name,
+                                   kl_backend_kind backend, const char *url,
+                                   const char *upstream_model, const char *credential)
+{
+    if (!b || !account_name || !name || !*name)
+        return KL_EINVAL;
+    if (backend == KL_BACKEND_ECHO && (url || upstream_model || credential))
+        return KL_EINVAL;
+    if (backend == KL_BACKEND_UPSTREAM && (!url || !upstream_model))
+        return KL_EINVAL;
+    if (backend != KL_BACKEND_ECHO && backend != KL_BACKEND_UPSTREAM)
+        return KL_EINVAL;
+    int err = grow((void **)&b->deps, &b->cap_deps, b->n_deps, sizeof(staged_dep));
+    if (err)
+        return err;
+    bool oom = false;
+    staged_dep sd = {0};
+    sd.account_name = dup_or_null(account_name, &oom);
+    sd.d.name = dup_or_null(name, &oom);
+    sd.d.model_name = dup_or_null(model_name ? model_name : "", &oom);
+    sd.d.backend = backend;
+    sd.d.upstream_url = dup_or_null(url, &oom);
+    sd.d.upstream_model = dup_or_null(upstream_model, &oom);
+    sd.d.upstream_credential = dup_or_null(credential, &oom);
+    if (oom) {
+        free(sd.account_name);
+        free_deployment_strings(&sd.d);
+        return KL_ENOMEM;
+    }
+    b->deps[b->n_deps++] = sd;
+    return 0;
+}
+
+static int cmp_staged_dep(const void *x, const void *y)
+{
+    const staged_dep *a = x, *b = y;
+    if (a->acct != b->acct)
+        return a->acct < b->acct ? -1 : 1;
+    return strcmp(a->d.name, b->d.name);
+}
+
+static int finish_accounts(kl_snapshot *s)
+{
+    int err = table_new(s->n_accts, &s->acct_tab, &s->acct_mask);
+    for (size_t a = 0; !err && a < s->n_accts; a++) {
+        const char *name = s->accts[a].pub.name;
+        size_t len = strlen(name);
+        if (find_account(s, name, len, NULL))
+            return KL_EEXIST;
+        size_t i = fnv_lower(name, len, FNV_BASIS) & s->acct_mask;
+        while (s->acct_tab[i] != 0)
+            i = (i + 1) & s->acct_mask;
+        s->acct_tab[i] = (uint32_t)(a + 1);
+    }
+    return err;
+}
+
+static int finish_deployments(kl_snapshot *s, kl_snapshot_builder *b)
+{
+    for (size_t i = 0; i < b->n_deps; i++) {
+        const char *an = b->deps[i].account_name;
+        if (!find_account(s, an, strlen(an), &b->deps[i].acct))
+            return KL_EINTERNAL;
+    }
+    if (b->n_deps > 1)
+        qsort(b->deps, b->n_deps, sizeof(staged_dep), cmp_staged_dep);
+    int err = table_new(b->n_deps, &s->dep_tab, &s->dep_mask);
+    if (err)
+        return err;
+    if (b->n_deps > 0) {
+        s->deps = calloc(b->n_deps, sizeof(kl_deployment));
+        s->dep_list = calloc(b->n_deps, sizeof(kl_deployment *));
+        if (!s->deps || !s->dep_list)
+            return KL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_deps; i++) {
+        staged_dep *sd = &b->deps[i];
+        /* Sorted, so a duplicate is the previous one (already moved into s->deps). */
+        if (i > 0 && b->deps[i - 1].acct == sd->acct &&
+            strcmp(s->deps[i - 1].name, sd->d.name) == 0)
+            return KL_EEXIST;
+        /* Ownership of the strings moves into the snapshot. */
+        s->deps[i] = sd->d;
+        memset(&sd->d, 0, sizeof(sd->d));
+        s->n_deps = i + 1;
+        acct_rec *ar = &s->accts[sd->acct];
+        s->deps[i].account = &ar->pub;
+        s->dep_list[i] = &s->deps[i];
+        if (ar->dep_count == 0)
+            ar->dep_first = i;
+        ar->dep_count++;
+        size_t h = dep_hash(sd->acct, s->deps[i].name, strlen(s->deps[i].name)) & s->dep_mask;
+        while (s->dep_tab[h] != 0)
+            h = (h + 1) & s->dep_mask;
+        s->dep_tab[h] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static int finish_keys(kl_snapshot *s, kl_snapshot_builder *b)
+{
+    int err = table_new(b->n_keys, &s->key_tab, &s->key_mask);
+    if (err)
+        return err;
+    if (b->n_keys > 0) {
+        s->keys = calloc(b->n_keys, sizeof(key_rec));
+        if (!s->keys)
+            return KL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_keys; i++) {
+        staged_key *k = &b->keys[i];
+        size_t ai;
+        if (!find_account(s, k->account_name, strlen(k->account_name), &ai))
+            return KL_EINTERNAL;
+        if (kl_snapshot_key_lookup(s, k->index, NULL, NULL))
+            return KL_EEXIST;
+        key_rec *r = &s->keys[i];
+        memcpy(r->index, k->index, 32);
+        r->acct = (uint32_t)ai;
+        r->slot = k->slot;
+        s->n_keys = i + 1;
+        size_t h = key_hash(r->index) & s->key_mask;
+        while (s->key_tab[h] != 0)
+            h = (h + 1) & s->key_mask;
+        s->key_tab[h] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
+{
+    if (!b || !out)
+        return KL_EINVAL;
+    *out = NULL;
+    kl_snapshot *s = calloc(1, sizeof(*s));
+    if (!s) {
+        builder_clear(b);
+        return KL_ENOMEM;
+    }
+    atomic_init(&s->refs, 1);
+    /* The account array moves as a whole: from here on its records do not move, so
+     * kl_account pointers into it are stable for the snapshot's life. */
+    s->accts = b->accts;
+    s->n_accts = b->n_accts;
+    b->accts = NULL;
+    b->n_accts = b->cap_accts = 0;
+
+    int err = finish_accounts(s);
+    if (!err)
+        err = finish_deployments(s, b);
+    if (!err)
+        err = finish_keys(s, b);
+    builder_clear(b);
+    if (err) {
+        snapshot_free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* Internal to policy/: assembling a snapshot. The builder collects rows (in any order),
+ * then kl_snapshot_builder_finish() resolves references, sorts, builds the lookup
+ * tables and hands out an immutable snapshot with one reference. */
+#ifndef KL_POLICY_SNAPSHOT_BUILDER_H
+#define KL_POLICY_SNAPSHOT_BUILDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/snapshot.h"
+
+typedef struct kl_snapshot_builder kl_snapshot_builder;
+
+/* NULL on allocation failure. */
+kl_snapshot_builder *kl_snapshot_builder_new(void);
+/* Frees everything collected (cleansing credentials). NULL is fine. */
+void kl_snapshot_builder_free(kl_snapshot_builder *b);
+
+/* Adds an account; strings are copied. KL_EINVAL on NULL fields. (Two accounts with
+ * the same name, case-insensitively, make finish fail with KL_EEXIST.) */
+int kl_snapshot_builder_account(kl_snapshot_builder *b, const char *id, const char *name,
+                                const char *subscription, const char *resource_group,
+                                const char *location, bool disable_local_auth);
+/* Adds an API key index (slot 1 or 2) for the account called account_name (resolved at
+ * finish). */
+int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, int slot,
+                            const unsigned char index[32]);
+/* Adds a deployment. For KL_BACKEND_ECHO the upstream fields must be NULL; for
+ * KL_BACKEND_UPSTREAM url and upstream_model are required and credential may be NULL.
+ * model_name NULL means "". All strings are copied (credential cleansed on free). */
+int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_name,
+                                   const char *name, const char *model_name,
+                                   kl_backend_kind backend, const char *url,
+                                   const char *upstream_model, const char *credential);
+/* Builds the snapshot (generation 0 until published) and empties the builder.
+ * KL_EINTERNAL if a key or deployment names an unknown account, KL_EEXIST on a
+ * duplicate account name, key index or deployment, KL_ENOMEM. *out holds one
+ * reference. On failure the builder is emptied too (free it). */
+int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out);
+
+#endif

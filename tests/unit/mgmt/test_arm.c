@@ -1,0 +1,728 @@
+/* Unit tests of the control plane's request grammar and resource bodies: ARM paths and
+ * names, api-version, JSON intake, the route table's deny-by-default check, and the
+ * exact JSON shapes of errors, accounts and deployments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "mgmt/arm.h"
+#include "mgmt/internal.h"
+#include "mgmt/mgmt.h"
+#include "mgmt/resource.h"
+#include "mgmt/route.h"
+
+#define ACCT_PATH                                                                                  \
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/default/providers/"        \
+    "Microsoft.CognitiveServices/accounts/demo"
+
+static char *dumps(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(s);
+    return s;
+}
+
+static json_t *parse(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+/* ------------------------------------------------------------------ paths */
+
+static void test_match_account_path(void **state)
+{
+    (void)state;
+    kl_arm_match m;
+    assert_true(kl_arm_match_path(KL_ARM_ACCOUNT, ACCT_PATH, &m));
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.p[0].key_len, strlen("subscription"));
+    assert_memory_equal(m.p[0].key, "subscription", m.p[0].key_len);
+    assert_int_equal(m.p[0].val_len, 36);
+    assert_int_equal(m.p[2].val_len, 4);
+    assert_memory_equal(m.p[2].val, "demo", 4);
+
+    kl_arm_names n;
+    kl_arm_error e;
+    assert_int_equal(kl_arm_resolve_names(&m, &n, &e), 0);
+    assert_string_equal(n.subscription, "00000000-0000-0000-0000-000000000000");
+    assert_string_equal(n.resource_group, "default");
+    assert_string_equal(n.account, "demo");
+    assert_string_equal(n.deployment, "");
+
+    /* Literal segments are case-insensitive, as in ARM. */
+    assert_true(kl_arm_match_path(KL_ARM_ACCOUNT,
+                                  "/SUBSCRIPTIONS/s/RESOURCEGROUPS/rg/PROVIDERS/"
+                                  "microsoft.cognitiveservices/ACCOUNTS/Demo",
+                                  &m));
+    assert_true(kl_arm_match_path(KL_ARM_DEPLOYMENT, ACCT_PATH "/Deployments/gpt-4o", &m));
+    assert_int_equal(m.n, 4);
+    assert_true(kl_arm_match_path(KL_ARM_LIST_KEYS, ACCT_PATH "/listkeys", NULL));
+    assert_true(kl_arm_match_path(KL_ARM_ACCOUNTS_IN_SUB,
+                                  "/subscriptions/s/providers/Microsoft.CognitiveServices/accounts",
+                                  NULL));
+}
+
+static void test_match_rejects_shapes(void **state)
+{
+    (void)state;
+    /* Other segment counts. */
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, ACCT_PATH "/extra", NULL));
+    assert_false(kl_arm_match_path(KL_ARM_DEPLOYMENT, ACCT_PATH, NULL));
+    /* Other literals. */
+    assert_false(kl_arm_match_path(
+        KL_ARM_ACCOUNT,
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/accounts/demo", NULL));
+    /* Empty segments and a trailing slash never match (the server collapses them first). */
+    assert_false(kl_arm_match_path(
+        KL_ARM_ACCOUNT,
+        "/subscriptions//resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/demo",
+        NULL));
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, ACCT_PATH "/", NULL));
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, "", NULL));
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, "/", NULL));
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, "subscriptions/s", NULL));
+    assert_false(kl_arm_match_path(KL_ARM_ACCOUNT, NULL, NULL));
+    /* A literal is not a prefix match. */
+    assert_false(kl_arm_match_path("/subscriptions/{subscription}", "/subscriptionsX/s", NULL));
+    assert_false(kl_arm_match_path("/subscriptions/{subscription}", "/subscription/s", NULL));
+}
+
+static int resolve(const char *pattern, const char *path, kl_arm_names *n, kl_arm_error *e)
+{
+    kl_arm_match m;
+    assert_true(kl_arm_match_path(pattern, path, &m));
+    return kl_arm_resolve_names(&m, n, e);
+}
+
+static void expect_invalid(const char *pattern, const char *path, const char *code)
+{
+    kl_arm_names n;
+    kl_arm_error e = {0};
+    assert_int_equal(resolve(pattern, path, &n, &e), KL_EINVAL);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, code);
+    assert_true(strlen(e.message) > 0);
+}
+
+static void test_name_rules(void **state)
+{
+    (void)state;
+    char path[12000];
+    static const char *const bad_accounts[] = {
+        "a",      "-demo", "demo-", "de_mo",    "de.mo", "de..mo",
+        "d%41mo", "de mo", "dém",   "de\x01mo", "..",
+    };
+    for (size_t i = 0; i < sizeof(bad_accounts) / sizeof(bad_accounts[0]); i++) {
+        snprintf(path, sizeof(path),
+                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
+                 "accounts/%s",
+                 bad_accounts[i]);
+        expect_invalid(KL_ARM_ACCOUNT, path, "InvalidResourceName");
+    }
+    char long_name[10 * 1024 + 1];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    snprintf(path, sizeof(path),
+             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
+             "accounts/%s",
+             long_name);
+    expect_invalid(KL_ARM_ACCOUNT, path, "InvalidResourceName");
+    /* 64 is the most an account name may have; 65 is refused. */
+    char n64[65], n65[66];
+    memset(n64, 'b', 64);
+    n64[64] = '\0';
+    memset(n65, 'b', 65);
+    n65[65] = '\0';
+    assert_true(kl_arm_valid_account_name(n64, 64));
+    assert_false(kl_arm_valid_account_name(n65, 65));
+    assert_true(kl_arm_valid_account_name("a1", 2));
+    assert_true(kl_arm_valid_account_name("My-Account-9", 12));
+
+    /* Resource groups have their own code. */
+    static const char *const bad_groups[] = {"rg.", "r..g", "r/g", "r g", "r\tg", "r:g"};
+    for (size_t i = 0; i < sizeof(bad_groups) / sizeof(bad_groups[0]); i++) {
+        if (strchr(bad_groups[i], '/'))
+            continue; /* would be two segments: no match at all */
+        snprintf(path, sizeof(path),
+                 "/subscriptions/s/resourceGroups/%s/providers/Microsoft.CognitiveServices/"
+                 "accounts/demo",
+                 bad_groups[i]);
+        expect_invalid(KL_ARM_ACCOUNT, path, "InvalidResourceGroupName");
+    }
+    snprintf(path, sizeof(path),
+             "/subscriptions/s/resourceGroups/%s/providers/Microsoft.CognitiveServices/"
+             "accounts/demo",
+             long_name);
+    expect_invalid(KL_ARM_ACCOUNT, path, "InvalidResourceGroupName");
+    assert_true(kl_arm_valid_resource_group("My_Group-(1).x", 14));
+    char g90[91];
+    memset(g90, 'g', 90);
+    assert_true(kl_arm_valid_resource_group(g90, 90));
+    assert_false(kl_arm_valid_resource_group(g90, 0));
+
+    /* Subscriptions. */
+    expect_invalid(KL_ARM_ACCOUNTS_IN_SUB,
+                   "/subscriptions/s..x/providers/Microsoft.CognitiveServices/accounts",
+                   "InvalidResourceName");
+    expect_invalid(KL_ARM_ACCOUNTS_IN_SUB,
+                   "/subscriptions/a'b/providers/Microsoft.CognitiveServices/accounts",
+                   "InvalidResourceName");
+    assert_true(kl_arm_valid_subscription("00000000-0000-0000-0000-000000000000", 36));
+
+    /* Deployments allow '.' and '_' but not "..". */
+    assert_true(kl_arm_valid_deployment_name("gpt-4o_mini.v1", 14));
+    assert_false(kl_arm_valid_deployment_name("gpt..4", 6));
+    assert_false(kl_arm_valid_deployment_name("x", 1));
+    assert_false(kl_arm_valid_deployment_name("a:b", 3));
+    expect_invalid(KL_ARM_DEPLOYMENT, ACCT_PATH "/deployments/..", "InvalidResourceName");
+    expect_invalid(KL_ARM_DEPLOYMENT, ACCT_PATH "/deployments/a%2e%2e", "InvalidResourceName");
+}
+
+static void test_names_not_echoed(void **state)
+{
+    (void)state;
+    kl_arm_names n;
+    kl_arm_error e = {0};
+    assert_int_equal(resolve(KL_ARM_ACCOUNT,
+                             "/subscriptions/s/resourceGroups/rg/providers/"
+                             "Microsoft.CognitiveServices/accounts/<script>x",
+                             &n, &e),
+                     KL_EINVAL);
+    assert_null(strstr(e.message, "<script>"));
+}
+
+/* ------------------------------------------------------------------ api-version */
+
+static void test_api_version(void **state)
+{
+    (void)state;
+    kl_arm_error e = {0};
+    assert_int_equal(kl_arm_check_api_version("2024-10-01", &e), 0);
+    assert_int_equal(kl_arm_check_api_version("2023-05-01-preview", &e), 0);
+
+    assert_int_equal(kl_arm_check_api_version(NULL, &e), KL_EINVAL);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, "MissingApiVersionParameter");
+    assert_string_equal(e.message, "The api-version query parameter (?api-version=) is required "
+                                   "for all requests.");
+    assert_int_equal(kl_arm_check_api_version("", &e), KL_EINVAL);
+    assert_string_equal(e.code, "MissingApiVersionParameter");
+
+    static const char *const bad[] = {"latest",      "2024-1-01",           "2024-13-01",
+                                      "2024-10-00",  "2024-10-32",          "2024-10-01-beta",
+                                      "2024-10-01x", "2024-10-01-preview2", "20241001",
+                                      "2024/10/01",  "2024-10-01 ",         "２０２４-10-01"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&e, 0, sizeof(e));
+        assert_int_equal(kl_arm_check_api_version(bad[i], &e), KL_EINVAL);
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.code, "InvalidApiVersionParameter");
+    }
+}
+
+/* ------------------------------------------------------------------ errors and bodies */
+
+static void test_error_body_shape(void **state)
+{
+    (void)state;
+    json_t *b = kl_arm_error_body("ResourceNotFound", "The Resource 'x' was not found.");
+    char *s = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(s, "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"The Resource "
+                           "'x' was not found.\"}}");
+    free(s);
+    json_decref(b);
+    /* Messages with quotes and control characters stay valid JSON. */
+    b = kl_arm_error_body("BadRequest", "a \"b\"\n");
+    s = json_dumps(b, JSON_COMPACT);
+    json_t *back = parse(s);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(back, "error"), "message")), "a \"b\"\n");
+    assert_int_equal(json_object_size(back), 1);
+    assert_int_equal(json_object_size(json_object_get(back, "error")), 2);
+    json_decref(back);
+    free(s);
+    json_decref(b);
+}
+
+static int body(const char *text, json_t **out, kl_arm_error *e)
+{
+    return kl_arm_parse_body((const unsigned char *)text, text ? strlen(text) : 0, out, e);
+}
+
+static void test_parse_body(void **state)
+{
+    (void)state;
+    json_t *j = NULL;
+    kl_arm_error e = {0};
+    assert_int_equal(body("{\"a\":1}", &j, &e), 0);
+    assert_true(json_is_object(j));
+    json_decref(j);
+
+    static const char *const bad[] = {"",         "[]",
+                                      "\"x\"",    "1",
+                                      "null",     "{",
+                                      "{\"a\":}", "{\"a\":1,\"a\":2}",
+                                      "{} {}",    "{\"a\":\"\\u0000\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        j = NULL;
+        memset(&e, 0, sizeof(e));
+        assert_int_equal(body(bad[i], &j, &e), KL_EINVAL);
+        assert_null(j);
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.code, "InvalidRequestContent");
+    }
+    /* A NUL inside the body is refused, not truncated. */
+    const unsigned char nul[] = {'{', '}', 0, 'x'};
+    assert_int_equal(kl_arm_parse_body(nul, sizeof(nul), &j, &e), KL_EINVAL);
+
+    /* The malformed-JSON message gives the position, not the text (which may be a secret). */
+    assert_int_equal(body("{\"credential\": sk-SECRETVALUE}", &j, &e), KL_EINVAL);
+    assert_null(strstr(e.message, "SECRET"));
+
+    /* Depth: KL_MAX_JSON_DEPTH levels parse, one more is refused before parsing. */
+    char text[4 * KL_MAX_JSON_DEPTH + 32];
+    snprintf(text, sizeof(text), "{\"a\":");
+    size_t t = strlen(text);
+    for (int i = 1; i < KL_MAX_JSON_DEPTH; i++)
+        text[t++] = '[';
+    for (int i = 1; i < KL_MAX_JSON_DEPTH; i++)
+        text[t++] = ']';
+    text[t++] = '}';
+    text[t] = '\0';
+    assert_int_equal(body(text, &j, &e), 0);
+    json_decref(j);
+    snprintf(text, sizeof(text), "{\"a\":");
+    t = strlen(text);
+    for (int i = 0; i < KL_MAX_JSON_DEPTH; i++)
+        text[t++] = '[';
+    for (int i = 0; i < KL_MAX_JSON_DEPTH; i++)
+        text[t++] = ']';
+    text[t++] = '}';
+    text[t] = '\0';
+    assert_int_equal(body(text, &j, &e), KL_EINVAL);
+    assert_string_equal(e.code, "InvalidRequestContent");
+    /* Brackets inside strings (escaped quotes too) do not count. */
+    assert_true(kl_arm_json_depth_ok((const unsigned char *)"{\"a\":\"[[[[\\\"[[[\"}", 16, 1));
+    assert_false(kl_arm_json_depth_ok((const unsigned char *)"{\"a\":[1]}", 9, 1));
+}
+
+/* ------------------------------------------------------------------ route table */
+
+static void dummy(struct kl_mgmt_call *c)
+{
+    (void)c;
+}
+
+static void test_route_table(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const kl_mgmt_route *r = kl_mgmt_routes(&n);
+    assert_true(n >= 12);
+    assert_int_equal(kl_mgmt_routes_check(r, n), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(r[i].action);
+        assert_true(strncmp(r[i].action, "Microsoft.CognitiveServices/accounts", 36) == 0);
+    }
+
+    kl_mgmt_route t[2] = {
+        {"GET", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/read", KL_MGMT_BODY_NONE,
+         dummy},
+        {"PUT", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/write", KL_MGMT_BODY_NONE,
+         dummy},
+    };
+    assert_int_equal(kl_mgmt_routes_check(t, 2), 0);
+    t[1].action = NULL; /* a route that forgot its action */
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].action = "";
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].action = "Microsoft.CognitiveServices/accounts/writ";
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].action = "Microsoft.CognitiveServices/accounts/write";
+    t[1].pattern = "/subscriptions/{nosuchname}";
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].pattern = KL_ARM_ACCOUNT;
+    t[1].method = "GET"; /* duplicate of t[0] */
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].method = "PUT";
+    t[1].handler = NULL;
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    assert_int_equal(kl_mgmt_routes_check(NULL, 0), KL_EINVAL);
+}
+
+static void test_matches(void **state)
+{
+    (void)state;
+    assert_true(kl_mgmt_matches("/subscriptions"));
+    assert_true(kl_mgmt_matches("/subscriptions/x"));
+    assert_true(kl_mgmt_matches("/SUBSCRIPTIONS/x"));
+    assert_true(kl_mgmt_matches("/providers/Microsoft.CognitiveServices/operations"));
+    assert_false(kl_mgmt_matches("/subscriptionsx"));
+    assert_false(kl_mgmt_matches("/openai/deployments/x"));
+    assert_false(kl_mgmt_matches("/"));
+    assert_false(kl_mgmt_matches(NULL));
+}
+
+/* ------------------------------------------------------------------ accounts */
+
+static kl_arm_error perr;
+
+static int account(const char *text, const kl_store_account *base, kl_account_input *in)
+{
+    json_t *j = parse(text);
+    memset(&perr, 0, sizeof(perr));
+    int err = kl_arm_parse_account(j, "demo", base, in, &perr);
+    json_decref(j);
+    return err;
+}
+
+static void test_account_body(void **state)
+{
+    (void)state;
+    kl_account_input in;
+    assert_int_equal(account("{}", NULL, &in), 0);
+    assert_string_equal(in.location, "local");
+    assert_string_equal(in.kind, "OpenAI");
+    assert_string_equal(in.sku, "{\"name\":\"S0\"}");
+    assert_string_equal(in.tags, "{}");
+    assert_string_equal(in.properties, "{}");
+    assert_false(in.disable_local_auth);
+    kl_account_input_free(&in);
+
+    assert_int_equal(
+        account("{\"location\":\"westeurope\",\"kind\":\"aiservices\","
+                "\"sku\":{\"name\":\"S0\",\"extra\":1},\"tags\":{\"env\":\"dev\"},"
+                "\"identity\":{\"type\":\"None\"},"
+                "\"properties\":{\"disableLocalAuth\":true,"
+                "\"customSubDomainName\":\"DEMO\",\"publicNetworkAccess\":\"disabled\","
+                "\"endpoint\":\"https://evil\",\"unknown\":1}}",
+                NULL, &in),
+        0);
+    assert_string_equal(in.location, "westeurope");
+    assert_string_equal(in.kind, "AIServices");
+    assert_string_equal(in.sku, "{\"name\":\"S0\"}");
+    assert_string_equal(in.tags, "{\"env\":\"dev\"}");
+    assert_true(in.disable_local_auth);
+    /* Only properties we keep are stored; computed ones are never taken from clients. */
+    assert_string_equal(in.properties, "{\"publicNetworkAccess\":\"Disabled\"}");
+    kl_account_input_free(&in);
+
+    struct {
+        const char *body;
+        const char *code;
+    } bad[] = {
+        {"{\"kind\":\"Storage\"}", "InvalidApiSetId"},
+        {"{\"kind\":1}", "InvalidApiSetId"},
+        {"{\"location\":5}", "InvalidRequestContent"},
+        {"{\"location\":\"\"}", "InvalidRequestContent"},
+        {"{\"location\":\"a\\nb\"}", "InvalidRequestContent"},
+        {"{\"sku\":\"S0\"}", "InvalidRequestContent"},
+        {"{\"sku\":{}}", "InvalidRequestContent"},
+        {"{\"sku\":{\"name\":\"S0\",\"capacity\":-1}}", "InvalidRequestContent"},
+        {"{\"tags\":[]}", "InvalidRequestContent"},
+        {"{\"tags\":{\"a\":1}}", "InvalidRequestContent"},
+        {"{\"properties\":[]}", "InvalidRequestContent"},
+        {"{\"properties\":{\"disableLocalAuth\":\"true\"}}", "InvalidRequestContent"},
+        {"{\"properties\":{\"customSubDomainName\":\"other\"}}", "BadRequest"},
+        {"{\"properties\":{\"publicNetworkAccess\":\"Sometimes\"}}", "InvalidRequestContent"},
+        {"{\"properties\":{\"networkAcls\":\"open\"}}", "InvalidRequestContent"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&in, 0x5a, sizeof(in));
+        assert_int_equal(account(bad[i].body, NULL, &in), KL_EINVAL);
+        assert_int_equal(perr.status, 400);
+        assert_string_equal(perr.code, bad[i].code);
+        assert_null(in.location); /* emptied on failure */
+    }
+
+    /* 51 tags are too many. */
+    char many[4096];
+    size_t off = (size_t)snprintf(many, sizeof(many), "{\"tags\":{");
+    for (int i = 0; i < 51; i++)
+        off += (size_t)snprintf(many + off, sizeof(many) - off, "%s\"t%d\":\"v\"", i ? "," : "", i);
+    snprintf(many + off, sizeof(many) - off, "}}");
+    assert_int_equal(account(many, NULL, &in), KL_EINVAL);
+    assert_string_equal(perr.code, "InvalidTagCount");
+}
+
+static void test_account_patch_merges(void **state)
+{
+    (void)state;
+    kl_store_account base = {.location = "local",
+                             .kind = "OpenAI",
+                             .sku = "{\"name\":\"S0\"}",
+                             .tags = "{\"a\":\"b\"}",
+                             .properties = "{\"publicNetworkAccess\":\"Disabled\"}",
+                             .disable_local_auth = true};
+    kl_account_input in;
+    assert_int_equal(account("{\"tags\":{\"c\":\"d\"}}", &base, &in), 0);
+    assert_string_equal(in.tags, "{\"c\":\"d\"}");
+    assert_string_equal(in.location, "local");
+    assert_true(in.disable_local_auth);
+    assert_string_equal(in.properties, "{\"publicNetworkAccess\":\"Disabled\"}");
+    kl_account_input_free(&in);
+    assert_int_equal(account("{\"properties\":{\"disableLocalAuth\":false,"
+                             "\"publicNetworkAccess\":null,\"dynamicThrottlingEnabled\":true}}",
+                             &base, &in),
+                     0);
+    assert_false(in.disable_local_auth);
+    assert_string_equal(in.tags, "{\"a\":\"b\"}");
+    assert_string_equal(in.properties, "{\"dynamicThrottlingEnabled\":true}");
+    kl_account_input_free(&in);
+}
+
+static void test_account_json(void **state)
+{
+    (void)state;
+    kl_store_account a = {.id = "/subscriptions/s/resourceGroups/rg/providers/"
+                                "Microsoft.CognitiveServices/accounts/Demo",
+                          .subscription = "s",
+                          .resource_group = "rg",
+                          .name = "Demo",
+                          .location = "local",
+                          .kind = "OpenAI",
+                          .sku = "{\"name\":\"S0\"}",
+                          .tags = "{\"env\":\"dev\"}",
+                          .properties = "{\"publicNetworkAccess\":\"Disabled\","
+                                        "\"endpoint\":\"https://stored-is-ignored\"}",
+                          .disable_local_auth = true,
+                          .etag = "0f8fad5b-d9cb-469f-a165-70867728950e",
+                          .created_at = 1764324253,
+                          .modified_at = 1764324300};
+    json_t *j = kl_arm_account_json(&a, "https://127.0.0.1:8443/");
+    assert_non_null(j);
+    char *s = dumps(j);
+    assert_string_equal(
+        s, "{\"etag\":\"\\\"0f8fad5b-d9cb-469f-a165-70867728950e\\\"\","
+           "\"id\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
+           "accounts/Demo\",\"kind\":\"OpenAI\",\"location\":\"local\",\"name\":\"Demo\","
+           "\"properties\":{\"customSubDomainName\":\"Demo\",\"dateCreated\":"
+           "\"2025-11-28T10:04:13.000Z\",\"disableLocalAuth\":true,"
+           "\"endpoint\":\"https://127.0.0.1:8443/accounts/Demo/\",\"provisioningState\":"
+           "\"Succeeded\",\"publicNetworkAccess\":\"Disabled\"},\"sku\":{\"name\":\"S0\"},"
+           "\"systemData\":{\"createdAt\":\"2025-11-28T10:04:13.000Z\",\"lastModifiedAt\":"
+           "\"2025-11-28T10:05:00.000Z\"},\"tags\":{\"env\":\"dev\"},"
+           "\"type\":\"Microsoft.CognitiveServices/accounts\"}");
+    free(s);
+    json_decref(j);
+
+    a.properties = "{}";
+    a.disable_local_auth = false;
+    j = kl_arm_account_json(&a, "https://h:1");
+    json_t *p = json_object_get(j, "properties");
+    assert_string_equal(json_string_value(json_object_get(p, "publicNetworkAccess")), "Enabled");
+    assert_string_equal(json_string_value(json_object_get(p, "endpoint")),
+                        "https://h:1/accounts/Demo/");
+    assert_true(json_is_false(json_object_get(p, "disableLocalAuth")));
+    json_decref(j);
+}
+
+/* ------------------------------------------------------------------ deployments */
+
+static int deployment(const char *text, kl_deployment_input *in)
+{
+    json_t *j = text ? parse(text) : NULL;
+    memset(&perr, 0, sizeof(perr));
+    int err = kl_arm_parse_deployment(j, "dep1", in, &perr);
+    json_decref(j);
+    return err;
+}
+
+static void test_deployment_body(void **state)
+{
+    (void)state;
+    kl_deployment_input in;
+    assert_int_equal(deployment(NULL, &in), 0);
+    assert_string_equal(in.backend, "echo");
+    assert_null(in.url);
+    assert_null(in.model);
+    assert_string_equal(in.sku, "{\"capacity\":1,\"name\":\"Standard\"}");
+    kl_deployment_input_free(&in);
+
+    assert_int_equal(deployment("{\"sku\":{\"name\":\"Standard\",\"capacity\":10},"
+                                "\"properties\":{\"model\":{\"format\":\"OpenAI\","
+                                "\"name\":\"gpt-4o-mini\",\"version\":\"1\"},"
+                                "\"backend\":{\"type\":\"upstream\","
+                                "\"url\":\"http://127.0.0.1:8000/v1//\","
+                                "\"credential\":\"sk-abc\"}}}",
+                                &in),
+                     0);
+    assert_string_equal(in.backend, "upstream");
+    assert_string_equal(in.url, "http://127.0.0.1:8000/v1");
+    assert_string_equal(in.upstream_model, "gpt-4o-mini");
+    assert_string_equal(in.credential, "sk-abc");
+    assert_true(in.credential_given);
+    assert_string_equal(in.model,
+                        "{\"format\":\"OpenAI\",\"name\":\"gpt-4o-mini\",\"version\":\"1\"}");
+    assert_string_equal(in.sku, "{\"capacity\":10,\"name\":\"Standard\"}");
+    kl_deployment_input_free(&in);
+
+    /* Model defaults to the deployment name; explicit model wins; null credential is
+     * "given" (remove), absent is not (keep). */
+    assert_int_equal(deployment("{\"properties\":{\"backend\":{\"type\":\"Upstream\","
+                                "\"url\":\"https://models.example/v1\"}}}",
+                                &in),
+                     0);
+    assert_string_equal(in.upstream_model, "dep1");
+    assert_false(in.credential_given);
+    assert_null(in.credential);
+    kl_deployment_input_free(&in);
+    assert_int_equal(deployment("{\"properties\":{\"backend\":{\"type\":\"upstream\","
+                                "\"url\":\"https://models.example/v1\",\"model\":\"llama3\","
+                                "\"credential\":null}}}",
+                                &in),
+                     0);
+    assert_string_equal(in.upstream_model, "llama3");
+    assert_true(in.credential_given);
+    assert_null(in.credential);
+    kl_deployment_input_free(&in);
+
+    static const char *const bad[] = {
+        "{\"properties\":[]}",
+        "{\"properties\":{\"backend\":{\"type\":\"magic\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"echo\",\"url\":\"http://x\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"ftp://x/v1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http:///v1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://u:p@h/v1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h/v1?x=1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h/v 1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h\\r\\nX: y\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h\","
+        "\"credential\":\"a\\r\\nX-Injected: 1\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h\","
+        "\"credential\":\"has space\"}}}",
+        "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"http://h\","
+        "\"credential\":5}}}",
+        "{\"properties\":{\"model\":{\"name\":7}}}",
+        "{\"sku\":{\"capacity\":1}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(deployment(bad[i], &in), KL_EINVAL);
+        assert_int_equal(perr.status, 400);
+        assert_string_equal(perr.code, "InvalidRequestContent");
+        /* A refused credential is never echoed. */
+        assert_null(strstr(perr.message, "Injected"));
+    }
+
+    /* URL length limit. */
+    char body[KL_MAX_URL + 256];
+    char url[KL_MAX_URL + 2];
+    memcpy(url, "http://h/", 9);
+    memset(url + 9, 'a', sizeof(url) - 10);
+    url[sizeof(url) - 1] = '\0';
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"%s\"}}}", url);
+    assert_int_equal(deployment(body, &in), KL_EINVAL);
+    url[KL_MAX_URL] = '\0';
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"%s\"}}}", url);
+    assert_int_equal(deployment(body, &in), 0);
+    kl_deployment_input_free(&in);
+}
+
+static void test_deployment_json(void **state)
+{
+    (void)state;
+    kl_store_deployment d = {.account_name = "Demo",
+                             .name = "up",
+                             .sku = "{\"capacity\":1,\"name\":\"Standard\"}",
+                             .model = "{\"format\":\"OpenAI\",\"name\":\"gpt-4o-mini\"}",
+                             .backend = "upstream",
+                             .upstream_url = "http://127.0.0.1:8000/v1",
+                             .upstream_model = "llama3",
+                             .credential_sealed = "v1.SEALED-NEVER-SHOWN",
+                             .created_at = 1764324253,
+                             .modified_at = 1764324253};
+    json_t *j = kl_arm_deployment_json(&d, "/subscriptions/s/resourceGroups/rg/providers/"
+                                           "Microsoft.CognitiveServices/accounts/Demo");
+    char *s = dumps(j);
+    assert_string_equal(
+        s, "{\"id\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
+           "accounts/Demo/deployments/up\",\"name\":\"up\",\"properties\":{\"backend\":"
+           "{\"hasCredential\":true,\"model\":\"llama3\",\"type\":\"upstream\",\"url\":"
+           "\"http://127.0.0.1:8000/v1\"},\"model\":{\"format\":\"OpenAI\",\"name\":"
+           "\"gpt-4o-mini\"},\"provisioningState\":\"Succeeded\"},\"sku\":{\"capacity\":1,"
+           "\"name\":\"Standard\"},\"systemData\":{\"createdAt\":\"2025-11-28T10:04:13.000Z\","
+           "\"lastModifiedAt\":\"2025-11-28T10:04:13.000Z\"},\"type\":"
+           "\"Microsoft.CognitiveServices/accounts/deployments\"}");
+    assert_null(strstr(s, "SEALED"));
+    free(s);
+    json_decref(j);
+
+    kl_store_deployment e = {.name = "chat", .backend = "echo", .created_at = 1, .modified_at = 1};
+    j = kl_arm_deployment_json(&e, "/x");
+    s = dumps(j);
+    assert_non_null(strstr(s, "\"backend\":{\"type\":\"echo\"}"));
+    assert_null(strstr(s, "\"model\""));
+    free(s);
+    json_decref(j);
+}
+
+static void test_key_name_and_aad(void **state)
+{
+    (void)state;
+    int slot = 0;
+    kl_arm_error e = {0};
+    json_t *j = parse("{\"keyName\":\"key2\"}");
+    assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), 0);
+    assert_int_equal(slot, 2);
+    json_decref(j);
+    j = parse("{\"keyName\":\"KEY1\"}");
+    assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), 0);
+    assert_int_equal(slot, 1);
+    json_decref(j);
+    static const char *const bad[] = {"{}", "{\"keyName\":\"Key3\"}", "{\"keyName\":1}",
+                                      "{\"keyname\":\"Key1\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        j = parse(bad[i]);
+        assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), KL_EINVAL);
+        assert_int_equal(e.status, 400);
+        json_decref(j);
+    }
+
+    char aad[KL_ARM_MAX_ID + 32];
+    assert_int_equal(kl_arm_apikey_aad("/subscriptions/S/resourceGroups/RG/providers/"
+                                       "Microsoft.CognitiveServices/accounts/Demo",
+                                       2, aad, sizeof(aad)),
+                     0);
+    assert_string_equal(aad, "apikey:/subscriptions/s/resourcegroups/rg/providers/"
+                             "microsoft.cognitiveservices/accounts/demo:2");
+    assert_int_equal(kl_arm_apikey_aad("x", 1, aad, 5), KL_ETOOBIG);
+    char id[KL_ARM_MAX_ID];
+    assert_int_equal(kl_arm_account_id("s", "rg", "a", id, sizeof(id)), 0);
+    assert_string_equal(id, "/subscriptions/s/resourceGroups/rg/providers/"
+                            "Microsoft.CognitiveServices/accounts/a");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_match_account_path),
+        cmocka_unit_test(test_match_rejects_shapes),
+        cmocka_unit_test(test_name_rules),
+        cmocka_unit_test(test_names_not_echoed),
+        cmocka_unit_test(test_api_version),
+        cmocka_unit_test(test_error_body_shape),
+        cmocka_unit_test(test_parse_body),
+        cmocka_unit_test(test_route_table),
+        cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_account_body),
+        cmocka_unit_test(test_account_patch_merges),
+        cmocka_unit_test(test_account_json),
+        cmocka_unit_test(test_deployment_body),
+        cmocka_unit_test(test_deployment_json),
+        cmocka_unit_test(test_key_name_and_aad),
+    };
+    return cmocka_run_group_tests_name("mgmt_arm", tests, NULL, NULL);
+}
