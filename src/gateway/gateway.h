@@ -21,12 +21,22 @@ typedef struct kl_gateway_cfg {
     /* Accounts are reached by Host "{account}.{account_domain}" (port ignored) when this
      * is non-NULL, and always by the path prefix "/accounts/{account}". */
     const char *account_domain;
+    /* Milliseconds an upstream may stay silent (no connection, no byte) before the client
+     * gets 504; 0 means KL_UPSTREAM_TIMEOUT_MS. */
+    int upstream_timeout_ms;
 } kl_gateway_cfg;
 
+/* Creates the gateway (cfg is copied; the pointers in it stay borrowed and must outlive
+ * it). 0, KL_EINVAL (no holder or keys), KL_ENOMEM or KL_ECRYPTO (TLS client context). */
 int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out);
+/* Frees the gateway; every worker state must have been finished first. NULL is fine. */
 void kl_gateway_free(kl_gateway *g);
-/* Per-worker state (upstream connection pools) built on that worker's event base. */
+/* Per-worker state (cached snapshot reference, upstream connection pools, resolver)
+ * built on that worker's event base and used only on that thread. NULL on failure. */
 void *kl_gateway_thread_init(kl_gateway *g, struct event_base *base);
+/* Releases a worker state on its own thread. Requests still in flight there lose their
+ * upstream exchange (their abort/drain callbacks are unregistered); the server should
+ * abort or finish them before calling this. */
 void kl_gateway_thread_fini(kl_gateway *g, void *state);
 /* True if this request is for the data plane (by Host or by path). */
 bool kl_gateway_matches(kl_gateway *g, kl_http_req *r);

@@ -1,0 +1,562 @@
+/* The data plane's request path: route, account, authentication (API key now, bearer
+ * tokens later), authorization (the operation's data action), deployment, backend.
+ * Everything it reads comes from the snapshot; each worker caches one reference and
+ * swaps it only when the holder's generation moves. */
+#include "gateway/gateway.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "crypto/apikey.h"
+#include "gateway/body.h"
+#include "gateway/echo.h"
+#include "gateway/reply.h"
+#include "gateway/route.h"
+#include "gateway/upstream.h"
+
+/* Echo streams are written in batches of about this many bytes. */
+#define ECHO_BATCH 16384
+
+struct kl_gateway {
+    kl_snapshot_holder *holder;
+    const kl_keys *keys;
+    kl_metrics *metrics;
+    char *account_domain; /* NULL: no Host form */
+    int upstream_timeout_ms;
+    SSL_CTX *tls; /* client context for https upstreams */
+};
+
+typedef struct echo_job echo_job;
+
+typedef struct gw_worker {
+    kl_gateway *g;
+    struct event_base *base;
+    kl_snapshot *snap; /* cached; replaced when the holder's generation changes */
+    kl_upstream *up;
+    echo_job *jobs; /* echo streams in flight */
+} gw_worker;
+
+/* Who is calling. Keys are account-wide; tokens will carry an object id for RBAC. */
+typedef enum principal_kind { PRINCIPAL_KEY = 1, PRINCIPAL_TOKEN } principal_kind;
+
+typedef struct principal {
+    principal_kind kind;
+    const kl_account *account; /* the account the credential belongs to */
+    int key_slot;              /* 1 or 2 for keys */
+    const char *object_id;     /* tokens: the principal's id (later) */
+} principal;
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
+{
+    *out = NULL;
+    if (!cfg || !cfg->holder || !cfg->keys)
+        return KL_EINVAL;
+    kl_gateway *g = calloc(1, sizeof(*g));
+    if (!g)
+        return KL_ENOMEM;
+    g->holder = cfg->holder;
+    g->keys = cfg->keys;
+    g->metrics = cfg->metrics;
+    g->upstream_timeout_ms =
+        cfg->upstream_timeout_ms > 0 ? cfg->upstream_timeout_ms : KL_UPSTREAM_TIMEOUT_MS;
+    if (cfg->account_domain && *cfg->account_domain) {
+        g->account_domain = strdup(cfg->account_domain);
+        if (!g->account_domain)
+            goto nomem;
+    }
+    g->tls = SSL_CTX_new(TLS_client_method());
+    if (!g->tls) {
+        kl_gateway_free(g);
+        return KL_ECRYPTO;
+    }
+    SSL_CTX_set_min_proto_version(g->tls, TLS1_2_VERSION);
+    SSL_CTX_set_verify(g->tls, SSL_VERIFY_PEER, NULL);
+    /* The system store (SSL_CERT_FILE / SSL_CERT_DIR override it, as everywhere in
+     * OpenSSL); a private model server's CA goes there. */
+    if (SSL_CTX_set_default_verify_paths(g->tls) != 1)
+        kl_log(KL_LOG_WARN, "upstream_tls", "detail", "system CA store not loaded", NULL);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(g->tls, alpn, sizeof(alpn) - 1);
+    *out = g;
+    return 0;
+nomem:
+    kl_gateway_free(g);
+    return KL_ENOMEM;
+}
+
+void kl_gateway_free(kl_gateway *g)
+{
+    if (!g)
+        return;
+    if (g->tls)
+        SSL_CTX_free(g->tls);
+    free(g->account_domain);
+    free(g);
+}
+
+/* ------------------------------------------------------------------ echo streams */
+
+struct echo_job {
+    gw_worker *w;
+    kl_http_req *r;
+    kl_snapshot *snap;
+    kl_echo_stream *st;
+    kl_buf buf;
+    echo_job *next, *prev;
+};
+
+static void job_free(echo_job *j)
+{
+    gw_worker *w = j->w;
+    if (j->prev)
+        j->prev->next = j->next;
+    else if (w->jobs == j)
+        w->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    kl_echo_stream_free(j->st);
+    kl_buf_free(&j->buf);
+    if (j->snap)
+        kl_snapshot_release(j->snap);
+    free(j);
+}
+
+static void echo_pump(void *arg);
+
+static void echo_aborted(void *arg)
+{
+    job_free(arg);
+}
+
+/* Writes events until the stream ends or the client falls behind. */
+static void echo_pump(void *arg)
+{
+    echo_job *j = arg;
+    for (;;) {
+        if (kl_http_stream_pending(j->r) > KL_MAX_OUTPUT_BUFFER / 2) {
+            kl_http_req_on_drain(j->r, echo_pump, j);
+            return;
+        }
+        int rc = 1;
+        kl_buf_reset(&j->buf);
+        while (j->buf.len < ECHO_BATCH && (rc = kl_echo_stream_next(j->st, &j->buf)) == 1)
+            ;
+        if (j->buf.len && kl_http_stream_write(j->r, j->buf.data, j->buf.len) != 0)
+            rc = KL_EIO;
+        if (rc <= 0) {
+            kl_http_req *r = j->r;
+            kl_http_req_on_abort(r, NULL, NULL);
+            job_free(j);
+            kl_http_stream_end(r);
+            return;
+        }
+    }
+}
+
+static void echo_stream(gw_worker *w, kl_http_req *r, kl_snapshot *snap, kl_gateway_route_kind kind,
+                        json_t *body, const kl_echo_opts *o)
+{
+    echo_job *j = calloc(1, sizeof(*j));
+    if (!j || kl_echo_stream_new(kind, body, o, &j->st) != 0) {
+        free(j);
+        kl_gateway_reply_internal(r);
+        return;
+    }
+    j->w = w;
+    j->r = r;
+    j->snap = snap;
+    kl_snapshot_retain(snap);
+    kl_buf_init(&j->buf, 2 * KL_MAX_BODY_BYTES);
+    j->next = w->jobs;
+    if (w->jobs)
+        w->jobs->prev = j;
+    w->jobs = j;
+    kl_http_set_header(r, "Cache-Control", "no-cache");
+    if (kl_http_stream_begin(r, 200, "text/event-stream") != 0) {
+        job_free(j);
+        kl_gateway_reply_internal(r);
+        return;
+    }
+    kl_http_req_on_abort(r, echo_aborted, j);
+    echo_pump(j);
+}
+
+static void echo_answer(gw_worker *w, kl_http_req *r, kl_snapshot *snap, const kl_deployment *d,
+                        kl_gateway_route_kind kind, json_t *body)
+{
+    kl_echo_opts o = {.model = d->model_name && *d->model_name ? d->model_name : d->name};
+    if (kind != KL_GW_ROUTE_EMBEDDINGS && kl_gateway_body_stream(body)) {
+        echo_stream(w, r, snap, kind, body, &o);
+        return;
+    }
+    kl_buf out;
+    int rc;
+    kl_buf_init(&out, KL_MAX_UPSTREAM_RESPONSE);
+    if (kind == KL_GW_ROUTE_CHAT)
+        rc = kl_echo_chat(body, &o, &out);
+    else if (kind == KL_GW_ROUTE_COMPLETIONS)
+        rc = kl_echo_completions(body, &o, &out);
+    else
+        rc = kl_echo_embeddings(body, &o, &out);
+    if (rc)
+        kl_gateway_reply_internal(r);
+    else
+        kl_http_respond(r, 200, "application/json", out.data, out.len);
+    kl_buf_free(&out);
+}
+
+/* ------------------------------------------------------------------ authentication */
+
+static int authenticate_key(gw_worker *w, kl_http_req *r, const kl_snapshot *snap,
+                            const kl_account *acct, const char *key, size_t n, principal *p)
+{
+    unsigned char idx[32];
+    const kl_account *owner = NULL;
+    int slot = 0;
+    /* Whatever the key, an account with keys disabled says so, and says nothing about
+     * whether the key was valid. */
+    if (acct->disable_local_auth) {
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_KEY_DISABLED);
+        kl_gateway_reply_key_disabled(r);
+        return -1;
+    }
+    /* Cheap refusals first: length, then format and checksum, before any hashing. */
+    if (n > KL_MAX_TOKEN_BYTES || !kl_apikey_wellformed(key, n)) {
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_KEY);
+        kl_gateway_reply_key_denied(r);
+        return -1;
+    }
+    if (kl_apikey_index(w->g->keys, key, n, idx) != 0) {
+        kl_gateway_reply_internal(r);
+        return -1;
+    }
+    bool found = kl_snapshot_key_lookup(snap, idx, &owner, &slot);
+    OPENSSL_cleanse(idx, sizeof(idx));
+    /* A key of another account is as wrong as an unknown one. */
+    if (!found || !owner || (owner != acct && !kl_str_ieq(owner->name, acct->name))) {
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_KEY);
+        kl_gateway_reply_key_denied(r);
+        return -1;
+    }
+    p->kind = PRINCIPAL_KEY;
+    p->account = acct;
+    p->key_slot = slot;
+    kl_http_req_log_field(r, "auth", "key");
+    kl_http_req_log_field(r, "key", slot == 2 ? "key2" : "key1");
+    return 0;
+}
+
+/* Bearer tokens (Entra-style JWTs) are verified here once the token service exists;
+ * until then every token is refused with Azure's token-shaped 401. */
+static int authenticate_token(gw_worker *w, kl_http_req *r, const kl_snapshot *snap,
+                              const kl_account *acct, const char *tok, size_t n, principal *p)
+{
+    (void)w;
+    (void)snap;
+    (void)acct;
+    (void)tok;
+    (void)n;
+    (void)p;
+    kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
+    kl_gateway_reply_token_denied(r);
+    return -1;
+}
+
+/* Splits "Bearer <value>" (scheme case-insensitive); false if it is another scheme. */
+static bool bearer_value(const char *h, const char **v, size_t *n)
+{
+    static const char scheme[] = "bearer";
+    const size_t sl = sizeof(scheme) - 1;
+    if (!kl_str_ieqn(h, strlen(h) < sl ? strlen(h) : sl, scheme, sl))
+        return false;
+    const char *p = h + sl;
+    if (*p != ' ' && *p != '\t')
+        return false;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strlen(p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return false;
+    *v = p;
+    *n = len;
+    return true;
+}
+
+/* Establishes who is calling, or answers the request with the refusal and returns -1.
+ * The api-key header wins; Authorization: Bearer carries a token, or on /openai/v1 an
+ * API key (the plain OpenAI client sends keys that way). */
+static int authenticate(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
+                        const kl_snapshot *snap, const kl_account *acct, principal *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *key = kl_http_req_header(r, "api-key");
+    const char *authz = kl_http_req_header(r, "authorization");
+    if (kl_http_req_header_count(r, "api-key") > 1 ||
+        kl_http_req_header_count(r, "authorization") > 1) {
+        /* Two credentials of one kind: refuse rather than guess which one counts. */
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_KEY);
+        kl_gateway_reply_key_denied(r);
+        return -1;
+    }
+    if (key && *key)
+        return authenticate_key(w, r, snap, acct, key, strlen(key), p);
+    if (authz && *authz) {
+        const char *v;
+        size_t n;
+        if (!bearer_value(authz, &v, &n) || n > KL_MAX_TOKEN_BYTES) {
+            kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
+            kl_gateway_reply_token_denied(r);
+            return -1;
+        }
+        if (rt->v1 && kl_apikey_wellformed(v, n))
+            return authenticate_key(w, r, snap, acct, v, n, p);
+        return authenticate_token(w, r, snap, acct, v, n, p);
+    }
+    kl_http_req_auth_failed(r, KL_AUTHFAIL_MISSING);
+    kl_gateway_reply_key_denied(r);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ authorization */
+
+/* Decides whether p may perform the operation. Every operation names its data action
+ * (an unknown one is denied). API keys are account-wide by design and skip RBAC; tokens
+ * will be checked against the role assignments in the snapshot. */
+static int authorize(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
+                     const kl_account *acct, const principal *p)
+{
+    (void)w;
+    const char *action = kl_gateway_data_action(rt->kind);
+    if (!action) {
+        kl_gateway_reply_not_found(r);
+        return -1;
+    }
+    if (p->kind == PRINCIPAL_KEY && p->account == acct)
+        return 0;
+    kl_http_req_auth_failed(r, KL_AUTHFAIL_FORBIDDEN);
+    kl_gateway_reply_permission_denied(r, p->object_id, action, kl_http_req_path(r));
+    return -1;
+}
+
+/* ------------------------------------------------------------------ operations */
+
+static kl_snapshot *worker_snapshot(gw_worker *w)
+{
+    uint64_t gen = kl_snapshot_holder_generation(w->g->holder);
+    if (!w->snap || kl_snapshot_generation(w->snap) != gen) {
+        kl_snapshot *s = kl_snapshot_acquire(w->g->holder);
+        if (s) {
+            if (w->snap)
+                kl_snapshot_release(w->snap);
+            w->snap = s;
+        }
+    }
+    return w->snap;
+}
+
+static const char *display_model(const kl_deployment *d)
+{
+    return d->model_name && *d->model_name ? d->model_name : d->name;
+}
+
+static void list_models(kl_http_req *r, const kl_snapshot *snap, const kl_account *acct,
+                        const kl_gateway_route *rt)
+{
+    const kl_deployment *const *deps = NULL;
+    size_t n = kl_snapshot_deployments(snap, acct, &deps);
+    json_int_t now = (json_int_t)kl_now_unix();
+    if (rt->kind == KL_GW_ROUTE_MODEL) {
+        const kl_deployment *d =
+            kl_snapshot_deployment(snap, acct, rt->deployment, rt->deployment_len);
+        if (!d) {
+            kl_gateway_reply_deployment_not_found(r);
+            return;
+        }
+        kl_http_respond_json(r, 200,
+                             json_pack("{s:s,s:s,s:I,s:s}", "id", d->name, "object", "model",
+                                       "created", now, "owned_by", "keyless"));
+        return;
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; data && i < n; i++) {
+        const kl_deployment *d = deps[i];
+        json_t *e;
+        if (rt->kind == KL_GW_ROUTE_MODELS)
+            e = json_pack("{s:s,s:s,s:I,s:s}", "id", d->name, "object", "model", "created", now,
+                          "owned_by", "keyless");
+        else
+            e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s},s:I,s:I}", "id", d->name, "model",
+                          display_model(d), "owner", "organization-owner", "object", "deployment",
+                          "status", "succeeded", "scale_settings", "scale_type", "standard",
+                          "created_at", now, "updated_at", now);
+        if (json_array_append_new(data, e) != 0) {
+            json_decref(data);
+            data = NULL;
+        }
+    }
+    if (!data) {
+        kl_gateway_reply_internal(r);
+        return;
+    }
+    json_t *j = rt->kind == KL_GW_ROUTE_MODELS
+                    ? json_pack("{s:s,s:o}", "object", "list", "data", data)
+                    : json_pack("{s:o,s:s}", "data", data, "object", "list");
+    kl_http_respond_json(r, 200, j);
+}
+
+static void inference(gw_worker *w, kl_http_req *r, kl_snapshot *snap, const kl_account *acct,
+                      const kl_gateway_route *rt)
+{
+    const kl_deployment *d = NULL;
+    json_t *body = NULL;
+    kl_gateway_body_err e;
+    size_t blen = 0;
+    if (!rt->deployment_from_body) {
+        d = kl_snapshot_deployment(snap, acct, rt->deployment, rt->deployment_len);
+        if (!d) {
+            kl_gateway_reply_deployment_not_found(r);
+            return;
+        }
+    }
+    const unsigned char *b = kl_http_req_body(r, &blen);
+    if (kl_gateway_body_parse(b, blen, &body, &e) != 0) {
+        kl_gateway_reply_bad_request(r, &e);
+        return;
+    }
+    if (rt->deployment_from_body) {
+        const json_t *m = json_object_get(body, "model");
+        if (!json_is_string(m) || json_string_length(m) == 0) {
+            snprintf(e.message, sizeof(e.message), "Missing required parameter: 'model'.");
+            e.param = "model";
+            kl_gateway_reply_bad_request(r, &e);
+            goto out;
+        }
+        d = kl_snapshot_deployment(snap, acct, json_string_value(m), json_string_length(m));
+        if (!d) {
+            kl_gateway_reply_deployment_not_found(r);
+            goto out;
+        }
+    }
+    kl_http_req_log_field(r, "deployment", d->name);
+    if (kl_gateway_body_validate(rt->kind, body, &e) != 0) {
+        kl_gateway_reply_bad_request(r, &e);
+        goto out;
+    }
+    if (d->backend == KL_BACKEND_UPSTREAM) {
+        kl_http_req_log_field(r, "backend", "upstream");
+        kl_upstream_forward(w->up, r, snap, d, rt->kind, body);
+    } else {
+        kl_http_req_log_field(r, "backend", "echo");
+        echo_answer(w, r, snap, d, rt->kind, body);
+    }
+out:
+    json_decref(body);
+}
+
+bool kl_gateway_matches(kl_gateway *g, kl_http_req *r)
+{
+    if (kl_http_req_face(r) != KL_FACE_PUBLIC)
+        return false;
+    return kl_gateway_route_matches(kl_http_req_header(r, "host"), kl_http_req_path(r),
+                                    g->account_domain);
+}
+
+void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r)
+{
+    gw_worker *w = thread_state;
+    kl_gateway_route rt;
+    principal p;
+    if (kl_gateway_route_parse(kl_http_req_header(r, "host"), kl_http_req_path(r),
+                               kl_http_req_query(r), g->account_domain, &rt) != 0) {
+        kl_gateway_reply_not_found(r);
+        return;
+    }
+    kl_http_req_set_route(r, kl_gateway_metrics_route(rt.kind));
+    /* Unknown operations, wrong methods and classic calls without api-version are all
+     * "Resource not found", as Azure answers them. */
+    if (rt.kind == KL_GW_ROUTE_NONE || strcmp(kl_http_req_method(r), rt.method) != 0 ||
+        (rt.api_version_needed && !rt.api_version) || rt.account_len == 0) {
+        kl_gateway_reply_not_found(r);
+        return;
+    }
+    if (!w || w->g != g) {
+        kl_gateway_reply_internal(r);
+        return;
+    }
+    kl_snapshot *snap = worker_snapshot(w);
+    if (!snap) {
+        kl_gateway_reply_unavailable(r);
+        return;
+    }
+    const kl_account *acct = kl_snapshot_account(snap, rt.account, rt.account_len);
+    if (!acct) {
+        kl_gateway_reply_not_found(r);
+        return;
+    }
+    kl_http_req_log_field(r, "account", acct->name);
+    if (authenticate(w, r, &rt, snap, acct, &p) != 0)
+        return;
+    if (authorize(w, r, &rt, acct, &p) != 0)
+        return;
+    switch (rt.kind) {
+    case KL_GW_ROUTE_MODELS:
+    case KL_GW_ROUTE_MODEL:
+    case KL_GW_ROUTE_DEPLOYMENTS:
+        list_models(r, snap, acct, &rt);
+        return;
+    default:
+        inference(w, r, snap, acct, &rt);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ workers */
+
+void *kl_gateway_thread_init(kl_gateway *g, struct event_base *base)
+{
+    if (!g || !base)
+        return NULL;
+    gw_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->g = g;
+    w->base = base;
+    kl_upstream_cfg ucfg = {.base = base,
+                            .tls = g->tls,
+                            .metrics = g->metrics,
+                            .timeout_ms = g->upstream_timeout_ms,
+                            .connect_timeout_ms = KL_UPSTREAM_CONNECT_TIMEOUT_MS};
+    if (kl_upstream_new(&ucfg, &w->up) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void kl_gateway_thread_fini(kl_gateway *g, void *state)
+{
+    (void)g;
+    gw_worker *w = state;
+    if (!w)
+        return;
+    while (w->jobs) {
+        echo_job *j = w->jobs;
+        kl_http_req_on_abort(j->r, NULL, NULL);
+        kl_http_req_on_drain(j->r, NULL, NULL);
+        job_free(j);
+    }
+    kl_upstream_free(w->up);
+    if (w->snap)
+        kl_snapshot_release(w->snap);
+    free(w);
+}

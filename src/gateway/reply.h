@@ -1,0 +1,31 @@
+/* The data plane's error answers, in the exact shapes Azure OpenAI uses (clients key on
+ * status and error.code). All are application/json. */
+#ifndef KL_GATEWAY_REPLY_H
+#define KL_GATEWAY_REPLY_H
+
+#include "gateway/body.h"
+#include "http/server.h"
+
+/* 401 {"error":{"code":"401","message":"Access denied due to invalid subscription key..."}} */
+void kl_gateway_reply_key_denied(kl_http_req *r);
+/* 401 {"statusCode":401,"message":"Unauthorized. Access token is missing, ..."} */
+void kl_gateway_reply_token_denied(kl_http_req *r);
+/* 401 PermissionDenied: an authenticated principal lacks data_action. */
+void kl_gateway_reply_permission_denied(kl_http_req *r, const char *principal_id,
+                                        const char *data_action, const char *operation);
+/* 403 AuthenticationTypeDisabled (a key sent to an account with disableLocalAuth). */
+void kl_gateway_reply_key_disabled(kl_http_req *r);
+/* 404 {"error":{"code":"404","message":"Resource not found"}} */
+void kl_gateway_reply_not_found(kl_http_req *r);
+/* 404 DeploymentNotFound. */
+void kl_gateway_reply_deployment_not_found(kl_http_req *r);
+/* 400 BadRequest with the body error's message and, when set, "param" and "type". */
+void kl_gateway_reply_bad_request(kl_http_req *r, const kl_gateway_body_err *e);
+/* 502 BadGateway / 504 GatewayTimeout for upstream failures. */
+void kl_gateway_reply_bad_gateway(kl_http_req *r);
+void kl_gateway_reply_gateway_timeout(kl_http_req *r);
+/* 500 / 503 for our own failures. */
+void kl_gateway_reply_internal(kl_http_req *r);
+void kl_gateway_reply_unavailable(kl_http_req *r);
+
+#endif
