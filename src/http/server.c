@@ -136,6 +136,8 @@ typedef struct conn {
 
 static http_parser_settings parser_settings;
 
+static void access_log(kl_http_req *r, bool aborted);
+
 /* ------------------------------------------------------------------------ helpers */
 
 static const char *reason_phrase(int status)
@@ -232,6 +234,9 @@ static void conn_free(conn *c)
         /* An unfinished request whose handler went asynchronous learns of the abort. */
         if (!r->finished && r->abort_cb)
             r->abort_cb(r->abort_arg);
+        /* A request that reached a handler but never finished still gets its log line. */
+        if (!r->finished && r->path && r->method[0] && c->t->server->cfg.access_log)
+            access_log(r, true);
         req_free(r);
     }
     if (c->timer)
@@ -251,7 +256,15 @@ static void conn_free(conn *c)
         event_base_loopbreak(t->base);
 }
 
-static void access_log(kl_http_req *r)
+static const char *route_name(kl_route r)
+{
+    static const char *const names[KL_ROUTE__COUNT] = {
+        "other", "chat", "completions", "embeddings", "models",
+        "mgmt",  "identity", "sts",     "health",     "metrics"};
+    return (unsigned)r < KL_ROUTE__COUNT ? names[r] : "other";
+}
+
+static void access_log(kl_http_req *r, bool aborted)
 {
     if (!kl_log_enabled(KL_LOG_INFO))
         return;
@@ -262,6 +275,9 @@ static void access_log(kl_http_req *r)
     json_object_set_new(f, "method", json_string(r->method));
     json_object_set_new(f, "path", json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
     json_object_set_new(f, "status", json_integer(r->status));
+    json_object_set_new(f, "route", json_string(route_name(r->route)));
+    if (aborted)
+        json_object_set_new(f, "aborted", json_true());
     json_object_set_new(f, "duration_ms",
                         json_real((double)(kl_now_mono_us() - r->start_us) / 1000.0));
     json_object_set_new(f, "request_id", json_string(r->id));
@@ -280,7 +296,7 @@ static void req_finished(kl_http_req *r)
     if (r->auth_fail >= 0)
         kl_metrics_auth_failure(c->t->server->cfg.metrics, (kl_auth_fail)r->auth_fail);
     if (c->t->server->cfg.access_log)
-        access_log(r);
+        access_log(r, false);
     c->req = NULL;
     req_free(r);
     if (!c->keep_alive || c->t->draining) {
