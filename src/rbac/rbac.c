@@ -1,0 +1,1019 @@
+/* The compiled RBAC index. Three open-addressing tables:
+ *  - scopes: the distinct scopes that hold assignments (usually far fewer than the
+ *    assignments), so a check maps each level of its target scope to a small id;
+ *  - principals: one 192-byte record per principal: which levels it has assignments at
+ *    and, for up to INLINE_PAIRS scopes, the assignments themselves;
+ *  - pairs: (principal, scope) -> assignments for principals with more scopes than that.
+ * A check therefore costs one probe per level of its scope, whatever the number of
+ * assignments. It starts fetching the principal's record before it parses the scope, so
+ * by the time it looks, a large (cache-cold) index costs little more than a small one. */
+#include "rbac/rbac.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/util.h"
+#include "rbac/ascii.h"
+#include "rbac/builtin.h"
+#include "rbac/match.h"
+#include "rbac/scope.h"
+#include "rbac/scope_priv.h"
+
+enum { M_ACTIONS, M_NOT_ACTIONS, M_DATA, M_NOT_DATA, M_COUNT };
+
+#define NONE UINT32_MAX
+
+/* Bump allocator for the index's strings and copies: freed all at once. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+} chunk;
+#define CHUNK_HDR ((sizeof(chunk) + 15) & ~(size_t)15)
+#define CHUNK_MIN (64 * 1024)
+
+typedef struct role {
+    const kl_rbac_role_def *def; /* static built-in, or the index's own copy */
+    kl_rbac_matcher *m[M_COUNT];
+    char guid[KL_UUID_LEN + 1]; /* lower case */
+    const char **assignable_lc; /* canonical, lower case */
+    size_t n_assignable;
+} role;
+
+/* An assignment as a decision's grant points at it; a check never reads it. */
+typedef struct asg {
+    const char *id;
+    const char *principal; /* as given */
+    const char *scope;     /* canonical */
+    const kl_rbac_role_def *role;
+} asg;
+
+/* What the build needs besides, freed when it is done. */
+typedef struct bld {
+    const char *principal_lc;
+    uint32_t plen;
+    uint32_t role;
+    uint32_t scope_id;
+    uint32_t level; /* index of the scope's own level (0 = "/") */
+    uint32_t pidx;  /* principal slot */
+    uint32_t ord;   /* position in the caller's array */
+    uint64_t phash;
+} bld;
+
+typedef struct sentry {
+    uint64_t hash;     /* the chained level hash of the full scope (see scope_hashes) */
+    const char *lc;    /* canonical, lower case */
+    const char *canon; /* canonical as first seen, shared by assignments spelling it so */
+    uint32_t len;
+} sentry;
+
+#define INLINE_ID 36    /* a GUID */
+#define INLINE_PAIRS 10 /* scopes whose assignments live in the principal's record */
+#define SPILLED 0xffff  /* pslot.npairs: the principal's pairs are in the pair table */
+
+/* The assignments of one principal at one scope. multi == 0: a is the role and b the
+ * assignment of its only assignment; else a is the first of b entries in refs. */
+typedef struct pentry {
+    uint32_t scope;
+    uint32_t a;
+    uint32_t b : 31;
+    uint32_t multi : 1;
+} pentry;
+
+/* A principal: three cache lines, the first with its identity. */
+typedef struct pslot {
+    uint64_t hash;
+    const char *p; /* canonical lower-case id; NULL marks an empty slot */
+    uint16_t len;
+    uint16_t levels; /* bit i: it has assignments at scope level i */
+    uint16_t npairs; /* entries in pairs[], or SPILLED */
+    uint16_t pad;
+    char inl[INLINE_ID]; /* the id again when it fits, to compare without another fetch */
+    pentry pairs[INLINE_PAIRS];
+    uint64_t filter; /* SPILLED: bit (scope id % 64) set for each scope it has pairs at */
+} pslot;
+
+/* A pair of a principal with more than INLINE_PAIRS scopes. */
+typedef struct pair {
+    uint32_t principal; /* slot index + 1; 0 marks an empty slot */
+    pentry e;
+} pair;
+
+typedef struct ref {
+    uint32_t role, asg;
+} ref;
+
+_Static_assert(sizeof(pentry) == 12, "pentry packs into 12 bytes");
+_Static_assert(sizeof(pslot) == 192, "a principal record is three cache lines");
+_Static_assert(sizeof(pair) == 16, "four pairs per cache line");
+_Static_assert(KL_MAX_SCOPE_DEPTH <= 16, "levels are a 16-bit mask");
+_Static_assert(KL_MAX_PRINCIPAL_ID <= UINT16_MAX, "principal lengths are 16-bit");
+
+struct kl_rbac_index {
+    uint64_t seed;
+    chunk *arena;
+    role *roles;
+    size_t nroles;
+    uint32_t *rtab; /* role + 1 by guid hash */
+    size_t rcap;
+    asg *asgs;
+    size_t nasgs;
+    bld *bld;       /* during the build only */
+    sentry *scopes; /* distinct assignment scopes */
+    size_t nscopes, scopes_cap;
+    uint32_t *stab; /* scope id + 1 by hash */
+    size_t scap;
+    pslot *ptab;
+    size_t pcap;
+    pair *pairs;
+    size_t paircap;
+    ref *refs;
+};
+
+/* --- memory --- */
+
+static void *arena_alloc(kl_rbac_index *ix, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    chunk *c = ix->arena;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
+        c = malloc(CHUNK_HDR + cap);
+        if (!c)
+            return NULL;
+        c->next = ix->arena;
+        c->used = 0;
+        c->cap = cap;
+        ix->arena = c;
+    }
+    void *p = (char *)c + CHUNK_HDR + c->used;
+    c->used += n;
+    return p;
+}
+
+static char *arena_strndup(kl_rbac_index *ix, const char *s, size_t n)
+{
+    char *d = arena_alloc(ix, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static char *arena_strdup(kl_rbac_index *ix, const char *s)
+{
+    return arena_strndup(ix, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Zeroed, cache-line aligned; tables of 2 MiB or more ask for huge pages, which spare a
+ * cold probe its TLB misses. */
+static void *table_alloc(size_t n, size_t size)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = n * size;
+    size_t align = bytes >= huge ? huge : 64;
+    bytes = (bytes + align - 1) & ~(align - 1);
+    void *p = aligned_alloc(align, bytes);
+    if (!p)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (align == huge)
+        (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
+#endif
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* --- hashing: not cryptographic; seeded per index so names cannot be chosen to
+ * collide --- */
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n, uint64_t h)
+{
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
+    while (n >= 8) { /* each step is a bijection of the state; mix() spreads at the end */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)n << 59)) * k;
+    return mix(h);
+}
+
+/* h[i] identifies lc[0..lv[i]); each level's hash continues the previous one, so a scope
+ * hashes the same as the matching level of any scope below it. */
+static void scope_hashes(uint64_t seed, const char *lc, const uint16_t *lv, size_t nl, uint64_t *h)
+{
+    uint64_t acc = seed;
+    size_t prev = 0;
+    for (size_t i = 0; i < nl; i++) {
+        acc = hash_bytes(lc + prev, lv[i] - prev, acc);
+        h[i] = acc;
+        prev = lv[i];
+    }
+}
+
+/* From the principal's and the scope's hashes rather than their slots, so a check can
+ * start fetching pair slots before it has looked either up. */
+static uint64_t pair_key(uint64_t phash, uint64_t shash)
+{
+    return mix(phash ^ (shash * 0xff51afd7ed558ccdULL));
+}
+
+static uint64_t filter_bit(uint32_t sid)
+{
+    return 1ull << (sid & 63);
+}
+
+/* Power-of-two capacity for n entries at load at most num/den. */
+static size_t table_cap_load(size_t n, size_t num, size_t den)
+{
+    size_t cap = 16;
+    while (cap * num < n * den)
+        cap <<= 1;
+    return cap;
+}
+
+static size_t table_cap(size_t n)
+{
+    return table_cap_load(n, 1, 2);
+}
+
+static void lower_copy(char *dst, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+    }
+    dst[n] = '\0';
+}
+
+/* A principal id: 1..KL_MAX_PRINCIPAL_ID printable bytes without spaces or '*',
+ * lower-cased. */
+static int principal_lower(const char *p, char *out, size_t *len)
+{
+    if (!p || !p[0])
+        return KL_EINVAL;
+    size_t n = strnlen(p, KL_MAX_PRINCIPAL_ID + 1);
+    if (n > KL_MAX_PRINCIPAL_ID)
+        return KL_ETOOBIG;
+    unsigned char bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char v = kl_rbac_lc_name[(unsigned char)p[i]];
+        out[i] = (char)v;
+        bad |= (unsigned char)(v == 0);
+    }
+    out[n] = '\0';
+    if (bad)
+        return KL_EINVAL;
+    *len = n;
+    return 0;
+}
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* --- roles --- */
+
+static const char **copy_list(kl_rbac_index *ix, const char *const *in, size_t n)
+{
+    const char **out = arena_alloc(ix, (n ? n : 1) * sizeof(*out));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(out[i] = arena_strdup(ix, in[i])))
+            return NULL;
+    return out;
+}
+
+static kl_rbac_role_def *copy_def(kl_rbac_index *ix, const kl_rbac_role_def *in)
+{
+    kl_rbac_role_def *d = arena_alloc(ix, sizeof(*d));
+    if (!d)
+        return NULL;
+    *d = *in;
+    const char **a, **na, **da, **nda, **as;
+    if (!(d->id = arena_strdup(ix, in->id)) || !(d->name = arena_strdup(ix, in->name)) ||
+        !(d->description = arena_strdup(ix, in->description)) ||
+        !(a = copy_list(ix, in->actions, in->n_actions)) ||
+        !(na = copy_list(ix, in->not_actions, in->n_not_actions)) ||
+        !(da = copy_list(ix, in->data_actions, in->n_data_actions)) ||
+        !(nda = copy_list(ix, in->not_data_actions, in->n_not_data_actions)) ||
+        !(as = copy_list(ix, in->assignable_scopes, in->n_assignable_scopes)))
+        return NULL;
+    d->actions = a;
+    d->not_actions = na;
+    d->data_actions = da;
+    d->not_data_actions = nda;
+    d->assignable_scopes = as;
+    return d;
+}
+
+static int role_compile(kl_rbac_index *ix, role *r, const kl_rbac_role_def *def)
+{
+    int rc;
+    r->def = def;
+    lower_copy(r->guid, def->id, KL_UUID_LEN);
+    if ((rc = kl_rbac_matcher_new(def->actions, def->n_actions, &r->m[M_ACTIONS])) ||
+        (rc = kl_rbac_matcher_new(def->not_actions, def->n_not_actions, &r->m[M_NOT_ACTIONS])) ||
+        (rc = kl_rbac_matcher_new(def->data_actions, def->n_data_actions, &r->m[M_DATA])) ||
+        (rc = kl_rbac_matcher_new(def->not_data_actions, def->n_not_data_actions,
+                                  &r->m[M_NOT_DATA])))
+        return rc;
+    r->n_assignable = def->n_assignable_scopes;
+    r->assignable_lc = arena_alloc(ix, (r->n_assignable ? r->n_assignable : 1) * sizeof(char *));
+    if (!r->assignable_lc)
+        return KL_ENOMEM;
+    for (size_t i = 0; i < r->n_assignable; i++) {
+        char buf[KL_MAX_SCOPE + 1];
+        uint16_t lv[KL_MAX_SCOPE_DEPTH];
+        size_t len, nl;
+        const char *s = def->assignable_scopes[i];
+        if (!s)
+            return KL_EINVAL;
+        if ((rc = kl_scope_parse_lower(s, strlen(s), buf, &len, lv, &nl)))
+            return rc;
+        if (!(r->assignable_lc[i] = arena_strndup(ix, buf, len)))
+            return KL_ENOMEM;
+    }
+    return 0;
+}
+
+static const role *role_find(const kl_rbac_index *ix, const char *guid36)
+{
+    char g[KL_UUID_LEN + 1];
+    lower_copy(g, guid36, KL_UUID_LEN);
+    uint64_t h = hash_bytes(g, KL_UUID_LEN, ix->seed);
+    for (size_t i = h & (ix->rcap - 1);; i = (i + 1) & (ix->rcap - 1)) {
+        uint32_t v = ix->rtab[i];
+        if (!v)
+            return NULL;
+        if (memcmp(ix->roles[v - 1].guid, g, KL_UUID_LEN) == 0)
+            return &ix->roles[v - 1];
+    }
+}
+
+/* Adds role r to the id table; KL_EEXIST if its GUID is taken. */
+static int role_insert(kl_rbac_index *ix, uint32_t r)
+{
+    uint64_t h = hash_bytes(ix->roles[r].guid, KL_UUID_LEN, ix->seed);
+    for (size_t i = h & (ix->rcap - 1);; i = (i + 1) & (ix->rcap - 1)) {
+        uint32_t v = ix->rtab[i];
+        if (!v) {
+            ix->rtab[i] = r + 1;
+            return 0;
+        }
+        if (memcmp(ix->roles[v - 1].guid, ix->roles[r].guid, KL_UUID_LEN) == 0)
+            return KL_EEXIST;
+    }
+}
+
+static int cmp_role_name(const void *a, const void *b)
+{
+    const role *x = *(const role *const *)a, *y = *(const role *const *)b;
+    return strcasecmp(x->def->name, y->def->name);
+}
+
+static int build_roles(kl_rbac_index *ix, const kl_rbac_role_def *custom, size_t n, char *err,
+                       size_t errlen)
+{
+    size_t nb;
+    const kl_rbac_role_def *b = kl_rbac_builtin_roles(&nb);
+    int rc;
+    if (n && !custom)
+        return fail(err, errlen, KL_EINVAL, "custom roles missing");
+    if (n > UINT32_MAX / 4)
+        return fail(err, errlen, KL_ETOOBIG, "too many roles");
+    ix->nroles = nb + n;
+    ix->roles = calloc(ix->nroles, sizeof(role));
+    ix->rcap = table_cap(ix->nroles);
+    ix->rtab = calloc(ix->rcap, sizeof(uint32_t));
+    if (!ix->roles || !ix->rtab)
+        return KL_ENOMEM;
+    for (size_t i = 0; i < ix->nroles; i++) {
+        const kl_rbac_role_def *def = i < nb ? &b[i] : &custom[i - nb];
+        if (i >= nb) {
+            if ((rc = kl_rbac_role_validate(def, err, errlen)))
+                return rc;
+            if (!(def = copy_def(ix, def)))
+                return KL_ENOMEM;
+        }
+        if ((rc = role_compile(ix, &ix->roles[i], def)))
+            return fail(err, errlen, rc, "cannot compile role %s", def->id);
+        if ((rc = role_insert(ix, (uint32_t)i)))
+            return fail(err, errlen, rc, "duplicate role id %s", def->id);
+    }
+    /* Custom role names are unique too (kl_rbac_role_validate kept them off built-ins'). */
+    if (n > 1) {
+        const role **byname = malloc(n * sizeof(*byname));
+        if (!byname)
+            return KL_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            byname[i] = &ix->roles[nb + i];
+        qsort(byname, n, sizeof(*byname), cmp_role_name);
+        rc = 0;
+        for (size_t i = 1; i < n && !rc; i++)
+            if (strcasecmp(byname[i - 1]->def->name, byname[i]->def->name) == 0)
+                rc = fail(err, errlen, KL_EEXIST, "duplicate role name '%s'", byname[i]->def->name);
+        free(byname);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* --- scopes --- */
+
+static uint32_t scope_find(const kl_rbac_index *ix, uint64_t h, const char *lc, size_t len)
+{
+    for (size_t i = h & (ix->scap - 1);; i = (i + 1) & (ix->scap - 1)) {
+        uint32_t v = ix->stab[i];
+        if (!v)
+            return NONE;
+        const sentry *e = &ix->scopes[v - 1];
+        if (e->hash == h && e->len == len && memcmp(e->lc, lc, len) == 0)
+            return v - 1;
+    }
+}
+
+static int stab_grow(kl_rbac_index *ix)
+{
+    size_t cap = ix->scap ? ix->scap * 2 : 64;
+    uint32_t *tab = calloc(cap, sizeof(uint32_t));
+    if (!tab)
+        return KL_ENOMEM;
+    for (size_t id = 0; id < ix->nscopes; id++) {
+        size_t i = ix->scopes[id].hash & (cap - 1);
+        while (tab[i])
+            i = (i + 1) & (cap - 1);
+        tab[i] = (uint32_t)id + 1;
+    }
+    free(ix->stab);
+    ix->stab = tab;
+    ix->scap = cap;
+    return 0;
+}
+
+/* The id of scope lc[0..len) with hash h, added if new with canon as its spelling. */
+static int scope_intern(kl_rbac_index *ix, uint64_t h, const char *lc, const char *canon,
+                        size_t len, uint32_t *id)
+{
+    if (ix->scap && (*id = scope_find(ix, h, lc, len)) != NONE)
+        return 0;
+    if (2 * (ix->nscopes + 1) > ix->scap && stab_grow(ix))
+        return KL_ENOMEM;
+    if (ix->nscopes == ix->scopes_cap) {
+        size_t cap = ix->scopes_cap ? 2 * ix->scopes_cap : 64;
+        sentry *s = realloc(ix->scopes, cap * sizeof(*s));
+        if (!s)
+            return KL_ENOMEM;
+        ix->scopes = s;
+        ix->scopes_cap = cap;
+    }
+    char *copy = arena_strndup(ix, lc, len), *ccopy = arena_strndup(ix, canon, len);
+    if (!copy || !ccopy)
+        return KL_ENOMEM;
+    *id = (uint32_t)ix->nscopes;
+    ix->scopes[ix->nscopes++] = (sentry){h, copy, ccopy, (uint32_t)len};
+    size_t i = h & (ix->scap - 1);
+    while (ix->stab[i])
+        i = (i + 1) & (ix->scap - 1);
+    ix->stab[i] = *id + 1;
+    return 0;
+}
+
+/* Gathers the scope texts into one block, in id order, so the few a check compares
+ * against sit together in cache. */
+static int scopes_pack(kl_rbac_index *ix)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < ix->nscopes; i++)
+        total += ix->scopes[i].len + 1;
+    char *block = arena_alloc(ix, total ? total : 1);
+    if (!block)
+        return KL_ENOMEM;
+    for (size_t i = 0; i < ix->nscopes; i++) {
+        memcpy(block, ix->scopes[i].lc, ix->scopes[i].len + 1);
+        ix->scopes[i].lc = block;
+        block += ix->scopes[i].len + 1;
+    }
+    return 0;
+}
+
+/* --- assignments --- */
+
+static bool lc_covers(const char *above, size_t alen, const char *below, size_t blen)
+{
+    if (alen == 1) /* "/" */
+        return true;
+    return blen >= alen && memcmp(above, below, alen) == 0 && (blen == alen || below[alen] == '/');
+}
+
+static bool id_ok(const char *id)
+{
+    if (!id || !id[0])
+        return false;
+    size_t n = strnlen(id, KL_MAX_URL + 1);
+    if (n > KL_MAX_URL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!kl_rbac_lc_name[(unsigned char)id[i]])
+            return false;
+    return true;
+}
+
+static int add_assignment(kl_rbac_index *ix, const kl_rbac_assignment *in, uint32_t ord, char *err,
+                          size_t errlen)
+{
+    int rc;
+    asg *a = &ix->asgs[ord];
+    bld *b = &ix->bld[ord];
+    char plc[KL_MAX_PRINCIPAL_ID + 1];
+    size_t plen;
+    if (!id_ok(in->id))
+        return fail(err, errlen, KL_EINVAL, "assignment %u: invalid id", ord);
+    if ((rc = principal_lower(in->principal_id, plc, &plen)))
+        return fail(err, errlen, rc, "assignment %s: invalid principal id", in->id);
+    const char *g;
+    if (kl_rbac_role_guid(in->role_definition_id, &g))
+        return fail(err, errlen, KL_EINVAL, "assignment %s: invalid role definition id", in->id);
+    const role *r = role_find(ix, g);
+    if (!r)
+        return fail(err, errlen, KL_ENOTFOUND, "assignment %s: role %.36s is not defined", in->id,
+                    g);
+    kl_scope sc;
+    if (!in->scope)
+        return fail(err, errlen, KL_EINVAL, "assignment %s: invalid scope", in->id);
+    if ((rc = kl_scope_parse(in->scope, strlen(in->scope), &sc)))
+        return fail(err, errlen, rc, "assignment %s: invalid scope", in->id);
+    char slc[KL_MAX_SCOPE + 1];
+    lower_copy(slc, sc.text, sc.len);
+    bool ok = false;
+    for (size_t i = 0; i < r->n_assignable && !ok; i++)
+        ok = lc_covers(r->assignable_lc[i], strlen(r->assignable_lc[i]), slc, sc.len);
+    if (!ok)
+        return fail(err, errlen, KL_ECONFLICT,
+                    "assignment %s: scope is outside the assignable scopes of role %s", in->id,
+                    r->def->name);
+    uint64_t sh[KL_MAX_SCOPE_DEPTH];
+    scope_hashes(ix->seed, slc, sc.level_len, sc.nlevels, sh);
+    if ((rc = scope_intern(ix, sh[sc.nlevels - 1], slc, sc.text, sc.len, &b->scope_id)))
+        return rc;
+    const sentry *se = &ix->scopes[b->scope_id];
+    a->scope =
+        memcmp(se->canon, sc.text, sc.len) == 0 ? se->canon : arena_strndup(ix, sc.text, sc.len);
+    if (!a->scope || !(a->id = arena_strdup(ix, in->id)) ||
+        !(a->principal = arena_strdup(ix, in->principal_id)) ||
+        !(b->principal_lc = arena_strndup(ix, plc, plen)))
+        return KL_ENOMEM;
+    a->role = r->def;
+    b->role = (uint32_t)(r - ix->roles);
+    b->plen = (uint32_t)plen;
+    b->level = (uint32_t)(sc.nlevels - 1);
+    b->ord = ord;
+    b->phash = hash_bytes(plc, plen, ix->seed);
+    return 0;
+}
+
+/* Assignment ids are unique, compared case-insensitively like every ARM id. */
+static int check_ids(kl_rbac_index *ix, char *err, size_t errlen)
+{
+    size_t cap = table_cap(ix->nasgs);
+    uint32_t *tab = calloc(cap, sizeof(uint32_t));
+    if (!tab)
+        return KL_ENOMEM;
+    int rc = 0;
+    char buf[KL_MAX_URL + 1];
+    for (size_t i = 0; i < ix->nasgs && !rc; i++) {
+        size_t n = strlen(ix->asgs[i].id);
+        lower_copy(buf, ix->asgs[i].id, n);
+        uint64_t h = hash_bytes(buf, n, ix->seed);
+        for (size_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
+            if (!tab[s]) {
+                tab[s] = (uint32_t)i + 1;
+                break;
+            }
+            if (strcasecmp(ix->asgs[tab[s] - 1].id, ix->asgs[i].id) == 0) {
+                rc = fail(err, errlen, KL_EEXIST, "duplicate assignment id %s", ix->asgs[i].id);
+                break;
+            }
+        }
+    }
+    free(tab);
+    return rc;
+}
+
+/* --- principals and pairs --- */
+
+static bool principal_eq(const pslot *s, uint64_t h, const char *p, size_t len)
+{
+    return s->hash == h && s->len == len && memcmp(len <= INLINE_ID ? s->inl : s->p, p, len) == 0;
+}
+
+/* The slot of principal p, or the empty slot where it would go. */
+static pslot *principal_slot(const kl_rbac_index *ix, uint64_t h, const char *p, size_t len)
+{
+    for (size_t i = h & (ix->pcap - 1);; i = (i + 1) & (ix->pcap - 1)) {
+        pslot *s = &ix->ptab[i];
+        if (!s->p || principal_eq(s, h, p, len))
+            return s;
+    }
+}
+
+static int cmp_principal(const void *x, const void *y)
+{
+    const bld *a = *(const bld *const *)x, *b = *(const bld *const *)y;
+    return strcmp(a->principal_lc, b->principal_lc);
+}
+
+/* Orders by pair, then by the caller's order within a pair. */
+static int cmp_pair(const void *x, const void *y)
+{
+    const bld *a = *(const bld *const *)x, *b = *(const bld *const *)y;
+    if (a->pidx != b->pidx)
+        return a->pidx < b->pidx ? -1 : 1;
+    if (a->scope_id != b->scope_id)
+        return a->scope_id < b->scope_id ? -1 : 1;
+    return (a->ord > b->ord) - (a->ord < b->ord);
+}
+
+static int build_principals(kl_rbac_index *ix, bld **sorted)
+{
+    size_t n = ix->nasgs, distinct = 0;
+    qsort(sorted, n, sizeof(*sorted), cmp_principal);
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(sorted[i - 1]->principal_lc, sorted[i]->principal_lc) != 0;
+    ix->pcap = table_cap_load(distinct, 2, 3); /* big slots: keep the table small */
+    if (!(ix->ptab = table_alloc(ix->pcap, sizeof(pslot))))
+        return KL_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        bld *a = sorted[i];
+        pslot *ps = principal_slot(ix, a->phash, a->principal_lc, a->plen);
+        if (!ps->p) {
+            ps->p = a->principal_lc;
+            ps->hash = a->phash;
+            ps->len = (uint16_t)a->plen;
+            if (a->plen <= INLINE_ID)
+                memcpy(ps->inl, a->principal_lc, a->plen);
+        }
+        ps->levels |= (uint16_t)(1u << a->level);
+        a->pidx = (uint32_t)(ps - ix->ptab);
+    }
+    return 0;
+}
+
+static void pair_insert(kl_rbac_index *ix, uint32_t pidx, const pentry *e)
+{
+    size_t i = pair_key(ix->ptab[pidx].hash, ix->scopes[e->scope].hash) & (ix->paircap - 1);
+    while (ix->pairs[i].principal)
+        i = (i + 1) & (ix->paircap - 1);
+    ix->pairs[i].principal = pidx + 1;
+    ix->pairs[i].e = *e;
+}
+
+/* Runs of equal (principal, scope) in sorted[] are pairs; each principal's pairs go into
+ * its record if they fit, else into the pair table. */
+static int build_pairs(kl_rbac_index *ix)
+{
+    size_t n = ix->nasgs;
+    int rc;
+    bld **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    uint32_t *npairs = NULL;
+    ix->refs = malloc((n ? n : 1) * sizeof(ref));
+    if (!sorted || !ix->refs) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &ix->bld[i];
+    if ((rc = build_principals(ix, sorted)))
+        goto out;
+    qsort(sorted, n, sizeof(*sorted), cmp_pair);
+    if (!(npairs = calloc(ix->pcap, sizeof(uint32_t)))) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    size_t spilled = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i - 1]->pidx != sorted[i]->pidx ||
+            sorted[i - 1]->scope_id != sorted[i]->scope_id)
+            npairs[sorted[i]->pidx]++;
+    for (size_t p = 0; p < ix->pcap; p++)
+        if (npairs[p] > INLINE_PAIRS)
+            spilled += npairs[p];
+    ix->paircap = table_cap(spilled);
+    if (!(ix->pairs = table_alloc(ix->paircap, sizeof(pair)))) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    size_t nrefs = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        const bld *a = sorted[i];
+        for (j = i + 1; j < n && sorted[j]->pidx == a->pidx && sorted[j]->scope_id == a->scope_id;
+             j++)
+            ;
+        pentry e = {.scope = a->scope_id};
+        if (j - i == 1) {
+            e.a = a->role;
+            e.b = a->ord;
+        } else {
+            e.multi = 1;
+            e.a = (uint32_t)nrefs;
+            e.b = (uint32_t)(j - i);
+            for (size_t k = i; k < j; k++)
+                ix->refs[nrefs++] = (ref){sorted[k]->role, sorted[k]->ord};
+        }
+        pslot *ps = &ix->ptab[a->pidx];
+        if (npairs[a->pidx] <= INLINE_PAIRS) {
+            ps->pairs[ps->npairs++] = e;
+        } else {
+            ps->npairs = SPILLED;
+            ps->filter |= filter_bit(a->scope_id);
+            pair_insert(ix, a->pidx, &e);
+        }
+    }
+    rc = 0;
+out:
+    free(npairs);
+    free(sorted);
+    return rc;
+}
+
+int kl_rbac_index_build(const kl_rbac_role_def *custom_roles, size_t n_roles,
+                        const kl_rbac_assignment *assignments, size_t n_assignments,
+                        kl_rbac_index **out, char *err, size_t errlen)
+{
+    int rc;
+    kl_rbac_index *ix = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out)
+        return KL_EINVAL;
+    *out = NULL;
+    if (n_assignments && !assignments)
+        return fail(err, errlen, KL_EINVAL, "assignments missing");
+    if (n_assignments >= INT32_MAX / 2) /* pair.b holds counts and indexes in 31 bits */
+        return fail(err, errlen, KL_ETOOBIG, "too many assignments");
+    if (!(ix = calloc(1, sizeof(*ix))))
+        return KL_ENOMEM;
+    /* A seed the outside cannot predict; without one the tables still work, only
+     * without protection against chosen collisions. */
+    if (getrandom(&ix->seed, sizeof(ix->seed), GRND_NONBLOCK) != sizeof(ix->seed))
+        ix->seed = 0x6b65796c65737321ULL;
+    if ((rc = build_roles(ix, custom_roles, n_roles, err, errlen)))
+        goto out;
+    ix->nasgs = n_assignments;
+    ix->asgs = table_alloc(n_assignments ? n_assignments : 1, sizeof(asg));
+    ix->bld = calloc(n_assignments ? n_assignments : 1, sizeof(bld));
+    if (!ix->asgs || !ix->bld) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n_assignments; i++)
+        if ((rc = add_assignment(ix, &assignments[i], (uint32_t)i, err, errlen)))
+            goto out;
+    if (!ix->scap && (rc = stab_grow(ix)))
+        goto out;
+    if ((rc = check_ids(ix, err, errlen)) || (rc = scopes_pack(ix)) || (rc = build_pairs(ix)))
+        goto out;
+    free(ix->bld);
+    ix->bld = NULL;
+    *out = ix;
+    ix = NULL;
+out:
+    if (rc == KL_ENOMEM)
+        fail(err, errlen, rc, "out of memory");
+    kl_rbac_index_free(ix);
+    return rc;
+}
+
+void kl_rbac_index_free(kl_rbac_index *ix)
+{
+    if (!ix)
+        return;
+    for (size_t i = 0; ix->roles && i < ix->nroles; i++)
+        for (int m = 0; m < M_COUNT; m++)
+            kl_rbac_matcher_free(ix->roles[i].m[m]);
+    free(ix->roles);
+    free(ix->rtab);
+    free(ix->asgs);
+    free(ix->bld);
+    free(ix->scopes);
+    free(ix->stab);
+    free(ix->ptab);
+    free(ix->pairs);
+    free(ix->refs);
+    while (ix->arena) {
+        chunk *next = ix->arena->next;
+        free(ix->arena);
+        ix->arena = next;
+    }
+    free(ix);
+}
+
+/* --- checks --- */
+
+static const pentry *pair_find(const kl_rbac_index *ix, uint64_t key, uint32_t pidx, uint32_t sid)
+{
+    for (size_t i = key & (ix->paircap - 1);; i = (i + 1) & (ix->paircap - 1)) {
+        const pair *p = &ix->pairs[i];
+        if (!p->principal)
+            return NULL;
+        if (p->principal == pidx + 1 && p->e.scope == sid)
+            return &p->e;
+    }
+}
+
+static bool role_grants(const role *r, int allow, const char *act, size_t alen)
+{
+    return kl_rbac_matcher_match(r->m[allow], act, alen) &&
+           !kl_rbac_matcher_match(r->m[allow + 1], act, alen);
+}
+
+/* The assignment of pair e that grants the action, or NONE. */
+static uint32_t pair_grants(const kl_rbac_index *ix, const pentry *e, int allow, const char *act,
+                            size_t alen)
+{
+    if (!e->multi)
+        return role_grants(&ix->roles[e->a], allow, act, alen) ? e->b : NONE;
+    for (uint32_t k = 0; k < e->b; k++) {
+        const ref *rf = &ix->refs[e->a + k];
+        if (role_grants(&ix->roles[rf->role], allow, act, alen))
+            return rf->asg;
+    }
+    return NONE;
+}
+
+/* The pair of principal slot ps at scope id sid, or NULL. */
+static const pentry *principal_pair(const kl_rbac_index *ix, const pslot *ps, uint64_t ph,
+                                    uint64_t shash, uint32_t sid)
+{
+    if (ps->npairs != SPILLED) {
+        for (uint16_t k = 0; k < ps->npairs; k++)
+            if (ps->pairs[k].scope == sid)
+                return &ps->pairs[k];
+        return NULL;
+    }
+    if (!(ps->filter & filter_bit(sid)))
+        return NULL;
+    return pair_find(ix, pair_key(ph, shash), (uint32_t)(ps - ix->ptab), sid);
+}
+
+static void decision_init(kl_rbac_decision *d, const char *action, bool data, const char *scope)
+{
+    memset(d, 0, sizeof(*d));
+    d->action = action;
+    d->scope = scope;
+    d->data_action = data;
+}
+
+int kl_rbac_check_principals(const kl_rbac_index *ix, const char *const *principal_ids, size_t n,
+                             const char *action, bool data_action, const char *scope,
+                             kl_rbac_decision *out)
+{
+    int rc;
+    if (!out)
+        return KL_EINVAL;
+    decision_init(out, action, data_action, scope);
+    if (!ix || !principal_ids || !action || !scope || n == 0)
+        return KL_EINVAL;
+    if (n > KL_MAX_CHECK_PRINCIPALS)
+        return KL_ETOOBIG;
+    char p[KL_MAX_PRINCIPAL_ID + 1];
+    size_t plen;
+    uint64_t ph[KL_MAX_CHECK_PRINCIPALS];
+    /* Start fetching the principals' records; parsing the scope and action hides that. */
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = principal_lower(principal_ids[i], p, &plen)))
+            return rc;
+        ph[i] = hash_bytes(p, plen, ix->seed);
+        const char *rec = (const char *)&ix->ptab[ph[i] & (ix->pcap - 1)];
+        __builtin_prefetch(rec);
+        __builtin_prefetch(rec + 64);
+        __builtin_prefetch(rec + 128);
+    }
+    char sc[KL_MAX_SCOPE + 1];
+    uint16_t lv[KL_MAX_SCOPE_DEPTH];
+    size_t slen, nl;
+    if ((rc = kl_scope_parse_lower(scope, strnlen(scope, KL_MAX_SCOPE + 2), sc, &slen, lv, &nl)))
+        return rc;
+    char act[KL_MAX_ACTION + 1];
+    size_t alen;
+    if ((rc = kl_rbac_action_normalize(action, act, &alen)))
+        return rc;
+    /* Which levels of the target scope hold any assignment at all. */
+    uint64_t sh[KL_MAX_SCOPE_DEPTH];
+    uint32_t sid[KL_MAX_SCOPE_DEPTH];
+    uint32_t present = 0;
+    scope_hashes(ix->seed, sc, lv, nl, sh);
+    for (size_t l = 0; l < nl; l++)
+        if ((sid[l] = scope_find(ix, sh[l], sc, lv[l])) != NONE)
+            present |= 1u << l;
+    if (!present)
+        return 0;
+    const int allow = data_action ? M_DATA : M_ACTIONS; /* its Not* list follows it */
+    for (size_t i = 0; i < n; i++) {
+        principal_lower(principal_ids[i], p, &plen);
+        const pslot *ps = principal_slot(ix, ph[i], p, plen);
+        if (!ps->p)
+            continue;
+        /* Deepest level first, so the reason names the closest assignment. */
+        for (uint32_t cand = ps->levels & present; cand;) {
+            unsigned l = 31u - (unsigned)__builtin_clz(cand);
+            cand &= ~(1u << l);
+            const pentry *e = principal_pair(ix, ps, ph[i], sh[l], sid[l]);
+            if (!e)
+                continue;
+            uint32_t hit = pair_grants(ix, e, allow, act, alen);
+            if (hit != NONE) {
+                out->allowed = true;
+                out->grant = &ix->asgs[hit];
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+int kl_rbac_check(const kl_rbac_index *ix, const char *principal_id, const char *action,
+                  bool data_action, const char *scope, kl_rbac_decision *out)
+{
+    const char *ids[1] = {principal_id};
+    return kl_rbac_check_principals(ix, ids, 1, action, data_action, scope, out);
+}
+
+bool kl_rbac_decision_grant(const kl_rbac_decision *d, kl_rbac_grant *g)
+{
+    if (!d || !d->allowed || !d->grant)
+        return false;
+    const asg *a = d->grant;
+    g->assignment_id = a->id;
+    g->principal_id = a->principal;
+    g->assignment_scope = a->scope;
+    g->role_id = a->role->id;
+    g->role_name = a->role->name;
+    return true;
+}
+
+int kl_rbac_decision_reason(const kl_rbac_decision *d, char *buf, size_t len)
+{
+    const char *what = d->data_action ? "data action " : "";
+    const char *action = d->action ? d->action : "(none)";
+    const char *scope = d->scope ? d->scope : "(none)";
+    kl_rbac_grant g;
+    if (kl_rbac_decision_grant(d, &g))
+        return snprintf(buf, len, "role assignment %s (role '%s', %s) at %s grants %s%s to %s",
+                        g.assignment_id, g.role_name, g.role_id, g.assignment_scope, what, action,
+                        g.principal_id);
+    return snprintf(buf, len, "no role assignment grants %s%s at %s", what, action, scope);
+}
+
+const kl_rbac_role_def *kl_rbac_index_role(const kl_rbac_index *ix, const char *id)
+{
+    const char *g;
+    if (!ix || kl_rbac_role_guid(id, &g))
+        return NULL;
+    const role *r = role_find(ix, g);
+    return r ? r->def : NULL;
+}
+
+size_t kl_rbac_index_role_count(const kl_rbac_index *ix)
+{
+    return ix ? ix->nroles : 0;
+}
+
+size_t kl_rbac_index_assignment_count(const kl_rbac_index *ix)
+{
+    return ix ? ix->nasgs : 0;
+}
