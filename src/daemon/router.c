@@ -38,6 +38,12 @@ void kl_router_handle(kl_http_req *r, void *arg)
 
     if (!strcmp(path, "/healthz")) {
         kl_http_req_set_route(r, KL_ROUTE_HEALTH);
+        const char *m = kl_http_req_method(r);
+        if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
+            kl_http_set_header(r, "Allow", "GET, HEAD");
+            kl_http_respond_error(r, 405, "MethodNotAllowed", "Use GET.");
+            return;
+        }
         static const char ok[] = "{\"status\":\"ok\"}";
         kl_http_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
         return;

@@ -37,6 +37,8 @@
 
 #define MAX_LISTENERS 8
 #define MAX_WORKERS 64
+#define LINGER_MS 2000                     /* how long a refused client may keep sending */
+#define LINGER_MAX_BYTES (16 * 1024 * 1024) /* ...and how much of it we read and drop */
 
 typedef struct listener_spec {
     bool is_unix;
@@ -81,7 +83,8 @@ typedef enum conn_state {
     ST_IDLE = 0,    /* waiting for the first byte of a request */
     ST_READING,     /* parsing a request */
     ST_HANDLING,    /* the handler owns the request */
-    ST_CLOSING      /* flushing the last response, then close */
+    ST_CLOSING,     /* flushing the last response, then close */
+    ST_LINGER       /* response sent after a refusal: discard input briefly, then close */
 } conn_state;
 
 typedef struct header {
@@ -128,6 +131,8 @@ typedef struct conn {
     long peer_uid;
     bool admin_ok;
     bool keep_alive;
+    bool linger;              /* refused with input unread: close lingeringly */
+    size_t lingered;          /* bytes discarded while lingering */
     int error_status;         /* set by parser callbacks to refuse a request */
     const char *error_code;
     const char *error_msg;
@@ -264,6 +269,27 @@ static const char *route_name(kl_route r)
     return (unsigned)r < KL_ROUTE__COUNT ? names[r] : "other";
 }
 
+/* After a refusal the client may still be sending the request we refused. Closing at
+ * once with unread bytes makes the kernel send a reset, which can destroy the response
+ * before the client reads it; so half-close, discard input for a bounded time, then
+ * close (the "lingering close" every HTTP server needs). */
+static void close_or_linger(conn *c)
+{
+    if (!c->linger) {
+        conn_free(c);
+        return;
+    }
+    c->state = ST_LINGER;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    timer_set(c, LINGER_MS);
+}
+
 static void access_log(kl_http_req *r, bool aborted)
 {
     if (!kl_log_enabled(KL_LOG_INFO))
@@ -303,7 +329,7 @@ static void req_finished(kl_http_req *r)
         c->state = ST_CLOSING;
         bufferevent_disable(c->bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            conn_free(c);
+            close_or_linger(c);
         return;
     }
     c->state = ST_IDLE;
@@ -347,6 +373,7 @@ static void refuse(conn *c, int status, const char *code, const char *msg)
         c->req = r;
     }
     c->keep_alive = false;
+    c->linger = true;
     if (!r->path)
         r->path = strdup("");
     kl_http_respond_error(r, status, code, msg);
@@ -583,6 +610,7 @@ static void parse_error(conn *c)
             c->req = r;
         }
         c->keep_alive = false;
+        c->linger = true;
         if (!r->path)
             r->path = strdup("");
         kl_http_respond_error(r, 400, "BadRequest", msg);
@@ -623,8 +651,15 @@ static void process_input(conn *c)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     conn *c = arg;
+    if (c->state == ST_LINGER) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        c->lingered += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->lingered > LINGER_MAX_BYTES)
+            conn_free(c);
+        return;
+    }
     if (c->state == ST_HANDLING || c->state == ST_CLOSING) {
         /* Bytes of a pipelined request wait; a flood is bounded by the read watermark. */
         return;
@@ -638,7 +673,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     size_t left = evbuffer_get_length(bufferevent_get_output(bev));
     if (c->state == ST_CLOSING) {
         if (left == 0)
-            conn_free(c);
+            close_or_linger(c);
         return;
     }
     if (c->req && c->req->drain_cb && left <= KL_MAX_OUTPUT_BUFFER / 2) {
@@ -795,6 +830,17 @@ static void accept_unix_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 const char *kl_http_req_method(const kl_http_req *r)
 {
     return r->method;
+}
+
+const char *kl_http_req_raw_path(const kl_http_req *r, size_t *len)
+{
+    const char *u = r->raw.data;
+    size_t n = u ? r->url_len : 0;
+    size_t plen = 0;
+    while (plen < n && u[plen] != '?' && u[plen] != '#')
+        plen++;
+    *len = plen;
+    return u ? u : "";
 }
 
 const char *kl_http_req_path(const kl_http_req *r)

@@ -38,14 +38,14 @@ typedef void *(*kl_http_thread_init_fn)(int index, struct event_base *base, void
 typedef void (*kl_http_thread_fini_fn)(void *state, void *arg);
 
 typedef struct kl_http_server_cfg {
-    int workers;                      /* worker threads for TCP listeners (>= 1) */
-    kl_http_handler_fn handler;       /* called for every complete request */
+    int workers;                /* worker threads for TCP listeners (>= 1) */
+    kl_http_handler_fn handler; /* called for every complete request */
     void *handler_arg;
     kl_http_thread_init_fn thread_init; /* may be NULL */
     kl_http_thread_fini_fn thread_fini; /* may be NULL */
     void *thread_arg;
-    kl_metrics *metrics;              /* may be NULL */
-    bool access_log;                  /* one JSON "request" log line per request */
+    kl_metrics *metrics; /* may be NULL */
+    bool access_log;     /* one JSON "request" log line per request */
 } kl_http_server_cfg;
 
 /* Creates a server; nothing listens until kl_http_server_start. NULL on failure. */
@@ -54,8 +54,8 @@ kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg);
 /* Adds a TCP listener on "host:port" (IPv4, or [IPv6]:port). tls may be NULL (plain);
  * the server takes a reference to it. Every worker listens (SO_REUSEPORT). Returns 0 or
  * a kl_err; on success *bound_port receives the actual port (for port 0). */
-int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls,
-                              kl_face face, int *bound_port);
+int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
+                              int *bound_port);
 /* Adds a Unix-socket listener served by the control thread. The socket file is created
  * 0600; each connection's peer credentials are read (SO_PEERCRED) and only uid 0 or the
  * daemon's own uid is served (others get a JSON 403 and the connection closes). */
@@ -73,6 +73,10 @@ const char *kl_http_req_method(const kl_http_req *r);
 /* The path with duplicate slashes collapsed and a trailing slash removed ("/" stays);
  * not percent-decoded. */
 const char *kl_http_req_path(const kl_http_req *r);
+/* The request target's path exactly as sent (before '?' or '#', nothing collapsed or
+ * decoded), not NUL-terminated: *len bytes. For checks that must see what the
+ * normalised path hides (e.g. "//" inside an ARM scope). */
+const char *kl_http_req_raw_path(const kl_http_req *r, size_t *len);
 /* Raw query string without '?', or "" if none. */
 const char *kl_http_req_query(const kl_http_req *r);
 /* Decoded value of the first query parameter called name (case-sensitive), or NULL. */
