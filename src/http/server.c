@@ -188,6 +188,13 @@ static const char *date_header(thread_ctx *t)
     return t->date;
 }
 
+static void free_ref(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
 static void timer_set(conn *c, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -341,23 +348,39 @@ static void req_finished(kl_http_req *r)
         process_input(c);
 }
 
-/* Writes status line and headers. extra may carry Content-Length or Transfer-Encoding. */
-static void write_head(kl_http_req *r, int status, const char *content_type, const char *framing)
+/* Writes status line, headers and the first body bytes (may be NULL/0) as one
+ * contiguous piece, so that over TLS a small response is one record and one write(). */
+static void write_head(kl_http_req *r, int status, const char *content_type, const char *framing,
+                       const void *body, size_t len)
 {
     conn *c = r->conn;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     r->status = status;
     r->responded = true;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status),
-                        date_header(c->t));
-    if (content_type)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
-    if (r->id[0])
-        evbuffer_add_printf(out, "x-ms-request-id: %s\r\napim-request-id: %s\r\n", r->id, r->id);
-    if (r->resp_headers.len)
-        evbuffer_add(out, r->resp_headers.data, r->resp_headers.len);
-    evbuffer_add_printf(out, "%s\r\nConnection: %s\r\n\r\n", framing,
-                        c->keep_alive && !c->t->draining ? "keep-alive" : "close");
+    kl_buf h;
+    kl_buf_init(&h, KL_MAX_HEADER_BYTES + 1024 + len);
+    int rc = kl_buf_appendf(&h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status),
+                            date_header(c->t));
+    if (!rc && content_type)
+        rc = kl_buf_appendf(&h, "Content-Type: %s\r\n", content_type);
+    if (!rc && r->id[0])
+        rc = kl_buf_appendf(&h, "x-ms-request-id: %s\r\napim-request-id: %s\r\n", r->id, r->id);
+    if (!rc && r->resp_headers.len)
+        rc = kl_buf_append(&h, r->resp_headers.data, r->resp_headers.len);
+    if (!rc)
+        rc = kl_buf_appendf(&h, "%s\r\nConnection: %s\r\n\r\n", framing,
+                            c->keep_alive && !c->t->draining ? "keep-alive" : "close");
+    if (!rc && len)
+        rc = kl_buf_append(&h, body, len);
+    if (rc) {
+        /* Out of memory: the connection cannot be answered properly; close it. */
+        c->keep_alive = false;
+        kl_buf_free(&h);
+        return;
+    }
+    size_t n = h.len;
+    char *data = kl_buf_steal(&h);
+    evbuffer_add_reference(out, data, n, free_ref, NULL);
 }
 
 /* A refusal made by the server itself, before any handler ran. Always closes. */
@@ -992,9 +1015,9 @@ void kl_http_respond(kl_http_req *r, int status, const char *content_type, const
         len = 0;
     snprintf(framing, sizeof(framing), no_body ? "Cache-Control: no-store" : "Content-Length: %zu",
              len);
-    write_head(r, status, no_body ? NULL : content_type, framing);
-    if (len && strcmp(r->method, "HEAD") != 0)
-        evbuffer_add(bufferevent_get_output(r->conn->bev), body, len);
+    bool head = strcmp(r->method, "HEAD") == 0;
+    write_head(r, status, no_body ? NULL : content_type, framing, head ? NULL : body,
+               head ? 0 : len);
     req_finished(r);
 }
 
@@ -1023,7 +1046,7 @@ int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type)
     if (r->responded)
         return KL_EINVAL;
     r->streaming = true;
-    write_head(r, status, content_type, "Transfer-Encoding: chunked");
+    write_head(r, status, content_type, "Transfer-Encoding: chunked", NULL, 0);
     return 0;
 }
 
@@ -1034,9 +1057,19 @@ int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
     if (len == 0)
         return 0;
     struct evbuffer *out = bufferevent_get_output(r->conn->bev);
-    evbuffer_add_printf(out, "%zx\r\n", len);
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
+    char head[24];
+    int hn = snprintf(head, sizeof(head), "%zx\r\n", len);
+    /* One contiguous chunk: over TLS each evbuffer piece may become its own record. */
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)((size_t)hn + len + 2), &v, 1) < 1)
+        return KL_ENOMEM;
+    char *p = v.iov_base;
+    memcpy(p, head, (size_t)hn);
+    memcpy(p + hn, data, len);
+    memcpy(p + (size_t)hn + len, "\r\n", 2);
+    v.iov_len = (size_t)hn + len + 2;
+    if (evbuffer_commit_space(out, &v, 1) != 0)
+        return KL_ENOMEM;
     return 0;
 }
 
@@ -1298,7 +1331,15 @@ static int thread_setup(kl_http_server *s, thread_ctx *t, int index)
 {
     t->server = s;
     t->index = index;
-    t->base = event_base_new();
+    /* The changelist folds the enable/disable churn of a request (read off while
+     * handling, write on while flushing, the upstream connection's own toggles) into at
+     * most one epoll_ctl per descriptor per loop iteration. */
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return KL_ENOMEM;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    t->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (!t->base)
         return KL_ENOMEM;
     t->stop_ev = event_new(t->base, -1, 0, stop_cb, t);
