@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/authz.h"
 #include "common/err.h"
 #include "common/util.h"
 
-#define MAX_WORDS 8 /* noun + verb + positionals + room to name the first extra one */
+#define MAX_WORDS 8 /* noun + verbs + positionals + room to name the first extra one */
 
 typedef enum opt_kind {
     OPT_FLAG,    /* takes no value */
@@ -31,6 +32,15 @@ typedef enum opt_id {
     O_MODEL,
     O_UPSTREAM_MODEL,
     O_CREDENTIAL_ENV,
+    O_SCOPE,
+    O_ACCOUNT,
+    O_ASSIGNEE,
+    O_ROLE,
+    O_ACTION,
+    O_DATA,
+    O_FILE,
+    O_CUSTOM,
+    O_ALL,
 } opt_id;
 
 typedef struct opt_def {
@@ -55,40 +65,111 @@ static const opt_def OPTS[] = {
     {"model", 0, OPT_VALUE, O_MODEL, KL_CLI_OPT_MODEL},
     {"upstream-model", 0, OPT_VALUE, O_UPSTREAM_MODEL, KL_CLI_OPT_UPSTREAM_MODEL},
     {"credential-env", 0, OPT_VALUE, O_CREDENTIAL_ENV, KL_CLI_OPT_CREDENTIAL_ENV},
+    {"scope", 0, OPT_VALUE, O_SCOPE, KL_CLI_OPT_SCOPE},
+    {"account", 0, OPT_VALUE, O_ACCOUNT, KL_CLI_OPT_ACCOUNT},
+    {"assignee", 0, OPT_VALUE, O_ASSIGNEE, KL_CLI_OPT_ASSIGNEE},
+    {"role", 0, OPT_VALUE, O_ROLE, KL_CLI_OPT_ROLE},
+    {"action", 0, OPT_VALUE, O_ACTION, KL_CLI_OPT_ACTION},
+    {"data", 0, OPT_FLAG, O_DATA, KL_CLI_OPT_DATA},
+    {"file", 0, OPT_VALUE, O_FILE, KL_CLI_OPT_FILE},
+    {"custom", 0, OPT_FLAG, O_CUSTOM, KL_CLI_OPT_CUSTOM},
+    {"all", 0, OPT_FLAG, O_ALL, KL_CLI_OPT_ALL},
 };
 
 typedef struct cmd_def {
     const char *noun;
-    const char *verb; /* NULL for a command without a verb */
+    const char *verb;  /* NULL for a command without a verb */
+    const char *verb2; /* the third word of a three-word command, else NULL */
     kl_cli_cmd cmd;
     size_t npos;
     const char *pos_names[KL_CLI_MAX_POS];
     unsigned opts; /* command options it accepts */
 } cmd_def;
 
+#define SCOPE_OPTS (KL_CLI_OPT_SCOPE | KL_CLI_OPT_ACCOUNT)
+
 static const cmd_def CMDS[] = {
     {"account",
      "create",
+     NULL,
      KL_CLI_CMD_ACCOUNT_CREATE,
      1,
      {"NAME"},
      KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_LOCATION | KL_CLI_OPT_KIND},
-    {"account", "update", KL_CLI_CMD_ACCOUNT_UPDATE, 1, {"NAME"}, KL_CLI_OPT_DISABLE_LOCAL_AUTH},
-    {"account", "show", KL_CLI_CMD_ACCOUNT_SHOW, 1, {"NAME"}, 0},
-    {"account", "list", KL_CLI_CMD_ACCOUNT_LIST, 0, {NULL}, 0},
-    {"account", "delete", KL_CLI_CMD_ACCOUNT_DELETE, 1, {"NAME"}, 0},
+    {"account",
+     "update",
+     NULL,
+     KL_CLI_CMD_ACCOUNT_UPDATE,
+     1,
+     {"NAME"},
+     KL_CLI_OPT_DISABLE_LOCAL_AUTH},
+    {"account", "show", NULL, KL_CLI_CMD_ACCOUNT_SHOW, 1, {"NAME"}, 0},
+    {"account", "list", NULL, KL_CLI_CMD_ACCOUNT_LIST, 0, {NULL}, 0},
+    {"account", "delete", NULL, KL_CLI_CMD_ACCOUNT_DELETE, 1, {"NAME"}, 0},
     {"deployment",
      "create",
+     NULL,
      KL_CLI_CMD_DEPLOYMENT_CREATE,
      2,
      {"ACCOUNT", "NAME"},
      KL_CLI_OPT_BACKEND | KL_CLI_OPT_MODEL | KL_CLI_OPT_UPSTREAM_MODEL | KL_CLI_OPT_CREDENTIAL_ENV},
-    {"deployment", "show", KL_CLI_CMD_DEPLOYMENT_SHOW, 2, {"ACCOUNT", "NAME"}, 0},
-    {"deployment", "list", KL_CLI_CMD_DEPLOYMENT_LIST, 1, {"ACCOUNT"}, 0},
-    {"deployment", "delete", KL_CLI_CMD_DEPLOYMENT_DELETE, 2, {"ACCOUNT", "NAME"}, 0},
-    {"keys", "list", KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, 0},
-    {"keys", "regenerate", KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
-    {"health", NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
+    {"deployment", "show", NULL, KL_CLI_CMD_DEPLOYMENT_SHOW, 2, {"ACCOUNT", "NAME"}, 0},
+    {"deployment", "list", NULL, KL_CLI_CMD_DEPLOYMENT_LIST, 1, {"ACCOUNT"}, 0},
+    {"deployment", "delete", NULL, KL_CLI_CMD_DEPLOYMENT_DELETE, 2, {"ACCOUNT", "NAME"}, 0},
+    {"keys", "list", NULL, KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, 0},
+    {"keys", "regenerate", NULL, KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
+    {"health", NULL, NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
+    {"tenant", "show", NULL, KL_CLI_CMD_TENANT_SHOW, 0, {NULL}, 0},
+    {"app", "create", NULL, KL_CLI_CMD_APP_CREATE, 1, {"NAME"}, 0},
+    {"app", "list", NULL, KL_CLI_CMD_APP_LIST, 0, {NULL}, 0},
+    {"app", "show", NULL, KL_CLI_CMD_APP_SHOW, 1, {"APP"}, 0},
+    {"app", "delete", NULL, KL_CLI_CMD_APP_DELETE, 1, {"APP"}, 0},
+    {"app", "disable", NULL, KL_CLI_CMD_APP_DISABLE, 1, {"APP"}, 0},
+    {"app", "enable", NULL, KL_CLI_CMD_APP_ENABLE, 1, {"APP"}, 0},
+    {"role",
+     "definition",
+     "list",
+     KL_CLI_CMD_ROLE_DEFINITION_LIST,
+     0,
+     {NULL},
+     KL_CLI_OPT_CUSTOM | SCOPE_OPTS},
+    {"role", "definition", "show", KL_CLI_CMD_ROLE_DEFINITION_SHOW, 1, {"ROLE"}, SCOPE_OPTS},
+    {"role",
+     "definition",
+     "create",
+     KL_CLI_CMD_ROLE_DEFINITION_CREATE,
+     0,
+     {NULL},
+     KL_CLI_OPT_FILE | SCOPE_OPTS},
+    {"role", "definition", "delete", KL_CLI_CMD_ROLE_DEFINITION_DELETE, 1, {"ROLE"}, SCOPE_OPTS},
+    {"role",
+     "assignment",
+     "create",
+     KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE,
+     0,
+     {NULL},
+     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ROLE | SCOPE_OPTS},
+    {"role",
+     "assignment",
+     "list",
+     KL_CLI_CMD_ROLE_ASSIGNMENT_LIST,
+     0,
+     {NULL},
+     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ALL | SCOPE_OPTS},
+    {"role",
+     "assignment",
+     "delete",
+     KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE,
+     1,
+     {"ASSIGNMENT"},
+     SCOPE_OPTS},
+    {"role",
+     "check",
+     NULL,
+     KL_CLI_CMD_ROLE_CHECK,
+     0,
+     {NULL},
+     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ACTION | KL_CLI_OPT_DATA | SCOPE_OPTS},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -133,6 +214,36 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
         return "keys regenerate";
     case KL_CLI_CMD_HEALTH:
         return "health";
+    case KL_CLI_CMD_TENANT_SHOW:
+        return "tenant show";
+    case KL_CLI_CMD_APP_CREATE:
+        return "app create";
+    case KL_CLI_CMD_APP_LIST:
+        return "app list";
+    case KL_CLI_CMD_APP_SHOW:
+        return "app show";
+    case KL_CLI_CMD_APP_DELETE:
+        return "app delete";
+    case KL_CLI_CMD_APP_DISABLE:
+        return "app disable";
+    case KL_CLI_CMD_APP_ENABLE:
+        return "app enable";
+    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
+        return "role definition list";
+    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
+        return "role definition show";
+    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
+        return "role definition create";
+    case KL_CLI_CMD_ROLE_DEFINITION_DELETE:
+        return "role definition delete";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
+        return "role assignment create";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
+        return "role assignment list";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
+        return "role assignment delete";
+    case KL_CLI_CMD_ROLE_CHECK:
+        return "role check";
     }
     return "";
 }
@@ -186,6 +297,15 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_VERSION:
         a->version = true;
         return 0;
+    case O_DATA:
+        a->data = true;
+        return 0;
+    case O_CUSTOM:
+        a->custom = true;
+        return 0;
+    case O_ALL:
+        a->all = true;
+        return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -233,6 +353,24 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
         break;
     case O_CREDENTIAL_ENV:
         a->credential_env = v;
+        break;
+    case O_SCOPE:
+        a->scope = v;
+        break;
+    case O_ACCOUNT:
+        a->account = v;
+        break;
+    case O_ASSIGNEE:
+        a->assignee = v;
+        break;
+    case O_ROLE:
+        a->role = v;
+        break;
+    case O_ACTION:
+        a->action = v;
+        break;
+    case O_FILE:
+        a->file = v;
         break;
     default:
         return usage(err, errlen, "internal error: unhandled option %s", shown);
@@ -292,12 +430,19 @@ static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, ch
     return usage(err, errlen, "internal error: bad option kind");
 }
 
-static const cmd_def *find_cmd(const char *noun, const char *verb)
+static const cmd_def *find_cmd(const char *noun, const char *verb, const char *verb2)
 {
-    for (size_t i = 0; i < NELEM(CMDS); i++)
-        if (strcmp(CMDS[i].noun, noun) == 0 &&
-            (CMDS[i].verb == NULL || (verb && strcmp(CMDS[i].verb, verb) == 0)))
-            return &CMDS[i];
+    for (size_t i = 0; i < NELEM(CMDS); i++) {
+        const cmd_def *c = &CMDS[i];
+        if (strcmp(c->noun, noun) != 0)
+            continue;
+        if (c->verb == NULL)
+            return c;
+        if (!verb || strcmp(c->verb, verb) != 0)
+            continue;
+        if (c->verb2 == NULL || (verb2 && strcmp(c->verb2, verb2) == 0))
+            return c;
+    }
     return NULL;
 }
 
@@ -311,14 +456,43 @@ static bool known_noun(const char *noun, bool *has_verbs)
     return false;
 }
 
-static void list_verbs(const char *noun, char *out, size_t outlen)
+/* True when "noun verb" is a group of three-word commands, like "role definition". */
+static bool verb_has_verbs(const char *noun, const char *verb)
+{
+    for (size_t i = 0; i < NELEM(CMDS); i++)
+        if (strcmp(CMDS[i].noun, noun) == 0 && CMDS[i].verb && strcmp(CMDS[i].verb, verb) == 0)
+            return CMDS[i].verb2 != NULL;
+    return false;
+}
+
+/* The word of c that follows "noun" (verb NULL) or "noun verb"; NULL if c is not such a
+ * command. */
+static const char *next_word(const cmd_def *c, const char *noun, const char *verb)
+{
+    if (strcmp(c->noun, noun) != 0 || !c->verb)
+        return NULL;
+    if (!verb)
+        return c->verb;
+    return strcmp(c->verb, verb) == 0 ? c->verb2 : NULL;
+}
+
+/* Lists the words that may follow "noun" (verb NULL) or "noun verb", once each. */
+static void list_verbs(const char *noun, const char *verb, char *out, size_t outlen)
 {
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < NELEM(CMDS); i++) {
-        if (strcmp(CMDS[i].noun, noun) != 0 || !CMDS[i].verb)
+        const char *word = next_word(&CMDS[i], noun, verb);
+        if (!word)
             continue;
-        int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", CMDS[i].verb);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            const char *prev = next_word(&CMDS[j], noun, verb);
+            seen = prev && strcmp(prev, word) == 0;
+        }
+        if (seen)
+            continue;
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", word);
         if (n < 0 || (size_t)n >= outlen - used)
             return;
         used += (size_t)n;
@@ -328,6 +502,73 @@ static void list_verbs(const char *noun, char *out, size_t outlen)
 static bool is_http_url(const char *s)
 {
     return kl_str_istarts(s, "http://") || kl_str_istarts(s, "https://");
+}
+
+/* The rules of the directory and RBAC commands: required options, --scope versus
+ * --account, and the syntax of scopes and assignment ids. */
+static int check_rbac(const kl_cli_args *a, const cmd_def *c, const char *name, char *err,
+                      size_t errlen)
+{
+    char why[256];
+
+    if (a->scope && a->account)
+        return usage(err, errlen, "%s: give --scope or --account, not both", name);
+    if (a->scope && kl_cli_scope_check(a->scope, why, sizeof(why)) < 0)
+        return usage(err, errlen, "%s: invalid --scope: %s", name, why);
+    if (a->account && !kl_cli_scope_segment_ok(a->account, strlen(a->account)))
+        return usage(err, errlen, "%s: invalid --account: '%s' is not an account name", name,
+                     a->account);
+    bool has_scope = a->scope || a->account;
+
+    switch (c->cmd) {
+    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
+        if (!a->file)
+            return usage(err, errlen, "%s: missing --file ROLE.json", name);
+        break;
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
+        if (!a->assignee)
+            return usage(err, errlen, "%s: missing --assignee", name);
+        if (!a->role)
+            return usage(err, errlen, "%s: missing --role", name);
+        if (!has_scope)
+            return usage(err, errlen, "%s: missing --scope SCOPE (or --account NAME)", name);
+        break;
+    case KL_CLI_CMD_ROLE_CHECK:
+        if (!a->assignee)
+            return usage(err, errlen, "%s: missing --assignee", name);
+        if (!a->action)
+            return usage(err, errlen, "%s: missing --action", name);
+        if (!has_scope)
+            return usage(err, errlen, "%s: missing --scope SCOPE (or --account NAME)", name);
+        break;
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE: {
+        const char *x = a->pos[0];
+        if (x[0] == '/') {
+            char guid[KL_UUID_LEN + 1];
+            kl_buf scope;
+            kl_buf_init(&scope, KL_CLI_MAX_SCOPE + 1);
+            int rc = kl_cli_assignment_id_split(x, &scope, guid);
+            kl_buf_free(&scope);
+            if (rc < 0)
+                return usage(err, errlen,
+                             "%s: '%s' is not a role assignment id "
+                             "({scope}/providers/Microsoft.Authorization/roleAssignments/{guid})",
+                             name, x);
+            if (has_scope)
+                return usage(err, errlen,
+                             "%s: a full assignment id names its scope; drop --scope/--account",
+                             name);
+        } else if (!kl_uuid_valid(x, strlen(x))) {
+            return usage(err, errlen,
+                         "%s: ASSIGNMENT must be the assignment's GUID or its full id, not '%s'",
+                         name, x);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
 }
 
 /* Checks that hold for one command whatever the server says. */
@@ -366,7 +607,7 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
     default:
         break;
     }
-    return 0;
+    return check_rbac(a, c, name, err, errlen);
 }
 
 int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err, size_t errlen)
@@ -410,9 +651,9 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
         return usage(err, errlen, "unknown command '%s'", out->noun);
     }
     size_t first_pos = 1;
+    char verbs[128];
     if (has_verbs) {
-        char verbs[128];
-        list_verbs(out->noun, verbs, sizeof(verbs));
+        list_verbs(out->noun, NULL, verbs, sizeof(verbs));
         if (nwords < 2) {
             if (out->help)
                 return 0;
@@ -420,13 +661,26 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
         }
         out->verb = words[1];
         first_pos = 2;
+        if (verb_has_verbs(out->noun, out->verb)) {
+            if (nwords < 3) {
+                if (out->help)
+                    return 0;
+                list_verbs(out->noun, out->verb, verbs, sizeof(verbs));
+                return usage(err, errlen, "'%s %s' needs a command: %s", out->noun, out->verb,
+                             verbs);
+            }
+            out->verb2 = words[2];
+            first_pos = 3;
+        }
     }
-    const cmd_def *c = find_cmd(out->noun, out->verb);
+    const cmd_def *c = find_cmd(out->noun, out->verb, out->verb2);
     if (!c) {
         if (out->help)
             return 0;
-        char verbs[128];
-        list_verbs(out->noun, verbs, sizeof(verbs));
+        list_verbs(out->noun, out->verb2 ? out->verb : NULL, verbs, sizeof(verbs));
+        if (out->verb2)
+            return usage(err, errlen, "unknown command '%s %s %s' (try: %s)", out->noun, out->verb,
+                         out->verb2, verbs);
         return usage(err, errlen, "unknown command '%s %s' (try: %s)", out->noun, out->verb, verbs);
     }
     out->cmd = c->cmd;

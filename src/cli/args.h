@@ -22,7 +22,22 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_DEPLOYMENT_DELETE,
     KL_CLI_CMD_KEYS_LIST,
     KL_CLI_CMD_KEYS_REGENERATE,
-    KL_CLI_CMD_HEALTH
+    KL_CLI_CMD_HEALTH,
+    KL_CLI_CMD_TENANT_SHOW,
+    KL_CLI_CMD_APP_CREATE,
+    KL_CLI_CMD_APP_LIST,
+    KL_CLI_CMD_APP_SHOW,
+    KL_CLI_CMD_APP_DELETE,
+    KL_CLI_CMD_APP_DISABLE,
+    KL_CLI_CMD_APP_ENABLE,
+    KL_CLI_CMD_ROLE_DEFINITION_LIST,
+    KL_CLI_CMD_ROLE_DEFINITION_SHOW,
+    KL_CLI_CMD_ROLE_DEFINITION_CREATE,
+    KL_CLI_CMD_ROLE_DEFINITION_DELETE,
+    KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE,
+    KL_CLI_CMD_ROLE_ASSIGNMENT_LIST,
+    KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE,
+    KL_CLI_CMD_ROLE_CHECK
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -35,7 +50,16 @@ enum {
     KL_CLI_OPT_BACKEND = 1u << 3,
     KL_CLI_OPT_MODEL = 1u << 4,
     KL_CLI_OPT_UPSTREAM_MODEL = 1u << 5,
-    KL_CLI_OPT_CREDENTIAL_ENV = 1u << 6
+    KL_CLI_OPT_CREDENTIAL_ENV = 1u << 6,
+    KL_CLI_OPT_SCOPE = 1u << 7,
+    KL_CLI_OPT_ACCOUNT = 1u << 8,
+    KL_CLI_OPT_ASSIGNEE = 1u << 9,
+    KL_CLI_OPT_ROLE = 1u << 10,
+    KL_CLI_OPT_ACTION = 1u << 11,
+    KL_CLI_OPT_DATA = 1u << 12,
+    KL_CLI_OPT_FILE = 1u << 13,
+    KL_CLI_OPT_CUSTOM = 1u << 14,
+    KL_CLI_OPT_ALL = 1u << 15
 };
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
@@ -52,6 +76,7 @@ typedef struct kl_cli_args {
     kl_cli_cmd cmd;
     const char *noun; /* as typed; set even when the verb is missing or unknown */
     const char *verb;
+    const char *verb2; /* third word of "role definition list" and the like; else NULL */
     const char *pos[KL_CLI_MAX_POS];
     size_t npos;
 
@@ -65,6 +90,15 @@ typedef struct kl_cli_args {
     const char *credential_env; /* name of an environment variable, never the secret */
     bool disable_local_auth;
     bool disable_local_auth_valued; /* written with an explicit true|false */
+    const char *scope;              /* an ARM scope as typed (checked by kl_cli_scope_check) */
+    const char *account;            /* --account NAME: the scope of that account */
+    const char *assignee;           /* object id, client id (appId) or application name */
+    const char *role;               /* role name or GUID */
+    const char *action;             /* an action or data action name, for role check */
+    const char *file;               /* path of a role definition file */
+    bool data;                      /* role check: the action is a data action */
+    bool custom;                    /* role definition list: custom roles only */
+    bool all;                       /* role assignment list: also the assignments below the scope */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage
@@ -74,7 +108,8 @@ typedef struct kl_cli_args {
  * is still an error. argv must outlive out. */
 int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err, size_t errlen);
 
-/* The "noun verb" words of a command ("account create", "health"); static, never NULL. */
+/* The words of a command ("account create", "health", "role definition list"); static,
+ * never NULL. */
 const char *kl_cli_cmd_name(kl_cli_cmd cmd);
 
 /* The default data directory, by the rule keylessd uses: /var/lib/keyless for root,

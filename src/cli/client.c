@@ -158,7 +158,9 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
     }
 
     code = kl_cli_exit_for_status(resp->status);
-    if (code != KL_CLI_EXIT_OK && !(resp->status == 404 && (flags & KL_CLI_CALL_QUIET_404))) {
+    bool quiet = (flags & KL_CLI_CALL_QUIET_ERRORS) ||
+                 (resp->status == 404 && (flags & KL_CLI_CALL_QUIET_404));
+    if (code != KL_CLI_EXIT_OK && !quiet) {
         kl_buf line;
         kl_buf_init(&line, ERRLINE_MAX);
         if (kl_cli_format_server_error(resp->status, resp->body.data, resp->body.len, &line) == 0)

@@ -30,7 +30,9 @@ typedef struct kl_cli_ctx {
 
 /* Flags for kl_cli_call. */
 enum {
-    KL_CLI_CALL_QUIET_404 = 1u << 0 /* a 404 is expected: no error line */
+    KL_CLI_CALL_QUIET_404 = 1u << 0,   /* a 404 is expected: no error line */
+    KL_CLI_CALL_QUIET_ERRORS = 1u << 1 /* no error line for any HTTP error status (a
+                                          look-up whose failure only costs a name) */
 };
 
 /* Appends an ARM request target (path and ?api-version=) to out:
@@ -59,7 +61,8 @@ int kl_cli_output_failed(kl_cli_ctx *c);
  * exit code: OK for a 2xx; UNREACHABLE when keylessd could not be reached (an error line
  * and a hint were printed); NOTFOUND or REFUSED for any other status, after printing the
  * server's error as "error: <code>: <message>" (not for a 404 with
- * KL_CLI_CALL_QUIET_404); REFUSED for an oversized answer. */
+ * KL_CLI_CALL_QUIET_404, nor for any status with KL_CLI_CALL_QUIET_ERRORS); REFUSED
+ * for an oversized answer. */
 int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
                     unsigned flags, kl_cli_response *resp);
 

@@ -10,5 +10,10 @@ int kl_cli_cmd_account(kl_cli_ctx *c);
 int kl_cli_cmd_deployment(kl_cli_ctx *c);
 int kl_cli_cmd_keys(kl_cli_ctx *c);
 int kl_cli_cmd_health(kl_cli_ctx *c);
+int kl_cli_cmd_tenant(kl_cli_ctx *c);
+int kl_cli_cmd_app(kl_cli_ctx *c);
+int kl_cli_cmd_role_definition(kl_cli_ctx *c);
+/* role assignment create|list|delete and role check */
+int kl_cli_cmd_role_assignment(kl_cli_ctx *c);
 
 #endif

@@ -23,6 +23,18 @@ static const char OVERVIEW[] =
     "  keys list ACCOUNT\n"
     "  keys regenerate ACCOUNT key1|key2\n"
     "  health\n"
+    "  tenant show\n"
+    "  app create NAME\n"
+    "  app list\n"
+    "  app show|delete|disable|enable APP\n"
+    "  role definition list [--custom] [SCOPE]\n"
+    "  role definition show|delete ROLE [SCOPE]\n"
+    "  role definition create --file ROLE.json [SCOPE]\n"
+    "  role assignment create --assignee WHO --role ROLE SCOPE\n"
+    "  role assignment list [--assignee WHO] [--all] [SCOPE]\n"
+    "  role assignment delete ASSIGNMENT [SCOPE]\n"
+    "  role check --assignee WHO --action ACTION [--data] SCOPE\n"
+    "  (SCOPE is --scope ARM-SCOPE or --account NAME; 'keyless role --help')\n"
     "\n"
     "Global options (accepted anywhere on the line):\n"
     "  --data-dir DIR         data directory of keylessd; the CLI connects to\n"
@@ -41,11 +53,12 @@ static const char OVERVIEW[] =
     "  0  success (deleting something that does not exist also succeeds)\n"
     "  1  keylessd refused the request (HTTP 4xx other than 404, or 5xx; the\n"
     "     server's error is printed as \"error: <code>: <message>\"), or its answer\n"
-    "     was unusable\n"
+    "     was unusable; for 'role check': access is denied\n"
     "  2  usage error: unknown command or option, missing or invalid argument\n"
     "  3  keylessd cannot be reached: the admin socket is missing, refuses the\n"
     "     connection or did not answer\n"
-    "  4  not found: keylessd answered 404\n"
+    "  4  not found: keylessd answered 404, or no application or role has the\n"
+    "     name given\n"
     "\n"
     "Secrets are never taken from the command line: an upstream credential is read\n"
     "from the environment variable named by --credential-env.\n";
@@ -122,6 +135,84 @@ static const char HEALTH[] = "Usage:\n"
                              "Asks keylessd whether it is up (GET /healthz on the admin socket).\n"
                              "Exits 0 when it is, 3 when it cannot be reached.\n";
 
+static const char TENANT[] = "Usage:\n"
+                             "  keyless tenant show\n"
+                             "\n"
+                             "Prints the directory tenant keylessd created on its first start:\n"
+                             "its id (the tenant of tokens and of the Entra-style endpoints),\n"
+                             "name and creation time. It never changes.\n";
+
+static const char APP[] =
+    "Usage:\n"
+    "  keyless app create NAME\n"
+    "  keyless app list\n"
+    "  keyless app show APP\n"
+    "  keyless app delete APP\n"
+    "  keyless app disable APP\n"
+    "  keyless app enable APP\n"
+    "\n"
+    "An application is an identity for a program. Creating one also creates its\n"
+    "service principal, the object roles are assigned to. APP is the application's\n"
+    "name (without regard to case), object id or client id (appId).\n"
+    "\n"
+    "  create   creates the application NAME (1-120 characters, unique without\n"
+    "           regard to case) and prints its client id and service principal id.\n"
+    "  list     lists the applications.\n"
+    "  show     prints one application.\n"
+    "  delete   deletes the application, its service principal and every role\n"
+    "           assignment of it.\n"
+    "  disable  turns the application's service principal off; enable turns it\n"
+    "           back on.\n";
+
+static const char ROLE[] =
+    "Usage:\n"
+    "  keyless role definition list [--custom] [SCOPE]\n"
+    "  keyless role definition show ROLE [SCOPE]\n"
+    "  keyless role definition create --file ROLE.json [SCOPE]\n"
+    "  keyless role definition delete ROLE [SCOPE]\n"
+    "  keyless role assignment create --assignee WHO --role ROLE SCOPE\n"
+    "  keyless role assignment list [--assignee WHO] [--all] [SCOPE]\n"
+    "  keyless role assignment delete ASSIGNMENT [SCOPE]\n"
+    "  keyless role check --assignee WHO --action ACTION [--data] SCOPE\n"
+    "\n"
+    "SCOPE is one of\n"
+    "  --scope ARM-SCOPE  \"/\", /subscriptions/ID, /subscriptions/ID/resourceGroups/RG\n"
+    "                     or a resource id (default \"/\" where it is optional)\n"
+    "  --account NAME     the id of account NAME in the subscription and resource\n"
+    "                     group (--subscription, --resource-group)\n"
+    "ROLE is a role name (without regard to case) or GUID. WHO is a principal's\n"
+    "object id, an application's client id, or an application's name.\n"
+    "\n"
+    "  definition list    built-in and custom roles visible at the scope;\n"
+    "                     --custom: custom roles only.\n"
+    "  definition show    one role with its permissions.\n"
+    "  definition create  creates (or, for the GUID of an existing custom role,\n"
+    "                     replaces) a custom role from a JSON file: the ARM form\n"
+    "                     {\"properties\":{\"roleName\",..,\"permissions\":[..]}} or the\n"
+    "                     form of 'az role definition create' {\"roleName\" (or\n"
+    "                     \"Name\"),\"description\",\"actions\",\"notActions\",\n"
+    "                     \"dataActions\",\"notDataActions\",\"assignableScopes\"}.\n"
+    "                     The GUID is the file's \"name\" or \"id\", else a new one;\n"
+    "                     assignableScopes defaults to [SCOPE].\n"
+    "  definition delete  deletes a custom role (not while it is assigned).\n"
+    "  assignment create  gives WHO the role at the scope.\n"
+    "  assignment list    the assignments that apply at the scope (there and\n"
+    "                     above); --all adds those below it; --assignee keeps\n"
+    "                     those of one principal.\n"
+    "  assignment delete  deletes an assignment given by GUID (found at any scope,\n"
+    "                     or at SCOPE when given) or by its full id.\n"
+    "  check              says whether WHO may perform ACTION at the scope (--data:\n"
+    "                     ACTION is a data action) and why: prints ALLOWED or\n"
+    "                     DENIED; exits 0 when allowed, 1 when denied.\n"
+    "\n"
+    "Example:\n"
+    "  keyless app create my-app\n"
+    "  keyless role assignment create --assignee my-app \\\n"
+    "      --role \"Cognitive Services OpenAI User\" --account demo\n"
+    "  keyless role check --assignee my-app --account demo --data \\\n"
+    "      --action "
+    "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action\n";
+
 void kl_cli_help(FILE *f, const char *noun)
 {
     const char *text = OVERVIEW;
@@ -133,6 +224,12 @@ void kl_cli_help(FILE *f, const char *noun)
         text = KEYS;
     else if (noun && strcmp(noun, "health") == 0)
         text = HEALTH;
+    else if (noun && strcmp(noun, "tenant") == 0)
+        text = TENANT;
+    else if (noun && strcmp(noun, "app") == 0)
+        text = APP;
+    else if (noun && strcmp(noun, "role") == 0)
+        text = ROLE;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);

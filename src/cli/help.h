@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-/* Prints the help for noun ("account", "deployment", "keys", "health"), or the overview
- * when noun is NULL or not a command group. */
+/* Prints the help for noun ("account", "deployment", "keys", "health", "tenant", "app",
+ * "role"), or the overview when noun is NULL or not a command group. */
 void kl_cli_help(FILE *f, const char *noun);
 
 #endif

@@ -86,6 +86,25 @@ static int dispatch(kl_cli_ctx *c)
         return kl_cli_cmd_keys(c);
     case KL_CLI_CMD_HEALTH:
         return kl_cli_cmd_health(c);
+    case KL_CLI_CMD_TENANT_SHOW:
+        return kl_cli_cmd_tenant(c);
+    case KL_CLI_CMD_APP_CREATE:
+    case KL_CLI_CMD_APP_LIST:
+    case KL_CLI_CMD_APP_SHOW:
+    case KL_CLI_CMD_APP_DELETE:
+    case KL_CLI_CMD_APP_DISABLE:
+    case KL_CLI_CMD_APP_ENABLE:
+        return kl_cli_cmd_app(c);
+    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
+    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
+    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
+    case KL_CLI_CMD_ROLE_DEFINITION_DELETE:
+        return kl_cli_cmd_role_definition(c);
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
+    case KL_CLI_CMD_ROLE_CHECK:
+        return kl_cli_cmd_role_assignment(c);
     case KL_CLI_CMD_NONE:
         break;
     }

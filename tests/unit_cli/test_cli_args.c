@@ -1,6 +1,6 @@
 /* Unit tests of the keyless CLI's pure parts: command-line parsing, table layout, the
- * exit-code mapping, error lines, request paths, and what the transport says when the
- * admin socket is missing or dead. */
+ * exit-code mapping, error lines, request paths, scopes and role definition files, and
+ * what the transport says when the admin socket is missing or dead. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/authz.h"
 #include "cli/client.h"
 #include "cli/http.h"
 #include "cli/output.h"
@@ -276,6 +277,576 @@ static void test_default_data_dir(void **state)
     assert_string_equal(out, "/tmp/.local/share/keyless");
     assert_int_equal(kl_cli_default_data_dir(false, "/a/very/long/path", NULL, out, 10),
                      KL_ETOOBIG);
+}
+
+/* ---- directory and RBAC commands ---- */
+
+static void test_rbac_commands_resolve(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "tenant", "show"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_TENANT_SHOW);
+    assert_int_equal(PARSE(&a, err, "app", "create", "my app"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_CREATE);
+    assert_string_equal(a.pos[0], "my app");
+    assert_int_equal(PARSE(&a, err, "app", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_LIST);
+    assert_int_equal(PARSE(&a, err, "app", "disable", "x"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_DISABLE);
+    assert_int_equal(PARSE(&a, err, "app", "enable", "x"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_ENABLE);
+
+    assert_int_equal(PARSE(&a, err, "role", "definition", "list", "--custom"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_DEFINITION_LIST);
+    assert_string_equal(a.verb, "definition");
+    assert_string_equal(a.verb2, "list");
+    assert_true(a.custom);
+    assert_int_equal(a.npos, 0);
+    assert_int_equal(PARSE(&a, err, "role", "definition", "show", "Reader"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_DEFINITION_SHOW);
+    assert_string_equal(a.pos[0], "Reader");
+    assert_int_equal(PARSE(&a, err, "role", "definition", "create", "--file=r.json"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_DEFINITION_CREATE);
+    assert_string_equal(a.file, "r.json");
+    assert_int_equal(PARSE(&a, err, "role", "definition", "delete", "My Role", "--scope", "/"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_DEFINITION_DELETE);
+
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "create", "--assignee", "my-app",
+                           "--role", "Cognitive Services OpenAI User", "--account", "demo"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE);
+    assert_string_equal(a.assignee, "my-app");
+    assert_string_equal(a.role, "Cognitive Services OpenAI User");
+    assert_string_equal(a.account, "demo");
+    assert_null(a.scope);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_ASSIGNMENT_LIST);
+    assert_false(a.all);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--all", "--assignee", "x",
+                           "--scope", "/subscriptions/s"),
+                     0);
+    assert_true(a.all);
+    assert_string_equal(a.scope, "/subscriptions/s");
+    assert_int_equal(
+        PARSE(&a, err, "role", "assignment", "delete", "0D1E2F3A-0000-4000-8000-000000000001"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE);
+    assert_int_equal(PARSE(&a, err, "role", "check", "--assignee", "x", "--action", "A/read",
+                           "--scope", "/", "--data"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_CHECK);
+    assert_true(a.data);
+    assert_string_equal(a.action, "A/read");
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE),
+                        "role assignment create");
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_ROLE_CHECK), "role check");
+
+    /* Global options between the three words. */
+    assert_int_equal(PARSE(&a, err, "role", "-o", "json", "definition", "--custom", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_ROLE_DEFINITION_LIST);
+    assert_int_equal(a.output, KL_CLI_OUTPUT_JSON);
+
+    /* --data-dir is not --data. */
+    assert_int_equal(PARSE(&a, err, "role", "check", "--assignee", "x", "--action", "a", "--scope",
+                           "/", "--data-dir", "/d"),
+                     0);
+    assert_false(a.data);
+    assert_string_equal(a.data_dir, "/d");
+}
+
+static void test_rbac_usage_errors(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "role"), KL_EINVAL);
+    assert_string_equal(err, "'role' needs a command: definition, assignment, check");
+    assert_int_equal(PARSE(&a, err, "role", "definition"), KL_EINVAL);
+    assert_string_equal(err, "'role definition' needs a command: list, show, create, delete");
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "show", "x"), KL_EINVAL);
+    assert_string_equal(err, "unknown command 'role assignment show' (try: create, list, delete)");
+    assert_int_equal(PARSE(&a, err, "role", "frob"), KL_EINVAL);
+    assert_string_equal(err, "unknown command 'role frob' (try: definition, assignment, check)");
+    assert_int_equal(PARSE(&a, err, "app"), KL_EINVAL);
+    assert_string_equal(err, "'app' needs a command: create, list, show, delete, disable, enable");
+    assert_int_equal(PARSE(&a, err, "app", "show"), KL_EINVAL);
+    assert_string_equal(err, "app show: missing APP");
+    assert_int_equal(PARSE(&a, err, "tenant", "show", "x"), KL_EINVAL);
+    assert_string_equal(err, "tenant show: unexpected argument 'x'");
+    assert_int_equal(PARSE(&a, err, "role", "definition", "show"), KL_EINVAL);
+    assert_string_equal(err, "role definition show: missing ROLE");
+
+    /* Required options. */
+    assert_int_equal(PARSE(&a, err, "role", "definition", "create"), KL_EINVAL);
+    assert_string_equal(err, "role definition create: missing --file ROLE.json");
+    assert_int_equal(
+        PARSE(&a, err, "role", "assignment", "create", "--role", "Reader", "--scope", "/"),
+        KL_EINVAL);
+    assert_string_equal(err, "role assignment create: missing --assignee");
+    assert_int_equal(
+        PARSE(&a, err, "role", "assignment", "create", "--assignee", "x", "--scope", "/"),
+        KL_EINVAL);
+    assert_string_equal(err, "role assignment create: missing --role");
+    assert_int_equal(
+        PARSE(&a, err, "role", "assignment", "create", "--assignee", "x", "--role", "Reader"),
+        KL_EINVAL);
+    assert_string_equal(err, "role assignment create: missing --scope SCOPE (or --account NAME)");
+    assert_int_equal(PARSE(&a, err, "role", "check", "--assignee", "x", "--scope", "/"), KL_EINVAL);
+    assert_string_equal(err, "role check: missing --action");
+    assert_int_equal(PARSE(&a, err, "role", "check", "--action", "a", "--account", "demo"),
+                     KL_EINVAL);
+    assert_string_equal(err, "role check: missing --assignee");
+    assert_int_equal(PARSE(&a, err, "role", "check", "--assignee", "x", "--action", "a"),
+                     KL_EINVAL);
+    assert_string_equal(err, "role check: missing --scope SCOPE (or --account NAME)");
+
+    /* --scope and --account are two ways to say one thing. */
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "create", "--assignee", "x", "--role",
+                           "r", "--scope", "/", "--account", "demo"),
+                     KL_EINVAL);
+    assert_string_equal(err, "role assignment create: give --scope or --account, not both");
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", "subscriptions/s"),
+                     KL_EINVAL);
+    assert_non_null(strstr(err, "role assignment list: invalid --scope: a scope starts with '/'"));
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", "/subscriptions//x"),
+                     KL_EINVAL);
+    assert_string_equal(err,
+                        "role assignment list: invalid --scope: the scope has an empty segment "
+                        "(\"//\")");
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--account", "a/b"), KL_EINVAL);
+    assert_string_equal(err, "role assignment list: invalid --account: 'a/b' is not an account "
+                             "name");
+
+    /* Options of other commands. */
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "create", "--assignee", "x", "--role",
+                           "r", "--scope", "/", "--all"),
+                     KL_EINVAL);
+    assert_string_equal(err, "role assignment create does not take --all");
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--custom"), KL_EINVAL);
+    assert_string_equal(err, "role assignment list does not take --custom");
+    assert_int_equal(PARSE(&a, err, "app", "list", "--scope", "/"), KL_EINVAL);
+    assert_string_equal(err, "app list does not take --scope");
+    assert_int_equal(PARSE(&a, err, "role", "check", "--assignee", "x", "--action", "a", "--scope",
+                           "/", "--role", "r"),
+                     KL_EINVAL);
+    assert_string_equal(err, "role check does not take --role");
+    assert_int_equal(PARSE(&a, err, "tenant", "show", "--data"), KL_EINVAL);
+    assert_string_equal(err, "tenant show does not take --data");
+    assert_int_equal(PARSE(&a, err, "role", "check", "--data=yes"), KL_EINVAL);
+    assert_string_equal(err, "--data takes no value");
+
+    /* An assignment is deleted by GUID or full id; a full id carries its scope. */
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "delete", "Reader"), KL_EINVAL);
+    assert_string_equal(err, "role assignment delete: ASSIGNMENT must be the assignment's GUID or "
+                             "its full id, not 'Reader'");
+    char id[] = "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/"
+                "0d1e2f3a-0000-4000-8000-000000000001";
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "delete", id), 0);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "delete", id, "--scope", "/"), KL_EINVAL);
+    assert_string_equal(err, "role assignment delete: a full assignment id names its scope; drop "
+                             "--scope/--account");
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "delete",
+                           "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+                           "0d1e2f3a-0000-4000-8000-000000000001"),
+                     KL_EINVAL);
+    assert_non_null(strstr(err, "is not a role assignment id"));
+
+    /* Help for a group needs none of that. */
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "create", "--help"), 0);
+    assert_true(a.help);
+    assert_string_equal(a.noun, "role");
+    assert_int_equal(PARSE(&a, err, "role", "--help"), 0);
+    assert_string_equal(a.noun, "role");
+}
+
+static void test_scope_check(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(kl_cli_scope_check("/", err, sizeof(err)), 0);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s", err, sizeof(err)), 0);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s/", err, sizeof(err)), 0);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/0000/resourceGroups/my.rg(1)/providers/"
+                                        "Microsoft.CognitiveServices/accounts/demo",
+                                        err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        kl_cli_scope_check("/providers/Microsoft.Management/managementGroups/g", err, sizeof(err)),
+        0);
+
+    assert_int_equal(kl_cli_scope_check("", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "the scope is empty");
+    assert_int_equal(kl_cli_scope_check("subscriptions/s", err, sizeof(err)), KL_EINVAL);
+    assert_non_null(strstr(err, "a scope starts with '/'"));
+    assert_int_equal(kl_cli_scope_check("//", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions//s", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s//", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/../x", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "'.' and '..' are not allowed in a scope");
+    assert_int_equal(kl_cli_scope_check("/subscriptions/.", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s?x=1", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "the character '?' is not allowed in a scope");
+    assert_int_equal(kl_cli_scope_check("/subscriptions/a b", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "the byte 0x20 is not allowed in a scope");
+    assert_int_equal(kl_cli_scope_check("/subscriptions/a\x1b[2J", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "the byte 0x1b is not allowed in a scope");
+    assert_int_equal(kl_cli_scope_check("/subscriptions/a%2Fb", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/caf\xc3\xa9", err, sizeof(err)), KL_EINVAL);
+
+    /* 1024 bytes is the limit. */
+    char big[1026];
+    memset(big, 'a', sizeof(big));
+    big[0] = '/';
+    big[1024] = '\0';
+    assert_int_equal(kl_cli_scope_check(big, err, sizeof(err)), 0);
+    big[1024] = 'a';
+    big[1025] = '\0';
+    assert_int_equal(kl_cli_scope_check(big, err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, "the scope is longer than 1024 characters");
+
+    assert_true(kl_cli_scope_segment_ok("demo-1", 6));
+    assert_false(kl_cli_scope_segment_ok("", 0));
+    assert_false(kl_cli_scope_segment_ok("..", 2));
+    assert_false(kl_cli_scope_segment_ok("a/b", 3));
+}
+
+static char *resolved(const char *scope, const char *account, const char *sub, const char *rg,
+                      int want_rc)
+{
+    kl_buf b;
+    char err[256];
+    kl_buf_init(&b, 2048);
+    assert_int_equal(kl_cli_scope_resolve(scope, account, sub, rg, "/", &b, err, sizeof(err)),
+                     want_rc);
+    if (want_rc < 0) {
+        kl_buf_free(&b);
+        return strdup(err);
+    }
+    return kl_buf_steal(&b);
+}
+
+static void test_scope_resolve(void **state)
+{
+    (void)state;
+    char *s = resolved(NULL, "demo", "00000000-0000-0000-0000-000000000000", "default", 0);
+    assert_string_equal(s, "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                           "default/providers/Microsoft.CognitiveServices/accounts/demo");
+    free(s);
+    s = resolved(NULL, "prod1", "s1", "prod", 0);
+    assert_string_equal(s, "/subscriptions/s1/resourceGroups/prod/providers/"
+                           "Microsoft.CognitiveServices/accounts/prod1");
+    free(s);
+    s = resolved(NULL, NULL, "s", "rg", 0);
+    assert_string_equal(s, "/");
+    free(s);
+    s = resolved("/subscriptions/s/", NULL, "x", "y", 0);
+    assert_string_equal(s, "/subscriptions/s");
+    free(s);
+    s = resolved("/", NULL, "x", "y", 0);
+    assert_string_equal(s, "/");
+    free(s);
+    s = resolved(NULL, "demo", "s", "my rg", KL_EINVAL);
+    assert_string_equal(s, "resource group 'my rg' cannot be part of a scope");
+    free(s);
+    s = resolved(NULL, "..", "s", "rg", KL_EINVAL);
+    assert_string_equal(s, "'..' is not an account name");
+    free(s);
+    s = resolved("relative", NULL, "s", "rg", KL_EINVAL);
+    assert_non_null(strstr(s, "a scope starts with '/'"));
+    free(s);
+}
+
+static void test_authz_targets(void **state)
+{
+    (void)state;
+    kl_buf b;
+    kl_buf_init(&b, 4096);
+    assert_int_equal(kl_cli_authz_target(&b, "/", "roleAssignments", NULL, NULL), 0);
+    assert_string_equal(b.data, "/providers/Microsoft.Authorization/roleAssignments"
+                                "?api-version=2022-04-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_authz_target(&b, "/subscriptions/s/resourceGroups/rg",
+                                         "roleDefinitions", "0d1e2f3a-0000-4000-8000-000000000001",
+                                         NULL),
+                     0);
+    assert_string_equal(b.data, "/subscriptions/s/resourceGroups/rg/providers/"
+                                "Microsoft.Authorization/roleDefinitions/"
+                                "0d1e2f3a-0000-4000-8000-000000000001?api-version=2022-04-01");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_authz_target(&b, "/subscriptions/s", "roleAssignments", NULL,
+                                         "atScope() and principalId eq 'abc-1'"),
+                     0);
+    assert_string_equal(b.data, "/subscriptions/s/providers/Microsoft.Authorization/"
+                                "roleAssignments?api-version=2022-04-01&$filter=atScope%28%29%20"
+                                "and%20principalId%20eq%20%27abc-1%27");
+    kl_buf_reset(&b);
+    assert_int_equal(kl_cli_authz_target(&b, "/", "checkAccess", NULL, NULL), 0);
+    assert_string_equal(b.data,
+                        "/providers/Microsoft.Authorization/checkAccess?api-version=2022-04-01");
+    kl_buf_reset(&b);
+    /* A name cannot leave its segment. */
+    assert_int_equal(kl_cli_authz_target(&b, "/", "roleDefinitions", "../x?y", NULL), 0);
+    assert_string_equal(b.data, "/providers/Microsoft.Authorization/roleDefinitions/"
+                                "..%2Fx%3Fy?api-version=2022-04-01");
+    kl_buf_free(&b);
+}
+
+static void test_assignment_id_split(void **state)
+{
+    (void)state;
+    kl_buf scope;
+    char guid[KL_UUID_LEN + 1];
+    kl_buf_init(&scope, 2048);
+
+    assert_int_equal(kl_cli_assignment_id_split("/providers/Microsoft.Authorization/"
+                                                "roleAssignments/0D1E2F3A-0000-4000-8000-"
+                                                "00000000000A",
+                                                &scope, guid),
+                     0);
+    assert_string_equal(scope.data, "/");
+    assert_string_equal(guid, "0d1e2f3a-0000-4000-8000-00000000000a");
+    kl_buf_reset(&scope);
+    assert_int_equal(kl_cli_assignment_id_split("/subscriptions/s/resourceGroups/rg/providers/"
+                                                "Microsoft.CognitiveServices/accounts/demo/"
+                                                "providers/microsoft.authorization/"
+                                                "ROLEASSIGNMENTS/0d1e2f3a-0000-4000-8000-"
+                                                "000000000001",
+                                                &scope, guid),
+                     0);
+    assert_string_equal(scope.data, "/subscriptions/s/resourceGroups/rg/providers/"
+                                    "Microsoft.CognitiveServices/accounts/demo");
+    kl_buf_reset(&scope);
+    assert_int_equal(kl_cli_assignment_id_split("/subscriptions/s/providers/"
+                                                "Microsoft.Authorization/roleAssignments/nope",
+                                                &scope, guid),
+                     KL_EINVAL);
+    kl_buf_reset(&scope);
+    assert_int_equal(kl_cli_assignment_id_split("subscriptions/s/providers/"
+                                                "Microsoft.Authorization/roleAssignments/"
+                                                "0d1e2f3a-0000-4000-8000-000000000001",
+                                                &scope, guid),
+                     KL_EINVAL);
+    kl_buf_reset(&scope);
+    assert_int_equal(kl_cli_assignment_id_split("/a//b/providers/Microsoft.Authorization/"
+                                                "roleAssignments/"
+                                                "0d1e2f3a-0000-4000-8000-000000000001",
+                                                &scope, guid),
+                     KL_EINVAL);
+    kl_buf_free(&scope);
+
+    assert_string_equal(kl_cli_last_segment("/providers/Microsoft.Authorization/"
+                                            "roleDefinitions/abc"),
+                        "abc");
+    assert_string_equal(kl_cli_last_segment("abc"), "abc");
+}
+
+/* Normalises text as a role file; returns the body as compact sorted JSON, or the error. */
+static char *role_body(const char *text, const char *dflt, char guid[KL_UUID_LEN + 1], int want_rc)
+{
+    json_error_t jerr;
+    json_t *file = json_loads(text, 0, &jerr);
+    json_t *body = NULL;
+    char err[512];
+    assert_non_null(file);
+    int rc = kl_cli_role_definition_body(file, dflt, &body, guid, err, sizeof(err));
+    json_decref(file);
+    assert_int_equal(rc, want_rc);
+    if (rc < 0) {
+        assert_null(body);
+        assert_string_equal(guid, "");
+        return strdup(err);
+    }
+    char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(body);
+    return s;
+}
+
+static void test_role_file_flat_form(void **state)
+{
+    (void)state;
+    char guid[KL_UUID_LEN + 1];
+
+    /* The az form, keys capitalised as az's documentation writes them. */
+    char *s = role_body("{\"Name\":\"Deployment Reader\",\"IsCustom\":true,"
+                        "\"Description\":\"Reads deployments\","
+                        "\"Actions\":[\"Microsoft.CognitiveServices/accounts/deployments/read\"],"
+                        "\"NotActions\":[],"
+                        "\"DataActions\":[\"Microsoft.CognitiveServices/accounts/OpenAI/*\"],"
+                        "\"AssignableScopes\":[\"/subscriptions/s\"]}",
+                        "/", guid, 0);
+    assert_string_equal(
+        s, "{\"properties\":{\"assignableScopes\":[\"/subscriptions/s\"],"
+           "\"description\":\"Reads deployments\","
+           "\"permissions\":[{\"actions\":[\"Microsoft.CognitiveServices/accounts/deployments/"
+           "read\"],\"dataActions\":[\"Microsoft.CognitiveServices/accounts/OpenAI/*\"],"
+           "\"notActions\":[],\"notDataActions\":[]}],\"roleName\":\"Deployment Reader\"}}");
+    assert_string_equal(guid, "");
+    free(s);
+
+    /* roleName, a GUID in "name", and the default assignable scope. */
+    s = role_body("{\"roleName\":\"R\",\"name\":\"0D1E2F3A-0000-4000-8000-00000000000B\","
+                  "\"actions\":[\"a/read\"]}",
+                  "/subscriptions/s/resourceGroups/rg", guid, 0);
+    assert_string_equal(s, "{\"properties\":{\"assignableScopes\":[\"/subscriptions/s/"
+                           "resourceGroups/rg\"],\"description\":\"\",\"permissions\":[{"
+                           "\"actions\":[\"a/read\"],\"dataActions\":[],\"notActions\":[],"
+                           "\"notDataActions\":[]}],\"roleName\":\"R\"}}");
+    assert_string_equal(guid, "0d1e2f3a-0000-4000-8000-00000000000b");
+    free(s);
+
+    /* The GUID from a full id. */
+    s = role_body("{\"roleName\":\"R\",\"id\":\"/subscriptions/s/providers/"
+                  "Microsoft.Authorization/roleDefinitions/0d1e2f3a-0000-4000-8000-00000000000c\"}",
+                  "/", guid, 0);
+    assert_string_equal(guid, "0d1e2f3a-0000-4000-8000-00000000000c");
+    free(s);
+
+    /* Mistakes are named rather than sent. */
+    s = role_body("{\"roleName\":\"R\",\"Action\":[\"a/read\"]}", "/", guid, KL_EINVAL);
+    assert_non_null(strstr(s, "unknown key \"Action\""));
+    free(s);
+    s = role_body("{\"description\":\"no name\"}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "the role needs a name: \"roleName\" is missing or empty");
+    free(s);
+    s = role_body("{\"roleName\":\"\"}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "the role needs a name: \"roleName\" is missing or empty");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"name\":\"Other\"}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"name\" must be the role's GUID when \"roleName\" is given");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"actions\":\"a/read\"}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"actions\" must be a list of strings");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"notDataActions\":[1]}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"notDataActions\" must be a list of non-empty strings");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"assignableScopes\":[\"subscriptions/s\"]}", "/", guid,
+                  KL_EINVAL);
+    assert_non_null(strstr(s, "assignable scope 'subscriptions/s': a scope starts with '/'"));
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"assignableScopes\":[]}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"assignableScopes\" must be a non-empty list of scopes");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"Actions\":[],\"actions\":[]}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"actions\" is given twice");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"name\":\"0d1e2f3a-0000-4000-8000-00000000000b\","
+                  "\"id\":\"0d1e2f3a-0000-4000-8000-00000000000c\"}",
+                  "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"name\" and \"id\" name different GUIDs");
+    free(s);
+    s = role_body("{\"roleName\":\"R\",\"id\":\"/subscriptions/s/roleAssignments/"
+                  "0d1e2f3a-0000-4000-8000-00000000000c\"}",
+                  "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"id\" is neither a GUID nor a role definition id");
+    free(s);
+    s = role_body("[1]", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "a role definition is a JSON object");
+    free(s);
+}
+
+static void test_role_file_arm_form(void **state)
+{
+    (void)state;
+    char guid[KL_UUID_LEN + 1];
+
+    /* What "role definition show -o json" prints goes back in, without what the server
+     * sets. */
+    char *s = role_body(
+        "{\"id\":\"/providers/Microsoft.Authorization/roleDefinitions/"
+        "0d1e2f3a-0000-4000-8000-00000000000d\",\"name\":\"0d1e2f3a-0000-4000-8000-00000000000d\","
+        "\"type\":\"Microsoft.Authorization/roleDefinitions\",\"properties\":{\"roleName\":\"R\","
+        "\"type\":\"CustomRole\",\"description\":\"d\",\"assignableScopes\":[\"/\"],"
+        "\"permissions\":[{\"actions\":[\"a/read\"],\"notActions\":[],\"dataActions\":[],"
+        "\"notDataActions\":[]}],\"createdOn\":\"2026-01-01T00:00:00Z\",\"updatedOn\":\"x\","
+        "\"createdBy\":null,\"updatedBy\":null}}",
+        "/subscriptions/s", guid, 0);
+    assert_string_equal(s, "{\"properties\":{\"assignableScopes\":[\"/\"],\"description\":\"d\","
+                           "\"permissions\":[{\"actions\":[\"a/read\"],\"dataActions\":[],"
+                           "\"notActions\":[],\"notDataActions\":[]}],\"roleName\":\"R\","
+                           "\"type\":\"CustomRole\"}}");
+    assert_string_equal(guid, "0d1e2f3a-0000-4000-8000-00000000000d");
+    free(s);
+
+    /* No GUID, no assignable scopes: the caller's scope. */
+    s = role_body("{\"properties\":{\"roleName\":\"R\",\"permissions\":[{\"actions\":[\"*\"]}]}}",
+                  "/subscriptions/s", guid, 0);
+    assert_string_equal(s, "{\"properties\":{\"assignableScopes\":[\"/subscriptions/s\"],"
+                           "\"permissions\":[{\"actions\":[\"*\"]}],\"roleName\":\"R\"}}");
+    assert_string_equal(guid, "");
+    free(s);
+
+    s = role_body("{\"name\":\"R\",\"properties\":{\"roleName\":\"R\"}}", "/", guid, KL_EINVAL);
+    assert_non_null(strstr(s, "\"name\" must be the role's GUID"));
+    free(s);
+    s = role_body("{\"properties\":{\"description\":\"x\"}}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "properties.roleName is missing or empty");
+    free(s);
+    s = role_body("{\"properties\":[]}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "\"properties\" must be an object");
+    free(s);
+    s = role_body("{\"properties\":{\"roleName\":\"R\"},\"actions\":[]}", "/", guid, KL_EINVAL);
+    assert_string_equal(s, "unknown key \"actions\" next to \"properties\"");
+    free(s);
+    s = role_body("{\"properties\":{\"roleName\":\"R\",\"assignableScopes\":[\"/a/../b\"]}}", "/",
+                  guid, KL_EINVAL);
+    assert_non_null(strstr(s, "assignable scope '/a/../b'"));
+    free(s);
+}
+
+static void test_directory_and_role_match(void **state)
+{
+    (void)state;
+    json_t *found;
+    json_t *apps = json_loads(
+        "[{\"id\":\"11111111-0000-4000-8000-000000000001\",\"appId\":\"22222222-0000-4000-8000-"
+        "000000000001\",\"displayName\":\"billing\"},"
+        "{\"id\":\"11111111-0000-4000-8000-000000000002\",\"appId\":\"22222222-0000-4000-8000-"
+        "000000000002\",\"displayName\":\"11111111-0000-4000-8000-000000000001\"},"
+        "{\"id\":\"11111111-0000-4000-8000-000000000003\",\"displayName\":\"Twin\"},"
+        "{\"id\":\"11111111-0000-4000-8000-000000000004\",\"displayName\":\"twin\"}]",
+        0, NULL);
+    assert_non_null(apps);
+    assert_int_equal(kl_cli_directory_match(apps, "BILLING", &found), 1);
+    assert_ptr_equal(found, json_array_get(apps, 0));
+    assert_int_equal(kl_cli_directory_match(apps, "22222222-0000-4000-8000-000000000002", &found),
+                     1);
+    assert_ptr_equal(found, json_array_get(apps, 1));
+    /* An id wins over a display name that spells it. */
+    assert_int_equal(kl_cli_directory_match(apps, "11111111-0000-4000-8000-000000000001", &found),
+                     1);
+    assert_ptr_equal(found, json_array_get(apps, 0));
+    assert_int_equal(kl_cli_directory_match(apps, "twin", &found), 2);
+    assert_int_equal(kl_cli_directory_match(apps, "nobody", &found), 0);
+    assert_null(found);
+    assert_string_equal(kl_cli_display_name_of(apps, "11111111-0000-4000-8000-000000000003"),
+                        "Twin");
+    assert_null(kl_cli_display_name_of(apps, "22222222-0000-4000-8000-000000000001"));
+    json_decref(apps);
+
+    json_t *roles = json_loads(
+        "[{\"name\":\"acdd72a7-3385-48ef-bd42-f606fba81ae7\",\"properties\":{\"roleName\":"
+        "\"Reader\"}},{\"name\":\"5e0bd9bd-7b93-4f28-af87-19fc36ad61bd\",\"properties\":{"
+        "\"roleName\":\"Cognitive Services OpenAI User\"}}]",
+        0, NULL);
+    assert_non_null(roles);
+    assert_int_equal(kl_cli_role_match(roles, "cognitive services openai user", &found), 1);
+    assert_ptr_equal(found, json_array_get(roles, 1));
+    assert_int_equal(kl_cli_role_match(roles, "ACDD72A7-3385-48EF-BD42-F606FBA81AE7", &found), 1);
+    assert_ptr_equal(found, json_array_get(roles, 0));
+    assert_int_equal(kl_cli_role_match(roles, "Owner", &found), 0);
+    assert_string_equal(kl_cli_role_name_of(roles, "/subscriptions/s/providers/"
+                                                   "Microsoft.Authorization/roleDefinitions/"
+                                                   "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+                        "Reader");
+    assert_string_equal(kl_cli_role_name_of(roles, "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"),
+                        "Cognitive Services OpenAI User");
+    assert_null(kl_cli_role_name_of(roles, "/providers/Microsoft.Authorization/roleDefinitions/x"));
+    assert_null(kl_cli_role_name_of(NULL, "x"));
+    json_decref(roles);
 }
 
 /* ---- output ---- */
@@ -563,6 +1134,15 @@ int main(void)
         cmocka_unit_test(test_deployment_create_options),
         cmocka_unit_test(test_help_and_end_of_options),
         cmocka_unit_test(test_default_data_dir),
+        cmocka_unit_test(test_rbac_commands_resolve),
+        cmocka_unit_test(test_rbac_usage_errors),
+        cmocka_unit_test(test_scope_check),
+        cmocka_unit_test(test_scope_resolve),
+        cmocka_unit_test(test_authz_targets),
+        cmocka_unit_test(test_assignment_id_split),
+        cmocka_unit_test(test_role_file_flat_form),
+        cmocka_unit_test(test_role_file_arm_form),
+        cmocka_unit_test(test_directory_and_role_match),
         cmocka_unit_test(test_table_alignment),
         cmocka_unit_test(test_table_width_and_control_chars),
         cmocka_unit_test(test_exit_code_mapping),

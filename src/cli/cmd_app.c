@@ -1,0 +1,231 @@
+/* keyless app create|list|show|delete|disable|enable: applications of the directory
+ * (Graph-shaped routes on the admin socket). Creating one also creates its service
+ * principal, the identity role assignments are given to. An application is named on
+ * the command line by its display name, object id or client id (appId). */
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/lookup.h"
+#include "cli/output.h"
+#include "common/err.h"
+
+#define APP_TARGET_MAX 256
+
+static const char *enabled_text(const json_t *app)
+{
+    json_t *v = json_object_get(app, "accountEnabled");
+    if (json_is_true(v))
+        return "true";
+    if (json_is_false(v))
+        return "false";
+    return NULL;
+}
+
+static int print_app(kl_cli_ctx *c, const json_t *app)
+{
+    if (c->args->output == KL_CLI_OUTPUT_JSON)
+        return kl_cli_print_json(c->out, app) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
+    const kl_cli_field fields[] = {
+        {"NAME", kl_cli_json_str(app, "displayName", NULL)},
+        {"CLIENT-ID", kl_cli_json_str(app, "appId", NULL)},
+        {"OBJECT-ID", kl_cli_json_str(app, "id", NULL)},
+        {"SP-OBJECT-ID", kl_cli_json_str(app, "servicePrincipalId", NULL)},
+        {"ENABLED", enabled_text(app)},
+        {"CREATED", kl_cli_json_str(app, "createdDateTime", NULL)},
+    };
+    if (kl_cli_print_fields(c->out, fields, sizeof(fields) / sizeof(fields[0])) < 0)
+        return kl_cli_output_failed(c);
+    return KL_CLI_EXIT_OK;
+}
+
+/* /v1.0/applications/{object id} of a listed application. */
+static int app_target(kl_cli_ctx *c, const json_t *app, kl_buf *t)
+{
+    const char *id = kl_cli_json_str(app, "id", NULL);
+    kl_buf_init(t, APP_TARGET_MAX);
+    if (!id || !kl_uuid_valid(id, strlen(id)) ||
+        kl_buf_appendf(t, "%s/%s", KL_CLI_GRAPH_APPLICATIONS, id) < 0) {
+        kl_buf_free(t);
+        kl_cli_errorf(c, "keylessd listed the application without a valid object id");
+        return KL_CLI_EXIT_REFUSED;
+    }
+    return KL_CLI_EXIT_OK;
+}
+
+static int app_create(kl_cli_ctx *c)
+{
+    json_t *body = json_pack("{s:s}", "displayName", c->args->pos[0]);
+    json_t *app = NULL;
+    long status;
+    int code;
+    if (!body) {
+        kl_cli_errorf(c, "cannot build the request (is NAME valid UTF-8?)");
+        return KL_CLI_EXIT_USAGE;
+    }
+    code = kl_cli_call(c, "POST", KL_CLI_GRAPH_APPLICATIONS, body, 0, &status, &app);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (!json_is_object(app)) {
+        kl_cli_errorf(c, "keylessd answered HTTP %ld without the application", status);
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    code = print_app(c, app);
+out:
+    json_decref(body);
+    json_decref(app);
+    return code;
+}
+
+static int app_list(kl_cli_ctx *c)
+{
+    json_t *root = NULL, *value = NULL;
+    kl_cli_table t = {0};
+    int code = kl_cli_get_list(c, KL_CLI_GRAPH_APPLICATIONS, 0, &root, &value);
+    if (code != KL_CLI_EXIT_OK)
+        return code;
+    if (c->args->output == KL_CLI_OUTPUT_JSON) {
+        if (kl_cli_print_json(c->out, root) < 0)
+            code = kl_cli_output_failed(c);
+        goto out;
+    }
+    static const char *const headers[] = {"NAME", "CLIENT-ID", "SP-OBJECT-ID", "ENABLED"};
+    if (kl_cli_table_init(&t, 4, headers) < 0)
+        goto nomem;
+    size_t i;
+    json_t *app;
+    json_array_foreach(value, i, app)
+    {
+        const char *row[] = {kl_cli_json_str(app, "displayName", NULL),
+                             kl_cli_json_str(app, "appId", NULL),
+                             kl_cli_json_str(app, "servicePrincipalId", NULL), enabled_text(app)};
+        if (kl_cli_table_add_row(&t, row) < 0)
+            goto nomem;
+    }
+    if (kl_cli_table_print(&t, c->out) < 0)
+        code = kl_cli_output_failed(c);
+    goto out;
+nomem:
+    kl_cli_errorf(c, "out of memory");
+    code = KL_CLI_EXIT_REFUSED;
+out:
+    kl_cli_table_free(&t);
+    json_decref(root);
+    return code;
+}
+
+static int app_delete(kl_cli_ctx *c)
+{
+    const char *x = c->args->pos[0];
+    json_t *app = NULL, *answer = NULL;
+    kl_buf t = {0};
+    long status;
+    int code = kl_cli_find_app(c, x, true, &app);
+    if (code == KL_CLI_EXIT_NOTFOUND) {
+        /* As for every delete: what does not exist is already deleted. */
+        if (c->args->output != KL_CLI_OUTPUT_JSON)
+            fprintf(c->out, "application '%s' does not exist; nothing to delete\n", x);
+        return KL_CLI_EXIT_OK;
+    }
+    if (code != KL_CLI_EXIT_OK)
+        return code;
+    if ((code = app_target(c, app, &t)) != KL_CLI_EXIT_OK)
+        goto out;
+    code = kl_cli_call(c, "DELETE", t.data, NULL, KL_CLI_CALL_QUIET_404, &status, &answer);
+    if (code == KL_CLI_EXIT_NOTFOUND) {
+        status = 404; /* deleted in the meantime */
+        code = KL_CLI_EXIT_OK;
+    }
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (c->args->output == KL_CLI_OUTPUT_JSON) {
+        if (answer && kl_cli_print_json(c->out, answer) < 0)
+            code = kl_cli_output_failed(c);
+    } else if (status == 404) {
+        fprintf(c->out, "application '%s' does not exist; nothing to delete\n", x);
+    } else {
+        const char *name = kl_cli_json_str(app, "displayName", NULL);
+        const char *app_id = kl_cli_json_str(app, "appId", NULL);
+        kl_buf line;
+        kl_buf_init(&line, 1024);
+        if (kl_cli_append_printable(&line, name ? name : x, strlen(name ? name : x)) == 0)
+            fprintf(c->out,
+                    "deleted application '%s' (client id %s) with its service principal and "
+                    "role assignments\n",
+                    line.data, app_id ? app_id : "-");
+        kl_buf_free(&line);
+    }
+out:
+    kl_buf_free(&t);
+    json_decref(app);
+    json_decref(answer);
+    return code;
+}
+
+/* PATCH accountEnabled; prints the application as it now is. */
+static int app_set_enabled(kl_cli_ctx *c, bool enabled)
+{
+    json_t *app = NULL, *answer = NULL, *body = NULL;
+    kl_buf t = {0};
+    long status;
+    int code = kl_cli_find_app(c, c->args->pos[0], false, &app);
+    if (code != KL_CLI_EXIT_OK)
+        return code;
+    if ((code = app_target(c, app, &t)) != KL_CLI_EXIT_OK)
+        goto out;
+    if (!(body = json_pack("{s:b}", "accountEnabled", enabled))) {
+        kl_cli_errorf(c, "out of memory");
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    code = kl_cli_call(c, "PATCH", t.data, body, 0, &status, &answer);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (!json_is_object(answer)) {
+        /* Graph answers a PATCH with 204 and no body: read the result back. */
+        json_decref(answer);
+        answer = NULL;
+        code = kl_cli_call(c, "GET", t.data, NULL, 0, &status, &answer);
+        if (code != KL_CLI_EXIT_OK)
+            goto out;
+        if (!json_is_object(answer)) {
+            kl_cli_errorf(c, "keylessd answered with something that is not an application");
+            code = KL_CLI_EXIT_REFUSED;
+            goto out;
+        }
+    }
+    code = print_app(c, answer);
+out:
+    kl_buf_free(&t);
+    json_decref(body);
+    json_decref(app);
+    json_decref(answer);
+    return code;
+}
+
+int kl_cli_cmd_app(kl_cli_ctx *c)
+{
+    json_t *app = NULL;
+    int code;
+    switch (c->args->cmd) {
+    case KL_CLI_CMD_APP_CREATE:
+        return app_create(c);
+    case KL_CLI_CMD_APP_LIST:
+        return app_list(c);
+    case KL_CLI_CMD_APP_SHOW:
+        code = kl_cli_find_app(c, c->args->pos[0], false, &app);
+        if (code == KL_CLI_EXIT_OK)
+            code = print_app(c, app);
+        json_decref(app);
+        return code;
+    case KL_CLI_CMD_APP_DELETE:
+        return app_delete(c);
+    case KL_CLI_CMD_APP_DISABLE:
+        return app_set_enabled(c, false);
+    case KL_CLI_CMD_APP_ENABLE:
+        return app_set_enabled(c, true);
+    default:
+        kl_cli_errorf(c, "internal error: not an app command");
+        return KL_CLI_EXIT_USAGE;
+    }
+}
