@@ -16,6 +16,7 @@
 #include "crypto/apikey.h"
 #include "gateway/body.h"
 #include "gateway/echo.h"
+#include "gateway/authz.h"
 #include "gateway/reply.h"
 #include "gateway/route.h"
 #include "gateway/upstream.h"
@@ -333,7 +334,7 @@ static int authenticate(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt
  * (an unknown one is denied). API keys are account-wide by design and skip RBAC; tokens
  * will be checked against the role assignments in the snapshot. */
 static int authorize(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
-                     const kl_account *acct, const principal *p)
+                     const kl_snapshot *snap, const kl_account *acct, const principal *p)
 {
     (void)w;
     const char *action = kl_gateway_data_action(rt->kind);
@@ -341,10 +342,21 @@ static int authorize(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
         kl_gateway_reply_not_found(r);
         return -1;
     }
-    if (p->kind == PRINCIPAL_KEY && p->account == acct)
+    if (p->kind == PRINCIPAL_KEY)
+        return p->account == acct ? 0 : (kl_gateway_reply_key_denied(r), -1);
+    char msg[512];
+    switch (kl_gateway_authorize(snap, p->object_id, rt->kind, rt->v1, acct, msg, sizeof(msg))) {
+    case KL_GW_AUTHZ_ALLOW:
         return 0;
+    case KL_GW_AUTHZ_NO_PRINCIPAL:
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
+        kl_gateway_reply_token_denied(r);
+        return -1;
+    case KL_GW_AUTHZ_DENY:
+        break;
+    }
     kl_http_req_auth_failed(r, KL_AUTHFAIL_FORBIDDEN);
-    kl_gateway_reply_permission_denied(r, p->object_id, action, kl_http_req_path(r));
+    kl_http_respond_error(r, 401, "PermissionDenied", msg);
     return -1;
 }
 
@@ -506,7 +518,7 @@ void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r)
     kl_http_req_log_field(r, "account", acct->name);
     if (authenticate(w, r, &rt, snap, acct, &p) != 0)
         return;
-    if (authorize(w, r, &rt, acct, &p) != 0)
+    if (authorize(w, r, &rt, snap, acct, &p) != 0)
         return;
     switch (rt.kind) {
     case KL_GW_ROUTE_MODELS:

@@ -21,17 +21,6 @@ void kl_gateway_reply_token_denied(kl_http_req *r)
     kl_http_respond_json(r, 401, j);
 }
 
-void kl_gateway_reply_permission_denied(kl_http_req *r, const char *principal_id,
-                                        const char *data_action, const char *operation)
-{
-    char msg[512];
-    snprintf(msg, sizeof(msg),
-             "The principal `%s` lacks the required data action `%s` to perform `%s` operation.",
-             principal_id ? principal_id : "", data_action ? data_action : "",
-             operation ? operation : "");
-    kl_http_respond_error(r, 401, "PermissionDenied", msg);
-}
-
 void kl_gateway_reply_key_disabled(kl_http_req *r)
 {
     kl_http_respond_error(r, 403, "AuthenticationTypeDisabled",

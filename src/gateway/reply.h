@@ -10,9 +10,6 @@
 void kl_gateway_reply_key_denied(kl_http_req *r);
 /* 401 {"statusCode":401,"message":"Unauthorized. Access token is missing, ..."} */
 void kl_gateway_reply_token_denied(kl_http_req *r);
-/* 401 PermissionDenied: an authenticated principal lacks data_action. */
-void kl_gateway_reply_permission_denied(kl_http_req *r, const char *principal_id,
-                                        const char *data_action, const char *operation);
 /* 403 AuthenticationTypeDisabled (a key sent to an account with disableLocalAuth). */
 void kl_gateway_reply_key_disabled(kl_http_req *r);
 /* 404 {"error":{"code":"404","message":"Resource not found"}} */

@@ -218,8 +218,14 @@ void kl_mgmt_accounts_list(kl_mgmt_call *c)
     json_t *value = json_array();
     json_t *body = json_object();
     bool ok = value && body;
-    for (size_t i = 0; ok && i < n; i++)
+    size_t shown = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        /* Not allowed on the whole collection: only what the caller may read. */
+        if (c->list_filtered && !kl_mgmt_allowed(c, c->route->action, list[i]->id))
+            continue;
         ok = json_array_append_new(value, kl_arm_account_json(list[i], c->m->public_base_url)) == 0;
+        shown++;
+    }
     if (ok)
         ok = json_object_set(body, "value", value) == 0;
     json_decref(value);
@@ -227,6 +233,13 @@ void kl_mgmt_accounts_list(kl_mgmt_call *c)
     if (!ok) {
         json_decref(body);
         body = NULL;
+    }
+    if (c->list_filtered && shown == 0) {
+        char scope[KL_MAX_SCOPE + 1];
+        kl_mgmt_call_scope(c, scope, sizeof(scope));
+        json_decref(body);
+        kl_mgmt_deny(c, c->route->action, scope);
+        return;
     }
     kl_mgmt_reply_json(c, 200, body);
 }

@@ -5,10 +5,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/err.h"
 #include "common/util.h"
 #include "mgmt/route.h"
+#include "rbac/scope.h"
+
+#define SCOPE_CAPTURE "/{scope}"
 
 void kl_arm_error_set(kl_arm_error *e, int status, const char *code, const char *fmt, ...)
 {
@@ -102,12 +106,75 @@ static bool is_capture(const char *seg, size_t len)
     return len >= 3 && seg[0] == '{' && seg[len - 1] == '}';
 }
 
-bool kl_arm_match_path(const char *pattern, const char *path, kl_arm_match *m)
+bool kl_arm_pattern_has_scope(const char *pattern)
+{
+    size_t n = strlen(SCOPE_CAPTURE);
+    return pattern && strncmp(pattern, SCOPE_CAPTURE, n) == 0 &&
+           (pattern[n] == '/' || pattern[n] == '\0');
+}
+
+static size_t count_segments(const char *p)
+{
+    size_t n = 0;
+    for (; *p; p++)
+        n += *p == '/';
+    return n;
+}
+
+static bool match_fixed(const char *pattern, const char *path, kl_arm_match *tmp);
+
+/* "/{scope}/rest...": the scope is everything before the path's last k segments, where
+ * k is the number of segments of rest. */
+static bool match_scoped(const char *pattern, const char *path, kl_arm_match *m)
 {
     kl_arm_match tmp;
     memset(&tmp, 0, sizeof(tmp));
+    const char *rest = pattern + strlen(SCOPE_CAPTURE);
+    if (*rest == '\0')
+        return false; /* a bare scope is not a route */
+    size_t k = count_segments(rest);
+    size_t total = strcmp(path, "/") == 0 ? 0 : count_segments(path);
+    if (total < k)
+        return false;
+    /* The rest starts at the '/' opening segment total - k (0-based). */
+    const char *start = NULL;
+    size_t seen = 0;
+    for (const char *c = path; *c && !start; c++)
+        if (*c == '/' && seen++ == total - k)
+            start = c;
+    if (!start)
+        return false;
+    tmp.p[0].key = SCOPE_CAPTURE + 2;
+    tmp.p[0].key_len = strlen("scope");
+    tmp.p[0].val = path;
+    tmp.p[0].val_len = (size_t)(start - path);
+    tmp.n = 1;
+    if (!match_fixed(rest, start, &tmp))
+        return false;
+    if (m)
+        *m = tmp;
+    return true;
+}
+
+bool kl_arm_match_path(const char *pattern, const char *path, kl_arm_match *m)
+{
     if (!pattern || !path || pattern[0] != '/' || path[0] != '/')
         return false;
+    if (kl_arm_pattern_has_scope(pattern))
+        return match_scoped(pattern, path, m);
+    kl_arm_match tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    if (!match_fixed(pattern, path, &tmp))
+        return false;
+    if (m)
+        *m = tmp;
+    return true;
+}
+
+/* Matches segment by segment, appending captures to *tmp. */
+static bool match_fixed(const char *pattern, const char *path, kl_arm_match *tmp_out)
+{
+    kl_arm_match tmp = *tmp_out;
     const char *p = pattern + 1;
     const char *q = path + 1;
     for (size_t segs = 1;; segs++) {
@@ -136,36 +203,64 @@ bool kl_arm_match_path(const char *pattern, const char *path, kl_arm_match *m)
         p++;
         q++;
     }
-    if (m)
-        *m = tmp;
+    *tmp_out = tmp;
     return true;
+}
+
+static bool valid_guid(const char *s, size_t n)
+{
+    return kl_uuid_valid(s, n);
+}
+
+/* Checked (and canonicalised) by resolve_names itself, see scope_capture(). */
+static bool valid_scope_len(const char *s, size_t n)
+{
+    (void)s;
+    return n <= KL_MAX_SCOPE;
 }
 
 typedef struct name_rule {
     const char *key;
     bool (*valid)(const char *, size_t);
     size_t offset; /* of the destination in kl_arm_names */
+    size_t size;   /* of the destination */
+    bool lower;    /* lower-cased on the way (GUIDs) */
     const char *code;
     const char *message;
 } name_rule;
 
+#define FIELD(f) offsetof(kl_arm_names, f), sizeof(((kl_arm_names *)0)->f)
+
 static const name_rule name_rules[] = {
-    {"subscription", kl_arm_valid_subscription, offsetof(kl_arm_names, subscription),
-     "InvalidResourceName",
+    {"subscription", kl_arm_valid_subscription, FIELD(subscription), false, "InvalidResourceName",
      "The subscription is invalid: use 1-90 letters, digits, '-', '_', '.', '(' or ')', not "
      "ending in '.' (a GUID is recommended)."},
-    {"resourceGroup", kl_arm_valid_resource_group, offsetof(kl_arm_names, resource_group),
+    {"resourceGroup", kl_arm_valid_resource_group, FIELD(resource_group), false,
      "InvalidResourceGroupName",
      "Resource group names only allow up to 90 characters and can only include alphanumeric, "
      "underscore, parentheses, hyphen, period (except at end) characters."},
-    {"account", kl_arm_valid_account_name, offsetof(kl_arm_names, account), "InvalidResourceName",
+    {"account", kl_arm_valid_account_name, FIELD(account), false, "InvalidResourceName",
      "The account name is invalid: use 2-64 letters, digits or '-', starting and ending with a "
      "letter or digit."},
-    {"deployment", kl_arm_valid_deployment_name, offsetof(kl_arm_names, deployment),
-     "InvalidResourceName",
+    {"deployment", kl_arm_valid_deployment_name, FIELD(deployment), false, "InvalidResourceName",
      "The deployment name is invalid: use 2-64 letters, digits, '-', '_' or '.', without "
      "'..'."},
+    {"scope", valid_scope_len, FIELD(scope), false, "InvalidScope",
+     "The scope is invalid: use '/', /subscriptions/{id}, "
+     "/subscriptions/{id}/resourceGroups/{name} or a resource id, without empty segments, "
+     "'.' or '..', control characters or spaces, at most 1024 characters."},
+    {"roleAssignment", valid_guid, FIELD(role_assignment), true, "InvalidRoleAssignmentId",
+     "The role assignment ID is not valid. The role assignment ID must be a GUID."},
+    {"roleDefinition", valid_guid, FIELD(role_definition), true, "InvalidRoleDefinitionId",
+     "The role definition ID is not valid. The role definition ID must be a GUID."},
+    {"object", valid_guid, FIELD(object), true, "Request_BadRequest",
+     "Invalid object identifier: an id must be a GUID."},
 };
+
+static const name_rule *scope_rule(void)
+{
+    return &name_rules[4];
+}
 
 static const name_rule *find_rule(const char *key, size_t len)
 {
@@ -181,12 +276,21 @@ bool kl_arm_pattern_valid(const char *pattern)
         return false;
     const char *p = pattern + 1;
     size_t captures = 0, segs = 0;
+    if (kl_arm_pattern_has_scope(pattern)) {
+        /* The scope capture leads and is followed by at least one fixed segment. */
+        p = pattern + strlen(SCOPE_CAPTURE);
+        if (*p != '/')
+            return false;
+        p++;
+        captures = 1;
+    }
     for (;;) {
         size_t pl = strcspn(p, "/");
         if (pl == 0 || ++segs > KL_ARM_MAX_SEGMENTS)
             return false;
         if (is_capture(p, pl)) {
-            if (++captures > KL_ARM_MAX_PARAMS || !find_rule(p + 1, pl - 2))
+            if (++captures > KL_ARM_MAX_PARAMS || !find_rule(p + 1, pl - 2) ||
+                find_rule(p + 1, pl - 2) == scope_rule())
                 return false;
         } else if (memchr(p, '{', pl) || memchr(p, '}', pl)) {
             return false;
@@ -208,15 +312,136 @@ int kl_arm_resolve_names(const kl_arm_match *m, kl_arm_names *names, kl_arm_erro
             return KL_EINTERNAL;
         }
         /* The name itself is not echoed: it may be 10 KB of anything. */
-        if (!r->valid(m->p[i].val, m->p[i].val_len)) {
+        if (!r->valid(m->p[i].val, m->p[i].val_len) || m->p[i].val_len >= r->size) {
             kl_arm_error_set(e, 400, r->code, "%s", r->message);
             return KL_EINVAL;
         }
         char *dst = (char *)names + r->offset;
+        if (r == scope_rule()) {
+            if (kl_arm_canonical_scope(m->p[i].val, m->p[i].val_len, dst, e))
+                return KL_EINVAL;
+            names->has_scope = true;
+            continue;
+        }
         memcpy(dst, m->p[i].val, m->p[i].val_len);
         dst[m->p[i].val_len] = '\0';
+        if (r->lower)
+            kl_arm_lower(dst);
     }
     return 0;
+}
+
+int kl_arm_canonical_scope(const char *s, size_t n, char *out, kl_arm_error *e)
+{
+    kl_scope sc;
+    /* The empty capture is the root; "/" itself is too. */
+    if (n == 0 || (n == 1 && s[0] == '/')) {
+        memcpy(out, "/", 2);
+        return 0;
+    }
+    if (n > KL_MAX_SCOPE || kl_scope_parse(s, n, &sc) != 0) {
+        kl_arm_error_set(e, 400, "InvalidScope", "%s", scope_rule()->message);
+        return KL_EINVAL;
+    }
+    memcpy(out, sc.text, sc.len + 1);
+    return 0;
+}
+
+int kl_arm_check_raw_scope_path(const char *raw, size_t len, kl_arm_error *e)
+{
+    /* The server collapses "//"; for a scope that would silently turn one id into
+     * another, so the raw target decides. (A single final '/' is harmless and never
+     * forms a pair.) */
+    for (size_t i = 1; i < len; i++) {
+        if (raw[i] == '/' && raw[i - 1] == '/') {
+            kl_arm_error_set(e, 400, "InvalidScope", "%s", scope_rule()->message);
+            return KL_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- $filter */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static bool ident_char(char c)
+{
+    return is_alnum(c) || c == '_' || c == '.';
+}
+
+/* One term at *pp; advances past it. */
+static int filter_term(const char **pp, kl_arm_filter_term *t)
+{
+    const char *p = skip_ws(*pp);
+    size_t n = 0;
+    while (ident_char(p[n]))
+        n++;
+    if (n == 0 || n >= sizeof(t->name))
+        return KL_EINVAL;
+    memcpy(t->name, p, n);
+    t->name[n] = '\0';
+    t->value[0] = '\0';
+    p += n;
+    if (p[0] == '(' && p[1] == ')') {
+        t->call = true;
+        *pp = p + 2;
+        return 0;
+    }
+    t->call = false;
+    const char *q = skip_ws(p);
+    if (q == p || !((q[0] == 'e' || q[0] == 'E') && (q[1] == 'q' || q[1] == 'Q')))
+        return KL_EINVAL;
+    p = q + 2;
+    q = skip_ws(p);
+    if (q == p || *q != '\'')
+        return KL_EINVAL;
+    q++;
+    size_t o = 0;
+    for (;;) {
+        if (*q == '\0')
+            return KL_EINVAL; /* unterminated */
+        if (*q == '\'') {
+            if (q[1] != '\'')
+                break;
+            q++; /* '' is a quote */
+        }
+        if (o + 1 >= sizeof(t->value) || (unsigned char)*q < 0x20)
+            return KL_EINVAL;
+        t->value[o++] = *q++;
+    }
+    t->value[o] = '\0';
+    *pp = q + 1;
+    return 0;
+}
+
+int kl_arm_parse_filter(const char *f, kl_arm_filter_term *terms, size_t *n, const char *code,
+                        kl_arm_error *e)
+{
+    *n = 0;
+    const char *p = f ? f : "";
+    for (;;) {
+        if (*n == KL_ARM_MAX_FILTER_TERMS || filter_term(&p, &terms[*n]))
+            goto bad;
+        (*n)++;
+        const char *q = skip_ws(p);
+        if (*q == '\0')
+            return 0;
+        if (q == p || strncasecmp(q, "and", 3) != 0 || (q[3] != ' ' && q[3] != '\t'))
+            goto bad;
+        p = q + 3;
+    }
+bad:
+    *n = 0;
+    kl_arm_error_set(e, 400, code,
+                     "The $filter is malformed or not supported: use terms such as "
+                     "name() or property eq 'value', joined by 'and'.");
+    return KL_EINVAL;
 }
 
 /* ---------------------------------------------------------------- api-version */
@@ -283,7 +508,8 @@ bool kl_arm_json_depth_ok(const unsigned char *buf, size_t len, int max)
     return true;
 }
 
-int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e)
+static int parse_body(const unsigned char *body, size_t len, size_t flags, json_t **out,
+                      kl_arm_error *e)
 {
     *out = NULL;
     const char *what = NULL;
@@ -294,7 +520,7 @@ int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_ar
         what = "the JSON is nested too deeply";
     } else {
         json_error_t jerr;
-        j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+        j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES | flags, &jerr);
         if (!j) {
             /* jansson's text can quote the input, which may hold a credential: only
              * the position goes back. */
@@ -316,6 +542,16 @@ int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_ar
     }
     *out = j;
     return 0;
+}
+
+int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e)
+{
+    return parse_body(body, len, 0, out, e);
+}
+
+int kl_arm_parse_body_nul(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e)
+{
+    return parse_body(body, len, JSON_ALLOW_NUL, out, e);
 }
 
 /* ---------------------------------------------------------------- ids */
@@ -357,7 +593,8 @@ static bool action_valid(const char *a)
             return false;
     const char *last = strrchr(a, '/') + 1;
     return strcmp(last, "read") == 0 || strcmp(last, "write") == 0 || strcmp(last, "delete") == 0 ||
-           strcmp(last, "action") == 0;
+           strcmp(last, "action") == 0 || strcmp(last, "create") == 0 ||
+           strcmp(last, "update") == 0;
 }
 
 int kl_mgmt_routes_check(const kl_mgmt_route *routes, size_t n)

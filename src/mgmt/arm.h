@@ -11,7 +11,11 @@
 #include "common/limits.h"
 
 /* Route patterns. Literal segments match case-insensitively, as ARM does; "{key}"
- * captures one segment, validated by the rule for that key (see kl_arm_resolve_names). */
+ * captures one segment, validated by the rule for that key (see kl_arm_resolve_names).
+ * "{scope}", allowed only as a pattern's first segment, captures zero or more segments:
+ * everything before the pattern's remaining (fixed number of) segments, so
+ * "/{scope}/providers/Microsoft.Authorization/roleAssignments" matches that suffix
+ * under any ARM scope, the root (an empty capture) included. */
 #define KL_ARM_SUB "/subscriptions/{subscription}"
 #define KL_ARM_RG KL_ARM_SUB "/resourceGroups/{resourceGroup}"
 #define KL_ARM_CS_PROVIDER "/providers/Microsoft.CognitiveServices"
@@ -23,6 +27,21 @@
 #define KL_ARM_DEPLOYMENTS KL_ARM_ACCOUNT "/deployments"
 #define KL_ARM_DEPLOYMENT KL_ARM_DEPLOYMENTS "/{deployment}"
 
+#define KL_ARM_AUTHZ "/{scope}/providers/Microsoft.Authorization"
+#define KL_ARM_ROLE_ASSIGNMENTS KL_ARM_AUTHZ "/roleAssignments"
+#define KL_ARM_ROLE_ASSIGNMENT KL_ARM_ROLE_ASSIGNMENTS "/{roleAssignment}"
+#define KL_ARM_ROLE_DEFINITIONS KL_ARM_AUTHZ "/roleDefinitions"
+#define KL_ARM_ROLE_DEFINITION KL_ARM_ROLE_DEFINITIONS "/{roleDefinition}"
+#define KL_ARM_PERMISSIONS KL_ARM_AUTHZ "/permissions"
+#define KL_ARM_CHECK_ACCESS "/providers/Microsoft.Authorization/checkAccess"
+
+/* The directory, shaped like Microsoft Graph v1.0. */
+#define KL_GRAPH_ORGANIZATION "/v1.0/organization"
+#define KL_GRAPH_APPLICATIONS "/v1.0/applications"
+#define KL_GRAPH_APPLICATION KL_GRAPH_APPLICATIONS "/{object}"
+#define KL_GRAPH_SERVICE_PRINCIPALS "/v1.0/servicePrincipals"
+#define KL_GRAPH_SERVICE_PRINCIPAL KL_GRAPH_SERVICE_PRINCIPALS "/{object}"
+
 #define KL_ARM_ACCOUNT_TYPE "Microsoft.CognitiveServices/accounts"
 #define KL_ARM_DEPLOYMENT_TYPE "Microsoft.CognitiveServices/accounts/deployments"
 
@@ -31,11 +50,12 @@
 /* An ARM account id: the fixed parts plus three names. */
 #define KL_ARM_MAX_ID (128 + 3 * KL_MAX_NAME)
 
-/* A refusal, ready to become {"error":{"code":..,"message":..}} with this status. */
+/* A refusal, ready to become {"error":{"code":..,"message":..}} with this status. The
+ * message has room for a full scope and action (AuthorizationFailed names both). */
 typedef struct kl_arm_error {
     int status;
     const char *code; /* static string */
-    char message[256];
+    char message[2 * KL_MAX_SCOPE + 512];
 } kl_arm_error;
 
 /* Captures of one path match; values point into the matched path (not NUL-terminated). */
@@ -55,6 +75,13 @@ typedef struct kl_arm_names {
     char resource_group[KL_MAX_NAME + 1];
     char account[KL_MAX_NAME + 1];
     char deployment[KL_MAX_NAME + 1];
+    /* {scope}: the canonical scope (kl_scope_parse: fixed words respelled, names as
+     * given, no trailing '/'); "/" for the root. has_scope tells whether it was captured. */
+    char scope[KL_MAX_SCOPE + 1];
+    bool has_scope;
+    char role_assignment[KL_MAX_NAME + 1]; /* a GUID, lower-cased */
+    char role_definition[KL_MAX_NAME + 1]; /* a GUID, lower-cased */
+    char object[KL_MAX_NAME + 1];          /* a directory object id or app id, lower-cased */
 } kl_arm_names;
 
 /* Fills e (status, static code, formatted message). */
@@ -72,7 +99,9 @@ bool kl_arm_match_path(const char *pattern, const char *path, kl_arm_match *m);
 bool kl_arm_pattern_valid(const char *pattern);
 /* Validates each capture by its key's rule and copies it into *names (zeroed first).
  * 0, or KL_EINVAL with e set: 400 InvalidResourceName (InvalidResourceGroupName for
- * resource groups). */
+ * resource groups, InvalidScope for a scope, InvalidRoleAssignmentId /
+ * InvalidRoleDefinitionId for a non-GUID name, Request_BadRequest for a Graph object
+ * id). */
 int kl_arm_resolve_names(const kl_arm_match *m, kl_arm_names *names, kl_arm_error *e);
 
 /* Name rules (s[0..n), not NUL-terminated). All reject control characters, "..", and
@@ -86,6 +115,31 @@ bool kl_arm_valid_account_name(const char *s, size_t n);
 /* Deployment: 2-64 of letters, digits, - _ . */
 bool kl_arm_valid_deployment_name(const char *s, size_t n);
 
+/* True if the pattern starts with a {scope} capture. */
+bool kl_arm_pattern_has_scope(const char *pattern);
+/* Checks the raw request path (before the server collapsed duplicate slashes) of a
+ * scope route: an empty segment anywhere but a final '/' makes the scope ambiguous.
+ * 0, or KL_EINVAL with e = 400 InvalidScope. */
+int kl_arm_check_raw_scope_path(const char *raw, size_t len, kl_arm_error *e);
+/* Validates a scope string from a body or filter (s[0..n)) and writes its canonical form
+ * ("/" for the root) into out[KL_MAX_SCOPE + 1]. 0, or KL_EINVAL with e = 400
+ * InvalidScope (the scope itself is not echoed). */
+int kl_arm_canonical_scope(const char *s, size_t n, char *out, kl_arm_error *e);
+
+/* $filter expressions: terms joined by "and" (any case), each either a function call
+ * without arguments, e.g. "atScope()", or "<property> eq '<value>'" with '' standing for
+ * a quote inside the value. Whitespace between tokens is free. */
+#define KL_ARM_MAX_FILTER_TERMS 4
+typedef struct kl_arm_filter_term {
+    bool call;                        /* atScope() and the like; value is "" */
+    char name[32];                    /* function or property name as given */
+    char value[KL_MAX_ROLE_NAME + 1]; /* the unquoted value */
+} kl_arm_filter_term;
+/* Parses f into terms[0..*n) (at most KL_ARM_MAX_FILTER_TERMS). 0, or KL_EINVAL with e
+ * = 400 code (e.g. "InvalidFilterInQueryString"; the filter is not echoed). */
+int kl_arm_parse_filter(const char *f, kl_arm_filter_term *terms, size_t *n, const char *code,
+                        kl_arm_error *e);
+
 /* Checks the api-version query value (NULL = absent): YYYY-MM-DD with an optional
  * "-preview". 0, or KL_EINVAL with e = 400 MissingApiVersionParameter /
  * InvalidApiVersionParameter. */
@@ -95,6 +149,9 @@ int kl_arm_check_api_version(const char *value, kl_arm_error *e);
  * KL_MAX_JSON_DEPTH deep, valid UTF-8 JSON without duplicate keys. *out is owned by the
  * caller. 0, or KL_EINVAL with e = 400 InvalidRequestContent. */
 int kl_arm_parse_body(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e);
+/* The same, but strings may contain \u0000 (JSON allows it): only for callers that
+ * check every string's length themselves (KL_MGMT_BODY_CHECKED routes). */
+int kl_arm_parse_body_nul(const unsigned char *body, size_t len, json_t **out, kl_arm_error *e);
 /* True if the JSON text buf[0..len) nests arrays/objects at most max deep (strings are
  * skipped properly). Cheap pre-check before a full parse. */
 bool kl_arm_json_depth_ok(const unsigned char *buf, size_t len, int max);

@@ -2,6 +2,7 @@
  * An upstream credential is sealed to its account, deployment and URL and never
  * returned; GET shows only whether one is set. */
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,10 +142,16 @@ void kl_mgmt_deployments_list(kl_mgmt_call *c)
 {
     kl_store_account *a = NULL;
     kl_store_deployment **list = NULL;
-    size_t n = 0;
-    if (kl_mgmt_find_account(c, true, &a))
+    size_t n = 0, shown = 0;
+    char scope[KL_MAX_SCOPE + 1];
+    kl_mgmt_call_scope(c, scope, sizeof(scope));
+    /* A caller who may not read the collection learns nothing from a 404 either. */
+    int err = kl_mgmt_find_account(c, !c->list_filtered, &a);
+    if (err == KL_ENOTFOUND && c->list_filtered)
+        kl_mgmt_deny(c, c->route->action, scope);
+    if (err)
         return;
-    int err = kl_store_list_deployments(c->m->store, a->name, &list, &n);
+    err = kl_store_list_deployments(c->m->store, a->name, &list, &n);
     if (err) {
         kl_mgmt_fail_internal(c, err, "list_deployments");
         kl_store_account_free(a);
@@ -153,8 +160,16 @@ void kl_mgmt_deployments_list(kl_mgmt_call *c)
     json_t *value = json_array();
     json_t *body = json_object();
     bool ok = value && body;
-    for (size_t i = 0; ok && i < n; i++)
+    for (size_t i = 0; ok && i < n; i++) {
+        if (c->list_filtered) {
+            char id[KL_MAX_SCOPE + 1];
+            snprintf(id, sizeof(id), "%s/deployments/%s", a->id, list[i]->name);
+            if (!kl_mgmt_allowed(c, c->route->action, id))
+                continue;
+        }
         ok = json_array_append_new(value, kl_arm_deployment_json(list[i], a->id)) == 0;
+        shown++;
+    }
     if (ok)
         ok = json_object_set(body, "value", value) == 0;
     json_decref(value);
@@ -162,7 +177,12 @@ void kl_mgmt_deployments_list(kl_mgmt_call *c)
         json_decref(body);
         body = NULL;
     }
-    kl_mgmt_reply_json(c, 200, body);
+    if (c->list_filtered && shown == 0) {
+        json_decref(body);
+        kl_mgmt_deny(c, c->route->action, scope);
+    } else {
+        kl_mgmt_reply_json(c, 200, body);
+    }
     kl_store_deployments_free(list, n);
     kl_store_account_free(a);
 }

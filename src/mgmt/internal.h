@@ -9,6 +9,7 @@
 #include "mgmt/arm.h"
 #include "mgmt/mgmt.h"
 #include "mgmt/route.h"
+#include "policy/snapshot.h"
 #include "store/store.h"
 
 struct kl_mgmt {
@@ -25,6 +26,13 @@ typedef struct kl_mgmt_call {
     const kl_mgmt_route *route;
     kl_arm_names names; /* validated path names */
     json_t *body;       /* the parsed body (a JSON object) or NULL; owned by the dispatcher */
+    /* The snapshot authorisation was decided on (a reference owned by the dispatcher).
+     * A handler's own change republishes a newer one; this one stays as it was. */
+    kl_snapshot *snap;
+    char caller[KL_MAX_PRINCIPAL_ID + 1]; /* object id the request acts as, lower case */
+    /* KL_MGMT_AUTHZ_LIST routes: true when the caller may not read the whole collection,
+     * so the handler lists only items kl_mgmt_allowed grants. */
+    bool list_filtered;
 } kl_mgmt_call;
 
 /* The route table (static data). */
@@ -53,6 +61,19 @@ int kl_mgmt_applied(kl_mgmt_call *c);
 /* Logs a committed change (never a secret). */
 void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id);
 
+/* --- authorisation (mgmt.c) --- */
+/* True if the caller may perform action (a control-plane action) at scope, on the
+ * call's snapshot. Answers nothing. */
+bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope);
+/* The same, answering 403 AuthorizationFailed (Azure's text) when denied. */
+bool kl_mgmt_authorize(kl_mgmt_call *c, const char *action, const char *scope);
+/* Answers 403 AuthorizationFailed for action at scope. */
+void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope);
+/* The scope a route's action is checked at (see route.h) into out. */
+void kl_mgmt_call_scope(const kl_mgmt_call *c, char *out, size_t outlen);
+/* The tenant id of the call's snapshot ("" if none). */
+const char *kl_mgmt_tenant(const kl_mgmt_call *c);
+
 /* --- handlers (accounts.c, deployments.c) --- */
 void kl_mgmt_account_put(kl_mgmt_call *c);
 void kl_mgmt_account_patch(kl_mgmt_call *c);
@@ -65,5 +86,27 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c);
 void kl_mgmt_deployment_get(kl_mgmt_call *c);
 void kl_mgmt_deployment_delete(kl_mgmt_call *c);
 void kl_mgmt_deployments_list(kl_mgmt_call *c);
+
+/* --- directory (directory.c): Graph v1.0 shapes --- */
+void kl_mgmt_organization_get(kl_mgmt_call *c);
+void kl_mgmt_applications_list(kl_mgmt_call *c);
+void kl_mgmt_application_create(kl_mgmt_call *c);
+void kl_mgmt_application_get(kl_mgmt_call *c);
+void kl_mgmt_application_patch(kl_mgmt_call *c);
+void kl_mgmt_application_delete(kl_mgmt_call *c);
+void kl_mgmt_service_principals_list(kl_mgmt_call *c);
+void kl_mgmt_service_principal_get(kl_mgmt_call *c);
+
+/* --- Microsoft.Authorization (role_definitions.c, role_assignments.c, access.c) --- */
+void kl_mgmt_role_definitions_list(kl_mgmt_call *c);
+void kl_mgmt_role_definition_get(kl_mgmt_call *c);
+void kl_mgmt_role_definition_put(kl_mgmt_call *c);
+void kl_mgmt_role_definition_delete(kl_mgmt_call *c);
+void kl_mgmt_role_assignments_list(kl_mgmt_call *c);
+void kl_mgmt_role_assignment_get(kl_mgmt_call *c);
+void kl_mgmt_role_assignment_put(kl_mgmt_call *c);
+void kl_mgmt_role_assignment_delete(kl_mgmt_call *c);
+void kl_mgmt_permissions_list(kl_mgmt_call *c);
+void kl_mgmt_check_access(kl_mgmt_call *c);
 
 #endif

@@ -15,25 +15,81 @@
 #include "policy/build.h"
 
 #define CS "Microsoft.CognitiveServices/accounts"
+#define AUTHZ "Microsoft.Authorization"
+#define ENTRA "microsoft.directory"
+#define NONE KL_MGMT_BODY_NONE
+#define OPTIONAL KL_MGMT_BODY_OPTIONAL
+#define REQUIRED KL_MGMT_BODY_REQUIRED
+#define CHECKED KL_MGMT_BODY_CHECKED
+#define ARM KL_MGMT_ARM
+#define GRAPH KL_MGMT_GRAPH
+#define SCOPE KL_MGMT_AUTHZ_SCOPE
+#define LIST KL_MGMT_AUTHZ_LIST
+#define SELF KL_MGMT_AUTHZ_SELF
+#define HANDLER KL_MGMT_AUTHZ_HANDLER
 
 /* Adding a resource is adding rows here (and, for new path names, a rule in arm.c). */
 static const kl_mgmt_route routes[] = {
-    {"GET", KL_ARM_ACCOUNTS_IN_SUB, CS "/read", KL_MGMT_BODY_NONE, kl_mgmt_accounts_list},
-    {"GET", KL_ARM_ACCOUNTS_IN_RG, CS "/read", KL_MGMT_BODY_NONE, kl_mgmt_accounts_list},
-    {"PUT", KL_ARM_ACCOUNT, CS "/write", KL_MGMT_BODY_REQUIRED, kl_mgmt_account_put},
-    {"PATCH", KL_ARM_ACCOUNT, CS "/write", KL_MGMT_BODY_REQUIRED, kl_mgmt_account_patch},
-    {"GET", KL_ARM_ACCOUNT, CS "/read", KL_MGMT_BODY_NONE, kl_mgmt_account_get},
-    {"DELETE", KL_ARM_ACCOUNT, CS "/delete", KL_MGMT_BODY_NONE, kl_mgmt_account_delete},
-    {"POST", KL_ARM_LIST_KEYS, CS "/listKeys/action", KL_MGMT_BODY_NONE, kl_mgmt_account_list_keys},
-    {"POST", KL_ARM_REGENERATE_KEY, CS "/regenerateKey/action", KL_MGMT_BODY_REQUIRED,
-     kl_mgmt_account_regenerate_key},
-    {"GET", KL_ARM_DEPLOYMENTS, CS "/deployments/read", KL_MGMT_BODY_NONE,
-     kl_mgmt_deployments_list},
-    {"PUT", KL_ARM_DEPLOYMENT, CS "/deployments/write", KL_MGMT_BODY_OPTIONAL,
-     kl_mgmt_deployment_put},
-    {"GET", KL_ARM_DEPLOYMENT, CS "/deployments/read", KL_MGMT_BODY_NONE, kl_mgmt_deployment_get},
-    {"DELETE", KL_ARM_DEPLOYMENT, CS "/deployments/delete", KL_MGMT_BODY_NONE,
-     kl_mgmt_deployment_delete},
+    /* Microsoft.CognitiveServices, checked at the resource the path names. */
+    {"GET", KL_ARM_ACCOUNTS_IN_SUB, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST},
+    {"GET", KL_ARM_ACCOUNTS_IN_RG, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST},
+    {"PUT", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_put, ARM, SCOPE},
+    {"PATCH", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_patch, ARM, SCOPE},
+    {"GET", KL_ARM_ACCOUNT, CS "/read", NONE, kl_mgmt_account_get, ARM, SCOPE},
+    {"DELETE", KL_ARM_ACCOUNT, CS "/delete", NONE, kl_mgmt_account_delete, ARM, SCOPE},
+    {"POST", KL_ARM_LIST_KEYS, CS "/listKeys/action", NONE, kl_mgmt_account_list_keys, ARM, SCOPE},
+    {"POST", KL_ARM_REGENERATE_KEY, CS "/regenerateKey/action", REQUIRED,
+     kl_mgmt_account_regenerate_key, ARM, SCOPE},
+    {"GET", KL_ARM_DEPLOYMENTS, CS "/deployments/read", NONE, kl_mgmt_deployments_list, ARM, LIST},
+    {"PUT", KL_ARM_DEPLOYMENT, CS "/deployments/write", OPTIONAL, kl_mgmt_deployment_put, ARM,
+     SCOPE},
+    {"GET", KL_ARM_DEPLOYMENT, CS "/deployments/read", NONE, kl_mgmt_deployment_get, ARM, SCOPE},
+    {"DELETE", KL_ARM_DEPLOYMENT, CS "/deployments/delete", NONE, kl_mgmt_deployment_delete, ARM,
+     SCOPE},
+
+    /* Microsoft.Authorization, at any scope. An assignment is checked at its own scope,
+     * so nobody grants above the scope they hold roleAssignments/write at. */
+    {"GET", KL_ARM_ROLE_DEFINITIONS, AUTHZ "/roleDefinitions/read", NONE,
+     kl_mgmt_role_definitions_list, ARM, SCOPE},
+    {"GET", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/read", NONE,
+     kl_mgmt_role_definition_get, ARM, SCOPE},
+    {"PUT", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/write", CHECKED,
+     kl_mgmt_role_definition_put, ARM, SCOPE},
+    {"DELETE", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/delete", NONE,
+     kl_mgmt_role_definition_delete, ARM, SCOPE},
+    {"GET", KL_ARM_ROLE_ASSIGNMENTS, AUTHZ "/roleAssignments/read", NONE,
+     kl_mgmt_role_assignments_list, ARM, SCOPE},
+    {"GET", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/read", NONE,
+     kl_mgmt_role_assignment_get, ARM, SCOPE},
+    {"PUT", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/write", CHECKED,
+     kl_mgmt_role_assignment_put, ARM, SCOPE},
+    {"DELETE", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/delete", NONE,
+     kl_mgmt_role_assignment_delete, ARM, SCOPE},
+    /* Only the caller's own permissions: there is nothing of anyone else's to protect. */
+    {"GET", KL_ARM_PERMISSIONS, AUTHZ "/permissions/read", NONE, kl_mgmt_permissions_list, ARM,
+     SELF},
+    /* Asking about another principal needs roleAssignments/read at the scope asked
+     * about (in the body); asking about oneself needs nothing. */
+    {"POST", KL_ARM_CHECK_ACCESS, AUTHZ "/roleAssignments/read", CHECKED, kl_mgmt_check_access, ARM,
+     HANDLER},
+
+    /* The directory (Graph v1.0 shapes), checked at "/" with Entra's permission names. */
+    {"GET", KL_GRAPH_ORGANIZATION, ENTRA "/organization/standard/read", NONE,
+     kl_mgmt_organization_get, GRAPH, SCOPE},
+    {"GET", KL_GRAPH_APPLICATIONS, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_applications_list, GRAPH, SCOPE},
+    {"POST", KL_GRAPH_APPLICATIONS, ENTRA "/applications/create", CHECKED,
+     kl_mgmt_application_create, GRAPH, SCOPE},
+    {"GET", KL_GRAPH_APPLICATION, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_application_get, GRAPH, SCOPE},
+    {"PATCH", KL_GRAPH_APPLICATION, ENTRA "/applications/basic/update", CHECKED,
+     kl_mgmt_application_patch, GRAPH, SCOPE},
+    {"DELETE", KL_GRAPH_APPLICATION, ENTRA "/applications/delete", NONE, kl_mgmt_application_delete,
+     GRAPH, SCOPE},
+    {"GET", KL_GRAPH_SERVICE_PRINCIPALS, ENTRA "/servicePrincipals/standard/read", NONE,
+     kl_mgmt_service_principals_list, GRAPH, SCOPE},
+    {"GET", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/standard/read", NONE,
+     kl_mgmt_service_principal_get, GRAPH, SCOPE},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)
@@ -90,7 +146,8 @@ static bool under(const char *path, const char *root)
 
 bool kl_mgmt_matches(const char *path)
 {
-    return path && (under(path, "/subscriptions") || under(path, "/providers"));
+    return path &&
+           (under(path, "/subscriptions") || under(path, "/providers") || under(path, "/v1.0"));
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -176,13 +233,16 @@ void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id)
            "request_id", kl_http_req_id(c->r), NULL);
 }
 
-/* ---------------------------------------------------------------- dispatch */
+/* ---------------------------------------------------------------- authorisation */
 
-/* The scope a route's action is checked at: the deepest resource the path names. */
-static void call_scope(const kl_mgmt_call *c, char *out, size_t outlen)
+void kl_mgmt_call_scope(const kl_mgmt_call *c, char *out, size_t outlen)
 {
     const kl_arm_names *n = &c->names;
-    if (n->account[0] && n->deployment[0])
+    if (n->has_scope)
+        snprintf(out, outlen, "%s", n->scope);
+    else if (c->route && c->route->api == KL_MGMT_GRAPH)
+        snprintf(out, outlen, "/");
+    else if (n->account[0] && n->deployment[0])
         snprintf(out, outlen,
                  "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.CognitiveServices/"
                  "accounts/%s/deployments/%s",
@@ -198,22 +258,112 @@ static void call_scope(const kl_mgmt_call *c, char *out, size_t outlen)
         snprintf(out, outlen, "/");
 }
 
-/* Deny by default: the admin socket's peer (uid-checked by the server) is the owner of
- * "/"; every other caller is refused until bearer tokens and role assignments exist. */
-static bool authorize(kl_mgmt_call *c)
+const char *kl_mgmt_tenant(const kl_mgmt_call *c)
 {
-    char scope[KL_ARM_MAX_ID + 32 + KL_MAX_NAME];
-    call_scope(c, scope, sizeof(scope));
-    kl_http_req_log_field(c->r, "action", c->route->action);
-    if (kl_http_req_is_admin(c->r))
-        return true;
+    return kl_snapshot_tenant_id(c->snap);
+}
+
+bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope)
+{
+    /* A principal that is gone or disabled holds nothing; the index leaves a disabled
+     * principal's assignments out as well, this keeps the rule visible here. */
+    const kl_principal *p = kl_snapshot_principal(c->snap, c->caller);
+    if (!p || !p->enabled)
+        return false;
+    kl_rbac_decision d;
+    return kl_rbac_check(kl_snapshot_rbac(c->snap), c->caller, action, false, scope, &d) == 0 &&
+           d.allowed;
+}
+
+void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope)
+{
     kl_http_req_auth_failed(c->r, KL_AUTHFAIL_FORBIDDEN);
+    kl_http_req_log_field(c->r, "denied_action", action);
     kl_mgmt_fail(c, 403, "AuthorizationFailed",
-                 "The client does not have authorization to perform action '%s' over scope "
-                 "'%s' or the scope is invalid.",
-                 c->route->action, scope);
+                 "The client '%s' with object id '%s' does not have authorization to perform "
+                 "action '%s' over scope '%s' or the scope is invalid. If access was recently "
+                 "granted, please refresh your credentials.",
+                 c->caller, c->caller, action, scope);
+}
+
+bool kl_mgmt_authorize(kl_mgmt_call *c, const char *action, const char *scope)
+{
+    if (kl_mgmt_allowed(c, action, scope))
+        return true;
+    kl_mgmt_deny(c, action, scope);
     return false;
 }
+
+/* Sets c->caller: the given principal, or on the admin socket the x-keyless-principal
+ * one or the local administrator. Answers and returns false when it cannot. */
+static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
+{
+    c->snap = kl_snapshot_acquire(c->m->holder);
+    if (!c->snap) {
+        kl_mgmt_fail_internal(c, KL_EINTERNAL, "no_snapshot");
+        return false;
+    }
+    const char *oid = NULL;
+    if (as) {
+        oid = as->object_id;
+        if (!kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1))) {
+            kl_http_req_auth_failed(c->r, KL_AUTHFAIL_INVALID_TOKEN);
+            kl_mgmt_fail(c, 401, "AuthenticationFailed",
+                         "Authentication failed. The caller is not a principal of the directory.");
+            return false;
+        }
+    } else {
+        int count = kl_http_req_header_count(c->r, "x-keyless-principal");
+        const char *h = kl_http_req_header(c->r, "x-keyless-principal");
+        if (count > 1 || (count == 1 && (!h || !kl_uuid_valid(h, strlen(h))))) {
+            /* Not echoed: it is not an id. */
+            kl_mgmt_fail(c, 400, "PrincipalNotFound",
+                         "The x-keyless-principal header must be one principal object id "
+                         "(a GUID) of the directory %s.",
+                         kl_mgmt_tenant(c));
+            return false;
+        }
+        if (count == 1 && !kl_snapshot_principal(c->snap, h)) {
+            kl_mgmt_fail(c, 400, "PrincipalNotFound",
+                         "Principal %s does not exist in the directory %s.", h, kl_mgmt_tenant(c));
+            return false;
+        }
+        oid = count == 1 ? h : kl_snapshot_admin_principal(c->snap);
+        kl_http_req_log_field(c->r, "auth", count == 1 ? "admin-socket-as" : "admin-socket");
+    }
+    if (!oid || strlen(oid) > KL_MAX_PRINCIPAL_ID) {
+        kl_mgmt_fail_internal(c, KL_EINTERNAL, "no_principal");
+        return false;
+    }
+    snprintf(c->caller, sizeof(c->caller), "%s", oid);
+    kl_arm_lower(c->caller);
+    kl_http_req_log_field(c->r, "principal", c->caller);
+    return true;
+}
+
+/* Deny by default: every route's action is checked for the caller before its handler
+ * runs, except where the route says the handler checks (body scope) or there is
+ * nothing to protect (the caller's own permissions). */
+static bool authorize(kl_mgmt_call *c)
+{
+    char scope[KL_MAX_SCOPE + 1];
+    kl_mgmt_call_scope(c, scope, sizeof(scope));
+    kl_http_req_log_field(c->r, "action", c->route->action);
+    switch (c->route->authz) {
+    case KL_MGMT_AUTHZ_SCOPE:
+        return kl_mgmt_authorize(c, c->route->action, scope);
+    case KL_MGMT_AUTHZ_LIST:
+        c->list_filtered = !kl_mgmt_allowed(c, c->route->action, scope);
+        return true;
+    case KL_MGMT_AUTHZ_SELF:
+    case KL_MGMT_AUTHZ_HANDLER:
+        return true;
+    }
+    kl_mgmt_deny(c, c->route->action, scope);
+    return false;
+}
+
+/* ---------------------------------------------------------------- dispatch */
 
 /* A method token we may repeat in a message: short upper-case letters only. */
 static const char *safe_method(const char *m)
@@ -227,7 +377,7 @@ static const char *safe_method(const char *m)
     return m;
 }
 
-void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r)
+static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
 {
     kl_http_req_set_route(r, KL_ROUTE_MGMT);
     kl_mgmt_call c = {.m = m, .r = r};
@@ -264,26 +414,57 @@ void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r)
     }
 
     kl_arm_error e = {0};
-    if (kl_arm_check_api_version(kl_http_req_query_param(r, "api-version"), &e) ||
+    size_t raw_len = 0;
+    const char *raw = kl_http_req_raw_path(r, &raw_len);
+    if ((kl_arm_pattern_has_scope(c.route->pattern) &&
+         kl_arm_check_raw_scope_path(raw, raw_len, &e)) ||
+        (c.route->api == KL_MGMT_ARM &&
+         kl_arm_check_api_version(kl_http_req_query_param(r, "api-version"), &e)) ||
         kl_arm_resolve_names(&match, &c.names, &e)) {
         kl_mgmt_reply_error(&c, &e);
         return;
     }
     if (c.names.account[0])
         kl_http_req_log_field(r, "account", c.names.account);
-    if (!authorize(&c))
-        return;
+    if (!resolve_caller(&c, as) || !authorize(&c))
+        goto out;
 
     if (c.route->body != KL_MGMT_BODY_NONE) {
         size_t len = 0;
         const unsigned char *b = kl_http_req_body(r, &len);
-        if (len > 0 || c.route->body == KL_MGMT_BODY_REQUIRED) {
-            if (kl_arm_parse_body(b, len, &c.body, &e)) {
+        bool checked = c.route->body == KL_MGMT_BODY_CHECKED;
+        if (len > 0 || c.route->body == KL_MGMT_BODY_REQUIRED || checked) {
+            if ((checked ? kl_arm_parse_body_nul : kl_arm_parse_body)(b, len, &c.body, &e)) {
+                if (c.route->api == KL_MGMT_GRAPH)
+                    e.code = "Request_BadRequest";
                 kl_mgmt_reply_error(&c, &e);
-                return;
+                goto out;
             }
         }
     }
     c.route->handler(&c);
+out:
     json_decref(c.body);
+    kl_snapshot_release(c.snap);
+}
+
+void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r)
+{
+    if (!kl_http_req_is_admin(r)) {
+        kl_http_req_set_route(r, KL_ROUTE_MGMT);
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_MISSING);
+        kl_http_respond_error(r, 401, "AuthenticationFailed",
+                              "Authentication failed. The 'Authorization' header is missing.");
+        return;
+    }
+    dispatch(m, r, NULL);
+}
+
+void kl_mgmt_handle_as(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller)
+{
+    if (!caller || !caller->object_id) {
+        kl_mgmt_handle(m, r);
+        return;
+    }
+    dispatch(m, r, caller);
 }

@@ -1,5 +1,6 @@
 /* The ARM-shaped control plane: Microsoft.CognitiveServices accounts, deployments and
- * keys (and, later, identities and roles). Handlers run on the control thread, where
+ * keys, Microsoft.Authorization role definitions and assignments, and the Graph-shaped
+ * directory (applications, service principals). Handlers run on the control thread, where
  * blocking store writes are allowed; each change is one transaction followed by a
  * snapshot rebuild and publish, so the next data-plane request sees it. */
 #ifndef KL_MGMT_MGMT_H
@@ -23,10 +24,24 @@ typedef struct kl_mgmt_cfg {
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);
 void kl_mgmt_free(kl_mgmt *m);
-/* True if the path belongs to the control plane (/subscriptions/..., /providers/...). */
+/* True if the path belongs to the control plane (/subscriptions/..., /providers/...,
+ * and the Graph-shaped directory under /v1.0/...). */
 bool kl_mgmt_matches(const char *path);
-/* Serves one control-plane request. The caller has already authenticated it (admin
- * socket = owner of "/"). Always answers. */
+
+/* Who a control-plane request acts as: a principal of the directory, authorised by RBAC
+ * against the current snapshot on every request. */
+typedef struct kl_mgmt_caller {
+    const char *object_id; /* the principal's object id (GUID); borrowed for the call */
+} kl_mgmt_caller;
+
+/* Serves one request arriving on the admin socket (kl_http_req_is_admin): it acts as the
+ * local administrator (Owner of "/" from first start), or as the principal named by an
+ * "x-keyless-principal: <object id>" header (the socket is root-equivalent, so it may
+ * ask what any principal could do). Any other request is refused (401). Always answers. */
 void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r);
+/* Serves one request as caller, e.g. the principal of a verified bearer token (the
+ * caller has authenticated it). A caller unknown to the directory is refused. Always
+ * answers. */
+void kl_mgmt_handle_as(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller);
 
 #endif

@@ -11,12 +11,54 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "crypto/seal.h"
+#include "policy/role.h"
 #include "policy/snapshot_builder.h"
+#include "rbac/builtin.h"
+
+/* A custom role kept until the index is built: the store row owns the strings the
+ * decoded definition points to. */
+typedef struct role_row {
+    kl_store_role_definition *row; /* owned copy of the strings */
+    kl_policy_role role;
+} role_row;
+
+/* An assignment kept until the index is built. */
+typedef struct asg_row {
+    char *name, *principal, *role, *scope;
+} asg_row;
 
 typedef struct build_ctx {
     kl_snapshot_builder *b;
     const kl_keys *keys;
+    role_row *roles;
+    size_t n_roles, cap_roles;
+    asg_row *asgs;
+    size_t n_asgs, cap_asgs;
+    char **enabled; /* object ids of enabled principals, lower-case (sorted before use) */
+    size_t n_enabled, cap_enabled;
 } build_ctx;
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return KL_ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static char *lower_dup(const char *s)
+{
+    char *c = s ? strdup(s) : NULL;
+    for (char *p = c; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return c;
+}
 
 int kl_policy_credential_aad(const char *account_name, const char *deployment, const char *url,
                              char *out, size_t outlen)
@@ -98,6 +140,175 @@ static int on_deployment(void *arg, const kl_store_deployment *d)
     return err;
 }
 
+static int on_tenant(void *arg, const kl_store_tenant *t)
+{
+    build_ctx *c = arg;
+    return kl_snapshot_builder_tenant(c->b, t->tenant_id, t->admin_object_id);
+}
+
+static int on_principal(void *arg, const kl_store_principal *p)
+{
+    build_ctx *c = arg;
+    kl_principal_type type;
+    if (kl_principal_type_parse(p->type, &type))
+        return KL_EINTERNAL;
+    int err = kl_snapshot_builder_principal(c->b, p->object_id, p->app_id, type, p->display_name,
+                                            p->enabled);
+    if (err || !p->enabled)
+        return err;
+    if ((err = grow((void **)&c->enabled, &c->cap_enabled, c->n_enabled, sizeof(char *))))
+        return err;
+    if (!(c->enabled[c->n_enabled] = lower_dup(p->object_id)))
+        return KL_ENOMEM;
+    c->n_enabled++;
+    return 0;
+}
+
+static void free_role_row(role_row *r)
+{
+    kl_policy_role_clear(&r->role);
+    kl_store_role_definition_free(r->row);
+}
+
+/* A custom role that does not decode or validate is left out (and so are its
+ * assignments): the store checks roles before keeping them, so this only guards against
+ * a row changed behind our back, and leaving it out grants less, never more. */
+static int on_role(void *arg, const kl_store_role_definition *rd)
+{
+    build_ctx *c = arg;
+    int err = grow((void **)&c->roles, &c->cap_roles, c->n_roles, sizeof(role_row));
+    if (err)
+        return err;
+    role_row r = {0};
+    r.row = calloc(1, sizeof(*r.row));
+    if (!r.row)
+        return KL_ENOMEM;
+    r.row->role_id = lower_dup(rd->role_id);
+    r.row->role_name = strdup(rd->role_name ? rd->role_name : "");
+    r.row->description = strdup(rd->description ? rd->description : "");
+    r.row->assignable_scopes = strdup(rd->assignable_scopes ? rd->assignable_scopes : "");
+    r.row->permissions = strdup(rd->permissions ? rd->permissions : "");
+    if (!r.row->role_id || !r.row->role_name || !r.row->description || !r.row->assignable_scopes ||
+        !r.row->permissions) {
+        free_role_row(&r);
+        return KL_ENOMEM;
+    }
+    char why[160];
+    err = kl_policy_role_from_store(r.row, &r.role, why, sizeof(why));
+    if (!err)
+        err = kl_rbac_role_validate(&r.role.def, why, sizeof(why));
+    if (err == KL_ENOMEM) {
+        free_role_row(&r);
+        return err;
+    }
+    if (err) {
+        kl_log(KL_LOG_ERROR, "snapshot_role_skipped", "role", r.row->role_id, "reason", why, NULL);
+        free_role_row(&r);
+        return 0;
+    }
+    c->roles[c->n_roles++] = r;
+    return 0;
+}
+
+static int on_assignment(void *arg, const kl_store_role_assignment *ra)
+{
+    build_ctx *c = arg;
+    int err = grow((void **)&c->asgs, &c->cap_asgs, c->n_asgs, sizeof(asg_row));
+    if (err)
+        return err;
+    asg_row a = {.name = lower_dup(ra->name),
+                 .principal = lower_dup(ra->principal_id),
+                 .role = lower_dup(ra->role_id),
+                 .scope = strdup(ra->scope ? ra->scope : "")};
+    if (!a.name || !a.principal || !a.role || !a.scope) {
+        free(a.name);
+        free(a.principal);
+        free(a.role);
+        free(a.scope);
+        return KL_ENOMEM;
+    }
+    c->asgs[c->n_asgs++] = a;
+    return 0;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static const kl_rbac_role_def *find_role(const build_ctx *c, const char *id)
+{
+    const kl_rbac_role_def *r = kl_rbac_builtin_find(id);
+    for (size_t i = 0; !r && i < c->n_roles; i++)
+        if (strcmp(c->roles[i].row->role_id, id) == 0)
+            r = &c->roles[i].role.def;
+    return r;
+}
+
+/* Compiles the custom roles and the assignments that can grant anything: those of
+ * enabled principals, naming a defined role at a scope it is assignable at. Anything
+ * else is left out, which only ever grants less (disabled principals are meant to be
+ * left out; the rest would be a store inconsistency, logged). */
+static int build_rbac(build_ctx *c)
+{
+    kl_rbac_role_def *defs = calloc(c->n_roles ? c->n_roles : 1, sizeof(*defs));
+    kl_rbac_assignment *asgs = calloc(c->n_asgs ? c->n_asgs : 1, sizeof(*asgs));
+    kl_rbac_index *ix = NULL;
+    int err = (defs && asgs) ? 0 : KL_ENOMEM;
+    if (err)
+        goto out;
+    for (size_t i = 0; i < c->n_roles; i++)
+        defs[i] = c->roles[i].role.def;
+    if (c->n_enabled > 1)
+        qsort(c->enabled, c->n_enabled, sizeof(char *), cmp_str);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_asgs; i++) {
+        const asg_row *a = &c->asgs[i];
+        if (!c->n_enabled ||
+            !bsearch(&a->principal, c->enabled, c->n_enabled, sizeof(char *), cmp_str))
+            continue;
+        const kl_rbac_role_def *role = find_role(c, a->role);
+        if (!role || !kl_rbac_role_assignable_at(role, a->scope)) {
+            kl_log(KL_LOG_ERROR, "snapshot_assignment_skipped", "assignment", a->name, "reason",
+                   role ? "scope not assignable" : "unknown role", NULL);
+            continue;
+        }
+        asgs[n++] = (kl_rbac_assignment){.id = a->name,
+                                         .principal_id = a->principal,
+                                         .role_definition_id = a->role,
+                                         .scope = a->scope};
+    }
+    char why[256];
+    err = kl_rbac_index_build(defs, c->n_roles, asgs, n, &ix, why, sizeof(why));
+    if (err) {
+        kl_log(KL_LOG_ERROR, "snapshot_rbac_failed", "reason", why, NULL);
+        goto out;
+    }
+    err = kl_snapshot_builder_rbac(c->b, ix);
+out:
+    free(defs);
+    free(asgs);
+    return err;
+}
+
+static void ctx_free(build_ctx *c)
+{
+    for (size_t i = 0; i < c->n_roles; i++)
+        free_role_row(&c->roles[i]);
+    free(c->roles);
+    for (size_t i = 0; i < c->n_asgs; i++) {
+        free(c->asgs[i].name);
+        free(c->asgs[i].principal);
+        free(c->asgs[i].role);
+        free(c->asgs[i].scope);
+    }
+    free(c->asgs);
+    for (size_t i = 0; i < c->n_enabled; i++)
+        free(c->enabled[i]);
+    free(c->enabled);
+    kl_snapshot_builder_free(c->b);
+}
+
 int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out)
 {
     if (!st || !keys || !out)
@@ -106,12 +317,20 @@ int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out)
     build_ctx c = {.b = kl_snapshot_builder_new(), .keys = keys};
     if (!c.b)
         return KL_ENOMEM;
-    kl_store_visitor v = {
-        .arg = &c, .account = on_account, .key = on_key, .deployment = on_deployment};
+    kl_store_visitor v = {.arg = &c,
+                          .account = on_account,
+                          .key = on_key,
+                          .deployment = on_deployment,
+                          .tenant = on_tenant,
+                          .principal = on_principal,
+                          .role_definition = on_role,
+                          .role_assignment = on_assignment};
     int err = kl_store_load_all(st, &v);
     if (!err)
+        err = build_rbac(&c);
+    if (!err)
         err = kl_snapshot_builder_finish(c.b, out);
-    kl_snapshot_builder_free(c.b);
+    ctx_free(&c);
     return err;
 }
 

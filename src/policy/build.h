@@ -13,10 +13,10 @@
 
 /* Reads everything from st in one read transaction and builds a snapshot: accounts,
  * the API key index, deployments with their upstream credentials unsealed into the
- * snapshot's memory (cleansed when it is freed). *out holds one reference and is not
- * yet published (generation 0). Errors: KL_EINVAL, a store error, KL_ECRYPTO (a
- * sealed credential does not open: wrong KEK or a tampered row; nothing is built),
- * KL_ENOMEM. */
+ * snapshot's memory (cleansed when it is freed), the tenant, the principals and the
+ * RBAC index compiled from the custom roles and the enabled principals' assignments. *out holds one
+ * reference and is not yet published (generation 0). Errors: KL_EINVAL, a store error, KL_ECRYPTO
+ * (a sealed credential does not open: wrong KEK or a tampered row; nothing is built), KL_ENOMEM. */
 int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out);
 
 /* kl_policy_build followed by kl_snapshot_publish(h, ...). On failure the current

@@ -46,6 +46,16 @@ struct kl_snapshot {
     size_t n_keys;
     uint32_t *key_tab;
     size_t key_mask;
+
+    kl_principal *principals;
+    size_t n_principals;
+    uint32_t *principal_tab; /* by object id */
+    uint32_t *app_tab;       /* by app id (principals that have one) */
+    size_t principal_mask;   /* both tables have this size */
+
+    kl_rbac_index *rbac; /* never NULL once finished */
+    char *tenant_id;     /* "" when none */
+    char *admin_object_id;
 };
 
 struct kl_snapshot_holder {
@@ -198,6 +208,53 @@ bool kl_snapshot_key_lookup(const kl_snapshot *s, const unsigned char index[32],
     }
 }
 
+/* Probes tab (principal indexes + 1) for a principal whose id (by_app: app id) equals
+ * key, case-insensitively. */
+static const kl_principal *find_principal(const kl_snapshot *s, const uint32_t *tab,
+                                          const char *key, bool by_app)
+{
+    if (!s || !key || !tab)
+        return NULL;
+    size_t len = strnlen(key, KL_MAX_PRINCIPAL_ID + 1);
+    if (len == 0 || len > KL_MAX_PRINCIPAL_ID)
+        return NULL;
+    for (size_t i = fnv_lower(key, len, FNV_BASIS) & s->principal_mask;;
+         i = (i + 1) & s->principal_mask) {
+        uint32_t v = tab[i];
+        if (v == 0)
+            return NULL;
+        const kl_principal *p = &s->principals[v - 1];
+        const char *have = by_app ? p->app_id : p->object_id;
+        if (have && kl_str_ieqn(have, strlen(have), key, len))
+            return p;
+    }
+}
+
+const kl_principal *kl_snapshot_principal(const kl_snapshot *s, const char *object_id)
+{
+    return find_principal(s, s ? s->principal_tab : NULL, object_id, false);
+}
+
+const kl_principal *kl_snapshot_principal_by_app_id(const kl_snapshot *s, const char *app_id)
+{
+    return find_principal(s, s ? s->app_tab : NULL, app_id, true);
+}
+
+const kl_rbac_index *kl_snapshot_rbac(const kl_snapshot *s)
+{
+    return s ? s->rbac : NULL;
+}
+
+const char *kl_snapshot_tenant_id(const kl_snapshot *s)
+{
+    return (s && s->tenant_id) ? s->tenant_id : "";
+}
+
+const char *kl_snapshot_admin_principal(const kl_snapshot *s)
+{
+    return s ? s->admin_object_id : NULL;
+}
+
 /* ---------------------------------------------------------------- lifetime */
 
 static void free_account_strings(kl_account *a)
@@ -226,8 +283,23 @@ static void free_deployment_strings(kl_deployment *d)
     free_secret(d->upstream_credential);
 }
 
+static void free_principal_strings(kl_principal *p)
+{
+    free((char *)p->object_id);
+    free((char *)p->app_id);
+    free((char *)p->display_name);
+}
+
 static void snapshot_free(kl_snapshot *s)
 {
+    for (size_t i = 0; i < s->n_principals; i++)
+        free_principal_strings(&s->principals[i]);
+    free(s->principals);
+    free(s->principal_tab);
+    free(s->app_tab);
+    kl_rbac_index_free(s->rbac);
+    free(s->tenant_id);
+    free(s->admin_object_id);
     for (size_t i = 0; i < s->n_accts; i++)
         free_account_strings(&s->accts[i].pub);
     for (size_t i = 0; i < s->n_deps; i++)
@@ -340,6 +412,11 @@ struct kl_snapshot_builder {
     size_t n_keys, cap_keys;
     staged_dep *deps;
     size_t n_deps, cap_deps;
+    kl_principal *principals;
+    size_t n_principals, cap_principals;
+    kl_rbac_index *rbac;
+    char *tenant_id;
+    char *admin_object_id;
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -382,11 +459,17 @@ static void builder_clear(kl_snapshot_builder *b)
         free(b->deps[i].account_name);
         free_deployment_strings(&b->deps[i].d);
     }
+    for (size_t i = 0; i < b->n_principals; i++)
+        free_principal_strings(&b->principals[i]);
     free(b->accts);
     if (b->keys)
         OPENSSL_cleanse(b->keys, b->cap_keys * sizeof(staged_key));
     free(b->keys);
     free(b->deps);
+    free(b->principals);
+    kl_rbac_index_free(b->rbac);
+    free(b->tenant_id);
+    free(b->admin_object_id);
     memset(b, 0, sizeof(*b));
 }
 
@@ -472,6 +555,70 @@ int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_n
         return KL_ENOMEM;
     }
     b->deps[b->n_deps++] = sd;
+    return 0;
+}
+
+static char *lower_dup(const char *s, bool *oom)
+{
+    char *c = dup_or_null(s, oom);
+    for (char *p = c; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return c;
+}
+
+int kl_snapshot_builder_tenant(kl_snapshot_builder *b, const char *tenant_id,
+                               const char *admin_object_id)
+{
+    if (!b || !tenant_id || !admin_object_id)
+        return KL_EINVAL;
+    bool oom = false;
+    char *t = lower_dup(tenant_id, &oom);
+    char *a = lower_dup(admin_object_id, &oom);
+    if (oom) {
+        free(t);
+        free(a);
+        return KL_ENOMEM;
+    }
+    free(b->tenant_id);
+    free(b->admin_object_id);
+    b->tenant_id = t;
+    b->admin_object_id = a;
+    return 0;
+}
+
+int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id, const char *app_id,
+                                  kl_principal_type type, const char *display_name, bool enabled)
+{
+    if (!b || !object_id || !*object_id || strlen(object_id) > KL_MAX_PRINCIPAL_ID ||
+        (app_id && (!*app_id || strlen(app_id) > KL_MAX_PRINCIPAL_ID)) || !display_name)
+        return KL_EINVAL;
+    int err =
+        grow((void **)&b->principals, &b->cap_principals, b->n_principals, sizeof(kl_principal));
+    if (err)
+        return err;
+    bool oom = false;
+    kl_principal p = {.object_id = lower_dup(object_id, &oom),
+                      .app_id = lower_dup(app_id, &oom),
+                      .type = type,
+                      .display_name = dup_or_null(display_name, &oom),
+                      .enabled = enabled};
+    if (oom) {
+        free_principal_strings(&p);
+        return KL_ENOMEM;
+    }
+    b->principals[b->n_principals++] = p;
+    return 0;
+}
+
+int kl_snapshot_builder_rbac(kl_snapshot_builder *b, kl_rbac_index *ix)
+{
+    if (!b || !ix) {
+        kl_rbac_index_free(ix);
+        return KL_EINVAL;
+    }
+    kl_rbac_index_free(b->rbac);
+    b->rbac = ix;
     return 0;
 }
 
@@ -571,6 +718,50 @@ static int finish_keys(kl_snapshot *s, kl_snapshot_builder *b)
     return 0;
 }
 
+/* Inserts principal i into tab under key, refusing a duplicate. */
+static int principal_insert(kl_snapshot *s, uint32_t *tab, const char *key, size_t i, bool by_app)
+{
+    if (find_principal(s, tab, key, by_app))
+        return KL_EEXIST;
+    size_t h = fnv_lower(key, strlen(key), FNV_BASIS) & s->principal_mask;
+    while (tab[h] != 0)
+        h = (h + 1) & s->principal_mask;
+    tab[h] = (uint32_t)(i + 1);
+    return 0;
+}
+
+static int finish_directory(kl_snapshot *s, kl_snapshot_builder *b)
+{
+    /* The principal array moves as a whole, so kl_principal pointers stay put. */
+    s->principals = b->principals;
+    s->n_principals = b->n_principals;
+    b->principals = NULL;
+    b->n_principals = b->cap_principals = 0;
+    s->tenant_id = b->tenant_id ? b->tenant_id : strdup("");
+    s->admin_object_id = b->admin_object_id;
+    b->tenant_id = b->admin_object_id = NULL;
+    s->rbac = b->rbac;
+    b->rbac = NULL;
+    if (!s->tenant_id)
+        return KL_ENOMEM;
+    int err = table_new(s->n_principals, &s->principal_tab, &s->principal_mask);
+    if (!err) {
+        size_t mask = s->principal_mask;
+        err = table_new(s->n_principals, &s->app_tab, &mask);
+    }
+    for (size_t i = 0; !err && i < s->n_principals; i++) {
+        const kl_principal *p = &s->principals[i];
+        err = principal_insert(s, s->principal_tab, p->object_id, i, false);
+        if (!err && p->app_id)
+            err = principal_insert(s, s->app_tab, p->app_id, i, true);
+    }
+    if (!err && !s->rbac) {
+        char why[128];
+        err = kl_rbac_index_build(NULL, 0, NULL, 0, &s->rbac, why, sizeof(why));
+    }
+    return err;
+}
+
 int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
 {
     if (!b || !out)
@@ -594,6 +785,8 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
         err = finish_deployments(s, b);
     if (!err)
         err = finish_keys(s, b);
+    if (!err)
+        err = finish_directory(s, b);
     builder_clear(b);
     if (err) {
         snapshot_free(s);

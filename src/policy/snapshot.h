@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "directory/directory.h"
+#include "rbac/rbac.h"
+
 typedef struct kl_snapshot kl_snapshot;
 typedef struct kl_snapshot_holder kl_snapshot_holder;
 
@@ -38,6 +41,16 @@ typedef struct kl_deployment {
     const char *upstream_model;
     const char *upstream_credential;
 } kl_deployment;
+
+/* A principal of the directory. A disabled principal is granted nothing: its role
+ * assignments are left out of the snapshot's RBAC index. */
+typedef struct kl_principal {
+    const char *object_id; /* lower-case GUID */
+    const char *app_id;    /* lower-case client id; NULL for users and groups */
+    kl_principal_type type;
+    const char *display_name;
+    bool enabled; /* accountEnabled */
+} kl_principal;
 
 /* --- publishing (control thread) and reading (any thread) --- */
 kl_snapshot_holder *kl_snapshot_holder_new(void);
@@ -66,5 +79,20 @@ size_t kl_snapshot_deployments(const kl_snapshot *s, const kl_account *a,
  * over all 32 bytes) sets *account and *slot (1 or 2) and returns true. */
 bool kl_snapshot_key_lookup(const kl_snapshot *s, const unsigned char index[32],
                             const kl_account **account, int *slot);
+
+/* --- directory and RBAC --- */
+/* Principal by object id (a GUID, either case). NULL if none. */
+const kl_principal *kl_snapshot_principal(const kl_snapshot *s, const char *object_id);
+/* Service principal or managed identity by client (app) id, either case. NULL if none. */
+const kl_principal *kl_snapshot_principal_by_app_id(const kl_snapshot *s, const char *app_id);
+/* The compiled RBAC index: built-in roles, custom roles and the role assignments of
+ * enabled principals. Never NULL for a snapshot that was built (an empty index when the
+ * store holds no assignments); NULL only for s == NULL. Check with kl_rbac_check. */
+const kl_rbac_index *kl_snapshot_rbac(const kl_snapshot *s);
+/* The tenant id (GUID), or "" if the store has no tenant. */
+const char *kl_snapshot_tenant_id(const kl_snapshot *s);
+/* Object id of the local administrator, the principal the admin socket acts as; NULL if
+ * the store has no tenant. */
+const char *kl_snapshot_admin_principal(const kl_snapshot *s);
 
 #endif

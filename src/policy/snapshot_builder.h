@@ -32,6 +32,17 @@ int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_n
                                    const char *name, const char *model_name,
                                    kl_backend_kind backend, const char *url,
                                    const char *upstream_model, const char *credential);
+/* Sets the tenant id and the local administrator's object id (strings copied). */
+int kl_snapshot_builder_tenant(kl_snapshot_builder *b, const char *tenant_id,
+                               const char *admin_object_id);
+/* Adds a principal; strings are copied, ids lower-cased. app_id may be NULL. (Two
+ * principals with the same object id or app id make finish fail with KL_EEXIST.) */
+int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id, const char *app_id,
+                                  kl_principal_type type, const char *display_name, bool enabled);
+/* Hands the builder a compiled RBAC index (ownership taken, also on error; a second
+ * call replaces the first). Without one, finish builds an index of the built-in roles
+ * alone. */
+int kl_snapshot_builder_rbac(kl_snapshot_builder *b, kl_rbac_index *ix);
 /* Builds the snapshot (generation 0 until published) and empties the builder.
  * KL_EINTERNAL if a key or deployment names an unknown account, KL_EEXIST on a
  * duplicate account name, key index or deployment, KL_ENOMEM. *out holds one

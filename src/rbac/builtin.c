@@ -83,8 +83,9 @@ static const char *const cs_user_data[] = {
     "Microsoft.CognitiveServices/*",
 };
 static const char *const cs_user_not_data[] = {
-    "Microsoft.CognitiveServices/accounts/AIServices/agents/endpoints/UserIdentityImpersonation/"
-    "action",
+    /* clang-format off */
+    "Microsoft.CognitiveServices/accounts/AIServices/agents/endpoints/UserIdentityImpersonation/action",
+    /* clang-format on */
     "Microsoft.CognitiveServices/accounts/OpenAI/fine-tunes-deployments/write",
     "Microsoft.CognitiveServices/accounts/AIServices/fine_tuning_deployments/write",
 };

@@ -51,6 +51,69 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (account_pk, name),"
      "  CHECK (backend = 'upstream' OR (upstream_url IS NULL AND credential_sealed IS NULL))"
      ");"},
+    {2, "tenant, principals, applications, custom roles and role assignments",
+     /* Ids are stored lower-case (GUIDs), so equality is exact. The tenant and the
+      * local administrator are inserted by the first-start step in C, which draws their
+      * GUIDs from the OS CSPRNG. */
+     "CREATE TABLE tenant ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  tenant_id TEXT NOT NULL,"
+     "  display_name TEXT NOT NULL,"
+     "  admin_object_id TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE applications ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  object_id TEXT NOT NULL UNIQUE,"
+     "  app_id TEXT NOT NULL UNIQUE,"
+     "  display_name TEXT NOT NULL,"
+     "  display_name_lower TEXT NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     /* An application's service principal goes with it (application_pk cascade); a
+      * principal's role assignments go with the principal. */
+     "CREATE TABLE principals ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  object_id TEXT NOT NULL UNIQUE,"
+     "  type TEXT NOT NULL CHECK (type IN ('ServicePrincipal', 'ManagedIdentity', 'User',"
+     "    'Group')),"
+     "  display_name TEXT NOT NULL,"
+     "  app_id TEXT UNIQUE,"
+     "  application_pk INTEGER UNIQUE REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  account_enabled INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),"
+     "  created_at INTEGER NOT NULL,"
+     "  CHECK ((app_id IS NOT NULL) = (type IN ('ServicePrincipal', 'ManagedIdentity'))),"
+     "  CHECK (application_pk IS NULL OR type = 'ServicePrincipal')"
+     ");"
+     "CREATE TABLE role_definitions ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  role_id TEXT NOT NULL UNIQUE,"
+     "  role_name TEXT NOT NULL,"
+     "  role_name_lower TEXT NOT NULL UNIQUE,"
+     "  description TEXT NOT NULL,"
+     "  assignable_scopes TEXT NOT NULL,"
+     "  permissions TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL"
+     ");"
+     /* role_id names a built-in (static data, no row) or a custom role; the store keeps
+      * the custom case consistent itself (no foreign key can reach the built-ins). */
+     "CREATE TABLE role_assignments ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  name TEXT NOT NULL UNIQUE,"
+     "  scope TEXT NOT NULL,"
+     "  scope_lower TEXT NOT NULL,"
+     "  principal_pk INTEGER NOT NULL REFERENCES principals (pk) ON DELETE CASCADE,"
+     "  role_id TEXT NOT NULL,"
+     "  description TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL,"
+     "  created_by TEXT,"
+     "  updated_by TEXT,"
+     "  UNIQUE (scope_lower, principal_pk, role_id)"
+     ");"
+     "CREATE INDEX role_assignments_principal ON role_assignments (principal_pk);"
+     "CREATE INDEX role_assignments_role ON role_assignments (role_id);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -19,19 +19,15 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "store/migrations.h"
+#include "store/sqlite_internal.h"
 
 /* How long a writer waits for another connection's lock (another process opening the
  * same file, e.g. a backup tool) before the change fails. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
-struct kl_store {
-    sqlite3 *db;
-    pthread_mutex_t mu; /* one call at a time on the connection, transactions included */
-};
-
 /* ---------------------------------------------------------------- helpers */
 
-static int map_rc(sqlite3 *db, int rc, const char *what)
+int kl_sq_map_rc(sqlite3 *db, int rc, const char *what)
 {
     int primary = rc & 0xff;
     switch (rc) {
@@ -51,17 +47,17 @@ static int map_rc(sqlite3 *db, int rc, const char *what)
     return KL_EIO;
 }
 
-static void lock(kl_store *st)
+void kl_sq_lock(kl_store *st)
 {
     pthread_mutex_lock(&st->mu);
 }
 
-static void unlock(kl_store *st)
+void kl_sq_unlock(kl_store *st)
 {
     pthread_mutex_unlock(&st->mu);
 }
 
-static char *lower_dup(const char *s)
+char *kl_sq_lower_dup(const char *s)
 {
     size_t n = strlen(s);
     char *o = malloc(n + 1);
@@ -75,75 +71,75 @@ static char *lower_dup(const char *s)
     return o;
 }
 
-static int prepare(kl_store *st, const char *sql, sqlite3_stmt **stmt)
+int kl_sq_prepare(kl_store *st, const char *sql, sqlite3_stmt **stmt)
 {
     int rc = sqlite3_prepare_v3(st->db, sql, -1, 0, stmt, NULL);
     if (rc != SQLITE_OK) {
         *stmt = NULL;
-        return map_rc(st->db, rc, "prepare");
+        return kl_sq_map_rc(st->db, rc, "prepare");
     }
     return 0;
 }
 
 /* Runs a constant statement (no parameters) to completion, ignoring any rows. */
-static int exec_const(kl_store *st, const char *sql)
+int kl_sq_exec(kl_store *st, const char *sql)
 {
     sqlite3_stmt *s = NULL;
-    int err = prepare(st, sql, &s);
+    int err = kl_sq_prepare(st, sql, &s);
     if (err)
         return err;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         ;
     if (rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, sql);
+        err = kl_sq_map_rc(st->db, rc, sql);
     sqlite3_finalize(s);
     return err;
 }
 
-static int txn_begin(kl_store *st, bool write)
+int kl_sq_begin(kl_store *st, bool write)
 {
-    return exec_const(st, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+    return kl_sq_exec(st, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
 }
 
 /* Ends the transaction: COMMIT when err is 0 (the change is acknowledged only if this
  * succeeds), ROLLBACK otherwise. Returns the final result. */
-static int txn_end(kl_store *st, int err)
+int kl_sq_end(kl_store *st, int err)
 {
     if (err == 0) {
-        err = exec_const(st, "COMMIT");
+        err = kl_sq_exec(st, "COMMIT");
         if (err == 0)
             return 0;
     }
     if (!sqlite3_get_autocommit(st->db))
-        (void)exec_const(st, "ROLLBACK");
+        (void)kl_sq_exec(st, "ROLLBACK");
     return err;
 }
 
-static int bind_text(sqlite3_stmt *s, int i, const char *v)
+int kl_sq_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     int rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
     return rc == SQLITE_OK ? 0 : KL_ENOMEM;
 }
 
-static int bind_int(sqlite3_stmt *s, int i, int64_t v)
+int kl_sq_bind_int(sqlite3_stmt *s, int i, int64_t v)
 {
     return sqlite3_bind_int64(s, i, v) == SQLITE_OK ? 0 : KL_ENOMEM;
 }
 
 /* Steps a statement expected to produce no rows. */
-static int step_done(kl_store *st, sqlite3_stmt *s, const char *what)
+int kl_sq_step_done(kl_store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE)
         return 0;
     if (rc == SQLITE_ROW)
         return KL_EINTERNAL;
-    return map_rc(st->db, rc, what);
+    return kl_sq_map_rc(st->db, rc, what);
 }
 
 /* Copies a text column; a NULL column gives NULL with 0, a failed copy KL_ENOMEM. */
-static int col_dup(sqlite3_stmt *s, int i, char **out)
+int kl_sq_col_dup(sqlite3_stmt *s, int i, char **out)
 {
     *out = NULL;
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
@@ -184,11 +180,12 @@ static void free_secret_str(char *s)
 static int account_pk(kl_store *st, const char *name, int64_t *pk)
 {
     sqlite3_stmt *s = NULL;
-    char *lname = lower_dup(name);
-    int err = lname ? prepare(st, "SELECT pk FROM accounts WHERE name_lower = ?1", &s) : KL_ENOMEM;
+    char *lname = kl_sq_lower_dup(name);
+    int err =
+        lname ? kl_sq_prepare(st, "SELECT pk FROM accounts WHERE name_lower = ?1", &s) : KL_ENOMEM;
     if (err)
         goto out;
-    if ((err = bind_text(s, 1, lname)))
+    if ((err = kl_sq_bind_text(s, 1, lname)))
         goto out;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
@@ -196,7 +193,7 @@ static int account_pk(kl_store *st, const char *name, int64_t *pk)
     else if (rc == SQLITE_DONE)
         err = KL_ENOTFOUND;
     else
-        err = map_rc(st->db, rc, "account_pk");
+        err = kl_sq_map_rc(st->db, rc, "account_pk");
 out:
     sqlite3_finalize(s);
     free(lname);
@@ -210,39 +207,39 @@ static int migrate(kl_store *st)
     size_t n = 0;
     const kl_store_migration *m = kl_store_migrations(&n);
     sqlite3_stmt *s = NULL;
-    int err = exec_const(st, "CREATE TABLE IF NOT EXISTS schema_version ("
+    int err = kl_sq_exec(st, "CREATE TABLE IF NOT EXISTS schema_version ("
                              " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
     if (err)
         return err;
 
-    if ((err = prepare(st, "SELECT coalesce(max(version), 0) FROM schema_version", &s)))
+    if ((err = kl_sq_prepare(st, "SELECT coalesce(max(version), 0) FROM schema_version", &s)))
         return err;
     int rc = sqlite3_step(s);
     int64_t have = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
     sqlite3_finalize(s);
     s = NULL;
     if (have < 0)
-        return map_rc(st->db, rc, "schema_version");
+        return kl_sq_map_rc(st->db, rc, "schema_version");
     if (n > 0 && have > m[n - 1].version) {
         kl_log(KL_LOG_ERROR, "store_schema_too_new", NULL);
         return KL_ECONFLICT;
     }
 
     for (size_t i = 0; i < n; i++) {
-        if ((err = txn_begin(st, true)))
+        if ((err = kl_sq_begin(st, true)))
             return err;
         /* Re-checked inside the write transaction: another process may have migrated
          * the same file meanwhile. */
         bool applied = false;
-        if ((err = prepare(st, "SELECT 1 FROM schema_version WHERE version = ?1", &s)))
+        if ((err = kl_sq_prepare(st, "SELECT 1 FROM schema_version WHERE version = ?1", &s)))
             goto fail;
-        if ((err = bind_int(s, 1, m[i].version)))
+        if ((err = kl_sq_bind_int(s, 1, m[i].version)))
             goto fail;
         rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
             applied = true;
         else if (rc != SQLITE_DONE) {
-            err = map_rc(st->db, rc, "schema_version");
+            err = kl_sq_map_rc(st->db, rc, "schema_version");
             goto fail;
         }
         sqlite3_finalize(s);
@@ -253,29 +250,30 @@ static int migrate(kl_store *st)
                 const char *tail = NULL;
                 rc = sqlite3_prepare_v3(st->db, sql, -1, 0, &s, &tail);
                 if (rc != SQLITE_OK) {
-                    err = map_rc(st->db, rc, "migration");
+                    err = kl_sq_map_rc(st->db, rc, "migration");
                     goto fail;
                 }
                 if (s) { /* NULL for trailing whitespace */
-                    if ((err = step_done(st, s, "migration")))
+                    if ((err = kl_sq_step_done(st, s, "migration")))
                         goto fail;
                     sqlite3_finalize(s);
                     s = NULL;
                 }
                 sql = tail;
             }
-            if ((err = prepare(st,
-                               "INSERT INTO schema_version (version, applied_at) "
-                               "VALUES (?1, ?2)",
-                               &s)))
+            if ((err = kl_sq_prepare(st,
+                                     "INSERT INTO schema_version (version, applied_at) "
+                                     "VALUES (?1, ?2)",
+                                     &s)))
                 goto fail;
-            if ((err = bind_int(s, 1, m[i].version)) || (err = bind_int(s, 2, time(NULL))) ||
-                (err = step_done(st, s, "migration")))
+            if ((err = kl_sq_bind_int(s, 1, m[i].version)) ||
+                (err = kl_sq_bind_int(s, 2, time(NULL))) ||
+                (err = kl_sq_step_done(st, s, "migration")))
                 goto fail;
             sqlite3_finalize(s);
             s = NULL;
         }
-        if ((err = txn_end(st, 0)))
+        if ((err = kl_sq_end(st, 0)))
             return err;
         if (!applied) {
             char v[16];
@@ -286,7 +284,7 @@ static int migrate(kl_store *st)
     return 0;
 fail:
     sqlite3_finalize(s);
-    return txn_end(st, err ? err : KL_EINTERNAL);
+    return kl_sq_end(st, err ? err : KL_EINTERNAL);
 }
 
 /* Creates the file 0600 before SQLite sees it (SQLite would use the umask), and
@@ -329,7 +327,7 @@ int kl_store_open_sqlite(const char *path, kl_store **out)
     int rc = sqlite3_open_v2(
         path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
-        err = map_rc(st->db, rc, "open");
+        err = kl_sq_map_rc(st->db, rc, "open");
         goto out;
     }
     sqlite3_extended_result_codes(st->db, 1);
@@ -339,23 +337,25 @@ int kl_store_open_sqlite(const char *path, kl_store **out)
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
 
     sqlite3_stmt *s = NULL;
-    if ((err = prepare(st, "PRAGMA journal_mode=WAL", &s)))
+    if ((err = kl_sq_prepare(st, "PRAGMA journal_mode=WAL", &s)))
         goto out;
     rc = sqlite3_step(s);
     const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
     bool wal = mode && strcmp(mode, "wal") == 0;
     sqlite3_finalize(s);
     if (!wal) {
-        err = rc == SQLITE_ROW ? KL_EIO : map_rc(st->db, rc, "journal_mode");
+        err = rc == SQLITE_ROW ? KL_EIO : kl_sq_map_rc(st->db, rc, "journal_mode");
         kl_log(KL_LOG_ERROR, "store_open_failed", "path", path, "reason", "WAL unavailable", NULL);
         goto out;
     }
-    if ((err = exec_const(st, "PRAGMA synchronous=FULL")) ||
-        (err = exec_const(st, "PRAGMA foreign_keys=ON")))
+    if ((err = kl_sq_exec(st, "PRAGMA synchronous=FULL")) ||
+        (err = kl_sq_exec(st, "PRAGMA foreign_keys=ON")))
         goto out;
-    lock(st);
+    kl_sq_lock(st);
     err = migrate(st);
-    unlock(st);
+    if (!err)
+        err = kl_sq_seed_directory(st);
+    kl_sq_unlock(st);
 out:
     if (err) {
         kl_store_close(st);
@@ -380,17 +380,17 @@ int kl_store_schema_version(kl_store *st, int *version)
     if (!st || !version)
         return KL_EINVAL;
     sqlite3_stmt *s = NULL;
-    lock(st);
-    int err = prepare(st, "SELECT coalesce(max(version), 0) FROM schema_version", &s);
+    kl_sq_lock(st);
+    int err = kl_sq_prepare(st, "SELECT coalesce(max(version), 0) FROM schema_version", &s);
     if (!err) {
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
             *version = sqlite3_column_int(s, 0);
         else
-            err = map_rc(st->db, rc, "schema_version");
+            err = kl_sq_map_rc(st->db, rc, "schema_version");
     }
     sqlite3_finalize(s);
-    unlock(st);
+    kl_sq_unlock(st);
     return err;
 }
 
@@ -406,11 +406,11 @@ static int read_account(sqlite3_stmt *s, kl_store_account **out)
     if (!a)
         return KL_ENOMEM;
     int err = 0;
-    if ((err = col_dup(s, 0, &a->id)) || (err = col_dup(s, 1, &a->subscription)) ||
-        (err = col_dup(s, 2, &a->resource_group)) || (err = col_dup(s, 3, &a->name)) ||
-        (err = col_dup(s, 4, &a->location)) || (err = col_dup(s, 5, &a->kind)) ||
-        (err = col_dup(s, 6, &a->sku)) || (err = col_dup(s, 7, &a->tags)) ||
-        (err = col_dup(s, 8, &a->properties)) || (err = col_dup(s, 10, &a->etag))) {
+    if ((err = kl_sq_col_dup(s, 0, &a->id)) || (err = kl_sq_col_dup(s, 1, &a->subscription)) ||
+        (err = kl_sq_col_dup(s, 2, &a->resource_group)) || (err = kl_sq_col_dup(s, 3, &a->name)) ||
+        (err = kl_sq_col_dup(s, 4, &a->location)) || (err = kl_sq_col_dup(s, 5, &a->kind)) ||
+        (err = kl_sq_col_dup(s, 6, &a->sku)) || (err = kl_sq_col_dup(s, 7, &a->tags)) ||
+        (err = kl_sq_col_dup(s, 8, &a->properties)) || (err = kl_sq_col_dup(s, 10, &a->etag))) {
         kl_store_account_free(a);
         return err;
     }
@@ -438,7 +438,8 @@ static int check_keys(const kl_store_key *keys, size_t n)
 static int write_keys(kl_store *st, int64_t pk, const kl_store_key *keys, size_t n)
 {
     sqlite3_stmt *s = NULL;
-    int err = prepare(st,
+    int err =
+        kl_sq_prepare(st,
                       "INSERT INTO account_keys (account_pk, slot, sealed, key_index, created_at) "
                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_pk, slot) DO UPDATE SET "
                       "sealed = excluded.sealed, key_index = excluded.key_index, "
@@ -446,16 +447,16 @@ static int write_keys(kl_store *st, int64_t pk, const kl_store_key *keys, size_t
                       &s);
     for (size_t i = 0; !err && i < n; i++) {
         sqlite3_reset(s);
-        if ((err = bind_int(s, 1, pk)) || (err = bind_int(s, 2, keys[i].slot)) ||
-            (err = bind_text(s, 3, keys[i].sealed)))
+        if ((err = kl_sq_bind_int(s, 1, pk)) || (err = kl_sq_bind_int(s, 2, keys[i].slot)) ||
+            (err = kl_sq_bind_text(s, 3, keys[i].sealed)))
             break;
         if (sqlite3_bind_blob(s, 4, keys[i].index, 32, SQLITE_STATIC) != SQLITE_OK) {
             err = KL_ENOMEM;
             break;
         }
-        if ((err = bind_int(s, 5, keys[i].created_at)))
+        if ((err = kl_sq_bind_int(s, 5, keys[i].created_at)))
             break;
-        err = step_done(st, s, "write_keys");
+        err = kl_sq_step_done(st, s, "write_keys");
     }
     sqlite3_finalize(s);
     return err;
@@ -473,19 +474,19 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
     if (!json_object_text(sku, false) || !json_object_text(tags, false) ||
         !json_object_text(props, false))
         return KL_EINVAL;
-    char *lname = lower_dup(a->name);
-    char *lid = lower_dup(a->id);
+    char *lname = kl_sq_lower_dup(a->name);
+    char *lid = kl_sq_lower_dup(a->id);
     sqlite3_stmt *s = NULL;
     bool was_created = false;
     int err = (lname && lid) ? 0 : KL_ENOMEM;
     if (err)
         goto out_free;
 
-    lock(st);
-    if ((err = txn_begin(st, true)))
+    kl_sq_lock(st);
+    if ((err = kl_sq_begin(st, true)))
         goto out_unlock;
-    if ((err = prepare(st, "SELECT pk, id_lower FROM accounts WHERE name_lower = ?1", &s)) ||
-        (err = bind_text(s, 1, lname)))
+    if ((err = kl_sq_prepare(st, "SELECT pk, id_lower FROM accounts WHERE name_lower = ?1", &s)) ||
+        (err = kl_sq_bind_text(s, 1, lname)))
         goto out_txn;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -497,51 +498,57 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
         }
         sqlite3_finalize(s);
         s = NULL;
-        if ((err = prepare(st,
-                           "UPDATE accounts SET location = ?1, kind = ?2, sku = ?3, tags = ?4, "
-                           "properties = ?5, disable_local_auth = ?6, etag = ?7, "
-                           "modified_at = ?8 WHERE pk = ?9",
-                           &s)))
+        if ((err =
+                 kl_sq_prepare(st,
+                               "UPDATE accounts SET location = ?1, kind = ?2, sku = ?3, tags = ?4, "
+                               "properties = ?5, disable_local_auth = ?6, etag = ?7, "
+                               "modified_at = ?8 WHERE pk = ?9",
+                               &s)))
             goto out_txn;
-        if ((err = bind_text(s, 1, a->location)) || (err = bind_text(s, 2, a->kind)) ||
-            (err = bind_text(s, 3, sku)) || (err = bind_text(s, 4, tags)) ||
-            (err = bind_text(s, 5, props)) || (err = bind_int(s, 6, a->disable_local_auth)) ||
-            (err = bind_text(s, 7, a->etag)) || (err = bind_int(s, 8, a->modified_at)) ||
-            (err = bind_int(s, 9, pk)))
+        if ((err = kl_sq_bind_text(s, 1, a->location)) || (err = kl_sq_bind_text(s, 2, a->kind)) ||
+            (err = kl_sq_bind_text(s, 3, sku)) || (err = kl_sq_bind_text(s, 4, tags)) ||
+            (err = kl_sq_bind_text(s, 5, props)) ||
+            (err = kl_sq_bind_int(s, 6, a->disable_local_auth)) ||
+            (err = kl_sq_bind_text(s, 7, a->etag)) ||
+            (err = kl_sq_bind_int(s, 8, a->modified_at)) || (err = kl_sq_bind_int(s, 9, pk)))
             goto out_txn;
-        err = step_done(st, s, "update_account");
+        err = kl_sq_step_done(st, s, "update_account");
     } else if (rc == SQLITE_DONE) {
         sqlite3_finalize(s);
         s = NULL;
-        if ((err = prepare(st,
-                           "INSERT INTO accounts (id, id_lower, subscription, resource_group, "
-                           "name, name_lower, location, kind, sku, tags, properties, "
-                           "disable_local_auth, etag, created_at, modified_at) VALUES "
-                           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                           &s)))
+        if ((err =
+                 kl_sq_prepare(st,
+                               "INSERT INTO accounts (id, id_lower, subscription, resource_group, "
+                               "name, name_lower, location, kind, sku, tags, properties, "
+                               "disable_local_auth, etag, created_at, modified_at) VALUES "
+                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               &s)))
             goto out_txn;
-        if ((err = bind_text(s, 1, a->id)) || (err = bind_text(s, 2, lid)) ||
-            (err = bind_text(s, 3, a->subscription)) ||
-            (err = bind_text(s, 4, a->resource_group)) || (err = bind_text(s, 5, a->name)) ||
-            (err = bind_text(s, 6, lname)) || (err = bind_text(s, 7, a->location)) ||
-            (err = bind_text(s, 8, a->kind)) || (err = bind_text(s, 9, sku)) ||
-            (err = bind_text(s, 10, tags)) || (err = bind_text(s, 11, props)) ||
-            (err = bind_int(s, 12, a->disable_local_auth)) || (err = bind_text(s, 13, a->etag)) ||
-            (err = bind_int(s, 14, a->created_at)) || (err = bind_int(s, 15, a->modified_at)))
+        if ((err = kl_sq_bind_text(s, 1, a->id)) || (err = kl_sq_bind_text(s, 2, lid)) ||
+            (err = kl_sq_bind_text(s, 3, a->subscription)) ||
+            (err = kl_sq_bind_text(s, 4, a->resource_group)) ||
+            (err = kl_sq_bind_text(s, 5, a->name)) || (err = kl_sq_bind_text(s, 6, lname)) ||
+            (err = kl_sq_bind_text(s, 7, a->location)) || (err = kl_sq_bind_text(s, 8, a->kind)) ||
+            (err = kl_sq_bind_text(s, 9, sku)) || (err = kl_sq_bind_text(s, 10, tags)) ||
+            (err = kl_sq_bind_text(s, 11, props)) ||
+            (err = kl_sq_bind_int(s, 12, a->disable_local_auth)) ||
+            (err = kl_sq_bind_text(s, 13, a->etag)) ||
+            (err = kl_sq_bind_int(s, 14, a->created_at)) ||
+            (err = kl_sq_bind_int(s, 15, a->modified_at)))
             goto out_txn;
-        if ((err = step_done(st, s, "insert_account")))
+        if ((err = kl_sq_step_done(st, s, "insert_account")))
             goto out_txn;
         int64_t pk = sqlite3_last_insert_rowid(st->db);
         err = write_keys(st, pk, keys, n_keys);
         was_created = true;
     } else {
-        err = map_rc(st->db, rc, "put_account");
+        err = kl_sq_map_rc(st->db, rc, "put_account");
     }
 out_txn:
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out_unlock:
-    unlock(st);
+    kl_sq_unlock(st);
 out_free:
     free(lname);
     free(lid);
@@ -555,29 +562,29 @@ int kl_store_get_account(kl_store *st, const char *name, kl_store_account **out)
     if (!st || !name || !out)
         return KL_EINVAL;
     *out = NULL;
-    char *lname = lower_dup(name);
+    char *lname = kl_sq_lower_dup(name);
     if (!lname)
         return KL_ENOMEM;
     sqlite3_stmt *s = NULL;
-    lock(st);
-    int err = prepare(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE name_lower = ?1", &s);
-    if (!err && !(err = bind_text(s, 1, lname))) {
+    kl_sq_lock(st);
+    int err = kl_sq_prepare(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE name_lower = ?1", &s);
+    if (!err && !(err = kl_sq_bind_text(s, 1, lname))) {
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
             err = read_account(s, out);
         else if (rc == SQLITE_DONE)
             err = KL_ENOTFOUND;
         else
-            err = map_rc(st->db, rc, "get_account");
+            err = kl_sq_map_rc(st->db, rc, "get_account");
     }
     sqlite3_finalize(s);
-    unlock(st);
+    kl_sq_unlock(st);
     free(lname);
     return err;
 }
 
 /* Appends p to a growable pointer array. */
-static int push_ptr(void ***arr, size_t *n, size_t *cap, void *p)
+int kl_sq_push(void ***arr, size_t *n, size_t *cap, void *p)
 {
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 8;
@@ -601,29 +608,31 @@ int kl_store_list_accounts(kl_store *st, const char *subscription, const char *r
     void **arr = NULL;
     size_t cnt = 0, cap = 0;
     sqlite3_stmt *s = NULL;
-    lock(st);
-    int err = prepare(st,
+    kl_sq_lock(st);
+    int err =
+        kl_sq_prepare(st,
                       "SELECT " ACCOUNT_COLS " FROM accounts WHERE "
                       "(?1 IS NULL OR subscription = ?1 COLLATE NOCASE) AND "
                       "(?2 IS NULL OR resource_group = ?2 COLLATE NOCASE) ORDER BY name_lower",
                       &s);
-    if (err || (err = bind_text(s, 1, subscription)) || (err = bind_text(s, 2, resource_group)))
+    if (err || (err = kl_sq_bind_text(s, 1, subscription)) ||
+        (err = kl_sq_bind_text(s, 2, resource_group)))
         goto out;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_account *a = NULL;
         if ((err = read_account(s, &a)))
             goto out;
-        if ((err = push_ptr(&arr, &cnt, &cap, a))) {
+        if ((err = kl_sq_push(&arr, &cnt, &cap, a))) {
             kl_store_account_free(a);
             goto out;
         }
     }
     if (rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, "list_accounts");
+        err = kl_sq_map_rc(st->db, rc, "list_accounts");
 out:
     sqlite3_finalize(s);
-    unlock(st);
+    kl_sq_unlock(st);
     if (err) {
         kl_store_accounts_free((kl_store_account **)arr, cnt);
         return err;
@@ -637,23 +646,47 @@ int kl_store_delete_account(kl_store *st, const char *name)
 {
     if (!st || !name)
         return KL_EINVAL;
-    char *lname = lower_dup(name);
+    char *lname = kl_sq_lower_dup(name);
     if (!lname)
         return KL_ENOMEM;
     sqlite3_stmt *s = NULL;
-    lock(st);
-    int err = txn_begin(st, true);
+    char *id_lower = NULL;
+    kl_sq_lock(st);
+    int err = kl_sq_begin(st, true);
     if (err)
         goto out;
-    /* Keys and deployments go with it through ON DELETE CASCADE. */
-    if (!(err = prepare(st, "DELETE FROM accounts WHERE name_lower = ?1", &s)) &&
-        !(err = bind_text(s, 1, lname)) && !(err = step_done(st, s, "delete_account")) &&
-        sqlite3_changes(st->db) == 0)
+    /* Role assignments at the account or below go first (they name it only by scope);
+     * keys and deployments go with it through ON DELETE CASCADE. */
+    if ((err = kl_sq_prepare(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1", &s)) ||
+        (err = kl_sq_bind_text(s, 1, lname)))
+        goto out_txn;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
         err = KL_ENOTFOUND;
+        goto out_txn;
+    }
+    if (rc != SQLITE_ROW) {
+        err = kl_sq_map_rc(st->db, rc, "delete_account");
+        goto out_txn;
+    }
+    if ((err = kl_sq_col_dup(s, 0, &id_lower)) || !id_lower) {
+        err = err ? err : KL_EINTERNAL;
+        goto out_txn;
+    }
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    s = NULL;
+    if ((err = kl_sq_delete_assignments_under(st, id_lower)))
+        goto out_txn;
+    if (!(err = kl_sq_prepare(st, "DELETE FROM accounts WHERE name_lower = ?1", &s)) &&
+        !(err = kl_sq_bind_text(s, 1, lname)) &&
+        !(err = kl_sq_step_done(st, s, "delete_account")) && sqlite3_changes(st->db) == 0)
+        err = KL_ENOTFOUND;
+out_txn:
+    sqlite3_finalize(s);
+    free(id_lower);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     free(lname);
     return err;
 }
@@ -664,16 +697,16 @@ int kl_store_set_account_keys(kl_store *st, const char *name, const kl_store_key
 {
     if (!st || !name || n == 0 || check_keys(keys, n))
         return KL_EINVAL;
-    lock(st);
+    kl_sq_lock(st);
     int64_t pk = 0;
-    int err = txn_begin(st, true);
+    int err = kl_sq_begin(st, true);
     if (err)
         goto out;
     if (!(err = account_pk(st, name, &pk)))
         err = write_keys(st, pk, keys, n);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     return err;
 }
 
@@ -686,7 +719,7 @@ static int read_key(sqlite3_stmt *s, int col, kl_store_key *k)
 {
     memset(k, 0, sizeof(*k));
     k->slot = sqlite3_column_int(s, col);
-    int err = col_dup(s, col + 1, &k->sealed);
+    int err = kl_sq_col_dup(s, col + 1, &k->sealed);
     if (err)
         return err;
     const void *b = sqlite3_column_blob(s, col + 2);
@@ -709,17 +742,17 @@ int kl_store_get_account_keys(kl_store *st, const char *name, kl_store_key **out
     size_t cnt = 0;
     sqlite3_stmt *s = NULL;
     int64_t pk = 0;
-    lock(st);
-    int err = txn_begin(st, false);
+    kl_sq_lock(st);
+    int err = kl_sq_begin(st, false);
     if (err)
         goto out;
     if ((err = account_pk(st, name, &pk)))
         goto out_txn;
-    if ((err = prepare(st,
-                       "SELECT slot, sealed, key_index, created_at FROM account_keys "
-                       "WHERE account_pk = ?1 ORDER BY slot",
-                       &s)) ||
-        (err = bind_int(s, 1, pk)))
+    if ((err = kl_sq_prepare(st,
+                             "SELECT slot, sealed, key_index, created_at FROM account_keys "
+                             "WHERE account_pk = ?1 ORDER BY slot",
+                             &s)) ||
+        (err = kl_sq_bind_int(s, 1, pk)))
         goto out_txn;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW && cnt < 2) {
@@ -728,12 +761,12 @@ int kl_store_get_account_keys(kl_store *st, const char *name, kl_store_key **out
         cnt++;
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        err = map_rc(st->db, rc, "get_keys");
+        err = kl_sq_map_rc(st->db, rc, "get_keys");
 out_txn:
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     if (err) {
         kl_store_keys_free(keys, 2);
         return err;
@@ -755,10 +788,11 @@ static int read_deployment(sqlite3_stmt *s, kl_store_deployment **out)
     if (!d)
         return KL_ENOMEM;
     int err;
-    if ((err = col_dup(s, 0, &d->account_name)) || (err = col_dup(s, 1, &d->name)) ||
-        (err = col_dup(s, 2, &d->sku)) || (err = col_dup(s, 3, &d->model)) ||
-        (err = col_dup(s, 4, &d->backend)) || (err = col_dup(s, 5, &d->upstream_url)) ||
-        (err = col_dup(s, 6, &d->upstream_model)) || (err = col_dup(s, 7, &d->credential_sealed))) {
+    if ((err = kl_sq_col_dup(s, 0, &d->account_name)) || (err = kl_sq_col_dup(s, 1, &d->name)) ||
+        (err = kl_sq_col_dup(s, 2, &d->sku)) || (err = kl_sq_col_dup(s, 3, &d->model)) ||
+        (err = kl_sq_col_dup(s, 4, &d->backend)) || (err = kl_sq_col_dup(s, 5, &d->upstream_url)) ||
+        (err = kl_sq_col_dup(s, 6, &d->upstream_model)) ||
+        (err = kl_sq_col_dup(s, 7, &d->credential_sealed))) {
         kl_store_deployment_free(d);
         return err;
     }
@@ -788,54 +822,59 @@ int kl_store_put_deployment(kl_store *st, const char *account_name, const kl_sto
     sqlite3_stmt *s = NULL;
     int64_t pk = 0;
     bool exists = false;
-    lock(st);
-    int err = txn_begin(st, true);
+    kl_sq_lock(st);
+    int err = kl_sq_begin(st, true);
     if (err)
         goto out;
     if ((err = account_pk(st, account_name, &pk)))
         goto out_txn;
-    if ((err = prepare(st, "SELECT 1 FROM deployments WHERE account_pk = ?1 AND name = ?2", &s)) ||
-        (err = bind_int(s, 1, pk)) || (err = bind_text(s, 2, d->name)))
+    if ((err = kl_sq_prepare(st, "SELECT 1 FROM deployments WHERE account_pk = ?1 AND name = ?2",
+                             &s)) ||
+        (err = kl_sq_bind_int(s, 1, pk)) || (err = kl_sq_bind_text(s, 2, d->name)))
         goto out_txn;
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         exists = true;
     else if (rc != SQLITE_DONE) {
-        err = map_rc(st->db, rc, "put_deployment");
+        err = kl_sq_map_rc(st->db, rc, "put_deployment");
         goto out_txn;
     }
     sqlite3_finalize(s);
     s = NULL;
     /* The stored credential is kept only for the same upstream URL, so that changing
      * where requests go never sends the old credential to the new place. */
-    if ((err = prepare(st,
-                       "INSERT INTO deployments (account_pk, name, sku, model, backend, "
-                       "upstream_url, upstream_model, credential_sealed, created_at, "
-                       "modified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-                       "ON CONFLICT (account_pk, name) DO UPDATE SET sku = excluded.sku, "
-                       "model = excluded.model, backend = excluded.backend, "
-                       "upstream_url = excluded.upstream_url, "
-                       "upstream_model = excluded.upstream_model, "
-                       "credential_sealed = CASE WHEN ?11 AND excluded.credential_sealed IS NULL "
-                       "AND excluded.backend = 'upstream' AND deployments.backend = 'upstream' "
-                       "AND deployments.upstream_url = excluded.upstream_url "
-                       "THEN deployments.credential_sealed ELSE excluded.credential_sealed END, "
-                       "modified_at = excluded.modified_at",
-                       &s)))
+    if ((err = kl_sq_prepare(
+             st,
+             "INSERT INTO deployments (account_pk, name, sku, model, backend, "
+             "upstream_url, upstream_model, credential_sealed, created_at, "
+             "modified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+             "ON CONFLICT (account_pk, name) DO UPDATE SET sku = excluded.sku, "
+             "model = excluded.model, backend = excluded.backend, "
+             "upstream_url = excluded.upstream_url, "
+             "upstream_model = excluded.upstream_model, "
+             "credential_sealed = CASE WHEN ?11 AND excluded.credential_sealed IS NULL "
+             "AND excluded.backend = 'upstream' AND deployments.backend = 'upstream' "
+             "AND deployments.upstream_url = excluded.upstream_url "
+             "THEN deployments.credential_sealed ELSE excluded.credential_sealed END, "
+             "modified_at = excluded.modified_at",
+             &s)))
         goto out_txn;
-    if ((err = bind_int(s, 1, pk)) || (err = bind_text(s, 2, d->name)) ||
-        (err = bind_text(s, 3, d->sku)) || (err = bind_text(s, 4, d->model)) ||
-        (err = bind_text(s, 5, d->backend)) || (err = bind_text(s, 6, d->upstream_url)) ||
-        (err = bind_text(s, 7, d->upstream_model)) ||
-        (err = bind_text(s, 8, d->credential_sealed)) || (err = bind_int(s, 9, d->created_at)) ||
-        (err = bind_int(s, 10, d->modified_at)) || (err = bind_int(s, 11, keep_credential)))
+    if ((err = kl_sq_bind_int(s, 1, pk)) || (err = kl_sq_bind_text(s, 2, d->name)) ||
+        (err = kl_sq_bind_text(s, 3, d->sku)) || (err = kl_sq_bind_text(s, 4, d->model)) ||
+        (err = kl_sq_bind_text(s, 5, d->backend)) ||
+        (err = kl_sq_bind_text(s, 6, d->upstream_url)) ||
+        (err = kl_sq_bind_text(s, 7, d->upstream_model)) ||
+        (err = kl_sq_bind_text(s, 8, d->credential_sealed)) ||
+        (err = kl_sq_bind_int(s, 9, d->created_at)) ||
+        (err = kl_sq_bind_int(s, 10, d->modified_at)) ||
+        (err = kl_sq_bind_int(s, 11, keep_credential)))
         goto out_txn;
-    err = step_done(st, s, "put_deployment");
+    err = kl_sq_step_done(st, s, "put_deployment");
 out_txn:
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     if (!err && created)
         *created = !exists;
     return err;
@@ -847,26 +886,26 @@ int kl_store_get_deployment(kl_store *st, const char *account_name, const char *
     if (!st || !account_name || !name || !out)
         return KL_EINVAL;
     *out = NULL;
-    char *lname = lower_dup(account_name);
+    char *lname = kl_sq_lower_dup(account_name);
     if (!lname)
         return KL_ENOMEM;
     sqlite3_stmt *s = NULL;
-    lock(st);
-    int err = prepare(st,
-                      "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
-                      "ON a.pk = d.account_pk WHERE a.name_lower = ?1 AND d.name = ?2",
-                      &s);
-    if (!err && !(err = bind_text(s, 1, lname)) && !(err = bind_text(s, 2, name))) {
+    kl_sq_lock(st);
+    int err = kl_sq_prepare(st,
+                            "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
+                            "ON a.pk = d.account_pk WHERE a.name_lower = ?1 AND d.name = ?2",
+                            &s);
+    if (!err && !(err = kl_sq_bind_text(s, 1, lname)) && !(err = kl_sq_bind_text(s, 2, name))) {
         int rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
             err = read_deployment(s, out);
         else if (rc == SQLITE_DONE)
             err = KL_ENOTFOUND;
         else
-            err = map_rc(st->db, rc, "get_deployment");
+            err = kl_sq_map_rc(st->db, rc, "get_deployment");
     }
     sqlite3_finalize(s);
-    unlock(st);
+    kl_sq_unlock(st);
     free(lname);
     return err;
 }
@@ -882,35 +921,35 @@ int kl_store_list_deployments(kl_store *st, const char *account_name, kl_store_d
     size_t cnt = 0, cap = 0;
     sqlite3_stmt *s = NULL;
     int64_t pk = 0;
-    lock(st);
-    int err = txn_begin(st, false);
+    kl_sq_lock(st);
+    int err = kl_sq_begin(st, false);
     if (err)
         goto out;
     if ((err = account_pk(st, account_name, &pk)))
         goto out_txn;
-    if ((err = prepare(st,
-                       "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
-                       "ON a.pk = d.account_pk WHERE d.account_pk = ?1 ORDER BY d.name",
-                       &s)) ||
-        (err = bind_int(s, 1, pk)))
+    if ((err = kl_sq_prepare(st,
+                             "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
+                             "ON a.pk = d.account_pk WHERE d.account_pk = ?1 ORDER BY d.name",
+                             &s)) ||
+        (err = kl_sq_bind_int(s, 1, pk)))
         goto out_txn;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_deployment *d = NULL;
         if ((err = read_deployment(s, &d)))
             goto out_txn;
-        if ((err = push_ptr(&arr, &cnt, &cap, d))) {
+        if ((err = kl_sq_push(&arr, &cnt, &cap, d))) {
             kl_store_deployment_free(d);
             goto out_txn;
         }
     }
     if (rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, "list_deployments");
+        err = kl_sq_map_rc(st->db, rc, "list_deployments");
 out_txn:
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     if (err) {
         kl_store_deployments_free((kl_store_deployment **)arr, cnt);
         return err;
@@ -926,21 +965,41 @@ int kl_store_delete_deployment(kl_store *st, const char *account_name, const cha
         return KL_EINVAL;
     sqlite3_stmt *s = NULL;
     int64_t pk = 0;
-    lock(st);
-    int err = txn_begin(st, true);
+    kl_sq_lock(st);
+    int err = kl_sq_begin(st, true);
     if (err)
         goto out;
     if ((err = account_pk(st, account_name, &pk)))
         goto out_txn;
-    if (!(err = prepare(st, "DELETE FROM deployments WHERE account_pk = ?1 AND name = ?2", &s)) &&
-        !(err = bind_int(s, 1, pk)) && !(err = bind_text(s, 2, name)) &&
-        !(err = step_done(st, s, "delete_deployment")) && sqlite3_changes(st->db) == 0)
+    if (!(err = kl_sq_prepare(st, "DELETE FROM deployments WHERE account_pk = ?1 AND name = ?2",
+                              &s)) &&
+        !(err = kl_sq_bind_int(s, 1, pk)) && !(err = kl_sq_bind_text(s, 2, name)) &&
+        !(err = kl_sq_step_done(st, s, "delete_deployment")) && sqlite3_changes(st->db) == 0)
         err = KL_ENOTFOUND;
+    sqlite3_finalize(s);
+    s = NULL;
+    /* The deployment's ARM id, lower-cased, is the scope its assignments sit at. */
+    if (!err &&
+        !(err = kl_sq_prepare(st,
+                              "SELECT id_lower || '/deployments/' || lower(?2) "
+                              "FROM accounts WHERE pk = ?1",
+                              &s)) &&
+        !(err = kl_sq_bind_int(s, 1, pk)) && !(err = kl_sq_bind_text(s, 2, name))) {
+        char *dep_scope = NULL;
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            err = kl_sq_col_dup(s, 0, &dep_scope);
+        else
+            err = rc == SQLITE_DONE ? KL_EINTERNAL : kl_sq_map_rc(st->db, rc, "delete_deployment");
+        if (!err && dep_scope)
+            err = kl_sq_delete_assignments_under(st, dep_scope);
+        free(dep_scope);
+    }
 out_txn:
     sqlite3_finalize(s);
-    err = txn_end(st, err);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     return err;
 }
 
@@ -949,7 +1008,7 @@ out:
 static int load_accounts(kl_store *st, const kl_store_visitor *v)
 {
     sqlite3_stmt *s = NULL;
-    int err = prepare(st, "SELECT " ACCOUNT_COLS " FROM accounts ORDER BY name_lower", &s);
+    int err = kl_sq_prepare(st, "SELECT " ACCOUNT_COLS " FROM accounts ORDER BY name_lower", &s);
     int rc = SQLITE_DONE;
     while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_account *a = NULL;
@@ -959,7 +1018,7 @@ static int load_accounts(kl_store *st, const kl_store_visitor *v)
         kl_store_account_free(a);
     }
     if (!err && rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, "load_accounts");
+        err = kl_sq_map_rc(st->db, rc, "load_accounts");
     sqlite3_finalize(s);
     return err;
 }
@@ -967,11 +1026,11 @@ static int load_accounts(kl_store *st, const kl_store_visitor *v)
 static int load_keys(kl_store *st, const kl_store_visitor *v)
 {
     sqlite3_stmt *s = NULL;
-    int err = prepare(st,
-                      "SELECT a.name, k.slot, k.sealed, k.key_index, k.created_at "
-                      "FROM account_keys k JOIN accounts a ON a.pk = k.account_pk "
-                      "ORDER BY a.name_lower, k.slot",
-                      &s);
+    int err = kl_sq_prepare(st,
+                            "SELECT a.name, k.slot, k.sealed, k.key_index, k.created_at "
+                            "FROM account_keys k JOIN accounts a ON a.pk = k.account_pk "
+                            "ORDER BY a.name_lower, k.slot",
+                            &s);
     int rc = SQLITE_DONE;
     while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_key k;
@@ -984,7 +1043,7 @@ static int load_keys(kl_store *st, const kl_store_visitor *v)
         free_secret_str(k.sealed);
     }
     if (!err && rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, "load_keys");
+        err = kl_sq_map_rc(st->db, rc, "load_keys");
     sqlite3_finalize(s);
     return err;
 }
@@ -992,10 +1051,10 @@ static int load_keys(kl_store *st, const kl_store_visitor *v)
 static int load_deployments(kl_store *st, const kl_store_visitor *v)
 {
     sqlite3_stmt *s = NULL;
-    int err = prepare(st,
-                      "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
-                      "ON a.pk = d.account_pk ORDER BY a.name_lower, d.name",
-                      &s);
+    int err = kl_sq_prepare(st,
+                            "SELECT " DEPLOYMENT_COLS " FROM deployments d JOIN accounts a "
+                            "ON a.pk = d.account_pk ORDER BY a.name_lower, d.name",
+                            &s);
     int rc = SQLITE_DONE;
     while (!err && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         kl_store_deployment *d = NULL;
@@ -1005,7 +1064,7 @@ static int load_deployments(kl_store *st, const kl_store_visitor *v)
         kl_store_deployment_free(d);
     }
     if (!err && rc != SQLITE_DONE)
-        err = map_rc(st->db, rc, "load_deployments");
+        err = kl_sq_map_rc(st->db, rc, "load_deployments");
     sqlite3_finalize(s);
     return err;
 }
@@ -1014,9 +1073,9 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
 {
     if (!st || !v)
         return KL_EINVAL;
-    lock(st);
+    kl_sq_lock(st);
     /* One read transaction: in WAL mode it sees one committed state throughout. */
-    int err = txn_begin(st, false);
+    int err = kl_sq_begin(st, false);
     if (err)
         goto out;
     if (v->account)
@@ -1025,9 +1084,13 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
         err = load_keys(st, v);
     if (!err && v->deployment)
         err = load_deployments(st, v);
-    err = txn_end(st, err);
+    if (!err)
+        err = kl_sq_load_directory(st, v);
+    if (!err)
+        err = kl_sq_load_rbac(st, v);
+    err = kl_sq_end(st, err);
 out:
-    unlock(st);
+    kl_sq_unlock(st);
     return err;
 }
 

@@ -1,6 +1,7 @@
 /* The store: the source of truth for everything the control plane creates (accounts,
- * their API keys, deployments). Every change is one transaction and is acknowledged
- * only after COMMIT returns; the snapshot the hot path reads is rebuilt from here.
+ * their API keys, deployments, the directory, custom roles and role assignments). Every change is
+ * one transaction and is acknowledged only after COMMIT returns; the snapshot the hot path reads is
+ * rebuilt from here.
  *
  * Thread safety: a kl_store may be used from several threads (calls are serialised by
  * an internal mutex), but it blocks on disk I/O, so only the control thread and
@@ -89,8 +90,9 @@ int kl_store_get_account(kl_store *st, const char *name, kl_store_account **out)
  * when *n is 0), freed with kl_store_accounts_free. */
 int kl_store_list_accounts(kl_store *st, const char *subscription, const char *resource_group,
                            kl_store_account ***out, size_t *n);
-/* Deletes the account called name (case-insensitive) with its keys and deployments,
- * in one transaction. KL_ENOTFOUND if none. */
+/* Deletes the account called name (case-insensitive) with its keys, deployments and
+ * the role assignments at its id or below it (case-insensitive, on whole segments), in
+ * one transaction. KL_ENOTFOUND if none. */
 int kl_store_delete_account(kl_store *st, const char *name);
 
 /* Replaces the given key slots of the account called name in one transaction (each
@@ -122,8 +124,162 @@ int kl_store_get_deployment(kl_store *st, const char *account_name, const char *
  * Free with kl_store_deployments_free. */
 int kl_store_list_deployments(kl_store *st, const char *account_name, kl_store_deployment ***out,
                               size_t *n);
-/* Deletes one deployment. KL_ENOTFOUND if it (or the account) does not exist. */
+/* Deletes one deployment and the role assignments at its id or below it. KL_ENOTFOUND
+ * if it (or the account) does not exist. */
 int kl_store_delete_deployment(kl_store *st, const char *account_name, const char *name);
+
+/* --- directory: the tenant, principals and applications ---
+ *
+ * Object ids, client (app) ids and the tenant id are GUIDs, kept in lower case; lookups
+ * lower-case what they are given. Every change is one transaction; cascades (a
+ * principal's role assignments, an application's service principal) happen inside it.
+ *
+ * The root owner rule: a change that would leave no enabled principal holding Owner at
+ * "/" (while one did before) is refused with KL_EPERM and nothing is written, so the
+ * directory can never lock out its last administrator. */
+
+/* Owner's role GUID (the bootstrap assignment and the root owner rule). */
+#define KL_STORE_OWNER_ROLE_ID "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+#define KL_STORE_TENANT_DISPLAY_NAME "keyless"
+#define KL_STORE_ADMIN_DISPLAY_NAME "keyless local administrator"
+
+/* The tenant, created on first start together with the local administrator (a "User"
+ * principal acting for the admin socket) and that administrator's Owner assignment at
+ * "/". Never changes afterwards. */
+typedef struct kl_store_tenant {
+    char *tenant_id;       /* GUID */
+    char *display_name;    /* "keyless" */
+    char *admin_object_id; /* the local administrator's object id */
+    int64_t created_at;    /* unix seconds */
+} kl_store_tenant;
+
+/* A principal: something role assignments are given to. Ownership as for accounts. */
+typedef struct kl_store_principal {
+    char *object_id;    /* GUID */
+    char *type;         /* "ServicePrincipal" | "ManagedIdentity" | "User" | "Group" */
+    char *display_name; /* 1..KL_STORE_MAX_DISPLAY_NAME bytes */
+    char *app_id;       /* client id: ServicePrincipal/ManagedIdentity only, else NULL */
+    /* Read only: the object id of the application this is the service principal of,
+     * or NULL. Such principals are created and deleted with their application. */
+    char *application_id;
+    bool enabled; /* accountEnabled */
+    int64_t created_at;
+} kl_store_principal;
+
+/* An application registration with its service principal. */
+typedef struct kl_store_application {
+    char *object_id;    /* the application object's id */
+    char *app_id;       /* client id, shared with its service principal */
+    char *display_name; /* unique among applications, case-insensitively */
+    char *sp_object_id; /* its service principal's object id */
+    bool enabled;       /* its service principal's accountEnabled */
+    int64_t created_at;
+} kl_store_application;
+
+#define KL_STORE_MAX_DISPLAY_NAME 512 /* bytes */
+
+/* The tenant row. *out owned by the caller (kl_store_tenant_free). KL_ENOTFOUND only if
+ * the first-start step never ran (it runs in kl_store_open_sqlite). */
+int kl_store_get_tenant(kl_store *st, kl_store_tenant **out);
+
+/* Inserts a principal that is not an application's service principal (managed
+ * identities, users, groups; p->application_id is ignored). KL_EINVAL (missing or bad
+ * field, app_id present/absent against the type), KL_EEXIST (object id or app id in
+ * use), KL_EIO. */
+int kl_store_create_principal(kl_store *st, const kl_store_principal *p);
+/* Reads a principal by object id. KL_ENOTFOUND if none. Free with
+ * kl_store_principal_free. */
+int kl_store_get_principal(kl_store *st, const char *object_id, kl_store_principal **out);
+/* Lists principals ordered by object id; type (e.g. "ServicePrincipal") filters when
+ * non-NULL. Free with kl_store_principals_free. */
+int kl_store_list_principals(kl_store *st, const char *type, kl_store_principal ***out, size_t *n);
+/* Sets accountEnabled. KL_ENOTFOUND, KL_EPERM (root owner rule). */
+int kl_store_set_principal_enabled(kl_store *st, const char *object_id, bool enabled);
+/* Deletes a principal and every role assignment of it. KL_ENOTFOUND, KL_ECONFLICT (it
+ * is an application's service principal: delete the application), KL_EPERM. */
+int kl_store_delete_principal(kl_store *st, const char *object_id);
+
+/* Creates an application and its service principal (type "ServicePrincipal", same
+ * app_id and display name, accountEnabled = a->enabled) in one transaction.
+ * KL_EINVAL, KL_ECONFLICT (display name taken, case-insensitively), KL_EEXIST (an id is
+ * in use), KL_EIO. */
+int kl_store_create_application(kl_store *st, const kl_store_application *a);
+/* Reads an application by its object id or its app (client) id. KL_ENOTFOUND. Free
+ * with kl_store_application_free. */
+int kl_store_get_application(kl_store *st, const char *id_or_app_id, kl_store_application **out);
+/* Reads an application by display name (case-insensitive). KL_ENOTFOUND. */
+int kl_store_get_application_by_name(kl_store *st, const char *display_name,
+                                     kl_store_application **out);
+/* Lists applications ordered by lower-case display name. Free with
+ * kl_store_applications_free. */
+int kl_store_list_applications(kl_store *st, kl_store_application ***out, size_t *n);
+/* Updates an application (by object id): display_name (NULL keeps it; renames its
+ * service principal too) and enabled (NULL keeps it; applies to its service principal).
+ * KL_ENOTFOUND, KL_EINVAL, KL_ECONFLICT (name taken), KL_EPERM (root owner rule). */
+int kl_store_update_application(kl_store *st, const char *object_id, const char *display_name,
+                                const bool *enabled);
+/* Deletes an application (by object id), its service principal and every role
+ * assignment of that principal. KL_ENOTFOUND, KL_EPERM (root owner rule). */
+int kl_store_delete_application(kl_store *st, const char *object_id);
+
+/* --- role definitions (custom roles; built-ins are static data in src/rbac) --- */
+
+typedef struct kl_store_role_definition {
+    char *role_id;           /* GUID, never a built-in's (the caller checks) */
+    char *role_name;         /* unique among custom roles, case-insensitively */
+    char *description;       /* "" when none */
+    char *assignable_scopes; /* JSON array of scope strings, e.g. ["/subscriptions/s"] */
+    char *permissions;       /* JSON array of {actions,notActions,dataActions,notDataActions} */
+    int64_t created_at;      /* only used on insert, kept on update */
+    int64_t updated_at;
+} kl_store_role_definition;
+
+/* Creates or replaces a custom role (by role_id). *created (may be NULL) tells which.
+ * KL_EINVAL (missing field, JSON columns not arrays), KL_ECONFLICT (name taken by
+ * another custom role), KL_EIO. */
+int kl_store_put_role_definition(kl_store *st, const kl_store_role_definition *rd, bool *created);
+/* KL_ENOTFOUND if none. Free with kl_store_role_definition_free. */
+int kl_store_get_role_definition(kl_store *st, const char *role_id, kl_store_role_definition **out);
+/* Ordered by lower-case name. Free with kl_store_role_definitions_free. */
+int kl_store_list_role_definitions(kl_store *st, kl_store_role_definition ***out, size_t *n);
+/* KL_ENOTFOUND, KL_ECONFLICT (still assigned: nothing deleted). */
+int kl_store_delete_role_definition(kl_store *st, const char *role_id);
+
+/* --- role assignments --- */
+
+typedef struct kl_store_role_assignment {
+    char *name;           /* GUID, unique */
+    char *scope;          /* canonical ARM scope ("/" for the root) */
+    char *principal_id;   /* object id */
+    char *principal_type; /* read only: the principal's type (see kl_store_principal) */
+    char *role_id;        /* role GUID (built-in or custom) */
+    char *description;    /* or NULL */
+    int64_t created_at;   /* only used on insert */
+    int64_t updated_at;
+    char *created_by; /* object id of the creator, or NULL (first start) */
+    char *updated_by;
+} kl_store_role_assignment;
+
+/* Creates a role assignment. (scope, principal, role) is unique, scope compared
+ * case-insensitively. builtin_role says the role is a built-in; otherwise the custom
+ * role must exist. If ra->name already exists with the same scope, principal and role,
+ * its description (when ra->description is not NULL), updated_at and updated_by are
+ * replaced and *created is false (an idempotent re-PUT). Errors, nothing written:
+ *   KL_ENOTFOUND  no such principal
+ *   KL_EINVAL     missing field, or the custom role does not exist
+ *   KL_ECONFLICT  ra->name exists with another scope, principal or role
+ *   KL_EEXIST     the same (scope, principal, role) exists under another name
+ *   KL_EIO */
+int kl_store_put_role_assignment(kl_store *st, const kl_store_role_assignment *ra,
+                                 bool builtin_role, bool *created);
+/* KL_ENOTFOUND if none. Free with kl_store_role_assignment_free. */
+int kl_store_get_role_assignment(kl_store *st, const char *name, kl_store_role_assignment **out);
+/* Lists assignments ordered by creation, then name; principal_id filters when non-NULL.
+ * Free with kl_store_role_assignments_free. */
+int kl_store_list_role_assignments(kl_store *st, const char *principal_id,
+                                   kl_store_role_assignment ***out, size_t *n);
+/* KL_ENOTFOUND, KL_EPERM (the last enabled Owner at "/"). */
+int kl_store_delete_role_assignment(kl_store *st, const char *name);
 
 /* --- loading everything (snapshot builder) --- */
 
@@ -136,12 +292,17 @@ typedef struct kl_store_visitor {
     int (*account)(void *arg, const kl_store_account *a);
     int (*key)(void *arg, const char *account_name, const kl_store_key *k);
     int (*deployment)(void *arg, const kl_store_deployment *d);
+    int (*tenant)(void *arg, const kl_store_tenant *t);
+    int (*principal)(void *arg, const kl_store_principal *p);
+    int (*role_definition)(void *arg, const kl_store_role_definition *rd);
+    int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
  * account (by lower-case name), then every key (by account, slot), then every
- * deployment (by account, name). Returns 0, a store error, or the first non-zero
- * callback result. */
+ * deployment (by account, name), then the tenant, every principal (by object id),
+ * every custom role (by name) and every role assignment (by creation). Returns 0, a
+ * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 
 /* --- freeing results; NULL is fine. Sealed values are cleansed. --- */
@@ -150,5 +311,14 @@ void kl_store_accounts_free(kl_store_account **a, size_t n);
 void kl_store_keys_free(kl_store_key *k, size_t n);
 void kl_store_deployment_free(kl_store_deployment *d);
 void kl_store_deployments_free(kl_store_deployment **d, size_t n);
+void kl_store_tenant_free(kl_store_tenant *t);
+void kl_store_principal_free(kl_store_principal *p);
+void kl_store_principals_free(kl_store_principal **p, size_t n);
+void kl_store_application_free(kl_store_application *a);
+void kl_store_applications_free(kl_store_application **a, size_t n);
+void kl_store_role_definition_free(kl_store_role_definition *rd);
+void kl_store_role_definitions_free(kl_store_role_definition **rd, size_t n);
+void kl_store_role_assignment_free(kl_store_role_assignment *ra);
+void kl_store_role_assignments_free(kl_store_role_assignment **ra, size_t n);
 
 #endif

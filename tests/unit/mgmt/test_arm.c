@@ -331,14 +331,20 @@ static void test_route_table(void **state)
     assert_int_equal(kl_mgmt_routes_check(r, n), 0);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(r[i].action);
-        assert_true(strncmp(r[i].action, "Microsoft.CognitiveServices/accounts", 36) == 0);
+        /* Each route's action belongs to the API it serves. */
+        if (r[i].api == KL_MGMT_GRAPH)
+            assert_true(strncmp(r[i].action, "microsoft.directory/", 20) == 0);
+        else if (strstr(r[i].pattern, "Microsoft.Authorization"))
+            assert_true(strncmp(r[i].action, "Microsoft.Authorization/", 24) == 0);
+        else
+            assert_true(strncmp(r[i].action, "Microsoft.CognitiveServices/accounts", 36) == 0);
     }
 
     kl_mgmt_route t[2] = {
         {"GET", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/read", KL_MGMT_BODY_NONE,
-         dummy},
+         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE},
         {"PUT", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/write", KL_MGMT_BODY_NONE,
-         dummy},
+         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE},
     };
     assert_int_equal(kl_mgmt_routes_check(t, 2), 0);
     t[1].action = NULL; /* a route that forgot its action */
@@ -368,6 +374,8 @@ static void test_matches(void **state)
     assert_true(kl_mgmt_matches("/providers/Microsoft.CognitiveServices/operations"));
     assert_false(kl_mgmt_matches("/subscriptionsx"));
     assert_false(kl_mgmt_matches("/openai/deployments/x"));
+    assert_true(kl_mgmt_matches("/v1.0/applications"));
+    assert_false(kl_mgmt_matches("/v1.00/applications"));
     assert_false(kl_mgmt_matches("/"));
     assert_false(kl_mgmt_matches(NULL));
 }

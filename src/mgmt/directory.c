@@ -1,0 +1,355 @@
+/* The directory over the control plane, in Microsoft Graph v1.0 shapes: the organization
+ * (tenant), application registrations and service principals. Creating an application
+ * creates its service principal in the same transaction; deleting it removes both and
+ * every role assignment of the service principal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "directory/directory.h"
+#include "mgmt/internal.h"
+
+/* ---------------------------------------------------------------- shapes */
+
+static int set_new(json_t *o, const char *k, json_t *v)
+{
+    return v ? json_object_set_new(o, k, v) : -1;
+}
+
+static json_t *iso_time(int64_t t)
+{
+    char buf[32];
+    kl_time_iso8601(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *application_json(const kl_store_application *a)
+{
+    json_t *o = json_object();
+    if (!o || set_new(o, "id", json_string(a->object_id)) ||
+        set_new(o, "appId", json_string(a->app_id)) ||
+        set_new(o, "displayName", json_string(a->display_name)) ||
+        set_new(o, "createdDateTime", iso_time(a->created_at)) ||
+        set_new(o, "servicePrincipalId", json_string(a->sp_object_id)) ||
+        set_new(o, "accountEnabled", json_boolean(a->enabled))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *service_principal_json(const kl_store_principal *p)
+{
+    json_t *o = json_object();
+    bool mi = strcmp(p->type, "ManagedIdentity") == 0;
+    if (!o || set_new(o, "id", json_string(p->object_id)) ||
+        set_new(o, "appId", json_string(p->app_id ? p->app_id : "")) ||
+        set_new(o, "displayName", json_string(p->display_name)) ||
+        set_new(o, "accountEnabled", json_boolean(p->enabled)) ||
+        set_new(o, "servicePrincipalType", json_string(mi ? "ManagedIdentity" : "Application"))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* {"value": items} (items taken); NULL if items is NULL. */
+static json_t *collection(json_t *items)
+{
+    if (!items)
+        return NULL;
+    json_t *o = json_object();
+    if (!o || json_object_set_new(o, "value", items)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void not_found(kl_mgmt_call *c)
+{
+    kl_mgmt_fail(c, 404, "Request_ResourceNotFound",
+                 "Resource '%s' does not exist or one of its queried reference-property objects "
+                 "are not present.",
+                 c->names.object);
+}
+
+static void last_owner(kl_mgmt_call *c)
+{
+    kl_mgmt_fail(c, 409, "LastOwnerCannotBeRemoved",
+                 "The change would leave no enabled principal with the Owner role at scope '/'. "
+                 "Assign Owner at '/' to another principal first.");
+}
+
+/* ---------------------------------------------------------------- $filter */
+
+typedef struct graph_filter {
+    const char *app_id;       /* NULL: any */
+    const char *display_name; /* NULL: any (compared case-insensitively) */
+} graph_filter;
+
+/* Supports "appId eq '<guid>'" and "displayName eq '<name>'" (one or both, with "and").
+ * Answers 400 and returns false for anything else. */
+static bool parse_graph_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, graph_filter *f)
+{
+    memset(f, 0, sizeof(*f));
+    const char *text = kl_http_req_query_param(c->r, "$filter");
+    if (!text)
+        return true;
+    size_t n = 0;
+    kl_arm_error e = {0};
+    if (kl_arm_parse_filter(text, terms, &n, "Request_UnsupportedQuery", &e)) {
+        kl_mgmt_reply_error(c, &e);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!terms[i].call && kl_str_ieq(terms[i].name, "appId") && !f->app_id)
+            f->app_id = terms[i].value;
+        else if (!terms[i].call && kl_str_ieq(terms[i].name, "displayName") && !f->display_name)
+            f->display_name = terms[i].value;
+        else {
+            kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
+                         "Unsupported filter: use appId eq '{id}' or displayName eq '{name}'.");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool filter_keeps(const graph_filter *f, const char *app_id, const char *display_name)
+{
+    if (f->app_id && (!app_id || !kl_str_ieq(f->app_id, app_id)))
+        return false;
+    if (f->display_name && !kl_str_ieq(f->display_name, display_name))
+        return false;
+    return true;
+}
+
+/* ---------------------------------------------------------------- organization */
+
+void kl_mgmt_organization_get(kl_mgmt_call *c)
+{
+    kl_store_tenant *t = NULL;
+    int err = kl_store_get_tenant(c->m->store, &t);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "get_tenant");
+        return;
+    }
+    json_t *org = json_object();
+    json_t *items = json_array();
+    bool ok = org && items && !set_new(org, "id", json_string(t->tenant_id)) &&
+              !set_new(org, "displayName", json_string(t->display_name)) &&
+              !set_new(org, "createdDateTime", iso_time(t->created_at));
+    if (ok)
+        ok = json_array_append_new(items, org) == 0; /* takes org either way */
+    else
+        json_decref(org);
+    if (!ok) {
+        json_decref(items);
+        items = NULL;
+    }
+    kl_store_tenant_free(t);
+    kl_mgmt_reply_json(c, 200, collection(items));
+}
+
+/* ---------------------------------------------------------------- applications */
+
+void kl_mgmt_applications_list(kl_mgmt_call *c)
+{
+    kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
+    graph_filter f;
+    if (!parse_graph_filter(c, terms, &f))
+        return;
+    kl_store_application **list = NULL;
+    size_t n = 0;
+    int err = kl_store_list_applications(c->m->store, &list, &n);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "list_applications");
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        if (!filter_keeps(&f, list[i]->app_id, list[i]->display_name))
+            continue;
+        if (json_array_append_new(items, application_json(list[i]))) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+    kl_store_applications_free(list, n);
+    kl_mgmt_reply_json(c, 200, collection(items));
+}
+
+void kl_mgmt_application_create(kl_mgmt_call *c)
+{
+    const json_t *dn = json_object_get(c->body, "displayName");
+    const char *name = json_string_value(dn);
+    if (!name || !kl_directory_valid_app_name(name, json_string_length(dn)) ||
+        strlen(name) != json_string_length(dn)) {
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "displayName is required: 1-%d characters without control characters.",
+                     KL_DIRECTORY_MAX_APP_NAME);
+        return;
+    }
+    kl_store_application *a = NULL;
+    int err = kl_directory_create_application(c->m->store, name, &a);
+    if (err == KL_ECONFLICT) {
+        kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
+                     "Another application with the same value for property displayName "
+                     "already exists.");
+        return;
+    }
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "create_application");
+        return;
+    }
+    kl_mgmt_log_change(c, "application_created", a->object_id);
+    if (kl_mgmt_applied(c) == 0)
+        kl_mgmt_reply_json(c, 201, application_json(a));
+    kl_store_application_free(a);
+}
+
+/* The application the path names (object id or app id); answers 404 when none. */
+static kl_store_application *find_application(kl_mgmt_call *c)
+{
+    kl_store_application *a = NULL;
+    int err = kl_store_get_application(c->m->store, c->names.object, &a);
+    if (err == KL_ENOTFOUND)
+        not_found(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "get_application");
+    return a;
+}
+
+void kl_mgmt_application_get(kl_mgmt_call *c)
+{
+    kl_store_application *a = find_application(c);
+    if (!a)
+        return;
+    kl_mgmt_reply_json(c, 200, application_json(a));
+    kl_store_application_free(a);
+}
+
+void kl_mgmt_application_patch(kl_mgmt_call *c)
+{
+    const json_t *en = json_object_get(c->body, "accountEnabled");
+    const json_t *dn = json_object_get(c->body, "displayName");
+    bool enabled = false;
+    const char *name = NULL;
+    if (en && !json_is_null(en)) {
+        if (!json_is_boolean(en)) {
+            kl_mgmt_fail(c, 400, "Request_BadRequest", "accountEnabled must be a boolean.");
+            return;
+        }
+        enabled = json_is_true(en);
+    }
+    if (dn && !json_is_null(dn)) {
+        name = json_string_value(dn);
+        if (!name || !kl_directory_valid_app_name(name, json_string_length(dn)) ||
+            strlen(name) != json_string_length(dn)) {
+            kl_mgmt_fail(c, 400, "Request_BadRequest",
+                         "displayName must be 1-%d characters without control characters.",
+                         KL_DIRECTORY_MAX_APP_NAME);
+            return;
+        }
+    }
+    kl_store_application *a = find_application(c);
+    if (!a)
+        return;
+    int err = kl_store_update_application(c->m->store, a->object_id, name,
+                                          (en && !json_is_null(en)) ? &enabled : NULL);
+    if (err == KL_ENOTFOUND)
+        not_found(c);
+    else if (err == KL_ECONFLICT)
+        kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
+                     "Another application with the same value for property displayName "
+                     "already exists.");
+    else if (err == KL_EPERM)
+        last_owner(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "update_application");
+    else {
+        kl_mgmt_log_change(c, "application_updated", a->object_id);
+        if (kl_mgmt_applied(c) == 0)
+            kl_mgmt_reply_empty(c, 204);
+    }
+    kl_store_application_free(a);
+}
+
+void kl_mgmt_application_delete(kl_mgmt_call *c)
+{
+    kl_store_application *a = find_application(c);
+    if (!a)
+        return;
+    int err = kl_store_delete_application(c->m->store, a->object_id);
+    if (err == KL_ENOTFOUND)
+        not_found(c);
+    else if (err == KL_EPERM)
+        last_owner(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "delete_application");
+    else {
+        kl_mgmt_log_change(c, "application_deleted", a->object_id);
+        if (kl_mgmt_applied(c) == 0)
+            kl_mgmt_reply_empty(c, 204);
+    }
+    kl_store_application_free(a);
+}
+
+/* ---------------------------------------------------------------- service principals */
+
+static bool is_service_principal(const kl_store_principal *p)
+{
+    return strcmp(p->type, "ServicePrincipal") == 0 || strcmp(p->type, "ManagedIdentity") == 0;
+}
+
+void kl_mgmt_service_principals_list(kl_mgmt_call *c)
+{
+    kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
+    graph_filter f;
+    if (!parse_graph_filter(c, terms, &f))
+        return;
+    kl_store_principal **list = NULL;
+    size_t n = 0;
+    int err = kl_store_list_principals(c->m->store, NULL, &list, &n);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "list_principals");
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        if (!is_service_principal(list[i]) ||
+            !filter_keeps(&f, list[i]->app_id, list[i]->display_name))
+            continue;
+        if (json_array_append_new(items, service_principal_json(list[i]))) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+    kl_store_principals_free(list, n);
+    kl_mgmt_reply_json(c, 200, collection(items));
+}
+
+void kl_mgmt_service_principal_get(kl_mgmt_call *c)
+{
+    kl_store_principal *p = NULL;
+    int err = kl_store_get_principal(c->m->store, c->names.object, &p);
+    if (err == 0 && !is_service_principal(p))
+        err = KL_ENOTFOUND;
+    if (err == KL_ENOTFOUND) {
+        /* Graph also finds a service principal by its app id at this path's sibling
+         * (servicePrincipals(appId='..')); accepting the app id here is the same. */
+        const kl_principal *sp = kl_snapshot_principal_by_app_id(c->snap, c->names.object);
+        kl_store_principal_free(p);
+        p = NULL;
+        err = sp ? kl_store_get_principal(c->m->store, sp->object_id, &p) : KL_ENOTFOUND;
+    }
+    if (err == KL_ENOTFOUND)
+        not_found(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "get_principal");
+    else
+        kl_mgmt_reply_json(c, 200, service_principal_json(p));
+    kl_store_principal_free(p);
+}
