@@ -99,6 +99,7 @@ struct kl_http_req {
     header headers[KL_MAX_HEADER_COUNT];
     int nheaders;
     bool last_was_value;
+    bool headers_done;        /* after this, header callbacks carry trailers: ignored */
     char *path;               /* normalised, owned */
     char *query;              /* owned, "" if none */
     struct evkeyvalq *qparams; /* lazily parsed */
@@ -128,10 +129,12 @@ typedef struct conn {
     conn_state state;
     kl_http_req *req;
     struct event *timer;
+    struct event *resume;     /* resumes parsing of pipelined input, without recursion */
     long peer_uid;
     bool admin_ok;
     bool keep_alive;
     bool linger;              /* refused with input unread: close lingeringly */
+    bool peer_eof;            /* the client half-closed: answer what is buffered, then close */
     size_t lingered;          /* bytes discarded while lingering */
     int error_status;         /* set by parser callbacks to refuse a request */
     const char *error_code;
@@ -164,6 +167,7 @@ static const char *reason_phrase(int status)
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -171,6 +175,7 @@ static const char *reason_phrase(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     }
     return "Unknown";
 }
@@ -253,6 +258,8 @@ static void conn_free(conn *c)
     }
     if (c->timer)
         event_free(c->timer);
+    if (c->resume)
+        event_free(c->resume);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -295,6 +302,15 @@ static void close_or_linger(conn *c)
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
     timer_set(c, LINGER_MS);
+}
+
+/* Closes once the queued output is written (no lingering: nothing more comes in). */
+static void close_after_flush(conn *c)
+{
+    c->state = ST_CLOSING;
+    c->linger = false;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
 }
 
 static void access_log(kl_http_req *r, bool aborted)
@@ -343,9 +359,15 @@ static void req_finished(kl_http_req *r)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     timer_set(c, KL_IDLE_TIMEOUT_MS);
-    /* Pipelined bytes may already be waiting; don't let a flood outrun the writer. */
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) < KL_MAX_OUTPUT_BUFFER)
-        process_input(c);
+    /* Pipelined bytes may already be waiting. They are parsed from the event loop, not
+     * from here (a synchronous handler would otherwise recurse once per request), and
+     * not before the writer has caught up, so a flood cannot outrun it. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) < KL_MAX_OUTPUT_BUFFER)
+            event_active(c->resume, EV_TIMEOUT, 1);
+    } else if (c->peer_eof) {
+        close_after_flush(c);
+    }
 }
 
 /* Writes status line, headers and the first body bytes (may be NULL/0) as one
@@ -443,6 +465,10 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     kl_http_req *r = c->req;
+    /* Trailer fields after a chunked body come through the same callbacks; they are
+     * dropped, so nothing can add a header after the checks in on_headers_complete. */
+    if (r->headers_done)
+        return 0;
     if (r->last_was_value || r->nheaders == 0) {
         if (r->nheaders >= KL_MAX_HEADER_COUNT)
             return header_too_large(c);
@@ -468,6 +494,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     kl_http_req *r = c->req;
+    if (r->headers_done)
+        return 0;
     if (r->nheaders == 0)
         return -1;
     header *h = &r->headers[r->nheaders - 1];
@@ -521,14 +549,48 @@ static int split_target(kl_http_req *r)
     return r->query ? 0 : KL_ENOMEM;
 }
 
+/* RFC 9110 token characters. */
+static bool valid_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!strchr("!#$%&'*+-.^_`|~", ch) || ch == '\0')
+            return false;
+    }
+    return true;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
     kl_http_req *r = c->req;
     if (kl_buf_append(&r->raw, "", 1) != 0)
         return header_too_large(c);
+    r->headers_done = true;
     const char *m = http_method_str((enum http_method)p->method);
     snprintf(r->method, sizeof(r->method), "%s", m);
+    if (p->http_major != 1) {
+        c->error_status = 505;
+        c->error_code = "HTTPVersionNotSupported";
+        c->error_msg = "Only HTTP/1.0 and HTTP/1.1 are supported.";
+        return -1;
+    }
+    /* Debian's http_parser is built lenient: it takes "Name : value". RFC 9112 wants a
+     * 400 for whitespace (or anything but a token) in a field name, and a name that a
+     * proxy in front reads differently is a smuggling vector. */
+    for (int i = 0; i < r->nheaders; i++) {
+        const header *h = &r->headers[i];
+        if (!valid_token(r->raw.data + h->name_off, h->name_len)) {
+            c->error_status = 400;
+            c->error_code = "BadRequest";
+            c->error_msg = "Malformed header field name.";
+            return -1;
+        }
+    }
     if (split_target(r) != 0) {
         c->error_status = 400;
         c->error_code = "BadRequest";
@@ -538,8 +600,15 @@ static int on_headers_complete(http_parser *p)
     /* http_parser already refuses Content-Length together with chunked encoding and
      * conflicting Content-Length values; a second Transfer-Encoding or a Transfer-Encoding
      * other than chunked is refused here so no front proxy can read the body differently. */
+    const char *te = kl_http_req_header(r, "transfer-encoding");
+    if (te && !kl_str_ieq(te, "chunked")) {
+        c->error_status = 501;
+        c->error_code = "NotImplemented";
+        c->error_msg = "Only 'Transfer-Encoding: chunked' is supported.";
+        return -1;
+    }
     if (kl_http_req_header_count(r, "transfer-encoding") > 1 ||
-        (kl_http_req_header_count(r, "transfer-encoding") == 1 && !(p->flags & F_CHUNKED)) ||
+        (te && !(p->flags & F_CHUNKED)) ||
         kl_http_req_header_count(r, "content-length") > 1 ||
         kl_http_req_header_count(r, "host") > 1) {
         c->error_status = 400;
@@ -641,13 +710,19 @@ static void parse_error(conn *c)
     }
 }
 
+/* Callers must not touch c after this returns: it may have been freed. */
 static void process_input(conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->state == ST_IDLE || c->state == ST_READING) {
         size_t avail = evbuffer_get_length(in);
-        if (avail == 0)
+        if (avail == 0) {
+            /* A client that half-closed gets answers to every complete request it sent;
+             * an incomplete one can never complete. */
+            if (c->peer_eof)
+                close_after_flush(c);
             return;
+        }
         if (c->state == ST_IDLE) {
             c->state = ST_READING;
             timer_set(c, KL_HEADER_TIMEOUT_MS);
@@ -719,13 +794,32 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
              * leak into the next connection on this thread. */
             ERR_clear_error();
         }
-        if ((what & BEV_EVENT_EOF) && c->state == ST_READING && c->req &&
-            HTTP_PARSER_ERRNO(&c->parser) == HPE_OK) {
-            /* A close-delimited body is not allowed in requests; EOF mid-request is an
-             * abandoned request. */
+        /* Half-close with complete requests still buffered (pipelining, or a client that
+         * shuts down its side after sending): answer them before closing. A client gone
+         * while a handler works is an abort, as in most proxies. */
+        if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+            if (c->state == ST_IDLE || c->state == ST_READING) {
+                c->peer_eof = true;
+                if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+                    process_input(c);
+                else
+                    close_after_flush(c);
+                return;
+            }
+            if (c->state == ST_CLOSING)
+                return; /* still flushing the last answer; write_cb closes */
         }
         conn_free(c);
     }
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->state == ST_IDLE || c->state == ST_READING)
+        process_input(c);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -779,7 +873,12 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
         return;
     }
     c->timer = evtimer_new(t->base, timer_cb, c);
-    if (!c->timer) {
+    c->resume = event_new(t->base, -1, 0, resume_cb, c);
+    if (!c->timer || !c->resume) {
+        if (c->timer)
+            event_free(c->timer);
+        if (c->resume)
+            event_free(c->resume);
         bufferevent_free(c->bev);
         free(c);
         return;
@@ -1054,7 +1153,8 @@ int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
 {
     if (!r->streaming || r->finished)
         return KL_EIO;
-    if (len == 0)
+    /* A HEAD answer has headers only; what a handler streams is not sent. */
+    if (len == 0 || strcmp(r->method, "HEAD") == 0)
         return 0;
     struct evbuffer *out = bufferevent_get_output(r->conn->bev);
     char head[24];
@@ -1077,7 +1177,8 @@ void kl_http_stream_end(kl_http_req *r)
 {
     if (!r->streaming || r->finished)
         return;
-    evbuffer_add(bufferevent_get_output(r->conn->bev), "0\r\n\r\n", 5);
+    if (strcmp(r->method, "HEAD") != 0)
+        evbuffer_add(bufferevent_get_output(r->conn->bev), "0\r\n\r\n", 5);
     req_finished(r);
 }
 

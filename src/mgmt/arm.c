@@ -144,7 +144,7 @@ static bool match_scoped(const char *pattern, const char *path, kl_arm_match *m)
             start = c;
     if (!start)
         return false;
-    tmp.p[0].key = SCOPE_CAPTURE + 2;
+    tmp.p[0].key = &SCOPE_CAPTURE[2];
     tmp.p[0].key_len = strlen("scope");
     tmp.p[0].val = path;
     tmp.p[0].val_len = (size_t)(start - path);

@@ -191,8 +191,23 @@ static void test_refusals(void **state)
     const char *twocl = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
                         "Content-Length: 4\r\n\r\nabcd";
     expect_refusal(f->port, twocl, strlen(twocl), "HTTP/1.1 400", "BadRequest");
+    /* RFC 9112: a transfer coding the server does not understand is a 501. */
     const char *te = "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
-    expect_refusal(f->port, te, strlen(te), "HTTP/1.1 400", "BadRequest");
+    expect_refusal(f->port, te, strlen(te), "HTTP/1.1 501", "NotImplemented");
+    const char *te2 = "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      "1\r\nx\r\n0\r\n\r\n";
+    expect_refusal(f->port, te2, strlen(te2), "HTTP/1.1 501", "NotImplemented");
+    /* Whitespace before the colon (a smuggling shape lenient parsers accept). */
+    const char *sp = "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"
+                     "5\r\nhello\r\n0\r\n\r\n";
+    expect_refusal(f->port, sp, strlen(sp), "HTTP/1.1 400", "BadRequest");
+    const char *h09 = "GET /q\r\n\r\n";
+    int fd09 = dial(f->port);
+    send_all(fd09, h09, strlen(h09));
+    char out09[1024];
+    recv_until(fd09, out09, sizeof(out09), NULL, 0, 2000);
+    close(fd09);
+    assert_null(strstr(out09, "200 OK"));
     char big[256];
     snprintf(big, sizeof(big), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n",
              KL_MAX_BODY_BYTES + 1);
@@ -236,6 +251,62 @@ static void test_refusals(void **state)
     assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
 }
 
+static void test_trailers_are_not_headers(void **state)
+{
+    fixture *f = *state;
+    char out[4096];
+    /* A trailer must not add a header after the duplicate checks ran. */
+    roundtrip(f->port,
+              "POST /q HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+              "\r\n1\r\nx\r\n0\r\nX-Thing: smuggled\r\n\r\n",
+              out, sizeof(out));
+    assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(out, "|-|tcp"));
+    assert_null(strstr(out, "smuggled"));
+}
+
+static void test_head_stream_has_no_body(void **state)
+{
+    fixture *f = *state;
+    int fd = dial(f->port);
+    const char *two = "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "GET /q HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    send_all(fd, two, strlen(two));
+    char out[4096];
+    recv_until(fd, out, sizeof(out), NULL, 0, 3000);
+    close(fd);
+    /* The second response starts right after the first one's headers. */
+    char *second = strstr(out, "\r\n\r\nHTTP/1.1 200 OK");
+    assert_non_null(second);
+    assert_null(strstr(out, "data: 1"));
+}
+
+static void test_half_close_answers_pipelined(void **state)
+{
+    fixture *f = *state;
+    /* Enough requests that their answers exceed the server's output budget, so some are
+     * still unread in its input buffer when the half-close arrives. */
+    enum { N = 6000 };
+    int fd = dial(f->port);
+    size_t cap = (size_t)N * 64, n = 0;
+    char *req = malloc(cap);
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(req + n, cap - n, "GET /q?api-version=%d HTTP/1.1\r\nHost: a\r\n\r\n",
+                              i);
+    send_all(fd, req, n);
+    free(req);
+    shutdown(fd, SHUT_WR);
+    size_t outcap = 4u << 20;
+    char *out = malloc(outcap);
+    recv_until(fd, out, outcap, "5999|-|tcp", 1, 5000);
+    close(fd);
+    int answers = 0;
+    for (const char *p = out; (p = strstr(p, "HTTP/1.1 200 OK")); p++)
+        answers++;
+    free(out);
+    assert_int_equal(answers, N);
+}
+
 static void test_unix_admin(void **state)
 {
     fixture *f = *state;
@@ -259,6 +330,9 @@ int main(void)
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_trailers_are_not_headers),
+        cmocka_unit_test(test_head_stream_has_no_body),
+        cmocka_unit_test(test_half_close_answers_pipelined),
         cmocka_unit_test(test_unix_admin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
