@@ -188,62 +188,34 @@ __attribute__((format(printf, 3, 4))) static int usage(char *err, size_t errlen,
 const char *kl_cli_cmd_name(kl_cli_cmd cmd)
 {
     switch (cmd) {
-    case KL_CLI_CMD_NONE:
-        return "";
-    case KL_CLI_CMD_ACCOUNT_CREATE:
-        return "account create";
-    case KL_CLI_CMD_ACCOUNT_UPDATE:
-        return "account update";
-    case KL_CLI_CMD_ACCOUNT_SHOW:
-        return "account show";
-    case KL_CLI_CMD_ACCOUNT_LIST:
-        return "account list";
-    case KL_CLI_CMD_ACCOUNT_DELETE:
-        return "account delete";
-    case KL_CLI_CMD_DEPLOYMENT_CREATE:
-        return "deployment create";
-    case KL_CLI_CMD_DEPLOYMENT_SHOW:
-        return "deployment show";
-    case KL_CLI_CMD_DEPLOYMENT_LIST:
-        return "deployment list";
-    case KL_CLI_CMD_DEPLOYMENT_DELETE:
-        return "deployment delete";
-    case KL_CLI_CMD_KEYS_LIST:
-        return "keys list";
-    case KL_CLI_CMD_KEYS_REGENERATE:
-        return "keys regenerate";
-    case KL_CLI_CMD_HEALTH:
-        return "health";
-    case KL_CLI_CMD_TENANT_SHOW:
-        return "tenant show";
-    case KL_CLI_CMD_APP_CREATE:
-        return "app create";
-    case KL_CLI_CMD_APP_LIST:
-        return "app list";
-    case KL_CLI_CMD_APP_SHOW:
-        return "app show";
-    case KL_CLI_CMD_APP_DELETE:
-        return "app delete";
-    case KL_CLI_CMD_APP_DISABLE:
-        return "app disable";
-    case KL_CLI_CMD_APP_ENABLE:
-        return "app enable";
-    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
-        return "role definition list";
-    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
-        return "role definition show";
-    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
-        return "role definition create";
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE:
-        return "role definition delete";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
-        return "role assignment create";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
-        return "role assignment list";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
-        return "role assignment delete";
-    case KL_CLI_CMD_ROLE_CHECK:
-        return "role check";
+    case KL_CLI_CMD_NONE: return "";
+    case KL_CLI_CMD_ACCOUNT_CREATE: return "account create";
+    case KL_CLI_CMD_ACCOUNT_UPDATE: return "account update";
+    case KL_CLI_CMD_ACCOUNT_SHOW: return "account show";
+    case KL_CLI_CMD_ACCOUNT_LIST: return "account list";
+    case KL_CLI_CMD_ACCOUNT_DELETE: return "account delete";
+    case KL_CLI_CMD_DEPLOYMENT_CREATE: return "deployment create";
+    case KL_CLI_CMD_DEPLOYMENT_SHOW: return "deployment show";
+    case KL_CLI_CMD_DEPLOYMENT_LIST: return "deployment list";
+    case KL_CLI_CMD_DEPLOYMENT_DELETE: return "deployment delete";
+    case KL_CLI_CMD_KEYS_LIST: return "keys list";
+    case KL_CLI_CMD_KEYS_REGENERATE: return "keys regenerate";
+    case KL_CLI_CMD_HEALTH: return "health";
+    case KL_CLI_CMD_TENANT_SHOW: return "tenant show";
+    case KL_CLI_CMD_APP_CREATE: return "app create";
+    case KL_CLI_CMD_APP_LIST: return "app list";
+    case KL_CLI_CMD_APP_SHOW: return "app show";
+    case KL_CLI_CMD_APP_DELETE: return "app delete";
+    case KL_CLI_CMD_APP_DISABLE: return "app disable";
+    case KL_CLI_CMD_APP_ENABLE: return "app enable";
+    case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
+    case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
+    case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
+    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: return "role definition delete";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE: return "role assignment create";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST: return "role assignment list";
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE: return "role assignment delete";
+    case KL_CLI_CMD_ROLE_CHECK: return "role check";
     }
     return "";
 }
@@ -291,21 +263,11 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
 {
     a->opts |= o->bit;
     switch (o->id) {
-    case O_HELP:
-        a->help = true;
-        return 0;
-    case O_VERSION:
-        a->version = true;
-        return 0;
-    case O_DATA:
-        a->data = true;
-        return 0;
-    case O_CUSTOM:
-        a->custom = true;
-        return 0;
-    case O_ALL:
-        a->all = true;
-        return 0;
+    case O_HELP: a->help = true; return 0;
+    case O_VERSION: a->version = true; return 0;
+    case O_DATA: a->data = true; return 0;
+    case O_CUSTOM: a->custom = true; return 0;
+    case O_ALL: a->all = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -320,60 +282,28 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
         if (v && parse_bool(v, &a->disable_local_auth) < 0)
             return usage(err, errlen, "%s takes true or false, not '%s'", shown, v);
         return 0;
-    default:
-        break;
+    default: break;
     }
     /* The remaining options all take a value that must not be empty. */
     if (v[0] == '\0')
         return usage(err, errlen, "%s needs a non-empty value", shown);
     switch (o->id) {
-    case O_DATA_DIR:
-        a->data_dir = v;
-        break;
-    case O_SUBSCRIPTION:
-        a->subscription = v;
-        break;
-    case O_RESOURCE_GROUP:
-        a->resource_group = v;
-        break;
-    case O_LOCATION:
-        a->location = v;
-        break;
-    case O_KIND:
-        a->kind = v;
-        break;
-    case O_BACKEND:
-        a->backend = v;
-        break;
-    case O_MODEL:
-        a->model = v;
-        break;
-    case O_UPSTREAM_MODEL:
-        a->upstream_model = v;
-        break;
-    case O_CREDENTIAL_ENV:
-        a->credential_env = v;
-        break;
-    case O_SCOPE:
-        a->scope = v;
-        break;
-    case O_ACCOUNT:
-        a->account = v;
-        break;
-    case O_ASSIGNEE:
-        a->assignee = v;
-        break;
-    case O_ROLE:
-        a->role = v;
-        break;
-    case O_ACTION:
-        a->action = v;
-        break;
-    case O_FILE:
-        a->file = v;
-        break;
-    default:
-        return usage(err, errlen, "internal error: unhandled option %s", shown);
+    case O_DATA_DIR: a->data_dir = v; break;
+    case O_SUBSCRIPTION: a->subscription = v; break;
+    case O_RESOURCE_GROUP: a->resource_group = v; break;
+    case O_LOCATION: a->location = v; break;
+    case O_KIND: a->kind = v; break;
+    case O_BACKEND: a->backend = v; break;
+    case O_MODEL: a->model = v; break;
+    case O_UPSTREAM_MODEL: a->upstream_model = v; break;
+    case O_CREDENTIAL_ENV: a->credential_env = v; break;
+    case O_SCOPE: a->scope = v; break;
+    case O_ACCOUNT: a->account = v; break;
+    case O_ASSIGNEE: a->assignee = v; break;
+    case O_ROLE: a->role = v; break;
+    case O_ACTION: a->action = v; break;
+    case O_FILE: a->file = v; break;
+    default: return usage(err, errlen, "internal error: unhandled option %s", shown);
     }
     return 0;
 }
@@ -565,8 +495,7 @@ static int check_rbac(const kl_cli_args *a, const cmd_def *c, const char *name, 
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
@@ -604,8 +533,7 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
             return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
         break;
-    default:
-        break;
+    default: break;
     }
     return check_rbac(a, c, name, err, errlen);
 }

@@ -258,18 +258,10 @@ int kl_cli_cmd_account(kl_cli_ctx *c)
     if ((code = kl_cli_target(c, &target, c->args->pos[0], NULL, NULL)) != KL_CLI_EXIT_OK)
         return code;
     switch (c->args->cmd) {
-    case KL_CLI_CMD_ACCOUNT_CREATE:
-        code = account_create(c, target.data);
-        break;
-    case KL_CLI_CMD_ACCOUNT_UPDATE:
-        code = account_update(c, target.data);
-        break;
-    case KL_CLI_CMD_ACCOUNT_SHOW:
-        code = account_show(c, target.data);
-        break;
-    case KL_CLI_CMD_ACCOUNT_DELETE:
-        code = account_delete(c, target.data);
-        break;
+    case KL_CLI_CMD_ACCOUNT_CREATE: code = account_create(c, target.data); break;
+    case KL_CLI_CMD_ACCOUNT_UPDATE: code = account_update(c, target.data); break;
+    case KL_CLI_CMD_ACCOUNT_SHOW: code = account_show(c, target.data); break;
+    case KL_CLI_CMD_ACCOUNT_DELETE: code = account_delete(c, target.data); break;
     default:
         kl_cli_errorf(c, "internal error: not an account command");
         code = KL_CLI_EXIT_USAGE;

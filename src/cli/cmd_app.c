@@ -208,24 +208,17 @@ int kl_cli_cmd_app(kl_cli_ctx *c)
     json_t *app = NULL;
     int code;
     switch (c->args->cmd) {
-    case KL_CLI_CMD_APP_CREATE:
-        return app_create(c);
-    case KL_CLI_CMD_APP_LIST:
-        return app_list(c);
+    case KL_CLI_CMD_APP_CREATE: return app_create(c);
+    case KL_CLI_CMD_APP_LIST: return app_list(c);
     case KL_CLI_CMD_APP_SHOW:
         code = kl_cli_find_app(c, c->args->pos[0], false, &app);
         if (code == KL_CLI_EXIT_OK)
             code = print_app(c, app);
         json_decref(app);
         return code;
-    case KL_CLI_CMD_APP_DELETE:
-        return app_delete(c);
-    case KL_CLI_CMD_APP_DISABLE:
-        return app_set_enabled(c, false);
-    case KL_CLI_CMD_APP_ENABLE:
-        return app_set_enabled(c, true);
-    default:
-        kl_cli_errorf(c, "internal error: not an app command");
-        return KL_CLI_EXIT_USAGE;
+    case KL_CLI_CMD_APP_DELETE: return app_delete(c);
+    case KL_CLI_CMD_APP_DISABLE: return app_set_enabled(c, false);
+    case KL_CLI_CMD_APP_ENABLE: return app_set_enabled(c, true);
+    default: kl_cli_errorf(c, "internal error: not an app command"); return KL_CLI_EXIT_USAGE;
     }
 }

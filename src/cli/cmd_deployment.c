@@ -226,18 +226,10 @@ int kl_cli_cmd_deployment(kl_cli_ctx *c)
     if (code != KL_CLI_EXIT_OK)
         return code;
     switch (a->cmd) {
-    case KL_CLI_CMD_DEPLOYMENT_CREATE:
-        code = deployment_create(c, target.data);
-        break;
-    case KL_CLI_CMD_DEPLOYMENT_SHOW:
-        code = deployment_show(c, target.data);
-        break;
-    case KL_CLI_CMD_DEPLOYMENT_LIST:
-        code = deployment_list(c, target.data);
-        break;
-    case KL_CLI_CMD_DEPLOYMENT_DELETE:
-        code = deployment_delete(c, target.data);
-        break;
+    case KL_CLI_CMD_DEPLOYMENT_CREATE: code = deployment_create(c, target.data); break;
+    case KL_CLI_CMD_DEPLOYMENT_SHOW: code = deployment_show(c, target.data); break;
+    case KL_CLI_CMD_DEPLOYMENT_LIST: code = deployment_list(c, target.data); break;
+    case KL_CLI_CMD_DEPLOYMENT_DELETE: code = deployment_delete(c, target.data); break;
     default:
         kl_cli_errorf(c, "internal error: not a deployment command");
         code = KL_CLI_EXIT_USAGE;

@@ -371,15 +371,9 @@ int kl_cli_cmd_role_assignment(kl_cli_ctx *c)
     if ((code = kl_cli_command_scope(c, "/", &scope)) != KL_CLI_EXIT_OK)
         return code;
     switch (c->args->cmd) {
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
-        code = assignment_create(c, scope.data);
-        break;
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
-        code = assignment_list(c, scope.data);
-        break;
-    case KL_CLI_CMD_ROLE_CHECK:
-        code = role_check(c, scope.data);
-        break;
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE: code = assignment_create(c, scope.data); break;
+    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST: code = assignment_list(c, scope.data); break;
+    case KL_CLI_CMD_ROLE_CHECK: code = role_check(c, scope.data); break;
     default:
         kl_cli_errorf(c, "internal error: not a role assignment command");
         code = KL_CLI_EXIT_USAGE;

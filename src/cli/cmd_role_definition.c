@@ -322,18 +322,10 @@ int kl_cli_cmd_role_definition(kl_cli_ctx *c)
     if (code != KL_CLI_EXIT_OK)
         return code;
     switch (c->args->cmd) {
-    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
-        code = definition_list(c, scope.data);
-        break;
-    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
-        code = definition_show(c, scope.data);
-        break;
-    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
-        code = definition_create(c, scope.data);
-        break;
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE:
-        code = definition_delete(c, scope.data);
-        break;
+    case KL_CLI_CMD_ROLE_DEFINITION_LIST: code = definition_list(c, scope.data); break;
+    case KL_CLI_CMD_ROLE_DEFINITION_SHOW: code = definition_show(c, scope.data); break;
+    case KL_CLI_CMD_ROLE_DEFINITION_CREATE: code = definition_create(c, scope.data); break;
+    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: code = definition_delete(c, scope.data); break;
     default:
         kl_cli_errorf(c, "internal error: not a role definition command");
         code = KL_CLI_EXIT_USAGE;

@@ -74,39 +74,30 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_ACCOUNT_UPDATE:
     case KL_CLI_CMD_ACCOUNT_SHOW:
     case KL_CLI_CMD_ACCOUNT_LIST:
-    case KL_CLI_CMD_ACCOUNT_DELETE:
-        return kl_cli_cmd_account(c);
+    case KL_CLI_CMD_ACCOUNT_DELETE: return kl_cli_cmd_account(c);
     case KL_CLI_CMD_DEPLOYMENT_CREATE:
     case KL_CLI_CMD_DEPLOYMENT_SHOW:
     case KL_CLI_CMD_DEPLOYMENT_LIST:
-    case KL_CLI_CMD_DEPLOYMENT_DELETE:
-        return kl_cli_cmd_deployment(c);
+    case KL_CLI_CMD_DEPLOYMENT_DELETE: return kl_cli_cmd_deployment(c);
     case KL_CLI_CMD_KEYS_LIST:
-    case KL_CLI_CMD_KEYS_REGENERATE:
-        return kl_cli_cmd_keys(c);
-    case KL_CLI_CMD_HEALTH:
-        return kl_cli_cmd_health(c);
-    case KL_CLI_CMD_TENANT_SHOW:
-        return kl_cli_cmd_tenant(c);
+    case KL_CLI_CMD_KEYS_REGENERATE: return kl_cli_cmd_keys(c);
+    case KL_CLI_CMD_HEALTH: return kl_cli_cmd_health(c);
+    case KL_CLI_CMD_TENANT_SHOW: return kl_cli_cmd_tenant(c);
     case KL_CLI_CMD_APP_CREATE:
     case KL_CLI_CMD_APP_LIST:
     case KL_CLI_CMD_APP_SHOW:
     case KL_CLI_CMD_APP_DELETE:
     case KL_CLI_CMD_APP_DISABLE:
-    case KL_CLI_CMD_APP_ENABLE:
-        return kl_cli_cmd_app(c);
+    case KL_CLI_CMD_APP_ENABLE: return kl_cli_cmd_app(c);
     case KL_CLI_CMD_ROLE_DEFINITION_LIST:
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE:
-        return kl_cli_cmd_role_definition(c);
+    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: return kl_cli_cmd_role_definition(c);
     case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
     case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
-    case KL_CLI_CMD_ROLE_CHECK:
-        return kl_cli_cmd_role_assignment(c);
-    case KL_CLI_CMD_NONE:
-        break;
+    case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
+    case KL_CLI_CMD_NONE: break;
     }
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");
     return KL_CLI_EXIT_USAGE;

@@ -7,10 +7,10 @@
 #include <stddef.h>
 
 typedef struct kl_buf {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, excluding the terminating NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* appends that would exceed this fail with KL_ETOOBIG */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the terminating NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* appends that would exceed this fail with KL_ETOOBIG */
 } kl_buf;
 
 /* Initialises an empty buffer that may grow to max bytes. Allocates nothing. */

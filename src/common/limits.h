@@ -4,40 +4,40 @@
 #define KL_COMMON_LIMITS_H
 
 /* HTTP server */
-#define KL_MAX_REQUEST_LINE 8192          /* method + target + version */
-#define KL_MAX_HEADER_BYTES (32 * 1024)   /* all header names and values together */
+#define KL_MAX_REQUEST_LINE 8192        /* method + target + version */
+#define KL_MAX_HEADER_BYTES (32 * 1024) /* all header names and values together */
 #define KL_MAX_HEADER_COUNT 100
 #define KL_MAX_BODY_BYTES (4 * 1024 * 1024) /* request body; larger gets 413 */
-#define KL_HEADER_TIMEOUT_MS 10000        /* whole header block must arrive within this */
-#define KL_BODY_TIMEOUT_MS 30000          /* whole body must arrive within this */
-#define KL_IDLE_TIMEOUT_MS 60000          /* keep-alive connection with no request */
-#define KL_WRITE_TIMEOUT_MS 30000         /* a client that stops reading a response */
-#define KL_MAX_CONNECTIONS 10000          /* per worker */
-#define KL_MAX_OUTPUT_BUFFER (1024 * 1024) /* stop reading upstream when client lags */
+#define KL_HEADER_TIMEOUT_MS 10000          /* whole header block must arrive within this */
+#define KL_BODY_TIMEOUT_MS 30000            /* whole body must arrive within this */
+#define KL_IDLE_TIMEOUT_MS 60000            /* keep-alive connection with no request */
+#define KL_WRITE_TIMEOUT_MS 30000           /* a client that stops reading a response */
+#define KL_MAX_CONNECTIONS 10000            /* per worker */
+#define KL_MAX_OUTPUT_BUFFER (1024 * 1024)  /* stop reading upstream when client lags */
 
 /* Tokens and keys */
-#define KL_MAX_TOKEN_BYTES 16384          /* bearer token or api-key header value */
+#define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */
 #define KL_MAX_JSON_DEPTH 64
 
 /* Upstream model servers */
 #define KL_UPSTREAM_CONNECT_TIMEOUT_MS 5000
-#define KL_UPSTREAM_TIMEOUT_MS 120000     /* no byte from upstream for this long: 504 */
-#define KL_UPSTREAM_MAX_IDLE_CONNS 64     /* kept-alive connections per upstream per worker */
+#define KL_UPSTREAM_TIMEOUT_MS 120000 /* no byte from upstream for this long: 504 */
+#define KL_UPSTREAM_MAX_IDLE_CONNS 64 /* kept-alive connections per upstream per worker */
 #define KL_MAX_UPSTREAM_RESPONSE (64 * 1024 * 1024)
 
 /* ARM names and identifiers */
-#define KL_MAX_NAME 90                    /* subscription, resource group, resource names */
-#define KL_MAX_SCOPE 1024                 /* an ARM scope string */
+#define KL_MAX_NAME 90    /* subscription, resource group, resource names */
+#define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
 
 /* RBAC */
-#define KL_MAX_SCOPE_DEPTH 16             /* levels in a scope: "/", subscription, group, resources */
-#define KL_MAX_ACTION 512                 /* an action, or an action pattern in a role */
-#define KL_MAX_ROLE_PATTERNS 512          /* entries in one of a role's four permission lists */
+#define KL_MAX_SCOPE_DEPTH 16    /* levels in a scope: "/", subscription, group, resources */
+#define KL_MAX_ACTION 512        /* an action, or an action pattern in a role */
+#define KL_MAX_ROLE_PATTERNS 512 /* entries in one of a role's four permission lists */
 #define KL_MAX_ROLE_NAME 512
 #define KL_MAX_ROLE_DESCRIPTION 2048
-#define KL_MAX_ASSIGNABLE_SCOPES 64       /* assignableScopes of a custom role */
-#define KL_MAX_PRINCIPAL_ID 128           /* an object id (GUID) or similar principal name */
-#define KL_MAX_CHECK_PRINCIPALS 512       /* a principal plus its groups in one check */
+#define KL_MAX_ASSIGNABLE_SCOPES 64 /* assignableScopes of a custom role */
+#define KL_MAX_PRINCIPAL_ID 128     /* an object id (GUID) or similar principal name */
+#define KL_MAX_CHECK_PRINCIPALS 512 /* a principal plus its groups in one check */
 
 #endif

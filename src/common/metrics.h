@@ -26,8 +26,8 @@ typedef enum kl_auth_fail {
     KL_AUTHFAIL_INVALID_KEY,  /* api key unknown or malformed */
     KL_AUTHFAIL_KEY_DISABLED, /* disableLocalAuth */
     KL_AUTHFAIL_INVALID_TOKEN,
-    KL_AUTHFAIL_FORBIDDEN,    /* authenticated, lacks permission */
-    KL_AUTHFAIL_PEER,         /* admin socket peer not allowed */
+    KL_AUTHFAIL_FORBIDDEN, /* authenticated, lacks permission */
+    KL_AUTHFAIL_PEER,      /* admin socket peer not allowed */
     KL_AUTHFAIL__COUNT
 } kl_auth_fail;
 

@@ -15,7 +15,6 @@ int kl_seal(const kl_keys *k, const char *aad, const void *pt, size_t n, char **
 /* Opens a sealed string. *pt is malloc'd (NUL-terminated for convenience, *n excludes
  * it); the caller cleanses and frees it. Returns KL_ECRYPTO on any tampering or wrong
  * aad, KL_EINVAL on a malformed string. */
-int kl_unseal(const kl_keys *k, const char *aad, const char *sealed, unsigned char **pt,
-              size_t *n);
+int kl_unseal(const kl_keys *k, const char *aad, const char *sealed, unsigned char **pt, size_t *n);
 
 #endif

@@ -119,7 +119,10 @@ typedef struct opt {
     int lo, hi;
 } opt;
 
-#define STR(f, e, field) {f, e, O_STR, offsetof(kl_config, field), sizeof(((kl_config *)0)->field), 0, 0}
+#define STR(f, e, field)                                                                           \
+    {                                                                                              \
+        f, e, O_STR, offsetof(kl_config, field), sizeof(((kl_config *)0)->field), 0, 0             \
+    }
 
 static const opt opts[] = {
     STR("--data-dir", "KEYLESS_DATA_DIR", data_dir),
@@ -142,7 +145,8 @@ static int apply(kl_config *cfg, const opt *o, const char *v, char *err, size_t 
     char *base = (char *)cfg;
     switch (o->kind) {
     case O_STR: return set_str(base + o->off, o->len, v, o->flag, err, errlen);
-    case O_INT: return set_int((int *)(void *)(base + o->off), v, o->lo, o->hi, o->flag, err, errlen);
+    case O_INT:
+        return set_int((int *)(void *)(base + o->off), v, o->lo, o->hi, o->flag, err, errlen);
     case O_BOOL: return set_bool((bool *)(void *)(base + o->off), v, o->flag, err, errlen);
     case O_LEVEL: return set_level((kl_log_level *)(void *)(base + o->off), v, err, errlen);
     }

@@ -20,7 +20,7 @@ typedef struct kl_config {
     int upstream_timeout_ms;
     bool access_log;
     kl_log_level log_level;
-    bool check;               /* --check: validate and exit */
+    bool check; /* --check: validate and exit */
     bool help;
     bool version;
 } kl_config;

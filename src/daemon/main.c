@@ -185,9 +185,8 @@ int main(int argc, char **argv)
     if (kl_http_server_listen_tcp(server, cfg.listen, tls, KL_FACE_PUBLIC, &public_port) != 0 ||
         kl_http_server_listen_tcp(server, cfg.imds_listen, NULL, KL_FACE_IMDS, &imds_port) != 0)
         goto out;
-    if (cfg.metrics_listen[0] &&
-        kl_http_server_listen_tcp(server, cfg.metrics_listen, NULL, KL_FACE_METRICS,
-                                  &metrics_port) != 0)
+    if (cfg.metrics_listen[0] && kl_http_server_listen_tcp(server, cfg.metrics_listen, NULL,
+                                                           KL_FACE_METRICS, &metrics_port) != 0)
         goto out;
     char admin_path[1024];
     snprintf(admin_path, sizeof(admin_path), "%s/admin.sock", cfg.data_dir);
@@ -198,7 +197,8 @@ int main(int argc, char **argv)
 
     char base_url[600];
     public_base(&cfg, public_port, base_url, sizeof(base_url));
-    kl_mgmt_cfg mcfg = {.store = store, .holder = holder, .keys = keys, .public_base_url = base_url};
+    kl_mgmt_cfg mcfg = {
+        .store = store, .holder = holder, .keys = keys, .public_base_url = base_url};
     if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
         kl_log(KL_LOG_ERROR, "mgmt", "reason", "control plane failed to start", NULL);
         goto out;

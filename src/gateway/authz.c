@@ -17,14 +17,10 @@ const char *kl_gateway_operation(kl_gateway_route_kind kind, bool v1)
     case KL_GW_ROUTE_EMBEDDINGS:
         return v1 ? "POST /openai/v1/embeddings"
                   : "POST /openai/deployments/{deployment-id}/embeddings";
-    case KL_GW_ROUTE_MODELS:
-        return "GET /openai/v1/models";
-    case KL_GW_ROUTE_MODEL:
-        return "GET /openai/v1/models/{model-id}";
-    case KL_GW_ROUTE_DEPLOYMENTS:
-        return "GET /openai/deployments";
-    case KL_GW_ROUTE_NONE:
-        break;
+    case KL_GW_ROUTE_MODELS: return "GET /openai/v1/models";
+    case KL_GW_ROUTE_MODEL: return "GET /openai/v1/models/{model-id}";
+    case KL_GW_ROUTE_DEPLOYMENTS: return "GET /openai/deployments";
+    case KL_GW_ROUTE_NONE: break;
     }
     return "unknown";
 }

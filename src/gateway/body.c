@@ -187,14 +187,10 @@ int kl_gateway_body_validate(kl_gateway_route_kind kind, const json_t *body,
     if (rc)
         return rc;
     switch (kind) {
-    case KL_GW_ROUTE_CHAT:
-        return check_chat(body, err);
-    case KL_GW_ROUTE_COMPLETIONS:
-        return check_completions(body, err);
-    case KL_GW_ROUTE_EMBEDDINGS:
-        return check_embeddings(body, err);
-    default:
-        return 0;
+    case KL_GW_ROUTE_CHAT: return check_chat(body, err);
+    case KL_GW_ROUTE_COMPLETIONS: return check_completions(body, err);
+    case KL_GW_ROUTE_EMBEDDINGS: return check_embeddings(body, err);
+    default: return 0;
     }
 }
 

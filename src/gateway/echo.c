@@ -448,8 +448,7 @@ int kl_echo_stream_next(kl_echo_stream *s, kl_buf *out)
         int rc = kl_sse_done(out);
         return rc ? rc : 1;
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

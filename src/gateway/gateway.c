@@ -346,14 +346,12 @@ static int authorize(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
         return p->account == acct ? 0 : (kl_gateway_reply_key_denied(r), -1);
     char msg[512];
     switch (kl_gateway_authorize(snap, p->object_id, rt->kind, rt->v1, acct, msg, sizeof(msg))) {
-    case KL_GW_AUTHZ_ALLOW:
-        return 0;
+    case KL_GW_AUTHZ_ALLOW: return 0;
     case KL_GW_AUTHZ_NO_PRINCIPAL:
         kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
         kl_gateway_reply_token_denied(r);
         return -1;
-    case KL_GW_AUTHZ_DENY:
-        break;
+    case KL_GW_AUTHZ_DENY: break;
     }
     kl_http_req_auth_failed(r, KL_AUTHFAIL_FORBIDDEN);
     kl_http_respond_error(r, 401, "PermissionDenied", msg);
@@ -523,12 +521,8 @@ void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r)
     switch (rt.kind) {
     case KL_GW_ROUTE_MODELS:
     case KL_GW_ROUTE_MODEL:
-    case KL_GW_ROUTE_DEPLOYMENTS:
-        list_models(r, snap, acct, &rt);
-        return;
-    default:
-        inference(w, r, snap, acct, &rt);
-        return;
+    case KL_GW_ROUTE_DEPLOYMENTS: list_models(r, snap, acct, &rt); return;
+    default: inference(w, r, snap, acct, &rt); return;
     }
 }
 

@@ -227,12 +227,10 @@ const char *kl_gateway_data_action(kl_gateway_route_kind kind)
     case KL_GW_ROUTE_EMBEDDINGS:
         return "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action";
     case KL_GW_ROUTE_MODELS:
-    case KL_GW_ROUTE_MODEL:
-        return "Microsoft.CognitiveServices/accounts/OpenAI/models/read";
+    case KL_GW_ROUTE_MODEL: return "Microsoft.CognitiveServices/accounts/OpenAI/models/read";
     case KL_GW_ROUTE_DEPLOYMENTS:
         return "Microsoft.CognitiveServices/accounts/OpenAI/deployments/read";
-    case KL_GW_ROUTE_NONE:
-        break;
+    case KL_GW_ROUTE_NONE: break;
     }
     return NULL;
 }
@@ -240,18 +238,13 @@ const char *kl_gateway_data_action(kl_gateway_route_kind kind)
 kl_route kl_gateway_metrics_route(kl_gateway_route_kind kind)
 {
     switch (kind) {
-    case KL_GW_ROUTE_CHAT:
-        return KL_ROUTE_CHAT;
-    case KL_GW_ROUTE_COMPLETIONS:
-        return KL_ROUTE_COMPLETIONS;
-    case KL_GW_ROUTE_EMBEDDINGS:
-        return KL_ROUTE_EMBEDDINGS;
+    case KL_GW_ROUTE_CHAT: return KL_ROUTE_CHAT;
+    case KL_GW_ROUTE_COMPLETIONS: return KL_ROUTE_COMPLETIONS;
+    case KL_GW_ROUTE_EMBEDDINGS: return KL_ROUTE_EMBEDDINGS;
     case KL_GW_ROUTE_MODELS:
     case KL_GW_ROUTE_MODEL:
-    case KL_GW_ROUTE_DEPLOYMENTS:
-        return KL_ROUTE_MODELS;
-    case KL_GW_ROUTE_NONE:
-        break;
+    case KL_GW_ROUTE_DEPLOYMENTS: return KL_ROUTE_MODELS;
+    case KL_GW_ROUTE_NONE: break;
     }
     return KL_ROUTE_OTHER;
 }

@@ -121,14 +121,10 @@ static const char *const passthrough_headers[] = {
 static const char *op_path(kl_gateway_route_kind kind)
 {
     switch (kind) {
-    case KL_GW_ROUTE_CHAT:
-        return "/chat/completions";
-    case KL_GW_ROUTE_COMPLETIONS:
-        return "/completions";
-    case KL_GW_ROUTE_EMBEDDINGS:
-        return "/embeddings";
-    default:
-        return NULL;
+    case KL_GW_ROUTE_CHAT: return "/chat/completions";
+    case KL_GW_ROUTE_COMPLETIONS: return "/completions";
+    case KL_GW_ROUTE_EMBEDDINGS: return "/embeddings";
+    default: return NULL;
     }
 }
 
@@ -465,14 +461,10 @@ static void ex_cancel_upstream(exchange *ex)
 static const char *uperr_name(kl_upstream_err e)
 {
     switch (e) {
-    case KL_UPERR_CONNECT:
-        return "connect";
-    case KL_UPERR_TIMEOUT:
-        return "timeout";
-    case KL_UPERR_PROTOCOL:
-        return "protocol";
-    default:
-        return "status5xx";
+    case KL_UPERR_CONNECT: return "connect";
+    case KL_UPERR_TIMEOUT: return "timeout";
+    case KL_UPERR_PROTOCOL: return "protocol";
+    default: return "status5xx";
     }
 }
 

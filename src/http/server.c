@@ -37,20 +37,20 @@
 
 #define MAX_LISTENERS 8
 #define MAX_WORKERS 64
-#define LINGER_MS 2000                     /* how long a refused client may keep sending */
+#define LINGER_MS 2000                      /* how long a refused client may keep sending */
 #define LINGER_MAX_BYTES (16 * 1024 * 1024) /* ...and how much of it we read and drop */
 
 typedef struct listener_spec {
     bool is_unix;
     kl_face face;
-    SSL_CTX *tls;           /* referenced; NULL for plain */
-    int fds[MAX_WORKERS];   /* TCP: one bound socket per worker; Unix: fds[0] */
+    SSL_CTX *tls;         /* referenced; NULL for plain */
+    int fds[MAX_WORKERS]; /* TCP: one bound socket per worker; Unix: fds[0] */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } listener_spec;
 
 typedef struct thread_ctx {
     kl_http_server *server;
-    int index;                       /* worker index, or -1 for the control thread */
+    int index; /* worker index, or -1 for the control thread */
     struct event_base *base;
     pthread_t thread;
     bool started;
@@ -59,13 +59,13 @@ typedef struct thread_ctx {
         struct thread_ctx *t;
         struct listener_spec *ls;
     } accept_args[MAX_LISTENERS];
-    void *state;                     /* from cfg.thread_init */
-    struct event *stop_ev;           /* fired by kl_http_server_stop */
-    struct event *grace_ev;          /* hard deadline for in-flight requests */
+    void *state;            /* from cfg.thread_init */
+    struct event *stop_ev;  /* fired by kl_http_server_stop */
+    struct event *grace_ev; /* hard deadline for in-flight requests */
     bool draining;
     int nconns;
-    struct conn *conns;              /* intrusive list, for draining */
-    char date[64];                   /* cached Date header value */
+    struct conn *conns; /* intrusive list, for draining */
+    char date[64];      /* cached Date header value */
     int64_t date_second;
 } thread_ctx;
 
@@ -80,11 +80,11 @@ struct kl_http_server {
 };
 
 typedef enum conn_state {
-    ST_IDLE = 0,    /* waiting for the first byte of a request */
-    ST_READING,     /* parsing a request */
-    ST_HANDLING,    /* the handler owns the request */
-    ST_CLOSING,     /* flushing the last response, then close */
-    ST_LINGER       /* response sent after a refusal: discard input briefly, then close */
+    ST_IDLE = 0, /* waiting for the first byte of a request */
+    ST_READING,  /* parsing a request */
+    ST_HANDLING, /* the handler owns the request */
+    ST_CLOSING,  /* flushing the last response, then close */
+    ST_LINGER    /* response sent after a refusal: discard input briefly, then close */
 } conn_state;
 
 typedef struct header {
@@ -94,20 +94,20 @@ typedef struct header {
 struct kl_http_req {
     struct conn *conn;
     char method[16];
-    kl_buf raw;               /* url, then header names and values, back to back */
+    kl_buf raw; /* url, then header names and values, back to back */
     size_t url_len;
     header headers[KL_MAX_HEADER_COUNT];
     int nheaders;
     bool last_was_value;
-    bool headers_done;        /* after this, header callbacks carry trailers: ignored */
-    char *path;               /* normalised, owned */
-    char *query;              /* owned, "" if none */
+    bool headers_done;         /* after this, header callbacks carry trailers: ignored */
+    char *path;                /* normalised, owned */
+    char *query;               /* owned, "" if none */
     struct evkeyvalq *qparams; /* lazily parsed */
     kl_buf body;
     char id[KL_UUID_LEN + 1];
-    uint64_t start_us;        /* monotonic, for latency */
+    uint64_t start_us; /* monotonic, for latency */
     kl_route route;
-    bool responded;           /* status line has been written */
+    bool responded; /* status line has been written */
     bool streaming;
     bool finished;
     int status;
@@ -118,7 +118,7 @@ struct kl_http_req {
     void *drain_arg;
     void (*abort_cb)(void *);
     void *abort_arg;
-    int auth_fail;            /* -1 or kl_auth_fail */
+    int auth_fail; /* -1 or kl_auth_fail */
 };
 
 typedef struct conn {
@@ -129,14 +129,14 @@ typedef struct conn {
     conn_state state;
     kl_http_req *req;
     struct event *timer;
-    struct event *resume;     /* resumes parsing of pipelined input, without recursion */
+    struct event *resume; /* resumes parsing of pipelined input, without recursion */
     long peer_uid;
     bool admin_ok;
     bool keep_alive;
-    bool linger;              /* refused with input unread: close lingeringly */
-    bool peer_eof;            /* the client half-closed: answer what is buffered, then close */
-    size_t lingered;          /* bytes discarded while lingering */
-    int error_status;         /* set by parser callbacks to refuse a request */
+    bool linger;      /* refused with input unread: close lingeringly */
+    bool peer_eof;    /* the client half-closed: answer what is buffered, then close */
+    size_t lingered;  /* bytes discarded while lingering */
+    int error_status; /* set by parser callbacks to refuse a request */
     const char *error_code;
     const char *error_msg;
     struct conn *next, *prev;
@@ -278,8 +278,8 @@ static void conn_free(conn *c)
 static const char *route_name(kl_route r)
 {
     static const char *const names[KL_ROUTE__COUNT] = {
-        "other", "chat", "completions", "embeddings", "models",
-        "mgmt",  "identity", "sts",     "health",     "metrics"};
+        "other", "chat",     "completions", "embeddings", "models",
+        "mgmt",  "identity", "sts",         "health",     "metrics"};
     return (unsigned)r < KL_ROUTE__COUNT ? names[r] : "other";
 }
 
@@ -322,7 +322,8 @@ static void access_log(kl_http_req *r, bool aborted)
     if (!f)
         return;
     json_object_set_new(f, "method", json_string(r->method));
-    json_object_set_new(f, "path", json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
+    json_object_set_new(f, "path",
+                        json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
     json_object_set_new(f, "status", json_integer(r->status));
     json_object_set_new(f, "route", json_string(route_name(r->route)));
     if (aborted)
@@ -607,8 +608,7 @@ static int on_headers_complete(http_parser *p)
         c->error_msg = "Only 'Transfer-Encoding: chunked' is supported.";
         return -1;
     }
-    if (kl_http_req_header_count(r, "transfer-encoding") > 1 ||
-        (te && !(p->flags & F_CHUNKED)) ||
+    if (kl_http_req_header_count(r, "transfer-encoding") > 1 || (te && !(p->flags & F_CHUNKED)) ||
         kl_http_req_header_count(r, "content-length") > 1 ||
         kl_http_req_header_count(r, "host") > 1) {
         c->error_status = 400;
@@ -1290,8 +1290,8 @@ static int bind_tcp(const struct sockaddr_storage *ss, socklen_t sslen)
     return fd;
 }
 
-int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls,
-                              kl_face face, int *bound_port)
+int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
+                              int *bound_port)
 {
     if (s->nlisteners >= MAX_LISTENERS)
         return KL_ETOOBIG;
@@ -1318,9 +1318,8 @@ int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *
             struct sockaddr_storage got;
             socklen_t gl = sizeof(got);
             getsockname(fd, (struct sockaddr *)&got, &gl);
-            int port = got.ss_family == AF_INET6
-                           ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
-                           : ntohs(((struct sockaddr_in *)&got)->sin_port);
+            int port = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
+                                                 : ntohs(((struct sockaddr_in *)&got)->sin_port);
             if (ss.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
             else

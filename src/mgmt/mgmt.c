@@ -350,14 +350,12 @@ static bool authorize(kl_mgmt_call *c)
     kl_mgmt_call_scope(c, scope, sizeof(scope));
     kl_http_req_log_field(c->r, "action", c->route->action);
     switch (c->route->authz) {
-    case KL_MGMT_AUTHZ_SCOPE:
-        return kl_mgmt_authorize(c, c->route->action, scope);
+    case KL_MGMT_AUTHZ_SCOPE: return kl_mgmt_authorize(c, c->route->action, scope);
     case KL_MGMT_AUTHZ_LIST:
         c->list_filtered = !kl_mgmt_allowed(c, c->route->action, scope);
         return true;
     case KL_MGMT_AUTHZ_SELF:
-    case KL_MGMT_AUTHZ_HANDLER:
-        return true;
+    case KL_MGMT_AUTHZ_HANDLER: return true;
     }
     kl_mgmt_deny(c, c->route->action, scope);
     return false;

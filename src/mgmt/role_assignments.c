@@ -106,8 +106,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
     bool created = false;
     err = kl_store_put_role_assignment(c->m->store, &ra, role->builtin, &created);
     switch (err) {
-    case 0:
-        break;
+    case 0: break;
     case KL_ENOTFOUND:
         kl_mgmt_fail(c, 400, "PrincipalNotFound",
                      "Principal %s does not exist in the directory %s.", in.principal_id,
@@ -125,9 +124,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
     case KL_EEXIST:
         kl_mgmt_fail(c, 409, "RoleAssignmentExists", "The role assignment already exists.");
         goto out;
-    default:
-        kl_mgmt_fail_internal(c, err, "put_role_assignment");
-        goto out;
+    default: kl_mgmt_fail_internal(c, err, "put_role_assignment"); goto out;
     }
     kl_mgmt_log_change(c, created ? "role_assignment_created" : "role_assignment_updated",
                        c->names.role_assignment);

@@ -32,10 +32,8 @@ int kl_sq_map_rc(sqlite3 *db, int rc, const char *what)
     int primary = rc & 0xff;
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-        return KL_ECONFLICT;
-    default:
-        break;
+    case SQLITE_CONSTRAINT_PRIMARYKEY: return KL_ECONFLICT;
+    default: break;
     }
     if (primary == SQLITE_CONSTRAINT)
         return KL_EINVAL;

@@ -173,20 +173,11 @@ static void record_last(stub_ctx *ctx, struct evhttp_request *req, const char *b
 {
     const char *method = "OTHER";
     switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_GET:
-        method = "GET";
-        break;
-    case EVHTTP_REQ_POST:
-        method = "POST";
-        break;
-    case EVHTTP_REQ_PUT:
-        method = "PUT";
-        break;
-    case EVHTTP_REQ_DELETE:
-        method = "DELETE";
-        break;
-    default:
-        break;
+    case EVHTTP_REQ_GET: method = "GET"; break;
+    case EVHTTP_REQ_POST: method = "POST"; break;
+    case EVHTTP_REQ_PUT: method = "PUT"; break;
+    case EVHTTP_REQ_DELETE: method = "DELETE"; break;
+    default: break;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;

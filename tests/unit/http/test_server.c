@@ -56,7 +56,8 @@ static int setup(void **state)
     kl_http_server_cfg cfg = {.workers = 2, .handler = handler};
     f->srv = kl_http_server_new(&cfg);
     assert_non_null(f->srv);
-    assert_int_equal(kl_http_server_listen_tcp(f->srv, "127.0.0.1:0", NULL, KL_FACE_PUBLIC, &f->port), 0);
+    assert_int_equal(
+        kl_http_server_listen_tcp(f->srv, "127.0.0.1:0", NULL, KL_FACE_PUBLIC, &f->port), 0);
     snprintf(f->sock, sizeof(f->sock), "/tmp/kl-test-%d.sock", (int)getpid());
     assert_int_equal(kl_http_server_listen_unix(f->srv, f->sock, KL_FACE_ADMIN), 0);
     assert_int_equal(kl_http_server_start(f->srv), 0);
@@ -94,7 +95,8 @@ static void send_all(int fd, const char *p, size_t n)
 }
 
 /* Reads until the peer closes or `until` appears `times` times or timeout_ms passes. */
-static size_t recv_until(int fd, char *buf, size_t cap, const char *until, int times, int timeout_ms)
+static size_t recv_until(int fd, char *buf, size_t cap, const char *until, int times,
+                         int timeout_ms)
 {
     size_t len = 0;
     buf[0] = '\0';

@@ -416,12 +416,8 @@ static void random_scope(uint64_t *s, char *out, size_t n)
     unsigned sub = (unsigned)(rng(s) % 10), rg = (unsigned)(rng(s) % 10),
              acct = (unsigned)(rng(s) % 10);
     switch (rng(s) % 4) {
-    case 0:
-        snprintf(out, n, "/subscriptions/s%u", sub);
-        break;
-    case 1:
-        snprintf(out, n, "/subscriptions/s%u/resourceGroups/rg%u", sub, rg);
-        break;
+    case 0: snprintf(out, n, "/subscriptions/s%u", sub); break;
+    case 1: snprintf(out, n, "/subscriptions/s%u/resourceGroups/rg%u", sub, rg); break;
     default:
         snprintf(out, n,
                  "/subscriptions/s%u/resourceGroups/rg%u/providers/Microsoft.CognitiveServices/"
@@ -579,12 +575,8 @@ static void heavy_scope(uint64_t *s, char *out, size_t n)
 {
     unsigned rg = (unsigned)(rng(s) % 8), acct = (unsigned)(rng(s) % 40);
     switch (rng(s) % 6) {
-    case 0:
-        snprintf(out, n, "/subscriptions/s%u", (unsigned)(rng(s) % 3));
-        break;
-    case 1:
-        snprintf(out, n, "/subscriptions/s0/resourceGroups/rg%u", rg);
-        break;
+    case 0: snprintf(out, n, "/subscriptions/s%u", (unsigned)(rng(s) % 3)); break;
+    case 1: snprintf(out, n, "/subscriptions/s0/resourceGroups/rg%u", rg); break;
     default:
         snprintf(out, n,
                  "/subscriptions/s0/resourceGroups/rg%u/providers/Microsoft.CognitiveServices/"
