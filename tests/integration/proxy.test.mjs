@@ -202,3 +202,32 @@ test('upstream connections are kept alive and reused', async (t) => {
   assert.equal(reqs, 20);
   assert.ok(conns <= 4, `20 sequential requests opened ${conns} upstream connections (expected <= 2 per worker)`);
 });
+
+test('SIGTERM lets a request in flight finish, then exits 0', async (t) => {
+  const stub = await startStub(t);
+  const d = await startDaemon(t);
+  const keys = await setup(d, stub);
+  // 5 chunks 300 ms apart: the stream is still running when the signal arrives.
+  const streaming = d.requestStream('POST', chatPath('up'), {
+    headers: { 'api-key': keys.key1 },
+    body: {
+      stream: true,
+      messages: [{ role: 'user', content: 'finish me' }],
+      x_stub: { chunk_delay_ms: 300, chunks: 5 },
+    },
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  const t0 = performance.now();
+  const stopping = d.stop(15000);
+  const r = await streaming;
+  const st = await stopping;
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.events.at(-1).data, '[DONE]', 'the stream was cut short by the stop');
+  const text = r.events.slice(0, -1).map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? '').join('');
+  assert.equal(text, 'stub:M:finish me');
+  assert.equal(st.timedOut, false);
+  assert.equal(st.code, 0, `exit: ${JSON.stringify(st)}`);
+  // It waited for the stream (about a second left), not for the full 10 s grace period.
+  assert.ok(performance.now() - t0 < 8000, 'stop waited for the grace period instead of the request');
+  assert.match(d.stderr, /"event":"stopped"/);
+});
