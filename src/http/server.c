@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -64,8 +65,9 @@ typedef struct thread_ctx {
     struct event *grace_ev; /* hard deadline for in-flight requests */
     bool draining;
     int nconns;
-    struct conn *conns; /* intrusive list, for draining */
-    char date[64];      /* cached Date header value */
+    struct conn *conns; /* intrusive list, for draining */    char date[64];             /* cached Date header value */
+    unsigned char id_seed[16]; /* random per thread; request ids count up from it */
+    uint64_t id_count;
     int64_t date_second;
 } thread_ctx;
 
@@ -114,6 +116,9 @@ struct kl_http_req {
     json_t *log_fields;
     /* response headers queued by kl_http_set_header */
     kl_buf resp_headers;
+    /* Streamed output not yet handed to the bufferevent: what a handler streams within
+     * one loop iteration goes out as one piece (one TLS record, one write). */
+    kl_buf pend;
     void (*drain_cb)(void *);
     void *drain_arg;
     void (*abort_cb)(void *);
@@ -130,6 +135,7 @@ typedef struct conn {
     kl_http_req *req;
     struct event *timer;
     struct event *resume; /* resumes parsing of pipelined input, without recursion */
+    struct event *flush;  /* moves a streaming answer's pending bytes to the socket */
     long peer_uid;
     bool admin_ok;
     bool keep_alive;
@@ -208,6 +214,34 @@ static void timer_set(conn *c, int ms)
 
 /* ------------------------------------------------------------------- request life */
 
+/* Request ids only need to be unique (they correlate logs with answers), not secret:
+ * a random per-thread GUID with a counter added to its low half, formatted without
+ * printf. Cheaper than the CSPRNG and vfprintf on every request. */
+static void request_id(thread_ctx *t, char out[KL_UUID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    memcpy(b, t->id_seed, sizeof(b));
+    uint64_t n = ++t->id_count;
+    unsigned carry = 0;
+    for (int i = 15; i >= 8; i--) {
+        unsigned sum = (unsigned)b[i] + (unsigned)(n & 0xff) + carry;
+        b[i] = (unsigned char)sum;
+        carry = sum >> 8;
+        n >>= 8;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
 static kl_http_req *req_new(conn *c)
 {
     kl_http_req *r = calloc(1, sizeof(*r));
@@ -217,11 +251,10 @@ static kl_http_req *req_new(conn *c)
     kl_buf_init(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
     kl_buf_init(&r->body, KL_MAX_BODY_BYTES);
     kl_buf_init(&r->resp_headers, KL_MAX_HEADER_BYTES);
+    kl_buf_init(&r->pend, SIZE_MAX);
     r->start_us = kl_now_mono_us();
     r->route = KL_ROUTE_OTHER;
-    r->auth_fail = -1;
-    if (kl_uuid_v4(r->id) != 0)
-        r->id[0] = '\0';
+    r->auth_fail = -1;    request_id(c->t, r->id);
     return r;
 }
 
@@ -232,6 +265,7 @@ static void req_free(kl_http_req *r)
     kl_buf_free(&r->raw);
     kl_buf_cleanse_free(&r->body); /* bodies may hold secrets (form posts) */
     kl_buf_free(&r->resp_headers);
+    kl_buf_free(&r->pend);
     free(r->path);
     free(r->query);
     if (r->qparams) {
@@ -260,6 +294,8 @@ static void conn_free(conn *c)
         event_free(c->timer);
     if (c->resume)
         event_free(c->resume);
+    if (c->flush)
+        event_free(c->flush);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -374,7 +410,7 @@ static void req_finished(kl_http_req *r)
 /* Writes status line, headers and the first body bytes (may be NULL/0) as one
  * contiguous piece, so that over TLS a small response is one record and one write(). */
 static void write_head(kl_http_req *r, int status, const char *content_type, const char *framing,
-                       const void *body, size_t len)
+                       const void *body, size_t len, bool defer)
 {
     conn *c = r->conn;
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -382,17 +418,29 @@ static void write_head(kl_http_req *r, int status, const char *content_type, con
     r->responded = true;
     kl_buf h;
     kl_buf_init(&h, KL_MAX_HEADER_BYTES + 1024 + len);
-    int rc = kl_buf_appendf(&h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason_phrase(status),
-                            date_header(c->t));
-    if (!rc && content_type)
-        rc = kl_buf_appendf(&h, "Content-Type: %s\r\n", content_type);
-    if (!rc && r->id[0])
-        rc = kl_buf_appendf(&h, "x-ms-request-id: %s\r\napim-request-id: %s\r\n", r->id, r->id);
+    char line[64];
+    int ln = snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+    const char *ka = c->keep_alive && !c->t->draining ? "keep-alive" : "close";
+    /* Plain appends: this runs for every response, and printf is the costly part. */
+    int rc = kl_buf_append(&h, line, (size_t)ln);
+    const char *parts[] = {reason_phrase(status), "\r\nDate: ", date_header(c->t), "\r\n"};
+    for (size_t i = 0; !rc && i < sizeof(parts) / sizeof(parts[0]); i++)
+        rc = kl_buf_append_str(&h, parts[i]);
+    if (!rc && content_type) {
+        const char *ct[] = {"Content-Type: ", content_type, "\r\n"};
+        for (size_t i = 0; !rc && i < sizeof(ct) / sizeof(ct[0]); i++)
+            rc = kl_buf_append_str(&h, ct[i]);
+    }
+    if (!rc && r->id[0]) {
+        const char *idp[] = {"x-ms-request-id: ", r->id, "\r\napim-request-id: ", r->id, "\r\n"};
+        for (size_t i = 0; !rc && i < sizeof(idp) / sizeof(idp[0]); i++)
+            rc = kl_buf_append_str(&h, idp[i]);
+    }
     if (!rc && r->resp_headers.len)
         rc = kl_buf_append(&h, r->resp_headers.data, r->resp_headers.len);
-    if (!rc)
-        rc = kl_buf_appendf(&h, "%s\r\nConnection: %s\r\n\r\n", framing,
-                            c->keep_alive && !c->t->draining ? "keep-alive" : "close");
+    const char *tail[] = {framing, "\r\nConnection: ", ka, "\r\n\r\n"};
+    for (size_t i = 0; !rc && i < sizeof(tail) / sizeof(tail[0]); i++)
+        rc = kl_buf_append_str(&h, tail[i]);
     if (!rc && len)
         rc = kl_buf_append(&h, body, len);
     if (rc) {
@@ -401,9 +449,33 @@ static void write_head(kl_http_req *r, int status, const char *content_type, con
         kl_buf_free(&h);
         return;
     }
+    if (defer) {
+        kl_buf_free(&r->pend);
+        r->pend = h;
+        return;
+    }
     size_t n = h.len;
     char *data = kl_buf_steal(&h);
     evbuffer_add_reference(out, data, n, free_ref, NULL);
+}
+
+/* Hands a streaming answer's pending bytes to the bufferevent as one piece. */
+static void flush_pending(kl_http_req *r)
+{
+    if (!r->pend.len)
+        return;
+    size_t n = r->pend.len;
+    char *data = kl_buf_steal(&r->pend);
+    evbuffer_add_reference(bufferevent_get_output(r->conn->bev), data, n, free_ref, NULL);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->req && !c->req->finished)
+        flush_pending(c->req);
 }
 
 /* A refusal made by the server itself, before any handler ran. Always closes. */
@@ -874,11 +946,14 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
     }
     c->timer = evtimer_new(t->base, timer_cb, c);
     c->resume = event_new(t->base, -1, 0, resume_cb, c);
-    if (!c->timer || !c->resume) {
+    c->flush = event_new(t->base, -1, 0, flush_cb, c);
+    if (!c->timer || !c->resume || !c->flush) {
         if (c->timer)
             event_free(c->timer);
         if (c->resume)
             event_free(c->resume);
+        if (c->flush)
+            event_free(c->flush);
         bufferevent_free(c->bev);
         free(c);
         return;
@@ -1076,7 +1151,7 @@ void kl_http_req_auth_failed(kl_http_req *r, kl_auth_fail kind)
 
 void kl_http_req_log_field(kl_http_req *r, const char *key, const char *value)
 {
-    if (!value)
+    if (!value || !r->conn->t->server->cfg.access_log)
         return;
     if (!r->log_fields)
         r->log_fields = json_object();
@@ -1116,7 +1191,7 @@ void kl_http_respond(kl_http_req *r, int status, const char *content_type, const
              len);
     bool head = strcmp(r->method, "HEAD") == 0;
     write_head(r, status, no_body ? NULL : content_type, framing, head ? NULL : body,
-               head ? 0 : len);
+               head ? 0 : len, false);
     req_finished(r);
 }
 
@@ -1145,7 +1220,8 @@ int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type)
     if (r->responded)
         return KL_EINVAL;
     r->streaming = true;
-    write_head(r, status, content_type, "Transfer-Encoding: chunked", NULL, 0);
+    write_head(r, status, content_type, "Transfer-Encoding: chunked", NULL, 0, true);
+    event_active(r->conn->flush, EV_TIMEOUT, 1);
     return 0;
 }
 
@@ -1156,20 +1232,17 @@ int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
     /* A HEAD answer has headers only; what a handler streams is not sent. */
     if (len == 0 || strcmp(r->method, "HEAD") == 0)
         return 0;
-    struct evbuffer *out = bufferevent_get_output(r->conn->bev);
     char head[24];
     int hn = snprintf(head, sizeof(head), "%zx\r\n", len);
-    /* One contiguous chunk: over TLS each evbuffer piece may become its own record. */
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)((size_t)hn + len + 2), &v, 1) < 1)
+    if (kl_buf_append(&r->pend, head, (size_t)hn) != 0 || kl_buf_append(&r->pend, data, len) != 0 ||
+        kl_buf_append(&r->pend, "\r\n", 2) != 0)
         return KL_ENOMEM;
-    char *p = v.iov_base;
-    memcpy(p, head, (size_t)hn);
-    memcpy(p + hn, data, len);
-    memcpy(p + (size_t)hn + len, "\r\n", 2);
-    v.iov_len = (size_t)hn + len + 2;
-    if (evbuffer_commit_space(out, &v, 1) != 0)
-        return KL_ENOMEM;
+    /* Sent at the end of this loop iteration, together with whatever else the handler
+     * streams meanwhile; large bursts go at once. */
+    if (r->pend.len >= 65536)
+        flush_pending(r);
+    else
+        event_active(r->conn->flush, EV_TIMEOUT, 1);
     return 0;
 }
 
@@ -1178,13 +1251,14 @@ void kl_http_stream_end(kl_http_req *r)
     if (!r->streaming || r->finished)
         return;
     if (strcmp(r->method, "HEAD") != 0)
-        evbuffer_add(bufferevent_get_output(r->conn->bev), "0\r\n\r\n", 5);
+        kl_buf_append(&r->pend, "0\r\n\r\n", 5);
+    flush_pending(r);
     req_finished(r);
 }
 
 size_t kl_http_stream_pending(const kl_http_req *r)
 {
-    return evbuffer_get_length(bufferevent_get_output(r->conn->bev));
+    return evbuffer_get_length(bufferevent_get_output(r->conn->bev)) + r->pend.len;
 }
 
 void kl_http_req_on_drain(kl_http_req *r, void (*cb)(void *arg), void *arg)
@@ -1428,9 +1502,10 @@ static void *thread_main(void *arg)
 }
 
 static int thread_setup(kl_http_server *s, thread_ctx *t, int index)
-{
-    t->server = s;
+{    t->server = s;
     t->index = index;
+    if (RAND_bytes(t->id_seed, sizeof(t->id_seed)) != 1)
+        return KL_ECRYPTO;
     /* The changelist folds the enable/disable churn of a request (read off while
      * handling, write on while flushing, the upstream connection's own toggles) into at
      * most one epoll_ctl per descriptor per loop iteration. */
