@@ -764,20 +764,7 @@ static void parse_error(conn *c)
         char msg[160];
         snprintf(msg, sizeof(msg), "Malformed HTTP request (%s).", http_errno_name(e));
         /* msg is a stack buffer: refuse() copies it into the response body at once. */
-        kl_http_req *r = c->req;
-        if (!r) {
-            r = req_new(c);
-            if (!r) {
-                conn_free(c);
-                return;
-            }
-            c->req = r;
-        }
-        c->keep_alive = false;
-        c->linger = true;
-        if (!r->path)
-            r->path = strdup("");
-        kl_http_respond_error(r, 400, "BadRequest", msg);
+        refuse(c, 400, "BadRequest", msg);
     }
     }
 }
