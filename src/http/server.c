@@ -65,7 +65,8 @@ typedef struct thread_ctx {
     struct event *grace_ev; /* hard deadline for in-flight requests */
     bool draining;
     int nconns;
-    struct conn *conns; /* intrusive list, for draining */    char date[64];             /* cached Date header value */
+    struct conn *conns;        /* intrusive list, for draining */
+    char date[64];             /* cached Date header value */
     unsigned char id_seed[16]; /* random per thread; request ids count up from it */
     uint64_t id_count;
     int64_t date_second;
@@ -254,7 +255,8 @@ static kl_http_req *req_new(conn *c)
     kl_buf_init(&r->pend, SIZE_MAX);
     r->start_us = kl_now_mono_us();
     r->route = KL_ROUTE_OTHER;
-    r->auth_fail = -1;    request_id(c->t, r->id);
+    r->auth_fail = -1;
+    request_id(c->t, r->id);
     return r;
 }
 
@@ -1489,7 +1491,8 @@ static void *thread_main(void *arg)
 }
 
 static int thread_setup(kl_http_server *s, thread_ctx *t, int index)
-{    t->server = s;
+{
+    t->server = s;
     t->index = index;
     if (RAND_bytes(t->id_seed, sizeof(t->id_seed)) != 1)
         return KL_ECRYPTO;
