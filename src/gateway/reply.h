@@ -6,6 +6,25 @@
 #include "gateway/body.h"
 #include "http/server.h"
 
+typedef enum kl_gateway_error {
+    KL_GW_ERR_KEY_DENIED = 0,
+    KL_GW_ERR_TOKEN_DENIED,
+    KL_GW_ERR_KEY_DISABLED,
+    KL_GW_ERR_NOT_FOUND,
+    KL_GW_ERR_DEPLOYMENT_NOT_FOUND,
+    KL_GW_ERR_BAD_REQUEST,
+    KL_GW_ERR_BAD_GATEWAY,
+    KL_GW_ERR_GATEWAY_TIMEOUT,
+    KL_GW_ERR_INTERNAL,
+    KL_GW_ERR_UNAVAILABLE,
+    KL_GW_ERR__COUNT
+} kl_gateway_error;
+
+/* The status and body of an error answer; *body is owned by the caller (NULL only when
+ * out of memory). be (may be NULL) supplies the message, param and type of a
+ * KL_GW_ERR_BAD_REQUEST. */
+int kl_gateway_error_body(kl_gateway_error e, const kl_gateway_body_err *be, json_t **body);
+
 /* 401 {"error":{"code":"401","message":"Access denied due to invalid subscription key..."}} */
 void kl_gateway_reply_key_denied(kl_http_req *r);
 /* 401 {"statusCode":401,"message":"Unauthorized. Access token is missing, ..."} */
