@@ -1,26 +1,39 @@
-/* Proxying to OpenAI-compatible model servers over libevent's HTTP client, with
- * per-worker pools of kept-alive connections and streaming pass-through.
+/* Proxying to OpenAI-compatible model servers: a lean HTTP/1.1 client on bufferevents
+ * with per-worker pools of kept-alive connections and streaming pass-through.
  *
- * How libevent 2.1 reports failures decides the design here:
- *  - a refused connection and evhttp's own connect timeout both arrive as the request
- *    callback with a request whose status is 0 and no error callback, so they cannot
- *    be told apart afterwards. The timeouts that matter are therefore our own timer:
- *    first a connect check (is the socket connected?) after connect_timeout_ms, then
- *    "no byte for timeout_ms", re-armed on every chunk. evhttp's timeout is set a second
- *    longer, as a backstop only; EVREQ_HTTP_TIMEOUT still maps to 504 if it ever wins.
- *  - other failures (EOF, reset, unreachable, TLS) come as the error callback, then the
- *    request callback with NULL: 502 before any byte was sent, a truncated stream after.
- *  - evhttp_cancel_request runs the error callback (EVREQ_HTTP_REQUEST_CANCEL) and not
- *    the request callback; it may be called from the chunk callback.
- *  - the request callback may run inside evhttp_make_request (immediate failures), so
- *    nothing touches an exchange after starting it.
- *  - the chunk callback runs for chunked, Content-Length and close-delimited bodies
- *    alike (never for an empty body), so one path serves them all.
- * Connections are only ever freed from the reaper event, never inside an evhttp
- * callback, because evhttp keeps using the connection after calling us. */
+ * The per-request path is kept short because it is the gateway's hot path:
+ *  - the request is built as one contiguous buffer (upstream_wire.c). On a kept-alive
+ *    plain-HTTP connection it is sent with one send() while EV_WRITE stays disabled, so
+ *    writing costs no epoll_ctl; only a partial write queues the rest in the
+ *    bufferevent and enables EV_WRITE until it drains. TLS connections use the
+ *    bufferevent normally.
+ *  - EV_READ stays enabled for a connection's whole life (an idle one notices a close or
+ *    stray bytes and is dropped); it is disabled only while the client is slower than
+ *    the model server (backpressure) and re-enabled from the client's drain callback.
+ *  - the response is framed by http_parser, one parser per exchange, and passed through
+ *    as it arrives; the client response begins with the first body byte, an empty body
+ *    is answered in one piece when the answer completes.
+ * Timers are ours: a connect check at min(connect_timeout_ms, timeout_ms) (is the
+ * socket connected?), then "no byte for timeout_ms", re-armed on every read and paused
+ * while the client is slow. Before any byte reached the client a failure is a 502
+ * (refused, reset, EOF, TLS, garbage) or a 504 (timeout); after that the stream just
+ * ends. A kept-alive connection that fails before any byte of the answer is retried once
+ * on a fresh connection (the server may have closed it just as it was reused).
+ *
+ * Freeing: bufferevent_free() may be called from the bufferevent's own callbacks.
+ * libevent 2.1 holds a reference on the bufferevent while it runs a callback
+ * (bufferevent_readcb/writecb and the deferred-callback runner incref before and decref
+ * after), and bufferevent_free() clears the callbacks first, so the memory and the
+ * socket go only once libevent is done with them and we are never called again. Our
+ * own structures are freed as soon as nothing of ours refers to them; every path that
+ * ends an exchange returns straight out of the callback afterwards.
+ * The one callback that can run synchronously inside a call we make is the event
+ * callback from bufferevent_socket_connect_hostname() (a failed lookup); it is recorded
+ * and handled once that call has returned. */
 #include "gateway/upstream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +43,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -41,18 +54,21 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/reply.h"
-
-/* evhttp's own timeouts trail ours by this much so that ours always decide. */
-#define BACKSTOP_MS 1000
+#include "gateway/upstream_wire.h"
 
 typedef struct up_pool up_pool;
+typedef struct exchange exchange;
 
 typedef struct up_conn {
     kl_upstream *u;
     up_pool *pool;
-    struct evhttp_connection *evcon;
-    bool dead; /* closed or failed: never reused, freed by the reaper */
-    bool idle; /* on the pool's idle list */
+    struct bufferevent *bev;
+    exchange *ex; /* the exchange using it; NULL while idle */
+    bool tls;
+    bool idle;         /* on the pool's idle list */
+    bool connected;    /* the transport (TCP, and TLS if any) was established */
+    bool in_connect;   /* inside bufferevent_socket_connect_hostname() */
+    short sync_events; /* events reported during it, handled after it returns */
     struct up_conn *next, *prev;
 } up_conn;
 
@@ -67,29 +83,27 @@ struct up_pool {
 
 typedef enum phase { PH_CONNECTING = 0, PH_WAITING } phase;
 
-typedef struct exchange {
+struct exchange {
     kl_upstream *u;
-    kl_http_req *r;    /* NULL once the client is gone */
+    kl_http_req *r;    /* the client request; valid while the exchange exists */
     kl_snapshot *snap; /* our reference: keeps d alive */
     const kl_deployment *d;
     kl_upstream_target t;
     up_pool *pool;
-    char *body; /* serialised request, kept for one retry */
-    size_t body_len;
-    char *auth; /* "Bearer <credential>" or NULL; wiped before free */
-    const char *accept;
+    char *req; /* the whole request, kept for one retry; may hold the credential */
+    size_t req_len;
     up_conn *conn;
-    struct evhttp_request *ureq; /* while evhttp holds it */
-    struct event *timer;
+    struct event timer;
     phase ph;
-    bool reused;      /* the connection carried an earlier request */
-    bool retried;     /* a failed reused connection gets one fresh attempt */
-    bool got_headers; /* the upstream's response head has arrived */
-    bool started;     /* the client response has begun */
-    bool paused;      /* reading upstream stopped until the client drains */
-    int uperr;        /* last evhttp_request_error, or -1 */
+    bool reused;           /* the connection carried an earlier request */
+    bool retried;          /* a failed reused connection gets one fresh attempt */
+    bool got_bytes;        /* some of the answer has arrived */
+    bool started;          /* the client response has begun */
+    bool paused;           /* reading upstream stopped until the client drains */
+    const char *cb_detail; /* why a parser callback stopped the exchange */
+    kl_upstream_resp resp;
     struct exchange *next, *prev;
-} exchange;
+};
 
 struct kl_upstream {
     struct event_base *base;
@@ -99,21 +113,7 @@ struct kl_upstream {
     int timeout_ms;
     int connect_timeout_ms;
     up_pool *pools;
-    up_conn *reap; /* connections waiting to be freed */
-    struct event *reap_ev;
     exchange *active;
-};
-
-/* Response headers worth passing back: rate limits and retry hints. */
-static const char *const passthrough_headers[] = {
-    "retry-after",
-    "retry-after-ms",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
 };
 
 /* ------------------------------------------------------------------ target URL */
@@ -204,19 +204,10 @@ out:
 
 /* ------------------------------------------------------------------ connections */
 
-static void reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    kl_upstream *u = arg;
-    while (u->reap) {
-        up_conn *c = u->reap;
-        u->reap = c->next;
-        evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-        evhttp_connection_free(c->evcon);
-        free(c);
-    }
-}
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_event(up_conn *c, short what);
 
 static void idle_unlink(up_conn *c)
 {
@@ -234,26 +225,13 @@ static void idle_unlink(up_conn *c)
     p->n_idle--;
 }
 
-/* Schedules c to be freed outside of any evhttp callback. */
-static void reap_push(up_conn *c)
+/* Closes c for good (see the file comment on freeing from a callback). */
+static void conn_close(up_conn *c)
 {
-    kl_upstream *u = c->u;
     idle_unlink(c);
-    c->dead = true;
-    c->prev = NULL;
-    c->next = u->reap;
-    u->reap = c;
-    if (u->reap_ev)
-        event_active(u->reap_ev, EV_TIMEOUT, 0);
-}
-
-static void on_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    up_conn *c = arg;
-    c->dead = true;
-    if (c->idle)
-        reap_push(c); /* a busy one is released by its exchange */
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c);
 }
 
 static bool is_ip_literal(const char *host)
@@ -262,14 +240,15 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* A new connection object with its bufferevent; not connected yet. */
 static up_conn *conn_new(kl_upstream *u, up_pool *p)
 {
-    struct bufferevent *bev = NULL;
     up_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->u = u;
     c->pool = p;
+    c->tls = p->tls;
     if (p->tls) {
         SSL *ssl = u->tls ? SSL_new(u->tls) : NULL;
         if (!ssl)
@@ -282,28 +261,21 @@ static up_conn *conn_new(kl_upstream *u, up_pool *p)
             ok = SSL_set_tlsext_host_name(ssl, p->host) == 1 && SSL_set1_host(ssl, p->host) == 1;
         }
         if (ok)
-            bev = bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (!bev) {
+            c->bev =
+                bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (!c->bev) {
             SSL_free(ssl);
             goto fail;
         }
         /* Many servers close without close_notify once the response is complete. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev)
+            goto fail;
     }
-    c->evcon = evhttp_connection_base_bufferevent_new(u->base, u->dns, bev, p->host, p->port);
-    if (!c->evcon) {
-        if (bev)
-            bufferevent_free(bev);
-        goto fail;
-    }
-    int backstop = u->timeout_ms + BACKSTOP_MS;
-    struct timeval tv = {backstop / 1000, (backstop % 1000) * 1000};
-    evhttp_connection_set_timeout_tv(c->evcon, &tv);
-    evhttp_connection_set_retries(c->evcon, 0);
-    evhttp_connection_set_max_headers_size(c->evcon, KL_MAX_HEADER_BYTES);
-    evhttp_connection_set_max_body_size(c->evcon, KL_MAX_UPSTREAM_RESPONSE);
-    evhttp_connection_set_closecb(c->evcon, on_conn_closed, c);
+    bufferevent_setcb(c->bev, conn_read_cb, c->tls ? NULL : conn_write_cb, conn_event_cb, c);
     return c;
 fail:
     free(c);
@@ -326,46 +298,29 @@ static up_pool *pool_get(kl_upstream *u, const kl_upstream_target *t)
     return p;
 }
 
-static up_conn *conn_acquire(kl_upstream *u, up_pool *p, bool fresh, bool *reused)
+/* Puts c back on its pool's idle list (most recent first), or closes it. */
+static void conn_park(up_conn *c)
 {
-    while (!fresh && p->idle) {
-        up_conn *c = p->idle;
-        idle_unlink(c);
-        if (!c->dead) {
-            *reused = true;
-            return c;
-        }
-        reap_push(c);
-    }
-    *reused = false;
-    return conn_new(u, p);
-}
-
-static void conn_release(exchange *ex, bool reusable)
-{
-    up_conn *c = ex->conn;
-    ex->conn = NULL;
-    if (!c)
-        return;
     up_pool *p = c->pool;
-    if (reusable && !c->dead && p->n_idle < KL_UPSTREAM_MAX_IDLE_CONNS) {
-        c->idle = true;
-        c->prev = NULL;
-        c->next = p->idle;
-        if (p->idle)
-            p->idle->prev = c;
-        p->idle = c;
-        p->n_idle++;
+    c->ex = NULL;
+    if (p->n_idle >= KL_UPSTREAM_MAX_IDLE_CONNS ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        conn_close(c);
         return;
     }
-    reap_push(c);
+    c->idle = true;
+    c->prev = NULL;
+    c->next = p->idle;
+    if (p->idle)
+        p->idle->prev = c;
+    p->idle = c;
+    p->n_idle++;
 }
 
 /* True once the TCP connection is established (the TLS handshake may still run). */
-static bool conn_connected(const up_conn *c)
+static bool conn_tcp_up(const up_conn *c)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
@@ -375,12 +330,11 @@ static bool conn_connected(const up_conn *c)
  * log; false if TLS reported nothing. Clears the connection's OpenSSL errors. */
 static bool conn_tls_error(const up_conn *c, char *out, size_t outlen)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     unsigned long e, first = 0;
     /* The list also holds bare SSL_get_error() codes (library 0), e.g. for a refused
      * connection; only real OpenSSL errors say something about TLS. */
-    while (bev && (e = bufferevent_get_openssl_error(bev)) != 0)
+    while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
         if (!first && ERR_GET_LIB(e) != 0)
             first = e;
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -397,17 +351,37 @@ static bool conn_tls_error(const up_conn *c, char *out, size_t outlen)
     return false;
 }
 
-/* A kept-alive connection is reusable after a complete, self-delimited response. */
-static bool response_reusable(struct evhttp_request *q)
+/* Starts connecting c with the request already queued in its output. Returns the
+ * events reported synchronously (a failed lookup or connect), or 0. */
+static short conn_connect(up_conn *c)
 {
-    struct evkeyvalq *h = evhttp_request_get_input_headers(q);
-    const char *conn = evhttp_find_header(h, "Connection");
-    int status = evhttp_request_get_response_code(q);
-    if (conn && kl_str_ieq(conn, "close"))
-        return false;
-    if (status < 200 || status == 204 || status == 304)
-        return true;
-    return evhttp_find_header(h, "Transfer-Encoding") || evhttp_find_header(h, "Content-Length");
+    up_pool *p = c->pool;
+    c->in_connect = true;
+    c->sync_events = 0;
+    if (bufferevent_socket_connect_hostname(c->bev, c->u->dns, AF_UNSPEC, p->host, p->port) != 0)
+        c->sync_events |= BEV_EVENT_ERROR;
+    c->in_connect = false;
+    return c->sync_events;
+}
+
+/* Sends data on c. Plain HTTP: straight to the socket, the bufferevent only holds what
+ * the socket did not take (EV_WRITE enabled until it drains). 0, KL_EIO or KL_ENOMEM. */
+static int conn_send(up_conn *c, const char *data, size_t len)
+{
+    if (c->tls)
+        return bufferevent_write(c->bev, data, len) == 0 ? 0 : KL_ENOMEM;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return KL_EIO;
+        n = 0;
+    }
+    if ((size_t)n == len)
+        return 0;
+    if (evbuffer_add(bufferevent_get_output(c->bev), data + n, len - (size_t)n) != 0)
+        return KL_ENOMEM;
+    return bufferevent_enable(c->bev, EV_WRITE) == 0 ? 0 : KL_EIO;
 }
 
 /* ------------------------------------------------------------------ exchanges */
@@ -415,7 +389,18 @@ static bool response_reusable(struct evhttp_request *q)
 static void timer_arm(exchange *ex, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(ex->timer, &tv);
+    evtimer_add(&ex->timer, &tv);
+}
+
+/* Closes the exchange's connection (never back to the pool). */
+static void ex_drop_conn(exchange *ex)
+{
+    up_conn *c = ex->conn;
+    ex->conn = NULL;
+    if (c) {
+        c->ex = NULL;
+        conn_close(c);
+    }
 }
 
 static void ex_free(exchange *ex)
@@ -427,35 +412,16 @@ static void ex_free(exchange *ex)
         u->active = ex->next;
     if (ex->next)
         ex->next->prev = ex->prev;
-    if (ex->timer)
-        event_free(ex->timer);
-    if (ex->ureq) {
-        struct evhttp_request *q = ex->ureq;
-        ex->ureq = NULL;
-        evhttp_cancel_request(q);
-    }
-    conn_release(ex, false);
+    event_del(&ex->timer);
+    ex_drop_conn(ex);
     if (ex->snap)
         kl_snapshot_release(ex->snap);
-    if (ex->auth) {
-        OPENSSL_cleanse(ex->auth, strlen(ex->auth));
-        free(ex->auth);
+    if (ex->req) {
+        OPENSSL_cleanse(ex->req, ex->req_len);
+        free(ex->req);
     }
-    free(ex->body);
     free(ex->t.uri);
     free(ex);
-}
-
-/* Stops the upstream side: cancels the request in flight and drops its connection. */
-static void ex_cancel_upstream(exchange *ex)
-{
-    evtimer_del(ex->timer);
-    if (ex->ureq) {
-        struct evhttp_request *q = ex->ureq;
-        ex->ureq = NULL;
-        evhttp_cancel_request(q); /* runs on_error(CANCEL) only */
-    }
-    conn_release(ex, false);
 }
 
 static const char *uperr_name(kl_upstream_err e)
@@ -476,14 +442,13 @@ static void log_failure(exchange *ex, kl_upstream_err kind, const char *detail)
 }
 
 /* Ends the exchange after a failure: 502/504 if nothing was sent yet, else the stream
- * ends where it is. */
+ * ends where it is. The answer goes last, after everything of ours is released. */
 static void ex_fail(exchange *ex, kl_upstream_err kind, const char *detail)
 {
     kl_http_req *r = ex->r;
     bool started = ex->started;
     kl_metrics_upstream_error(ex->u->metrics, kind);
     log_failure(ex, kind, detail);
-    ex_cancel_upstream(ex);
     ex_free(ex);
     if (!r)
         return;
@@ -496,20 +461,19 @@ static void ex_fail(exchange *ex, kl_upstream_err kind, const char *detail)
         kl_gateway_reply_bad_gateway(r);
 }
 
-static void copy_passthrough_headers(kl_http_req *r, struct evhttp_request *q)
+static void copy_passthrough_headers(exchange *ex)
 {
-    struct evkeyvalq *h = evhttp_request_get_input_headers(q);
-    for (size_t i = 0; i < sizeof(passthrough_headers) / sizeof(passthrough_headers[0]); i++) {
-        const char *v = evhttp_find_header(h, passthrough_headers[i]);
+    for (size_t i = 1; i < KL_UPSTREAM_RESP_NHEADERS; i++) {
+        const char *v = kl_upstream_resp_value(&ex->resp, i);
         if (v)
-            kl_http_set_header(r, passthrough_headers[i], v);
+            kl_http_set_header(ex->r, kl_upstream_resp_names[i], v);
     }
 }
 
-static const char *response_type(struct evhttp_request *q)
+static const char *response_type(const exchange *ex)
 {
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(q), "Content-Type");
-    return ct && !strpbrk(ct, "\r\n") ? ct : "application/octet-stream";
+    const char *ct = kl_upstream_resp_value(&ex->resp, 0);
+    return ct ? ct : "application/octet-stream";
 }
 
 static void note_status(exchange *ex, int status)
@@ -521,38 +485,271 @@ static void note_status(exchange *ex, int status)
         kl_metrics_upstream_error(ex->u->metrics, KL_UPERR_STATUS5XX);
 }
 
+static int on_resp_head(void *arg, const kl_upstream_resp *rp)
+{
+    (void)rp;
+    exchange *ex = arg;
+    ex->ph = PH_WAITING;
+    return 0;
+}
+
+static int on_resp_body(void *arg, const char *data, size_t len)
+{
+    exchange *ex = arg;
+    if (len == 0)
+        return 0;
+    if (!ex->started) {
+        copy_passthrough_headers(ex);
+        note_status(ex, ex->resp.status);
+        if (kl_http_stream_begin(ex->r, ex->resp.status, response_type(ex)) != 0) {
+            ex->cb_detail = "client response could not start";
+            return KL_EIO;
+        }
+        ex->started = true;
+    }
+    if (kl_http_stream_write(ex->r, data, len) != 0) {
+        ex->cb_detail = "client stream failed";
+        return KL_EIO;
+    }
+    return 0;
+}
+
+static const kl_upstream_resp_cb resp_cb = {.head = on_resp_head, .body = on_resp_body};
+
+/* The answer is complete: the connection goes back to the pool if it can carry another
+ * request (clean is false if bytes followed the answer), the client's answer ends. */
+static void ex_complete(exchange *ex, bool clean)
+{
+    up_conn *c = ex->conn;
+    ex->conn = NULL;
+    event_del(&ex->timer);
+    if (c) {
+        if (clean && ex->resp.keep_alive)
+            conn_park(c);
+        else {
+            c->ex = NULL;
+            conn_close(c);
+        }
+    }
+    kl_http_req *r = ex->r;
+    kl_http_req_on_abort(r, NULL, NULL);
+    if (ex->started) {
+        ex_free(ex);
+        kl_http_stream_end(r);
+        return;
+    }
+    /* No body bytes at all: answered in one piece. */
+    int status = ex->resp.status;
+    char ct[KL_UPSTREAM_RESP_CAPTURE];
+    snprintf(ct, sizeof(ct), "%s", response_type(ex));
+    copy_passthrough_headers(ex);
+    note_status(ex, status);
+    ex_free(ex);
+    kl_http_respond(r, status, ct, "", 0);
+}
+
 static void on_drain(void *arg);
 
 static void pause_reading(exchange *ex)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(ex->conn->evcon);
-    bufferevent_disable(bev, EV_READ);
+    bufferevent_disable(ex->conn->bev, EV_READ);
     ex->paused = true;
-    evtimer_del(ex->timer); /* the client is slow, not the upstream */
+    evtimer_del(&ex->timer); /* the client is slow, not the upstream */
     kl_http_req_on_drain(ex->r, on_drain, ex);
 }
 
 static void on_drain(void *arg)
 {
     exchange *ex = arg;
-    if (!ex->paused || !ex->ureq || !ex->conn)
+    if (!ex->paused || !ex->conn)
         return;
     ex->paused = false;
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(ex->conn->evcon);
+    struct bufferevent *bev = ex->conn->bev;
     bufferevent_enable(bev, EV_READ);
     timer_arm(ex, ex->u->timeout_ms);
     /* Bytes read before the pause wait in the input buffer; no socket event would
-     * announce them again. */
+     * announce them again. Deferred: this runs inside the server's write callback. */
     if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
         bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Parses what the connection has read. Returns false if the exchange ended (it is
+ * freed then). */
+static bool ex_process(exchange *ex)
+{
+    struct evbuffer *in = bufferevent_get_input(ex->conn->bev);
+    if (evbuffer_get_length(in) == 0)
+        return true;
+    ex->got_bytes = true;
+    ex->ph = PH_WAITING;
+    int rc = 0;
+    while (rc == 0 && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t used = 0;
+        rc = kl_upstream_resp_feed(&ex->resp, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+    }
+    if (rc == 1) {
+        ex_complete(ex, evbuffer_get_length(in) == 0);
+        return false;
+    }
+    if (rc < 0) {
+        const char *detail = ex->cb_detail      ? ex->cb_detail
+                             : rc == KL_ETOOBIG ? "answer too large"
+                                                : "malformed answer";
+        ex_fail(ex, KL_UPERR_PROTOCOL, detail);
+        return false;
+    }
+    timer_arm(ex, ex->u->timeout_ms);
+    if (ex->started && kl_http_stream_pending(ex->r) > KL_MAX_OUTPUT_BUFFER / 2)
+        pause_reading(ex);
+    return true;
+}
+
+static void ex_send(exchange *ex, bool fresh);
+
+/* The connection failed or closed (what: BEV_EVENT_*). */
+static void ex_conn_failed(exchange *ex, short what)
+{
+    up_conn *c = ex->conn;
+    char tls_detail[160];
+    bool tls_failed = c && c->tls && conn_tls_error(c, tls_detail, sizeof(tls_detail));
+    bool was_connected = c && c->connected;
+    int dns_err = c && (what & BEV_EVENT_ERROR) ? bufferevent_socket_get_dns_error(c->bev) : 0;
+    ex_drop_conn(ex);
+    /* A kept-alive connection the server closed just as we reused it: try once on a
+     * fresh one, since nothing of the answer can have been produced. */
+    if (ex->reused && !ex->retried && !ex->got_bytes) {
+        ex->retried = true;
+        ex_send(ex, true);
+        return;
+    }
+    if (ex->resp.head_done)
+        ex_fail(ex, KL_UPERR_PROTOCOL, "malformed or truncated answer");
+    else if (tls_failed)
+        ex_fail(ex, KL_UPERR_CONNECT, tls_detail);
+    else if (dns_err)
+        ex_fail(ex, KL_UPERR_CONNECT, "name resolution failed");
+    else
+        ex_fail(ex, KL_UPERR_CONNECT,
+                was_connected ? "connection closed or failed" : "connection refused or not made");
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    up_conn *c = arg;
+    if (!c->ex) {
+        conn_close(c); /* stray bytes on an idle connection */
+        return;
+    }
+    c->connected = true;
+    ex_process(c->ex);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    /* The queued part of a request has gone: back to writing straight to the socket. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    up_conn *c = arg;
+    if (c->in_connect) {
+        c->sync_events |= what;
+        return;
+    }
+    conn_event(c, what);
+}
+
+static void conn_event(up_conn *c, short what)
+{
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = true;
+        return;
+    }
+    exchange *ex = c->ex;
+    if (!ex) {
+        conn_close(c); /* an idle connection closed by the server */
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        if (!ex_process(ex))
+            return;
+        /* A close-delimited answer ends here; any other is cut short. */
+        size_t used;
+        int rc = kl_upstream_resp_feed(&ex->resp, NULL, 0, &used);
+        if (rc == 1) {
+            ex_complete(ex, false);
+            return;
+        }
+        if (rc != KL_EIO) {
+            ex_fail(ex, KL_UPERR_PROTOCOL, "malformed answer");
+            return;
+        }
+    }
+    ex_conn_failed(ex, what);
+}
+
+static void ex_send(exchange *ex, bool fresh)
+{
+    kl_upstream *u = ex->u;
+    up_pool *p = ex->pool;
+    up_conn *c = NULL;
+    ex->reused = false;
+    if (!fresh && p->idle) {
+        c = p->idle;
+        idle_unlink(c);
+        ex->reused = true;
+    } else {
+        c = conn_new(u, p);
+        if (!c) {
+            ex_fail(ex, KL_UPERR_CONNECT, "no connection object");
+            return;
+        }
+    }
+    ex->conn = c;
+    c->ex = ex;
+    ex->got_bytes = false;
+    ex->cb_detail = NULL;
+    kl_upstream_resp_init(&ex->resp, &resp_cb, ex);
+    ex->ph = ex->reused ? PH_WAITING : PH_CONNECTING;
+    int first = u->timeout_ms;
+    if (!ex->reused && u->connect_timeout_ms < first)
+        first = u->connect_timeout_ms;
+    timer_arm(ex, first);
+
+    if (ex->reused) {
+        int rc = conn_send(c, ex->req, ex->req_len);
+        if (rc == KL_EIO)
+            ex_conn_failed(ex, BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+        else if (rc)
+            ex_fail(ex, KL_UPERR_CONNECT, "out of memory");
+        return;
+    }
+    /* A new connection: the request waits in the output and goes once connected. */
+    if (bufferevent_write(c->bev, ex->req, ex->req_len) != 0 ||
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
+        ex_fail(ex, KL_UPERR_CONNECT, "out of memory");
+        return;
+    }
+    short sync = conn_connect(c);
+    if (sync)
+        conn_event(c, sync);
+    /* ex may be gone here. */
 }
 
 static void on_abort(void *arg)
 {
     exchange *ex = arg;
     ex->r = NULL; /* gone once we return */
-    ex_cancel_upstream(ex);
-    ex_free(ex);
+    ex_free(ex);  /* the connection is closed, never reused mid-answer */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -560,7 +757,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     exchange *ex = arg;
-    if (ex->ph == PH_CONNECTING && ex->conn && conn_connected(ex->conn)) {
+    if (ex->ph == PH_CONNECTING && ex->conn && conn_tcp_up(ex->conn)) {
         ex->ph = PH_WAITING;
         int rest = ex->u->timeout_ms - ex->u->connect_timeout_ms;
         if (rest > 0) {
@@ -571,153 +768,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     ex_fail(ex, KL_UPERR_TIMEOUT,
             ex->ph == PH_CONNECTING ? "no connection within the connect timeout"
                                     : "no answer within the timeout");
-}
-
-static void on_error(enum evhttp_request_error err, void *arg)
-{
-    exchange *ex = arg;
-    if (err != EVREQ_HTTP_REQUEST_CANCEL)
-        ex->uperr = (int)err;
-}
-
-static int on_headers(struct evhttp_request *q, void *arg)
-{
-    (void)q;
-    exchange *ex = arg;
-    ex->got_headers = true;
-    ex->ph = PH_WAITING;
-    timer_arm(ex, ex->u->timeout_ms);
-    return 0;
-}
-
-static void on_chunk(struct evhttp_request *q, void *arg)
-{
-    exchange *ex = arg;
-    struct evbuffer *in = evhttp_request_get_input_buffer(q);
-    size_t n = evbuffer_get_length(in);
-    if (!ex->r || n == 0)
-        return;
-    if (!ex->started) {
-        int status = evhttp_request_get_response_code(q);
-        copy_passthrough_headers(ex->r, q);
-        note_status(ex, status);
-        if (kl_http_stream_begin(ex->r, status, response_type(q)) != 0) {
-            ex_fail(ex, KL_UPERR_PROTOCOL, "client response could not start");
-            return;
-        }
-        ex->started = true;
-    }
-    unsigned char *p = evbuffer_pullup(in, -1);
-    if (!p || kl_http_stream_write(ex->r, p, n) != 0) {
-        ex_fail(ex, KL_UPERR_PROTOCOL, "client stream failed");
-        return;
-    }
-    evbuffer_drain(in, n);
-    timer_arm(ex, ex->u->timeout_ms);
-    if (kl_http_stream_pending(ex->r) > KL_MAX_OUTPUT_BUFFER / 2)
-        pause_reading(ex);
-}
-
-static void ex_send(exchange *ex, bool fresh);
-
-static void on_done(struct evhttp_request *q, void *arg)
-{
-    exchange *ex = arg;
-    int status = q ? evhttp_request_get_response_code(q) : 0;
-    ex->ureq = NULL; /* evhttp frees it after we return */
-    evtimer_del(ex->timer);
-
-    if (status == 0) {
-        int err = ex->uperr;
-        char tls_detail[160];
-        bool tls_failed =
-            ex->conn && ex->pool->tls && conn_tls_error(ex->conn, tls_detail, sizeof(tls_detail));
-        conn_release(ex, false);
-        /* A kept-alive connection the server closed just as we reused it: try once on
-         * a fresh one, since nothing of the answer can have been produced. */
-        if (ex->reused && !ex->retried && !ex->got_headers && err != EVREQ_HTTP_TIMEOUT) {
-            ex->retried = true;
-            ex_send(ex, true);
-            return;
-        }
-        if (err == EVREQ_HTTP_TIMEOUT)
-            ex_fail(ex, KL_UPERR_TIMEOUT, "no answer within the timeout");
-        else if (tls_failed && !ex->got_headers)
-            ex_fail(ex, KL_UPERR_CONNECT, tls_detail);
-        else if (!ex->got_headers &&
-                 (err < 0 || err == EVREQ_HTTP_EOF || err == EVREQ_HTTP_BUFFER_ERROR))
-            ex_fail(ex, KL_UPERR_CONNECT,
-                    err < 0 ? "connection refused or not made" : "connection closed or failed");
-        else
-            ex_fail(ex, KL_UPERR_PROTOCOL,
-                    err == EVREQ_HTTP_DATA_TOO_LONG ? "answer too large or malformed"
-                                                    : "malformed or truncated answer");
-        return;
-    }
-
-    conn_release(ex, response_reusable(q));
-    kl_http_req *r = ex->r;
-    if (!r) {
-        ex_free(ex);
-        return;
-    }
-    kl_http_req_on_abort(r, NULL, NULL);
-    if (ex->started) {
-        ex_free(ex);
-        kl_http_stream_end(r);
-        return;
-    }
-    /* No body bytes at all (or none left): answer in one piece. */
-    copy_passthrough_headers(r, q);
-    note_status(ex, status);
-    struct evbuffer *in = evhttp_request_get_input_buffer(q);
-    size_t n = evbuffer_get_length(in);
-    unsigned char *p = n ? evbuffer_pullup(in, -1) : NULL;
-    const char *ct = response_type(q);
-    ex_free(ex);
-    kl_http_respond(r, status, ct, p ? (const void *)p : "", p ? n : 0);
-}
-
-static void ex_send(exchange *ex, bool fresh)
-{
-    kl_upstream *u = ex->u;
-    struct evhttp_request *q = NULL;
-    ex->conn = conn_acquire(u, ex->pool, fresh, &ex->reused);
-    if (!ex->conn) {
-        ex_fail(ex, KL_UPERR_CONNECT, "no connection object");
-        return;
-    }
-    q = evhttp_request_new(on_done, ex);
-    if (!q) {
-        ex_fail(ex, KL_UPERR_CONNECT, "out of memory");
-        return;
-    }
-    evhttp_request_set_chunked_cb(q, on_chunk);
-    evhttp_request_set_header_cb(q, on_headers);
-    evhttp_request_set_error_cb(q, on_error);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(q);
-    if (evhttp_add_header(h, "Host", ex->t.host_header) != 0 ||
-        evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
-        evhttp_add_header(h, "Accept", ex->accept) != 0 ||
-        (ex->auth && evhttp_add_header(h, "Authorization", ex->auth) != 0) ||
-        evbuffer_add(evhttp_request_get_output_buffer(q), ex->body, ex->body_len) != 0) {
-        evhttp_request_free(q);
-        ex_fail(ex, KL_UPERR_PROTOCOL, "request could not be built");
-        return;
-    }
-    ex->ureq = q;
-    ex->uperr = -1;
-    ex->got_headers = false;
-    ex->ph = ex->reused ? PH_WAITING : PH_CONNECTING;
-    int first = ex->u->timeout_ms;
-    if (!ex->reused && ex->u->connect_timeout_ms < first)
-        first = ex->u->connect_timeout_ms;
-    timer_arm(ex, first);
-    if (evhttp_make_request(ex->conn->evcon, q, EVHTTP_REQ_POST, ex->t.uri) != 0) {
-        ex->ureq = NULL; /* freed by evhttp */
-        ex_fail(ex, KL_UPERR_CONNECT, "request could not be started");
-    }
-    /* ex may be gone here: the request callback can run inside evhttp_make_request. */
 }
 
 void kl_upstream_forward(kl_upstream *u, kl_http_req *r, kl_snapshot *snap, const kl_deployment *d,
@@ -731,7 +781,6 @@ void kl_upstream_forward(kl_upstream *u, kl_http_req *r, kl_snapshot *snap, cons
     ex->u = u;
     ex->r = r;
     ex->d = d;
-    ex->uperr = -1;
     if (!d->upstream_url || kl_upstream_target_parse(d->upstream_url, kind, &ex->t) != 0 ||
         (ex->t.tls && !u->tls)) {
         kl_log(KL_LOG_WARN, "upstream_error", "kind", "config", "deployment", d->name, "request_id",
@@ -741,34 +790,35 @@ void kl_upstream_forward(kl_upstream *u, kl_http_req *r, kl_snapshot *snap, cons
         kl_gateway_reply_bad_gateway(r);
         return;
     }
-    const char *model = d->upstream_model && *d->upstream_model ? d->upstream_model : d->name;
-    if (json_object_set_new(body, "model", json_string(model)) == 0)
-        ex->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    ex->accept =
-        json_is_true(json_object_get(body, "stream")) ? "text/event-stream" : "application/json";
-    if (d->upstream_credential && *d->upstream_credential) {
-        size_t cl = strlen(d->upstream_credential);
-        ex->auth = malloc(cl + 8);
-        if (ex->auth) {
-            memcpy(ex->auth, "Bearer ", 7);
-            memcpy(ex->auth + 7, d->upstream_credential, cl + 1);
-        }
-    }
-    ex->timer = evtimer_new(u->base, on_timer, ex);
-    ex->pool = pool_get(u, &ex->t);
-    if (!ex->body || !ex->timer || !ex->pool ||
-        (d->upstream_credential && *d->upstream_credential && !ex->auth)) {
-        ex_free(ex);
-        kl_gateway_reply_internal(r);
-        return;
-    }
-    ex->body_len = strlen(ex->body);
-    ex->snap = snap;
-    kl_snapshot_retain(snap);
+    event_assign(&ex->timer, u->base, -1, 0, on_timer, ex);
     ex->next = u->active;
     if (u->active)
         u->active->prev = ex;
     u->active = ex;
+    ex->snap = snap;
+    kl_snapshot_retain(snap);
+
+    const char *model = d->upstream_model && *d->upstream_model ? d->upstream_model : d->name;
+    const char *accept = NULL;
+    int rc = KL_ENOMEM;
+    if (json_object_set_new(body, "model", json_string(model)) == 0) {
+        accept = json_is_true(json_object_get(body, "stream")) ? "text/event-stream"
+                                                               : "application/json";
+        size_t in_len = 0;
+        kl_http_req_body(r, &in_len);
+        rc = kl_upstream_request_build(&ex->t, accept, d->upstream_credential, body,
+                                       in_len + strlen(model) + 64, &ex->req, &ex->req_len);
+    }
+    ex->pool = rc ? NULL : pool_get(u, &ex->t);
+    if (rc == KL_EINVAL && d->upstream_credential && strpbrk(d->upstream_credential, "\r\n")) {
+        ex_fail(ex, KL_UPERR_PROTOCOL, "request could not be built");
+        return;
+    }
+    if (!ex->pool) {
+        ex_free(ex);
+        kl_gateway_reply_internal(r);
+        return;
+    }
     kl_http_req_on_abort(r, on_abort, ex);
     ex_send(ex, false);
 }
@@ -792,8 +842,7 @@ int kl_upstream_new(const kl_upstream_cfg *cfg, kl_upstream **out)
     /* Non-blocking name resolution (resolv.conf and /etc/hosts): a worker never blocks. */
     u->dns = evdns_base_new(u->base,
                             EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    u->reap_ev = event_new(u->base, -1, 0, reap_cb, u);
-    if (!u->dns || !u->reap_ev) {
+    if (!u->dns) {
         kl_upstream_free(u);
         return KL_ENOMEM;
     }
@@ -809,22 +858,19 @@ void kl_upstream_free(kl_upstream *u)
         exchange *ex = u->active;
         if (ex->r) {
             kl_http_req_on_abort(ex->r, NULL, NULL);
-            kl_http_req_on_drain(ex->r, NULL, NULL);
+            if (ex->paused)
+                kl_http_req_on_drain(ex->r, NULL, NULL);
             ex->r = NULL;
         }
-        ex_cancel_upstream(ex);
         ex_free(ex);
     }
     while (u->pools) {
         up_pool *p = u->pools;
         u->pools = p->next;
         while (p->idle)
-            reap_push(p->idle);
+            conn_close(p->idle);
         free(p);
     }
-    reap_cb(-1, 0, u);
-    if (u->reap_ev)
-        event_free(u->reap_ev);
     if (u->dns)
         evdns_base_free(u->dns, 0);
     free(u);

@@ -1,7 +1,8 @@
 /* The upstream backend: proxies a data-plane request to an OpenAI-compatible model
- * server with libevent's HTTP client, streaming the answer through to the client as it
- * arrives (SSE included, never re-framed). One kl_upstream per worker thread holds that
- * thread's kept-alive connections, per (scheme, host, port), and its DNS resolver.
+ * server over its own HTTP/1.1 client (bufferevents, http_parser), streaming the answer
+ * through to the client as it arrives (SSE included, never re-framed). One kl_upstream per worker
+ * thread holds that thread's kept-alive connections, per (scheme, host, port), and its DNS
+ * resolver.
  *
  * Sent upstream: POST <url><route>, Host, Content-Type: application/json, Accept, and
  * "Authorization: Bearer <credential>" only when the deployment has a credential. No
