@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ARM_API, RG, SUB, accountPath, makeTempDir, removeTempDir, startDaemon } from '../lib/harness.mjs';
+import { ARM_API, RG, SUB, accountPath, makeTempDir, removeTempDir, startDaemon, writeStormAndCrash } from '../lib/harness.mjs';
 import {
   ACTION,
   AUTH_API,
@@ -785,14 +785,35 @@ test('apps, custom roles and assignments persist across restarts (graceful and S
   assert.equal((await checkAccess(d, sp, ACTION.chat, acct, true)).allowed, true);
   assert.equal(before.sps.find((s) => s.id === disabled.servicePrincipalId).accountEnabled, false);
 
-  // Changes acknowledged just before a crash are kept too.
+  // Changes acknowledged just before a crash are kept too: 12 writers keep creates and
+  // deletes of assignments outstanding, and the kill lands with at least 8 in flight.
   const late = await assign(d, rgScope('late-rg'), sp, ROLE.contributor);
   assert.equal((await deleteAssignment(d, acct, a1.name)).status, 200);
-  await d.kill9();
+  const doomed = [];
+  for (let i = 0; i < 60; i++) doomed.push((await assign(d, rgScope(`doomed-rg-${i}`), sp, ROLE.reader)).name);
+  const fresh = Array.from({ length: 60 }, () => newGuid());
+  // Even writes create fresh[i/2], odd ones delete doomed[(i-1)/2].
+  const storm = await writeStormAndCrash({
+    total: 120,
+    concurrency: 12,
+    minInFlight: 8,
+    killAfterAcks: 10 + Math.floor(Math.random() * 80),
+    write: (i) => (i % 2 === 0
+      ? putAssignment(d, rgScope(`fresh-rg-${i / 2}`), sp, ROLE.reader, { name: fresh[i / 2] })
+      : deleteAssignment(d, rgScope(`doomed-rg-${(i - 1) / 2}`), doomed[(i - 1) / 2])),
+    ok: (r) => r.status === 201 || r.status === 200,
+    crash: () => d.kill9(),
+  });
+  t.diagnostic(`kill with ${storm.inFlightAtCrash} writes in flight; ${storm.acked.length} of ${storm.sent} acknowledged`);
+  assert.ok(storm.inFlightAtCrash >= 8, `${storm.inFlightAtCrash} writes in flight at the kill`);
   await d.start();
   const names = sortedNames(await allAssignments(d));
   assert.ok(names.includes(late.name.toLowerCase()), 'an acknowledged assignment was lost by a crash');
   assert.ok(!names.includes(a1.name.toLowerCase()), 'an acknowledged delete was undone by a crash');
+  const lostCreates = storm.acked.filter((i) => i % 2 === 0).map((i) => fresh[i / 2]).filter((n) => !names.includes(n));
+  const undoneDeletes = storm.acked.filter((i) => i % 2 === 1).map((i) => doomed[(i - 1) / 2]).filter((n) => names.includes(n));
+  assert.deepEqual(lostCreates, [], 'acknowledged assignments lost by a crash');
+  assert.deepEqual(undoneDeletes, [], 'acknowledged deletes undone by a crash');
   assertAuthzFailed(await listKeysAs(d, 'persist', sp), sp, ACTION.listKeys, acct);
   assert.equal(await tenantId(d), tenant);
 });

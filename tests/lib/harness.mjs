@@ -3,7 +3,7 @@
 // the daemon's own CA), over the admin Unix socket, over raw TCP/TLS, and through the CLI.
 // Every process and temp directory a test starts is torn down by that test's hooks.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,8 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 
+import { applyPowerCut } from './crashsim.mjs';
+
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_DIR = process.env.KL_BUILD_DIR
   ? resolve(process.env.KL_BUILD_DIR)
@@ -19,6 +21,15 @@ const BUILD_DIR = process.env.KL_BUILD_DIR
 export const KEYLESSD = process.env.KEYLESSD || join(BUILD_DIR, 'keylessd');
 export const KEYLESS_CLI = process.env.KEYLESS_CLI || join(BUILD_DIR, 'keyless');
 export const KL_STUB = process.env.KL_STUB || join(BUILD_DIR, 'kl-upstream-stub');
+// The power-cut shim (tests/crashsim), preloaded into a daemon started with crashsim.
+export const KL_CRASHSIM = process.env.KL_CRASHSIM || join(BUILD_DIR, 'libkl-crashsim.so');
+
+// How long a daemon may take to exit after SIGTERM: its own grace for requests in flight
+// (STOP_GRACE_MS, 10 s) plus room for a sanitizer build on a loaded machine. A daemon
+// that needs SIGKILL after this fails its test, as does one that exits non-zero.
+export const STOP_GRACE_MS = 15000;
+// The same for the upstream stub, which has nothing to drain.
+export const STUB_STOP_GRACE_MS = 5000;
 
 export const SUB = '00000000-0000-0000-0000-000000000000';
 export const RG = 'default';
@@ -240,8 +251,17 @@ function encodeBody(body, headers) {
 }
 
 // A running keylessd with its own data directory.
+//
+// Exit status: every run of the daemon must end with exit code 0, within
+// STOP_GRACE_MS of the SIGTERM that stop() sends, unless the test killed it on purpose
+// (kill9, powerCut) or it never became ready (start() then rejected, and the test saw
+// that). Anything else (a non-zero code, a signal, SIGKILL needed) is recorded and
+// cleanup() fails the test with it.
+//
+// crashsim: preload the power-cut shim (tests/crashsim/crashsim.c) with the data
+// directory watched, so that powerCut() can drop every write not yet synced.
 export class Daemon {
-  constructor({ args = [], env = {}, dataDir, binary = KEYLESSD } = {}) {
+  constructor({ args = [], env = {}, dataDir, binary = KEYLESSD, crashsim = false } = {}) {
     this.binary = binary;
     this.extraArgs = args;
     this.extraEnv = env;
@@ -250,6 +270,35 @@ export class Daemon {
     this.stderr = ''; // all stderr of every run (restarts included)
     this.runs = 0;
     this.proc = null;
+    this.exitProblems = []; // unclean exits, reported by cleanup()
+    this.crashsim = crashsim;
+    if (crashsim) {
+      this.journalDir = makeTempDir('kl-undo-');
+      mkdirSync(this.journalDir, { recursive: true });
+    }
+  }
+
+  // The environment of the daemon process: the test's, extraEnv, and the shim's.
+  processEnv() {
+    const env = { ...process.env, ...this.extraEnv };
+    if (this.crashsim) {
+      env.LD_PRELOAD = KL_CRASHSIM;
+      env.KL_CRASHSIM_DIR = this.dataDir;
+      env.KL_CRASHSIM_JOURNAL = this.journalDir;
+      // A sanitizer build wants its runtime first; the shim only wraps libc's write and
+      // sync calls, which the sanitizer runtime then still sees.
+      env.ASAN_OPTIONS = [env.ASAN_OPTIONS, 'verify_asan_link_order=0'].filter(Boolean).join(':');
+    }
+    return env;
+  }
+
+  // Records an unclean end of run p (see the class comment).
+  noteExit(p, { code, signal, timedOut }) {
+    if (p.klKilled || !p.klReady) return;
+    if (timedOut)
+      this.exitProblems.push(`keylessd (run ${p.klRun}) did not exit within ${p.klGraceMs} ms of SIGTERM; SIGKILL was needed`);
+    else if (code !== 0 || signal !== null)
+      this.exitProblems.push(`keylessd (run ${p.klRun}) ${p.klStopRequested ? 'answered SIGTERM with' : 'ended on its own with'} exit code ${code}, signal ${signal}`);
   }
 
   get adminSock() {
@@ -264,13 +313,19 @@ export class Daemon {
       ...this.extraArgs,
     ];
     const proc = spawn(this.binary, args, {
-      env: { ...process.env, ...this.extraEnv },
+      env: this.processEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
     this.runs++;
+    proc.klRun = this.runs;
     liveProcs.add(proc);
-    proc.on('exit', () => liveProcs.delete(proc));
+    proc.on('exit', (code, signal) => {
+      liveProcs.delete(proc);
+      // Ends that stop() does not see (the daemon died on its own) are judged here;
+      // stop() judges the ones it caused, timeouts included.
+      if (!proc.klStopRequested) this.noteExit(proc, { code, signal, timedOut: false });
+    });
     proc.stdout.on('data', (c) => {
       this.stdout = (this.stdout || '') + c.toString('utf8');
     });
@@ -298,6 +353,7 @@ export class Daemon {
       const onLine = (line, j) => {
         if (j && j.event === 'ready') {
           cleanup();
+          proc.klReady = true;
           resolveP(j);
         }
       };
@@ -358,26 +414,41 @@ export class Daemon {
     return this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  // SIGTERM and wait; returns {code, signal, timedOut}. SIGKILL after graceMs.
-  async stop(graceMs = 10000) {
+  // SIGTERM and wait; returns {code, signal, timedOut}. SIGKILL after graceMs. An
+  // unclean end (see the class comment) is recorded for cleanup() to report.
+  async stop(graceMs = STOP_GRACE_MS) {
     if (!this.proc) return { code: null, signal: null, timedOut: false };
     const p = this.proc;
     if (p.exitCode !== null || p.signalCode !== null)
       return { code: p.exitCode, signal: p.signalCode, timedOut: false };
+    p.klStopRequested = true;
+    p.klGraceMs = graceMs;
     p.kill('SIGTERM');
     const r = await waitExit(p, graceMs);
     if (r.timedOut) {
       p.kill('SIGKILL');
       await waitExit(p, 5000);
     }
+    this.noteExit(p, r);
     return r;
   }
 
+  // SIGKILL on purpose: this run's end is not held against the test.
   async kill9() {
     if (!this.running) return;
     const p = this.proc;
+    p.klKilled = true;
     p.kill('SIGKILL');
     await waitExit(p, 5000);
+  }
+
+  // A simulated power cut (needs crashsim): SIGKILL, then every write the daemon made
+  // since the last fsync/fdatasync of its file is undone. Returns what was undone per
+  // file ({path, records, syncedSize}).
+  async powerCut() {
+    if (!this.crashsim) throw new Error('powerCut() needs a daemon started with crashsim: true');
+    await this.kill9();
+    return applyPowerCut(this.journalDir);
   }
 
   // Stops (gracefully unless already dead) and starts again on the same data directory.
@@ -396,9 +467,12 @@ export class Daemon {
       await this.stop();
     } finally {
       if (this.ownsDataDir) removeTempDir(this.dataDir);
+      if (this.journalDir) removeTempDir(this.journalDir);
     }
     const rep = this.sanitizerReport();
     if (rep) throw new Error(`sanitizer report in keylessd stderr:\n${rep}`);
+    if (this.exitProblems.length > 0)
+      throw new Error(`${this.exitProblems.join('\n')}\nstderr (last 4000 bytes):\n${this.stderr.slice(-4000)}`);
   }
 
   // HTTPS request to the public listener, verifying the daemon's CA (against 127.0.0.1,
@@ -420,8 +494,9 @@ export class Daemon {
 
   // Streams an HTTPS response; resolves with {status, headers, text, events}, where
   // events are the SSE "data:" payloads with their arrival time (ms since the request
-  // was sent) and pieces are the raw body pieces as they arrived.
-  requestStream(method, path, { headers = {}, body, timeoutMs = 20000 } = {}) {
+  // was sent) and pieces are the raw body pieces as they arrived. onEvent, if given, is
+  // called with each event as it arrives (to act on the first one, say).
+  requestStream(method, path, { headers = {}, body, timeoutMs = 20000, onEvent } = {}) {
     const h = { ...headers };
     const payload = encodeBody(body, h);
     return new Promise((resolveP, reject) => {
@@ -448,8 +523,12 @@ export class Daemon {
           while ((sep = pending.indexOf('\n\n')) >= 0) {
             const ev = pending.slice(0, sep);
             pending = pending.slice(sep + 2);
-            for (const line of ev.split('\n'))
-              if (line.startsWith('data:')) events.push({ t, data: line.slice(5).trimStart() });
+            for (const line of ev.split('\n')) {
+              if (!line.startsWith('data:')) continue;
+              const e = { t, data: line.slice(5).trimStart() };
+              events.push(e);
+              if (onEvent) onEvent(e);
+            }
           }
         });
         res.on('end', () =>
@@ -601,7 +680,14 @@ export function runCli(args, { env = {}, input, timeoutMs = 20000, binary = KEYL
 export async function startStub(t, { binary = KL_STUB } = {}) {
   const proc = spawn(binary, ['--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   liveProcs.add(proc);
-  proc.on('exit', () => liveProcs.delete(proc));
+  // The stub's end is judged like the daemon's: exit code 0 on SIGTERM, in time.
+  const exitProblems = [];
+  let stopRequested = false;
+  proc.on('exit', (code, signal) => {
+    liveProcs.delete(proc);
+    if (!stopRequested && (code !== 0 || signal !== null))
+      exitProblems.push(`stub ended on its own with exit code ${code}, signal ${signal}`);
+  });
   let stderr = '';
   proc.stderr.on('data', (c) => (stderr += c.toString('utf8')));
   const ready = await new Promise((resolveP, reject) => {
@@ -644,14 +730,24 @@ export async function startStub(t, { binary = KL_STUB } = {}) {
     stats() {
       return stub.get('/_stats');
     },
+    // SIGTERM and wait; returns {code, signal, timedOut} (SIGKILL after the grace).
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        return { code: proc.exitCode, signal: proc.signalCode, timedOut: false };
+      stopRequested = true;
       proc.kill('SIGTERM');
-      const r = await waitExit(proc, 5000);
+      const r = await waitExit(proc, STUB_STOP_GRACE_MS);
       if (r.timedOut) {
         proc.kill('SIGKILL');
         await waitExit(proc, 5000);
+        exitProblems.push(`stub did not exit within ${STUB_STOP_GRACE_MS} ms of SIGTERM; SIGKILL was needed`);
+      } else if (r.code !== 0 || r.signal !== null) {
+        exitProblems.push(`stub answered SIGTERM with exit code ${r.code}, signal ${r.signal}`);
       }
+      return r;
+    },
+    get exitProblems() {
+      return [...exitProblems];
     },
   };
   if (t)
@@ -659,6 +755,7 @@ export async function startStub(t, { binary = KL_STUB } = {}) {
       await stub.stop();
       const rep = sanitizerReport(stderr);
       if (rep) throw new Error(`sanitizer report in stub stderr:\n${rep}`);
+      if (exitProblems.length > 0) throw new Error(`${exitProblems.join('\n')}\nstub stderr:\n${stderr.slice(-4000)}`);
     });
   return stub;
 }
@@ -767,4 +864,52 @@ export function rawExchange({ host = '127.0.0.1', port, ca, useTls = true, socke
 // Asserts no secret value appears in text (e.g. the daemon's log).
 export function findSecrets(text, secrets) {
   return secrets.filter((s) => s && text.includes(s));
+}
+
+// Crash tests: keeps `concurrency` writes in flight against d (write(i) for i = 0, 1, ...
+// up to total; it resolves with the response, and a write counts as acknowledged when
+// ok(response) holds), and once `killAfterAcks` writes were acknowledged calls crash()
+// at a moment when at least minInFlight writes are outstanding (sent, no answer yet).
+// Requests that fail after the crash are expected; any failure before it is an error.
+// Resolves with {acked (indices, in acknowledgement order), inFlightAtCrash, sent,
+// crashResult}.
+export async function writeStormAndCrash({ total, concurrency = 12, minInFlight = 8, killAfterAcks, write, ok, crash }) {
+  if (concurrency < minInFlight) throw new Error('concurrency below minInFlight');
+  const acked = [];
+  let next = 0;
+  let inFlight = 0;
+  let crashing = null;
+  let inFlightAtCrash = 0;
+  let failure = null;
+  const maybeCrash = () => {
+    if (crashing || acked.length < killAfterAcks || inFlight < minInFlight) return;
+    inFlightAtCrash = inFlight;
+    crashing = crash();
+  };
+  const worker = async () => {
+    while (!failure && next < total) {
+      const i = next++;
+      inFlight++;
+      maybeCrash();
+      let r;
+      try {
+        r = await write(i);
+      } catch (e) {
+        inFlight--;
+        if (!crashing) failure = `write ${i} failed before the crash: ${e.message}`;
+        return;
+      }
+      inFlight--;
+      if (ok(r)) acked.push(i);
+      else if (!crashing) {
+        failure = `write ${i} answered ${r.status} ${r.text} before the crash`;
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  if (failure) throw new Error(failure);
+  if (!crashing) throw new Error(`all ${total} writes were answered before the crash point (${killAfterAcks} acknowledgements)`);
+  const crashResult = await crashing;
+  return { acked, inFlightAtCrash, sent: next, crashResult };
 }

@@ -3,19 +3,26 @@
 // sanitizer detection, stub answers, streaming pace and connection counting).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
+import { applyPowerCut } from './crashsim.mjs';
 import {
   Daemon,
+  KEYLESS_CLI,
+  KEYLESSD,
+  KL_CRASHSIM,
+  KL_STUB,
+  makeTempDir,
   parseHttpResponse,
   rawExchange,
+  REPO_ROOT,
+  removeTempDir,
   sanitizerReport,
   startStub,
   unusedPort,
 } from './harness.mjs';
-
 
 test('parseHttpResponse: content-length, chunked, incomplete, close-delimited', () => {
   const cl = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\nhi');
@@ -159,9 +166,27 @@ test('stub: delayed answer, client gone while waiting does not crash it', async 
   ], { timeoutMs: 150 });
   assert.match(streamGone.raw.toString(), /^HTTP\/1\.1 200/);
   assert.ok(!streamGone.raw.toString().includes('[DONE]'));
-  await new Promise((res) => setTimeout(res, 1000));
-  assert.equal((await stub.stats()).requests > 0, true);
+  // Wait until the stub has tried to answer both departed clients, then check it counted
+  // exactly what was sent (3 model requests and each /_stats poll) and still answers.
+  let polls = 0;
+  let stats;
+  for (;;) {
+    stats = await stub.stats();
+    polls++;
+    if (stats.answers_pending === 0) break;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.equal(stats.requests, 3 + polls);
   assert.equal(stub.proc.exitCode, null);
+  const after = await post200();
+  assert.equal(after.json.choices[0].message.content, 'stub:m:still here');
+
+  function post200() {
+    const b = '{"model":"m","messages":[{"role":"user","content":"still here"}]}';
+    return rawExchange({ port: stub.port, useTls: false }, [
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`,
+    ]);
+  }
 });
 
 test('unusedPort gives a port that refuses connections', async () => {
@@ -170,6 +195,125 @@ test('unusedPort gives a port that refuses connections', async () => {
   assert.equal(r.error, 'ECONNREFUSED');
 });
 
-test('paths resolve inside the repository', () => {
-  assert.ok(existsSync(join(fileURLToPath(new URL('.', import.meta.url)), 'harness.mjs')));
+test('the harness finds the repository and the programs under test', () => {
+  assert.match(readFileSync(join(REPO_ROOT, 'CMakeLists.txt'), 'utf8'), /^project\(keyless C\)$/m);
+  for (const bin of [KEYLESSD, KEYLESS_CLI, KL_STUB, KL_CRASHSIM])
+    assert.doesNotThrow(() => accessSync(bin, constants.X_OK), `${bin} is not an executable file`);
+});
+
+// A stand-in for keylessd: prints a ready line, then answers SIGTERM with exit code
+// termCode (or not at all when termCode is null).
+function fakeDaemon(dir, termCode) {
+  const path = join(dir, 'fake-keylessd');
+  const trap = termCode === null ? "trap '' TERM" : `trap 'exit ${termCode}' TERM`;
+  writeFileSync(path, `#!/bin/sh
+${trap}
+mkdir -p "$2/tls" && echo ca > "$2/tls/ca.pem"
+echo '{"event":"ready","public":"127.0.0.1:1"}' >&2
+while :; do sleep 0.05; done
+`, { mode: 0o755 });
+  return path;
+}
+
+test('Daemon harness: a daemon that exits 0 on SIGTERM passes, one killed on purpose too', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeTempDir(dir));
+  const clean = new Daemon({ binary: fakeDaemon(dir, 0) });
+  await clean.start();
+  await clean.restart();
+  await clean.cleanup();
+  const killed = new Daemon({ binary: fakeDaemon(dir, 0) });
+  await killed.start();
+  await killed.kill9();
+  await killed.start();
+  await killed.kill9();
+  await killed.cleanup();
+});
+
+test('Daemon harness: a daemon that exits non-zero on SIGTERM fails its test', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeTempDir(dir));
+  const d = new Daemon({ binary: fakeDaemon(dir, 3) });
+  await d.start();
+  await assert.rejects(() => d.cleanup(), /keylessd \(run 1\) answered SIGTERM with exit code 3, signal null/);
+  // A restart hides nothing: the first run's exit is still reported.
+  const r = new Daemon({ binary: fakeDaemon(dir, 3) });
+  await r.start();
+  await r.restart();
+  await r.kill9();
+  await assert.rejects(() => r.cleanup(), /keylessd \(run 1\) answered SIGTERM with exit code 3/);
+});
+
+test('Daemon harness: a daemon that needs SIGKILL after the grace fails its test', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeTempDir(dir));
+  const d = new Daemon({ binary: fakeDaemon(dir, null) });
+  await d.start();
+  const st = await d.stop(300);
+  assert.deepEqual(st, { code: null, signal: null, timedOut: true });
+  await assert.rejects(() => d.cleanup(), /keylessd \(run 1\) did not exit within 300 ms of SIGTERM; SIGKILL was needed/);
+});
+
+test('Daemon harness: a daemon that dies on its own fails its test', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeTempDir(dir));
+  const d = new Daemon({ binary: fakeDaemon(dir, 0) });
+  await d.start();
+  const gone = new Promise((r) => d.proc.once('exit', r));
+  d.proc.kill('SIGSEGV');
+  await gone;
+  await assert.rejects(() => d.cleanup(), /keylessd \(run 1\) ended on its own with exit code null, signal SIGSEGV/);
+});
+
+test('stub harness: a stub that exits non-zero on SIGTERM is reported', async (t) => {
+  const dir = makeTempDir();
+  t.after(() => removeTempDir(dir));
+  const path = join(dir, 'fake-stub');
+  writeFileSync(path, `#!/bin/sh
+trap 'exit 4' TERM
+echo '{"event":"ready","listen":"127.0.0.1:1"}'
+while :; do sleep 0.05; done
+`, { mode: 0o755 });
+  const stub = await startStub(null, { binary: path });
+  const st = await stub.stop();
+  assert.deepEqual(st, { code: 4, signal: null, timedOut: false });
+  assert.deepEqual(stub.exitProblems, ['stub answered SIGTERM with exit code 4, signal null']);
+});
+
+test('crashsim: a power cut keeps synced writes and drops the rest', async (t) => {
+  const root = makeTempDir();
+  t.after(() => removeTempDir(root));
+  const data = join(root, 'data');
+  const journal = join(root, 'journal');
+  const outside = join(root, 'outside');
+  const sh = (script) => {
+    const r = spawnSync('/bin/sh', ['-ec', script], {
+      cwd: root,
+      env: { ...process.env, LD_PRELOAD: KL_CRASHSIM, KL_CRASHSIM_DIR: data, KL_CRASHSIM_JOURNAL: journal },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  spawnSync('mkdir', ['-p', data, journal]);
+  writeFileSync(join(data, 'old'), 'base');
+  sh(`printf one > data/synced
+      sync data/synced
+      printf two >> data/synced
+      printf AAAA > data/patched
+      sync data/patched
+      printf BB | dd of=data/patched bs=1 seek=1 conv=notrunc status=none
+      printf new > data/never-synced
+      printf XY >> data/old
+      printf s > data/db-shm
+      printf o > outside`);
+  assert.equal(readFileSync(join(data, 'patched'), 'utf8'), 'ABBA');
+  const undone = applyPowerCut(journal);
+  assert.deepEqual(undone.map((u) => u.path.slice(data.length + 1)).sort(), ['never-synced', 'old', 'patched', 'synced']);
+  assert.equal(readFileSync(join(data, 'synced'), 'utf8'), 'one');
+  assert.equal(readFileSync(join(data, 'patched'), 'utf8'), 'AAAA');
+  assert.equal(readFileSync(join(data, 'never-synced'), 'utf8'), '');
+  assert.equal(readFileSync(join(data, 'old'), 'utf8'), 'base');
+  // Not watched: SQLite's shared-memory index and anything outside the directory.
+  assert.equal(readFileSync(join(data, 'db-shm'), 'utf8'), 's');
+  assert.equal(readFileSync(join(root, 'outside'), 'utf8'), 'o');
 });

@@ -1,6 +1,7 @@
 /* kl-upstream-stub: a small OpenAI-compatible model server (plain HTTP, libevent evhttp)
  * used as the upstream peer in proxy tests and benchmarks. Answers are canned and
- * deterministic; GET /_last and GET /_stats let tests see what the gateway forwarded.
+ * deterministic; GET /_last and GET /_stats let tests see what the gateway forwarded
+ * (/_stats: connections_accepted, requests, answers_pending).
  *
  * Request headers understood on the model routes:
  *   x-stub-delay-ms        delay the whole answer (timeouts)
@@ -588,9 +589,14 @@ static void handle_request(struct evhttp_request *req, void *arg)
             send_json(req, 200, ctx->last);
             return;
         }
-        json_t *stats =
-            json_pack("{s:I,s:I}", "connections_accepted", (json_int_t)ctx->connections_accepted,
-                      "requests", (json_int_t)ctx->requests);
+        /* answers_pending: answers still waiting or streaming, so a test can wait for
+         * the stub to be done instead of sleeping. */
+        json_int_t pending = 0;
+        for (const stub_job *j = ctx->jobs; j != NULL; j = j->next)
+            pending++;
+        json_t *stats = json_pack("{s:I,s:I,s:I}", "connections_accepted",
+                                  (json_int_t)ctx->connections_accepted, "requests",
+                                  (json_int_t)ctx->requests, "answers_pending", pending);
         if (stats == NULL) {
             evhttp_send_error(req, 500, "out of memory");
             return;
