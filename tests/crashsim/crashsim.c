@@ -10,7 +10,7 @@
  * and truncates each file to its size at its last sync: what is left is what a disk
  * would hold after a power cut at the moment of the kill.
  *
- * Journal file "<dev>_<ino>.undo", little-endian:
+ * Journal file "<path below KL_CRASHSIM_DIR, '/' as '%'>.undo", little-endian:
  *   header: "KLUNDO1\n", u64 size of the file at its last sync, u32 path length, path
  *   record: u32 magic 0x4b4c5552 ("KLUR"), u64 offset, u32 length, length bytes,
  *           u32 magic again (a record cut short by the kill is ignored: the write it
@@ -47,9 +47,11 @@ typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
 typedef int (*sync_fn)(int);
 typedef int (*truncate_fn)(int, off_t);
 typedef int (*truncate64_fn)(int, off64_t);
+typedef int (*unlink_fn)(const char *);
 
-/* One watched file this process has written: its open journal. */
+/* One watched path this process has written: the file now there, and its open journal. */
 typedef struct crash_file {
+    char path[PATH_MAX];
     dev_t dev;
     ino_t ino;
     int journal; /* -1 when no journal is open (nothing written since the last sync) */
@@ -69,6 +71,7 @@ typedef struct crash_state {
     sync_fn real_fdatasync;
     truncate_fn real_ftruncate;
     truncate64_fn real_ftruncate64;
+    unlink_fn real_unlink;
 } crash_state;
 
 static crash_state g = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -96,8 +99,9 @@ static void crash_resolve(void)
     g.real_fdatasync = (sync_fn)dlsym(RTLD_NEXT, "fdatasync");
     g.real_ftruncate = (truncate_fn)dlsym(RTLD_NEXT, "ftruncate");
     g.real_ftruncate64 = (truncate64_fn)dlsym(RTLD_NEXT, "ftruncate64");
+    g.real_unlink = (unlink_fn)dlsym(RTLD_NEXT, "unlink");
     if (!g.real_write || !g.real_pwrite || !g.real_pwrite64 || !g.real_fsync || !g.real_fdatasync ||
-        !g.real_ftruncate || !g.real_ftruncate64)
+        !g.real_ftruncate || !g.real_ftruncate64 || !g.real_unlink)
         crash_fatal("cannot find the libc functions it wraps");
 }
 
@@ -144,42 +148,79 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
 
-/* The entry for fd's file, or NULL when fd is not a watched regular file. Caller holds
- * g.mu. */
+static bool watched_path(const char *path)
+{
+    return strncmp(path, g.dir, strlen(g.dir)) == 0 && !ends_with(path, "-shm");
+}
+
+static void journal_name(const char *path, char *out, size_t n)
+{
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%s", path + strlen(g.dir));
+    for (char *c = rel; *c; c++)
+        if (*c == '/')
+            *c = '%';
+    int w = snprintf(out, n, "%s/%s.undo", g.journal, rel);
+    if (w < 0 || (size_t)w >= n)
+        crash_fatal("journal path too long");
+}
+
+/* Forgets what was recorded for f (its journal on disk and the open one). */
+static void drop_journal(crash_file *f)
+{
+    char name[PATH_MAX];
+    journal_name(f->path, name, sizeof(name));
+    if (g.real_unlink(name) != 0 && errno != ENOENT)
+        crash_fatal("cannot drop an undo journal");
+    if (f->journal >= 0)
+        close(f->journal);
+    f->journal = -1;
+}
+
+static crash_file *find_path(const char *path)
+{
+    for (size_t i = 0; i < g.n_files; i++)
+        if (strcmp(g.files[i].path, path) == 0)
+            return &g.files[i];
+    return NULL;
+}
+
+/* The entry for fd's file, or NULL when fd is not a watched regular file. Files are
+ * known by path (inode numbers are reused as files come and go); a path now holding
+ * another file than before starts afresh. Caller holds g.mu. */
 static crash_file *lookup(int fd, struct stat *st)
 {
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode))
         return NULL;
-    for (size_t i = 0; i < g.n_files; i++)
-        if (g.files[i].dev == st->st_dev && g.files[i].ino == st->st_ino)
-            return &g.files[i];
     char link[64], path[PATH_MAX];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, path, sizeof(path) - 1);
     if (n < 0)
         crash_fatal("cannot name an open file");
     path[n] = '\0';
-    if (strncmp(path, g.dir, strlen(g.dir)) != 0 || ends_with(path, "-shm"))
+    if (!watched_path(path))
         return NULL;
+    crash_file *f = find_path(path);
+    if (f != NULL && (f->dev != st->st_dev || f->ino != st->st_ino)) {
+        drop_journal(f);
+        f->dev = st->st_dev;
+        f->ino = st->st_ino;
+    }
+    if (f != NULL)
+        return f;
     if (g.n_files == CRASHSIM_MAX_FILES)
         crash_fatal("too many files");
-    crash_file *f = &g.files[g.n_files++];
+    f = &g.files[g.n_files++];
+    snprintf(f->path, sizeof(f->path), "%s", path);
     f->dev = st->st_dev;
     f->ino = st->st_ino;
     f->journal = -1;
     return f;
 }
 
-static void journal_name(const crash_file *f, char *out, size_t n)
-{
-    int w = snprintf(out, n, "%s/%ju_%ju.undo", g.journal, (uintmax_t)f->dev, (uintmax_t)f->ino);
-    if (w < 0 || (size_t)w >= n)
-        crash_fatal("journal path too long");
-}
-
 /* Opens f's journal, starting it (header: the file's size now, which is its size at
  * the last sync since nothing was written after it) when there is none yet. */
-static void journal_open(crash_file *f, int fd, const struct stat *st)
+static void journal_open(crash_file *f, const struct stat *st)
 {
     if (f->journal >= 0) {
         /* Another process may have synced the file (and so removed the journal). */
@@ -190,7 +231,7 @@ static void journal_open(crash_file *f, int fd, const struct stat *st)
         f->journal = -1;
     }
     char name[PATH_MAX];
-    journal_name(f, name, sizeof(name));
+    journal_name(f->path, name, sizeof(name));
     int j = open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (j < 0)
         crash_fatal("cannot open an undo journal");
@@ -198,17 +239,12 @@ static void journal_open(crash_file *f, int fd, const struct stat *st)
     if (fstat(j, &js) != 0)
         crash_fatal("cannot stat an undo journal");
     if (js.st_size == 0) {
-        char link[64], path[PATH_MAX];
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, path, sizeof(path) - 1);
-        if (n < 0)
-            crash_fatal("cannot name an open file");
         uint64_t size = (uint64_t)st->st_size;
-        uint32_t len = (uint32_t)n;
+        uint32_t len = (uint32_t)strlen(f->path);
         write_all(j, "KLUNDO1\n", 8);
         write_all(j, &size, sizeof(size));
         write_all(j, &len, sizeof(len));
-        write_all(j, path, (size_t)n);
+        write_all(j, f->path, len);
     }
     f->journal = j;
 }
@@ -217,7 +253,7 @@ static void journal_open(crash_file *f, int fd, const struct stat *st)
  * bytes inside the current size are recorded: the final truncation undoes the rest. */
 static void record_preimage(crash_file *f, int fd, const struct stat *st, off_t off, size_t len)
 {
-    journal_open(f, fd, st);
+    journal_open(f, st);
     if (off >= st->st_size || len == 0)
         return;
     uint64_t avail = (uint64_t)(st->st_size - off);
@@ -271,15 +307,8 @@ static void forget_journal(int fd)
 {
     struct stat st;
     crash_file *f = lookup(fd, &st);
-    if (f == NULL)
-        return;
-    char name[PATH_MAX];
-    journal_name(f, name, sizeof(name));
-    if (unlink(name) != 0 && errno != ENOENT)
-        crash_fatal("cannot drop an undo journal");
-    if (f->journal >= 0)
-        close(f->journal);
-    f->journal = -1;
+    if (f != NULL)
+        drop_journal(f);
 }
 
 /* Runs before a write of len bytes at off (or, off < 0, at fd's position). */
@@ -307,7 +336,7 @@ static void before_truncate(int fd, off_t size)
     if (size < st.st_size)
         record_preimage(f, fd, &st, size, (size_t)(st.st_size - size));
     else
-        journal_open(f, fd, &st);
+        journal_open(f, &st);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
@@ -392,6 +421,31 @@ int fdatasync(int fd)
     int r = g.real_fdatasync(fd);
     if (r == 0)
         forget_journal(fd);
+    pthread_mutex_unlock(&g.mu);
+    return r;
+}
+
+/* Removing a file is a directory operation, which this shim counts as durable: the
+ * file's journal goes with it (SQLite deletes its WAL this way at a clean close). */
+int unlink(const char *path)
+{
+    RESOLVE();
+    if (!g.ready)
+        return g.real_unlink(path);
+    pthread_mutex_lock(&g.mu);
+    char real[PATH_MAX];
+    bool known = realpath(path, real) != NULL;
+    int r = g.real_unlink(path);
+    if (r == 0 && known && watched_path(real)) {
+        crash_file *f = find_path(real);
+        if (f != NULL) {
+            drop_journal(f);
+        } else {
+            char name[PATH_MAX];
+            journal_name(real, name, sizeof(name));
+            g.real_unlink(name);
+        }
+    }
     pthread_mutex_unlock(&g.mu);
     return r;
 }

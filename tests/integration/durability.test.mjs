@@ -34,7 +34,7 @@ test('a power cut during concurrent deployment writes loses no acknowledged writ
     ok: (r) => r.status === 201,
     crash: () => d.powerCut(),
   });
-  const undone = storm.crashResult.map((u) => `${u.path.split('/').pop()}: ${u.records} writes undone, cut to ${u.syncedSize} bytes`);
+  const undone = storm.crashResult.map((u) => `${u.path.split('/').pop()}: ${u.records} overwrites undone, ${u.sizeBefore} -> ${u.syncedSize} bytes`);
   t.diagnostic(`power cut with ${storm.inFlightAtCrash} writes in flight, ${storm.acked.length} of ${storm.sent} acknowledged; ${undone.join('; ') || 'nothing unsynced'}`);
   assert.ok(storm.inFlightAtCrash >= 8, `${storm.inFlightAtCrash} writes in flight at the cut`);
 
@@ -72,7 +72,8 @@ test('a power cut during concurrent key regenerations and role assignments loses
     ok: (r) => r.status === 200 || r.status === 201,
     crash: () => d.powerCut(),
   });
-  t.diagnostic(`power cut with ${storm.inFlightAtCrash} writes in flight, ${storm.acked.length} of ${storm.sent} acknowledged`);
+  const undone = storm.crashResult.map((u) => `${u.path.split('/').pop()}: ${u.records} overwrites undone, ${u.sizeBefore} -> ${u.syncedSize} bytes`);
+  t.diagnostic(`power cut with ${storm.inFlightAtCrash} writes in flight, ${storm.acked.length} of ${storm.sent} acknowledged; ${undone.join('; ') || 'nothing unsynced'}`);
   assert.ok(storm.inFlightAtCrash >= 8, `${storm.inFlightAtCrash} writes in flight at the cut`);
 
   await d.start();

@@ -1,7 +1,7 @@
 // The other half of the power-cut shim (tests/crashsim/crashsim.c): after the process
 // that ran with the shim is dead, undo every write it made since the last sync of each
 // file, leaving what a disk would hold after a power cut at the moment of the kill.
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const HEADER_MAGIC = 'KLUNDO1\n';
@@ -33,7 +33,8 @@ export function parseUndoJournal(buf) {
 }
 
 // Applies and removes every journal in journalDir. Returns what was undone per file
-// ({path, records, bytesBefore, syncedSize}) so a test can say how much was lost.
+// ({path, records (overwrites undone), sizeBefore, syncedSize}) so a test can say how
+// much was lost.
 export function applyPowerCut(journalDir) {
   const undone = [];
   for (const name of readdirSync(journalDir).filter((n) => n.endsWith('.undo')).sort()) {
@@ -41,14 +42,16 @@ export function applyPowerCut(journalDir) {
     const j = parseUndoJournal(readFileSync(jpath));
     if (j && existsSync(j.path)) {
       const fd = openSync(j.path, 'r+');
+      let sizeBefore;
       try {
+        sizeBefore = fstatSync(fd).size;
         for (const r of [...j.records].reverse()) writeSync(fd, r.bytes, 0, r.bytes.length, r.offset);
         ftruncateSync(fd, j.syncedSize);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      undone.push({ path: j.path, records: j.records.length, syncedSize: j.syncedSize });
+      undone.push({ path: j.path, records: j.records.length, sizeBefore, syncedSize: j.syncedSize });
     }
     rmSync(jpath);
   }
