@@ -24,6 +24,10 @@
 #define KL_UPSTREAM_TIMEOUT_MS 120000 /* no byte from upstream for this long: 504 */
 #define KL_UPSTREAM_MAX_IDLE_CONNS 64 /* kept-alive connections per upstream per worker */
 #define KL_MAX_UPSTREAM_RESPONSE (64 * 1024 * 1024)
+#define KL_MAX_HOSTNAME 253           /* a DNS name, without the trailing dot */
+#define KL_MAX_EGRESS_RULES 64        /* CIDRs and host names in the egress allowlist */
+#define KL_MAX_EGRESS_LISTENERS 8     /* keylessd's own TCP listeners the policy knows */
+#define KL_MAX_EGRESS_LOCAL_ADDRS 128 /* this host's addresses, for wildcard listeners */
 
 /* ARM names and identifiers */
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
