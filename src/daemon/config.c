@@ -25,6 +25,9 @@ static const char usage[] =
     "                            default openai.localhost; \"\" turns Host routing off)\n"
     "  --public-url URL          base URL clients use, for properties.endpoint\n"
     "                            (KEYLESS_PUBLIC_URL; default https://<listen address>)\n"
+    "  --egress-allow LIST       backends only at these CIDRs and host names, comma- or\n"
+    "                            space-separated (KEYLESS_EGRESS_ALLOW; default: any address\n"
+    "                            but link-local, multicast, unspecified and our own listeners)\n"
     "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
     "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
     "                            default 120000)\n"
@@ -133,6 +136,7 @@ static const opt opts[] = {
     STR("--tls-key", "KEYLESS_TLS_KEY", tls_key),
     STR("--account-domain", "KEYLESS_ACCOUNT_DOMAIN", account_domain),
     STR("--public-url", "KEYLESS_PUBLIC_URL", public_url),
+    STR("--egress-allow", "KEYLESS_EGRESS_ALLOW", egress_allow),
     {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
     {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
      offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},

@@ -16,6 +16,9 @@ typedef struct kl_config {
     char tls_key[512];
     char account_domain[256]; /* accounts reached by Host {name}.{domain}; "" disables */
     char public_url[512];     /* "" = derived from the public listener */
+    /* Backends may only be reached at these CIDRs/host names; "" = anything but the
+     * always-refused classes (policy/egress.h). Validated by kl_egress_allow. */
+    char egress_allow[4096];
     int workers;
     int upstream_timeout_ms;
     bool access_log;

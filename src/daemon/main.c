@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "mgmt/mgmt.h"
 #include "policy/build.h"
+#include "policy/egress.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
 
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
     kl_http_server *server = NULL;
+    kl_egress *egress = NULL;
     SSL_CTX *tls = NULL;
     kl_router router;
     memset(&router, 0, sizeof(router));
@@ -112,6 +114,15 @@ int main(int argc, char **argv)
         kl_log(KL_LOG_ERROR, "config", "reason", "--imds-listen must be a loopback address",
                "value", cfg.imds_listen, NULL);
         return 2;
+    }
+    /* The egress policy comes from the operator's configuration only; nothing the
+     * control plane stores can widen it. */
+    if (kl_egress_new(&egress) != 0)
+        goto out;
+    if (kl_egress_allow(egress, cfg.egress_allow, err, sizeof(err)) != 0) {
+        kl_log(KL_LOG_ERROR, "config", "reason", err, NULL);
+        rc = 2;
+        goto out;
     }
     if (ensure_private_dir(cfg.data_dir) != 0)
         goto out;
@@ -188,6 +199,17 @@ int main(int argc, char **argv)
     if (cfg.metrics_listen[0] && kl_http_server_listen_tcp(server, cfg.metrics_listen, NULL,
                                                            KL_FACE_METRICS, &metrics_port) != 0)
         goto out;
+    /* Our own listeners are never a backend; a wildcard one owns its port on every
+     * address of this host. */
+    if (kl_egress_add_interfaces(egress) != 0)
+        kl_log(KL_LOG_WARN, "egress", "detail", "cannot list this host's addresses", NULL);
+    struct sockaddr_storage own;
+    for (int i = 0; kl_http_server_tcp_addr(server, i, &own) == 0; i++) {
+        if (kl_egress_add_listener(egress, (const struct sockaddr *)&own) != 0) {
+            kl_log(KL_LOG_ERROR, "egress", "reason", "cannot record an own listener", NULL);
+            goto out;
+        }
+    }
     char admin_path[1024];
     snprintf(admin_path, sizeof(admin_path), "%s/admin.sock", cfg.data_dir);
     if (kl_http_server_listen_unix(server, admin_path, KL_FACE_ADMIN) != 0) {
@@ -197,8 +219,11 @@ int main(int argc, char **argv)
 
     char base_url[600];
     public_base(&cfg, public_port, base_url, sizeof(base_url));
-    kl_mgmt_cfg mcfg = {
-        .store = store, .holder = holder, .keys = keys, .public_base_url = base_url};
+    kl_mgmt_cfg mcfg = {.store = store,
+                        .holder = holder,
+                        .keys = keys,
+                        .public_base_url = base_url,
+                        .egress = egress};
     if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
         kl_log(KL_LOG_ERROR, "mgmt", "reason", "control plane failed to start", NULL);
         goto out;
@@ -207,7 +232,8 @@ int main(int argc, char **argv)
                            .keys = keys,
                            .metrics = metrics,
                            .account_domain = cfg.account_domain[0] ? cfg.account_domain : NULL,
-                           .upstream_timeout_ms = cfg.upstream_timeout_ms};
+                           .upstream_timeout_ms = cfg.upstream_timeout_ms,
+                           .egress = egress};
     if (kl_gateway_new(&gcfg, &gateway) != 0)
         goto out;
     router.mgmt = mgmt;
@@ -234,8 +260,8 @@ int main(int argc, char **argv)
                  (int)(strrchr(cfg.metrics_listen, ':') - cfg.metrics_listen), cfg.metrics_listen,
                  metrics_port);
     kl_log(KL_LOG_INFO, "ready", "public", pub, "imds", imds, "admin", admin_path, "metrics",
-           metrics_port ? met : NULL, "data_dir", cfg.data_dir, "endpoint_base", base_url,
-           "version", KL_VERSION, NULL);
+           metrics_port ? met : NULL, "data_dir", cfg.data_dir, "endpoint_base", base_url, "egress",
+           kl_egress_has_allowlist(egress) ? "allowlist" : "default", "version", KL_VERSION, NULL);
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -252,5 +278,6 @@ out:
     kl_metrics_free(metrics);
     SSL_CTX_free(tls);
     kl_keys_free(keys);
+    kl_egress_free(egress);
     return rc;
 }

@@ -30,7 +30,8 @@ struct kl_gateway {
     kl_metrics *metrics;
     char *account_domain; /* NULL: no Host form */
     int upstream_timeout_ms;
-    SSL_CTX *tls; /* client context for https upstreams */
+    const kl_egress *egress; /* borrowed */
+    SSL_CTX *tls;            /* client context for https upstreams */
 };
 
 typedef struct echo_job echo_job;
@@ -58,7 +59,7 @@ typedef struct principal {
 int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
 {
     *out = NULL;
-    if (!cfg || !cfg->holder || !cfg->keys)
+    if (!cfg || !cfg->holder || !cfg->keys || !cfg->egress)
         return KL_EINVAL;
     kl_gateway *g = calloc(1, sizeof(*g));
     if (!g)
@@ -66,6 +67,7 @@ int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
     g->holder = cfg->holder;
     g->keys = cfg->keys;
     g->metrics = cfg->metrics;
+    g->egress = cfg->egress;
     g->upstream_timeout_ms =
         cfg->upstream_timeout_ms > 0 ? cfg->upstream_timeout_ms : KL_UPSTREAM_TIMEOUT_MS;
     if (cfg->account_domain && *cfg->account_domain) {
@@ -540,6 +542,7 @@ void *kl_gateway_thread_init(kl_gateway *g, struct event_base *base)
     kl_upstream_cfg ucfg = {.base = base,
                             .tls = g->tls,
                             .metrics = g->metrics,
+                            .egress = g->egress,
                             .timeout_ms = g->upstream_timeout_ms,
                             .connect_timeout_ms = KL_UPSTREAM_CONNECT_TIMEOUT_MS};
     if (kl_upstream_new(&ucfg, &w->up) != 0) {

@@ -10,6 +10,7 @@
 
 #include "crypto/keys.h"
 #include "http/server.h"
+#include "policy/egress.h"
 #include "policy/snapshot.h"
 
 typedef struct kl_gateway kl_gateway;
@@ -24,10 +25,13 @@ typedef struct kl_gateway_cfg {
     /* Milliseconds an upstream may stay silent (no connection, no byte) before the client
      * gets 504; 0 means KL_UPSTREAM_TIMEOUT_MS. */
     int upstream_timeout_ms;
+    /* The operator's egress policy (borrowed, required): checked on every address an
+     * upstream connection is about to be made to. */
+    const kl_egress *egress;
 } kl_gateway_cfg;
 
 /* Creates the gateway (cfg is copied; the pointers in it stay borrowed and must outlive
- * it). 0, KL_EINVAL (no holder or keys), KL_ENOMEM or KL_ECRYPTO (TLS client context). */
+ * it). 0, KL_EINVAL (no holder, keys or egress), KL_ENOMEM or KL_ECRYPTO (TLS client context). */
 int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out);
 /* Frees the gateway; every worker state must have been finished first. NULL is fine. */
 void kl_gateway_free(kl_gateway *g);

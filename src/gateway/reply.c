@@ -32,6 +32,9 @@ static const err_def errors[KL_GW_ERR__COUNT] = {
     [KL_GW_ERR_BAD_GATEWAY] = {502, "BadGateway", "The model server could not be reached."},
     [KL_GW_ERR_GATEWAY_TIMEOUT] = {504, "GatewayTimeout",
                                    "The model server did not answer in time."},
+    [KL_GW_ERR_EGRESS_REFUSED] = {502, "BadGateway",
+                                  "The model server's address is not allowed by this "
+                                  "service's egress policy."},
     [KL_GW_ERR_INTERNAL] = {500, "InternalServerError", "The request could not be served."},
     [KL_GW_ERR_UNAVAILABLE] = {503, "ServiceUnavailable",
                                "The service is starting; try again shortly."},
@@ -104,6 +107,11 @@ void kl_gateway_reply_bad_gateway(kl_http_req *r)
 void kl_gateway_reply_gateway_timeout(kl_http_req *r)
 {
     reply(r, KL_GW_ERR_GATEWAY_TIMEOUT, NULL);
+}
+
+void kl_gateway_reply_egress_refused(kl_http_req *r)
+{
+    reply(r, KL_GW_ERR_EGRESS_REFUSED, NULL);
 }
 
 void kl_gateway_reply_internal(kl_http_req *r)

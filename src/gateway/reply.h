@@ -15,6 +15,7 @@ typedef enum kl_gateway_error {
     KL_GW_ERR_BAD_REQUEST,
     KL_GW_ERR_BAD_GATEWAY,
     KL_GW_ERR_GATEWAY_TIMEOUT,
+    KL_GW_ERR_EGRESS_REFUSED,
     KL_GW_ERR_INTERNAL,
     KL_GW_ERR_UNAVAILABLE,
     KL_GW_ERR__COUNT
@@ -40,6 +41,9 @@ void kl_gateway_reply_bad_request(kl_http_req *r, const kl_gateway_body_err *e);
 /* 502 BadGateway / 504 GatewayTimeout for upstream failures. */
 void kl_gateway_reply_bad_gateway(kl_http_req *r);
 void kl_gateway_reply_gateway_timeout(kl_http_req *r);
+/* 502 BadGateway when the operator's egress policy refuses the backend's address (no
+ * connection was attempted). */
+void kl_gateway_reply_egress_refused(kl_http_req *r);
 /* 500 / 503 for our own failures. */
 void kl_gateway_reply_internal(kl_http_req *r);
 void kl_gateway_reply_unavailable(kl_http_req *r);

@@ -27,12 +27,19 @@
  * socket go only once libevent is done with them and we are never called again. Our
  * own structures are freed as soon as nothing of ours refers to them; every path that
  * ends an exchange returns straight out of the callback afterwards.
- * The one callback that can run synchronously inside a call we make is the event
- * callback from bufferevent_socket_connect_hostname() (a failed lookup); it is recorded
+ * Connecting: the name is resolved by evdns (IP literals and /etc/hosts answer at once),
+ * every address of the answer is judged by the operator's egress policy
+ * (policy/egress.h) and only then is the first one connected to. One refused address
+ * refuses the whole name (502, no connection attempted), so a name that resolves
+ * somewhere new on each lookup (DNS rebinding) is judged on what it resolves to now;
+ * kept-alive connections were judged when they were made.
+ * Callbacks that can run synchronously inside a call we make (the lookup's answer, the
+ * event callback of a connect that fails at once) are recorded while in_connect is set
  * and handled once that call has returned. */
 #include "gateway/upstream.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +65,7 @@
 
 typedef struct up_pool up_pool;
 typedef struct exchange exchange;
+typedef struct up_resolve up_resolve;
 
 typedef struct up_conn {
     kl_upstream *u;
@@ -65,10 +73,14 @@ typedef struct up_conn {
     struct bufferevent *bev;
     exchange *ex; /* the exchange using it; NULL while idle */
     bool tls;
-    bool idle;         /* on the pool's idle list */
-    bool connected;    /* the transport (TCP, and TLS if any) was established */
-    bool in_connect;   /* inside bufferevent_socket_connect_hostname() */
-    short sync_events; /* events reported during it, handled after it returns */
+    bool idle;                 /* on the pool's idle list */
+    bool connected;            /* the transport (TCP, and TLS if any) was established */
+    bool in_connect;           /* inside evdns_getaddrinfo() or bufferevent_socket_connect() */
+    short sync_events;         /* events reported during it, handled after it returns */
+    up_resolve *rs;            /* the name lookup in flight, or NULL */
+    int dns_err;               /* the lookup failed (EVUTIL_EAI_*), 0 if not */
+    kl_egress_verdict refused; /* the egress policy refused an address */
+    char refused_addr[INET6_ADDRSTRLEN]; /* which one, for the log */
     struct up_conn *next, *prev;
 } up_conn;
 
@@ -79,6 +91,14 @@ struct up_pool {
     up_conn *idle; /* most recently used first */
     size_t n_idle;
     up_pool *next;
+};
+
+/* A name lookup in flight for a connection. evdns calls back exactly once, cancelled or
+ * not, possibly after the connection is gone: c is NULL then and the callback only
+ * frees this. */
+struct up_resolve {
+    up_conn *c;
+    struct evdns_getaddrinfo_request *req; /* set once evdns_getaddrinfo() returned */
 };
 
 typedef enum phase { PH_CONNECTING = 0, PH_WAITING } phase;
@@ -110,6 +130,7 @@ struct kl_upstream {
     struct evdns_base *dns;
     SSL_CTX *tls;
     kl_metrics *metrics;
+    const kl_egress *egress;
     int timeout_ms;
     int connect_timeout_ms;
     up_pool *pools;
@@ -229,6 +250,13 @@ static void idle_unlink(up_conn *c)
 static void conn_close(up_conn *c)
 {
     idle_unlink(c);
+    if (c->rs) {
+        up_resolve *rs = c->rs;
+        c->rs = NULL;
+        rs->c = NULL; /* its callback (now or later) only frees it */
+        if (rs->req)
+            evdns_getaddrinfo_cancel(rs->req);
+    }
     if (c->bev)
         bufferevent_free(c->bev);
     free(c);
@@ -351,15 +379,85 @@ static bool conn_tls_error(const up_conn *c, char *out, size_t outlen)
     return false;
 }
 
-/* Starts connecting c with the request already queued in its output. Returns the
- * events reported synchronously (a failed lookup or connect), or 0. */
+/* The lookup answered: judges every address, then connects to the first. Returns
+ * BEV_EVENT_ERROR when the lookup failed, an address was refused or the connect failed
+ * at once (c->dns_err / c->refused say which), else 0. */
+static short conn_connect_resolved(up_conn *c, int result, const struct evutil_addrinfo *res)
+{
+    if (result != 0 || !res) {
+        c->dns_err = result ? result : EVUTIL_EAI_FAIL;
+        return BEV_EVENT_ERROR;
+    }
+    for (const struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
+        kl_egress_verdict v = kl_egress_check(c->u->egress, c->pool->host, ai->ai_addr);
+        if (v == KL_EGRESS_ALLOWED)
+            continue;
+        c->refused = v;
+        const void *ip =
+            ai->ai_family == AF_INET6
+                ? (const void *)&((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr
+                : (const void *)&((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+        if (!evutil_inet_ntop(ai->ai_family, ip, c->refused_addr, sizeof(c->refused_addr)))
+            snprintf(c->refused_addr, sizeof(c->refused_addr), "?");
+        return BEV_EVENT_ERROR;
+    }
+    if (bufferevent_socket_connect(c->bev, res->ai_addr, (int)res->ai_addrlen) != 0)
+        return BEV_EVENT_ERROR;
+    return 0;
+}
+
+static void conn_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    up_resolve *rs = arg;
+    up_conn *c = rs->c;
+    free(rs);
+    if (!c) { /* the connection is gone (cancelled) */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    c->rs = NULL;
+    bool outer = c->in_connect; /* answered inside conn_connect()'s evdns_getaddrinfo() */
+    c->in_connect = true;
+    short ev = conn_connect_resolved(c, result, res);
+    if (res)
+        evutil_freeaddrinfo(res);
+    c->in_connect = outer;
+    c->sync_events |= ev;
+    if (outer)
+        return; /* conn_connect() hands the events on */
+    ev = c->sync_events;
+    c->sync_events = 0;
+    if (ev)
+        conn_event(c, ev);
+}
+
+/* Starts connecting c with the request already queued in its output: resolve, judge,
+ * connect. Returns the events reported synchronously (a failed lookup, a refused address,
+ * a failed connect), or 0. */
 static short conn_connect(up_conn *c)
 {
     up_pool *p = c->pool;
-    c->in_connect = true;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)p->port);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    up_resolve *rs = calloc(1, sizeof(*rs));
     c->sync_events = 0;
-    if (bufferevent_socket_connect_hostname(c->bev, c->u->dns, AF_UNSPEC, p->host, p->port) != 0)
-        c->sync_events |= BEV_EVENT_ERROR;
+    if (!rs)
+        return BEV_EVENT_ERROR;
+    rs->c = c;
+    c->rs = rs;
+    c->in_connect = true;
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(c->u->dns, p->host, port, &hints, conn_resolved_cb, rs);
+    /* NULL: the callback has run (and freed rs); else it is still to come. */
+    if (req)
+        rs->req = req;
     c->in_connect = false;
     return c->sync_events;
 }
@@ -459,6 +557,23 @@ static void ex_fail(exchange *ex, kl_upstream_err kind, const char *detail)
         kl_gateway_reply_gateway_timeout(r);
     else
         kl_gateway_reply_bad_gateway(r);
+}
+
+/* Ends the exchange when the egress policy refused the backend's address: nothing was
+ * sent anywhere. The log says what was refused and why (for the operator); the client
+ * gets only that the policy refused it. */
+static void ex_refuse(exchange *ex, kl_egress_verdict v, const char *addr)
+{
+    kl_http_req *r = ex->r;
+    kl_metrics_upstream_error(ex->u->metrics, KL_UPERR_CONNECT);
+    kl_log(KL_LOG_WARN, "upstream_refused", "reason", kl_egress_reason(v), "address", addr,
+           "upstream", ex->t.host_header, "deployment", ex->d ? ex->d->name : NULL, "request_id",
+           r ? kl_http_req_id(r) : NULL, NULL);
+    ex_free(ex);
+    if (!r)
+        return;
+    kl_http_req_on_abort(r, NULL, NULL);
+    kl_gateway_reply_egress_refused(r);
 }
 
 static void copy_passthrough_headers(exchange *ex)
@@ -610,15 +725,23 @@ static bool ex_process(exchange *ex)
 
 static void ex_send(exchange *ex, bool fresh);
 
-/* The connection failed or closed (what: BEV_EVENT_*). */
-static void ex_conn_failed(exchange *ex, short what)
+/* The connection failed or closed, or its address was refused. */
+static void ex_conn_failed(exchange *ex)
 {
     up_conn *c = ex->conn;
     char tls_detail[160];
     bool tls_failed = c && c->tls && conn_tls_error(c, tls_detail, sizeof(tls_detail));
     bool was_connected = c && c->connected;
-    int dns_err = c && (what & BEV_EVENT_ERROR) ? bufferevent_socket_get_dns_error(c->bev) : 0;
+    int dns_err = c ? c->dns_err : 0;
+    kl_egress_verdict refused = c ? c->refused : KL_EGRESS_ALLOWED;
+    char refused_addr[INET6_ADDRSTRLEN] = "";
+    if (refused != KL_EGRESS_ALLOWED)
+        memcpy(refused_addr, c->refused_addr, sizeof(refused_addr));
     ex_drop_conn(ex);
+    if (refused != KL_EGRESS_ALLOWED) {
+        ex_refuse(ex, refused, refused_addr);
+        return;
+    }
     /* A kept-alive connection the server closed just as we reused it: try once on a
      * fresh one, since nothing of the answer can have been produced. */
     if (ex->reused && !ex->retried && !ex->got_bytes) {
@@ -694,7 +817,7 @@ static void conn_event(up_conn *c, short what)
             return;
         }
     }
-    ex_conn_failed(ex, what);
+    ex_conn_failed(ex);
 }
 
 static void ex_send(exchange *ex, bool fresh)
@@ -728,7 +851,7 @@ static void ex_send(exchange *ex, bool fresh)
     if (ex->reused) {
         int rc = conn_send(c, ex->req, ex->req_len);
         if (rc == KL_EIO)
-            ex_conn_failed(ex, BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+            ex_conn_failed(ex);
         else if (rc)
             ex_fail(ex, KL_UPERR_CONNECT, "out of memory");
         return;
@@ -828,7 +951,7 @@ void kl_upstream_forward(kl_upstream *u, kl_http_req *r, kl_snapshot *snap, cons
 int kl_upstream_new(const kl_upstream_cfg *cfg, kl_upstream **out)
 {
     *out = NULL;
-    if (!cfg || !cfg->base)
+    if (!cfg || !cfg->base || !cfg->egress)
         return KL_EINVAL;
     kl_upstream *u = calloc(1, sizeof(*u));
     if (!u)
@@ -836,6 +959,7 @@ int kl_upstream_new(const kl_upstream_cfg *cfg, kl_upstream **out)
     u->base = cfg->base;
     u->tls = cfg->tls;
     u->metrics = cfg->metrics;
+    u->egress = cfg->egress;
     u->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KL_UPSTREAM_TIMEOUT_MS;
     u->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : KL_UPSTREAM_CONNECT_TIMEOUT_MS;

@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "gateway/route.h"
 #include "http/server.h"
+#include "policy/egress.h"
 #include "policy/snapshot.h"
 
 typedef struct kl_upstream kl_upstream;
@@ -27,6 +28,7 @@ typedef struct kl_upstream_cfg {
     struct event_base *base; /* the worker's; borrowed */
     SSL_CTX *tls;            /* client context for https upstreams; borrowed, may be NULL */
     kl_metrics *metrics;     /* borrowed; may be NULL */
+    const kl_egress *egress; /* borrowed, required: judges every address before connecting */
     int timeout_ms;          /* silence (no connection, no byte) before 504 */
     int connect_timeout_ms;  /* a TCP connection not made within this: 504 */
 } kl_upstream_cfg;

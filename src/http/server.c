@@ -1401,6 +1401,21 @@ int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *
     return 0;
 }
 
+int kl_http_server_tcp_addr(const kl_http_server *s, int i, struct sockaddr_storage *out)
+{
+    for (int j = 0; j < s->nlisteners; j++) {
+        const listener_spec *ls = &s->listeners[j];
+        if (ls->is_unix || i-- > 0)
+            continue;
+        socklen_t len = sizeof(*out);
+        memset(out, 0, sizeof(*out));
+        if (ls->fds[0] < 0)
+            return KL_EIO;
+        return getsockname(ls->fds[0], (struct sockaddr *)out, &len) == 0 ? 0 : KL_EIO;
+    }
+    return KL_ENOTFOUND;
+}
+
 int kl_http_server_listen_unix(kl_http_server *s, const char *path, kl_face face)
 {
     if (s->nlisteners >= MAX_LISTENERS)

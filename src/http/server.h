@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "common/metrics.h"
@@ -56,6 +57,11 @@ kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg);
  * a kl_err; on success *bound_port receives the actual port (for port 0). */
 int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
                               int *bound_port);
+/* The address the i-th TCP listener (0-based, in the order added; Unix listeners not
+ * counted) is bound to, port included: what the daemon must never proxy to. Call it before
+ * kl_http_server_start (the sockets then pass to the workers). 0, KL_EIO, or KL_ENOTFOUND
+ * past the last listener. */
+int kl_http_server_tcp_addr(const kl_http_server *s, int i, struct sockaddr_storage *out);
 /* Adds a Unix-socket listener served by the control thread. The socket file is created
  * 0600; each connection's peer credentials are read (SO_PEERCRED) and only uid 0 or the
  * daemon's own uid is served (others get a JSON 403 and the connection closes). */

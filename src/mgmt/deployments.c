@@ -1,23 +1,63 @@
 /* Microsoft.CognitiveServices/accounts/deployments: create/update, read, list, delete.
  * An upstream credential is sealed to its account, deployment and URL and never
  * returned; GET shows only whether one is set. */
+#include <event2/http.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "crypto/seal.h"
 #include "mgmt/internal.h"
 #include "mgmt/resource.h"
 #include "policy/build.h"
+#include "policy/egress.h"
 
 static void reply_deployment_missing(kl_mgmt_call *c)
 {
     kl_mgmt_fail(c, 404, "DeploymentNotFound",
                  "The Deployment '%s' under account '%s' was not found.", c->names.deployment,
                  c->names.account);
+}
+
+/* The egress policy at write time: a backend whose host is a literal address the policy
+ * refuses is answered 400 now. A host name is judged once it is resolved, on every
+ * connection (the gateway's 502), since what it resolves to may change. Host and port
+ * are read with the same URL parser the gateway connects with. True if refused (the call
+ * is answered). */
+static bool backend_refused(kl_mgmt_call *c, const char *url)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    if (!u)
+        return false; /* unusable anyway: the gateway answers 502 without connecting */
+    const char *scheme = evhttp_uri_get_scheme(u);
+    const char *host = evhttp_uri_get_host(u);
+    int port = evhttp_uri_get_port(u);
+    char literal[KL_MAX_HOSTNAME + 1];
+    kl_egress_verdict v = KL_EGRESS_ALLOWED;
+    size_t hl = host ? strlen(host) : 0;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host++;
+        hl -= 2;
+    }
+    if (hl > 0 && hl < sizeof(literal) && port <= 65535) {
+        memcpy(literal, host, hl);
+        literal[hl] = '\0';
+        if (port < 0)
+            port = scheme && kl_str_ieq(scheme, "https") ? 443 : 80;
+        v = kl_egress_check_literal(c->m->egress, literal, (uint16_t)port);
+    }
+    evhttp_uri_free(u);
+    if (v == KL_EGRESS_ALLOWED)
+        return false;
+    kl_mgmt_fail(c, 400, "BackendAddressNotAllowed",
+                 "properties.backend.url is refused by this service's egress policy: it names "
+                 "%s.",
+                 kl_egress_reason(v));
+    return true;
 }
 
 void kl_mgmt_deployment_put(kl_mgmt_call *c)
@@ -41,6 +81,8 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c)
         kl_mgmt_reply_error(c, &e);
         goto out;
     }
+    if (!err && in.url && backend_refused(c, in.url))
+        goto out;
     if (!err && in.credential) {
         char aad[KL_POLICY_AAD_MAX];
         err = kl_policy_credential_aad(a->name, c->names.deployment, in.url, aad, sizeof(aad));

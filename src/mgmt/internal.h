@@ -17,6 +17,7 @@ struct kl_mgmt {
     kl_snapshot_holder *holder; /* borrowed */
     const kl_keys *keys;        /* borrowed */
     char *public_base_url;      /* owned, without trailing '/' */
+    const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
 };
 
 /* One request on its way through a route. */

@@ -102,7 +102,7 @@ const kl_mgmt_route *kl_mgmt_routes(size_t *n)
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
 {
-    if (!cfg || !out || !cfg->store || !cfg->holder || !cfg->keys)
+    if (!cfg || !out || !cfg->store || !cfg->holder || !cfg->keys || !cfg->egress)
         return KL_EINVAL;
     *out = NULL;
     size_t n = 0;
@@ -117,6 +117,7 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     m->store = cfg->store;
     m->holder = cfg->holder;
     m->keys = cfg->keys;
+    m->egress = cfg->egress;
     const char *base = cfg->public_base_url ? cfg->public_base_url : "https://127.0.0.1:8443";
     size_t len = strlen(base);
     while (len > 0 && base[len - 1] == '/')

@@ -8,6 +8,7 @@
 
 #include "crypto/keys.h"
 #include "http/server.h"
+#include "policy/egress.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
 
@@ -20,6 +21,9 @@ typedef struct kl_mgmt_cfg {
     /* Base of the data-plane URL given back as properties.endpoint, e.g.
      * "https://127.0.0.1:8443"; the account is reached at {base}/accounts/{name}/. */
     const char *public_base_url;
+    /* The operator's egress policy (borrowed, required): a deployment whose backend is a
+     * literal address it refuses is refused at write time. */
+    const kl_egress *egress;
 } kl_mgmt_cfg;
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);

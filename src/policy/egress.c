@@ -208,8 +208,21 @@ kl_egress_verdict kl_egress_check_literal(const kl_egress *e, const char *host, 
 {
     struct sockaddr_in s4;
     struct sockaddr_in6 s6;
+    char addr[INET6_ADDRSTRLEN + 1];
     memset(&s4, 0, sizeof(s4));
     memset(&s6, 0, sizeof(s6));
+    /* An IPv6 literal with a zone ("fe80::1%eth0", "%25" in a URL) is judged by its
+     * address. */
+    const char *zone = host && strchr(host, ':') ? strchr(host, '%') : NULL;
+    if (zone && (size_t)(zone - host) < sizeof(addr)) {
+        memcpy(addr, host, (size_t)(zone - host));
+        addr[zone - host] = '\0';
+        if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+            s6.sin6_family = AF_INET6;
+            s6.sin6_port = htons(port);
+            return kl_egress_check(e, host, (const struct sockaddr *)&s6);
+        }
+    }
     if (host && inet_pton(AF_INET, host, &s4.sin_addr) == 1) {
         s4.sin_family = AF_INET;
         s4.sin_port = htons(port);

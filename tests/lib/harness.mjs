@@ -81,6 +81,12 @@ export const ERR = {
   badGateway: {
     error: { code: 'BadGateway', message: 'The model server could not be reached.' },
   },
+  egressRefused: {
+    error: {
+      code: 'BadGateway',
+      message: "The model server's address is not allowed by this service's egress policy.",
+    },
+  },
   gatewayTimeout: {
     error: { code: 'GatewayTimeout', message: 'The model server did not answer in time.' },
   },
@@ -676,9 +682,10 @@ export function runCli(args, { env = {}, input, timeoutMs = 20000, binary = KEYL
   });
 }
 
-// Starts kl-upstream-stub on a free loopback port; stopped in t's after hook.
-export async function startStub(t, { binary = KL_STUB } = {}) {
-  const proc = spawn(binary, ['--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+// Starts kl-upstream-stub on a free port of host (a loopback address); stopped in t's
+// after hook.
+export async function startStub(t, { binary = KL_STUB, host = '127.0.0.1' } = {}) {
+  const proc = spawn(binary, ['--listen', `${host}:0`], { stdio: ['ignore', 'pipe', 'pipe'] });
   liveProcs.add(proc);
   // The stub's end is judged like the daemon's: exit code 0 on SIGTERM, in time.
   const exitProblems = [];
@@ -716,12 +723,13 @@ export async function startStub(t, { binary = KL_STUB } = {}) {
   const stub = {
     proc,
     port: Number(port),
-    url: `http://127.0.0.1:${port}`,
+    host,
+    url: `http://${host}:${port}`,
     get stderr() {
       return stderr;
     },
     async get(path) {
-      const r = await nodeRequest(http, { host: '127.0.0.1', port: Number(port), method: 'GET', path, agent: false }, undefined, 10000);
+      const r = await nodeRequest(http, { host, port: Number(port), method: 'GET', path, agent: false }, undefined, 10000);
       return r.json;
     },
     last() {

@@ -48,6 +48,9 @@ static void test_azure_shapes(void **state)
     expect(KL_GW_ERR_GATEWAY_TIMEOUT, NULL, 504,
            "{\"error\":{\"code\":\"GatewayTimeout\",\"message\":\"The model server did not answer "
            "in time.\"}}");
+    expect(KL_GW_ERR_EGRESS_REFUSED, NULL, 502,
+           "{\"error\":{\"code\":\"BadGateway\",\"message\":\"The model server's address is "
+           "not allowed by this service's egress policy.\"}}");
 }
 
 static void test_bad_request_param(void **state)

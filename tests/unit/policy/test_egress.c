@@ -162,6 +162,9 @@ static void test_own_listeners(void **state)
     assert_int_equal(kl_egress_check_literal(e, "::ffff:127.0.0.1", 8443), KL_EGRESS_OWN_LISTENER);
     assert_int_equal(kl_egress_check_literal(e, "169.254.169.254", 80), KL_EGRESS_LINK_LOCAL);
     assert_int_equal(kl_egress_check_literal(e, "localhost", 8443), KL_EGRESS_ALLOWED);
+    assert_int_equal(kl_egress_check_literal(e, "fe80::1%eth0", 80), KL_EGRESS_LINK_LOCAL);
+    assert_int_equal(kl_egress_check_literal(e, "fe80::1%25eth0", 80), KL_EGRESS_LINK_LOCAL);
+    assert_int_equal(kl_egress_check_literal(e, "ff02::1%lo", 80), KL_EGRESS_MULTICAST);
     kl_egress_free(e);
 }
 
