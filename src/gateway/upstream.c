@@ -988,6 +988,8 @@ void kl_upstream_free(kl_upstream *u)
         }
         ex_free(ex);
     }
+    /* Closing a connection cancels its lookup; the cancelled callbacks are deferred and
+     * are dropped with the resolver below (a few bytes each, only at shutdown). */
     while (u->pools) {
         up_pool *p = u->pools;
         u->pools = p->next;

@@ -67,8 +67,9 @@ bool kl_egress_has_allowlist(const kl_egress *e);
 kl_egress_verdict kl_egress_check(const kl_egress *e, const char *host, const struct sockaddr *sa);
 
 /* Judges a backend at write time from its host (no brackets) and port: an IP literal is
- * judged like kl_egress_check (an IPv6 zone, "%eth0", is ignored); a host name cannot be judged before it is resolved and
- * is KL_EGRESS_ALLOWED here (the connect-time check decides). */
+ * judged like kl_egress_check (an IPv6 zone, "%eth0", is ignored); a host name cannot be
+ * judged before it is resolved and is KL_EGRESS_ALLOWED here (the connect-time check
+ * decides). */
 kl_egress_verdict kl_egress_check_literal(const kl_egress *e, const char *host, uint16_t port);
 
 /* A short English phrase for a refusal ("a link-local address", ...), for error
