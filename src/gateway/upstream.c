@@ -39,8 +39,8 @@
 #include "gateway/upstream.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -69,7 +69,7 @@ test("keylessd's own listeners are refused as backends", async (t) => {
   await account(d);
   const metricsPort = Number(/:(\d+)$/.exec(d.ready.metrics)[1]);
   for (const port of [d.publicPort, d.imdsPort, metricsPort]) {
-    for (const host of ['127.0.0.1', '[::ffff:127.0.0.1]']) {
+    for (const host of ['127.0.0.1', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
       const url = `http://${host}:${port}/v1`;
       const r = await d.putDeployment('demo', 'mm', upstream(url));
       assert.equal(r.status, 400, `${url}: ${r.text}`);
