@@ -14,24 +14,56 @@ void kl_buf_init(kl_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->secret = 0;
 }
 
-static int reserve(kl_buf *b, size_t extra)
+void kl_buf_init_secret(kl_buf *b, size_t max)
+{
+    kl_buf_init(b, max);
+    b->secret = 1;
+}
+
+/* Makes room for extra more bytes (and the NUL): the capacity doubles, or becomes
+ * exactly what is needed when exact is set. */
+static int grow(kl_buf *b, size_t extra, int exact)
 {
     if (extra > b->max || b->len > b->max - extra)
         return KL_ETOOBIG;
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = exact ? need : (b->cap ? b->cap : 64);
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        return KL_ENOMEM;
+    char *p;
+    if (b->secret) {
+        /* realloc may move the data and free the old block unwiped: copy by hand. */
+        p = malloc(cap);
+        if (!p)
+            return KL_ENOMEM;
+        if (b->data) {
+            memcpy(p, b->data, b->len + 1);
+            OPENSSL_cleanse(b->data, b->cap);
+            free(b->data);
+        }
+    } else {
+        p = realloc(b->data, cap);
+        if (!p)
+            return KL_ENOMEM;
+    }
     b->data = p;
     b->cap = cap;
     return 0;
+}
+
+static int reserve(kl_buf *b, size_t extra)
+{
+    return grow(b, extra, 0);
+}
+
+int kl_buf_reserve(kl_buf *b, size_t extra)
+{
+    return grow(b, extra, 1);
 }
 
 int kl_buf_append(kl_buf *b, const void *p, size_t n)
@@ -89,6 +121,8 @@ char *kl_buf_steal(kl_buf *b)
 
 void kl_buf_free(kl_buf *b)
 {
+    if (b->secret && b->data)
+        OPENSSL_cleanse(b->data, b->cap);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

@@ -13,7 +13,13 @@
 #define KL_IDLE_TIMEOUT_MS 60000            /* keep-alive connection with no request */
 #define KL_WRITE_TIMEOUT_MS 30000           /* a client that stops reading a response */
 #define KL_MAX_CONNECTIONS 10000            /* per worker */
-#define KL_MAX_OUTPUT_BUFFER (1024 * 1024)  /* stop reading upstream when client lags */
+/* Request heads and bodies held in memory, all workers together; a request that would
+ * go beyond it gets 503 ServerBusy (Retry-After: KL_BUSY_RETRY_AFTER_S). Without it,
+ * 10,000 connections per worker could each hold a 4 MiB body. */
+#define KL_MAX_BUFFERED_REQUEST_BYTES (256 * 1024 * 1024)
+#define KL_REQUEST_BUDGET_STEP 4096        /* bytes taken from that budget at a time */
+#define KL_BUSY_RETRY_AFTER_S "1"          /* Retry-After on that 503, seconds */
+#define KL_MAX_OUTPUT_BUFFER (1024 * 1024) /* stop reading upstream when client lags */
 
 /* Tokens and keys */
 #define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */

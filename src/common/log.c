@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,82 @@ static void emit(kl_log_level lvl, const char *event, json_t *obj)
     }
 }
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the bytes there
+ * are not one: overlong forms, surrogates and code points above U+10FFFF are invalid,
+ * as in RFC 3629. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0; /* NUL, a continuation byte, 0xc0, 0xc1 or 0xf5..0xff */
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+json_t *kl_log_string(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    bool plain = true;
+    for (size_t i = 0; i < n && plain;) {
+        size_t l = utf8_seq(u + i, n - i);
+        if (l == 0 || u[i] == '\\')
+            plain = false;
+        i += l;
+    }
+    if (plain)
+        return json_stringn(n ? s : "", n);
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case every byte becomes \xNN. */
+    char *out = malloc(n * 4 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq(u + i, n - i);
+        if (l == 0) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[u[i] >> 4];
+            out[o++] = hex[u[i] & 15];
+            i++;
+        } else if (u[i] == '\\') {
+            out[o++] = '\\';
+            out[o++] = '\\';
+            i++;
+        } else {
+            memcpy(out + o, u + i, l);
+            o += l;
+            i += l;
+        }
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
 void kl_log(kl_log_level lvl, const char *event, ...)
 {
     if (!kl_log_enabled(lvl))
@@ -77,7 +154,7 @@ void kl_log(kl_log_level lvl, const char *event, ...)
             break;
         const char *v = va_arg(ap, const char *);
         if (v)
-            json_object_set_new(obj, k, json_string(v));
+            json_object_set_new(obj, k, kl_log_string(v, strlen(v)));
     }
     va_end(ap);
     /* The fixed fields go first in the line for readability. */

@@ -182,6 +182,7 @@ int main(int argc, char **argv)
     kl_http_server_cfg scfg = {
         .workers = cfg.workers,
         .handler = kl_router_handle,
+        .on_headers = kl_router_vet,
         .handler_arg = &router,
         .thread_init = kl_router_thread_init,
         .thread_fini = kl_router_thread_fini,

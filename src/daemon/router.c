@@ -91,6 +91,21 @@ void kl_router_handle(kl_http_req *r, void *arg)
     not_found(r);
 }
 
+kl_http_verdict kl_router_vet(kl_http_req *r, void *arg)
+{
+    kl_router *rt = arg;
+    /* Only the public face takes untrusted callers; the admin socket is root's, and the
+     * other faces take no bodies worth refusing early. */
+    if (kl_http_req_face(r) != KL_FACE_PUBLIC || !strcmp(kl_http_req_path(r), "/healthz"))
+        return KL_HTTP_CONTINUE;
+    if (kl_gateway_matches(rt->gateway, r))
+        return kl_gateway_vet(rt->gateway, kl_http_req_thread_state(r), r);
+    /* Every other public request is answered from its head alone (401 for the control
+     * plane, 404 otherwise): its body is never needed. */
+    kl_router_handle(r, arg);
+    return KL_HTTP_ANSWERED;
+}
+
 void *kl_router_thread_init(int index, struct event_base *base, void *arg)
 {
     kl_router *rt = arg;

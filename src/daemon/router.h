@@ -15,7 +15,11 @@ typedef struct kl_router {
     kl_metrics *metrics; /* borrowed */
 } kl_router;
 
+/* The server's handler: answers r (now or asynchronously). arg is the kl_router. */
 void kl_router_handle(kl_http_req *r, void *arg);
+/* The server's headers hook (kl_http_headers_fn): refuses public requests whose head
+ * already decides a refusal (bad credential, unknown route) before their body is read. */
+kl_http_verdict kl_router_vet(kl_http_req *r, void *arg);
 void *kl_router_thread_init(int index, struct event_base *base, void *arg);
 void kl_router_thread_fini(void *state, void *arg);
 

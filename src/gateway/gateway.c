@@ -483,42 +483,70 @@ bool kl_gateway_matches(kl_gateway *g, kl_http_req *r)
                                     g->account_domain);
 }
 
-void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r)
+/* Everything that can be decided from the request head: the operation, the account,
+ * who is calling and whether they may. Answers the request with the refusal and returns
+ * -1, or returns 0 with *rt, *snap (the worker's cached reference), *acct and *p set. */
+static int admit(kl_gateway *g, gw_worker *w, kl_http_req *r, kl_gateway_route *rt,
+                 kl_snapshot **snapp, const kl_account **acctp, principal *p)
 {
-    gw_worker *w = thread_state;
-    kl_gateway_route rt;
-    principal p;
     if (kl_gateway_route_parse(kl_http_req_header(r, "host"), kl_http_req_path(r),
-                               kl_http_req_query(r), g->account_domain, &rt) != 0) {
+                               kl_http_req_query(r), g->account_domain, rt) != 0) {
         kl_gateway_reply_not_found(r);
-        return;
+        return -1;
     }
-    kl_http_req_set_route(r, kl_gateway_metrics_route(rt.kind));
+    kl_http_req_set_route(r, kl_gateway_metrics_route(rt->kind));
     /* Unknown operations, wrong methods and classic calls without api-version are all
      * "Resource not found", as Azure answers them. */
-    if (rt.kind == KL_GW_ROUTE_NONE || strcmp(kl_http_req_method(r), rt.method) != 0 ||
-        (rt.api_version_needed && !rt.api_version) || rt.account_len == 0) {
+    if (rt->kind == KL_GW_ROUTE_NONE || strcmp(kl_http_req_method(r), rt->method) != 0 ||
+        (rt->api_version_needed && !rt->api_version) || rt->account_len == 0) {
         kl_gateway_reply_not_found(r);
-        return;
+        return -1;
     }
     if (!w || w->g != g) {
         kl_gateway_reply_internal(r);
-        return;
+        return -1;
     }
     kl_snapshot *snap = worker_snapshot(w);
     if (!snap) {
         kl_gateway_reply_unavailable(r);
-        return;
+        return -1;
     }
-    const kl_account *acct = kl_snapshot_account(snap, rt.account, rt.account_len);
+    const kl_account *acct = kl_snapshot_account(snap, rt->account, rt->account_len);
     if (!acct) {
         kl_gateway_reply_not_found(r);
-        return;
+        return -1;
     }
     kl_http_req_log_field(r, "account", acct->name);
-    if (authenticate(w, r, &rt, snap, acct, &p) != 0)
-        return;
-    if (authorize(w, r, &rt, snap, acct, &p) != 0)
+    if (authenticate(w, r, rt, snap, acct, p) != 0)
+        return -1;
+    if (authorize(w, r, rt, snap, acct, p) != 0)
+        return -1;
+    *snapp = snap;
+    *acctp = acct;
+    return 0;
+}
+
+kl_http_verdict kl_gateway_vet(kl_gateway *g, void *thread_state, kl_http_req *r)
+{
+    kl_gateway_route rt;
+    kl_snapshot *snap;
+    const kl_account *acct;
+    principal p;
+    return admit(g, thread_state, r, &rt, &snap, &acct, &p) == 0 ? KL_HTTP_CONTINUE
+                                                                 : KL_HTTP_ANSWERED;
+}
+
+void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r)
+{
+    gw_worker *w = thread_state;
+    kl_gateway_route rt;
+    kl_snapshot *snap;
+    const kl_account *acct;
+    principal p;
+    /* Checked again, though kl_gateway_vet passed the head: the snapshot may have moved
+     * on while the body arrived (a key rotated), and the pointers it gave are only
+     * good under the snapshot reference held now. */
+    if (admit(g, w, r, &rt, &snap, &acct, &p) != 0)
         return;
     switch (rt.kind) {
     case KL_GW_ROUTE_MODELS:

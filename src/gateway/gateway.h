@@ -44,6 +44,12 @@ void *kl_gateway_thread_init(kl_gateway *g, struct event_base *base);
 void kl_gateway_thread_fini(kl_gateway *g, void *state);
 /* True if this request is for the data plane (by Host or by path). */
 bool kl_gateway_matches(kl_gateway *g, kl_http_req *r);
+/* The headers hook of the data plane (see kl_http_headers_fn): decides from the head
+ * alone, before the body is read, whether the request is for a known operation and
+ * account and whether its credential is valid and allowed; answers refusals exactly as
+ * kl_gateway_handle would (e.g. the 401 of a wrong api-key) and returns
+ * KL_HTTP_ANSWERED, else KL_HTTP_CONTINUE without answering. */
+kl_http_verdict kl_gateway_vet(kl_gateway *g, void *thread_state, kl_http_req *r);
 /* Serves one data-plane request on a worker thread; answers now or asynchronously. */
 void kl_gateway_handle(kl_gateway *g, void *thread_state, kl_http_req *r);
 

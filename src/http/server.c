@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -80,6 +81,9 @@ struct kl_http_server {
     thread_ctx control;
     int grace_ms;
     atomic_bool stopping;
+    /* Bytes of request heads and bodies held by all workers together, as charged by
+     * budget_take (bounded by KL_MAX_BUFFERED_REQUEST_BYTES). */
+    atomic_size_t buffered;
 };
 
 typedef enum conn_state {
@@ -97,7 +101,7 @@ typedef struct header {
 struct kl_http_req {
     struct conn *conn;
     char method[16];
-    kl_buf raw; /* url, then header names and values, back to back */
+    kl_buf raw; /* url, then header names and values, back to back (secret: api-key) */
     size_t url_len;
     header headers[KL_MAX_HEADER_COUNT];
     int nheaders;
@@ -107,6 +111,9 @@ struct kl_http_req {
     char *query;               /* owned, "" if none */
     struct evkeyvalq *qparams; /* lazily parsed */
     kl_buf body;
+    /* Bytes taken from the server's request budget for raw and for body; given back
+     * when the request is freed. */
+    size_t raw_charged, body_charged;
     char id[KL_UUID_LEN + 1];
     uint64_t start_us; /* monotonic, for latency */
     kl_route route;
@@ -142,6 +149,8 @@ typedef struct conn {
     bool keep_alive;
     bool linger;      /* refused with input unread: close lingeringly */
     bool peer_eof;    /* the client half-closed: answer what is buffered, then close */
+    bool head_done;   /* the parser paused after a request's headers: vet them */
+    bool expect_100;  /* the client waits for "100 Continue" before sending its body */
     size_t lingered;  /* bytes discarded while lingering */
     int error_status; /* set by parser callbacks to refuse a request */
     const char *error_code;
@@ -213,6 +222,58 @@ static void timer_set(conn *c, int ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Drops n bytes from the front of a connection's input after wiping them: they are a
+ * request's head (api-key headers) or body, and libevent frees its chunks unwiped. */
+static void drain_wipe(struct evbuffer *in, size_t n)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[8];
+    size_t left = n;
+    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+    while (left > 0) {
+        int got = evbuffer_peek(in, (ev_ssize_t)left, &pos, v, 8);
+        if (got <= 0)
+            break;
+        size_t done = 0;
+        for (int i = 0; i < got && i < 8 && done < left; i++) {
+            size_t k = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+            OPENSSL_cleanse(v[i].iov_base, k);
+            done += k;
+        }
+        left -= done;
+        if (left && evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+    evbuffer_drain(in, n);
+}
+
+/* Takes n more bytes from the daemon-wide request budget, in steps of
+ * KL_REQUEST_BUDGET_STEP so that a request touches the shared counter a few times, not
+ * once per header. *charged grows to cover need; false if the budget is spent. */
+static bool budget_take(conn *c, size_t *charged, size_t need)
+{
+    if (need <= *charged)
+        return true;
+    size_t add = need - *charged;
+    add = (add + KL_REQUEST_BUDGET_STEP - 1) / KL_REQUEST_BUDGET_STEP * KL_REQUEST_BUDGET_STEP;
+    atomic_size_t *b = &c->t->server->buffered;
+    size_t before = atomic_fetch_add(b, add);
+    if (before > KL_MAX_BUFFERED_REQUEST_BYTES || add > KL_MAX_BUFFERED_REQUEST_BYTES - before) {
+        atomic_fetch_sub(b, add);
+        return false;
+    }
+    *charged += add;
+    return true;
+}
+
+static int server_busy(conn *c)
+{
+    c->error_status = 503;
+    c->error_code = "ServerBusy";
+    c->error_msg = "The server is receiving too many requests at once; retry shortly.";
+    return -1;
+}
+
 /* ------------------------------------------------------------------- request life */
 
 /* Request ids only need to be unique (they correlate logs with answers), not secret:
@@ -249,8 +310,8 @@ static kl_http_req *req_new(conn *c)
     if (!r)
         return NULL;
     r->conn = c;
-    kl_buf_init(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
-    kl_buf_init(&r->body, KL_MAX_BODY_BYTES);
+    kl_buf_init_secret(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
+    kl_buf_init_secret(&r->body, KL_MAX_BODY_BYTES); /* bodies may hold secrets (forms) */
     kl_buf_init(&r->resp_headers, KL_MAX_HEADER_BYTES);
     kl_buf_init(&r->pend, SIZE_MAX);
     r->start_us = kl_now_mono_us();
@@ -264,8 +325,10 @@ static void req_free(kl_http_req *r)
 {
     if (!r)
         return;
-    kl_buf_free(&r->raw);
-    kl_buf_cleanse_free(&r->body); /* bodies may hold secrets (form posts) */
+    kl_buf_free(&r->raw); /* secret buffers: wiped, then freed */
+    kl_buf_free(&r->body);
+    if (r->raw_charged + r->body_charged)
+        atomic_fetch_sub(&r->conn->t->server->buffered, r->raw_charged + r->body_charged);
     kl_buf_free(&r->resp_headers);
     kl_buf_free(&r->pend);
     free(r->path);
@@ -336,7 +399,7 @@ static void close_or_linger(conn *c)
     if (fd >= 0)
         shutdown(fd, SHUT_WR);
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
+    drain_wipe(in, evbuffer_get_length(in));
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
     timer_set(c, LINGER_MS);
@@ -359,9 +422,10 @@ static void access_log(kl_http_req *r, bool aborted)
     r->log_fields = NULL;
     if (!f)
         return;
-    json_object_set_new(f, "method", json_string(r->method));
-    json_object_set_new(f, "path",
-                        json_stringn(r->path ? r->path : "", r->path ? strlen(r->path) : 0));
+    /* The path is whatever the client sent (any byte but controls and space): escaped,
+     * never dropped. */
+    json_object_set_new(f, "method", kl_log_string(r->method, strlen(r->method)));
+    json_object_set_new(f, "path", kl_log_string(r->path, r->path ? strlen(r->path) : 0));
     json_object_set_new(f, "status", json_integer(r->status));
     json_object_set_new(f, "route", json_string(route_name(r->route)));
     if (aborted)
@@ -496,6 +560,8 @@ static void refuse(conn *c, int status, const char *code, const char *msg)
     c->linger = true;
     if (!r->path)
         r->path = strdup("");
+    if (status == 503)
+        kl_http_set_header(r, "Retry-After", KL_BUSY_RETRY_AFTER_S);
     kl_http_respond_error(r, status, code, msg);
 }
 
@@ -512,6 +578,28 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
+static int header_too_large(conn *c)
+{
+    c->error_status = 431;
+    c->error_code = "RequestHeaderFieldsTooLarge";
+    c->error_msg = "The request headers are too large.";
+    return -1;
+}
+
+/* Appends request-head bytes to r->raw, charged to the daemon-wide budget. 0, or -1
+ * with the refusal set (431 too large, 503 budget spent). */
+static int raw_append(conn *c, const char *at, size_t len)
+{
+    kl_http_req *r = c->req;
+    if (r->raw.len + len > r->raw.max)
+        return header_too_large(c);
+    if (!budget_take(c, &r->raw_charged, r->raw.len + len + 1))
+        return server_busy(c);
+    if (kl_buf_append(&r->raw, at, len) != 0)
+        return header_too_large(c);
+    return 0;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
@@ -522,18 +610,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
         c->error_msg = "The request URI is too long.";
         return -1;
     }
-    if (kl_buf_append(&r->raw, at, len) != 0)
+    if (raw_append(c, at, len) != 0)
         return -1;
     r->url_len += len;
     return 0;
-}
-
-static int header_too_large(conn *c)
-{
-    c->error_status = 431;
-    c->error_code = "RequestHeaderFieldsTooLarge";
-    c->error_msg = "The request headers are too large.";
-    return -1;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -549,8 +629,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
             return header_too_large(c);
         /* A NUL ends the URL (first header) or the previous value, so values can be
          * handed out as C strings in place. */
-        if (kl_buf_append(&r->raw, "", 1) != 0)
-            return header_too_large(c);
+        if (raw_append(c, "", 1) != 0)
+            return -1;
         header *h = &r->headers[r->nheaders++];
         h->name_off = r->raw.len;
         h->name_len = 0;
@@ -559,8 +639,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         r->last_was_value = false;
     }
     header *h = &r->headers[r->nheaders - 1];
-    if (kl_buf_append(&r->raw, at, len) != 0)
-        return header_too_large(c);
+    if (raw_append(c, at, len) != 0)
+        return -1;
     h->name_len += len;
     return 0;
 }
@@ -579,49 +659,67 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         h->val_len = 0;
         r->last_was_value = true;
     }
-    if (kl_buf_append(&r->raw, at, len) != 0)
-        return header_too_large(c);
+    if (raw_append(c, at, len) != 0)
+        return -1;
     h->val_len += len;
     return 0;
 }
 
-/* Splits the raw target into a normalised path and the query. */
+/* Splits the raw target into a normalised path and the query. On any failure neither
+ * r->path nor r->query is set (nothing half-built is left for the refusal or the access
+ * log to read). 0, KL_EINVAL (malformed target) or KL_ENOMEM. */
 static int split_target(kl_http_req *r)
 {
     const char *u = r->raw.data;
     size_t n = r->url_len;
+    char *path = NULL, *query = NULL;
+    int rc = KL_EINVAL;
     if (n == 0 || u[0] != '/')
-        return KL_EINVAL;
+        goto out;
     const char *q = memchr(u, '?', n);
     size_t plen = q ? (size_t)(q - u) : n;
     const char *hash = memchr(u, '#', n);
     if (hash && (!q || hash < q))
         plen = (size_t)(hash - u);
-    r->path = malloc(plen + 1);
-    if (!r->path)
-        return KL_ENOMEM;
+    rc = KL_ENOMEM;
+    path = malloc(plen + 1);
+    if (!path)
+        goto out;
     size_t o = 0;
+    rc = KL_EINVAL;
     for (size_t i = 0; i < plen; i++) {
         unsigned char ch = (unsigned char)u[i];
+        /* http_parser lets TAB and form feed through in a target; nothing below 0x21
+         * (or DEL) belongs in one. */
         if (ch < 0x21 || ch == 0x7f)
-            return KL_EINVAL;
-        if (ch == '/' && o > 0 && r->path[o - 1] == '/')
+            goto out;
+        if (ch == '/' && o > 0 && path[o - 1] == '/')
             continue;
-        r->path[o++] = (char)ch;
+        path[o++] = (char)ch;
     }
-    if (o > 1 && r->path[o - 1] == '/')
+    if (o > 1 && path[o - 1] == '/')
         o--;
-    r->path[o] = '\0';
+    path[o] = '\0';
     if (q) {
         size_t qlen = n - (size_t)(q - u) - 1;
         const char *qh = memchr(q + 1, '#', qlen);
         if (qh)
             qlen = (size_t)(qh - q - 1);
-        r->query = kl_strndup(q + 1, qlen);
+        query = kl_strndup(q + 1, qlen);
     } else {
-        r->query = strdup("");
+        query = strdup("");
     }
-    return r->query ? 0 : KL_ENOMEM;
+    rc = KL_ENOMEM;
+    if (!query)
+        goto out;
+    r->path = path;
+    r->query = query;
+    path = query = NULL;
+    rc = 0;
+out:
+    free(path);
+    free(query);
+    return rc;
 }
 
 /* RFC 9110 token characters. */
@@ -643,8 +741,8 @@ static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
     kl_http_req *r = c->req;
-    if (kl_buf_append(&r->raw, "", 1) != 0)
-        return header_too_large(c);
+    if (raw_append(c, "", 1) != 0)
+        return -1;
     r->headers_done = true;
     const char *m = http_method_str((enum http_method)p->method);
     snprintf(r->method, sizeof(r->method), "%s", m);
@@ -698,6 +796,7 @@ static int on_headers_complete(http_parser *p)
     }
     c->keep_alive = http_should_keep_alive(p) != 0;
     const char *expect = kl_http_req_header(r, "expect");
+    c->expect_100 = false;
     if (expect) {
         if (!kl_str_ieq(expect, "100-continue")) {
             c->error_status = 417;
@@ -705,18 +804,75 @@ static int on_headers_complete(http_parser *p)
             c->error_msg = "Only 'Expect: 100-continue' is supported.";
             return -1;
         }
-        if (p->http_major == 1 && p->http_minor >= 1)
-            evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        c->expect_100 = p->http_major == 1 && p->http_minor >= 1;
     }
+    /* Stop here, before any body byte: process_input vets the head (head_accepted),
+     * outside the parser's callbacks, where answering and closing are safe. */
+    c->head_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* The head of c's request is complete: the headers hook may refuse it, then the body
+ * (if its length is known) is charged to the budget in one piece and given its buffer
+ * at once. Returns false if the request was answered; c may then be gone. */
+static bool head_accepted(conn *c)
+{
+    kl_http_req *r = c->req;
+    kl_http_server *s = c->t->server;
+    if (s->cfg.on_headers) {
+        /* A refusal leaves the body unread, so the connection cannot carry another
+         * request: it is answered with "Connection: close" and closed lingeringly (the
+         * client may still be sending the body; an unread close would reset the answer
+         * away). The body is never buffered: lingering discards what arrives. */
+        bool ka = c->keep_alive;
+        /* A request without a body leaves nothing unread: its refusal keeps the
+         * connection (the parser, re-initialised, skips the head's last LF). */
+        bool body = (c->parser.flags & F_CHUNKED) ||
+                    ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > 0);
+        if (body) {
+            c->keep_alive = false;
+            c->linger = true;
+        }
+        kl_http_verdict v = s->cfg.on_headers(r, s->cfg.handler_arg);
+        if (c->req != r) /* answered (and freed), whatever the hook returned */
+            return false;
+        if (v == KL_HTTP_ANSWERED) {
+            /* Broken contract (nothing was sent): the client still gets an answer. */
+            kl_http_respond_error(r, 500, "InternalServerError", "Internal error.");
+            return false;
+        }
+        c->keep_alive = ka;
+        c->linger = false;
+    }
+    if ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > 0) {
+        size_t n = (size_t)c->parser.content_length; /* <= KL_MAX_BODY_BYTES: checked */
+        if (!budget_take(c, &r->body_charged, n + 1)) {
+            server_busy(c);
+            refuse(c, c->error_status, c->error_code, c->error_msg);
+            return false;
+        }
+        if (kl_buf_reserve(&r->body, n) != 0) {
+            refuse(c, 500, "InternalServerError", "Internal error.");
+            return false;
+        }
+    }
+    if (c->expect_100)
+        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     c->state = ST_READING;
     timer_set(c, KL_BODY_TIMEOUT_MS);
-    return 0;
+    return true;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
-    if (kl_buf_append(&c->req->body, at, len) != 0) {
+    kl_http_req *r = c->req;
+    /* Chunked bodies are charged as they grow (a known length was charged up front). */
+    if (r->body.len + len <= KL_MAX_BODY_BYTES &&
+        !budget_take(c, &r->body_charged, r->body.len + len + 1))
+        return server_busy(c);
+    if (kl_buf_append(&r->body, at, len) != 0) {
         c->error_status = 413;
         c->error_code = "RequestEntityTooLarge";
         c->error_msg = "The request body is too large.";
@@ -794,17 +950,23 @@ static void process_input(conn *c)
         size_t n = http_parser_execute(&c->parser, &parser_settings, v.iov_base, v.iov_len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
-            evbuffer_drain(in, n);
+            drain_wipe(in, n);
             http_parser_pause(&c->parser, 0);
+            if (c->head_done) {
+                c->head_done = false;
+                if (!head_accepted(c))
+                    return;
+                continue;
+            }
             dispatch(c);
             return;
         }
         if (e != HPE_OK) {
-            evbuffer_drain(in, evbuffer_get_length(in));
+            drain_wipe(in, evbuffer_get_length(in));
             parse_error(c);
             return;
         }
-        evbuffer_drain(in, n);
+        drain_wipe(in, n);
     }
 }
 
@@ -814,7 +976,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     if (c->state == ST_LINGER) {
         struct evbuffer *in = bufferevent_get_input(bev);
         c->lingered += evbuffer_get_length(in);
-        evbuffer_drain(in, evbuffer_get_length(in));
+        drain_wipe(in, evbuffer_get_length(in));
         if (c->lingered > LINGER_MAX_BYTES)
             conn_free(c);
         return;
@@ -1145,7 +1307,7 @@ void kl_http_req_log_field(kl_http_req *r, const char *key, const char *value)
     if (!r->log_fields)
         r->log_fields = json_object();
     if (r->log_fields)
-        json_object_set_new(r->log_fields, key, json_string(value));
+        json_object_set_new(r->log_fields, key, kl_log_string(value, strlen(value)));
 }
 
 /* ------------------------------------------------------------------ answering */

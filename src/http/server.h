@@ -2,6 +2,10 @@
  * OpenSSL for TLS), one event base per worker thread, http_parser for framing, and the
  * limits in common/limits.h. Every refusal the server makes itself (malformed request,
  * oversized header or body, timeouts) is a JSON body {"error":{"code","message"}}.
+ * Request heads and bodies held in memory are charged to one budget shared by every
+ * worker (KL_MAX_BUFFERED_REQUEST_BYTES); a request that would exceed it is refused with
+ * 503 ServerBusy and Retry-After. Buffers that held request bytes are wiped before they
+ * are freed (they carry api-key headers and form bodies).
  *
  * Requests on a connection are handled one at a time (pipelined requests wait). A
  * handler may answer at once or later (asynchronously, from the same worker thread):
@@ -32,6 +36,21 @@ typedef struct kl_http_server kl_http_server;
 typedef struct kl_http_req kl_http_req;
 
 typedef void (*kl_http_handler_fn)(kl_http_req *req, void *arg);
+
+/* What a headers hook decided about a request. */
+typedef enum kl_http_verdict {
+    KL_HTTP_CONTINUE = 0, /* read the body, then call the handler */
+    KL_HTTP_ANSWERED      /* the hook answered the request (a refusal) */
+} kl_http_verdict;
+/* Called on the worker thread as soon as a request's headers are complete and checked,
+ * before any byte of its body is read, so that a request that will be refused (a bad
+ * credential, an unknown route) never has its body buffered. Everything but the body
+ * can be read. To refuse, the hook answers with kl_http_respond* (a complete answer,
+ * never a stream) and returns KL_HTTP_ANSWERED; the server then closes the connection
+ * without reading the body (lingering: what the client still sends is discarded
+ * unbuffered for a short while, so the answer is not lost to a reset). Otherwise it
+ * returns KL_HTTP_CONTINUE without answering, and the handler runs once the body is in. */
+typedef kl_http_verdict (*kl_http_headers_fn)(kl_http_req *req, void *arg);
 /* Called once per worker thread at start (index 0..n-1, or -1 for the control thread)
  * so components can build per-thread state on that thread's event base. Returns the
  * per-thread pointer that kl_http_req_thread_state() gives back. */
@@ -39,8 +58,9 @@ typedef void *(*kl_http_thread_init_fn)(int index, struct event_base *base, void
 typedef void (*kl_http_thread_fini_fn)(void *state, void *arg);
 
 typedef struct kl_http_server_cfg {
-    int workers;                /* worker threads for TCP listeners (>= 1) */
-    kl_http_handler_fn handler; /* called for every complete request */
+    int workers;                   /* worker threads for TCP listeners (>= 1) */
+    kl_http_handler_fn handler;    /* called for every complete request */
+    kl_http_headers_fn on_headers; /* may be NULL; gets handler_arg */
     void *handler_arg;
     kl_http_thread_init_fn thread_init; /* may be NULL */
     kl_http_thread_fini_fn thread_fini; /* may be NULL */
