@@ -900,6 +900,16 @@ static void dispatch(conn *c)
     c->t->server->cfg.handler(r, c->t->server->cfg.handler_arg);
 }
 
+/* True if the request line in p (n bytes, possibly cut short) starts with a token
+ * followed by a space or the end of what arrived. */
+static bool method_is_token(const char *p, size_t n)
+{
+    size_t m = 0;
+    while (m < n && p[m] != ' ')
+        m++;
+    return valid_token(p, m);
+}
+
 static void parse_error(conn *c)
 {
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -962,6 +972,15 @@ static void process_input(conn *c)
             return;
         }
         if (e != HPE_OK) {
+            /* http_parser says "invalid method" for any method it does not know; one
+             * that is not even a token makes the request line malformed (RFC 9112
+             * section 3: 400), a well-formed unknown one is not implemented (501). */
+            if (e == HPE_INVALID_METHOD && !c->error_status &&
+                !method_is_token(v.iov_base, v.iov_len)) {
+                c->error_status = 400;
+                c->error_code = "BadRequest";
+                c->error_msg = "Malformed request line.";
+            }
             drain_wipe(in, evbuffer_get_length(in));
             parse_error(c);
             return;
