@@ -43,7 +43,7 @@ static int grow(kl_buf *b, size_t extra, int exact)
             return KL_ENOMEM;
         if (b->data) {
             memcpy(p, b->data, b->len + 1);
-            OPENSSL_cleanse(b->data, b->cap);
+            OPENSSL_cleanse(b->data, b->len + 1);
             free(b->data);
         }
     } else {
@@ -106,6 +106,9 @@ out:
 
 void kl_buf_reset(kl_buf *b)
 {
+    /* A secret buffer's bytes are wiped now: only [0, len] is ever wiped later. */
+    if (b->secret && b->data)
+        OPENSSL_cleanse(b->data, b->len);
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
@@ -121,8 +124,10 @@ char *kl_buf_steal(kl_buf *b)
 
 void kl_buf_free(kl_buf *b)
 {
+    /* Only the bytes ever written: a large reservation (a body's Content-Length) that
+     * was never filled is not touched, so its pages are never faulted in. */
     if (b->secret && b->data)
-        OPENSSL_cleanse(b->data, b->cap);
+        OPENSSL_cleanse(b->data, b->len + 1);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

@@ -18,7 +18,9 @@ typedef struct kl_buf {
 void kl_buf_init(kl_buf *b, size_t max);
 /* Same, for bytes that may hold secrets (request headers with keys, form bodies): when
  * the buffer grows, the old storage is wiped before it is freed (no realloc leaves a
- * copy behind), and kl_buf_free wipes it too. */
+ * copy behind), and kl_buf_reset and kl_buf_free wipe it too. Only the bytes written
+ * (up to len) are wiped, so such a buffer must only be filled through these functions
+ * (kl_buf_steal hands the duty over to the caller). */
 void kl_buf_init_secret(kl_buf *b, size_t max);
 /* Makes room for extra more bytes in one allocation of exactly that size (when a final
  * size is known, e.g. from Content-Length), so later appends up to it do not move the
