@@ -175,6 +175,22 @@ static void check_request(kl_http_req *r)
     }
 }
 
+/* The headers hook, as the gateway's: paths under /deny are refused from the head
+ * (bodies unread, like a wrong api-key); the rest go on to the handler. */
+static kl_http_verdict on_headers(kl_http_req *r, void *arg)
+{
+    (void)arg;
+    const char *path = kl_http_req_path(r);
+    CHECK(path[0] == '/');
+    size_t blen;
+    kl_http_req_body(r, &blen);
+    CHECK(blen == 0); /* nothing of the body is read yet */
+    if (strncmp(path, "/deny", 5) != 0)
+        return KL_HTTP_CONTINUE;
+    kl_http_respond_error(r, 401, "401", "Access denied.");
+    return KL_HTTP_ANSWERED;
+}
+
 static void handler(kl_http_req *r, void *arg)
 {
     (void)arg;
@@ -495,6 +511,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     kl_http_server_cfg cfg = {
         .workers = 1,
         .handler = handler,
+        .on_headers = on_headers,
         .metrics = fz.metrics,
         .access_log = true,
     };
