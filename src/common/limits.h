@@ -35,6 +35,12 @@
 #define KL_MAX_EGRESS_LISTENERS 8     /* keylessd's own TCP listeners the policy knows */
 #define KL_MAX_EGRESS_LOCAL_ADDRS 128 /* this host's addresses, for wildcard listeners */
 
+/* Snapshot rebuilds that fail after a saved change: the change's scope is fenced (503)
+ * and the build retried from the control thread, the delay doubling up to the cap. */
+#define KL_SNAPSHOT_RETRY_FIRST_MS 100
+#define KL_SNAPSHOT_RETRY_MAX_MS 5000
+#define KL_SNAPSHOT_RETRY_AFTER "1" /* Retry-After (seconds) on a fenced 503 */
+
 /* ARM names and identifiers */
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */

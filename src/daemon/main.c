@@ -84,6 +84,7 @@ int main(int argc, char **argv)
     kl_keys *keys = NULL;
     kl_store *store = NULL;
     kl_snapshot_holder *holder = NULL;
+    kl_policy *policy = NULL;
     kl_metrics *metrics = NULL;
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
@@ -165,7 +166,10 @@ int main(int argc, char **argv)
         goto out;
     }
     holder = kl_snapshot_holder_new();
-    if (!holder || kl_policy_rebuild(store, keys, holder) != 0) {
+    /* A deployment whose credential does not open is built as unavailable (logged once);
+     * only a store that cannot be read at all keeps the daemon from starting. */
+    if (!holder || kl_policy_new(store, keys, holder, &policy) != 0 ||
+        kl_policy_apply(policy, NULL) != 0) {
         kl_log(KL_LOG_ERROR, "snapshot", "reason", "cannot build the first snapshot", NULL);
         goto out;
     }
@@ -223,6 +227,7 @@ int main(int argc, char **argv)
     kl_mgmt_cfg mcfg = {.store = store,
                         .holder = holder,
                         .keys = keys,
+                        .policy = policy,
                         .public_base_url = base_url,
                         .egress = egress};
     if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
@@ -274,6 +279,7 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_mgmt_free(mgmt);
+    kl_policy_free(policy);
     kl_snapshot_holder_free(holder);
     kl_store_close(store);
     kl_metrics_free(metrics);

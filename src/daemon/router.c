@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 
 static void not_found(kl_http_req *r)
 {
@@ -109,14 +110,21 @@ kl_http_verdict kl_router_vet(kl_http_req *r, void *arg)
 void *kl_router_thread_init(int index, struct event_base *base, void *arg)
 {
     kl_router *rt = arg;
-    if (index < 0)
-        return NULL;
+    if (index < 0) {
+        /* The control thread: the control plane's timers live on its base. Its state is
+         * the router itself, which tells the fini below which thread it runs on. */
+        if (kl_mgmt_thread_init(rt->mgmt, base) != 0)
+            kl_log(KL_LOG_ERROR, "mgmt_thread_init_failed", NULL);
+        return rt;
+    }
     return kl_gateway_thread_init(rt->gateway, base);
 }
 
 void kl_router_thread_fini(void *state, void *arg)
 {
     kl_router *rt = arg;
-    if (state)
+    if (state == rt)
+        kl_mgmt_thread_fini(rt->mgmt);
+    else if (state)
         kl_gateway_thread_fini(rt->gateway, state);
 }

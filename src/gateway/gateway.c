@@ -40,6 +40,8 @@ typedef struct gw_worker {
     kl_gateway *g;
     struct event_base *base;
     kl_snapshot *snap; /* cached; replaced when the holder's generation changes */
+    kl_fence *fence;   /* cached with snap (NULL: nothing fenced) */
+    uint64_t fence_gen;
     kl_upstream *up;
     echo_job *jobs; /* echo streams in flight */
 } gw_worker;
@@ -362,15 +364,25 @@ static int authorize(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt,
 
 /* ------------------------------------------------------------------ operations */
 
+/* The cached snapshot and fence, refreshed together when either generation moves. The
+ * fence generation is read first: a publish bumps the snapshot's before lifting the
+ * fence, so seeing the fence lifted implies seeing the newer snapshot's generation. */
 static kl_snapshot *worker_snapshot(gw_worker *w)
 {
+    uint64_t fgen = kl_snapshot_fence_generation(w->g->holder);
     uint64_t gen = kl_snapshot_holder_generation(w->g->holder);
-    if (!w->snap || kl_snapshot_generation(w->snap) != gen) {
-        kl_snapshot *s = kl_snapshot_acquire(w->g->holder);
+    if (!w->snap || kl_snapshot_generation(w->snap) != gen || w->fence_gen != fgen) {
+        kl_fence *f = NULL;
+        uint64_t fg = 0;
+        kl_snapshot *s = kl_snapshot_acquire_fenced(w->g->holder, &f, &fg);
         if (s) {
-            if (w->snap)
-                kl_snapshot_release(w->snap);
+            kl_snapshot_release(w->snap);
+            kl_fence_release(w->fence);
             w->snap = s;
+            w->fence = f;
+            w->fence_gen = fg;
+        } else {
+            kl_fence_release(f);
         }
     }
     return w->snap;
@@ -464,12 +476,20 @@ static void inference(gw_worker *w, kl_http_req *r, kl_snapshot *snap, const kl_
         kl_gateway_reply_bad_request(r, &e);
         goto out;
     }
-    if (d->backend == KL_BACKEND_UPSTREAM) {
+    switch (d->backend) {
+    case KL_BACKEND_UPSTREAM:
         kl_http_req_log_field(r, "backend", "upstream");
         kl_upstream_forward(w->up, r, snap, d, rt->kind, body);
-    } else {
+        break;
+    case KL_BACKEND_ECHO:
         kl_http_req_log_field(r, "backend", "echo");
         echo_answer(w, r, snap, d, rt->kind, body);
+        break;
+    case KL_BACKEND_UNAVAILABLE:
+    default:
+        kl_http_req_log_field(r, "backend", "unavailable");
+        kl_gateway_reply_deployment_unavailable(r);
+        break;
     }
 out:
     json_decref(body);
@@ -517,6 +537,12 @@ static int admit(kl_gateway *g, gw_worker *w, kl_http_req *r, kl_gateway_route *
         return -1;
     }
     kl_http_req_log_field(r, "account", acct->name);
+    /* A saved change to this account (a revoked key, a removed grant) is not in snap:
+     * nothing of the account is served from it, not even to a still-valid credential. */
+    if (kl_fence_covers(w->fence, acct->id)) {
+        kl_gateway_reply_change_pending(r);
+        return -1;
+    }
     if (authenticate(w, r, rt, snap, acct, p) != 0)
         return -1;
     if (authorize(w, r, rt, snap, acct, p) != 0)
@@ -595,5 +621,6 @@ void kl_gateway_thread_fini(kl_gateway *g, void *state)
     kl_upstream_free(w->up);
     if (w->snap)
         kl_snapshot_release(w->snap);
+    kl_fence_release(w->fence);
     free(w);
 }

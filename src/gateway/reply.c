@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include "common/limits.h"
+
 typedef struct err_def {
     int status;
     const char *code; /* NULL: the token-shaped body {"statusCode","message"} */
@@ -38,6 +40,13 @@ static const err_def errors[KL_GW_ERR__COUNT] = {
     [KL_GW_ERR_INTERNAL] = {500, "InternalServerError", "The request could not be served."},
     [KL_GW_ERR_UNAVAILABLE] = {503, "ServiceUnavailable",
                                "The service is starting; try again shortly."},
+    [KL_GW_ERR_CHANGE_PENDING] = {503, "ServiceUnavailable",
+                                  "A recent change to this resource has not been applied yet; "
+                                  "requests to it are refused until it is. Try again shortly."},
+    [KL_GW_ERR_DEPLOYMENT_UNAVAILABLE] = {503, "DeploymentUnavailable",
+                                          "The deployment cannot be served: its upstream "
+                                          "credential could not be opened. Update the "
+                                          "deployment with its credential to restore it."},
 };
 
 int kl_gateway_error_body(kl_gateway_error e, const kl_gateway_body_err *be, json_t **body)
@@ -122,4 +131,15 @@ void kl_gateway_reply_internal(kl_http_req *r)
 void kl_gateway_reply_unavailable(kl_http_req *r)
 {
     reply(r, KL_GW_ERR_UNAVAILABLE, NULL);
+}
+
+void kl_gateway_reply_change_pending(kl_http_req *r)
+{
+    kl_http_set_header(r, "Retry-After", KL_SNAPSHOT_RETRY_AFTER);
+    reply(r, KL_GW_ERR_CHANGE_PENDING, NULL);
+}
+
+void kl_gateway_reply_deployment_unavailable(kl_http_req *r)
+{
+    reply(r, KL_GW_ERR_DEPLOYMENT_UNAVAILABLE, NULL);
 }

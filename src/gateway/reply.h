@@ -18,6 +18,8 @@ typedef enum kl_gateway_error {
     KL_GW_ERR_EGRESS_REFUSED,
     KL_GW_ERR_INTERNAL,
     KL_GW_ERR_UNAVAILABLE,
+    KL_GW_ERR_CHANGE_PENDING,
+    KL_GW_ERR_DEPLOYMENT_UNAVAILABLE,
     KL_GW_ERR__COUNT
 } kl_gateway_error;
 
@@ -47,5 +49,11 @@ void kl_gateway_reply_egress_refused(kl_http_req *r);
 /* 500 / 503 for our own failures. */
 void kl_gateway_reply_internal(kl_http_req *r);
 void kl_gateway_reply_unavailable(kl_http_req *r);
+/* 503 ServiceUnavailable (with Retry-After): a saved change to this account has not been
+ * built into the snapshot yet, so nothing of the account is served from the stale one. */
+void kl_gateway_reply_change_pending(kl_http_req *r);
+/* 503 DeploymentUnavailable: the deployment exists but its upstream credential cannot
+ * be opened (wrong key-encryption key or a damaged row); setting it again restores it. */
+void kl_gateway_reply_deployment_unavailable(kl_http_req *r);
 
 #endif

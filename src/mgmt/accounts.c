@@ -118,8 +118,8 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
         goto out;
     }
     kl_mgmt_log_change(c, created ? "account_created" : "account_updated", id);
-    if (kl_mgmt_applied(c) == 0)
-        reply_account(c, created ? 201 : 200);
+    kl_mgmt_applied(c);
+    reply_account(c, created ? 201 : 200);
 out:
     free_key(&keys[0]);
     free_key(&keys[1]);
@@ -166,8 +166,8 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
         goto out;
     }
     kl_mgmt_log_change(c, "account_updated", base->id);
-    if (kl_mgmt_applied(c) == 0)
-        reply_account(c, 200);
+    kl_mgmt_applied(c);
+    reply_account(c, 200);
 out:
     kl_account_input_free(&in);
     kl_store_account_free(base);
@@ -199,8 +199,8 @@ void kl_mgmt_account_delete(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "delete_account");
     } else {
         kl_mgmt_log_change(c, "account_deleted", a->id);
-        if (kl_mgmt_applied(c) == 0)
-            kl_mgmt_reply_empty(c, 200);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 200);
     }
     kl_store_account_free(a);
 }
@@ -335,8 +335,8 @@ void kl_mgmt_account_regenerate_key(kl_mgmt_call *c)
     kl_mgmt_log_change(c, slot == 1 ? "key1_regenerated" : "key2_regenerated", a->id);
     /* The snapshot is republished before we answer: the old key is refused from the
      * very next request on. */
-    if (kl_mgmt_applied(c) == 0)
-        reply_keys(c, a);
+    kl_mgmt_applied(c);
+    reply_keys(c, a);
 out:
     free_key(&k);
     kl_store_account_free(a);

@@ -119,8 +119,7 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c)
         goto out;
     }
     kl_store_deployment *got = NULL;
-    if (kl_mgmt_applied(c) != 0)
-        goto out;
+    kl_mgmt_applied(c);
     err = kl_store_get_deployment(c->m->store, a->name, c->names.deployment, &got);
     if (err) {
         kl_mgmt_fail_internal(c, err, "get_deployment");
@@ -174,8 +173,8 @@ void kl_mgmt_deployment_delete(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "delete_deployment");
     } else {
         kl_mgmt_log_change(c, "deployment_deleted", c->names.deployment);
-        if (kl_mgmt_applied(c) == 0)
-            kl_mgmt_reply_empty(c, 200);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 200);
     }
     kl_store_account_free(a);
 }

@@ -205,8 +205,8 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
         return;
     }
     kl_mgmt_log_change(c, "application_created", a->object_id);
-    if (kl_mgmt_applied(c) == 0)
-        kl_mgmt_reply_json(c, 201, application_json(a));
+    kl_mgmt_applied(c);
+    kl_mgmt_reply_json(c, 201, application_json(a));
     kl_store_application_free(a);
 }
 
@@ -271,8 +271,8 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "update_application");
     else {
         kl_mgmt_log_change(c, "application_updated", a->object_id);
-        if (kl_mgmt_applied(c) == 0)
-            kl_mgmt_reply_empty(c, 204);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 204);
     }
     kl_store_application_free(a);
 }
@@ -291,8 +291,8 @@ void kl_mgmt_application_delete(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "delete_application");
     else {
         kl_mgmt_log_change(c, "application_deleted", a->object_id);
-        if (kl_mgmt_applied(c) == 0)
-            kl_mgmt_reply_empty(c, 204);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 204);
     }
     kl_store_application_free(a);
 }

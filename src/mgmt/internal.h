@@ -16,8 +16,11 @@ struct kl_mgmt {
     kl_store *store;            /* borrowed */
     kl_snapshot_holder *holder; /* borrowed */
     const kl_keys *keys;        /* borrowed */
+    kl_policy *policy;          /* borrowed */
     char *public_base_url;      /* owned, without trailing '/' */
     const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
+    struct event *retry;        /* control thread: retries a failed build (NULL before init) */
+    int retry_ms;               /* the next retry's delay; 0 when none is pending */
 };
 
 /* One request on its way through a route. */
@@ -56,9 +59,11 @@ void kl_mgmt_reply_empty(kl_mgmt_call *c, int status);
  * 404 ResourceNotFound; on any other error always answers 500. */
 int kl_mgmt_find_account(kl_mgmt_call *c, bool reply, kl_store_account **out);
 /* Rebuilds and publishes the snapshot after a committed change, so the next request
- * sees it. On failure logs, answers 500 (the change is committed and is applied by the
- * next change or restart) and returns the error. */
-int kl_mgmt_applied(kl_mgmt_call *c);
+ * sees it. When the snapshot cannot be built, the change's scope is fenced (every
+ * request under or above it answers 503 until a snapshot is built) and a retry is
+ * scheduled: either way the change is in force when this returns, and the handler
+ * answers as for success. Answers nothing. */
+void kl_mgmt_applied(kl_mgmt_call *c);
 /* Logs a committed change (never a secret). */
 void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id);
 

@@ -3,6 +3,7 @@
  * error shape) and the helpers the handlers share. */
 #include "mgmt/mgmt.h"
 
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,7 @@ const kl_mgmt_route *kl_mgmt_routes(size_t *n)
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
 {
-    if (!cfg || !out || !cfg->store || !cfg->holder || !cfg->keys || !cfg->egress)
+    if (!cfg || !out || !cfg->store || !cfg->holder || !cfg->keys || !cfg->egress || !cfg->policy)
         return KL_EINVAL;
     *out = NULL;
     size_t n = 0;
@@ -118,6 +119,7 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     m->holder = cfg->holder;
     m->keys = cfg->keys;
     m->egress = cfg->egress;
+    m->policy = cfg->policy;
     const char *base = cfg->public_base_url ? cfg->public_base_url : "https://127.0.0.1:8443";
     size_t len = strlen(base);
     while (len > 0 && base[len - 1] == '/')
@@ -135,8 +137,56 @@ void kl_mgmt_free(kl_mgmt *m)
 {
     if (!m)
         return;
+    if (m->retry)
+        event_free(m->retry);
     free(m->public_base_url);
     free(m);
+}
+
+/* Builds again while a fence stands; doubles the delay after each failure up to the
+ * cap, so a store that stays broken costs one build attempt per KL_SNAPSHOT_RETRY_MAX_MS. */
+static void retry_build(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kl_mgmt *m = arg;
+    if (!kl_snapshot_fenced(m->holder) || kl_policy_apply(m->policy, NULL) == 0) {
+        if (m->retry_ms)
+            kl_log(KL_LOG_INFO, "snapshot_fence_lifted", NULL);
+        m->retry_ms = 0;
+        return;
+    }
+    m->retry_ms =
+        m->retry_ms * 2 > KL_SNAPSHOT_RETRY_MAX_MS ? KL_SNAPSHOT_RETRY_MAX_MS : m->retry_ms * 2;
+    struct timeval tv = {.tv_sec = m->retry_ms / 1000, .tv_usec = (m->retry_ms % 1000) * 1000};
+    evtimer_add(m->retry, &tv);
+}
+
+/* Schedules the first retry unless one is pending. */
+static void schedule_retry(kl_mgmt *m)
+{
+    if (!m->retry || m->retry_ms)
+        return;
+    m->retry_ms = KL_SNAPSHOT_RETRY_FIRST_MS;
+    struct timeval tv = {.tv_sec = m->retry_ms / 1000, .tv_usec = (m->retry_ms % 1000) * 1000};
+    evtimer_add(m->retry, &tv);
+}
+
+int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base)
+{
+    if (!m || !base)
+        return KL_EINVAL;
+    m->retry = evtimer_new(base, retry_build, m);
+    return m->retry ? 0 : KL_ENOMEM;
+}
+
+void kl_mgmt_thread_fini(kl_mgmt *m)
+{
+    if (!m || !m->retry)
+        return;
+    event_free(m->retry);
+    m->retry = NULL;
+    m->retry_ms = 0;
 }
 
 static bool under(const char *path, const char *root)
@@ -215,17 +265,20 @@ int kl_mgmt_find_account(kl_mgmt_call *c, bool reply, kl_store_account **out)
     return 0;
 }
 
-int kl_mgmt_applied(kl_mgmt_call *c)
+void kl_mgmt_applied(kl_mgmt_call *c)
 {
-    int err = kl_policy_rebuild(c->m->store, c->m->keys, c->m->holder);
-    if (err) {
-        kl_log(KL_LOG_ERROR, "mgmt_snapshot_not_applied", "error", kl_err_str(err), "request_id",
-               kl_http_req_id(c->r), NULL);
-        kl_mgmt_fail(c, 500, "InternalServerError",
-                     "The change was saved but could not be applied yet; it takes effect with "
-                     "the next change or restart.");
-    }
-    return err;
+    char scope[KL_MAX_SCOPE + 1];
+    kl_mgmt_call_scope(c, scope, sizeof(scope));
+    /* A role definition is used wherever it is assigned: its change covers everything. */
+    if (kl_str_istarts(c->route->action, AUTHZ "/roleDefinitions/"))
+        snprintf(scope, sizeof(scope), "/");
+    if (kl_policy_apply(c->m->policy, scope) == 0)
+        return;
+    /* Saved, not built: the scope is fenced, so nothing it covers is served from the
+     * stale snapshot; the change is in force, and the retry lifts the fence. */
+    kl_log(KL_LOG_ERROR, "mgmt_change_fenced", "scope", scope, "request_id", kl_http_req_id(c->r),
+           NULL);
+    schedule_retry(c->m);
 }
 
 void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id)
@@ -364,6 +417,32 @@ static bool authorize(kl_mgmt_call *c)
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* While a saved change is fenced, the snapshot authorisation would be decided on is
+ * stale for its scope: build again first (the store may have recovered), and refuse
+ * with 503 what the fence still covers. Answers and returns false when refused. */
+static bool fence_check(kl_mgmt_call *c)
+{
+    if (!kl_snapshot_fenced(c->m->holder))
+        return true;
+    if (kl_policy_apply(c->m->policy, NULL) == 0)
+        return true;
+    char scope[KL_MAX_SCOPE + 1];
+    kl_mgmt_call_scope(c, scope, sizeof(scope));
+    uint64_t gen = 0;
+    kl_fence *f = NULL;
+    kl_snapshot_release(kl_snapshot_acquire_fenced(c->m->holder, &f, &gen));
+    bool covered = kl_fence_covers(f, scope);
+    kl_fence_release(f);
+    if (!covered)
+        return true;
+    schedule_retry(c->m);
+    kl_http_set_header(c->r, "Retry-After", KL_SNAPSHOT_RETRY_AFTER);
+    kl_mgmt_fail(c, 503, "ServiceUnavailable",
+                 "A saved change to this scope has not been applied yet; requests to it are "
+                 "refused until it is. Try again shortly.");
+    return false;
+}
+
 /* A method token we may repeat in a message: short upper-case letters only. */
 static const char *safe_method(const char *m)
 {
@@ -425,6 +504,8 @@ static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
     }
     if (c.names.account[0])
         kl_http_req_log_field(r, "account", c.names.account);
+    if (!fence_check(&c))
+        return;
     if (!resolve_caller(&c, as) || !authorize(&c))
         goto out;
 

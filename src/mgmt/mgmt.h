@@ -2,13 +2,19 @@
  * keys, Microsoft.Authorization role definitions and assignments, and the Graph-shaped
  * directory (applications, service principals). Handlers run on the control thread, where
  * blocking store writes are allowed; each change is one transaction followed by a
- * snapshot rebuild and publish, so the next data-plane request sees it. */
+ * snapshot rebuild and publish, so the next data-plane request sees it. A change whose
+ * snapshot cannot be built is fenced (its scope answers 503 everywhere) and the build is
+ * retried from the control thread until it succeeds: a saved revocation always takes
+ * effect. */
 #ifndef KL_MGMT_MGMT_H
 #define KL_MGMT_MGMT_H
+
+#include <event2/event.h>
 
 #include "crypto/keys.h"
 #include "http/server.h"
 #include "policy/egress.h"
+#include "policy/build.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
 
@@ -18,6 +24,7 @@ typedef struct kl_mgmt_cfg {
     kl_store *store;            /* borrowed */
     kl_snapshot_holder *holder; /* borrowed; republished after every change */
     const kl_keys *keys;        /* borrowed */
+    kl_policy *policy;          /* borrowed; builds and publishes to holder, fences */
     /* Base of the data-plane URL given back as properties.endpoint, e.g.
      * "https://127.0.0.1:8443"; the account is reached at {base}/accounts/{name}/. */
     const char *public_base_url;
@@ -28,6 +35,11 @@ typedef struct kl_mgmt_cfg {
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);
 void kl_mgmt_free(kl_mgmt *m);
+/* On the control thread, once its event base exists: prepares the timer that retries a
+ * failed snapshot build. 0 or KL_ENOMEM. kl_mgmt_thread_fini undoes it on the same
+ * thread before the base goes. */
+int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base);
+void kl_mgmt_thread_fini(kl_mgmt *m);
 /* True if the path belongs to the control plane (/subscriptions/..., /providers/...,
  * and the Graph-shaped directory under /v1.0/...). */
 bool kl_mgmt_matches(const char *path);

@@ -128,8 +128,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
     }
     kl_mgmt_log_change(c, created ? "role_assignment_created" : "role_assignment_updated",
                        c->names.role_assignment);
-    if (kl_mgmt_applied(c) != 0)
-        goto out;
+    kl_mgmt_applied(c);
     kl_store_role_assignment *got = NULL;
     if (find_assignment(c, &got) == KL_ENOTFOUND)
         kl_mgmt_fail_internal(c, KL_ENOTFOUND, "get_role_assignment");
@@ -175,10 +174,9 @@ void kl_mgmt_role_assignment_delete(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "delete_role_assignment");
     } else {
         kl_mgmt_log_change(c, "role_assignment_deleted", ra->name);
-        if (kl_mgmt_applied(c) == 0) {
-            kl_mgmt_reply_json(c, 200, body);
-            body = NULL;
-        }
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_json(c, 200, body);
+        body = NULL;
     }
     json_decref(body);
     kl_store_role_assignment_free(ra);

@@ -260,8 +260,7 @@ void kl_mgmt_role_definition_put(kl_mgmt_call *c)
     }
     kl_mgmt_log_change(c, created ? "role_definition_created" : "role_definition_updated",
                        c->names.role_definition);
-    if (kl_mgmt_applied(c) != 0)
-        goto out;
+    kl_mgmt_applied(c);
     err = load_custom(c, &row, &role);
     if (err == KL_ENOTFOUND)
         kl_mgmt_fail_internal(c, err, "get_role_definition");
@@ -309,10 +308,9 @@ void kl_mgmt_role_definition_delete(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "delete_role_definition");
     } else {
         kl_mgmt_log_change(c, "role_definition_deleted", c->names.role_definition);
-        if (kl_mgmt_applied(c) == 0) {
-            kl_mgmt_reply_json(c, 200, body);
-            body = NULL;
-        }
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_json(c, 200, body);
+        body = NULL;
     }
     json_decref(body);
 out:

@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "crypto/crc32.h"
 #include "crypto/seal.h"
 #include "policy/role.h"
 #include "policy/snapshot_builder.h"
@@ -36,7 +37,28 @@ typedef struct build_ctx {
     size_t n_asgs, cap_asgs;
     char **enabled; /* object ids of enabled principals, lower-case (sorted before use) */
     size_t n_enabled, cap_enabled;
+    /* Rows built as unavailable, by row and version (see broken_key); with a memo, a
+     * row already in it is not logged again. */
+    const kl_policy *memo; /* may be NULL: log every broken row */
+    char **broken;
+    size_t n_broken, cap_broken;
 } build_ctx;
+
+struct kl_policy {
+    kl_store *st;
+    const kl_keys *keys;
+    kl_snapshot_holder *h;
+    char **reported; /* broken rows of the last build, already logged */
+    size_t n_reported;
+};
+
+static bool reported(const kl_policy *p, const char *key)
+{
+    for (size_t i = 0; p && i < p->n_reported; i++)
+        if (strcmp(p->reported[i], key) == 0)
+            return true;
+    return false;
+}
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
@@ -102,6 +124,41 @@ static const char *model_name(const char *model_json, json_t **owner)
     return n;
 }
 
+/* Identifies one version of a deployment row: the account and deployment names, the
+ * modification time and a checksum of the sealed value (which changes when the row is
+ * rewritten behind our back too). */
+static char *broken_key(const kl_store_deployment *d)
+{
+    const char *sealed = d->credential_sealed ? d->credential_sealed : "";
+    char *acct = lower_dup(d->account_name);
+    if (!acct)
+        return NULL;
+    size_t n = strlen(acct) + strlen(d->name) + 64;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, "%s/%s@%lld#%08x", acct, d->name, (long long)d->modified_at,
+                 (unsigned)kl_crc32(sealed, strlen(sealed)));
+    free(acct);
+    return k;
+}
+
+/* Records a deployment that cannot be served and logs it unless the memo has this row
+ * version already. */
+static int note_broken(build_ctx *c, const kl_store_deployment *d, const char *reason)
+{
+    int err = grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *));
+    if (err)
+        return err;
+    char *k = broken_key(d);
+    if (!k)
+        return KL_ENOMEM;
+    c->broken[c->n_broken++] = k;
+    if (!reported(c->memo, k))
+        kl_log(KL_LOG_ERROR, "snapshot_deployment_unavailable", "account", d->account_name,
+               "deployment", d->name, "reason", reason, NULL);
+    return 0;
+}
+
 static int on_deployment(void *arg, const kl_store_deployment *d)
 {
     build_ctx *c = arg;
@@ -123,15 +180,22 @@ static int on_deployment(void *arg, const kl_store_deployment *d)
             err = kl_unseal(c->keys, aad, d->credential_sealed, &cred, &cred_len);
         if (!err && memchr(cred, '\0', cred_len))
             err = KL_ECRYPTO; /* a credential is text; refuse an embedded NUL */
-        if (err)
-            kl_log(KL_LOG_ERROR, "snapshot_credential_unseal_failed", "account", d->account_name,
-                   "deployment", d->name, NULL);
+        if (err == KL_ECRYPTO || err == KL_EINVAL || err == KL_ETOOBIG) {
+            /* This row alone is unusable (wrong KEK, tampered or malformed sealed value):
+             * it stays known but unservable, and the rest of the store is built. */
+            err = note_broken(c, d, "upstream credential does not open");
+            if (!err)
+                err = kl_snapshot_builder_deployment_unavailable(c->b, d->account_name, d->name,
+                                                                 mname);
+            goto out;
+        }
     }
     if (!err)
         err = kl_snapshot_builder_deployment(c->b, d->account_name, d->name, mname, kind,
                                              kind == KL_BACKEND_UPSTREAM ? d->upstream_url : NULL,
                                              kind == KL_BACKEND_UPSTREAM ? d->upstream_model : NULL,
                                              (const char *)cred);
+out:
     if (cred) {
         OPENSSL_cleanse(cred, cred_len);
         free(cred);
@@ -306,7 +370,29 @@ static void ctx_free(build_ctx *c)
     for (size_t i = 0; i < c->n_enabled; i++)
         free(c->enabled[i]);
     free(c->enabled);
+    for (size_t i = 0; i < c->n_broken; i++)
+        free(c->broken[i]);
+    free(c->broken);
     kl_snapshot_builder_free(c->b);
+}
+
+/* Builds with c prepared by the caller (keys, memo); c is freed by the caller. */
+static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
+{
+    kl_store_visitor v = {.arg = c,
+                          .account = on_account,
+                          .key = on_key,
+                          .deployment = on_deployment,
+                          .tenant = on_tenant,
+                          .principal = on_principal,
+                          .role_definition = on_role,
+                          .role_assignment = on_assignment};
+    int err = kl_store_load_all(st, &v);
+    if (!err)
+        err = build_rbac(c);
+    if (!err)
+        err = kl_snapshot_builder_finish(c->b, out);
+    return err;
 }
 
 int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out)
@@ -317,19 +403,7 @@ int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out)
     build_ctx c = {.b = kl_snapshot_builder_new(), .keys = keys};
     if (!c.b)
         return KL_ENOMEM;
-    kl_store_visitor v = {.arg = &c,
-                          .account = on_account,
-                          .key = on_key,
-                          .deployment = on_deployment,
-                          .tenant = on_tenant,
-                          .principal = on_principal,
-                          .role_definition = on_role,
-                          .role_assignment = on_assignment};
-    int err = kl_store_load_all(st, &v);
-    if (!err)
-        err = build_rbac(&c);
-    if (!err)
-        err = kl_snapshot_builder_finish(c.b, out);
+    int err = build(st, &c, out);
     ctx_free(&c);
     return err;
 }
@@ -348,6 +422,85 @@ int kl_policy_rebuild(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h)
     if (kl_log_enabled(KL_LOG_DEBUG)) {
         char g[24];
         snprintf(g, sizeof(g), "%llu", (unsigned long long)kl_snapshot_holder_generation(h));
+        kl_log(KL_LOG_DEBUG, "snapshot_published", "generation", g, NULL);
+    }
+    return 0;
+}
+
+int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_policy **out)
+{
+    if (!out)
+        return KL_EINVAL;
+    *out = NULL;
+    if (!st || !keys || !h)
+        return KL_EINVAL;
+    kl_policy *p = calloc(1, sizeof(*p));
+    if (!p)
+        return KL_ENOMEM;
+    p->st = st;
+    p->keys = keys;
+    p->h = h;
+    *out = p;
+    return 0;
+}
+
+static void forget_reported(kl_policy *p)
+{
+    for (size_t i = 0; i < p->n_reported; i++)
+        free(p->reported[i]);
+    free(p->reported);
+    p->reported = NULL;
+    p->n_reported = 0;
+}
+
+void kl_policy_free(kl_policy *p)
+{
+    if (!p)
+        return;
+    forget_reported(p);
+    free(p);
+}
+
+int kl_policy_apply(kl_policy *p, const char *scope)
+{
+    if (!p)
+        return KL_EINVAL;
+    kl_snapshot *s = NULL;
+    build_ctx c = {.b = kl_snapshot_builder_new(), .keys = p->keys, .memo = p};
+    int err = c.b ? build(p->st, &c, &s) : KL_ENOMEM;
+    if (!err) {
+        /* The memo becomes this build's broken rows: a row that was repaired and breaks
+         * again (a new version) is reported again; the memory never outgrows the store. */
+        forget_reported(p);
+        p->reported = c.broken;
+        p->n_reported = c.n_broken;
+        c.broken = NULL;
+        c.n_broken = 0;
+    } else {
+        /* What this failed build logged stays reported, so retries do not log it again. */
+        for (size_t i = 0; i < c.n_broken; i++) {
+            if (reported(p, c.broken[i]))
+                continue;
+            char **r = realloc(p->reported, (p->n_reported + 1) * sizeof(char *));
+            if (!r)
+                break;
+            p->reported = r;
+            p->reported[p->n_reported++] = c.broken[i];
+            c.broken[i] = NULL;
+        }
+    }
+    ctx_free(&c);
+    if (err) {
+        if (scope)
+            kl_snapshot_fence(p->h, scope);
+        kl_log(KL_LOG_ERROR, "snapshot_build_failed", "error", kl_err_str(err), "fenced",
+               scope ? (*scope ? scope : "/") : NULL, NULL);
+        return err;
+    }
+    kl_snapshot_publish(p->h, s);
+    if (kl_log_enabled(KL_LOG_DEBUG)) {
+        char g[24];
+        snprintf(g, sizeof(g), "%llu", (unsigned long long)kl_snapshot_holder_generation(p->h));
         kl_log(KL_LOG_DEBUG, "snapshot_published", "generation", g, NULL);
     }
     return 0;

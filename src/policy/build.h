@@ -15,13 +15,32 @@
  * the API key index, deployments with their upstream credentials unsealed into the
  * snapshot's memory (cleansed when it is freed), the tenant, the principals and the
  * RBAC index compiled from the custom roles and the enabled principals' assignments. *out holds one
- * reference and is not yet published (generation 0). Errors: KL_EINVAL, a store error, KL_ECRYPTO
- * (a sealed credential does not open: wrong KEK or a tampered row; nothing is built), KL_ENOMEM. */
+ * reference and is not yet published (generation 0). A deployment whose sealed
+ * credential does not open (wrong KEK, a tampered row) is built as
+ * KL_BACKEND_UNAVAILABLE, so one bad row costs that deployment and nothing else (logged
+ * on every build here; kl_policy_apply logs it once). Errors: KL_EINVAL, a store error,
+ * KL_EINTERNAL or KL_EEXIST (rows that contradict each other), KL_ENOMEM. */
 int kl_policy_build(kl_store *st, const kl_keys *keys, kl_snapshot **out);
 
 /* kl_policy_build followed by kl_snapshot_publish(h, ...). On failure the current
  * snapshot stays published and the error is returned (and logged). */
 int kl_policy_rebuild(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h);
+
+/* The control thread's builder: the store, the keys and the holder it publishes to,
+ * and the memory of the broken rows already reported (keyed by row and version), so a
+ * deployment whose credential does not open is logged once, not on every rebuild. */
+typedef struct kl_policy kl_policy;
+
+/* st, keys and h are borrowed and must outlive the context. KL_EINVAL, KL_ENOMEM. */
+int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_policy **out);
+/* NULL is fine. */
+void kl_policy_free(kl_policy *p);
+/* Builds a snapshot from the store and publishes it, which lifts every fence (the new
+ * snapshot holds every saved change). When it cannot be built, the current snapshot
+ * stays published, scope (the saved change's ARM scope; NULL when there is no change to
+ * cover) is fenced so that nothing under or above it is served stale, and the error is
+ * returned (logged). */
+int kl_policy_apply(kl_policy *p, const char *scope);
 
 /* The additional data a deployment's upstream credential is sealed with, binding it to
  * its account, deployment and upstream URL (so a sealed value copied to another row, or

@@ -17,6 +17,7 @@
 
 typedef struct kl_snapshot kl_snapshot;
 typedef struct kl_snapshot_holder kl_snapshot_holder;
+typedef struct kl_fence kl_fence;
 
 typedef struct kl_account {
     const char *id;   /* full ARM id, as created (case preserved) */
@@ -27,16 +28,22 @@ typedef struct kl_account {
     bool disable_local_auth; /* true: API keys get 403 AuthenticationTypeDisabled */
 } kl_account;
 
-typedef enum kl_backend_kind { KL_BACKEND_ECHO = 0, KL_BACKEND_UPSTREAM } kl_backend_kind;
+/* KL_BACKEND_UNAVAILABLE: a deployment the snapshot knows but cannot serve (its sealed
+ * upstream credential did not open); the data plane answers it 503 and never forwards. */
+typedef enum kl_backend_kind {
+    KL_BACKEND_ECHO = 0,
+    KL_BACKEND_UPSTREAM,
+    KL_BACKEND_UNAVAILABLE
+} kl_backend_kind;
 
 typedef struct kl_deployment {
     const kl_account *account;
     const char *name;       /* deployment name (the OpenAI "model" on v1 routes) */
     const char *model_name; /* properties.model.name as given (may be "") */
     kl_backend_kind backend;
-    /* Upstream only (NULL for echo): base URL such as "http://127.0.0.1:8000/v1" (the
-     * OpenAI route, e.g. "/chat/completions", is appended), the model name sent
-     * upstream, and the unsealed credential sent as "Authorization: Bearer" (or NULL). */
+    /* Upstream only (NULL for echo and unavailable): base URL such as "http://127.0.0.1:8000/v1"
+     * (the OpenAI route, e.g. "/chat/completions", is appended), the model name sent upstream, and
+     * the unsealed credential sent as "Authorization: Bearer" (or NULL). */
     const char *upstream_url;
     const char *upstream_model;
     const char *upstream_credential;
@@ -63,6 +70,33 @@ kl_snapshot *kl_snapshot_acquire(kl_snapshot_holder *h);
 /* Cheap check for readers that cache a reference: the generation of the current one. */
 uint64_t kl_snapshot_holder_generation(const kl_snapshot_holder *h);
 void kl_snapshot_retain(kl_snapshot *s);
+
+/* --- fencing: what the published snapshot must not be trusted for ---
+ * A change saved to the store that could not be built into a snapshot leaves the
+ * current snapshot stale for that change's scope. The control thread fences the scope;
+ * readers refuse (503) every request touching a fenced scope until a snapshot built
+ * after the change is published, which lifts every fence at once. The fence set is an
+ * immutable, counted object swapped under the holder's lock, like the snapshot. */
+
+/* Fences scope (an ARM scope such as "/subscriptions/x/resourceGroups/g", compared
+ * case-insensitively; "/" or "" fences everything). Control thread only. Never fails:
+ * if the new set cannot be allocated, everything is fenced (a set made in advance). */
+void kl_snapshot_fence(kl_snapshot_holder *h, const char *scope);
+/* True if any scope is fenced now. */
+bool kl_snapshot_fenced(kl_snapshot_holder *h);
+/* The current snapshot (a new reference, NULL before the first publish) and, in *fence,
+ * a new reference to the current fence set (NULL when nothing is fenced), read together
+ * under the holder's lock so a reader never pairs a stale snapshot with a lifted fence.
+ * *fence_gen receives the fence generation the pair belongs to. */
+kl_snapshot *kl_snapshot_acquire_fenced(kl_snapshot_holder *h, kl_fence **fence,
+                                        uint64_t *fence_gen);
+/* Cheap check for readers that cache a fence: changes whenever the fence set does
+ * (read it before kl_snapshot_holder_generation). */
+uint64_t kl_snapshot_fence_generation(const kl_snapshot_holder *h);
+void kl_fence_release(kl_fence *f);
+/* True if f (may be NULL: false) covers anything of scope: a fenced scope equal to,
+ * above or below it (segment-wise, case-insensitive). */
+bool kl_fence_covers(const kl_fence *f, const char *scope);
 void kl_snapshot_release(kl_snapshot *s);
 uint64_t kl_snapshot_generation(const kl_snapshot *s);
 

@@ -32,6 +32,10 @@ int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_n
                                    const char *name, const char *model_name,
                                    kl_backend_kind backend, const char *url,
                                    const char *upstream_model, const char *credential);
+/* Adds a deployment that exists but cannot be served (KL_BACKEND_UNAVAILABLE: no
+ * upstream fields, no credential); model_name NULL means "". Strings are copied. */
+int kl_snapshot_builder_deployment_unavailable(kl_snapshot_builder *b, const char *account_name,
+                                               const char *name, const char *model_name);
 /* Sets the tenant id and the local administrator's object id (strings copied). */
 int kl_snapshot_builder_tenant(kl_snapshot_builder *b, const char *tenant_id,
                                const char *admin_object_id);

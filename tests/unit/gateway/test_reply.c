@@ -53,6 +53,20 @@ static void test_azure_shapes(void **state)
            "not allowed by this service's egress policy.\"}}");
 }
 
+/* Ours, not Azure's: refusals that keep a revocation in force (docs/data-plane.md). */
+static void test_fail_closed_shapes(void **state)
+{
+    (void)state;
+    expect(KL_GW_ERR_CHANGE_PENDING, NULL, 503,
+           "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"A recent change to this "
+           "resource has not been applied yet; requests to it are refused until it is. Try "
+           "again shortly.\"}}");
+    expect(KL_GW_ERR_DEPLOYMENT_UNAVAILABLE, NULL, 503,
+           "{\"error\":{\"code\":\"DeploymentUnavailable\",\"message\":\"The deployment "
+           "cannot be served: its upstream credential could not be opened. Update the "
+           "deployment with its credential to restore it.\"}}");
+}
+
 static void test_bad_request_param(void **state)
 {
     (void)state;
@@ -76,6 +90,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_azure_shapes),
         cmocka_unit_test(test_bad_request_param),
+        cmocka_unit_test(test_fail_closed_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,24 +269,157 @@ static void test_empty_store(void **state)
     rmdir(dir);
 }
 
-static void test_tampered_credential_fails_build(void **state)
+static void test_tampered_credential_unavailable(void **state)
 {
     fixture *f = *state;
-    /* Sealed for another URL: the stored row's URL does not match the aad. */
+    /* Sealed for another URL: the stored row's URL does not match the aad. That row alone
+     * is unservable; everything else is built as usual. */
     put_deployment(f, "demo", "moved", "http://10.9.9.9/v1", "sk-x", "http://127.0.0.1:8000/v1");
     kl_snapshot *s = NULL;
-    assert_int_equal(kl_policy_build(f->st, f->keys, &s), KL_ECRYPTO);
-    assert_null(s);
-    /* A wrong KEK fails the same way. */
-    assert_int_equal(kl_store_delete_deployment(f->st, "demo", "moved"), 0);
+    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    const kl_account *a = kl_snapshot_account(s, "demo", 4);
+    const kl_deployment *moved = kl_snapshot_deployment(s, a, "moved", 5);
+    assert_non_null(moved);
+    assert_int_equal(moved->backend, KL_BACKEND_UNAVAILABLE);
+    assert_null(moved->upstream_credential);
+    assert_null(moved->upstream_url);
+    assert_string_equal(moved->model_name, "gpt-4o-mini");
+    const kl_deployment *up = kl_snapshot_deployment(s, a, "up", 2);
+    assert_int_equal(up->backend, KL_BACKEND_UPSTREAM);
+    assert_string_equal(up->upstream_credential, "sk-secret");
+    unsigned char idx[32];
+    index_of(f, f->demo_key1, idx);
+    assert_true(kl_snapshot_key_lookup(s, idx, NULL, NULL));
+    kl_snapshot_release(s);
+
+    /* A wrong KEK opens no credential: every credentialed deployment is unavailable, the
+     * ones without a credential are served. */
     unsigned char kek[32];
     memset(kek, 0x43, sizeof(kek));
     kl_keys *wrong = NULL;
     assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &wrong), 0);
-    assert_int_equal(kl_policy_build(f->st, wrong, &s), KL_ECRYPTO);
+    assert_int_equal(kl_policy_build(f->st, wrong, &s), 0);
     kl_keys_free(wrong);
-    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    a = kl_snapshot_account(s, "demo", 4);
+    assert_int_equal(kl_snapshot_deployment(s, a, "up", 2)->backend, KL_BACKEND_UNAVAILABLE);
+    assert_int_equal(kl_snapshot_deployment(s, a, "chat", 4)->backend, KL_BACKEND_ECHO);
+    const kl_account *o = kl_snapshot_account(s, "other", 5);
+    assert_int_equal(kl_snapshot_deployment(s, o, "chat", 4)->backend, KL_BACKEND_UPSTREAM);
     kl_snapshot_release(s);
+}
+
+/* Runs one statement on the fixture's database through a connection of its own, the
+ * way an operator's tool (or damage) changes rows behind the daemon's back. */
+static void raw_sql(fixture *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+#define DEMO_ID                                                                                    \
+    "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/Demo"
+#define OTHER_ID                                                                                   \
+    "/subscriptions/sub/resourceGroups/rg2/providers/Microsoft.CognitiveServices/accounts/other"
+
+static void test_fence_covers(void **state)
+{
+    (void)state;
+    kl_snapshot_holder *h = kl_snapshot_holder_new();
+    kl_fence *f = NULL;
+    uint64_t g0 = 0, g = 0;
+    assert_null(kl_snapshot_acquire_fenced(h, &f, &g0));
+    assert_null(f);
+    assert_false(kl_snapshot_fenced(h));
+    assert_false(kl_fence_covers(NULL, DEMO_ID));
+
+    kl_snapshot_fence(h, "/subscriptions/SUB/resourceGroups/rg/");
+    assert_true(kl_snapshot_fenced(h));
+    assert_int_not_equal(kl_snapshot_fence_generation(h), g0);
+    kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
+    assert_int_equal(g, kl_snapshot_fence_generation(h));
+    assert_non_null(f);
+    assert_true(kl_fence_covers(f, DEMO_ID));                                /* below, other case */
+    assert_true(kl_fence_covers(f, "/subscriptions/sub"));                   /* above */
+    assert_true(kl_fence_covers(f, "/subscriptions/sub/resourcegroups/RG")); /* equal */
+    assert_true(kl_fence_covers(f, "/"));
+    assert_false(kl_fence_covers(f, OTHER_ID)); /* a sibling group */
+    assert_false(
+        kl_fence_covers(f, "/subscriptions/sub/resourceGroups/rg2")); /* a prefix, not a segment */
+    assert_false(kl_fence_covers(f, "/subscriptions/sub2"));
+    kl_fence_release(f);
+
+    /* Fences add up; "/" covers everything. */
+    kl_snapshot_fence(h, OTHER_ID);
+    kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
+    assert_true(kl_fence_covers(f, OTHER_ID));
+    assert_true(kl_fence_covers(f, DEMO_ID));
+    assert_false(kl_fence_covers(f, "/subscriptions/sub2"));
+    kl_fence_release(f);
+    kl_snapshot_fence(h, "/");
+    kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
+    assert_true(kl_fence_covers(f, "/subscriptions/sub2/resourceGroups/x"));
+    kl_fence_release(f);
+    kl_snapshot_holder_free(h);
+}
+
+static void test_apply_fences_until_built(void **state)
+{
+    fixture *f = *state;
+    kl_snapshot_holder *h = kl_snapshot_holder_new();
+    kl_policy *p = NULL;
+    assert_int_equal(kl_policy_new(f->st, f->keys, h, &p), 0);
+    assert_int_equal(kl_policy_apply(p, NULL), 0);
+    assert_int_equal(kl_snapshot_holder_generation(h), 1);
+
+    /* Two accounts of one name: no snapshot can say which is meant, so none is built. */
+    raw_sql(f, "UPDATE accounts SET name = 'demo' WHERE name = 'other'");
+    /* Key1 of Demo is regenerated (saved); the build fails: Demo is fenced, the old
+     * snapshot stays, and the other account is not touched. */
+    char fresh[KL_APIKEY_LEN + 1];
+    kl_store_key k;
+    make_key(f, DEMO_ID, 1, fresh, &k);
+    assert_int_equal(kl_store_regenerate_account_key(f->st, "demo", &k), 0);
+    free(k.sealed);
+    uint64_t fg = kl_snapshot_fence_generation(h);
+    assert_int_equal(kl_policy_apply(p, DEMO_ID), KL_EEXIST);
+    assert_int_equal(kl_snapshot_holder_generation(h), 1);
+    assert_true(kl_snapshot_fenced(h));
+    assert_int_not_equal(kl_snapshot_fence_generation(h), fg);
+    kl_fence *fe = NULL;
+    uint64_t g = 0;
+    kl_snapshot *s = kl_snapshot_acquire_fenced(h, &fe, &g);
+    assert_true(kl_fence_covers(fe, DEMO_ID));
+    assert_false(kl_fence_covers(fe, OTHER_ID));
+    kl_fence_release(fe);
+    kl_snapshot_release(s);
+
+    /* A retry that still fails keeps the fence (scope NULL adds none). */
+    assert_int_equal(kl_policy_apply(p, NULL), KL_EEXIST);
+    assert_true(kl_snapshot_fenced(h));
+
+    /* Repaired: the next build publishes and lifts the fence with the same swap. */
+    raw_sql(f, "UPDATE accounts SET name = 'other' WHERE name_lower = 'other'");
+    fg = kl_snapshot_fence_generation(h);
+    assert_int_equal(kl_policy_apply(p, NULL), 0);
+    assert_int_equal(kl_snapshot_holder_generation(h), 2);
+    assert_false(kl_snapshot_fenced(h));
+    assert_int_not_equal(kl_snapshot_fence_generation(h), fg);
+    s = kl_snapshot_acquire_fenced(h, &fe, &g);
+    assert_null(fe);
+    unsigned char idx[32];
+    index_of(f, f->demo_key1, idx);
+    assert_false(kl_snapshot_key_lookup(s, idx, NULL, NULL));
+    index_of(f, fresh, idx);
+    assert_true(kl_snapshot_key_lookup(s, idx, NULL, NULL));
+    kl_snapshot_release(s);
+    kl_policy_free(p);
+    kl_snapshot_holder_free(h);
 }
 
 static void test_publish_and_old_reference(void **state)
@@ -522,7 +656,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tampered_credential_fails_build, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_credential_unavailable, setup, teardown),
+        cmocka_unit_test(test_fence_covers),
+        cmocka_unit_test_setup_teardown(test_apply_fences_until_built, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_and_old_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_publish, setup, teardown),
         cmocka_unit_test(test_builder_rejects),
