@@ -608,6 +608,39 @@ test('cascades: deleting an account removes the assignments at and below it only
   assertApiError(await deleteAssignment(d, '/', root.assignment.name), 409, 'LastOwnerCannotBeRemoved');
 });
 
+test('deleting a deployment alone removes the assignments at it; the account and its other deployments keep theirs', async () => {
+  const d = await daemon();
+  const sp = (await createApp(d, 'dep-cascade-app')).servicePrincipalId;
+  await d.setupAccount('depcascade', { deployments: { chat: {}, keep: {} } });
+  const A = accountPath('depcascade');
+  const chat = `${A}/deployments/chat`;
+  const gone = await assign(d, chat, sp, ROLE.openaiUser);
+  const kept = await assign(d, `${A}/deployments/keep`, sp, ROLE.openaiUser);
+  const atAccount = await assign(d, A, sp, ROLE.reader);
+  // `keyless role check` exits 0 when allowed, 1 when denied.
+  const cliCheck = (scope) => d.cli(['role', 'check', '--assignee', 'dep-cascade-app', '--data', '--action', ACTION.chat, '--scope', scope]);
+  const before = await cliCheck(chat);
+  assert.equal(before.code, 0, `role check before the delete: ${before.stdout} ${before.stderr}`);
+
+  const del = await d.admin('DELETE', `${chat}?${ARM_API}`);
+  assert.equal(del.status, 200, del.text);
+  const got = await d.admin('GET', `${raPath(chat, gone.name)}?${AUTH_API}`);
+  assertApiError(got, 404, 'RoleAssignmentNotFound');
+  assert.deepEqual(got.json, { error: { code: 'RoleAssignmentNotFound', message: `The role assignment '${gone.name}' is not found.` } });
+  const mine = await listAssignments(d, A, `principalId eq '${sp}'`);
+  assert.deepEqual(sortedNames(mine), sortedNames([kept, atAccount]));
+  const denied = await cliCheck(chat);
+  assert.equal(denied.code, 1, `role check after the delete: exit ${denied.code} ${denied.stdout} ${denied.stderr}`);
+  assert.match(denied.stdout, /DENIED/);
+  assert.equal((await checkAccess(d, sp, ACTION.chat, chat, true)).allowed, false);
+
+  // A new deployment of the same name does not inherit the old grant; the sibling keeps its own.
+  assert.equal((await d.putDeployment('depcascade', 'chat', {})).status, 201);
+  assert.equal((await cliCheck(chat)).code, 1);
+  assert.equal((await cliCheck(`${A}/deployments/keep`)).code, 0);
+  assert.equal((await d.admin('GET', `${raPath(`${A}/deployments/keep`, kept.name)}?${AUTH_API}`)).status, 200);
+});
+
 test('root ownership can be handed over, but the last Owner at "/" never removed', async (t) => {
   const d = await startDaemon(t);
   const root = await rootPrincipal(d);
