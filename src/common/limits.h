@@ -40,6 +40,7 @@
 #define KL_SNAPSHOT_RETRY_FIRST_MS 100
 #define KL_SNAPSHOT_RETRY_MAX_MS 5000
 #define KL_SNAPSHOT_RETRY_AFTER "1" /* Retry-After (seconds) on a fenced 503 */
+#define KL_MAX_FENCED_SCOPES 64     /* more fenced scopes than this: fence everything */
 
 /* ARM names and identifiers */
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */

@@ -462,7 +462,8 @@ void kl_snapshot_fence(kl_snapshot_holder *h, const char *scope)
     if (old && old->all)
         f = NULL; /* already everything */
     else if (!scope || strnlen(scope, KL_MAX_SCOPE + 1) > KL_MAX_SCOPE ||
-             !(f = fence_with(old, scope))) {
+             (old && old->n >= KL_MAX_FENCED_SCOPES) || !(f = fence_with(old, scope))) {
+        /* Unrepresentable, too many to check per request, or no memory: all of it. */
         f = h->fence_all;
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     }

@@ -80,7 +80,8 @@ void kl_snapshot_retain(kl_snapshot *s);
 
 /* Fences scope (an ARM scope such as "/subscriptions/x/resourceGroups/g", compared
  * case-insensitively; "/" or "" fences everything). Control thread only. Never fails:
- * if the new set cannot be allocated, everything is fenced (a set made in advance). */
+ * if the new set cannot be allocated, or would hold more than KL_MAX_FENCED_SCOPES,
+ * everything is fenced (a set made in advance). */
 void kl_snapshot_fence(kl_snapshot_holder *h, const char *scope);
 /* True if any scope is fenced now. */
 bool kl_snapshot_fenced(kl_snapshot_holder *h);

@@ -129,6 +129,9 @@ test('a revocation saved but not built fences its account (503) until a retry bu
   const other = await d.setupAccount('other');
   await d.setupAccount('third');
   const old1 = demo.keys.key1;
+  // Every worker serves the key first, so each holds a cached snapshot that knows it.
+  for (let i = 0; i < 2 * WORKERS; i++)
+    assertServed(await d.chat('demo', 'chat', old1, `warm ${i}`), `warm ${i}`, `old Key1 before the change, probe ${i}`);
 
   // Two accounts of one name: no snapshot can be built from this store, and the
   // daemon cannot leave one out (which of the two is meant?).

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "crypto/apikey.h"
 #include "crypto/keys.h"
 #include "crypto/seal.h"
@@ -364,6 +365,23 @@ static void test_fence_covers(void **state)
     kl_snapshot_fence(h, "/");
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
     assert_true(kl_fence_covers(f, "/subscriptions/sub2/resourceGroups/x"));
+    kl_fence_release(f);
+    kl_snapshot_holder_free(h);
+
+    /* Past KL_MAX_FENCED_SCOPES scopes, everything is fenced (the check stays short). */
+    h = kl_snapshot_holder_new();
+    char scope[64];
+    for (int i = 0; i < KL_MAX_FENCED_SCOPES; i++) {
+        snprintf(scope, sizeof(scope), "/subscriptions/s%d", i);
+        kl_snapshot_fence(h, scope);
+    }
+    kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
+    assert_true(kl_fence_covers(f, "/subscriptions/s0/resourceGroups/x"));
+    assert_false(kl_fence_covers(f, "/subscriptions/other"));
+    kl_fence_release(f);
+    kl_snapshot_fence(h, "/subscriptions/one-more");
+    kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
+    assert_true(kl_fence_covers(f, "/subscriptions/other"));
     kl_fence_release(f);
     kl_snapshot_holder_free(h);
 }
