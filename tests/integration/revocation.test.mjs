@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { AOAI_API, ARM_API, ERR, accountPath, startDaemon, startStub } from '../lib/harness.mjs';
+import { ACTION, ROLE, asPrincipal, assertAuthzFailed, assign, checkAccess, createApp, deleteAssignment } from '../lib/authz.mjs';
 
 const WORKERS = 3;
 const CRED = 'sk-revocation-cred-51c2e8';
@@ -168,4 +169,39 @@ test('a revocation saved but not built fences its account (503) until a retry bu
   assertServed(await d.chat('demo', 'chat', regen.json.key1, 'new'), 'new', 'new Key1 after the retry');
   assertServed(await d.chat('demo', 'chat', demo.keys.key2, 'two'), 'two', 'Key2 after the retry');
   assert.equal((await d.admin('GET', `${accountPath('demo')}?${ARM_API}`)).status, 200);
+});
+
+test('a role assignment deleted but not built: the grant is refused (503), never used, and denied once built', async (t) => {
+  const d = await startDaemon(t);
+  const sp = (await createApp(d, 'revoked-app')).servicePrincipalId;
+  const demo = await d.setupAccount('demo');
+  await d.setupAccount('other');
+  await d.setupAccount('third');
+  const A = accountPath('demo');
+  const listKeysAsSp = () => d.admin('POST', `${A}/listKeys?${ARM_API}`, undefined, { headers: asPrincipal(sp) });
+  const grant = await assign(d, A, sp, ROLE.csContributor);
+  const ok = await listKeysAsSp();
+  assert.equal(ok.status, 200, ok.text);
+  assert.deepEqual(ok.json, demo.keys);
+
+  sql(d, "UPDATE accounts SET name = 'other' WHERE name = 'third'");
+  const fenced = d.waitForLog((j) => j.event === 'mgmt_change_fenced', 10000);
+  const del = await deleteAssignment(d, A, grant.name);
+  assert.equal(del.status, 200, del.text);
+  assert.equal((await fenced).scope, A);
+  // The stale snapshot still holds the grant: it must not be used.
+  const refused = await listKeysAsSp();
+  assert.equal(refused.status, 503, refused.text);
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.deepEqual(refused.json, ARM_PENDING);
+  const pending = await d.chat('demo', 'chat', demo.keys.key1, 'x');
+  assert.equal(pending.status, 503, pending.text);
+  assert.deepEqual(pending.json, PENDING);
+
+  const lifted = d.waitForLog((j) => j.event === 'snapshot_fence_lifted', 15000);
+  sql(d, "UPDATE accounts SET name = 'third' WHERE name_lower = 'third'");
+  await lifted;
+  assertAuthzFailed(await listKeysAsSp(), sp, ACTION.listKeys, A, 'listKeys after the deletion is built');
+  assert.equal((await checkAccess(d, sp, ACTION.listKeys, A)).allowed, false);
+  assertServed(await d.chat('demo', 'chat', demo.keys.key1, 'back'), 'back', 'Key1 after the retry');
 });
