@@ -66,8 +66,10 @@ static void fuzz_path(const char *path)
 static void fuzz_api_version(const char *v)
 {
     kl_arm_error e;
-    if (kl_arm_check_api_version(v, &e) != 0)
+    if (kl_arm_check_api_version(v, kl_arm_versions_accounts, &e) != 0) {
+        CHECK(strlen(e.message) < sizeof(e.message));
         return;
+    }
     size_t n = strlen(v);
     CHECK(n == 10 || n == 18);
     for (size_t i = 0; i < 10; i++)

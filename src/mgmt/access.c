@@ -99,9 +99,7 @@ void kl_mgmt_check_access(kl_mgmt_call *c)
         return;
     const kl_principal *p = kl_snapshot_principal(c->snap, principal);
     if (!p) {
-        kl_mgmt_fail(c, 400, "PrincipalNotFound",
-                     "Principal %s does not exist in the directory %s.", principal,
-                     kl_mgmt_tenant(c));
+        kl_mgmt_principal_not_found(c, principal);
         return;
     }
 

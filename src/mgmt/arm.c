@@ -375,6 +375,31 @@ static bool ident_char(char c)
     return is_alnum(c) || c == '_' || c == '.';
 }
 
+/* A quoted value at *pp ('' stands for a quote) into out[0..size); advances past it. */
+static int quoted_value(const char **pp, char *out, size_t size)
+{
+    const char *q = *pp;
+    if (*q != '\'')
+        return KL_EINVAL;
+    q++;
+    size_t o = 0;
+    for (;;) {
+        if (*q == '\0')
+            return KL_EINVAL; /* unterminated */
+        if (*q == '\'') {
+            if (q[1] != '\'')
+                break;
+            q++; /* '' is a quote */
+        }
+        if (o + 1 >= size || (unsigned char)*q < 0x20)
+            return KL_EINVAL;
+        out[o++] = *q++;
+    }
+    out[o] = '\0';
+    *pp = q + 1;
+    return 0;
+}
+
 /* One term at *pp; advances past it. */
 static int filter_term(const char **pp, kl_arm_filter_term *t)
 {
@@ -387,10 +412,20 @@ static int filter_term(const char **pp, kl_arm_filter_term *t)
     memcpy(t->name, p, n);
     t->name[n] = '\0';
     t->value[0] = '\0';
+    t->has_arg = false;
     p += n;
-    if (p[0] == '(' && p[1] == ')') {
+    if (p[0] == '(') {
+        /* name() or name('value'), e.g. assignedTo('{id}'). */
         t->call = true;
-        *pp = p + 2;
+        p++;
+        if (*p == '\'') {
+            if (quoted_value(&p, t->value, sizeof(t->value)))
+                return KL_EINVAL;
+            t->has_arg = true;
+        }
+        if (*p != ')')
+            return KL_EINVAL;
+        *pp = p + 1;
         return 0;
     }
     t->call = false;
@@ -399,24 +434,9 @@ static int filter_term(const char **pp, kl_arm_filter_term *t)
         return KL_EINVAL;
     p = q + 2;
     q = skip_ws(p);
-    if (q == p || *q != '\'')
+    if (q == p || quoted_value(&q, t->value, sizeof(t->value)))
         return KL_EINVAL;
-    q++;
-    size_t o = 0;
-    for (;;) {
-        if (*q == '\0')
-            return KL_EINVAL; /* unterminated */
-        if (*q == '\'') {
-            if (q[1] != '\'')
-                break;
-            q++; /* '' is a quote */
-        }
-        if (o + 1 >= sizeof(t->value) || (unsigned char)*q < 0x20)
-            return KL_EINVAL;
-        t->value[o++] = *q++;
-    }
-    t->value[o] = '\0';
-    *pp = q + 1;
+    *pp = q;
     return 0;
 }
 
@@ -446,15 +466,46 @@ bad:
 
 /* ---------------------------------------------------------------- api-version */
 
-static bool digits(const char *s, size_t n)
+/* Versions are listed newest first, as ARM lists them in its refusal. The bodies
+ * keyless serves are those of the newest version of each list; the older ones are
+ * accepted because their request and response shapes are a subset of it for what
+ * keyless implements (see docs/control-plane.md). */
+const char *const kl_arm_versions_accounts[] = {
+    "2025-12-01",         "2025-10-01-preview", "2025-09-01",
+    "2025-07-01-preview", "2025-06-01",         "2025-04-01-preview",
+    "2024-10-01",         "2024-06-01-preview", "2024-04-01-preview",
+    "2023-10-01-preview", "2023-05-01",         "2022-12-01",
+    "2022-10-01",         "2022-03-01",         "2021-10-01",
+    "2021-04-30",         "2017-04-18",         NULL};
+/* Deployments exist since 2021-10-01. */
+const char *const kl_arm_versions_deployments[] = {
+    "2025-12-01",         "2025-10-01-preview", "2025-09-01", "2025-07-01-preview",
+    "2025-06-01",         "2025-04-01-preview", "2024-10-01", "2024-06-01-preview",
+    "2024-04-01-preview", "2023-10-01-preview", "2023-05-01", "2022-12-01",
+    "2022-10-01",         "2022-03-01",         "2021-10-01", NULL};
+/* Role assignments with principalType and description (2018-09-01-preview on); the
+ * body served is 2022-04-01's. */
+const char *const kl_arm_versions_role_assignments[] = {"2022-04-01",         "2020-10-01-preview",
+                                                        "2020-08-01-preview", "2020-04-01-preview",
+                                                        "2018-09-01-preview", NULL};
+/* Role definitions and permissions: 2022-05-01-preview is what Terraform's azurerm
+ * sends for role definitions; the body served is 2022-04-01's. */
+const char *const kl_arm_versions_role_definitions[] = {"2022-05-01-preview", "2022-04-01",
+                                                        "2018-01-01-preview", "2015-07-01", NULL};
+
+/* Echoed only when it looks like a version: it is client input. */
+static bool version_echoable(const char *v)
 {
+    size_t n = strlen(v);
+    if (n == 0 || n > KL_ARM_MAX_API_VERSION)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
+        if (!is_alnum(v[i]) && v[i] != '-' && v[i] != '.')
             return false;
     return true;
 }
 
-int kl_arm_check_api_version(const char *v, kl_arm_error *e)
+int kl_arm_check_api_version(const char *v, const char *const *supported, kl_arm_error *e)
 {
     if (!v || !*v) {
         kl_arm_error_set(e, 400, "MissingApiVersionParameter",
@@ -462,21 +513,85 @@ int kl_arm_check_api_version(const char *v, kl_arm_error *e)
                          "requests.");
         return KL_EINVAL;
     }
-    size_t n = strlen(v);
-    bool ok = (n == 10 || (n == 18 && strcmp(v + 10, "-preview") == 0)) && digits(v, 4) &&
-              v[4] == '-' && digits(v + 5, 2) && v[7] == '-' && digits(v + 8, 2);
-    if (ok) {
-        int month = (v[5] - '0') * 10 + (v[6] - '0');
-        int day = (v[8] - '0') * 10 + (v[9] - '0');
-        ok = month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    for (size_t i = 0; supported && supported[i]; i++)
+        if (strcasecmp(v, supported[i]) == 0)
+            return 0;
+    char list[KL_ARM_MAX_VERSION_LIST] = "";
+    size_t used = 0;
+    for (size_t i = 0; supported && supported[i]; i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", supported[i]);
+        if (w < 0 || (size_t)w >= sizeof(list) - used)
+            break; /* the lists are far shorter; a cut list beats a failure */
+        used += (size_t)w;
     }
-    if (!ok) {
+    if (version_echoable(v))
         kl_arm_error_set(e, 400, "InvalidApiVersionParameter",
-                         "The api-version is invalid. It must have the form YYYY-MM-DD or "
-                         "YYYY-MM-DD-preview, for example 2024-10-01.");
-        return KL_EINVAL;
+                         "The api-version '%s' is invalid. The supported versions are '%s'.", v,
+                         list);
+    else
+        kl_arm_error_set(e, 400, "InvalidApiVersionParameter",
+                         "The api-version is invalid. The supported versions are '%s'.", list);
+    return KL_EINVAL;
+}
+
+int kl_arm_unknown_type(const char *path, const char *api_version, kl_arm_error *e)
+{
+    /* The last "providers" segment names the namespace; the type is every other
+     * segment after it (type, name, child type, name, ...). */
+    const char *p = path, *ns = NULL;
+    size_t ns_len = 0;
+    while (p && *p) {
+        const char *seg = p + 1;
+        size_t len = strcspn(seg, "/");
+        if (len == strlen("providers") && strncasecmp(seg, "providers", len) == 0 &&
+            seg[len] == '/') {
+            ns = seg + len + 1;
+            ns_len = strcspn(ns, "/");
+        }
+        p = seg[len] ? seg + len : NULL;
     }
-    return 0;
+    if (!ns || ns_len == 0 || ns_len > KL_MAX_NAME || ns[ns_len] != '/')
+        return KL_ENOTFOUND;
+    char type[KL_MAX_SCOPE + 1];
+    size_t tl = 0;
+    const char *q = ns + ns_len + 1;
+    for (size_t i = 0; *q; i++) {
+        size_t len = strcspn(q, "/");
+        if (len == 0 || len > KL_MAX_NAME)
+            return KL_ENOTFOUND;
+        for (size_t k = 0; k < len; k++)
+            if (!is_alnum(q[k]) && q[k] != '-' && q[k] != '_' && q[k] != '.')
+                return KL_ENOTFOUND; /* not a name: not echoed */
+        if (i % 2 == 0) {
+            if (tl + len + 2 > sizeof(type))
+                return KL_ENOTFOUND;
+            if (tl)
+                type[tl++] = '/';
+            memcpy(type + tl, q, len);
+            tl += len;
+        }
+        q += len;
+        if (*q == '/')
+            q++;
+    }
+    for (size_t k = 0; k < ns_len; k++)
+        if (!is_alnum(ns[k]) && ns[k] != '.')
+            return KL_ENOTFOUND;
+    if (tl == 0)
+        return KL_ENOTFOUND;
+    type[tl] = '\0';
+    if (!api_version || !*api_version)
+        return kl_arm_check_api_version(api_version, NULL, e);
+    if (version_echoable(api_version))
+        kl_arm_error_set(e, 404, "InvalidResourceType",
+                         "The resource type '%s' could not be found in the namespace '%.*s' for "
+                         "api version '%s'.",
+                         type, (int)ns_len, ns, api_version);
+    else
+        kl_arm_error_set(e, 404, "InvalidResourceType",
+                         "The resource type '%s' could not be found in the namespace '%.*s'.", type,
+                         (int)ns_len, ns);
+    return KL_EINVAL;
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -604,7 +719,8 @@ int kl_mgmt_routes_check(const kl_mgmt_route *routes, size_t n)
     for (size_t i = 0; i < n; i++) {
         const kl_mgmt_route *r = &routes[i];
         if (!r->method || !*r->method || !r->handler || !kl_arm_pattern_valid(r->pattern) ||
-            !action_valid(r->action))
+            !action_valid(r->action) ||
+            (r->api == KL_MGMT_ARM && (!r->versions || !r->versions[0])))
             return KL_EINVAL;
         for (size_t j = 0; j < i; j++)
             if (strcmp(routes[j].method, r->method) == 0 &&

@@ -127,11 +127,13 @@ int kl_arm_check_raw_scope_path(const char *raw, size_t len, kl_arm_error *e);
 int kl_arm_canonical_scope(const char *s, size_t n, char *out, kl_arm_error *e);
 
 /* $filter expressions: terms joined by "and" (any case), each either a function call
- * without arguments, e.g. "atScope()", or "<property> eq '<value>'" with '' standing for
- * a quote inside the value. Whitespace between tokens is free. */
+ * without arguments, e.g. "atScope()", a function call with one quoted argument, e.g.
+ * "assignedTo('<id>')", or "<property> eq '<value>'", with '' standing for a quote
+ * inside a value. Whitespace between tokens is free. */
 #define KL_ARM_MAX_FILTER_TERMS 4
 typedef struct kl_arm_filter_term {
-    bool call;                        /* atScope() and the like; value is "" */
+    bool call;                        /* atScope(), assignedTo('{id}') and the like */
+    bool has_arg;                     /* a call with a quoted argument (in value) */
     char name[32];                    /* function or property name as given */
     char value[KL_MAX_ROLE_NAME + 1]; /* the unquoted value */
 } kl_arm_filter_term;
@@ -140,10 +142,27 @@ typedef struct kl_arm_filter_term {
 int kl_arm_parse_filter(const char *f, kl_arm_filter_term *terms, size_t *n, const char *code,
                         kl_arm_error *e);
 
-/* Checks the api-version query value (NULL = absent): YYYY-MM-DD with an optional
- * "-preview". 0, or KL_EINVAL with e = 400 MissingApiVersionParameter /
- * InvalidApiVersionParameter. */
-int kl_arm_check_api_version(const char *value, kl_arm_error *e);
+/* The api-versions keyless accepts per resource type, newest first, NULL-terminated. */
+extern const char *const kl_arm_versions_accounts[];         /* accounts, keys */
+extern const char *const kl_arm_versions_deployments[];      /* accounts/deployments */
+extern const char *const kl_arm_versions_role_assignments[]; /* roleAssignments */
+extern const char *const kl_arm_versions_role_definitions[]; /* roleDefinitions, permissions */
+
+/* Checks the api-version query value (NULL = absent) against supported (NULL-terminated,
+ * newest first; compared case-insensitively, as ARM does). 0, or KL_EINVAL with e =
+ * 400 MissingApiVersionParameter (absent or empty) or InvalidApiVersionParameter, whose
+ * message lists the supported versions as ARM does ("The api-version '…' is invalid.
+ * The supported versions are '…'."; the value is echoed only if it looks like a
+ * version). */
+int kl_arm_check_api_version(const char *value, const char *const *supported, kl_arm_error *e);
+
+/* For a path no route matched: if it names a resource type under a provider namespace
+ * (".../providers/{namespace}/{type}[/{name}/{type}...]", every segment a plain name),
+ * KL_EINVAL with e = 404 InvalidResourceType ("The resource type '{type}' could not be
+ * found in the namespace '{namespace}' for api version '{v}'.") or, without an
+ * api-version, 400 MissingApiVersionParameter. KL_ENOTFOUND if the path is not of that
+ * shape (the caller answers 404 NotFound). */
+int kl_arm_unknown_type(const char *path, const char *api_version, kl_arm_error *e);
 
 /* Parses a request body that must be a JSON object: not empty, at most
  * KL_MAX_JSON_DEPTH deep, valid UTF-8 JSON without duplicate keys. *out is owned by the

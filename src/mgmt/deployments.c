@@ -16,11 +16,12 @@
 #include "policy/build.h"
 #include "policy/egress.h"
 
+/* What the Cognitive Services resource provider answers for a missing deployment. */
 static void reply_deployment_missing(kl_mgmt_call *c)
 {
-    kl_mgmt_fail(c, 404, "DeploymentNotFound",
-                 "The Deployment '%s' under account '%s' was not found.", c->names.deployment,
-                 c->names.account);
+    char id[KL_MAX_SCOPE + 1];
+    kl_mgmt_call_scope(c, id, sizeof(id));
+    kl_mgmt_fail(c, 404, "NotFound", "Specified resource '%s' cannot be found.", id);
 }
 
 /* The egress policy at write time: a backend whose host is a literal address the policy

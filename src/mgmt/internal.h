@@ -75,6 +75,9 @@ bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope);
 bool kl_mgmt_authorize(kl_mgmt_call *c, const char *action, const char *scope);
 /* Answers 403 AuthorizationFailed for action at scope. */
 void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope);
+/* Answers 400 PrincipalNotFound with Azure's whole text for object_id (a GUID: only an
+ * id that passed kl_uuid_valid is echoed) in the call's tenant. */
+void kl_mgmt_principal_not_found(kl_mgmt_call *c, const char *object_id);
 /* The scope a route's action is checked at (see route.h) into out. */
 void kl_mgmt_call_scope(const kl_mgmt_call *c, char *out, size_t outlen);
 /* The tenant id of the call's snapshot ("" if none). */

@@ -28,69 +28,76 @@
 #define LIST KL_MGMT_AUTHZ_LIST
 #define SELF KL_MGMT_AUTHZ_SELF
 #define HANDLER KL_MGMT_AUTHZ_HANDLER
+#define V_ACCOUNTS kl_arm_versions_accounts
+#define V_DEPLOYMENTS kl_arm_versions_deployments
+#define V_ROLE_ASSIGNMENTS kl_arm_versions_role_assignments
+#define V_ROLE_DEFINITIONS kl_arm_versions_role_definitions
 
 /* Adding a resource is adding rows here (and, for new path names, a rule in arm.c). */
 static const kl_mgmt_route routes[] = {
     /* Microsoft.CognitiveServices, checked at the resource the path names. */
-    {"GET", KL_ARM_ACCOUNTS_IN_SUB, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST},
-    {"GET", KL_ARM_ACCOUNTS_IN_RG, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST},
-    {"PUT", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_put, ARM, SCOPE},
-    {"PATCH", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_patch, ARM, SCOPE},
-    {"GET", KL_ARM_ACCOUNT, CS "/read", NONE, kl_mgmt_account_get, ARM, SCOPE},
-    {"DELETE", KL_ARM_ACCOUNT, CS "/delete", NONE, kl_mgmt_account_delete, ARM, SCOPE},
-    {"POST", KL_ARM_LIST_KEYS, CS "/listKeys/action", NONE, kl_mgmt_account_list_keys, ARM, SCOPE},
+    {"GET", KL_ARM_ACCOUNTS_IN_SUB, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST, V_ACCOUNTS},
+    {"GET", KL_ARM_ACCOUNTS_IN_RG, CS "/read", NONE, kl_mgmt_accounts_list, ARM, LIST, V_ACCOUNTS},
+    {"PUT", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_put, ARM, SCOPE, V_ACCOUNTS},
+    {"PATCH", KL_ARM_ACCOUNT, CS "/write", REQUIRED, kl_mgmt_account_patch, ARM, SCOPE, V_ACCOUNTS},
+    {"GET", KL_ARM_ACCOUNT, CS "/read", NONE, kl_mgmt_account_get, ARM, SCOPE, V_ACCOUNTS},
+    {"DELETE", KL_ARM_ACCOUNT, CS "/delete", NONE, kl_mgmt_account_delete, ARM, SCOPE, V_ACCOUNTS},
+    {"POST", KL_ARM_LIST_KEYS, CS "/listKeys/action", NONE, kl_mgmt_account_list_keys, ARM, SCOPE,
+     V_ACCOUNTS},
     {"POST", KL_ARM_REGENERATE_KEY, CS "/regenerateKey/action", REQUIRED,
-     kl_mgmt_account_regenerate_key, ARM, SCOPE},
-    {"GET", KL_ARM_DEPLOYMENTS, CS "/deployments/read", NONE, kl_mgmt_deployments_list, ARM, LIST},
+     kl_mgmt_account_regenerate_key, ARM, SCOPE, V_ACCOUNTS},
+    {"GET", KL_ARM_DEPLOYMENTS, CS "/deployments/read", NONE, kl_mgmt_deployments_list, ARM, LIST,
+     V_DEPLOYMENTS},
     {"PUT", KL_ARM_DEPLOYMENT, CS "/deployments/write", OPTIONAL, kl_mgmt_deployment_put, ARM,
-     SCOPE},
-    {"GET", KL_ARM_DEPLOYMENT, CS "/deployments/read", NONE, kl_mgmt_deployment_get, ARM, SCOPE},
+     SCOPE, V_DEPLOYMENTS},
+    {"GET", KL_ARM_DEPLOYMENT, CS "/deployments/read", NONE, kl_mgmt_deployment_get, ARM, SCOPE,
+     V_DEPLOYMENTS},
     {"DELETE", KL_ARM_DEPLOYMENT, CS "/deployments/delete", NONE, kl_mgmt_deployment_delete, ARM,
-     SCOPE},
+     SCOPE, V_DEPLOYMENTS},
 
     /* Microsoft.Authorization, at any scope. An assignment is checked at its own scope,
      * so nobody grants above the scope they hold roleAssignments/write at. */
     {"GET", KL_ARM_ROLE_DEFINITIONS, AUTHZ "/roleDefinitions/read", NONE,
-     kl_mgmt_role_definitions_list, ARM, SCOPE},
+     kl_mgmt_role_definitions_list, ARM, SCOPE, V_ROLE_DEFINITIONS},
     {"GET", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/read", NONE,
-     kl_mgmt_role_definition_get, ARM, SCOPE},
+     kl_mgmt_role_definition_get, ARM, SCOPE, V_ROLE_DEFINITIONS},
     {"PUT", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/write", CHECKED,
-     kl_mgmt_role_definition_put, ARM, SCOPE},
+     kl_mgmt_role_definition_put, ARM, SCOPE, V_ROLE_DEFINITIONS},
     {"DELETE", KL_ARM_ROLE_DEFINITION, AUTHZ "/roleDefinitions/delete", NONE,
-     kl_mgmt_role_definition_delete, ARM, SCOPE},
+     kl_mgmt_role_definition_delete, ARM, SCOPE, V_ROLE_DEFINITIONS},
     {"GET", KL_ARM_ROLE_ASSIGNMENTS, AUTHZ "/roleAssignments/read", NONE,
-     kl_mgmt_role_assignments_list, ARM, SCOPE},
+     kl_mgmt_role_assignments_list, ARM, SCOPE, V_ROLE_ASSIGNMENTS},
     {"GET", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/read", NONE,
-     kl_mgmt_role_assignment_get, ARM, SCOPE},
+     kl_mgmt_role_assignment_get, ARM, SCOPE, V_ROLE_ASSIGNMENTS},
     {"PUT", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/write", CHECKED,
-     kl_mgmt_role_assignment_put, ARM, SCOPE},
+     kl_mgmt_role_assignment_put, ARM, SCOPE, V_ROLE_ASSIGNMENTS},
     {"DELETE", KL_ARM_ROLE_ASSIGNMENT, AUTHZ "/roleAssignments/delete", NONE,
-     kl_mgmt_role_assignment_delete, ARM, SCOPE},
+     kl_mgmt_role_assignment_delete, ARM, SCOPE, V_ROLE_ASSIGNMENTS},
     /* Only the caller's own permissions: there is nothing of anyone else's to protect. */
     {"GET", KL_ARM_PERMISSIONS, AUTHZ "/permissions/read", NONE, kl_mgmt_permissions_list, ARM,
-     SELF},
+     SELF, V_ROLE_DEFINITIONS},
     /* Asking about another principal needs roleAssignments/read at the scope asked
      * about (in the body); asking about oneself needs nothing. */
     {"POST", KL_ARM_CHECK_ACCESS, AUTHZ "/roleAssignments/read", CHECKED, kl_mgmt_check_access, ARM,
-     HANDLER},
+     HANDLER, V_ROLE_ASSIGNMENTS},
 
     /* The directory (Graph v1.0 shapes), checked at "/" with Entra's permission names. */
     {"GET", KL_GRAPH_ORGANIZATION, ENTRA "/organization/standard/read", NONE,
-     kl_mgmt_organization_get, GRAPH, SCOPE},
+     kl_mgmt_organization_get, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_APPLICATIONS, ENTRA "/applications/standard/read", NONE,
-     kl_mgmt_applications_list, GRAPH, SCOPE},
+     kl_mgmt_applications_list, GRAPH, SCOPE, NULL},
     {"POST", KL_GRAPH_APPLICATIONS, ENTRA "/applications/create", CHECKED,
-     kl_mgmt_application_create, GRAPH, SCOPE},
+     kl_mgmt_application_create, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_APPLICATION, ENTRA "/applications/standard/read", NONE,
-     kl_mgmt_application_get, GRAPH, SCOPE},
+     kl_mgmt_application_get, GRAPH, SCOPE, NULL},
     {"PATCH", KL_GRAPH_APPLICATION, ENTRA "/applications/basic/update", CHECKED,
-     kl_mgmt_application_patch, GRAPH, SCOPE},
+     kl_mgmt_application_patch, GRAPH, SCOPE, NULL},
     {"DELETE", KL_GRAPH_APPLICATION, ENTRA "/applications/delete", NONE, kl_mgmt_application_delete,
-     GRAPH, SCOPE},
+     GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_SERVICE_PRINCIPALS, ENTRA "/servicePrincipals/standard/read", NONE,
-     kl_mgmt_service_principals_list, GRAPH, SCOPE},
+     kl_mgmt_service_principals_list, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/standard/read", NONE,
-     kl_mgmt_service_principal_get, GRAPH, SCOPE},
+     kl_mgmt_service_principal_get, GRAPH, SCOPE, NULL},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)
@@ -253,7 +260,8 @@ int kl_mgmt_find_account(kl_mgmt_call *c, bool reply, kl_store_account **out)
         if (reply)
             kl_mgmt_fail(c, 404, "ResourceNotFound",
                          "The Resource '" KL_ARM_ACCOUNT_TYPE "/%s' under resource group '%s' "
-                         "was not found.",
+                         "was not found. For more details please go to "
+                         "https://aka.ms/ARMResourceNotFoundFix",
                          c->names.account, c->names.resource_group);
         return err;
     }
@@ -329,6 +337,17 @@ bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope)
            d.allowed;
 }
 
+void kl_mgmt_principal_not_found(kl_mgmt_call *c, const char *object_id)
+{
+    kl_mgmt_fail(c, 400, "PrincipalNotFound",
+                 "Principal %s does not exist in the directory %s. Check that you have the "
+                 "correct principal ID. If you are creating this principal and then immediately "
+                 "assigning a role, this error might be related to a replication delay. In this "
+                 "case, set the role assignment principalType property to a value, such as "
+                 "ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+                 object_id, kl_mgmt_tenant(c));
+}
+
 void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope)
 {
     kl_http_req_auth_failed(c->r, KL_AUTHFAIL_FORBIDDEN);
@@ -378,8 +397,7 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
             return false;
         }
         if (count == 1 && !kl_snapshot_principal(c->snap, h)) {
-            kl_mgmt_fail(c, 400, "PrincipalNotFound",
-                         "Principal %s does not exist in the directory %s.", h, kl_mgmt_tenant(c));
+            kl_mgmt_principal_not_found(c, h);
             return false;
         }
         oid = count == 1 ? h : kl_snapshot_admin_principal(c->snap);
@@ -480,7 +498,11 @@ static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
         }
     }
     if (!known_path) {
-        kl_mgmt_fail(&c, 404, "NotFound", "No control-plane resource matches the path.");
+        kl_arm_error e = {0};
+        if (kl_arm_unknown_type(path, kl_http_req_query_param(r, "api-version"), &e) == KL_EINVAL)
+            kl_mgmt_reply_error(&c, &e);
+        else
+            kl_mgmt_fail(&c, 404, "NotFound", "No control-plane resource matches the path.");
         return;
     }
     if (!c.route) {
@@ -497,7 +519,8 @@ static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
     if ((kl_arm_pattern_has_scope(c.route->pattern) &&
          kl_arm_check_raw_scope_path(raw, raw_len, &e)) ||
         (c.route->api == KL_MGMT_ARM &&
-         kl_arm_check_api_version(kl_http_req_query_param(r, "api-version"), &e)) ||
+         kl_arm_check_api_version(kl_http_req_query_param(r, "api-version"), c.route->versions,
+                                  &e)) ||
         kl_arm_resolve_names(&match, &c.names, &e)) {
         kl_mgmt_reply_error(&c, &e);
         return;

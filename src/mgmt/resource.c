@@ -306,6 +306,35 @@ out:
     return err;
 }
 
+/* properties.endpoints: the names Azure returns for an OpenAI account (taken from
+ * captured `az cognitiveservices account show` answers of 2025), each mapped to the
+ * account's one endpoint, as Azure maps them all to https://{name}.openai.azure.com/.
+ * Scripts read endpoints["OpenAI Language Model Instance API"]. The same map is
+ * returned for AIServices accounts: keyless serves only the OpenAI APIs on them. */
+static const char *const ENDPOINT_NAMES[] = {
+    "Azure OpenAI Legacy API - Latest moniker",
+    "OpenAI Dall-E API",
+    "OpenAI Language Model Instance API",
+    "OpenAI Model Scaleset API",
+    "OpenAI Moderations API",
+    "OpenAI Realtime API",
+    "OpenAI Sora API",
+    "OpenAI Whisper API",
+    "Token Service API",
+};
+
+static json_t *endpoints_json(const char *endpoint)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < sizeof(ENDPOINT_NAMES) / sizeof(ENDPOINT_NAMES[0]); i++) {
+        if (set_new(o, ENDPOINT_NAMES[i], json_string(endpoint))) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_url)
 {
     json_t *o = json_object();
@@ -341,6 +370,7 @@ json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_u
         /* Computed members override anything stored under the same name. */
         err |= set_new(props, "provisioningState", json_string("Succeeded"));
         err |= set_new(props, "endpoint", json_string(endpoint));
+        err |= set_new(props, "endpoints", endpoints_json(endpoint));
         err |= set_new(props, "disableLocalAuth", json_boolean(a->disable_local_auth));
         err |= set_new(props, "customSubDomainName", json_string(a->name));
         err |= set_new(props, "dateCreated", json_string(created));

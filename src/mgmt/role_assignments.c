@@ -74,9 +74,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
         goto out;
     }
     if (!p) {
-        kl_mgmt_fail(c, 400, "PrincipalNotFound",
-                     "Principal %s does not exist in the directory %s.", in.principal_id,
-                     kl_mgmt_tenant(c));
+        kl_mgmt_principal_not_found(c, in.principal_id);
         goto out;
     }
     if (in.principal_type[0] && !kl_str_ieq(in.principal_type, kl_principal_type_arm(p->type))) {
@@ -107,11 +105,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
     err = kl_store_put_role_assignment(c->m->store, &ra, role->builtin, &created);
     switch (err) {
     case 0: break;
-    case KL_ENOTFOUND:
-        kl_mgmt_fail(c, 400, "PrincipalNotFound",
-                     "Principal %s does not exist in the directory %s.", in.principal_id,
-                     kl_mgmt_tenant(c));
-        goto out;
+    case KL_ENOTFOUND: kl_mgmt_principal_not_found(c, in.principal_id); goto out;
     case KL_EINVAL:
         kl_mgmt_fail(c, 400, "RoleDefinitionDoesNotExist",
                      "The specified role definition with ID '%s' does not exist.", in.role_id);
@@ -186,7 +180,7 @@ void kl_mgmt_role_assignment_delete(kl_mgmt_call *c)
 
 typedef struct assignment_filter {
     bool at_scope;         /* atScope(): at and above only */
-    const char *principal; /* principalId eq; NULL = any */
+    const char *principal; /* principalId eq or assignedTo(); NULL = any */
 } assignment_filter;
 
 static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
@@ -204,16 +198,20 @@ static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
     }
     for (size_t i = 0; i < n; i++) {
         kl_arm_filter_term *t = &terms[i];
-        if (t->call && kl_str_ieq(t->name, "atScope") && !f->at_scope) {
+        /* assignedTo('{id}') is what `az role assignment list --assignee X
+         * --include-groups` sends: the principal's assignments and those of its groups.
+         * Without groups in the directory it is principalId eq '{id}'. */
+        bool principal_term = (!t->call && kl_str_ieq(t->name, "principalId")) ||
+                              (t->call && t->has_arg && kl_str_ieq(t->name, "assignedTo"));
+        if (t->call && !t->has_arg && kl_str_ieq(t->name, "atScope") && !f->at_scope) {
             f->at_scope = true;
-        } else if (!t->call && kl_str_ieq(t->name, "principalId") && !f->principal &&
-                   kl_uuid_valid(t->value, strlen(t->value))) {
+        } else if (principal_term && !f->principal && kl_uuid_valid(t->value, strlen(t->value))) {
             kl_arm_lower(t->value);
             f->principal = t->value;
         } else {
             kl_mgmt_fail(c, 400, "InvalidFilterInQueryString",
-                         "The filter is not supported: use atScope(), principalId eq '{id}', "
-                         "or both joined by 'and'.");
+                         "The filter is not supported: use atScope(), principalId eq '{id}' or "
+                         "assignedTo('{id}'), joined by 'and'.");
             return false;
         }
     }

@@ -46,9 +46,13 @@ typedef struct kl_mgmt_route {
     void (*handler)(struct kl_mgmt_call *c);
     kl_mgmt_api api;     /* default ARM */
     kl_mgmt_authz authz; /* default SCOPE */
+    /* ARM routes: the api-versions accepted (arm.h's kl_arm_versions_*, newest first,
+     * NULL-terminated); NULL for Graph routes, which take none. */
+    const char *const *versions;
 } kl_mgmt_route;
 
-/* 0 if every route has a method, a valid pattern, an action of the form
+/* 0 if every route has a method, a valid pattern, api-versions if it is an ARM route, an action of
+ * the form
  * "<Namespace>/<type>/.../<read|write|delete|action>" (directory routes may also end in
  * Entra's "create" or "update") and a handler, and no two routes share method and
  * pattern; else KL_EINVAL (deny by default: the table is refused). */

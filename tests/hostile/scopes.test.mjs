@@ -18,6 +18,7 @@ import {
   createApp,
   listAssignments,
   newGuid,
+  principalNotFound,
   putAssignment,
   raPath,
   rgScope,
@@ -235,7 +236,7 @@ test('hostile scopes and principals on role assignments', async (t) => {
       const name = newGuid();
       const r = await putRaw(scope, { name, principalId: ghost });
       assertRefused(r, 400, 'PrincipalNotFound', `unknown principal at ${scope}`);
-      assert.equal(r.json.error.message, `Principal ${ghost} does not exist in the directory ${tenant}.`);
+      assert.deepEqual(r.json, principalNotFound(ghost, tenant));
       assertRefused(await send(d, 'GET', `${raPath(scope, name)}?${AUTH_API}`), 404, 'RoleAssignmentNotFound', 'the refused assignment');
     }
     // The tenant id and the application's appId name no principal that can be assigned to

@@ -8,6 +8,7 @@ import {
   AOAI_API,
   ARM_API,
   ERR,
+  accountEndpoints,
   accountPath,
   findSecrets,
   startDaemon,
@@ -167,6 +168,35 @@ test('accounts are reached by Host {account}.openai.localhost', async (t) => {
   assert.deepEqual(nod.json, ERR.deploymentNotFound);
 });
 
+test('data-plane api-version: every published version is served, others are 400 before the key is looked at', async (t) => {
+  const d = await startDaemon(t);
+  const keys = await cliSetup(d);
+  const body = { messages: [{ role: 'user', content: 'v' }] };
+  const chat = (query, key = keys.key1) =>
+    d.request('POST', `/accounts/demo/openai/deployments/chat/chat/completions${query}`, { headers: { 'api-key': key }, body });
+  // The GA versions and a preview the openai package's users pin.
+  for (const v of ['2022-12-01', '2023-05-15', '2024-02-01', '2024-06-01', '2024-10-21', '2025-04-01-preview'])
+    assertEcho(await chat(`?api-version=${v}`), 'v');
+  for (const v of ['2024-10-22', 'preview', 'latest', '2024-10-21-preview', '2099-01-01']) {
+    for (const key of [keys.key1, 'not-a-key']) {
+      const r = await chat(`?api-version=${v}`, key);
+      assert.equal(r.status, 400, `${v}: ${r.status} ${r.text}`);
+      assert.deepEqual(r.json, ERR.apiVersionUnsupported, v);
+    }
+  }
+  // Absent is Azure's 404, as before.
+  const none = await chat('');
+  assert.equal(none.status, 404, none.text);
+  assert.deepEqual(none.json, ERR.accountNotFound);
+  // v1 takes none, or "preview"; a dated version is not v1's.
+  const v1 = (query) => d.request('POST', `/accounts/demo/openai/v1/chat/completions${query}`, { headers: { 'api-key': keys.key1 }, body: { ...body, model: 'chat' } });
+  assertEcho(await v1(''), 'v');
+  assertEcho(await v1('?api-version=preview'), 'v');
+  const dated = await v1('?api-version=2024-10-21');
+  assert.equal(dated.status, 400, dated.text);
+  assert.deepEqual(dated.json, ERR.apiVersionUnsupported);
+});
+
 test('a key of one account is refused on another; missing and malformed keys are 401', async (t) => {
   const d = await startDaemon(t);
   const a = await cliSetup(d, 'alpha');
@@ -209,10 +239,11 @@ test('restart keeps accounts, deployments and keys', async (t) => {
   assert.deepEqual((await d.listKeys('other')).json, other);
   const acctAfter = await d.admin('GET', `${accountPath('demo')}?${ARM_API}`);
   assert.equal(acctAfter.status, 200);
-  // The endpoint follows the new port; everything else is unchanged.
-  const strip = (a) => ({ ...a, properties: { ...a.properties, endpoint: undefined } });
+  // The endpoints follow the new port; everything else is unchanged.
+  const strip = (a) => ({ ...a, properties: { ...a.properties, endpoint: undefined, endpoints: undefined } });
   assert.deepEqual(strip(acctAfter.json), strip(acctBefore.json));
   assert.equal(acctAfter.json.properties.endpoint, `${d.publicUrl}/accounts/demo/`);
+  assert.deepEqual(acctAfter.json.properties.endpoints, accountEndpoints(`${d.publicUrl}/accounts/demo/`));
   const depsAfter = await d.admin('GET', `${accountPath('demo')}/deployments?${ARM_API}`);
   const names = (l) => l.value.map((x) => x.name).sort();
   assert.deepEqual(names(depsAfter.json), ['chat', 'second']);

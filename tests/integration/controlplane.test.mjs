@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 
@@ -12,6 +12,8 @@ import {
   ARM_API,
   ERR,
   KEYLESSD,
+  REPO_ROOT,
+  accountEndpoints,
   RG,
   SUB,
   accountPath,
@@ -21,10 +23,24 @@ import {
   removeTempDir,
   startDaemon,
 } from '../lib/harness.mjs';
+import { AUTH_API, ROLE, createApp, newGuid, raPath, rootPrincipal } from '../lib/authz.mjs';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const OTHER_SUB = '11111111-2222-3333-4444-555555555555';
+
+const armError = (code, message) => ({ error: { code, message } });
+const notFoundFix = (name, rg = RG) =>
+  armError('ResourceNotFound', `The Resource 'Microsoft.CognitiveServices/accounts/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`);
+const ACCOUNT_VERSIONS = '2025-12-01,2025-10-01-preview,2025-09-01,2025-07-01-preview,2025-06-01,2025-04-01-preview,2024-10-01,2024-06-01-preview,2024-04-01-preview,2023-10-01-preview,2023-05-01,2022-12-01,2022-10-01,2022-03-01,2021-10-01,2021-04-30,2017-04-18';
+const DEPLOYMENT_VERSIONS = '2025-12-01,2025-10-01-preview,2025-09-01,2025-07-01-preview,2025-06-01,2025-04-01-preview,2024-10-01,2024-06-01-preview,2024-04-01-preview,2023-10-01-preview,2023-05-01,2022-12-01,2022-10-01,2022-03-01,2021-10-01';
+
+// The one status and the whole body the contract names.
+function assertBody(r, status, body, what = '') {
+  assert.equal(r.status, status, `${what} expected ${status}, got ${r.status} ${r.text}`);
+  assert.match(r.headers['content-type'] || '', /^application\/json/, what);
+  assert.deepEqual(r.json, body, what);
+}
 
 function assertArmError(r, status, code) {
   assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
@@ -46,6 +62,8 @@ function assertAccountShape(a, d, name, { sub = SUB, rg = RG, kind = 'OpenAI', d
   assert.match(a.etag, /^"[0-9a-f-]{36}"$/i);
   assert.equal(a.properties.provisioningState, 'Succeeded');
   assert.equal(a.properties.endpoint, `${d.publicUrl}/accounts/${name}/`);
+  // Azure's map of endpoint names; scripts read endpoints["OpenAI Language Model Instance API"].
+  assert.deepEqual(a.properties.endpoints, accountEndpoints(`${d.publicUrl}/accounts/${name}/`));
   assert.equal(a.properties.disableLocalAuth, disableLocalAuth);
   assert.equal(a.properties.customSubDomainName, name);
   assert.equal(a.properties.publicNetworkAccess, 'Enabled');
@@ -73,7 +91,8 @@ test('accounts: create, read, update, list by group and subscription, delete', a
   const ai = await d.admin('PUT', `${accountPath('services')}?${ARM_API}`, { kind: 'AIServices' });
   assert.equal(ai.status, 201, ai.text);
   assertAccountShape(ai.json, d, 'services', { kind: 'AIServices' });
-  assertArmError(await d.admin('PUT', `${accountPath('badkind')}?${ARM_API}`, { kind: 'Speech' }), 400);
+  assertBody(await d.admin('PUT', `${accountPath('badkind')}?${ARM_API}`, { kind: 'Speech' }), 400,
+    armError('InvalidApiSetId', 'The account kind is invalid or unavailable: use OpenAI or AIServices.'));
 
   // Update: 200, new tags and flag, creation date kept.
   const u = await d.admin('PUT', url, { tags: { team: 'b' }, properties: { disableLocalAuth: true } });
@@ -108,22 +127,16 @@ test('accounts: create, read, update, list by group and subscription, delete', a
   assert.deepEqual(emptyRg.json, { value: [] });
   // The account is not visible through another group's path.
   const wrongRg = await d.admin('GET', `${accountPath('demo', { rg: 'rg-2' })}?${ARM_API}`);
-  assertArmError(wrongRg, 404, 'ResourceNotFound');
+  assertBody(wrongRg, 404, notFoundFix('demo', 'rg-2'));
 
   const del = await d.admin('DELETE', url);
   assert.equal(del.status, 200, del.text);
   const gone = await d.admin('GET', url);
-  assert.equal(gone.status, 404);
-  assert.deepEqual(gone.json, {
-    error: {
-      code: 'ResourceNotFound',
-      message: `The Resource 'Microsoft.CognitiveServices/accounts/demo' under resource group '${RG}' was not found.`,
-    },
-  });
+  assertBody(gone, 404, notFoundFix('demo'));
   const again = await d.admin('DELETE', url);
   assert.equal(again.status, 204, again.text);
   assert.deepEqual(names(await d.admin('GET', `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`)), ['empty', 'services']);
-  assertArmError(await d.listKeys('demo'), 404);
+  assertBody(await d.listKeys('demo'), 404, notFoundFix('demo'));
 });
 
 test('deployments: shapes, backends, defaults, credential never returned, cascade delete', async (t) => {
@@ -178,17 +191,20 @@ test('deployments: shapes, backends, defaults, credential never returned, cascad
   assert.equal(upd.json.properties.backend.url, 'http://127.0.0.1:9/v2');
 
   // Bad backends.
-  for (const backend of [
-    { type: 'upstream', url: 'ftp://127.0.0.1/v1' },
-    { type: 'upstream', url: 'file:///etc/passwd' },
-    { type: 'upstream', url: `http://127.0.0.1/${'a'.repeat(2100)}` },
-    { type: 'upstream' },
-    { type: 'teleport' },
+  const badUrl = armError('InvalidRequestContent', 'properties.backend.url must be an http:// or https:// URL of at most 2048 characters, without user information, query or fragment.');
+  for (const [backend, body] of [
+    [{ type: 'upstream', url: 'ftp://127.0.0.1/v1' }, badUrl],
+    [{ type: 'upstream', url: 'file:///etc/passwd' }, badUrl],
+    [{ type: 'upstream', url: `http://127.0.0.1/${'a'.repeat(2100)}` }, badUrl],
+    [{ type: 'upstream' }, badUrl],
+    [{ type: 'teleport' }, armError('InvalidRequestContent', 'properties.backend.type must be echo or upstream.')],
   ]) {
     const r = await d.admin('PUT', `${dep('bad')}?${ARM_API}`, { properties: { backend } });
-    assertArmError(r, 400);
+    assertBody(r, 400, body, JSON.stringify(backend).slice(0, 80));
   }
-  assertArmError(await d.admin('GET', `${dep('bad')}?${ARM_API}`), 404, 'DeploymentNotFound');
+  // A missing deployment is what the resource provider answers: NotFound with the full id.
+  const missing = (n) => armError('NotFound', `Specified resource '${dep(n)}' cannot be found.`);
+  assertBody(await d.admin('GET', `${dep('bad')}?${ARM_API}`), 404, missing('bad'));
 
   const list = await d.admin('GET', `${accountPath('demo')}/deployments?${ARM_API}`);
   assert.equal(list.status, 200, list.text);
@@ -205,14 +221,15 @@ test('deployments: shapes, backends, defaults, credential never returned, cascad
   assert.equal(del.status, 200, del.text);
   assert.equal((await d.admin('DELETE', `${dep('plain')}?${ARM_API}`)).status, 204);
   const nf = await d.admin('GET', `${dep('plain')}?${ARM_API}`);
-  assertArmError(nf, 404, 'DeploymentNotFound');
+  assertBody(nf, 404, missing('plain'));
   // Deployments under a missing account.
-  assertArmError(await d.admin('PUT', `${accountPath('ghost')}/deployments/x1?${ARM_API}`, {}), 404);
-  assertArmError(await d.admin('GET', `${accountPath('ghost')}/deployments?${ARM_API}`), 404);
+  assertBody(await d.admin('PUT', `${accountPath('ghost')}/deployments/x1?${ARM_API}`, {}), 404,
+    armError('ParentResourceNotFound', "Can not perform requested operation on nested resource. Parent resource 'ghost' not found."));
+  assertBody(await d.admin('GET', `${accountPath('ghost')}/deployments?${ARM_API}`), 404, notFoundFix('ghost'));
 
   // Deleting the account removes its deployments and keys.
   assert.equal((await d.admin('DELETE', `${accountPath('demo')}?${ARM_API}`)).status, 200);
-  assertArmError(await d.admin('GET', `${dep('up')}?${ARM_API}`), 404);
+  assertBody(await d.admin('GET', `${dep('up')}?${ARM_API}`), 404, notFoundFix('demo'));
   const again = await d.setupAccount('demo', { deployments: { fresh: {} } });
   const relist = await d.admin('GET', `${accountPath('demo')}/deployments?${ARM_API}`);
   assert.deepEqual(relist.json.value.map((x) => x.name), ['fresh']);
@@ -233,34 +250,59 @@ test('api-version is required and checked; malformed bodies are refused', async 
   }
   const put = await d.admin('PUT', accountPath('demo'), {});
   assert.deepEqual(put.json, ERR.missingApiVersion);
-  for (const v of ['abc', '2024-13', '2024-10-01x', '', '20241001']) {
+  assertBody(await d.admin('GET', `${accountPath('demo')}?api-version=`), 400, ERR.missingApiVersion);
+  // ARM's refusal lists the versions of the resource type, newest first.
+  for (const v of ['abc', '2024-13', '2024-10-01x', '20241001', '2099-01-01', '2024-10-01-preview']) {
     const r = await d.admin('GET', `${accountPath('demo')}?api-version=${v}`);
-    assertArmError(r, 400, v === '' ? undefined : 'InvalidApiVersionParameter');
+    assertBody(r, 400, armError('InvalidApiVersionParameter', `The api-version '${v}' is invalid. The supported versions are '${ACCOUNT_VERSIONS}'.`), v);
   }
+  // What does not look like a version is not echoed.
+  assertBody(await d.admin('GET', `${accountPath('demo')}?api-version=%3Cb%3E`), 400,
+    armError('InvalidApiVersionParameter', `The api-version is invalid. The supported versions are '${ACCOUNT_VERSIONS}'.`));
+  // Deployments have their own list: they did not exist in 2017-04-18 or 2021-04-30.
+  assertBody(await d.admin('GET', `${accountPath('demo')}/deployments?api-version=2021-04-30`), 400,
+    armError('InvalidApiVersionParameter', `The api-version '2021-04-30' is invalid. The supported versions are '${DEPLOYMENT_VERSIONS}'.`));
   const preview = await d.admin('PUT', `${accountPath('demo')}?api-version=2023-10-01-preview`, {});
   assert.equal(preview.status, 201, preview.text);
+  // Every version in the list is served (ARM compares them case-insensitively).
+  for (const v of [...ACCOUNT_VERSIONS.split(','), '2023-10-01-PREVIEW']) {
+    const r = await d.admin('GET', `${accountPath('demo')}?api-version=${v}`);
+    assert.equal(r.status, 200, `${v}: ${r.status} ${r.text}`);
+  }
+  for (const v of DEPLOYMENT_VERSIONS.split(',')) {
+    const r = await d.admin('GET', `${accountPath('demo')}/deployments?api-version=${v}`);
+    assert.equal(r.status, 200, `${v}: ${r.status} ${r.text}`);
+  }
   // Nothing was created by the refused PUT above.
   const list = await d.admin('GET', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`);
   assert.deepEqual(list.json.value.map((a) => a.name), ['demo']);
 
-  for (const body of ['{', '[]', '"x"', '{"properties":', 'null', '{"kind":5}']) {
+  const undeserializable = (why) => armError('InvalidRequestContent', `The request content was invalid and could not be deserialized: ${why}.`);
+  for (const [body, want] of [
+    ['{', undeserializable('malformed JSON at line 1, column 1')],
+    ['[]', undeserializable('the body must be a JSON object')],
+    ['"x"', undeserializable('malformed JSON at line 1, column 3')],
+    ['{"properties":', undeserializable('malformed JSON at line 1, column 14')],
+    ['null', undeserializable('malformed JSON at line 1, column 4')],
+    ['{"kind":5}', armError('InvalidApiSetId', 'The account kind is invalid or unavailable: use OpenAI or AIServices.')],
+  ]) {
     const r = await d.admin('PUT', `${accountPath('json-bad')}?${ARM_API}`, body, { headers: { 'content-type': 'application/json' } });
-    assertArmError(r, 400, ['{', '{"properties":'].includes(body) ? 'InvalidRequestContent' : undefined);
+    assertBody(r, 400, want, body);
   }
   const rk = await d.admin('POST', `${accountPath('demo')}/regenerateKey?${ARM_API}`, '{oops', { headers: { 'content-type': 'application/json' } });
-  assertArmError(rk, 400, 'InvalidRequestContent');
+  assertBody(rk, 400, undeserializable('malformed JSON at line 1, column 5'));
   for (const keyName of ['Key3', '', 'key', null]) {
     const r = await d.admin('POST', `${accountPath('demo')}/regenerateKey?${ARM_API}`, { keyName });
-    assertArmError(r, 400);
+    assertBody(r, 400, armError('BadRequest', 'The keyName must be Key1 or Key2.'), `keyName ${keyName}`);
   }
-  assertArmError(await d.admin('GET', `${accountPath('json-bad')}?${ARM_API}`), 404, 'ResourceNotFound');
+  assertBody(await d.admin('GET', `${accountPath('json-bad')}?${ARM_API}`), 404, notFoundFix('json-bad'));
 });
 
 test('invalid names are refused with 400 and nothing is stored', async (t) => {
   const d = await startDaemon(t);
   for (const name of ['a', '-ab', 'ab-', 'a_b', 'a.b', 'a b'.replace(' ', '%20'), 'x'.repeat(65), 'é1']) {
     const r = await d.admin('PUT', `${accountPath(encodeURI(name))}?${ARM_API}`, {});
-    assertArmError(r, 400, 'InvalidResourceName');
+    assertBody(r, 400, armError('InvalidResourceName', "The account name is invalid: use 2-64 letters, digits or '-', starting and ending with a letter or digit."), name);
   }
   const ok64 = await d.admin('PUT', `${accountPath('a'.repeat(63) + '1')}?${ARM_API}`, {});
   assert.equal(ok64.status, 201, ok64.text);
@@ -269,14 +311,14 @@ test('invalid names are refused with 400 and nothing is stored', async (t) => {
 
   for (const rg of ['rg.', 'x'.repeat(91), 'a%2Fb', 'rg!', 'r g'.replace(' ', '%20')]) {
     const r = await d.admin('PUT', `${accountPath('okname', { rg })}?${ARM_API}`, {});
-    assertArmError(r, 400, 'InvalidResourceGroupName');
+    assertBody(r, 400, armError('InvalidResourceGroupName', 'Resource group names only allow up to 90 characters and can only include alphanumeric, underscore, parentheses, hyphen, period (except at end) characters.'), rg);
   }
   const okRg = await d.admin('PUT', `${accountPath('okname', { rg: 'My_rg-1.(x)' })}?${ARM_API}`, {});
   assert.equal(okRg.status, 201, okRg.text);
 
   for (const dn of ['d', 'd$', 'x'.repeat(65), 'a%2Fb', 'a:b']) {
     const r = await d.admin('PUT', `${accountPath('a1')}/deployments/${dn}?${ARM_API}`, {});
-    assertArmError(r, 400, 'InvalidResourceName');
+    assertBody(r, 400, armError('InvalidResourceName', "The deployment name is invalid: use 2-64 letters, digits, '-', '_' or '.', without '..'."), dn);
   }
   const okDep = await d.admin('PUT', `${accountPath('a1')}/deployments/a.b_c-d?${ARM_API}`, {});
   assert.equal(okDep.status, 201, okDep.text);
@@ -287,17 +329,26 @@ test('invalid names are refused with 400 and nothing is stored', async (t) => {
   assert.deepEqual(deps.json.value.map((x) => x.name), ['a.b_c-d']);
 });
 
-test('unknown routes are 404 NotFound, wrong methods 405, name clashes 409', async (t) => {
+test('unknown types are 404 InvalidResourceType, other paths 404 NotFound, wrong methods 405, name clashes 409', async (t) => {
   const d = await startDaemon(t);
   await d.setupAccount('demo', { deployments: {} });
-  for (const path of [
-    `/subscriptions/${SUB}/foo?${ARM_API}`,
-    `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/x?${ARM_API}`,
-    `${accountPath('demo')}/nothing?${ARM_API}`,
-    `/nothing?${ARM_API}`,
+  const noType = (type, ns, v) => armError('InvalidResourceType', `The resource type '${type}' could not be found in the namespace '${ns}' for api version '${v}'.`);
+  for (const [path, status, body] of [
+    [`/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Storage/storageAccounts/x?${ARM_API}`, 404, noType('storageAccounts', 'Microsoft.Storage', '2024-10-01')],
+    [`${accountPath('demo')}/nothing?${ARM_API}`, 404, noType('accounts/nothing', 'Microsoft.CognitiveServices', '2024-10-01')],
+    [`${accountPath('demo')}/deployments/chat/extra/x?api-version=2023-05-01`, 404, noType('accounts/deployments/extra', 'Microsoft.CognitiveServices', '2023-05-01')],
+    [`${accountPath('demo')}/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01`, 404, noType('denyAssignments', 'Microsoft.Authorization', '2022-04-01')],
+    // ARM asks for the api-version before it looks the type up.
+    [`${accountPath('demo')}/nothing`, 400, ERR.missingApiVersion],
   ]) {
-    assertArmError(await d.admin('GET', path), 404, 'NotFound');
+    assertBody(await d.admin('GET', path), status, body, path);
   }
+  // What names no provider and type is not ARM-shaped: NotFound.
+  for (const path of [`/subscriptions/${SUB}/foo?${ARM_API}`, `/subscriptions/${SUB}/providers?${ARM_API}`, `/providers/Microsoft.X?${ARM_API}`]) {
+    assertBody(await d.admin('GET', path), 404, armError('NotFound', 'No control-plane resource matches the path.'), path);
+  }
+  // Outside the control plane's paths, the daemon's own 404.
+  assertBody(await d.admin('GET', `/nothing?${ARM_API}`), 404, armError('NotFound', 'The requested resource does not exist.'));
   for (const [method, path] of [
     // (PATCH on an account is ARM's update, so it is not in this list.)
     ['POST', `${accountPath('demo')}?${ARM_API}`],
@@ -306,12 +357,13 @@ test('unknown routes are 404 NotFound, wrong methods 405, name clashes 409', asy
     ['DELETE', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`],
     ['POST', `${accountPath('demo')}/deployments?${ARM_API}`],
   ]) {
-    assertArmError(await d.admin(method, path, method === 'GET' || method === 'DELETE' ? undefined : {}), 405, 'MethodNotAllowed');
+    assertBody(await d.admin(method, path, method === 'GET' || method === 'DELETE' ? undefined : {}), 405,
+      armError('MethodNotAllowed', `The requested resource does not support http method '${method}'.`), `${method} ${path}`);
   }
   // Account names are global (case-insensitive): another group or subscription clashes.
   for (const [name, opts] of [['demo', { rg: 'other' }], ['DEMO', { rg: 'other' }], ['Demo', { sub: OTHER_SUB, rg: RG }]]) {
     const r = await d.admin('PUT', `${accountPath(name, opts)}?${ARM_API}`, {});
-    assertArmError(r, 409, 'CustomDomainInUse');
+    assertBody(r, 409, armError('CustomDomainInUse', `The subdomain name '${name}' is not available as it's already used by a resource.`), name);
   }
   const list = await d.admin('GET', `/subscriptions/${OTHER_SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`);
   assert.deepEqual(list.json, { value: [] });
@@ -342,7 +394,7 @@ test('admin /healthz and /metrics; metrics count requests and auth failures', as
   const h = await d.admin('GET', '/healthz');
   assert.equal(h.status, 200, h.text);
   assert.match(h.headers['content-type'] || '', /^application\/json/);
-  assert.ok(h.json, `healthz body is not JSON: ${h.text}`);
+  assert.deepEqual(h.json, { status: 'ok' });
 
   assert.equal((await d.chat('demo', 'chat', keys.key1)).status, 200);
   assert.equal((await d.chat('demo', 'chat', 'definitely-not-a-key')).status, 401);
@@ -353,40 +405,95 @@ test('admin /healthz and /metrics; metrics count requests and auth failures', as
     const line = m.text.split('\n').find((l) => !l.startsWith('#') && re.test(l));
     return line ? Number(line.trim().split(/\s+/).at(-1)) : undefined;
   };
-  const total = m.text.split('\n').filter((l) => l.startsWith('keyless_http_requests_total'))
-    .reduce((s, l) => s + Number(l.trim().split(/\s+/).at(-1)), 0);
-  assert.ok(total >= 2, `keyless_http_requests_total sums to ${total}:\n${m.text}`);
+  // This daemon is the test's own: every count is known (setupAccount made two PUTs and
+  // one listKeys; /healthz once).
+  const requests = Object.fromEntries(m.text.split('\n').filter((l) => l.startsWith('keyless_http_requests_total{'))
+    .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+  assert.deepEqual(requests, {
+    'keyless_http_requests_total{route="chat",status="200"}': 1,
+    'keyless_http_requests_total{route="chat",status="401"}': 1,
+    'keyless_http_requests_total{route="mgmt",status="200"}': 1,
+    'keyless_http_requests_total{route="mgmt",status="201"}': 2,
+    'keyless_http_requests_total{route="health",status="200"}': 1,
+  }, m.text);
   const invalid = sample(/^keyless_auth_failures_total\{[^}]*kind="invalid_key"[^}]*\}/);
-  assert.ok(invalid >= 1, `keyless_auth_failures_total{kind="invalid_key"} = ${invalid}:\n${m.text}`);
+  assert.equal(invalid, 1, `keyless_auth_failures_total{kind="invalid_key"} = ${invalid}:\n${m.text}`);
   assert.match(m.text, /# TYPE keyless_http_requests_total counter/);
   assert.deepEqual(findSecrets(m.text, [keys.key1, keys.key2, 'definitely-not-a-key']), []);
 });
 
-test('the public listener refuses control-plane paths with 401 and serves /healthz', async (t) => {
+// Every control-plane route, from the list the unit tests hold equal to the daemon's
+// route table (tests/lib/control-plane-routes.txt): a new route is covered here.
+function controlPlaneRoutes() {
+  const text = readFileSync(join(REPO_ROOT, 'tests', 'lib', 'control-plane-routes.txt'), 'utf8');
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => {
+    const [method, pattern] = l.split(' ');
+    return { method, pattern };
+  });
+}
+
+// Concrete paths for a route pattern: every {scope} form (root, subscription, group,
+// resource) and names that exist in the daemon.
+function instantiate(pattern, names) {
+  const scopes = pattern.startsWith('/{scope}')
+    ? ['', `/subscriptions/${SUB}`, `/subscriptions/${SUB}/resourceGroups/${RG}`, accountPath('demo')]
+    : [null];
+  return scopes.map((scope) => {
+    let p = scope === null ? pattern : pattern.replace('/{scope}', scope);
+    for (const [k, v] of Object.entries(names)) p = p.replaceAll(`{${k}}`, v);
+    assert.ok(!p.includes('{'), `a capture without a test value: ${pattern}`);
+    return p;
+  });
+}
+
+test('the public listener refuses every control-plane route with 401, x-keyless-principal or not', async (t) => {
   const d = await startDaemon(t);
   await d.setupAccount('demo');
   const h = await d.request('GET', '/healthz');
   assert.equal(h.status, 200, h.text);
-  for (const [method, path, body] of [
-    ['GET', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`],
-    ['PUT', `${accountPath('sneaky')}?${ARM_API}`, {}],
-    ['POST', `${accountPath('demo')}/listKeys?${ARM_API}`],
-    ['GET', `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.CognitiveServices/accounts/demo?${ARM_API}`],
-  ]) {
-    const r = await d.request(method, path, { body });
-    assert.equal(r.status, 401, `${method} ${path}: ${r.status} ${r.text}`);
-    assert.match(r.headers['content-type'] || '', /^application\/json/);
-    assert.deepEqual(r.json, ERR.publicArm401);
-    assert.ok(!r.text.includes('key1'));
+  const { oid: admin } = await rootPrincipal(d);
+  const app = await createApp(d, 'tls-probe');
+  const names = {
+    subscription: SUB,
+    resourceGroup: RG,
+    account: 'demo',
+    deployment: 'chat',
+    roleAssignment: newGuid(),
+    roleDefinition: ROLE.owner,
+    object: app.id,
+  };
+  // What the admin socket shows before: nothing below may change it.
+  const snapshot = async () => Promise.all([
+    d.admin('GET', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`),
+    d.admin('GET', `${raPath('/')}?${AUTH_API}`),
+    d.admin('GET', '/v1.0/applications'),
+    d.listKeys('demo'),
+  ]).then((rs) => rs.map((r) => r.json));
+  const before = await snapshot();
+  const routes = controlPlaneRoutes();
+  assert.equal(routes.length, 30, 'the route list changed: check the paths below still cover it');
+  let sent = 0;
+  for (const { method, pattern } of routes) {
+    const body = ['PUT', 'PATCH', 'POST'].includes(method)
+      ? { keyName: 'Key1', displayName: 'x', properties: { roleDefinitionId: ROLE.owner, principalId: admin, roleName: 'x', permissions: [{ actions: ['*'] }] }, principalId: admin, action: '*', scope: '/' }
+      : undefined;
+    const query = pattern.startsWith('/v1.0') ? '' : `?${pattern.includes('Authorization') ? AUTH_API : ARM_API}`;
+    for (const path of instantiate(pattern, names)) {
+      // The header names the administrator itself: it must mean nothing off the admin socket.
+      for (const headers of [{ 'x-keyless-principal': admin }, {}]) {
+        const r = await d.request(method, `${path}${query}`, { body, headers });
+        assertBody(r, 401, ERR.publicArm401, `${method} ${path} ${JSON.stringify(headers)}`);
+        sent++;
+      }
+    }
   }
-  assertArmError(await d.admin('GET', `${accountPath('sneaky')}?${ARM_API}`), 404, 'ResourceNotFound');
-  const other = await d.request('GET', '/definitely/not/here');
-  assert.equal(other.status, 404);
-  assert.equal(other.json?.error?.code, 'NotFound');
-  // The admin face does not answer the data plane's metrics or ARM on the IMDS port either.
-  const imds = await d.imds('GET', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`);
-  assert.equal(imds.status, 404);
-  assert.ok(imds.json, `IMDS 404 is not JSON: ${imds.text}`);
+  assert.equal(sent, 2 * (routes.length + 3 * routes.filter((r) => r.pattern.startsWith('/{scope}')).length));
+  assert.deepEqual(await snapshot(), before, 'a refused request changed something');
+
+  assertBody(await d.request('GET', '/definitely/not/here'), 404, armError('NotFound', 'The requested resource does not exist.'));
+  // The IMDS listener does not answer ARM either.
+  assertBody(await d.imds('GET', `/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`), 404,
+    armError('NotFound', 'The requested resource does not exist.'));
 });
 
 test('optional metrics listener serves /metrics and nothing else', async (t) => {
@@ -407,7 +514,7 @@ test('optional metrics listener serves /metrics and nothing else', async (t) => 
   assert.match(m.body, /^keyless_http_requests_total/m);
   const arm = await get(`/subscriptions/${SUB}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`);
   assert.equal(arm.status, 404, arm.body);
-  assert.ok(!arm.body.includes('"value"'));
+  assert.deepEqual(JSON.parse(arm.body), armError('NotFound', 'The requested resource does not exist.'));
 });
 
 test('keylessd --check validates the configuration', async (t) => {
@@ -421,5 +528,5 @@ test('keylessd --check validates the configuration', async (t) => {
   const badDir = run(['--check', '--data-dir', '/proc/keyless-cannot-exist']);
   assert.equal(badDir.status, 1, `--check with an unusable data dir: ${badDir.status} ${badDir.stderr}`);
   const badFlag = run(['--no-such-flag']);
-  assert.notEqual(badFlag.status, 0);
+  assert.equal(badFlag.status, 2, `an unknown option is a usage error: ${badFlag.status} ${badFlag.stderr}`);
 });

@@ -28,6 +28,7 @@ import {
   deleteAssignment,
   listAssignments,
   newGuid,
+  principalNotFound,
   putAssignment,
   putRole,
   raPath,
@@ -362,7 +363,7 @@ test('refusals: duplicate, unknown principal, unknown role, wrong principalType,
   const gname = newGuid();
   const nf = await putAssignment(d, rgScope('dup-rg'), ghost, ROLE.reader, { name: gname });
   assert.equal(nf.status, 400, nf.text);
-  assert.deepEqual(nf.json, { error: { code: 'PrincipalNotFound', message: `Principal ${ghost} does not exist in the directory ${tenant}.` } });
+  assert.deepEqual(nf.json, principalNotFound(ghost, tenant));
   assertApiError(await d.admin('GET', `${raPath(rgScope('dup-rg'), gname)}?${AUTH_API}`), 404, 'RoleAssignmentNotFound');
 
   assertApiError(await putAssignment(d, rgScope('dup-rg'), sp, newGuid()), 400, 'RoleDefinitionDoesNotExist');

@@ -70,6 +70,16 @@ export function authzFailed(oid, action, scope) {
   };
 }
 
+// 400 PrincipalNotFound: Azure's whole text, for an object id that is a GUID.
+export function principalNotFound(oid, tenant) {
+  return {
+    error: {
+      code: 'PrincipalNotFound',
+      message: `Principal ${oid} does not exist in the directory ${tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype`,
+    },
+  };
+}
+
 // An ARM- or Graph-shaped error: {"error":{"code","message"}} as JSON with the status.
 export function assertApiError(r, status, code, what = '') {
   const ctx = what ? `${what}: ` : '';

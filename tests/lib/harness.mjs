@@ -36,6 +36,21 @@ export const RG = 'default';
 export const ARM_API = 'api-version=2024-10-01';
 export const AOAI_API = 'api-version=2024-10-21';
 
+// properties.endpoints of an account (docs/control-plane.md): Azure's names for an
+// OpenAI account, each mapped to the account's endpoint.
+export const ENDPOINT_NAMES = [
+  'Azure OpenAI Legacy API - Latest moniker',
+  'OpenAI Dall-E API',
+  'OpenAI Language Model Instance API',
+  'OpenAI Model Scaleset API',
+  'OpenAI Moderations API',
+  'OpenAI Realtime API',
+  'OpenAI Sora API',
+  'OpenAI Whisper API',
+  'Token Service API',
+];
+export const accountEndpoints = (endpoint) => Object.fromEntries(ENDPOINT_NAMES.map((n) => [n, endpoint]));
+
 // Exact bodies from the wire contract.
 export const ERR = {
   invalidKey: {
@@ -58,6 +73,7 @@ export const ERR = {
     },
   },
   accountNotFound: { error: { code: '404', message: 'Resource not found' } },
+  apiVersionUnsupported: { error: { code: 'BadRequest', message: 'API version not supported' } },
   deploymentNotFound: {
     error: {
       code: 'DeploymentNotFound',

@@ -206,27 +206,102 @@ static void test_api_version(void **state)
 {
     (void)state;
     kl_arm_error e = {0};
-    assert_int_equal(kl_arm_check_api_version("2024-10-01", &e), 0);
-    assert_int_equal(kl_arm_check_api_version("2023-05-01-preview", &e), 0);
+    assert_int_equal(kl_arm_check_api_version("2024-10-01", kl_arm_versions_accounts, &e), 0);
+    assert_int_equal(kl_arm_check_api_version("2023-10-01-preview", kl_arm_versions_accounts, &e),
+                     0);
+    /* ARM compares versions case-insensitively. */
+    assert_int_equal(
+        kl_arm_check_api_version("2023-10-01-PREVIEW", kl_arm_versions_deployments, &e), 0);
+    assert_int_equal(kl_arm_check_api_version("2022-04-01", kl_arm_versions_role_assignments, &e),
+                     0);
+    assert_int_equal(
+        kl_arm_check_api_version("2022-05-01-preview", kl_arm_versions_role_definitions, &e), 0);
 
-    assert_int_equal(kl_arm_check_api_version(NULL, &e), KL_EINVAL);
+    assert_int_equal(kl_arm_check_api_version(NULL, kl_arm_versions_accounts, &e), KL_EINVAL);
     assert_int_equal(e.status, 400);
     assert_string_equal(e.code, "MissingApiVersionParameter");
     assert_string_equal(e.message, "The api-version query parameter (?api-version=) is required "
                                    "for all requests.");
-    assert_int_equal(kl_arm_check_api_version("", &e), KL_EINVAL);
+    assert_int_equal(kl_arm_check_api_version("", kl_arm_versions_accounts, &e), KL_EINVAL);
     assert_string_equal(e.code, "MissingApiVersionParameter");
 
-    static const char *const bad[] = {"latest",      "2024-1-01",           "2024-13-01",
-                                      "2024-10-00",  "2024-10-32",          "2024-10-01-beta",
-                                      "2024-10-01x", "2024-10-01-preview2", "20241001",
-                                      "2024/10/01",  "2024-10-01 ",         "２０２４-10-01"};
+    /* Deployments did not exist before 2021-10-01; role assignments take no 2024 date. */
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(kl_arm_check_api_version("2017-04-18", kl_arm_versions_deployments, &e),
+                     KL_EINVAL);
+    assert_string_equal(e.code, "InvalidApiVersionParameter");
+    assert_string_equal(e.message,
+                        "The api-version '2017-04-18' is invalid. The supported versions are "
+                        "'2025-12-01,2025-10-01-preview,2025-09-01,2025-07-01-preview,2025-06-01,"
+                        "2025-04-01-preview,2024-10-01,2024-06-01-preview,2024-04-01-preview,"
+                        "2023-10-01-preview,2023-05-01,2022-12-01,2022-10-01,2022-03-01,"
+                        "2021-10-01'.");
+    assert_int_equal(kl_arm_check_api_version("2024-10-01", kl_arm_versions_role_assignments, &e),
+                     KL_EINVAL);
+    assert_string_equal(e.message,
+                        "The api-version '2024-10-01' is invalid. The supported versions are "
+                        "'2022-04-01,2020-10-01-preview,2020-08-01-preview,2020-04-01-preview,"
+                        "2018-09-01-preview'.");
+
+    static const char *const bad[] = {
+        "latest",          "2024-1-01",      "2024-13-01",          "2024-10-00", "2024-10-32",
+        "2024-10-01-beta", "2024-10-01x",    "2024-10-01-preview2", "20241001",   "2024/10/01",
+        "2024-10-01 ",     "２０２４-10-01", "2099-01-01"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&e, 0, sizeof(e));
-        assert_int_equal(kl_arm_check_api_version(bad[i], &e), KL_EINVAL);
+        assert_int_equal(kl_arm_check_api_version(bad[i], kl_arm_versions_accounts, &e), KL_EINVAL);
         assert_int_equal(e.status, 400);
         assert_string_equal(e.code, "InvalidApiVersionParameter");
     }
+    /* What does not look like a version is not echoed. */
+    assert_int_equal(kl_arm_check_api_version("<script>", kl_arm_versions_role_definitions, &e),
+                     KL_EINVAL);
+    assert_string_equal(e.message, "The api-version is invalid. The supported versions are "
+                                   "'2022-05-01-preview,2022-04-01,2018-01-01-preview,"
+                                   "2015-07-01'.");
+}
+
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    kl_arm_error e = {0};
+    const char *acct = "/subscriptions/s/resourceGroups/rg/providers/"
+                       "Microsoft.CognitiveServices/accounts/demo";
+    char path[512];
+    snprintf(path, sizeof(path), "%s/nothing", acct);
+    assert_int_equal(kl_arm_unknown_type(path, "2024-10-01", &e), KL_EINVAL);
+    assert_int_equal(e.status, 404);
+    assert_string_equal(e.code, "InvalidResourceType");
+    assert_string_equal(e.message, "The resource type 'accounts/nothing' could not be found in "
+                                   "the namespace 'Microsoft.CognitiveServices' for api version "
+                                   "'2024-10-01'.");
+    assert_int_equal(kl_arm_unknown_type("/subscriptions/s/resourceGroups/rg/providers/"
+                                         "Microsoft.Storage/storageAccounts/x",
+                                         "2023-01-01", &e),
+                     KL_EINVAL);
+    assert_string_equal(e.message, "The resource type 'storageAccounts' could not be found in "
+                                   "the namespace 'Microsoft.Storage' for api version "
+                                   "'2023-01-01'.");
+    /* The last providers segment names the namespace (an extension resource). */
+    snprintf(path, sizeof(path), "%s/providers/Microsoft.Authorization/denyAssignments", acct);
+    assert_int_equal(kl_arm_unknown_type(path, "2022-04-01", &e), KL_EINVAL);
+    assert_string_equal(e.message, "The resource type 'denyAssignments' could not be found in "
+                                   "the namespace 'Microsoft.Authorization' for api version "
+                                   "'2022-04-01'.");
+    /* Without an api-version, that comes first; an odd one is not echoed. */
+    assert_int_equal(kl_arm_unknown_type(path, NULL, &e), KL_EINVAL);
+    assert_string_equal(e.code, "MissingApiVersionParameter");
+    assert_int_equal(kl_arm_unknown_type(path, "<x>", &e), KL_EINVAL);
+    assert_string_equal(e.message, "The resource type 'denyAssignments' could not be found in "
+                                   "the namespace 'Microsoft.Authorization'.");
+    /* Not resource-shaped, or a segment that is no plain name: plain NotFound. */
+    assert_int_equal(kl_arm_unknown_type("/subscriptions/s/foo", "2024-10-01", &e), KL_ENOTFOUND);
+    assert_int_equal(kl_arm_unknown_type("/nothing", "2024-10-01", &e), KL_ENOTFOUND);
+    assert_int_equal(kl_arm_unknown_type("/subscriptions/s/providers", "2024-10-01", &e),
+                     KL_ENOTFOUND);
+    assert_int_equal(
+        kl_arm_unknown_type("/subscriptions/s/providers/Microsoft.X/<b>", "2024-10-01", &e),
+        KL_ENOTFOUND);
 }
 
 /* ------------------------------------------------------------------ errors and bodies */
@@ -342,11 +417,14 @@ static void test_route_table(void **state)
 
     kl_mgmt_route t[2] = {
         {"GET", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/read", KL_MGMT_BODY_NONE,
-         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE},
+         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE, kl_arm_versions_accounts},
         {"PUT", KL_ARM_ACCOUNT, "Microsoft.CognitiveServices/accounts/write", KL_MGMT_BODY_NONE,
-         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE},
+         dummy, KL_MGMT_ARM, KL_MGMT_AUTHZ_SCOPE, kl_arm_versions_accounts},
     };
     assert_int_equal(kl_mgmt_routes_check(t, 2), 0);
+    t[1].versions = NULL; /* an ARM route that accepts no api-version */
+    assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
+    t[1].versions = kl_arm_versions_accounts;
     t[1].action = NULL; /* a route that forgot its action */
     assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
     t[1].action = "";
@@ -363,6 +441,45 @@ static void test_route_table(void **state)
     t[1].handler = NULL;
     assert_int_equal(kl_mgmt_routes_check(t, 2), KL_EINVAL);
     assert_int_equal(kl_mgmt_routes_check(NULL, 0), KL_EINVAL);
+}
+
+/* tests/lib/control-plane-routes.txt lists every route, and nothing else: the Node
+ * suite sends each one over the public listener, so a new route is tested there. */
+static void test_route_list_file(void **state)
+{
+    (void)state;
+    FILE *f = fopen(KL_SOURCE_DIR "/tests/lib/control-plane-routes.txt", "r");
+    assert_non_null(f);
+    size_t n = 0;
+    const kl_mgmt_route *r = kl_mgmt_routes(&n);
+    bool seen[64] = {false};
+    assert_true(n <= sizeof(seen) / sizeof(seen[0]));
+    char line[512];
+    size_t listed = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        char *sp = strchr(line, ' ');
+        assert_non_null(sp);
+        *sp = '\0';
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++) {
+            if (strcmp(r[i].method, line) == 0 && strcmp(r[i].pattern, sp + 1) == 0) {
+                assert_false(seen[i]);
+                seen[i] = found = true;
+            }
+        }
+        if (!found)
+            fail_msg("listed but not a route: %s %s", line, sp + 1);
+        listed++;
+    }
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!seen[i])
+            fail_msg("route not in tests/lib/control-plane-routes.txt: %s %s", r[i].method,
+                     r[i].pattern);
+    assert_int_equal(listed, n);
 }
 
 static void test_matches(void **state)
@@ -501,7 +618,8 @@ static void test_account_json(void **state)
                           .sku = "{\"name\":\"S0\"}",
                           .tags = "{\"env\":\"dev\"}",
                           .properties = "{\"publicNetworkAccess\":\"Disabled\","
-                                        "\"endpoint\":\"https://stored-is-ignored\"}",
+                                        "\"endpoint\":\"https://stored-is-ignored\","
+                                        "\"endpoints\":{\"x\":\"https://stored-is-ignored\"}}",
                           .disable_local_auth = true,
                           .etag = "0f8fad5b-d9cb-469f-a165-70867728950e",
                           .created_at = 1764324253,
@@ -515,7 +633,17 @@ static void test_account_json(void **state)
            "accounts/Demo\",\"kind\":\"OpenAI\",\"location\":\"local\",\"name\":\"Demo\","
            "\"properties\":{\"customSubDomainName\":\"Demo\",\"dateCreated\":"
            "\"2025-11-28T10:04:13.000Z\",\"disableLocalAuth\":true,"
-           "\"endpoint\":\"https://127.0.0.1:8443/accounts/Demo/\",\"provisioningState\":"
+           "\"endpoint\":\"https://127.0.0.1:8443/accounts/Demo/\",\"endpoints\":{"
+           "\"Azure OpenAI Legacy API - Latest moniker\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Dall-E API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Language Model Instance API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Model Scaleset API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Moderations API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Realtime API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Sora API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"OpenAI Whisper API\":\"https://127.0.0.1:8443/accounts/Demo/\","
+           "\"Token Service API\":\"https://127.0.0.1:8443/accounts/Demo/\"},"
+           "\"provisioningState\":"
            "\"Succeeded\",\"publicNetworkAccess\":\"Disabled\"},\"sku\":{\"name\":\"S0\"},"
            "\"systemData\":{\"createdAt\":\"2025-11-28T10:04:13.000Z\",\"lastModifiedAt\":"
            "\"2025-11-28T10:05:00.000Z\"},\"tags\":{\"env\":\"dev\"},"
@@ -716,20 +844,14 @@ static void test_key_name_and_aad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match_account_path),
-        cmocka_unit_test(test_match_rejects_shapes),
-        cmocka_unit_test(test_name_rules),
-        cmocka_unit_test(test_names_not_echoed),
-        cmocka_unit_test(test_api_version),
-        cmocka_unit_test(test_error_body_shape),
-        cmocka_unit_test(test_parse_body),
-        cmocka_unit_test(test_route_table),
-        cmocka_unit_test(test_matches),
-        cmocka_unit_test(test_account_body),
-        cmocka_unit_test(test_account_patch_merges),
-        cmocka_unit_test(test_account_json),
-        cmocka_unit_test(test_deployment_body),
-        cmocka_unit_test(test_deployment_json),
+        cmocka_unit_test(test_match_account_path),   cmocka_unit_test(test_match_rejects_shapes),
+        cmocka_unit_test(test_name_rules),           cmocka_unit_test(test_names_not_echoed),
+        cmocka_unit_test(test_api_version),          cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_error_body_shape),     cmocka_unit_test(test_parse_body),
+        cmocka_unit_test(test_route_table),          cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_route_list_file),      cmocka_unit_test(test_account_body),
+        cmocka_unit_test(test_account_patch_merges), cmocka_unit_test(test_account_json),
+        cmocka_unit_test(test_deployment_body),      cmocka_unit_test(test_deployment_json),
         cmocka_unit_test(test_key_name_and_aad),
     };
     return cmocka_run_group_tests_name("mgmt_arm", tests, NULL, NULL);

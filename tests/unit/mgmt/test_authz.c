@@ -275,6 +275,17 @@ static void test_filter(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(t[1].value, OID);
 
+    /* A call with one quoted argument: what az role assignment list --include-groups
+     * sends. */
+    assert_int_equal(kl_arm_parse_filter("atScope() and assignedTo('" OID "')", t, &n, "X", &e), 0);
+    assert_int_equal(n, 2);
+    assert_true(t[0].call);
+    assert_false(t[0].has_arg);
+    assert_true(t[1].call);
+    assert_true(t[1].has_arg);
+    assert_string_equal(t[1].name, "assignedTo");
+    assert_string_equal(t[1].value, OID);
+
     /* '' is a quote inside a value; the value is data, never SQL. */
     assert_int_equal(
         kl_arm_parse_filter("roleName eq 'O''Brien''s; DROP TABLE x;--'", t, &n, "X", &e), 0);
@@ -292,6 +303,10 @@ static void test_filter(void **state)
         "atScope()and principalId eq 'x'",
         "a() and b() and c() and d() and e()",
         "principalId eq 'a\x01'",
+        "assignedTo('x'",
+        "assignedTo('x' )",
+        "assignedTo(x)",
+        "assignedTo('x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&e, 0, sizeof(e));
