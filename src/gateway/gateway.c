@@ -522,6 +522,10 @@ static int admit(kl_gateway *g, gw_worker *w, kl_http_req *r, kl_gateway_route *
         kl_gateway_reply_not_found(r);
         return -1;
     }
+    if (rt->api_version_unsupported) {
+        kl_gateway_reply_api_version_unsupported(r);
+        return -1;
+    }
     if (!w || w->g != g) {
         kl_gateway_reply_internal(r);
         return -1;

@@ -47,6 +47,7 @@ static const err_def errors[KL_GW_ERR__COUNT] = {
                                           "The deployment cannot be served: its upstream "
                                           "credential could not be opened. Update the "
                                           "deployment with its credential to restore it."},
+    [KL_GW_ERR_API_VERSION] = {400, "BadRequest", "API version not supported"},
 };
 
 int kl_gateway_error_body(kl_gateway_error e, const kl_gateway_body_err *be, json_t **body)
@@ -106,6 +107,11 @@ void kl_gateway_reply_deployment_not_found(kl_http_req *r)
 void kl_gateway_reply_bad_request(kl_http_req *r, const kl_gateway_body_err *e)
 {
     reply(r, KL_GW_ERR_BAD_REQUEST, e);
+}
+
+void kl_gateway_reply_api_version_unsupported(kl_http_req *r)
+{
+    reply(r, KL_GW_ERR_API_VERSION, NULL);
 }
 
 void kl_gateway_reply_bad_gateway(kl_http_req *r)

@@ -20,6 +20,7 @@ typedef enum kl_gateway_error {
     KL_GW_ERR_UNAVAILABLE,
     KL_GW_ERR_CHANGE_PENDING,
     KL_GW_ERR_DEPLOYMENT_UNAVAILABLE,
+    KL_GW_ERR_API_VERSION,
     KL_GW_ERR__COUNT
 } kl_gateway_error;
 
@@ -38,6 +39,8 @@ void kl_gateway_reply_key_disabled(kl_http_req *r);
 void kl_gateway_reply_not_found(kl_http_req *r);
 /* 404 DeploymentNotFound. */
 void kl_gateway_reply_deployment_not_found(kl_http_req *r);
+/* 400 {"error":{"code":"BadRequest","message":"API version not supported"}} */
+void kl_gateway_reply_api_version_unsupported(kl_http_req *r);
 /* 400 BadRequest with the body error's message and, when set, "param" and "type". */
 void kl_gateway_reply_bad_request(kl_http_req *r, const kl_gateway_body_err *e);
 /* 502 BadGateway / 504 GatewayTimeout for upstream failures. */

@@ -81,22 +81,51 @@ bool kl_gateway_host_account(const char *host, const char *account_domain, const
     return true;
 }
 
-static bool query_has_api_version(const char *q)
+/* The value of the first non-empty api-version query parameter (as sent, not decoded:
+ * versions need no escaping), or NULL. */
+static const char *query_api_version(const char *q, size_t *len)
 {
     static const char key[] = "api-version=";
     const size_t kl = sizeof(key) - 1;
     if (!q)
-        return false;
+        return NULL;
     const char *p = q;
     while (*p) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n > kl && memcmp(p, key, kl) == 0)
-            return true;
+        if (n > kl && memcmp(p, key, kl) == 0) {
+            *len = n - kl;
+            return p + kl;
+        }
         if (!amp)
             break;
         p = amp + 1;
     }
+    return NULL;
+}
+
+/* Azure OpenAI's data-plane versions, from the inference specs (stable/ and preview/
+ * in azure-rest-api-specs, specification/cognitiveservices/data-plane/AzureOpenAI). The
+ * routes keyless serves have the same shape in all of them. */
+static const char *const DATA_PLANE_VERSIONS[] = {
+    "2022-12-01",         "2023-05-15",         "2024-02-01",         "2024-06-01",
+    "2024-10-21",         "2022-03-01-preview", "2022-06-01-preview", "2023-03-15-preview",
+    "2023-06-01-preview", "2023-07-01-preview", "2023-08-01-preview", "2023-09-01-preview",
+    "2023-10-01-preview", "2023-11-01-preview", "2023-12-01-preview", "2024-02-15-preview",
+    "2024-03-01-preview", "2024-04-01-preview", "2024-05-01-preview", "2024-07-01-preview",
+    "2024-08-01-preview", "2024-09-01-preview", "2024-10-01-preview", "2024-12-01-preview",
+    "2025-01-01-preview", "2025-02-01-preview", "2025-03-01-preview", "2025-04-01-preview",
+};
+
+bool kl_gateway_api_version_supported(const char *v, size_t n, bool v1)
+{
+    if (!v)
+        return false;
+    if (v1)
+        return n == strlen("preview") && memcmp(v, "preview", n) == 0;
+    for (size_t i = 0; i < sizeof(DATA_PLANE_VERSIONS) / sizeof(DATA_PLANE_VERSIONS[0]); i++)
+        if (strlen(DATA_PLANE_VERSIONS[i]) == n && memcmp(DATA_PLANE_VERSIONS[i], v, n) == 0)
+            return true;
     return false;
 }
 
@@ -168,7 +197,9 @@ int kl_gateway_route_parse(const char *host, const char *path, const char *query
         out->account = ha;
         out->account_len = hal;
     }
-    out->api_version = query_has_api_version(query);
+    size_t vlen = 0;
+    const char *version = query_api_version(query, &vlen);
+    out->api_version = version && vlen > 0;
     if (oi < 0)
         return 0; /* kind NONE */
 
@@ -210,6 +241,9 @@ int kl_gateway_route_parse(const char *host, const char *path, const char *query
         return 0;
     }
     out->kind = k;
+    /* An empty value counts as absent (404 on classic routes, fine on v1). */
+    out->api_version_unsupported =
+        out->api_version && !kl_gateway_api_version_supported(version, vlen, out->v1);
     out->method =
         (k == KL_GW_ROUTE_MODELS || k == KL_GW_ROUTE_MODEL || k == KL_GW_ROUTE_DEPLOYMENTS)
             ? "GET"

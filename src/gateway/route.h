@@ -29,10 +29,14 @@ typedef enum kl_gateway_account_src {
 
 typedef struct kl_gateway_route {
     kl_gateway_route_kind kind;
-    const char *method;        /* method the operation needs ("POST"/"GET"); NULL for NONE */
-    bool v1;                   /* under /openai/v1 */
-    bool api_version;          /* a non-empty api-version query parameter is present */
-    bool api_version_needed;   /* classic routes: without it the answer is 404 */
+    const char *method;      /* method the operation needs ("POST"/"GET"); NULL for NONE */
+    bool v1;                 /* under /openai/v1 */
+    bool api_version;        /* a non-empty api-version query parameter is present */
+    bool api_version_needed; /* classic routes: without it the answer is 404 */
+    /* A present api-version that this route does not speak (classic routes: not one of
+     * Azure OpenAI's published inference versions; v1 routes: anything but "preview"):
+     * 400 "API version not supported". */
+    bool api_version_unsupported;
     bool deployment_from_body; /* v1 flat routes: deployment = body "model" */
     kl_gateway_account_src account_src;
     /* Slices of the inputs (not NUL-terminated); length 0 when absent. */
@@ -54,6 +58,11 @@ bool kl_gateway_route_matches(const char *host, const char *path, const char *ac
  * an unknown operation), or KL_ENOTFOUND if the request is not for the data plane. */
 int kl_gateway_route_parse(const char *host, const char *path, const char *query,
                            const char *account_domain, kl_gateway_route *out);
+
+/* True if the api-version value v[0..n) is served: on classic routes one of Azure
+ * OpenAI's published data-plane (inference) versions, on v1 routes only "preview" (the
+ * v1 API takes none; AzureOpenAI with a v1 baseURL sends "preview"). Exact match. */
+bool kl_gateway_api_version_supported(const char *v, size_t n, bool v1);
 
 /* The account name carried by Host "{name}.{account_domain}" (port and one trailing dot
  * ignored, case-insensitive domain). Returns true and sets the slice on a match. */

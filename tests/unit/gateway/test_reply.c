@@ -42,6 +42,8 @@ static void test_azure_shapes(void **state)
            "{\"error\":{\"code\":\"DeploymentNotFound\",\"message\":\"The API deployment for this "
            "resource does not exist. If you created the deployment within the last 5 minutes, "
            "please wait a moment and try again.\"}}");
+    expect(KL_GW_ERR_API_VERSION, NULL, 400,
+           "{\"error\":{\"code\":\"BadRequest\",\"message\":\"API version not supported\"}}");
     expect(KL_GW_ERR_BAD_GATEWAY, NULL, 502,
            "{\"error\":{\"code\":\"BadGateway\",\"message\":\"The model server could not be "
            "reached.\"}}");

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -81,8 +82,49 @@ static void test_api_version_rule(void **state)
     /* v1 routes need none. */
     rt = parse_ok("h", "/accounts/demo/openai/v1/chat/completions", "");
     assert_false(rt.api_version_needed);
+    assert_false(rt.api_version_unsupported);
     rt = parse_ok("h", "/accounts/demo/openai/v1/deployments/d/chat/completions", "");
     assert_false(rt.api_version_needed);
+}
+
+static void test_api_version_supported(void **state)
+{
+    (void)state;
+    const char *path = "/accounts/demo/openai/deployments/d/chat/completions";
+    /* Every published version the clients send is served, GA and preview. */
+    static const char *const good[] = {
+        "2022-12-01", "2023-05-15",         "2024-02-01",         "2024-06-01",
+        "2024-10-21", "2023-03-15-preview", "2025-04-01-preview", "2024-02-15-preview"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "api-version=%s", good[i]);
+        assert_false(parse_ok("h", path, q).api_version_unsupported);
+    }
+    static const char *const bad[] = {
+        "2024-10-22",         "preview", "latest",       "2024-10-21x",
+        "2024-10-21-preview", "v1",      "2024-10-21%20"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char q[64];
+        snprintf(q, sizeof(q), "x=1&api-version=%s", bad[i]);
+        kl_gateway_route rt = parse_ok("h", path, q);
+        assert_true(rt.api_version);
+        assert_true(rt.api_version_unsupported);
+    }
+    /* Absent is the 404 rule, not this one. */
+    assert_false(parse_ok("h", path, "api-version=").api_version_unsupported);
+    /* The first non-empty value decides. */
+    assert_false(
+        parse_ok("h", path, "api-version=&api-version=2024-10-21").api_version_unsupported);
+
+    /* v1: none, or "preview" (AzureOpenAI with a v1 baseURL); a dated version is not v1. */
+    const char *v1 = "/accounts/demo/openai/v1/chat/completions";
+    assert_false(parse_ok("h", v1, "api-version=preview").api_version_unsupported);
+    assert_true(parse_ok("h", v1, "api-version=2024-10-21").api_version_unsupported);
+    assert_true(parse_ok("h", "/accounts/demo/openai/v1/models", "api-version=latest")
+                    .api_version_unsupported);
+    /* Unknown operations are 404 whatever the version. */
+    assert_false(
+        parse_ok("h", "/accounts/demo/openai/nothing", "api-version=bad").api_version_unsupported);
 }
 
 static void test_v1_forms(void **state)
@@ -269,6 +311,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classic_forms),
         cmocka_unit_test(test_api_version_rule),
+        cmocka_unit_test(test_api_version_supported),
         cmocka_unit_test(test_v1_forms),
         cmocka_unit_test(test_host_forms),
         cmocka_unit_test(test_case_insensitive_literals),
