@@ -413,16 +413,42 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
     return true;
 }
 
+/* Room for a scope and the "/providers/Microsoft.Authorization/{kind}/{name}" after it. */
+#define DENIED_SCOPE_MAX (KL_MAX_SCOPE + 64 + KL_MAX_NAME)
+
+/* The scope a refusal names: as Azure, for one role assignment or role definition its
+ * full id (the check itself is at the scope it lies in), else the scope itself. */
+static void denied_scope(const kl_mgmt_call *c, const char *scope, char out[DENIED_SCOPE_MAX])
+{
+    const char *kind = c->names.role_assignment[0]   ? "roleAssignments"
+                       : c->names.role_definition[0] ? "roleDefinitions"
+                                                     : NULL;
+    if (!kind) {
+        snprintf(out, DENIED_SCOPE_MAX, "%s", scope);
+        return;
+    }
+    const char *name =
+        c->names.role_assignment[0] ? c->names.role_assignment : c->names.role_definition;
+    snprintf(out, DENIED_SCOPE_MAX, "%s/providers/Microsoft.Authorization/%s/%s",
+             strcmp(scope, "/") == 0 ? "" : scope, kind, name);
+}
+
 /* Deny by default: every route's action is checked for the caller before its handler
  * runs, except where the route says the handler checks (body scope) or there is
  * nothing to protect (the caller's own permissions). */
 static bool authorize(kl_mgmt_call *c)
 {
     char scope[KL_MAX_SCOPE + 1];
+    char shown[DENIED_SCOPE_MAX];
     kl_mgmt_call_scope(c, scope, sizeof(scope));
     kl_http_req_log_field(c->r, "action", c->route->action);
     switch (c->route->authz) {
-    case KL_MGMT_AUTHZ_SCOPE: return kl_mgmt_authorize(c, c->route->action, scope);
+    case KL_MGMT_AUTHZ_SCOPE:
+        if (kl_mgmt_allowed(c, c->route->action, scope))
+            return true;
+        denied_scope(c, scope, shown);
+        kl_mgmt_deny(c, c->route->action, shown);
+        return false;
     case KL_MGMT_AUTHZ_LIST:
         c->list_filtered = !kl_mgmt_allowed(c, c->route->action, scope);
         return true;
