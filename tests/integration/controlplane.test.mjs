@@ -42,15 +42,6 @@ function assertBody(r, status, body, what = '') {
   assert.deepEqual(r.json, body, what);
 }
 
-function assertArmError(r, status, code) {
-  assert.equal(r.status, status, `expected ${status} ${code}, got ${r.status} ${r.text}`);
-  assert.match(r.headers['content-type'] || '', /^application\/json/);
-  assert.ok(r.json && r.json.error, `not an ARM error body: ${r.text}`);
-  if (code) assert.equal(r.json.error.code, code, r.text);
-  assert.equal(typeof r.json.error.message, 'string');
-  assert.ok(r.json.error.message.length > 0);
-}
-
 function assertAccountShape(a, d, name, { sub = SUB, rg = RG, kind = 'OpenAI', disableLocalAuth = false, tags = {} } = {}) {
   assert.equal(a.id, accountPath(name, { sub, rg }));
   assert.equal(a.name, name);

@@ -36,8 +36,12 @@ async function runOk(d, scenario, settings) {
 
 async function setup(t) {
   const d = await startDaemon(t);
-  const { keys, endpoint } = await d.setupAccount('demo', { deployments: { chat: {}, emb: {} } });
+  const { keys, account } = await d.setupAccount('demo', { deployments: { chat: {}, emb: {} } });
+  // Scripts take the endpoint from properties.endpoints, as Azure returns it; the
+  // scenarios use exactly that value.
+  const endpoint = account.properties.endpoints['OpenAI Language Model Instance API'];
   assert.equal(endpoint, `${d.publicUrl}/accounts/demo/`);
+  assert.equal(account.properties.endpoint, endpoint);
   return { d, keys, endpoint };
 }
 
@@ -51,18 +55,23 @@ test('AzureOpenAI and OpenAI clients work unchanged against keylessd', async (t)
   assert.deepEqual(findSecrets(d.stderr, [keys.key1, keys.key2]), []);
 });
 
-test('client-side errors: wrong key, unknown deployment, keys disabled', async (t) => {
+// Each client-side error owns its daemon: revoking a key or turning keys off changes what
+// every later call would see.
+test('client-side errors: wrong or revoked key -> AuthenticationError 401', async (t) => {
   const { d, keys, endpoint } = await setup(t);
-  const settings = { key: keys.key1, endpoint };
-  await t.test('wrong or revoked key -> AuthenticationError 401', async () => {
-    const r = await d.admin('POST', `${accountPath('demo')}/regenerateKey?${ARM_API}`, { keyName: 'key2' });
-    assert.equal(r.status, 200, r.text);
-    await runOk(d, 'wrongKey', { ...settings, revoked: keys.key2 });
-  });
-  await t.test('unknown deployment -> NotFoundError DeploymentNotFound', () => runOk(d, 'unknownDeployment', settings));
-  await t.test('disableLocalAuth -> PermissionDeniedError AuthenticationTypeDisabled', async () => {
-    const r = await d.admin('PUT', `${accountPath('demo')}?${ARM_API}`, { properties: { disableLocalAuth: true } });
-    assert.equal(r.status, 200, r.text);
-    await runOk(d, 'keyDisabled', settings);
-  });
+  const r = await d.admin('POST', `${accountPath('demo')}/regenerateKey?${ARM_API}`, { keyName: 'key2' });
+  assert.equal(r.status, 200, r.text);
+  await runOk(d, 'wrongKey', { key: keys.key1, endpoint, revoked: keys.key2 });
+});
+
+test('client-side errors: unknown deployment -> NotFoundError DeploymentNotFound', async (t) => {
+  const { d, keys, endpoint } = await setup(t);
+  await runOk(d, 'unknownDeployment', { key: keys.key1, endpoint });
+});
+
+test('client-side errors: disableLocalAuth -> PermissionDeniedError AuthenticationTypeDisabled', async (t) => {
+  const { d, keys, endpoint } = await setup(t);
+  const r = await d.admin('PUT', `${accountPath('demo')}?${ARM_API}`, { properties: { disableLocalAuth: true } });
+  assert.equal(r.status, 200, r.text);
+  await runOk(d, 'keyDisabled', { key: keys.key1, endpoint });
 });
