@@ -113,8 +113,10 @@ static void test_api_version_supported(void **state)
     /* Absent is the 404 rule, not this one. */
     assert_false(parse_ok("h", path, "api-version=").api_version_unsupported);
     /* The first non-empty value decides. */
+    assert_true(parse_ok("h", path, "api-version=&api-version=2024-10-21").api_version);
     assert_false(
         parse_ok("h", path, "api-version=&api-version=2024-10-21").api_version_unsupported);
+    assert_true(parse_ok("h", path, "api-version=&api-version=bad").api_version_unsupported);
 
     /* v1: none, or "preview" (AzureOpenAI with a v1 baseURL); a dated version is not v1. */
     const char *v1 = "/accounts/demo/openai/v1/chat/completions";

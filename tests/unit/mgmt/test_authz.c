@@ -307,6 +307,8 @@ static void test_filter(void **state)
         "assignedTo('x' )",
         "assignedTo(x)",
         "assignedTo('x",
+        "assignedTo('x'x",
+        "atScope(x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&e, 0, sizeof(e));
