@@ -38,6 +38,10 @@ static bool clean_name(const char *s, size_t max)
 
 static void fuzz_path(const char *path)
 {
+    /* An unmatched path: either not ARM-shaped, or an error whose message fits. */
+    kl_arm_error te;
+    int tr = kl_arm_unknown_type(path, "2024-10-01", &te);
+    CHECK(tr == KL_ENOTFOUND || (tr == KL_EINVAL && strlen(te.message) < sizeof(te.message)));
     for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
         kl_arm_match m;
         if (!kl_arm_match_path(patterns[i], path, &m))
