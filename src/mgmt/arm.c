@@ -488,8 +488,8 @@ const char *const kl_arm_versions_deployments[] = {
 const char *const kl_arm_versions_role_assignments[] = {"2022-04-01",         "2020-10-01-preview",
                                                         "2020-08-01-preview", "2020-04-01-preview",
                                                         "2018-09-01-preview", NULL};
-/* Role definitions and permissions: 2022-05-01-preview is what Terraform's azurerm
- * sends for role definitions; the body served is 2022-04-01's. */
+/* Role definitions and permissions: the versions with dataActions (2018-01-01-preview
+ * on) and the original 2015-07-01; the body served is 2022-04-01's. */
 const char *const kl_arm_versions_role_definitions[] = {"2022-05-01-preview", "2022-04-01",
                                                         "2018-01-01-preview", "2015-07-01", NULL};
 

@@ -413,8 +413,10 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
     return true;
 }
 
-/* Room for a scope and the "/providers/Microsoft.Authorization/{kind}/{name}" after it. */
-#define DENIED_SCOPE_MAX (KL_MAX_SCOPE + 64 + KL_MAX_NAME)
+/* Room for a scope and the "/providers/Microsoft.Authorization/{kind}/{name}" after it
+ * (the longer kind's text counts the terminating NUL). */
+#define DENIED_SCOPE_MAX                                                                           \
+    (KL_MAX_SCOPE + sizeof("/providers/Microsoft.Authorization/roleAssignments/") + KL_MAX_NAME)
 
 /* The scope a refusal names: as Azure, for one role assignment or role definition its
  * full id (the check itself is at the scope it lies in), else the scope itself. */
