@@ -642,8 +642,8 @@ test('cascades: deleting an account removes the assignments at and below it only
   assertError(await deleteAssignment(d, '/', root.assignment.name), 409, lastOwner);
 });
 
-test('deleting a deployment alone removes the assignments at it; the account and its other deployments keep theirs', async () => {
-  const d = await daemon();
+test('deleting a deployment alone removes the assignments at it; the account and its other deployments keep theirs', async (t) => {
+  const d = await startDaemon(t);
   const sp = (await createApp(d, 'dep-cascade-app')).servicePrincipalId;
   await d.setupAccount('depcascade', { deployments: { chat: {}, keep: {} } });
   const A = accountPath('depcascade');
