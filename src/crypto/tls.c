@@ -26,6 +26,8 @@
 #define BACKDATE_SECONDS 3600
 #define MAX_DNS_NAME 253
 #define PATH_CAP 4096
+/* nameConstraints text: the fixed entries plus "permitted;DNS:" and a name per extra */
+#define NC_CAP 4096
 
 typedef struct tls_paths {
     char ca_pem[PATH_CAP];
@@ -218,8 +220,34 @@ out:
     return rc;
 }
 
+/* The CA's nameConstraints value: it may vouch for the loopback addresses, localhost
+ * and the extra names (a wildcard's base domain covers its subdomains), and for nothing
+ * else, so a client that trusts ca.pem trusts it for no other site even if ca.key leaks.
+ * The names were checked by dns_name_ok, so they cannot break the list's syntax. */
+static int name_constraints(const char *const *extra_dns, size_t n_extra, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen,
+                     "critical,permitted;IP:127.0.0.1/255.255.255.255,"
+                     "permitted;IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,"
+                     "permitted;DNS:localhost");
+    if (n < 0 || (size_t)n >= outlen)
+        return KL_ETOOBIG;
+    size_t used = (size_t)n;
+    for (size_t i = 0; i < n_extra; i++) {
+        const char *name = extra_dns[i];
+        if (!strncmp(name, "*.", 2))
+            name += 2;
+        n = snprintf(out + used, outlen - used, ",permitted;DNS:%s", name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return KL_ETOOBIG;
+        used += (size_t)n;
+    }
+    return 0;
+}
+
 /* Issues a certificate for pub with common name cn. issuer NULL means self-signed (the
- * CA); otherwise a server certificate signed by issuer/issuer_key. */
+ * CA: pathlen 0, limited to the names given); otherwise a server certificate for the
+ * names given, signed by issuer/issuer_key. */
 static int make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *issuer_key,
                      const char *const *extra_dns, size_t n_extra, X509 **out)
 {
@@ -244,7 +272,12 @@ static int make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *issu
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
     if (!issuer) {
-        if ((rc = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE")) != 0 ||
+        char nc[NC_CAP];
+        /* pathlen:0: the CA signs leaves only, never another CA that would escape the name
+         * constraints' spirit by being trusted for more than this daemon. */
+        if ((rc = name_constraints(extra_dns, n_extra, nc, sizeof(nc))) != 0 ||
+            (rc = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != 0 ||
+            (rc = add_ext(x, &ctx, NID_name_constraints, nc)) != 0 ||
             (rc = add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign")) != 0 ||
             (rc = add_ext(x, &ctx, NID_subject_key_identifier, "hash")) != 0)
             goto out;
@@ -305,7 +338,8 @@ static int ensure_once(const tls_paths *p, const char *const *extra_dns, size_t 
         if (!ca || X509_check_private_key(ca, ca_key) != 1)
             goto out;
     } else {
-        if ((rc = make_cert("keyless local CA", ca_key, NULL, ca_key, NULL, 0, &ca)) != 0 ||
+        if ((rc = make_cert("keyless local CA", ca_key, NULL, ca_key, extra_dns, n_extra, &ca)) !=
+                0 ||
             (rc = write_pem(p->ca_pem, 0644, NULL, ca)) != 0)
             goto out;
     }

@@ -211,6 +211,168 @@ static void test_creates_files(void **state)
     X509_free(srv);
 }
 
+static EVP_PKEY *load_key(const fixture *f, const char *name)
+{
+    char p[256];
+    path(p, sizeof(p), f, name);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    EVP_PKEY *k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    fclose(fp);
+    assert_non_null(k);
+    return k;
+}
+
+/* A certificate for dns (or an intermediate CA when is_ca), signed by issuer with
+ * issuer_key: what someone holding the CA key could make. *key_out gets its key. */
+static X509 *sign_cert(X509 *issuer, EVP_PKEY *issuer_key, const char *dns, bool is_ca,
+                       EVP_PKEY **key_out)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(k);
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), is_ca ? 7 : 8), 1);
+    X509_NAME *name = X509_NAME_new();
+    assert_int_equal(
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)dns, -1, -1, 0),
+        1);
+    assert_int_equal(X509_set_subject_name(x, name), 1);
+    X509_NAME_free(name);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(issuer)), 1);
+    assert_int_equal(X509_set_pubkey(x, k), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    char san[300];
+    snprintf(san, sizeof(san), "DNS:%s", dns);
+    const struct {
+        int nid;
+        const char *value;
+    } exts[] = {
+        {NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE"},
+        {NID_key_usage, is_ca ? "critical,keyCertSign" : "critical,digitalSignature"},
+        {NID_subject_key_identifier, "hash"},
+        {NID_authority_key_identifier, "keyid:always"},
+        {NID_subject_alt_name, san},
+    };
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, exts[i].nid, exts[i].value);
+        assert_non_null(e);
+        assert_int_equal(X509_add_ext(x, e, -1), 1);
+        X509_EXTENSION_free(e);
+    }
+    assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
+    *key_out = k;
+    return x;
+}
+
+static int verify_chain(X509 *ca, X509 *mid, X509 *leaf, const char *host)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    assert_non_null(store);
+    assert_non_null(ctx);
+    assert_non_null(chain);
+    assert_int_equal(X509_STORE_add_cert(store, ca), 1);
+    if (mid)
+        assert_true(sk_X509_push(chain, mid) > 0);
+    assert_int_equal(X509_STORE_CTX_init(ctx, store, leaf, chain), 1);
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+    assert_int_equal(X509_VERIFY_PARAM_set1_host(param, host, 0), 1);
+    int ok = X509_verify_cert(ctx);
+    int err = X509_STORE_CTX_get_error(ctx);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    sk_X509_free(chain);
+    return ok == 1 ? 0 : (err ? err : -1);
+}
+
+static bool subtree_is(const GENERAL_SUBTREE *t, int type, const char *value)
+{
+    const GENERAL_NAME *g = t->base;
+    if (g->type != type || t->minimum || t->maximum)
+        return false;
+    if (type == GEN_DNS) {
+        const ASN1_IA5STRING *s = g->d.dNSName;
+        return (size_t)ASN1_STRING_length(s) == strlen(value) &&
+               memcmp(ASN1_STRING_get0_data(s), value, strlen(value)) == 0;
+    }
+    /* value is "address/mask", as openssl prints it. */
+    ASN1_OCTET_STRING *want = a2i_IPADDRESS_NC(value);
+    assert_non_null(want);
+    bool same = ASN1_OCTET_STRING_cmp(want, g->d.iPAddress) == 0;
+    ASN1_OCTET_STRING_free(want);
+    return same;
+}
+
+/* The CA made on first start can vouch for this daemon's names only, and for no other
+ * CA: pathlen 0 and critical name constraints listing exactly the loopback addresses,
+ * localhost and the extra names (a wildcard as its base domain). Someone holding ca.key
+ * can then sign for example.com all they like: a client trusting ca.pem refuses it. */
+static void test_ca_constraints(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(kl_tls_ensure_selfsigned(f->dir, extra, 2), 0);
+    X509 *ca = load_cert(f, "ca.pem");
+    EVP_PKEY *ca_key = load_key(f, "ca.key");
+
+    int crit = -1;
+    BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(ca, NID_basic_constraints, &crit, NULL);
+    assert_non_null(bc);
+    assert_int_equal(crit, 1);
+    assert_true(bc->ca);
+    assert_non_null(bc->pathlen);
+    assert_int_equal(ASN1_INTEGER_get(bc->pathlen), 0);
+    BASIC_CONSTRAINTS_free(bc);
+
+    crit = -1;
+    NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca, NID_name_constraints, &crit, NULL);
+    assert_non_null(nc);
+    assert_int_equal(crit, 1);
+    assert_null(nc->excludedSubtrees);
+    assert_int_equal(sk_GENERAL_SUBTREE_num(nc->permittedSubtrees), 5);
+    assert_true(subtree_is(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 0), GEN_IPADD,
+                           "127.0.0.1/255.255.255.255"));
+    assert_true(subtree_is(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 1), GEN_IPADD,
+                           "::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+    assert_true(
+        subtree_is(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 2), GEN_DNS, "localhost"));
+    assert_true(subtree_is(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 3), GEN_DNS,
+                           "openai.localhost"));
+    assert_true(subtree_is(sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 4), GEN_DNS,
+                           "keyless.example.test"));
+    NAME_CONSTRAINTS_free(nc);
+
+    /* A leaf inside the constraints verifies; one for another site does not. */
+    EVP_PKEY *k1 = NULL, *k2 = NULL, *k3 = NULL, *k4 = NULL;
+    X509 *inside = sign_cert(ca, ca_key, "other.openai.localhost", false, &k1);
+    assert_int_equal(verify_chain(ca, NULL, inside, "other.openai.localhost"), 0);
+    X509 *outside = sign_cert(ca, ca_key, "example.com", false, &k2);
+    assert_int_equal(verify_chain(ca, NULL, outside, "example.com"),
+                     X509_V_ERR_PERMITTED_VIOLATION);
+    /* Nor can it make a CA under it, even for a permitted name. */
+    X509 *mid = sign_cert(ca, ca_key, "sub.openai.localhost", true, &k3);
+    X509 *leaf = sign_cert(mid, k3, "leaf.openai.localhost", false, &k4);
+    assert_int_equal(verify_chain(ca, mid, leaf, "leaf.openai.localhost"),
+                     X509_V_ERR_PATH_LENGTH_EXCEEDED);
+
+    X509_free(inside);
+    X509_free(outside);
+    X509_free(mid);
+    X509_free(leaf);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    EVP_PKEY_free(k3);
+    EVP_PKEY_free(k4);
+    EVP_PKEY_free(ca_key);
+    X509_free(ca);
+}
+
 static void test_second_call_keeps_files(void **state)
 {
     fixture *f = *state;
@@ -423,6 +585,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_creates_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ca_constraints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_call_keeps_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
