@@ -24,6 +24,7 @@
 /* Tokens and keys */
 #define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */
 #define KL_MAX_JSON_DEPTH 64
+#define KL_MAX_KEK_ENV 128 /* KEYLESS_KEK's value (base64 of 32 bytes is 44) */
 
 /* Upstream model servers */
 #define KL_UPSTREAM_CONNECT_TIMEOUT_MS 5000

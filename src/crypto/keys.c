@@ -22,6 +22,7 @@
 #include "common/util.h"
 
 #define KEK_LEN 32
+#define KEK_FILE "kek"
 #define SUBKEY_LEN 32
 #define SEAL_INFO "keyless seal v1"
 #define PEPPER_INFO "keyless pepper v1"
@@ -128,20 +129,21 @@ static int write_full(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Opens an existing kek file and checks it before trusting it: a regular file, no group
- * or other permission bits, exactly KEK_LEN bytes. A symlink is followed (secret mounts
- * are often links) and the checks apply to what it points at. */
-static int read_kek_file(const char *path, unsigned char kek[KEK_LEN])
+/* Opens dir_fd/kek and checks it before trusting it: not a symbolic link (O_NOFOLLOW: a
+ * link in the data directory could point anywhere; a key kept elsewhere goes through
+ * KEYLESS_KEK), a regular file owned by the effective uid, no group or other permission
+ * bits, exactly KEK_LEN bytes. */
+static int read_kek_file(int dir_fd, unsigned char kek[KEK_LEN])
 {
     int rc = KL_EIO;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dir_fd, KEK_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? KL_ENOTFOUND : KL_EIO;
+        return errno == ENOENT ? KL_ENOTFOUND : errno == ELOOP ? KL_EPERM : KL_EIO;
     struct stat st;
     if (fstat(fd, &st) != 0)
         goto out;
     rc = KL_EPERM;
-    if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO)))
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IRWXG | S_IRWXO)))
         goto out;
     rc = KL_EINVAL;
     if (st.st_size != KEK_LEN)
@@ -159,15 +161,16 @@ out:
     return rc;
 }
 
-/* Creates path with fresh random bytes. The bytes go to a private temporary file first and
- * are linked into place, so a crash never leaves a short kek and two starting processes
- * cannot both win: link() fails with EEXIST for the loser, which then reads the winner's. */
-static int create_kek_file(const char *dir, const char *path)
+/* Creates dir_fd/kek with fresh random bytes. The bytes go to a private temporary file
+ * first and are linked into place, so a crash never leaves a short kek and two starting
+ * processes cannot both win: linkat() fails with EEXIST for the loser, which then reads
+ * the winner's. */
+static int create_kek_file(int dir_fd)
 {
     int rc = KL_EIO;
     unsigned char kek[KEK_LEN];
     unsigned char rnd[8];
-    char tmp[4096];
+    char tmp[64];
     char hex[sizeof(rnd) * 2 + 1];
     int fd = -1;
     bool created = false;
@@ -177,12 +180,12 @@ static int create_kek_file(const char *dir, const char *path)
         goto out;
     }
     kl_hex_encode(rnd, sizeof(rnd), hex);
-    int len = snprintf(tmp, sizeof(tmp), "%s/.kek.%s.tmp", dir, hex);
+    int len = snprintf(tmp, sizeof(tmp), ".kek.%s.tmp", hex);
     if (len < 0 || (size_t)len >= sizeof(tmp)) {
         rc = KL_EINVAL;
         goto out;
     }
-    fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = openat(dir_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         goto out;
     created = true;
@@ -193,21 +196,17 @@ static int create_kek_file(const char *dir, const char *path)
         goto out;
     }
     fd = -1;
-    if (link(tmp, path) != 0) {
+    if (linkat(dir_fd, tmp, dir_fd, KEK_FILE, 0) != 0) {
         rc = errno == EEXIST ? KL_EEXIST : KL_EIO;
         goto out;
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    fsync(dir_fd);
     rc = 0;
 out:
     if (fd >= 0)
         close(fd);
     if (created)
-        unlink(tmp);
+        unlinkat(dir_fd, tmp, 0);
     OPENSSL_cleanse(kek, sizeof(kek));
     return rc;
 }
@@ -229,11 +228,10 @@ static int load_from_env(const char *env_b64, unsigned char kek[KEK_LEN])
     return rc;
 }
 
-int kl_keys_load(const char *data_dir, const char *env_b64, kl_keys **out)
+int kl_keys_load(int dir_fd, const char *env_b64, kl_keys **out)
 {
     int rc = KL_EINVAL;
     unsigned char kek[KEK_LEN];
-    char path[4096];
     *out = NULL;
 
     if (env_b64) {
@@ -241,17 +239,14 @@ int kl_keys_load(const char *data_dir, const char *env_b64, kl_keys **out)
         if (rc)
             goto out;
     } else {
-        if (!data_dir || !*data_dir)
+        if (dir_fd < 0)
             goto out;
-        int len = snprintf(path, sizeof(path), "%s/kek", data_dir);
-        if (len < 0 || (size_t)len >= sizeof(path))
-            goto out;
-        rc = read_kek_file(path, kek);
+        rc = read_kek_file(dir_fd, kek);
         if (rc == KL_ENOTFOUND) {
-            rc = create_kek_file(data_dir, path);
+            rc = create_kek_file(dir_fd);
             if (rc && rc != KL_EEXIST)
                 goto out;
-            rc = read_kek_file(path, kek);
+            rc = read_kek_file(dir_fd, kek);
         }
         if (rc)
             goto out;

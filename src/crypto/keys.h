@@ -9,10 +9,12 @@
 
 typedef struct kl_keys kl_keys;
 
-/* Loads the KEK: from env_b64 if non-NULL (KEYLESS_KEK's value), else from
- * data_dir/kek, creating it (0600, O_EXCL) when absent. Refuses a kek file readable by
- * group or others (KL_EPERM). On success *out is owned by the caller. */
-int kl_keys_load(const char *data_dir, const char *env_b64, kl_keys **out);
+/* Loads the KEK: from env_b64 if non-NULL (KEYLESS_KEK's value), else from the file
+ * "kek" in the directory dir_fd, creating it (0600, O_EXCL) when absent. Refuses
+ * (KL_EPERM) a kek that is a symbolic link, is owned by another uid than the effective
+ * one, or that group or others may read; KL_EINVAL for one of the wrong size. On success
+ * *out is owned by the caller. The caller keeps dir_fd. */
+int kl_keys_load(int dir_fd, const char *env_b64, kl_keys **out);
 /* Builds keys from raw KEK bytes (tests). */
 int kl_keys_from_bytes(const unsigned char *kek, size_t len, kl_keys **out);
 /* Wipes and frees. NULL is fine. */

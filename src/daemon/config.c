@@ -33,11 +33,48 @@ static const char usage[] =
     "                            default 120000)\n"
     "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
     "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
+    "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
+    "                            default off: a core file would hold the keys)\n"
     "  --check                   validate the configuration and exit\n"
     "  --version, --help\n"
     "\n"
-    "The key-encryption key is read from KEYLESS_KEK (base64 of 32 bytes) if set, else from\n"
-    "DIR/kek, created on first start.\n";
+    "The key-encryption key is read from KEYLESS_KEK (base64 of 32 bytes) if set, which is\n"
+    "then removed from the process environment, else from DIR/kek, created on first start.\n"
+    "DIR and everything keylessd opens in it must belong to the user keylessd runs as, and\n"
+    "DIR's parent must be writable by nobody else; one keylessd at a time uses a DIR.\n";
+
+int kl_config_take_env_secret(const char *name, char *out, size_t outlen)
+{
+    extern char **environ;
+    size_t nlen = strlen(name);
+    int rc = 0;
+    if (outlen)
+        out[0] = '\0';
+    if (!environ)
+        return 0;
+    /* Done by hand rather than with unsetenv(): that only drops the pointer, and the
+     * bytes would stay readable in the process image and in /proc/PID/environ. */
+    char **dst = environ;
+    for (char **ep = environ; *ep; ep++) {
+        char *e = *ep;
+        if (strncmp(e, name, nlen) != 0 || e[nlen] != '=') {
+            *dst++ = e;
+            continue;
+        }
+        if (rc == 0) {
+            size_t vlen = strlen(e + nlen + 1);
+            if (vlen < outlen) {
+                memcpy(out, e + nlen + 1, vlen + 1);
+                rc = 1;
+            } else {
+                rc = KL_ETOOBIG;
+            }
+        }
+        explicit_bzero(e, strlen(e));
+    }
+    *dst = NULL;
+    return rc;
+}
 
 const char *kl_config_usage(void)
 {
@@ -55,8 +92,12 @@ void kl_config_default_data_dir(char *out, size_t outlen)
         snprintf(out, outlen, "%s/keyless", xdg);
         return;
     }
+    /* No fallback under /tmp: anyone can create names there before us. */
     const char *home = getenv("HOME");
-    snprintf(out, outlen, "%s/.local/share/keyless", home && home[0] ? home : "/tmp");
+    if (home && home[0] == '/')
+        snprintf(out, outlen, "%s/.local/share/keyless", home);
+    else if (outlen)
+        out[0] = '\0';
 }
 
 static int set_str(char *dst, size_t dstlen, const char *v, const char *name, char *err,
@@ -142,6 +183,8 @@ static const opt opts[] = {
      offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},
     {"--access-log", "KEYLESS_ACCESS_LOG", O_BOOL, offsetof(kl_config, access_log), 0, 0, 0},
     {"--log-level", "KEYLESS_LOG_LEVEL", O_LEVEL, offsetof(kl_config, log_level), 0, 0, 0},
+    {"--allow-core-dumps", "KEYLESS_ALLOW_CORE_DUMPS", O_BOOL,
+     offsetof(kl_config, allow_core_dumps), 0, 0, 0},
 };
 
 static int apply(kl_config *cfg, const opt *o, const char *v, char *err, size_t errlen)
@@ -161,6 +204,7 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
 {
     memset(cfg, 0, sizeof(*cfg));
     kl_config_default_data_dir(cfg->data_dir, sizeof(cfg->data_dir));
+    bool no_default = !cfg->data_dir[0];
     snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
     snprintf(cfg->imds_listen, sizeof(cfg->imds_listen), "127.0.0.1:50342");
     snprintf(cfg->account_domain, sizeof(cfg->account_domain), "openai.localhost");
@@ -221,6 +265,12 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
                 return KL_EINVAL;
             }
             memcpy(cfg->data_dir, abs, (size_t)n + 1);
+        } else if (!cfg->data_dir[0] && no_default) {
+            snprintf(err, errlen,
+                     "no data directory: HOME is not set, so there is no default; give "
+                     "--data-dir DIR (or KEYLESS_DATA_DIR), in a directory only you or root can "
+                     "write");
+            return KL_EINVAL;
         } else {
             snprintf(err, errlen, "--data-dir must not be empty");
             return KL_EINVAL;

@@ -22,6 +22,7 @@ typedef struct kl_config {
     int workers;
     int upstream_timeout_ms;
     bool access_log;
+    bool allow_core_dumps; /* off: RLIMIT_CORE 0 and not dumpable (secrets stay in memory) */
     kl_log_level log_level;
     bool check; /* --check: validate and exit */
     bool help;
@@ -31,10 +32,18 @@ typedef struct kl_config {
 /* Fills cfg from defaults, then the environment, then argv (later wins). Returns 0, or
  * KL_EINVAL after writing a message into err. */
 int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errlen);
+/* Takes a secret from the environment: copies the value of variable name into out and
+ * removes every copy of the variable from the process, overwriting its bytes in place,
+ * so neither getenv() nor /proc/PID/environ (which shows the block the process started
+ * with) reveal it afterwards. Call before any thread starts. Returns 1 when the variable
+ * was set, 0 when not, KL_ETOOBIG when its value does not fit in out (it is removed all
+ * the same). The caller wipes out after use. */
+int kl_config_take_env_secret(const char *name, char *out, size_t outlen);
 /* The usage text. */
 const char *kl_config_usage(void);
 /* The default data directory for this user: /var/lib/keyless for root, else
- * ${XDG_DATA_HOME:-$HOME/.local/share}/keyless. */
+ * ${XDG_DATA_HOME:-$HOME/.local/share}/keyless; "" (no default) for a user without an
+ * absolute XDG_DATA_HOME or HOME. */
 void kl_config_default_data_dir(char *out, size_t outlen);
 
 #endif

@@ -5,15 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "crypto/keys.h"
 #include "crypto/tls.h"
 #include "daemon/config.h"
+#include "daemon/datadir.h"
 #include "daemon/router.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
@@ -25,31 +29,56 @@
 
 #define STOP_GRACE_MS 10000
 
-/* Creates dir (0700) if missing; refuses one that others can write to, and tightens
- * one we own that is group/other readable. */
-static int ensure_private_dir(const char *dir)
+/* Without a core file or a ptrace-able process image, the KEK, the subkeys and the TLS
+ * keys in memory cannot be copied out by a crash or by another process of the same user.
+ * Both settings are inherited by nothing (keylessd starts no programs). */
+static int forbid_core_dumps(void)
 {
-    struct stat st;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", strerror(errno), NULL);
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        kl_log(KL_LOG_ERROR, "core_dumps", "reason", strerror(errno), NULL);
         return KL_EIO;
-    }
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", "not a directory", NULL);
-        return KL_EIO;
-    }
-    if ((st.st_mode & 0077) != 0) {
-        if (st.st_uid != geteuid() || chmod(dir, 0700) != 0) {
-            kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason",
-                   "directory is accessible to other users and cannot be made private", NULL);
-            return KL_EPERM;
-        }
-    }
-    if (access(dir, W_OK) != 0) {
-        kl_log(KL_LOG_ERROR, "data_dir", "path", dir, "reason", "not writable", NULL);
-        return KL_EPERM;
     }
     return 0;
+}
+
+/* Each file and directory keylessd opens in its data directory, checked before use. */
+static const struct {
+    const char *name;
+    mode_t type;
+} data_entries[] = {
+    {"kek", S_IFREG},
+    {"keyless.db", S_IFREG},
+    {"keyless.db-wal", S_IFREG},
+    {"keyless.db-shm", S_IFREG},
+    {"tls", S_IFDIR},
+    {"tls/ca.pem", S_IFREG},
+    {"tls/ca.key", S_IFREG},
+    {"tls/server.pem", S_IFREG},
+    {"tls/server.key", S_IFREG},
+    {"admin.sock", S_IFSOCK},
+};
+
+/* Opens and locks the data directory and checks what it holds. One log line on refusal. */
+static int open_data_dir(const kl_config *cfg, bool kek_from_env, kl_datadir **out)
+{
+    char err[1024] = "";
+    int rc = kl_datadir_open(cfg->data_dir, out, err, sizeof(err));
+    for (size_t i = 0; rc == 0 && i < sizeof(data_entries) / sizeof(data_entries[0]); i++) {
+        /* A KEK given in the environment leaves DIR/kek unused: nothing to check. */
+        if (kek_from_env && !strcmp(data_entries[i].name, "kek"))
+            continue;
+        /* With the operator's own certificate, DIR/tls is not opened either. */
+        if (cfg->tls_cert[0] && !strncmp(data_entries[i].name, "tls", 3))
+            continue;
+        rc = kl_datadir_check(*out, data_entries[i].name, data_entries[i].type, err, sizeof(err));
+    }
+    if (rc) {
+        kl_log(KL_LOG_ERROR, "data_dir_refused", "reason", err, NULL);
+        kl_datadir_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static bool is_loopback_hostport(const char *hp)
@@ -82,6 +111,9 @@ int main(int argc, char **argv)
     char err[512] = "";
     int rc = 1;
     kl_keys *keys = NULL;
+    kl_datadir *dd = NULL;
+    char kek_env[KL_MAX_KEK_ENV];
+    int kek_env_rc = 0;
     kl_store *store = NULL;
     kl_snapshot_holder *holder = NULL;
     kl_policy *policy = NULL;
@@ -94,27 +126,37 @@ int main(int argc, char **argv)
     kl_router router;
     memset(&router, 0, sizeof(router));
 
+    /* First of all, before anything can copy the environment: the KEK leaves it. */
+    kek_env_rc = kl_config_take_env_secret("KEYLESS_KEK", kek_env, sizeof(kek_env));
     if (kl_config_load(&cfg, argc, argv, err, sizeof(err)) != 0) {
         fprintf(stderr, "keylessd: %s\n", err);
-        return 2;
+        rc = 2;
+        goto out;
     }
-    if (cfg.help) {
-        fputs(kl_config_usage(), stdout);
-        return 0;
-    }
-    if (cfg.version) {
-        printf("keylessd %s\n", KL_VERSION);
-        return 0;
+    if (cfg.help || cfg.version) {
+        if (cfg.help)
+            fputs(kl_config_usage(), stdout);
+        else
+            printf("keylessd %s\n", KL_VERSION);
+        rc = 0;
+        goto out;
     }
     kl_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    if (!cfg.allow_core_dumps && forbid_core_dumps() != 0)
+        goto out;
+    if (kek_env_rc < 0) {
+        kl_log(KL_LOG_ERROR, "kek", "reason", "KEYLESS_KEK is too long (base64 of 32 bytes)", NULL);
+        goto out;
+    }
 
     if (!is_loopback_hostport(cfg.imds_listen)) {
         /* The identity endpoint hands out tokens to whoever can reach it: that must only
          * ever be code on this host. */
         kl_log(KL_LOG_ERROR, "config", "reason", "--imds-listen must be a loopback address",
                "value", cfg.imds_listen, NULL);
-        return 2;
+        rc = 2;
+        goto out;
     }
     /* The egress policy comes from the operator's configuration only; nothing the
      * control plane stores can widen it. */
@@ -125,13 +167,16 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (ensure_private_dir(cfg.data_dir) != 0)
+    if (open_data_dir(&cfg, kek_env_rc == 1, &dd) != 0)
         goto out;
 
     char path[1024];
-    if (kl_keys_load(cfg.data_dir, getenv("KEYLESS_KEK"), &keys) != 0) {
+    int krc = kl_keys_load(kl_datadir_fd(dd), kek_env_rc == 1 ? kek_env : NULL, &keys);
+    explicit_bzero(kek_env, sizeof(kek_env));
+    if (krc != 0) {
         kl_log(KL_LOG_ERROR, "kek", "reason",
-               "cannot load the key-encryption key (KEYLESS_KEK or DIR/kek, which must be 0600)",
+               "cannot load the key-encryption key (KEYLESS_KEK, or DIR/kek: 32 bytes, 0600, "
+               "owned by keylessd's user)",
                NULL);
         goto out;
     }
@@ -286,5 +331,7 @@ out:
     SSL_CTX_free(tls);
     kl_keys_free(keys);
     kl_egress_free(egress);
+    kl_datadir_close(dd);
+    explicit_bzero(kek_env, sizeof(kek_env));
     return rc;
 }

@@ -283,12 +283,17 @@ function encodeBody(body, headers) {
 // crashsim: preload the power-cut shim (tests/crashsim/crashsim.c) with the data
 // directory watched, so that powerCut() can drop every write not yet synced.
 export class Daemon {
-  constructor({ args = [], env = {}, dataDir, binary = KEYLESSD, crashsim = false } = {}) {
+  // uid/gid: run the daemon as that user (the suite runs as root).
+  constructor({ args = [], env = {}, dataDir, binary = KEYLESSD, crashsim = false, uid, gid } = {}) {
     this.binary = binary;
+    this.ids = uid === undefined ? {} : { uid, gid: gid ?? uid };
     this.extraArgs = args;
     this.extraEnv = env;
     this.ownsDataDir = !dataDir;
-    this.dataDir = dataDir || makeTempDir('kl-data-');
+    // keylessd refuses a data directory whose parent others can write (such as /tmp), so
+    // the directory goes one level down in a private temporary directory.
+    this.tempRoot = dataDir ? null : makeTempDir('kl-data-');
+    this.dataDir = dataDir || join(this.tempRoot, 'data');
     this.stderr = ''; // all stderr of every run (restarts included)
     this.runs = 0;
     this.proc = null;
@@ -337,6 +342,7 @@ export class Daemon {
     const proc = spawn(this.binary, args, {
       env: this.processEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...this.ids,
     });
     this.proc = proc;
     this.runs++;
@@ -488,7 +494,7 @@ export class Daemon {
     try {
       await this.stop();
     } finally {
-      if (this.ownsDataDir) removeTempDir(this.dataDir);
+      if (this.ownsDataDir) removeTempDir(this.tempRoot);
       if (this.journalDir) removeTempDir(this.journalDir);
     }
     const rep = this.sanitizerReport();

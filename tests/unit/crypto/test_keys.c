@@ -23,6 +23,7 @@
 typedef struct fixture {
     char dir[64];
     char kek[128];
+    int dfd; /* the directory, as keylessd holds its data directory */
 } fixture;
 
 static int setup(void **state)
@@ -32,6 +33,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/kl-keys-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->kek, sizeof(f->kek), "%s/kek", f->dir);
+    f->dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(f->dfd >= 0);
     *state = f;
     return 0;
 }
@@ -41,6 +44,7 @@ static int teardown(void **state)
     fixture *f = *state;
     unlink(f->kek);
     rmdir(f->dir);
+    close(f->dfd);
     free(f);
     return 0;
 }
@@ -56,7 +60,7 @@ static void test_file_created_0600_and_stable(void **state)
     kl_keys *a = NULL, *b = NULL;
     unsigned char ha[32], hb[32];
 
-    assert_int_equal(kl_keys_load(f->dir, NULL, &a), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &a), 0);
     assert_non_null(a);
     struct stat st;
     assert_int_equal(stat(f->kek, &st), 0);
@@ -69,7 +73,7 @@ static void test_file_created_0600_and_stable(void **state)
     snprintf(tmpl, sizeof(tmpl), "ls -A %s | grep -v '^kek$' | wc -l | grep -qx 0", f->dir);
     assert_int_equal(system(tmpl), 0);
 
-    assert_int_equal(kl_keys_load(f->dir, NULL, &b), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &b), 0);
     hmac_of(a, "apikey", "hello", ha);
     hmac_of(b, "apikey", "hello", hb);
     assert_memory_equal(ha, hb, 32);
@@ -89,7 +93,7 @@ static void test_file_matches_from_bytes(void **state)
 
     kl_keys *a = NULL, *b = NULL;
     unsigned char ha[32], hb[32];
-    assert_int_equal(kl_keys_load(f->dir, NULL, &a), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &a), 0);
     assert_int_equal(kl_keys_from_bytes(raw, sizeof(raw), &b), 0);
     hmac_of(a, "apikey", "x", ha);
     hmac_of(b, "apikey", "x", hb);
@@ -103,21 +107,21 @@ static void test_group_readable_refused(void **state)
 {
     fixture *f = *state;
     kl_keys *k = NULL;
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), 0);
     kl_keys_free(k);
     k = NULL;
 
     assert_int_equal(chmod(f->kek, 0644), 0);
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), KL_EPERM);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
     assert_null(k);
     assert_int_equal(chmod(f->kek, 0640), 0);
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), KL_EPERM);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
     assert_int_equal(chmod(f->kek, 0601), 0);
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), KL_EPERM);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
     assert_null(k);
     /* Back to 0600 it loads again: the file itself was not touched. */
     assert_int_equal(chmod(f->kek, 0600), 0);
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), 0);
     kl_keys_free(k);
 }
 
@@ -134,13 +138,14 @@ static void test_wrong_size_file_refused(void **state)
         if (sizes[i])
             assert_int_equal(write(fd, buf, sizes[i]), (ssize_t)sizes[i]);
         close(fd);
-        assert_int_equal(kl_keys_load(f->dir, NULL, &k), KL_EINVAL);
+        assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EINVAL);
         assert_null(k);
     }
 }
 
-/* A symlinked kek is judged by the file it points at. */
-static void test_symlink_target_checked(void **state)
+/* A kek that is a symbolic link is refused, whatever it points at: a link in the data
+ * directory could lead anywhere (a key kept elsewhere goes through KEYLESS_KEK). */
+static void test_symlink_refused(void **state)
 {
     fixture *f = *state;
     char target[160];
@@ -152,32 +157,42 @@ static void test_symlink_target_checked(void **state)
     close(fd);
     assert_int_equal(symlink(target, f->kek), 0);
 
-    kl_keys *k = NULL, *want = NULL;
-    unsigned char h1[32], h2[32];
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), 0);
-    assert_int_equal(kl_keys_from_bytes(raw, sizeof(raw), &want), 0);
-    hmac_of(k, "apikey", "x", h1);
-    hmac_of(want, "apikey", "x", h2);
-    assert_memory_equal(h1, h2, 32);
-    kl_keys_free(k);
-    kl_keys_free(want);
-    k = NULL;
-
-    assert_int_equal(chmod(target, 0644), 0);
-    assert_int_equal(kl_keys_load(f->dir, NULL, &k), KL_EPERM);
+    kl_keys *k = NULL;
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
     assert_null(k);
-
-    /* A dangling link is not replaced by a fresh kek. */
+    /* A dangling link is not replaced by a fresh kek either. */
     unlink(target);
-    assert_true(kl_keys_load(f->dir, NULL, &k) < 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
     assert_null(k);
+    struct stat st;
+    assert_int_equal(lstat(f->kek, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
+/* A kek owned by another user is refused even with mode 0600: that user could have
+ * chosen it. (The suite runs as root, which can give a file away.) */
+static void test_other_owner_refused(void **state)
+{
+    fixture *f = *state;
+    kl_keys *k = NULL;
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), 0);
+    kl_keys_free(k);
+    k = NULL;
+    if (geteuid() != 0)
+        skip();
+    assert_int_equal(chown(f->kek, 65534, 65534), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), KL_EPERM);
+    assert_null(k);
+    assert_int_equal(chown(f->kek, 0, 0), 0);
+    assert_int_equal(kl_keys_load(f->dfd, NULL, &k), 0);
+    kl_keys_free(k);
 }
 
 static void test_missing_dir(void **state)
 {
     (void)state;
     kl_keys *k = NULL;
-    assert_true(kl_keys_load("/nonexistent/keyless-test-dir", NULL, &k) < 0);
+    assert_true(kl_keys_load(-1, NULL, &k) < 0);
     assert_null(k);
 }
 
@@ -192,7 +207,7 @@ static void test_env(void **state)
 
     kl_keys *a = NULL, *b = NULL;
     unsigned char ha[32], hb[32];
-    assert_int_equal(kl_keys_load(f->dir, b64, &a), 0);
+    assert_int_equal(kl_keys_load(f->dfd, b64, &a), 0);
     /* The environment wins: no kek file is created. */
     assert_int_equal(access(f->kek, F_OK), -1);
     assert_int_equal(kl_keys_from_bytes(raw, sizeof(raw), &b), 0);
@@ -212,11 +227,11 @@ static void test_env_wrong_size(void **state)
     static const size_t sizes[] = {16, 31, 33, 48};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         assert_true(kl_b64_encode(raw, sizes[i], b64, sizeof(b64)) > 0);
-        assert_int_equal(kl_keys_load(NULL, b64, &k), KL_EINVAL);
+        assert_int_equal(kl_keys_load(-1, b64, &k), KL_EINVAL);
         assert_null(k);
     }
-    assert_int_equal(kl_keys_load(NULL, "", &k), KL_EINVAL);
-    assert_int_equal(kl_keys_load(NULL, "not base64 at all!!", &k), KL_EINVAL);
+    assert_int_equal(kl_keys_load(-1, "", &k), KL_EINVAL);
+    assert_int_equal(kl_keys_load(-1, "not base64 at all!!", &k), KL_EINVAL);
     assert_null(k);
     assert_int_equal(kl_keys_from_bytes(raw, 31, &k), KL_EINVAL);
     assert_null(k);
@@ -327,7 +342,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_matches_from_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_readable_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_size_file_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlink_target_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_owner_refused, setup, teardown),
         cmocka_unit_test(test_missing_dir),
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
         cmocka_unit_test(test_env_wrong_size),
