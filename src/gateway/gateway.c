@@ -5,6 +5,10 @@
 #include "gateway/gateway.h"
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,10 @@ struct kl_gateway {
     int upstream_timeout_ms;
     const kl_egress *egress; /* borrowed */
     SSL_CTX *tls;            /* client context for https upstreams */
+    /* The system CA store is read on the first https handshake, not at start-up: parsing
+     * the bundle is most of keylessd's start-up time and only https backends need it. */
+    pthread_mutex_t ca_mu;
+    bool ca_loaded; /* under ca_mu */
 };
 
 typedef struct echo_job echo_job;
@@ -58,6 +66,23 @@ typedef struct principal {
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* Verifies an upstream's chain against the system store (SSL_CERT_FILE and SSL_CERT_DIR
+ * override it, as everywhere in OpenSSL; a private model server's CA goes there), which
+ * the first handshake loads. Threads verifying meanwhile wait for it on the mutex, so
+ * none verifies against a half-filled store. */
+static int verify_upstream_chain(X509_STORE_CTX *xs, void *arg)
+{
+    kl_gateway *g = arg;
+    pthread_mutex_lock(&g->ca_mu);
+    if (!g->ca_loaded) {
+        g->ca_loaded = true;
+        if (X509_STORE_set_default_paths(SSL_CTX_get_cert_store(g->tls)) != 1)
+            kl_log(KL_LOG_WARN, "upstream_tls", "detail", "system CA store not loaded", NULL);
+    }
+    pthread_mutex_unlock(&g->ca_mu);
+    return X509_verify_cert(xs);
+}
+
 int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
 {
     *out = NULL;
@@ -66,6 +91,10 @@ int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
     kl_gateway *g = calloc(1, sizeof(*g));
     if (!g)
         return KL_ENOMEM;
+    if (pthread_mutex_init(&g->ca_mu, NULL) != 0) {
+        free(g);
+        return KL_ENOMEM;
+    }
     g->holder = cfg->holder;
     g->keys = cfg->keys;
     g->metrics = cfg->metrics;
@@ -84,10 +113,7 @@ int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
     }
     SSL_CTX_set_min_proto_version(g->tls, TLS1_2_VERSION);
     SSL_CTX_set_verify(g->tls, SSL_VERIFY_PEER, NULL);
-    /* The system store (SSL_CERT_FILE / SSL_CERT_DIR override it, as everywhere in
-     * OpenSSL); a private model server's CA goes there. */
-    if (SSL_CTX_set_default_verify_paths(g->tls) != 1)
-        kl_log(KL_LOG_WARN, "upstream_tls", "detail", "system CA store not loaded", NULL);
+    SSL_CTX_set_cert_verify_callback(g->tls, verify_upstream_chain, g);
     static const unsigned char alpn[] = "\x08http/1.1";
     SSL_CTX_set_alpn_protos(g->tls, alpn, sizeof(alpn) - 1);
     *out = g;
@@ -103,6 +129,7 @@ void kl_gateway_free(kl_gateway *g)
         return;
     if (g->tls)
         SSL_CTX_free(g->tls);
+    pthread_mutex_destroy(&g->ca_mu);
     free(g->account_domain);
     free(g);
 }
