@@ -174,10 +174,16 @@ int main(int argc, char **argv)
     int krc = kl_keys_load(kl_datadir_fd(dd), kek_env_rc == 1 ? kek_env : NULL, &keys);
     explicit_bzero(kek_env, sizeof(kek_env));
     if (krc != 0) {
-        kl_log(KL_LOG_ERROR, "kek", "reason",
-               "cannot load the key-encryption key (KEYLESS_KEK, or DIR/kek: 32 bytes, 0600, "
-               "owned by keylessd's user)",
-               NULL);
+        char why[1200];
+        if (kek_env_rc == 1)
+            snprintf(why, sizeof(why),
+                     "KEYLESS_KEK is not usable: it must be the base64 of exactly 32 bytes");
+        else
+            snprintf(why, sizeof(why),
+                     "%s/kek is not usable: it must be a file of exactly 32 bytes with mode 0600 "
+                     "(chmod 600 it if others can read it)",
+                     cfg.data_dir);
+        kl_log(KL_LOG_ERROR, "kek", "reason", why, NULL);
         goto out;
     }
 

@@ -150,7 +150,9 @@ async function startAsNobody(t, args = []) {
   writeFileSync(wrapper, `#!/bin/sh\nulimit -c unlimited\nexec '${KEYLESSD}' "$@"\n`, { mode: 0o755 });
   // The wrapper already runs as nobody: it raises the soft limit up to the hard one, which
   // the suite inherits as unlimited.
-  return startDaemon(t, { dataDir: dir, binary: wrapper, uid: NOBODY, args });
+  // AddressSanitizer lowers the soft core limit itself unless told not to.
+  const asan = `${process.env.ASAN_OPTIONS ? `${process.env.ASAN_OPTIONS}:` : ''}disable_coredump=0`;
+  return startDaemon(t, { dataDir: dir, binary: wrapper, uid: NOBODY, args, env: { ASAN_OPTIONS: asan } });
 }
 
 function coreLimit(pid) {
