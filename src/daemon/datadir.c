@@ -217,11 +217,6 @@ int kl_datadir_fd(const kl_datadir *d)
     return d->fd;
 }
 
-const char *kl_datadir_path(const kl_datadir *d)
-{
-    return d->path;
-}
-
 static const char *type_name(mode_t type)
 {
     switch (type) {

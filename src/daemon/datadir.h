@@ -26,9 +26,6 @@ int kl_datadir_open(const char *path, kl_datadir **out, char *err, size_t errlen
 /* The directory's descriptor (O_DIRECTORY), for openat() and friends; owned by d. */
 int kl_datadir_fd(const kl_datadir *d);
 
-/* The path given to kl_datadir_open; owned by d. */
-const char *kl_datadir_path(const kl_datadir *d);
-
 /* Checks the entry name (relative to the directory, e.g. "kek" or "tls/ca.key") if it
  * exists: it must not be a symbolic link, must be of file type `type` (S_IFREG, S_IFDIR
  * or S_IFSOCK) and must be owned by the effective uid. Intermediate components are
