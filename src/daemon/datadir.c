@@ -265,8 +265,8 @@ int kl_datadir_check(const kl_datadir *d, const char *name, mode_t type, char *e
         }
         if (st.st_uid != me) {
             rc = say(err, errlen, KL_EPERM,
-                     "%s is owned by uid %u, not by uid %u that keylessd runs as; chown it to "
-                     "uid %u or remove it",
+                     "%s is owned by uid %u, not by uid %u that keylessd runs as; if it is "
+                     "keylessd's own, chown it to uid %u, else move it away",
                      what, (unsigned)st.st_uid, (unsigned)me, (unsigned)me);
             break;
         }

@@ -75,7 +75,7 @@ test('a database file owned by another user is refused', (t) => {
   assert.equal(run(dir).status, 0, 'first start');
   chownSync(join(dir, 'keyless.db'), NOBODY, NOBODY);
   const r = run(dir);
-  assertRefused(r, `${dir}/keyless.db is owned by uid 65534, not by uid 0 that keylessd runs as; chown it to uid 0 or remove it`);
+  assertRefused(r, `${dir}/keyless.db is owned by uid 65534, not by uid 0 that keylessd runs as; if it is keylessd's own, chown it to uid 0, else move it away`);
 });
 
 test('a TLS key owned by another user is refused', (t) => {
@@ -83,7 +83,7 @@ test('a TLS key owned by another user is refused', (t) => {
   assert.equal(run(dir).status, 0, 'first start');
   chownSync(join(dir, 'tls', 'ca.key'), NOBODY, NOBODY);
   const r = run(dir);
-  assertRefused(r, `${dir}/tls/ca.key is owned by uid 65534, not by uid 0 that keylessd runs as; chown it to uid 0 or remove it`);
+  assertRefused(r, `${dir}/tls/ca.key is owned by uid 65534, not by uid 0 that keylessd runs as; if it is keylessd's own, chown it to uid 0, else move it away`);
 });
 
 test('a parent directory writable by others is refused', (t) => {
