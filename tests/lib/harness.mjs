@@ -294,6 +294,7 @@ export class Daemon {
     // the directory goes one level down in a private temporary directory.
     this.tempRoot = dataDir ? null : makeTempDir('kl-data-');
     this.dataDir = dataDir || join(this.tempRoot, 'data');
+    if (!dataDir) mkdirSync(this.dataDir, { mode: 0o700 }); // exists before start, as before
     this.stderr = ''; // all stderr of every run (restarts included)
     this.runs = 0;
     this.proc = null;
