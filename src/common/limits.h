@@ -17,9 +17,15 @@
  * go beyond it gets 503 ServerBusy (Retry-After: KL_BUSY_RETRY_AFTER_S). Without it,
  * 10,000 connections per worker could each hold a 4 MiB body. */
 #define KL_MAX_BUFFERED_REQUEST_BYTES (256 * 1024 * 1024)
-#define KL_REQUEST_BUDGET_STEP 4096        /* bytes taken from that budget at a time */
-#define KL_BUSY_RETRY_AFTER_S "1"          /* Retry-After on that 503, seconds */
-#define KL_MAX_OUTPUT_BUFFER (1024 * 1024) /* stop reading upstream when client lags */
+#define KL_REQUEST_BUDGET_STEP 4096 /* bytes taken from that budget at a time */
+#define KL_BUSY_RETRY_AFTER_S "1"   /* Retry-After on that 503, seconds */
+/* Streamed bytes queued to one client, at most; producers pause at half (backpressure). */
+#define KL_MAX_OUTPUT_BUFFER (1024 * 1024)
+#define KL_MIN_CLIENT_TIMEOUT_MS 100 /* --write-timeout-ms, --body-timeout-ms range */
+#define KL_MAX_CLIENT_TIMEOUT_MS 3600000
+
+/* Built-in echo model */
+#define KL_MAX_ECHO_DELTA 4096 /* answer bytes in one streamed event (a longer word is split) */
 
 /* Tokens and keys */
 #define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 
 static const char usage[] =
     "usage: keylessd [options]\n"
@@ -31,6 +32,10 @@ static const char usage[] =
     "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
     "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
     "                            default 120000)\n"
+    "  --write-timeout-ms MS     disconnect a client that takes no byte of a pending answer\n"
+    "                            for this long (KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
+    "  --body-timeout-ms MS      408 if a request body is not complete this long after its\n"
+    "                            headers (KEYLESS_BODY_TIMEOUT_MS; default 30000)\n"
     "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
     "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
     "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
@@ -181,6 +186,10 @@ static const opt opts[] = {
     {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
     {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
      offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},
+    {"--write-timeout-ms", "KEYLESS_WRITE_TIMEOUT_MS", O_INT, offsetof(kl_config, write_timeout_ms),
+     0, KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
+    {"--body-timeout-ms", "KEYLESS_BODY_TIMEOUT_MS", O_INT, offsetof(kl_config, body_timeout_ms), 0,
+     KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
     {"--access-log", "KEYLESS_ACCESS_LOG", O_BOOL, offsetof(kl_config, access_log), 0, 0, 0},
     {"--log-level", "KEYLESS_LOG_LEVEL", O_LEVEL, offsetof(kl_config, log_level), 0, 0, 0},
     {"--allow-core-dumps", "KEYLESS_ALLOW_CORE_DUMPS", O_BOOL,
@@ -210,6 +219,8 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
     snprintf(cfg->account_domain, sizeof(cfg->account_domain), "openai.localhost");
     cfg->workers = 2;
     cfg->upstream_timeout_ms = 120000;
+    cfg->write_timeout_ms = KL_WRITE_TIMEOUT_MS;
+    cfg->body_timeout_ms = KL_BODY_TIMEOUT_MS;
     cfg->access_log = true;
     cfg->log_level = KL_LOG_INFO;
     const size_t nopts = sizeof(opts) / sizeof(opts[0]);

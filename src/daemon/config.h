@@ -21,6 +21,8 @@ typedef struct kl_config {
     char egress_allow[4096];
     int workers;
     int upstream_timeout_ms;
+    int write_timeout_ms; /* client not taking a pending answer: disconnected */
+    int body_timeout_ms;  /* request body not complete: 408 */
     bool access_log;
     bool allow_core_dumps; /* off: RLIMIT_CORE 0 and not dumpable (secrets stay in memory) */
     kl_log_level log_level;

@@ -244,6 +244,8 @@ int main(int argc, char **argv)
         .thread_arg = &router,
         .metrics = metrics,
         .access_log = cfg.access_log,
+        .write_timeout_ms = cfg.write_timeout_ms,
+        .body_timeout_ms = cfg.body_timeout_ms,
     };
     server = kl_http_server_new(&scfg);
     if (!server)

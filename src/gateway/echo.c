@@ -418,6 +418,14 @@ int kl_echo_stream_next(kl_echo_stream *s, kl_buf *out)
                 i++;
             while (i < len && is_ws((unsigned char)t[i]))
                 i++;
+            /* A very long word goes out in several events, cut before a UTF-8
+             * continuation byte, so that every event stays small whatever the prompt. */
+            if (i - s->pos > KL_MAX_ECHO_DELTA) {
+                size_t cut = s->pos + KL_MAX_ECHO_DELTA;
+                while (cut > s->pos + 1 && ((unsigned char)t[cut] & 0xC0) == 0x80)
+                    cut--;
+                i = cut;
+            }
             json_t *piece = json_stringn(t + s->pos, i - s->pos);
             s->pos = i;
             if (!piece)

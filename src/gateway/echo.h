@@ -39,7 +39,9 @@ int kl_echo_embeddings(const json_t *req, const kl_echo_opts *o, kl_buf *out);
 /* Streaming (chat and completions). Events, each "data: <json>\n\n": for chat first a
  * chunk with delta {"role":"assistant","content":""}; then one chunk per word of the
  * answer, with the whitespace that follows it (leading whitespace goes with the first
- * word, so the deltas concatenate to the exact answer); then an empty delta with
+ * word, so the deltas concatenate to the exact answer; a word longer than
+ * KL_MAX_ECHO_DELTA bytes is split over several chunks at UTF-8 character boundaries,
+ * so no event is larger than about six times that); then an empty delta with
  * finish_reason "stop"; then, if stream_options.include_usage, a usage chunk with
  * choices []; then "data: [DONE]". */
 typedef struct kl_echo_stream kl_echo_stream;

@@ -168,7 +168,10 @@ static void echo_aborted(void *arg)
     job_free(arg);
 }
 
-/* Writes events until the stream ends or the client falls behind. */
+/* Writes events until the stream ends or the client falls behind: a batch (at most
+ * ECHO_BATCH plus one event of a bounded size, see KL_MAX_ECHO_DELTA) is written only
+ * while no more than half of the output buffer is queued, so a big answer is produced
+ * as the client takes it and never outgrows KL_MAX_OUTPUT_BUFFER. */
 static void echo_pump(void *arg)
 {
     echo_job *j = arg;
@@ -181,13 +184,17 @@ static void echo_pump(void *arg)
         kl_buf_reset(&j->buf);
         while (j->buf.len < ECHO_BATCH && (rc = kl_echo_stream_next(j->st, &j->buf)) == 1)
             ;
-        if (j->buf.len && kl_http_stream_write(j->r, j->buf.data, j->buf.len) != 0)
+        if (rc >= 0 && j->buf.len && kl_http_stream_write(j->r, j->buf.data, j->buf.len) != 0)
             rc = KL_EIO;
         if (rc <= 0) {
             kl_http_req *r = j->r;
             kl_http_req_on_abort(r, NULL, NULL);
             job_free(j);
-            kl_http_stream_end(r);
+            /* An answer that could not be produced or queued whole must not look whole. */
+            if (rc == 0)
+                kl_http_stream_end(r);
+            else
+                kl_http_stream_abort(r);
             return;
         }
     }

@@ -103,6 +103,10 @@ struct up_resolve {
 
 typedef enum phase { PH_CONNECTING = 0, PH_WAITING } phase;
 
+/* Answer bytes parsed (and so streamed to the client) between two looks at how much
+ * the client has queued: keeps the client's output within KL_MAX_OUTPUT_BUFFER. */
+#define FEED_SLICE 16384
+
 struct exchange {
     kl_upstream *u;
     kl_http_req *r;    /* the client request; valid while the exchange exists */
@@ -120,6 +124,7 @@ struct exchange {
     bool got_bytes;        /* some of the answer has arrived */
     bool started;          /* the client response has begun */
     bool paused;           /* reading upstream stopped until the client drains */
+    bool eof_pending;      /* the server closed; bytes before the close still to pass on */
     const char *cb_detail; /* why a parser callback stopped the exchange */
     kl_upstream_resp resp;
     struct exchange *next, *prev;
@@ -552,7 +557,7 @@ static void ex_fail(exchange *ex, kl_upstream_err kind, const char *detail)
         return;
     kl_http_req_on_abort(r, NULL, NULL);
     if (started)
-        kl_http_stream_end(r);
+        kl_http_stream_abort(r); /* cut short: the client must see it is incomplete */
     else if (kind == KL_UPERR_TIMEOUT)
         kl_gateway_reply_gateway_timeout(r);
     else
@@ -698,13 +703,19 @@ static bool ex_process(exchange *ex)
     ex->got_bytes = true;
     ex->ph = PH_WAITING;
     int rc = 0;
-    while (rc == 0 && evbuffer_get_length(in) > 0) {
+    bool lagging = false;
+    while (rc == 0 && !lagging && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
+        /* At most FEED_SLICE at a time, checking the client between slices: what was
+         * read may be more than the client's output buffer can take, and the rest waits
+         * here (on_drain picks it up) rather than overflowing it. */
         size_t used = 0;
-        rc = kl_upstream_resp_feed(&ex->resp, v.iov_base, v.iov_len, &used);
+        rc = kl_upstream_resp_feed(&ex->resp, v.iov_base,
+                                   v.iov_len < FEED_SLICE ? v.iov_len : FEED_SLICE, &used);
         evbuffer_drain(in, used);
+        lagging = ex->started && kl_http_stream_pending(ex->r) > KL_MAX_OUTPUT_BUFFER / 2;
     }
     if (rc == 1) {
         ex_complete(ex, evbuffer_get_length(in) == 0);
@@ -718,7 +729,7 @@ static bool ex_process(exchange *ex)
         return false;
     }
     timer_arm(ex, ex->u->timeout_ms);
-    if (ex->started && kl_http_stream_pending(ex->r) > KL_MAX_OUTPUT_BUFFER / 2)
+    if (lagging)
         pause_reading(ex);
     return true;
 }
@@ -760,16 +771,19 @@ static void ex_conn_failed(exchange *ex)
                 was_connected ? "connection closed or failed" : "connection refused or not made");
 }
 
+static void ex_eof(exchange *ex);
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     up_conn *c = arg;
     if (!c->ex) {
         conn_close(c); /* stray bytes on an idle connection */
         return;
     }
     c->connected = true;
-    ex_process(c->ex);
+    exchange *ex = c->ex;
+    if (ex_process(ex) && ex->eof_pending && evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+        ex_eof(ex);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -805,17 +819,31 @@ static void conn_event(up_conn *c, short what)
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
         if (!ex_process(ex))
             return;
-        /* A close-delimited answer ends here; any other is cut short. */
-        size_t used;
-        int rc = kl_upstream_resp_feed(&ex->resp, NULL, 0, &used);
-        if (rc == 1) {
-            ex_complete(ex, false);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            /* The client lags: the rest of the answer is passed on as it drains, and the
+             * close is looked at once nothing of it is left (conn_read_cb). */
+            ex->eof_pending = true;
             return;
         }
-        if (rc != KL_EIO) {
-            ex_fail(ex, KL_UPERR_PROTOCOL, "malformed answer");
-            return;
-        }
+        ex_eof(ex);
+        return;
+    }
+    ex_conn_failed(ex);
+}
+
+/* The server closed and every byte it sent has been parsed. */
+static void ex_eof(exchange *ex)
+{
+    /* A close-delimited answer ends here; any other is cut short. */
+    size_t used;
+    int rc = kl_upstream_resp_feed(&ex->resp, NULL, 0, &used);
+    if (rc == 1) {
+        ex_complete(ex, false);
+        return;
+    }
+    if (rc != KL_EIO) {
+        ex_fail(ex, KL_UPERR_PROTOCOL, "malformed answer");
+        return;
     }
     ex_conn_failed(ex);
 }

@@ -41,6 +41,8 @@
 #define MAX_WORKERS 64
 #define LINGER_MS 2000                      /* how long a refused client may keep sending */
 #define LINGER_MAX_BYTES (16 * 1024 * 1024) /* ...and how much of it we read and drop */
+#define STREAM_FLUSH_BYTES 65536 /* streamed bytes handed to the socket at once, not per turn */
+#define STREAM_END "0\r\n\r\n"   /* the terminating chunk of a streamed answer */
 
 typedef struct listener_spec {
     bool is_unix;
@@ -120,12 +122,17 @@ struct kl_http_req {
     bool responded; /* status line has been written */
     bool streaming;
     bool finished;
+    /* A streamed byte could not be queued: the answer is incomplete, so it can only end
+     * by closing the connection without the terminating chunk (never a clean end). */
+    bool stream_failed;
     int status;
     json_t *log_fields;
     /* response headers queued by kl_http_set_header */
     kl_buf resp_headers;
     /* Streamed output not yet handed to the bufferevent: what a handler streams within
-     * one loop iteration goes out as one piece (one TLS record, one write). */
+     * one loop iteration goes out as one piece (one TLS record, one write). Together with
+     * the bufferevent's output it never holds more than KL_MAX_OUTPUT_BUFFER (plus the
+     * terminating chunk): see kl_http_stream_write. */
     kl_buf pend;
     void (*drain_cb)(void *);
     void *drain_arg;
@@ -313,7 +320,7 @@ static kl_http_req *req_new(conn *c)
     kl_buf_init_secret(&r->raw, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES);
     kl_buf_init_secret(&r->body, KL_MAX_BODY_BYTES); /* bodies may hold secrets (forms) */
     kl_buf_init(&r->resp_headers, KL_MAX_HEADER_BYTES);
-    kl_buf_init(&r->pend, SIZE_MAX);
+    kl_buf_init(&r->pend, KL_MAX_OUTPUT_BUFFER + sizeof(STREAM_END) - 1);
     r->start_us = kl_now_mono_us();
     r->route = KL_ROUTE_OTHER;
     r->auth_fail = -1;
@@ -474,9 +481,11 @@ static void req_finished(kl_http_req *r)
 }
 
 /* Writes status line, headers and the first body bytes (may be NULL/0) as one
- * contiguous piece, so that over TLS a small response is one record and one write(). */
-static void write_head(kl_http_req *r, int status, const char *content_type, const char *framing,
-                       const void *body, size_t len, bool defer)
+ * contiguous piece, so that over TLS a small response is one record and one write().
+ * defer: the piece goes into r->pend, to leave with the first streamed bytes. 0, or
+ * KL_ENOMEM (nothing was queued; the connection will close). */
+static int write_head(kl_http_req *r, int status, const char *content_type, const char *framing,
+                      const void *body, size_t len, bool defer)
 {
     conn *c = r->conn;
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -509,30 +518,41 @@ static void write_head(kl_http_req *r, int status, const char *content_type, con
         rc = kl_buf_append_str(&h, tail[i]);
     if (!rc && len)
         rc = kl_buf_append(&h, body, len);
-    if (rc) {
-        /* Out of memory: the connection cannot be answered properly; close it. */
-        c->keep_alive = false;
+    if (!rc && defer) {
+        /* Appended, not swapped in: r->pend keeps its own maximum for what follows. */
+        rc = kl_buf_append(&r->pend, h.data, h.len);
         kl_buf_free(&h);
-        return;
-    }
-    if (defer) {
-        kl_buf_free(&r->pend);
-        r->pend = h;
-        return;
+        if (rc)
+            c->keep_alive = false;
+        return rc ? KL_ENOMEM : 0;
     }
     size_t n = h.len;
     char *data = kl_buf_steal(&h);
-    evbuffer_add_reference(out, data, n, free_ref, NULL);
+    if (rc || !data || evbuffer_add_reference(out, data, n, free_ref, NULL) != 0) {
+        /* Out of memory: the connection cannot be answered properly; close it. */
+        c->keep_alive = false;
+        kl_buf_free(&h);
+        free(data);
+        return KL_ENOMEM;
+    }
+    return 0;
 }
 
-/* Hands a streaming answer's pending bytes to the bufferevent as one piece. */
-static void flush_pending(kl_http_req *r)
+/* Hands a streaming answer's pending bytes to the bufferevent as one piece. 0, or
+ * KL_ENOMEM: the bytes are lost and r->stream_failed is set. */
+static int flush_pending(kl_http_req *r)
 {
     if (!r->pend.len)
-        return;
+        return 0;
     size_t n = r->pend.len;
     char *data = kl_buf_steal(&r->pend);
-    evbuffer_add_reference(bufferevent_get_output(r->conn->bev), data, n, free_ref, NULL);
+    if (!data || evbuffer_add_reference(bufferevent_get_output(r->conn->bev), data, n, free_ref,
+                                        NULL) != 0) {
+        free(data);
+        r->stream_failed = true;
+        return KL_ENOMEM;
+    }
+    return 0;
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -540,8 +560,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn *c = arg;
-    if (c->req && !c->req->finished)
-        flush_pending(c->req);
+    /* No handler is on the stack here: a stream that cannot go on is cut off at once, and
+     * its handler learns of it through its abort callback. */
+    if (c->req && !c->req->finished && flush_pending(c->req) != 0)
+        conn_free(c);
 }
 
 /* A refusal made by the server itself, before any handler ran. Always closes. */
@@ -860,7 +882,7 @@ static bool head_accepted(conn *c)
     if (c->expect_100)
         evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     c->state = ST_READING;
-    timer_set(c, KL_BODY_TIMEOUT_MS);
+    timer_set(c, c->t->server->cfg.body_timeout_ms);
     return true;
 }
 
@@ -1140,7 +1162,8 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* Stop reading once this much is queued while a request is being handled. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES + 65536);
-    struct timeval wto = {KL_WRITE_TIMEOUT_MS / 1000, 0};
+    int wms = t->server->cfg.write_timeout_ms;
+    struct timeval wto = {wms / 1000, (wms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, NULL, &wto);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     /* The first request's headers (and the TLS handshake) must arrive within this. */
@@ -1390,29 +1413,44 @@ int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type)
     if (r->responded)
         return KL_EINVAL;
     r->streaming = true;
-    write_head(r, status, content_type, "Transfer-Encoding: chunked", NULL, 0, true);
+    if (write_head(r, status, content_type, "Transfer-Encoding: chunked", NULL, 0, true) != 0)
+        r->stream_failed = true; /* the handler's writes fail, its end aborts */
     event_active(r->conn->flush, EV_TIMEOUT, 1);
     return 0;
 }
 
 int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
 {
-    if (!r->streaming || r->finished)
+    if (!r->streaming || r->finished || r->stream_failed)
         return KL_EIO;
     /* A HEAD answer has headers only; what a handler streams is not sent. */
     if (len == 0 || strcmp(r->method, "HEAD") == 0)
         return 0;
     char head[24];
     int hn = snprintf(head, sizeof(head), "%zx\r\n", len);
-    if (kl_buf_append(&r->pend, head, (size_t)hn) != 0 || kl_buf_append(&r->pend, data, len) != 0 ||
-        kl_buf_append(&r->pend, "\r\n", 2) != 0)
-        return KL_ENOMEM;
+    /* The output buffer's bound, on purpose: producers stop at half of it (the drain
+     * callback resumes them), so only a producer that ignores backpressure, or a single
+     * piece that could never fit, gets here. Its answer cannot be delivered whole. */
+    size_t queued = kl_http_stream_pending(r);
+    size_t need = (size_t)hn + len + 2;
+    if (queued > KL_MAX_OUTPUT_BUFFER || need > KL_MAX_OUTPUT_BUFFER - queued) {
+        r->stream_failed = true;
+        return KL_ETOOBIG;
+    }
+    int rc = kl_buf_append(&r->pend, head, (size_t)hn);
+    if (!rc)
+        rc = kl_buf_append(&r->pend, data, len);
+    if (!rc)
+        rc = kl_buf_append(&r->pend, "\r\n", 2);
+    if (rc) {
+        r->stream_failed = true;
+        return rc;
+    }
     /* Sent at the end of this loop iteration, together with whatever else the handler
      * streams meanwhile; large bursts go at once. */
-    if (r->pend.len >= 65536)
-        flush_pending(r);
-    else
-        event_active(r->conn->flush, EV_TIMEOUT, 1);
+    if (r->pend.len >= STREAM_FLUSH_BYTES)
+        return flush_pending(r);
+    event_active(r->conn->flush, EV_TIMEOUT, 1);
     return 0;
 }
 
@@ -1420,10 +1458,27 @@ void kl_http_stream_end(kl_http_req *r)
 {
     if (!r->streaming || r->finished)
         return;
-    if (strcmp(r->method, "HEAD") != 0)
-        kl_buf_append(&r->pend, "0\r\n\r\n", 5);
-    flush_pending(r);
+    if (!r->stream_failed && strcmp(r->method, "HEAD") != 0 &&
+        kl_buf_append(&r->pend, STREAM_END, sizeof(STREAM_END) - 1) != 0)
+        r->stream_failed = true;
+    if (!r->stream_failed)
+        flush_pending(r);
+    if (r->stream_failed) {
+        kl_http_stream_abort(r);
+        return;
+    }
     req_finished(r);
+}
+
+void kl_http_stream_abort(kl_http_req *r)
+{
+    if (r->finished)
+        return;
+    /* The handler asked for this: it is not called back. What was queued but not yet
+     * written is dropped with the connection; the client sees a body without its end. */
+    r->abort_cb = NULL;
+    r->drain_cb = NULL;
+    conn_free(r->conn);
 }
 
 size_t kl_http_stream_pending(const kl_http_req *r)
@@ -1454,6 +1509,10 @@ kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg)
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    if (s->cfg.write_timeout_ms <= 0)
+        s->cfg.write_timeout_ms = KL_WRITE_TIMEOUT_MS;
+    if (s->cfg.body_timeout_ms <= 0)
+        s->cfg.body_timeout_ms = KL_BODY_TIMEOUT_MS;
     s->workers = calloc((size_t)cfg->workers, sizeof(thread_ctx));
     if (!s->workers) {
         free(s);

@@ -67,6 +67,12 @@ typedef struct kl_http_server_cfg {
     void *thread_arg;
     kl_metrics *metrics; /* may be NULL */
     bool access_log;     /* one JSON "request" log line per request */
+    /* A client that takes no byte of a pending response for this long is disconnected
+     * (ms; <= 0: KL_WRITE_TIMEOUT_MS). */
+    int write_timeout_ms;
+    /* A request body not complete this long after its headers gets a 408 (ms; <= 0:
+     * KL_BODY_TIMEOUT_MS). */
+    int body_timeout_ms;
 } kl_http_server_cfg;
 
 /* Creates a server; nothing listens until kl_http_server_start. NULL on failure. */
@@ -140,12 +146,26 @@ void kl_http_respond_json(kl_http_req *r, int status, json_t *body);
 /* Sends {"error":{"code":code,"message":message}} as application/json. */
 void kl_http_respond_error(kl_http_req *r, int status, const char *code, const char *message);
 
-/* Streaming (chunked transfer encoding). begin sends the status line and headers;
- * write queues bytes (returns 0, or KL_EIO if the client is gone); end finishes the
- * response. */
+/* Streaming (chunked transfer encoding). begin queues the status line and headers.
+ *
+ * write queues len bytes as one chunk. The bytes queued to the client (see
+ * kl_http_stream_pending) never exceed KL_MAX_OUTPUT_BUFFER: a producer stops once more
+ * than half of it is queued and resumes from kl_http_req_on_drain. A write that would
+ * go past the bound fails with KL_ETOOBIG (so no single write may be near the bound);
+ * KL_ENOMEM if memory ran out; KL_EIO if the stream already failed or ended. Any failed
+ * write makes the stream unrecoverable: whatever the handler does next, it ends with
+ * the connection closed and no terminating chunk, so the client sees the answer is
+ * incomplete. A truncated answer never looks complete.
+ *
+ * end finishes the response with the terminating chunk, unless a write failed (then it
+ * acts as abort). abort closes the connection at once without the terminating chunk
+ * (bytes still queued are dropped) for an answer that cannot be completed, such as a
+ * model server failing mid-stream; the abort callback is not called. After end or abort
+ * the request is gone. */
 int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type);
 int kl_http_stream_write(kl_http_req *r, const void *data, size_t len);
 void kl_http_stream_end(kl_http_req *r);
+void kl_http_stream_abort(kl_http_req *r);
 /* Bytes queued to the client but not yet written (for backpressure). */
 size_t kl_http_stream_pending(const kl_http_req *r);
 /* cb runs when the queued output drops below half of KL_MAX_OUTPUT_BUFFER. */

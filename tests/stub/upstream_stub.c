@@ -8,9 +8,13 @@
  *   x-stub-chunks          number of content chunks when streaming (default 5)
  *   x-stub-chunk-delay-ms  delay between streamed events (default 0)
  *   x-stub-status          answer with this status and an OpenAI-style error body
+ *   x-stub-answer-bytes    the answer is generated text of this many bytes (see
+ *                          make_answer) instead of "stub:<model>:<prompt>"
+ *   x-stub-pause-ms        streaming: pause this long after the first content chunk,
+ *                          then send the rest in one burst
  * The same settings may also come in the JSON body as "x_stub":{"delay_ms","chunks",
- * "chunk_delay_ms","status"} (headers win), so tests do not depend on which client
- * headers a gateway forwards. */
+ * "chunk_delay_ms","status","answer_bytes","pause_ms"} (headers win), so tests do not
+ * depend on which client headers a gateway forwards. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -37,6 +41,7 @@
 #define STUB_MAX_CHUNKS 1000
 #define STUB_MAX_DELAY_MS 600000
 #define STUB_IDLE_TIMEOUT_S 120
+#define STUB_MAX_ANSWER (64 * 1024 * 1024)
 
 struct stub_job;
 
@@ -65,11 +70,13 @@ typedef struct stub_job {
     bool started;
     int status;
     char *model;
-    char *content;   /* the answer text */
+    char *content; /* the answer text */
+    size_t content_len;
     json_t *answer;  /* complete non-streaming answer (or error body) */
     long chunks;     /* number of content chunks */
     long next_event; /* streaming: index of the next event to send */
     long chunk_delay_ms;
+    long pause_ms; /* after the first content chunk */
     char id[48];
     long long created;
     long prompt_tokens;
@@ -136,6 +143,26 @@ static long count_words(const char *s)
         in = !space;
     }
     return n;
+}
+
+/* A deterministic answer of about n bytes that a test can rebuild: segments
+ * "%08ld \"\u00e9\"\n" for 0, 1, 2, ... (14 bytes each, with a JSON escape and a two-byte
+ * character), cut to the longest prefix of at most n bytes that ends on a character
+ * boundary. */
+static char *make_answer(long n)
+{
+    size_t cap = (size_t)n + 32;
+    char *a = malloc(cap);
+    if (a == NULL)
+        return NULL;
+    size_t len = 0;
+    for (long i = 0; len < (size_t)n; i++)
+        len += (size_t)snprintf(a + len, cap - len, "%08ld \"\xc3\xa9\"\n", i);
+    len = (size_t)n;
+    while (len > 0 && ((unsigned char)a[len] & 0xC0) == 0x80)
+        len--;
+    a[len] = '\0';
+    return a;
 }
 
 static void send_json(struct evhttp_request *req, int status, json_t *body)
@@ -342,9 +369,8 @@ static json_t *build_answer(stub_job *job, json_t *req_body)
 }
 
 /* Byte length of the k-th of n pieces of s, cut on UTF-8 character boundaries. */
-static void piece_bounds(const char *s, long n, long k, size_t *start, size_t *end)
+static void piece_bounds(const char *s, size_t len, long n, long k, size_t *start, size_t *end)
 {
-    size_t len = strlen(s);
     size_t a = len * (size_t)k / (size_t)n;
     size_t b = len * (size_t)(k + 1) / (size_t)n;
     while (a > 0 && a < len && ((unsigned char)s[a] & 0xC0) == 0x80)
@@ -383,7 +409,7 @@ static json_t *stream_event(stub_job *job, long idx)
     }
     if (idx <= job->chunks) {
         size_t a, b;
-        piece_bounds(job->content, job->chunks, idx - 1, &a, &b);
+        piece_bounds(job->content, job->content_len, job->chunks, idx - 1, &a, &b);
         json_t *text = json_stringn(job->content + a, b - a);
         if (text == NULL)
             text = json_string("");
@@ -463,11 +489,14 @@ static void job_step(evutil_socket_t fd, short what, void *arg)
         job_free(job);
         return;
     }
-    if (job->chunk_delay_ms == 0) {
+    long wait = job->chunk_delay_ms;
+    if (job->pause_ms > 0 && job->next_event == 2)
+        wait = job->pause_ms;
+    if (wait == 0) {
         job_step(-1, 0, job);
         return;
     }
-    if (job_schedule(job, job->chunk_delay_ms) != 0) {
+    if (job_schedule(job, wait) != 0) {
         evhttp_send_reply_end(req);
         job_free(job);
     }
@@ -504,6 +533,9 @@ static void handle_model(stub_ctx *ctx, struct evhttp_request *req, job_kind kin
         setting(in, doc, "x-stub-chunk-delay-ms", "chunk_delay_ms", 0, 0, STUB_MAX_DELAY_MS);
     long delay = setting(in, doc, "x-stub-delay-ms", "delay_ms", 0, 0, STUB_MAX_DELAY_MS);
     long forced = setting(in, doc, "x-stub-status", "status", 200, 100, 599);
+    long answer_bytes =
+        setting(in, doc, "x-stub-answer-bytes", "answer_bytes", 0, 0, STUB_MAX_ANSWER);
+    job->pause_ms = setting(in, doc, "x-stub-pause-ms", "pause_ms", 0, 0, STUB_MAX_DELAY_MS);
     ctx->id_counter++;
     snprintf(job->id, sizeof(job->id), "%s-stub%" PRIu64,
              kind == JOB_CHAT ? "chatcmpl" : (kind == JOB_COMPLETIONS ? "cmpl" : "emb"),
@@ -534,7 +566,13 @@ static void handle_model(stub_ctx *ctx, struct evhttp_request *req, job_kind kin
     } else if (rc == 0) {
         job->content = dup_str("");
     }
+    if (rc == 0 && answer_bytes > 0 && kind != JOB_EMBEDDINGS) {
+        free(job->content);
+        job->content = make_answer(answer_bytes);
+    }
     free(user);
+    if (job->content != NULL)
+        job->content_len = strlen(job->content);
     if (rc != 0 || job->model == NULL || job->content == NULL) {
         json_decref(doc);
         job_free(job);

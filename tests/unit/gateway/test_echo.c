@@ -16,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "gateway/body.h"
 #include "gateway/echo.h"
@@ -459,6 +460,49 @@ static void test_chat_stream(void **state)
     json_decref(req);
 }
 
+/* A word longer than KL_MAX_ECHO_DELTA goes out in several events, each cut on a UTF-8
+ * character boundary (a cut inside "\u00e9" would make the event fail to encode). */
+static void test_stream_splits_long_words(void **state)
+{
+    (void)state;
+    kl_buf word;
+    kl_buf_init(&word, 1 << 20);
+    assert_int_equal(kl_buf_append(&word, "a", 1), 0);
+    while (word.len < 2 * KL_MAX_ECHO_DELTA + 100)
+        assert_int_equal(kl_buf_append(&word, "\xc3\xa9", 2), 0);
+    json_t *req = json_pack("{s:b,s:[{s:s,s:s%}]}", "stream", 1, "messages", "role", "user",
+                            "content", word.data, word.len);
+    assert_non_null(req);
+    kl_echo_stream *st = NULL;
+    assert_int_equal(kl_echo_stream_new(KL_GW_ROUTE_CHAT, req, &OPTS, &st), 0);
+    kl_buf ev, text;
+    kl_buf_init(&ev, 1 << 20);
+    kl_buf_init(&text, 1 << 20);
+    size_t pieces = 0;
+    int rc;
+    while ((rc = kl_echo_stream_next(st, &ev)) == 1) {
+        json_t *j = event_json(ev.data);
+        const json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+        const json_t *piece = json_object_get(json_object_get(c, "delta"), "content");
+        if (json_is_string(piece) && json_string_length(piece) > 0) {
+            assert_true(json_string_length(piece) <= KL_MAX_ECHO_DELTA);
+            kl_buf_append(&text, json_string_value(piece), json_string_length(piece));
+            pieces++;
+        }
+        json_decref(j);
+        kl_buf_reset(&ev);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(pieces, 3);
+    assert_int_equal(text.len, word.len);
+    assert_memory_equal(text.data, word.data, word.len);
+    kl_echo_stream_free(st);
+    kl_buf_free(&ev);
+    kl_buf_free(&text);
+    kl_buf_free(&word);
+    json_decref(req);
+}
+
 static void test_chat_stream_without_usage(void **state)
 {
     (void)state;
@@ -549,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_word_count),
         cmocka_unit_test(test_chat_stream),
         cmocka_unit_test(test_chat_stream_without_usage),
+        cmocka_unit_test(test_stream_splits_long_words),
         cmocka_unit_test(test_completions_stream),
         cmocka_unit_test(test_sse_framing),
     };

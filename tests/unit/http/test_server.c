@@ -40,6 +40,24 @@ static void handler(kl_http_req *r, void *arg)
         kl_http_stream_write(r, "data: 1\n\n", 9);
         kl_http_stream_write(r, "data: 2\n\n", 9);
         kl_http_stream_end(r);
+    } else if (!strcmp(path, "/stream-big") || !strcmp(path, "/stream-over")) {
+        /* One write far larger than the response header budget (a single loop turn's
+         * worth of a big answer); /stream-over then writes past the output buffer. */
+        size_t n = KL_MAX_OUTPUT_BUFFER * 6 / 10;
+        char *big = malloc(n);
+        memset(big, 'x', n);
+        kl_http_stream_begin(r, 200, "text/event-stream");
+        int rc = kl_http_stream_write(r, big, n);
+        if (!strcmp(path, "/stream-over") && rc == 0)
+            rc = kl_http_stream_write(r, big, n);
+        free(big);
+        /* The handler ends as usual; a failed write must still not look complete. */
+        kl_http_stream_end(r);
+        (void)rc;
+    } else if (!strcmp(path, "/stream-abort")) {
+        kl_http_stream_begin(r, 200, "text/event-stream");
+        kl_http_stream_write(r, "data: 1\n\n", 9);
+        kl_http_stream_abort(r);
     } else if (!strcmp(path, "/q")) {
         const char *v = kl_http_req_query_param(r, "api-version");
         const char *h = kl_http_req_header(r, "X-Thing");
@@ -224,6 +242,65 @@ static void test_streaming(void **state)
               sizeof(out));
     assert_non_null(strstr(out, "Transfer-Encoding: chunked\r\n"));
     assert_non_null(strstr(out, "\r\n9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"));
+}
+
+/* Reads everything until the server closes. Returns the bytes (caller frees), *len set. */
+static char *read_to_close(int port, const char *req, size_t *len)
+{
+    int fd = dial(port);
+    send_all(fd, req, strlen(req));
+    size_t cap = 2 * KL_MAX_OUTPUT_BUFFER;
+    char *out = malloc(cap);
+    *len = recv_until(fd, out, cap, NULL, 0, 5000);
+    close(fd);
+    return out;
+}
+
+/* A write of hundreds of KB in one loop turn arrives whole, with its terminating chunk
+ * (it used to fail past the header budget and end the stream cleanly, truncated). */
+static void test_stream_big_write(void **state)
+{
+    fixture *f = *state;
+    size_t len, n = KL_MAX_OUTPUT_BUFFER * 6 / 10;
+    char *out = read_to_close(
+        f->port, "GET /stream-big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &len);
+    char *body = strstr(out, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    char head[32];
+    int hn = snprintf(head, sizeof(head), "%zx\r\n", n);
+    assert_int_equal((size_t)(out + len - body), (size_t)hn + n + 2 + 5);
+    assert_memory_equal(body, head, (size_t)hn);
+    for (size_t i = 0; i < n; i++)
+        if (body[hn + i] != 'x')
+            fail_msg("byte %zu differs", i);
+    assert_memory_equal(body + hn + n, "\r\n0\r\n\r\n", 7);
+    free(out);
+}
+
+/* Bytes that cannot be queued (past the output buffer's bound) or a handler's abort
+ * end the connection without the terminating chunk: the client can tell. */
+static void test_stream_failure_is_visible(void **state)
+{
+    fixture *f = *state;
+    const char *paths[] = {"/stream-over", "/stream-abort"};
+    for (size_t i = 0; i < 2; i++) {
+        char req[128];
+        size_t len;
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                 paths[i]);
+        char *out = read_to_close(f->port, req, &len);
+        out[len] = '\0';
+        if (len >= 5 && !memcmp(out + len - 5, "0\r\n\r\n", 5))
+            fail_msg("%s ended with a terminating chunk", paths[i]);
+        assert_true(len < 2 * (KL_MAX_OUTPUT_BUFFER * 6 / 10));
+        free(out);
+        /* The server goes on serving. */
+        char ok[4096];
+        roundtrip(f->port, "GET /stream HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", ok,
+                  sizeof(ok));
+        assert_non_null(strstr(ok, "\r\n0\r\n\r\n"));
+    }
 }
 
 /* Sends req and reads until the server closes: exactly one refusal, then a closed
@@ -513,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_basic_and_headers),
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_streaming),
+        cmocka_unit_test(test_stream_big_write),
+        cmocka_unit_test(test_stream_failure_is_visible),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_control_byte_in_target),
         cmocka_unit_test(test_hook_refuses_before_the_body),
