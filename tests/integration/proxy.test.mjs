@@ -107,6 +107,28 @@ test('non-streaming calls reach the model server with the model and credential r
   assert.deepEqual(findSecrets(d.stderr, [CRED, keys.key1, keys.key2]), [], 'a secret is in the daemon log');
 });
 
+test('streamed calls never forward the caller\'s key either', async (t) => {
+  const stub = await startStub(t);
+  const d = await startDaemon(t);
+  const keys = await setup(d, stub);
+  // Classic route with api-key, and /openai/v1 with the key as a Bearer token.
+  const calls = [
+    [chatPath('up'), { 'api-key': keys.key1 }, { messages: [{ role: 'user', content: 'streamed key' }] }],
+    ['/accounts/demo/openai/v1/chat/completions', { authorization: `Bearer ${keys.key2}` },
+      { model: 'up', messages: [{ role: 'user', content: 'streamed key' }] }],
+  ];
+  for (const [path, headers, body] of calls) {
+    const r = await d.requestStream('POST', path, { headers, body: { ...body, stream: true } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.events.at(-1).data, '[DONE]');
+    const last = await stub.last();
+    assert.equal(JSON.parse(last.body).stream, true);
+    assert.equal(last.headers.authorization, `Bearer ${CRED}`);
+    assert.equal(last.headers['api-key'], undefined, 'the client api-key header was forwarded');
+    assert.deepEqual(findSecrets(JSON.stringify(last), [keys.key1, keys.key2]), [], 'a client key reached the model server');
+  }
+});
+
 test('streaming answers are passed through as they arrive', async (t) => {
   const stub = await startStub(t);
   const d = await startDaemon(t);
