@@ -17,9 +17,9 @@
  * socket connected?), then "no byte for timeout_ms", re-armed on every read and paused
  * while the client is slow. Before any byte reached the client a failure is a 502
  * (refused, reset, EOF, TLS, garbage) or a 504 (timeout); after that the client's
- * connection is closed without the terminating chunk, so the answer is visibly cut. A kept-alive
- * connection that fails before any byte of the answer is retried once on a fresh connection (the
- * server may have closed it just as it was reused).
+ * connection is closed without the terminating chunk, so the answer is visibly cut. A
+ * kept-alive connection that fails before any byte of the answer is retried once on a
+ * fresh connection (the server may have closed it just as it was reused).
  *
  * Freeing: bufferevent_free() may be called from the bufferevent's own callbacks.
  * libevent 2.1 holds a reference on the bufferevent while it runs a callback
