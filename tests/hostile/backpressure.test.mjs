@@ -75,7 +75,9 @@ test('a client that pauses mid-stream and resumes gets every byte, and the daemo
 
 test('a client that never resumes is cut off after the write timeout, without the terminating chunk', async (t) => {
   const stub = await startStub(t);
-  const d = await startDaemon(t, { args: ['--write-timeout-ms', '1000'] });
+  // 3 s rather than the minimum: on a loaded machine (and under the sanitizer) the
+  // client itself may not get to read for a second, which must not count as stalling.
+  const d = await startDaemon(t, { args: ['--write-timeout-ms', '3000'] });
   const keys = await setup(d, stub);
   const cases = [
     ['proxied', chatPath('up'), chatBody('stall', { stream: true, x_stub: { answer_bytes: 16 * MB, chunks: 1000 } })],
