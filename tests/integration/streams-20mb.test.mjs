@@ -1,6 +1,6 @@
 // Proxied 20 MB streams over TLS, in one burst and after a pause at the model server,
 // compared byte for byte and ending in [DONE] (the echo model's 20 MB stream is in
-// streams.test.mjs: one file each keeps both well inside the per-file time limit).
+// streams-20mb-echo.test.mjs: a file each keeps both well inside the per-file limit).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
