@@ -63,9 +63,10 @@ test('a model server that dies mid-stream leaves the client an answer it can tel
     headers: { 'api-key': keys.key1 },
     body: chatBody('cut', { stream: true, x_stub: { answer_bytes: 10 * KB, chunks: 10, pause_ms: 60000 } }),
   });
-  // The first content piece (about 1 KB) has arrived when the stub pauses.
+  // The first content piece (about 1 KB) has arrived when the stub pauses; stopping the
+  // stub then closes its connection in the middle of the chunked answer.
   await c.waitBytes(1024);
-  stub.proc.kill('SIGKILL');
+  await stub.stop();
   const r = await c.result();
   assert.equal(r.status, 200);
   assert.equal(r.complete, false, 'the cut-short stream ended with the terminating chunk');
