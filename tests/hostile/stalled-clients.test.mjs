@@ -44,7 +44,10 @@ test('a client that never resumes is cut off after the write timeout, without th
 
 test('a request body that drips is refused with 408 after the body timeout', async (t) => {
   const d = await startDaemon(t, { args: ['--body-timeout-ms', '1000'] });
-  const chunks = [`POST ${chatPath('chat')} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`];
+  // A valid key: the head is vetted before any body byte is read.
+  const keys = await setup(d);
+  const chunks = [`POST ${chatPath('chat')} HTTP/1.1\r\nHost: 127.0.0.1\r\napi-key: ${keys.key1}\r\n` +
+    'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n'];
   for (let i = 0; i < 200; i++) chunks.push('{', { delayMs: 50 });
   const r = await d.raw(chunks, { timeoutMs: 15000 });
   assert.equal(r.status, 408);
