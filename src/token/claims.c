@@ -1,0 +1,220 @@
+/* Access-token claim sets and the claim checks for access tokens and client assertions.
+ * Signature verification (crypto/jws) always comes first; these functions only ever see
+ * payloads whose signature verified. */
+#include "token/claims.h"
+
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+#define UTI_BYTES 16 /* 22 base64url characters, like Entra's uti */
+
+static const char *const reason_names[KL_CLAIMS_REASON_COUNT] = {
+    [KL_CLAIMS_OK] = "ok",
+    [KL_CLAIMS_MISSING] = "missing",
+    [KL_CLAIMS_BAD_TYPE] = "bad_type",
+    [KL_CLAIMS_BAD_VALUE] = "bad_value",
+    [KL_CLAIMS_AUDIENCE] = "audience",
+    [KL_CLAIMS_ISSUER] = "issuer",
+    [KL_CLAIMS_TENANT] = "tenant",
+    [KL_CLAIMS_EXPIRED] = "expired",
+    [KL_CLAIMS_NOT_YET_VALID] = "not_yet_valid",
+    [KL_CLAIMS_IAT_FUTURE] = "iat_future",
+    [KL_CLAIMS_LIFETIME] = "lifetime",
+    [KL_CLAIMS_SUBJECT] = "subject",
+};
+
+const char *kl_claims_reason_str(kl_claims_reason r)
+{
+    if ((unsigned)r >= KL_CLAIMS_REASON_COUNT)
+        return "unknown";
+    return reason_names[r];
+}
+
+static bool str_ok(const char *s)
+{
+    return s && s[0] && strlen(s) <= KL_MAX_CLAIM_STRING;
+}
+
+int kl_claims_build_access(const kl_claims_access *in, json_t **out)
+{
+    unsigned char rnd[UTI_BYTES];
+    char uti[2 * UTI_BYTES + 1];
+    int64_t life = in->lifetime ? in->lifetime : KL_TOKEN_DEFAULT_LIFETIME_S;
+    static const char *const acr[] = {"0", "1", "2"};
+    if (!str_ok(in->aud) || !str_ok(in->iss) || !str_ok(in->tid) || !str_ok(in->appid) ||
+        !str_ok(in->oid) || in->appidacr < 0 || in->appidacr > 2 || life < 1 ||
+        life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
+        return KL_EINVAL;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+        kl_b64url_encode(rnd, sizeof(rnd), uti, sizeof(uti)) < 0)
+        return KL_ECRYPTO;
+    /* Member order follows observed Entra v1 tokens; jansson keeps insertion order. */
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                          "aud", in->aud, "iss", in->iss, "iat", (json_int_t)in->now, "nbf",
+                          (json_int_t)in->now, "exp", (json_int_t)(in->now + life), "appid",
+                          in->appid, "appidacr", acr[in->appidacr], "idp", in->iss, "idtyp", "app",
+                          "oid", in->oid, "sub", in->oid, "tid", in->tid, "uti", uti, "ver", "1.0");
+    if (!o)
+        return KL_ENOMEM;
+    *out = o;
+    return 0;
+}
+
+/* A required string claim: *s set, or the reason. */
+static kl_claims_reason get_str(const json_t *p, const char *name, size_t max, const char **s)
+{
+    const json_t *v = json_object_get(p, name);
+    if (!v)
+        return KL_CLAIMS_MISSING;
+    if (!json_is_string(v))
+        return KL_CLAIMS_BAD_TYPE;
+    size_t n = json_string_length(v);
+    if (n == 0 || n > max)
+        return KL_CLAIMS_BAD_VALUE;
+    *s = json_string_value(v);
+    return KL_CLAIMS_OK;
+}
+
+/* A time claim: an integer of seconds since the epoch (never a real or a string). */
+static kl_claims_reason get_time(const json_t *p, const char *name, bool required, int64_t *t,
+                                 bool *present)
+{
+    const json_t *v = json_object_get(p, name);
+    if (present)
+        *present = v != NULL;
+    if (!v)
+        return required ? KL_CLAIMS_MISSING : KL_CLAIMS_OK;
+    if (!json_is_integer(v))
+        return KL_CLAIMS_BAD_TYPE;
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || x > INT64_MAX / 2)
+        return KL_CLAIMS_BAD_VALUE;
+    *t = (int64_t)x;
+    return KL_CLAIMS_OK;
+}
+
+/* Equality ignoring one trailing slash on either side, so "https://x" matches "https://x/". */
+static bool aud_equal(const char *a, const char *b)
+{
+    size_t an = strlen(a), bn = strlen(b);
+    if (an && a[an - 1] == '/')
+        an--;
+    if (bn && b[bn - 1] == '/')
+        bn--;
+    return an == bn && memcmp(a, b, an) == 0;
+}
+
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        kl_claims_reason r_ = (expr);                                                              \
+        if (r_ != KL_CLAIMS_OK)                                                                    \
+            return r_;                                                                             \
+    } while (0)
+
+/* The time checks shared by both kinds of token. */
+static kl_claims_reason check_times(int64_t now, int64_t exp, int64_t start, bool have_iat,
+                                    int64_t iat, int64_t max_life)
+{
+    if (now >= exp + KL_TOKEN_CLOCK_SKEW_S)
+        return KL_CLAIMS_EXPIRED;
+    if (now + KL_TOKEN_CLOCK_SKEW_S < start)
+        return KL_CLAIMS_NOT_YET_VALID;
+    if (have_iat && now + KL_TOKEN_CLOCK_SKEW_S < iat)
+        return KL_CLAIMS_IAT_FUTURE;
+    if (exp <= start || exp - start > max_life)
+        return KL_CLAIMS_LIFETIME;
+    return KL_CLAIMS_OK;
+}
+
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    memcpy(dst, src, n + 1);
+}
+
+kl_claims_reason kl_claims_check_access(const json_t *payload, const kl_claims_expect *e,
+                                        kl_claims_principal *who)
+{
+    const char *aud = NULL, *iss = NULL, *tid = NULL, *oid = NULL, *appid = NULL, *ver = NULL;
+    int64_t exp = 0, nbf = 0, iat = 0;
+    if (!json_is_object(payload))
+        return KL_CLAIMS_BAD_TYPE;
+    TRY(get_str(payload, "aud", KL_MAX_CLAIM_STRING, &aud));
+    TRY(get_str(payload, "iss", KL_MAX_CLAIM_STRING, &iss));
+    TRY(get_str(payload, "tid", KL_MAX_PRINCIPAL_ID, &tid));
+    TRY(get_str(payload, "oid", KL_MAX_PRINCIPAL_ID, &oid));
+    TRY(get_str(payload, "appid", KL_MAX_PRINCIPAL_ID, &appid));
+    TRY(get_str(payload, "ver", KL_MAX_CLAIM_STRING, &ver));
+    TRY(get_time(payload, "exp", true, &exp, NULL));
+    TRY(get_time(payload, "nbf", true, &nbf, NULL));
+    TRY(get_time(payload, "iat", true, &iat, NULL));
+    if (strcmp(ver, "1.0") != 0)
+        return KL_CLAIMS_BAD_VALUE;
+    bool aud_ok = false;
+    for (size_t i = 0; i < e->n_audiences && !aud_ok; i++)
+        aud_ok = aud_equal(aud, e->audiences[i]);
+    if (!aud_ok)
+        return KL_CLAIMS_AUDIENCE;
+    if (strcmp(iss, e->issuer) != 0)
+        return KL_CLAIMS_ISSUER;
+    if (e->tid && strcmp(tid, e->tid) != 0)
+        return KL_CLAIMS_TENANT;
+    TRY(check_times(e->now, exp, nbf, true, iat, KL_TOKEN_MAX_LIFETIME_S));
+    if (who) {
+        copy_id(who->oid, oid);
+        copy_id(who->tid, tid);
+        copy_id(who->appid, appid);
+        who->exp = exp;
+    }
+    return KL_CLAIMS_OK;
+}
+
+kl_claims_reason kl_claims_check_assertion(const json_t *payload, const char *client_id,
+                                           const char *token_endpoint, int64_t now,
+                                           kl_claims_assertion *out)
+{
+    const char *iss = NULL, *sub = NULL, *jti = NULL;
+    int64_t exp = 0, nbf = 0, iat = 0;
+    bool have_nbf = false, have_iat = false;
+    if (!json_is_object(payload))
+        return KL_CLAIMS_BAD_TYPE;
+    TRY(get_str(payload, "iss", KL_MAX_CLAIM_STRING, &iss));
+    TRY(get_str(payload, "sub", KL_MAX_CLAIM_STRING, &sub));
+    TRY(get_str(payload, "jti", KL_MAX_JTI, &jti));
+    const json_t *aud = json_object_get(payload, "aud");
+    if (!aud)
+        return KL_CLAIMS_MISSING;
+    TRY(get_time(payload, "exp", true, &exp, NULL));
+    TRY(get_time(payload, "nbf", false, &nbf, &have_nbf));
+    TRY(get_time(payload, "iat", false, &iat, &have_iat));
+    if (!have_nbf && !have_iat)
+        return KL_CLAIMS_MISSING; /* without a start the lifetime cannot be bounded */
+    if (strcmp(iss, client_id) != 0 || strcmp(sub, client_id) != 0)
+        return KL_CLAIMS_SUBJECT;
+    bool aud_ok = false;
+    if (json_is_string(aud)) {
+        aud_ok = strcmp(json_string_value(aud), token_endpoint) == 0;
+    } else if (json_is_array(aud)) {
+        size_t i;
+        const json_t *a;
+        json_array_foreach(aud, i, a)
+        {
+            if (!json_is_string(a))
+                return KL_CLAIMS_BAD_TYPE;
+            aud_ok = aud_ok || strcmp(json_string_value(a), token_endpoint) == 0;
+        }
+    } else {
+        return KL_CLAIMS_BAD_TYPE;
+    }
+    if (!aud_ok)
+        return KL_CLAIMS_AUDIENCE;
+    TRY(check_times(now, exp, have_nbf ? nbf : iat, have_iat, iat, KL_ASSERTION_MAX_LIFETIME_S));
+    if (out) {
+        copy_id(out->jti, jti);
+        out->exp = exp;
+    }
+    return KL_CLAIMS_OK;
+}
