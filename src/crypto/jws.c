@@ -615,6 +615,9 @@ int kl_jws_sign_compact(const kl_jws_signer *s, const void *payload, size_t n, c
     const char *alg = kl_jws_alg_name(s->alg);
     if (!alg || !s->kid || !kid_wellformed(s->kid, strlen(s->kid)))
         goto out;
+    /* An empty payload would be an empty segment, which verification refuses. */
+    if (n == 0)
+        goto out;
     rc = KL_ETOOBIG;
     if (n > KL_MAX_TOKEN_BYTES)
         goto out;

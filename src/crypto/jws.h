@@ -121,8 +121,8 @@ int kl_jws_key_signer(const kl_jws_key *k, kl_jws_alg alg, kl_jws_signer *s);
 
 /* Signs payload[0..n) (the bytes are used as given; callers pass compact JSON) under the
  * header {"typ":"JWT","alg":...,"kid":...,"x5t":...}. *out is a malloc'd NUL-terminated
- * compact JWS the caller frees. KL_ETOOBIG if the result would exceed
- * KL_MAX_TOKEN_BYTES. */
+ * compact JWS the caller frees. KL_EINVAL for an empty payload, KL_ETOOBIG if the result
+ * would exceed KL_MAX_TOKEN_BYTES. */
 int kl_jws_sign_compact(const kl_jws_signer *s, const void *payload, size_t n, char **out);
 
 /* ---- Verification -------------------------------------------------------------------- */

@@ -205,6 +205,10 @@ static void test_alg_unsupported_and_mismatch(void **state)
     t = assemble("{\"kid\":\"abc\"}", payload, 2, &s, NULL, 0);
     assert_int_equal(verify_str(f, t), KL_JWS_ALG_MISSING);
     free(t);
+    /* An empty payload would make an empty segment: refused when signing. */
+    char *none = NULL;
+    assert_int_equal(kl_jws_sign_compact(&s, "", 0, &none), KL_EINVAL);
+    assert_null(none);
     /* A key cannot sign with an algorithm it does not allow. */
     assert_int_equal(kl_jws_key_signer(f->rsa, KL_JWS_ES256, &s), KL_EINVAL);
 }
