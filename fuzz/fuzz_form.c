@@ -1,7 +1,8 @@
 /* Fuzz target for the token endpoint's form parser (token/form.h). Checks: a refusal
  * returns no form; an accepted form has at most KL_MAX_FORM_PARAMS parameters with
  * non-empty, distinct, bounded names; every parameter is found by name with its value;
- * and percent-encoding the parsed form again and re-parsing gives the same parameters. */
+ * a decoded '+' comes only from "%2B"; and percent-encoding the parsed form again and re-parsing
+ * gives the same parameters. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t count = kl_form_count(f);
     CHECK(count <= KL_MAX_FORM_PARAMS);
+    /* A decoded '+' can only come from "%2B": a raw '+' is a space. */
+    size_t enc_plus = 0, dec_plus = 0;
+    for (size_t i = 0; i + 2 < size; i++)
+        enc_plus += in[i] == '%' && in[i + 1] == '2' && (in[i + 2] == 'B' || in[i + 2] == 'b');
+    for (size_t i = 0; i < count; i++) {
+        for (const char *p = kl_form_name(f, i); *p; p++)
+            dec_plus += *p == '+';
+        for (const char *p = kl_form_value(f, i); *p; p++)
+            dec_plus += *p == '+';
+    }
+    CHECK(dec_plus == enc_plus);
     /* Re-encoding at most triples each byte; plus separators. */
     char *again = malloc(3 * size + 2 * count + 1);
     CHECK(again);
