@@ -115,7 +115,8 @@ static bool algs_fit(EVP_PKEY *pkey, unsigned algs)
     if (algs == 0)
         return false;
     if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA)
-        return (algs & ~rsa) == 0 && EVP_PKEY_get_bits(pkey) >= KL_MIN_RSA_BITS;
+        return (algs & ~rsa) == 0 && EVP_PKEY_get_bits(pkey) >= KL_MIN_RSA_BITS &&
+               EVP_PKEY_get_bits(pkey) <= KL_MAX_RSA_BITS;
     if (is_p256(pkey))
         return algs == KL_JWS_ES256;
     return false;

@@ -65,7 +65,7 @@ int kl_jws_key_generate(kl_jws_alg alg, kl_jws_key **out);
 /* Loads a PEM key (PKCS#8 private key, or SubjectPublicKeyInfo public key) of pem[0..n)
  * for algs (a set of kl_jws_alg that must fit the key type: RSA for RS256/PS256, P-256
  * for ES256). The kid is the RFC 7638 thumbprint. KL_EINVAL for unparsable PEM, a key
- * type that does not fit algs, or RSA shorter than KL_MIN_RSA_BITS. */
+ * type that does not fit algs, or RSA outside KL_MIN_RSA_BITS..KL_MAX_RSA_BITS. */
 int kl_jws_key_from_pem(const char *pem, size_t n, unsigned algs, kl_jws_key **out);
 
 /* Loads the public key of a DER X.509 certificate (a client's registered certificate).

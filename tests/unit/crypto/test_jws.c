@@ -490,6 +490,37 @@ static void test_rfc7638_thumbprint(void **state)
     json_decref(jwk);
 }
 
+/* An RSA JWK whose modulus is bytes long (top bits set, so exactly 8 * bytes bits). */
+static int load_rsa_jwk_of(size_t bytes)
+{
+    unsigned char *n = malloc(bytes);
+    char *b64 = malloc(B64CAP(bytes));
+    assert_non_null(n);
+    assert_non_null(b64);
+    memset(n, 0xff, bytes);
+    n[0] = 0xc0;
+    assert_true(kl_b64url_encode(n, bytes, b64, B64CAP(bytes)) > 0);
+    json_t *jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", b64, "e", "AQAB");
+    kl_jws_key *k = NULL;
+    int rc = kl_jws_key_from_jwk(jwk, KL_JWS_RS256, &k);
+    kl_jws_key_free(k);
+    json_decref(jwk);
+    free(b64);
+    free(n);
+    return rc;
+}
+
+/* RSA keys from KL_MIN_RSA_BITS to KL_MAX_RSA_BITS; a larger key could never produce a
+ * signature that fits KL_MAX_JWS_SIG, so it is refused when loaded. */
+static void test_rsa_key_sizes(void **state)
+{
+    (void)state;
+    assert_int_equal(load_rsa_jwk_of(KL_MIN_RSA_BITS / 8), 0);
+    assert_int_equal(load_rsa_jwk_of(KL_MIN_RSA_BITS / 8 - 1), KL_EINVAL);
+    assert_int_equal(load_rsa_jwk_of(KL_MAX_RSA_BITS / 8), 0);
+    assert_int_equal(load_rsa_jwk_of(KL_MAX_RSA_BITS / 8 + 1), KL_EINVAL);
+}
+
 /* RFC 7515 A.3: the ES256 example verifies with the example public key; one changed
  * payload character does not. */
 static void test_rfc7515_a3(void **state)
@@ -666,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_private_pem_round_trip),
         cmocka_unit_test(test_public_jwk),
         cmocka_unit_test(test_rfc7638_thumbprint),
+        cmocka_unit_test(test_rsa_key_sizes),
         cmocka_unit_test(test_rfc7515_a3),
         cmocka_unit_test(test_client_assertion_cert),
         cmocka_unit_test(test_reason_names),
