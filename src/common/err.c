@@ -1,6 +1,9 @@
 /* Names for kl_err values, for logs and error messages. */
 #include "common/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *kl_err_str(int err)
 {
     switch (err) {
@@ -17,4 +20,15 @@ const char *kl_err_str(int err)
     case KL_EINTERNAL: return "internal error";
     }
     return "unknown error";
+}
+
+int kl_err_say(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

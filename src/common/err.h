@@ -3,6 +3,8 @@
 #ifndef KL_COMMON_ERR_H
 #define KL_COMMON_ERR_H
 
+#include <stddef.h>
+
 typedef enum kl_err {
     KL_OK = 0,
     KL_ENOMEM = -1,    /* allocation failed */
@@ -19,5 +21,11 @@ typedef enum kl_err {
 
 /* Returns a static, human-readable name for err; never NULL. */
 const char *kl_err_str(int err);
+
+/* Formats a message for the caller into err (NUL-terminated, truncated to errlen; nothing
+ * is written when err is NULL or errlen is 0) and returns rc, so that a refusal reads
+ * `return kl_err_say(err, errlen, KL_EINVAL, "...", ...)`. */
+int kl_err_say(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

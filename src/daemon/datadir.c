@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,21 +21,6 @@ struct kl_datadir {
     char *path; /* as given */
 };
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes the refusal into err and returns rc, so callers can `return say(...)`. */
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static bool writable_by_others(mode_t m)
 {
     return (m & (S_IWGRP | S_IWOTH)) != 0;
@@ -51,7 +35,7 @@ static int check_ancestors(const char *parent, uid_t me, char *err, size_t errle
     char p[PATH_MAX];
     int n = snprintf(p, sizeof(p), "%s", parent);
     if (n < 0 || (size_t)n >= sizeof(p))
-        return say(err, errlen, KL_EINVAL, "%s: path too long", parent);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: path too long", parent);
     while (strcmp(p, "/") != 0) {
         char *slash = strrchr(p, '/');
         if (!slash)
@@ -62,18 +46,19 @@ static int check_ancestors(const char *parent, uid_t me, char *err, size_t errle
             *slash = '\0';
         struct stat st;
         if (stat(p, &st) != 0)
-            return say(err, errlen, KL_EIO, "cannot inspect %s: %s", p, strerror(errno));
+            return kl_err_say(err, errlen, KL_EIO, "cannot inspect %s: %s", p, strerror(errno));
         if (st.st_uid != 0 && st.st_uid != me)
-            return say(err, errlen, KL_EPERM,
-                       "%s is owned by uid %u, who could swap the data directory below it; "
-                       "use a --data-dir under directories owned by root or uid %u",
-                       p, (unsigned)st.st_uid, (unsigned)me);
+            return kl_err_say(err, errlen, KL_EPERM,
+                              "%s is owned by uid %u, who could swap the data directory below it; "
+                              "use a --data-dir under directories owned by root or uid %u",
+                              p, (unsigned)st.st_uid, (unsigned)me);
         if (writable_by_others(st.st_mode) && !(st.st_mode & S_ISVTX))
-            return say(err, errlen, KL_EPERM,
-                       "%s is writable by other users and not sticky, so they could swap the "
-                       "data directory below it; use a --data-dir under directories only root "
-                       "or uid %u can write",
-                       p, (unsigned)me);
+            return kl_err_say(
+                err, errlen, KL_EPERM,
+                "%s is writable by other users and not sticky, so they could swap the "
+                "data directory below it; use a --data-dir under directories only root "
+                "or uid %u can write",
+                p, (unsigned)me);
     }
     return 0;
 }
@@ -90,37 +75,40 @@ static int open_parent(const char *path, uid_t me, int *pfd, const char **base, 
     const char *slash = strrchr(path, '/');
     if (!slash || path[0] != '/' || slash[1] == '\0' || !strcmp(slash + 1, ".") ||
         !strcmp(slash + 1, ".."))
-        return say(err, errlen, KL_EINVAL,
-                   "%s is not a usable data directory path; give --data-dir an absolute path "
-                   "ending in the directory's name",
-                   path);
+        return kl_err_say(
+            err, errlen, KL_EINVAL,
+            "%s is not a usable data directory path; give --data-dir an absolute path "
+            "ending in the directory's name",
+            path);
     size_t plen = slash == path ? 1 : (size_t)(slash - path);
     if (plen >= sizeof(parent))
-        return say(err, errlen, KL_EINVAL, "%s: path too long", path);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: path too long", path);
     memcpy(parent, path, plen);
     parent[plen] = '\0';
     *base = slash + 1;
     if (!realpath(parent, resolved))
-        return say(err, errlen, KL_EIO, "cannot open %s: %s; create it first", parent,
-                   strerror(errno));
+        return kl_err_say(err, errlen, KL_EIO, "cannot open %s: %s; create it first", parent,
+                          strerror(errno));
     /* O_PATH: search permission is all this needs (mkdirat, openat, fstat). */
     int fd = open(resolved, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return say(err, errlen, KL_EIO, "cannot open %s: %s", parent, strerror(errno));
+        return kl_err_say(err, errlen, KL_EIO, "cannot open %s: %s", parent, strerror(errno));
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0)
-        rc = say(err, errlen, KL_EIO, "cannot inspect %s: %s", parent, strerror(errno));
+        rc = kl_err_say(err, errlen, KL_EIO, "cannot inspect %s: %s", parent, strerror(errno));
     else if (st.st_uid != 0 && st.st_uid != me)
-        rc = say(err, errlen, KL_EPERM,
-                 "%s (the data directory's parent) is owned by uid %u, who could swap the data "
-                 "directory; use a parent owned by root or uid %u",
-                 parent, (unsigned)st.st_uid, (unsigned)me);
+        rc = kl_err_say(
+            err, errlen, KL_EPERM,
+            "%s (the data directory's parent) is owned by uid %u, who could swap the data "
+            "directory; use a parent owned by root or uid %u",
+            parent, (unsigned)st.st_uid, (unsigned)me);
     else if (writable_by_others(st.st_mode))
-        rc = say(err, errlen, KL_EPERM,
-                 "%s (the data directory's parent) is writable by other users, who could swap "
-                 "the data directory; use a parent only root or uid %u can write",
-                 parent, (unsigned)me);
+        rc = kl_err_say(
+            err, errlen, KL_EPERM,
+            "%s (the data directory's parent) is writable by other users, who could swap "
+            "the data directory; use a parent only root or uid %u can write",
+            parent, (unsigned)me);
     else
         rc = check_ancestors(resolved, me, err, errlen);
     if (rc) {
@@ -144,38 +132,39 @@ int kl_datadir_open(const char *path, kl_datadir **out, char *err, size_t errlen
     if ((rc = open_parent(path, me, &pfd, &base, err, errlen)) != 0)
         goto out;
     if (mkdirat(pfd, base, 0700) != 0 && errno != EEXIST) {
-        rc = say(err, errlen, KL_EIO, "cannot create %s: %s", path, strerror(errno));
+        rc = kl_err_say(err, errlen, KL_EIO, "cannot create %s: %s", path, strerror(errno));
         goto out;
     }
     fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         struct stat lst;
         if (fstatat(pfd, base, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode))
-            rc = say(err, errlen, KL_EPERM,
-                     "%s is a symbolic link; give --data-dir the real directory", path);
+            rc = kl_err_say(err, errlen, KL_EPERM,
+                            "%s is a symbolic link; give --data-dir the real directory", path);
         else if (errno == ENOTDIR)
-            rc = say(err, errlen, KL_EPERM, "%s is not a directory; give --data-dir a directory",
-                     path);
+            rc = kl_err_say(err, errlen, KL_EPERM,
+                            "%s is not a directory; give --data-dir a directory", path);
         else
-            rc = say(err, errlen, KL_EIO, "cannot open %s: %s", path, strerror(errno));
+            rc = kl_err_say(err, errlen, KL_EIO, "cannot open %s: %s", path, strerror(errno));
         goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = say(err, errlen, KL_EIO, "cannot inspect %s: %s", path, strerror(errno));
+        rc = kl_err_say(err, errlen, KL_EIO, "cannot inspect %s: %s", path, strerror(errno));
         goto out;
     }
     if (st.st_uid != me) {
-        rc = say(err, errlen, KL_EPERM,
-                 "%s is owned by uid %u, not by uid %u that keylessd runs as; chown it to uid %u "
-                 "or run keylessd as its owner",
-                 path, (unsigned)st.st_uid, (unsigned)me, (unsigned)me);
+        rc = kl_err_say(
+            err, errlen, KL_EPERM,
+            "%s is owned by uid %u, not by uid %u that keylessd runs as; chown it to uid %u "
+            "or run keylessd as its owner",
+            path, (unsigned)st.st_uid, (unsigned)me, (unsigned)me);
         goto out;
     }
     /* Ours: make it private (and usable by us) rather than refuse. */
     if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0) {
-        rc = say(err, errlen, KL_EIO, "cannot make %s private (chmod 0700): %s", path,
-                 strerror(errno));
+        rc = kl_err_say(err, errlen, KL_EIO, "cannot make %s private (chmod 0700): %s", path,
+                        strerror(errno));
         goto out;
     }
     /* Taken before anything in the directory is read or replaced: a second daemon must not
@@ -183,12 +172,13 @@ int kl_datadir_open(const char *path, kl_datadir **out, char *err, size_t errlen
      * process ends, however it ends. */
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            rc = say(err, errlen, KL_ECONFLICT,
-                     "%s is in use by another keylessd; stop that one first or give this one "
-                     "another --data-dir",
-                     path);
+            rc =
+                kl_err_say(err, errlen, KL_ECONFLICT,
+                           "%s is in use by another keylessd; stop that one first or give this one "
+                           "another --data-dir",
+                           path);
         else
-            rc = say(err, errlen, KL_EIO, "cannot lock %s: %s", path, strerror(errno));
+            rc = kl_err_say(err, errlen, KL_EIO, "cannot lock %s: %s", path, strerror(errno));
         goto out;
     }
     rc = KL_ENOMEM;
@@ -243,8 +233,8 @@ int kl_datadir_check(const kl_datadir *d, const char *name, mode_t type, char *e
         struct stat st;
         if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT)
-                rc = say(err, errlen, KL_EIO, "cannot inspect %s/%s: %s", d->path, name,
-                         strerror(errno));
+                rc = kl_err_say(err, errlen, KL_EIO, "cannot inspect %s/%s: %s", d->path, name,
+                                strerror(errno));
             break;
         }
         mode_t want = slash ? S_IFDIR : type;
@@ -252,22 +242,23 @@ int kl_datadir_check(const kl_datadir *d, const char *name, mode_t type, char *e
         char what[2 * PATH_MAX];
         snprintf(what, sizeof(what), "%s/%.*s", d->path, upto, rel);
         if (S_ISLNK(st.st_mode)) {
-            rc = say(err, errlen, KL_EPERM,
-                     "%s is a symbolic link; keylessd opens nothing in its data directory "
-                     "through a link: put the real %s there",
-                     what, want == S_IFDIR ? "directory" : "file");
+            rc = kl_err_say(err, errlen, KL_EPERM,
+                            "%s is a symbolic link; keylessd opens nothing in its data directory "
+                            "through a link: put the real %s there",
+                            what, want == S_IFDIR ? "directory" : "file");
             break;
         }
         if ((st.st_mode & S_IFMT) != want) {
-            rc = say(err, errlen, KL_EPERM, "%s is not %s; move it out of the data directory", what,
-                     type_name(want));
+            rc =
+                kl_err_say(err, errlen, KL_EPERM, "%s is not %s; move it out of the data directory",
+                           what, type_name(want));
             break;
         }
         if (st.st_uid != me) {
-            rc = say(err, errlen, KL_EPERM,
-                     "%s is owned by uid %u, not by uid %u that keylessd runs as; if it is "
-                     "keylessd's own, chown it to uid %u, else move it away",
-                     what, (unsigned)st.st_uid, (unsigned)me, (unsigned)me);
+            rc = kl_err_say(err, errlen, KL_EPERM,
+                            "%s is owned by uid %u, not by uid %u that keylessd runs as; if it is "
+                            "keylessd's own, chown it to uid %u, else move it away",
+                            what, (unsigned)st.st_uid, (unsigned)me, (unsigned)me);
             break;
         }
         if (!slash)
@@ -277,7 +268,7 @@ int kl_datadir_check(const kl_datadir *d, const char *name, mode_t type, char *e
         int next = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         *slash = '/';
         if (next < 0) {
-            rc = say(err, errlen, KL_EIO, "cannot open %s: %s", what, strerror(errno));
+            rc = kl_err_say(err, errlen, KL_EIO, "cannot open %s: %s", what, strerror(errno));
             break;
         }
         if (dfd != d->fd)

@@ -1,7 +1,6 @@
 /* Custom roles between JSON and the evaluator's role definitions (see role.h). */
 #include "policy/role.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,19 +9,6 @@
 #include "common/limits.h"
 
 static const char *const list_keys[4] = {"actions", "notActions", "dataActions", "notDataActions"};
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 void kl_policy_role_clear(kl_policy_role *r)
 {
@@ -42,16 +28,16 @@ static int string_array(const json_t *v, const char *what, size_t max, size_t *n
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_array(v))
-        return fail(err, errlen, KL_EINVAL, "%s must be an array of strings", what);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s must be an array of strings", what);
     if (json_array_size(v) > max)
-        return fail(err, errlen, KL_EINVAL, "%s has more than %zu entries", what, max);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s has more than %zu entries", what, max);
     size_t i;
     const json_t *item;
     json_array_foreach(v, i, item)
     {
         /* A \u0000 inside would make the C string say less than the JSON does. */
         if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item))
-            return fail(err, errlen, KL_EINVAL, "%s must be an array of strings", what);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s must be an array of strings", what);
     }
     *n = json_array_size(v);
     return 0;
@@ -63,12 +49,12 @@ int kl_policy_role_decode(const char *id, const char *name, const char *descript
 {
     memset(out, 0, sizeof(*out));
     if (!json_is_array(permissions) || json_array_size(permissions) == 0)
-        return fail(err, errlen, KL_EINVAL, "permissions must be a non-empty array");
+        return kl_err_say(err, errlen, KL_EINVAL, "permissions must be a non-empty array");
     if (json_array_size(permissions) > 1)
-        return fail(err, errlen, KL_EINVAL, "only one permissions entry is supported");
+        return kl_err_say(err, errlen, KL_EINVAL, "only one permissions entry is supported");
     const json_t *perm = json_array_get(permissions, 0);
     if (!json_is_object(perm))
-        return fail(err, errlen, KL_EINVAL, "permissions[0] must be an object");
+        return kl_err_say(err, errlen, KL_EINVAL, "permissions[0] must be an object");
     size_t counts[5] = {0};
     const json_t *lists[5];
     int rc;
@@ -79,7 +65,7 @@ int kl_policy_role_decode(const char *id, const char *name, const char *descript
             return rc;
     }
     if (!json_is_array(assignable_scopes))
-        return fail(err, errlen, KL_EINVAL, "assignableScopes must be an array of strings");
+        return kl_err_say(err, errlen, KL_EINVAL, "assignableScopes must be an array of strings");
     lists[4] = assignable_scopes;
     if ((rc = string_array(lists[4], "assignableScopes", KL_MAX_ASSIGNABLE_SCOPES, &counts[4], err,
                            errlen)))
@@ -128,7 +114,7 @@ int kl_policy_role_from_store(const kl_store_role_definition *rd, kl_policy_role
                          : NULL;
     int rc = (perm && scopes) ? kl_policy_role_decode(rd->role_id, rd->role_name, rd->description,
                                                       perm, scopes, out, err, errlen)
-                              : fail(err, errlen, KL_EINVAL, "stored role JSON is malformed");
+                              : kl_err_say(err, errlen, KL_EINVAL, "stored role JSON is malformed");
     json_decref(perm);
     json_decref(scopes);
     return rc;

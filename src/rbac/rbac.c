@@ -9,7 +9,6 @@
  * by the time it looks, a large (cache-cold) index costs little more than a small one. */
 #include "rbac/rbac.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,19 +290,6 @@ static int principal_lower(const char *p, char *out, size_t *len)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* --- roles --- */
 
 static const char **copy_list(kl_rbac_index *ix, const char *const *in, size_t n)
@@ -412,9 +398,9 @@ static int build_roles(kl_rbac_index *ix, const kl_rbac_role_def *custom, size_t
     const kl_rbac_role_def *b = kl_rbac_builtin_roles(&nb);
     int rc;
     if (n && !custom)
-        return fail(err, errlen, KL_EINVAL, "custom roles missing");
+        return kl_err_say(err, errlen, KL_EINVAL, "custom roles missing");
     if (n > UINT32_MAX / 4)
-        return fail(err, errlen, KL_ETOOBIG, "too many roles");
+        return kl_err_say(err, errlen, KL_ETOOBIG, "too many roles");
     ix->nroles = nb + n;
     ix->roles = calloc(ix->nroles, sizeof(role));
     ix->rcap = table_cap(ix->nroles);
@@ -430,9 +416,9 @@ static int build_roles(kl_rbac_index *ix, const kl_rbac_role_def *custom, size_t
                 return KL_ENOMEM;
         }
         if ((rc = role_compile(ix, &ix->roles[i], def)))
-            return fail(err, errlen, rc, "cannot compile role %s", def->id);
+            return kl_err_say(err, errlen, rc, "cannot compile role %s", def->id);
         if ((rc = role_insert(ix, (uint32_t)i)))
-            return fail(err, errlen, rc, "duplicate role id %s", def->id);
+            return kl_err_say(err, errlen, rc, "duplicate role id %s", def->id);
     }
     /* Custom role names are unique too (kl_rbac_role_validate kept them off built-ins'). */
     if (n > 1) {
@@ -445,7 +431,8 @@ static int build_roles(kl_rbac_index *ix, const kl_rbac_role_def *custom, size_t
         rc = 0;
         for (size_t i = 1; i < n && !rc; i++)
             if (strcasecmp(byname[i - 1]->def->name, byname[i]->def->name) == 0)
-                rc = fail(err, errlen, KL_EEXIST, "duplicate role name '%s'", byname[i]->def->name);
+                rc = kl_err_say(err, errlen, KL_EEXIST, "duplicate role name '%s'",
+                                byname[i]->def->name);
         free(byname);
         if (rc)
             return rc;
@@ -562,30 +549,31 @@ static int add_assignment(kl_rbac_index *ix, const kl_rbac_assignment *in, uint3
     char plc[KL_MAX_PRINCIPAL_ID + 1];
     size_t plen;
     if (!id_ok(in->id))
-        return fail(err, errlen, KL_EINVAL, "assignment %u: invalid id", ord);
+        return kl_err_say(err, errlen, KL_EINVAL, "assignment %u: invalid id", ord);
     if ((rc = principal_lower(in->principal_id, plc, &plen)))
-        return fail(err, errlen, rc, "assignment %s: invalid principal id", in->id);
+        return kl_err_say(err, errlen, rc, "assignment %s: invalid principal id", in->id);
     const char *g;
     if (kl_rbac_role_guid(in->role_definition_id, &g))
-        return fail(err, errlen, KL_EINVAL, "assignment %s: invalid role definition id", in->id);
+        return kl_err_say(err, errlen, KL_EINVAL, "assignment %s: invalid role definition id",
+                          in->id);
     const role *r = role_find(ix, g);
     if (!r)
-        return fail(err, errlen, KL_ENOTFOUND, "assignment %s: role %.36s is not defined", in->id,
-                    g);
+        return kl_err_say(err, errlen, KL_ENOTFOUND, "assignment %s: role %.36s is not defined",
+                          in->id, g);
     kl_scope sc;
     if (!in->scope)
-        return fail(err, errlen, KL_EINVAL, "assignment %s: invalid scope", in->id);
+        return kl_err_say(err, errlen, KL_EINVAL, "assignment %s: invalid scope", in->id);
     if ((rc = kl_scope_parse(in->scope, strlen(in->scope), &sc)))
-        return fail(err, errlen, rc, "assignment %s: invalid scope", in->id);
+        return kl_err_say(err, errlen, rc, "assignment %s: invalid scope", in->id);
     char slc[KL_MAX_SCOPE + 1];
     lower_copy(slc, sc.text, sc.len);
     bool ok = false;
     for (size_t i = 0; i < r->n_assignable && !ok; i++)
         ok = lc_covers(r->assignable_lc[i], strlen(r->assignable_lc[i]), slc, sc.len);
     if (!ok)
-        return fail(err, errlen, KL_ECONFLICT,
-                    "assignment %s: scope is outside the assignable scopes of role %s", in->id,
-                    r->def->name);
+        return kl_err_say(err, errlen, KL_ECONFLICT,
+                          "assignment %s: scope is outside the assignable scopes of role %s",
+                          in->id, r->def->name);
     uint64_t sh[KL_MAX_SCOPE_DEPTH];
     scope_hashes(ix->seed, slc, sc.level_len, sc.nlevels, sh);
     if ((rc = scope_intern(ix, sh[sc.nlevels - 1], slc, sc.text, sc.len, &b->scope_id)))
@@ -625,7 +613,8 @@ static int check_ids(kl_rbac_index *ix, char *err, size_t errlen)
                 break;
             }
             if (strcasecmp(ix->asgs[tab[s] - 1].id, ix->asgs[i].id) == 0) {
-                rc = fail(err, errlen, KL_EEXIST, "duplicate assignment id %s", ix->asgs[i].id);
+                rc = kl_err_say(err, errlen, KL_EEXIST, "duplicate assignment id %s",
+                                ix->asgs[i].id);
                 break;
             }
         }
@@ -782,9 +771,9 @@ int kl_rbac_index_build(const kl_rbac_role_def *custom_roles, size_t n_roles,
         return KL_EINVAL;
     *out = NULL;
     if (n_assignments && !assignments)
-        return fail(err, errlen, KL_EINVAL, "assignments missing");
+        return kl_err_say(err, errlen, KL_EINVAL, "assignments missing");
     if (n_assignments >= INT32_MAX / 2) /* pair.b holds counts and indexes in 31 bits */
-        return fail(err, errlen, KL_ETOOBIG, "too many assignments");
+        return kl_err_say(err, errlen, KL_ETOOBIG, "too many assignments");
     if (!(ix = calloc(1, sizeof(*ix))))
         return KL_ENOMEM;
     /* A seed the outside cannot predict; without one the tables still work, only
@@ -813,7 +802,7 @@ int kl_rbac_index_build(const kl_rbac_role_def *custom_roles, size_t n_roles,
     ix = NULL;
 out:
     if (rc == KL_ENOMEM)
-        fail(err, errlen, rc, "out of memory");
+        kl_err_say(err, errlen, rc, "out of memory");
     kl_rbac_index_free(ix);
     return rc;
 }
