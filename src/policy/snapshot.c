@@ -684,19 +684,11 @@ int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, in
     return 0;
 }
 
-int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_name,
-                                   const char *name, const char *model_name,
-                                   kl_backend_kind backend, const char *url,
-                                   const char *upstream_model, const char *credential)
+/* Stages one deployment whose arguments the caller has checked (NULLs are kept NULL). */
+static int stage_deployment(kl_snapshot_builder *b, const char *account_name, const char *name,
+                            const char *model_name, kl_backend_kind backend, const char *url,
+                            const char *upstream_model, const char *credential)
 {
-    if (!b || !account_name || !name || !*name)
-        return KL_EINVAL;
-    if (backend == KL_BACKEND_ECHO && (url || upstream_model || credential))
-        return KL_EINVAL;
-    if (backend == KL_BACKEND_UPSTREAM && (!url || !upstream_model))
-        return KL_EINVAL;
-    if (backend != KL_BACKEND_ECHO && backend != KL_BACKEND_UPSTREAM)
-        return KL_EINVAL;
     int err = grow((void **)&b->deps, &b->cap_deps, b->n_deps, sizeof(staged_dep));
     if (err)
         return err;
@@ -718,27 +710,30 @@ int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_n
     return 0;
 }
 
+int kl_snapshot_builder_deployment(kl_snapshot_builder *b, const char *account_name,
+                                   const char *name, const char *model_name,
+                                   kl_backend_kind backend, const char *url,
+                                   const char *upstream_model, const char *credential)
+{
+    if (!b || !account_name || !name || !*name)
+        return KL_EINVAL;
+    if (backend == KL_BACKEND_ECHO && (url || upstream_model || credential))
+        return KL_EINVAL;
+    if (backend == KL_BACKEND_UPSTREAM && (!url || !upstream_model))
+        return KL_EINVAL;
+    if (backend != KL_BACKEND_ECHO && backend != KL_BACKEND_UPSTREAM)
+        return KL_EINVAL;
+    return stage_deployment(b, account_name, name, model_name, backend, url, upstream_model,
+                            credential);
+}
+
 int kl_snapshot_builder_deployment_unavailable(kl_snapshot_builder *b, const char *account_name,
                                                const char *name, const char *model_name)
 {
     if (!b || !account_name || !name || !*name)
         return KL_EINVAL;
-    int err = grow((void **)&b->deps, &b->cap_deps, b->n_deps, sizeof(staged_dep));
-    if (err)
-        return err;
-    bool oom = false;
-    staged_dep sd = {0};
-    sd.account_name = dup_or_null(account_name, &oom);
-    sd.d.name = dup_or_null(name, &oom);
-    sd.d.model_name = dup_or_null(model_name ? model_name : "", &oom);
-    sd.d.backend = KL_BACKEND_UNAVAILABLE;
-    if (oom) {
-        free(sd.account_name);
-        free_deployment_strings(&sd.d);
-        return KL_ENOMEM;
-    }
-    b->deps[b->n_deps++] = sd;
-    return 0;
+    return stage_deployment(b, account_name, name, model_name, KL_BACKEND_UNAVAILABLE, NULL, NULL,
+                            NULL);
 }
 
 static char *lower_dup(const char *s, bool *oom)
