@@ -18,6 +18,7 @@ const char *kl_err_str(int err)
     case KL_EPERM: return "not permitted";
     case KL_ECONFLICT: return "conflict";
     case KL_EINTERNAL: return "internal error";
+    case KL_EUNAVAIL: return "unavailable";
     }
     return "unknown error";
 }

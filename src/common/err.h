@@ -7,16 +7,17 @@
 
 typedef enum kl_err {
     KL_OK = 0,
-    KL_ENOMEM = -1,    /* allocation failed */
-    KL_EINVAL = -2,    /* caller-supplied input is malformed */
-    KL_ENOTFOUND = -3, /* the thing asked for does not exist */
-    KL_EEXIST = -4,    /* the thing to create already exists */
-    KL_EIO = -5,       /* file, socket or database I/O failed */
-    KL_ECRYPTO = -6,   /* a cryptographic operation failed or a MAC did not verify */
-    KL_ETOOBIG = -7,   /* input exceeds a documented limit */
-    KL_EPERM = -8,     /* not allowed */
-    KL_ECONFLICT = -9, /* the change conflicts with current state */
-    KL_EINTERNAL = -10 /* a broken invariant */
+    KL_ENOMEM = -1,     /* allocation failed */
+    KL_EINVAL = -2,     /* caller-supplied input is malformed */
+    KL_ENOTFOUND = -3,  /* the thing asked for does not exist */
+    KL_EEXIST = -4,     /* the thing to create already exists */
+    KL_EIO = -5,        /* file, socket or database I/O failed */
+    KL_ECRYPTO = -6,    /* a cryptographic operation failed or a MAC did not verify */
+    KL_ETOOBIG = -7,    /* input exceeds a documented limit */
+    KL_EPERM = -8,      /* not allowed */
+    KL_ECONFLICT = -9,  /* the change conflicts with current state */
+    KL_EINTERNAL = -10, /* a broken invariant */
+    KL_EUNAVAIL = -11   /* a dependency (the database server) cannot be reached now */
 } kl_err;
 
 /* Returns a static, human-readable name for err; never NULL. */

@@ -7,13 +7,12 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "store/sqlite_internal.h"
+#include "store/query.h"
 #include "store/store.h"
 
 /* PRAGMA synchronous reads back as a number: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
@@ -24,13 +23,14 @@ static void pragma_text(kl_store *st, const char *name, char *out, size_t n)
 {
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA %s", name);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    const unsigned char *v = sqlite3_column_text(s, 0);
+    char *v = NULL;
+    kl_q_lock(st);
+    int err = kl_q_text(st, sql, KL_NOARGS, &v);
+    kl_q_unlock(st);
+    assert_int_equal(err, 0);
     assert_non_null(v);
-    snprintf(out, n, "%s", (const char *)v);
-    sqlite3_finalize(s);
+    snprintf(out, n, "%s", v);
+    free(v);
 }
 
 static void check_settings(kl_store *st)

@@ -1,0 +1,460 @@
+/* The store's shared query helpers and row mapper (see query.h), and the freeing
+ * functions of store.h, which follow the same column descriptions. */
+#include "store/query.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+/* ---------------------------------------------------------------- row maps */
+
+#define COL(t, type, member)                                                                       \
+    {                                                                                              \
+        KL_COL_##t, offsetof(type, member)                                                         \
+    }
+
+static const kl_col account_cols[] = {
+    COL(TEXT, kl_store_account, id),
+    COL(TEXT, kl_store_account, subscription),
+    COL(TEXT, kl_store_account, resource_group),
+    COL(TEXT, kl_store_account, name),
+    COL(TEXT, kl_store_account, location),
+    COL(TEXT, kl_store_account, kind),
+    COL(TEXT, kl_store_account, sku),
+    COL(TEXT, kl_store_account, tags),
+    COL(TEXT, kl_store_account, properties),
+    COL(BOOL, kl_store_account, disable_local_auth),
+    COL(TEXT, kl_store_account, etag),
+    COL(I64, kl_store_account, created_at),
+    COL(I64, kl_store_account, modified_at),
+};
+const kl_rowmap kl_map_account = KL_ROWMAP(kl_store_account, account_cols);
+
+static const kl_col key_cols[] = {
+    COL(INT, kl_store_key, slot),
+    COL(SECRET, kl_store_key, sealed),
+    COL(KEY32, kl_store_key, index),
+    COL(I64, kl_store_key, created_at),
+};
+const kl_rowmap kl_map_key = KL_ROWMAP(kl_store_key, key_cols);
+
+static const kl_col deployment_cols[] = {
+    COL(TEXT, kl_store_deployment, account_name),
+    COL(TEXT, kl_store_deployment, name),
+    COL(TEXT, kl_store_deployment, sku),
+    COL(TEXT, kl_store_deployment, model),
+    COL(TEXT, kl_store_deployment, backend),
+    COL(TEXT, kl_store_deployment, upstream_url),
+    COL(TEXT, kl_store_deployment, upstream_model),
+    COL(SECRET, kl_store_deployment, credential_sealed),
+    COL(I64, kl_store_deployment, created_at),
+    COL(I64, kl_store_deployment, modified_at),
+};
+const kl_rowmap kl_map_deployment = KL_ROWMAP(kl_store_deployment, deployment_cols);
+
+static const kl_col tenant_cols[] = {
+    COL(TEXT, kl_store_tenant, tenant_id),
+    COL(TEXT, kl_store_tenant, display_name),
+    COL(TEXT, kl_store_tenant, admin_object_id),
+    COL(I64, kl_store_tenant, created_at),
+};
+const kl_rowmap kl_map_tenant = KL_ROWMAP(kl_store_tenant, tenant_cols);
+
+static const kl_col principal_cols[] = {
+    COL(TEXT, kl_store_principal, object_id),      COL(TEXT, kl_store_principal, type),
+    COL(TEXT, kl_store_principal, display_name),   COL(TEXT, kl_store_principal, app_id),
+    COL(TEXT, kl_store_principal, application_id), COL(BOOL, kl_store_principal, enabled),
+    COL(I64, kl_store_principal, created_at),
+};
+const kl_rowmap kl_map_principal = KL_ROWMAP(kl_store_principal, principal_cols);
+
+static const kl_col application_cols[] = {
+    COL(TEXT, kl_store_application, object_id),    COL(TEXT, kl_store_application, app_id),
+    COL(TEXT, kl_store_application, display_name), COL(TEXT, kl_store_application, sp_object_id),
+    COL(BOOL, kl_store_application, enabled),      COL(I64, kl_store_application, created_at),
+};
+const kl_rowmap kl_map_application = KL_ROWMAP(kl_store_application, application_cols);
+
+static const kl_col role_definition_cols[] = {
+    COL(TEXT, kl_store_role_definition, role_id),
+    COL(TEXT, kl_store_role_definition, role_name),
+    COL(TEXT, kl_store_role_definition, description),
+    COL(TEXT, kl_store_role_definition, assignable_scopes),
+    COL(TEXT, kl_store_role_definition, permissions),
+    COL(I64, kl_store_role_definition, created_at),
+    COL(I64, kl_store_role_definition, updated_at),
+};
+const kl_rowmap kl_map_role_definition = KL_ROWMAP(kl_store_role_definition, role_definition_cols);
+
+static const kl_col role_assignment_cols[] = {
+    COL(TEXT, kl_store_role_assignment, name),
+    COL(TEXT, kl_store_role_assignment, scope),
+    COL(TEXT, kl_store_role_assignment, principal_id),
+    COL(TEXT, kl_store_role_assignment, principal_type),
+    COL(TEXT, kl_store_role_assignment, role_id),
+    COL(TEXT, kl_store_role_assignment, description),
+    COL(I64, kl_store_role_assignment, created_at),
+    COL(I64, kl_store_role_assignment, updated_at),
+    COL(TEXT, kl_store_role_assignment, created_by),
+    COL(TEXT, kl_store_role_assignment, updated_by),
+};
+const kl_rowmap kl_map_role_assignment = KL_ROWMAP(kl_store_role_assignment, role_assignment_cols);
+
+int kl_map_row(kl_store *st, kl_stmt *s, const kl_rowmap *m, int first, void *obj)
+{
+    unsigned char *base = obj;
+    for (size_t c = 0; c < m->ncols; c++) {
+        int i = first + (int)c;
+        void *p = base + m->cols[c].off;
+        switch (m->cols[c].t) {
+        case KL_COL_TEXT:
+        case KL_COL_SECRET: {
+            char **out = p;
+            *out = NULL;
+            if (st->drv->col_null(s, i))
+                break;
+            size_t n = 0;
+            const char *t = st->drv->col_text(s, i, &n);
+            if (!t || !(*out = malloc(n + 1)))
+                return KL_ENOMEM;
+            memcpy(*out, t, n);
+            (*out)[n] = '\0';
+            break;
+        }
+        case KL_COL_I64: *(int64_t *)p = st->drv->col_int(s, i); break;
+        case KL_COL_INT: *(int *)p = (int)st->drv->col_int(s, i); break;
+        case KL_COL_BOOL: *(bool *)p = st->drv->col_int(s, i) != 0; break;
+        case KL_COL_KEY32: {
+            int err = st->drv->col_blob(s, i, p, 32);
+            if (err)
+                return err;
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+void kl_map_clear(const kl_rowmap *m, void *obj)
+{
+    if (!obj)
+        return;
+    unsigned char *base = obj;
+    for (size_t c = 0; c < m->ncols; c++) {
+        char **p = (char **)(void *)(base + m->cols[c].off);
+        if (m->cols[c].t == KL_COL_SECRET && *p)
+            OPENSSL_cleanse(*p, strlen(*p));
+        if (m->cols[c].t == KL_COL_TEXT || m->cols[c].t == KL_COL_SECRET) {
+            free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+void kl_map_free(const kl_rowmap *m, void *obj)
+{
+    if (!obj)
+        return;
+    kl_map_clear(m, obj);
+    OPENSSL_cleanse(obj, m->size);
+    free(obj);
+}
+
+void kl_map_free_all(const kl_rowmap *m, void **arr, size_t n)
+{
+    if (!arr)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kl_map_free(m, arr[i]);
+    free(arr);
+}
+
+/* ---------------------------------------------------------------- locking */
+
+void kl_q_lock(kl_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+}
+
+void kl_q_unlock(kl_store *st)
+{
+    pthread_mutex_unlock(&st->mu);
+}
+
+int kl_q_begin(kl_store *st, bool write)
+{
+    kl_q_lock(st);
+    int err = st->drv->begin(st->db, write);
+    if (err) {
+        kl_q_unlock(st);
+        return err;
+    }
+    st->in_write = write;
+    return 0;
+}
+
+int kl_q_end(kl_store *st, int err)
+{
+    if (err == 0)
+        err = st->drv->commit(st->db);
+    if (err)
+        st->drv->rollback(st->db);
+    st->in_write = false;
+    kl_q_unlock(st);
+    return err;
+}
+
+/* ---------------------------------------------------------------- statements */
+
+static int run(kl_store *st, const char *sql, const kl_val *args, size_t n, kl_stmt **out)
+{
+    int err = st->drv->prepare(st->db, sql, out);
+    for (size_t i = 0; !err && i < n; i++)
+        err = st->drv->bind(*out, (int)i + 1, args[i]);
+    return err;
+}
+
+int kl_q_exec(kl_store *st, const char *sql, const kl_val *args, size_t n, int64_t *changes)
+{
+    kl_stmt *s = NULL;
+    int err = run(st, sql, args, n, &s);
+    if (!err) {
+        int rc = st->drv->step(s);
+        if (rc == KL_DB_ROW)
+            err = KL_EINTERNAL;
+        else if (rc < 0)
+            err = rc;
+        else if (changes)
+            *changes = st->drv->changes(s);
+    }
+    st->drv->finalize(s);
+    return err;
+}
+
+int kl_q_int(kl_store *st, const char *sql, const kl_val *args, size_t n, int64_t *out)
+{
+    kl_stmt *s = NULL;
+    int err = run(st, sql, args, n, &s);
+    if (!err) {
+        int rc = st->drv->step(s);
+        if (rc == KL_DB_ROW)
+            *out = st->drv->col_int(s, 0);
+        else
+            err = rc == KL_DB_DONE ? KL_ENOTFOUND : rc;
+    }
+    st->drv->finalize(s);
+    return err;
+}
+
+static const kl_col text_col[] = {{KL_COL_TEXT, 0}};
+static const kl_rowmap text_map = {sizeof(char *), 1, text_col};
+
+int kl_q_text(kl_store *st, const char *sql, const kl_val *args, size_t n, char **out)
+{
+    *out = NULL;
+    kl_stmt *s = NULL;
+    int err = run(st, sql, args, n, &s);
+    if (!err) {
+        int rc = st->drv->step(s);
+        if (rc == KL_DB_ROW)
+            err = kl_map_row(st, s, &text_map, 0, out);
+        else
+            err = rc == KL_DB_DONE ? KL_ENOTFOUND : rc;
+    }
+    st->drv->finalize(s);
+    return err;
+}
+
+int kl_q_each(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+              int (*each)(void *arg, void *obj, bool *kept), void *arg)
+{
+    kl_stmt *s = NULL;
+    int err = run(st, sql, args, n, &s);
+    while (!err) {
+        int rc = st->drv->step(s);
+        if (rc != KL_DB_ROW) {
+            err = rc < 0 ? rc : 0;
+            break;
+        }
+        void *obj = calloc(1, m->size);
+        if (!obj) {
+            err = KL_ENOMEM;
+            break;
+        }
+        bool kept = false;
+        if (!(err = kl_map_row(st, s, m, 0, obj)))
+            err = each(arg, obj, &kept);
+        if (!kept)
+            kl_map_free(m, obj);
+    }
+    st->drv->finalize(s);
+    return err;
+}
+
+typedef struct collect {
+    void **arr;
+    size_t n, cap;
+} collect;
+
+static int collect_one(void *arg, void *obj, bool *kept)
+{
+    collect *c = arg;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 8;
+        void **g = realloc(c->arr, ncap * sizeof(void *));
+        if (!g)
+            return KL_ENOMEM;
+        c->arr = g;
+        c->cap = ncap;
+    }
+    c->arr[c->n++] = obj;
+    *kept = true;
+    return 0;
+}
+
+int kl_q_list(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+              void ***out, size_t *cnt)
+{
+    collect c = {0};
+    int err = kl_q_each(st, sql, args, n, m, collect_one, &c);
+    if (err) {
+        kl_map_free_all(m, c.arr, c.n);
+        return err;
+    }
+    *out = c.arr;
+    *cnt = c.n;
+    return 0;
+}
+
+int kl_q_one(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+             void **out)
+{
+    void **arr = NULL;
+    size_t cnt = 0;
+    *out = NULL;
+    int err = kl_q_list(st, sql, args, n, m, &arr, &cnt);
+    if (err)
+        return err;
+    if (cnt == 0) {
+        free(arr);
+        return KL_ENOTFOUND;
+    }
+    *out = arr[0];
+    for (size_t i = 1; i < cnt; i++)
+        kl_map_free(m, arr[i]);
+    free(arr);
+    return 0;
+}
+
+int kl_q_one_locked(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+                    void **out)
+{
+    kl_q_lock(st);
+    int err = kl_q_one(st, sql, args, n, m, out);
+    kl_q_unlock(st);
+    return err;
+}
+
+int kl_q_list_locked(kl_store *st, const char *sql, const kl_val *args, size_t n,
+                     const kl_rowmap *m, void ***out, size_t *cnt)
+{
+    *out = NULL;
+    *cnt = 0;
+    kl_q_lock(st);
+    int err = kl_q_list(st, sql, args, n, m, out, cnt);
+    kl_q_unlock(st);
+    return err;
+}
+
+char *kl_q_lower(const char *s)
+{
+    size_t n = strlen(s);
+    char *o = malloc(n + 1);
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        o[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    o[n] = '\0';
+    return o;
+}
+
+/* ---------------------------------------------------------------- freeing (store.h) */
+
+void kl_store_account_free(kl_store_account *a)
+{
+    kl_map_free(&kl_map_account, a);
+}
+
+void kl_store_accounts_free(kl_store_account **a, size_t n)
+{
+    kl_map_free_all(&kl_map_account, (void **)a, n);
+}
+
+void kl_store_keys_free(kl_store_key *k, size_t n)
+{
+    if (!k)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kl_map_clear(&kl_map_key, &k[i]);
+    OPENSSL_cleanse(k, n * sizeof(*k));
+    free(k);
+}
+
+void kl_store_deployment_free(kl_store_deployment *d)
+{
+    kl_map_free(&kl_map_deployment, d);
+}
+
+void kl_store_deployments_free(kl_store_deployment **d, size_t n)
+{
+    kl_map_free_all(&kl_map_deployment, (void **)d, n);
+}
+
+void kl_store_tenant_free(kl_store_tenant *t)
+{
+    kl_map_free(&kl_map_tenant, t);
+}
+
+void kl_store_principal_free(kl_store_principal *p)
+{
+    kl_map_free(&kl_map_principal, p);
+}
+
+void kl_store_principals_free(kl_store_principal **p, size_t n)
+{
+    kl_map_free_all(&kl_map_principal, (void **)p, n);
+}
+
+void kl_store_application_free(kl_store_application *a)
+{
+    kl_map_free(&kl_map_application, a);
+}
+
+void kl_store_applications_free(kl_store_application **a, size_t n)
+{
+    kl_map_free_all(&kl_map_application, (void **)a, n);
+}
+
+void kl_store_role_definition_free(kl_store_role_definition *rd)
+{
+    kl_map_free(&kl_map_role_definition, rd);
+}
+
+void kl_store_role_definitions_free(kl_store_role_definition **rd, size_t n)
+{
+    kl_map_free_all(&kl_map_role_definition, (void **)rd, n);
+}
+
+void kl_store_role_assignment_free(kl_store_role_assignment *ra)
+{
+    kl_map_free(&kl_map_role_assignment, ra);
+}
+
+void kl_store_role_assignments_free(kl_store_role_assignment **ra, size_t n)
+{
+    kl_map_free_all(&kl_map_role_assignment, (void **)ra, n);
+}

@@ -1,0 +1,129 @@
+/* Internal to store/: the store's connection (a driver and its database), locking and
+ * transactions, and the query helpers every table shares: one call runs a statement
+ * with its arguments, and a table-driven row mapper turns rows into the typed structs
+ * of store.h, so that a table costs a column description rather than bind and column
+ * calls. Not for other components. */
+#ifndef KL_STORE_QUERY_H
+#define KL_STORE_QUERY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/db.h"
+#include "store/store.h"
+
+struct kl_store {
+    const kl_db_driver *drv;
+    kl_db *db;
+    pthread_mutex_t mu; /* one call at a time on the connection, transactions included */
+    bool in_write;      /* inside a write transaction (generation bump on commit) */
+};
+
+/* The arguments of one statement: KL_ARGS(kl_vt(a), kl_vi(b)) expands to an array and
+ * its length. */
+#define KL_ARGS(...)                                                                               \
+    (const kl_val[]){__VA_ARGS__}, sizeof((const kl_val[]){__VA_ARGS__}) / sizeof(kl_val)
+#define KL_NOARGS NULL, 0
+
+/* --- row mapping --- */
+
+typedef enum kl_coltype {
+    KL_COL_TEXT,   /* char * (NULL for SQL NULL) */
+    KL_COL_SECRET, /* char *, cleansed before free */
+    KL_COL_I64,    /* int64_t */
+    KL_COL_INT,    /* int */
+    KL_COL_BOOL,   /* bool from 0/1 */
+    KL_COL_KEY32   /* unsigned char[32] from a 32-byte blob */
+} kl_coltype;
+
+typedef struct kl_col {
+    kl_coltype t;
+    size_t off; /* offsetof the member */
+} kl_col;
+
+/* A struct of store.h as the columns of a SELECT, in order. */
+typedef struct kl_rowmap {
+    size_t size; /* sizeof the struct */
+    size_t ncols;
+    const kl_col *cols;
+} kl_rowmap;
+
+#define KL_ROWMAP(type, cols)                                                                      \
+    {                                                                                              \
+        sizeof(type), sizeof(cols) / sizeof(cols[0]), cols                                         \
+    }
+
+/* The maps of the store's structs (defined in query.c). */
+extern const kl_rowmap kl_map_account, kl_map_key, kl_map_deployment, kl_map_tenant,
+    kl_map_principal, kl_map_application, kl_map_role_definition, kl_map_role_assignment;
+
+/* Fills obj (zeroed by the caller) from the current row, starting at column first.
+ * On error obj may hold partial copies: kl_map_clear frees them. */
+int kl_map_row(kl_store *st, kl_stmt *s, const kl_rowmap *m, int first, void *obj);
+/* Frees the strings obj owns (secrets cleansed); leaves obj itself. NULL is fine. */
+void kl_map_clear(const kl_rowmap *m, void *obj);
+/* kl_map_clear, then free(obj). */
+void kl_map_free(const kl_rowmap *m, void *obj);
+/* Frees an array of n pointers to mapped structs, and the array. */
+void kl_map_free_all(const kl_rowmap *m, void **arr, size_t n);
+
+/* --- locking and transactions --- */
+
+void kl_q_lock(kl_store *st);
+void kl_q_unlock(kl_store *st);
+/* Locks the store and begins a transaction; on failure the store is unlocked again. */
+int kl_q_begin(kl_store *st, bool write);
+/* COMMIT when err is 0 (a change is acknowledged only if this succeeds), else ROLLBACK;
+ * then unlocks. Returns the final result. */
+int kl_q_end(kl_store *st, int err);
+
+/* --- statements (the caller holds the lock) --- */
+
+/* Runs a statement that returns no rows; *changes (may be NULL) gets the rows changed. */
+int kl_q_exec(kl_store *st, const char *sql, const kl_val *args, size_t n, int64_t *changes);
+/* Runs a query whose first row's first column is an integer. KL_ENOTFOUND if no row. */
+int kl_q_int(kl_store *st, const char *sql, const kl_val *args, size_t n, int64_t *out);
+/* Runs a query whose first row's first column is text; *out (caller frees) is NULL for
+ * SQL NULL. KL_ENOTFOUND if no row. */
+int kl_q_text(kl_store *st, const char *sql, const kl_val *args, size_t n, char **out);
+/* Calls each(arg, obj, &kept) for every row mapped by m (from column 0); obj is freed
+ * after the call unless each set kept (it took ownership). A non-zero result stops the
+ * walk and is returned. */
+int kl_q_each(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+              int (*each)(void *arg, void *obj, bool *kept), void *arg);
+/* The one row of a query, mapped; KL_ENOTFOUND if none. *out owned by the caller. */
+int kl_q_one(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+             void **out);
+/* Every row of a query, mapped, as an array of *cnt owned pointers. */
+int kl_q_list(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+              void ***out, size_t *cnt);
+/* The same three, taking the lock around the call (reads outside a transaction). */
+int kl_q_one_locked(kl_store *st, const char *sql, const kl_val *args, size_t n, const kl_rowmap *m,
+                    void **out);
+int kl_q_list_locked(kl_store *st, const char *sql, const kl_val *args, size_t n,
+                     const kl_rowmap *m, void ***out, size_t *cnt);
+
+/* ASCII lower-case copy; NULL on allocation failure. Caller frees. */
+char *kl_q_lower(const char *s);
+
+/* --- used by store.c, defined with the tables --- */
+
+/* Creates the tenant, the local administrator and its Owner assignment at "/" if the
+ * store has no tenant yet (first start). One write transaction; idempotent. */
+int kl_q_seed_directory(kl_store *st);
+/* Deletes, inside the caller's write transaction, the role assignments whose scope is
+ * scope_lower (a lower-case resource id) or lies below it. */
+int kl_q_delete_assignments_under(kl_store *st, const char *scope_lower);
+/* Counts the enabled principals' Owner assignments at "/" (the root owner rule). */
+int kl_q_root_owner_count(kl_store *st, int64_t *n);
+/* KL_EPERM if there were root owners (before > 0) and the transaction's changes left
+ * none; the caller then rolls back. */
+int kl_q_check_root_owner(kl_store *st, int64_t before);
+/* The load_all walkers for each group of tables (inside its transaction). */
+int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
+
+#endif
