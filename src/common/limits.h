@@ -95,4 +95,9 @@
 #define KL_MAX_PRINCIPAL_ID 128     /* an object id (GUID) or similar principal name */
 #define KL_MAX_CHECK_PRINCIPALS 512 /* a principal plus its groups in one check */
 
+/* The store on PostgreSQL */
+#define KL_STORE_PG_CONNECT_TIMEOUT_S 5 /* connect_timeout unless the store URL sets one */
+#define KL_STORE_POLL_MS 500            /* generation poll when a notification is lost */
+#define KL_MAX_STORE_URL 1024
+
 #endif

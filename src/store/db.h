@@ -75,6 +75,9 @@ typedef struct kl_db_driver {
     int (*commit)(kl_db *db);
     void (*rollback)(kl_db *db);
     void (*close)(kl_db *db);
+    /* Announces a committed change to the other nodes (NULL: a single-node engine).
+     * Called inside the write transaction, so it is delivered only on COMMIT. */
+    int (*notify)(kl_db *db);
 } kl_db_driver;
 
 extern const kl_db_driver kl_db_sqlite_driver;

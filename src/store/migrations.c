@@ -1,5 +1,6 @@
-/* Schema of the SQLite store, as numbered migrations. Identifiers that users choose are
- * stored as given; their lower-case form carries the uniqueness constraints, since ARM
+/* Schema of the store, as numbered migrations that both engines run (written in SQLite's
+ * words; the PostgreSQL driver translates the few type names that differ). Identifiers that users
+ * choose are stored as given; their lower-case form carries the uniqueness constraints, since ARM
  * names are case-insensitive. JSON columns hold objects checked by the store's code (the
  * schema does not call json_valid(): with trusted_schema off, schema code may only use
  * functions SQLite marks innocuous). */
@@ -114,6 +115,14 @@ static const kl_store_migration migrations[] = {
      ");"
      "CREATE INDEX role_assignments_principal ON role_assignments (principal_pk);"
      "CREATE INDEX role_assignments_role ON role_assignments (role_id);"},
+    {3, "the store's generation",
+     /* Every committed change adds one, in its own transaction, so that a node (or a
+      * process sharing the file) knows whether its snapshot is current. */
+     "CREATE TABLE store_generation ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  generation INTEGER NOT NULL"
+     ");"
+     "INSERT INTO store_generation (id, generation) VALUES (1, 0);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -1,4 +1,4 @@
-/* The numbered schema migrations of the SQLite store. A schema change is a new entry
+/* The numbered schema migrations of the store (both engines). A schema change is a new entry
  * at the end of the list, never an edit of an applied one: a database records the
  * highest version applied and is brought forward one transaction per migration. */
 #ifndef KL_STORE_MIGRATIONS_H

@@ -187,6 +187,7 @@ int kl_q_begin(kl_store *st, bool write)
 {
     kl_q_lock(st);
     int err = st->drv->begin(st->db, write);
+    atomic_store(&st->reachable, err != KL_EUNAVAIL);
     if (err) {
         kl_q_unlock(st);
         return err;
@@ -197,8 +198,16 @@ int kl_q_begin(kl_store *st, bool write)
 
 int kl_q_end(kl_store *st, int err)
 {
+    /* The generation moves in the same transaction as the change it announces, so a
+     * node that sees the new generation also sees the change. */
+    if (err == 0 && st->in_write && st->gen_ready)
+        err = kl_q_exec(st, "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
+                        KL_NOARGS, NULL);
+    if (err == 0 && st->in_write && st->gen_ready && st->drv->notify)
+        err = st->drv->notify(st->db);
     if (err == 0)
         err = st->drv->commit(st->db);
+    atomic_store(&st->reachable, err != KL_EUNAVAIL);
     if (err)
         st->drv->rollback(st->db);
     st->in_write = false;

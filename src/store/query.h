@@ -7,6 +7,7 @@
 #define KL_STORE_QUERY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,17 @@ struct kl_store {
     kl_db *db;
     pthread_mutex_t mu; /* one call at a time on the connection, transactions included */
     bool in_write;      /* inside a write transaction (generation bump on commit) */
+    bool gen_ready;     /* migrations done: writes bump the generation */
+    atomic_bool reachable;
+    char *url; /* PostgreSQL only, for the watcher's own connection */
+    /* The watcher (kl_store_watch): its thread, a pipe that wakes it to stop. */
+    bool watching;
+    pthread_t watcher;
+    int wake[2];
+    atomic_bool stop;
+    void (*changed)(void *arg);
+    void *changed_arg;
+    int64_t watch_seen; /* the generation when watching started */
 };
 
 /* The arguments of one statement: KL_ARGS(kl_vt(a), kl_vi(b)) expands to an array and

@@ -4,14 +4,21 @@
  * and store_rbac.c. */
 #include "store/store.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/limits.h"
 #include "store/db.h"
+#include "store/db_pg.h"
 #include "store/migrations.h"
 #include "store/query.h"
 
@@ -78,8 +85,8 @@ static int migrate(kl_store *st)
 
 /* ---------------------------------------------------------------- open and close */
 
-/* Takes ownership of db: on failure it is closed. */
-static int open_with(const kl_db_driver *drv, kl_db *db, kl_store **out)
+/* Takes ownership of db: on failure it is closed. url (PostgreSQL) is copied. */
+static int open_with(const kl_db_driver *drv, kl_db *db, const char *url, kl_store **out)
 {
     kl_store *st = calloc(1, sizeof(*st));
     if (!st) {
@@ -88,12 +95,18 @@ static int open_with(const kl_db_driver *drv, kl_db *db, kl_store **out)
     }
     st->drv = drv;
     st->db = db;
+    st->wake[0] = st->wake[1] = -1;
+    atomic_init(&st->reachable, true);
+    atomic_init(&st->stop, false);
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         drv->close(db);
         free(st);
         return KL_ENOMEM;
     }
-    int err = migrate(st);
+    int err = (url && !(st->url = strdup(url))) ? KL_ENOMEM : 0;
+    if (!err)
+        err = migrate(st);
+    st->gen_ready = true;
     if (!err)
         err = kl_q_seed_directory(st);
     if (err) {
@@ -113,13 +126,52 @@ int kl_store_open_sqlite(const char *path, kl_store **out)
     int err = kl_db_sqlite_open(path, &db);
     if (err)
         return err;
-    return open_with(&kl_db_sqlite_driver, db, out);
+    return open_with(&kl_db_sqlite_driver, db, NULL, out);
+}
+
+int kl_store_open(const char *url, kl_store **out)
+{
+    if (!url || !out || strnlen(url, KL_MAX_STORE_URL + 1) > KL_MAX_STORE_URL)
+        return KL_EINVAL;
+    *out = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0 && url[7])
+        return kl_store_open_sqlite(url + 7, out);
+    if (strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0) {
+        kl_log(KL_LOG_ERROR, "store_url_invalid", "reason",
+               "the store URL must start with sqlite: or postgres://", NULL);
+        return KL_EINVAL;
+    }
+    kl_db *db = NULL;
+    int err = kl_db_pg_open(url, &db);
+    if (err)
+        return err;
+    return open_with(&kl_db_pg_driver, db, url, out);
+}
+
+const char *kl_store_engine(const kl_store *st)
+{
+    return st->drv->engine;
 }
 
 void kl_store_close(kl_store *st)
 {
     if (!st)
         return;
+    if (st->watching) {
+        atomic_store(&st->stop, true);
+        ssize_t w = write(st->wake[1], "x", 1);
+        (void)w; /* the thread also sees stop at its next poll timeout */
+        pthread_join(st->watcher, NULL);
+    }
+    if (st->wake[0] >= 0)
+        close(st->wake[0]);
+    if (st->wake[1] >= 0)
+        close(st->wake[1]);
+    if (st->url) {
+        /* The URL may name a user and host: not a secret, but not left behind either. */
+        OPENSSL_cleanse(st->url, strlen(st->url));
+        free(st->url);
+    }
     if (st->db)
         st->drv->close(st->db);
     pthread_mutex_destroy(&st->mu);
@@ -155,4 +207,86 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
     if (!err)
         err = kl_q_load_rbac(st, v);
     return kl_q_end(st, err);
+}
+
+/* ---------------------------------------------------------------- change propagation */
+
+int kl_store_generation(kl_store *st, int64_t *gen)
+{
+    if (!st || !gen)
+        return KL_EINVAL;
+    kl_q_lock(st);
+    int err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS, gen);
+    atomic_store(&st->reachable, err != KL_EUNAVAIL);
+    kl_q_unlock(st);
+    return err;
+}
+
+bool kl_store_reachable(const kl_store *st)
+{
+    return st && atomic_load(&st->reachable);
+}
+
+/* Waits up to KL_STORE_POLL_MS for a notification (fd >= 0) or the stop signal. */
+static void wait_event(kl_store *st, int fd)
+{
+    struct pollfd p[2] = {{.fd = st->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    (void)poll(p, fd >= 0 ? 2 : 1, KL_STORE_POLL_MS);
+}
+
+static void *watch_main(void *arg)
+{
+    kl_store *st = arg;
+    kl_pg_listener *l = NULL;
+    int64_t seen = st->watch_seen;
+    bool was_reachable = true;
+    while (!atomic_load(&st->stop)) {
+        if (!l && kl_db_pg_listen_open(st->url, &l) != 0)
+            l = NULL;
+        wait_event(st, l ? kl_db_pg_listen_socket(l) : -1);
+        if (atomic_load(&st->stop))
+            break;
+        bool notified = false;
+        if (l && kl_db_pg_listen_drain(l, &notified) != 0) {
+            kl_db_pg_listen_close(l);
+            l = NULL;
+        }
+        /* The generation is read on every wake-up, notified or not: that is what
+         * catches a notification lost with a dropped connection. */
+        int64_t gen = 0;
+        int err = kl_store_generation(st, &gen);
+        bool reachable = err == 0;
+        if (reachable != was_reachable)
+            kl_log(reachable ? KL_LOG_INFO : KL_LOG_WARN,
+                   reachable ? "store_reachable" : "store_unreachable", "reason",
+                   reachable ? "catching up" : "serving the last snapshot; writes answer 503",
+                   NULL);
+        was_reachable = reachable;
+        if (reachable && gen != seen) {
+            seen = gen;
+            st->changed(st->changed_arg);
+        }
+    }
+    kl_db_pg_listen_close(l);
+    return NULL;
+}
+
+int kl_store_watch(kl_store *st, void (*changed)(void *arg), void *arg)
+{
+    if (!st || !changed || st->watching)
+        return KL_EINVAL;
+    if (!st->url)
+        return 0; /* SQLite: this process is the only writer */
+    if (pipe2(st->wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return KL_ENOMEM;
+    st->changed = changed;
+    st->changed_arg = arg;
+    /* Read before the thread starts, so a change committed right after this call is
+     * seen as a change (-1 if unreachable now: the first successful look counts). */
+    st->watch_seen = -1;
+    (void)kl_store_generation(st, &st->watch_seen);
+    if (pthread_create(&st->watcher, NULL, watch_main, st) != 0)
+        return KL_ENOMEM;
+    st->watching = true;
+    return 0;
 }

@@ -64,6 +64,16 @@ typedef struct kl_store_deployment {
  * database, migration failed), KL_ECONFLICT (the file has a newer schema than this
  * build knows), KL_ENOMEM. */
 int kl_store_open_sqlite(const char *path, kl_store **out);
+/* Opens the store named by url: "sqlite:PATH" (as kl_store_open_sqlite) or a
+ * PostgreSQL URL, "postgres://..." or "postgresql://...", with libpq's own parameters
+ * (sslmode, sslrootcert, ...; the password only from PGPASSFILE or PGPASSWORD: a URL
+ * carrying one is refused). Migrations run under the writers' lock, so nodes starting
+ * together apply each once. Errors: KL_EINVAL (bad or unknown URL, a password in it),
+ * KL_EUNAVAIL (the server cannot be reached), KL_ECONFLICT (a newer schema than this
+ * build knows; logged in one line), KL_EIO, KL_ENOMEM. Never logs the URL itself. */
+int kl_store_open(const char *url, kl_store **out);
+/* "sqlite" or "postgres". */
+const char *kl_store_engine(const kl_store *st);
 /* Closes the database. NULL is fine. */
 void kl_store_close(kl_store *st);
 /* The highest migration applied (for tests and diagnostics). */
@@ -304,6 +314,21 @@ typedef struct kl_store_visitor {
  * every custom role (by name) and every role assignment (by creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
+
+/* --- change propagation between nodes --- */
+
+/* The store's generation: a counter every committed change adds one to, in the same
+ * transaction. KL_EUNAVAIL when the server cannot be reached. */
+int kl_store_generation(kl_store *st, int64_t *gen);
+
+/* Starts watching for changes committed by any node (PostgreSQL): a thread LISTENs on
+ * its own connection and also polls the generation every KL_STORE_POLL_MS, so a lost
+ * notification is caught; changed(arg) is called on that thread whenever the
+ * generation moves (and once the database is reachable again after an outage). Does
+ * nothing on SQLite (one node). Stopped by kl_store_close. KL_EINVAL, KL_ENOMEM. */
+int kl_store_watch(kl_store *st, void (*changed)(void *arg), void *arg);
+/* False while the watcher (or the last statement) found the database unreachable. */
+bool kl_store_reachable(const kl_store *st);
 
 /* --- freeing results; NULL is fine. Sealed values are cleansed. --- */
 void kl_store_account_free(kl_store_account *a);

@@ -84,8 +84,14 @@ int kl_q_seed_directory(kl_store *st)
     int err = kl_q_begin(st, true);
     if (err)
         return err;
-    if ((err = kl_q_int(st, "SELECT count(*) FROM tenant", KL_NOARGS, &n)) || n > 0)
+    if ((err = kl_q_int(st, "SELECT count(*) FROM tenant", KL_NOARGS, &n)))
         goto out;
+    if (n > 0) {
+        /* Nothing to write: roll back rather than commit, so that a node starting does
+         * not move the generation and make every other node rebuild. */
+        (void)kl_q_end(st, KL_EEXIST);
+        return 0;
+    }
     if ((err = kl_uuid_v4(tenant)) || (err = kl_uuid_v4(admin)) || (err = kl_uuid_v4(asg)))
         goto out;
     if ((err = kl_q_exec(

@@ -1,6 +1,6 @@
-/* Unit tests of the SQLite store against real database files in fresh temporary
- * directories: migrations, CRUD, uniqueness, cascades, durability across reopen, file
- * modes and hostile names. */
+/* Unit tests of the store against real databases (SQLite files in fresh temporary
+ * directories, or PostgreSQL: see engine.h): migrations, CRUD, uniqueness, cascades,
+ * durability across reopen, file modes and hostile names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,7 @@
 
 #include "common/err.h"
 #include "store/store.h"
+#include "engine.h"
 
 typedef struct fixture {
     char dir[64];
@@ -31,7 +32,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/kl-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
+    assert_int_equal(test_store_open(f->path, &f->st), 0);
     *state = f;
     return 0;
 }
@@ -61,29 +62,7 @@ static void reopen(fixture *f)
 {
     kl_store_close(f->st);
     f->st = NULL;
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
-}
-
-/* Runs a query returning one integer through a separate raw connection. */
-static long long raw_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long long v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(test_store_open(f->path, &f->st), 0);
 }
 
 static kl_store_account make_account(char *idbuf, size_t idlen, const char *sub, const char *rg,
@@ -135,6 +114,7 @@ static void put_simple(fixture *f, const char *sub, const char *rg, const char *
 
 static void test_file_mode_and_pragmas(void **state)
 {
+    SQLITE_ONLY();
     fixture *f = *state;
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
@@ -157,6 +137,7 @@ static void test_file_mode_and_pragmas(void **state)
 
 static void test_existing_file_tightened(void **state)
 {
+    SQLITE_ONLY();
     fixture *f = *state;
     char p[160];
     snprintf(p, sizeof(p), "%s/loose.db", f->dir);
@@ -174,6 +155,7 @@ static void test_existing_file_tightened(void **state)
 
 static void test_not_a_database(void **state)
 {
+    SQLITE_ONLY();
     fixture *f = *state;
     char p[160];
     snprintf(p, sizeof(p), "%s/junk.db", f->dir);
@@ -202,8 +184,11 @@ static void test_migrations_idempotent(void **state)
     assert_int_equal(kl_store_schema_version(f->st, &v2), 0);
     assert_int_equal(v1, v2);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM schema_version"), rows);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                                      "AND name IN ('accounts','account_keys','deployments')"),
+    assert_int_equal(raw_int(f->path, test_pg() ? "SELECT count(*) FROM pg_tables WHERE tablename "
+                                                  "IN ('accounts','account_keys','deployments')"
+                                                : "SELECT count(*) FROM sqlite_master WHERE type = "
+                                                  "'table' AND name IN ('accounts','account_keys',"
+                                                  "'deployments')"),
                      3);
 }
 
@@ -212,12 +197,13 @@ static void test_newer_schema_refused(void **state)
     fixture *f = *state;
     kl_store_close(f->st);
     f->st = NULL;
-    raw_exec(f->path, "INSERT INTO schema_version (version, applied_at) VALUES (9999, 0)");
+    assert_int_equal(
+        raw_exec(f->path, "INSERT INTO schema_version (version, applied_at) VALUES (9999, 0)"), 0);
     kl_store *st = NULL;
-    assert_int_equal(kl_store_open_sqlite(f->path, &st), KL_ECONFLICT);
+    assert_int_equal(test_store_open(f->path, &st), KL_ECONFLICT);
     assert_null(st);
-    raw_exec(f->path, "DELETE FROM schema_version WHERE version = 9999");
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
+    assert_int_equal(raw_exec(f->path, "DELETE FROM schema_version WHERE version = 9999"), 0);
+    assert_int_equal(test_store_open(f->path, &f->st), 0);
 }
 
 static void test_account_crud(void **state)

@@ -1,0 +1,132 @@
+/* The engine the store tests run on: SQLite files by default, or PostgreSQL when
+ * KL_TEST_PG names a server (host:port, superuser "keyless"; tests/lib/pg-server run
+ * starts one). On PostgreSQL each store "path" becomes a database of its own, made
+ * from the path, so every test still owns its state, and reopening a path reopens the
+ * same database. raw_int and raw_exec go around the store on a connection of their
+ * own, on either engine. */
+#ifndef KL_TEST_STORE_ENGINE_H
+#define KL_TEST_STORE_ENGINE_H
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+static inline const char *test_pg(void)
+{
+    const char *hp = getenv("KL_TEST_PG");
+    return hp && hp[0] ? hp : NULL;
+}
+
+/* Skips the calling test on PostgreSQL (it checks something only SQLite has). */
+#define SQLITE_ONLY()                                                                              \
+    do {                                                                                           \
+        if (test_pg())                                                                             \
+            skip();                                                                                \
+    } while (0)
+
+/* Skips the calling test on SQLite (it checks something only several nodes have). */
+#define POSTGRES_ONLY()                                                                            \
+    do {                                                                                           \
+        if (!test_pg())                                                                            \
+            skip();                                                                                \
+    } while (0)
+
+/* The database a path stands for: "t_" and the path's letters and digits. */
+static inline void test_db_name(const char *path, char *out, size_t outlen)
+{
+    size_t j = 0;
+    if (outlen < 3)
+        return;
+    out[j++] = 't';
+    out[j++] = '_';
+    for (const char *p = path; *p && j + 1 < outlen && j < 60; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+            out[j++] = *p;
+        else if (*p >= 'A' && *p <= 'Z')
+            out[j++] = (char)(*p - 'A' + 'a');
+    out[j] = '\0';
+}
+
+static inline void test_pg_url(const char *db, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "postgres://keyless@%s/%s?sslmode=disable", test_pg(), db);
+}
+
+static inline PGconn *test_pg_connect(const char *db)
+{
+    char url[512];
+    test_pg_url(db, url, sizeof(url));
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "test: cannot connect to %s: %s", url, PQerrorMessage(c));
+        abort();
+    }
+    return c;
+}
+
+/* Opens the store for path on the engine under test, creating its database. */
+static inline int test_store_open(const char *path, kl_store **st)
+{
+    if (!test_pg())
+        return kl_store_open_sqlite(path, st);
+    char db[80], url[512], sql[160];
+    test_db_name(path, db, sizeof(db));
+    PGconn *c = test_pg_connect("postgres");
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    PGresult *r = PQexec(c, sql); /* already there on reopen: fine */
+    PQclear(r);
+    PQfinish(c);
+    test_pg_url(db, url, sizeof(url));
+    return kl_store_open(url, st);
+}
+
+static inline long long raw_int(const char *path, const char *sql)
+{
+    long long v = -1;
+    if (test_pg()) {
+        char db[80];
+        test_db_name(path, db, sizeof(db));
+        PGconn *c = test_pg_connect(db);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        PQfinish(c);
+        return v;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Runs sql around the store; 0 on success. */
+static inline int raw_exec(const char *path, const char *sql)
+{
+    int rc = -1;
+    if (test_pg()) {
+        char db[80];
+        test_db_name(path, db, sizeof(db));
+        PGconn *c = test_pg_connect(db);
+        PGresult *r = PQexec(c, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+        PQclear(r);
+        PQfinish(c);
+        return rc;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    sqlite3_close(db);
+    return rc;
+}
+
+#endif
