@@ -99,5 +99,6 @@
 #define KL_STORE_PG_CONNECT_TIMEOUT_S 5 /* connect_timeout unless the store URL sets one */
 #define KL_STORE_POLL_MS 500            /* generation poll when a notification is lost */
 #define KL_MAX_STORE_URL 1024
+#define KL_MGMT_RETRY_AFTER_S "5" /* Retry-After of a control-plane 503 (database down) */
 
 #endif

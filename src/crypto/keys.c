@@ -129,14 +129,15 @@ static int write_full(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Opens dir_fd/kek and checks it before trusting it: not a symbolic link (O_NOFOLLOW: a
- * link in the data directory could point anywhere; a key kept elsewhere goes through
- * KEYLESS_KEK), a regular file owned by the effective uid, no group or other permission
- * bits, exactly KEK_LEN bytes. */
-static int read_kek_file(int dir_fd, unsigned char kek[KEK_LEN])
+/* Opens name relative to dir_fd (AT_FDCWD for a path given by the operator) and checks it
+ * before trusting it: not a symbolic link (O_NOFOLLOW: a link could point anywhere; a key
+ * kept elsewhere is named by its own path, --kek-file, or goes through KEYLESS_KEK), a
+ * regular file owned by the effective uid, no group or other permission bits, exactly
+ * KEK_LEN bytes. */
+static int read_kek_at(int dir_fd, const char *name, unsigned char kek[KEK_LEN])
 {
     int rc = KL_EIO;
-    int fd = openat(dir_fd, KEK_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? KL_ENOTFOUND : errno == ELOOP ? KL_EPERM : KL_EIO;
     struct stat st;
@@ -241,18 +242,31 @@ int kl_keys_load(int dir_fd, const char *env_b64, kl_keys **out)
     } else {
         if (dir_fd < 0)
             goto out;
-        rc = read_kek_file(dir_fd, kek);
+        rc = read_kek_at(dir_fd, KEK_FILE, kek);
         if (rc == KL_ENOTFOUND) {
             rc = create_kek_file(dir_fd);
             if (rc && rc != KL_EEXIST)
                 goto out;
-            rc = read_kek_file(dir_fd, kek);
+            rc = read_kek_at(dir_fd, KEK_FILE, kek);
         }
         if (rc)
             goto out;
     }
     rc = kl_keys_from_bytes(kek, sizeof(kek), out);
 out:
+    OPENSSL_cleanse(kek, sizeof(kek));
+    return rc;
+}
+
+int kl_keys_load_file(const char *path, kl_keys **out)
+{
+    unsigned char kek[KEK_LEN];
+    *out = NULL;
+    if (!path || !*path)
+        return KL_EINVAL;
+    int rc = read_kek_at(AT_FDCWD, path, kek);
+    if (!rc)
+        rc = kl_keys_from_bytes(kek, sizeof(kek), out);
     OPENSSL_cleanse(kek, sizeof(kek));
     return rc;
 }

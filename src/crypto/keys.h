@@ -15,6 +15,13 @@ typedef struct kl_keys kl_keys;
  * one, or that group or others may read; KL_EINVAL for one of the wrong size. On success
  * *out is owned by the caller. The caller keeps dir_fd. */
 int kl_keys_load(int dir_fd, const char *env_b64, kl_keys **out);
+/* Loads the KEK from an existing file given by the operator (--kek-file: 32 raw bytes).
+ * The same checks as for DIR/kek: the last component must not be a symbolic link
+ * (O_NOFOLLOW), the file must be regular, owned by the effective uid and carry no group
+ * or other permission bits (KL_EPERM). Never creates it: every node of a cluster must be
+ * given the same one. KL_ENOTFOUND, KL_EPERM, KL_EINVAL (size), KL_EIO. On success *out
+ * is owned by the caller. */
+int kl_keys_load_file(const char *path, kl_keys **out);
 /* Builds keys from raw KEK bytes (tests). */
 int kl_keys_from_bytes(const unsigned char *kek, size_t len, kl_keys **out);
 /* Wipes and frees. NULL is fine. */

@@ -29,6 +29,12 @@ static const char usage[] =
     "  --egress-allow LIST       backends only at these CIDRs and host names, comma- or\n"
     "                            space-separated (KEYLESS_EGRESS_ALLOW; default: any address\n"
     "                            but link-local, multicast, unspecified and our own listeners)\n"
+    "  --store URL               the database (KEYLESS_STORE; default sqlite:DIR/keyless.db):\n"
+    "                            sqlite:PATH, or postgres://USER@HOST:PORT/DB?sslmode=...\n"
+    "                            (libpq parameters; the password only from PGPASSFILE or\n"
+    "                            PGPASSWORD, never in the URL)\n"
+    "  --kek-file PATH           the key-encryption key, 32 bytes, mode 0600 (KEYLESS_KEK_FILE;\n"
+    "                            every node of a cluster needs the same one)\n"
     "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
     "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
     "                            default 120000)\n"
@@ -43,8 +49,10 @@ static const char usage[] =
     "  --check                   validate the configuration and exit\n"
     "  --version, --help\n"
     "\n"
-    "The key-encryption key is read from KEYLESS_KEK (base64 of 32 bytes) if set, which is\n"
-    "then removed from the process environment, else from DIR/kek, created on first start.\n"
+    "The key-encryption key is read from --kek-file if given (an existing file of 32 raw\n"
+    "bytes, owned by the user keylessd runs as, not a link, no group or other permissions),\n"
+    "else from KEYLESS_KEK (base64 of 32 bytes) if set, which is then removed from the\n"
+    "process environment, else from DIR/kek, created on first start.\n"
     "DIR and everything keylessd opens in it must belong to the user keylessd runs as, and\n"
     "DIR's parent must be writable by nobody else; one keylessd at a time uses a DIR.\n";
 
@@ -183,6 +191,8 @@ static const opt opts[] = {
     STR("--account-domain", "KEYLESS_ACCOUNT_DOMAIN", account_domain),
     STR("--public-url", "KEYLESS_PUBLIC_URL", public_url),
     STR("--egress-allow", "KEYLESS_EGRESS_ALLOW", egress_allow),
+    STR("--store", "KEYLESS_STORE", store),
+    STR("--kek-file", "KEYLESS_KEK_FILE", kek_file),
     {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
     {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
      offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},

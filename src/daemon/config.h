@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "common/limits.h"
 #include "common/log.h"
 
 typedef struct kl_config {
@@ -19,6 +20,8 @@ typedef struct kl_config {
     /* Backends may only be reached at these CIDRs/host names; "" = anything but the
      * always-refused classes (policy/egress.h). Validated by kl_egress_allow. */
     char egress_allow[4096];
+    char store[KL_MAX_STORE_URL + 1]; /* "" = sqlite:DIR/keyless.db */
+    char kek_file[512];               /* "" = KEYLESS_KEK, else DIR/kek */
     int workers;
     int upstream_timeout_ms;
     int write_timeout_ms; /* client not taking a pending answer: disconnected */

@@ -25,6 +25,7 @@
 #include "policy/build.h"
 #include "policy/egress.h"
 #include "policy/snapshot.h"
+#include "daemon/kek_check.h"
 #include "store/store.h"
 
 #define STOP_GRACE_MS 10000
@@ -65,7 +66,7 @@ static int open_data_dir(const kl_config *cfg, bool kek_from_env, kl_datadir **o
     char err[1024] = "";
     int rc = kl_datadir_open(cfg->data_dir, out, err, sizeof(err));
     for (size_t i = 0; rc == 0 && i < sizeof(data_entries) / sizeof(data_entries[0]); i++) {
-        /* A KEK given in the environment leaves DIR/kek unused: nothing to check. */
+        /* A KEK given in the environment or by --kek-file leaves DIR/kek unused. */
         if (kek_from_env && !strcmp(data_entries[i].name, "kek"))
             continue;
         /* With the operator's own certificate, DIR/tls is not opened either. */
@@ -103,6 +104,22 @@ static void public_base(const kl_config *cfg, int port, char *out, size_t outlen
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !host[0])
         snprintf(host, sizeof(host), "127.0.0.1");
     snprintf(out, outlen, "https://%s:%d", host, port);
+}
+
+/* What the store watcher needs to rebuild the snapshot. */
+typedef struct watch_ctx {
+    kl_store *store;
+    const kl_keys *keys;
+    kl_snapshot_holder *holder;
+} watch_ctx;
+
+/* Runs on the store's watcher thread when another node (or this one) committed a
+ * change: the rebuild reads the committed state, so it is current however many
+ * notifications it stands for. A failure keeps the last snapshot (and is logged). */
+static void on_store_change(void *arg)
+{
+    watch_ctx *w = arg;
+    (void)kl_policy_rebuild(w->store, w->keys, w->holder);
 }
 
 int main(int argc, char **argv)
@@ -167,15 +184,22 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (open_data_dir(&cfg, kek_env_rc == 1, &dd) != 0)
+    if (open_data_dir(&cfg, kek_env_rc == 1 || cfg.kek_file[0], &dd) != 0)
         goto out;
 
-    char path[1024];
-    int krc = kl_keys_load(kl_datadir_fd(dd), kek_env_rc == 1 ? kek_env : NULL, &keys);
+    char path[KL_MAX_STORE_URL + 16];
+    int krc = cfg.kek_file[0]
+                  ? kl_keys_load_file(cfg.kek_file, &keys)
+                  : kl_keys_load(kl_datadir_fd(dd), kek_env_rc == 1 ? kek_env : NULL, &keys);
     explicit_bzero(kek_env, sizeof(kek_env));
     if (krc != 0) {
-        char why[1200];
-        if (kek_env_rc == 1)
+        char why[sizeof(cfg.kek_file) + sizeof(cfg.data_dir) + 256];
+        if (cfg.kek_file[0])
+            snprintf(why, sizeof(why),
+                     "--kek-file %s is not usable: it must be an existing regular file (not a "
+                     "link) of exactly 32 bytes, owned by this user, with mode 0600",
+                     cfg.kek_file);
+        else if (kek_env_rc == 1)
             snprintf(why, sizeof(why),
                      "KEYLESS_KEK is not usable: it must be the base64 of exactly 32 bytes");
         else
@@ -211,9 +235,19 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    snprintf(path, sizeof(path), "%s/keyless.db", cfg.data_dir);
-    if (kl_store_open_sqlite(path, &store) != 0) {
-        kl_log(KL_LOG_ERROR, "store", "reason", "cannot open the database", "path", path, NULL);
+    if (cfg.store[0])
+        snprintf(path, sizeof(path), "%s", cfg.store);
+    else
+        snprintf(path, sizeof(path), "sqlite:%s/keyless.db", cfg.data_dir);
+    /* The URL is not logged: it may name hosts and users the log reader need not see;
+     * the store logs what went wrong. */
+    if (kl_store_open(path, &store) != 0) {
+        kl_log(KL_LOG_ERROR, "store", "reason", "cannot open the database", NULL);
+        goto out;
+    }
+    kl_log(KL_LOG_INFO, "store_opened", "engine", kl_store_engine(store), NULL);
+    if (kl_kek_check(store, keys) != 0) {
+        kl_log(KL_LOG_ERROR, "kek", "reason", "refusing to start", NULL);
         goto out;
     }
     holder = kl_snapshot_holder_new();
@@ -298,6 +332,11 @@ int main(int argc, char **argv)
     router.mgmt = mgmt;
     router.gateway = gateway;
     router.metrics = metrics;
+    router.store = store;
+    /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
+    watch_ctx wctx = {.store = store, .keys = keys, .holder = holder};
+    if (kl_store_watch(store, on_store_change, &wctx) != 0)
+        goto out;
 
     /* Signals are taken synchronously by this thread; workers never see them. */
     sigset_t sigs;
@@ -333,8 +372,8 @@ out:
     kl_gateway_free(gateway);
     kl_mgmt_free(mgmt);
     kl_policy_free(policy);
+    kl_store_close(store); /* stops the watcher, which publishes into holder */
     kl_snapshot_holder_free(holder);
-    kl_store_close(store);
     kl_metrics_free(metrics);
     SSL_CTX_free(tls);
     kl_keys_free(keys);

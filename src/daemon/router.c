@@ -45,6 +45,14 @@ void kl_router_handle(kl_http_req *r, void *arg)
             kl_http_respond_error(r, 405, "MethodNotAllowed", "Use GET.");
             return;
         }
+        if (rt->store && !kl_store_reachable(rt->store)) {
+            /* Still serving the data plane from the last snapshot, but a load balancer
+             * should prefer a node that can also write. */
+            static const char down[] =
+                "{\"status\":\"not_ready\",\"reason\":\"store_unreachable\"}";
+            kl_http_respond(r, 503, "application/json", down, sizeof(down) - 1);
+            return;
+        }
         static const char ok[] = "{\"status\":\"ok\"}";
         kl_http_respond(r, 200, "application/json", ok, sizeof(ok) - 1);
         return;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "mgmt/internal.h"
@@ -232,6 +233,18 @@ void kl_mgmt_fail(kl_mgmt_call *c, int status, const char *code, const char *fmt
 
 void kl_mgmt_fail_internal(kl_mgmt_call *c, int err, const char *what)
 {
+    if (err == KL_EUNAVAIL) {
+        /* The database (PostgreSQL) cannot be reached: ARM's answer for a dependency that
+         * is down, which clients retry. Data-plane requests keep being served from the
+         * snapshot meanwhile. */
+        kl_log(KL_LOG_WARN, "mgmt_store_unavailable", "op", what, "request_id",
+               kl_http_req_id(c->r), NULL);
+        kl_http_set_header(c->r, "Retry-After", KL_MGMT_RETRY_AFTER_S);
+        kl_mgmt_fail(c, 503, "ServiceUnavailable",
+                     "The service is temporarily unavailable: its database cannot be reached. "
+                     "Retry the request later.");
+        return;
+    }
     kl_log(KL_LOG_ERROR, "mgmt_internal_error", "op", what, "error", kl_err_str(err), "request_id",
            kl_http_req_id(c->r), NULL);
     kl_mgmt_fail(c, 500, "InternalServerError",

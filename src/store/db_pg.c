@@ -25,6 +25,7 @@
 
 struct kl_db {
     PGconn *conn;
+    bool in_txn; /* between begin and commit/rollback: never reconnect there */
 };
 
 struct kl_pg_listener {
@@ -188,7 +189,7 @@ static int pg_bind(kl_stmt *s, int i, kl_val v)
 static int pg_step(kl_stmt *s)
 {
     if (!s->res) {
-        if (PQtransactionStatus(s->db->conn) == PQTRANS_IDLE && ensure_connected(s->db) != 0)
+        if (!s->db->in_txn && ensure_connected(s->db) != 0)
             return KL_EUNAVAIL;
         s->res =
             PQexecParams(s->db->conn, s->sql, s->nparams, s->types, s->vals, s->lens, s->fmts, 0);
@@ -323,21 +324,26 @@ static int pg_begin(kl_db *db, bool write)
 {
     if (ensure_connected(db) != 0)
         return KL_EUNAVAIL;
-    if (write)
-        return run_plain(db,
-                         "BEGIN ISOLATION LEVEL READ COMMITTED; "
-                         "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_KEY ")",
-                         "begin", NULL);
-    return run_plain(db, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "begin", NULL);
+    int err = run_plain(db,
+                        write ? "BEGIN ISOLATION LEVEL READ COMMITTED; "
+                                "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_KEY ")"
+                              : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                        "begin", NULL);
+    db->in_txn = err == 0;
+    if (err && PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        (void)run_plain(db, "ROLLBACK", "rollback", NULL);
+    return err;
 }
 
 static int pg_commit(kl_db *db)
 {
+    db->in_txn = false;
     return run_plain(db, "COMMIT", "commit", "COMMIT");
 }
 
 static void pg_rollback(kl_db *db)
 {
+    db->in_txn = false;
     if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         (void)run_plain(db, "ROLLBACK", "rollback", NULL);
 }

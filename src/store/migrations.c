@@ -123,6 +123,13 @@ static const kl_store_migration migrations[] = {
      "  generation INTEGER NOT NULL"
      ");"
      "INSERT INTO store_generation (id, generation) VALUES (1, 0);"},
+    {4, "the key-encryption key's check value",
+     /* A value sealed with the cluster's KEK on first start: a node given another KEK
+      * fails to open it and refuses to start, before it serves anything. */
+     "CREATE TABLE kek_check ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  sealed TEXT NOT NULL"
+     ");"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

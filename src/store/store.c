@@ -209,6 +209,31 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
     return kl_q_end(st, err);
 }
 
+/* ---------------------------------------------------------------- KEK check value */
+
+int kl_store_get_kek_check(kl_store *st, char **sealed)
+{
+    if (!st || !sealed)
+        return KL_EINVAL;
+    kl_q_lock(st);
+    int err = kl_q_text(st, "SELECT sealed FROM kek_check WHERE id = 1", KL_NOARGS, sealed);
+    kl_q_unlock(st);
+    return err;
+}
+
+int kl_store_put_kek_check(kl_store *st, const char *sealed)
+{
+    if (!st || !sealed)
+        return KL_EINVAL;
+    int err = kl_q_begin(st, true);
+    if (err)
+        return err;
+    err = kl_q_exec(st,
+                    "INSERT INTO kek_check (id, sealed) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                    KL_ARGS(kl_vt(sealed)), NULL);
+    return kl_q_end(st, err);
+}
+
 /* ---------------------------------------------------------------- change propagation */
 
 int kl_store_generation(kl_store *st, int64_t *gen)

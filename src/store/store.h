@@ -315,6 +315,15 @@ typedef struct kl_store_visitor {
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 
+/* --- the KEK check value --- */
+
+/* Reads the sealed check value; *sealed owned by the caller (free; not secret, it is
+ * a sealed constant). KL_ENOTFOUND before the first start wrote one. */
+int kl_store_get_kek_check(kl_store *st, char **sealed);
+/* Stores the sealed check value unless one is there already (the first node to start
+ * wins; read it back with kl_store_get_kek_check). */
+int kl_store_put_kek_check(kl_store *st, const char *sealed);
+
 /* --- change propagation between nodes --- */
 
 /* The store's generation: a counter every committed change adds one to, in the same
