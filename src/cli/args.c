@@ -41,6 +41,8 @@ typedef enum opt_id {
     O_FILE,
     O_CUSTOM,
     O_ALL,
+    O_FROM,
+    O_TO,
 } opt_id;
 
 typedef struct opt_def {
@@ -74,6 +76,8 @@ static const opt_def OPTS[] = {
     {"file", 0, OPT_VALUE, O_FILE, KL_CLI_OPT_FILE},
     {"custom", 0, OPT_FLAG, O_CUSTOM, KL_CLI_OPT_CUSTOM},
     {"all", 0, OPT_FLAG, O_ALL, KL_CLI_OPT_ALL},
+    {"from", 0, OPT_VALUE, O_FROM, KL_CLI_OPT_FROM},
+    {"to", 0, OPT_VALUE, O_TO, KL_CLI_OPT_TO},
 };
 
 typedef struct cmd_def {
@@ -120,6 +124,13 @@ static const cmd_def CMDS[] = {
     {"keys", "regenerate", NULL, KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
     {"health", NULL, NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
     {"tenant", "show", NULL, KL_CLI_CMD_TENANT_SHOW, 0, {NULL}, 0},
+    {"store",
+     "migrate",
+     NULL,
+     KL_CLI_CMD_STORE_MIGRATE,
+     0,
+     {NULL},
+     KL_CLI_OPT_FROM | KL_CLI_OPT_TO},
     {"app", "create", NULL, KL_CLI_CMD_APP_CREATE, 1, {"NAME"}, 0},
     {"app", "list", NULL, KL_CLI_CMD_APP_LIST, 0, {NULL}, 0},
     {"app", "show", NULL, KL_CLI_CMD_APP_SHOW, 1, {"APP"}, 0},
@@ -202,6 +213,7 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_KEYS_REGENERATE: return "keys regenerate";
     case KL_CLI_CMD_HEALTH: return "health";
     case KL_CLI_CMD_TENANT_SHOW: return "tenant show";
+    case KL_CLI_CMD_STORE_MIGRATE: return "store migrate";
     case KL_CLI_CMD_APP_CREATE: return "app create";
     case KL_CLI_CMD_APP_LIST: return "app list";
     case KL_CLI_CMD_APP_SHOW: return "app show";
@@ -303,6 +315,8 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_ROLE: a->role = v; break;
     case O_ACTION: a->action = v; break;
     case O_FILE: a->file = v; break;
+    case O_FROM: a->from = v; break;
+    case O_TO: a->to = v; break;
     default: return usage(err, errlen, "internal error: unhandled option %s", shown);
     }
     return 0;

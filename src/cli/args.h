@@ -37,7 +37,8 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE,
     KL_CLI_CMD_ROLE_ASSIGNMENT_LIST,
     KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE,
-    KL_CLI_CMD_ROLE_CHECK
+    KL_CLI_CMD_ROLE_CHECK,
+    KL_CLI_CMD_STORE_MIGRATE
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -59,7 +60,9 @@ enum {
     KL_CLI_OPT_DATA = 1u << 12,
     KL_CLI_OPT_FILE = 1u << 13,
     KL_CLI_OPT_CUSTOM = 1u << 14,
-    KL_CLI_OPT_ALL = 1u << 15
+    KL_CLI_OPT_ALL = 1u << 15,
+    KL_CLI_OPT_FROM = 1u << 16,
+    KL_CLI_OPT_TO = 1u << 17
 };
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
@@ -99,6 +102,8 @@ typedef struct kl_cli_args {
     bool data;                      /* role check: the action is a data action */
     bool custom;                    /* role definition list: custom roles only */
     bool all;                       /* role assignment list: also the assignments below the scope */
+    const char *from;               /* store migrate: the source store URL */
+    const char *to;                 /* store migrate: the destination store URL */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

@@ -11,6 +11,8 @@ int kl_cli_cmd_deployment(kl_cli_ctx *c);
 int kl_cli_cmd_keys(kl_cli_ctx *c);
 int kl_cli_cmd_health(kl_cli_ctx *c);
 int kl_cli_cmd_tenant(kl_cli_ctx *c);
+/* store migrate: works on the databases themselves, not through keylessd */
+int kl_cli_cmd_store(kl_cli_ctx *c);
 int kl_cli_cmd_app(kl_cli_ctx *c);
 int kl_cli_cmd_role_definition(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */

@@ -24,6 +24,7 @@ static const char OVERVIEW[] =
     "  keys regenerate ACCOUNT key1|key2\n"
     "  health\n"
     "  tenant show\n"
+    "  store migrate --from URL --to URL\n"
     "  app create NAME\n"
     "  app list\n"
     "  app show|delete|disable|enable APP\n"
@@ -135,6 +136,17 @@ static const char HEALTH[] = "Usage:\n"
                              "Asks keylessd whether it is up (GET /healthz on the admin socket).\n"
                              "Exits 0 when it is, 3 when it cannot be reached.\n";
 
+static const char STORE[] =
+    "Usage:\n"
+    "  keyless store migrate --from sqlite:PATH --to postgres://USER@HOST:PORT/DB?...\n"
+    "\n"
+    "Copies every row of one store into another, keys and sealed values as they are,\n"
+    "so API keys, credentials and role assignments keep working when keylessd is\n"
+    "pointed at the new store with the same key-encryption key. Stop keylessd first.\n"
+    "The destination is created (migrated) if needed and must be empty. The password\n"
+    "comes from PGPASSFILE or PGPASSWORD, never from the URL. Exits 0 on success, 1\n"
+    "when the copy was refused or failed (nothing is written then), 2 on a usage error.\n";
+
 static const char TENANT[] = "Usage:\n"
                              "  keyless tenant show\n"
                              "\n"
@@ -226,6 +238,8 @@ void kl_cli_help(FILE *f, const char *noun)
         text = HEALTH;
     else if (noun && strcmp(noun, "tenant") == 0)
         text = TENANT;
+    else if (noun && strcmp(noun, "store") == 0)
+        text = STORE;
     else if (noun && strcmp(noun, "app") == 0)
         text = APP;
     else if (noun && strcmp(noun, "role") == 0)

@@ -83,6 +83,7 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_KEYS_REGENERATE: return kl_cli_cmd_keys(c);
     case KL_CLI_CMD_HEALTH: return kl_cli_cmd_health(c);
     case KL_CLI_CMD_TENANT_SHOW: return kl_cli_cmd_tenant(c);
+    case KL_CLI_CMD_STORE_MIGRATE: return kl_cli_cmd_store(c);
     case KL_CLI_CMD_APP_CREATE:
     case KL_CLI_CMD_APP_LIST:
     case KL_CLI_CMD_APP_SHOW:

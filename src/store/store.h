@@ -315,6 +315,15 @@ typedef struct kl_store_visitor {
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 
+/* --- moving an installation --- */
+
+/* Copies every row of from into to (keyless store migrate): one read transaction on
+ * from, one write transaction on to, surrogate keys and sealed values as they are (so
+ * keys and credentials stay valid under the same KEK). to must hold nothing but its own
+ * first-start rows, which the source's replace; else KL_ECONFLICT and nothing is
+ * written. *rows receives the number of rows copied. Store errors otherwise. */
+int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows);
+
 /* --- the KEK check value --- */
 
 /* Reads the sealed check value; *sealed owned by the caller (free; not secret, it is

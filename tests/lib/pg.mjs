@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { REPO_ROOT, makeTempDir, removeTempDir } from './harness.mjs';
+import assert from 'node:assert/strict';
+
+import { REPO_ROOT, makeTempDir, removeTempDir, startDaemon } from './harness.mjs';
 
 const run = promisify(execFile);
 const SCRIPT = join(REPO_ROOT, 'tests', 'lib', 'pg-server');
@@ -45,3 +47,26 @@ export class Postgres {
     this.dir = null;
   }
 }
+
+export const PROPAGATION_MS = 1000;
+
+// Two nodes sharing one fresh database and one KEK.
+export async function twoNodes(t, pg) {
+  const url = await pg.createDatabase();
+  const env = { KEYLESS_KEK: randomBytes(32).toString('base64') };
+  const a = await startDaemon(t, { args: ['--store', url], env });
+  const b = await startDaemon(t, { args: ['--store', url], env });
+  return { a, b, url, env };
+}
+
+// Polls fn (an async check returning true when the expected state is in force) until it
+// holds; returns the milliseconds it took, or fails after limitMs.
+export async function within(limitMs, fn, what) {
+  const t0 = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - t0;
+    if (Date.now() - t0 > limitMs) assert.fail(`${what}: not in force within ${limitMs} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+

@@ -1,0 +1,245 @@
+/* Copying a whole store into another (keyless store migrate), table by table with
+ * every column and surrogate key as they are, so that foreign keys, sealed values (and
+ * so API keys and credentials, under the same KEK) and the tenant's ids stay valid.
+ * The tables are described once here; a new table costs a line. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "store/query.h"
+#include "store/store.h"
+
+typedef enum copy_type { C_TEXT, C_INT, C_KEY32 } copy_type;
+
+typedef struct copy_col {
+    const char *name;
+    copy_type t;
+} copy_col;
+
+#define MAX_COPY_COLS 16
+
+typedef struct copy_table {
+    const char *name;
+    bool identity; /* a "pk" column numbered by the database */
+    copy_col cols[MAX_COPY_COLS];
+} copy_table;
+
+/* In an order that satisfies every foreign key. */
+static const copy_table tables[] = {
+    {"accounts",
+     true,
+     {{"pk", C_INT},
+      {"id", C_TEXT},
+      {"id_lower", C_TEXT},
+      {"subscription", C_TEXT},
+      {"resource_group", C_TEXT},
+      {"name", C_TEXT},
+      {"name_lower", C_TEXT},
+      {"location", C_TEXT},
+      {"kind", C_TEXT},
+      {"sku", C_TEXT},
+      {"tags", C_TEXT},
+      {"properties", C_TEXT},
+      {"disable_local_auth", C_INT},
+      {"etag", C_TEXT},
+      {"created_at", C_INT},
+      {"modified_at", C_INT}}},
+    {"account_keys",
+     false,
+     {{"account_pk", C_INT},
+      {"slot", C_INT},
+      {"sealed", C_TEXT},
+      {"key_index", C_KEY32},
+      {"created_at", C_INT}}},
+    {"deployments",
+     false,
+     {{"account_pk", C_INT},
+      {"name", C_TEXT},
+      {"sku", C_TEXT},
+      {"model", C_TEXT},
+      {"backend", C_TEXT},
+      {"upstream_url", C_TEXT},
+      {"upstream_model", C_TEXT},
+      {"credential_sealed", C_TEXT},
+      {"created_at", C_INT},
+      {"modified_at", C_INT}}},
+    {"tenant",
+     false,
+     {{"id", C_INT},
+      {"tenant_id", C_TEXT},
+      {"display_name", C_TEXT},
+      {"admin_object_id", C_TEXT},
+      {"created_at", C_INT}}},
+    {"applications",
+     true,
+     {{"pk", C_INT},
+      {"object_id", C_TEXT},
+      {"app_id", C_TEXT},
+      {"display_name", C_TEXT},
+      {"display_name_lower", C_TEXT},
+      {"created_at", C_INT}}},
+    {"principals",
+     true,
+     {{"pk", C_INT},
+      {"object_id", C_TEXT},
+      {"type", C_TEXT},
+      {"display_name", C_TEXT},
+      {"app_id", C_TEXT},
+      {"application_pk", C_INT},
+      {"account_enabled", C_INT},
+      {"created_at", C_INT}}},
+    {"role_definitions",
+     true,
+     {{"pk", C_INT},
+      {"role_id", C_TEXT},
+      {"role_name", C_TEXT},
+      {"role_name_lower", C_TEXT},
+      {"description", C_TEXT},
+      {"assignable_scopes", C_TEXT},
+      {"permissions", C_TEXT},
+      {"created_at", C_INT},
+      {"updated_at", C_INT}}},
+    {"role_assignments",
+     true,
+     {{"pk", C_INT},
+      {"name", C_TEXT},
+      {"scope", C_TEXT},
+      {"scope_lower", C_TEXT},
+      {"principal_pk", C_INT},
+      {"role_id", C_TEXT},
+      {"description", C_TEXT},
+      {"created_at", C_INT},
+      {"updated_at", C_INT},
+      {"created_by", C_TEXT},
+      {"updated_by", C_TEXT}}},
+    {"kek_check", false, {{"id", C_INT}, {"sealed", C_TEXT}}},
+};
+
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+static size_t ncols(const copy_table *t)
+{
+    size_t n = 0;
+    while (n < MAX_COPY_COLS && t->cols[n].name)
+        n++;
+    return n;
+}
+
+/* "SELECT a, b FROM t" and "INSERT INTO t (a, b) VALUES (?1, ?2)". */
+static int make_sql(const copy_table *t, char *sel, size_t sl, char *ins, size_t il)
+{
+    size_t n = ncols(t);
+    int a = snprintf(sel, sl, "SELECT ");
+    int b = snprintf(ins, il, "INSERT INTO %s (", t->name);
+    for (size_t i = 0; i < n && a > 0 && b > 0 && (size_t)a < sl && (size_t)b < il; i++) {
+        a += snprintf(sel + a, sl - (size_t)a, "%s%s", i ? ", " : "", t->cols[i].name);
+        b += snprintf(ins + b, il - (size_t)b, "%s%s", i ? ", " : "", t->cols[i].name);
+    }
+    if (a > 0 && (size_t)a < sl)
+        a += snprintf(sel + a, sl - (size_t)a, " FROM %s ORDER BY 1", t->name);
+    if (b > 0 && (size_t)b < il)
+        b += snprintf(ins + b, il - (size_t)b, ") VALUES (");
+    for (size_t i = 0; i < n && b > 0 && (size_t)b < il; i++)
+        b += snprintf(ins + b, il - (size_t)b, "%s?%zu", i ? ", " : "", i + 1);
+    if (b > 0 && (size_t)b < il)
+        b += snprintf(ins + b, il - (size_t)b, ")");
+    return (a > 0 && (size_t)a < sl && b > 0 && (size_t)b < il) ? 0 : KL_EINTERNAL;
+}
+
+/* Copies the current row of s (from the source) into the destination. */
+static int copy_row(kl_store *from, kl_stmt *s, kl_store *to, const copy_table *t, const char *ins)
+{
+    kl_val v[MAX_COPY_COLS];
+    unsigned char keys[MAX_COPY_COLS][32];
+    size_t n = ncols(t);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)i;
+        bool null = from->drv->col_null(s, c);
+        size_t len = 0;
+        switch (t->cols[i].t) {
+        case C_TEXT: v[i] = kl_vt(null ? NULL : from->drv->col_text(s, c, &len)); break;
+        case C_INT: v[i] = null ? kl_vnull_int() : kl_vi(from->drv->col_int(s, c)); break;
+        case C_KEY32: {
+            int err = from->drv->col_blob(s, c, keys[i], 32);
+            if (err)
+                return err;
+            v[i] = kl_vb(keys[i], 32);
+            break;
+        }
+        }
+    }
+    return kl_q_exec(to, ins, v, n, NULL);
+}
+
+static int copy_table_rows(kl_store *from, kl_store *to, const copy_table *t, int64_t *rows)
+{
+    char sel[1024], ins[1024];
+    int err = make_sql(t, sel, sizeof(sel), ins, sizeof(ins));
+    kl_stmt *s = NULL;
+    if (!err)
+        err = from->drv->prepare(from->db, sel, &s);
+    while (!err) {
+        int rc = from->drv->step(s);
+        if (rc != KL_DB_ROW) {
+            err = rc < 0 ? rc : 0;
+            break;
+        }
+        if (!(err = copy_row(from, s, to, t, ins)))
+            (*rows)++;
+    }
+    from->drv->finalize(s);
+    if (!err && t->identity && strcmp(to->drv->engine, "postgres") == 0) {
+        /* Rows came with their keys: move the identity past them. */
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT setval(pg_get_serial_sequence('%s', 'pk'), coalesce(max(pk), 0) + 1, "
+                 "false) FROM %s",
+                 t->name, t->name);
+        int64_t dummy = 0;
+        err = kl_q_int(to, sql, KL_NOARGS, &dummy);
+    }
+    return err;
+}
+
+/* The destination holds nothing but what its own first start wrote. */
+static int check_empty(kl_store *to)
+{
+    int64_t n = 0;
+    int err = kl_q_int(to,
+                       "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM "
+                       "applications) + (SELECT count(*) FROM role_definitions) + (SELECT "
+                       "count(*) FROM principals) + (SELECT count(*) FROM role_assignments)",
+                       KL_NOARGS, &n);
+    if (!err && n > 2) {
+        kl_log(KL_LOG_ERROR, "store_copy_refused", "reason", "the destination store is not empty",
+               NULL);
+        err = KL_ECONFLICT;
+    }
+    return err;
+}
+
+int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows)
+{
+    if (!from || !to || from == to || !rows)
+        return KL_EINVAL;
+    *rows = 0;
+    int err = kl_q_begin(from, false);
+    if (err)
+        return err;
+    if ((err = kl_q_begin(to, true))) {
+        (void)kl_q_end(from, err);
+        return err;
+    }
+    /* The destination's own first-start rows give way to the source's. */
+    static const char *const clear[] = {"DELETE FROM role_assignments", "DELETE FROM principals",
+                                        "DELETE FROM tenant", "DELETE FROM kek_check"};
+    err = check_empty(to);
+    for (size_t i = 0; !err && i < sizeof(clear) / sizeof(clear[0]); i++)
+        err = kl_q_exec(to, clear[i], KL_NOARGS, NULL);
+    for (size_t i = 0; !err && i < NTABLES; i++)
+        err = copy_table_rows(from, to, &tables[i], rows);
+    err = kl_q_end(to, err);
+    (void)kl_q_end(from, 0);
+    return err;
+}
