@@ -200,13 +200,19 @@ int kl_q_end(kl_store *st, int err)
 {
     /* The generation moves in the same transaction as the change it announces, so a
      * node that sees the new generation also sees the change. */
-    if (err == 0 && st->in_write && st->gen_ready)
-        err = kl_q_exec(st, "UPDATE store_generation SET generation = generation + 1 WHERE id = 1",
-                        KL_NOARGS, NULL);
+    int64_t gen = -1;
+    bool bump = err == 0 && st->in_write && st->gen_ready;
+    if (bump)
+        err = kl_q_int(st,
+                       "UPDATE store_generation SET generation = generation + 1 WHERE id = 1 "
+                       "RETURNING generation",
+                       KL_NOARGS, &gen);
     if (err == 0 && st->in_write && st->gen_ready && st->drv->notify)
         err = st->drv->notify(st->db);
     if (err == 0)
         err = st->drv->commit(st->db);
+    if (err == 0 && bump)
+        atomic_store(&st->own_gen, gen);
     atomic_store(&st->reachable, err != KL_EUNAVAIL);
     if (err)
         st->drv->rollback(st->db);

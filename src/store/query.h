@@ -31,6 +31,9 @@ struct kl_store {
     void (*changed)(void *arg);
     void *changed_arg;
     int64_t watch_seen; /* the generation when watching started */
+    /* The generation of this connection's last commit: the writer rebuilds its own
+     * snapshot before it answers, so the watcher need not rebuild again for it. */
+    _Atomic int64_t own_gen;
 };
 
 /* The arguments of one statement: KL_ARGS(kl_vt(a), kl_vi(b)) expands to an array and

@@ -98,6 +98,7 @@ static int open_with(const kl_db_driver *drv, kl_db *db, const char *url, kl_sto
     st->wake[0] = st->wake[1] = -1;
     atomic_init(&st->reachable, true);
     atomic_init(&st->stop, false);
+    atomic_init(&st->own_gen, -1);
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         drv->close(db);
         free(st);
@@ -289,7 +290,8 @@ static void *watch_main(void *arg)
         was_reachable = reachable;
         if (reachable && gen != seen) {
             seen = gen;
-            st->changed(st->changed_arg);
+            if (gen != atomic_load(&st->own_gen))
+                st->changed(st->changed_arg);
         }
     }
     kl_db_pg_listen_close(l);

@@ -342,7 +342,8 @@ int kl_store_generation(kl_store *st, int64_t *gen);
 /* Starts watching for changes committed by any node (PostgreSQL): a thread LISTENs on
  * its own connection and also polls the generation every KL_STORE_POLL_MS, so a lost
  * notification is caught; changed(arg) is called on that thread whenever the
- * generation moves (and once the database is reachable again after an outage). Does
+ * generation moves to one this store did not commit itself (its own writer rebuilds
+ * before it answers, and a rebuild reads everything committed before it). Does
  * nothing on SQLite (one node). Stopped by kl_store_close. KL_EINVAL, KL_ENOMEM. */
 int kl_store_watch(kl_store *st, void (*changed)(void *arg), void *arg);
 /* False while the watcher (or the last statement) found the database unreachable. */
