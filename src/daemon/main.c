@@ -108,18 +108,23 @@ static void public_base(const kl_config *cfg, int port, char *out, size_t outlen
 
 /* What the store watcher needs to rebuild the snapshot. */
 typedef struct watch_ctx {
-    kl_store *store;
-    const kl_keys *keys;
+    kl_policy *policy;
     kl_snapshot_holder *holder;
 } watch_ctx;
 
-/* Runs on the store's watcher thread when another node (or this one) committed a
- * change: the rebuild reads the committed state, so it is current however many
- * notifications it stands for. A failure keeps the last snapshot (and is logged). */
-static void on_store_change(void *arg)
+/* Runs on the store's watcher thread when another node committed a change: the
+ * rebuild reads the committed state, so it is current however many notifications it
+ * stands for. Which scopes the change touched is unknown here, so a failed build fences
+ * everything (fail closed: 503 rather than a revoked key or role still honoured); the
+ * watcher calls again on each wake-up until a build succeeds and lifts the fence. */
+static int on_store_change(void *arg)
 {
     watch_ctx *w = arg;
-    (void)kl_policy_rebuild(w->store, w->keys, w->holder);
+    bool fenced = kl_snapshot_fenced(w->holder);
+    int err = kl_policy_apply(w->policy, "/");
+    if (!err && fenced)
+        kl_log(KL_LOG_INFO, "snapshot_fence_lifted", "by", "store_watcher", NULL);
+    return err;
 }
 
 int main(int argc, char **argv)
@@ -334,7 +339,7 @@ int main(int argc, char **argv)
     router.metrics = metrics;
     router.store = store;
     /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
-    watch_ctx wctx = {.store = store, .keys = keys, .holder = holder};
+    watch_ctx wctx = {.policy = policy, .holder = holder};
     if (kl_store_watch(store, on_store_change, &wctx) != 0)
         goto out;
 
@@ -371,8 +376,8 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_mgmt_free(mgmt);
+    kl_store_close(store); /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);
-    kl_store_close(store); /* stops the watcher, which publishes into holder */
     kl_snapshot_holder_free(holder);
     kl_metrics_free(metrics);
     SSL_CTX_free(tls);

@@ -3,6 +3,7 @@
 #include "policy/build.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,10 @@ typedef struct build_ctx {
 } build_ctx;
 
 struct kl_policy {
+    /* kl_policy_apply runs on the control thread and on the store's watcher thread:
+     * one build and publish (or fence) at a time, so a snapshot built before a change
+     * can never be published after a fence that change caused. */
+    pthread_mutex_t mu;
     kl_store *st;
     const kl_keys *keys;
     kl_snapshot_holder *h;
@@ -437,6 +442,10 @@ int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_p
     kl_policy *p = calloc(1, sizeof(*p));
     if (!p)
         return KL_ENOMEM;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        return KL_ENOMEM;
+    }
     p->st = st;
     p->keys = keys;
     p->h = h;
@@ -458,13 +467,24 @@ void kl_policy_free(kl_policy *p)
     if (!p)
         return;
     forget_reported(p);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
+
+static int apply_locked(kl_policy *p, const char *scope);
 
 int kl_policy_apply(kl_policy *p, const char *scope)
 {
     if (!p)
         return KL_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    int err = apply_locked(p, scope);
+    pthread_mutex_unlock(&p->mu);
+    return err;
+}
+
+static int apply_locked(kl_policy *p, const char *scope)
+{
     kl_snapshot *s = NULL;
     build_ctx c = {.b = kl_snapshot_builder_new(), .keys = p->keys, .memo = p};
     int err = c.b ? build(p->st, &c, &s) : KL_ENOMEM;

@@ -37,9 +37,10 @@ int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_p
 void kl_policy_free(kl_policy *p);
 /* Builds a snapshot from the store and publishes it, which lifts every fence (the new
  * snapshot holds every saved change). When it cannot be built, the current snapshot
- * stays published, scope (the saved change's ARM scope; NULL when there is no change to
- * cover) is fenced so that nothing under or above it is served stale, and the error is
- * returned (logged). */
+ * stays published, scope (the saved change's ARM scope; "/" for a change of unknown
+ * scope, such as another node's; NULL when there is no change to cover) is fenced so
+ * that nothing under or above it is served stale, and the error is returned (logged).
+ * Safe from any thread: calls on one context are serialised. */
 int kl_policy_apply(kl_policy *p, const char *scope);
 
 /* The additional data a deployment's upstream credential is sealed with, binding it to

@@ -73,13 +73,17 @@ void kl_snapshot_retain(kl_snapshot *s);
 
 /* --- fencing: what the published snapshot must not be trusted for ---
  * A change saved to the store that could not be built into a snapshot leaves the
- * current snapshot stale for that change's scope. The control thread fences the scope;
+ * current snapshot stale for that change's scope. kl_policy_apply fences the scope (on
+ * the control thread for this node's changes, on the store's watcher thread, fencing
+ * everything, for another node's);
  * readers refuse (503) every request touching a fenced scope until a snapshot built
  * after the change is published, which lifts every fence at once. The fence set is an
  * immutable, counted object swapped under the holder's lock, like the snapshot. */
 
 /* Fences scope (an ARM scope such as "/subscriptions/x/resourceGroups/g", compared
- * case-insensitively; "/" or "" fences everything). Control thread only. Never fails:
+ * case-insensitively; "/" or "" fences everything). Callers serialise fencing with
+ * building and publishing (kl_policy_apply does), so a snapshot built before the change
+ * cannot lift the fence. Never fails:
  * if the new set cannot be allocated, or would hold more than KL_MAX_FENCED_SCOPES,
  * everything is fenced (a set made in advance). */
 void kl_snapshot_fence(kl_snapshot_holder *h, const char *scope);

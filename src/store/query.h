@@ -28,7 +28,7 @@ struct kl_store {
     pthread_t watcher;
     int wake[2];
     atomic_bool stop;
-    void (*changed)(void *arg);
+    int (*changed)(void *arg);
     void *changed_arg;
     int64_t watch_seen; /* the generation when watching started */
     /* The generation of this connection's last commit: the writer rebuilds its own

@@ -266,6 +266,7 @@ static void *watch_main(void *arg)
     kl_pg_listener *l = NULL;
     int64_t seen = st->watch_seen;
     bool was_reachable = true;
+    bool pending = false; /* another node's change that changed() could not apply yet */
     while (!atomic_load(&st->stop)) {
         if (!l && kl_db_pg_listen_open(st->url, &l) != 0)
             l = NULL;
@@ -291,14 +292,18 @@ static void *watch_main(void *arg)
         if (reachable && gen != seen) {
             seen = gen;
             if (gen != atomic_load(&st->own_gen))
-                st->changed(st->changed_arg);
+                pending = true;
         }
+        /* A failed apply is retried on every wake-up, even after this node's own
+         * commits: the caller fails closed until one succeeds. */
+        if (reachable && pending)
+            pending = st->changed(st->changed_arg) != 0;
     }
     kl_db_pg_listen_close(l);
     return NULL;
 }
 
-int kl_store_watch(kl_store *st, void (*changed)(void *arg), void *arg)
+int kl_store_watch(kl_store *st, int (*changed)(void *arg), void *arg)
 {
     if (!st || !changed || st->watching)
         return KL_EINVAL;

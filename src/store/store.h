@@ -343,9 +343,12 @@ int kl_store_generation(kl_store *st, int64_t *gen);
  * its own connection and also polls the generation every KL_STORE_POLL_MS, so a lost
  * notification is caught; changed(arg) is called on that thread whenever the
  * generation moves to one this store did not commit itself (its own writer rebuilds
- * before it answers, and a rebuild reads everything committed before it). Does
+ * before it answers, and a rebuild reads everything committed before it). changed
+ * returns 0 once the change is applied; anything else means it is not, and it is
+ * called again on every wake-up (at most KL_STORE_POLL_MS apart, while the database
+ * is reachable) until it returns 0, whatever this store commits meanwhile. Does
  * nothing on SQLite (one node). Stopped by kl_store_close. KL_EINVAL, KL_ENOMEM. */
-int kl_store_watch(kl_store *st, void (*changed)(void *arg), void *arg);
+int kl_store_watch(kl_store *st, int (*changed)(void *arg), void *arg);
 /* False while the watcher (or the last statement) found the database unreachable. */
 bool kl_store_reachable(const kl_store *st);
 

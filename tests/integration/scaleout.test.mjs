@@ -1,7 +1,8 @@
 // Two keylessd nodes on one PostgreSQL (started by this file, one database per test):
 // a key made on one node works on the other, a key regenerated or a role assignment
 // removed on one is refused on the other within a second, and a node with another KEK
-// refuses to start. (Outages, kill -9 and store migrate: scaleout-durability.test.mjs.)
+// refuses to start; a node that cannot build another node's change fails
+// closed until a build succeeds. (Outages, kill -9 and store migrate: scaleout-durability.test.mjs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -64,4 +65,47 @@ test('a node whose KEK does not open the store refuses to start, before serving'
   assert.equal(lines.length, 1, c.stderr);
   assert.match(lines[0], /does not open the store's sealed values/);
   assert.ok(!c.stderr.includes('"event":"ready"'));
+});
+
+const PENDING = {
+  error: {
+    code: 'ServiceUnavailable',
+    message:
+      'A recent change to this resource has not been applied yet; requests to it are refused until it is. Try again shortly.',
+  },
+};
+
+test('a node that cannot build another node\'s change fences everything (503) until a build succeeds', async (t) => {
+  const { a, b, url } = await twoNodes(t, pg);
+  const demo = await a.setupAccount('demo');
+  const other = await a.setupAccount('other');
+  await a.setupAccount('third');
+  await within(PROPAGATION_MS, async () => (await b.chat('other', 'chat', other.keys.key1, 'b')).status === 200,
+    'the accounts on node B');
+  assert.equal((await b.chat('demo', 'chat', demo.keys.key1, 'b')).status, 200);
+
+  // Two accounts of one name: no snapshot can be built from this store. Node B learns
+  // of it through A's next change, whose scopes it cannot know.
+  const bFenced = b.waitForLog((j) => j.event === 'snapshot_build_failed' && j.fenced === '/', 10000);
+  pg.sql(url, "UPDATE accounts SET name = 'other' WHERE name = 'third'");
+  const regen = await a.admin('POST', `${accountPath('demo')}/regenerateKey?${ARM_API}`, { keyName: 'Key1' });
+  assert.equal(regen.status, 200, regen.text);
+  await bFenced;
+
+  // Fail closed on B: the old key, and every other account too, answer 503.
+  for (const [acct, key, what] of [['demo', demo.keys.key1, 'old Key1'], ['other', other.keys.key1, 'other account']]) {
+    const r = await b.chat(acct, 'chat', key, 'fenced');
+    assert.equal(r.status, 503, `${what} on B while fenced: ${r.status} ${r.text}`);
+    assert.deepEqual(r.json, PENDING, `${what} on B while fenced`);
+  }
+
+  // Repaired from outside (no new generation): B's watcher retries and lifts the fence.
+  const lifted = b.waitForLog((j) => j.event === 'snapshot_fence_lifted' && j.by === 'store_watcher', 10000);
+  pg.sql(url, "UPDATE accounts SET name = 'third' WHERE name_lower = 'third'");
+  await lifted;
+  const old = await b.chat('demo', 'chat', demo.keys.key1, 'old');
+  assert.equal(old.status, 401, old.text);
+  const fresh = await b.chat('demo', 'chat', regen.json.key1, 'new');
+  assert.equal(fresh.status, 200, fresh.text);
+  assert.equal((await b.chat('other', 'chat', other.keys.key1, 'other')).status, 200);
 });

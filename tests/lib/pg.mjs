@@ -1,6 +1,6 @@
 // A throw-away PostgreSQL server for a test file (tests/lib/pg-server does the work):
 // one server per file, one database per test, so each test owns its state.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -30,6 +30,13 @@ export class Postgres {
     const name = `${prefix}_${randomBytes(6).toString('hex')}`;
     await run(SCRIPT, ['createdb', this.hostPort, name], { timeout: 60000 });
     return `postgres://keyless@${this.hostPort}/${name}?sslmode=disable`;
+  }
+
+  // Runs statement in the database of storeUrl with psql (its own connection, as an
+  // operator's tool or a fault would); nothing in keylessd knows about it.
+  sql(storeUrl, statement) {
+    const db = new URL(storeUrl).pathname.slice(1);
+    return execFileSync(SCRIPT, ['psql', this.hostPort, db], { input: statement, encoding: 'utf8', timeout: 60000 });
   }
 
   async pause() {

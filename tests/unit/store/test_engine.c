@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "engine.h"
 #include "store/store.h"
@@ -173,15 +174,18 @@ typedef struct watched {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int calls;
+    int failures; /* the first this many calls report the change as not applied */
 } watched;
 
-static void on_change(void *arg)
+static int on_change(void *arg)
 {
     watched *w = arg;
     pthread_mutex_lock(&w->mu);
     w->calls++;
+    int rc = w->calls <= w->failures ? KL_EUNAVAIL : 0;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 /* Waits until more than `after` calls were seen, or ms pass; returns the count. */
@@ -209,7 +213,7 @@ static void test_watch_sees_other_node(void **state)
 {
     POSTGRES_ONLY();
     fixture *f = *state;
-    watched w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    watched w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     kl_store *other = NULL;
     assert_int_equal(test_store_open(f->path, &other), 0);
     assert_int_equal(kl_store_watch(f->st, on_change, &w), 0);
@@ -218,6 +222,25 @@ static void test_watch_sees_other_node(void **state)
     assert_int_equal(wait_calls(&w, 0, 1000), 1);
     assert_true(kl_now_mono_ms() - t0 <= 1000);
     assert_true(kl_store_reachable(f->st));
+    kl_store_close(other);
+}
+
+/* A change the callback could not apply is offered again on the next wake-up without
+ * any further commit, until the callback succeeds, and then no more. */
+static void test_watch_retries_failed_apply(void **state)
+{
+    POSTGRES_ONLY();
+    fixture *f = *state;
+    watched w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 2};
+    kl_store *other = NULL;
+    assert_int_equal(test_store_open(f->path, &other), 0);
+    assert_int_equal(kl_store_watch(f->st, on_change, &w), 0);
+    put_account(other, "elsewhere", 7);
+    assert_int_equal(wait_calls(&w, 0, 2000), 1);
+    assert_int_equal(wait_calls(&w, 1, 4 * KL_STORE_POLL_MS), 2);
+    assert_int_equal(wait_calls(&w, 2, 4 * KL_STORE_POLL_MS), 3);
+    /* Applied: nothing more to offer. */
+    assert_int_equal(wait_calls(&w, 3, 4 * KL_STORE_POLL_MS), 3);
     kl_store_close(other);
 }
 
@@ -230,6 +253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_generation_moves_with_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_sees_other_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_retries_failed_apply, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
