@@ -70,6 +70,51 @@ test('a kek that is a symbolic link is refused', (t) => {
   assertRefused(r, `${dir}/kek is a symbolic link; keylessd opens nothing in its data directory through a link: put the real file there`);
 });
 
+// --kek-file names a KEK outside the data directory: it gets the same checks as DIR/kek.
+function kekFileRefused(kekFile) {
+  return [{ level: 'error', event: 'kek', reason: `--kek-file ${kekFile} is not usable: it must be an existing regular file (not a link) of exactly 32 bytes, owned by this user, with mode 0600` }];
+}
+
+function kekFileCase(t) {
+  const root = tempRoot(t);
+  const dir = join(root, 'data');
+  mkdirSync(dir, { mode: 0o700 });
+  const real = join(root, 'cluster-kek');
+  writeFileSync(real, randomBytes(32), { mode: 0o600 });
+  return { root, dir, real };
+}
+
+test('a --kek-file of the right kind is used and DIR/kek is never made', (t) => {
+  const { dir, real } = kekFileCase(t);
+  const r = run(dir, ['--check', '--kek-file', real]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(existsSync(join(dir, 'kek')), false);
+});
+
+test('a --kek-file that is a symbolic link is refused', (t) => {
+  const { root, dir, real } = kekFileCase(t);
+  symlinkSync(real, join(root, 'link-kek'));
+  const r = run(dir, ['--check', '--kek-file', join(root, 'link-kek')]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.deepEqual(r.errors, kekFileRefused(join(root, 'link-kek')));
+});
+
+test('a --kek-file owned by another user is refused', (t) => {
+  const { dir, real } = kekFileCase(t);
+  chownSync(real, NOBODY, NOBODY);
+  const r = run(dir, ['--check', '--kek-file', real]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.deepEqual(r.errors, kekFileRefused(real));
+});
+
+test('a --kek-file that group or others may read is refused', (t) => {
+  const { dir, real } = kekFileCase(t);
+  chmodSync(real, 0o640);
+  const r = run(dir, ['--check', '--kek-file', real]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.deepEqual(r.errors, kekFileRefused(real));
+});
+
 test('a database file owned by another user is refused', (t) => {
   const dir = join(tempRoot(t), 'data');
   assert.equal(run(dir).status, 0, 'first start');
