@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -17,6 +17,17 @@ function tempRoot(t) {
   const root = makeTempDir('kl-dd-');
   onCleanup(t, () => removeTempDir(root));
   return root;
+}
+
+// The binary under test may live where nobody cannot reach it (a clone under /root, whose
+// mode is 0700): runs as nobody use a copy in a directory every user may enter.
+function keylessdForNobody(t) {
+  const root = tempRoot(t);
+  chmodSync(root, 0o711);
+  const bin = join(root, 'keylessd');
+  copyFileSync(KEYLESSD, bin);
+  chmodSync(bin, 0o755);
+  return bin;
 }
 
 // Runs keylessd to completion (args after the data dir); returns its exit status and
@@ -164,12 +175,12 @@ test('a directory further up writable by others without the sticky bit is refuse
   assertRefused(r, `${open} is writable by other users and not sticky, so they could swap the data directory below it; use a --data-dir under directories only root or uid 0 can write`);
 });
 
-test('without HOME there is no default data directory (no fallback under /tmp)', () => {
+test('without HOME there is no default data directory (no fallback under /tmp)', (t) => {
   const env = { ...process.env };
   delete env.HOME;
   delete env.XDG_DATA_HOME;
   delete env.KEYLESS_DATA_DIR;
-  const r = spawnSync(KEYLESSD, ['--check'], { encoding: 'utf8', timeout: 20000, env, uid: NOBODY, gid: NOBODY });
+  const r = spawnSync(keylessdForNobody(t), ['--check'], { encoding: 'utf8', timeout: 20000, env, uid: NOBODY, gid: NOBODY });
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr, 'keylessd: no data directory: HOME is not set, so there is no default; give --data-dir DIR (or KEYLESS_DATA_DIR), in a directory only you or root can write\n');
 });
@@ -192,7 +203,7 @@ async function startAsNobody(t, args = []) {
   mkdirSync(dir, { mode: 0o700 });
   chownSync(dir, NOBODY, NOBODY);
   const wrapper = join(root, 'keylessd-unlimited-core');
-  writeFileSync(wrapper, `#!/bin/sh\nulimit -c unlimited\nexec '${KEYLESSD}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(wrapper, `#!/bin/sh\nulimit -c unlimited\nexec '${keylessdForNobody(t)}' "$@"\n`, { mode: 0o755 });
   // The wrapper already runs as nobody: it raises the soft limit up to the hard one, which
   // the suite inherits as unlimited.
   // AddressSanitizer lowers the soft core limit itself unless told not to.
