@@ -159,7 +159,7 @@ static void test_concurrent_first_start(void **state)
         pthread_join(t[i], NULL);
         assert_int_equal(o[i].err, 0);
     }
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_version"), 4);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_version"), test_migration_count());
     assert_int_equal(raw_int(path, "SELECT count(*) FROM tenant"), 1);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM principals"), 1);
     char p[192];
