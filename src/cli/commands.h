@@ -14,6 +14,10 @@ int kl_cli_cmd_tenant(kl_cli_ctx *c);
 /* store migrate: works on the databases themselves, not through keylessd */
 int kl_cli_cmd_store(kl_cli_ctx *c);
 int kl_cli_cmd_app(kl_cli_ctx *c);
+/* app secret add|list|remove: client secrets (Graph addPassword / removePassword) */
+int kl_cli_cmd_app_secret(kl_cli_ctx *c);
+/* signing-key list|rotate: the token service's signing keys */
+int kl_cli_cmd_signing_key(kl_cli_ctx *c);
 int kl_cli_cmd_role_definition(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);

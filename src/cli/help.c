@@ -28,6 +28,11 @@ static const char OVERVIEW[] =
     "  app create NAME\n"
     "  app list\n"
     "  app show|delete|disable|enable APP\n"
+    "  app secret add APP [--display-name NAME] [--days N]\n"
+    "  app secret list APP\n"
+    "  app secret remove APP KEY-ID\n"
+    "  signing-key list\n"
+    "  signing-key rotate [--revoke-previous]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -154,6 +159,23 @@ static const char TENANT[] = "Usage:\n"
                              "its id (the tenant of tokens and of the Entra-style endpoints),\n"
                              "name and creation time. It never changes.\n";
 
+static const char SIGNING_KEY[] =
+    "Usage:\n"
+    "  keyless signing-key list\n"
+    "  keyless signing-key rotate [--revoke-previous]\n"
+    "\n"
+    "The keys the token service signs access tokens with (RSA-2048 unless keylessd runs\n"
+    "with --signing-key-alg ES256), kept sealed under the key-encryption key. keylessd\n"
+    "rotates them by itself (--signing-key-rotation-days, default 30): a new key is\n"
+    "published in JWKS 10 minutes before it signs, and the one it replaces stays\n"
+    "published until the last token it signed has expired.\n"
+    "\n"
+    "  list     kid, algorithm, status (active, pending, retiring, retired, revoked) and\n"
+    "           dates of every key.\n"
+    "  rotate   makes a new key that signs from now on; tokens signed by the earlier keys\n"
+    "           stay valid until they expire. With --revoke-previous (a key may have\n"
+    "           leaked) every earlier key is revoked: its tokens are refused at once.\n";
+
 static const char APP[] =
     "Usage:\n"
     "  keyless app create NAME\n"
@@ -162,6 +184,9 @@ static const char APP[] =
     "  keyless app delete APP\n"
     "  keyless app disable APP\n"
     "  keyless app enable APP\n"
+    "  keyless app secret add APP [--display-name NAME] [--days N]\n"
+    "  keyless app secret list APP\n"
+    "  keyless app secret remove APP KEY-ID\n"
     "\n"
     "An application is an identity for a program. Creating one also creates its\n"
     "service principal, the object roles are assigned to. APP is the application's\n"
@@ -174,7 +199,14 @@ static const char APP[] =
     "  delete   deletes the application, its service principal and every role\n"
     "           assignment of it.\n"
     "  disable  turns the application's service principal off; enable turns it\n"
-    "           back on.\n";
+    "           back on.\n"
+    "  secret add     makes a client secret (Graph addPassword) and prints it, this\n"
+    "                 once only: keylessd keeps only a keyed hash of it. It expires\n"
+    "                 after --days N (default 180, at most 730); an application has\n"
+    "                 at most 16.\n"
+    "  secret list    key id, hint (first three characters), display name and dates\n"
+    "                 of each secret; never the secret.\n"
+    "  secret remove  deletes the secret KEY-ID (Graph removePassword).\n";
 
 static const char ROLE[] =
     "Usage:\n"
@@ -244,6 +276,8 @@ void kl_cli_help(FILE *f, const char *noun)
         text = APP;
     else if (noun && strcmp(noun, "role") == 0)
         text = ROLE;
+    else if (noun && strcmp(noun, "signing-key") == 0)
+        text = SIGNING_KEY;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);
