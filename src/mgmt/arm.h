@@ -39,6 +39,8 @@
 #define KL_GRAPH_ORGANIZATION "/v1.0/organization"
 #define KL_GRAPH_APPLICATIONS "/v1.0/applications"
 #define KL_GRAPH_APPLICATION KL_GRAPH_APPLICATIONS "/{object}"
+#define KL_GRAPH_ADD_PASSWORD KL_GRAPH_APPLICATION "/addPassword"
+#define KL_GRAPH_REMOVE_PASSWORD KL_GRAPH_APPLICATION "/removePassword"
 #define KL_GRAPH_SERVICE_PRINCIPALS "/v1.0/servicePrincipals"
 #define KL_GRAPH_SERVICE_PRINCIPAL KL_GRAPH_SERVICE_PRINCIPALS "/{object}"
 #define KL_KEYLESS_SIGNING_KEYS "/keyless/signingKeys"

@@ -227,7 +227,13 @@ void kl_mgmt_application_get(kl_mgmt_call *c)
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    kl_mgmt_reply_json(c, 200, application_json(a));
+    json_t *o = application_json(a);
+    json_t *creds = o ? kl_mgmt_password_credentials(c, a->object_id) : NULL;
+    if (o && (!creds || json_object_set_new(o, "passwordCredentials", creds) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    kl_mgmt_reply_json(c, 200, o);
     kl_store_application_free(a);
 }
 

@@ -110,6 +110,12 @@ void kl_mgmt_application_delete(kl_mgmt_call *c);
 void kl_mgmt_service_principals_list(kl_mgmt_call *c);
 void kl_mgmt_service_principal_get(kl_mgmt_call *c);
 
+/* --- client secrets (app_secrets.c): Graph addPassword / removePassword --- */
+void kl_mgmt_application_add_password(kl_mgmt_call *c);
+void kl_mgmt_application_remove_password(kl_mgmt_call *c);
+/* The passwordCredentials of an application (never a secret); NULL on failure. */
+json_t *kl_mgmt_password_credentials(kl_mgmt_call *c, const char *app_object_id);
+
 /* --- the token service's signing keys (signing_keys.c) --- */
 void kl_mgmt_signing_keys_list(kl_mgmt_call *c);
 void kl_mgmt_signing_key_rotate(kl_mgmt_call *c);
