@@ -21,6 +21,7 @@
 #include "daemon/datadir.h"
 #include "daemon/router.h"
 #include "gateway/gateway.h"
+#include "gateway/sts.h"
 #include "http/server.h"
 #include "mgmt/mgmt.h"
 #include "policy/build.h"
@@ -144,6 +145,7 @@ int main(int argc, char **argv)
     kl_metrics *metrics = NULL;
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
+    kl_gateway_sts *sts = NULL;
     kl_http_server *server = NULL;
     kl_egress *egress = NULL;
     SSL_CTX *tls = NULL;
@@ -354,6 +356,13 @@ int main(int argc, char **argv)
                            .egress = egress};
     if (kl_gateway_new(&gcfg, &gateway) != 0)
         goto out;
+    kl_gateway_sts_cfg stscfg = {.holder = holder,
+                                 .keys = keys,
+                                 .public_base_url = base_url,
+                                 .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60};
+    if (kl_gateway_sts_new(&stscfg, &sts) != 0)
+        goto out;
+    router.sts = sts;
     router.mgmt = mgmt;
     router.gateway = gateway;
     router.metrics = metrics;
@@ -395,6 +404,7 @@ int main(int argc, char **argv)
 out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
+    kl_gateway_sts_free(sts);
     kl_mgmt_free(mgmt);
     kl_store_close(store); /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);

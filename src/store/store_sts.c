@@ -56,6 +56,13 @@ int kl_store_add_signing_key(kl_store *st, const kl_store_signing_key *k, kl_sto
                         "UPDATE signing_keys SET revoked_at = ?1 WHERE revoked_at = 0 AND "
                         "active_at > ?1",
                         KL_ARGS(kl_vi(now)), NULL);
+    /* The newest active key signs: one that became active this very second steps back
+     * one, so the new key is the newest however fast the operator rotates. */
+    if (!err && (mode == KL_STORE_SK_NOW || mode == KL_STORE_SK_REVOKE))
+        err = kl_q_exec(st,
+                        "UPDATE signing_keys SET active_at = ?1 - 1 WHERE revoked_at = 0 AND "
+                        "active_at >= ?1",
+                        KL_ARGS(kl_vi(k->active_at)), NULL);
     if (err)
         goto out;
     if (mode == KL_STORE_SK_REVOKE)
