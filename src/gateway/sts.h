@@ -22,6 +22,8 @@ typedef struct kl_gateway_sts_cfg {
     /* The authority the discovery documents name, e.g. "https://127.0.0.1:8443". */
     const char *public_base_url;
     int64_t token_lifetime_s; /* 0: KL_TOKEN_DEFAULT_LIFETIME_S */
+    /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
+    struct kl_signins *signins;
 } kl_gateway_sts_cfg;
 
 /* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */

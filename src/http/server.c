@@ -1317,6 +1317,26 @@ long kl_http_req_peer_uid(const kl_http_req *r)
     return r->conn->peer_uid;
 }
 
+void kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (outlen)
+        out[0] = '\0';
+    if (r->conn->ls->is_unix) {
+        snprintf(out, outlen, "unix");
+        return;
+    }
+    evutil_socket_t fd = bufferevent_getfd(r->conn->bev);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    const void *a = ss.ss_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    if (!inet_ntop(ss.ss_family, a, out, (socklen_t)outlen) && outlen)
+        out[0] = '\0';
+}
+
 const char *kl_http_req_id(const kl_http_req *r)
 {
     return r->id;

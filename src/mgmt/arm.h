@@ -45,6 +45,7 @@
 #define KL_GRAPH_SERVICE_PRINCIPAL KL_GRAPH_SERVICE_PRINCIPALS "/{object}"
 #define KL_KEYLESS_SIGNING_KEYS "/keyless/signingKeys"
 #define KL_KEYLESS_SIGNING_KEYS_ROTATE KL_KEYLESS_SIGNING_KEYS "/rotate"
+#define KL_KEYLESS_SIGNINS "/keyless/signIns"
 
 #define KL_ARM_ACCOUNT_TYPE "Microsoft.CognitiveServices/accounts"
 #define KL_ARM_DEPLOYMENT_TYPE "Microsoft.CognitiveServices/accounts/deployments"
