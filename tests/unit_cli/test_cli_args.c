@@ -356,6 +356,40 @@ static void test_rbac_commands_resolve(void **state)
     assert_string_equal(a.data_dir, "/d");
 }
 
+static void test_token_service_commands(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(
+        PARSE(&a, err, "app", "secret", "add", "ci", "--days", "30", "--display-name", "nightly"),
+        0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_SECRET_ADD);
+    assert_string_equal(a.pos[0], "ci");
+    assert_string_equal(a.days, "30");
+    assert_string_equal(a.display_name, "nightly");
+    assert_int_equal(PARSE(&a, err, "app", "secret", "list", "ci"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_SECRET_LIST);
+    assert_int_equal(PARSE(&a, err, "app", "secret", "remove", "ci", "k"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_SECRET_REMOVE);
+    assert_string_equal(a.pos[1], "k");
+    assert_int_equal(PARSE(&a, err, "app", "secret", "remove", "ci"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "app", "secret", "list", "ci", "--days", "3"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "signing-key", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_SIGNING_KEY_LIST);
+    assert_int_equal(PARSE(&a, err, "signing-key", "rotate"), 0);
+    assert_false(a.revoke_previous);
+    assert_int_equal(PARSE(&a, err, "signing-key", "rotate", "--revoke-previous"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_SIGNING_KEY_ROTATE);
+    assert_true(a.revoke_previous);
+    assert_int_equal(PARSE(&a, err, "signing-key", "list", "--revoke-previous"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "signin", "list", "--failed", "--client", "c"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_SIGNIN_LIST);
+    assert_true(a.failed);
+    assert_string_equal(a.client, "c");
+}
+
 static void test_rbac_usage_errors(void **state)
 {
     (void)state;
@@ -1137,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_default_data_dir),
         cmocka_unit_test(test_rbac_commands_resolve),
         cmocka_unit_test(test_rbac_usage_errors),
+        cmocka_unit_test(test_token_service_commands),
         cmocka_unit_test(test_scope_check),
         cmocka_unit_test(test_scope_resolve),
         cmocka_unit_test(test_authz_targets),
