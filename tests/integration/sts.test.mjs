@@ -335,3 +335,19 @@ test('the sign-in log records every token issued or refused, never the secret; k
     for (const s of [secret, otherPw.secretText, 'wrong-secret-value']) assert.ok(!text.includes(s), 'no secret in the log');
   }
 });
+
+test('--signing-key-alg ES256 signs with P-256 and the gateway verifies it; --token-lifetime-min sets expires_in', async (t) => {
+  const { d, tid, app, secret } = await setup(t, { args: ['--signing-key-alg', 'ES256', '--token-lifetime-min', '90'] });
+  await assign(d, accountPath('demo'), app.servicePrincipalId, ROLE.openaiUser);
+  const r = await tokenRequest(d, tid, cc(app.appId, secret));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.expires_in, 5400);
+  const { header, payload } = decodeJwt(r.json.access_token);
+  assert.equal(header.alg, 'ES256');
+  assert.equal(payload.exp - payload.iat, 5400);
+  const keys = await d.request('GET', `/${tid}/discovery/v2.0/keys`);
+  assert.equal(keys.json.keys[0].kty, 'EC');
+  assert.equal(keys.json.keys[0].crv, 'P-256');
+  const c = await d.chat('demo', 'chat', null, 'hi', { headers: { authorization: `Bearer ${r.json.access_token}` } });
+  assert.equal(c.status, 200, c.text);
+});
