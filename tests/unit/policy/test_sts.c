@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,12 +174,67 @@ static void test_plan(void **state)
     assert_int_equal(kl_signing_plan(one, 1, 2000, &cfg), KL_SIGNING_FIRST);
 }
 
+/* The timer's work on a real store: the first key, nothing while the signer is young,
+ * a key published lead_s ahead when it is due (the old one retiring after the last
+ * token it may sign), nothing more while that key is pending; the snapshot's state built
+ * from those rows switches signers at the new key's active_at without a rebuild. */
+static void test_tick_on_a_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kl-tick-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/keyless.db", dir);
+    kl_store *st = NULL;
+    assert_int_equal(kl_store_open_sqlite(path, &st), 0);
+    kl_keys *keys = test_keys();
+    kl_signing_cfg cfg = {
+        .rotation_s = 86400, .lead_s = 600, .token_lifetime_s = 3600, .alg = KL_JWS_RS256};
+    int64_t t0 = 1000000;
+    bool added = false;
+    assert_int_equal(kl_signing_tick(st, keys, &cfg, t0, &added), 0);
+    assert_true(added);
+    assert_int_equal(kl_signing_tick(st, keys, &cfg, t0 + 3600, &added), 0);
+    assert_false(added);
+    int64_t due = t0 + cfg.rotation_s - cfg.lead_s;
+    assert_int_equal(kl_signing_tick(st, keys, &cfg, due, &added), 0);
+    assert_true(added);
+    assert_int_equal(kl_signing_tick(st, keys, &cfg, due + 1, &added), 0);
+    assert_false(added);
+
+    kl_store_signing_key **rows = NULL;
+    size_t n = 0;
+    assert_int_equal(kl_store_list_signing_keys(st, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0]->retire_at, due + cfg.lead_s + cfg.token_lifetime_s + 300);
+    assert_int_equal(rows[1]->active_at, due + cfg.lead_s);
+    kl_sts *s = NULL;
+    assert_int_equal(kl_sts_new(&s), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(kl_sts_add_key(s, keys, rows[i]), 0);
+    assert_int_equal(kl_sts_finish(s), 0);
+    assert_string_equal(kl_jws_key_kid(kl_sts_signing_key(s, due)), rows[0]->kid);
+    assert_int_equal(kl_sts_published(s, due), 2); /* the new key is in JWKS ahead */
+    assert_string_equal(kl_jws_key_kid(kl_sts_signing_key(s, due + cfg.lead_s)), rows[1]->kid);
+    assert_int_equal(kl_sts_published(s, rows[0]->retire_at), 1);
+    kl_sts_free(s);
+    kl_store_signing_keys_free(rows, n);
+    kl_keys_free(keys);
+    kl_store_close(st);
+    static const char *const files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_by_time),
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_tick_on_a_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
