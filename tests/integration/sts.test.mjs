@@ -236,6 +236,13 @@ test('bearer tokens on the data plane: 401 PermissionDenied without a role, 200 
   assert.equal(r.status, 200, r.text);
   r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer }); // from the cache
   assert.equal(r.status, 200, r.text);
+  // Every data-plane route takes the token: the v1 API and the listings too.
+  r = await d.request('POST', '/accounts/demo/openai/v1/chat/completions', { headers: bearer, body: { model: 'chat', messages: [{ role: 'user', content: 'v1' }] } });
+  assert.equal(r.status, 200, r.text);
+  r = await d.request('GET', '/accounts/demo/openai/v1/models', { headers: bearer });
+  assert.equal(r.status, 200, r.text);
+  r = await d.request('GET', '/accounts/demo/openai/deployments?api-version=2022-12-01', { headers: bearer });
+  assert.equal(r.status, 200, r.text);
   // A management token is not a data-plane token.
   const mgmt = await getToken(d, tid, app, secret, 'https://management.azure.com/.default');
   r = await d.chat('demo', 'chat', null, 'hi', { headers: { authorization: `Bearer ${mgmt}` } });
