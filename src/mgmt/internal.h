@@ -105,6 +105,8 @@ void kl_mgmt_application_patch(kl_mgmt_call *c);
 void kl_mgmt_application_delete(kl_mgmt_call *c);
 void kl_mgmt_service_principals_list(kl_mgmt_call *c);
 void kl_mgmt_service_principal_get(kl_mgmt_call *c);
+void kl_mgmt_service_principal_create(kl_mgmt_call *c);
+void kl_mgmt_service_principal_patch(kl_mgmt_call *c);
 
 /* --- Microsoft.Authorization (role_definitions.c, role_assignments.c, access.c) --- */
 void kl_mgmt_role_definitions_list(kl_mgmt_call *c);

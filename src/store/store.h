@@ -181,8 +181,8 @@ typedef struct kl_store_application {
     char *object_id;    /* the application object's id */
     char *app_id;       /* client id, shared with its service principal */
     char *display_name; /* unique among applications, case-insensitively */
-    char *sp_object_id; /* its service principal's object id */
-    bool enabled;       /* its service principal's accountEnabled */
+    char *sp_object_id; /* its service principal's object id; NULL when it has none yet */
+    bool enabled;       /* its service principal's accountEnabled (false without one) */
     int64_t created_at;
 } kl_store_application;
 
@@ -209,11 +209,17 @@ int kl_store_set_principal_enabled(kl_store *st, const char *object_id, bool ena
  * is an application's service principal: delete the application), KL_EPERM. */
 int kl_store_delete_principal(kl_store *st, const char *object_id);
 
-/* Creates an application and its service principal (type "ServicePrincipal", same
- * app_id and display name, accountEnabled = a->enabled) in one transaction.
- * KL_EINVAL, KL_ECONFLICT (display name taken, case-insensitively), KL_EEXIST (an id is
- * in use), KL_EIO. */
+/* Creates an application and, when a->sp_object_id is set, its service principal (type
+ * "ServicePrincipal", same app_id and display name, accountEnabled = a->enabled) in one
+ * transaction. KL_EINVAL, KL_ECONFLICT (display name taken, case-insensitively),
+ * KL_EEXIST (an id is in use), KL_EIO. */
 int kl_store_create_application(kl_store *st, const kl_store_application *a);
+/* Creates the service principal of an existing application (by object id or app id),
+ * as Graph's POST /servicePrincipals {"appId"} does: same app id and display name.
+ * KL_EINVAL, KL_ENOTFOUND (no such application), KL_ECONFLICT (it has one already),
+ * KL_EEXIST (sp_object_id in use). */
+int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
+                                      const char *sp_object_id, bool enabled, int64_t created_at);
 /* Reads an application by its object id or its app (client) id. KL_ENOTFOUND. Free
  * with kl_store_application_free. */
 int kl_store_get_application(kl_store *st, const char *id_or_app_id, kl_store_application **out);
