@@ -28,6 +28,9 @@ static const char OVERVIEW[] =
     "  app create NAME\n"
     "  app list\n"
     "  app show|delete|disable|enable APP\n"
+    "  app cert add APP FILE\n"
+    "  app cert list APP\n"
+    "  app cert remove APP KEY\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -162,6 +165,9 @@ static const char APP[] =
     "  keyless app delete APP\n"
     "  keyless app disable APP\n"
     "  keyless app enable APP\n"
+    "  keyless app cert add APP FILE\n"
+    "  keyless app cert list APP\n"
+    "  keyless app cert remove APP KEY\n"
     "\n"
     "An application is an identity for a program. Creating one also creates its\n"
     "service principal, the object roles are assigned to. APP is the application's\n"
@@ -174,7 +180,12 @@ static const char APP[] =
     "  delete   deletes the application, its service principal and every role\n"
     "           assignment of it.\n"
     "  disable  turns the application's service principal off; enable turns it\n"
-    "           back on.\n";
+    "           back on.\n"
+    "  cert add     registers the certificate in FILE (PEM or DER, RSA) so the\n"
+    "               application can sign client assertions with its key; prints\n"
+    "               its keyId and thumbprints.\n"
+    "  cert list    lists the application's certificates.\n"
+    "  cert remove  removes the certificate KEY (its keyId or SHA-1 thumbprint).\n";
 
 static const char ROLE[] =
     "Usage:\n"

@@ -75,7 +75,7 @@
 #define KL_THROTTLE_DEFAULT_ENTRIES 65536
 
 /* Application credentials (certificates as keyCredentials) */
-#define KL_MAX_APP_CERT_BITS 8192    /* RSA modulus of a registered certificate */
+#define KL_MAX_APP_CERT_BITS 4096 /* RSA modulus of a registered certificate (= KL_MAX_RSA_BITS) */
 #define KL_MAX_APP_CERT_DER 16384    /* a registered certificate, DER */
 #define KL_MAX_APP_KEY_CREDENTIALS 16 /* certificates per application */
 

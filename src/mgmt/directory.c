@@ -25,16 +25,34 @@ static json_t *iso_time(int64_t t)
     return json_string(buf);
 }
 
-static json_t *application_json(const kl_store_application *a)
+/* kc: its keyCredentials (taken; NULL shows an empty list). */
+static json_t *application_json(const kl_store_application *a, json_t *kc)
 {
     json_t *o = json_object();
+    if (!kc)
+        kc = json_array();
     if (!o || set_new(o, "id", json_string(a->object_id)) ||
         set_new(o, "appId", json_string(a->app_id)) ||
         set_new(o, "displayName", json_string(a->display_name)) ||
-        set_new(o, "createdDateTime", iso_time(a->created_at))) {
+        set_new(o, "createdDateTime", iso_time(a->created_at)) || set_new(o, "keyCredentials", kc)) {
         json_decref(o);
         return NULL;
     }
+    return o;
+}
+
+/* The application with its keyCredentials, or NULL after answering 500/503. */
+static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application *a)
+{
+    json_t *kc = NULL;
+    int err = kl_mgmt_key_credentials_json(c, a->object_id, &kc);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "list_key_credentials");
+        return NULL;
+    }
+    json_t *o = application_json(a, kc);
+    if (!o)
+        kl_mgmt_fail_internal(c, KL_ENOMEM, "application_json");
     return o;
 }
 
@@ -171,7 +189,13 @@ void kl_mgmt_applications_list(kl_mgmt_call *c)
     for (size_t i = 0; items && i < n; i++) {
         if (!filter_keeps(&f, list[i]->app_id, list[i]->display_name))
             continue;
-        if (json_array_append_new(items, application_json(list[i]))) {
+        json_t *o = application_full_json(c, list[i]);
+        if (!o) {
+            json_decref(items);
+            kl_store_applications_free(list, n);
+            return; /* answered */
+        }
+        if (json_array_append_new(items, o)) {
             json_decref(items);
             items = NULL;
         }
@@ -205,7 +229,7 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
     }
     kl_mgmt_log_change(c, "application_created", a->object_id);
     kl_mgmt_applied(c);
-    kl_mgmt_reply_json(c, 201, application_json(a));
+    kl_mgmt_reply_json(c, 201, application_json(a, NULL));
     kl_store_application_free(a);
 }
 
@@ -226,7 +250,9 @@ void kl_mgmt_application_get(kl_mgmt_call *c)
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    kl_mgmt_reply_json(c, 200, application_json(a));
+    json_t *o = application_full_json(c, a);
+    if (o)
+        kl_mgmt_reply_json(c, 200, o);
     kl_store_application_free(a);
 }
 
@@ -255,7 +281,12 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    int err = kl_store_update_application(c->m->store, a->object_id, name, NULL);
+    const json_t *kc = json_object_get(c->body, "keyCredentials");
+    if (kc && !json_is_null(kc) && !kl_mgmt_key_credentials_set(c, a, kc)) {
+        kl_store_application_free(a);
+        return;
+    }
+    int err = name ? kl_store_update_application(c->m->store, a->object_id, name, NULL) : 0;
     if (err == KL_ENOTFOUND)
         not_found(c);
     else if (err == KL_ECONFLICT)

@@ -41,6 +41,7 @@ typedef struct build_ctx {
     /* Rows built as unavailable, by row and version (see broken_key); with a memo, a
      * row already in it is not logged again. */
     const kl_policy *memo; /* may be NULL: log every broken row */
+    kl_appcreds_builder *appcreds; /* created at the first certificate */
     char **broken;
     size_t n_broken, cap_broken;
 } build_ctx;
@@ -379,6 +380,24 @@ static void ctx_free(build_ctx *c)
         free(c->broken[i]);
     free(c->broken);
     kl_snapshot_builder_free(c->b);
+    kl_appcreds_builder_free(c->appcreds);
+}
+
+/* A certificate that does not parse is left out (logged), never fatal: its client's
+ * assertions are refused, everyone else is served. */
+static int on_key_credential(void *arg, const kl_store_key_credential *k)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_cert(c->appcreds, k->app_id, k->key_id, k->cert, k->start_at,
+                                       k->end_at);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_certificate_unusable", "app_id", k->app_id, "key_id",
+               k->key_id, NULL);
+        err = 0;
+    }
+    return err;
 }
 
 /* Builds with c prepared by the caller (keys, memo); c is freed by the caller. */
@@ -391,10 +410,17 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .tenant = on_tenant,
                           .principal = on_principal,
                           .role_definition = on_role,
-                          .role_assignment = on_assignment};
+                          .role_assignment = on_assignment,
+                          .key_credential = on_key_credential};
     int err = kl_store_load_all(st, &v);
     if (!err)
         err = build_rbac(c);
+    if (!err && c->appcreds) {
+        kl_appcreds *ac = NULL;
+        err = kl_appcreds_builder_finish(c->appcreds, &ac);
+        if (!err)
+            err = kl_snapshot_builder_appcreds(c->b, ac);
+    }
     if (!err)
         err = kl_snapshot_builder_finish(c->b, out);
     return err;

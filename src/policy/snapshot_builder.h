@@ -47,6 +47,8 @@ int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id,
  * call replaces the first). Without one, finish builds an index of the built-in roles
  * alone. */
 int kl_snapshot_builder_rbac(kl_snapshot_builder *b, kl_rbac_index *ix);
+/* Hands the builder the application certificates (ownership taken, also on error). */
+int kl_snapshot_builder_appcreds(kl_snapshot_builder *b, kl_appcreds *ac);
 /* Builds the snapshot (generation 0 until published) and empties the builder.
  * KL_EINTERNAL if a key or deployment names an unknown account, KL_EEXIST on a
  * duplicate account name, key index or deployment, KL_ENOMEM. *out holds one

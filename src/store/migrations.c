@@ -130,6 +130,24 @@ static const kl_store_migration migrations[] = {
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  sealed TEXT NOT NULL"
      ");"},
+    {9, "application certificates (keyCredentials)",
+     /* A certificate registered for an application: the DER (base64) and what the token
+      * endpoint looks it up by, the SHA-1 (x5t) and SHA-256 (x5t#S256) thumbprints. It
+      * goes with its application. Public material only: nothing here is secret. */
+     "CREATE TABLE app_key_credentials ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  application_pk INTEGER NOT NULL REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  key_id TEXT NOT NULL UNIQUE,"
+     "  display_name TEXT NOT NULL,"
+     "  thumbprint_sha1 TEXT NOT NULL,"
+     "  thumbprint_sha256 TEXT NOT NULL,"
+     "  cert TEXT NOT NULL,"
+     "  start_at INTEGER NOT NULL,"
+     "  end_at INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  UNIQUE (application_pk, thumbprint_sha1)"
+     ");"
+     "CREATE INDEX app_key_credentials_application ON app_key_credentials (application_pk);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -238,6 +238,37 @@ int kl_store_update_application(kl_store *st, const char *object_id, const char 
  * assignment of that principal. KL_ENOTFOUND, KL_EPERM (root owner rule). */
 int kl_store_delete_application(kl_store *st, const char *object_id);
 
+/* --- application credentials (store_appcreds.c) --- */
+
+/* A certificate registered for an application (Graph's keyCredential). Ownership as for
+ * accounts. */
+typedef struct kl_store_key_credential {
+    char *key_id;            /* GUID */
+    char *app_id;            /* read only: the application's client id */
+    char *display_name;      /* the certificate's subject, or what the caller named it */
+    char *thumbprint_sha1;   /* upper-case hex, 40 characters (Graph customKeyIdentifier) */
+    char *thumbprint_sha256; /* base64url, 43 characters (a JWS x5t#S256) */
+    char *cert;              /* the DER certificate, standard base64 */
+    int64_t start_at;        /* notBefore, seconds */
+    int64_t end_at;          /* notAfter, seconds */
+    int64_t created_at;
+} kl_store_key_credential;
+
+/* Lists the certificates of the application (object id or app id) ordered by
+ * created_at, key_id. KL_ENOTFOUND if there is no such application. Free with
+ * kl_store_key_credentials_free. */
+int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_credential ***out,
+                                  size_t *n);
+/* Makes creds[0..n) the application's whole set in one transaction: rows whose key_id
+ * is not in creds are deleted, the others inserted or kept (a kept row is matched by
+ * key_id and is not rewritten). KL_ENOTFOUND (no application), KL_EINVAL (a malformed
+ * row), KL_ETOOBIG (more than KL_MAX_APP_KEY_CREDENTIALS), KL_EEXIST (a thumbprint twice,
+ * or a key_id another application uses). */
+int kl_store_set_key_credentials(kl_store *st, const char *app,
+                                 const kl_store_key_credential *const *creds, size_t n);
+void kl_store_key_credential_free(kl_store_key_credential *k);
+void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
+
 /* --- role definitions (custom roles; built-ins are static data in src/rbac) --- */
 
 typedef struct kl_store_role_definition {
@@ -312,12 +343,14 @@ typedef struct kl_store_visitor {
     int (*principal)(void *arg, const kl_store_principal *p);
     int (*role_definition)(void *arg, const kl_store_role_definition *rd);
     int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
+    int (*key_credential)(void *arg, const kl_store_key_credential *k);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
  * account (by lower-case name), then every key (by account, slot), then every
  * deployment (by account, name), then the tenant, every principal (by object id),
- * every custom role (by name) and every role assignment (by creation). Returns 0, a
+ * every custom role (by name), every role assignment (by creation) and every application
+ * certificate (by app id, creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 

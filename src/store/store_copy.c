@@ -114,6 +114,18 @@ static const copy_table tables[] = {
       {"created_by", C_TEXT},
       {"updated_by", C_TEXT}}},
     {"kek_check", false, {{"id", C_INT}, {"sealed", C_TEXT}}},
+    {"app_key_credentials",
+     true,
+     {{"pk", C_INT},
+      {"application_pk", C_INT},
+      {"key_id", C_TEXT},
+      {"display_name", C_TEXT},
+      {"thumbprint_sha1", C_TEXT},
+      {"thumbprint_sha256", C_TEXT},
+      {"cert", C_TEXT},
+      {"start_at", C_INT},
+      {"end_at", C_INT},
+      {"created_at", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

@@ -41,7 +41,8 @@ const graphNotFound = (id) => ({ error: { code: 'Request_ResourceNotFound', mess
 // Graph's application: no accountEnabled or servicePrincipalId (those are the service
 // principal's).
 function assertAppShape(a, displayName) {
-  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id'], JSON.stringify(a));
+  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'keyCredentials'], JSON.stringify(a));
+  assert.deepEqual(a.keyCredentials, [], 'a new application has no certificates');
   assert.match(a.id, GUID, 'id');
   assert.match(a.appId, GUID, 'appId');
   assert.notEqual(a.id.toLowerCase(), a.appId.toLowerCase(), 'object id and appId differ');

@@ -177,8 +177,9 @@ static void test_migrations_idempotent(void **state)
     int v1 = 0, v2 = 0;
     assert_int_equal(kl_store_schema_version(f->st, &v1), 0);
     assert_true(v1 >= 1);
+    /* One row per migration this build knows (version numbers may leave gaps). */
     long long rows = raw_int(f->path, "SELECT count(*) FROM schema_version");
-    assert_int_equal(rows, v1);
+    assert_int_equal(rows, test_migration_count());
     reopen(f);
     reopen(f);
     assert_int_equal(kl_store_schema_version(f->st, &v2), 0);

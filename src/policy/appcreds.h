@@ -1,0 +1,37 @@
+/* Application credentials in the snapshot: every registered certificate, parsed once
+ * when the snapshot is built, by client id (app id). The token endpoint verifies client
+ * assertions against these without touching the store. Immutable once finished, shared
+ * read-only by workers with the snapshot that owns it. */
+#ifndef KL_POLICY_APPCREDS_H
+#define KL_POLICY_APPCREDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "token/assertion.h"
+
+typedef struct kl_appcreds kl_appcreds;
+typedef struct kl_appcreds_builder kl_appcreds_builder;
+
+/* NULL on allocation failure. */
+kl_appcreds_builder *kl_appcreds_builder_new(void);
+void kl_appcreds_builder_free(kl_appcreds_builder *b);
+
+/* Adds the certificate cert_b64 (standard base64 of DER) of client app_id with keyId
+ * key_id and validity [start_s, end_s]. KL_EINVAL if it does not parse as an RSA
+ * certificate we accept (the caller logs and leaves it out: one bad row must not take
+ * the whole snapshot down), KL_ENOMEM. Strings are copied. */
+int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const char *key_id,
+                             const char *cert_b64, int64_t start_s, int64_t end_s);
+
+/* Builds the immutable set and empties the builder. *out is owned by the caller
+ * (normally handed to the snapshot). */
+int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out);
+void kl_appcreds_free(kl_appcreds *ac);
+
+/* The certificates of client_id (compared case-insensitively), *n of them, in
+ * registration order; NULL with *n = 0 when there are none or ac is NULL. Borrowed from
+ * ac. */
+const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *client_id, size_t *n);
+
+#endif
