@@ -254,8 +254,8 @@ typedef struct kl_store_key_credential {
     int64_t created_at;
 } kl_store_key_credential;
 
-/* Lists the certificates of the application (object id or app id) ordered by
- * created_at, key_id. KL_ENOTFOUND if there is no such application. Free with
+/* Lists the certificates of the application (object id or app id) in the
+ * order they were added. KL_ENOTFOUND if there is no such application. Free with
  * kl_store_key_credentials_free. */
 int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_credential ***out,
                                   size_t *n);

@@ -62,7 +62,7 @@ int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_cr
     err = application_pk(st, app, &pk);
     if (!err)
         err = kl_q_list(st, KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1 "
-                                                "ORDER BY k.created_at, k.key_id",
+                                                "ORDER BY k.created_at, k.pk",
                         KL_ARGS(kl_vi(pk)), &map_key_credential, (void ***)out, n);
     return kl_q_end(st, err);
 }
@@ -151,6 +151,6 @@ int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v)
 {
     if (!v->key_credential)
         return 0;
-    return kl_q_each(st, KEY_CREDENTIAL_COLS "ORDER BY a.app_id, k.created_at, k.key_id",
+    return kl_q_each(st, KEY_CREDENTIAL_COLS "ORDER BY a.app_id, k.created_at, k.pk",
                      KL_NOARGS, &map_key_credential, visit_key_credential, (void *)v);
 }
