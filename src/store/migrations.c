@@ -148,6 +148,17 @@ static const kl_store_migration migrations[] = {
      "  UNIQUE (application_pk, thumbprint_sha1)"
      ");"
      "CREATE INDEX app_key_credentials_application ON app_key_credentials (application_pk);"},
+    {11, "spent client-assertion ids",
+     /* Every accepted client assertion's jti until its exp, so that no node accepts it
+      * again (security.md T6). Rows past exp are pruned as new ones arrive. Not part of
+      * any snapshot: writes here do not move the store's generation. */
+     "CREATE TABLE assertion_jtis ("
+     "  client_id TEXT NOT NULL,"
+     "  jti TEXT NOT NULL,"
+     "  exp INTEGER NOT NULL,"
+     "  PRIMARY KEY (client_id, jti)"
+     ");"
+     "CREATE INDEX assertion_jtis_exp ON assertion_jtis (exp);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -266,6 +266,12 @@ int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_cr
  * or a key_id another application uses). */
 int kl_store_set_key_credentials(kl_store *st, const char *app,
                                  const kl_store_key_credential *const *creds, size_t n);
+/* Spends the client assertion id jti of client_id, remembered until exp (seconds):
+ * 0 if it was unused and is now recorded, KL_EEXIST if it was used before (and has not
+ * expired), KL_EUNAVAIL when the database cannot be reached, KL_EINVAL. Rows whose exp
+ * is before now are pruned in the same transaction. Does not move the generation. */
+int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
+                     int64_t now);
 void kl_store_key_credential_free(kl_store_key_credential *k);
 void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
 

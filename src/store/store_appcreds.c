@@ -140,6 +140,30 @@ out:
     return kl_q_end(st, err);
 }
 
+int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
+                     int64_t now)
+{
+    if (!st || !client_id || !jti || !client_id[0] || !jti[0] ||
+        strlen(client_id) > KL_MAX_PRINCIPAL_ID || strlen(jti) > KL_MAX_JTI)
+        return KL_EINVAL;
+    char *cid = kl_q_lower(client_id);
+    if (!cid)
+        return KL_ENOMEM;
+    int err = kl_q_begin(st, true);
+    if (err) {
+        free(cid);
+        return err;
+    }
+    err = kl_q_exec(st, "DELETE FROM assertion_jtis WHERE exp < ?1", KL_ARGS(kl_vi(now)), NULL);
+    if (!err)
+        err = kl_q_exec(st, "INSERT INTO assertion_jtis (client_id, jti, exp) VALUES (?1, ?2, ?3)",
+                        KL_ARGS(kl_vt(cid), kl_vt(jti), kl_vi(exp)), NULL);
+    if (err == KL_ECONFLICT)
+        err = KL_EEXIST;
+    free(cid);
+    return kl_q_end_unannounced(st, err);
+}
+
 static int visit_key_credential(void *arg, void *obj, bool *kept)
 {
     const kl_store_visitor *v = arg;

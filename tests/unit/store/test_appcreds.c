@@ -218,12 +218,42 @@ static void test_cascade_and_load(void **state)
     assert_string_equal(s.app_id[0], app2);
 }
 
+/* A jti is spent once per client until its exp, on a shared table, without moving the
+ * generation (other nodes must not rebuild for it). */
+static void test_use_jti(void **state)
+{
+    fixture *f = *state;
+    int64_t gen0 = 0, gen1 = 0;
+    assert_int_equal(kl_store_generation(f->st, &gen0), 0);
+    assert_int_equal(kl_store_use_jti(f->st, "Client-A", "jti-1", 1000, 500), 0);
+    assert_int_equal(kl_store_use_jti(f->st, "client-a", "jti-1", 1000, 600), KL_EEXIST);
+    assert_int_equal(kl_store_use_jti(f->st, "client-b", "jti-1", 1000, 600), 0);
+    assert_int_equal(kl_store_use_jti(f->st, "client-a", "JTI-1", 1000, 600), 0);
+    /* Another handle on the same database (another node) sees it spent. */
+    kl_store *other = NULL;
+    assert_int_equal(test_store_open(f->path, &other), 0);
+    assert_int_equal(kl_store_use_jti(other, "client-a", "jti-1", 1000, 700), KL_EEXIST);
+    kl_store_close(other);
+    assert_int_equal(kl_store_generation(f->st, &gen1), 0);
+    assert_int_equal(gen1, gen0);
+    /* After its exp the row is pruned by the next use. */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM assertion_jtis"), 3);
+    assert_int_equal(kl_store_use_jti(f->st, "client-c", "jti-9", 3000, 1001), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM assertion_jtis"), 1);
+    assert_int_equal(kl_store_use_jti(f->st, "client-a", "", 1000, 1), KL_EINVAL);
+    char big[KL_MAX_JTI + 2];
+    memset(big, 'j', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(kl_store_use_jti(f->st, "client-a", big, 1000, 1), KL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_set_keep_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cascade_and_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_use_jti, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
