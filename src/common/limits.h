@@ -78,6 +78,11 @@
 #define KL_MAX_APP_CERT_BITS 4096 /* RSA modulus of a registered certificate (= KL_MAX_RSA_BITS) */
 #define KL_MAX_APP_CERT_DER 16384    /* a registered certificate, DER */
 #define KL_MAX_APP_KEY_CREDENTIALS 16 /* certificates per application */
+#define KL_MAX_APP_FEDERATED_CREDENTIALS 20 /* federated credentials per application (Graph's) */
+#define KL_MAX_FEDERATED_NAME 120           /* a federated credential's name (Graph: 3-120) */
+#define KL_MAX_FEDERATED_ISSUER 600         /* its issuer URL (Graph: 600) */
+#define KL_MAX_FEDERATED_SUBJECT 600        /* its subject (Graph: 600) */
+#define KL_MAX_FEDERATED_DESCRIPTION 600
 
 /* Upstream model servers */
 #define KL_UPSTREAM_CONNECT_TIMEOUT_MS 5000

@@ -116,6 +116,13 @@ int kl_mgmt_key_credentials_json(kl_mgmt_call *c, const char *app, json_t **out)
  * the snapshot. false when it answered an error (400, 404, 500, 503). */
 bool kl_mgmt_key_credentials_set(kl_mgmt_call *c, const kl_store_application *a, const json_t *kc);
 
+/* --- federated identity credentials (app_federated.c) --- */
+void kl_mgmt_federated_list(kl_mgmt_call *c);
+void kl_mgmt_federated_create(kl_mgmt_call *c);
+void kl_mgmt_federated_get(kl_mgmt_call *c);
+void kl_mgmt_federated_patch(kl_mgmt_call *c);
+void kl_mgmt_federated_delete(kl_mgmt_call *c);
+
 /* --- Microsoft.Authorization (role_definitions.c, role_assignments.c, access.c) --- */
 void kl_mgmt_role_definitions_list(kl_mgmt_call *c);
 void kl_mgmt_role_definition_get(kl_mgmt_call *c);

@@ -103,6 +103,17 @@ static const kl_mgmt_route routes[] = {
      kl_mgmt_service_principal_create, GRAPH, SCOPE, NULL},
     {"PATCH", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/basic/update", CHECKED,
      kl_mgmt_service_principal_patch, GRAPH, SCOPE, NULL},
+    /* Federated credentials: Entra's credentials/update to change, read like the app. */
+    {"GET", KL_GRAPH_FEDERATED_CREDENTIALS, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_federated_list, GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_FEDERATED_CREDENTIALS, ENTRA "/applications/credentials/update", CHECKED,
+     kl_mgmt_federated_create, GRAPH, SCOPE, NULL},
+    {"GET", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_federated_get, GRAPH, SCOPE, NULL},
+    {"PATCH", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", CHECKED,
+     kl_mgmt_federated_patch, GRAPH, SCOPE, NULL},
+    {"DELETE", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", NONE,
+     kl_mgmt_federated_delete, GRAPH, SCOPE, NULL},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)

@@ -148,6 +148,25 @@ static const kl_store_migration migrations[] = {
      "  UNIQUE (application_pk, thumbprint_sha1)"
      ");"
      "CREATE INDEX app_key_credentials_application ON app_key_credentials (application_pk);"},
+    {10, "application federated identity credentials",
+     /* Trust in an external OIDC issuer's tokens as an application's client assertion:
+      * (issuer, subject) names the workload, audiences (a JSON array) what its token
+      * must be issued for. Goes with its application. */
+     "CREATE TABLE app_federated_credentials ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  application_pk INTEGER NOT NULL REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  name TEXT NOT NULL,"
+     "  name_lower TEXT NOT NULL,"
+     "  issuer TEXT NOT NULL,"
+     "  subject TEXT NOT NULL,"
+     "  audiences TEXT NOT NULL,"
+     "  description TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  UNIQUE (application_pk, name_lower),"
+     "  UNIQUE (application_pk, issuer, subject)"
+     ");"
+     "CREATE INDEX app_federated_credentials_issuer ON app_federated_credentials (issuer, subject);"},
     {11, "spent client-assertion ids",
      /* Every accepted client assertion's jti until its exp, so that no node accepts it
       * again (security.md T6). Rows past exp are pruned as new ones arrive. Not part of

@@ -266,6 +266,38 @@ int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_cr
  * or a key_id another application uses). */
 int kl_store_set_key_credentials(kl_store *st, const char *app,
                                  const kl_store_key_credential *const *creds, size_t n);
+/* A federated identity credential (Graph's federatedIdentityCredential): tokens of
+ * issuer about subject, for one of audiences, stand for the application. */
+typedef struct kl_store_federated_credential {
+    char *id;          /* GUID */
+    char *app_id;      /* read only: the application's client id */
+    char *name;        /* unique per application, case-insensitively */
+    char *issuer;      /* the external issuer's URL, exactly as its tokens' iss */
+    char *subject;     /* the tokens' sub */
+    char *audiences;   /* a JSON array of strings */
+    char *description; /* or NULL */
+    int64_t created_at;
+} kl_store_federated_credential;
+
+/* Adds fc to the application app (object id or app id) in one transaction.
+ * KL_ENOTFOUND (no application), KL_EEXIST (its name, or its issuer and subject, are
+ * taken on this application; or the id is in use), KL_ETOOBIG (more than
+ * KL_MAX_APP_FEDERATED_CREDENTIALS), KL_EINVAL. */
+int kl_store_create_federated_credential(kl_store *st, const char *app,
+                                         const kl_store_federated_credential *fc);
+/* Lists the application's federated credentials in the order they were added.
+ * KL_ENOTFOUND if there is no such application. */
+int kl_store_list_federated_credentials(kl_store *st, const char *app,
+                                        kl_store_federated_credential ***out, size_t *n);
+/* Replaces issuer, subject, audiences and description (the name and id stay) of the
+ * credential id of app. KL_ENOTFOUND, KL_EEXIST (issuer and subject taken), KL_EINVAL. */
+int kl_store_update_federated_credential(kl_store *st, const char *app, const char *id,
+                                         const kl_store_federated_credential *fc);
+/* KL_ENOTFOUND when app has no credential id. */
+int kl_store_delete_federated_credential(kl_store *st, const char *app, const char *id);
+void kl_store_federated_credential_free(kl_store_federated_credential *f);
+void kl_store_federated_credentials_free(kl_store_federated_credential **f, size_t n);
+
 /* Spends the client assertion id jti of client_id, remembered until exp (seconds):
  * 0 if it was unused and is now recorded, KL_EEXIST if it was used before (and has not
  * expired), KL_EUNAVAIL when the database cannot be reached, KL_EINVAL. Rows whose exp

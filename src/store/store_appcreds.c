@@ -178,3 +178,135 @@ int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v)
     return kl_q_each(st, KEY_CREDENTIAL_COLS "ORDER BY a.app_id, k.created_at, k.pk",
                      KL_NOARGS, &map_key_credential, visit_key_credential, (void *)v);
 }
+
+/* ---------------------------------------------------------------- federated credentials */
+
+#define FC_COL(t, member) {KL_COL_##t, offsetof(kl_store_federated_credential, member)}
+
+static const kl_col federated_cols[] = {
+    FC_COL(TEXT, id),        FC_COL(TEXT, app_id),    FC_COL(TEXT, name),
+    FC_COL(TEXT, issuer),    FC_COL(TEXT, subject),   FC_COL(TEXT, audiences),
+    FC_COL(TEXT, description), FC_COL(I64, created_at),
+};
+static const kl_rowmap map_federated = KL_ROWMAP(kl_store_federated_credential, federated_cols);
+
+#define FEDERATED_COLS                                                                             \
+    "SELECT f.id, a.app_id, f.name, f.issuer, f.subject, f.audiences, f.description, "             \
+    "f.created_at FROM app_federated_credentials f JOIN applications a ON a.pk = f.application_pk "
+
+void kl_store_federated_credential_free(kl_store_federated_credential *f)
+{
+    kl_map_free(&map_federated, f);
+}
+
+void kl_store_federated_credentials_free(kl_store_federated_credential **f, size_t n)
+{
+    kl_map_free_all(&map_federated, (void **)f, n);
+}
+
+static bool valid_federated(const kl_store_federated_credential *f, bool need_name)
+{
+    return f && (!need_name || (f->name && f->name[0] && strlen(f->name) <= KL_MAX_FEDERATED_NAME)) &&
+           f->issuer && f->issuer[0] && strlen(f->issuer) <= KL_MAX_FEDERATED_ISSUER && f->subject &&
+           f->subject[0] && strlen(f->subject) <= KL_MAX_FEDERATED_SUBJECT && f->audiences &&
+           (!f->description || strlen(f->description) <= KL_MAX_FEDERATED_DESCRIPTION);
+}
+
+int kl_store_create_federated_credential(kl_store *st, const char *app,
+                                         const kl_store_federated_credential *fc)
+{
+    if (!st || !app || !valid_federated(fc, true) || !fc->id || !kl_uuid_valid(fc->id, strlen(fc->id)))
+        return KL_EINVAL;
+    char *id = kl_q_lower(fc->id), *lname = kl_q_lower(fc->name);
+    int64_t pk = 0, count = 0;
+    int err = (id && lname) ? 0 : KL_ENOMEM;
+    if (err || (err = kl_q_begin(st, true)))
+        goto out;
+    if (!(err = application_pk(st, app, &pk)) &&
+        !(err = kl_q_int(st, "SELECT count(*) FROM app_federated_credentials WHERE application_pk = ?1",
+                         KL_ARGS(kl_vi(pk)), &count)) &&
+        count >= KL_MAX_APP_FEDERATED_CREDENTIALS)
+        err = KL_ETOOBIG;
+    if (!err)
+        err = kl_q_exec(st,
+                        "INSERT INTO app_federated_credentials (application_pk, id, name, name_lower, "
+                        "issuer, subject, audiences, description, created_at) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        KL_ARGS(kl_vi(pk), kl_vt(id), kl_vt(fc->name), kl_vt(lname),
+                                kl_vt(fc->issuer), kl_vt(fc->subject), kl_vt(fc->audiences),
+                                kl_vt(fc->description), kl_vi(fc->created_at)),
+                        NULL);
+    if (err == KL_ECONFLICT)
+        err = KL_EEXIST;
+    err = kl_q_end(st, err);
+out:
+    free(id);
+    free(lname);
+    return err;
+}
+
+int kl_store_list_federated_credentials(kl_store *st, const char *app,
+                                        kl_store_federated_credential ***out, size_t *n)
+{
+    if (!st || !app || !out || !n)
+        return KL_EINVAL;
+    *out = NULL;
+    *n = 0;
+    int64_t pk = 0;
+    int err = kl_q_begin(st, false);
+    if (err)
+        return err;
+    err = application_pk(st, app, &pk);
+    if (!err)
+        err = kl_q_list(st, FEDERATED_COLS "WHERE f.application_pk = ?1 ORDER BY f.created_at, f.pk",
+                        KL_ARGS(kl_vi(pk)), &map_federated, (void ***)out, n);
+    return kl_q_end(st, err);
+}
+
+int kl_store_update_federated_credential(kl_store *st, const char *app, const char *id,
+                                         const kl_store_federated_credential *fc)
+{
+    if (!st || !app || !id || !valid_federated(fc, false))
+        return KL_EINVAL;
+    char *lid = kl_q_lower(id);
+    int64_t pk = 0, changed = 0;
+    int err = lid ? 0 : KL_ENOMEM;
+    if (err || (err = kl_q_begin(st, true)))
+        goto out;
+    if (!(err = application_pk(st, app, &pk)))
+        err = kl_q_exec(st,
+                        "UPDATE app_federated_credentials SET issuer = ?1, subject = ?2, "
+                        "audiences = ?3, description = ?4 WHERE application_pk = ?5 AND id = ?6",
+                        KL_ARGS(kl_vt(fc->issuer), kl_vt(fc->subject), kl_vt(fc->audiences),
+                                kl_vt(fc->description), kl_vi(pk), kl_vt(lid)),
+                        &changed);
+    if (err == KL_ECONFLICT)
+        err = KL_EEXIST;
+    if (!err && changed == 0)
+        err = KL_ENOTFOUND;
+    err = kl_q_end(st, err);
+out:
+    free(lid);
+    return err;
+}
+
+int kl_store_delete_federated_credential(kl_store *st, const char *app, const char *id)
+{
+    if (!st || !app || !id)
+        return KL_EINVAL;
+    char *lid = kl_q_lower(id);
+    int64_t pk = 0, changed = 0;
+    int err = lid ? 0 : KL_ENOMEM;
+    if (err || (err = kl_q_begin(st, true)))
+        goto out;
+    if (!(err = application_pk(st, app, &pk)))
+        err = kl_q_exec(st,
+                        "DELETE FROM app_federated_credentials WHERE application_pk = ?1 AND id = ?2",
+                        KL_ARGS(kl_vi(pk), kl_vt(lid)), &changed);
+    if (!err && changed == 0)
+        err = KL_ENOTFOUND;
+    err = kl_q_end(st, err);
+out:
+    free(lid);
+    return err;
+}

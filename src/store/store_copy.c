@@ -126,6 +126,18 @@ static const copy_table tables[] = {
       {"start_at", C_INT},
       {"end_at", C_INT},
       {"created_at", C_INT}}},
+    {"app_federated_credentials",
+     true,
+     {{"pk", C_INT},
+      {"application_pk", C_INT},
+      {"id", C_TEXT},
+      {"name", C_TEXT},
+      {"name_lower", C_TEXT},
+      {"issuer", C_TEXT},
+      {"subject", C_TEXT},
+      {"audiences", C_TEXT},
+      {"description", C_TEXT},
+      {"created_at", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

@@ -148,3 +148,68 @@ test('CLI: app cert add, list, remove', async (t) => {
   const missing = await d.cli(['app', 'cert', 'add', 'cli-cert-app', join(dir, 'none.pem')]);
   assert.notEqual(missing.code, 0);
 });
+
+const ficPath = (app, id) => `/v1.0/applications/${app}/federatedIdentityCredentials${id ? `/${id}` : ''}`;
+
+test('federatedIdentityCredentials: create, list, get, patch, delete in Graph shape; refusals', async (t) => {
+  const d = await startDaemon(t);
+  const app = await createApp(d, 'workload-app');
+  const body = { name: 'github-main', issuer: 'https://token.actions.example.com', subject: 'repo:org/app:ref:refs/heads/main', audiences: ['api://AzureADTokenExchange'], description: 'CI' };
+  const made = await d.admin('POST', ficPath(app.id), body);
+  assert.equal(made.status, 201, made.text);
+  assert.match(made.json.id, GUID);
+  assert.deepEqual(made.json, { id: made.json.id, ...body });
+  // By app id too; list; get.
+  const list = await d.admin('GET', ficPath(app.appId));
+  assert.equal(list.status, 200, list.text);
+  assert.deepEqual(list.json, { value: [made.json] });
+  const got = await d.admin('GET', ficPath(app.id, made.json.id.toUpperCase()));
+  assert.deepEqual(got.json, made.json);
+
+  // Refusals: each names its field, and nothing is stored.
+  const cases = [
+    [{ ...body, name: 'ab' }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'has space' }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'other', issuer: 'http://insecure.example.com' }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'other', subject: '' }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'other', audiences: [] }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'other', audiences: ['a', 'b'] }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'other', audiences: 'api://AzureADTokenExchange' }, 400, 'Request_BadRequest'],
+    [{ name: 'other', subject: 's', audiences: ['a'] }, 400, 'Request_BadRequest'],
+    [{ ...body, name: 'GITHUB-MAIN', subject: 'another' }, 409, 'Request_MultipleObjectsWithSameKeyValue'],
+    [{ ...body, name: 'same-pair' }, 409, 'Request_MultipleObjectsWithSameKeyValue'],
+  ];
+  for (const [b, status, code] of cases) {
+    assertApiError(await d.admin('POST', ficPath(app.id), b), status, code, JSON.stringify(b).slice(0, 80));
+  }
+  assert.equal((await d.admin('GET', ficPath(app.id))).json.value.length, 1);
+  assertApiError(await d.admin('POST', ficPath(newGuid()), body), 404, 'Request_ResourceNotFound');
+  assertApiError(await d.admin('GET', ficPath(app.id, newGuid())), 404, 'Request_ResourceNotFound');
+  assertApiError(await d.admin('GET', ficPath(app.id, 'not-a-guid')), 400, 'Request_BadRequest');
+
+  // PATCH changes what it names; the name is fixed.
+  const p = await d.admin('PATCH', ficPath(app.id, made.json.id), { subject: 'repo:org/app:environment:prod', description: null });
+  assert.equal(p.status, 204, p.text);
+  const after = (await d.admin('GET', ficPath(app.id, made.json.id))).json;
+  assert.deepEqual(after, { ...made.json, subject: 'repo:org/app:environment:prod', description: null });
+  assertApiError(await d.admin('PATCH', ficPath(app.id, made.json.id), { name: 'renamed' }), 400, 'Request_BadRequest');
+  assertApiError(await d.admin('PATCH', ficPath(app.id, made.json.id), { issuer: 'ftp://x' }), 400, 'Request_BadRequest');
+
+  // At most 20 per application.
+  for (let i = 1; i < 20; i++) {
+    const r = await d.admin('POST', ficPath(app.id), { ...body, name: `n-${i}`, subject: `s-${i}` });
+    assert.equal(r.status, 201, r.text);
+  }
+  assertApiError(await d.admin('POST', ficPath(app.id), { ...body, name: 'n-21', subject: 's-21' }), 400, 'Request_BadRequest');
+
+  // Survives a restart; delete; gone with its application.
+  await d.restart();
+  assert.equal((await d.admin('GET', ficPath(app.id))).json.value.length, 20);
+  assert.equal((await d.admin('DELETE', ficPath(app.id, made.json.id))).status, 204);
+  assertApiError(await d.admin('DELETE', ficPath(app.id, made.json.id)), 404, 'Request_ResourceNotFound');
+  assert.equal((await d.admin('GET', ficPath(app.id))).json.value.length, 19);
+  assert.equal((await d.admin('DELETE', `/v1.0/applications/${app.id}`)).status, 204);
+  const again = await createApp(d, 'workload-app');
+  assert.deepEqual((await d.admin('GET', ficPath(again.id))).json.value, []);
+  assertApiError(await d.admin('GET', ficPath(app.id)), 404, 'Request_ResourceNotFound');
+});

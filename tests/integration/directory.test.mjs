@@ -366,6 +366,8 @@ test('directory routes are authorised: a principal without a role is refused, un
     ['PATCH', appPath(app.id), { displayName: 'renamed-by-nobody' }, 'applications/basic/update'],
     ['POST', '/v1.0/servicePrincipals', { appId: app.appId }, 'servicePrincipals/create'],
     ['PATCH', spPath(sp), { accountEnabled: false }, 'servicePrincipals/basic/update'],
+    ['GET', `${appPath(app.id)}/federatedIdentityCredentials`, undefined, 'applications/standard/read'],
+    ['POST', `${appPath(app.id)}/federatedIdentityCredentials`, { name: 'nobody', issuer: 'https://i.example', subject: 's', audiences: ['a'] }, 'applications/credentials/update'],
     ['DELETE', appPath(app.id), undefined, 'applications/delete'],
   ]) {
     const r = await d.admin(method, path, body, { headers: asSp });

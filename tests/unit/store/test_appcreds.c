@@ -247,6 +247,51 @@ static void test_use_jti(void **state)
     assert_int_equal(kl_store_use_jti(f->st, "client-a", big, 1000, 1), KL_EINVAL);
 }
 
+static void test_federated(void **state)
+{
+    fixture *f = *state;
+    char oid[37], app[37], id1[37], id2[37];
+    create_app(f, "fed", oid, app);
+    next_guid(f, id1);
+    next_guid(f, id2);
+    kl_store_federated_credential a = {.id = id1, .name = "Main", .issuer = "https://i",
+                                       .subject = "s1", .audiences = "[\"x\"]", .created_at = 1};
+    assert_int_equal(kl_store_create_federated_credential(f->st, app, &a), 0);
+    kl_store_federated_credential dup_name = a;
+    dup_name.id = id2;
+    dup_name.name = "MAIN";
+    dup_name.subject = "s2";
+    assert_int_equal(kl_store_create_federated_credential(f->st, oid, &dup_name), KL_EEXIST);
+    kl_store_federated_credential dup_pair = a;
+    dup_pair.id = id2;
+    dup_pair.name = "other";
+    assert_int_equal(kl_store_create_federated_credential(f->st, oid, &dup_pair), KL_EEXIST);
+    dup_pair.subject = "s2";
+    assert_int_equal(kl_store_create_federated_credential(f->st, oid, &dup_pair), 0);
+    kl_store_federated_credential **l = NULL;
+    size_t n = 0;
+    assert_int_equal(kl_store_list_federated_credentials(f->st, oid, &l, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0]->name, "Main");
+    assert_string_equal(l[0]->app_id, app);
+    assert_null(l[0]->description);
+    kl_store_federated_credentials_free(l, n);
+    kl_store_federated_credential upd = {.issuer = "https://i", .subject = "s2", .audiences = "[]"};
+    assert_int_equal(kl_store_update_federated_credential(f->st, oid, id1, &upd), KL_EEXIST);
+    upd.subject = "s3";
+    upd.description = "d";
+    assert_int_equal(kl_store_update_federated_credential(f->st, oid, id1, &upd), 0);
+    assert_int_equal(kl_store_delete_federated_credential(f->st, oid, id2), 0);
+    assert_int_equal(kl_store_delete_federated_credential(f->st, oid, id2), KL_ENOTFOUND);
+    assert_int_equal(kl_store_list_federated_credentials(f->st, app, &l, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0]->subject, "s3");
+    assert_string_equal(l[0]->description, "d");
+    kl_store_federated_credentials_free(l, n);
+    assert_int_equal(kl_store_delete_application(f->st, oid), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM app_federated_credentials"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +299,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cascade_and_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_use_jti, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_federated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
