@@ -140,6 +140,15 @@ static const cmd_def CMDS[] = {
     {"app", "cert", "add", KL_CLI_CMD_APP_CERT_ADD, 2, {"APP", "FILE"}, 0},
     {"app", "cert", "list", KL_CLI_CMD_APP_CERT_LIST, 1, {"APP"}, 0},
     {"app", "cert", "remove", KL_CLI_CMD_APP_CERT_REMOVE, 2, {"APP", "KEY"}, 0},
+    {"app",
+     "federated",
+     "add",
+     KL_CLI_CMD_APP_FEDERATED_ADD,
+     4,
+     {"APP", "NAME", "ISSUER", "SUBJECT"},
+     0},
+    {"app", "federated", "list", KL_CLI_CMD_APP_FEDERATED_LIST, 1, {"APP"}, 0},
+    {"app", "federated", "remove", KL_CLI_CMD_APP_FEDERATED_REMOVE, 2, {"APP", "NAME"}, 0},
     {"role",
      "definition",
      "list",
@@ -220,6 +229,9 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_APP_CERT_ADD: return "app cert add";
     case KL_CLI_CMD_APP_CERT_LIST: return "app cert list";
     case KL_CLI_CMD_APP_CERT_REMOVE: return "app cert remove";
+    case KL_CLI_CMD_APP_FEDERATED_ADD: return "app federated add";
+    case KL_CLI_CMD_APP_FEDERATED_LIST: return "app federated list";
+    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return "app federated remove";
     case KL_CLI_CMD_APP_CREATE: return "app create";
     case KL_CLI_CMD_APP_LIST: return "app list";
     case KL_CLI_CMD_APP_SHOW: return "app show";

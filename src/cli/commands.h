@@ -16,6 +16,8 @@ int kl_cli_cmd_store(kl_cli_ctx *c);
 int kl_cli_cmd_app(kl_cli_ctx *c);
 /* app cert add|list|remove: an application's certificates (keyCredentials) */
 int kl_cli_cmd_app_cert(kl_cli_ctx *c);
+/* app federated add|list|remove: an application's federated identity credentials */
+int kl_cli_cmd_app_federated(kl_cli_ctx *c);
 int kl_cli_cmd_role_definition(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);

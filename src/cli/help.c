@@ -31,6 +31,8 @@ static const char OVERVIEW[] =
     "  app cert add APP FILE\n"
     "  app cert list APP\n"
     "  app cert remove APP KEY\n"
+    "  app federated add APP NAME ISSUER SUBJECT\n"
+    "  app federated list|remove APP [NAME]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -168,6 +170,9 @@ static const char APP[] =
     "  keyless app cert add APP FILE\n"
     "  keyless app cert list APP\n"
     "  keyless app cert remove APP KEY\n"
+    "  keyless app federated add APP NAME ISSUER SUBJECT\n"
+    "  keyless app federated list APP\n"
+    "  keyless app federated remove APP NAME\n"
     "\n"
     "An application is an identity for a program. Creating one also creates its\n"
     "service principal, the object roles are assigned to. APP is the application's\n"
@@ -185,7 +190,11 @@ static const char APP[] =
     "               application can sign client assertions with its key; prints\n"
     "               its keyId and thumbprints.\n"
     "  cert list    lists the application's certificates.\n"
-    "  cert remove  removes the certificate KEY (its keyId or SHA-1 thumbprint).\n";
+    "  cert remove  removes the certificate KEY (its keyId or SHA-1 thumbprint).\n"
+    "  federated add     trusts tokens of the OIDC issuer ISSUER (https) about\n"
+    "                    SUBJECT, for audience api://AzureADTokenExchange, as the\n"
+    "                    application's; NAME names the trust.\n"
+    "  federated list    lists them; federated remove removes NAME (or its id).\n";
 
 static const char ROLE[] =
     "Usage:\n"

@@ -87,6 +87,9 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_APP_CERT_ADD:
     case KL_CLI_CMD_APP_CERT_LIST:
     case KL_CLI_CMD_APP_CERT_REMOVE: return kl_cli_cmd_app_cert(c);
+    case KL_CLI_CMD_APP_FEDERATED_ADD:
+    case KL_CLI_CMD_APP_FEDERATED_LIST:
+    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return kl_cli_cmd_app_federated(c);
     case KL_CLI_CMD_APP_CREATE:
     case KL_CLI_CMD_APP_LIST:
     case KL_CLI_CMD_APP_SHOW:

@@ -213,3 +213,25 @@ test('federatedIdentityCredentials: create, list, get, patch, delete in Graph sh
   assert.deepEqual((await d.admin('GET', ficPath(again.id))).json.value, []);
   assertApiError(await d.admin('GET', ficPath(app.id)), 404, 'Request_ResourceNotFound');
 });
+
+test('CLI: app federated add, list, remove', async (t) => {
+  const d = await startDaemon(t);
+  const app = await createApp(d, 'cli-fed-app');
+  const add = await d.cli(['app', 'federated', 'add', 'cli-fed-app', 'k8s-prod', 'https://oidc.cluster.example', 'system:serviceaccount:prod:api', '-o', 'json']);
+  assert.equal(add.code, 0, add.stderr);
+  assert.deepEqual(add.json, { id: add.json.id, name: 'k8s-prod', issuer: 'https://oidc.cluster.example', subject: 'system:serviceaccount:prod:api', description: null, audiences: ['api://AzureADTokenExchange'] });
+  const add2 = await d.cli(['app', 'federated', 'add', app.appId, 'ci-main', 'https://ci.example', 'repo:x']);
+  assert.equal(add2.code, 0, add2.stderr);
+  const list = await d.cli(['app', 'federated', 'list', 'cli-fed-app']);
+  assert.equal(list.code, 0, list.stderr);
+  for (const s of ['k8s-prod', 'ci-main', 'https://ci.example', add.json.id]) assert.ok(list.stdout.includes(s), `${s}: ${list.stdout}`);
+  const bad = await d.cli(['app', 'federated', 'add', 'cli-fed-app', 'x', 'http://plain', 's']);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /Request_BadRequest/);
+  assert.equal((await d.cli(['app', 'federated', 'remove', 'cli-fed-app', 'K8S-PROD'])).code, 0);
+  assert.equal((await d.cli(['app', 'federated', 'remove', 'cli-fed-app', (await d.admin('GET', ficPath(app.id))).json.value[0].id])).code, 0);
+  assert.deepEqual((await d.admin('GET', ficPath(app.id))).json.value, []);
+  const none = await d.cli(['app', 'federated', 'remove', 'cli-fed-app', 'ci-main']);
+  assert.equal(none.code, 0, none.stderr);
+  assert.match(none.stdout, /nothing to remove/);
+});
