@@ -2,6 +2,8 @@
  * verification keys once per snapshot, kept in one array sorted by client id. */
 #include "policy/appcreds.h"
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,16 +20,48 @@ typedef struct entry {
     kl_client_cert pub;
 } entry;
 
+typedef struct fed_entry {
+    char *app_id; /* lower case */
+    char *id, *issuer, *subject;
+    char **audiences;
+    size_t n_audiences;
+    size_t order;
+} fed_entry;
+
 struct kl_appcreds_builder {
     entry *e;
     size_t n, cap;
+    fed_entry *f;
+    size_t nf, capf;
 };
 
 struct kl_appcreds {
     entry *e; /* sorted by (app_id, order) */
     size_t n;
     kl_client_cert *certs; /* certs[i] = e[i].pub, contiguous for kl_appcreds_certs */
+    fed_entry *f;          /* sorted by (app_id, order) */
+    size_t nf;
+    kl_federated_cred *feds; /* feds[i] views f[i] */
 };
+
+static void fed_clear(fed_entry *x)
+{
+    free(x->app_id);
+    free(x->id);
+    free(x->issuer);
+    free(x->subject);
+    for (size_t i = 0; i < x->n_audiences; i++)
+        free(x->audiences[i]);
+    free(x->audiences);
+    memset(x, 0, sizeof(*x));
+}
+
+static void lower_in_place(char *p)
+{
+    for (; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
 
 static void entry_clear(entry *x)
 {
@@ -50,7 +84,57 @@ void kl_appcreds_builder_free(kl_appcreds_builder *b)
     for (size_t i = 0; i < b->n; i++)
         entry_clear(&b->e[i]);
     free(b->e);
+    for (size_t i = 0; i < b->nf; i++)
+        fed_clear(&b->f[i]);
+    free(b->f);
     free(b);
+}
+
+int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, const char *id,
+                                  const char *issuer, const char *subject,
+                                  const char *audiences_json)
+{
+    if (!b || !app_id || !id || !issuer || !subject || !audiences_json)
+        return KL_EINVAL;
+    json_t *a = json_loads(audiences_json, 0, NULL);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return KL_EINVAL;
+    }
+    if (b->nf == b->capf) {
+        size_t cap = b->capf ? 2 * b->capf : 16;
+        fed_entry *nf = realloc(b->f, cap * sizeof(*nf));
+        if (!nf) {
+            json_decref(a);
+            return KL_ENOMEM;
+        }
+        b->f = nf;
+        b->capf = cap;
+    }
+    fed_entry x = {0};
+    int err = 0;
+    size_t na = json_array_size(a);
+    if (!(x.app_id = kl_strndup(app_id, strlen(app_id))) || !(x.id = kl_strndup(id, strlen(id))) ||
+        !(x.issuer = kl_strndup(issuer, strlen(issuer))) ||
+        !(x.subject = kl_strndup(subject, strlen(subject))) ||
+        (na && !(x.audiences = calloc(na, sizeof(char *)))))
+        err = KL_ENOMEM;
+    for (size_t i = 0; !err && i < na; i++) {
+        const char *v = json_string_value(json_array_get(a, i));
+        if (!v)
+            err = KL_EINVAL;
+        else if (!(x.audiences[x.n_audiences++] = kl_strndup(v, strlen(v))))
+            err = KL_ENOMEM;
+    }
+    json_decref(a);
+    if (err) {
+        fed_clear(&x);
+        return err;
+    }
+    lower_in_place(x.app_id);
+    x.order = b->nf;
+    b->f[b->nf++] = x;
+    return 0;
 }
 
 int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const char *key_id,
@@ -77,9 +161,7 @@ int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const c
         err = KL_ENOMEM;
         goto fail;
     }
-    for (char *p = x.app_id; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+    lower_in_place(x.app_id);
     int got = kl_b64_decode(cert_b64, bl, x.der, dl);
     if (got <= 0) {
         err = KL_EINVAL;
@@ -101,6 +183,15 @@ fail:
     return err == KL_ENOMEM ? KL_ENOMEM : KL_EINVAL;
 }
 
+static int cmp_fed(const void *a, const void *b)
+{
+    const fed_entry *x = a, *y = b;
+    int c = strcmp(x->app_id, y->app_id);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
@@ -118,10 +209,23 @@ int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out)
     kl_appcreds *ac = calloc(1, sizeof(*ac));
     if (!ac)
         return KL_ENOMEM;
-    if (b->n && !(ac->certs = calloc(b->n, sizeof(*ac->certs)))) {
+    if ((b->n && !(ac->certs = calloc(b->n, sizeof(*ac->certs)))) ||
+        (b->nf && !(ac->feds = calloc(b->nf, sizeof(*ac->feds))))) {
+        free(ac->certs);
         free(ac);
         return KL_ENOMEM;
     }
+    qsort(b->f, b->nf, sizeof(*b->f), cmp_fed);
+    ac->f = b->f;
+    ac->nf = b->nf;
+    for (size_t i = 0; i < ac->nf; i++)
+        ac->feds[i] = (kl_federated_cred){.id = ac->f[i].id,
+                                          .issuer = ac->f[i].issuer,
+                                          .subject = ac->f[i].subject,
+                                          .audiences = (const char *const *)ac->f[i].audiences,
+                                          .n_audiences = ac->f[i].n_audiences};
+    b->f = NULL;
+    b->nf = b->capf = 0;
     qsort(b->e, b->n, sizeof(*b->e), cmp_entry);
     ac->e = b->e;
     ac->n = b->n;
@@ -142,33 +246,67 @@ void kl_appcreds_free(kl_appcreds *ac)
         entry_clear(&ac->e[i]);
     free(ac->e);
     free(ac->certs);
+    for (size_t i = 0; i < ac->nf; i++)
+        fed_clear(&ac->f[i]);
+    free(ac->f);
+    free(ac->feds);
     free(ac);
 }
 
-const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *client_id, size_t *n)
+/* Lower-cases client_id into lk; false if it does not fit. */
+static bool lower_key(const char *client_id, char lk[KL_MAX_PRINCIPAL_ID + 1])
 {
-    *n = 0;
-    if (!ac || !client_id || ac->n == 0)
-        return NULL;
-    char lk[KL_MAX_PRINCIPAL_ID + 1];
-    size_t cl = strnlen(client_id, sizeof(lk));
-    if (cl >= sizeof(lk))
-        return NULL;
+    size_t cl = strnlen(client_id, KL_MAX_PRINCIPAL_ID + 1);
+    if (cl > KL_MAX_PRINCIPAL_ID)
+        return false;
     for (size_t i = 0; i <= cl; i++)
         lk[i] = (client_id[i] >= 'A' && client_id[i] <= 'Z') ? (char)(client_id[i] - 'A' + 'a')
                                                               : client_id[i];
-    /* First entry with app_id >= lk. */
-    size_t lo = 0, hi = ac->n;
+    return true;
+}
+
+/* The run [*first, *first + return) of elements of base[0..n) (each `size` bytes, its
+ * app id the char * at offset `off`) whose app id is lk; they are sorted by app id. */
+static size_t run_of(const void *base, size_t n, size_t size, size_t off, const char *lk,
+                     size_t *first)
+{
+    const unsigned char *b = base;
+#define APP_AT(i) (*(char *const *)(b + (i)*size + off))
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(ac->e[mid].app_id, lk) < 0)
+        if (strcmp(APP_AT(mid), lk) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     size_t end = lo;
-    while (end < ac->n && strcmp(ac->e[end].app_id, lk) == 0)
+    while (end < n && strcmp(APP_AT(end), lk) == 0)
         end++;
-    *n = end - lo;
-    return *n ? &ac->certs[lo] : NULL;
+#undef APP_AT
+    *first = lo;
+    return end - lo;
+}
+
+const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *client_id, size_t *n)
+{
+    char lk[KL_MAX_PRINCIPAL_ID + 1];
+    size_t first = 0;
+    *n = 0;
+    if (!ac || !client_id || ac->n == 0 || !lower_key(client_id, lk))
+        return NULL;
+    *n = run_of(ac->e, ac->n, sizeof(entry), offsetof(entry, app_id), lk, &first);
+    return *n ? &ac->certs[first] : NULL;
+}
+
+const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
+                                               size_t *n)
+{
+    char lk[KL_MAX_PRINCIPAL_ID + 1];
+    size_t first = 0;
+    *n = 0;
+    if (!ac || !client_id || ac->nf == 0 || !lower_key(client_id, lk))
+        return NULL;
+    *n = run_of(ac->f, ac->nf, sizeof(fed_entry), offsetof(fed_entry, app_id), lk, &first);
+    return *n ? &ac->feds[first] : NULL;
 }

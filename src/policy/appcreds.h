@@ -24,6 +24,12 @@ void kl_appcreds_builder_free(kl_appcreds_builder *b);
 int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const char *key_id,
                              const char *cert_b64, int64_t start_s, int64_t end_s);
 
+/* Adds a federated credential id of client app_id: issuer, subject and audiences_json (a
+ * JSON array of strings). KL_EINVAL if audiences_json is not one; strings are copied. */
+int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, const char *id,
+                                  const char *issuer, const char *subject,
+                                  const char *audiences_json);
+
 /* Builds the immutable set and empties the builder. *out is owned by the caller
  * (normally handed to the snapshot). */
 int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out);
@@ -33,5 +39,8 @@ void kl_appcreds_free(kl_appcreds *ac);
  * registration order; NULL with *n = 0 when there are none or ac is NULL. Borrowed from
  * ac. */
 const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *client_id, size_t *n);
+/* The federated credentials of client_id, as kl_appcreds_certs. */
+const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
+                                               size_t *n);
 
 #endif

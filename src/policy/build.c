@@ -385,6 +385,21 @@ static void ctx_free(build_ctx *c)
 
 /* A certificate that does not parse is left out (logged), never fatal: its client's
  * assertions are refused, everyone else is served. */
+static int on_federated_credential(void *arg, const kl_store_federated_credential *f)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_federated(c->appcreds, f->app_id, f->id, f->issuer, f->subject,
+                                            f->audiences);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_federated_credential_unusable", "app_id", f->app_id, "id",
+               f->id, NULL);
+        err = 0;
+    }
+    return err;
+}
+
 static int on_key_credential(void *arg, const kl_store_key_credential *k)
 {
     build_ctx *c = arg;
@@ -411,7 +426,8 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .principal = on_principal,
                           .role_definition = on_role,
                           .role_assignment = on_assignment,
-                          .key_credential = on_key_credential};
+                          .key_credential = on_key_credential,
+                          .federated_credential = on_federated_credential};
     int err = kl_store_load_all(st, &v);
     if (!err)
         err = build_rbac(c);

@@ -382,13 +382,14 @@ typedef struct kl_store_visitor {
     int (*role_definition)(void *arg, const kl_store_role_definition *rd);
     int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
     int (*key_credential)(void *arg, const kl_store_key_credential *k);
+    int (*federated_credential)(void *arg, const kl_store_federated_credential *f);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
  * account (by lower-case name), then every key (by account, slot), then every
  * deployment (by account, name), then the tenant, every principal (by object id),
- * every custom role (by name), every role assignment (by creation) and every application
- * certificate (by app id, creation). Returns 0, a
+ * every custom role (by name), every role assignment (by creation), every application
+ * certificate and every federated credential (by app id, creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 

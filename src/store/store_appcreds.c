@@ -171,13 +171,6 @@ static int visit_key_credential(void *arg, void *obj, bool *kept)
     return v->key_credential(v->arg, obj);
 }
 
-int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v)
-{
-    if (!v->key_credential)
-        return 0;
-    return kl_q_each(st, KEY_CREDENTIAL_COLS "ORDER BY a.app_id, k.created_at, k.pk",
-                     KL_NOARGS, &map_key_credential, visit_key_credential, (void *)v);
-}
 
 /* ---------------------------------------------------------------- federated credentials */
 
@@ -308,5 +301,24 @@ int kl_store_delete_federated_credential(kl_store *st, const char *app, const ch
     err = kl_q_end(st, err);
 out:
     free(lid);
+    return err;
+}
+
+static int visit_federated(void *arg, void *obj, bool *kept)
+{
+    const kl_store_visitor *v = arg;
+    (void)kept;
+    return v->federated_credential(v->arg, obj);
+}
+
+int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v)
+{
+    int err = 0;
+    if (v->key_credential)
+        err = kl_q_each(st, KEY_CREDENTIAL_COLS "ORDER BY a.app_id, k.created_at, k.pk", KL_NOARGS,
+                        &map_key_credential, visit_key_credential, (void *)v);
+    if (!err && v->federated_credential)
+        err = kl_q_each(st, FEDERATED_COLS "ORDER BY a.app_id, f.created_at, f.pk", KL_NOARGS,
+                        &map_federated, visit_federated, (void *)v);
     return err;
 }

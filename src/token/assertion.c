@@ -26,6 +26,12 @@ static const struct {
     [KL_ASSERTION_LIFETIME] = {"lifetime", 700024},
     [KL_ASSERTION_REPLAYED] = {"replayed", 50013},
     [KL_ASSERTION_UNAVAILABLE] = {"jti_store_unavailable", 0},
+    /* Entra's "No matching federated identity record found for presented assertion
+     * issuer / audience / subject". */
+    [KL_ASSERTION_FED_ISSUER] = {"federated_issuer", 700211},
+    [KL_ASSERTION_FED_AUDIENCE] = {"federated_audience", 700212},
+    [KL_ASSERTION_FED_SUBJECT] = {"federated_subject", 700213},
+    [KL_ASSERTION_KEY_UNKNOWN] = {"issuer_key_unknown", 700027},
 };
 
 const char *kl_assertion_reason_str(kl_assertion_reason r)
@@ -164,6 +170,132 @@ kl_assertion_reason kl_assertion_check_cert(const char *client_id, const char *t
         *used_cert = cert;
 out:
     json_decref(hdr);
+    kl_jws_verified_clear(&v);
+    return res;
+}
+
+/* ---------------------------------------------------------------- federated */
+
+/* The payload of tok, parsed but not verified (it only chooses which issuer's key to
+ * try); NULL if it is not a JSON object. */
+static json_t *peek_payload(const char *tok, size_t len)
+{
+    const char *d1 = memchr(tok, '.', len);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
+    if (!d1 || !d2)
+        return NULL;
+    size_t pl = (size_t)(d2 - d1 - 1);
+    unsigned char *buf = malloc(pl / 4 * 3 + 3);
+    json_t *j = NULL;
+    int got = buf ? kl_b64url_decode(d1 + 1, pl, buf, pl / 4 * 3 + 3) : -1;
+    if (got > 0)
+        j = json_loadb((const char *)buf, (size_t)got, JSON_REJECT_DUPLICATES, NULL);
+    free(buf);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+static bool aud_has(const json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    const json_t *a;
+    json_array_foreach(aud, i, a) if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
+        return true;
+    return false;
+}
+
+kl_assertion_reason kl_assertion_check_federated(const char *client_id, const char *tok, size_t len,
+                                                 const kl_federated_cred *fics, size_t n,
+                                                 int64_t now_s, kl_assertion_issuer_key_fn key_fn,
+                                                 void *key_ctx, const kl_federated_cred **used)
+{
+    if (used)
+        *used = NULL;
+    if (!client_id || !tok || !key_fn || (n && !fics))
+        return KL_ASSERTION_MALFORMED;
+    json_t *hdr = NULL, *peek = NULL;
+    kl_jws_verified v = {0};
+    kl_assertion_reason res = KL_ASSERTION_OK;
+    if (kl_jws_peek_header(tok, len, &hdr) != KL_JWS_OK || !(peek = peek_payload(tok, len))) {
+        res = KL_ASSERTION_MALFORMED;
+        goto out;
+    }
+    const char *kid = json_string_value(json_object_get(hdr, "kid"));
+    const char *iss = json_string_value(json_object_get(peek, "iss"));
+    if (!kid || !kid[0] || !iss || !iss[0]) {
+        res = KL_ASSERTION_MALFORMED;
+        goto out;
+    }
+    bool known_issuer = false;
+    for (size_t i = 0; i < n && !known_issuer; i++)
+        known_issuer = strcmp(fics[i].issuer, iss) == 0;
+    if (!known_issuer) {
+        res = KL_ASSERTION_FED_ISSUER;
+        goto out;
+    }
+    const kl_jws_key *key = key_fn(key_ctx, iss, kid);
+    if (!key) {
+        res = KL_ASSERTION_KEY_UNKNOWN;
+        goto out;
+    }
+    kl_jws_reason jr = kl_jws_verify_with_key(key, tok, len, &v);
+    if (jr == KL_JWS_BAD_SIGNATURE || jr == KL_JWS_ALG_MISMATCH) {
+        res = KL_ASSERTION_BAD_SIGNATURE;
+        goto out;
+    }
+    if (jr != KL_JWS_OK) {
+        res = KL_ASSERTION_MALFORMED;
+        goto out;
+    }
+    /* From here on only the verified payload counts. */
+    const json_t *p = v.payload;
+    const char *viss = json_string_value(json_object_get(p, "iss"));
+    const char *sub = json_string_value(json_object_get(p, "sub"));
+    const json_t *aud = json_object_get(p, "aud");
+    const json_t *exp = json_object_get(p, "exp"), *nbf = json_object_get(p, "nbf");
+    const json_t *iat = json_object_get(p, "iat");
+    if (!viss || !sub || !(json_is_string(aud) || json_is_array(aud)) || !json_is_integer(exp) ||
+        (nbf && !json_is_integer(nbf)) || (iat && !json_is_integer(iat))) {
+        res = KL_ASSERTION_MALFORMED;
+        goto out;
+    }
+    int64_t e = json_integer_value(exp);
+    int64_t start = nbf ? json_integer_value(nbf) : iat ? json_integer_value(iat) : e;
+    if (now_s >= e + KL_TOKEN_CLOCK_SKEW_S || now_s + KL_TOKEN_CLOCK_SKEW_S < start ||
+        e - start > KL_TOKEN_MAX_LIFETIME_S || e < start) {
+        res = KL_ASSERTION_LIFETIME;
+        goto out;
+    }
+    /* The most specific miss wins: issuer, then audience, then subject. */
+    res = KL_ASSERTION_FED_ISSUER;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(fics[i].issuer, viss) != 0)
+            continue;
+        bool aud_ok = false;
+        for (size_t a = 0; a < fics[i].n_audiences && !aud_ok; a++)
+            aud_ok = aud_has(aud, fics[i].audiences[a]);
+        if (!aud_ok) {
+            if (res == KL_ASSERTION_FED_ISSUER)
+                res = KL_ASSERTION_FED_AUDIENCE;
+            continue;
+        }
+        if (strcmp(fics[i].subject, sub) != 0) {
+            res = KL_ASSERTION_FED_SUBJECT;
+            continue;
+        }
+        res = KL_ASSERTION_OK;
+        if (used)
+            *used = &fics[i];
+        break;
+    }
+out:
+    json_decref(hdr);
+    json_decref(peek);
     kl_jws_verified_clear(&v);
     return res;
 }

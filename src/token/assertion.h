@@ -35,6 +35,11 @@ typedef enum kl_assertion_reason {
     KL_ASSERTION_LIFETIME,       /* 700024: expired, not yet valid, or valid over 10 minutes */
     KL_ASSERTION_REPLAYED,       /* 50013: this jti was accepted before */
     KL_ASSERTION_UNAVAILABLE,    /* the jti store cannot be reached: 503, never accepted */
+    /* Federated credentials (an external issuer's token): */
+    KL_ASSERTION_FED_ISSUER,   /* 700211: no federated credential of the client has this iss */
+    KL_ASSERTION_FED_AUDIENCE, /* 700212: ... with this iss and an aud it accepts */
+    KL_ASSERTION_FED_SUBJECT,  /* 700213: ... with this iss, aud and sub */
+    KL_ASSERTION_KEY_UNKNOWN,  /* 700027: the issuer has no key with the header's kid */
     KL_ASSERTION_REASON_COUNT
 } kl_assertion_reason;
 
@@ -60,5 +65,34 @@ kl_assertion_reason kl_assertion_check_cert(const char *client_id, const char *t
                                             const kl_client_cert *certs, size_t n, int64_t now_s,
                                             kl_assertion_use_jti_fn use_jti, void *ctx,
                                             const kl_client_cert **used_cert);
+
+/* A federated identity credential of a client (from the snapshot, policy/appcreds). */
+typedef struct kl_federated_cred {
+    const char *id;
+    const char *issuer;  /* exact iss */
+    const char *subject; /* exact sub */
+    const char *const *audiences;
+    size_t n_audiences;
+} kl_federated_cred;
+
+/* The issuer's verification key with this kid (from its JWKS, fetched through the egress
+ * policy and cached by the caller), or NULL when it has none; the algorithm comes from
+ * that key. The key must stay valid until the check returns. */
+typedef const kl_jws_key *(*kl_assertion_issuer_key_fn)(void *ctx, const char *issuer,
+                                                        const char *kid);
+
+/* Checks tok[0..len) (an external issuer's JWT, e.g. a Kubernetes service-account or CI
+ * token) as client_id's assertion against its federated credentials fics[0..n) at now_s:
+ * strict JWS header with a kid; the (unverified) iss picks the credentials to try; the
+ * signature is verified with key_fn(iss, kid); then, on the verified claims: a credential
+ * with that iss, one of its audiences in aud, its subject as sub (each failing step its
+ * own reason), exp/nbf with KL_TOKEN_CLOCK_SKEW_S and a lifetime of at most
+ * KL_TOKEN_MAX_LIFETIME_S. No jti check: the same projected token is presented again and
+ * again until it expires (WorkloadIdentityCredential re-reads one file). *used (may be
+ * NULL) names the credential on OK. */
+kl_assertion_reason kl_assertion_check_federated(const char *client_id, const char *tok, size_t len,
+                                                 const kl_federated_cred *fics, size_t n,
+                                                 int64_t now_s, kl_assertion_issuer_key_fn key_fn,
+                                                 void *key_ctx, const kl_federated_cred **used);
 
 #endif

@@ -78,11 +78,44 @@ static void test_small_key_refused(void **state)
     test_cert_free(&w);
 }
 
+static void test_federated(void **state)
+{
+    (void)state;
+    kl_appcreds_builder *bld = kl_appcreds_builder_new();
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP2, "f-3", "https://c", "s3", "[\"a3\"]"), 0);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-1", "https://a", "s1",
+                                                   "[\"a1\",\"a2\"]"),
+                     0);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-2", "https://b", "s2", "[]"), 0);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-x", "https://b", "s2", "{}"), KL_EINVAL);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-y", "https://b", "s2", "[1]"), KL_EINVAL);
+    kl_appcreds *ac = NULL;
+    assert_int_equal(kl_appcreds_builder_finish(bld, &ac), 0);
+    kl_appcreds_builder_free(bld);
+    size_t n = 0;
+    const kl_federated_cred *fs = kl_appcreds_federated(ac, "6F1F3C3E-6C1B-4B7E-9D55-0A0D2A4C9E11", &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(fs[0].id, "f-1");
+    assert_string_equal(fs[0].issuer, "https://a");
+    assert_string_equal(fs[0].subject, "s1");
+    assert_int_equal(fs[0].n_audiences, 2);
+    assert_string_equal(fs[0].audiences[1], "a2");
+    assert_string_equal(fs[1].id, "f-2");
+    assert_int_equal(fs[1].n_audiences, 0);
+    fs = kl_appcreds_federated(ac, APP2, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(fs[0].subject, "s3");
+    assert_null(kl_appcreds_certs(ac, APP1, &n)); /* no certificates here */
+    assert_int_equal(n, 0);
+    kl_appcreds_free(ac);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_and_find),
         cmocka_unit_test(test_small_key_refused),
+        cmocka_unit_test(test_federated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,9 +396,21 @@ static void test_app_certificates(void **state)
     bad.cert = "bm90IGEgY2VydA==";
     const kl_store_key_credential *set[] = {&good, &bad};
     assert_int_equal(kl_store_set_key_credentials(f->st, f->app->object_id, set, 2), 0);
+    kl_store_federated_credential fc = {.id = "00000000-0000-4000-8000-0000000000f1",
+                                        .name = "k8s",
+                                        .issuer = "https://oidc.example",
+                                        .subject = "sa",
+                                        .audiences = "[\"api://AzureADTokenExchange\"]",
+                                        .created_at = 1};
+    assert_int_equal(kl_store_create_federated_credential(f->st, f->app->app_id, &fc), 0);
     kl_snapshot *s = NULL;
     assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
     size_t n = 0;
+    const kl_federated_cred *fs =
+        kl_appcreds_federated(kl_snapshot_appcreds(s), f->app->app_id, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(fs[0].issuer, "https://oidc.example");
+    assert_string_equal(fs[0].audiences[0], "api://AzureADTokenExchange");
     const kl_client_cert *cs = kl_appcreds_certs(kl_snapshot_appcreds(s), f->app->app_id, &n);
     assert_int_equal(n, 1);
     assert_string_equal(kl_jws_key_x5t_s256(cs[0].key), c.x5t_s256);

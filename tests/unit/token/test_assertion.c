@@ -255,6 +255,99 @@ static void test_codes(void **state)
     assert_string_equal(kl_assertion_reason_str(KL_ASSERTION_REASON_COUNT), "unknown");
 }
 
+/* ---- federated credentials: an external issuer's tokens ---- */
+
+#define ISSUER "https://oidc.cluster.example"
+#define SUBJECT "system:serviceaccount:prod:api"
+#define AUD "api://AzureADTokenExchange"
+
+typedef struct issuer_keys {
+    const kl_jws_key *key; /* the issuer's only key, kid "k1" */
+    int calls;
+} issuer_keys;
+
+static const kl_jws_key *issuer_key(void *ctx, const char *issuer, const char *kid)
+{
+    issuer_keys *k = ctx;
+    k->calls++;
+    return (strcmp(issuer, ISSUER) == 0 && strcmp(kid, "k1") == 0) ? k->key : NULL;
+}
+
+static kl_assertion_reason fed_check(fx *f, EVP_PKEY *signer, const char *alg, const char *kid,
+                                     json_t *claims_obj)
+{
+    kl_jws_key *ik = NULL;
+    assert_int_equal(kl_jws_key_from_cert_der(f->a.der, f->a.der_len, KL_JWS_RS256, &ik), 0);
+    issuer_keys keys = {.key = ik};
+    static const char *const auds[] = {AUD};
+    kl_federated_cred fics[] = {
+        {"fic-ci", "https://ci.example", "repo:x", auds, 1},
+        {"fic-k8s", ISSUER, SUBJECT, auds, 1},
+    };
+    json_t *h = kid ? json_pack("{s:s, s:s}", "alg", alg, "kid", kid) : json_pack("{s:s}", "alg", alg);
+    char *tok = test_sign(signer, strcmp(alg, "PS256") == 0, h, claims_obj);
+    const kl_federated_cred *used = NULL;
+    kl_assertion_reason r = kl_assertion_check_federated(CLIENT, tok, strlen(tok), fics, 2, f->now,
+                                                         issuer_key, &keys, &used);
+    if (r == KL_ASSERTION_OK)
+        assert_ptr_equal(used, &fics[1]);
+    else
+        assert_null(used);
+    free(tok);
+    json_decref(h);
+    json_decref(claims_obj);
+    kl_jws_key_free(ik);
+    return r;
+}
+
+static json_t *k8s_claims(const fx *f, const char *iss, const char *sub, const char *aud,
+                          int64_t nbf, int64_t exp)
+{
+    return json_pack("{s:s, s:s, s:[s], s:I, s:I, s:I}", "iss", iss, "sub", sub, "aud", aud, "exp",
+                     (json_int_t)(f->now + exp), "nbf", (json_int_t)(f->now + nbf), "iat",
+                     (json_int_t)(f->now + nbf));
+}
+
+static void test_federated(void **state)
+{
+    fx *f = *state;
+    EVP_PKEY *k = f->a.pkey;
+    assert_int_equal(fed_check(f, k, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_OK);
+    /* Presented again: fine (no jti rule for federated tokens). */
+    assert_int_equal(fed_check(f, k, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_OK);
+    assert_int_equal(fed_check(f, k, "RS256", "k1",
+                               k8s_claims(f, "https://evil.example", SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_FED_ISSUER);
+    assert_int_equal(fed_check(f, k, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, "other", -60, 3600)),
+                     KL_ASSERTION_FED_AUDIENCE);
+    assert_int_equal(fed_check(f, k, "RS256", "k1",
+                               k8s_claims(f, ISSUER, "system:serviceaccount:dev:api", AUD, -60, 3600)),
+                     KL_ASSERTION_FED_SUBJECT);
+    assert_int_equal(fed_check(f, k, "RS256", "k2", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_KEY_UNKNOWN);
+    assert_int_equal(fed_check(f, f->other.pkey, "RS256", "k1",
+                               k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_BAD_SIGNATURE);
+    /* The algorithm is the key's: PS256 against an RS256 key is refused. */
+    assert_int_equal(fed_check(f, k, "PS256", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_BAD_SIGNATURE);
+    assert_int_equal(fed_check(f, k, "RS256", "k1",
+                               k8s_claims(f, ISSUER, SUBJECT, AUD, -7200, -KL_TOKEN_CLOCK_SKEW_S - 1)),
+                     KL_ASSERTION_LIFETIME);
+    assert_int_equal(fed_check(f, k, "RS256", "k1",
+                               k8s_claims(f, ISSUER, SUBJECT, AUD, -60, KL_TOKEN_MAX_LIFETIME_S)),
+                     KL_ASSERTION_LIFETIME);
+    assert_int_equal(fed_check(f, k, "RS256", NULL, k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_MALFORMED);
+    assert_int_equal(fed_check(f, k, "none", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+                     KL_ASSERTION_MALFORMED);
+    assert_int_equal(kl_assertion_reason_aadsts(KL_ASSERTION_FED_ISSUER), 700211);
+    assert_int_equal(kl_assertion_reason_aadsts(KL_ASSERTION_FED_AUDIENCE), 700212);
+    assert_int_equal(kl_assertion_reason_aadsts(KL_ASSERTION_FED_SUBJECT), 700213);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jti, setup, teardown),
         cmocka_unit_test(test_codes),
+        cmocka_unit_test_setup_teardown(test_federated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
