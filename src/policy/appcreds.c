@@ -310,3 +310,34 @@ const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char
     *n = run_of(ac->f, ac->nf, sizeof(fed_entry), offsetof(fed_entry, app_id), lk, &first);
     return *n ? &ac->feds[first] : NULL;
 }
+
+typedef struct jti_ctx {
+    kl_store *st;
+    int64_t now;
+} jti_ctx;
+
+static int use_jti(void *ctx, const char *client_id, const char *jti, int64_t exp)
+{
+    const jti_ctx *j = ctx;
+    return kl_store_use_jti(j->st, client_id, jti, exp, j->now);
+}
+
+kl_assertion_reason kl_appcreds_check_assertion(const kl_appcreds *ac, kl_store *st,
+                                                const char *client_id, const char *tok, size_t len,
+                                                const char *token_endpoint_url, int64_t now_s,
+                                                const char **key_id)
+{
+    if (key_id)
+        *key_id = NULL;
+    if (!st || !client_id)
+        return KL_ASSERTION_MALFORMED;
+    size_t n = 0;
+    const kl_client_cert *certs = kl_appcreds_certs(ac, client_id, &n);
+    const kl_client_cert *used = NULL;
+    jti_ctx j = {.st = st, .now = now_s};
+    kl_assertion_reason r = kl_assertion_check_cert(client_id, tok, len, token_endpoint_url, certs,
+                                                    n, now_s, use_jti, &j, &used);
+    if (r == KL_ASSERTION_OK && key_id)
+        *key_id = used->key_id;
+    return r;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store.h"
 #include "token/assertion.h"
 
 typedef struct kl_appcreds kl_appcreds;
@@ -42,5 +43,16 @@ const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *clien
 /* The federated credentials of client_id, as kl_appcreds_certs. */
 const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
                                                size_t *n);
+
+/* The token endpoint's one call for a certificate client assertion: checks tok[0..len)
+ * as client_id's against its certificates in ac (kl_assertion_check_cert) and spends
+ * its jti in st (kl_store_use_jti: once on every node sharing the store). *key_id (may
+ * be NULL) receives the certificate's keyCredential id on OK. The store is touched only
+ * for an otherwise valid assertion; when it cannot be reached the answer is
+ * KL_ASSERTION_UNAVAILABLE (503), never a token. */
+kl_assertion_reason kl_appcreds_check_assertion(const kl_appcreds *ac, kl_store *st,
+                                                const char *client_id, const char *tok, size_t len,
+                                                const char *token_endpoint_url, int64_t now_s,
+                                                const char **key_id);
 
 #endif

@@ -424,6 +424,53 @@ static void test_app_certificates(void **state)
     test_cert_free(&c);
 }
 
+/* The token endpoint's call: a registered certificate's assertion is accepted once; the
+ * same jti again is refused through the store. */
+static void test_check_assertion_spends_jti(void **state)
+{
+    fixture *f = *state;
+    test_cert c;
+    assert_int_equal(test_cert_make(&c, 2048, -10, 1000), 0);
+    int64_t now = kl_now_unix();
+    kl_store_key_credential k = {.key_id = "00000000-0000-4000-8000-0000000000c9",
+                                 .display_name = "CN=test",
+                                 .thumbprint_sha1 = "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC",
+                                 .thumbprint_sha256 = c.x5t_s256,
+                                 .cert = c.b64,
+                                 .start_at = now - 10,
+                                 .end_at = now + 1000,
+                                 .created_at = now};
+    const kl_store_key_credential *set[] = {&k};
+    assert_int_equal(kl_store_set_key_credentials(f->st, f->app->object_id, set, 1), 0);
+    kl_snapshot *s = NULL;
+    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    const char *ep = "https://127.0.0.1/t/oauth2/v2.0/token";
+    json_t *h = json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", c.x5t_s256);
+    json_t *cl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", ep, "iss", f->app->app_id, "sub",
+                           f->app->app_id, "exp", (json_int_t)(now + 600), "nbf", (json_int_t)now,
+                           "jti", "once");
+    char *tok = test_sign(c.pkey, true, h, cl);
+    const char *kid = NULL;
+    const kl_appcreds *ac = kl_snapshot_appcreds(s);
+    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now,
+                                                 &kid),
+                     KL_ASSERTION_OK);
+    assert_string_equal(kid, k.key_id);
+    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now,
+                                                 &kid),
+                     KL_ASSERTION_REPLAYED);
+    assert_null(kid);
+    /* Another client with the same token: not its certificate. */
+    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, "00000000-0000-4000-8000-000000000077",
+                                                 tok, strlen(tok), ep, now, NULL),
+                     KL_ASSERTION_NO_CERT);
+    free(tok);
+    json_decref(h);
+    json_decref(cl);
+    kl_snapshot_release(s);
+    test_cert_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_visible_to_next_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custom_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_assertion_spends_jti, setup, teardown),
         cmocka_unit_test(test_role_json),
         cmocka_unit_test(test_builder),
     };
