@@ -215,7 +215,8 @@ int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out)
         free(ac);
         return KL_ENOMEM;
     }
-    qsort(b->f, b->nf, sizeof(*b->f), cmp_fed);
+    if (b->nf)
+        qsort(b->f, b->nf, sizeof(*b->f), cmp_fed);
     ac->f = b->f;
     ac->nf = b->nf;
     for (size_t i = 0; i < ac->nf; i++)
@@ -226,7 +227,8 @@ int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out)
                                           .n_audiences = ac->f[i].n_audiences};
     b->f = NULL;
     b->nf = b->capf = 0;
-    qsort(b->e, b->n, sizeof(*b->e), cmp_entry);
+    if (b->n)
+        qsort(b->e, b->n, sizeof(*b->e), cmp_entry);
     ac->e = b->e;
     ac->n = b->n;
     /* The keys and DER moved with the entries; the public views point into them. */
