@@ -84,6 +84,13 @@
 #define KL_MAX_FEDERATED_SUBJECT 600        /* its subject (Graph: 600) */
 #define KL_MAX_FEDERATED_DESCRIPTION 600
 
+/* External issuers' keys (federated credentials), src/policy/jwks.c */
+#define KL_MAX_JWKS_BYTES (64 * 1024) /* a discovery document or JWKS we fetch */
+#define KL_MAX_JWKS_ISSUERS 64        /* issuers whose keys are cached at once */
+#define KL_JWKS_MIN_REFRESH_S 60      /* an unknown kid refetches at most this often */
+#define KL_JWKS_MAX_AGE_S (24 * 3600) /* keys are refetched after this long anyway */
+#define KL_JWKS_FETCH_TIMEOUT_MS 5000
+
 /* Upstream model servers */
 #define KL_UPSTREAM_CONNECT_TIMEOUT_MS 5000
 #define KL_UPSTREAM_TIMEOUT_MS 120000 /* no byte from upstream for this long: 504 */
