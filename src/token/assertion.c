@@ -161,7 +161,9 @@ kl_assertion_reason kl_assertion_check_cert(const char *client_id, const char *t
         goto out;
     /* Last, so that only a valid assertion spends its jti: nobody can burn a client's
      * jti with an assertion that fails any other check. */
-    int err = use_jti(ctx, client_id, a.jti, a.exp);
+    /* Remembered as long as the assertion would still pass the time check: until exp
+     * plus the clock skew we allow, or it could be replayed in that margin. */
+    int err = use_jti(ctx, client_id, a.jti, a.exp + KL_TOKEN_CLOCK_SKEW_S);
     if (err == KL_EEXIST)
         res = KL_ASSERTION_REPLAYED;
     else if (err)

@@ -47,8 +47,9 @@ typedef enum kl_assertion_reason {
 const char *kl_assertion_reason_str(kl_assertion_reason r);
 int kl_assertion_reason_aadsts(kl_assertion_reason r);
 
-/* Spends jti (valid until exp, seconds) for client_id: 0 if it was unused and is now
- * recorded, KL_EEXIST if it was used already, KL_EUNAVAIL (or another error) if that
+/* Spends jti for client_id, to be remembered until exp (seconds; the assertion's exp plus
+ * KL_TOKEN_CLOCK_SKEW_S, the last moment it could be accepted): 0 if it was unused and is
+ * now recorded, KL_EEXIST if it was used already, KL_EUNAVAIL (or another error) if that
  * cannot be known. */
 typedef int (*kl_assertion_use_jti_fn)(void *ctx, const char *client_id, const char *jti,
                                        int64_t exp);
