@@ -84,7 +84,7 @@ static int add_sp(kl_cli_ctx *c, json_t *app)
     code = kl_cli_call(c, "GET", t.data, NULL, KL_CLI_CALL_QUIET_404, &status, &sp);
     if (code == KL_CLI_EXIT_NOTFOUND) {
         code = json_object_set_new(app, "accountEnabled", json_false()) ? KL_CLI_EXIT_REFUSED
-                                                                         : KL_CLI_EXIT_OK;
+                                                                        : KL_CLI_EXIT_OK;
         goto out;
     }
     if (code == KL_CLI_EXIT_OK)

@@ -79,8 +79,8 @@ static int print_certs(kl_cli_ctx *c, const json_t *list, const char *only_key_i
         json_t *sel = only_key_id ? NULL : json_incref((json_t *)list);
         size_t i;
         json_t *k;
-        json_array_foreach(list, i, k) if (only_key_id &&
-                                           kl_str_ieq(str_or_empty(k, "keyId"), only_key_id))
+        json_array_foreach(list, i,
+                           k) if (only_key_id && kl_str_ieq(str_or_empty(k, "keyId"), only_key_id))
             sel = json_incref(k);
         int rc = kl_cli_print_json(c->out, sel ? sel : json_null());
         json_decref(sel);
@@ -97,11 +97,10 @@ static int print_certs(kl_cli_ctx *c, const json_t *list, const char *only_key_i
     {
         if (only_key_id && !kl_str_ieq(str_or_empty(k, "keyId"), only_key_id))
             continue;
-        const char *row[] = {kl_cli_json_str(k, "keyId", NULL),
-                             kl_cli_json_str(k, "customKeyIdentifier", NULL),
-                             kl_cli_json_str(k, "displayName", NULL),
-                             kl_cli_json_str(k, "startDateTime", NULL),
-                             kl_cli_json_str(k, "endDateTime", NULL)};
+        const char *row[] = {
+            kl_cli_json_str(k, "keyId", NULL), kl_cli_json_str(k, "customKeyIdentifier", NULL),
+            kl_cli_json_str(k, "displayName", NULL), kl_cli_json_str(k, "startDateTime", NULL),
+            kl_cli_json_str(k, "endDateTime", NULL)};
         if (kl_cli_table_add_row(&t, row) < 0)
             goto nomem;
     }
@@ -117,8 +116,7 @@ nomem:
 
 /* {"keyCredentials":[{"keyId":..} for each kept one, + extra]} (extra taken, may be
  * NULL); skip_key names one to leave out (keyId or thumbprint), or NULL. */
-static json_t *patch_body(const json_t *current, const char *skip_key, json_t *extra,
-                          bool *skipped)
+static json_t *patch_body(const json_t *current, const char *skip_key, json_t *extra, bool *skipped)
 {
     json_t *arr = json_array();
     size_t i;
@@ -245,8 +243,6 @@ int kl_cli_cmd_app_cert(kl_cli_ctx *c)
         json_decref(app);
         kl_buf_free(&target);
         return code;
-    default:
-        kl_cli_errorf(c, "internal error: not an app cert command");
-        return KL_CLI_EXIT_USAGE;
+    default: kl_cli_errorf(c, "internal error: not an app cert command"); return KL_CLI_EXIT_USAGE;
     }
 }

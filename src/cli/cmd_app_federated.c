@@ -23,7 +23,8 @@ static int collection(kl_cli_ctx *c, kl_buf *t)
     const char *id = json_string_value(json_object_get(app, "id"));
     kl_buf_init(t, TARGET_MAX);
     if (!id || !kl_uuid_valid(id, strlen(id)) ||
-        kl_buf_appendf(t, "%s/%s/federatedIdentityCredentials", KL_CLI_GRAPH_APPLICATIONS, id) < 0) {
+        kl_buf_appendf(t, "%s/%s/federatedIdentityCredentials", KL_CLI_GRAPH_APPLICATIONS, id) <
+            0) {
         kl_cli_errorf(c, "keylessd listed the application without a valid object id");
         code = KL_CLI_EXIT_REFUSED;
     }
@@ -100,7 +101,8 @@ static int fed_list_cmd(kl_cli_ctx *c)
     json_array_foreach(value, i, f)
     {
         const char *row[] = {kl_cli_json_str(f, "name", NULL), kl_cli_json_str(f, "id", NULL),
-                             kl_cli_json_str(f, "issuer", NULL), kl_cli_json_str(f, "subject", NULL)};
+                             kl_cli_json_str(f, "issuer", NULL),
+                             kl_cli_json_str(f, "subject", NULL)};
         if (kl_cli_table_add_row(&tab, row) < 0)
             goto nomem;
     }

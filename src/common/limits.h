@@ -68,16 +68,16 @@
 #define KL_THROTTLE_WINDOW_MS (5 * 60 * 1000)
 #define KL_THROTTLE_BACKOFF_AFTER 5
 #define KL_THROTTLE_MAX_BACKOFF_MS (30 * 1000)
-#define KL_THROTTLE_CLIENT_LIMIT 20  /* failures per client id in a window */
-#define KL_THROTTLE_ADDR_LIMIT 100   /* failures per source address in a window */
+#define KL_THROTTLE_CLIENT_LIMIT 20 /* failures per client id in a window */
+#define KL_THROTTLE_ADDR_LIMIT 100  /* failures per source address in a window */
 #define KL_THROTTLE_FAMILIAR_MS (30LL * 24 * 3600 * 1000) /* a success vouches for its address */
 #define KL_MAX_THROTTLE_ENTRIES (1 << 20)
 #define KL_THROTTLE_DEFAULT_ENTRIES 65536
 
 /* Application credentials (certificates as keyCredentials) */
-#define KL_MAX_APP_CERT_BITS 4096 /* RSA modulus of a registered certificate (= KL_MAX_RSA_BITS) */
-#define KL_MAX_APP_CERT_DER 16384    /* a registered certificate, DER */
-#define KL_MAX_APP_KEY_CREDENTIALS 16 /* certificates per application */
+#define KL_MAX_APP_CERT_BITS 4096           /* RSA modulus of a certificate (= KL_MAX_RSA_BITS) */
+#define KL_MAX_APP_CERT_DER 16384           /* a registered certificate, DER */
+#define KL_MAX_APP_KEY_CREDENTIALS 16       /* certificates per application */
 #define KL_MAX_APP_FEDERATED_CREDENTIALS 20 /* federated credentials per application (Graph's) */
 #define KL_MAX_FEDERATED_NAME 120           /* a federated credential's name (Graph: 3-120) */
 #define KL_MAX_FEDERATED_ISSUER 600         /* its issuer URL (Graph: 600) */

@@ -37,8 +37,8 @@ static json_t *key_credential_json(const kl_store_key_credential *k)
     return json_pack("{s:s, s:s, s:o, s:o, s:n, s:s, s:s, s:s, s:s}", "customKeyIdentifier",
                      k->thumbprint_sha1, "displayName", k->display_name, "endDateTime",
                      iso_time(k->end_at), "startDateTime", iso_time(k->start_at), "key", "keyId",
-                     k->key_id, "type", "AsymmetricX509Cert", "usage", "Verify",
-                     "thumbprintSha256", k->thumbprint_sha256);
+                     k->key_id, "type", "AsymmetricX509Cert", "usage", "Verify", "thumbprintSha256",
+                     k->thumbprint_sha256);
 }
 
 int kl_mgmt_key_credentials_json(kl_mgmt_call *c, const char *app, json_t **out)
@@ -239,11 +239,13 @@ bool kl_mgmt_key_credentials_set(kl_mgmt_call *c, const kl_store_application *a,
             goto out;
         }
         if ((jtype && !json_is_null(jtype) &&
-             !(json_is_string(jtype) && strcmp(json_string_value(jtype), "AsymmetricX509Cert") == 0)) ||
+             !(json_is_string(jtype) &&
+               strcmp(json_string_value(jtype), "AsymmetricX509Cert") == 0)) ||
             (jusage && !json_is_null(jusage) &&
              !(json_is_string(jusage) && strcmp(json_string_value(jusage), "Verify") == 0))) {
-            bad_request(c, "Only keyCredentials of type AsymmetricX509Cert and usage Verify are "
-                           "supported.%s",
+            bad_request(c,
+                        "Only keyCredentials of type AsymmetricX509Cert and usage Verify are "
+                        "supported.%s",
                         NULL);
             goto out;
         }

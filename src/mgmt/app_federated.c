@@ -52,8 +52,7 @@ static bool printable(const char *s, size_t n)
 }
 
 /* A string member of 1..max printable bytes (or NULL when absent / null and optional). */
-static bool get_text(kl_mgmt_call *c, const char *key, size_t max, bool required,
-                     const char **out)
+static bool get_text(kl_mgmt_call *c, const char *key, size_t max, bool required, const char **out)
 {
     const json_t *v = json_object_get(c->body, key);
     *out = NULL;
@@ -98,8 +97,9 @@ static char *get_audiences(kl_mgmt_call *c, bool required, bool *absent)
         return NULL;
     const json_t *one = json_array_get(a, 0);
     const char *s = json_string_value(one);
-    if (!json_is_array(a) || json_array_size(a) != 1 || !s || strlen(s) != json_string_length(one) ||
-        !s[0] || strlen(s) > MAX_AUDIENCE || !printable(s, strlen(s))) {
+    if (!json_is_array(a) || json_array_size(a) != 1 || !s ||
+        strlen(s) != json_string_length(one) || !s[0] || strlen(s) > MAX_AUDIENCE ||
+        !printable(s, strlen(s))) {
         kl_mgmt_fail(c, 400, "Request_BadRequest",
                      "audiences must be an array of exactly one string of 1-%d characters "
                      "(e.g. [\"api://AzureADTokenExchange\"]).",
@@ -147,11 +147,12 @@ void kl_mgmt_federated_create(kl_mgmt_call *c)
     if (!get_text(c, "name", KL_MAX_FEDERATED_NAME, true, &name))
         return;
     if (!valid_name(name)) {
-        kl_mgmt_fail(c, 400, "Request_BadRequest",
-                     "name must be 3-%d letters, digits, '-' or '_'.", KL_MAX_FEDERATED_NAME);
+        kl_mgmt_fail(c, 400, "Request_BadRequest", "name must be 3-%d letters, digits, '-' or '_'.",
+                     KL_MAX_FEDERATED_NAME);
         return;
     }
-    if (!get_text(c, "issuer", KL_MAX_FEDERATED_ISSUER, true, &issuer) || !valid_issuer(c, issuer) ||
+    if (!get_text(c, "issuer", KL_MAX_FEDERATED_ISSUER, true, &issuer) ||
+        !valid_issuer(c, issuer) ||
         !get_text(c, "subject", KL_MAX_FEDERATED_SUBJECT, true, &subject) ||
         !get_text(c, "description", KL_MAX_FEDERATED_DESCRIPTION, false, &description) ||
         !(aud = get_audiences(c, true, &absent)))
@@ -219,7 +220,8 @@ void kl_mgmt_federated_patch(kl_mgmt_call *c)
     char *aud = NULL;
     bool absent = false;
     if (!get_text(c, "name", KL_MAX_FEDERATED_NAME, false, &name) ||
-        !get_text(c, "issuer", KL_MAX_FEDERATED_ISSUER, false, &issuer) || !valid_issuer(c, issuer) ||
+        !get_text(c, "issuer", KL_MAX_FEDERATED_ISSUER, false, &issuer) ||
+        !valid_issuer(c, issuer) ||
         !get_text(c, "subject", KL_MAX_FEDERATED_SUBJECT, false, &subject) ||
         !get_text(c, "description", KL_MAX_FEDERATED_DESCRIPTION, false, &description))
         return;
@@ -263,7 +265,8 @@ out:
 
 void kl_mgmt_federated_delete(kl_mgmt_call *c)
 {
-    int err = kl_store_delete_federated_credential(c->m->store, c->names.object, c->names.credential);
+    int err =
+        kl_store_delete_federated_credential(c->m->store, c->names.object, c->names.credential);
     if (err == KL_ENOTFOUND)
         not_found(c, c->names.credential);
     else if (err)

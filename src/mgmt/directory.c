@@ -34,7 +34,8 @@ static json_t *application_json(const kl_store_application *a, json_t *kc)
     if (!o || set_new(o, "id", json_string(a->object_id)) ||
         set_new(o, "appId", json_string(a->app_id)) ||
         set_new(o, "displayName", json_string(a->display_name)) ||
-        set_new(o, "createdDateTime", iso_time(a->created_at)) || set_new(o, "keyCredentials", kc)) {
+        set_new(o, "createdDateTime", iso_time(a->created_at)) ||
+        set_new(o, "keyCredentials", kc)) {
         json_decref(o);
         return NULL;
     }
@@ -398,7 +399,8 @@ void kl_mgmt_service_principal_create(kl_mgmt_call *c)
     const char *app_id = json_string_value(aid);
     if (!app_id || strlen(app_id) != json_string_length(aid) ||
         !kl_uuid_valid(app_id, strlen(app_id))) {
-        kl_mgmt_fail(c, 400, "Request_BadRequest", "appId is required: the application's client id.");
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "appId is required: the application's client id.");
         return;
     }
     /* Only the app id names the application here (Graph's contract), never its object

@@ -263,7 +263,7 @@ static bool lower_key(const char *client_id, char lk[KL_MAX_PRINCIPAL_ID + 1])
         return false;
     for (size_t i = 0; i <= cl; i++)
         lk[i] = (client_id[i] >= 'A' && client_id[i] <= 'Z') ? (char)(client_id[i] - 'A' + 'a')
-                                                              : client_id[i];
+                                                             : client_id[i];
     return true;
 }
 

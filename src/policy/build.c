@@ -40,7 +40,7 @@ typedef struct build_ctx {
     size_t n_enabled, cap_enabled;
     /* Rows built as unavailable, by row and version (see broken_key); with a memo, a
      * row already in it is not logged again. */
-    const kl_policy *memo; /* may be NULL: log every broken row */
+    const kl_policy *memo;         /* may be NULL: log every broken row */
     kl_appcreds_builder *appcreds; /* created at the first certificate */
     char **broken;
     size_t n_broken, cap_broken;

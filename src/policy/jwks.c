@@ -81,7 +81,8 @@ static json_t *fetch_json(kl_jwks *j, const char *url)
     size_t len = 0;
     if (j->fetch(j->ctx, url, &body, &len) != 0)
         return NULL;
-    json_t *o = len <= KL_MAX_JWKS_BYTES ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *o =
+        len <= KL_MAX_JWKS_BYTES ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     free(body);
     if (o && !json_is_object(o)) {
         json_decref(o);

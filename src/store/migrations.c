@@ -166,7 +166,8 @@ static const kl_store_migration migrations[] = {
      "  UNIQUE (application_pk, name_lower),"
      "  UNIQUE (application_pk, issuer, subject)"
      ");"
-     "CREATE INDEX app_federated_credentials_issuer ON app_federated_credentials (issuer, subject);"},
+     "CREATE INDEX app_federated_credentials_issuer ON app_federated_credentials (issuer, "
+     "subject);"},
     {11, "spent client-assertion ids",
      /* Every accepted client assertion's jti until its exp, so that no node accepts it
       * again (security.md T6). Rows past exp are pruned as new ones arrive. Not part of

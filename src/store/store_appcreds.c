@@ -10,15 +10,23 @@
 #include "store/query.h"
 #include "store/store.h"
 
-#define KC_COL(t, member) {KL_COL_##t, offsetof(kl_store_key_credential, member)}
+#define KC_COL(t, member)                                                                          \
+    {                                                                                              \
+        KL_COL_##t, offsetof(kl_store_key_credential, member)                                      \
+    }
 
 static const kl_col key_credential_cols[] = {
-    KC_COL(TEXT, key_id),          KC_COL(TEXT, app_id),           KC_COL(TEXT, display_name),
-    KC_COL(TEXT, thumbprint_sha1), KC_COL(TEXT, thumbprint_sha256), KC_COL(TEXT, cert),
-    KC_COL(I64, start_at),         KC_COL(I64, end_at),            KC_COL(I64, created_at),
+    KC_COL(TEXT, key_id),
+    KC_COL(TEXT, app_id),
+    KC_COL(TEXT, display_name),
+    KC_COL(TEXT, thumbprint_sha1),
+    KC_COL(TEXT, thumbprint_sha256),
+    KC_COL(TEXT, cert),
+    KC_COL(I64, start_at),
+    KC_COL(I64, end_at),
+    KC_COL(I64, created_at),
 };
-static const kl_rowmap map_key_credential =
-    KL_ROWMAP(kl_store_key_credential, key_credential_cols);
+static const kl_rowmap map_key_credential = KL_ROWMAP(kl_store_key_credential, key_credential_cols);
 
 #define KEY_CREDENTIAL_COLS                                                                        \
     "SELECT k.key_id, a.app_id, k.display_name, k.thumbprint_sha1, k.thumbprint_sha256, k.cert, "  \
@@ -61,8 +69,9 @@ int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_cr
         return err;
     err = application_pk(st, app, &pk);
     if (!err)
-        err = kl_q_list(st, KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1 "
-                                                "ORDER BY k.created_at, k.pk",
+        err = kl_q_list(st,
+                        KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1 "
+                                            "ORDER BY k.created_at, k.pk",
                         KL_ARGS(kl_vi(pk)), &map_key_credential, (void ***)out, n);
     return kl_q_end(st, err);
 }
@@ -99,8 +108,8 @@ int kl_store_set_key_credentials(kl_store *st, const char *app,
      * application) is left as it is. */
     kl_store_key_credential **have = NULL;
     size_t nh = 0;
-    if ((err = kl_q_list(st, KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1",
-                         KL_ARGS(kl_vi(pk)), &map_key_credential, (void ***)&have, &nh)))
+    if ((err = kl_q_list(st, KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1", KL_ARGS(kl_vi(pk)),
+                         &map_key_credential, (void ***)&have, &nh)))
         goto out;
     for (size_t i = 0; !err && i < nh; i++) {
         bool kept = false;
@@ -140,8 +149,7 @@ out:
     return kl_q_end(st, err);
 }
 
-int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
-                     int64_t now)
+int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp, int64_t now)
 {
     if (!st || !client_id || !jti || !client_id[0] || !jti[0] ||
         strlen(client_id) > KL_MAX_PRINCIPAL_ID || strlen(jti) > KL_MAX_JTI)
@@ -171,21 +179,24 @@ static int visit_key_credential(void *arg, void *obj, bool *kept)
     return v->key_credential(v->arg, obj);
 }
 
-
 /* ---------------------------------------------------------------- federated credentials */
 
-#define FC_COL(t, member) {KL_COL_##t, offsetof(kl_store_federated_credential, member)}
+#define FC_COL(t, member)                                                                          \
+    {                                                                                              \
+        KL_COL_##t, offsetof(kl_store_federated_credential, member)                                \
+    }
 
 static const kl_col federated_cols[] = {
-    FC_COL(TEXT, id),        FC_COL(TEXT, app_id),    FC_COL(TEXT, name),
-    FC_COL(TEXT, issuer),    FC_COL(TEXT, subject),   FC_COL(TEXT, audiences),
+    FC_COL(TEXT, id),          FC_COL(TEXT, app_id),    FC_COL(TEXT, name),
+    FC_COL(TEXT, issuer),      FC_COL(TEXT, subject),   FC_COL(TEXT, audiences),
     FC_COL(TEXT, description), FC_COL(I64, created_at),
 };
 static const kl_rowmap map_federated = KL_ROWMAP(kl_store_federated_credential, federated_cols);
 
 #define FEDERATED_COLS                                                                             \
     "SELECT f.id, a.app_id, f.name, f.issuer, f.subject, f.audiences, f.description, "             \
-    "f.created_at FROM app_federated_credentials f JOIN applications a ON a.pk = f.application_pk "
+    "f.created_at FROM app_federated_credentials f JOIN applications a ON a.pk = "                 \
+    "f.application_pk "
 
 void kl_store_federated_credential_free(kl_store_federated_credential *f)
 {
@@ -199,16 +210,19 @@ void kl_store_federated_credentials_free(kl_store_federated_credential **f, size
 
 static bool valid_federated(const kl_store_federated_credential *f, bool need_name)
 {
-    return f && (!need_name || (f->name && f->name[0] && strlen(f->name) <= KL_MAX_FEDERATED_NAME)) &&
-           f->issuer && f->issuer[0] && strlen(f->issuer) <= KL_MAX_FEDERATED_ISSUER && f->subject &&
-           f->subject[0] && strlen(f->subject) <= KL_MAX_FEDERATED_SUBJECT && f->audiences &&
+    return f &&
+           (!need_name || (f->name && f->name[0] && strlen(f->name) <= KL_MAX_FEDERATED_NAME)) &&
+           f->issuer && f->issuer[0] && strlen(f->issuer) <= KL_MAX_FEDERATED_ISSUER &&
+           f->subject && f->subject[0] && strlen(f->subject) <= KL_MAX_FEDERATED_SUBJECT &&
+           f->audiences &&
            (!f->description || strlen(f->description) <= KL_MAX_FEDERATED_DESCRIPTION);
 }
 
 int kl_store_create_federated_credential(kl_store *st, const char *app,
                                          const kl_store_federated_credential *fc)
 {
-    if (!st || !app || !valid_federated(fc, true) || !fc->id || !kl_uuid_valid(fc->id, strlen(fc->id)))
+    if (!st || !app || !valid_federated(fc, true) || !fc->id ||
+        !kl_uuid_valid(fc->id, strlen(fc->id)))
         return KL_EINVAL;
     char *id = kl_q_lower(fc->id), *lname = kl_q_lower(fc->name);
     int64_t pk = 0, count = 0;
@@ -216,19 +230,21 @@ int kl_store_create_federated_credential(kl_store *st, const char *app,
     if (err || (err = kl_q_begin(st, true)))
         goto out;
     if (!(err = application_pk(st, app, &pk)) &&
-        !(err = kl_q_int(st, "SELECT count(*) FROM app_federated_credentials WHERE application_pk = ?1",
+        !(err = kl_q_int(st,
+                         "SELECT count(*) FROM app_federated_credentials WHERE application_pk = ?1",
                          KL_ARGS(kl_vi(pk)), &count)) &&
         count >= KL_MAX_APP_FEDERATED_CREDENTIALS)
         err = KL_ETOOBIG;
     if (!err)
-        err = kl_q_exec(st,
-                        "INSERT INTO app_federated_credentials (application_pk, id, name, name_lower, "
-                        "issuer, subject, audiences, description, created_at) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        KL_ARGS(kl_vi(pk), kl_vt(id), kl_vt(fc->name), kl_vt(lname),
-                                kl_vt(fc->issuer), kl_vt(fc->subject), kl_vt(fc->audiences),
-                                kl_vt(fc->description), kl_vi(fc->created_at)),
-                        NULL);
+        err = kl_q_exec(
+            st,
+            "INSERT INTO app_federated_credentials (application_pk, id, name, name_lower, "
+            "issuer, subject, audiences, description, created_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            KL_ARGS(kl_vi(pk), kl_vt(id), kl_vt(fc->name), kl_vt(lname), kl_vt(fc->issuer),
+                    kl_vt(fc->subject), kl_vt(fc->audiences), kl_vt(fc->description),
+                    kl_vi(fc->created_at)),
+            NULL);
     if (err == KL_ECONFLICT)
         err = KL_EEXIST;
     err = kl_q_end(st, err);
@@ -251,8 +267,9 @@ int kl_store_list_federated_credentials(kl_store *st, const char *app,
         return err;
     err = application_pk(st, app, &pk);
     if (!err)
-        err = kl_q_list(st, FEDERATED_COLS "WHERE f.application_pk = ?1 ORDER BY f.created_at, f.pk",
-                        KL_ARGS(kl_vi(pk)), &map_federated, (void ***)out, n);
+        err =
+            kl_q_list(st, FEDERATED_COLS "WHERE f.application_pk = ?1 ORDER BY f.created_at, f.pk",
+                      KL_ARGS(kl_vi(pk)), &map_federated, (void ***)out, n);
     return kl_q_end(st, err);
 }
 
@@ -293,9 +310,9 @@ int kl_store_delete_federated_credential(kl_store *st, const char *app, const ch
     if (err || (err = kl_q_begin(st, true)))
         goto out;
     if (!(err = application_pk(st, app, &pk)))
-        err = kl_q_exec(st,
-                        "DELETE FROM app_federated_credentials WHERE application_pk = ?1 AND id = ?2",
-                        KL_ARGS(kl_vi(pk), kl_vt(lid)), &changed);
+        err = kl_q_exec(
+            st, "DELETE FROM app_federated_credentials WHERE application_pk = ?1 AND id = ?2",
+            KL_ARGS(kl_vi(pk), kl_vt(lid)), &changed);
     if (!err && changed == 0)
         err = KL_ENOTFOUND;
     err = kl_q_end(st, err);

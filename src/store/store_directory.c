@@ -234,7 +234,7 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
 /* ---------------------------------------------------------------- applications */
 
 #define APPLICATION_COLS                                                                           \
-    "SELECT a.object_id, a.app_id, a.display_name, p.object_id, "                                   \
+    "SELECT a.object_id, a.app_id, a.display_name, p.object_id, "                                  \
     "COALESCE(p.account_enabled, 0), a.created_at FROM applications a "                            \
     "LEFT JOIN principals p ON p.application_pk = a.pk "
 
@@ -299,8 +299,8 @@ int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
                        KL_ARGS(kl_vt(a->object_id)), &pk);
     /* An app id is unique among principals too (a managed identity may not share it). */
     if (!err) {
-        err = kl_q_int(st, "SELECT 1 FROM principals WHERE app_id = ?1",
-                       KL_ARGS(kl_vt(a->app_id)), &dummy);
+        err = kl_q_int(st, "SELECT 1 FROM principals WHERE app_id = ?1", KL_ARGS(kl_vt(a->app_id)),
+                       &dummy);
         err = err == 0 ? KL_ECONFLICT : err == KL_ENOTFOUND ? 0 : err;
     }
     if (!err)

@@ -91,9 +91,8 @@ static const kl_client_cert *pick_cert(const json_t *hdr, const kl_client_cert *
          * itself: we trust no chain to a CA. */
         const json_t *leaf = json_array_get(x5c, 0);
         const char *v = json_string_value(leaf);
-        const kl_client_cert *c = (json_is_array(x5c) && v)
-                                      ? by_x5c(certs, n, v, json_string_length(leaf))
-                                      : NULL;
+        const kl_client_cert *c =
+            (json_is_array(x5c) && v) ? by_x5c(certs, n, v, json_string_length(leaf)) : NULL;
         if (!c || (pick && c != pick))
             return NULL;
         pick = c;
@@ -156,7 +155,8 @@ kl_assertion_reason kl_assertion_check_cert(const char *client_id, const char *t
         goto out;
     }
     kl_claims_assertion a;
-    res = from_claims(kl_claims_check_assertion(v.payload, client_id, token_endpoint_url, now_s, &a));
+    res =
+        from_claims(kl_claims_check_assertion(v.payload, client_id, token_endpoint_url, now_s, &a));
     if (res != KL_ASSERTION_OK)
         goto out;
     /* Last, so that only a valid assertion spends its jti: nobody can burn a client's
@@ -206,8 +206,8 @@ static bool aud_has(const json_t *aud, const char *want)
         return strcmp(json_string_value(aud), want) == 0;
     size_t i;
     const json_t *a;
-    json_array_foreach(aud, i, a) if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
-        return true;
+    json_array_foreach(aud, i, a) if (json_is_string(a) &&
+                                      strcmp(json_string_value(a), want) == 0) return true;
     return false;
 }
 

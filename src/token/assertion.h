@@ -26,15 +26,15 @@ typedef struct kl_client_cert {
 /* Why an assertion was refused, with the AADSTS code the token endpoint answers. */
 typedef enum kl_assertion_reason {
     KL_ASSERTION_OK = 0,
-    KL_ASSERTION_MALFORMED,      /* 50027: not a JWS we can read, or bad claims' types */
-    KL_ASSERTION_NO_CERT,        /* 700027: no x5t/x5t#S256 or x5c naming a registered cert */
-    KL_ASSERTION_BAD_SIGNATURE,  /* 700027: the signature does not verify with it */
-    KL_ASSERTION_CERT_EXPIRED,   /* 700027: the certificate is outside its validity dates */
-    KL_ASSERTION_AUDIENCE,       /* 700021: aud is not our token endpoint */
-    KL_ASSERTION_SUBJECT,        /* 700023: iss or sub is not the client id */
-    KL_ASSERTION_LIFETIME,       /* 700024: expired, not yet valid, or valid over 10 minutes */
-    KL_ASSERTION_REPLAYED,       /* 50013: this jti was accepted before */
-    KL_ASSERTION_UNAVAILABLE,    /* the jti store cannot be reached: 503, never accepted */
+    KL_ASSERTION_MALFORMED,     /* 50027: not a JWS we can read, or bad claims' types */
+    KL_ASSERTION_NO_CERT,       /* 700027: no x5t/x5t#S256 or x5c naming a registered cert */
+    KL_ASSERTION_BAD_SIGNATURE, /* 700027: the signature does not verify with it */
+    KL_ASSERTION_CERT_EXPIRED,  /* 700027: the certificate is outside its validity dates */
+    KL_ASSERTION_AUDIENCE,      /* 700021: aud is not our token endpoint */
+    KL_ASSERTION_SUBJECT,       /* 700023: iss or sub is not the client id */
+    KL_ASSERTION_LIFETIME,      /* 700024: expired, not yet valid, or valid over 10 minutes */
+    KL_ASSERTION_REPLAYED,      /* 50013: this jti was accepted before */
+    KL_ASSERTION_UNAVAILABLE,   /* the jti store cannot be reached: 503, never accepted */
     /* Federated credentials (an external issuer's token): */
     KL_ASSERTION_FED_ISSUER,   /* 700211: no federated credential of the client has this iss */
     KL_ASSERTION_FED_AUDIENCE, /* 700212: ... with this iss and an aud it accepts */

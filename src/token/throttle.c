@@ -21,10 +21,10 @@ enum { TAG_CLIENT = 1, TAG_ADDR = 2, TAG_PAIR = 3 };
 
 typedef struct counter {
     unsigned char key[KEY_LEN];
-    int64_t window_start; /* ms; the window is [window_start, window_start + WINDOW) */
-    int64_t last_fail;    /* ms of the latest failure */
+    int64_t window_start;   /* ms; the window is [window_start, window_start + WINDOW) */
+    int64_t last_fail;      /* ms of the latest failure */
     int64_t familiar_until; /* pairs only: ms until which the pair is familiar */
-    uint32_t failures;    /* in the current window */
+    uint32_t failures;      /* in the current window */
     bool used;
 } counter;
 
@@ -132,10 +132,10 @@ static counter *find(kl_throttle *t, counter *table, bool pair, const unsigned c
         if (!slot_live(c, pair, now)) {
             if (!victim || slot_live(victim, pair, now))
                 victim = c;
-        } else if (!victim || (slot_live(victim, pair, now) &&
-                               (c->failures < victim->failures ||
-                                (c->failures == victim->failures &&
-                                 c->last_fail < victim->last_fail)))) {
+        } else if (!victim ||
+                   (slot_live(victim, pair, now) &&
+                    (c->failures < victim->failures ||
+                     (c->failures == victim->failures && c->last_fail < victim->last_fail)))) {
             victim = c;
         }
     }
@@ -197,8 +197,8 @@ static counter *familiar(kl_throttle *t, const keys *k, int64_t now)
     return (p && p->familiar_until > now) ? p : NULL;
 }
 
-int kl_throttle_check(kl_throttle *t, const char *client_id, size_t cl, const char *addr,
-                      size_t al, int64_t now_ms, int64_t *retry_after_s)
+int kl_throttle_check(kl_throttle *t, const char *client_id, size_t cl, const char *addr, size_t al,
+                      int64_t now_ms, int64_t *retry_after_s)
 {
     if (retry_after_s)
         *retry_after_s = 0;

@@ -33,8 +33,8 @@ void kl_throttle_free(kl_throttle *t);
 /* May client_id[0..cl) from addr[0..al) try to authenticate at now_ms? 0 if so;
  * KL_EPERM if not, with *retry_after_s (at least 1) the seconds until it may. Counts
  * nothing. Thread-safe. */
-int kl_throttle_check(kl_throttle *t, const char *client_id, size_t cl, const char *addr,
-                      size_t al, int64_t now_ms, int64_t *retry_after_s);
+int kl_throttle_check(kl_throttle *t, const char *client_id, size_t cl, const char *addr, size_t al,
+                      int64_t now_ms, int64_t *retry_after_s);
 
 /* Records a failed client authentication (wrong secret, bad assertion, unknown client). */
 void kl_throttle_failed(kl_throttle *t, const char *client_id, size_t cl, const char *addr,

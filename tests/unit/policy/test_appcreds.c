@@ -30,7 +30,8 @@ static void test_build_and_find(void **state)
     assert_int_equal(kl_appcreds_builder_cert(bld, APP2, "k-c", c.b64, 5, 6), 0);
     assert_int_equal(kl_appcreds_builder_cert(bld, APP1, "k-b", b.b64, 1, 2), 0);
     assert_int_equal(kl_appcreds_builder_cert(bld, APP1, "k-a", a.b64, 3, 4), 0);
-    assert_int_equal(kl_appcreds_builder_cert(bld, APP1, "k-x", "bm90IGEgY2VydA==", 3, 4), KL_EINVAL);
+    assert_int_equal(kl_appcreds_builder_cert(bld, APP1, "k-x", "bm90IGEgY2VydA==", 3, 4),
+                     KL_EINVAL);
     assert_int_equal(kl_appcreds_builder_cert(bld, APP1, "k-y", "***", 3, 4), KL_EINVAL);
     kl_appcreds *ac = NULL;
     assert_int_equal(kl_appcreds_builder_finish(bld, &ac), 0);
@@ -82,18 +83,21 @@ static void test_federated(void **state)
 {
     (void)state;
     kl_appcreds_builder *bld = kl_appcreds_builder_new();
-    assert_int_equal(kl_appcreds_builder_federated(bld, APP2, "f-3", "https://c", "s3", "[\"a3\"]"), 0);
-    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-1", "https://a", "s1",
-                                                   "[\"a1\",\"a2\"]"),
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP2, "f-3", "https://c", "s3", "[\"a3\"]"),
                      0);
+    assert_int_equal(
+        kl_appcreds_builder_federated(bld, APP1, "f-1", "https://a", "s1", "[\"a1\",\"a2\"]"), 0);
     assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-2", "https://b", "s2", "[]"), 0);
-    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-x", "https://b", "s2", "{}"), KL_EINVAL);
-    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-y", "https://b", "s2", "[1]"), KL_EINVAL);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-x", "https://b", "s2", "{}"),
+                     KL_EINVAL);
+    assert_int_equal(kl_appcreds_builder_federated(bld, APP1, "f-y", "https://b", "s2", "[1]"),
+                     KL_EINVAL);
     kl_appcreds *ac = NULL;
     assert_int_equal(kl_appcreds_builder_finish(bld, &ac), 0);
     kl_appcreds_builder_free(bld);
     size_t n = 0;
-    const kl_federated_cred *fs = kl_appcreds_federated(ac, "6F1F3C3E-6C1B-4B7E-9D55-0A0D2A4C9E11", &n);
+    const kl_federated_cred *fs =
+        kl_appcreds_federated(ac, "6F1F3C3E-6C1B-4B7E-9D55-0A0D2A4C9E11", &n);
     assert_int_equal(n, 2);
     assert_string_equal(fs[0].id, "f-1");
     assert_string_equal(fs[0].issuer, "https://a");

@@ -60,8 +60,8 @@ static void make_jwks(fake *f, test_cert *certs, const char *const *kids, size_t
     json_t *keys = json_array();
     for (size_t i = 0; i < n; i++) {
         kl_jws_key *k = NULL;
-        assert_int_equal(
-            kl_jws_key_from_cert_der(certs[i].der, certs[i].der_len, KL_JWS_RS256, &k), 0);
+        assert_int_equal(kl_jws_key_from_cert_der(certs[i].der, certs[i].der_len, KL_JWS_RS256, &k),
+                         0);
         json_t *jwk = kl_jws_key_public_jwk(k);
         json_object_set_new(jwk, "kid", json_string(kids[i]));
         json_object_del(jwk, "x5t");
@@ -110,7 +110,8 @@ static void test_fetch_hit_refresh(void **state)
     make_jwks(&f, both, k12, 2);
     assert_int_equal(kl_jwks_key(j, ISSUER, "k1", T0 + KL_JWKS_MIN_REFRESH_S, &hold, &key), 0);
     const kl_jws_key *held = key; /* held across the refresh below */
-    assert_int_equal(kl_jwks_key(j, ISSUER, "k2", T0 + KL_JWKS_MIN_REFRESH_S, NULL, &key), KL_EINVAL);
+    assert_int_equal(kl_jwks_key(j, ISSUER, "k2", T0 + KL_JWKS_MIN_REFRESH_S, NULL, &key),
+                     KL_EINVAL);
     kl_jwks_set *hold2 = NULL;
     assert_int_equal(kl_jwks_key(j, ISSUER, "k2", T0 + KL_JWKS_MIN_REFRESH_S, &hold2, &key), 0);
     assert_int_equal(f.fetches, 4);
@@ -125,8 +126,8 @@ static void test_fetch_hit_refresh(void **state)
                      KL_ENOTFOUND);
     assert_int_equal(f.fetches, 6);
     /* Old sets are refetched after their maximum age, even for a known kid. */
-    assert_int_equal(kl_jwks_key(j, ISSUER, "k1", T0 + 2 * KL_JWKS_MIN_REFRESH_S + KL_JWKS_MAX_AGE_S,
-                                 &hold, &key),
+    assert_int_equal(kl_jwks_key(j, ISSUER, "k1",
+                                 T0 + 2 * KL_JWKS_MIN_REFRESH_S + KL_JWKS_MAX_AGE_S, &hold, &key),
                      0);
     assert_int_equal(f.fetches, 8);
     kl_jwks_set_release(hold);
@@ -155,7 +156,8 @@ static void test_refusals(void **state)
     /* A failure is not retried at once. */
     set_discovery(&f, ISSUER, JWKS_URI);
     int before = f.fetches;
-    assert_int_equal(kl_jwks_key(j, ISSUER, "k1", T0 + KL_JWKS_MIN_REFRESH_S + 1, &hold, &key), KL_EIO);
+    assert_int_equal(kl_jwks_key(j, ISSUER, "k1", T0 + KL_JWKS_MIN_REFRESH_S + 1, &hold, &key),
+                     KL_EIO);
     assert_int_equal(f.fetches, before);
     assert_int_equal(kl_jwks_key(j, ISSUER, "k1", T0 + 2 * KL_JWKS_MIN_REFRESH_S, &hold, &key), 0);
     kl_jwks_set_release(hold);
@@ -216,7 +218,8 @@ static void test_https_fetch_egress(void **state)
     assert_int_equal(kl_egress_new(&eg), 0);
     char *body = NULL;
     size_t len = 0;
-    assert_int_equal(kl_jwks_https_fetch(eg, "https://169.254.169.254/metadata", &body, &len), KL_EIO);
+    assert_int_equal(kl_jwks_https_fetch(eg, "https://169.254.169.254/metadata", &body, &len),
+                     KL_EIO);
     assert_null(body);
     assert_int_equal(kl_jwks_https_fetch(eg, "http://127.0.0.1/x", &body, &len), KL_EINVAL);
     assert_int_equal(kl_jwks_https_fetch(eg, "https://user@127.0.0.1/x", &body, &len), KL_EINVAL);

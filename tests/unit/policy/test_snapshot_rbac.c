@@ -446,19 +446,19 @@ static void test_check_assertion_spends_jti(void **state)
     assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
     const char *ep = "https://127.0.0.1/t/oauth2/v2.0/token";
     json_t *h = json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", c.x5t_s256);
-    json_t *cl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", ep, "iss", f->app->app_id, "sub",
-                           f->app->app_id, "exp", (json_int_t)(now + 600), "nbf", (json_int_t)now,
-                           "jti", "once");
+    json_t *cl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", ep, "iss", f->app->app_id,
+                           "sub", f->app->app_id, "exp", (json_int_t)(now + 600), "nbf",
+                           (json_int_t)now, "jti", "once");
     char *tok = test_sign(c.pkey, true, h, cl);
     const char *kid = NULL;
     const kl_appcreds *ac = kl_snapshot_appcreds(s);
-    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now,
-                                                 &kid),
-                     KL_ASSERTION_OK);
+    assert_int_equal(
+        kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now, &kid),
+        KL_ASSERTION_OK);
     assert_string_equal(kid, k.key_id);
-    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now,
-                                                 &kid),
-                     KL_ASSERTION_REPLAYED);
+    assert_int_equal(
+        kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now, &kid),
+        KL_ASSERTION_REPLAYED);
     assert_null(kid);
     /* Still refused after its exp while the clock skew would let it pass: the jti is
      * remembered that long (pruning by exp alone would have forgotten it). */

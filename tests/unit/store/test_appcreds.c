@@ -65,8 +65,12 @@ static void create_app(fixture *f, const char *name, char oid[KL_UUID_LEN + 1],
     next_guid(f, oid);
     next_guid(f, app);
     next_guid(f, sp);
-    kl_store_application a = {.object_id = oid, .app_id = app, .display_name = (char *)name,
-                              .sp_object_id = sp, .enabled = true, .created_at = 5};
+    kl_store_application a = {.object_id = oid,
+                              .app_id = app,
+                              .display_name = (char *)name,
+                              .sp_object_id = sp,
+                              .enabled = true,
+                              .created_at = 5};
     assert_int_equal(kl_store_create_application(f->st, &a), 0);
 }
 
@@ -176,8 +180,8 @@ static void test_refusals(void **state)
     const kl_store_key_credential *pb[] = {&bad.k};
     assert_int_equal(kl_store_set_key_credentials(f->st, oid, pb, 1), KL_EINVAL);
     assert_int_equal(count(f, oid), 1);
-    assert_int_equal(kl_store_list_key_credentials(f->st, ghost, &(kl_store_key_credential **){NULL},
-                                                   &(size_t){0}),
+    assert_int_equal(kl_store_list_key_credentials(
+                         f->st, ghost, &(kl_store_key_credential **){NULL}, &(size_t){0}),
                      KL_ENOTFOUND);
 }
 
@@ -254,8 +258,12 @@ static void test_federated(void **state)
     create_app(f, "fed", oid, app);
     next_guid(f, id1);
     next_guid(f, id2);
-    kl_store_federated_credential a = {.id = id1, .name = "Main", .issuer = "https://i",
-                                       .subject = "s1", .audiences = "[\"x\"]", .created_at = 1};
+    kl_store_federated_credential a = {.id = id1,
+                                       .name = "Main",
+                                       .issuer = "https://i",
+                                       .subject = "s1",
+                                       .audiences = "[\"x\"]",
+                                       .created_at = 1};
     assert_int_equal(kl_store_create_federated_credential(f->st, app, &a), 0);
     kl_store_federated_credential dup_name = a;
     dup_name.id = id2;

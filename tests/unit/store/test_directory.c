@@ -219,7 +219,8 @@ static void test_first_start(void **state)
     kl_store_tenant_free(t);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM principals"), 1);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM role_assignments"), 1);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM schema_version"), test_migration_count());
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM schema_version"),
+                     test_migration_count());
 }
 
 /* A database written by the previous release (migration 1 only, with an account) is
@@ -371,15 +372,16 @@ static void test_service_principal_later(void **state)
     next_guid(f, app);
     next_guid(f, sp);
     next_guid(f, other);
-    kl_store_application a = {.object_id = oid, .app_id = app, .display_name = "later",
-                              .enabled = true, .created_at = 5};
+    kl_store_application a = {
+        .object_id = oid, .app_id = app, .display_name = "later", .enabled = true, .created_at = 5};
     assert_int_equal(kl_store_create_application(f->st, &a), 0);
     kl_store_application *got = NULL;
     assert_int_equal(kl_store_get_application(f->st, app, &got), 0);
     assert_null(got->sp_object_id);
     assert_false(got->enabled);
     kl_store_application_free(got);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM principals WHERE app_id IS NOT NULL"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM principals WHERE app_id IS NOT NULL"),
+                     0);
 
     assert_int_equal(kl_store_create_service_principal(f->st, other, sp, true, 6), KL_ENOTFOUND);
     assert_int_equal(kl_store_create_service_principal(f->st, app, sp, true, 6), 0);

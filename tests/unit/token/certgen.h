@@ -18,9 +18,9 @@ typedef struct test_cert {
     EVP_PKEY *pkey;
     unsigned char *der;
     size_t der_len;
-    char b64[8192];      /* standard base64 of der */
-    char x5t[64];        /* base64url SHA-1 */
-    char x5t_s256[64];   /* base64url SHA-256 */
+    char b64[8192];    /* standard base64 of der */
+    char x5t[64];      /* base64url SHA-1 */
+    char x5t_s256[64]; /* base64url SHA-256 */
 } test_cert;
 
 /* An RSA-`bits` self-signed certificate valid from now + from_s to now + to_s. */

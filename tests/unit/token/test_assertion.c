@@ -47,11 +47,15 @@ static int setup(void **state)
     assert_int_equal(test_cert_make(&f->a, 2048, -3600, 86400), 0);
     assert_int_equal(test_cert_make(&f->b, 2048, -3600, 86400), 0);
     assert_int_equal(test_cert_make(&f->other, 2048, -3600, 86400), 0);
-    assert_int_equal(kl_jws_key_from_cert_der(f->a.der, f->a.der_len, KL_JWS_RS256 | KL_JWS_PS256, &f->ka), 0);
-    assert_int_equal(kl_jws_key_from_cert_der(f->b.der, f->b.der_len, KL_JWS_RS256 | KL_JWS_PS256, &f->kb), 0);
+    assert_int_equal(
+        kl_jws_key_from_cert_der(f->a.der, f->a.der_len, KL_JWS_RS256 | KL_JWS_PS256, &f->ka), 0);
+    assert_int_equal(
+        kl_jws_key_from_cert_der(f->b.der, f->b.der_len, KL_JWS_RS256 | KL_JWS_PS256, &f->kb), 0);
     f->now = (int64_t)time(NULL);
-    f->certs[0] = (kl_client_cert){f->ka, f->a.der, f->a.der_len, f->now - 3600, f->now + 86400, "key-a"};
-    f->certs[1] = (kl_client_cert){f->kb, f->b.der, f->b.der_len, f->now - 3600, f->now + 86400, "key-b"};
+    f->certs[0] =
+        (kl_client_cert){f->ka, f->a.der, f->a.der_len, f->now - 3600, f->now + 86400, "key-a"};
+    f->certs[1] =
+        (kl_client_cert){f->kb, f->b.der, f->b.der_len, f->now - 3600, f->now + 86400, "key-b"};
     *state = f;
     return 0;
 }
@@ -113,14 +117,14 @@ static void test_accepted_forms(void **state)
     assert_string_equal(f->last_jti, "j-1");
     assert_int_equal(f->last_exp, f->now + 600 + KL_TOKEN_CLOCK_SKEW_S); /* exp + skew */
     /* RS256 with x5t (SHA-1). */
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "x5t",
-                                          f->a.x5t)),
-                     KL_ASSERTION_OK);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false,
+                   json_pack("{s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "x5t", f->a.x5t)),
+        KL_ASSERTION_OK);
     /* With x5c (sendCertificateChain), alone or with a thumbprint of the same cert. */
-    assert_int_equal(sign_check(f, f->a.pkey, true,
-                                json_pack("{s:s, s:[s]}", "alg", "PS256", "x5c", f->a.b64)),
-                     KL_ASSERTION_OK);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, true, json_pack("{s:s, s:[s]}", "alg", "PS256", "x5c", f->a.b64)),
+        KL_ASSERTION_OK);
     assert_int_equal(sign_check(f, f->b.pkey, true,
                                 json_pack("{s:s, s:s, s:[s]}", "alg", "PS256", "x5t#S256",
                                           f->b.x5t_s256, "x5c", f->b.b64)),
@@ -129,8 +133,8 @@ static void test_accepted_forms(void **state)
     json_t *h = json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", f->b.x5t_s256);
     json_t *c = claims(f, ENDPOINT, CLIENT, CLIENT, 600, "j-2");
     char *tok = test_sign(f->b.pkey, true, h, c);
-    assert_int_equal(kl_assertion_check_cert(CLIENT, tok, strlen(tok), ENDPOINT, f->certs, 2, f->now,
-                                             use_jti, f, &used),
+    assert_int_equal(kl_assertion_check_cert(CLIENT, tok, strlen(tok), ENDPOINT, f->certs, 2,
+                                             f->now, use_jti, f, &used),
                      KL_ASSERTION_OK);
     assert_ptr_equal(used, &f->certs[1]);
     free(tok);
@@ -142,9 +146,10 @@ static void test_certificate_refusals(void **state)
 {
     fx *f = *state;
     /* Not registered: by thumbprint or by x5c. */
-    assert_int_equal(sign_check(f, f->other.pkey, true,
-                                json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", f->other.x5t_s256)),
-                     KL_ASSERTION_NO_CERT);
+    assert_int_equal(
+        sign_check(f, f->other.pkey, true,
+                   json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", f->other.x5t_s256)),
+        KL_ASSERTION_NO_CERT);
     assert_int_equal(sign_check(f, f->other.pkey, true,
                                 json_pack("{s:s, s:[s]}", "alg", "PS256", "x5c", f->other.b64)),
                      KL_ASSERTION_NO_CERT);
@@ -167,29 +172,29 @@ static void test_certificate_refusals(void **state)
     assert_int_equal(sign_check(f, f->a.pkey, false,
                                 json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", f->a.x5t_s256)),
                      KL_ASSERTION_BAD_SIGNATURE);
-    assert_int_equal(sign_check(f, f->a.pkey, true,
-                                json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
-                     KL_ASSERTION_BAD_SIGNATURE);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, true, json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
+        KL_ASSERTION_BAD_SIGNATURE);
     /* Other algorithms are not certificate signatures at all. */
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s}", "alg", "ES256", "x5t", f->a.x5t)),
-                     KL_ASSERTION_MALFORMED);
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s}", "alg", "HS256", "x5t", f->a.x5t)),
-                     KL_ASSERTION_MALFORMED);
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s}", "alg", "none", "x5t", f->a.x5t)),
-                     KL_ASSERTION_MALFORMED);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false, json_pack("{s:s, s:s}", "alg", "ES256", "x5t", f->a.x5t)),
+        KL_ASSERTION_MALFORMED);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false, json_pack("{s:s, s:s}", "alg", "HS256", "x5t", f->a.x5t)),
+        KL_ASSERTION_MALFORMED);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false, json_pack("{s:s, s:s}", "alg", "none", "x5t", f->a.x5t)),
+        KL_ASSERTION_MALFORMED);
     /* Outside the certificate's dates. */
     f->certs[0].not_after = f->now - 1;
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
-                     KL_ASSERTION_CERT_EXPIRED);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false, json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
+        KL_ASSERTION_CERT_EXPIRED);
     f->certs[0].not_after = f->now + 86400;
     f->certs[0].not_before = f->now + 1;
-    assert_int_equal(sign_check(f, f->a.pkey, false,
-                                json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
-                     KL_ASSERTION_CERT_EXPIRED);
+    assert_int_equal(
+        sign_check(f, f->a.pkey, false, json_pack("{s:s, s:s}", "alg", "RS256", "x5t", f->a.x5t)),
+        KL_ASSERTION_CERT_EXPIRED);
     assert_int_equal(f->uses, 0); /* nothing above spent a jti */
 }
 
@@ -207,8 +212,9 @@ static kl_assertion_reason claims_check(fx *f, json_t *c)
 static void test_claim_refusals(void **state)
 {
     fx *f = *state;
-    assert_int_equal(claims_check(f, claims(f, "https://elsewhere/token", CLIENT, CLIENT, 600, "j")),
-                     KL_ASSERTION_AUDIENCE);
+    assert_int_equal(
+        claims_check(f, claims(f, "https://elsewhere/token", CLIENT, CLIENT, 600, "j")),
+        KL_ASSERTION_AUDIENCE);
     assert_int_equal(claims_check(f, claims(f, ENDPOINT, "someone-else", CLIENT, 600, "j")),
                      KL_ASSERTION_SUBJECT);
     assert_int_equal(claims_check(f, claims(f, ENDPOINT, CLIENT, "someone-else", 600, "j")),
@@ -284,7 +290,8 @@ static kl_assertion_reason fed_check(fx *f, EVP_PKEY *signer, const char *alg, c
         {"fic-ci", "https://ci.example", "repo:x", auds, 1},
         {"fic-k8s", ISSUER, SUBJECT, auds, 1},
     };
-    json_t *h = kid ? json_pack("{s:s, s:s}", "alg", alg, "kid", kid) : json_pack("{s:s}", "alg", alg);
+    json_t *h =
+        kid ? json_pack("{s:s, s:s}", "alg", alg, "kid", kid) : json_pack("{s:s}", "alg", alg);
     char *tok = test_sign(signer, strcmp(alg, "PS256") == 0, h, claims_obj);
     const kl_federated_cred *used = NULL;
     kl_assertion_reason r = kl_assertion_check_federated(CLIENT, tok, strlen(tok), fics, 2, f->now,
@@ -320,22 +327,25 @@ static void test_federated(void **state)
     assert_int_equal(fed_check(f, k, "RS256", "k1",
                                k8s_claims(f, "https://evil.example", SUBJECT, AUD, -60, 3600)),
                      KL_ASSERTION_FED_ISSUER);
-    assert_int_equal(fed_check(f, k, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, "other", -60, 3600)),
-                     KL_ASSERTION_FED_AUDIENCE);
-    assert_int_equal(fed_check(f, k, "RS256", "k1",
-                               k8s_claims(f, ISSUER, "system:serviceaccount:dev:api", AUD, -60, 3600)),
-                     KL_ASSERTION_FED_SUBJECT);
+    assert_int_equal(
+        fed_check(f, k, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, "other", -60, 3600)),
+        KL_ASSERTION_FED_AUDIENCE);
+    assert_int_equal(
+        fed_check(f, k, "RS256", "k1",
+                  k8s_claims(f, ISSUER, "system:serviceaccount:dev:api", AUD, -60, 3600)),
+        KL_ASSERTION_FED_SUBJECT);
     assert_int_equal(fed_check(f, k, "RS256", "k2", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
                      KL_ASSERTION_KEY_UNKNOWN);
-    assert_int_equal(fed_check(f, f->other.pkey, "RS256", "k1",
-                               k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
-                     KL_ASSERTION_BAD_SIGNATURE);
+    assert_int_equal(
+        fed_check(f, f->other.pkey, "RS256", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
+        KL_ASSERTION_BAD_SIGNATURE);
     /* The algorithm is the key's: PS256 against an RS256 key is refused. */
     assert_int_equal(fed_check(f, k, "PS256", "k1", k8s_claims(f, ISSUER, SUBJECT, AUD, -60, 3600)),
                      KL_ASSERTION_BAD_SIGNATURE);
-    assert_int_equal(fed_check(f, k, "RS256", "k1",
-                               k8s_claims(f, ISSUER, SUBJECT, AUD, -7200, -KL_TOKEN_CLOCK_SKEW_S - 1)),
-                     KL_ASSERTION_LIFETIME);
+    assert_int_equal(
+        fed_check(f, k, "RS256", "k1",
+                  k8s_claims(f, ISSUER, SUBJECT, AUD, -7200, -KL_TOKEN_CLOCK_SKEW_S - 1)),
+        KL_ASSERTION_LIFETIME);
     assert_int_equal(fed_check(f, k, "RS256", "k1",
                                k8s_claims(f, ISSUER, SUBJECT, AUD, -60, KL_TOKEN_MAX_LIFETIME_S)),
                      KL_ASSERTION_LIFETIME);

@@ -138,7 +138,8 @@ static void test_familiar_pair_not_locked_out_by_others(void **state)
         assert_int_equal(check(t, CLIENT, "10.1.1.1", now, &r), 0);
     }
     /* An unfamiliar address is refused meanwhile. */
-    assert_int_equal(check(t, CLIENT, "10.2.2.2", T0 + 3 * KL_THROTTLE_WINDOW_MS - 1, &r), KL_EPERM);
+    assert_int_equal(check(t, CLIENT, "10.2.2.2", T0 + 3 * KL_THROTTLE_WINDOW_MS - 1, &r),
+                     KL_EPERM);
     /* The same address for another client is not familiar. */
     fail_n(t, OTHER, "203.0.113.9", KL_THROTTLE_CLIENT_LIMIT, T0);
     assert_int_equal(check(t, OTHER, "10.1.1.1", T0 + 1, &r), KL_EPERM);
