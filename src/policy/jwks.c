@@ -286,7 +286,10 @@ int kl_jwks_https_fetch(void *ctx, const char *url, char **body, size_t *len)
     *len = 0;
     if (!ctx || !url || !kl_str_istarts(url, "https://"))
         return KL_EINVAL;
-    sock_ctx sc = {.eg = ctx};
+    const kl_jwks_https *hc = ctx;
+    if (!hc->egress)
+        return KL_EINVAL;
+    sock_ctx sc = {.eg = hc->egress};
     /* The host as written, for the allowlist's names. */
     const char *h = url + strlen("https://");
     size_t hl = strcspn(h, "/:?#");
@@ -309,6 +312,8 @@ int kl_jwks_https_fetch(void *ctx, const char *url, char **body, size_t *len)
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &sc);
     curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never through a proxy from the environment */
+    if (hc->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, hc->ca_file);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);

@@ -37,8 +37,14 @@ int kl_jwks_key(kl_jwks *j, const char *issuer, const char *kid, int64_t now, kl
                 const kl_jws_key **key);
 void kl_jwks_set_release(kl_jwks_set *s);
 
-/* The real transport: ctx is the daemon's kl_egress (borrowed). HTTPS only, the
- * server certificate verified against the system's CAs, no redirects, at most
+/* The real transport's context (borrowed pointers). */
+typedef struct kl_jwks_https {
+    const kl_egress *egress; /* every resolved address is judged by it */
+    const char *ca_file;     /* PEM CAs for issuers with a private CA; NULL: the system's */
+} kl_jwks_https;
+
+/* The real transport: ctx is a kl_jwks_https. HTTPS only, the server certificate
+ * verified (system CAs, or ca_file), no redirects, no proxy, at most
  * KL_JWKS_FETCH_TIMEOUT_MS and KL_MAX_JWKS_BYTES; a resolved address the egress policy
  * refuses is never connected to. */
 int kl_jwks_https_fetch(void *ctx, const char *url, char **body, size_t *len);

@@ -216,15 +216,16 @@ static void test_https_fetch_egress(void **state)
     (void)state;
     kl_egress *eg = NULL;
     assert_int_equal(kl_egress_new(&eg), 0);
+    kl_jwks_https hc = {.egress = eg};
     char *body = NULL;
     size_t len = 0;
-    assert_int_equal(kl_jwks_https_fetch(eg, "https://169.254.169.254/metadata", &body, &len),
+    assert_int_equal(kl_jwks_https_fetch(&hc, "https://169.254.169.254/metadata", &body, &len),
                      KL_EIO);
     assert_null(body);
-    assert_int_equal(kl_jwks_https_fetch(eg, "http://127.0.0.1/x", &body, &len), KL_EINVAL);
-    assert_int_equal(kl_jwks_https_fetch(eg, "https://user@127.0.0.1/x", &body, &len), KL_EINVAL);
+    assert_int_equal(kl_jwks_https_fetch(&hc, "http://127.0.0.1/x", &body, &len), KL_EINVAL);
+    assert_int_equal(kl_jwks_https_fetch(&hc, "https://user@127.0.0.1/x", &body, &len), KL_EINVAL);
     /* Loopback is allowed by default; nothing listens on port 1. */
-    assert_int_equal(kl_jwks_https_fetch(eg, "https://127.0.0.1:1/x", &body, &len), KL_EIO);
+    assert_int_equal(kl_jwks_https_fetch(&hc, "https://127.0.0.1:1/x", &body, &len), KL_EIO);
     kl_egress_free(eg);
 
     /* With an allowlist that leaves loopback out, a listening loopback port is never
@@ -236,11 +237,12 @@ static void test_https_fetch_egress(void **state)
     assert_int_equal(listen(l, 4), 0);
     assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
     assert_int_equal(kl_egress_new(&eg), 0);
+    hc.egress = eg;
     char err[128];
     assert_int_equal(kl_egress_allow(eg, "10.0.0.0/8", err, sizeof(err)), 0);
     char url[64];
     snprintf(url, sizeof(url), "https://127.0.0.1:%u/jwks", (unsigned)ntohs(sa.sin_port));
-    assert_int_equal(kl_jwks_https_fetch(eg, url, &body, &len), KL_EIO);
+    assert_int_equal(kl_jwks_https_fetch(&hc, url, &body, &len), KL_EIO);
     assert_int_equal(accept(l, NULL, NULL), -1); /* no connection was made */
     kl_egress_free(eg);
     close(l);
