@@ -43,6 +43,9 @@ typedef enum opt_id {
     O_ALL,
     O_FROM,
     O_TO,
+    O_DISPLAY_NAME,
+    O_DAYS,
+    O_REVOKE_PREVIOUS,
 } opt_id;
 
 typedef struct opt_def {
@@ -78,6 +81,9 @@ static const opt_def OPTS[] = {
     {"all", 0, OPT_FLAG, O_ALL, KL_CLI_OPT_ALL},
     {"from", 0, OPT_VALUE, O_FROM, KL_CLI_OPT_FROM},
     {"to", 0, OPT_VALUE, O_TO, KL_CLI_OPT_TO},
+    {"display-name", 0, OPT_VALUE, O_DISPLAY_NAME, KL_CLI_OPT_DISPLAY_NAME},
+    {"days", 0, OPT_VALUE, O_DAYS, KL_CLI_OPT_DAYS},
+    {"revoke-previous", 0, OPT_FLAG, O_REVOKE_PREVIOUS, KL_CLI_OPT_REVOKE_PREVIOUS},
 };
 
 typedef struct cmd_def {
@@ -149,6 +155,23 @@ static const cmd_def CMDS[] = {
      0},
     {"app", "federated", "list", KL_CLI_CMD_APP_FEDERATED_LIST, 1, {"APP"}, 0},
     {"app", "federated", "remove", KL_CLI_CMD_APP_FEDERATED_REMOVE, 2, {"APP", "NAME"}, 0},
+    {"app",
+     "secret",
+     "add",
+     KL_CLI_CMD_APP_SECRET_ADD,
+     1,
+     {"APP"},
+     KL_CLI_OPT_DISPLAY_NAME | KL_CLI_OPT_DAYS},
+    {"app", "secret", "list", KL_CLI_CMD_APP_SECRET_LIST, 1, {"APP"}, 0},
+    {"app", "secret", "remove", KL_CLI_CMD_APP_SECRET_REMOVE, 2, {"APP", "KEY-ID"}, 0},
+    {"signing-key", "list", NULL, KL_CLI_CMD_SIGNING_KEY_LIST, 0, {NULL}, 0},
+    {"signing-key",
+     "rotate",
+     NULL,
+     KL_CLI_CMD_SIGNING_KEY_ROTATE,
+     0,
+     {NULL},
+     KL_CLI_OPT_REVOKE_PREVIOUS},
     {"role",
      "definition",
      "list",
@@ -238,6 +261,11 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_APP_DELETE: return "app delete";
     case KL_CLI_CMD_APP_DISABLE: return "app disable";
     case KL_CLI_CMD_APP_ENABLE: return "app enable";
+    case KL_CLI_CMD_APP_SECRET_ADD: return "app secret add";
+    case KL_CLI_CMD_APP_SECRET_LIST: return "app secret list";
+    case KL_CLI_CMD_APP_SECRET_REMOVE: return "app secret remove";
+    case KL_CLI_CMD_SIGNING_KEY_LIST: return "signing-key list";
+    case KL_CLI_CMD_SIGNING_KEY_ROTATE: return "signing-key rotate";
     case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
@@ -298,6 +326,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DATA: a->data = true; return 0;
     case O_CUSTOM: a->custom = true; return 0;
     case O_ALL: a->all = true; return 0;
+    case O_REVOKE_PREVIOUS: a->revoke_previous = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -335,6 +364,8 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_FILE: a->file = v; break;
     case O_FROM: a->from = v; break;
     case O_TO: a->to = v; break;
+    case O_DISPLAY_NAME: a->display_name = v; break;
+    case O_DAYS: a->days = v; break;
     default: return usage(err, errlen, "internal error: unhandled option %s", shown);
     }
     return 0;

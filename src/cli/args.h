@@ -44,7 +44,12 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_ROLE_ASSIGNMENT_LIST,
     KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE,
     KL_CLI_CMD_ROLE_CHECK,
-    KL_CLI_CMD_STORE_MIGRATE
+    KL_CLI_CMD_STORE_MIGRATE,
+    KL_CLI_CMD_APP_SECRET_ADD,
+    KL_CLI_CMD_APP_SECRET_LIST,
+    KL_CLI_CMD_APP_SECRET_REMOVE,
+    KL_CLI_CMD_SIGNING_KEY_LIST,
+    KL_CLI_CMD_SIGNING_KEY_ROTATE
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -68,7 +73,10 @@ enum {
     KL_CLI_OPT_CUSTOM = 1u << 14,
     KL_CLI_OPT_ALL = 1u << 15,
     KL_CLI_OPT_FROM = 1u << 16,
-    KL_CLI_OPT_TO = 1u << 17
+    KL_CLI_OPT_TO = 1u << 17,
+    KL_CLI_OPT_DISPLAY_NAME = 1u << 18,
+    KL_CLI_OPT_DAYS = 1u << 19,
+    KL_CLI_OPT_REVOKE_PREVIOUS = 1u << 20
 };
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
@@ -110,6 +118,9 @@ typedef struct kl_cli_args {
     bool all;                       /* role assignment list: also the assignments below the scope */
     const char *from;               /* store migrate: the source store URL */
     const char *to;                 /* store migrate: the destination store URL */
+    const char *display_name;       /* app secret add: the secret's display name */
+    const char *days;               /* app secret add: days until it expires (as typed) */
+    bool revoke_previous;           /* signing-key rotate: refuse the earlier keys at once */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

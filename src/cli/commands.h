@@ -18,6 +18,10 @@ int kl_cli_cmd_app(kl_cli_ctx *c);
 int kl_cli_cmd_app_cert(kl_cli_ctx *c);
 /* app federated add|list|remove: an application's federated identity credentials */
 int kl_cli_cmd_app_federated(kl_cli_ctx *c);
+/* app secret add|list|remove: client secrets (Graph addPassword / removePassword) */
+int kl_cli_cmd_app_secret(kl_cli_ctx *c);
+/* signing-key list|rotate: the token service's signing keys */
+int kl_cli_cmd_signing_key(kl_cli_ctx *c);
 int kl_cli_cmd_role_definition(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);

@@ -33,6 +33,11 @@ static const char OVERVIEW[] =
     "  app cert remove APP KEY\n"
     "  app federated add APP NAME ISSUER SUBJECT\n"
     "  app federated list|remove APP [NAME]\n"
+    "  app secret add APP [--display-name NAME] [--days N]\n"
+    "  app secret list APP\n"
+    "  app secret remove APP KEY-ID\n"
+    "  signing-key list\n"
+    "  signing-key rotate [--revoke-previous]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -159,6 +164,23 @@ static const char TENANT[] = "Usage:\n"
                              "its id (the tenant of tokens and of the Entra-style endpoints),\n"
                              "name and creation time. It never changes.\n";
 
+static const char SIGNING_KEY[] =
+    "Usage:\n"
+    "  keyless signing-key list\n"
+    "  keyless signing-key rotate [--revoke-previous]\n"
+    "\n"
+    "The keys the token service signs access tokens with (RSA-2048 unless keylessd runs\n"
+    "with --signing-key-alg ES256), kept sealed under the key-encryption key. keylessd\n"
+    "rotates them by itself (--signing-key-rotation-days, default 30): a new key is\n"
+    "published in JWKS 10 minutes before it signs, and the one it replaces stays\n"
+    "published until the last token it signed has expired.\n"
+    "\n"
+    "  list     kid, algorithm, status (active, pending, retiring, retired, revoked) and\n"
+    "           dates of every key.\n"
+    "  rotate   makes a new key that signs from now on; tokens signed by the earlier keys\n"
+    "           stay valid until they expire. With --revoke-previous (a key may have\n"
+    "           leaked) every earlier key is revoked: its tokens are refused at once.\n";
+
 static const char APP[] =
     "Usage:\n"
     "  keyless app create NAME\n"
@@ -173,6 +195,9 @@ static const char APP[] =
     "  keyless app federated add APP NAME ISSUER SUBJECT\n"
     "  keyless app federated list APP\n"
     "  keyless app federated remove APP NAME\n"
+    "  keyless app secret add APP [--display-name NAME] [--days N]\n"
+    "  keyless app secret list APP\n"
+    "  keyless app secret remove APP KEY-ID\n"
     "\n"
     "An application is an identity for a program. Creating one also creates its\n"
     "service principal, the object roles are assigned to. APP is the application's\n"
@@ -194,7 +219,14 @@ static const char APP[] =
     "  federated add     trusts tokens of the OIDC issuer ISSUER (https) about\n"
     "                    SUBJECT, for audience api://AzureADTokenExchange, as the\n"
     "                    application's; NAME names the trust.\n"
-    "  federated list    lists them; federated remove removes NAME (or its id).\n";
+    "  federated list    lists them; federated remove removes NAME (or its id).\n"
+    "  secret add     makes a client secret (Graph addPassword) and prints it, this\n"
+    "                 once only: keylessd keeps only a keyed hash of it. It expires\n"
+    "                 after --days N (default 180, at most 730); an application has\n"
+    "                 at most 16.\n"
+    "  secret list    key id, hint (first three characters), display name and dates\n"
+    "                 of each secret; never the secret.\n"
+    "  secret remove  deletes the secret KEY-ID (Graph removePassword).\n";
 
 static const char ROLE[] =
     "Usage:\n"
@@ -264,6 +296,8 @@ void kl_cli_help(FILE *f, const char *noun)
         text = APP;
     else if (noun && strcmp(noun, "role") == 0)
         text = ROLE;
+    else if (noun && strcmp(noun, "signing-key") == 0)
+        text = SIGNING_KEY;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);

@@ -42,6 +42,12 @@ static const char usage[] =
     "                            for this long (KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
     "  --body-timeout-ms MS      408 if a request body is not complete this long after its\n"
     "                            headers (KEYLESS_BODY_TIMEOUT_MS; default 30000)\n"
+    "  --signing-key-rotation-days N  days a token signing key signs before the next one\n"
+    "                            takes over (KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
+    "  --signing-key-alg ALG     RS256 or ES256 for new signing keys\n"
+    "                            (KEYLESS_SIGNING_KEY_ALG; default RS256)\n"
+    "  --token-lifetime-min N    lifetime of issued access tokens (KEYLESS_TOKEN_LIFETIME_MIN;\n"
+    "                            default 60, 5 to 1440)\n"
     "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
     "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
     "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
@@ -200,6 +206,11 @@ static const opt opts[] = {
      0, KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
     {"--body-timeout-ms", "KEYLESS_BODY_TIMEOUT_MS", O_INT, offsetof(kl_config, body_timeout_ms), 0,
      KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
+    {"--signing-key-rotation-days", "KEYLESS_SIGNING_KEY_ROTATION_DAYS", O_INT,
+     offsetof(kl_config, signing_key_rotation_days), 0, 1, 3650},
+    STR("--signing-key-alg", "KEYLESS_SIGNING_KEY_ALG", signing_key_alg),
+    {"--token-lifetime-min", "KEYLESS_TOKEN_LIFETIME_MIN", O_INT,
+     offsetof(kl_config, token_lifetime_min), 0, 5, 1440},
     {"--access-log", "KEYLESS_ACCESS_LOG", O_BOOL, offsetof(kl_config, access_log), 0, 0, 0},
     {"--log-level", "KEYLESS_LOG_LEVEL", O_LEVEL, offsetof(kl_config, log_level), 0, 0, 0},
     {"--allow-core-dumps", "KEYLESS_ALLOW_CORE_DUMPS", O_BOOL,
@@ -231,6 +242,9 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
     cfg->upstream_timeout_ms = 120000;
     cfg->write_timeout_ms = KL_WRITE_TIMEOUT_MS;
     cfg->body_timeout_ms = KL_BODY_TIMEOUT_MS;
+    cfg->signing_key_rotation_days = 30;
+    cfg->token_lifetime_min = 60;
+    snprintf(cfg->signing_key_alg, sizeof(cfg->signing_key_alg), "RS256");
     cfg->access_log = true;
     cfg->log_level = KL_LOG_INFO;
     const size_t nopts = sizeof(opts) / sizeof(opts[0]);

@@ -26,6 +26,11 @@ typedef struct kl_config {
     int upstream_timeout_ms;
     int write_timeout_ms; /* client not taking a pending answer: disconnected */
     int body_timeout_ms;  /* request body not complete: 408 */
+    /* The token service: days a signing key signs before the next one, the lifetime of
+     * issued access tokens, and "RS256" (default) or "ES256" for new signing keys. */
+    int signing_key_rotation_days;
+    int token_lifetime_min;
+    char signing_key_alg[8];
     bool access_log;
     bool allow_core_dumps; /* off: RLIMIT_CORE 0 and not dumpable (secrets stay in memory) */
     kl_log_level log_level;

@@ -14,16 +14,19 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/util.h"
 #include "crypto/keys.h"
 #include "crypto/tls.h"
 #include "daemon/config.h"
 #include "daemon/datadir.h"
 #include "daemon/router.h"
 #include "gateway/gateway.h"
+#include "gateway/sts.h"
 #include "http/server.h"
 #include "mgmt/mgmt.h"
 #include "policy/build.h"
 #include "policy/egress.h"
+#include "policy/signing.h"
 #include "policy/snapshot.h"
 #include "daemon/kek_check.h"
 #include "store/store.h"
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
     kl_metrics *metrics = NULL;
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
+    kl_gateway_sts *sts = NULL;
     kl_http_server *server = NULL;
     kl_egress *egress = NULL;
     SSL_CTX *tls = NULL;
@@ -255,6 +259,23 @@ int main(int argc, char **argv)
         kl_log(KL_LOG_ERROR, "kek", "reason", "refusing to start", NULL);
         goto out;
     }
+    /* The token service signs with a key of the store; the first node to start makes
+     * it (the store decides, so nodes starting together make one). */
+    kl_signing_cfg signing = {.rotation_s = (int64_t)cfg.signing_key_rotation_days * 86400,
+                              .lead_s = KL_SIGNING_PUBLISH_LEAD_S,
+                              .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60,
+                              .alg = KL_JWS_RS256};
+    if (!strcmp(cfg.signing_key_alg, "ES256")) {
+        signing.alg = KL_JWS_ES256;
+    } else if (strcmp(cfg.signing_key_alg, "RS256") != 0) {
+        kl_log(KL_LOG_ERROR, "config", "reason", "--signing-key-alg must be RS256 or ES256", NULL);
+        rc = 2;
+        goto out;
+    }
+    if (kl_signing_tick(store, keys, &signing, kl_now_unix(), NULL) != 0) {
+        kl_log(KL_LOG_ERROR, "signing_key", "reason", "cannot make the first signing key", NULL);
+        goto out;
+    }
     holder = kl_snapshot_holder_new();
     /* A deployment whose credential does not open is built as unavailable (logged once);
      * only a store that cannot be read at all keeps the daemon from starting. */
@@ -321,7 +342,8 @@ int main(int argc, char **argv)
                         .keys = keys,
                         .policy = policy,
                         .public_base_url = base_url,
-                        .egress = egress};
+                        .egress = egress,
+                        .signing = &signing};
     if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
         kl_log(KL_LOG_ERROR, "mgmt", "reason", "control plane failed to start", NULL);
         goto out;
@@ -334,6 +356,13 @@ int main(int argc, char **argv)
                            .egress = egress};
     if (kl_gateway_new(&gcfg, &gateway) != 0)
         goto out;
+    kl_gateway_sts_cfg stscfg = {.holder = holder,
+                                 .keys = keys,
+                                 .public_base_url = base_url,
+                                 .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60};
+    if (kl_gateway_sts_new(&stscfg, &sts) != 0)
+        goto out;
+    router.sts = sts;
     router.mgmt = mgmt;
     router.gateway = gateway;
     router.metrics = metrics;
@@ -375,6 +404,7 @@ int main(int argc, char **argv)
 out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
+    kl_gateway_sts_free(sts);
     kl_mgmt_free(mgmt);
     kl_store_close(store); /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);

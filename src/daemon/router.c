@@ -83,6 +83,12 @@ void kl_router_handle(kl_http_req *r, void *arg)
         not_found(r);
         return;
     case KL_FACE_PUBLIC:
+        /* The token service's paths first: with an account domain, every path of an
+         * account host is the data plane's, but /{tenant}/oauth2/... never is. */
+        if (rt->sts && kl_gateway_sts_matches(path)) {
+            kl_gateway_sts_handle(rt->sts, r);
+            return;
+        }
         if (kl_gateway_matches(rt->gateway, r)) {
             kl_gateway_handle(rt->gateway, kl_http_req_thread_state(r), r);
             return;
@@ -107,6 +113,8 @@ kl_http_verdict kl_router_vet(kl_http_req *r, void *arg)
      * other faces take no bodies worth refusing early. */
     if (kl_http_req_face(r) != KL_FACE_PUBLIC || !strcmp(kl_http_req_path(r), "/healthz"))
         return KL_HTTP_CONTINUE;
+    if (rt->sts && kl_gateway_sts_matches(kl_http_req_path(r)))
+        return KL_HTTP_CONTINUE; /* the token endpoint needs its form body */
     if (kl_gateway_matches(rt->gateway, r))
         return kl_gateway_vet(rt->gateway, kl_http_req_thread_state(r), r);
     /* Every other public request is answered from its head alone (401 for the control

@@ -6,6 +6,7 @@
 
 #include "common/metrics.h"
 #include "gateway/gateway.h"
+#include "gateway/sts.h"
 #include "http/server.h"
 #include "mgmt/mgmt.h"
 #include "store/store.h"
@@ -13,6 +14,7 @@
 typedef struct kl_router {
     kl_mgmt *mgmt;       /* borrowed */
     kl_gateway *gateway; /* borrowed */
+    kl_gateway_sts *sts; /* borrowed: the token service (discovery, JWKS, token) */
     kl_metrics *metrics; /* borrowed */
     kl_store *store;     /* borrowed: /healthz reports not ready while it is unreachable */
 } kl_router;

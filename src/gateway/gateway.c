@@ -23,10 +23,19 @@
 #include "gateway/authz.h"
 #include "gateway/reply.h"
 #include "gateway/route.h"
+#include "gateway/sts.h"
 #include "gateway/upstream.h"
+#include "policy/sts.h"
+#include "token/claims.h"
+#include "token/tokcache.h"
 
 /* Echo streams are written in batches of about this many bytes. */
 #define ECHO_BATCH 16384
+/* Verified access tokens remembered per worker. */
+#define TOKCACHE_ENTRIES 4096
+
+/* The audience of data-plane tokens (a trailing slash is accepted too). */
+static const char *const data_plane_audiences[] = {"https://cognitiveservices.azure.com"};
 
 struct kl_gateway {
     kl_snapshot_holder *holder;
@@ -51,7 +60,8 @@ typedef struct gw_worker {
     kl_fence *fence;   /* cached with snap (NULL: nothing fenced) */
     uint64_t fence_gen;
     kl_upstream *up;
-    echo_job *jobs; /* echo streams in flight */
+    echo_job *jobs;      /* echo streams in flight */
+    kl_tokcache *tokens; /* verified bearer tokens, keyed by the snapshot generation */
 } gw_worker;
 
 /* Who is calling. Keys are account-wide; tokens will carry an object id for RBAC. */
@@ -61,7 +71,8 @@ typedef struct principal {
     principal_kind kind;
     const kl_account *account; /* the account the credential belongs to */
     int key_slot;              /* 1 or 2 for keys */
-    const char *object_id;     /* tokens: the principal's id (later) */
+    const char *object_id;     /* tokens: the principal's id (points into oid) */
+    char oid[KL_MAX_PRINCIPAL_ID + 1];
 } principal;
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -293,20 +304,55 @@ static int authenticate_key(gw_worker *w, kl_http_req *r, const kl_snapshot *sna
     return 0;
 }
 
-/* Bearer tokens (Entra-style JWTs) are verified here once the token service exists;
- * until then every token is refused with Azure's token-shaped 401. */
-static int authenticate_token(gw_worker *w, kl_http_req *r, const kl_snapshot *snap,
-                              const kl_account *acct, const char *tok, size_t n, principal *p)
+static int token_denied(kl_http_req *r, const char *why)
 {
-    (void)w;
-    (void)snap;
-    (void)acct;
-    (void)tok;
-    (void)n;
-    (void)p;
+    kl_http_req_log_field(r, "token_refused", why);
     kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
     kl_gateway_reply_token_denied(r);
     return -1;
+}
+
+/* Bearer tokens (our own Entra-style v1 JWTs): the signature with a key of the
+ * snapshot's ring (the algorithm from the key), then the claims: audience the data
+ * plane, issuer and tenant ours, times with KL_TOKEN_CLOCK_SKEW_S. A token that passed is
+ * remembered under the snapshot's generation, so any change (a revoked key, a disabled
+ * principal, a removed role) makes it be checked again on the next request. Whether
+ * the principal exists, is enabled and may act is decided by authorize(). */
+static int authenticate_token(gw_worker *w, kl_http_req *r, const kl_snapshot *snap,
+                              const kl_account *acct, const char *tok, size_t n, principal *p)
+{
+    (void)acct;
+    int64_t now = kl_now_unix();
+    uint64_t gen = kl_snapshot_generation(snap);
+    kl_claims_principal who;
+    if (!w->tokens || kl_tokcache_get(w->tokens, tok, n, now, gen, gen, &who) != 0) {
+        kl_jws_verified v;
+        kl_jws_reason jr = kl_sts_verify(kl_snapshot_sts(snap), tok, n, now, &v);
+        if (jr != KL_JWS_OK)
+            return token_denied(r, kl_jws_reason_str(jr));
+        const char *tid = kl_snapshot_tenant_id(snap);
+        char iss[160];
+        kl_gateway_sts_issuer(tid, iss, sizeof(iss));
+        kl_claims_expect e = {.audiences = data_plane_audiences,
+                              .n_audiences = 1,
+                              .issuer = iss,
+                              .tid = tid,
+                              .now = now};
+        kl_claims_reason cr = kl_claims_check_access(v.payload, &e, &who);
+        kl_jws_verified_clear(&v);
+        if (cr != KL_CLAIMS_OK)
+            return token_denied(r, kl_claims_reason_str(cr));
+        if (w->tokens)
+            kl_tokcache_put(w->tokens, tok, n, gen, gen, &who);
+    }
+    p->kind = PRINCIPAL_TOKEN;
+    p->account = NULL;
+    snprintf(p->oid, sizeof(p->oid), "%s", who.oid);
+    p->object_id = p->oid;
+    kl_http_req_log_field(r, "auth", "token");
+    kl_http_req_log_field(r, "principal", p->oid);
+    kl_http_req_log_field(r, "client_id", who.appid);
+    return 0;
 }
 
 /* Splits "Bearer <value>" (scheme case-insensitive); false if it is another scheme. */
@@ -641,6 +687,11 @@ void *kl_gateway_thread_init(kl_gateway *g, struct event_base *base)
         free(w);
         return NULL;
     }
+    if (kl_tokcache_new(TOKCACHE_ENTRIES, &w->tokens) != 0) {
+        kl_upstream_free(w->up);
+        free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -657,6 +708,7 @@ void kl_gateway_thread_fini(kl_gateway *g, void *state)
         job_free(j);
     }
     kl_upstream_free(w->up);
+    kl_tokcache_free(w->tokens);
     if (w->snap)
         kl_snapshot_release(w->snap);
     kl_fence_release(w->fence);

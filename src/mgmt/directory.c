@@ -25,24 +25,27 @@ static json_t *iso_time(int64_t t)
     return json_string(buf);
 }
 
-/* kc: its keyCredentials (taken; NULL shows an empty list). */
-static json_t *application_json(const kl_store_application *a, json_t *kc)
+/* kc, pc: its keyCredentials and passwordCredentials (taken; NULL shows an empty
+ * list), as Graph always shows both. */
+static json_t *application_json(const kl_store_application *a, json_t *kc, json_t *pc)
 {
     json_t *o = json_object();
     if (!kc)
         kc = json_array();
+    if (!pc)
+        pc = json_array();
     if (!o || set_new(o, "id", json_string(a->object_id)) ||
         set_new(o, "appId", json_string(a->app_id)) ||
         set_new(o, "displayName", json_string(a->display_name)) ||
         set_new(o, "createdDateTime", iso_time(a->created_at)) ||
-        set_new(o, "keyCredentials", kc)) {
+        set_new(o, "keyCredentials", kc) || set_new(o, "passwordCredentials", pc)) {
         json_decref(o);
         return NULL;
     }
     return o;
 }
 
-/* The application with its keyCredentials, or NULL after answering 500/503. */
+/* The application with its credentials, or NULL after answering 500/503. */
 static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application *a)
 {
     json_t *kc = NULL;
@@ -51,7 +54,13 @@ static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application
         kl_mgmt_fail_internal(c, err, "list_key_credentials");
         return NULL;
     }
-    json_t *o = application_json(a, kc);
+    json_t *pc = kl_mgmt_password_credentials(c, a->object_id);
+    if (!pc) {
+        json_decref(kc);
+        kl_mgmt_fail_internal(c, KL_EIO, "list_password_credentials");
+        return NULL;
+    }
+    json_t *o = application_json(a, kc, pc);
     if (!o)
         kl_mgmt_fail_internal(c, KL_ENOMEM, "application_json");
     return o;
@@ -230,7 +239,7 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
     }
     kl_mgmt_log_change(c, "application_created", a->object_id);
     kl_mgmt_applied(c);
-    kl_mgmt_reply_json(c, 201, application_json(a, NULL));
+    kl_mgmt_reply_json(c, 201, application_json(a, NULL, NULL));
     kl_store_application_free(a);
 }
 

@@ -9,6 +9,7 @@
 #include "mgmt/arm.h"
 #include "mgmt/mgmt.h"
 #include "mgmt/route.h"
+#include "policy/signing.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
 
@@ -21,6 +22,9 @@ struct kl_mgmt {
     const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
     struct event *retry;        /* control thread: retries a failed build (NULL before init) */
     int retry_ms;               /* the next retry's delay; 0 when none is pending */
+    /* Signing key rotation, and its timer on the control thread (NULL before init). */
+    kl_signing_cfg signing;
+    struct event *signing_timer;
 };
 
 /* One request on its way through a route. */
@@ -122,6 +126,19 @@ void kl_mgmt_federated_create(kl_mgmt_call *c);
 void kl_mgmt_federated_get(kl_mgmt_call *c);
 void kl_mgmt_federated_patch(kl_mgmt_call *c);
 void kl_mgmt_federated_delete(kl_mgmt_call *c);
+
+/* --- client secrets (app_secrets.c): Graph addPassword / removePassword --- */
+void kl_mgmt_application_add_password(kl_mgmt_call *c);
+void kl_mgmt_application_remove_password(kl_mgmt_call *c);
+/* The passwordCredentials of an application (never a secret); NULL on failure. */
+json_t *kl_mgmt_password_credentials(kl_mgmt_call *c, const char *app_object_id);
+
+/* --- the token service's signing keys (signing_keys.c) --- */
+void kl_mgmt_signing_keys_list(kl_mgmt_call *c);
+void kl_mgmt_signing_key_rotate(kl_mgmt_call *c);
+/* Starts / stops the rotation timer on the control thread. */
+int kl_mgmt_signing_start(kl_mgmt *m, struct event_base *base);
+void kl_mgmt_signing_stop(kl_mgmt *m);
 
 /* --- Microsoft.Authorization (role_definitions.c, role_assignments.c, access.c) --- */
 void kl_mgmt_role_definitions_list(kl_mgmt_call *c);

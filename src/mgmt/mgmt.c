@@ -95,6 +95,10 @@ static const kl_mgmt_route routes[] = {
      kl_mgmt_application_patch, GRAPH, SCOPE, NULL},
     {"DELETE", KL_GRAPH_APPLICATION, ENTRA "/applications/delete", NONE, kl_mgmt_application_delete,
      GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_ADD_PASSWORD, ENTRA "/applications/credentials/update", OPTIONAL,
+     kl_mgmt_application_add_password, GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_REMOVE_PASSWORD, ENTRA "/applications/credentials/update", REQUIRED,
+     kl_mgmt_application_remove_password, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_SERVICE_PRINCIPALS, ENTRA "/servicePrincipals/standard/read", NONE,
      kl_mgmt_service_principals_list, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/standard/read", NONE,
@@ -114,6 +118,12 @@ static const kl_mgmt_route routes[] = {
      kl_mgmt_federated_patch, GRAPH, SCOPE, NULL},
     {"DELETE", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", NONE,
      kl_mgmt_federated_delete, GRAPH, SCOPE, NULL},
+
+    /* keyless's own: the token service's signing keys, checked at "/". */
+    {"GET", KL_KEYLESS_SIGNING_KEYS, "Keyless/signingKeys/read", NONE, kl_mgmt_signing_keys_list,
+     GRAPH, SCOPE, NULL},
+    {"POST", KL_KEYLESS_SIGNING_KEYS_ROTATE, "Keyless/signingKeys/rotate/action", OPTIONAL,
+     kl_mgmt_signing_key_rotate, GRAPH, SCOPE, NULL},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)
@@ -143,6 +153,13 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     m->keys = cfg->keys;
     m->egress = cfg->egress;
     m->policy = cfg->policy;
+    if (cfg->signing)
+        m->signing = *cfg->signing;
+    else
+        m->signing = (kl_signing_cfg){.rotation_s = KL_SIGNING_DEFAULT_ROTATION_DAYS * 86400LL,
+                                      .lead_s = KL_SIGNING_PUBLISH_LEAD_S,
+                                      .token_lifetime_s = KL_TOKEN_DEFAULT_LIFETIME_S,
+                                      .alg = KL_JWS_RS256};
     const char *base = cfg->public_base_url ? cfg->public_base_url : "https://127.0.0.1:8443";
     size_t len = strlen(base);
     while (len > 0 && base[len - 1] == '/')
@@ -162,6 +179,7 @@ void kl_mgmt_free(kl_mgmt *m)
         return;
     if (m->retry)
         event_free(m->retry);
+    kl_mgmt_signing_stop(m);
     free(m->public_base_url);
     free(m);
 }
@@ -200,12 +218,17 @@ int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base)
     if (!m || !base)
         return KL_EINVAL;
     m->retry = evtimer_new(base, retry_build, m);
-    return m->retry ? 0 : KL_ENOMEM;
+    if (!m->retry)
+        return KL_ENOMEM;
+    return kl_mgmt_signing_start(m, base);
 }
 
 void kl_mgmt_thread_fini(kl_mgmt *m)
 {
-    if (!m || !m->retry)
+    if (!m)
+        return;
+    kl_mgmt_signing_stop(m);
+    if (!m->retry)
         return;
     event_free(m->retry);
     m->retry = NULL;
@@ -220,8 +243,8 @@ static bool under(const char *path, const char *root)
 
 bool kl_mgmt_matches(const char *path)
 {
-    return path &&
-           (under(path, "/subscriptions") || under(path, "/providers") || under(path, "/v1.0"));
+    return path && (under(path, "/subscriptions") || under(path, "/providers") ||
+                    under(path, "/v1.0") || under(path, "/keyless"));
 }
 
 /* ---------------------------------------------------------------- replies */

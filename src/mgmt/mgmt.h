@@ -14,6 +14,7 @@
 #include "crypto/keys.h"
 #include "http/server.h"
 #include "policy/egress.h"
+#include "policy/signing.h"
 #include "policy/build.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
@@ -31,6 +32,9 @@ typedef struct kl_mgmt_cfg {
     /* The operator's egress policy (borrowed, required): a deployment whose backend is a
      * literal address it refuses is refused at write time. */
     const kl_egress *egress;
+    /* Signing key rotation (copied); NULL: the defaults (30 days, RS256, 60-minute
+     * tokens). */
+    const kl_signing_cfg *signing;
 } kl_mgmt_cfg;
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);
@@ -41,7 +45,7 @@ void kl_mgmt_free(kl_mgmt *m);
 int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base);
 void kl_mgmt_thread_fini(kl_mgmt *m);
 /* True if the path belongs to the control plane (/subscriptions/..., /providers/...,
- * and the Graph-shaped directory under /v1.0/...). */
+ * the Graph-shaped directory under /v1.0/... and keyless's own /keyless/...). */
 bool kl_mgmt_matches(const char *path);
 
 /* Who a control-plane request acts as: a principal of the directory, authorised by RBAC

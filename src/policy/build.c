@@ -15,6 +15,7 @@
 #include "crypto/seal.h"
 #include "policy/role.h"
 #include "policy/snapshot_builder.h"
+#include "policy/sts.h"
 #include "rbac/builtin.h"
 
 /* A custom role kept until the index is built: the store row owns the strings the
@@ -44,6 +45,7 @@ typedef struct build_ctx {
     kl_appcreds_builder *appcreds; /* created at the first certificate */
     char **broken;
     size_t n_broken, cap_broken;
+    kl_sts *sts; /* signing keys and client secrets, handed to the builder at the end */
 } build_ctx;
 
 struct kl_policy {
@@ -234,6 +236,35 @@ static int on_principal(void *arg, const kl_store_principal *p)
     return 0;
 }
 
+/* A signing key whose private key does not open (wrong KEK, a damaged row) is left out:
+ * tokens it signed are refused and another key signs (the rotation timer adds one when
+ * none is usable). Logged once per row, like a deployment's credential. */
+static int on_signing_key(void *arg, const kl_store_signing_key *k)
+{
+    build_ctx *c = arg;
+    int err = kl_sts_add_key(c->sts, c->keys, k);
+    if (err != KL_ECRYPTO && err != KL_ETOOBIG)
+        return err;
+    if ((err = grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *))))
+        return err;
+    size_t n = strlen(k->kid) + 32;
+    char *key = malloc(n);
+    if (!key)
+        return KL_ENOMEM;
+    snprintf(key, n, "signing-key:%s", k->kid);
+    c->broken[c->n_broken++] = key;
+    if (!reported(c->memo, key))
+        kl_log(KL_LOG_ERROR, "snapshot_signing_key_unusable", "kid", k->kid, "reason",
+               "the private key does not open, or the ring is full", NULL);
+    return 0;
+}
+
+static int on_app_secret(void *arg, const kl_store_app_secret *sec)
+{
+    build_ctx *c = arg;
+    return kl_sts_add_secret(c->sts, sec);
+}
+
 static void free_role_row(role_row *r)
 {
     kl_policy_role_clear(&r->role);
@@ -379,6 +410,7 @@ static void ctx_free(build_ctx *c)
     for (size_t i = 0; i < c->n_broken; i++)
         free(c->broken[i]);
     free(c->broken);
+    kl_sts_free(c->sts);
     kl_snapshot_builder_free(c->b);
     kl_appcreds_builder_free(c->appcreds);
 }
@@ -427,10 +459,18 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .role_definition = on_role,
                           .role_assignment = on_assignment,
                           .key_credential = on_key_credential,
-                          .federated_credential = on_federated_credential};
-    int err = kl_store_load_all(st, &v);
+                          .federated_credential = on_federated_credential,
+                          .signing_key = on_signing_key,
+                          .app_secret = on_app_secret};
+    int err = kl_sts_new(&c->sts);
+    if (!err)
+        err = kl_store_load_all(st, &v);
     if (!err)
         err = build_rbac(c);
+    if (!err && !(err = kl_sts_finish(c->sts))) {
+        err = kl_snapshot_builder_sts(c->b, c->sts);
+        c->sts = NULL;
+    }
     if (!err && c->appcreds) {
         kl_appcreds *ac = NULL;
         err = kl_appcreds_builder_finish(c->appcreds, &ac);

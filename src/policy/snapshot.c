@@ -14,6 +14,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "policy/snapshot_builder.h"
+#include "policy/sts.h"
 
 typedef struct acct_rec {
     kl_account pub;   /* first: a kl_account pointer from this snapshot maps back to its record */
@@ -57,6 +58,7 @@ struct kl_snapshot {
     char *tenant_id;     /* "" when none */
     char *admin_object_id;
     kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
+    kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
 };
 
 struct kl_fence {
@@ -316,6 +318,7 @@ static void snapshot_free(kl_snapshot *s)
     free(s->principal_tab);
     free(s->app_tab);
     kl_rbac_index_free(s->rbac);
+    kl_sts_free(s->sts);
     free(s->tenant_id);
     free(s->admin_object_id);
     kl_appcreds_free(s->appcreds);
@@ -585,6 +588,7 @@ struct kl_snapshot_builder {
     char *tenant_id;
     char *admin_object_id;
     kl_appcreds *appcreds;
+    kl_sts *sts;
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -636,6 +640,7 @@ static void builder_clear(kl_snapshot_builder *b)
     free(b->deps);
     free(b->principals);
     kl_rbac_index_free(b->rbac);
+    kl_sts_free(b->sts);
     free(b->tenant_id);
     free(b->admin_object_id);
     kl_appcreds_free(b->appcreds);
@@ -957,7 +962,27 @@ static int finish_directory(kl_snapshot *s, kl_snapshot_builder *b)
         char why[128];
         err = kl_rbac_index_build(NULL, 0, NULL, 0, &s->rbac, why, sizeof(why));
     }
+    s->sts = b->sts;
+    b->sts = NULL;
+    if (!err && !s->sts && !(err = kl_sts_new(&s->sts)))
+        err = kl_sts_finish(s->sts);
     return err;
+}
+
+int kl_snapshot_builder_sts(kl_snapshot_builder *b, kl_sts *sts)
+{
+    if (!b) {
+        kl_sts_free(sts);
+        return KL_EINVAL;
+    }
+    kl_sts_free(b->sts);
+    b->sts = sts;
+    return 0;
+}
+
+const kl_sts *kl_snapshot_sts(const kl_snapshot *s)
+{
+    return s ? s->sts : NULL;
 }
 
 int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)

@@ -19,6 +19,7 @@
 typedef struct kl_snapshot kl_snapshot;
 typedef struct kl_snapshot_holder kl_snapshot_holder;
 typedef struct kl_fence kl_fence;
+typedef struct kl_sts kl_sts; /* policy/sts.h */
 
 typedef struct kl_account {
     const char *id;   /* full ARM id, as created (case preserved) */
@@ -137,5 +138,8 @@ const char *kl_snapshot_tenant_id(const kl_snapshot *s);
 /* Object id of the local administrator, the principal the admin socket acts as; NULL if
  * the store has no tenant. */
 const char *kl_snapshot_admin_principal(const kl_snapshot *s);
+/* The token service's state (policy/sts.h): signing keys and client secrets. Never NULL
+ * for a built snapshot (empty when the store has none); NULL only for s == NULL. */
+const kl_sts *kl_snapshot_sts(const kl_snapshot *s);
 
 #endif

@@ -130,6 +130,35 @@ static const kl_store_migration migrations[] = {
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  sealed TEXT NOT NULL"
      ");"},
+    {7, "signing keys of the token service",
+     /* The private key is sealed under the KEK (aad "signing-key:<kid>"). A key is
+      * published from created_at, signs from active_at (the newest active key signs),
+      * stays published until retire_at (0: not retired; set when a newer key takes over,
+      * to the expiry of the last token it may have signed) and is refused at once from
+      * revoked_at (0: not revoked). */
+     "CREATE TABLE signing_keys ("
+     "  kid TEXT PRIMARY KEY,"
+     "  alg TEXT NOT NULL CHECK (alg IN ('RS256', 'ES256')),"
+     "  sealed TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  active_at INTEGER NOT NULL,"
+     "  retire_at INTEGER NOT NULL DEFAULT 0,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0"
+     ");"},
+    {8, "client secrets of applications",
+     /* Only a keyed hash of each secret is kept (HMAC-SHA-256 under the KEK's pepper);
+      * hint is its first three characters, as Graph shows them. */
+     "CREATE TABLE app_secrets ("
+     "  application_pk INTEGER NOT NULL REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  key_id TEXT NOT NULL UNIQUE,"
+     "  display_name TEXT NOT NULL,"
+     "  hint TEXT NOT NULL,"
+     "  secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),"
+     "  start_at INTEGER NOT NULL,"
+     "  end_at INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX app_secrets_app ON app_secrets (application_pk);"},
     {9, "application certificates (keyCredentials)",
      /* A certificate registered for an application: the DER (base64) and what the token
       * endpoint looks it up by, the SHA-1 (x5t) and SHA-256 (x5t#S256) thumbprints. It

@@ -102,6 +102,22 @@ static const kl_col role_assignment_cols[] = {
 };
 const kl_rowmap kl_map_role_assignment = KL_ROWMAP(kl_store_role_assignment, role_assignment_cols);
 
+static const kl_col signing_key_cols[] = {
+    COL(TEXT, kl_store_signing_key, kid),       COL(TEXT, kl_store_signing_key, alg),
+    COL(SECRET, kl_store_signing_key, sealed),  COL(I64, kl_store_signing_key, created_at),
+    COL(I64, kl_store_signing_key, active_at),  COL(I64, kl_store_signing_key, retire_at),
+    COL(I64, kl_store_signing_key, revoked_at),
+};
+const kl_rowmap kl_map_signing_key = KL_ROWMAP(kl_store_signing_key, signing_key_cols);
+
+static const kl_col app_secret_cols[] = {
+    COL(TEXT, kl_store_app_secret, app_id),       COL(TEXT, kl_store_app_secret, key_id),
+    COL(TEXT, kl_store_app_secret, display_name), COL(TEXT, kl_store_app_secret, hint),
+    COL(KEY32, kl_store_app_secret, hash),        COL(I64, kl_store_app_secret, start_at),
+    COL(I64, kl_store_app_secret, end_at),        COL(I64, kl_store_app_secret, created_at),
+};
+const kl_rowmap kl_map_app_secret = KL_ROWMAP(kl_store_app_secret, app_secret_cols);
+
 int kl_map_row(kl_store *st, kl_stmt *s, const kl_rowmap *m, int first, void *obj)
 {
     unsigned char *base = obj;

@@ -72,7 +72,8 @@ typedef struct kl_rowmap {
 
 /* The maps of the store's structs (defined in query.c). */
 extern const kl_rowmap kl_map_account, kl_map_key, kl_map_deployment, kl_map_tenant,
-    kl_map_principal, kl_map_application, kl_map_role_definition, kl_map_role_assignment;
+    kl_map_principal, kl_map_application, kl_map_role_definition, kl_map_role_assignment,
+    kl_map_signing_key, kl_map_app_secret;
 
 /* Fills obj (zeroed by the caller) from the current row, starting at column first.
  * On error obj may hold partial copies: kl_map_clear frees them. */
@@ -144,5 +145,6 @@ int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_sts(kl_store *st, const kl_store_visitor *v);
 
 #endif

@@ -366,6 +366,68 @@ int kl_store_list_role_assignments(kl_store *st, const char *principal_id,
 /* KL_ENOTFOUND, KL_EPERM (the last enabled Owner at "/"). */
 int kl_store_delete_role_assignment(kl_store *st, const char *name);
 
+/* --- token service: signing keys and client secrets --- */
+
+/* A signing key of the token service. Ownership as for accounts. */
+typedef struct kl_store_signing_key {
+    char *kid;          /* RFC 7638 thumbprint, base64url */
+    char *alg;          /* "RS256" | "ES256" */
+    char *sealed;       /* kl_seal() of the PKCS#8 PEM, aad "signing-key:<kid>" */
+    int64_t created_at; /* published (JWKS) from here */
+    int64_t active_at;  /* signs from here (the newest active key signs) */
+    int64_t retire_at;  /* 0, or no longer published nor accepted from here */
+    int64_t revoked_at; /* 0, or refused from here (emergency rotation) */
+} kl_store_signing_key;
+
+/* How kl_store_add_signing_key decides, inside its transaction, whether to add. */
+typedef enum kl_store_sk_mode {
+    /* Only if no key is usable now (none unrevoked and active at k->active_at): the
+     * first key, when several nodes start at once. */
+    KL_STORE_SK_FIRST = 0,
+    /* Only if no unrevoked key becomes active after `now` (no rotation pending), so
+     * that nodes rotating on their own timers add one key between them. */
+    KL_STORE_SK_SCHEDULED,
+    /* Always (an operator's rotation). */
+    KL_STORE_SK_NOW,
+    /* Always, and every other unrevoked key is revoked at `now`. */
+    KL_STORE_SK_REVOKE,
+} kl_store_sk_mode;
+
+/* Adds signing key k in one write transaction, as mode decides; unless revoking, every
+ * other unrevoked, unretired key gets retire_at = retire_others_at (0 leaves them). Rows
+ * retired or revoked before prune_before (0: none) are deleted in the same transaction.
+ * KL_EEXIST when the mode says there is nothing to add (nothing written), KL_EINVAL,
+ * store errors. */
+int kl_store_add_signing_key(kl_store *st, const kl_store_signing_key *k, kl_store_sk_mode mode,
+                             int64_t now, int64_t retire_others_at, int64_t prune_before);
+/* Every signing key, oldest first. Free with kl_store_signing_keys_free. */
+int kl_store_list_signing_keys(kl_store *st, kl_store_signing_key ***out, size_t *n);
+
+/* A client secret (Graph passwordCredential) of an application. Only its keyed hash is
+ * stored. */
+typedef struct kl_store_app_secret {
+    char *app_id;           /* read only: the application's client id */
+    char *key_id;           /* GUID */
+    char *display_name;     /* "" when none */
+    char *hint;             /* the secret's first three characters */
+    unsigned char hash[32]; /* kl_keys_hmac(pepper, "client-secret", secret) */
+    int64_t start_at;       /* unix seconds */
+    int64_t end_at;
+    int64_t created_at;
+} kl_store_app_secret;
+
+/* Adds a secret to the application with object id app_object_id unless it already
+ * has max secrets. KL_ENOTFOUND (no application), KL_ETOOBIG (limit), KL_EEXIST (key id
+ * in use), KL_EINVAL. */
+int kl_store_add_app_secret(kl_store *st, const char *app_object_id, const kl_store_app_secret *s,
+                            size_t max);
+/* The secrets of an application (by object id), by creation. KL_ENOTFOUND if no such
+ * application. Free with kl_store_app_secrets_free. */
+int kl_store_list_app_secrets(kl_store *st, const char *app_object_id, kl_store_app_secret ***out,
+                              size_t *n);
+/* Removes one. KL_ENOTFOUND if the application or the key id is not there. */
+int kl_store_remove_app_secret(kl_store *st, const char *app_object_id, const char *key_id);
+
 /* --- loading everything (snapshot builder) --- */
 
 /* Callbacks for kl_store_load_all; any may be NULL. The structs and strings passed are
@@ -383,13 +445,16 @@ typedef struct kl_store_visitor {
     int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
     int (*key_credential)(void *arg, const kl_store_key_credential *k);
     int (*federated_credential)(void *arg, const kl_store_federated_credential *f);
+    int (*signing_key)(void *arg, const kl_store_signing_key *k);
+    int (*app_secret)(void *arg, const kl_store_app_secret *s);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
  * account (by lower-case name), then every key (by account, slot), then every
  * deployment (by account, name), then the tenant, every principal (by object id),
  * every custom role (by name), every role assignment (by creation), every application
- * certificate and every federated credential (by app id, creation). Returns 0, a
+ * certificate and every federated credential (by app id, creation), every signing key
+ * (oldest first) and every client secret (by creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 
@@ -445,5 +510,7 @@ void kl_store_role_definition_free(kl_store_role_definition *rd);
 void kl_store_role_definitions_free(kl_store_role_definition **rd, size_t n);
 void kl_store_role_assignment_free(kl_store_role_assignment *ra);
 void kl_store_role_assignments_free(kl_store_role_assignment **ra, size_t n);
+void kl_store_signing_keys_free(kl_store_signing_key **k, size_t n);
+void kl_store_app_secrets_free(kl_store_app_secret **s, size_t n);
 
 #endif

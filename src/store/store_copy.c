@@ -138,6 +138,25 @@ static const copy_table tables[] = {
       {"audiences", C_TEXT},
       {"description", C_TEXT},
       {"created_at", C_INT}}},
+    {"signing_keys",
+     false,
+     {{"kid", C_TEXT},
+      {"alg", C_TEXT},
+      {"sealed", C_TEXT},
+      {"created_at", C_INT},
+      {"active_at", C_INT},
+      {"retire_at", C_INT},
+      {"revoked_at", C_INT}}},
+    {"app_secrets",
+     false,
+     {{"application_pk", C_INT},
+      {"key_id", C_TEXT},
+      {"display_name", C_TEXT},
+      {"hint", C_TEXT},
+      {"secret_hash", C_KEY32},
+      {"start_at", C_INT},
+      {"end_at", C_INT},
+      {"created_at", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
@@ -257,7 +276,8 @@ int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows)
     }
     /* The destination's own first-start rows give way to the source's. */
     static const char *const clear[] = {"DELETE FROM role_assignments", "DELETE FROM principals",
-                                        "DELETE FROM tenant", "DELETE FROM kek_check"};
+                                        "DELETE FROM tenant", "DELETE FROM kek_check",
+                                        "DELETE FROM signing_keys"};
     err = check_empty(to);
     for (size_t i = 0; !err && i < sizeof(clear) / sizeof(clear[0]); i++)
         err = kl_q_exec(to, clear[i], KL_NOARGS, NULL);

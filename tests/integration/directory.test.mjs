@@ -41,8 +41,9 @@ const graphNotFound = (id) => ({ error: { code: 'Request_ResourceNotFound', mess
 // Graph's application: no accountEnabled or servicePrincipalId (those are the service
 // principal's).
 function assertAppShape(a, displayName) {
-  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'keyCredentials'], JSON.stringify(a));
+  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'keyCredentials', 'passwordCredentials'], JSON.stringify(a));
   assert.deepEqual(a.keyCredentials, [], 'a new application has no certificates');
+  assert.deepEqual(a.passwordCredentials, [], 'nor secrets');
   assert.match(a.id, GUID, 'id');
   assert.match(a.appId, GUID, 'appId');
   assert.notEqual(a.id.toLowerCase(), a.appId.toLowerCase(), 'object id and appId differ');

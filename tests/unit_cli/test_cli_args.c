@@ -371,8 +371,8 @@ static void test_rbac_usage_errors(void **state)
     assert_int_equal(PARSE(&a, err, "role", "frob"), KL_EINVAL);
     assert_string_equal(err, "unknown command 'role frob' (try: definition, assignment, check)");
     assert_int_equal(PARSE(&a, err, "app"), KL_EINVAL);
-    assert_string_equal(
-        err, "'app' needs a command: create, list, show, delete, disable, enable, cert, federated");
+    assert_string_equal(err, "'app' needs a command: create, list, show, delete, disable, enable, "
+                             "cert, federated, secret");
     assert_int_equal(PARSE(&a, err, "app", "show"), KL_EINVAL);
     assert_string_equal(err, "app show: missing APP");
     assert_int_equal(PARSE(&a, err, "app", "cert"), KL_EINVAL);

@@ -24,6 +24,15 @@ static inline long long test_migration_count(void)
     return (long long)n;
 }
 
+/* The schema version a store opened by this build reports: the last migration's number
+ * (numbers may leave gaps for migrations other branches add). */
+static inline int test_migration_last_version(void)
+{
+    size_t n = 0;
+    const kl_store_migration *m = kl_store_migrations(&n);
+    return n ? m[n - 1].version : 0;
+}
+
 static inline const char *test_pg(void)
 {
     const char *hp = getenv("KL_TEST_PG");

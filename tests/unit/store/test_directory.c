@@ -167,20 +167,12 @@ static void put_account(fixture *f, const char *rg, const char *name)
 
 /* ------------------------------------------------------------------ migrations */
 
-/* The newest migration this build knows: a store it opened is at that version. */
-static int last_migration_version(void)
-{
-    size_t n = 0;
-    const kl_store_migration *m = kl_store_migrations(&n);
-    return m[n - 1].version;
-}
-
 static void test_first_start(void **state)
 {
     fixture *f = *state;
     int v = 0;
     assert_int_equal(kl_store_schema_version(f->st, &v), 0);
-    assert_int_equal(v, last_migration_version());
+    assert_int_equal(v, test_migration_last_version());
 
     kl_store_tenant *t = NULL;
     assert_int_equal(kl_store_get_tenant(f->st, &t), 0);
@@ -262,7 +254,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(kl_store_open_sqlite(path, &st), 0);
     int v = 0;
     assert_int_equal(kl_store_schema_version(st, &v), 0);
-    assert_int_equal(v, last_migration_version());
+    assert_int_equal(v, test_migration_last_version());
     kl_store_account *a = NULL;
     assert_int_equal(kl_store_get_account(st, "old", &a), 0);
     assert_string_equal(a->name, "Old");

@@ -179,6 +179,7 @@ static void test_migrations_idempotent(void **state)
     assert_true(v1 >= 1);
     /* One row per migration this build knows (version numbers may leave gaps). */
     long long rows = raw_int(f->path, "SELECT count(*) FROM schema_version");
+    assert_int_equal(v1, test_migration_last_version());
     assert_int_equal(rows, test_migration_count());
     reopen(f);
     reopen(f);

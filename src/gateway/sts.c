@@ -1,0 +1,647 @@
+/* The token service's endpoints (see sts.h). The token endpoint checks, in this order:
+ * method, tenant, form, grant_type, client_id, scope (resource), the client, its
+ * credential (check_client_credential: the one place a new kind of credential is
+ * added), the service principal being enabled; then it signs a v1 access token with the
+ * snapshot's current key. Every refusal is Entra's error body with its AADSTS code. */
+#include "gateway/sts.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "crypto/jws.h"
+#include "policy/sts.h"
+#include "token/claims.h"
+#include "token/form.h"
+
+#define TENANT_NAME "keyless" /* KL_STORE_TENANT_DISPLAY_NAME: the tenant by name */
+#define MAX_TENANT_SEG 64
+#define MAX_ECHO 256 /* longest caller value echoed in an error description */
+
+struct kl_gateway_sts {
+    kl_snapshot_holder *holder;
+    const kl_keys *keys;
+    char *base; /* public base URL without a trailing '/' */
+    int64_t lifetime_s;
+};
+
+/* The resources a client may ask a token for (scope "{resource}/.default"). */
+static const char *const known_resources[] = {
+    "https://cognitiveservices.azure.com", /* the data plane */
+    "https://management.azure.com",        /* the control plane (ARM) */
+    "https://management.core.windows.net", /* ARM's older audience */
+};
+
+typedef enum sts_route {
+    STS_NONE = 0,
+    STS_DISCOVERY_V2,
+    STS_DISCOVERY_V1,
+    STS_KEYS_V2,
+    STS_KEYS_V1,
+    STS_TOKEN_V2,
+    STS_TOKEN_V1
+} sts_route;
+
+static const struct {
+    const char *suffix;
+    sts_route route;
+} suffixes[] = {
+    {"/v2.0/.well-known/openid-configuration", STS_DISCOVERY_V2},
+    {"/.well-known/openid-configuration", STS_DISCOVERY_V1},
+    {"/discovery/v2.0/keys", STS_KEYS_V2},
+    {"/discovery/keys", STS_KEYS_V1},
+    {"/oauth2/v2.0/token", STS_TOKEN_V2},
+    {"/oauth2/token", STS_TOKEN_V1},
+};
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
+{
+    *out = NULL;
+    if (!cfg || !cfg->holder || !cfg->keys || !cfg->public_base_url)
+        return KL_EINVAL;
+    kl_gateway_sts *s = calloc(1, sizeof(*s));
+    if (!s)
+        return KL_ENOMEM;
+    size_t n = strlen(cfg->public_base_url);
+    while (n > 0 && cfg->public_base_url[n - 1] == '/')
+        n--;
+    if (!(s->base = kl_strndup(cfg->public_base_url, n))) {
+        free(s);
+        return KL_ENOMEM;
+    }
+    s->holder = cfg->holder;
+    s->keys = cfg->keys;
+    s->lifetime_s = cfg->token_lifetime_s > 0 ? cfg->token_lifetime_s : KL_TOKEN_DEFAULT_LIFETIME_S;
+    *out = s;
+    return 0;
+}
+
+void kl_gateway_sts_free(kl_gateway_sts *s)
+{
+    if (!s)
+        return;
+    free(s->base);
+    free(s);
+}
+
+int kl_gateway_sts_issuer(const char *tid, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "https://sts.windows.net/%s/", tid ? tid : "");
+    return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
+}
+
+/* ------------------------------------------------------------------ routing */
+
+static bool tenant_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-';
+}
+
+/* Splits path into its route and tenant segment (tenant[0..*tlen) points into path). */
+static sts_route parse_path(const char *path, const char **tenant, size_t *tlen)
+{
+    if (!path || path[0] != '/')
+        return STS_NONE;
+    const char *t = path + 1;
+    size_t n = 0;
+    while (t[n] && t[n] != '/')
+        n++;
+    if (n == 0 || n > MAX_TENANT_SEG)
+        return STS_NONE;
+    for (size_t i = 0; i < n; i++)
+        if (!tenant_char(t[i]))
+            return STS_NONE;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        if (kl_str_ieq(t + n, suffixes[i].suffix)) {
+            *tenant = t;
+            *tlen = n;
+            return suffixes[i].route;
+        }
+    }
+    return STS_NONE;
+}
+
+bool kl_gateway_sts_matches(const char *path)
+{
+    const char *t;
+    size_t n;
+    return parse_path(path, &t, &n) != STS_NONE;
+}
+
+/* The tenant id when seg names this tenant (its GUID, either case, or its name). */
+static bool tenant_matches(const kl_snapshot *snap, const char *seg, size_t n)
+{
+    const char *tid = kl_snapshot_tenant_id(snap);
+    if (!tid[0])
+        return false;
+    return kl_str_ieqn(seg, n, tid, strlen(tid)) ||
+           kl_str_ieqn(seg, n, TENANT_NAME, sizeof(TENANT_NAME) - 1);
+}
+
+/* ------------------------------------------------------------------ answers */
+
+/* A caller's value fit to quote in a description: printable ASCII, at most MAX_ECHO. */
+static const char *echo_value(const char *v)
+{
+    if (!v)
+        return "";
+    size_t n = strnlen(v, MAX_ECHO + 1);
+    if (n > MAX_ECHO)
+        return "(too long)";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e || v[i] == '\'')
+            return "(invalid)";
+    return v;
+}
+
+/* The correlation id: the client's client-request-id (query, then header) when it is a
+ * GUID, else a new one. */
+static void correlation_id(kl_http_req *r, char out[KL_UUID_LEN + 1])
+{
+    const char *cands[] = {kl_http_req_query_param(r, "client-request-id"),
+                           kl_http_req_header(r, "client-request-id"),
+                           kl_http_req_header(r, "x-ms-client-request-id")};
+    for (size_t i = 0; i < 3; i++) {
+        if (cands[i] && kl_uuid_valid(cands[i], strlen(cands[i]))) {
+            snprintf(out, KL_UUID_LEN + 1, "%s", cands[i]);
+            for (char *p = out; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+            return;
+        }
+    }
+    if (kl_uuid_v4(out) != 0)
+        snprintf(out, KL_UUID_LEN + 1, "00000000-0000-0000-0000-000000000000");
+}
+
+static void no_store(kl_http_req *r)
+{
+    kl_http_set_header(r, "Cache-Control", "no-store, no-cache");
+    kl_http_set_header(r, "Pragma", "no-cache");
+}
+
+/* Entra's error body: error, error_description ("AADSTS<code>: <text>\r\nTrace ID:
+ * ...\r\nCorrelation ID: ...\r\nTimestamp: ..."), error_codes, timestamp, trace_id,
+ * correlation_id, error_uri. */
+__attribute__((format(printf, 5, 6))) static void
+sts_error(kl_http_req *r, int status, const char *error, int code, const char *fmt, ...)
+{
+    char text[1024], desc[1400], trace[KL_UUID_LEN + 1], corr[KL_UUID_LEN + 1], ts[32], uri[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (kl_uuid_v4(trace) != 0)
+        snprintf(trace, sizeof(trace), "00000000-0000-0000-0000-000000000000");
+    correlation_id(r, corr);
+    time_t now = (time_t)kl_now_unix();
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%SZ", &tm);
+    snprintf(desc, sizeof(desc),
+             "AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", code, text,
+             trace, corr, ts);
+    snprintf(uri, sizeof(uri), "https://login.microsoftonline.com/error?code=%d", code);
+    char codestr[16];
+    snprintf(codestr, sizeof(codestr), "%d", code);
+    kl_http_req_log_field(r, "sts_error", error);
+    kl_http_req_log_field(r, "aadsts", codestr);
+    no_store(r);
+    kl_http_set_header(r, "x-ms-request-id", trace);
+    kl_http_set_header(r, "client-request-id", corr);
+    kl_http_respond_json(r, status,
+                         json_pack("{s:s,s:s,s:[i],s:s,s:s,s:s,s:s}", "error", error,
+                                   "error_description", desc, "error_codes", code, "timestamp", ts,
+                                   "trace_id", trace, "correlation_id", corr, "error_uri", uri));
+}
+
+static void unknown_tenant(kl_http_req *r, const char *seg, size_t n, bool token)
+{
+    char t[MAX_TENANT_SEG + 1];
+    snprintf(t, sizeof(t), "%.*s", (int)n, seg);
+    sts_error(r, 400, token ? "invalid_request" : "invalid_tenant", 90002,
+              "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are "
+              "signing into the correct cloud. Check with your subscription administrator, this "
+              "may happen if there are no active subscriptions for the tenant.",
+              t);
+}
+
+/* ------------------------------------------------------------------ discovery, JWKS */
+
+static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v2)
+{
+    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700];
+    const char *v = v2 ? "/v2.0" : "";
+    if (v2)
+        snprintf(issuer, sizeof(issuer), "%s/%s/v2.0", s->base, tid);
+    else
+        kl_gateway_sts_issuer(tid, issuer, sizeof(issuer));
+    snprintf(authz, sizeof(authz), "%s/%s/oauth2%s/authorize", s->base, tid, v);
+    snprintf(token, sizeof(token), "%s/%s/oauth2%s/token", s->base, tid, v);
+    snprintf(keys, sizeof(keys), "%s/%s/discovery%s/keys", s->base, tid, v);
+    snprintf(devcode, sizeof(devcode), "%s/%s/oauth2%s/devicecode", s->base, tid, v);
+    snprintf(logout, sizeof(logout), "%s/%s/oauth2%s/logout", s->base, tid, v);
+    snprintf(userinfo, sizeof(userinfo), "%s/oidc/userinfo", s->base);
+    json_t *doc = json_pack(
+        "{s:s,s:[sss],s:s,s:[sss],s:[s],s:[s],s:[sss],s:[ssss],s:s,s:b,s:s,s:s,s:s,s:b,s:b,"
+        "s:s,s:n,s:s,s:[sssssssss]}",
+        "token_endpoint", token, "token_endpoint_auth_methods_supported", "client_secret_post",
+        "private_key_jwt", "client_secret_basic", "jwks_uri", keys, "response_modes_supported",
+        "query", "fragment", "form_post", "subject_types_supported", "pairwise",
+        "id_token_signing_alg_values_supported", "RS256", "response_types_supported", "code",
+        "id_token", "code id_token", "scopes_supported", "openid", "profile", "email",
+        "offline_access", "issuer", issuer, "request_uri_parameter_supported", 0,
+        "userinfo_endpoint", userinfo, "authorization_endpoint", authz,
+        "device_authorization_endpoint", devcode, "http_logout_supported", 1,
+        "frontchannel_logout_supported", 1, "end_session_endpoint", logout, "tenant_region_scope",
+        "cloud_instance_name", "keyless", "claims_supported", "sub", "iss", "aud", "exp", "iat",
+        "nbf", "tid", "oid", "ver");
+    kl_http_respond_json(r, 200, doc);
+}
+
+static void jwks(kl_http_req *r, const kl_snapshot *snap)
+{
+    kl_http_respond_json(r, 200, kl_sts_jwks(kl_snapshot_sts(snap), kl_now_unix(), NULL));
+}
+
+/* ------------------------------------------------------------------ token endpoint */
+
+/* What the client presented and what was decided about it. */
+typedef struct sts_client {
+    const char *client_id;        /* from the form, or from Basic */
+    const char *basic_secret;     /* from client_secret_basic, else NULL */
+    const kl_principal *sp;       /* the client's service principal */
+    int appidacr;                 /* 1 secret, 2 certificate (set on success) */
+    const char *cred_type;        /* "client_secret", ... (for the log) */
+    char key_id[KL_UUID_LEN + 1]; /* the credential that matched, when known */
+} sts_client;
+
+/* Checks the client's credential and answers the refusal itself (returning false).
+ * This is where another kind of client credential (a client assertion) plugs in: it
+ * decides appidacr and cred_type, or answers with Entra's error. */
+static bool check_client_credential(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                                    const kl_form *f, sts_client *c, int64_t now)
+{
+    size_t slen = 0;
+    const char *secret = kl_form_get(f, "client_secret", &slen);
+    const char *assertion = kl_form_get(f, "client_assertion", NULL);
+    if (c->basic_secret) {
+        if (secret || assertion) {
+            sts_error(r, 400, "invalid_request", 90014,
+                      "The request uses more than one client authentication method.");
+            return false;
+        }
+        secret = c->basic_secret;
+        slen = strlen(secret);
+    }
+    if (secret && assertion) {
+        sts_error(r, 400, "invalid_request", 90014,
+                  "The request uses more than one client authentication method.");
+        return false;
+    }
+    if (assertion) {
+        /* No certificate or federated credential is registered yet: nothing can verify
+         * an assertion. */
+        c->cred_type = "client_assertion";
+        sts_error(r, 401, "invalid_client", 700027,
+                  "Client assertion failed signature validation: no certificate or federated "
+                  "credential is registered for app '%s'.",
+                  c->sp->app_id);
+        return false;
+    }
+    if (!secret || slen == 0) {
+        sts_error(r, 401, "invalid_client", 7000218,
+                  "The request body must contain the following parameter: 'client_assertion' or "
+                  "'client_secret'.");
+        return false;
+    }
+    c->cred_type = "client_secret";
+    switch (kl_sts_check_secret(kl_snapshot_sts(snap), s->keys, c->sp->app_id, secret, slen, now,
+                                c->key_id)) {
+    case KL_STS_SECRET_OK: c->appidacr = 1; return true;
+    case KL_STS_SECRET_EXPIRED:
+        sts_error(r, 401, "invalid_client", 7000222,
+                  "The provided client secret keys for app '%s' are expired. Visit the Azure "
+                  "portal to create new keys for your app: https://aka.ms/NewClientSecret, or "
+                  "consider using certificate credentials for added security: "
+                  "https://aka.ms/certCreds.",
+                  c->sp->app_id);
+        return false;
+    case KL_STS_SECRET_WRONG: break;
+    }
+    sts_error(r, 401, "invalid_client", 7000215,
+              "Invalid client secret provided. Ensure the secret being sent in the request is the "
+              "client secret value, not the client secret ID, for a secret added to app '%s'.",
+              c->sp->app_id);
+    return false;
+}
+
+/* client_secret_basic: "Basic base64(urlencode(id) ':' urlencode(secret))" (RFC 6749
+ * 2.3.1). Fills *basic (parsed as a form so the halves are percent-decoded). Returns
+ * 0 when there is no Basic header, 1 when parsed, -1 (answered) when malformed. */
+static int parse_basic(kl_http_req *r, kl_form **basic)
+{
+    const char *h = kl_http_req_header(r, "authorization");
+    *basic = NULL;
+    if (!h || !kl_str_ieqn(h, strlen(h) < 6 ? strlen(h) : 6, "basic ", 6))
+        return 0;
+    const char *v = h + 6;
+    while (*v == ' ')
+        v++;
+    size_t n = strlen(v);
+    unsigned char *dec = malloc(n + 4);
+    char *form = malloc(n + 64);
+    int rc = -1;
+    if (!dec || !form)
+        goto out;
+    int dl = kl_b64_decode(v, n, dec, n + 4);
+    if (dl <= 0 || memchr(dec, '\0', (size_t)dl) || !memchr(dec, ':', (size_t)dl))
+        goto out;
+    const char *colon = memchr(dec, ':', (size_t)dl);
+    size_t il = (size_t)(colon - (const char *)dec);
+    int fl = snprintf(form, n + 64, "client_id=%.*s&client_secret=%.*s", (int)il, dec,
+                      (int)((size_t)dl - il - 1), colon + 1);
+    if (fl > 0 && kl_form_parse(form, (size_t)fl, basic, NULL, 0) == KL_FORM_OK)
+        rc = 1;
+out:
+    if (dec) {
+        OPENSSL_cleanse(dec, n + 4);
+        free(dec);
+    }
+    if (form) {
+        OPENSSL_cleanse(form, n + 64);
+        free(form);
+    }
+    if (rc < 0)
+        sts_error(r, 401, "invalid_client", 7000215,
+                  "Invalid client secret provided: the Authorization header is not valid "
+                  "client_secret_basic.");
+    return rc;
+}
+
+/* The resource of "{resource}/.default" (or a v1 "resource"), as requested, in out.
+ * Answers the refusal and returns false. */
+static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char *tid, char *out,
+                          size_t outlen)
+{
+    const char *scope = kl_form_get(f, "scope", NULL);
+    const char *resource = v1 ? kl_form_get(f, "resource", NULL) : NULL;
+    size_t n;
+    if (resource && *resource) {
+        n = strlen(resource);
+    } else {
+        if (!scope || !*scope) {
+            sts_error(r, 400, "invalid_request", 900144,
+                      "The request body must contain the following parameter: '%s'.",
+                      v1 ? "resource" : "scope");
+            return false;
+        }
+        static const char suffix[] = "/.default";
+        size_t sl = strlen(scope), xl = sizeof(suffix) - 1;
+        if (strchr(scope, ' ') || sl <= xl || strcmp(scope + sl - xl, suffix) != 0) {
+            sts_error(r, 400, "invalid_scope", 70011,
+                      "The provided value for the input parameter 'scope' is not valid. The "
+                      "scope %s is not valid.",
+                      echo_value(scope));
+            return false;
+        }
+        resource = scope;
+        n = sl - xl;
+    }
+    /* Compared without regard to case and to one trailing slash, as Entra matches an
+     * application ID URI; the token's aud keeps what was asked for. */
+    size_t cmp = n > 0 && resource[n - 1] == '/' ? n - 1 : n;
+    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++) {
+        if (kl_str_ieqn(resource, cmp, known_resources[i], strlen(known_resources[i])) &&
+            n < outlen) {
+            memcpy(out, resource, n);
+            out[n] = '\0';
+            return true;
+        }
+    }
+    char shown[MAX_ECHO + 1];
+    snprintf(shown, sizeof(shown), "%.*s", (int)(n < MAX_ECHO ? n : MAX_ECHO), resource);
+    sts_error(r, 400, "invalid_resource", 500011,
+              "The resource principal named %s was not found in the tenant named %s. This can "
+              "happen if the application has not been installed by the administrator of the "
+              "tenant or consented to by any user in the tenant. You might have sent your "
+              "authentication request to the wrong tenant.",
+              echo_value(shown), tid);
+    return false;
+}
+
+/* Signs the access token and answers 200. */
+static void issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, const sts_client *c,
+                  const char *resource, bool v1, int64_t now)
+{
+    const char *tid = kl_snapshot_tenant_id(snap);
+    const kl_jws_key *key = kl_sts_signing_key(kl_snapshot_sts(snap), now);
+    char iss[160];
+    json_t *claims = NULL;
+    char *payload = NULL, *tok = NULL;
+    kl_jws_signer signer;
+    if (!key) {
+        kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
+        sts_error(r, 503, "temporarily_unavailable", 90033,
+                  "A transient error has occurred. Please try again.");
+        return;
+    }
+    kl_gateway_sts_issuer(tid, iss, sizeof(iss));
+    kl_claims_access in = {.aud = resource,
+                           .iss = iss,
+                           .tid = tid,
+                           .appid = c->sp->app_id,
+                           .oid = c->sp->object_id,
+                           .appidacr = c->appidacr,
+                           .now = now,
+                           .lifetime = s->lifetime_s};
+    unsigned algs = kl_jws_key_algs(key);
+    kl_jws_alg alg = (algs & KL_JWS_RS256) ? KL_JWS_RS256 : KL_JWS_ES256;
+    int err = kl_claims_build_access(&in, &claims);
+    if (!err && !(payload = json_dumps(claims, JSON_COMPACT)))
+        err = KL_ENOMEM;
+    if (!err)
+        err = kl_jws_key_signer(key, alg, &signer);
+    if (!err)
+        err = kl_jws_sign_compact(&signer, payload, strlen(payload), &tok);
+    if (err) {
+        kl_log(KL_LOG_ERROR, "sts_sign_failed", "error", kl_err_str(err), NULL);
+        sts_error(r, 500, "server_error", 90033,
+                  "A transient error has occurred. Please try again.");
+        goto out;
+    }
+    json_t *body = json_pack("{s:s,s:I,s:I,s:s}", "token_type", "Bearer", "expires_in",
+                             (json_int_t)s->lifetime_s, "ext_expires_in", (json_int_t)s->lifetime_s,
+                             "access_token", tok);
+    if (body && v1) {
+        /* Entra's v1 endpoint adds these, as strings. */
+        char e[24], nb[24];
+        snprintf(e, sizeof(e), "%lld", (long long)(now + s->lifetime_s));
+        snprintf(nb, sizeof(nb), "%lld", (long long)now);
+        json_object_set_new(body, "expires_on", json_string(e));
+        json_object_set_new(body, "not_before", json_string(nb));
+        json_object_set_new(body, "resource", json_string(resource));
+    }
+    char corr[KL_UUID_LEN + 1];
+    correlation_id(r, corr);
+    no_store(r);
+    kl_http_set_header(r, "client-request-id", corr);
+    kl_http_req_log_field(r, "client_id", c->sp->app_id);
+    kl_http_req_log_field(r, "credential", c->cred_type);
+    kl_http_req_log_field(r, "kid", kl_jws_key_kid(key));
+    kl_http_respond_json(r, 200, body);
+out:
+    json_decref(claims);
+    free(payload);
+    if (tok) {
+        OPENSSL_cleanse(tok, strlen(tok));
+        free(tok);
+    }
+}
+
+static bool form_content_type(kl_http_req *r)
+{
+    const char *ct = kl_http_req_header(r, "content-type");
+    static const char want[] = "application/x-www-form-urlencoded";
+    return ct && kl_str_ieqn(ct, strlen(ct) < sizeof(want) - 1 ? strlen(ct) : sizeof(want) - 1,
+                             want, sizeof(want) - 1);
+}
+
+static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1)
+{
+    kl_form *f = NULL, *basic = NULL;
+    sts_client c = {0};
+    char resource[512];
+    int64_t now = kl_now_unix();
+    const char *tid = kl_snapshot_tenant_id(snap);
+    size_t blen = 0;
+    const unsigned char *b = kl_http_req_body(r, &blen);
+    char dup[64] = "";
+    kl_form_reason fr = form_content_type(r)
+                            ? kl_form_parse((const char *)b, blen, &f, dup, sizeof(dup))
+                            : kl_form_parse("", 0, &f, NULL, 0);
+    if (fr == KL_FORM_DUPLICATE) {
+        sts_error(r, 400, "invalid_request", 90015,
+                  "The request contains the parameter '%s' more than once.", echo_value(dup));
+        goto out;
+    }
+    if (fr != KL_FORM_OK) {
+        sts_error(r, 400, "invalid_request", 900144,
+                  "The request body must be application/x-www-form-urlencoded (%s).",
+                  kl_form_reason_str(fr));
+        goto out;
+    }
+    const char *grant = kl_form_get(f, "grant_type", NULL);
+    if (!grant || !*grant) {
+        sts_error(r, 400, "invalid_request", 900144,
+                  "The request body must contain the following parameter: 'grant_type'.");
+        goto out;
+    }
+    if (strcmp(grant, "client_credentials") != 0) {
+        sts_error(r, 400, "unsupported_grant_type", 70003,
+                  "The app requested an unsupported grant type '%s'.", echo_value(grant));
+        goto out;
+    }
+    int brc = parse_basic(r, &basic);
+    if (brc < 0)
+        goto out;
+    c.client_id = kl_form_get(f, "client_id", NULL);
+    if (basic) {
+        const char *bid = kl_form_get(basic, "client_id", NULL);
+        if (c.client_id && strcmp(c.client_id, bid) != 0) {
+            sts_error(r, 400, "invalid_request", 90014,
+                      "The client_id in the body and in the Authorization header differ.");
+            goto out;
+        }
+        c.client_id = bid;
+        c.basic_secret = kl_form_get(basic, "client_secret", NULL);
+    }
+    if (!c.client_id || !*c.client_id) {
+        sts_error(r, 400, "invalid_request", 900144,
+                  "The request body must contain the following parameter: 'client_id'.");
+        goto out;
+    }
+    if (!pick_resource(r, f, v1, tid, resource, sizeof(resource)))
+        goto out;
+    /* Only an application's service principal signs in with client credentials: a
+     * managed identity's client id is useless here (design T2). */
+    c.sp = kl_uuid_valid(c.client_id, strlen(c.client_id))
+               ? kl_snapshot_principal_by_app_id(snap, c.client_id)
+               : NULL;
+    if (!c.sp || c.sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
+        sts_error(r, 400, "unauthorized_client", 700016,
+                  "Application with identifier '%s' was not found in the directory '%s'. This "
+                  "can happen if the application has not been installed by the administrator of "
+                  "the tenant or consented to by any user in the tenant. You may have sent your "
+                  "authentication request to the wrong tenant.",
+                  echo_value(c.client_id), tid);
+        goto out;
+    }
+    if (!check_client_credential(s, r, snap, f, &c, now))
+        goto out;
+    if (!c.sp->enabled) {
+        sts_error(r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
+                  c.sp->app_id, echo_value(c.sp->display_name));
+        goto out;
+    }
+    issue(s, r, snap, &c, resource, v1, now);
+out:
+    kl_form_free(f);
+    kl_form_free(basic);
+}
+
+void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
+{
+    const char *seg = NULL;
+    size_t n = 0;
+    sts_route rt = parse_path(kl_http_req_path(r), &seg, &n);
+    kl_http_req_set_route(r, KL_ROUTE_STS);
+    const char *m = kl_http_req_method(r);
+    bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2;
+    if (rt == STS_NONE) {
+        kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
+        return;
+    }
+    if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+        kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
+        if (is_token)
+            sts_error(r, 405, "invalid_request", 900561,
+                      "The endpoint only accepts POST requests. Received a %s request.",
+                      echo_value(m));
+        else
+            kl_http_respond_error(r, 405, "MethodNotAllowed", "Use GET.");
+        return;
+    }
+    kl_snapshot *snap = kl_snapshot_acquire(s->holder);
+    if (!snap) {
+        sts_error(r, 503, "temporarily_unavailable", 90033,
+                  "A transient error has occurred. Please try again.");
+        return;
+    }
+    if (!tenant_matches(snap, seg, n)) {
+        unknown_tenant(r, seg, n, is_token);
+        goto out;
+    }
+    const char *tid = kl_snapshot_tenant_id(snap);
+    switch (rt) {
+    case STS_DISCOVERY_V2: discovery(s, r, tid, true); break;
+    case STS_DISCOVERY_V1: discovery(s, r, tid, false); break;
+    case STS_KEYS_V2:
+    case STS_KEYS_V1: jwks(r, snap); break;
+    case STS_TOKEN_V2: token(s, r, snap, false); break;
+    case STS_TOKEN_V1: token(s, r, snap, true); break;
+    case STS_NONE: break;
+    }
+out:
+    kl_snapshot_release(snap);
+}

@@ -1,0 +1,45 @@
+/* The Entra-compatible token service on the public TLS listener: per-tenant OIDC
+ * discovery (v2 and v1), the JWKS of our signing keys and the token endpoint
+ * (client_credentials with a client secret, by client_secret_post or
+ * client_secret_basic), answering with Entra's success and error bodies. Everything it
+ * reads comes from the snapshot (the tenant, service principals, client secrets' keyed
+ * hashes, the signing key ring); it never touches the store. */
+#ifndef KL_GATEWAY_STS_H
+#define KL_GATEWAY_STS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto/keys.h"
+#include "http/server.h"
+#include "policy/snapshot.h"
+
+typedef struct kl_gateway_sts kl_gateway_sts;
+
+typedef struct kl_gateway_sts_cfg {
+    kl_snapshot_holder *holder; /* borrowed */
+    const kl_keys *keys;        /* borrowed: the pepper of client secrets' keyed hashes */
+    /* The authority the discovery documents name, e.g. "https://127.0.0.1:8443". */
+    const char *public_base_url;
+    int64_t token_lifetime_s; /* 0: KL_TOKEN_DEFAULT_LIFETIME_S */
+} kl_gateway_sts_cfg;
+
+/* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */
+int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out);
+void kl_gateway_sts_free(kl_gateway_sts *s);
+
+/* True if path (normalised by the server) is one of the token service's:
+ * /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,
+ * /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /{tenant}/oauth2/v2.0/token,
+ * /{tenant}/oauth2/token. {tenant} is a GUID or a name of [A-Za-z0-9.-]. */
+bool kl_gateway_sts_matches(const char *path);
+
+/* Serves one token-service request (any thread); always answers. */
+void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r);
+
+/* The v1 issuer of our access tokens for tenant tid: "https://sts.windows.net/<tid>/",
+ * as Entra's v1 tokens for these resources carry it; it names the tenant, not a node,
+ * so every node of a cluster accepts every node's tokens. */
+int kl_gateway_sts_issuer(const char *tid, char *out, size_t outlen);
+
+#endif
