@@ -238,6 +238,11 @@ out:
 
 /* ---------------------------------------------------------------- transport */
 
+int kl_jwks_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : KL_EINTERNAL;
+}
+
 typedef struct fetch_buf {
     char *data;
     size_t len;

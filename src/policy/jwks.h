@@ -37,6 +37,10 @@ int kl_jwks_key(kl_jwks *j, const char *issuer, const char *kid, int64_t now, kl
                 const kl_jws_key **key);
 void kl_jwks_set_release(kl_jwks_set *s);
 
+/* Prepares the transport's library (libcurl's global state): once, at start-up, before
+ * any thread is started. 0 or KL_EINTERNAL. */
+int kl_jwks_global_init(void);
+
 /* The real transport's context (borrowed pointers). */
 typedef struct kl_jwks_https {
     const kl_egress *egress; /* every resolved address is judged by it */
