@@ -46,6 +46,8 @@ typedef enum opt_id {
     O_DISPLAY_NAME,
     O_DAYS,
     O_REVOKE_PREVIOUS,
+    O_CLIENT,
+    O_FAILED,
 } opt_id;
 
 typedef struct opt_def {
@@ -84,6 +86,8 @@ static const opt_def OPTS[] = {
     {"display-name", 0, OPT_VALUE, O_DISPLAY_NAME, KL_CLI_OPT_DISPLAY_NAME},
     {"days", 0, OPT_VALUE, O_DAYS, KL_CLI_OPT_DAYS},
     {"revoke-previous", 0, OPT_FLAG, O_REVOKE_PREVIOUS, KL_CLI_OPT_REVOKE_PREVIOUS},
+    {"client", 0, OPT_VALUE, O_CLIENT, KL_CLI_OPT_CLIENT},
+    {"failed", 0, OPT_FLAG, O_FAILED, KL_CLI_OPT_FAILED},
 };
 
 typedef struct cmd_def {
@@ -165,6 +169,13 @@ static const cmd_def CMDS[] = {
     {"app", "secret", "list", KL_CLI_CMD_APP_SECRET_LIST, 1, {"APP"}, 0},
     {"app", "secret", "remove", KL_CLI_CMD_APP_SECRET_REMOVE, 2, {"APP", "KEY-ID"}, 0},
     {"signing-key", "list", NULL, KL_CLI_CMD_SIGNING_KEY_LIST, 0, {NULL}, 0},
+    {"signin",
+     "list",
+     NULL,
+     KL_CLI_CMD_SIGNIN_LIST,
+     0,
+     {NULL},
+     KL_CLI_OPT_CLIENT | KL_CLI_OPT_FAILED},
     {"signing-key",
      "rotate",
      NULL,
@@ -266,6 +277,7 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_APP_SECRET_REMOVE: return "app secret remove";
     case KL_CLI_CMD_SIGNING_KEY_LIST: return "signing-key list";
     case KL_CLI_CMD_SIGNING_KEY_ROTATE: return "signing-key rotate";
+    case KL_CLI_CMD_SIGNIN_LIST: return "signin list";
     case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
@@ -327,6 +339,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_CUSTOM: a->custom = true; return 0;
     case O_ALL: a->all = true; return 0;
     case O_REVOKE_PREVIOUS: a->revoke_previous = true; return 0;
+    case O_FAILED: a->failed = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -366,6 +379,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_TO: a->to = v; break;
     case O_DISPLAY_NAME: a->display_name = v; break;
     case O_DAYS: a->days = v; break;
+    case O_CLIENT: a->client = v; break;
     default: return usage(err, errlen, "internal error: unhandled option %s", shown);
     }
     return 0;

@@ -49,7 +49,8 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_APP_SECRET_LIST,
     KL_CLI_CMD_APP_SECRET_REMOVE,
     KL_CLI_CMD_SIGNING_KEY_LIST,
-    KL_CLI_CMD_SIGNING_KEY_ROTATE
+    KL_CLI_CMD_SIGNING_KEY_ROTATE,
+    KL_CLI_CMD_SIGNIN_LIST
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -76,7 +77,9 @@ enum {
     KL_CLI_OPT_TO = 1u << 17,
     KL_CLI_OPT_DISPLAY_NAME = 1u << 18,
     KL_CLI_OPT_DAYS = 1u << 19,
-    KL_CLI_OPT_REVOKE_PREVIOUS = 1u << 20
+    KL_CLI_OPT_REVOKE_PREVIOUS = 1u << 20,
+    KL_CLI_OPT_CLIENT = 1u << 21,
+    KL_CLI_OPT_FAILED = 1u << 22
 };
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
@@ -121,6 +124,8 @@ typedef struct kl_cli_args {
     const char *display_name;       /* app secret add: the secret's display name */
     const char *days;               /* app secret add: days until it expires (as typed) */
     bool revoke_previous;           /* signing-key rotate: refuse the earlier keys at once */
+    const char *client;             /* signin list: only this client id */
+    bool failed;                    /* signin list: only refusals */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

@@ -38,6 +38,7 @@ static const char OVERVIEW[] =
     "  app secret remove APP KEY-ID\n"
     "  signing-key list\n"
     "  signing-key rotate [--revoke-previous]\n"
+    "  signin list [--client CLIENT-ID] [--failed]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -181,6 +182,14 @@ static const char SIGNING_KEY[] =
     "           stay valid until they expire. With --revoke-previous (a key may have\n"
     "           leaked) every earlier key is revoked: its tokens are refused at once.\n";
 
+static const char SIGNIN[] =
+    "Usage:\n"
+    "  keyless signin list [--client CLIENT-ID] [--failed]\n"
+    "\n"
+    "The sign-in log: every token the token service issued or refused, newest first\n"
+    "(at most 100): time, client id, credential type, address, result and, for a\n"
+    "refusal, the AADSTS code and why. Secrets are never recorded.\n";
+
 static const char APP[] =
     "Usage:\n"
     "  keyless app create NAME\n"
@@ -298,6 +307,8 @@ void kl_cli_help(FILE *f, const char *noun)
         text = ROLE;
     else if (noun && strcmp(noun, "signing-key") == 0)
         text = SIGNING_KEY;
+    else if (noun && strcmp(noun, "signin") == 0)
+        text = SIGNIN;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);

@@ -100,7 +100,8 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_APP_SECRET_LIST:
     case KL_CLI_CMD_APP_SECRET_REMOVE: return kl_cli_cmd_app_secret(c);
     case KL_CLI_CMD_SIGNING_KEY_LIST:
-    case KL_CLI_CMD_SIGNING_KEY_ROTATE: return kl_cli_cmd_signing_key(c);
+    case KL_CLI_CMD_SIGNING_KEY_ROTATE:
+    case KL_CLI_CMD_SIGNIN_LIST: return kl_cli_cmd_signing_key(c);
     case KL_CLI_CMD_ROLE_DEFINITION_LIST:
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE:

@@ -55,6 +55,8 @@
 #define KL_MAX_CLAIM_STRING 1024             /* aud, iss, appid, oid, tid ... in a token */
 #define KL_MAX_TOKCACHE_ENTRIES (1 << 20)    /* verified-token cache, per worker */
 
+#define KL_MAX_SIGNIN_QUEUE 4096 /* sign-in log records waiting for the store */
+
 /* application/x-www-form-urlencoded token requests */
 #define KL_MAX_FORM_BYTES (64 * 1024) /* whole body; an assertion fits (KL_MAX_TOKEN_BYTES) */
 #define KL_MAX_FORM_PARAMS 64         /* MSAL sends about 15, telemetry included */

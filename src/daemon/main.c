@@ -28,6 +28,7 @@
 #include "policy/egress.h"
 #include "policy/jwks.h"
 #include "policy/signing.h"
+#include "policy/signins.h"
 #include "policy/snapshot.h"
 #include "daemon/kek_check.h"
 #include "store/store.h"
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
     kl_gateway_sts *sts = NULL;
+    kl_signins *signins = NULL;
     kl_http_server *server = NULL;
     kl_egress *egress = NULL;
     SSL_CTX *tls = NULL;
@@ -362,7 +364,10 @@ int main(int argc, char **argv)
                            .egress = egress};
     if (kl_gateway_new(&gcfg, &gateway) != 0)
         goto out;
-    kl_gateway_sts_cfg stscfg = {.holder = holder,
+    if (kl_signins_start(store, &signins) != 0)
+        goto out;
+    kl_gateway_sts_cfg stscfg = {.signins = signins,
+                                 .holder = holder,
                                  .keys = keys,
                                  .public_base_url = base_url,
                                  .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60,
@@ -413,6 +418,7 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_gateway_sts_free(sts);
+    kl_signins_stop(signins); /* writes what is queued, before the store closes */
     kl_mgmt_free(mgmt);
     kl_store_close(store); /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);

@@ -19,6 +19,7 @@
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
+#include "policy/signins.h"
 #include "policy/sts.h"
 #include "token/assertion.h"
 #include "token/claims.h"
@@ -40,7 +41,38 @@ struct kl_gateway_sts {
     kl_throttle *throttle; /* owned: failed client authentication, per node */
     kl_jwks *jwks;         /* owned: federated issuers' keys; NULL without an egress policy */
     kl_jwks_https https;   /* the transport's context (borrowed pointers) */
+    kl_signins *signins;   /* may be NULL */
 };
+
+/* What the sign-in log records of one token request, filled in as it is checked.
+ * Strings are borrowed for the request. */
+typedef struct sts_audit {
+    kl_gateway_sts *s;
+    const char *client_id;
+    const char *principal_id;
+    const char *credential;
+    const char *resource;
+} sts_audit;
+
+static void audit(const sts_audit *a, kl_http_req *r, bool ok, int code, const char *reason,
+                  const char *corr)
+{
+    if (!a || !a->s->signins)
+        return;
+    char src[64];
+    kl_http_req_peer_addr(r, src, sizeof(src));
+    kl_store_signin rec = {.at = kl_now_unix(),
+                           .client_id = (char *)(a->client_id ? a->client_id : ""),
+                           .principal_id = (char *)a->principal_id,
+                           .credential = (char *)(a->credential ? a->credential : "none"),
+                           .resource = (char *)a->resource,
+                           .source = src,
+                           .success = ok,
+                           .error_code = code,
+                           .reason = (char *)reason,
+                           .correlation_id = (char *)corr};
+    kl_signins_record(a->s->signins, &rec);
+}
 
 /* The resources a client may ask a token for (scope "{resource}/.default"). */
 static const char *const known_resources[] = {
@@ -91,6 +123,7 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     s->holder = cfg->holder;
     s->keys = cfg->keys;
     s->lifetime_s = cfg->token_lifetime_s > 0 ? cfg->token_lifetime_s : KL_TOKEN_DEFAULT_LIFETIME_S;
+    s->signins = cfg->signins;
     s->store = cfg->store;
     s->https = (kl_jwks_https){.egress = cfg->egress, .ca_file = cfg->federation_ca_file};
     int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
@@ -214,8 +247,9 @@ static void no_store(kl_http_req *r)
 /* Entra's error body: error, error_description ("AADSTS<code>: <text>\r\nTrace ID:
  * ...\r\nCorrelation ID: ...\r\nTimestamp: ..."), error_codes, timestamp, trace_id,
  * correlation_id, error_uri. */
-__attribute__((format(printf, 5, 6))) static void
-sts_error(kl_http_req *r, int status, const char *error, int code, const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static void sts_error(const sts_audit *a, kl_http_req *r,
+                                                            int status, const char *error, int code,
+                                                            const char *fmt, ...)
 {
     char text[1024], desc[1400], trace[KL_UUID_LEN + 1], corr[KL_UUID_LEN + 1], ts[32], uri[96];
     va_list ap;
@@ -236,6 +270,7 @@ sts_error(kl_http_req *r, int status, const char *error, int code, const char *f
     char codestr[16];
     snprintf(codestr, sizeof(codestr), "%d", code);
     kl_http_req_log_field(r, "sts_error", error);
+    audit(a, r, false, code, text, corr);
     kl_http_req_log_field(r, "aadsts", codestr);
     no_store(r);
     kl_http_set_header(r, "x-ms-request-id", trace);
@@ -246,11 +281,12 @@ sts_error(kl_http_req *r, int status, const char *error, int code, const char *f
                                    "trace_id", trace, "correlation_id", corr, "error_uri", uri));
 }
 
-static void unknown_tenant(kl_http_req *r, const char *seg, size_t n, bool token)
+static void unknown_tenant(const sts_audit *a, kl_http_req *r, const char *seg, size_t n,
+                           bool token)
 {
     char t[MAX_TENANT_SEG + 1];
     snprintf(t, sizeof(t), "%.*s", (int)n, seg);
-    sts_error(r, 400, token ? "invalid_request" : "invalid_tenant", 90002,
+    sts_error(a, r, 400, token ? "invalid_request" : "invalid_tenant", 90002,
               "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are "
               "signing into the correct cloud. Check with your subscription administrator, this "
               "may happen if there are no active subscriptions for the tenant.",
@@ -312,64 +348,65 @@ typedef struct sts_client {
 /* Entra's answer for a refused client assertion: invalid_client, 401, the reason's
  * AADSTS code; the text says what was wrong with the assertion, never which part of a
  * credential matched. */
-static void assertion_refused(kl_http_req *r, const sts_client *c, kl_assertion_reason why)
+static void assertion_refused(const sts_audit *a, kl_http_req *r, const sts_client *c,
+                              kl_assertion_reason why)
 {
     const char *app = c->sp->app_id;
     switch (why) {
     case KL_ASSERTION_MALFORMED:
-        sts_error(r, 401, "invalid_client", 50027,
+        sts_error(a, r, 401, "invalid_client", 50027,
                   "JWT token is invalid or malformed (client assertion for app '%s').", app);
         return;
     case KL_ASSERTION_NO_CERT:
     case KL_ASSERTION_BAD_SIGNATURE:
     case KL_ASSERTION_CERT_EXPIRED:
     case KL_ASSERTION_KEY_UNKNOWN:
-        sts_error(r, 401, "invalid_client", 700027,
+        sts_error(a, r, 401, "invalid_client", 700027,
                   "Client assertion failed signature validation: no valid registered credential "
                   "of app '%s' signed it (%s).",
                   app, kl_assertion_reason_str(why));
         return;
     case KL_ASSERTION_AUDIENCE:
-        sts_error(r, 401, "invalid_client", 700023,
+        sts_error(a, r, 401, "invalid_client", 700023,
                   "Client assertion audience claim does not match Realm issuer: the aud must be "
                   "'%s'.",
                   c->token_endpoint);
         return;
     case KL_ASSERTION_SUBJECT:
-        sts_error(r, 401, "invalid_client", 700021,
+        sts_error(a, r, 401, "invalid_client", 700021,
                   "Client assertion application identifier doesn't match 'client_id' parameter: "
                   "iss and sub must be '%s'.",
                   app);
         return;
     case KL_ASSERTION_LIFETIME:
-        sts_error(r, 401, "invalid_client", 700024,
+        sts_error(a, r, 401, "invalid_client", 700024,
                   "Client assertion is not within its valid time range (at most 10 minutes, "
                   "not expired, not yet valid).");
         return;
     case KL_ASSERTION_REPLAYED:
-        sts_error(r, 401, "invalid_client", 50013,
+        sts_error(a, r, 401, "invalid_client", 50013,
                   "Assertion is invalid: this client assertion (its jti) was already used.");
         return;
     case KL_ASSERTION_FED_ISSUER:
-        sts_error(r, 401, "invalid_client", 700211,
+        sts_error(a, r, 401, "invalid_client", 700211,
                   "No matching federated identity record found for presented assertion issuer "
                   "(app '%s').",
                   app);
         return;
     case KL_ASSERTION_FED_AUDIENCE:
-        sts_error(r, 401, "invalid_client", 700212,
+        sts_error(a, r, 401, "invalid_client", 700212,
                   "No matching federated identity record found for presented assertion audience "
                   "(app '%s').",
                   app);
         return;
     case KL_ASSERTION_FED_SUBJECT:
-        sts_error(r, 401, "invalid_client", 700213,
+        sts_error(a, r, 401, "invalid_client", 700213,
                   "No matching federated identity record found for presented assertion subject "
                   "(app '%s').",
                   app);
         return;
     default:
-        sts_error(r, 503, "temporarily_unavailable", 90033,
+        sts_error(a, r, 503, "temporarily_unavailable", 90033,
                   "A transient error has occurred. Please try again.");
         return;
     }
@@ -404,13 +441,13 @@ static bool names_certificate(const char *tok, size_t n)
 }
 
 /* A client assertion (certificate or federated): true with appidacr 2, or answered. */
-static bool check_assertion(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
-                            const kl_form *f, const char *assertion, size_t alen, sts_client *c,
-                            int64_t now)
+static bool check_assertion(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+                            const kl_snapshot *snap, const kl_form *f, const char *assertion,
+                            size_t alen, sts_client *c, int64_t now)
 {
     const char *type = kl_form_get(f, "client_assertion_type", NULL);
     if (!type || strcmp(type, JWT_BEARER) != 0) {
-        sts_error(r, 400, "invalid_request", 90014,
+        sts_error(a, r, 400, "invalid_request", 90014,
                   "The request body must contain the parameter 'client_assertion_type' with the "
                   "value '" JWT_BEARER "'.");
         return false;
@@ -443,9 +480,11 @@ static bool check_assertion(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot
         c->not_counted = true;
     if (why != KL_ASSERTION_OK) {
         kl_http_req_log_field(r, "assertion_refused", kl_assertion_reason_str(why));
-        assertion_refused(r, c, why);
+        a->credential = c->cred_type;
+        assertion_refused(a, r, c, why);
         return false;
     }
+    a->credential = c->cred_type;
     c->appidacr = 2;
     if (key_id)
         snprintf(c->key_id, sizeof(c->key_id), "%s", key_id);
@@ -455,15 +494,16 @@ static bool check_assertion(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot
 /* Checks the client's credential and answers the refusal itself (returning false).
  * This is where another kind of client credential (a client assertion) plugs in: it
  * decides appidacr and cred_type, or answers with Entra's error. */
-static bool check_client_credential(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
-                                    const kl_form *f, sts_client *c, int64_t now)
+static bool check_client_credential(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+                                    const kl_snapshot *snap, const kl_form *f, sts_client *c,
+                                    int64_t now)
 {
     size_t slen = 0;
     const char *secret = kl_form_get(f, "client_secret", &slen);
     const char *assertion = kl_form_get(f, "client_assertion", NULL);
     if (c->basic_secret) {
         if (secret || assertion) {
-            sts_error(r, 400, "invalid_request", 90014,
+            sts_error(a, r, 400, "invalid_request", 90014,
                       "The request uses more than one client authentication method.");
             return false;
         }
@@ -471,24 +511,25 @@ static bool check_client_credential(kl_gateway_sts *s, kl_http_req *r, const kl_
         slen = strlen(secret);
     }
     if (secret && assertion) {
-        sts_error(r, 400, "invalid_request", 90014,
+        sts_error(a, r, 400, "invalid_request", 90014,
                   "The request uses more than one client authentication method.");
         return false;
     }
     if (assertion)
-        return check_assertion(s, r, snap, f, assertion, strlen(assertion), c, now);
+        return check_assertion(a, s, r, snap, f, assertion, strlen(assertion), c, now);
     if (!secret || slen == 0) {
-        sts_error(r, 401, "invalid_client", 7000218,
+        sts_error(a, r, 401, "invalid_client", 7000218,
                   "The request body must contain the following parameter: 'client_assertion' or "
                   "'client_secret'.");
         return false;
     }
     c->cred_type = "client_secret";
+    a->credential = c->cred_type;
     switch (kl_sts_check_secret(kl_snapshot_sts(snap), s->keys, c->sp->app_id, secret, slen, now,
                                 c->key_id)) {
     case KL_STS_SECRET_OK: c->appidacr = 1; return true;
     case KL_STS_SECRET_EXPIRED:
-        sts_error(r, 401, "invalid_client", 7000222,
+        sts_error(a, r, 401, "invalid_client", 7000222,
                   "The provided client secret keys for app '%s' are expired. Visit the Azure "
                   "portal to create new keys for your app: https://aka.ms/NewClientSecret, or "
                   "consider using certificate credentials for added security: "
@@ -497,7 +538,7 @@ static bool check_client_credential(kl_gateway_sts *s, kl_http_req *r, const kl_
         return false;
     case KL_STS_SECRET_WRONG: break;
     }
-    sts_error(r, 401, "invalid_client", 7000215,
+    sts_error(a, r, 401, "invalid_client", 7000215,
               "Invalid client secret provided. Ensure the secret being sent in the request is the "
               "client secret value, not the client secret ID, for a secret added to app '%s'.",
               c->sp->app_id);
@@ -507,7 +548,7 @@ static bool check_client_credential(kl_gateway_sts *s, kl_http_req *r, const kl_
 /* client_secret_basic: "Basic base64(urlencode(id) ':' urlencode(secret))" (RFC 6749
  * 2.3.1). Fills *basic (parsed as a form so the halves are percent-decoded). Returns
  * 0 when there is no Basic header, 1 when parsed, -1 (answered) when malformed. */
-static int parse_basic(kl_http_req *r, kl_form **basic)
+static int parse_basic(const sts_audit *a, kl_http_req *r, kl_form **basic)
 {
     const char *h = kl_http_req_header(r, "authorization");
     *basic = NULL;
@@ -541,7 +582,7 @@ out:
         free(form);
     }
     if (rc < 0)
-        sts_error(r, 401, "invalid_client", 7000215,
+        sts_error(a, r, 401, "invalid_client", 7000215,
                   "Invalid client secret provided: the Authorization header is not valid "
                   "client_secret_basic.");
     return rc;
@@ -549,8 +590,8 @@ out:
 
 /* The resource of "{resource}/.default" (or a v1 "resource"), as requested, in out.
  * Answers the refusal and returns false. */
-static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char *tid, char *out,
-                          size_t outlen)
+static bool pick_resource(const sts_audit *a, kl_http_req *r, const kl_form *f, bool v1,
+                          const char *tid, char *out, size_t outlen)
 {
     const char *scope = kl_form_get(f, "scope", NULL);
     const char *resource = v1 ? kl_form_get(f, "resource", NULL) : NULL;
@@ -559,7 +600,7 @@ static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char 
         n = strlen(resource);
     } else {
         if (!scope || !*scope) {
-            sts_error(r, 400, "invalid_request", 900144,
+            sts_error(a, r, 400, "invalid_request", 900144,
                       "The request body must contain the following parameter: '%s'.",
                       v1 ? "resource" : "scope");
             return false;
@@ -567,7 +608,7 @@ static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char 
         static const char suffix[] = "/.default";
         size_t sl = strlen(scope), xl = sizeof(suffix) - 1;
         if (strchr(scope, ' ') || sl <= xl || strcmp(scope + sl - xl, suffix) != 0) {
-            sts_error(r, 400, "invalid_scope", 70011,
+            sts_error(a, r, 400, "invalid_scope", 70011,
                       "The provided value for the input parameter 'scope' is not valid. The "
                       "scope %s is not valid.",
                       echo_value(scope));
@@ -589,7 +630,7 @@ static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char 
     }
     char shown[MAX_ECHO + 1];
     snprintf(shown, sizeof(shown), "%.*s", (int)(n < MAX_ECHO ? n : MAX_ECHO), resource);
-    sts_error(r, 400, "invalid_resource", 500011,
+    sts_error(a, r, 400, "invalid_resource", 500011,
               "The resource principal named %s was not found in the tenant named %s. This can "
               "happen if the application has not been installed by the administrator of the "
               "tenant or consented to by any user in the tenant. You might have sent your "
@@ -599,8 +640,8 @@ static bool pick_resource(kl_http_req *r, const kl_form *f, bool v1, const char 
 }
 
 /* Signs the access token and answers 200. */
-static void issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, const sts_client *c,
-                  const char *resource, bool v1, int64_t now)
+static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                  const sts_client *c, const char *resource, bool v1, int64_t now)
 {
     const char *tid = kl_snapshot_tenant_id(snap);
     const kl_jws_key *key = kl_sts_signing_key(kl_snapshot_sts(snap), now);
@@ -610,7 +651,7 @@ static void issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, co
     kl_jws_signer signer;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
-        sts_error(r, 503, "temporarily_unavailable", 90033,
+        sts_error(a, r, 503, "temporarily_unavailable", 90033,
                   "A transient error has occurred. Please try again.");
         return;
     }
@@ -634,7 +675,7 @@ static void issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, co
         err = kl_jws_sign_compact(&signer, payload, strlen(payload), &tok);
     if (err) {
         kl_log(KL_LOG_ERROR, "sts_sign_failed", "error", kl_err_str(err), NULL);
-        sts_error(r, 500, "server_error", 90033,
+        sts_error(a, r, 500, "server_error", 90033,
                   "A transient error has occurred. Please try again.");
         goto out;
     }
@@ -657,6 +698,7 @@ static void issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, co
     kl_http_req_log_field(r, "client_id", c->sp->app_id);
     kl_http_req_log_field(r, "credential", c->cred_type);
     kl_http_req_log_field(r, "kid", kl_jws_key_kid(key));
+    audit(a, r, true, 0, "", corr);
     kl_http_respond_json(r, 200, body);
 out:
     json_decref(claims);
@@ -675,7 +717,7 @@ static bool form_content_type(kl_http_req *r)
                              want, sizeof(want) - 1);
 }
 
-static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1)
+static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1)
 {
     kl_form *f = NULL, *basic = NULL;
     sts_client c = {0};
@@ -693,51 +735,51 @@ static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bo
                             ? kl_form_parse((const char *)b, blen, &f, dup, sizeof(dup))
                             : kl_form_parse("", 0, &f, NULL, 0);
     if (fr == KL_FORM_DUPLICATE) {
-        sts_error(r, 400, "invalid_request", 90015,
+        sts_error(a, r, 400, "invalid_request", 90015,
                   "The request contains the parameter '%s' more than once.", echo_value(dup));
         goto out;
     }
     if (fr != KL_FORM_OK) {
-        sts_error(r, 400, "invalid_request", 900144,
+        sts_error(a, r, 400, "invalid_request", 900144,
                   "The request body must be application/x-www-form-urlencoded (%s).",
                   kl_form_reason_str(fr));
         goto out;
     }
     const char *grant = kl_form_get(f, "grant_type", NULL);
     if (!grant || !*grant) {
-        sts_error(r, 400, "invalid_request", 900144,
+        sts_error(a, r, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'grant_type'.");
         goto out;
     }
     if (strcmp(grant, "client_credentials") != 0) {
-        sts_error(r, 400, "unsupported_grant_type", 70003,
+        sts_error(a, r, 400, "unsupported_grant_type", 70003,
                   "The app requested an unsupported grant type '%s'.", echo_value(grant));
         goto out;
     }
-    int brc = parse_basic(r, &basic);
+    int brc = parse_basic(a, r, &basic);
     if (brc < 0)
         goto out;
     c.client_id = kl_form_get(f, "client_id", NULL);
     if (basic) {
         const char *bid = kl_form_get(basic, "client_id", NULL);
         if (c.client_id && strcmp(c.client_id, bid) != 0) {
-            sts_error(r, 400, "invalid_request", 90014,
+            sts_error(a, r, 400, "invalid_request", 90014,
                       "The client_id in the body and in the Authorization header differ.");
             goto out;
         }
         c.client_id = bid;
         c.basic_secret = kl_form_get(basic, "client_secret", NULL);
     }
+    a->client_id = c.client_id;
     if (!c.client_id || !*c.client_id) {
-        sts_error(r, 400, "invalid_request", 900144,
+        sts_error(a, r, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
     /* Throttling (security.md T9) is decided before any credential is looked at, by
      * client id and by the connection's address (never a header). */
-    addr_len = kl_http_req_peer_addr(r, addr, sizeof(addr));
-    if (addr_len < 0)
-        addr_len = 0;
+    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    addr_len = (int)strlen(addr);
     client_len = strnlen(c.client_id, KL_MAX_PRINCIPAL_ID + 1);
     int64_t retry = 0;
     if (kl_throttle_check(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
@@ -746,7 +788,7 @@ static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bo
         snprintf(ra, sizeof(ra), "%lld", (long long)retry);
         kl_http_set_header(r, "Retry-After", ra);
         kl_http_req_log_field(r, "throttled", "client_authentication");
-        sts_error(r, 429, "temporarily_unavailable", 90055,
+        sts_error(a, r, 429, "temporarily_unavailable", 90055,
                   "Too many failed attempts to authenticate this client. Retry after %lld "
                   "seconds.",
                   (long long)retry);
@@ -755,8 +797,9 @@ static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bo
     counting = true;
     snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, tid, v1 ? "" : "/v2.0");
     c.token_endpoint = endpoint;
-    if (!pick_resource(r, f, v1, tid, resource, sizeof(resource)))
+    if (!pick_resource(a, r, f, v1, tid, resource, sizeof(resource)))
         goto out;
+    a->resource = resource;
     /* Only an application's service principal signs in with client credentials: a
      * managed identity's client id is useless here (design T2). */
     c.sp = kl_uuid_valid(c.client_id, strlen(c.client_id))
@@ -764,7 +807,7 @@ static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bo
                : NULL;
     if (!c.sp || c.sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
         failed = true;
-        sts_error(r, 400, "unauthorized_client", 700016,
+        sts_error(a, r, 400, "unauthorized_client", 700016,
                   "Application with identifier '%s' was not found in the directory '%s'. This "
                   "can happen if the application has not been installed by the administrator of "
                   "the tenant or consented to by any user in the tenant. You may have sent your "
@@ -772,18 +815,19 @@ static void token(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bo
                   echo_value(c.client_id), tid);
         goto out;
     }
-    if (!check_client_credential(s, r, snap, f, &c, now)) {
+    a->principal_id = c.sp->object_id;
+    if (!check_client_credential(a, s, r, snap, f, &c, now)) {
         failed = !c.not_counted;
         goto out;
     }
     kl_throttle_succeeded(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
                           (int64_t)kl_now_mono_ms());
     if (!c.sp->enabled) {
-        sts_error(r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
+        sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
                   c.sp->app_id, echo_value(c.sp->display_name));
         goto out;
     }
-    issue(s, r, snap, &c, resource, v1, now);
+    issue(a, s, r, snap, &c, resource, v1, now);
 out:
     if (counting && failed)
         kl_throttle_failed(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
@@ -800,6 +844,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     kl_http_req_set_route(r, KL_ROUTE_STS);
     const char *m = kl_http_req_method(r);
     bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2;
+    sts_audit audit_rec = {.s = s};
+    sts_audit *a = is_token ? &audit_rec : NULL;
     if (rt == STS_NONE) {
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
@@ -807,7 +853,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
         kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
         if (is_token)
-            sts_error(r, 405, "invalid_request", 900561,
+            sts_error(a, r, 405, "invalid_request", 900561,
                       "The endpoint only accepts POST requests. Received a %s request.",
                       echo_value(m));
         else
@@ -816,12 +862,12 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     }
     kl_snapshot *snap = kl_snapshot_acquire(s->holder);
     if (!snap) {
-        sts_error(r, 503, "temporarily_unavailable", 90033,
+        sts_error(a, r, 503, "temporarily_unavailable", 90033,
                   "A transient error has occurred. Please try again.");
         return;
     }
     if (!tenant_matches(snap, seg, n)) {
-        unknown_tenant(r, seg, n, is_token);
+        unknown_tenant(is_token ? a : NULL, r, seg, n, is_token);
         goto out;
     }
     const char *tid = kl_snapshot_tenant_id(snap);
@@ -830,8 +876,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_DISCOVERY_V1: discovery(s, r, tid, false); break;
     case STS_KEYS_V2:
     case STS_KEYS_V1: jwks(r, snap); break;
-    case STS_TOKEN_V2: token(s, r, snap, false); break;
-    case STS_TOKEN_V1: token(s, r, snap, true); break;
+    case STS_TOKEN_V2: token(a, s, r, snap, false); break;
+    case STS_TOKEN_V1: token(a, s, r, snap, true); break;
     case STS_NONE: break;
     }
 out:

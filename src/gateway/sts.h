@@ -32,6 +32,8 @@ typedef struct kl_gateway_sts_cfg {
     const kl_egress *egress;  /* borrowed: federated issuers' keys are fetched through it;
                                  NULL refuses federated assertions */
     const char *federation_ca_file; /* CAs of federated issuers; NULL: the system's */
+    /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
+    struct kl_signins *signins;
 } kl_gateway_sts_cfg;
 
 /* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */

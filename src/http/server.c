@@ -1312,41 +1312,29 @@ bool kl_http_req_is_admin(const kl_http_req *r)
     return r->conn->ls->is_unix && r->conn->admin_ok;
 }
 
-int kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (!out || outlen < INET6_ADDRSTRLEN)
-        return KL_EINVAL;
-    out[0] = '\0';
-    evutil_socket_t fd = r->conn->bev ? bufferevent_getfd(r->conn->bev) : -1;
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return KL_EIO;
-    const void *a = NULL;
-    int family = ss.ss_family;
-    if (family == AF_INET) {
-        a = &((struct sockaddr_in *)&ss)->sin_addr;
-    } else if (family == AF_INET6) {
-        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        a = a6;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            family = AF_INET;
-            a = &a6->s6_addr[12];
-        }
-    } else if (family == AF_UNIX) {
-        snprintf(out, outlen, "unix");
-        return (int)strlen(out);
-    }
-    if (!a || !inet_ntop(family, a, out, (socklen_t)outlen)) {
-        out[0] = '\0';
-        return KL_EIO;
-    }
-    return (int)strlen(out);
-}
-
 long kl_http_req_peer_uid(const kl_http_req *r)
 {
     return r->conn->peer_uid;
+}
+
+void kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (outlen)
+        out[0] = '\0';
+    if (r->conn->ls->is_unix) {
+        snprintf(out, outlen, "unix");
+        return;
+    }
+    evutil_socket_t fd = bufferevent_getfd(r->conn->bev);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    const void *a = ss.ss_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    if (!inet_ntop(ss.ss_family, a, out, (socklen_t)outlen) && outlen)
+        out[0] = '\0';
 }
 
 const char *kl_http_req_id(const kl_http_req *r)

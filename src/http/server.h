@@ -123,11 +123,9 @@ kl_face kl_http_req_face(const kl_http_req *r);
 bool kl_http_req_is_admin(const kl_http_req *r);
 /* Peer uid on Unix sockets; -1 otherwise. */
 long kl_http_req_peer_uid(const kl_http_req *r);
-/* The client's address as text into out (at least INET6_ADDRSTRLEN bytes): the numeric
- * IPv4 or IPv6 address without the port (an IPv4-mapped IPv6 address as IPv4), "unix"
- * for a Unix socket. Its length, or KL_EIO (unknown; out is ""). For per-address
- * throttling; never from a header (X-Forwarded-For is not believed). */
-int kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen);
+/* The client's address as text ("127.0.0.1", "::1"; "unix" for the admin socket) in
+ * out; "" when it cannot be told. */
+void kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen);
 /* A per-request GUID, also sent back as the x-ms-request-id and apim-request-id headers. */
 const char *kl_http_req_id(const kl_http_req *r);
 struct event_base *kl_http_req_base(const kl_http_req *r);

@@ -124,6 +124,8 @@ static const kl_mgmt_route routes[] = {
      GRAPH, SCOPE, NULL},
     {"POST", KL_KEYLESS_SIGNING_KEYS_ROTATE, "Keyless/signingKeys/rotate/action", OPTIONAL,
      kl_mgmt_signing_key_rotate, GRAPH, SCOPE, NULL},
+    {"GET", KL_KEYLESS_SIGNINS, "Keyless/signIns/read", NONE, kl_mgmt_signins_list, GRAPH, SCOPE,
+     NULL},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)

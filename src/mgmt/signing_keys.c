@@ -124,3 +124,48 @@ void kl_mgmt_signing_stop(kl_mgmt *m)
         event_free(m->signing_timer);
     m->signing_timer = NULL;
 }
+
+/* ---------------------------------------------------------------- sign-in log */
+
+#define SIGNINS_DEFAULT_TOP 100
+#define SIGNINS_MAX_TOP 1000
+
+void kl_mgmt_signins_list(kl_mgmt_call *c)
+{
+    const char *client = kl_http_req_query_param(c->r, "client");
+    const char *failed = kl_http_req_query_param(c->r, "failed");
+    const char *top = kl_http_req_query_param(c->r, "top");
+    long n_top = SIGNINS_DEFAULT_TOP;
+    if (top) {
+        char *end = NULL;
+        n_top = strtol(top, &end, 10);
+        if (!end || *end || n_top < 1 || n_top > SIGNINS_MAX_TOP) {
+            kl_mgmt_fail(c, 400, "Request_BadRequest", "top must be 1 to %d.", SIGNINS_MAX_TOP);
+            return;
+        }
+    }
+    kl_store_signin **rows = NULL;
+    size_t n = 0;
+    int err = kl_store_list_signins(c->m->store, client && *client ? client : NULL,
+                                    failed && !strcmp(failed, "true"), (size_t)n_top, &rows, &n);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "signins_list");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        const kl_store_signin *s = rows[i];
+        json_t *o = json_pack("{s:o,s:s,s:s?,s:s,s:s?,s:s,s:s,s:i,s:s,s:s}", "createdDateTime",
+                              iso_time(s->at), "appId", s->client_id, "servicePrincipalId",
+                              s->principal_id, "credentialType", s->credential, "resource",
+                              s->resource, "ipAddress", s->source, "status",
+                              s->success ? "success" : "failure", "errorCode", s->error_code,
+                              "failureReason", s->reason, "correlationId", s->correlation_id);
+        if (!o || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    kl_store_signins_free(rows, n);
+    kl_mgmt_reply_json(c, 200, arr ? json_pack("{s:o}", "value", arr) : NULL);
+}

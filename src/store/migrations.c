@@ -208,6 +208,24 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (client_id, jti)"
      ");"
      "CREATE INDEX assertion_jtis_exp ON assertion_jtis (exp);"},
+    {12, "the sign-in log",
+     /* Every token the token service issued or refused: who, with which client and
+      * credential type, from where, and why it was refused. Never a secret. Written
+      * outside the store's generation (a sign-in is not a change of policy). */
+     "CREATE TABLE signin_log ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  at INTEGER NOT NULL,"
+     "  client_id TEXT NOT NULL,"
+     "  principal_id TEXT,"
+     "  credential TEXT NOT NULL,"
+     "  resource TEXT,"
+     "  source TEXT NOT NULL,"
+     "  success INTEGER NOT NULL CHECK (success IN (0, 1)),"
+     "  error_code INTEGER NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  correlation_id TEXT NOT NULL"
+     ");"
+     "CREATE INDEX signin_log_at ON signin_log (at);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

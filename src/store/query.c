@@ -118,6 +118,21 @@ static const kl_col app_secret_cols[] = {
 };
 const kl_rowmap kl_map_app_secret = KL_ROWMAP(kl_store_app_secret, app_secret_cols);
 
+static const kl_col signin_cols[] = {
+    COL(I64, kl_store_signin, id),
+    COL(I64, kl_store_signin, at),
+    COL(TEXT, kl_store_signin, client_id),
+    COL(TEXT, kl_store_signin, principal_id),
+    COL(TEXT, kl_store_signin, credential),
+    COL(TEXT, kl_store_signin, resource),
+    COL(TEXT, kl_store_signin, source),
+    COL(BOOL, kl_store_signin, success),
+    COL(INT, kl_store_signin, error_code),
+    COL(TEXT, kl_store_signin, reason),
+    COL(TEXT, kl_store_signin, correlation_id),
+};
+const kl_rowmap kl_map_signin = KL_ROWMAP(kl_store_signin, signin_cols);
+
 int kl_map_row(kl_store *st, kl_stmt *s, const kl_rowmap *m, int first, void *obj)
 {
     unsigned char *base = obj;

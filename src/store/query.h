@@ -73,7 +73,7 @@ typedef struct kl_rowmap {
 /* The maps of the store's structs (defined in query.c). */
 extern const kl_rowmap kl_map_account, kl_map_key, kl_map_deployment, kl_map_tenant,
     kl_map_principal, kl_map_application, kl_map_role_definition, kl_map_role_assignment,
-    kl_map_signing_key, kl_map_app_secret;
+    kl_map_signing_key, kl_map_app_secret, kl_map_signin;
 
 /* Fills obj (zeroed by the caller) from the current row, starting at column first.
  * On error obj may hold partial copies: kl_map_clear frees them. */

@@ -428,6 +428,30 @@ int kl_store_list_app_secrets(kl_store *st, const char *app_object_id, kl_store_
 /* Removes one. KL_ENOTFOUND if the application or the key id is not there. */
 int kl_store_remove_app_secret(kl_store *st, const char *app_object_id, const char *key_id);
 
+/* One token issued or refused by the token service. Ownership as for accounts. */
+typedef struct kl_store_signin {
+    int64_t id;         /* read only: its order */
+    int64_t at;         /* unix seconds */
+    char *client_id;    /* as presented (a refused one may be no GUID); "" if none */
+    char *principal_id; /* the service principal's object id, or NULL */
+    char *credential;   /* "client_secret", "client_assertion", "none" */
+    char *resource;     /* the resource asked for, or NULL */
+    char *source;       /* the client's address */
+    bool success;
+    int error_code;       /* the AADSTS number, 0 on success */
+    char *reason;         /* "" on success, else why (never a secret) */
+    char *correlation_id; /* the answer's correlation id */
+} kl_store_signin;
+
+/* Appends rows[0..n) in one transaction that does not move the store's generation
+ * (nothing a snapshot holds changes). */
+int kl_store_append_signins(kl_store *st, const kl_store_signin *rows, size_t n);
+/* The newest sign-ins first, at most limit; client_id filters (case-insensitively) when
+ * not NULL, failed_only keeps the refusals. Free with kl_store_signins_free. */
+int kl_store_list_signins(kl_store *st, const char *client_id, bool failed_only, size_t limit,
+                          kl_store_signin ***out, size_t *n);
+void kl_store_signins_free(kl_store_signin **s, size_t n);
+
 /* --- loading everything (snapshot builder) --- */
 
 /* Callbacks for kl_store_load_all; any may be NULL. The structs and strings passed are

@@ -157,6 +157,19 @@ static const copy_table tables[] = {
       {"start_at", C_INT},
       {"end_at", C_INT},
       {"created_at", C_INT}}},
+    {"signin_log",
+     true,
+     {{"pk", C_INT},
+      {"at", C_INT},
+      {"client_id", C_TEXT},
+      {"principal_id", C_TEXT},
+      {"credential", C_TEXT},
+      {"resource", C_TEXT},
+      {"source", C_TEXT},
+      {"success", C_INT},
+      {"error_code", C_INT},
+      {"reason", C_TEXT},
+      {"correlation_id", C_TEXT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

@@ -225,3 +225,61 @@ int kl_q_load_sts(kl_store *st, const kl_store_visitor *v)
                         &kl_map_app_secret, visit_app_secret, (void *)v);
     return err;
 }
+
+/* ---------------------------------------------------------------- sign-in log */
+
+int kl_store_append_signins(kl_store *st, const kl_store_signin *rows, size_t n)
+{
+    if (!st || (!rows && n))
+        return KL_EINVAL;
+    if (n == 0)
+        return 0;
+    /* Not kl_q_begin/kl_q_end: those move the generation, which would make every node
+     * rebuild its snapshot for each sign-in. */
+    kl_q_lock(st);
+    int err = st->drv->begin(st->db, true);
+    for (size_t i = 0; !err && i < n; i++) {
+        const kl_store_signin *s = &rows[i];
+        err = kl_q_exec(
+            st,
+            "INSERT INTO signin_log (at, client_id, principal_id, credential, resource, "
+            "source, success, error_code, reason, correlation_id) VALUES (?1, ?2, ?3, "
+            "?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            KL_ARGS(kl_vi(s->at), kl_vt(s->client_id ? s->client_id : ""), kl_vt(s->principal_id),
+                    kl_vt(s->credential ? s->credential : "none"), kl_vt(s->resource),
+                    kl_vt(s->source ? s->source : ""), kl_vi(s->success), kl_vi(s->error_code),
+                    kl_vt(s->reason ? s->reason : ""),
+                    kl_vt(s->correlation_id ? s->correlation_id : "")),
+            NULL);
+    }
+    if (!err)
+        err = st->drv->commit(st->db);
+    if (err)
+        st->drv->rollback(st->db);
+    kl_q_unlock(st);
+    return err;
+}
+
+int kl_store_list_signins(kl_store *st, const char *client_id, bool failed_only, size_t limit,
+                          kl_store_signin ***out, size_t *n)
+{
+    if (!st || !out || !n || limit == 0)
+        return KL_EINVAL;
+    char *lower = client_id ? kl_q_lower(client_id) : NULL;
+    if (client_id && !lower)
+        return KL_ENOMEM;
+    int err = kl_q_list_locked(
+        st,
+        "SELECT pk, at, client_id, principal_id, credential, resource, source, success, "
+        "error_code, reason, correlation_id FROM signin_log WHERE (?1 IS NULL OR lower(client_id) "
+        "= ?1) AND (?2 = 0 OR success = 0) ORDER BY pk DESC LIMIT ?3",
+        KL_ARGS(kl_vt(lower), kl_vi(failed_only), kl_vi((int64_t)limit)), &kl_map_signin,
+        (void ***)out, n);
+    free(lower);
+    return err;
+}
+
+void kl_store_signins_free(kl_store_signin **s, size_t n)
+{
+    kl_map_free_all(&kl_map_signin, (void **)s, n);
+}

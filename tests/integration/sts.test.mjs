@@ -293,3 +293,45 @@ test('rotation: old tokens stay valid, new tokens carry the new kid; --revoke-pr
   assert.equal((await chat(t3)).status, 200);
   assert.equal(decodeJwt(await getToken(d, tid, app, secret)).header.kid, decodeJwt(t3).header.kid);
 });
+
+test('the sign-in log records every token issued or refused, never the secret; keyless signin list filters', async (t) => {
+  const { d, tid, app, secret } = await setup(t);
+  const other = await createApp(d, 'other-app');
+  const otherPw = await addSecret(d, other);
+  assert.equal((await tokenRequest(d, tid, cc(app.appId, secret))).status, 200);
+  assert.equal((await tokenRequest(d, tid, cc(app.appId, 'wrong-secret-value'))).status, 401);
+  assert.equal((await tokenRequest(d, tid, cc(other.appId, otherPw.secretText))).status, 200);
+  // Written by the log's own thread: wait until all three are there.
+  let rows;
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const r = await d.admin('GET', '/keyless/signIns');
+    assert.equal(r.status, 200, r.text);
+    rows = r.json.value;
+    if (rows.length >= 3 || Date.now() > deadline) break;
+    await sleep(50);
+  }
+  assert.equal(rows.length, 3, JSON.stringify(rows));
+  const refused = rows.find((x) => x.status === 'failure');
+  assert.equal(refused.appId, app.appId);
+  assert.equal(refused.servicePrincipalId, app.servicePrincipalId);
+  assert.equal(refused.credentialType, 'client_secret');
+  assert.equal(refused.errorCode, 7000215);
+  assert.equal(refused.ipAddress, '127.0.0.1');
+  assert.equal(refused.resource, DATA);
+  assert.match(refused.failureReason, /^Invalid client secret provided/);
+  const ok = rows.filter((x) => x.status === 'success');
+  assert.equal(ok.length, 2);
+  assert.equal(ok.every((x) => x.errorCode === 0), true);
+
+  const failed = await d.cli(['--output', 'json', 'signin', 'list', '--failed', '--client', app.appId]);
+  assert.equal(failed.code, 0, failed.stderr);
+  assert.deepEqual(JSON.parse(failed.stdout).value.map((x) => x.errorCode), [7000215]);
+  const mine = await d.cli(['--output', 'json', 'signin', 'list', '--client', other.appId]);
+  assert.deepEqual(JSON.parse(mine.stdout).value.map((x) => x.appId), [other.appId]);
+  const table = await d.cli(['signin', 'list']);
+  assert.equal(table.code, 0, table.stderr);
+  for (const text of [table.stdout, failed.stdout, mine.stdout, JSON.stringify(rows)]) {
+    for (const s of [secret, otherPw.secretText, 'wrong-secret-value']) assert.ok(!text.includes(s), 'no secret in the log');
+  }
+});

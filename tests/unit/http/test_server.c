@@ -67,9 +67,9 @@ static void handler(kl_http_req *r, void *arg)
         kl_http_respond(r, 200, "text/plain", out, strlen(out));
     } else if (!strcmp(path, "/peer")) {
         char addr[64];
-        int n = kl_http_req_peer_addr(r, addr, sizeof(addr));
+        kl_http_req_peer_addr(r, addr, sizeof(addr));
         char out[96];
-        snprintf(out, sizeof(out), "peer=%s|%d", addr, n);
+        snprintf(out, sizeof(out), "peer=%s|%zu", addr, strlen(addr));
         kl_http_respond(r, 200, "text/plain", out, strlen(out));
     } else {
         kl_http_respond_error(r, 404, "NotFound", "nope");
