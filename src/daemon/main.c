@@ -372,7 +372,9 @@ int main(int argc, char **argv)
                                  .public_base_url = base_url,
                                  .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60,
                                  .store = store,
-                                 .egress = egress};
+                                 .egress = egress,
+                                 .federation_ca_file =
+                                     cfg.federation_ca_file[0] ? cfg.federation_ca_file : NULL};
     if (kl_gateway_sts_new(&stscfg, &sts) != 0)
         goto out;
     router.sts = sts;
