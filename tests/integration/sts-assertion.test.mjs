@@ -43,8 +43,8 @@ function assertRefused(r, status, code, what) {
 
 const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 
-test('certificate assertions: PS256 + x5t#S256 and RS256 + x5t get tokens; each only once', async (t) => {
-  const { endpoint, app, cert, withAssertion } = await setup(t);
+test('certificate assertions: PS256 + x5t#S256 and RS256 + x5t get tokens; each only once; the sign-in log', async (t) => {
+  const { d, endpoint, app, cert, withAssertion } = await setup(t);
   const ps = makeAssertion({ cert, clientId: app.appId, aud: endpoint });
   const ok = await withAssertion(ps);
   assert.equal(ok.status, 200, ok.text);
@@ -59,6 +59,19 @@ test('certificate assertions: PS256 + x5t#S256 and RS256 + x5t get tokens; each 
 
   // The same assertion again: refused, and it does not become valid later either.
   assertRefused(await withAssertion(ps), 401, 50013, 'replayed assertion');
+
+  // The sign-in log names the credential type and the refusal (written by its own
+  // thread: wait for all three rows), and never holds an assertion.
+  let rows = [];
+  for (const deadline = Date.now() + 10000; rows.length < 3 && Date.now() < deadline;) {
+    rows = (await d.admin('GET', '/keyless/signIns')).json.value;
+    if (rows.length < 3) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(rows.length, 3, JSON.stringify(rows));
+  assert.deepEqual(rows.map((x) => x.credentialType).sort(), Array(3).fill('client_assertion_certificate'));
+  const refused = rows.find((x) => x.status === 'failure');
+  assert.equal(refused.errorCode, 50013);
+  assert.ok(!JSON.stringify(rows).includes(ps.split('.')[2]), 'no assertion in the log');
 });
 
 test('certificate assertions: wrong aud, expired, unregistered certificate, wrong iss, bad signature', async (t) => {
