@@ -147,6 +147,18 @@ static const cmd_def CMDS[] = {
     {"app", "delete", NULL, KL_CLI_CMD_APP_DELETE, 1, {"APP"}, 0},
     {"app", "disable", NULL, KL_CLI_CMD_APP_DISABLE, 1, {"APP"}, 0},
     {"app", "enable", NULL, KL_CLI_CMD_APP_ENABLE, 1, {"APP"}, 0},
+    {"app", "cert", "add", KL_CLI_CMD_APP_CERT_ADD, 2, {"APP", "FILE"}, 0},
+    {"app", "cert", "list", KL_CLI_CMD_APP_CERT_LIST, 1, {"APP"}, 0},
+    {"app", "cert", "remove", KL_CLI_CMD_APP_CERT_REMOVE, 2, {"APP", "KEY"}, 0},
+    {"app",
+     "federated",
+     "add",
+     KL_CLI_CMD_APP_FEDERATED_ADD,
+     4,
+     {"APP", "NAME", "ISSUER", "SUBJECT"},
+     0},
+    {"app", "federated", "list", KL_CLI_CMD_APP_FEDERATED_LIST, 1, {"APP"}, 0},
+    {"app", "federated", "remove", KL_CLI_CMD_APP_FEDERATED_REMOVE, 2, {"APP", "NAME"}, 0},
     {"app",
      "secret",
      "add",
@@ -248,6 +260,12 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_HEALTH: return "health";
     case KL_CLI_CMD_TENANT_SHOW: return "tenant show";
     case KL_CLI_CMD_STORE_MIGRATE: return "store migrate";
+    case KL_CLI_CMD_APP_CERT_ADD: return "app cert add";
+    case KL_CLI_CMD_APP_CERT_LIST: return "app cert list";
+    case KL_CLI_CMD_APP_CERT_REMOVE: return "app cert remove";
+    case KL_CLI_CMD_APP_FEDERATED_ADD: return "app federated add";
+    case KL_CLI_CMD_APP_FEDERATED_LIST: return "app federated list";
+    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return "app federated remove";
     case KL_CLI_CMD_APP_CREATE: return "app create";
     case KL_CLI_CMD_APP_LIST: return "app list";
     case KL_CLI_CMD_APP_SHOW: return "app show";

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define KL_CLI_MAX_POS 2 /* most positional arguments any command takes */
+#define KL_CLI_MAX_POS 4 /* most positional arguments any command takes */
 
 typedef enum kl_cli_cmd {
     KL_CLI_CMD_NONE = 0, /* no command given (or only --help / --version) */
@@ -24,6 +24,12 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_KEYS_REGENERATE,
     KL_CLI_CMD_HEALTH,
     KL_CLI_CMD_TENANT_SHOW,
+    KL_CLI_CMD_APP_CERT_ADD,
+    KL_CLI_CMD_APP_CERT_LIST,
+    KL_CLI_CMD_APP_CERT_REMOVE,
+    KL_CLI_CMD_APP_FEDERATED_ADD,
+    KL_CLI_CMD_APP_FEDERATED_LIST,
+    KL_CLI_CMD_APP_FEDERATED_REMOVE,
     KL_CLI_CMD_APP_CREATE,
     KL_CLI_CMD_APP_LIST,
     KL_CLI_CMD_APP_SHOW,

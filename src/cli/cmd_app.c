@@ -1,13 +1,16 @@
 /* keyless app create|list|show|delete|disable|enable: applications of the directory
  * (Graph-shaped routes on the admin socket). Creating one also creates its service
- * principal, the identity role assignments are given to. An application is named on
- * the command line by its display name, object id or client id (appId). */
+ * principal (Graph's second call, POST /servicePrincipals {"appId"}), the identity role
+ * assignments are given to and that is enabled or disabled; the CLI shows the two as one
+ * (servicePrincipalId, accountEnabled). An application is named on the command line by
+ * its display name, object id or client id (appId). */
 #include <string.h>
 
 #include "cli/commands.h"
 #include "cli/lookup.h"
 #include "cli/output.h"
 #include "common/err.h"
+#include "common/util.h"
 
 #define APP_TARGET_MAX 256
 
@@ -38,6 +41,60 @@ static int print_app(kl_cli_ctx *c, const json_t *app)
     return KL_CLI_EXIT_OK;
 }
 
+/* Adds servicePrincipalId and accountEnabled of sp (a Graph service principal) to app. */
+static int merge_sp(kl_cli_ctx *c, json_t *app, const json_t *sp)
+{
+    json_t *id = json_object_get(sp, "id"), *en = json_object_get(sp, "accountEnabled");
+    if (!json_is_string(id) || !json_is_boolean(en)) {
+        kl_cli_errorf(c, "keylessd answered with something that is not a service principal");
+        return KL_CLI_EXIT_REFUSED;
+    }
+    if (json_object_set(app, "servicePrincipalId", id) ||
+        json_object_set(app, "accountEnabled", en)) {
+        kl_cli_errorf(c, "out of memory");
+        return KL_CLI_EXIT_REFUSED;
+    }
+    return KL_CLI_EXIT_OK;
+}
+
+/* /v1.0/servicePrincipals/{appId} of app into *t (GET and PATCH accept the app id). */
+static int sp_target(kl_cli_ctx *c, const json_t *app, kl_buf *t)
+{
+    const char *id = kl_cli_json_str(app, "appId", NULL);
+    kl_buf_init(t, APP_TARGET_MAX);
+    if (!id || !kl_uuid_valid(id, strlen(id)) ||
+        kl_buf_appendf(t, "%s/%s", KL_CLI_GRAPH_SERVICE_PRINCIPALS, id) < 0) {
+        kl_buf_free(t);
+        kl_cli_errorf(c, "keylessd listed the application without a valid client id");
+        return KL_CLI_EXIT_REFUSED;
+    }
+    return KL_CLI_EXIT_OK;
+}
+
+/* Reads app's service principal and merges it into app (an application without one
+ * shows no principal and "false"). */
+static int add_sp(kl_cli_ctx *c, json_t *app)
+{
+    kl_buf t = {0};
+    json_t *sp = NULL;
+    long status;
+    int code = sp_target(c, app, &t);
+    if (code != KL_CLI_EXIT_OK)
+        return code;
+    code = kl_cli_call(c, "GET", t.data, NULL, KL_CLI_CALL_QUIET_404, &status, &sp);
+    if (code == KL_CLI_EXIT_NOTFOUND) {
+        code = json_object_set_new(app, "accountEnabled", json_false()) ? KL_CLI_EXIT_REFUSED
+                                                                        : KL_CLI_EXIT_OK;
+        goto out;
+    }
+    if (code == KL_CLI_EXIT_OK)
+        code = merge_sp(c, app, sp);
+out:
+    kl_buf_free(&t);
+    json_decref(sp);
+    return code;
+}
+
 /* /v1.0/applications/{object id} of a listed application. */
 static int app_target(kl_cli_ctx *c, const json_t *app, kl_buf *t)
 {
@@ -62,28 +119,72 @@ static int app_create(kl_cli_ctx *c)
         kl_cli_errorf(c, "cannot build the request (is NAME valid UTF-8?)");
         return KL_CLI_EXIT_USAGE;
     }
+    json_t *sp_body = NULL, *sp = NULL;
     code = kl_cli_call(c, "POST", KL_CLI_GRAPH_APPLICATIONS, body, 0, &status, &app);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(app)) {
+    if (!json_is_object(app) || !json_is_string(json_object_get(app, "appId"))) {
         kl_cli_errorf(c, "keylessd answered HTTP %ld without the application", status);
         code = KL_CLI_EXIT_REFUSED;
         goto out;
     }
-    code = print_app(c, app);
+    if (!(sp_body = json_pack("{s:O}", "appId", json_object_get(app, "appId")))) {
+        kl_cli_errorf(c, "out of memory");
+        code = KL_CLI_EXIT_REFUSED;
+        goto out;
+    }
+    code = kl_cli_call(c, "POST", KL_CLI_GRAPH_SERVICE_PRINCIPALS, sp_body, 0, &status, &sp);
+    if (code != KL_CLI_EXIT_OK) {
+        kl_cli_errorf(c, "the application was registered without its service principal; "
+                         "delete it and create it again");
+        goto out;
+    }
+    if ((code = merge_sp(c, app, sp)) == KL_CLI_EXIT_OK)
+        code = print_app(c, app);
 out:
     json_decref(body);
+    json_decref(sp_body);
+    json_decref(sp);
     json_decref(app);
     return code;
 }
 
+/* The service principal in sps whose appId is app_id, or NULL. */
+static const json_t *sp_of(const json_t *sps, const char *app_id)
+{
+    size_t i;
+    json_t *sp;
+    json_array_foreach(sps, i, sp)
+    {
+        const char *a = kl_cli_json_str(sp, "appId", NULL);
+        if (a && app_id && kl_str_ieq(a, app_id))
+            return sp;
+    }
+    return NULL;
+}
+
 static int app_list(kl_cli_ctx *c)
 {
-    json_t *root = NULL, *value = NULL;
+    json_t *root = NULL, *value = NULL, *sp_root = NULL, *sps = NULL;
     kl_cli_table t = {0};
     int code = kl_cli_get_list(c, KL_CLI_GRAPH_APPLICATIONS, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         return code;
+    if ((code = kl_cli_get_list(c, KL_CLI_GRAPH_SERVICE_PRINCIPALS, 0, &sp_root, &sps)) !=
+        KL_CLI_EXIT_OK)
+        goto out;
+    {
+        size_t i;
+        json_t *app;
+        json_array_foreach(value, i, app)
+        {
+            const json_t *sp = sp_of(sps, kl_cli_json_str(app, "appId", NULL));
+            if (sp && (code = merge_sp(c, app, sp)) != KL_CLI_EXIT_OK)
+                goto out;
+            if (!sp && json_object_set_new(app, "accountEnabled", json_false()))
+                goto nomem;
+        }
+    }
     if (c->args->output == KL_CLI_OUTPUT_JSON) {
         if (kl_cli_print_json(c->out, root) < 0)
             code = kl_cli_output_failed(c);
@@ -111,6 +212,7 @@ nomem:
 out:
     kl_cli_table_free(&t);
     json_decref(root);
+    json_decref(sp_root);
     return code;
 }
 
@@ -162,7 +264,8 @@ out:
     return code;
 }
 
-/* PATCH accountEnabled; prints the application as it now is. */
+/* PATCH accountEnabled on the application's service principal; prints the application
+ * as it now is. */
 static int app_set_enabled(kl_cli_ctx *c, bool enabled)
 {
     json_t *app = NULL, *answer = NULL, *body = NULL;
@@ -171,7 +274,7 @@ static int app_set_enabled(kl_cli_ctx *c, bool enabled)
     int code = kl_cli_find_app(c, c->args->pos[0], false, &app);
     if (code != KL_CLI_EXIT_OK)
         return code;
-    if ((code = app_target(c, app, &t)) != KL_CLI_EXIT_OK)
+    if ((code = sp_target(c, app, &t)) != KL_CLI_EXIT_OK)
         goto out;
     if (!(body = json_pack("{s:b}", "accountEnabled", enabled))) {
         kl_cli_errorf(c, "out of memory");
@@ -181,20 +284,9 @@ static int app_set_enabled(kl_cli_ctx *c, bool enabled)
     code = kl_cli_call(c, "PATCH", t.data, body, 0, &status, &answer);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(answer)) {
-        /* Graph answers a PATCH with 204 and no body: read the result back. */
-        json_decref(answer);
-        answer = NULL;
-        code = kl_cli_call(c, "GET", t.data, NULL, 0, &status, &answer);
-        if (code != KL_CLI_EXIT_OK)
-            goto out;
-        if (!json_is_object(answer)) {
-            kl_cli_errorf(c, "keylessd answered with something that is not an application");
-            code = KL_CLI_EXIT_REFUSED;
-            goto out;
-        }
-    }
-    code = print_app(c, answer);
+    /* Graph answers a PATCH with 204 and no body: read the result back. */
+    if ((code = add_sp(c, app)) == KL_CLI_EXIT_OK)
+        code = print_app(c, app);
 out:
     kl_buf_free(&t);
     json_decref(body);
@@ -212,6 +304,8 @@ int kl_cli_cmd_app(kl_cli_ctx *c)
     case KL_CLI_CMD_APP_LIST: return app_list(c);
     case KL_CLI_CMD_APP_SHOW:
         code = kl_cli_find_app(c, c->args->pos[0], false, &app);
+        if (code == KL_CLI_EXIT_OK)
+            code = add_sp(c, app);
         if (code == KL_CLI_EXIT_OK)
             code = print_app(c, app);
         json_decref(app);

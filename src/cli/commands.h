@@ -14,6 +14,10 @@ int kl_cli_cmd_tenant(kl_cli_ctx *c);
 /* store migrate: works on the databases themselves, not through keylessd */
 int kl_cli_cmd_store(kl_cli_ctx *c);
 int kl_cli_cmd_app(kl_cli_ctx *c);
+/* app cert add|list|remove: an application's certificates (keyCredentials) */
+int kl_cli_cmd_app_cert(kl_cli_ctx *c);
+/* app federated add|list|remove: an application's federated identity credentials */
+int kl_cli_cmd_app_federated(kl_cli_ctx *c);
 /* app secret add|list|remove: client secrets (Graph addPassword / removePassword) */
 int kl_cli_cmd_app_secret(kl_cli_ctx *c);
 /* signing-key list|rotate: the token service's signing keys */

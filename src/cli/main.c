@@ -84,6 +84,12 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_HEALTH: return kl_cli_cmd_health(c);
     case KL_CLI_CMD_TENANT_SHOW: return kl_cli_cmd_tenant(c);
     case KL_CLI_CMD_STORE_MIGRATE: return kl_cli_cmd_store(c);
+    case KL_CLI_CMD_APP_CERT_ADD:
+    case KL_CLI_CMD_APP_CERT_LIST:
+    case KL_CLI_CMD_APP_CERT_REMOVE: return kl_cli_cmd_app_cert(c);
+    case KL_CLI_CMD_APP_FEDERATED_ADD:
+    case KL_CLI_CMD_APP_FEDERATED_LIST:
+    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return kl_cli_cmd_app_federated(c);
     case KL_CLI_CMD_APP_CREATE:
     case KL_CLI_CMD_APP_LIST:
     case KL_CLI_CMD_APP_SHOW:

@@ -63,6 +63,36 @@
 #define KL_MAX_FORM_NAME 128          /* a decoded parameter name */
 #define KL_MAX_FORM_VALUE KL_MAX_TOKEN_BYTES /* a decoded value (client_assertion is longest) */
 
+/* Failed client authentication at the token endpoint (src/token/throttle.c): counted per
+ * client id and per source address in fixed windows; after BACKOFF_AFTER failures each
+ * further attempt waits 1 s, 2 s, 4 s ... (at most MAX_BACKOFF); at the limits every
+ * attempt is refused (429) until the window ends. */
+#define KL_THROTTLE_WINDOW_MS (5 * 60 * 1000)
+#define KL_THROTTLE_BACKOFF_AFTER 5
+#define KL_THROTTLE_MAX_BACKOFF_MS (30 * 1000)
+#define KL_THROTTLE_CLIENT_LIMIT 20 /* failures per client id in a window */
+#define KL_THROTTLE_ADDR_LIMIT 100  /* failures per source address in a window */
+#define KL_THROTTLE_FAMILIAR_MS (30LL * 24 * 3600 * 1000) /* a success vouches for its address */
+#define KL_MAX_THROTTLE_ENTRIES (1 << 20)
+#define KL_THROTTLE_DEFAULT_ENTRIES 65536
+
+/* Application credentials (certificates as keyCredentials) */
+#define KL_MAX_APP_CERT_BITS 4096           /* RSA modulus of a certificate (= KL_MAX_RSA_BITS) */
+#define KL_MAX_APP_CERT_DER 16384           /* a registered certificate, DER */
+#define KL_MAX_APP_KEY_CREDENTIALS 16       /* certificates per application */
+#define KL_MAX_APP_FEDERATED_CREDENTIALS 20 /* federated credentials per application (Graph's) */
+#define KL_MAX_FEDERATED_NAME 120           /* a federated credential's name (Graph: 3-120) */
+#define KL_MAX_FEDERATED_ISSUER 600         /* its issuer URL (Graph: 600) */
+#define KL_MAX_FEDERATED_SUBJECT 600        /* its subject (Graph: 600) */
+#define KL_MAX_FEDERATED_DESCRIPTION 600
+
+/* External issuers' keys (federated credentials), src/policy/jwks.c */
+#define KL_MAX_JWKS_BYTES (64 * 1024) /* a discovery document or JWKS we fetch */
+#define KL_MAX_JWKS_ISSUERS 64        /* issuers whose keys are cached at once */
+#define KL_JWKS_MIN_REFRESH_S 60      /* an unknown kid refetches at most this often */
+#define KL_JWKS_MAX_AGE_S (24 * 3600) /* keys are refetched after this long anyway */
+#define KL_JWKS_FETCH_TIMEOUT_MS 5000
+
 /* Upstream model servers */
 #define KL_UPSTREAM_CONNECT_TIMEOUT_MS 5000
 #define KL_UPSTREAM_TIMEOUT_MS 120000 /* no byte from upstream for this long: 504 */

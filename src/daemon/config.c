@@ -29,6 +29,8 @@ static const char usage[] =
     "  --egress-allow LIST       backends only at these CIDRs and host names, comma- or\n"
     "                            space-separated (KEYLESS_EGRESS_ALLOW; default: any address\n"
     "                            but link-local, multicast, unspecified and our own listeners)\n"
+    "  --federation-ca-file PEM  CAs of federated credentials' OIDC issuers (e.g. a cluster's\n"
+    "                            private CA; KEYLESS_FEDERATION_CA_FILE; default: the system's)\n"
     "  --store URL               the database (KEYLESS_STORE; default sqlite:DIR/keyless.db):\n"
     "                            sqlite:PATH, or postgres://USER@HOST:PORT/DB?sslmode=...\n"
     "                            (libpq parameters; the password only from PGPASSFILE or\n"
@@ -197,6 +199,7 @@ static const opt opts[] = {
     STR("--account-domain", "KEYLESS_ACCOUNT_DOMAIN", account_domain),
     STR("--public-url", "KEYLESS_PUBLIC_URL", public_url),
     STR("--egress-allow", "KEYLESS_EGRESS_ALLOW", egress_allow),
+    STR("--federation-ca-file", "KEYLESS_FEDERATION_CA_FILE", federation_ca_file),
     STR("--store", "KEYLESS_STORE", store),
     STR("--kek-file", "KEYLESS_KEK_FILE", kek_file),
     {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},

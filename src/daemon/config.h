@@ -20,6 +20,9 @@ typedef struct kl_config {
     /* Backends may only be reached at these CIDRs/host names; "" = anything but the
      * always-refused classes (policy/egress.h). Validated by kl_egress_allow. */
     char egress_allow[4096];
+    /* PEM CAs that federated credentials' issuers (their discovery and JWKS) are verified
+     * against; "" = the system's. */
+    char federation_ca_file[512];
     char store[KL_MAX_STORE_URL + 1]; /* "" = sqlite:DIR/keyless.db */
     char kek_file[512];               /* "" = KEYLESS_KEK, else DIR/kek */
     int workers;

@@ -26,6 +26,7 @@
 #include "mgmt/mgmt.h"
 #include "policy/build.h"
 #include "policy/egress.h"
+#include "policy/jwks.h"
 #include "policy/signing.h"
 #include "policy/signins.h"
 #include "policy/snapshot.h"
@@ -159,6 +160,11 @@ int main(int argc, char **argv)
     if (kl_config_load(&cfg, argc, argv, err, sizeof(err)) != 0) {
         fprintf(stderr, "keylessd: %s\n", err);
         rc = 2;
+        goto out;
+    }
+    /* Before any thread: federated issuers' keys are fetched with libcurl. */
+    if (kl_jwks_global_init() != 0) {
+        fprintf(stderr, "keylessd: cannot initialise the HTTPS client\n");
         goto out;
     }
     if (cfg.help || cfg.version) {
@@ -364,7 +370,11 @@ int main(int argc, char **argv)
                                  .holder = holder,
                                  .keys = keys,
                                  .public_base_url = base_url,
-                                 .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60};
+                                 .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60,
+                                 .store = store,
+                                 .egress = egress,
+                                 .federation_ca_file =
+                                     cfg.federation_ca_file[0] ? cfg.federation_ca_file : NULL};
     if (kl_gateway_sts_new(&stscfg, &sts) != 0)
         goto out;
     router.sts = sts;

@@ -84,8 +84,8 @@ bool kl_directory_valid_app_name(const char *s, size_t n)
     return true;
 }
 
-int kl_directory_create_application(kl_store *st, const char *display_name,
-                                    kl_store_application **out)
+static int create_application(kl_store *st, const char *display_name, bool with_sp,
+                              kl_store_application **out)
 {
     if (out)
         *out = NULL;
@@ -101,13 +101,44 @@ int kl_directory_create_application(kl_store *st, const char *display_name,
         kl_store_application a = {.object_id = oid,
                                   .app_id = app_id,
                                   .display_name = (char *)display_name,
-                                  .sp_object_id = sp,
+                                  .sp_object_id = with_sp ? sp : NULL,
                                   .enabled = true,
                                   .created_at = kl_now_unix()};
         err = kl_store_create_application(st, &a);
     }
     if (!err && out)
         err = kl_store_get_application(st, oid, out);
+    return err;
+}
+
+int kl_directory_create_application(kl_store *st, const char *display_name,
+                                    kl_store_application **out)
+{
+    return create_application(st, display_name, true, out);
+}
+
+int kl_directory_register_application(kl_store *st, const char *display_name,
+                                      kl_store_application **out)
+{
+    return create_application(st, display_name, false, out);
+}
+
+int kl_directory_create_service_principal(kl_store *st, const char *id_or_app_id,
+                                          kl_store_principal **out)
+{
+    if (out)
+        *out = NULL;
+    if (!st || !id_or_app_id)
+        return KL_EINVAL;
+    char sp[KL_UUID_LEN + 1];
+    int err = KL_EEXIST;
+    for (int attempt = 0; attempt < 2 && err == KL_EEXIST; attempt++) {
+        if ((err = kl_uuid_v4(sp)))
+            return err;
+        err = kl_store_create_service_principal(st, id_or_app_id, sp, true, kl_now_unix());
+    }
+    if (!err && out)
+        err = kl_store_get_principal(st, sp, out);
     return err;
 }
 

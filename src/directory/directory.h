@@ -38,6 +38,15 @@ bool kl_directory_valid_app_name(const char *s, size_t n);
  * taken, case-insensitively), KL_ECRYPTO, a store error. */
 int kl_directory_create_application(kl_store *st, const char *display_name,
                                     kl_store_application **out);
+/* The same without the service principal, as Graph's POST /applications: the principal
+ * comes from kl_directory_create_service_principal. */
+int kl_directory_register_application(kl_store *st, const char *display_name,
+                                      kl_store_application **out);
+/* Creates the (enabled) service principal of the application id_or_app_id with a fresh
+ * object id; *out (may be NULL) receives it (free with kl_store_principal_free).
+ * KL_ENOTFOUND, KL_ECONFLICT (it has one), a store error. */
+int kl_directory_create_service_principal(kl_store *st, const char *id_or_app_id,
+                                          kl_store_principal **out);
 
 /* Finds an application by object id, client id or display name (in that order; ids are
  * GUIDs, names are compared case-insensitively). KL_ENOTFOUND if none. */

@@ -17,10 +17,16 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/jws.h"
+#include "policy/appcreds.h"
+#include "policy/jwks.h"
 #include "policy/signins.h"
 #include "policy/sts.h"
+#include "token/assertion.h"
 #include "token/claims.h"
 #include "token/form.h"
+#include "token/throttle.h"
+
+#define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 #define TENANT_NAME "keyless" /* KL_STORE_TENANT_DISPLAY_NAME: the tenant by name */
 #define MAX_TENANT_SEG 64
@@ -31,7 +37,11 @@ struct kl_gateway_sts {
     const kl_keys *keys;
     char *base; /* public base URL without a trailing '/' */
     int64_t lifetime_s;
-    kl_signins *signins; /* may be NULL */
+    kl_store *store;       /* borrowed: spent assertion jtis */
+    kl_throttle *throttle; /* owned: failed client authentication, per node */
+    kl_jwks *jwks;         /* owned: federated issuers' keys; NULL without an egress policy */
+    kl_jwks_https https;   /* the transport's context (borrowed pointers) */
+    kl_signins *signins;   /* may be NULL */
 };
 
 /* What the sign-in log records of one token request, filled in as it is checked.
@@ -114,6 +124,15 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     s->keys = cfg->keys;
     s->lifetime_s = cfg->token_lifetime_s > 0 ? cfg->token_lifetime_s : KL_TOKEN_DEFAULT_LIFETIME_S;
     s->signins = cfg->signins;
+    s->store = cfg->store;
+    s->https = (kl_jwks_https){.egress = cfg->egress, .ca_file = cfg->federation_ca_file};
+    int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
+    if (!err && cfg->egress)
+        err = kl_jwks_new(kl_jwks_https_fetch, &s->https, &s->jwks);
+    if (err) {
+        kl_gateway_sts_free(s);
+        return err;
+    }
     *out = s;
     return 0;
 }
@@ -123,6 +142,8 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
     if (!s)
         return;
     free(s->base);
+    kl_throttle_free(s->throttle);
+    kl_jwks_free(s->jwks);
     free(s);
 }
 
@@ -320,7 +341,155 @@ typedef struct sts_client {
     int appidacr;                 /* 1 secret, 2 certificate (set on success) */
     const char *cred_type;        /* "client_secret", ... (for the log) */
     char key_id[KL_UUID_LEN + 1]; /* the credential that matched, when known */
+    const char *token_endpoint;   /* this endpoint's URL: a client assertion's aud */
+    bool not_counted; /* refused for a reason of ours (503), not a failed authentication */
 } sts_client;
+
+/* Entra's answer for a refused client assertion: invalid_client, 401, the reason's
+ * AADSTS code; the text says what was wrong with the assertion, never which part of a
+ * credential matched. */
+static void assertion_refused(const sts_audit *a, kl_http_req *r, const sts_client *c,
+                              kl_assertion_reason why)
+{
+    const char *app = c->sp->app_id;
+    switch (why) {
+    case KL_ASSERTION_MALFORMED:
+        sts_error(a, r, 401, "invalid_client", 50027,
+                  "JWT token is invalid or malformed (client assertion for app '%s').", app);
+        return;
+    case KL_ASSERTION_NO_CERT:
+    case KL_ASSERTION_BAD_SIGNATURE:
+    case KL_ASSERTION_CERT_EXPIRED:
+    case KL_ASSERTION_KEY_UNKNOWN:
+        sts_error(a, r, 401, "invalid_client", 700027,
+                  "Client assertion failed signature validation: no valid registered credential "
+                  "of app '%s' signed it (%s).",
+                  app, kl_assertion_reason_str(why));
+        return;
+    case KL_ASSERTION_AUDIENCE:
+        sts_error(a, r, 401, "invalid_client", 700023,
+                  "Client assertion audience claim does not match Realm issuer: the aud must be "
+                  "'%s'.",
+                  c->token_endpoint);
+        return;
+    case KL_ASSERTION_SUBJECT:
+        sts_error(a, r, 401, "invalid_client", 700021,
+                  "Client assertion application identifier doesn't match 'client_id' parameter: "
+                  "iss and sub must be '%s'.",
+                  app);
+        return;
+    case KL_ASSERTION_LIFETIME:
+        sts_error(a, r, 401, "invalid_client", 700024,
+                  "Client assertion is not within its valid time range (at most 10 minutes, "
+                  "not expired, not yet valid).");
+        return;
+    case KL_ASSERTION_REPLAYED:
+        sts_error(a, r, 401, "invalid_client", 50013,
+                  "Assertion is invalid: this client assertion (its jti) was already used.");
+        return;
+    case KL_ASSERTION_FED_ISSUER:
+        sts_error(a, r, 401, "invalid_client", 700211,
+                  "No matching federated identity record found for presented assertion issuer "
+                  "(app '%s').",
+                  app);
+        return;
+    case KL_ASSERTION_FED_AUDIENCE:
+        sts_error(a, r, 401, "invalid_client", 700212,
+                  "No matching federated identity record found for presented assertion audience "
+                  "(app '%s').",
+                  app);
+        return;
+    case KL_ASSERTION_FED_SUBJECT:
+        sts_error(a, r, 401, "invalid_client", 700213,
+                  "No matching federated identity record found for presented assertion subject "
+                  "(app '%s').",
+                  app);
+        return;
+    default:
+        sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                  "A transient error has occurred. Please try again.");
+        return;
+    }
+}
+
+typedef struct issuer_keys {
+    kl_jwks *jwks;
+    kl_jwks_set *hold; /* released after the check */
+    int64_t now;
+} issuer_keys;
+
+static const kl_jws_key *issuer_key(void *ctx, const char *issuer, const char *kid)
+{
+    issuer_keys *k = ctx;
+    const kl_jws_key *key = NULL;
+    if (!k->jwks || k->hold)
+        return NULL;
+    return kl_jwks_key(k->jwks, issuer, kid, k->now, &k->hold, &key) == 0 ? key : NULL;
+}
+
+/* True for an assertion naming a certificate (x5t, x5t#S256 or x5c); otherwise it is
+ * an external issuer's token for a federated credential. */
+static bool names_certificate(const char *tok, size_t n)
+{
+    json_t *h = NULL;
+    if (kl_jws_peek_header(tok, n, &h) != KL_JWS_OK)
+        return true; /* malformed either way: the certificate check says so */
+    bool cert =
+        json_object_get(h, "x5t") || json_object_get(h, "x5t#S256") || json_object_get(h, "x5c");
+    json_decref(h);
+    return cert;
+}
+
+/* A client assertion (certificate or federated): true with appidacr 2, or answered. */
+static bool check_assertion(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+                            const kl_snapshot *snap, const kl_form *f, const char *assertion,
+                            size_t alen, sts_client *c, int64_t now)
+{
+    const char *type = kl_form_get(f, "client_assertion_type", NULL);
+    if (!type || strcmp(type, JWT_BEARER) != 0) {
+        sts_error(a, r, 400, "invalid_request", 90014,
+                  "The request body must contain the parameter 'client_assertion_type' with the "
+                  "value '" JWT_BEARER "'.");
+        return false;
+    }
+    const kl_appcreds *ac = kl_snapshot_appcreds(snap);
+    kl_assertion_reason why;
+    const char *key_id = NULL;
+    if (names_certificate(assertion, alen)) {
+        c->cred_type = "client_assertion_certificate";
+        if (!s->store) {
+            c->not_counted = true;
+            why = KL_ASSERTION_UNAVAILABLE;
+        } else {
+            why = kl_appcreds_check_assertion(ac, s->store, c->sp->app_id, assertion, alen,
+                                              c->token_endpoint, now, &key_id);
+        }
+    } else {
+        c->cred_type = "client_assertion_federated";
+        size_t n = 0;
+        const kl_federated_cred *fics = kl_appcreds_federated(ac, c->sp->app_id, &n);
+        const kl_federated_cred *used = NULL;
+        issuer_keys ik = {.jwks = s->jwks, .now = now};
+        why = kl_assertion_check_federated(c->sp->app_id, assertion, alen, fics, n, now, issuer_key,
+                                           &ik, &used);
+        kl_jwks_set_release(ik.hold);
+        if (why == KL_ASSERTION_OK)
+            key_id = used->id;
+    }
+    if (why == KL_ASSERTION_UNAVAILABLE)
+        c->not_counted = true;
+    if (why != KL_ASSERTION_OK) {
+        kl_http_req_log_field(r, "assertion_refused", kl_assertion_reason_str(why));
+        a->credential = c->cred_type;
+        assertion_refused(a, r, c, why);
+        return false;
+    }
+    a->credential = c->cred_type;
+    c->appidacr = 2;
+    if (key_id)
+        snprintf(c->key_id, sizeof(c->key_id), "%s", key_id);
+    return true;
+}
 
 /* Checks the client's credential and answers the refusal itself (returning false).
  * This is where another kind of client credential (a client assertion) plugs in: it
@@ -346,17 +515,8 @@ static bool check_client_credential(sts_audit *a, kl_gateway_sts *s, kl_http_req
                   "The request uses more than one client authentication method.");
         return false;
     }
-    if (assertion) {
-        /* No certificate or federated credential is registered yet: nothing can verify
-         * an assertion. */
-        c->cred_type = "client_assertion";
-        a->credential = c->cred_type;
-        sts_error(a, r, 401, "invalid_client", 700027,
-                  "Client assertion failed signature validation: no certificate or federated "
-                  "credential is registered for app '%s'.",
-                  c->sp->app_id);
-        return false;
-    }
+    if (assertion)
+        return check_assertion(a, s, r, snap, f, assertion, strlen(assertion), c, now);
     if (!secret || slen == 0) {
         sts_error(a, r, 401, "invalid_client", 7000218,
                   "The request body must contain the following parameter: 'client_assertion' or "
@@ -562,6 +722,10 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
     kl_form *f = NULL, *basic = NULL;
     sts_client c = {0};
     char resource[512];
+    char addr[64] = "", endpoint[KL_MAX_URL];
+    int addr_len = 0;
+    size_t client_len = 0;
+    bool counting = false, failed = false; /* a failed client authentication to count */
     int64_t now = kl_now_unix();
     const char *tid = kl_snapshot_tenant_id(snap);
     size_t blen = 0;
@@ -612,6 +776,27 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
                   "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
+    /* Throttling (security.md T9) is decided before any credential is looked at, by
+     * client id and by the connection's address (never a header). */
+    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    addr_len = (int)strlen(addr);
+    client_len = strnlen(c.client_id, KL_MAX_PRINCIPAL_ID + 1);
+    int64_t retry = 0;
+    if (kl_throttle_check(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
+                          (int64_t)kl_now_mono_ms(), &retry) == KL_EPERM) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+        kl_http_set_header(r, "Retry-After", ra);
+        kl_http_req_log_field(r, "throttled", "client_authentication");
+        sts_error(a, r, 429, "temporarily_unavailable", 90055,
+                  "Too many failed attempts to authenticate this client. Retry after %lld "
+                  "seconds.",
+                  (long long)retry);
+        goto out;
+    }
+    counting = true;
+    snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, tid, v1 ? "" : "/v2.0");
+    c.token_endpoint = endpoint;
     if (!pick_resource(a, r, f, v1, tid, resource, sizeof(resource)))
         goto out;
     a->resource = resource;
@@ -621,6 +806,7 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
                ? kl_snapshot_principal_by_app_id(snap, c.client_id)
                : NULL;
     if (!c.sp || c.sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
+        failed = true;
         sts_error(a, r, 400, "unauthorized_client", 700016,
                   "Application with identifier '%s' was not found in the directory '%s'. This "
                   "can happen if the application has not been installed by the administrator of "
@@ -630,8 +816,12 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
         goto out;
     }
     a->principal_id = c.sp->object_id;
-    if (!check_client_credential(a, s, r, snap, f, &c, now))
+    if (!check_client_credential(a, s, r, snap, f, &c, now)) {
+        failed = !c.not_counted;
         goto out;
+    }
+    kl_throttle_succeeded(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
+                          (int64_t)kl_now_mono_ms());
     if (!c.sp->enabled) {
         sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
                   c.sp->app_id, echo_value(c.sp->display_name));
@@ -639,6 +829,9 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
     }
     issue(a, s, r, snap, &c, resource, v1, now);
 out:
+    if (counting && failed)
+        kl_throttle_failed(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
+                           (int64_t)kl_now_mono_ms());
     kl_form_free(f);
     kl_form_free(basic);
 }

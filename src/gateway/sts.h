@@ -1,9 +1,13 @@
 /* The Entra-compatible token service on the public TLS listener: per-tenant OIDC
  * discovery (v2 and v1), the JWKS of our signing keys and the token endpoint
  * (client_credentials with a client secret, by client_secret_post or
- * client_secret_basic), answering with Entra's success and error bodies. Everything it
- * reads comes from the snapshot (the tenant, service principals, client secrets' keyed
- * hashes, the signing key ring); it never touches the store. */
+ * client_secret_basic, or with a client assertion: signed by a registered certificate,
+ * or an external issuer's token for a federated credential), answering with Entra's
+ * success and error bodies. Failed client authentication is throttled per client id and
+ * per source address (token/throttle.h). Everything it reads comes from the snapshot (the
+ * tenant, service principals, client secrets' keyed hashes, certificates, federated
+ * credentials, the signing key ring); the store is touched only to spend an assertion's
+ * jti, and the network only to fetch a federated issuer's keys (policy/jwks.h). */
 #ifndef KL_GATEWAY_STS_H
 #define KL_GATEWAY_STS_H
 
@@ -12,7 +16,9 @@
 
 #include "crypto/keys.h"
 #include "http/server.h"
+#include "policy/egress.h"
 #include "policy/snapshot.h"
+#include "store/store.h"
 
 typedef struct kl_gateway_sts kl_gateway_sts;
 
@@ -22,6 +28,10 @@ typedef struct kl_gateway_sts_cfg {
     /* The authority the discovery documents name, e.g. "https://127.0.0.1:8443". */
     const char *public_base_url;
     int64_t token_lifetime_s; /* 0: KL_TOKEN_DEFAULT_LIFETIME_S */
+    kl_store *store;          /* borrowed: spent assertion jtis; NULL refuses assertions (503) */
+    const kl_egress *egress;  /* borrowed: federated issuers' keys are fetched through it;
+                                 NULL refuses federated assertions */
+    const char *federation_ca_file; /* CAs of federated issuers; NULL: the system's */
     /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
     struct kl_signins *signins;
 } kl_gateway_sts_cfg;

@@ -255,6 +255,8 @@ static const name_rule name_rules[] = {
      "The role definition ID is not valid. The role definition ID must be a GUID."},
     {"object", valid_guid, FIELD(object), true, "Request_BadRequest",
      "Invalid object identifier: an id must be a GUID."},
+    {"credential", valid_guid, FIELD(credential), true, "Request_BadRequest",
+     "Invalid federated identity credential id: an id must be a GUID."},
 };
 
 static const name_rule *scope_rule(void)

@@ -43,6 +43,8 @@
 #define KL_GRAPH_REMOVE_PASSWORD KL_GRAPH_APPLICATION "/removePassword"
 #define KL_GRAPH_SERVICE_PRINCIPALS "/v1.0/servicePrincipals"
 #define KL_GRAPH_SERVICE_PRINCIPAL KL_GRAPH_SERVICE_PRINCIPALS "/{object}"
+#define KL_GRAPH_FEDERATED_CREDENTIALS KL_GRAPH_APPLICATION "/federatedIdentityCredentials"
+#define KL_GRAPH_FEDERATED_CREDENTIAL KL_GRAPH_FEDERATED_CREDENTIALS "/{credential}"
 #define KL_KEYLESS_SIGNING_KEYS "/keyless/signingKeys"
 #define KL_KEYLESS_SIGNING_KEYS_ROTATE KL_KEYLESS_SIGNING_KEYS "/rotate"
 #define KL_KEYLESS_SIGNINS "/keyless/signIns"
@@ -87,6 +89,7 @@ typedef struct kl_arm_names {
     char role_assignment[KL_MAX_NAME + 1]; /* a GUID, lower-cased */
     char role_definition[KL_MAX_NAME + 1]; /* a GUID, lower-cased */
     char object[KL_MAX_NAME + 1];          /* a directory object id or app id, lower-cased */
+    char credential[KL_MAX_NAME + 1];      /* a federated credential's id (GUID), lower-cased */
 } kl_arm_names;
 
 /* Fills e (status, static code, formatted message). */

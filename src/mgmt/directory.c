@@ -1,6 +1,7 @@
 /* The directory over the control plane, in Microsoft Graph v1.0 shapes: the organization
- * (tenant), application registrations and service principals. Creating an application
- * creates its service principal in the same transaction; deleting it removes both and
+ * (tenant), application registrations and service principals. As in Graph, an
+ * application's service principal is created by its own POST /servicePrincipals
+ * {"appId"} and enabled or disabled there; deleting the application removes both and
  * every role assignment of the service principal. */
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +25,44 @@ static json_t *iso_time(int64_t t)
     return json_string(buf);
 }
 
-static json_t *application_json(const kl_store_application *a)
+/* kc, pc: its keyCredentials and passwordCredentials (taken; NULL shows an empty
+ * list), as Graph always shows both. */
+static json_t *application_json(const kl_store_application *a, json_t *kc, json_t *pc)
 {
     json_t *o = json_object();
+    if (!kc)
+        kc = json_array();
+    if (!pc)
+        pc = json_array();
     if (!o || set_new(o, "id", json_string(a->object_id)) ||
         set_new(o, "appId", json_string(a->app_id)) ||
         set_new(o, "displayName", json_string(a->display_name)) ||
         set_new(o, "createdDateTime", iso_time(a->created_at)) ||
-        set_new(o, "servicePrincipalId", json_string(a->sp_object_id)) ||
-        set_new(o, "accountEnabled", json_boolean(a->enabled))) {
+        set_new(o, "keyCredentials", kc) || set_new(o, "passwordCredentials", pc)) {
         json_decref(o);
         return NULL;
     }
+    return o;
+}
+
+/* The application with its credentials, or NULL after answering 500/503. */
+static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application *a)
+{
+    json_t *kc = NULL;
+    int err = kl_mgmt_key_credentials_json(c, a->object_id, &kc);
+    if (err) {
+        kl_mgmt_fail_internal(c, err, "list_key_credentials");
+        return NULL;
+    }
+    json_t *pc = kl_mgmt_password_credentials(c, a->object_id);
+    if (!pc) {
+        json_decref(kc);
+        kl_mgmt_fail_internal(c, KL_EIO, "list_password_credentials");
+        return NULL;
+    }
+    json_t *o = application_json(a, kc, pc);
+    if (!o)
+        kl_mgmt_fail_internal(c, KL_ENOMEM, "application_json");
     return o;
 }
 
@@ -172,7 +199,13 @@ void kl_mgmt_applications_list(kl_mgmt_call *c)
     for (size_t i = 0; items && i < n; i++) {
         if (!filter_keeps(&f, list[i]->app_id, list[i]->display_name))
             continue;
-        if (json_array_append_new(items, application_json(list[i]))) {
+        json_t *o = application_full_json(c, list[i]);
+        if (!o) {
+            json_decref(items);
+            kl_store_applications_free(list, n);
+            return; /* answered */
+        }
+        if (json_array_append_new(items, o)) {
             json_decref(items);
             items = NULL;
         }
@@ -193,7 +226,7 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
         return;
     }
     kl_store_application *a = NULL;
-    int err = kl_directory_create_application(c->m->store, name, &a);
+    int err = kl_directory_register_application(c->m->store, name, &a);
     if (err == KL_ECONFLICT) {
         kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
                      "Another application with the same value for property displayName "
@@ -206,7 +239,7 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
     }
     kl_mgmt_log_change(c, "application_created", a->object_id);
     kl_mgmt_applied(c);
-    kl_mgmt_reply_json(c, 201, application_json(a));
+    kl_mgmt_reply_json(c, 201, application_json(a, NULL, NULL));
     kl_store_application_free(a);
 }
 
@@ -227,28 +260,23 @@ void kl_mgmt_application_get(kl_mgmt_call *c)
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    json_t *o = application_json(a);
-    json_t *creds = o ? kl_mgmt_password_credentials(c, a->object_id) : NULL;
-    if (o && (!creds || json_object_set_new(o, "passwordCredentials", creds) != 0)) {
-        json_decref(o);
-        o = NULL;
-    }
-    kl_mgmt_reply_json(c, 200, o);
+    json_t *o = application_full_json(c, a);
+    if (o)
+        kl_mgmt_reply_json(c, 200, o);
     kl_store_application_free(a);
 }
 
 void kl_mgmt_application_patch(kl_mgmt_call *c)
 {
-    const json_t *en = json_object_get(c->body, "accountEnabled");
     const json_t *dn = json_object_get(c->body, "displayName");
-    bool enabled = false;
     const char *name = NULL;
-    if (en && !json_is_null(en)) {
-        if (!json_is_boolean(en)) {
-            kl_mgmt_fail(c, 400, "Request_BadRequest", "accountEnabled must be a boolean.");
-            return;
-        }
-        enabled = json_is_true(en);
+    if (json_object_get(c->body, "accountEnabled")) {
+        /* Graph's application has no such property: enabling is the service
+         * principal's (PATCH /servicePrincipals/{id}). */
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "Property 'accountEnabled' does not exist on type "
+                     "'microsoft.graph.application'.");
+        return;
     }
     if (dn && !json_is_null(dn)) {
         name = json_string_value(dn);
@@ -263,16 +291,18 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    int err = kl_store_update_application(c->m->store, a->object_id, name,
-                                          (en && !json_is_null(en)) ? &enabled : NULL);
+    const json_t *kc = json_object_get(c->body, "keyCredentials");
+    if (kc && !json_is_null(kc) && !kl_mgmt_key_credentials_set(c, a, kc)) {
+        kl_store_application_free(a);
+        return;
+    }
+    int err = name ? kl_store_update_application(c->m->store, a->object_id, name, NULL) : 0;
     if (err == KL_ENOTFOUND)
         not_found(c);
     else if (err == KL_ECONFLICT)
         kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
                      "Another application with the same value for property displayName "
                      "already exists.");
-    else if (err == KL_EPERM)
-        last_owner(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "update_application");
     else {
@@ -337,7 +367,9 @@ void kl_mgmt_service_principals_list(kl_mgmt_call *c)
     kl_mgmt_reply_json(c, 200, collection(items));
 }
 
-void kl_mgmt_service_principal_get(kl_mgmt_call *c)
+/* The service principal the path names (object id, or its app id); answers 404 or 500
+ * and returns NULL when there is none. */
+static kl_store_principal *find_service_principal(kl_mgmt_call *c)
 {
     kl_store_principal *p = NULL;
     int err = kl_store_get_principal(c->m->store, c->names.object, &p);
@@ -355,7 +387,86 @@ void kl_mgmt_service_principal_get(kl_mgmt_call *c)
         not_found(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_principal");
-    else
+    if (err) {
+        kl_store_principal_free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+void kl_mgmt_service_principal_get(kl_mgmt_call *c)
+{
+    kl_store_principal *p = find_service_principal(c);
+    if (p)
         kl_mgmt_reply_json(c, 200, service_principal_json(p));
+    kl_store_principal_free(p);
+}
+
+void kl_mgmt_service_principal_create(kl_mgmt_call *c)
+{
+    const json_t *aid = json_object_get(c->body, "appId");
+    const char *app_id = json_string_value(aid);
+    if (!app_id || strlen(app_id) != json_string_length(aid) ||
+        !kl_uuid_valid(app_id, strlen(app_id))) {
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "appId is required: the application's client id.");
+        return;
+    }
+    /* Only the app id names the application here (Graph's contract), never its object
+     * id: look it up first so that an object id is refused as unknown. */
+    kl_store_application *a = NULL;
+    kl_store_principal *p = NULL;
+    int err = kl_store_get_application(c->m->store, app_id, &a);
+    if (!err && !kl_str_ieq(a->app_id, app_id))
+        err = KL_ENOTFOUND;
+    if (!err)
+        err = kl_directory_create_service_principal(c->m->store, a->app_id, &p);
+    if (err == KL_ENOTFOUND)
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "The appId '%s' of the service principal does not reference a valid "
+                     "application object.",
+                     app_id);
+    else if (err == KL_ECONFLICT)
+        kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
+                     "The service principal cannot be created: the application already has "
+                     "one.");
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "create_service_principal");
+    else {
+        kl_mgmt_log_change(c, "service_principal_created", p->object_id);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_json(c, 201, service_principal_json(p));
+    }
+    kl_store_principal_free(p);
+    kl_store_application_free(a);
+}
+
+void kl_mgmt_service_principal_patch(kl_mgmt_call *c)
+{
+    const json_t *en = json_object_get(c->body, "accountEnabled");
+    if (!en || json_is_null(en)) {
+        /* Nothing else of a service principal can be changed here yet. */
+        kl_mgmt_reply_empty(c, 204);
+        return;
+    }
+    if (!json_is_boolean(en)) {
+        kl_mgmt_fail(c, 400, "Request_BadRequest", "accountEnabled must be a boolean.");
+        return;
+    }
+    kl_store_principal *p = find_service_principal(c);
+    if (!p)
+        return;
+    int err = kl_store_set_principal_enabled(c->m->store, p->object_id, json_is_true(en));
+    if (err == KL_ENOTFOUND)
+        not_found(c);
+    else if (err == KL_EPERM)
+        last_owner(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, "set_principal_enabled");
+    else {
+        kl_mgmt_log_change(c, "service_principal_updated", p->object_id);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 204);
+    }
     kl_store_principal_free(p);
 }

@@ -109,6 +109,23 @@ void kl_mgmt_application_patch(kl_mgmt_call *c);
 void kl_mgmt_application_delete(kl_mgmt_call *c);
 void kl_mgmt_service_principals_list(kl_mgmt_call *c);
 void kl_mgmt_service_principal_get(kl_mgmt_call *c);
+void kl_mgmt_service_principal_create(kl_mgmt_call *c);
+void kl_mgmt_service_principal_patch(kl_mgmt_call *c);
+
+/* --- application certificates (app_certs.c) --- */
+/* The keyCredentials of the application app (object id or app id) as Graph shows them:
+ * *out a new array. A store error otherwise (nothing answered). */
+int kl_mgmt_key_credentials_json(kl_mgmt_call *c, const char *app, json_t **out);
+/* Makes kc (the body's keyCredentials) a's whole set of certificates, then republishes
+ * the snapshot. false when it answered an error (400, 404, 500, 503). */
+bool kl_mgmt_key_credentials_set(kl_mgmt_call *c, const kl_store_application *a, const json_t *kc);
+
+/* --- federated identity credentials (app_federated.c) --- */
+void kl_mgmt_federated_list(kl_mgmt_call *c);
+void kl_mgmt_federated_create(kl_mgmt_call *c);
+void kl_mgmt_federated_get(kl_mgmt_call *c);
+void kl_mgmt_federated_patch(kl_mgmt_call *c);
+void kl_mgmt_federated_delete(kl_mgmt_call *c);
 
 /* --- client secrets (app_secrets.c): Graph addPassword / removePassword --- */
 void kl_mgmt_application_add_password(kl_mgmt_call *c);

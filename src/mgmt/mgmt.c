@@ -103,6 +103,21 @@ static const kl_mgmt_route routes[] = {
      kl_mgmt_service_principals_list, GRAPH, SCOPE, NULL},
     {"GET", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/standard/read", NONE,
      kl_mgmt_service_principal_get, GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_SERVICE_PRINCIPALS, ENTRA "/servicePrincipals/create", CHECKED,
+     kl_mgmt_service_principal_create, GRAPH, SCOPE, NULL},
+    {"PATCH", KL_GRAPH_SERVICE_PRINCIPAL, ENTRA "/servicePrincipals/basic/update", CHECKED,
+     kl_mgmt_service_principal_patch, GRAPH, SCOPE, NULL},
+    /* Federated credentials: Entra's credentials/update to change, read like the app. */
+    {"GET", KL_GRAPH_FEDERATED_CREDENTIALS, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_federated_list, GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_FEDERATED_CREDENTIALS, ENTRA "/applications/credentials/update", CHECKED,
+     kl_mgmt_federated_create, GRAPH, SCOPE, NULL},
+    {"GET", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/standard/read", NONE,
+     kl_mgmt_federated_get, GRAPH, SCOPE, NULL},
+    {"PATCH", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", CHECKED,
+     kl_mgmt_federated_patch, GRAPH, SCOPE, NULL},
+    {"DELETE", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", NONE,
+     kl_mgmt_federated_delete, GRAPH, SCOPE, NULL},
 
     /* keyless's own: the token service's signing keys, checked at "/". */
     {"GET", KL_KEYLESS_SIGNING_KEYS, "Keyless/signingKeys/read", NONE, kl_mgmt_signing_keys_list,
@@ -241,9 +256,39 @@ void kl_mgmt_reply_json(kl_mgmt_call *c, int status, json_t *body)
     kl_http_respond_json(c->r, status, body);
 }
 
+/* Graph's error bodies carry error.innerError {date, request-id, client-request-id}; the
+ * client's id is echoed only when it is a GUID (it is repeated into a response), else
+ * ours stands in, as Graph generates one when the client sent none. */
+static json_t *graph_inner_error(kl_mgmt_call *c)
+{
+    char date[32];
+    const char *rid = kl_http_req_id(c->r) ? kl_http_req_id(c->r) : "";
+    const char *cid = kl_http_req_header(c->r, "client-request-id");
+    if (!cid || !kl_uuid_valid(cid, strlen(cid)))
+        cid = rid;
+    kl_time_iso8601(kl_now_unix(), date, sizeof(date));
+    return json_pack("{s:s, s:s, s:s}", "date", date, "request-id", rid, "client-request-id", cid);
+}
+
+static bool is_graph_call(const kl_mgmt_call *c)
+{
+    if (c->route)
+        return c->route->api == KL_MGMT_GRAPH;
+    const char *path = kl_http_req_path(c->r);
+    return path && under(path, "/v1.0");
+}
+
 void kl_mgmt_reply_error(kl_mgmt_call *c, const kl_arm_error *e)
 {
-    kl_http_respond_json(c->r, e->status, kl_arm_error_body(e->code, e->message));
+    json_t *body = kl_arm_error_body(e->code, e->message);
+    if (body && is_graph_call(c)) {
+        json_t *inner = graph_inner_error(c);
+        if (!inner || json_object_set_new(json_object_get(body, "error"), "innerError", inner)) {
+            json_decref(body);
+            body = NULL;
+        }
+    }
+    kl_http_respond_json(c->r, e->status, body);
 }
 
 void kl_mgmt_fail(kl_mgmt_call *c, int status, const char *code, const char *fmt, ...)

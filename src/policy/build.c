@@ -41,7 +41,8 @@ typedef struct build_ctx {
     size_t n_enabled, cap_enabled;
     /* Rows built as unavailable, by row and version (see broken_key); with a memo, a
      * row already in it is not logged again. */
-    const kl_policy *memo; /* may be NULL: log every broken row */
+    const kl_policy *memo;         /* may be NULL: log every broken row */
+    kl_appcreds_builder *appcreds; /* created at the first certificate */
     char **broken;
     size_t n_broken, cap_broken;
     kl_sts *sts; /* signing keys and client secrets, handed to the builder at the end */
@@ -411,6 +412,39 @@ static void ctx_free(build_ctx *c)
     free(c->broken);
     kl_sts_free(c->sts);
     kl_snapshot_builder_free(c->b);
+    kl_appcreds_builder_free(c->appcreds);
+}
+
+/* A certificate that does not parse is left out (logged), never fatal: its client's
+ * assertions are refused, everyone else is served. */
+static int on_federated_credential(void *arg, const kl_store_federated_credential *f)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_federated(c->appcreds, f->app_id, f->id, f->issuer, f->subject,
+                                            f->audiences);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_federated_credential_unusable", "app_id", f->app_id, "id",
+               f->id, NULL);
+        err = 0;
+    }
+    return err;
+}
+
+static int on_key_credential(void *arg, const kl_store_key_credential *k)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_cert(c->appcreds, k->app_id, k->key_id, k->cert, k->start_at,
+                                       k->end_at);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_certificate_unusable", "app_id", k->app_id, "key_id",
+               k->key_id, NULL);
+        err = 0;
+    }
+    return err;
 }
 
 /* Builds with c prepared by the caller (keys, memo); c is freed by the caller. */
@@ -424,6 +458,8 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .principal = on_principal,
                           .role_definition = on_role,
                           .role_assignment = on_assignment,
+                          .key_credential = on_key_credential,
+                          .federated_credential = on_federated_credential,
                           .signing_key = on_signing_key,
                           .app_secret = on_app_secret};
     int err = kl_sts_new(&c->sts);
@@ -434,6 +470,12 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
     if (!err && !(err = kl_sts_finish(c->sts))) {
         err = kl_snapshot_builder_sts(c->b, c->sts);
         c->sts = NULL;
+    }
+    if (!err && c->appcreds) {
+        kl_appcreds *ac = NULL;
+        err = kl_appcreds_builder_finish(c->appcreds, &ac);
+        if (!err)
+            err = kl_snapshot_builder_appcreds(c->b, ac);
     }
     if (!err)
         err = kl_snapshot_builder_finish(c->b, out);

@@ -57,7 +57,8 @@ struct kl_snapshot {
     kl_rbac_index *rbac; /* never NULL once finished */
     char *tenant_id;     /* "" when none */
     char *admin_object_id;
-    kl_sts *sts; /* signing keys and client secrets; never NULL once finished */
+    kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
+    kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
 };
 
 struct kl_fence {
@@ -254,6 +255,11 @@ const kl_principal *kl_snapshot_principal_by_app_id(const kl_snapshot *s, const 
     return find_principal(s, s ? s->app_tab : NULL, app_id, true);
 }
 
+const kl_appcreds *kl_snapshot_appcreds(const kl_snapshot *s)
+{
+    return s ? s->appcreds : NULL;
+}
+
 const kl_rbac_index *kl_snapshot_rbac(const kl_snapshot *s)
 {
     return s ? s->rbac : NULL;
@@ -315,6 +321,7 @@ static void snapshot_free(kl_snapshot *s)
     kl_sts_free(s->sts);
     free(s->tenant_id);
     free(s->admin_object_id);
+    kl_appcreds_free(s->appcreds);
     for (size_t i = 0; i < s->n_accts; i++)
         free_account_strings(&s->accts[i].pub);
     for (size_t i = 0; i < s->n_deps; i++)
@@ -580,6 +587,7 @@ struct kl_snapshot_builder {
     kl_rbac_index *rbac;
     char *tenant_id;
     char *admin_object_id;
+    kl_appcreds *appcreds;
     kl_sts *sts;
 };
 
@@ -635,6 +643,7 @@ static void builder_clear(kl_snapshot_builder *b)
     kl_sts_free(b->sts);
     free(b->tenant_id);
     free(b->admin_object_id);
+    kl_appcreds_free(b->appcreds);
     memset(b, 0, sizeof(*b));
 }
 
@@ -791,6 +800,17 @@ int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id,
         return KL_ENOMEM;
     }
     b->principals[b->n_principals++] = p;
+    return 0;
+}
+
+int kl_snapshot_builder_appcreds(kl_snapshot_builder *b, kl_appcreds *ac)
+{
+    if (!b || !ac) {
+        kl_appcreds_free(ac);
+        return KL_EINVAL;
+    }
+    kl_appcreds_free(b->appcreds);
+    b->appcreds = ac;
     return 0;
 }
 
@@ -990,6 +1010,10 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
         err = finish_keys(s, b);
     if (!err)
         err = finish_directory(s, b);
+    if (!err) {
+        s->appcreds = b->appcreds;
+        b->appcreds = NULL;
+    }
     builder_clear(b);
     if (err) {
         snapshot_free(s);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "directory/directory.h"
+#include "policy/appcreds.h"
 #include "rbac/rbac.h"
 
 typedef struct kl_snapshot kl_snapshot;
@@ -129,6 +130,9 @@ const kl_principal *kl_snapshot_principal_by_app_id(const kl_snapshot *s, const 
  * enabled principals. Never NULL for a snapshot that was built (an empty index when the
  * store holds no assignments); NULL only for s == NULL. Check with kl_rbac_check. */
 const kl_rbac_index *kl_snapshot_rbac(const kl_snapshot *s);
+/* The registered application certificates (policy/appcreds.h); NULL when there are none
+ * (kl_appcreds_certs answers nothing for NULL). Borrowed from s. */
+const kl_appcreds *kl_snapshot_appcreds(const kl_snapshot *s);
 /* The tenant id (GUID), or "" if the store has no tenant. */
 const char *kl_snapshot_tenant_id(const kl_snapshot *s);
 /* Object id of the local administrator, the principal the admin socket acts as; NULL if

@@ -47,6 +47,8 @@ int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id,
  * call replaces the first). Without one, finish builds an index of the built-in roles
  * alone. */
 int kl_snapshot_builder_rbac(kl_snapshot_builder *b, kl_rbac_index *ix);
+/* Hands the builder the application certificates (ownership taken, also on error). */
+int kl_snapshot_builder_appcreds(kl_snapshot_builder *b, kl_appcreds *ac);
 /* Hands the builder the finished token-service state (ownership taken, also on error;
  * a second call replaces the first). Without one, finish makes an empty one. */
 int kl_snapshot_builder_sts(kl_snapshot_builder *b, kl_sts *sts);

@@ -159,6 +159,55 @@ static const kl_store_migration migrations[] = {
      "  created_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX app_secrets_app ON app_secrets (application_pk);"},
+    {9, "application certificates (keyCredentials)",
+     /* A certificate registered for an application: the DER (base64) and what the token
+      * endpoint looks it up by, the SHA-1 (x5t) and SHA-256 (x5t#S256) thumbprints. It
+      * goes with its application. Public material only: nothing here is secret. */
+     "CREATE TABLE app_key_credentials ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  application_pk INTEGER NOT NULL REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  key_id TEXT NOT NULL UNIQUE,"
+     "  display_name TEXT NOT NULL,"
+     "  thumbprint_sha1 TEXT NOT NULL,"
+     "  thumbprint_sha256 TEXT NOT NULL,"
+     "  cert TEXT NOT NULL,"
+     "  start_at INTEGER NOT NULL,"
+     "  end_at INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  UNIQUE (application_pk, thumbprint_sha1)"
+     ");"
+     "CREATE INDEX app_key_credentials_application ON app_key_credentials (application_pk);"},
+    {10, "application federated identity credentials",
+     /* Trust in an external OIDC issuer's tokens as an application's client assertion:
+      * (issuer, subject) names the workload, audiences (a JSON array) what its token
+      * must be issued for. Goes with its application. */
+     "CREATE TABLE app_federated_credentials ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  application_pk INTEGER NOT NULL REFERENCES applications (pk) ON DELETE CASCADE,"
+     "  id TEXT NOT NULL UNIQUE,"
+     "  name TEXT NOT NULL,"
+     "  name_lower TEXT NOT NULL,"
+     "  issuer TEXT NOT NULL,"
+     "  subject TEXT NOT NULL,"
+     "  audiences TEXT NOT NULL,"
+     "  description TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  UNIQUE (application_pk, name_lower),"
+     "  UNIQUE (application_pk, issuer, subject)"
+     ");"
+     "CREATE INDEX app_federated_credentials_issuer ON app_federated_credentials (issuer, "
+     "subject);"},
+    {11, "spent client-assertion ids",
+     /* Every accepted client assertion's jti until its exp, so that no node accepts it
+      * again (security.md T6). Rows past exp are pruned as new ones arrive. Not part of
+      * any snapshot: writes here do not move the store's generation. */
+     "CREATE TABLE assertion_jtis ("
+     "  client_id TEXT NOT NULL,"
+     "  jti TEXT NOT NULL,"
+     "  exp INTEGER NOT NULL,"
+     "  PRIMARY KEY (client_id, jti)"
+     ");"
+     "CREATE INDEX assertion_jtis_exp ON assertion_jtis (exp);"},
     {12, "the sign-in log",
      /* Every token the token service issued or refused: who, with which client and
       * credential type, from where, and why it was refused. Never a secret. Written

@@ -252,6 +252,12 @@ int kl_q_end(kl_store *st, int err)
     return err;
 }
 
+int kl_q_end_unannounced(kl_store *st, int err)
+{
+    st->in_write = false; /* no generation bump, no notification; still committed */
+    return kl_q_end(st, err);
+}
+
 /* ---------------------------------------------------------------- statements */
 
 static int run(kl_store *st, const char *sql, const kl_val *args, size_t n, kl_stmt **out)

@@ -94,6 +94,9 @@ int kl_q_begin(kl_store *st, bool write);
 /* COMMIT when err is 0 (a change is acknowledged only if this succeeds), else ROLLBACK;
  * then unlocks. Returns the final result. */
 int kl_q_end(kl_store *st, int err);
+/* The same for a write no snapshot is built from (a used assertion jti): committed
+ * without moving the store's generation, so other nodes do not rebuild for it. */
+int kl_q_end_unannounced(kl_store *st, int err);
 
 /* --- statements (the caller holds the lock) --- */
 
@@ -141,6 +144,7 @@ int kl_q_check_root_owner(kl_store *st, int64_t before);
 int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_sts(kl_store *st, const kl_store_visitor *v);
 
 #endif

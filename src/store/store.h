@@ -181,8 +181,8 @@ typedef struct kl_store_application {
     char *object_id;    /* the application object's id */
     char *app_id;       /* client id, shared with its service principal */
     char *display_name; /* unique among applications, case-insensitively */
-    char *sp_object_id; /* its service principal's object id */
-    bool enabled;       /* its service principal's accountEnabled */
+    char *sp_object_id; /* its service principal's object id; NULL when it has none yet */
+    bool enabled;       /* its service principal's accountEnabled (false without one) */
     int64_t created_at;
 } kl_store_application;
 
@@ -209,11 +209,17 @@ int kl_store_set_principal_enabled(kl_store *st, const char *object_id, bool ena
  * is an application's service principal: delete the application), KL_EPERM. */
 int kl_store_delete_principal(kl_store *st, const char *object_id);
 
-/* Creates an application and its service principal (type "ServicePrincipal", same
- * app_id and display name, accountEnabled = a->enabled) in one transaction.
- * KL_EINVAL, KL_ECONFLICT (display name taken, case-insensitively), KL_EEXIST (an id is
- * in use), KL_EIO. */
+/* Creates an application and, when a->sp_object_id is set, its service principal (type
+ * "ServicePrincipal", same app_id and display name, accountEnabled = a->enabled) in one
+ * transaction. KL_EINVAL, KL_ECONFLICT (display name taken, case-insensitively),
+ * KL_EEXIST (an id is in use), KL_EIO. */
 int kl_store_create_application(kl_store *st, const kl_store_application *a);
+/* Creates the service principal of an existing application (by object id or app id),
+ * as Graph's POST /servicePrincipals {"appId"} does: same app id and display name.
+ * KL_EINVAL, KL_ENOTFOUND (no such application), KL_ECONFLICT (it has one already),
+ * KL_EEXIST (sp_object_id in use). */
+int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
+                                      const char *sp_object_id, bool enabled, int64_t created_at);
 /* Reads an application by its object id or its app (client) id. KL_ENOTFOUND. Free
  * with kl_store_application_free. */
 int kl_store_get_application(kl_store *st, const char *id_or_app_id, kl_store_application **out);
@@ -231,6 +237,75 @@ int kl_store_update_application(kl_store *st, const char *object_id, const char 
 /* Deletes an application (by object id), its service principal and every role
  * assignment of that principal. KL_ENOTFOUND, KL_EPERM (root owner rule). */
 int kl_store_delete_application(kl_store *st, const char *object_id);
+
+/* --- application credentials (store_appcreds.c) --- */
+
+/* A certificate registered for an application (Graph's keyCredential). Ownership as for
+ * accounts. */
+typedef struct kl_store_key_credential {
+    char *key_id;            /* GUID */
+    char *app_id;            /* read only: the application's client id */
+    char *display_name;      /* the certificate's subject, or what the caller named it */
+    char *thumbprint_sha1;   /* upper-case hex, 40 characters (Graph customKeyIdentifier) */
+    char *thumbprint_sha256; /* base64url, 43 characters (a JWS x5t#S256) */
+    char *cert;              /* the DER certificate, standard base64 */
+    int64_t start_at;        /* notBefore, seconds */
+    int64_t end_at;          /* notAfter, seconds */
+    int64_t created_at;
+} kl_store_key_credential;
+
+/* Lists the certificates of the application (object id or app id) in the
+ * order they were added. KL_ENOTFOUND if there is no such application. Free with
+ * kl_store_key_credentials_free. */
+int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_credential ***out,
+                                  size_t *n);
+/* Makes creds[0..n) the application's whole set in one transaction: rows whose key_id
+ * is not in creds are deleted, the others inserted or kept (a kept row is matched by
+ * key_id and is not rewritten). KL_ENOTFOUND (no application), KL_EINVAL (a malformed
+ * row), KL_ETOOBIG (more than KL_MAX_APP_KEY_CREDENTIALS), KL_EEXIST (a thumbprint twice,
+ * or a key_id another application uses). */
+int kl_store_set_key_credentials(kl_store *st, const char *app,
+                                 const kl_store_key_credential *const *creds, size_t n);
+/* A federated identity credential (Graph's federatedIdentityCredential): tokens of
+ * issuer about subject, for one of audiences, stand for the application. */
+typedef struct kl_store_federated_credential {
+    char *id;          /* GUID */
+    char *app_id;      /* read only: the application's client id */
+    char *name;        /* unique per application, case-insensitively */
+    char *issuer;      /* the external issuer's URL, exactly as its tokens' iss */
+    char *subject;     /* the tokens' sub */
+    char *audiences;   /* a JSON array of strings */
+    char *description; /* or NULL */
+    int64_t created_at;
+} kl_store_federated_credential;
+
+/* Adds fc to the application app (object id or app id) in one transaction.
+ * KL_ENOTFOUND (no application), KL_EEXIST (its name, or its issuer and subject, are
+ * taken on this application; or the id is in use), KL_ETOOBIG (more than
+ * KL_MAX_APP_FEDERATED_CREDENTIALS), KL_EINVAL. */
+int kl_store_create_federated_credential(kl_store *st, const char *app,
+                                         const kl_store_federated_credential *fc);
+/* Lists the application's federated credentials in the order they were added.
+ * KL_ENOTFOUND if there is no such application. */
+int kl_store_list_federated_credentials(kl_store *st, const char *app,
+                                        kl_store_federated_credential ***out, size_t *n);
+/* Replaces issuer, subject, audiences and description (the name and id stay) of the
+ * credential id of app. KL_ENOTFOUND, KL_EEXIST (issuer and subject taken), KL_EINVAL. */
+int kl_store_update_federated_credential(kl_store *st, const char *app, const char *id,
+                                         const kl_store_federated_credential *fc);
+/* KL_ENOTFOUND when app has no credential id. */
+int kl_store_delete_federated_credential(kl_store *st, const char *app, const char *id);
+void kl_store_federated_credential_free(kl_store_federated_credential *f);
+void kl_store_federated_credentials_free(kl_store_federated_credential **f, size_t n);
+
+/* Spends the client assertion id jti of client_id, remembered until exp (seconds):
+ * 0 if it was unused and is now recorded, KL_EEXIST if it was used before (and has not
+ * expired), KL_EUNAVAIL when the database cannot be reached, KL_EINVAL. Rows whose exp
+ * is before now are pruned in the same transaction. Does not move the generation. */
+int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
+                     int64_t now);
+void kl_store_key_credential_free(kl_store_key_credential *k);
+void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
 
 /* --- role definitions (custom roles; built-ins are static data in src/rbac) --- */
 
@@ -392,6 +467,8 @@ typedef struct kl_store_visitor {
     int (*principal)(void *arg, const kl_store_principal *p);
     int (*role_definition)(void *arg, const kl_store_role_definition *rd);
     int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
+    int (*key_credential)(void *arg, const kl_store_key_credential *k);
+    int (*federated_credential)(void *arg, const kl_store_federated_credential *f);
     int (*signing_key)(void *arg, const kl_store_signing_key *k);
     int (*app_secret)(void *arg, const kl_store_app_secret *s);
 } kl_store_visitor;
@@ -399,7 +476,8 @@ typedef struct kl_store_visitor {
 /* Walks the whole store inside one read transaction (a consistent view): every
  * account (by lower-case name), then every key (by account, slot), then every
  * deployment (by account, name), then the tenant, every principal (by object id),
- * every custom role (by name), every role assignment (by creation), every signing key
+ * every custom role (by name), every role assignment (by creation), every application
+ * certificate and every federated credential (by app id, creation), every signing key
  * (oldest first) and every client secret (by creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);

@@ -234,20 +234,21 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
 /* ---------------------------------------------------------------- applications */
 
 #define APPLICATION_COLS                                                                           \
-    "SELECT a.object_id, a.app_id, a.display_name, p.object_id, p.account_enabled, "               \
-    "a.created_at FROM applications a JOIN principals p ON p.application_pk = a.pk "
+    "SELECT a.object_id, a.app_id, a.display_name, p.object_id, "                                  \
+    "COALESCE(p.account_enabled, 0), a.created_at FROM applications a "                            \
+    "LEFT JOIN principals p ON p.application_pk = a.pk "
 
 int kl_store_create_application(kl_store *st, const kl_store_application *a)
 {
     if (!st || !a || !valid_guid(a->object_id) || !valid_guid(a->app_id) ||
-        !valid_guid(a->sp_object_id) || !valid_display_name(a->display_name))
+        (a->sp_object_id && !valid_guid(a->sp_object_id)) || !valid_display_name(a->display_name))
         return KL_EINVAL;
     char *oid = kl_q_lower(a->object_id);
     char *app = kl_q_lower(a->app_id);
-    char *sp = kl_q_lower(a->sp_object_id);
+    char *sp = a->sp_object_id ? kl_q_lower(a->sp_object_id) : NULL;
     char *lname = kl_q_lower(a->display_name);
     int64_t dummy = 0, pk = 0;
-    int err = (oid && app && sp && lname) ? 0 : KL_ENOMEM;
+    int err = (oid && app && (sp || !a->sp_object_id) && lname) ? 0 : KL_ENOMEM;
     if (err || (err = kl_q_begin(st, true)))
         goto out;
     err = kl_q_int(st, "SELECT 1 FROM applications WHERE display_name_lower = ?1",
@@ -264,7 +265,7 @@ int kl_store_create_application(kl_store *st, const kl_store_application *a)
         /* The name was free, so a unique violation here is an id already in use. */
         if (err == KL_ECONFLICT)
             err = KL_EEXIST;
-        if (!err)
+        if (!err && sp)
             err = insert_principal(st, sp, "ServicePrincipal", a->display_name, app, pk, a->enabled,
                                    a->created_at, NULL);
     }
@@ -274,6 +275,42 @@ out:
     free(app);
     free(sp);
     free(lname);
+    return err;
+}
+
+int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
+                                      const char *sp_object_id, bool enabled, int64_t created_at)
+{
+    if (!st || !id_or_app_id || !valid_guid(sp_object_id))
+        return KL_EINVAL;
+    char *key = kl_q_lower(id_or_app_id);
+    char *sp = kl_q_lower(sp_object_id);
+    kl_store_application *a = NULL;
+    int64_t pk = 0, dummy = 0;
+    int err = (key && sp) ? 0 : KL_ENOMEM;
+    if (err || (err = kl_q_begin(st, true)))
+        goto out;
+    err = kl_q_one(st, APPLICATION_COLS "WHERE a.object_id = ?1 OR a.app_id = ?1",
+                   KL_ARGS(kl_vt(key)), &kl_map_application, (void **)&a);
+    if (!err && a->sp_object_id)
+        err = KL_ECONFLICT;
+    if (!err)
+        err = kl_q_int(st, "SELECT pk FROM applications WHERE object_id = ?1",
+                       KL_ARGS(kl_vt(a->object_id)), &pk);
+    /* An app id is unique among principals too (a managed identity may not share it). */
+    if (!err) {
+        err = kl_q_int(st, "SELECT 1 FROM principals WHERE app_id = ?1", KL_ARGS(kl_vt(a->app_id)),
+                       &dummy);
+        err = err == 0 ? KL_ECONFLICT : err == KL_ENOTFOUND ? 0 : err;
+    }
+    if (!err)
+        err = insert_principal(st, sp, "ServicePrincipal", a->display_name, a->app_id, pk, enabled,
+                               created_at, NULL);
+    err = kl_q_end(st, err);
+out:
+    kl_store_application_free(a);
+    free(key);
+    free(sp);
     return err;
 }
 

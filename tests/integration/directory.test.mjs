@@ -1,7 +1,8 @@
 // The directory (Graph-shaped, on the admin socket): the tenant made on first start, and
-// applications with their service principals — create, list, show by name/id/appId,
-// enable/disable, delete with everything assigned to them — through the API and the CLI,
-// and that all of it survives a restart.
+// applications with their service principals — create (two Graph calls, one CLI step),
+// list, show by name/id/appId, enable/disable (on the service principal), delete with
+// everything assigned to them — through the API and the CLI, Graph's innerError on every
+// error, and that all of it survives a restart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -13,6 +14,7 @@ import {
   allAssignments,
   asPrincipal,
   assertApiError,
+  assertGraphError,
   assign,
   authzFailed,
   createApp,
@@ -21,6 +23,7 @@ import {
   principalNotFound,
   raPath,
   rgScope,
+  setSpEnabled,
   sortedNames,
   subScope,
   tenantId,
@@ -35,15 +38,17 @@ function assertError(r, status, body, what = '') {
 }
 const graphNotFound = (id) => ({ error: { code: 'Request_ResourceNotFound', message: `Resource '${id}' does not exist or one of its queried reference-property objects are not present.` } });
 
+// Graph's application: no accountEnabled or servicePrincipalId (those are the service
+// principal's).
 function assertAppShape(a, displayName) {
+  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'keyCredentials', 'passwordCredentials'], JSON.stringify(a));
+  assert.deepEqual(a.keyCredentials, [], 'a new application has no certificates');
+  assert.deepEqual(a.passwordCredentials, [], 'nor secrets');
   assert.match(a.id, GUID, 'id');
   assert.match(a.appId, GUID, 'appId');
-  assert.match(a.servicePrincipalId, GUID, 'servicePrincipalId');
   assert.notEqual(a.id.toLowerCase(), a.appId.toLowerCase(), 'object id and appId differ');
-  assert.notEqual(a.id.toLowerCase(), a.servicePrincipalId.toLowerCase(), 'application and SP object ids differ');
   assert.equal(a.displayName, displayName);
   assert.match(a.createdDateTime, ISO);
-  assert.equal(a.accountEnabled, true);
 }
 
 const spPath = (id) => `/v1.0/servicePrincipals/${id}`;
@@ -84,9 +89,9 @@ test('the tenant exists from the first start and keeps its id across restarts', 
   const got = await d.admin('GET', appPath(app.id));
   assert.equal(got.status, 200, got.text);
   assert.equal(got.json.appId, app.appId);
-  assert.equal(got.json.servicePrincipalId, app.servicePrincipalId);
   const sp = await d.admin('GET', spPath(app.servicePrincipalId));
   assert.equal(sp.status, 200, sp.text);
+  assert.equal(sp.json.appId, app.appId);
   // The bootstrap Owner was not duplicated by the second start.
   const rootAfter = await listAssignments(d, '/', 'atScope()');
   assert.deepEqual(sortedNames(rootAfter), sortedNames(atRoot));
@@ -94,16 +99,35 @@ test('the tenant exists from the first start and keeps its id across restarts', 
   assert.equal((cli2.json.value ? cli2.json.value[0] : cli2.json).id, tenant.id);
 });
 
-test('applications: create gives GUIDs and a service principal; list and show by id and appId', async (t) => {
+test('applications: create gives GUIDs, POST servicePrincipals {appId} its principal; list and show by id and appId', async (t) => {
   const d = await startDaemon(t);
   const before = await d.admin('GET', '/v1.0/applications');
   assert.equal(before.status, 200, before.text);
+  const spsBefore = (await d.admin('GET', '/v1.0/servicePrincipals')).json.value.length;
 
   const r = await d.admin('POST', '/v1.0/applications', { displayName: 'billing-api' });
   assert.equal(r.status, 201, r.text);
   assert.match(r.headers['content-type'] || '', /^application\/json/);
-  const app = r.json;
-  assertAppShape(app, 'billing-api');
+  assertAppShape(r.json, 'billing-api');
+  // As in Graph, registering an application makes no service principal.
+  assert.equal((await d.admin('GET', '/v1.0/servicePrincipals')).json.value.length, spsBefore, 'POST /applications made a principal');
+  const made = await d.admin('POST', '/v1.0/servicePrincipals', { appId: r.json.appId });
+  assert.equal(made.status, 201, made.text);
+  assert.match(made.json.id, GUID);
+  assert.notEqual(made.json.id, r.json.id, 'application and SP object ids differ');
+  const app = { ...r.json, servicePrincipalId: made.json.id };
+  // A second principal for the same app, an unknown appId, the object id instead of the
+  // appId, or no appId at all are refused.
+  assertGraphError(await d.admin('POST', '/v1.0/servicePrincipals', { appId: app.appId }), 409,
+    { error: { code: 'Request_MultipleObjectsWithSameKeyValue', message: 'The service principal cannot be created: the application already has one.' } }, 'second SP');
+  for (const appId of [newGuid(), app.id]) {
+    assertGraphError(await d.admin('POST', '/v1.0/servicePrincipals', { appId }), 400,
+      { error: { code: 'Request_BadRequest', message: `The appId '${appId}' of the service principal does not reference a valid application object.` } }, `appId ${appId}`);
+  }
+  for (const body of [{}, { appId: 'not-a-guid' }, { appId: 7 }]) {
+    assertApiError(await d.admin('POST', '/v1.0/servicePrincipals', body), 400, 'Request_BadRequest', JSON.stringify(body));
+  }
+  assert.equal((await d.admin('GET', '/v1.0/servicePrincipals')).json.value.length, spsBefore + 1, 'refused creates stored a principal');
 
   // Show by object id and by appId give the same application.
   for (const key of [app.id, app.appId, app.id.toUpperCase()]) {
@@ -112,7 +136,6 @@ test('applications: create gives GUIDs and a service principal; list and show by
     assert.equal(g.json.id, app.id);
     assert.equal(g.json.appId, app.appId);
     assert.equal(g.json.displayName, 'billing-api');
-    assert.equal(g.json.servicePrincipalId, app.servicePrincipalId);
   }
   const list = await d.admin('GET', '/v1.0/applications');
   assert.equal(list.status, 200, list.text);
@@ -124,6 +147,7 @@ test('applications: create gives GUIDs and a service principal; list and show by
   // Its service principal.
   const sp = await d.admin('GET', spPath(app.servicePrincipalId));
   assert.equal(sp.status, 200, sp.text);
+  assert.deepEqual(made.json, sp.json, 'POST answers the principal as GET shows it');
   assert.deepEqual(sp.json, {
     id: app.servicePrincipalId,
     appId: app.appId,
@@ -144,10 +168,21 @@ test('applications: create gives GUIDs and a service principal; list and show by
   assert.equal(none.status, 200, none.text);
   assert.deepEqual(none.json.value, []);
 
-  // Unknown ids: Graph's 404.
+  // Unknown ids: Graph's 404, with innerError; the client's request id is echoed.
   for (const p of [appPath(newGuid()), spPath(newGuid())]) {
-    assertApiError(await d.admin('GET', p), 404, 'Request_ResourceNotFound', p);
+    const r404 = await d.admin('GET', p);
+    assertGraphError(r404, 404, graphNotFound(p.split('/').pop()), p);
   }
+  const cid = newGuid();
+  const echoed = await d.admin('GET', appPath(newGuid()), undefined, { headers: { 'client-request-id': cid } });
+  assert.equal(echoed.status, 404);
+  assert.equal(echoed.json.error.innerError['client-request-id'], cid, echoed.text);
+  const unsafe = await d.admin('GET', appPath(newGuid()), undefined, { headers: { 'client-request-id': '<script>' } });
+  assert.equal(unsafe.json.error.innerError['client-request-id'], unsafe.headers['x-ms-request-id'], 'a non-GUID client id is not echoed');
+  // ARM's errors keep ARM's shape.
+  const arm = await d.admin('GET', `${accountPath('nope')}?api-version=2024-10-01`);
+  assert.equal(arm.status, 404, arm.text);
+  assert.equal(arm.json.error.innerError, undefined, arm.text);
 });
 
 test('applications: display names are 1-120 chars and unique case-insensitively (409)', async (t) => {
@@ -164,7 +199,7 @@ test('applications: display names are 1-120 chars and unique case-insensitively 
     assertApiError(r, 400, 'Request_BadRequest', JSON.stringify(body).slice(0, 60));
   }
   const bad = await d.admin('POST', '/v1.0/applications', '{"displayName":', { headers: { 'content-type': 'application/json' } });
-  assertError(bad, 400, { error: { code: 'Request_BadRequest', message: 'The request content was invalid and could not be deserialized: malformed JSON at line 1, column 15.' } }, 'malformed JSON');
+  assertGraphError(bad, 400, { error: { code: 'Request_BadRequest', message: 'The request content was invalid and could not be deserialized: malformed JSON at line 1, column 15.' } }, 'malformed JSON');
   assert.equal(await count(), n, 'a refused create stored nothing');
   const long = await createApp(d, 'y'.repeat(120));
   assert.equal(long.displayName.length, 120);
@@ -173,7 +208,7 @@ test('applications: display names are 1-120 chars and unique case-insensitively 
   assert.equal(g.json.displayName, 'dup-name');
 });
 
-test('applications: disable and enable apply to the service principal', async (t) => {
+test('service principals: PATCH accountEnabled disables and enables; applications have no accountEnabled', async (t) => {
   const d = await startDaemon(t);
   const app = await createApp(d, 'toggle-me');
   const account = await d.setupAccount('dir-toggle', { deployments: {} });
@@ -183,12 +218,15 @@ test('applications: disable and enable apply to the service principal', async (t
   const ok = await d.admin('POST', `${accountPath('dir-toggle')}/listKeys?api-version=2024-10-01`, undefined, { headers: asSp });
   assert.equal(ok.status, 200, `enabled SP with Cognitive Services Contributor: ${ok.text}`);
 
-  const off = await d.admin('PATCH', appPath(app.id), { accountEnabled: false });
+  // The application refuses accountEnabled, as Graph does, and changes nothing.
+  assertGraphError(await d.admin('PATCH', appPath(app.id), { accountEnabled: false }), 400,
+    { error: { code: 'Request_BadRequest', message: "Property 'accountEnabled' does not exist on type 'microsoft.graph.application'." } });
+  assert.equal((await d.admin('GET', spPath(app.servicePrincipalId))).json.accountEnabled, true);
+  const off = await setSpEnabled(d, app.servicePrincipalId, false);
   assert.equal(off.status, 204, `PATCH accountEnabled false: ${off.status} ${off.text}`);
   assert.equal(off.text, '');
   const sp = await d.admin('GET', spPath(app.servicePrincipalId));
   assert.equal(sp.json.accountEnabled, false, sp.text);
-  assert.equal((await d.admin('GET', appPath(app.id))).json.accountEnabled, false);
   const listed = (await d.admin('GET', '/v1.0/servicePrincipals')).json.value.find((s) => s.id === app.servicePrincipalId);
   assert.equal(listed.accountEnabled, false);
   // A disabled principal has no authority on the very next request.
@@ -203,12 +241,16 @@ test('applications: disable and enable apply to the service principal', async (t
   const cliOff = await d.cli(['app', 'disable', app.appId]);
   assert.equal(cliOff.code, 0, cliOff.stderr);
   assert.equal((await d.admin('GET', spPath(app.servicePrincipalId))).json.accountEnabled, false);
-  const on = await d.admin('PATCH', appPath(app.id), { accountEnabled: true });
+  // By app id too (as GET accepts it).
+  const on = await setSpEnabled(d, app.appId, true);
   assert.equal(on.status, 204, `${on.status} ${on.text}`);
   assert.equal(on.text, '');
   assert.equal((await d.admin('GET', spPath(app.servicePrincipalId))).json.accountEnabled, true);
-  assertApiError(await d.admin('PATCH', appPath(newGuid()), { accountEnabled: false }), 404, 'Request_ResourceNotFound');
-  assertApiError(await d.admin('PATCH', appPath(app.id), { accountEnabled: 'no' }), 400, 'Request_BadRequest');
+  assertApiError(await setSpEnabled(d, newGuid(), false), 404, 'Request_ResourceNotFound');
+  assertApiError(await setSpEnabled(d, app.servicePrincipalId, 'no'), 400, 'Request_BadRequest');
+  // An application's object id is not a service principal's.
+  assertApiError(await setSpEnabled(d, app.id, false), 404, 'Request_ResourceNotFound');
+  assert.equal((await d.admin('GET', spPath(app.servicePrincipalId))).json.accountEnabled, true);
 });
 
 test('applications: delete removes the app, its service principal and every assignment of it', async (t) => {
@@ -251,7 +293,7 @@ test('applications: delete removes the app, its service principal and every assi
   assert.notEqual(reborn.appId, app.appId);
   assert.deepEqual(await listAssignments(d, '/', `principalId eq '${reborn.servicePrincipalId}'`), []);
   const again = await d.admin('DELETE', appPath(app.id));
-  assertError(again, 404, graphNotFound(app.id), 'second DELETE');
+  assertGraphError(again, 404, graphNotFound(app.id), 'second DELETE');
 });
 
 test('CLI: app create, list, show by name/id/appId, delete', async (t) => {
@@ -259,7 +301,13 @@ test('CLI: app create, list, show by name/id/appId, delete', async (t) => {
   const c = await d.cli(['app', 'create', 'cli-app', '-o', 'json']);
   assert.equal(c.code, 0, `app create: ${c.stderr}`);
   assert.ok(c.json, `app create -o json: ${c.stdout}`);
-  assertAppShape(c.json, 'cli-app');
+  // The CLI still makes both in one step and shows the principal with the application.
+  const { servicePrincipalId, accountEnabled, ...appPart } = c.json;
+  assertAppShape(appPart, 'cli-app');
+  assert.equal(accountEnabled, true);
+  const cliSp = await d.admin('GET', spPath(servicePrincipalId));
+  assert.equal(cliSp.status, 200, cliSp.text);
+  assert.equal(cliSp.json.appId, c.json.appId);
   const api = await d.admin('GET', appPath(c.json.id));
   assert.equal(api.status, 200, api.text);
   assert.equal(api.json.appId, c.json.appId);
@@ -316,12 +364,16 @@ test('directory routes are authorised: a principal without a role is refused, un
     ['GET', '/v1.0/servicePrincipals', undefined, 'servicePrincipals/standard/read'],
     ['GET', '/v1.0/organization', undefined, 'organization/standard/read'],
     ['POST', '/v1.0/applications', { displayName: 'made-by-nobody' }, 'applications/create'],
-    ['PATCH', appPath(app.id), { accountEnabled: false }, 'applications/basic/update'],
+    ['PATCH', appPath(app.id), { displayName: 'renamed-by-nobody' }, 'applications/basic/update'],
+    ['POST', '/v1.0/servicePrincipals', { appId: app.appId }, 'servicePrincipals/create'],
+    ['PATCH', spPath(sp), { accountEnabled: false }, 'servicePrincipals/basic/update'],
+    ['GET', `${appPath(app.id)}/federatedIdentityCredentials`, undefined, 'applications/standard/read'],
+    ['POST', `${appPath(app.id)}/federatedIdentityCredentials`, { name: 'nobody', issuer: 'https://i.example', subject: 's', audiences: ['a'] }, 'applications/credentials/update'],
     ['DELETE', appPath(app.id), undefined, 'applications/delete'],
   ]) {
     const r = await d.admin(method, path, body, { headers: asSp });
     // The directory is authorised at "/" with Entra's permission names (docs/directory.md).
-    assertError(r, 403, authzFailed(sp, `microsoft.directory/${action}`, '/'), `${method} ${path} as a principal without roles`);
+    assertGraphError(r, 403, authzFailed(sp, `microsoft.directory/${action}`, '/'), `${method} ${path} as a principal without roles`);
   }
   assert.equal((await d.admin('GET', '/v1.0/applications')).json.value.length, before, 'a refused POST created an app');
   assert.equal((await d.admin('GET', spPath(app.servicePrincipalId))).json.accountEnabled, true, 'a refused PATCH applied');
@@ -331,7 +383,7 @@ test('directory routes are authorised: a principal without a role is refused, un
   const tenant = await tenantId(d);
   for (const [method, path] of [['GET', '/v1.0/applications'], ['GET', `${accountPath('whatever')}?api-version=2024-10-01`], ['GET', `${raPath('/')}?${AUTH_API}`]]) {
     const r = await d.admin(method, path, undefined, { headers: asPrincipal(ghost) });
-    assertError(r, 400, principalNotFound(ghost, tenant), `${method} ${path} as an unknown principal`);
+    (path.startsWith('/v1.0') ? assertGraphError : assertError)(r, 400, principalNotFound(ghost, tenant), `${method} ${path} as an unknown principal`);
   }
   assert.ok(d.running);
 });

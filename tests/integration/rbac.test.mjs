@@ -20,6 +20,7 @@ import {
   asPrincipal,
   assertApiError,
   assertAuthzFailed,
+  assertGraphError,
   assign,
   authzFailed,
   checkAccess,
@@ -35,6 +36,7 @@ import {
   rdPath,
   rgScope,
   rootPrincipal,
+  setSpEnabled,
   sortedNames,
   subScope,
   tenantId,
@@ -692,8 +694,8 @@ test('root ownership can be handed over, but the last Owner at "/" never removed
   const apps = (await d.admin('GET', '/v1.0/applications', undefined, { headers: asPrincipal(heir) })).json.value;
   const heirAppId = apps.find((a) => a.appId === heirApp.appId).id;
   assertApiError(await d.admin('DELETE', `/v1.0/applications/${heirAppId}`, undefined, { headers: asPrincipal(heir) }), 409, 'LastOwnerCannotBeRemoved');
-  const disable = await d.admin('PATCH', `/v1.0/applications/${heirAppId}`, { accountEnabled: false }, { headers: asPrincipal(heir) });
-  assertError(disable, 409, err('LastOwnerCannotBeRemoved', "The change would leave no enabled principal with the Owner role at scope '/'. Assign Owner at '/' to another principal first."), 'disabling the only root Owner');
+  const disable = await setSpEnabled(d, heir, false, { headers: asPrincipal(heir) });
+  assertGraphError(disable, 409, err('LastOwnerCannotBeRemoved', "The change would leave no enabled principal with the Owner role at scope '/'. Assign Owner at '/' to another principal first."), 'disabling the only root Owner');
   assert.equal((await d.admin('GET', `/v1.0/servicePrincipals/${heir}`, undefined, { headers: asPrincipal(heir) })).json.accountEnabled, true);
   assert.equal((await d.admin('GET', `${raPath('/', heirOwner.name)}?${AUTH_API}`, undefined, { headers: asPrincipal(heir) })).status, 200);
   const back = await putAssignment(d, '/', root.oid, ROLE.owner, { headers: asPrincipal(heir) });
@@ -833,7 +835,7 @@ test('apps, custom roles and assignments persist across restarts (graceful and S
   await assign(d, rgScope('persist-rg'), sp, ROLE.reader);
   await assign(d, '/', sp, ROLE.openaiUser);
   const disabled = await createApp(d, 'persistent-disabled');
-  const p = await d.admin('PATCH', `/v1.0/applications/${disabled.id}`, { accountEnabled: false });
+  const p = await setSpEnabled(d, disabled.servicePrincipalId, false);
   assert.equal(p.status, 204, p.text);
   assert.equal(p.text, '');
   const snapshot = async () => ({

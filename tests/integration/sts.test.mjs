@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { accountPath, sleep, startDaemon } from '../lib/harness.mjs';
-import { GUID, ISO, ROLE, assign, createApp, tenantId } from '../lib/authz.mjs';
+import { GUID, ISO, ROLE, assign, createApp, setSpEnabled, tenantId } from '../lib/authz.mjs';
 
 const DATA = 'https://cognitiveservices.azure.com';
 const TS = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$/;
@@ -208,7 +208,7 @@ test('the token endpoint refuses with Entra\'s errors', async (t) => {
   const c = await tokenRequest(d, tid, cc(app.appId, 'nope'), { query: `?client-request-id=${corr}` });
   assert.equal(assertEntraError(c, 401, 'invalid_client', 7000215).correlation_id, corr);
   // A disabled application.
-  const p = await d.admin('PATCH', `/v1.0/applications/${app.id}`, { accountEnabled: false });
+  const p = await setSpEnabled(d, app.servicePrincipalId, false);
   assert.ok(p.status === 204 || p.status === 200, p.text);
   assertEntraError(await tokenRequest(d, tid, cc(app.appId, secret)), 400, 'unauthorized_client', 7000112, 'disabled');
 });
@@ -249,7 +249,7 @@ test('bearer tokens on the data plane: 401 PermissionDenied without a role, 200 
   assert.equal(r.status, 401);
   assert.deepEqual(r.json, TOKEN_401);
   // Disabling the application refuses its cached token on the next request.
-  const p = await d.admin('PATCH', `/v1.0/applications/${app.id}`, { accountEnabled: false });
+  const p = await setSpEnabled(d, app.servicePrincipalId, false);
   assert.ok(p.status === 204 || p.status === 200, p.text);
   r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer });
   assert.equal(r.status, 401);

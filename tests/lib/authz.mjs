@@ -106,10 +106,40 @@ export async function tenantId(d) {
   return r.json.value[0].id;
 }
 
+// Registers an application and (as Graph wants, a second call) its service principal;
+// returns the application with the principal's object id as servicePrincipalId.
 export async function createApp(d, displayName, { headers } = {}) {
   const r = await d.admin('POST', '/v1.0/applications', { displayName }, { headers });
   assert.equal(r.status, 201, `POST /v1.0/applications ${displayName}: ${r.status} ${r.text}`);
-  return r.json;
+  const sp = await d.admin('POST', '/v1.0/servicePrincipals', { appId: r.json.appId }, { headers });
+  assert.equal(sp.status, 201, `POST /v1.0/servicePrincipals ${displayName}: ${sp.status} ${sp.text}`);
+  return { ...r.json, servicePrincipalId: sp.json.id };
+}
+
+// Enables or disables a service principal (Graph: accountEnabled lives there). Raw response.
+export function setSpEnabled(d, spId, enabled, { headers } = {}) {
+  return d.admin('PATCH', `/v1.0/servicePrincipals/${spId}`, { accountEnabled: enabled }, { headers });
+}
+
+// A Graph error body without its innerError, after checking innerError is Graph's:
+// date (ISO 8601), request-id (= x-ms-request-id) and client-request-id (the client's
+// GUID when it sent one, else the request id).
+export function graphErrorBody(r, clientRequestId) {
+  const inner = r.json?.error?.innerError;
+  assert.ok(inner && typeof inner === 'object', `no error.innerError: ${r.text.slice(0, 300)}`);
+  assert.deepEqual(Object.keys(inner).sort(), ['client-request-id', 'date', 'request-id'], r.text);
+  assert.match(inner.date, ISO, 'innerError.date');
+  assert.match(inner['request-id'], GUID, 'innerError.request-id');
+  assert.equal(inner['request-id'], r.headers['x-ms-request-id'], 'innerError.request-id is the request id');
+  assert.equal(inner['client-request-id'], clientRequestId ?? inner['request-id'], 'innerError.client-request-id');
+  const { innerError, ...error } = r.json.error;
+  return { ...r.json, error };
+}
+
+export function assertGraphError(r, status, body, what = '') {
+  assert.equal(r.status, status, `${what}: expected ${status}, got ${r.status} ${r.text}`);
+  assert.match(r.headers['content-type'] || '', /^application\/json/, what);
+  assert.deepEqual(graphErrorBody(r), body, what);
 }
 
 // The bootstrap administrator: the principal of the Owner assignment at "/".

@@ -506,7 +506,8 @@ export class Daemon {
 
   // HTTPS request to the public listener, verifying the daemon's CA (against 127.0.0.1,
   // whatever Host header is sent). body: object (sent as JSON), string or Buffer.
-  request(method, path, { headers = {}, body, timeoutMs = 20000 } = {}) {
+  // localAddress (e.g. '127.0.0.2') picks the client's source address.
+  request(method, path, { headers = {}, body, timeoutMs = 20000, localAddress } = {}) {
     const h = { ...headers };
     const payload = encodeBody(body, h);
     return nodeRequest(https, {
@@ -518,6 +519,7 @@ export class Daemon {
       path,
       headers: h,
       agent: false,
+      ...(localAddress ? { localAddress } : {}),
     }, payload, timeoutMs);
   }
 

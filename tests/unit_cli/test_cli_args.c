@@ -405,10 +405,24 @@ static void test_rbac_usage_errors(void **state)
     assert_int_equal(PARSE(&a, err, "role", "frob"), KL_EINVAL);
     assert_string_equal(err, "unknown command 'role frob' (try: definition, assignment, check)");
     assert_int_equal(PARSE(&a, err, "app"), KL_EINVAL);
-    assert_string_equal(
-        err, "'app' needs a command: create, list, show, delete, disable, enable, secret");
+    assert_string_equal(err, "'app' needs a command: create, list, show, delete, disable, enable, "
+                             "cert, federated, secret");
     assert_int_equal(PARSE(&a, err, "app", "show"), KL_EINVAL);
     assert_string_equal(err, "app show: missing APP");
+    assert_int_equal(PARSE(&a, err, "app", "cert"), KL_EINVAL);
+    assert_string_equal(err, "'app cert' needs a command: add, list, remove");
+    assert_int_equal(PARSE(&a, err, "app", "cert", "add", "x"), KL_EINVAL);
+    assert_string_equal(err, "app cert add: missing FILE");
+    assert_int_equal(PARSE(&a, err, "app", "cert", "remove", "x", "k"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_CERT_REMOVE);
+    assert_string_equal(a.pos[1], "k");
+    assert_int_equal(PARSE(&a, err, "app", "federated", "add", "x", "n", "https://i"), KL_EINVAL);
+    assert_string_equal(err, "app federated add: missing SUBJECT");
+    assert_int_equal(PARSE(&a, err, "app", "federated", "add", "x", "n", "https://i", "s"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_APP_FEDERATED_ADD);
+    assert_string_equal(a.pos[3], "s");
+    assert_int_equal(PARSE(&a, err, "app", "federated", "add", "x", "n", "https://i", "s", "y"),
+                     KL_EINVAL);
     assert_int_equal(PARSE(&a, err, "tenant", "show", "x"), KL_EINVAL);
     assert_string_equal(err, "tenant show: unexpected argument 'x'");
     assert_int_equal(PARSE(&a, err, "role", "definition", "show"), KL_EINVAL);

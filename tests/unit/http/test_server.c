@@ -65,6 +65,12 @@ static void handler(kl_http_req *r, void *arg)
         snprintf(out, sizeof(out), "%s|%s|%s", v ? v : "-", h ? h : "-",
                  kl_http_req_is_admin(r) ? "admin" : "tcp");
         kl_http_respond(r, 200, "text/plain", out, strlen(out));
+    } else if (!strcmp(path, "/peer")) {
+        char addr[64];
+        kl_http_req_peer_addr(r, addr, sizeof(addr));
+        char out[96];
+        snprintf(out, sizeof(out), "peer=%s|%zu", addr, strlen(addr));
+        kl_http_respond(r, 200, "text/plain", out, strlen(out));
     } else {
         kl_http_respond_error(r, 404, "NotFound", "nope");
     }
@@ -582,12 +588,43 @@ static void test_unix_admin(void **state)
     assert_non_null(strstr(out, "|admin"));
 }
 
+/* The client's address is the socket's peer, never a header. */
+static void test_peer_addr(void **state)
+{
+    fixture *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.2", &src.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    const char *req = "GET /peer HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\n"
+                      "Connection: close\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    char out[4096];
+    recv_until(fd, out, sizeof(out), NULL, 0, 3000);
+    close(fd);
+    assert_non_null(strstr(out, "\r\n\r\npeer=127.0.0.2|9"));
+
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->sock);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    req = "GET /peer HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    recv_until(fd, out, sizeof(out), NULL, 0, 3000);
+    close(fd);
+    assert_non_null(strstr(out, "\r\n\r\npeer=unix|4"));
+}
+
 int main(void)
 {
     /* As in keylessd: a client that closes early must not kill the server. */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_and_headers),
+        cmocka_unit_test(test_peer_addr),
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_stream_big_write),

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../token/certgen.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "crypto/keys.h"
@@ -370,6 +371,111 @@ static void test_builder(void **state)
     kl_snapshot_builder_free(b);
 }
 
+/* A certificate stored for an application is in the next snapshot, parsed, under its
+ * client id; a row that does not parse is left out without failing the build; removing
+ * the certificate removes it from the next snapshot. */
+static void test_app_certificates(void **state)
+{
+    fixture *f = *state;
+    test_cert c;
+    assert_int_equal(test_cert_make(&c, 2048, -10, 1000), 0);
+    char sha1[41];
+    memset(sha1, 'A', 40);
+    sha1[40] = '\0';
+    kl_store_key_credential good = {.key_id = "00000000-0000-4000-8000-0000000000c1",
+                                    .display_name = "CN=test",
+                                    .thumbprint_sha1 = sha1,
+                                    .thumbprint_sha256 = c.x5t_s256,
+                                    .cert = c.b64,
+                                    .start_at = 10,
+                                    .end_at = 20,
+                                    .created_at = 1};
+    kl_store_key_credential bad = good;
+    bad.key_id = "00000000-0000-4000-8000-0000000000c2";
+    bad.thumbprint_sha1 = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    bad.cert = "bm90IGEgY2VydA==";
+    const kl_store_key_credential *set[] = {&good, &bad};
+    assert_int_equal(kl_store_set_key_credentials(f->st, f->app->object_id, set, 2), 0);
+    kl_store_federated_credential fc = {.id = "00000000-0000-4000-8000-0000000000f1",
+                                        .name = "k8s",
+                                        .issuer = "https://oidc.example",
+                                        .subject = "sa",
+                                        .audiences = "[\"api://AzureADTokenExchange\"]",
+                                        .created_at = 1};
+    assert_int_equal(kl_store_create_federated_credential(f->st, f->app->app_id, &fc), 0);
+    kl_snapshot *s = NULL;
+    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    size_t n = 0;
+    const kl_federated_cred *fs =
+        kl_appcreds_federated(kl_snapshot_appcreds(s), f->app->app_id, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(fs[0].issuer, "https://oidc.example");
+    assert_string_equal(fs[0].audiences[0], "api://AzureADTokenExchange");
+    const kl_client_cert *cs = kl_appcreds_certs(kl_snapshot_appcreds(s), f->app->app_id, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(kl_jws_key_x5t_s256(cs[0].key), c.x5t_s256);
+    assert_int_equal(cs[0].not_before, 10);
+    assert_int_equal(cs[0].not_after, 20);
+    kl_snapshot_release(s);
+    assert_int_equal(kl_store_set_key_credentials(f->st, f->app->object_id, NULL, 0), 0);
+    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    assert_null(kl_appcreds_certs(kl_snapshot_appcreds(s), f->app->app_id, &n));
+    kl_snapshot_release(s);
+    test_cert_free(&c);
+}
+
+/* The token endpoint's call: a registered certificate's assertion is accepted once; the
+ * same jti again is refused through the store. */
+static void test_check_assertion_spends_jti(void **state)
+{
+    fixture *f = *state;
+    test_cert c;
+    assert_int_equal(test_cert_make(&c, 2048, -10, 1000), 0);
+    int64_t now = kl_now_unix();
+    kl_store_key_credential k = {.key_id = "00000000-0000-4000-8000-0000000000c9",
+                                 .display_name = "CN=test",
+                                 .thumbprint_sha1 = "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC",
+                                 .thumbprint_sha256 = c.x5t_s256,
+                                 .cert = c.b64,
+                                 .start_at = now - 10,
+                                 .end_at = now + 1000,
+                                 .created_at = now};
+    const kl_store_key_credential *set[] = {&k};
+    assert_int_equal(kl_store_set_key_credentials(f->st, f->app->object_id, set, 1), 0);
+    kl_snapshot *s = NULL;
+    assert_int_equal(kl_policy_build(f->st, f->keys, &s), 0);
+    const char *ep = "https://127.0.0.1/t/oauth2/v2.0/token";
+    json_t *h = json_pack("{s:s, s:s}", "alg", "PS256", "x5t#S256", c.x5t_s256);
+    json_t *cl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", ep, "iss", f->app->app_id,
+                           "sub", f->app->app_id, "exp", (json_int_t)(now + 600), "nbf",
+                           (json_int_t)now, "jti", "once");
+    char *tok = test_sign(c.pkey, true, h, cl);
+    const char *kid = NULL;
+    const kl_appcreds *ac = kl_snapshot_appcreds(s);
+    assert_int_equal(
+        kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now, &kid),
+        KL_ASSERTION_OK);
+    assert_string_equal(kid, k.key_id);
+    assert_int_equal(
+        kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep, now, &kid),
+        KL_ASSERTION_REPLAYED);
+    assert_null(kid);
+    /* Still refused after its exp while the clock skew would let it pass: the jti is
+     * remembered that long (pruning by exp alone would have forgotten it). */
+    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, f->app->app_id, tok, strlen(tok), ep,
+                                                 now + 600 + KL_TOKEN_CLOCK_SKEW_S / 2, NULL),
+                     KL_ASSERTION_REPLAYED);
+    /* Another client with the same token: not its certificate. */
+    assert_int_equal(kl_appcreds_check_assertion(ac, f->st, "00000000-0000-4000-8000-000000000077",
+                                                 tok, strlen(tok), ep, now, NULL),
+                     KL_ASSERTION_NO_CERT);
+    free(tok);
+    json_decref(h);
+    json_decref(cl);
+    kl_snapshot_release(s);
+    test_cert_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bootstrap_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_visible_to_next_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custom_role, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_assertion_spends_jti, setup, teardown),
         cmocka_unit_test(test_role_json),
         cmocka_unit_test(test_builder),
     };

@@ -354,6 +354,45 @@ static void test_applications(void **state)
     assert_int_equal(kl_store_update_application(f->st, oid, NULL, &off), KL_ENOTFOUND);
 }
 
+/* Graph's two steps: an application without a service principal, then its principal
+ * by app id; a second one, an unknown application and a taken object id are refused. */
+static void test_service_principal_later(void **state)
+{
+    fixture *f = *state;
+    char oid[37], app[37], sp[37], other[37];
+    next_guid(f, oid);
+    next_guid(f, app);
+    next_guid(f, sp);
+    next_guid(f, other);
+    kl_store_application a = {
+        .object_id = oid, .app_id = app, .display_name = "later", .enabled = true, .created_at = 5};
+    assert_int_equal(kl_store_create_application(f->st, &a), 0);
+    kl_store_application *got = NULL;
+    assert_int_equal(kl_store_get_application(f->st, app, &got), 0);
+    assert_null(got->sp_object_id);
+    assert_false(got->enabled);
+    kl_store_application_free(got);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM principals WHERE app_id IS NOT NULL"),
+                     0);
+
+    assert_int_equal(kl_store_create_service_principal(f->st, other, sp, true, 6), KL_ENOTFOUND);
+    assert_int_equal(kl_store_create_service_principal(f->st, app, sp, true, 6), 0);
+    assert_int_equal(kl_store_create_service_principal(f->st, oid, other, true, 6), KL_ECONFLICT);
+    assert_int_equal(kl_store_get_application(f->st, oid, &got), 0);
+    assert_string_equal(got->sp_object_id, sp);
+    assert_true(got->enabled);
+    kl_store_application_free(got);
+    kl_store_principal *p = NULL;
+    assert_int_equal(kl_store_get_principal(f->st, sp, &p), 0);
+    assert_string_equal(p->app_id, app);
+    assert_string_equal(p->application_id, oid);
+    assert_string_equal(p->display_name, "later");
+    kl_store_principal_free(p);
+    /* It goes with its application. */
+    assert_int_equal(kl_store_delete_application(f->st, oid), 0);
+    assert_int_equal(kl_store_get_principal(f->st, sp, &p), KL_ENOTFOUND);
+}
+
 static void test_principals(void **state)
 {
     fixture *f = *state;
@@ -682,6 +721,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_applications, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_principal_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assignment_uniqueness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_cascade, setup, teardown),

@@ -1,0 +1,58 @@
+/* Application credentials in the snapshot: every registered certificate, parsed once
+ * when the snapshot is built, by client id (app id). The token endpoint verifies client
+ * assertions against these without touching the store. Immutable once finished, shared
+ * read-only by workers with the snapshot that owns it. */
+#ifndef KL_POLICY_APPCREDS_H
+#define KL_POLICY_APPCREDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "token/assertion.h"
+
+typedef struct kl_appcreds kl_appcreds;
+typedef struct kl_appcreds_builder kl_appcreds_builder;
+
+/* NULL on allocation failure. */
+kl_appcreds_builder *kl_appcreds_builder_new(void);
+void kl_appcreds_builder_free(kl_appcreds_builder *b);
+
+/* Adds the certificate cert_b64 (standard base64 of DER) of client app_id with keyId
+ * key_id and validity [start_s, end_s]. KL_EINVAL if it does not parse as an RSA
+ * certificate we accept (the caller logs and leaves it out: one bad row must not take
+ * the whole snapshot down), KL_ENOMEM. Strings are copied. */
+int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const char *key_id,
+                             const char *cert_b64, int64_t start_s, int64_t end_s);
+
+/* Adds a federated credential id of client app_id: issuer, subject and audiences_json (a
+ * JSON array of strings). KL_EINVAL if audiences_json is not one; strings are copied. */
+int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, const char *id,
+                                  const char *issuer, const char *subject,
+                                  const char *audiences_json);
+
+/* Builds the immutable set and empties the builder. *out is owned by the caller
+ * (normally handed to the snapshot). */
+int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out);
+void kl_appcreds_free(kl_appcreds *ac);
+
+/* The certificates of client_id (compared case-insensitively), *n of them, in
+ * registration order; NULL with *n = 0 when there are none or ac is NULL. Borrowed from
+ * ac. */
+const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *client_id, size_t *n);
+/* The federated credentials of client_id, as kl_appcreds_certs. */
+const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
+                                               size_t *n);
+
+/* The token endpoint's one call for a certificate client assertion: checks tok[0..len)
+ * as client_id's against its certificates in ac (kl_assertion_check_cert) and spends
+ * its jti in st (kl_store_use_jti: once on every node sharing the store). *key_id (may
+ * be NULL) receives the certificate's keyCredential id on OK. The store is touched only
+ * for an otherwise valid assertion; when it cannot be reached the answer is
+ * KL_ASSERTION_UNAVAILABLE (503), never a token. */
+kl_assertion_reason kl_appcreds_check_assertion(const kl_appcreds *ac, kl_store *st,
+                                                const char *client_id, const char *tok, size_t len,
+                                                const char *token_endpoint_url, int64_t now_s,
+                                                const char **key_id);
+
+#endif
