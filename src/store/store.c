@@ -202,7 +202,14 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
     int err = kl_q_begin(st, false);
     if (err)
         return err;
-    err = kl_q_load_accounts(st, v);
+    if (v->generation) {
+        int64_t gen = 0;
+        err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS, &gen);
+        if (!err)
+            err = v->generation(v->arg, gen);
+    }
+    if (!err)
+        err = kl_q_load_accounts(st, v);
     if (!err)
         err = kl_q_load_directory(st, v);
     if (!err)

@@ -306,6 +306,8 @@ typedef struct kl_store_visitor {
     int (*principal)(void *arg, const kl_store_principal *p);
     int (*role_definition)(void *arg, const kl_store_role_definition *rd);
     int (*role_assignment)(void *arg, const kl_store_role_assignment *ra);
+    /* Called first, with the store's generation the walk is consistent with. */
+    int (*generation)(void *arg, int64_t gen);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
@@ -314,6 +316,35 @@ typedef struct kl_store_visitor {
  * every custom role (by name) and every role assignment (by creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
+
+/* --- loading what changed (incremental snapshots) ---
+ *
+ * Every write transaction logs, with its generation, what it changed (store_changes):
+ * the role assignments of one principal (KL_STORE_CHANGE_PRINCIPAL_GRANTS, key: its
+ * object id), or anything (KL_STORE_CHANGE_ALL). The log keeps the last
+ * KL_STORE_CHANGES_KEPT generations. */
+#define KL_STORE_CHANGE_ALL "all"
+#define KL_STORE_CHANGE_PRINCIPAL_GRANTS "principal-grants"
+
+/* What changed after a generation. Owned by the caller (kl_store_changes_free). */
+typedef struct kl_store_changes {
+    int64_t generation; /* the store's generation this answer is consistent with */
+    /* True: a full build is needed (a change of another kind, a generation no longer
+     * logged, more than KL_STORE_MAX_CHANGED principals); the rest is empty. */
+    bool full;
+    char **principals; /* lower-case object ids whose role assignments changed */
+    size_t n_principals;
+    /* Every current assignment of those principals (none: they have none now). */
+    kl_store_role_assignment **assignments;
+    size_t n_assignments;
+} kl_store_changes;
+
+/* Reads, in one read transaction, what changed after generation since (a generation
+ * this node built from: kl_store_visitor.generation, or an earlier answer's). Nothing
+ * changed: generation == since, full false, no principals. *out owned by the caller.
+ * KL_EINVAL, KL_EUNAVAIL, store errors, KL_ENOMEM. */
+int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out);
+void kl_store_changes_free(kl_store_changes *c);
 
 /* --- moving an installation --- */
 
