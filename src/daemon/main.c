@@ -376,7 +376,8 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_mgmt_free(mgmt);
-    kl_store_close(store); /* stops the watcher, which uses policy and holder */
+    kl_policy_stop(policy); /* its compactor reads the store */
+    kl_store_close(store);  /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);
     kl_snapshot_holder_free(holder);
     kl_metrics_free(metrics);

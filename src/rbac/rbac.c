@@ -909,9 +909,9 @@ static int cmp_cstr(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
-int kl_rbac_index_derive(kl_rbac_index *old, const char *const *principals, size_t n_principals,
-                         const kl_rbac_assignment *assignments, size_t n_assignments,
-                         kl_rbac_index **out, char *err, size_t errlen)
+int kl_rbac_index_derive(const kl_rbac_index *old, const char *const *principals,
+                         size_t n_principals, const kl_rbac_assignment *assignments,
+                         size_t n_assignments, kl_rbac_index **out, char *err, size_t errlen)
 {
     int rc;
     kl_rbac_index *ix = NULL;
@@ -923,7 +923,8 @@ int kl_rbac_index_derive(kl_rbac_index *old, const char *const *principals, size
     *out = NULL;
     if (!old || (n_principals && !principals) || (n_assignments && !assignments))
         return kl_err_say(err, errlen, KL_EINVAL, "derive: missing input");
-    kl_rbac_index *root = old->base ? old->base : old;
+    /* Retaining changes only the count, which is not part of what an index answers. */
+    kl_rbac_index *root = (kl_rbac_index *)(old->base ? old->base : old);
     size_t carried_p = old->base ? old->pcap : 0; /* upper bound on old's overridden */
     if (!(ix = calloc(1, sizeof(*ix))))
         return KL_ENOMEM;

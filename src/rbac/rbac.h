@@ -110,9 +110,9 @@ void kl_rbac_index_retain(kl_rbac_index *ix);
  * Roles are the base's: a change of roles needs kl_rbac_index_build. *out owned by the
  * caller. Errors as kl_rbac_index_build, and KL_ETOOBIG once the overrides would pass
  * KL_RBAC_MAX_OVERLAY_PRINCIPALS or KL_RBAC_MAX_OVERLAY_ASSIGNMENTS (build in full). */
-int kl_rbac_index_derive(kl_rbac_index *old, const char *const *principals, size_t n_principals,
-                         const kl_rbac_assignment *assignments, size_t n_assignments,
-                         kl_rbac_index **out, char *err, size_t errlen);
+int kl_rbac_index_derive(const kl_rbac_index *old, const char *const *principals,
+                         size_t n_principals, const kl_rbac_assignment *assignments,
+                         size_t n_assignments, kl_rbac_index **out, char *err, size_t errlen);
 /* For a derived index: how many principals it overrides (and, in *n_assignments when
  * not NULL, how many assignments it holds for them); 0 for a full build. */
 size_t kl_rbac_index_overlay(const kl_rbac_index *ix, size_t *n_assignments);

@@ -43,6 +43,10 @@ struct kl_store {
     } changes[KL_STORE_MAX_CHANGED];
     size_t n_changes;
     bool changes_all; /* more than fit, or a copy failed: log 'all' */
+    /* The driver's data_version when load_all last read (-1: never, or no such value):
+     * load_since asks for a full build when it has moved, i.e. when something wrote the
+     * database around the store. */
+    int64_t loaded_version;
 };
 
 /* The arguments of one statement: KL_ARGS(kl_vt(a), kl_vi(b)) expands to an array and

@@ -340,7 +340,9 @@ typedef struct kl_store_changes {
 } kl_store_changes;
 
 /* Reads, in one read transaction, what changed after generation since (a generation
- * this node built from: kl_store_visitor.generation, or an earlier answer's). Nothing
+ * this node built from: kl_store_visitor.generation, or an earlier answer's). On
+ * SQLite a write made around the store (another connection that logs nothing: a
+ * shell, a restore) since it opened or last ran kl_store_load_all also means full. Nothing
  * changed: generation == since, full false, no principals. *out owned by the caller.
  * KL_EINVAL, KL_EUNAVAIL, store errors, KL_ENOMEM. */
 int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out);

@@ -424,6 +424,13 @@ int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out)
                    &c->generation);
     if (err || c->generation == since)
         goto out_txn;
+    /* A write around the store (it logged nothing) since the last full read. */
+    int64_t version = -1;
+    if (st->drv->data_version &&
+        (st->drv->data_version(st->db, &version) != 0 || version != st->loaded_version)) {
+        c->full = true;
+        goto out_txn;
+    }
     /* Every commit logs at least one row, so a generation without rows is one the log
      * no longer (or never) held: the changes since cannot be told. */
     if (since < 0 || since > c->generation ||

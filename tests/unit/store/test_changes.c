@@ -95,6 +95,13 @@ static kl_store_changes *since(fixture *f, int64_t g)
     return c;
 }
 
+/* What a node does after a full build: read everything. */
+static void reload(fixture *f)
+{
+    kl_store_visitor v = {0};
+    assert_int_equal(kl_store_load_all(f->st, &v), 0);
+}
+
 /* Nothing committed since: the same generation, nothing to apply. */
 static void test_nothing_changed(void **state)
 {
@@ -210,6 +217,7 @@ static void test_log_is_pruned_and_gap_means_full(void **state)
     snprintf(sql, sizeof(sql), "UPDATE store_generation SET generation = %lld",
              (long long)(g + KL_STORE_CHANGES_KEPT));
     assert_int_equal(raw_exec(f->path, sql), 0);
+    reload(f); /* that write went around the store: the node rebuilds in full */
     assign(f, user, SUB "/resourceGroups/rg", name);
     /* Generation g + 1 + KL_STORE_CHANGES_KEPT: everything at or before g + 1 is gone. */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM store_changes WHERE generation <= %lld",
@@ -223,6 +231,27 @@ static void test_log_is_pruned_and_gap_means_full(void **state)
     assert_true(c->full);
     kl_store_changes_free(c);
     c = since(f, generation(f) - 1);
+    assert_false(c->full);
+    assert_int_equal(c->n_principals, 1);
+    kl_store_changes_free(c);
+}
+
+/* On SQLite, a write around the store (it logged nothing) means a full build until the
+ * next full read. */
+static void test_write_around_the_store_means_full(void **state)
+{
+    fixture *f = *state;
+    SQLITE_ONLY();
+    char user[37], name[37];
+    make_user(f, user);
+    int64_t g = generation(f);
+    assert_int_equal(raw_exec(f->path, "UPDATE principals SET display_name = 'x'"), 0);
+    assign(f, user, SUB, name);
+    kl_store_changes *c = since(f, g);
+    assert_true(c->full);
+    kl_store_changes_free(c);
+    reload(f);
+    c = since(f, g);
     assert_false(c->full);
     assert_int_equal(c->n_principals, 1);
     kl_store_changes_free(c);
@@ -249,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_writes_mean_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_principals_mean_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_is_pruned_and_gap_means_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_around_the_store_means_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_write_logs_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
