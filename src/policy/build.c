@@ -660,6 +660,7 @@ static void *compactor_main(void *arg)
             kl_store_changes_free(ch);
         }
         publish_locked(p, s, gen);
+        p->compact_wanted = false; /* asked for by derives this build already covers */
         kl_log(KL_LOG_INFO, "snapshot_compacted", NULL);
     }
     pthread_mutex_unlock(&p->mu);

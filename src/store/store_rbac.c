@@ -387,7 +387,8 @@ static int load_changed_assignments(kl_store *st, kl_store_changes *c)
             return KL_ENOMEM;
         }
         c->assignments = all;
-        memcpy(all + c->n_assignments, got, n * sizeof(*got));
+        if (n)
+            memcpy(all + c->n_assignments, got, n * sizeof(*got));
         c->n_assignments += n;
         free(got);
     }
