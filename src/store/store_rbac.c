@@ -338,19 +338,29 @@ int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v)
 /* ---------------------------------------------------------------- what changed */
 
 typedef struct change_row {
+    int64_t generation;
     char *kind, *key;
 } change_row;
 
-static const kl_col change_cols[] = {{KL_COL_TEXT, offsetof(change_row, kind)},
+static const kl_col change_cols[] = {{KL_COL_I64, offsetof(change_row, generation)},
+                                     {KL_COL_TEXT, offsetof(change_row, kind)},
                                      {KL_COL_TEXT, offsetof(change_row, key)}};
 static const kl_rowmap change_map = KL_ROWMAP(change_row, change_cols);
+
+typedef struct change_walk {
+    kl_store_changes *c;
+    int64_t since;
+    bool first_seen; /* a row of generation since + 1 */
+} change_walk;
 
 /* Adds row's principal to c unless there; sets c->full for anything that is not one. */
 static int note_change(void *arg, void *obj, bool *kept)
 {
-    kl_store_changes *c = arg;
+    change_walk *w = arg;
+    kl_store_changes *c = w->c;
     const change_row *r = obj;
     (void)kept;
+    w->first_seen |= r->generation == w->since + 1;
     if (c->full)
         return 0;
     if (strcmp(r->kind, KL_STORE_CHANGE_PRINCIPAL_GRANTS) != 0 || !r->key) {
@@ -417,7 +427,7 @@ int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out)
         free(c);
         return KL_ENOMEM;
     }
-    int64_t first = 0;
+    change_walk w = {.c = c, .since = since};
     int err = kl_q_begin(st, false);
     if (err)
         goto out;
@@ -432,19 +442,18 @@ int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out)
         c->full = true;
         goto out_txn;
     }
-    /* Every commit logs at least one row, so a generation without rows is one the log
-     * no longer (or never) held: the changes since cannot be told. */
-    if (since < 0 || since > c->generation ||
-        (err = kl_q_int(st, "SELECT count(*) FROM store_changes WHERE generation = ?1",
-                        KL_ARGS(kl_vi(since + 1)), &first)) ||
-        first == 0) {
+    if (since < 0 || since > c->generation) {
         c->full = true;
         goto out_txn;
     }
     err = kl_q_each(st,
-                    "SELECT kind, key FROM store_changes WHERE generation > ?1 AND "
+                    "SELECT generation, kind, key FROM store_changes WHERE generation > ?1 AND "
                     "generation <= ?2",
-                    KL_ARGS(kl_vi(since), kl_vi(c->generation)), &change_map, note_change, c);
+                    KL_ARGS(kl_vi(since), kl_vi(c->generation)), &change_map, note_change, &w);
+    /* Every commit logs at least one row, so a generation without rows is one the log
+     * no longer (or never) held: the changes since cannot be told. */
+    if (!err && !w.first_seen)
+        c->full = true;
     if (!err && !c->full)
         err = load_changed_assignments(st, c);
 out_txn:
