@@ -338,17 +338,19 @@ int main(int argc, char **argv)
     router.gateway = gateway;
     router.metrics = metrics;
     router.store = store;
-    /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
-    watch_ctx wctx = {.policy = policy, .holder = holder};
-    if (kl_store_watch(store, on_store_change, &wctx) != 0)
-        goto out;
-
-    /* Signals are taken synchronously by this thread; workers never see them. */
+    /* Signals are taken synchronously by this thread; no other thread sees them (each
+     * inherits this mask: the store's watcher and the policy's compactor too, which are
+     * started after it). */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
+    watch_ctx wctx = {.policy = policy, .holder = holder};
+    if (kl_store_watch(store, on_store_change, &wctx) != 0)
+        goto out;
 
     if (kl_http_server_start(server) != 0)
         goto out;

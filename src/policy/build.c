@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -587,8 +588,15 @@ static void want_compaction(kl_policy *p)
     if (p->stopping)
         return;
     p->compact_wanted = true;
-    if (!p->compactor_started)
+    if (!p->compactor_started) {
+        /* With every signal blocked, so a daemon's signals go to the thread that waits
+         * for them, whichever thread starts this one. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         p->compactor_started = pthread_create(&p->compactor, NULL, compactor_main, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     pthread_cond_signal(&p->wake);
 }
 
