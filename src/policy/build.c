@@ -648,18 +648,23 @@ static void *compactor_main(void *arg)
         int64_t gen = c.gen;
         ctx_free(&c);
         pthread_mutex_lock(&p->mu);
-        if (err || p->stopping || kl_snapshot_fenced(p->h) || !p->last) {
-            kl_snapshot_release(s); /* a fence is lifted by kl_policy_apply alone */
-            continue;
+        if (p->stopping) {
+            kl_snapshot_release(s);
+            break;
         }
         kl_store_changes *ch = NULL;
-        if (gen != p->gen) {
-            if (kl_store_load_since(p->st, gen, &ch) != 0 || ch->full ||
-                (ch->generation != gen && derive(s, ch, &d) != 0)) {
-                kl_store_changes_free(ch);
-                kl_snapshot_release(s);
-                continue;
-            }
+        if (err || kl_snapshot_fenced(p->h) || !p->last ||
+            (gen != p->gen && (kl_store_load_since(p->st, gen, &ch) != 0 || ch->full ||
+                               (ch->generation != gen && derive(s, ch, &d) != 0)))) {
+            /* Dropped (a fence is lifted by kl_policy_apply alone). Its full read may
+             * have taken in a write made around the store that the next load_since
+             * would then miss: the next apply builds in full. */
+            kl_store_changes_free(ch);
+            kl_snapshot_release(s);
+            p->gen = -1;
+            continue;
+        }
+        if (ch) {
             if (d) {
                 kl_snapshot_release(s);
                 s = d;
