@@ -77,7 +77,7 @@ async function main() {
     onB.push(ms(tb - ack));
   }
   const { stdout } = await run(join(BUILD, 'bench_rebuild'), [url]);
-  const [rebuildMedian, rebuildMax] = stdout.trim().split(' ').map(Number);
+  const [rebuildMedian, rebuildMax, deriveMedian, deriveMax, applyMedian, applyMax] = stdout.trim().split(' ').map(Number);
 
   console.log(`\nrole assignments in the store: ${principals * SCOPES + 1}`);
   console.log('                                        p50 (ms)  p99 (ms)');
@@ -85,6 +85,9 @@ async function main() {
   console.log(`ack -> refused on the writing node     ${fmt(pct(onA, 50))} ${fmt(pct(onA, 99))}`);
   console.log(`ack -> refused on the other node       ${fmt(pct(onB, 50))} ${fmt(pct(onB, 99))}`);
   console.log(`full snapshot rebuild (bench_rebuild)  ${fmt(rebuildMedian)} ${fmt(rebuildMax)}  (median, max of 7)`);
+  const us = (x) => `${(x * 1000).toFixed(0)} us`.padStart(9);
+  console.log(`one derive of the RBAC index           ${us(deriveMedian)} ${us(deriveMax)}  (median, max of 7)`);
+  console.log(`incremental apply after a write        ${fmt(applyMedian)} ${fmt(applyMax)}  (median, max of 7; kl_policy_apply)`);
   await b.cleanup();
   await a.cleanup();
 }

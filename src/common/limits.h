@@ -131,6 +131,12 @@
 #define KL_STORE_PG_CONNECT_TIMEOUT_S 5 /* connect_timeout unless the store URL sets one */
 #define KL_STORE_POLL_MS 500            /* generation poll when a notification is lost */
 #define KL_MAX_STORE_URL 1024
+
+/* Incremental snapshots */
+#define KL_STORE_CHANGES_KEPT 4096 /* generations whose changes the store keeps (store_changes) */
+#define KL_STORE_MAX_CHANGED 64    /* keys one load_since returns; more means a full build */
+#define KL_RBAC_MAX_OVERLAY_PRINCIPALS 1024   /* principals a derived RBAC index overrides */
+#define KL_RBAC_MAX_OVERLAY_ASSIGNMENTS 16384 /* assignments a derived RBAC index holds */
 #define KL_MGMT_RETRY_AFTER_S "5" /* Retry-After of a control-plane 503 (database down) */
 
 #endif

@@ -8,8 +8,9 @@
 #include "store/store.h"
 
 /* Opens the store's check value with keys, first sealing and storing one if the store
- * has none. 0 when it opens; KL_ECRYPTO (logged in one line saying what to do) when it
- * does not; a store error otherwise. */
+ * has none; a store without one that already holds API keys (made before the check
+ * value existed) gets one only if keys open the first account's first key. 0 when it opens;
+ * KL_ECRYPTO (logged in one line saying what to do) when it does not; a store error otherwise. */
 int kl_kek_check(kl_store *st, const kl_keys *keys);
 
 #endif

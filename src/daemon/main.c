@@ -382,17 +382,19 @@ int main(int argc, char **argv)
     router.gateway = gateway;
     router.metrics = metrics;
     router.store = store;
-    /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
-    watch_ctx wctx = {.policy = policy, .holder = holder};
-    if (kl_store_watch(store, on_store_change, &wctx) != 0)
-        goto out;
-
-    /* Signals are taken synchronously by this thread; workers never see them. */
+    /* Signals are taken synchronously by this thread; no other thread sees them (each
+     * inherits this mask: the store's watcher and the policy's compactor too, which are
+     * started after it). */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
+    watch_ctx wctx = {.policy = policy, .holder = holder};
+    if (kl_store_watch(store, on_store_change, &wctx) != 0)
+        goto out;
 
     if (kl_http_server_start(server) != 0)
         goto out;
@@ -422,7 +424,8 @@ out:
     kl_gateway_sts_free(sts);
     kl_signins_stop(signins); /* writes what is queued, before the store closes */
     kl_mgmt_free(mgmt);
-    kl_store_close(store); /* stops the watcher, which uses policy and holder */
+    kl_policy_stop(policy); /* its compactor reads the store */
+    kl_store_close(store);  /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);
     kl_snapshot_holder_free(holder);
     kl_metrics_free(metrics);

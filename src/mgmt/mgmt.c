@@ -640,6 +640,14 @@ static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
         kl_http_req_log_field(r, "account", c.names.account);
     if (!fence_check(&c))
         return;
+    /* While the database cannot be reached, reads are refused as writes are, reads
+     * answered from the snapshot included: the control plane is the store's view, and a
+     * client told 503 retries instead of acting on what may be stale. (The data plane
+     * keeps serving from the snapshot.) */
+    if (m->store && !kl_store_reachable(m->store)) {
+        kl_mgmt_fail_internal(&c, KL_EUNAVAIL, c.route->action);
+        return;
+    }
     if (!resolve_caller(&c, as) || !authorize(&c))
         goto out;
 

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ typedef struct build_ctx {
      * row already in it is not logged again. */
     const kl_policy *memo;         /* may be NULL: log every broken row */
     kl_appcreds_builder *appcreds; /* created at the first certificate */
+    const kl_policy *memo; /* may be NULL: log every broken row */
+    bool quiet;            /* log no broken row (the compactor: the last build did) */
+    int64_t gen;           /* the store generation the rows were read at */
     char **broken;
     size_t n_broken, cap_broken;
     kl_sts *sts; /* signing keys and client secrets, handed to the builder at the end */
@@ -58,6 +62,17 @@ struct kl_policy {
     kl_snapshot_holder *h;
     char **reported; /* broken rows of the last build, already logged */
     size_t n_reported;
+    /* What this context published last (a reference of its own) and the store
+     * generation it holds: the base the next change is derived from. last is NULL and
+     * gen -1 until the first build. */
+    kl_snapshot *last;
+    int64_t gen;
+    /* The compactor: a thread, started on first need, that rebuilds in full once a
+     * derived index passes half its limits, so chains of derives stay short. Guarded
+     * by mu. */
+    pthread_t compactor;
+    pthread_cond_t wake;
+    bool compactor_started, compact_wanted, stopping;
 };
 
 static bool reported(const kl_policy *p, const char *key)
@@ -161,7 +176,7 @@ static int note_broken(build_ctx *c, const kl_store_deployment *d, const char *r
     if (!k)
         return KL_ENOMEM;
     c->broken[c->n_broken++] = k;
-    if (!reported(c->memo, k))
+    if (!c->quiet && !reported(c->memo, k))
         kl_log(KL_LOG_ERROR, "snapshot_deployment_unavailable", "account", d->account_name,
                "deployment", d->name, "reason", reason, NULL);
     return 0;
@@ -447,10 +462,17 @@ static int on_key_credential(void *arg, const kl_store_key_credential *k)
     return err;
 }
 
+static int on_generation(void *arg, int64_t gen)
+{
+    ((build_ctx *)arg)->gen = gen;
+    return 0;
+}
+
 /* Builds with c prepared by the caller (keys, memo); c is freed by the caller. */
 static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
 {
     kl_store_visitor v = {.arg = c,
+                          .generation = on_generation,
                           .account = on_account,
                           .key = on_key,
                           .deployment = on_deployment,
@@ -528,9 +550,15 @@ int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_p
         free(p);
         return KL_ENOMEM;
     }
+    if (pthread_cond_init(&p->wake, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return KL_ENOMEM;
+    }
     p->st = st;
     p->keys = keys;
     p->h = h;
+    p->gen = -1;
     *out = p;
     return 0;
 }
@@ -544,13 +572,195 @@ static void forget_reported(kl_policy *p)
     p->n_reported = 0;
 }
 
+void kl_policy_stop(kl_policy *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    bool join = p->compactor_started;
+    p->stopping = true;
+    p->compactor_started = false;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    if (join)
+        pthread_join(p->compactor, NULL);
+}
+
 void kl_policy_free(kl_policy *p)
 {
     if (!p)
         return;
+    kl_policy_stop(p);
     forget_reported(p);
+    kl_snapshot_release(p->last);
+    pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+/* Publishes s (taking the caller's reference) as what the store held at gen. */
+static void publish_locked(kl_policy *p, kl_snapshot *s, int64_t gen)
+{
+    kl_snapshot_retain(s);
+    kl_snapshot_release(p->last);
+    p->last = s;
+    p->gen = gen;
+    kl_snapshot_publish(p->h, s);
+    if (kl_log_enabled(KL_LOG_DEBUG)) {
+        char g[24], sg[24];
+        snprintf(g, sizeof(g), "%llu", (unsigned long long)kl_snapshot_holder_generation(p->h));
+        snprintf(sg, sizeof(sg), "%lld", (long long)gen);
+        kl_log(KL_LOG_DEBUG, "snapshot_published", "generation", g, "store_generation", sg, NULL);
+    }
+}
+
+/* old with the RBAC index of the changed principals replaced by what the store holds
+ * for them now. The assignments that can grant anything are kept exactly as a full
+ * build keeps them (build_rbac): an enabled principal's, naming a role the index knows,
+ * at a scope that role is assignable at. Principals and roles are as in old: a change
+ * to either is logged as 'all' and never comes here. */
+static int derive(kl_snapshot *old, const kl_store_changes *ch, kl_snapshot **out)
+{
+    const kl_rbac_index *ix = kl_snapshot_rbac(old);
+    kl_rbac_assignment *asgs = calloc(ch->n_assignments ? ch->n_assignments : 1, sizeof(*asgs));
+    if (!asgs)
+        return KL_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < ch->n_assignments; i++) {
+        const kl_store_role_assignment *a = ch->assignments[i];
+        const kl_principal *pr = kl_snapshot_principal(old, a->principal_id);
+        if (!pr || !pr->enabled)
+            continue;
+        const kl_rbac_role_def *role = kl_rbac_index_role(ix, a->role_id);
+        if (!role || !kl_rbac_role_assignable_at(role, a->scope)) {
+            kl_log(KL_LOG_ERROR, "snapshot_assignment_skipped", "assignment", a->name, "reason",
+                   role ? "scope not assignable" : "unknown role", NULL);
+            continue;
+        }
+        asgs[n++] = (kl_rbac_assignment){.id = a->name,
+                                         .principal_id = a->principal_id,
+                                         .role_definition_id = a->role_id,
+                                         .scope = a->scope};
+    }
+    kl_rbac_index *nix = NULL;
+    char why[256];
+    int err = kl_rbac_index_derive(ix, (const char *const *)ch->principals, ch->n_principals, asgs,
+                                   n, &nix, why, sizeof(why));
+    free(asgs);
+    if (err) {
+        if (err != KL_ETOOBIG)
+            kl_log(KL_LOG_WARN, "snapshot_derive_failed", "reason", why, NULL);
+        return err;
+    }
+    return kl_snapshot_derive(old, nix, out);
+}
+
+/* True once the derived index of s passes half its limits. */
+static bool wants_compaction(const kl_snapshot *s)
+{
+    size_t na = 0, np = kl_rbac_index_overlay(kl_snapshot_rbac(s), &na);
+    return 2 * np > KL_RBAC_MAX_OVERLAY_PRINCIPALS || 2 * na > KL_RBAC_MAX_OVERLAY_ASSIGNMENTS;
+}
+
+static void *compactor_main(void *arg);
+
+/* Asks the compactor for a full rebuild, starting it if needed (mu held). When it
+ * cannot start, the next derive past the limits builds in full on the caller's thread. */
+static void want_compaction(kl_policy *p)
+{
+    if (p->stopping)
+        return;
+    p->compact_wanted = true;
+    if (!p->compactor_started) {
+        /* With every signal blocked, so a daemon's signals go to the thread that waits
+         * for them, whichever thread starts this one. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        p->compactor_started = pthread_create(&p->compactor, NULL, compactor_main, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_cond_signal(&p->wake);
+}
+
+/* The changes since p->gen applied to p->last: 0 and *done when published (or when
+ * nothing changed), 0 and !*done when a full build is needed, else an error (the store
+ * could not be read). */
+static int apply_changes(kl_policy *p, bool *done)
+{
+    *done = false;
+    kl_store_changes *ch = NULL;
+    int err = kl_store_load_since(p->st, p->gen, &ch);
+    if (err)
+        return err;
+    if (ch->full)
+        goto out;
+    if (ch->generation == p->gen) {
+        *done = true;
+        goto out;
+    }
+    kl_snapshot *s = NULL;
+    if (derive(p->last, ch, &s) == 0) {
+        publish_locked(p, s, ch->generation);
+        if (wants_compaction(s))
+            want_compaction(p);
+        *done = true;
+    }
+out:
+    kl_store_changes_free(ch);
+    return 0;
+}
+
+static void *compactor_main(void *arg)
+{
+    kl_policy *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->compact_wanted && !p->stopping)
+            pthread_cond_wait(&p->wake, &p->mu);
+        if (p->stopping)
+            break;
+        p->compact_wanted = false;
+        pthread_mutex_unlock(&p->mu);
+        /* The full build runs outside mu, so changes keep being applied meanwhile;
+         * what they changed is then derived onto the fresh build before it replaces
+         * them. */
+        kl_snapshot *s = NULL, *d = NULL;
+        build_ctx c = {.b = kl_snapshot_builder_new(), .keys = p->keys, .quiet = true};
+        int err = c.b ? build(p->st, &c, &s) : KL_ENOMEM;
+        int64_t gen = c.gen;
+        ctx_free(&c);
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping) {
+            kl_snapshot_release(s);
+            break;
+        }
+        kl_store_changes *ch = NULL;
+        if (err || kl_snapshot_fenced(p->h) || !p->last ||
+            (gen != p->gen && (kl_store_load_since(p->st, gen, &ch) != 0 || ch->full ||
+                               (ch->generation != gen && derive(s, ch, &d) != 0)))) {
+            /* Dropped (a fence is lifted by kl_policy_apply alone). Its full read may
+             * have taken in a write made around the store that the next load_since
+             * would then miss: the next apply builds in full. */
+            kl_store_changes_free(ch);
+            kl_snapshot_release(s);
+            p->gen = -1;
+            continue;
+        }
+        if (ch) {
+            if (d) {
+                kl_snapshot_release(s);
+                s = d;
+            }
+            gen = ch->generation;
+            kl_store_changes_free(ch);
+        }
+        publish_locked(p, s, gen);
+        p->compact_wanted = false; /* asked for by derives this build already covers */
+        kl_log(KL_LOG_INFO, "snapshot_compacted", NULL);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 static int apply_locked(kl_policy *p, const char *scope);
@@ -567,6 +777,21 @@ int kl_policy_apply(kl_policy *p, const char *scope)
 
 static int apply_locked(kl_policy *p, const char *scope)
 {
+    /* Only what changed since the last build, when that can be told and nothing is
+     * fenced (a fence is lifted by a full build). */
+    if (p->last && p->gen >= 0 && !kl_snapshot_fenced(p->h)) {
+        bool done = false;
+        int err = apply_changes(p, &done);
+        if (err) {
+            if (scope)
+                kl_snapshot_fence(p->h, scope);
+            kl_log(KL_LOG_ERROR, "snapshot_build_failed", "error", kl_err_str(err), "fenced",
+                   scope ? (*scope ? scope : "/") : NULL, NULL);
+            return err;
+        }
+        if (done)
+            return 0;
+    }
     kl_snapshot *s = NULL;
     build_ctx c = {.b = kl_snapshot_builder_new(), .keys = p->keys, .memo = p};
     int err = c.b ? build(p->st, &c, &s) : KL_ENOMEM;
@@ -599,11 +824,6 @@ static int apply_locked(kl_policy *p, const char *scope)
                scope ? (*scope ? scope : "/") : NULL, NULL);
         return err;
     }
-    kl_snapshot_publish(p->h, s);
-    if (kl_log_enabled(KL_LOG_DEBUG)) {
-        char g[24];
-        snprintf(g, sizeof(g), "%llu", (unsigned long long)kl_snapshot_holder_generation(p->h));
-        kl_log(KL_LOG_DEBUG, "snapshot_published", "generation", g, NULL);
-    }
+    publish_locked(p, s, c.gen);
     return 0;
 }

@@ -33,13 +33,20 @@ typedef struct kl_policy kl_policy;
 
 /* st, keys and h are borrowed and must outlive the context. KL_EINVAL, KL_ENOMEM. */
 int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_policy **out);
+/* Stops the compactor thread (see kl_policy_apply) and waits for it; call before the
+ * store closes. Idempotent; kl_policy_free calls it too. NULL is fine. */
+void kl_policy_stop(kl_policy *p);
 /* NULL is fine. */
 void kl_policy_free(kl_policy *p);
-/* Builds a snapshot from the store and publishes it, which lifts every fence (the new
- * snapshot holds every saved change). When it cannot be built, the current snapshot
- * stays published, scope (the saved change's ARM scope; "/" for a change of unknown
- * scope, such as another node's; NULL when there is no change to cover) is fenced so
- * that nothing under or above it is served stale, and the error is returned (logged).
+/* Brings the published snapshot up to the store and publishes it. When only role
+ * assignments changed since the last build (kl_store_load_since) and nothing is fenced,
+ * that costs what the change touched: the new snapshot derives its RBAC index from the
+ * last one (kl_snapshot_derive), and once a chain of derives passes half the overlay
+ * limits a background compactor rebuilds in full. Otherwise it builds a snapshot from
+ * the whole store, which lifts every fence (the new snapshot holds every saved change). When it
+ * cannot be built, the current snapshot stays published, scope (the saved change's ARM scope; "/"
+ * for a change of unknown scope, such as another node's; NULL when there is no change to cover) is
+ * fenced so that nothing under or above it is served stale, and the error is returned (logged).
  * Safe from any thread: calls on one context are serialised. */
 int kl_policy_apply(kl_policy *p, const char *scope);
 

@@ -55,7 +55,10 @@ struct kl_snapshot {
     size_t principal_mask;   /* both tables have this size */
 
     kl_rbac_index *rbac; /* never NULL once finished */
-    char *tenant_id;     /* "" when none */
+    /* A derived snapshot (kl_snapshot_derive) borrows every table above but rbac, and
+     * every string, from owner, which it holds a reference to; NULL when it owns them. */
+    kl_snapshot *owner;
+    char *tenant_id; /* "" when none */
     char *admin_object_id;
     kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
     kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
@@ -312,6 +315,12 @@ static void free_principal_strings(kl_principal *p)
 
 static void snapshot_free(kl_snapshot *s)
 {
+    if (s->owner) {
+        kl_rbac_index_free(s->rbac);
+        kl_snapshot_release(s->owner);
+        free(s);
+        return;
+    }
     for (size_t i = 0; i < s->n_principals; i++)
         free_principal_strings(&s->principals[i]);
     free(s->principals);
@@ -352,6 +361,33 @@ void kl_snapshot_release(kl_snapshot *s)
      * other reader's reads as done before it frees. */
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
         snapshot_free(s);
+}
+
+int kl_snapshot_derive(kl_snapshot *old, kl_rbac_index *ix, kl_snapshot **out)
+{
+    if (!out) {
+        kl_rbac_index_free(ix);
+        return KL_EINVAL;
+    }
+    *out = NULL;
+    if (!old || !ix) {
+        kl_rbac_index_free(ix);
+        return KL_EINVAL;
+    }
+    kl_snapshot *s = malloc(sizeof(*s));
+    if (!s) {
+        kl_rbac_index_free(ix);
+        return KL_ENOMEM;
+    }
+    /* A copy of old's table pointers: the tables stay old's owner's, which s holds. */
+    memcpy(s, old, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->generation = 0;
+    s->owner = old->owner ? old->owner : old;
+    kl_snapshot_retain(s->owner);
+    s->rbac = ix;
+    *out = s;
+    return 0;
 }
 
 uint64_t kl_snapshot_generation(const kl_snapshot *s)

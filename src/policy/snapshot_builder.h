@@ -58,4 +58,10 @@ int kl_snapshot_builder_sts(kl_snapshot_builder *b, kl_sts *sts);
  * reference. On failure the builder is emptied too (free it). */
 int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out);
 
+/* A snapshot that is old with its RBAC index replaced by ix (ownership taken, also on
+ * error), sharing every other table and string with old by reference (old may be
+ * released at once). For a change that touched role assignments only: see
+ * kl_rbac_index_derive. *out holds one reference, generation 0. KL_EINVAL, KL_ENOMEM. */
+int kl_snapshot_derive(kl_snapshot *old, kl_rbac_index *ix, kl_snapshot **out);
+
 #endif

@@ -9,6 +9,7 @@
  * by the time it looks, a large (cache-cold) index costs little more than a small one. */
 #include "rbac/rbac.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,14 @@ _Static_assert(KL_MAX_SCOPE_DEPTH <= 16, "levels are a 16-bit mask");
 _Static_assert(KL_MAX_PRINCIPAL_ID <= UINT16_MAX, "principal lengths are 16-bit");
 
 struct kl_rbac_index {
+    atomic_long nref;
+    /* A derived index (kl_rbac_index_derive): base holds everything but the overridden
+     * principals, whose assignments (possibly none) are in this index's own tables;
+     * roles, rtab and seed are base's (borrowed). NULL for a full build. */
+    kl_rbac_index *base;
+    size_t base_hidden; /* base's assignments that belong to overridden principals */
+    const char **extra; /* during the build: principals to record even without assignments */
+    size_t n_extra;
     uint64_t seed;
     chunk *arena;
     role *roles;
@@ -657,9 +666,24 @@ static int cmp_pair(const void *x, const void *y)
     return (a->ord > b->ord) - (a->ord < b->ord);
 }
 
+/* Records principal p (lower case, arena-owned) with no assignments unless present. */
+static void principal_record(kl_rbac_index *ix, const char *p)
+{
+    size_t len = strlen(p);
+    uint64_t h = hash_bytes(p, len, ix->seed);
+    pslot *ps = principal_slot(ix, h, p, len);
+    if (ps->p)
+        return;
+    ps->p = p;
+    ps->hash = h;
+    ps->len = (uint16_t)len;
+    if (len <= INLINE_ID)
+        memcpy(ps->inl, p, len);
+}
+
 static int build_principals(kl_rbac_index *ix, bld **sorted)
 {
-    size_t n = ix->nasgs, distinct = 0;
+    size_t n = ix->nasgs, distinct = ix->n_extra;
     qsort(sorted, n, sizeof(*sorted), cmp_principal);
     for (size_t i = 0; i < n; i++)
         distinct += i == 0 || strcmp(sorted[i - 1]->principal_lc, sorted[i]->principal_lc) != 0;
@@ -679,6 +703,9 @@ static int build_principals(kl_rbac_index *ix, bld **sorted)
         ps->levels |= (uint16_t)(1u << a->level);
         a->pidx = (uint32_t)(ps - ix->ptab);
     }
+    /* An overridden principal left without assignments still hides the base's. */
+    for (size_t i = 0; i < ix->n_extra; i++)
+        principal_record(ix, ix->extra[i]);
     return 0;
 }
 
@@ -776,6 +803,7 @@ int kl_rbac_index_build(const kl_rbac_role_def *custom_roles, size_t n_roles,
         return kl_err_say(err, errlen, KL_ETOOBIG, "too many assignments");
     if (!(ix = calloc(1, sizeof(*ix))))
         return KL_ENOMEM;
+    atomic_init(&ix->nref, 1);
     /* A seed the outside cannot predict; without one the tables still work, only
      * without protection against chosen collisions. */
     if (getrandom(&ix->seed, sizeof(ix->seed), GRND_NONBLOCK) != sizeof(ix->seed))
@@ -807,15 +835,26 @@ out:
     return rc;
 }
 
+void kl_rbac_index_retain(kl_rbac_index *ix)
+{
+    if (ix)
+        atomic_fetch_add_explicit(&ix->nref, 1, memory_order_relaxed);
+}
+
 void kl_rbac_index_free(kl_rbac_index *ix)
 {
-    if (!ix)
+    if (!ix || atomic_fetch_sub_explicit(&ix->nref, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; ix->roles && i < ix->nroles; i++)
-        for (int m = 0; m < M_COUNT; m++)
-            kl_rbac_matcher_free(ix->roles[i].m[m]);
-    free(ix->roles);
-    free(ix->rtab);
+    if (ix->base) {
+        kl_rbac_index_free(ix->base); /* its roles and role table were borrowed */
+    } else {
+        for (size_t i = 0; ix->roles && i < ix->nroles; i++)
+            for (int m = 0; m < M_COUNT; m++)
+                kl_rbac_matcher_free(ix->roles[i].m[m]);
+        free(ix->roles);
+        free(ix->rtab);
+    }
+    free(ix->extra);
     free(ix->asgs);
     free(ix->bld);
     free(ix->scopes);
@@ -829,6 +868,183 @@ void kl_rbac_index_free(kl_rbac_index *ix)
         ix->arena = next;
     }
     free(ix);
+}
+
+/* --- derived indexes --- */
+
+/* How many of ix's assignments belong to principal slot ps. */
+static size_t principal_assignments(const kl_rbac_index *ix, const pslot *ps)
+{
+    size_t n = 0;
+    if (ps->npairs != SPILLED) {
+        for (uint16_t k = 0; k < ps->npairs; k++)
+            n += ps->pairs[k].multi ? ps->pairs[k].b : 1;
+        return n;
+    }
+    uint32_t me = (uint32_t)(ps - ix->ptab) + 1;
+    for (size_t i = 0; i < ix->paircap; i++)
+        if (ix->pairs[i].principal == me)
+            n += ix->pairs[i].e.multi ? ix->pairs[i].e.b : 1;
+    return n;
+}
+
+static bool in_sorted(const char *const *set, size_t n, const char *p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(set[mid], p);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static int cmp_cstr(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+int kl_rbac_index_derive(const kl_rbac_index *old, const char *const *principals,
+                         size_t n_principals, const kl_rbac_assignment *assignments,
+                         size_t n_assignments, kl_rbac_index **out, char *err, size_t errlen)
+{
+    int rc;
+    kl_rbac_index *ix = NULL;
+    kl_rbac_assignment *all = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out)
+        return KL_EINVAL;
+    *out = NULL;
+    if (!old || (n_principals && !principals) || (n_assignments && !assignments))
+        return kl_err_say(err, errlen, KL_EINVAL, "derive: missing input");
+    /* Retaining changes only the count, which is not part of what an index answers. */
+    kl_rbac_index *root = (kl_rbac_index *)(old->base ? old->base : old);
+    size_t carried_p = old->base ? old->pcap : 0; /* upper bound on old's overridden */
+    if (!(ix = calloc(1, sizeof(*ix))))
+        return KL_ENOMEM;
+    atomic_init(&ix->nref, 1);
+    ix->seed = root->seed;
+    ix->roles = root->roles;
+    ix->nroles = root->nroles;
+    ix->rtab = root->rtab;
+    ix->rcap = root->rcap;
+    ix->base = root;
+    kl_rbac_index_retain(root);
+    /* The principals this index overrides: the new ones, lower-cased and sorted, then
+     * those old already overrode. */
+    ix->extra = malloc((n_principals + carried_p + 1) * sizeof(char *));
+    if (!ix->extra) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n_principals; i++) {
+        char plc[KL_MAX_PRINCIPAL_ID + 1];
+        size_t plen;
+        if ((rc = principal_lower(principals[i], plc, &plen))) {
+            kl_err_say(err, errlen, rc, "derive: invalid principal id");
+            goto out;
+        }
+        if (!(ix->extra[ix->n_extra++] = arena_strndup(ix, plc, plen))) {
+            rc = KL_ENOMEM;
+            goto out;
+        }
+    }
+    qsort(ix->extra, ix->n_extra, sizeof(char *), cmp_cstr);
+    const size_t n_new = ix->n_extra;
+    for (size_t i = 0; i < carried_p; i++) {
+        const char *p = old->ptab[i].p;
+        if (p && !in_sorted(ix->extra, n_new, p) &&
+            !(ix->extra[ix->n_extra++] = arena_strdup(ix, p))) {
+            rc = KL_ENOMEM;
+            goto out;
+        }
+    }
+    /* Old's own assignments of principals not overridden again stay; the rest are
+     * replaced by the caller's. */
+    size_t n_old = old->base ? old->nasgs : 0;
+    if (!(all = malloc((n_old + n_assignments + 1) * sizeof(*all)))) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < n_old; i++) {
+        const asg *a = &old->asgs[i];
+        char plc[KL_MAX_PRINCIPAL_ID + 1];
+        size_t plen;
+        if (principal_lower(a->principal, plc, &plen) == 0 && in_sorted(ix->extra, n_new, plc))
+            continue;
+        all[n++] = (kl_rbac_assignment){.id = a->id,
+                                        .principal_id = a->principal,
+                                        .role_definition_id = a->role->id,
+                                        .scope = a->scope};
+    }
+    for (size_t i = 0; i < n_assignments; i++) {
+        char plc[KL_MAX_PRINCIPAL_ID + 1];
+        size_t plen;
+        if (principal_lower(assignments[i].principal_id, plc, &plen) ||
+            !in_sorted(ix->extra, n_new, plc)) {
+            rc = kl_err_say(err, errlen, KL_EINVAL,
+                            "derive: assignment %s is not of a principal being replaced",
+                            assignments[i].id ? assignments[i].id : "(none)");
+            goto out;
+        }
+        all[n++] = assignments[i];
+    }
+    if (ix->n_extra > KL_RBAC_MAX_OVERLAY_PRINCIPALS || n > KL_RBAC_MAX_OVERLAY_ASSIGNMENTS) {
+        rc = kl_err_say(err, errlen, KL_ETOOBIG, "derive: overlay full; build in full");
+        goto out;
+    }
+    ix->nasgs = n;
+    ix->asgs = table_alloc(n ? n : 1, sizeof(asg));
+    ix->bld = calloc(n ? n : 1, sizeof(bld));
+    if (!ix->asgs || !ix->bld) {
+        rc = KL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((rc = add_assignment(ix, &all[i], (uint32_t)i, err, errlen)))
+            goto out;
+    if (!ix->scap && (rc = stab_grow(ix)))
+        goto out;
+    if ((rc = check_ids(ix, err, errlen)) || (rc = scopes_pack(ix)) || (rc = build_pairs(ix)))
+        goto out;
+    for (size_t i = 0; i < ix->n_extra; i++) {
+        const char *p = ix->extra[i];
+        size_t len = strlen(p);
+        const pslot *ps = principal_slot(root, hash_bytes(p, len, root->seed), p, len);
+        if (ps->p)
+            ix->base_hidden += principal_assignments(root, ps);
+    }
+    free(ix->bld);
+    ix->bld = NULL;
+    free(ix->extra);
+    ix->extra = NULL;
+    *out = ix;
+    ix = NULL;
+out:
+    if (rc == KL_ENOMEM)
+        kl_err_say(err, errlen, rc, "out of memory");
+    free(all);
+    kl_rbac_index_free(ix);
+    return rc;
+}
+
+size_t kl_rbac_index_overlay(const kl_rbac_index *ix, size_t *n_assignments)
+{
+    size_t np = 0;
+    if (n_assignments)
+        *n_assignments = ix && ix->base ? ix->nasgs : 0;
+    if (!ix || !ix->base)
+        return 0;
+    for (size_t i = 0; i < ix->pcap; i++)
+        np += ix->ptab[i].p != NULL;
+    return np;
 }
 
 /* --- checks --- */
@@ -907,7 +1123,8 @@ int kl_rbac_check_principals(const kl_rbac_index *ix, const char *const *princip
         if ((rc = principal_lower(principal_ids[i], p, &plen)))
             return rc;
         ph[i] = hash_bytes(p, plen, ix->seed);
-        const char *rec = (const char *)&ix->ptab[ph[i] & (ix->pcap - 1)];
+        const kl_rbac_index *t = ix->base ? ix->base : ix; /* most principals are there */
+        const char *rec = (const char *)&t->ptab[ph[i] & (t->pcap - 1)];
         __builtin_prefetch(rec);
         __builtin_prefetch(rec + 64);
         __builtin_prefetch(rec + 128);
@@ -923,31 +1140,38 @@ int kl_rbac_check_principals(const kl_rbac_index *ix, const char *const *princip
         return rc;
     /* Which levels of the target scope hold any assignment at all. */
     uint64_t sh[KL_MAX_SCOPE_DEPTH];
-    uint32_t sid[KL_MAX_SCOPE_DEPTH];
-    uint32_t present = 0;
+    uint32_t sid[2][KL_MAX_SCOPE_DEPTH];
+    uint32_t present[2] = {0, 0};
+    /* Table set 0 is ix; for a derived index, set 1 is its base (same seed). */
+    const kl_rbac_index *const set[2] = {ix, ix->base};
     scope_hashes(ix->seed, sc, lv, nl, sh);
-    for (size_t l = 0; l < nl; l++)
-        if ((sid[l] = scope_find(ix, sh[l], sc, lv[l])) != NONE)
-            present |= 1u << l;
-    if (!present)
+    for (int t = 0; t < 2 && set[t]; t++)
+        for (size_t l = 0; l < nl; l++)
+            if ((sid[t][l] = scope_find(set[t], sh[l], sc, lv[l])) != NONE)
+                present[t] |= 1u << l;
+    if (!(present[0] | present[1]))
         return 0;
     const int allow = data_action ? M_DATA : M_ACTIONS; /* its Not* list follows it */
     for (size_t i = 0; i < n; i++) {
         principal_lower(principal_ids[i], p, &plen);
+        int t = 0;
         const pslot *ps = principal_slot(ix, ph[i], p, plen);
+        if (!ps->p && ix->base) /* not overridden: the base answers for it */
+            ps = principal_slot(set[t = 1], ph[i], p, plen);
         if (!ps->p)
             continue;
+        const kl_rbac_index *ti = set[t];
         /* Deepest level first, so the reason names the closest assignment. */
-        for (uint32_t cand = ps->levels & present; cand;) {
+        for (uint32_t cand = ps->levels & present[t]; cand;) {
             unsigned l = 31u - (unsigned)__builtin_clz(cand);
             cand &= ~(1u << l);
-            const pentry *e = principal_pair(ix, ps, ph[i], sh[l], sid[l]);
+            const pentry *e = principal_pair(ti, ps, ph[i], sh[l], sid[t][l]);
             if (!e)
                 continue;
-            uint32_t hit = pair_grants(ix, e, allow, act, alen);
+            uint32_t hit = pair_grants(ti, e, allow, act, alen);
             if (hit != NONE) {
                 out->allowed = true;
-                out->grant = &ix->asgs[hit];
+                out->grant = &ti->asgs[hit];
                 return 0;
             }
         }
@@ -1004,5 +1228,7 @@ size_t kl_rbac_index_role_count(const kl_rbac_index *ix)
 
 size_t kl_rbac_index_assignment_count(const kl_rbac_index *ix)
 {
-    return ix ? ix->nasgs : 0;
+    if (!ix)
+        return 0;
+    return ix->base ? ix->base->nasgs - ix->base_hidden + ix->nasgs : ix->nasgs;
 }

@@ -96,7 +96,26 @@ bool kl_rbac_role_assignable_at(const kl_rbac_role_def *role, const char *scope)
 int kl_rbac_index_build(const kl_rbac_role_def *custom_roles, size_t n_roles,
                         const kl_rbac_assignment *assignments, size_t n_assignments,
                         kl_rbac_index **out, char *err, size_t errlen);
+/* Indexes are reference counted: free releases one reference (NULL is fine) and frees
+ * the index with the last one; retain adds one. Safe from any thread. */
 void kl_rbac_index_free(kl_rbac_index *ix);
+void kl_rbac_index_retain(kl_rbac_index *ix);
+
+/* A new index that answers as old would with the assignments of principals[0..
+ * n_principals) replaced by assignments[0..n_assignments) (their complete new set:
+ * each must be of one of those principals; none means they now have none). Costs what
+ * the overridden principals hold, not what old holds: the result shares old's base
+ * (old itself, or what old was derived from) by reference and keeps its own tables for
+ * every principal overridden since that base was built, old's overrides included.
+ * Roles are the base's: a change of roles needs kl_rbac_index_build. *out owned by the
+ * caller. Errors as kl_rbac_index_build, and KL_ETOOBIG once the overrides would pass
+ * KL_RBAC_MAX_OVERLAY_PRINCIPALS or KL_RBAC_MAX_OVERLAY_ASSIGNMENTS (build in full). */
+int kl_rbac_index_derive(const kl_rbac_index *old, const char *const *principals,
+                         size_t n_principals, const kl_rbac_assignment *assignments,
+                         size_t n_assignments, kl_rbac_index **out, char *err, size_t errlen);
+/* For a derived index: how many principals it overrides (and, in *n_assignments when
+ * not NULL, how many assignments it holds for them); 0 for a full build. */
+size_t kl_rbac_index_overlay(const kl_rbac_index *ix, size_t *n_assignments);
 
 /* May principal_id perform action at scope? data_action selects the plane: false checks
  * actions/notActions, true checks dataActions/notDataActions. Returns 0 with the answer

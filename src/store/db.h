@@ -78,6 +78,10 @@ typedef struct kl_db_driver {
     /* Announces a committed change to the other nodes (NULL: a single-node engine).
      * Called inside the write transaction, so it is delivered only on COMMIT. */
     int (*notify)(kl_db *db);
+    /* A value that changes whenever another connection commits to the database (NULL:
+     * the engine cannot tell). SQLite's data_version: it catches writes made around the
+     * store (a shell, a restore), which log no change and so need a full build. */
+    int (*data_version)(kl_db *db, int64_t *v);
 } kl_db_driver;
 
 extern const kl_db_driver kl_db_sqlite_driver;

@@ -168,6 +168,20 @@ static void sq_close(kl_db *db)
     free(db);
 }
 
+static int sq_data_version(kl_db *db, int64_t *v)
+{
+    kl_stmt *s = NULL;
+    int err = sq_prepare(db, "PRAGMA data_version", &s);
+    if (!err && (err = sq_step(s)) == KL_DB_ROW) {
+        *v = sq_col_int(s, 0);
+        err = 0;
+    } else if (!err) {
+        err = KL_EIO;
+    }
+    sq_finalize(s);
+    return err;
+}
+
 const kl_db_driver kl_db_sqlite_driver = {
     .engine = "sqlite",
     .prepare = sq_prepare,
@@ -184,6 +198,7 @@ const kl_db_driver kl_db_sqlite_driver = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .close = sq_close,
+    .data_version = sq_data_version,
 };
 
 /* Creates the file 0600 before SQLite sees it (SQLite would use the umask), and

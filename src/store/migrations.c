@@ -130,6 +130,18 @@ static const kl_store_migration migrations[] = {
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  sealed TEXT NOT NULL"
      ");"},
+    {5, "the store's change log",
+     /* What each generation changed, written in the same transaction as the change, so
+      * that a node can apply only that (kl_store_load_since). kind 'all' means "anything":
+      * a full rebuild. The last KL_STORE_CHANGES_KEPT generations are kept. Stores
+      * migrated from before this have no rows for older generations: a node that far
+      * behind finds the gap and rebuilds in full. */
+     "CREATE TABLE store_changes ("
+     "  generation INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  PRIMARY KEY (generation, kind, key)"
+     ");"},
     {7, "signing keys of the token service",
      /* The private key is sealed under the KEK (aad "signing-key:<kid>"). A key is
       * published from created_at, signs from active_at (the newest active key signs),

@@ -227,6 +227,46 @@ int kl_q_begin(kl_store *st, bool write)
     return 0;
 }
 
+void kl_q_changed(kl_store *st, const char *kind, const char *key)
+{
+    if (!st->in_write || st->changes_all)
+        return;
+    for (size_t i = 0; i < st->n_changes; i++)
+        if (strcmp(st->changes[i].kind, kind) == 0 && strcmp(st->changes[i].key, key) == 0)
+            return;
+    char *k = st->n_changes < KL_STORE_MAX_CHANGED ? strdup(key) : NULL;
+    if (!k) {
+        st->changes_all = true;
+        return;
+    }
+    st->changes[st->n_changes++] = (struct kl_q_change){kind, k};
+}
+
+static void changes_clear(kl_store *st)
+{
+    for (size_t i = 0; i < st->n_changes; i++)
+        free(st->changes[i].key);
+    st->n_changes = 0;
+    st->changes_all = false;
+}
+
+/* Logs what generation gen changed and forgets what is older than the kept window. */
+static int log_changes(kl_store *st, int64_t gen)
+{
+    int err = 0;
+    if (st->changes_all || st->n_changes == 0)
+        err = kl_q_exec(st, "INSERT INTO store_changes (generation, kind, key) VALUES (?1, ?2, '')",
+                        KL_ARGS(kl_vi(gen), kl_vt(KL_STORE_CHANGE_ALL)), NULL);
+    for (size_t i = 0; !err && !st->changes_all && i < st->n_changes; i++)
+        err = kl_q_exec(st, "INSERT INTO store_changes (generation, kind, key) VALUES (?1, ?2, ?3)",
+                        KL_ARGS(kl_vi(gen), kl_vt(st->changes[i].kind), kl_vt(st->changes[i].key)),
+                        NULL);
+    if (!err)
+        err = kl_q_exec(st, "DELETE FROM store_changes WHERE generation <= ?1",
+                        KL_ARGS(kl_vi(gen - KL_STORE_CHANGES_KEPT)), NULL);
+    return err;
+}
+
 int kl_q_end(kl_store *st, int err)
 {
     /* The generation moves in the same transaction as the change it announces, so a
@@ -238,6 +278,9 @@ int kl_q_end(kl_store *st, int err)
                        "UPDATE store_generation SET generation = generation + 1 WHERE id = 1 "
                        "RETURNING generation",
                        KL_NOARGS, &gen);
+    if (bump && err == 0)
+        err = log_changes(st, gen);
+    changes_clear(st);
     if (err == 0 && st->in_write && st->gen_ready && st->drv->notify)
         err = st->drv->notify(st->db);
     if (err == 0)

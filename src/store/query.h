@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
 #include "store/db.h"
 #include "store/store.h"
 
@@ -34,6 +35,18 @@ struct kl_store {
     /* The generation of this connection's last commit: the writer rebuilds its own
      * snapshot before it answers, so the watcher need not rebuild again for it. */
     _Atomic int64_t own_gen;
+    /* What the current write transaction changed (kl_q_changed), logged to store_changes
+     * by kl_q_end; a write that names nothing is logged as 'all'. */
+    struct kl_q_change {
+        const char *kind; /* static string */
+        char *key;        /* owned */
+    } changes[KL_STORE_MAX_CHANGED];
+    size_t n_changes;
+    bool changes_all; /* more than fit, or a copy failed: log 'all' */
+    /* The driver's data_version when load_all last read (-1: never, or no such value):
+     * load_since asks for a full build when it has moved, i.e. when something wrote the
+     * database around the store. */
+    int64_t loaded_version;
 };
 
 /* The arguments of one statement: KL_ARGS(kl_vt(a), kl_vi(b)) expands to an array and
@@ -97,6 +110,13 @@ int kl_q_end(kl_store *st, int err);
 /* The same for a write no snapshot is built from (a used assertion jti): committed
  * without moving the store's generation, so other nodes do not rebuild for it. */
 int kl_q_end_unannounced(kl_store *st, int err);
+
+/* Records, inside a write transaction, that it changes key of kind (a KL_STORE_CHANGE_*
+ * of store.h), so that other nodes apply only that. A write transaction that never
+ * calls this is logged as changing everything (kind 'all'), so a write that forgets to
+ * say is merely slower to apply, never wrong. Duplicates are dropped; more than
+ * KL_STORE_MAX_CHANGED keys, or no memory, also log 'all'. */
+void kl_q_changed(kl_store *st, const char *kind, const char *key);
 
 /* --- statements (the caller holds the lock) --- */
 

@@ -99,6 +99,7 @@ static int open_with(const kl_db_driver *drv, kl_db *db, const char *url, kl_sto
     atomic_init(&st->reachable, true);
     atomic_init(&st->stop, false);
     atomic_init(&st->own_gen, -1);
+    st->loaded_version = -1;
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         drv->close(db);
         free(st);
@@ -110,6 +111,8 @@ static int open_with(const kl_db_driver *drv, kl_db *db, const char *url, kl_sto
     st->gen_ready = true;
     if (!err)
         err = kl_q_seed_directory(st);
+    if (!err && drv->data_version && drv->data_version(db, &st->loaded_version) != 0)
+        st->loaded_version = -1;
     if (err) {
         kl_store_close(st);
         return err;
@@ -202,7 +205,17 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
     int err = kl_q_begin(st, false);
     if (err)
         return err;
-    err = kl_q_load_accounts(st, v);
+    st->loaded_version = -1;
+    if (st->drv->data_version && st->drv->data_version(st->db, &st->loaded_version) != 0)
+        st->loaded_version = -1;
+    if (v->generation) {
+        int64_t gen = 0;
+        err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS, &gen);
+        if (!err)
+            err = v->generation(v->arg, gen);
+    }
+    if (!err)
+        err = kl_q_load_accounts(st, v);
     if (!err)
         err = kl_q_load_directory(st, v);
     if (!err)

@@ -471,6 +471,8 @@ typedef struct kl_store_visitor {
     int (*federated_credential)(void *arg, const kl_store_federated_credential *f);
     int (*signing_key)(void *arg, const kl_store_signing_key *k);
     int (*app_secret)(void *arg, const kl_store_app_secret *s);
+    /* Called first, with the store's generation the walk is consistent with. */
+    int (*generation)(void *arg, int64_t gen);
 } kl_store_visitor;
 
 /* Walks the whole store inside one read transaction (a consistent view): every
@@ -481,6 +483,37 @@ typedef struct kl_store_visitor {
  * (oldest first) and every client secret (by creation). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
+
+/* --- loading what changed (incremental snapshots) ---
+ *
+ * Every write transaction logs, with its generation, what it changed (store_changes):
+ * the role assignments of one principal (KL_STORE_CHANGE_PRINCIPAL_GRANTS, key: its
+ * object id), or anything (KL_STORE_CHANGE_ALL). The log keeps the last
+ * KL_STORE_CHANGES_KEPT generations. */
+#define KL_STORE_CHANGE_ALL "all"
+#define KL_STORE_CHANGE_PRINCIPAL_GRANTS "principal-grants"
+
+/* What changed after a generation. Owned by the caller (kl_store_changes_free). */
+typedef struct kl_store_changes {
+    int64_t generation; /* the store's generation this answer is consistent with */
+    /* True: a full build is needed (a change of another kind, a generation no longer
+     * logged, more than KL_STORE_MAX_CHANGED principals); the rest is empty. */
+    bool full;
+    char **principals; /* lower-case object ids whose role assignments changed */
+    size_t n_principals;
+    /* Every current assignment of those principals (none: they have none now). */
+    kl_store_role_assignment **assignments;
+    size_t n_assignments;
+} kl_store_changes;
+
+/* Reads, in one read transaction, what changed after generation since (a generation
+ * this node built from: kl_store_visitor.generation, or an earlier answer's). On
+ * SQLite a write made around the store (another connection that logs nothing: a
+ * shell, a restore) since it opened or last ran kl_store_load_all also means full. Nothing
+ * changed: generation == since, full false, no principals. *out owned by the caller.
+ * KL_EINVAL, KL_EUNAVAIL, store errors, KL_ENOMEM. */
+int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out);
+void kl_store_changes_free(kl_store_changes *c);
 
 /* --- moving an installation --- */
 

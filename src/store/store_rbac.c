@@ -3,6 +3,7 @@
  * load_all. Scope semantics (what covers what) live in src/rbac; here a scope is text,
  * compared in lower case, and "below" means "starts with it and a '/'". */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +210,7 @@ int kl_store_put_role_assignment(kl_store *st, const kl_store_role_assignment *r
         if (err)
             goto out_txn;
     }
+    kl_q_changed(st, KL_STORE_CHANGE_PRINCIPAL_GRANTS, principal);
     err = reput_existing(st, name, scope_lower, ppk, role, ra);
     if (err == 1)
         err = 0;
@@ -269,10 +271,17 @@ int kl_store_delete_role_assignment(kl_store *st, const char *name)
     if (!ln)
         return KL_ENOMEM;
     int64_t before = 0, changed = 0;
+    char *principal = NULL;
     int err = kl_q_begin(st, true);
     if (err)
         goto out;
-    if (!(err = kl_q_root_owner_count(st, &before)) &&
+    err = kl_q_text(st,
+                    "SELECT p.object_id FROM role_assignments ra JOIN principals p ON "
+                    "p.pk = ra.principal_pk WHERE ra.name = ?1",
+                    KL_ARGS(kl_vt(ln)), &principal);
+    if (err == 0 && principal)
+        kl_q_changed(st, KL_STORE_CHANGE_PRINCIPAL_GRANTS, principal);
+    if ((err == 0 || err == KL_ENOTFOUND) && !(err = kl_q_root_owner_count(st, &before)) &&
         !(err = kl_q_exec(st, "DELETE FROM role_assignments WHERE name = ?1", KL_ARGS(kl_vt(ln)),
                           &changed)) &&
         changed == 0)
@@ -281,6 +290,7 @@ int kl_store_delete_role_assignment(kl_store *st, const char *name)
         err = kl_q_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
+    free(principal);
     free(ln);
     return err;
 }
@@ -323,4 +333,149 @@ int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v)
         err = kl_q_each(st, ASSIGNMENTS_BY_PRINCIPAL, KL_ARGS(kl_vt(NULL)), &kl_map_role_assignment,
                         visit_assignment, (void *)v);
     return err;
+}
+
+/* ---------------------------------------------------------------- what changed */
+
+typedef struct change_row {
+    int64_t generation;
+    char *kind, *key;
+} change_row;
+
+static const kl_col change_cols[] = {{KL_COL_I64, offsetof(change_row, generation)},
+                                     {KL_COL_TEXT, offsetof(change_row, kind)},
+                                     {KL_COL_TEXT, offsetof(change_row, key)}};
+static const kl_rowmap change_map = KL_ROWMAP(change_row, change_cols);
+
+typedef struct change_walk {
+    kl_store_changes *c;
+    int64_t since;
+    bool first_seen; /* a row of generation since + 1 */
+} change_walk;
+
+/* Adds row's principal to c unless there; sets c->full for anything that is not one. */
+static int note_change(void *arg, void *obj, bool *kept)
+{
+    change_walk *w = arg;
+    kl_store_changes *c = w->c;
+    const change_row *r = obj;
+    (void)kept;
+    w->first_seen |= r->generation == w->since + 1;
+    if (c->full)
+        return 0;
+    if (strcmp(r->kind, KL_STORE_CHANGE_PRINCIPAL_GRANTS) != 0 || !r->key) {
+        c->full = true;
+        return 0;
+    }
+    for (size_t i = 0; i < c->n_principals; i++)
+        if (strcmp(c->principals[i], r->key) == 0)
+            return 0;
+    if (c->n_principals == KL_STORE_MAX_CHANGED) {
+        c->full = true; /* a full build is as cheap by then */
+        return 0;
+    }
+    if (!(c->principals[c->n_principals] = strdup(r->key)))
+        return KL_ENOMEM;
+    c->n_principals++;
+    return 0;
+}
+
+/* The assignments of c's principals, appended to c->assignments. */
+static int load_changed_assignments(kl_store *st, kl_store_changes *c)
+{
+    for (size_t i = 0; i < c->n_principals; i++) {
+        kl_store_role_assignment **got = NULL;
+        size_t n = 0;
+        int err = kl_q_list(st, ASSIGNMENTS_BY_PRINCIPAL, KL_ARGS(kl_vt(c->principals[i])),
+                            &kl_map_role_assignment, (void ***)&got, &n);
+        if (err)
+            return err;
+        kl_store_role_assignment **all =
+            n ? realloc(c->assignments, (c->n_assignments + n) * sizeof(*all)) : c->assignments;
+        if (n && !all) {
+            kl_store_role_assignments_free(got, n);
+            return KL_ENOMEM;
+        }
+        c->assignments = all;
+        if (n)
+            memcpy(all + c->n_assignments, got, n * sizeof(*got));
+        c->n_assignments += n;
+        free(got);
+    }
+    return 0;
+}
+
+/* Empties c down to "rebuild everything". */
+static void changes_full(kl_store_changes *c)
+{
+    for (size_t i = 0; i < c->n_principals; i++)
+        free(c->principals[i]);
+    c->n_principals = 0;
+    kl_store_role_assignments_free(c->assignments, c->n_assignments);
+    c->assignments = NULL;
+    c->n_assignments = 0;
+    c->full = true;
+}
+
+int kl_store_load_since(kl_store *st, int64_t since, kl_store_changes **out)
+{
+    if (!st || !out)
+        return KL_EINVAL;
+    *out = NULL;
+    kl_store_changes *c = calloc(1, sizeof(*c));
+    if (!c || !(c->principals = calloc(KL_STORE_MAX_CHANGED, sizeof(char *)))) {
+        free(c);
+        return KL_ENOMEM;
+    }
+    change_walk w = {.c = c, .since = since};
+    int err = kl_q_begin(st, false);
+    if (err)
+        goto out;
+    err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS,
+                   &c->generation);
+    if (err || c->generation == since)
+        goto out_txn;
+    /* A write around the store (it logged nothing) since the last full read. */
+    int64_t version = -1;
+    if (st->drv->data_version &&
+        (st->drv->data_version(st->db, &version) != 0 || version != st->loaded_version)) {
+        c->full = true;
+        goto out_txn;
+    }
+    if (since < 0 || since > c->generation) {
+        c->full = true;
+        goto out_txn;
+    }
+    err = kl_q_each(st,
+                    "SELECT generation, kind, key FROM store_changes WHERE generation > ?1 AND "
+                    "generation <= ?2",
+                    KL_ARGS(kl_vi(since), kl_vi(c->generation)), &change_map, note_change, &w);
+    /* Every commit logs at least one row, so a generation without rows is one the log
+     * no longer (or never) held: the changes since cannot be told. */
+    if (!err && !w.first_seen)
+        c->full = true;
+    if (!err && !c->full)
+        err = load_changed_assignments(st, c);
+out_txn:
+    err = kl_q_end(st, err);
+out:
+    if (!err && c->full)
+        changes_full(c);
+    if (err) {
+        kl_store_changes_free(c);
+        return err;
+    }
+    *out = c;
+    return 0;
+}
+
+void kl_store_changes_free(kl_store_changes *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_principals; i++)
+        free(c->principals[i]);
+    free(c->principals);
+    kl_store_role_assignments_free(c->assignments, c->n_assignments);
+    free(c);
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
 import { ARM_API, accountPath, onCleanup, runCli, startDaemon } from '../lib/harness.mjs';
-import { ROLE, asPrincipal, assign, createApp } from '../lib/authz.mjs';
+import { AUTH_API, ROLE, asPrincipal, assign, createApp } from '../lib/authz.mjs';
 import { PROPAGATION_MS, Postgres, twoNodes, within } from '../lib/pg.mjs';
 
 const pg = new Postgres();
@@ -53,6 +53,59 @@ test('with PostgreSQL down both nodes serve keys, answer writes 503 and are not 
   assert.equal(w.status, 201, w.text);
   await within(PROPAGATION_MS, async () => (await a.chat('outage', 'after', keys.key1)).status === 200,
     'a deployment made on B after the outage, on A');
+});
+
+test('with PostgreSQL down the control plane answers reads 503 too, as ARM does; then serves them again', async (t) => {
+  const { a, b } = await twoNodes(t, pg);
+  const A = accountPath('reads');
+  const { keys } = await a.setupAccount('reads');
+  await within(PROPAGATION_MS, async () => (await b.chat('reads', 'chat', keys.key1)).status === 200, 'key on B');
+  const reads = [
+    ['GET', `${A}?${ARM_API}`],
+    ['GET', `${A}/deployments?${ARM_API}`],
+    ['GET', `${A}/deployments/chat?${ARM_API}`],
+    ['POST', `${A}/listKeys?${ARM_API}`],
+    ['GET', `${A}/providers/Microsoft.Authorization/roleAssignments?${AUTH_API}`],
+    ['GET', `/subscriptions/${A.split('/')[2]}/providers/Microsoft.CognitiveServices/accounts?${ARM_API}`],
+    ['GET', `${A}/providers/Microsoft.Authorization/roleDefinitions?${AUTH_API}`],
+    ['GET', `${A}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.reader}?${AUTH_API}`],
+    ['GET', `${A}/providers/Microsoft.Authorization/permissions?${AUTH_API}`],
+    ['GET', '/v1.0/organization'],
+    ['GET', '/v1.0/applications'],
+    ['GET', '/v1.0/servicePrincipals'],
+  ];
+  for (const [method, path] of reads)
+    assert.equal((await a.admin(method, path)).status, 200, `${method} ${path} before the outage`);
+
+  await pg.pause();
+  let paused = true;
+  onCleanup(t, async () => {
+    if (paused) await pg.resume();
+  });
+  for (const d of [a, b]) {
+    await within(2 * PROPAGATION_MS, async () => (await d.admin('GET', '/healthz')).status === 503, 'not ready');
+    for (const [method, path] of reads) {
+      const r = await d.admin(method, path);
+      assert.equal(r.status, 503, `${method} ${path}: ${r.status} ${r.text}`);
+      assert.equal(r.headers['retry-after'], '5', `${method} ${path}`);
+      assert.deepEqual(r.json, {
+        error: {
+          code: 'ServiceUnavailable',
+          message: 'The service is temporarily unavailable: its database cannot be reached. Retry the request later.',
+        },
+      }, `${method} ${path}`);
+    }
+    // The data plane keeps serving from the snapshot.
+    assert.equal((await d.chat('reads', 'chat', keys.key2, 'still')).status, 200);
+  }
+
+  await pg.resume();
+  paused = false;
+  for (const d of [a, b]) {
+    await within(5000, async () => (await d.admin('GET', '/healthz')).status === 200, 'ready again');
+    for (const [method, path] of reads)
+      assert.equal((await d.admin(method, path)).status, 200, `${method} ${path} after the outage`);
+  }
 });
 
 test('kill -9 of a node during 500 writes loses no acknowledged write', async (t) => {
