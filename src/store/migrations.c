@@ -130,6 +130,12 @@ static const kl_store_migration migrations[] = {
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  sealed TEXT NOT NULL"
      ");"},
+    {6, "network rules of accounts, and when each key was last used",
+     /* network_acls: properties.networkAcls as validated (JSON object text), NULL when the
+      * account has none. last_used: the start (unix seconds, UTC) of the last day the key
+      * was used, written in batches (policy/keyusage.c); NULL when never. */
+     "ALTER TABLE accounts ADD COLUMN network_acls TEXT;"
+     "ALTER TABLE account_keys ADD COLUMN last_used INTEGER;"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -24,6 +24,15 @@ static inline long long test_migration_count(void)
     return (long long)n;
 }
 
+/* The version of the last migration this build knows (numbers may have gaps): the
+ * schema version of a store it opened. */
+static inline int test_last_migration_version(void)
+{
+    size_t n = 0;
+    const kl_store_migration *m = kl_store_migrations(&n);
+    return n ? m[n - 1].version : 0;
+}
+
 static inline const char *test_pg(void)
 {
     const char *hp = getenv("KL_TEST_PG");
