@@ -105,6 +105,7 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
                           .tags = in.tags,
                           .properties = in.properties,
                           .disable_local_auth = in.disable_local_auth,
+                          .network_acls = in.network_acls,
                           .etag = etag,
                           .created_at = now,
                           .modified_at = now};
@@ -152,6 +153,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     a.tags = in.tags;
     a.properties = in.properties;
     a.disable_local_auth = in.disable_local_auth;
+    a.network_acls = in.network_acls;
     a.etag = etag;
     a.modified_at = kl_now_unix();
     bool created = false;
