@@ -82,6 +82,9 @@
 /* Listeners of the HTTP server, all faces: public, IMDS, metrics, the admin socket and
  * the private ones. KL_MAX_EGRESS_LISTENERS must hold every TCP one of them. */
 #define KL_MAX_HTTP_LISTENERS 8
+/* Key usage (last day each key was used) is written to the store this often, in one
+ * batch, and at a clean stop: a crash loses at most this much of it. */
+#define KL_KEYUSAGE_FLUSH_MS 60000
 
 /* Snapshot rebuilds that fail after a saved change: the change's scope is fenced (503)
  * and the build retried from the control thread, the delay doubling up to the cap. */

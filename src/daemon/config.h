@@ -20,6 +20,10 @@ typedef struct kl_config {
     /* Backends may only be reached at these CIDRs/host names; "" = anything but the
      * always-refused classes (policy/egress.h). Validated by kl_egress_allow. */
     char egress_allow[4096];
+    /* --private-listen (repeatable) and --trusted-proxy (repeatable), each a list joined
+     * with commas; checked and counted by the daemon. */
+    char private_listen[KL_MAX_PRIVATE_LISTENERS * 130];
+    char trusted_proxy[KL_MAX_TRUSTED_PROXIES * (KL_MAX_NETRULE_TEXT + 2)];
     char store[KL_MAX_STORE_URL + 1]; /* "" = sqlite:DIR/keyless.db */
     char kek_file[512];               /* "" = KEYLESS_KEK, else DIR/kek */
     int workers;

@@ -21,6 +21,8 @@ struct kl_mgmt {
     const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
     struct event *retry;        /* control thread: retries a failed build (NULL before init) */
     int retry_ms;               /* the next retry's delay; 0 when none is pending */
+    kl_keyusage *usage;         /* borrowed, may be NULL */
+    struct event *usage_timer;  /* control thread: flushes key usage (NULL before init) */
 };
 
 /* One request on its way through a route. */
@@ -91,6 +93,7 @@ void kl_mgmt_account_delete(kl_mgmt_call *c);
 void kl_mgmt_accounts_list(kl_mgmt_call *c);
 void kl_mgmt_account_list_keys(kl_mgmt_call *c);
 void kl_mgmt_account_regenerate_key(kl_mgmt_call *c);
+void kl_mgmt_account_list_key_usage(kl_mgmt_call *c);
 void kl_mgmt_deployment_put(kl_mgmt_call *c);
 void kl_mgmt_deployment_get(kl_mgmt_call *c);
 void kl_mgmt_deployment_delete(kl_mgmt_call *c);

@@ -35,6 +35,9 @@ typedef struct kl_policy kl_policy;
 int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_policy **out);
 /* NULL is fine. */
 void kl_policy_free(kl_policy *p);
+/* Snapshots built from now on take their keys' usage cells from u (borrowed; it must
+ * outlive every snapshot built, the published one included). Before the first apply. */
+void kl_policy_set_keyusage(kl_policy *p, kl_keyusage *u);
 /* Builds a snapshot from the store and publishes it, which lifts every fence (the new
  * snapshot holds every saved change). When it cannot be built, the current snapshot
  * stays published, scope (the saved change's ARM scope; "/" for a change of unknown
