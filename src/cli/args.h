@@ -5,6 +5,7 @@
 #define KL_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define KL_CLI_MAX_POS 2 /* most positional arguments any command takes */
@@ -62,8 +63,14 @@ enum {
     KL_CLI_OPT_CUSTOM = 1u << 14,
     KL_CLI_OPT_ALL = 1u << 15,
     KL_CLI_OPT_FROM = 1u << 16,
-    KL_CLI_OPT_TO = 1u << 17
+    KL_CLI_OPT_TO = 1u << 17,
+    KL_CLI_OPT_PUBLIC_NETWORK_ACCESS = 1u << 18,
+    KL_CLI_OPT_DEFAULT_ACTION = 1u << 19,
+    KL_CLI_OPT_ALLOW_IP = 1u << 20,
+    KL_CLI_OPT_OLDER_THAN = 1u << 21
 };
+
+#define KL_CLI_MAX_ALLOW_IP 64 /* --allow-ip options on one command line */
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
 typedef struct kl_cli_args {
@@ -104,6 +111,11 @@ typedef struct kl_cli_args {
     bool all;                       /* role assignment list: also the assignments below the scope */
     const char *from;               /* store migrate: the source store URL */
     const char *to;                 /* store migrate: the destination store URL */
+    const char *public_network_access;         /* account update: Enabled|Disabled (as typed) */
+    const char *default_action;                /* account update: Allow|Deny (as typed) */
+    const char *allow_ip[KL_CLI_MAX_ALLOW_IP]; /* account update: rules to add (server checks) */
+    size_t n_allow_ip;
+    int64_t older_than_s; /* keys list --older-than: seconds (0: not given) */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

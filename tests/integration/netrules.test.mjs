@@ -121,3 +121,26 @@ test('malformed rules are refused at write time and nothing changes', async (t) 
   assert.equal(got.json.properties.networkAcls, undefined);
   assertServed(await d.chat('demo', 'chat', keys.key1, 'still open', { localAddress: '127.0.0.3' }), 'after refusals');
 });
+
+test('keyless account update sets the same rules from the command line', async (t) => {
+  const d = await startDaemon(t);
+  const { keys } = await d.setupAccount('demo');
+  const run = async (args) => {
+    const r = await d.cli(args);
+    assert.equal(r.code, 0, `keyless ${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    return r;
+  };
+  const shown = await run(['account', 'update', 'demo', '--default-action', 'Deny', '--allow-ip', '127.0.0.2', '--allow-ip', '2001:db8::/32']);
+  assert.match(shown.stdout, /^DEFAULT-ACTION\s+Deny$/m);
+  await run(['account', 'update', 'demo', '--allow-ip', '127.0.0.2']); // already there: added once
+  const got = await d.admin('GET', `${accountPath('demo')}?${ARM_API}`);
+  assert.deepEqual(got.json.properties.networkAcls.ipRules, [{ value: '127.0.0.2' }, { value: '2001:db8::/32' }]);
+  assert.equal(got.json.properties.disableLocalAuth, false, 'update changed what it was not asked to');
+  assertServed(await d.chat('demo', 'chat', keys.key1, 'in', { localAddress: '127.0.0.2' }), '127.0.0.2');
+  assert.deepEqual((await d.chat('demo', 'chat', keys.key1, 'out', { localAddress: '127.0.0.3' })).json, FIREWALL);
+  await run(['account', 'update', 'demo', '--public-network-access', 'Disabled']);
+  assert.deepEqual((await d.chat('demo', 'chat', keys.key1, 'in', { localAddress: '127.0.0.2' })).json, PUBLIC_OFF);
+  const bad = await d.cli(['account', 'update', 'demo', '--allow-ip', '10.0.0.0/33']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /InvalidValuesForRequestParameters/);
+});
