@@ -14,7 +14,12 @@
 
 struct kl_netrules {
     size_t n;
-    kl_netrange r[]; /* sorted by first, disjoint and not adjacent */
+    /* Range i is first[i] .. last[i]: sorted by first, disjoint and not adjacent. The
+     * starts are an array of their own so the search touches only them (16 bytes a
+     * range) until the one range it ends on. */
+    kl_netaddr *first;
+    kl_netaddr *last;
+    kl_netrange r[]; /* the merged ranges, built here, then split into first and last */
 };
 
 static int cmp_addr(const kl_netaddr *a, const kl_netaddr *b)
@@ -186,9 +191,13 @@ int kl_netrules_compile(const kl_netrange *r, size_t n, kl_netrules **out)
     for (size_t i = 0; i < n; i++)
         if (cmp_addr(&r[i].first, &r[i].last) > 0)
             return KL_EINVAL;
-    kl_netrules *nr = malloc(sizeof(*nr) + (n ? n : 1) * sizeof(kl_netrange));
+    size_t cap = n ? n : 1;
+    kl_netrules *nr =
+        malloc(sizeof(*nr) + cap * sizeof(kl_netrange) + 2 * cap * sizeof(kl_netaddr));
     if (!nr)
         return KL_ENOMEM;
+    nr->first = (kl_netaddr *)(void *)(nr->r + cap);
+    nr->last = nr->first + cap;
     if (n)
         memcpy(nr->r, r, n * sizeof(*r));
     qsort(nr->r, n, sizeof(kl_netrange), cmp_range);
@@ -205,6 +214,10 @@ int kl_netrules_compile(const kl_netrange *r, size_t n, kl_netrules **out)
         nr->r[k++] = nr->r[i];
     }
     nr->n = k;
+    for (size_t i = 0; i < k; i++) {
+        nr->first[i] = nr->r[i].first;
+        nr->last[i] = nr->r[i].last;
+    }
     *out = nr;
     return 0;
 }
@@ -213,16 +226,21 @@ bool kl_netrules_match(const kl_netrules *nr, const kl_netaddr *a)
 {
     if (!nr || !a || nr->n == 0)
         return false;
-    /* The last range starting at or below a is the only one that can hold it. */
-    size_t lo = 0, hi = nr->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cmp_addr(&nr->r[mid].first, a) <= 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    /* The last range starting at or below a is the only one that can hold it. A
+     * branch-free search: the halving never depends on the comparison, only the base
+     * does, so the compiler turns it into conditional moves. */
+    const kl_netaddr *base = nr->first;
+    size_t len = nr->n;
+    if (cmp_addr(&base[0], a) > 0)
+        return false;
+    while (len > 1) {
+        size_t half = len / 2;
+        const kl_netaddr *m = base + half;
+        bool le = m->hi < a->hi || (m->hi == a->hi && m->lo <= a->lo);
+        base = le ? m : base;
+        len -= half;
     }
-    return lo > 0 && cmp_addr(a, &nr->r[lo - 1].last) <= 0;
+    return cmp_addr(a, &nr->last[base - nr->first]) <= 0;
 }
 
 size_t kl_netrules_ranges(const kl_netrules *nr)
