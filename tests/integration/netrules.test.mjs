@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ARM_API, accountPath, startDaemon } from '../lib/harness.mjs';
+import { ARM_API, Daemon, accountPath, onCleanup, startDaemon } from '../lib/harness.mjs';
 
 const FIREWALL = { error: { code: '403', message: 'Access denied due to Virtual Network/Firewall rules.' } };
 const PUBLIC_OFF = { error: { code: '403', message: 'Public access is disabled. Please configure private endpoint.' } };
@@ -143,4 +143,22 @@ test('keyless account update sets the same rules from the command line', async (
   const bad = await d.cli(['account', 'update', 'demo', '--allow-ip', '10.0.0.0/33']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /InvalidValuesForRequestParameters/);
+});
+
+test('keylessd refuses a fifth private listener and a malformed trusted proxy at start', async (t) => {
+  const cases = [
+    [['--private-listen', '127.0.0.1:0', '--private-listen', '127.0.0.1:0', '--private-listen', '127.0.0.1:0',
+      '--private-listen', '127.0.0.1:0', '--private-listen', '127.0.0.1:0'], /--private-listen: at most 4 listeners/],
+    [['--trusted-proxy', '10.0.0.0/33'], /--trusted-proxy: '10.0.0.0\/33' is not an address or CIDR/],
+    [['--private-listen', 'nowhere'], /--private-listen: cannot listen/],
+  ];
+  for (const [args, why] of cases) {
+    const d = new Daemon({ args });
+    onCleanup(t, () => d.cleanup());
+    await assert.rejects(d.start(), /exited \(code 2/, args.join(' '));
+    assert.match(d.stderr, why);
+  }
+  // Four are fine, each with its own port.
+  const d = await startDaemon(t, { args: Array(4).fill(['--private-listen', '127.0.0.1:0']).flat() });
+  assert.equal(new Set(d.privatePorts).size, 4);
 });
