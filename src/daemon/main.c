@@ -327,8 +327,9 @@ int main(int argc, char **argv)
         goto out;
     /* A deployment whose credential does not open is built as unavailable (logged once);
      * only a store that cannot be read at all keeps the daemon from starting. */
-    if (!holder || kl_policy_new(store, keys, holder, &policy) != 0 ||
-        (kl_policy_set_keyusage(policy, usage), kl_policy_apply(policy, NULL)) != 0) {
+    if (holder && kl_policy_new(store, keys, holder, &policy) == 0)
+        kl_policy_set_keyusage(policy, usage); /* before the first build: keys get cells */
+    if (!policy || kl_policy_apply(policy, NULL) != 0) {
         kl_log(KL_LOG_ERROR, "snapshot", "reason", "cannot build the first snapshot", NULL);
         goto out;
     }
