@@ -48,6 +48,10 @@ typedef enum opt_id {
     O_REVOKE_PREVIOUS,
     O_CLIENT,
     O_FAILED,
+    O_PUBLIC_NETWORK_ACCESS,
+    O_DEFAULT_ACTION,
+    O_ALLOW_IP,
+    O_OLDER_THAN,
 } opt_id;
 
 typedef struct opt_def {
@@ -88,6 +92,11 @@ static const opt_def OPTS[] = {
     {"revoke-previous", 0, OPT_FLAG, O_REVOKE_PREVIOUS, KL_CLI_OPT_REVOKE_PREVIOUS},
     {"client", 0, OPT_VALUE, O_CLIENT, KL_CLI_OPT_CLIENT},
     {"failed", 0, OPT_FLAG, O_FAILED, KL_CLI_OPT_FAILED},
+    {"public-network-access", 0, OPT_VALUE, O_PUBLIC_NETWORK_ACCESS,
+     KL_CLI_OPT_PUBLIC_NETWORK_ACCESS},
+    {"default-action", 0, OPT_VALUE, O_DEFAULT_ACTION, KL_CLI_OPT_DEFAULT_ACTION},
+    {"allow-ip", 0, OPT_VALUE, O_ALLOW_IP, KL_CLI_OPT_ALLOW_IP},
+    {"older-than", 0, OPT_VALUE, O_OLDER_THAN, KL_CLI_OPT_OLDER_THAN},
 };
 
 typedef struct cmd_def {
@@ -116,7 +125,8 @@ static const cmd_def CMDS[] = {
      KL_CLI_CMD_ACCOUNT_UPDATE,
      1,
      {"NAME"},
-     KL_CLI_OPT_DISABLE_LOCAL_AUTH},
+     KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_PUBLIC_NETWORK_ACCESS | KL_CLI_OPT_DEFAULT_ACTION |
+         KL_CLI_OPT_ALLOW_IP},
     {"account", "show", NULL, KL_CLI_CMD_ACCOUNT_SHOW, 1, {"NAME"}, 0},
     {"account", "list", NULL, KL_CLI_CMD_ACCOUNT_LIST, 0, {NULL}, 0},
     {"account", "delete", NULL, KL_CLI_CMD_ACCOUNT_DELETE, 1, {"NAME"}, 0},
@@ -130,7 +140,7 @@ static const cmd_def CMDS[] = {
     {"deployment", "show", NULL, KL_CLI_CMD_DEPLOYMENT_SHOW, 2, {"ACCOUNT", "NAME"}, 0},
     {"deployment", "list", NULL, KL_CLI_CMD_DEPLOYMENT_LIST, 1, {"ACCOUNT"}, 0},
     {"deployment", "delete", NULL, KL_CLI_CMD_DEPLOYMENT_DELETE, 2, {"ACCOUNT", "NAME"}, 0},
-    {"keys", "list", NULL, KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, 0},
+    {"keys", "list", NULL, KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, KL_CLI_OPT_OLDER_THAN},
     {"keys", "regenerate", NULL, KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
     {"health", NULL, NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
     {"tenant", "show", NULL, KL_CLI_CMD_TENANT_SHOW, 0, {NULL}, 0},
@@ -314,6 +324,28 @@ static const char *opt_name_of_bit(unsigned bit)
     return "?";
 }
 
+/* "90d", "12h", "30m", "45s", "2w" -> seconds (1 to 100 years). */
+static int parse_age(const char *v, int64_t *out)
+{
+    int64_t n = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9' && i < 7; i++)
+        n = n * 10 + (v[i] - '0');
+    if (i == 0 || n == 0 || v[i] == '\0' || v[i + 1] != '\0')
+        return KL_EINVAL;
+    static const struct {
+        char unit;
+        int64_t s;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (v[i] == units[u].unit && n * units[u].s <= 100LL * 366 * 86400) {
+            *out = n * units[u].s;
+            return 0;
+        }
+    }
+    return KL_EINVAL;
+}
+
 static int parse_bool(const char *v, bool *out)
 {
     if (strcmp(v, "true") == 0) {
@@ -380,6 +412,26 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DISPLAY_NAME: a->display_name = v; break;
     case O_DAYS: a->days = v; break;
     case O_CLIENT: a->client = v; break;
+    case O_PUBLIC_NETWORK_ACCESS:
+        if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
+            return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
+        a->public_network_access = v;
+        break;
+    case O_DEFAULT_ACTION:
+        if (!kl_str_ieq(v, "Allow") && !kl_str_ieq(v, "Deny"))
+            return usage(err, errlen, "%s must be Allow or Deny, not '%s'", shown, v);
+        a->default_action = v;
+        break;
+    case O_ALLOW_IP:
+        if (a->n_allow_ip == KL_CLI_MAX_ALLOW_IP)
+            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_ALLOW_IP, shown);
+        a->allow_ip[a->n_allow_ip++] = v;
+        break;
+    case O_OLDER_THAN:
+        if (parse_age(v, &a->older_than_s) < 0)
+            return usage(err, errlen, "%s takes a number and a unit (s, m, h, d, w), not '%s'",
+                         shown, v);
+        break;
     default: return usage(err, errlen, "internal error: unhandled option %s", shown);
     }
     return 0;
@@ -592,8 +644,14 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
 
     switch (c->cmd) {
     case KL_CLI_CMD_ACCOUNT_UPDATE:
-        if (!a->disable_local_auth_valued)
+        if ((a->opts & KL_CLI_OPT_DISABLE_LOCAL_AUTH) && !a->disable_local_auth_valued)
             return usage(err, errlen, "%s: missing --disable-local-auth true|false", name);
+        if (!(a->opts & (KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_PUBLIC_NETWORK_ACCESS |
+                         KL_CLI_OPT_DEFAULT_ACTION | KL_CLI_OPT_ALLOW_IP)))
+            return usage(err, errlen,
+                         "%s: nothing to change (give --disable-local-auth true|false, "
+                         "--public-network-access, --default-action or --allow-ip)",
+                         name);
         break;
     case KL_CLI_CMD_DEPLOYMENT_CREATE: {
         bool url = a->backend && strcmp(a->backend, "echo") != 0;

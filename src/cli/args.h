@@ -5,6 +5,7 @@
 #define KL_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define KL_CLI_MAX_POS 4 /* most positional arguments any command takes */
@@ -79,8 +80,14 @@ enum {
     KL_CLI_OPT_DAYS = 1u << 19,
     KL_CLI_OPT_REVOKE_PREVIOUS = 1u << 20,
     KL_CLI_OPT_CLIENT = 1u << 21,
-    KL_CLI_OPT_FAILED = 1u << 22
+    KL_CLI_OPT_FAILED = 1u << 22,
+    KL_CLI_OPT_PUBLIC_NETWORK_ACCESS = 1u << 23,
+    KL_CLI_OPT_DEFAULT_ACTION = 1u << 24,
+    KL_CLI_OPT_ALLOW_IP = 1u << 25,
+    KL_CLI_OPT_OLDER_THAN = 1u << 26
 };
+
+#define KL_CLI_MAX_ALLOW_IP 64 /* --allow-ip options on one command line */
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
 typedef struct kl_cli_args {
@@ -126,6 +133,11 @@ typedef struct kl_cli_args {
     bool revoke_previous;           /* signing-key rotate: refuse the earlier keys at once */
     const char *client;             /* signin list: only this client id */
     bool failed;                    /* signin list: only refusals */
+    const char *public_network_access;         /* account update: Enabled|Disabled (as typed) */
+    const char *default_action;                /* account update: Allow|Deny (as typed) */
+    const char *allow_ip[KL_CLI_MAX_ALLOW_IP]; /* account update: rules to add (server checks) */
+    size_t n_allow_ip;
+    int64_t older_than_s; /* keys list --older-than: seconds (0: not given) */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/err.h"
+#include "common/util.h"
 
 /* Properties the server computes; sending them back in a PUT would ask to change them. */
 static const char *const READ_ONLY_PROPERTIES[] = {
@@ -38,6 +39,9 @@ static int print_account(kl_cli_ctx *c, const json_t *acct)
         {"LOCATION", kl_cli_json_str(acct, "location", NULL)},
         {"SKU", kl_cli_json_str(acct, "sku", "name", NULL)},
         {"LOCAL-AUTH", local_auth(acct)},
+        {"PUBLIC-ACCESS", kl_cli_json_str(acct, "properties", "publicNetworkAccess", NULL)},
+        {"DEFAULT-ACTION",
+         kl_cli_json_str(acct, "properties", "networkAcls", "defaultAction", NULL)},
         {"ENDPOINT", kl_cli_json_str(acct, "properties", "endpoint", NULL)},
         {"STATE", kl_cli_json_str(acct, "properties", "provisioningState", NULL)},
         {"CREATED", kl_cli_json_str(acct, "properties", "dateCreated", NULL)},
@@ -116,6 +120,44 @@ out:
     return code;
 }
 
+/* Applies --default-action and --allow-ip to properties.networkAcls (made if absent):
+ * rules are added to those the account has, each once; the server checks them. */
+static int update_network_acls(const kl_cli_args *a, json_t *props)
+{
+    if (!a->default_action && a->n_allow_ip == 0)
+        return 0;
+    json_t *acls = json_object_get(props, "networkAcls");
+    if (!json_is_object(acls)) {
+        acls = json_pack("{s:s,s:[]}", "defaultAction", "Allow", "ipRules");
+        if (!acls || json_object_set_new(props, "networkAcls", acls) < 0)
+            return -1;
+    }
+    if (a->default_action &&
+        json_object_set_new(acls, "defaultAction",
+                            json_string(kl_str_ieq(a->default_action, "Deny") ? "Deny" : "Allow")) <
+            0)
+        return -1;
+    json_t *rules = json_object_get(acls, "ipRules");
+    if (!json_is_array(rules)) {
+        rules = json_array();
+        if (!rules || json_object_set_new(acls, "ipRules", rules) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < a->n_allow_ip; i++) {
+        bool have = false;
+        size_t j;
+        json_t *r;
+        json_array_foreach(rules, j, r)
+        {
+            const char *v = kl_cli_json_str(r, "value", NULL);
+            have = have || (v && strcmp(v, a->allow_ip[i]) == 0);
+        }
+        if (!have && json_array_append_new(rules, json_pack("{s:s}", "value", a->allow_ip[i])) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int account_update(kl_cli_ctx *c, const char *target)
 {
     json_t *acct = NULL, *body = NULL, *props = NULL;
@@ -132,8 +174,17 @@ static int account_update(kl_cli_ctx *c, const char *target)
         goto nomem;
     for (size_t i = 0; i < sizeof(READ_ONLY_PROPERTIES) / sizeof(READ_ONLY_PROPERTIES[0]); i++)
         json_object_del(props, READ_ONLY_PROPERTIES[i]);
-    if (json_object_set_new(props, "disableLocalAuth", json_boolean(c->args->disable_local_auth)) <
-        0)
+    const kl_cli_args *a = c->args;
+    if (a->disable_local_auth_valued &&
+        json_object_set_new(props, "disableLocalAuth", json_boolean(a->disable_local_auth)) < 0)
+        goto nomem;
+    if (a->public_network_access &&
+        json_object_set_new(props, "publicNetworkAccess",
+                            json_string(kl_str_ieq(a->public_network_access, "Disabled")
+                                            ? "Disabled"
+                                            : "Enabled")) < 0)
+        goto nomem;
+    if (update_network_acls(a, props) < 0)
         goto nomem;
     static const char *const kept[] = {"location", "kind", "sku", "tags"};
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {

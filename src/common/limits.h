@@ -103,6 +103,21 @@
 #define KL_MAX_EGRESS_LISTENERS 8     /* keylessd's own TCP listeners the policy knows */
 #define KL_MAX_EGRESS_LOCAL_ADDRS 128 /* this host's addresses, for wildcard listeners */
 
+/* Network rules of accounts (networkAcls) and the daemon's listeners */
+#define KL_MAX_NETWORK_RULES 4096 /* networkAcls.ipRules of one account (and trusted proxies) */
+#define KL_MAX_NETRULE_TEXT 64    /* one rule's text: "ffff:...:255.255.255.255/128" fits */
+#define KL_MAX_VNET_RULES 512     /* networkAcls.virtualNetworkRules, stored and echoed */
+#define KL_MAX_NETWORK_ACLS_JSON (512 * 1024) /* networkAcls as stored, serialised */
+#define KL_MAX_TRUSTED_PROXIES 64             /* --trusted-proxy CIDRs */
+#define KL_MAX_PRIVATE_LISTENERS 4            /* --private-listen addresses */
+#define KL_MAX_XFF_HOPS 32                    /* X-Forwarded-For entries looked at, right to left */
+/* Listeners of the HTTP server, all faces: public, IMDS, metrics, the admin socket and
+ * the private ones. KL_MAX_EGRESS_LISTENERS must hold every TCP one of them. */
+#define KL_MAX_HTTP_LISTENERS 8
+/* Key usage (last day each key was used) is written to the store this often, in one
+ * batch, and at a clean stop: a crash loses at most this much of it. */
+#define KL_KEYUSAGE_FLUSH_MS 60000
+
 /* Snapshot rebuilds that fail after a saved change: the change's scope is fenced (503)
  * and the build retried from the control thread, the delay doubling up to the cap. */
 #define KL_SNAPSHOT_RETRY_FIRST_MS 100

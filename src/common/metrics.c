@@ -44,6 +44,7 @@ static const char *const auth_names[KL_AUTHFAIL__COUNT] = {
     [KL_AUTHFAIL_MISSING] = "missing",           [KL_AUTHFAIL_INVALID_KEY] = "invalid_key",
     [KL_AUTHFAIL_KEY_DISABLED] = "key_disabled", [KL_AUTHFAIL_INVALID_TOKEN] = "invalid_token",
     [KL_AUTHFAIL_FORBIDDEN] = "forbidden",       [KL_AUTHFAIL_PEER] = "peer",
+    [KL_AUTHFAIL_NETWORK] = "network",
 };
 
 static const char *const upstream_names[KL_UPERR__COUNT] = {

@@ -28,6 +28,7 @@ typedef enum kl_auth_fail {
     KL_AUTHFAIL_INVALID_TOKEN,
     KL_AUTHFAIL_FORBIDDEN, /* authenticated, lacks permission */
     KL_AUTHFAIL_PEER,      /* admin socket peer not allowed */
+    KL_AUTHFAIL_NETWORK,   /* refused by the account's network rules, before authentication */
     KL_AUTHFAIL__COUNT
 } kl_auth_fail;
 

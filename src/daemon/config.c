@@ -31,6 +31,12 @@ static const char usage[] =
     "                            but link-local, multicast, unspecified and our own listeners)\n"
     "  --federation-ca-file PEM  CAs of federated credentials' OIDC issuers (e.g. a cluster's\n"
     "                            private CA; KEYLESS_FEDERATION_CA_FILE; default: the system's)\n"
+    "  --private-listen HOST:PORT  a private listener (repeatable, at most 4;\n"
+    "                            KEYLESS_PRIVATE_LISTEN, comma-separated): the public face,\n"
+    "                            where accounts with publicNetworkAccess Disabled still answer\n"
+    "  --trusted-proxy CIDR      a reverse proxy whose X-Forwarded-For is believed (repeatable;\n"
+    "                            KEYLESS_TRUSTED_PROXY, comma-separated; default none: the\n"
+    "                            caller is the TCP peer and X-Forwarded-For is ignored)\n"
     "  --store URL               the database (KEYLESS_STORE; default sqlite:DIR/keyless.db):\n"
     "                            sqlite:PATH, or postgres://USER@HOST:PORT/DB?sslmode=...\n"
     "                            (libpq parameters; the password only from PGPASSFILE or\n"
@@ -174,7 +180,7 @@ static int set_level(kl_log_level *dst, const char *v, char *err, size_t errlen)
 }
 
 /* One table drives both the flags and their environment twins. */
-typedef enum opt_kind { O_STR, O_INT, O_BOOL, O_LEVEL } opt_kind;
+typedef enum opt_kind { O_STR, O_INT, O_BOOL, O_LEVEL, O_LIST } opt_kind;
 typedef struct opt {
     const char *flag;
     const char *env;
@@ -201,6 +207,10 @@ static const opt opts[] = {
     STR("--egress-allow", "KEYLESS_EGRESS_ALLOW", egress_allow),
     STR("--federation-ca-file", "KEYLESS_FEDERATION_CA_FILE", federation_ca_file),
     STR("--store", "KEYLESS_STORE", store),
+    {"--private-listen", "KEYLESS_PRIVATE_LISTEN", O_LIST, offsetof(kl_config, private_listen),
+     sizeof(((kl_config *)0)->private_listen), 0, 0},
+    {"--trusted-proxy", "KEYLESS_TRUSTED_PROXY", O_LIST, offsetof(kl_config, trusted_proxy),
+     sizeof(((kl_config *)0)->trusted_proxy), 0, 0},
     STR("--kek-file", "KEYLESS_KEK_FILE", kek_file),
     {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
     {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
@@ -220,10 +230,26 @@ static const opt opts[] = {
      offsetof(kl_config, allow_core_dumps), 0, 0, 0},
 };
 
+/* A repeatable option: each value is appended to the list, comma-separated. */
+static int append_list(char *dst, size_t dstlen, const char *v, const char *name, char *err,
+                       size_t errlen)
+{
+    size_t have = strlen(dst), n = strlen(v);
+    if (have + (have ? 1 : 0) + n >= dstlen) {
+        snprintf(err, errlen, "%s: too many values", name);
+        return KL_EINVAL;
+    }
+    if (have)
+        dst[have++] = ',';
+    memcpy(dst + have, v, n + 1);
+    return 0;
+}
+
 static int apply(kl_config *cfg, const opt *o, const char *v, char *err, size_t errlen)
 {
     char *base = (char *)cfg;
     switch (o->kind) {
+    case O_LIST: return append_list(base + o->off, o->len, v, o->flag, err, errlen);
     case O_STR: return set_str(base + o->off, o->len, v, o->flag, err, errlen);
     case O_INT:
         return set_int((int *)(void *)(base + o->off), v, o->lo, o->hi, o->flag, err, errlen);

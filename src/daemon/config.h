@@ -23,6 +23,10 @@ typedef struct kl_config {
     /* PEM CAs that federated credentials' issuers (their discovery and JWKS) are verified
      * against; "" = the system's. */
     char federation_ca_file[512];
+    /* --private-listen (repeatable) and --trusted-proxy (repeatable), each a list joined
+     * with commas; checked and counted by the daemon. */
+    char private_listen[KL_MAX_PRIVATE_LISTENERS * 130];
+    char trusted_proxy[KL_MAX_TRUSTED_PROXIES * (KL_MAX_NETRULE_TEXT + 2)];
     char store[KL_MAX_STORE_URL + 1]; /* "" = sqlite:DIR/keyless.db */
     char kek_file[512];               /* "" = KEYLESS_KEK, else DIR/kek */
     int workers;

@@ -29,12 +29,62 @@
 #include "policy/jwks.h"
 #include "policy/signing.h"
 #include "policy/signins.h"
+#include "policy/keyusage.h"
+#include "policy/netrules.h"
 #include "policy/snapshot.h"
 #include "daemon/kek_check.h"
 #include "store/store.h"
 
 #define STOP_GRACE_MS 10000
 
+/* Our TCP listeners: public, IMDS, metrics and the private ones; the admin socket is one
+ * more of the server's. Both limits must hold them all. */
+_Static_assert(3 + KL_MAX_PRIVATE_LISTENERS <= KL_MAX_EGRESS_LISTENERS,
+               "the egress policy must know every TCP listener");
+_Static_assert(4 + KL_MAX_PRIVATE_LISTENERS <= KL_MAX_HTTP_LISTENERS,
+               "the HTTP server must take every listener");
+
+/* The next entry of a comma- or space-separated list: *start and *len, or false at the
+ * end. *pos moves past it. */
+static bool next_item(const char *list, size_t *pos, size_t *start, size_t *len)
+{
+    size_t i = *pos;
+    while (list[i] == ',' || list[i] == ' ' || list[i] == '\t')
+        i++;
+    if (!list[i])
+        return false;
+    size_t j = i;
+    while (list[j] && list[j] != ',' && list[j] != ' ' && list[j] != '\t')
+        j++;
+    *start = i;
+    *len = j - i;
+    *pos = j;
+    return true;
+}
+
+/* --trusted-proxy: every entry an address or CIDR, at most KL_MAX_TRUSTED_PROXIES. *out
+ * is NULL when the list is empty. 0, or KL_EINVAL with err set. */
+static int trusted_proxies(const char *list, kl_netrules **out, char *err, size_t errlen)
+{
+    kl_netrange r[KL_MAX_TRUSTED_PROXIES];
+    size_t n = 0, pos = 0, start, len;
+    *out = NULL;
+    while (next_item(list, &pos, &start, &len)) {
+        if (n == KL_MAX_TRUSTED_PROXIES)
+            return kl_err_say(err, errlen, KL_EINVAL, "--trusted-proxy: more than %d entries",
+                              KL_MAX_TRUSTED_PROXIES);
+        if (kl_netrules_parse(list + start, len, &r[n]) != 0)
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "--trusted-proxy: '%.*s' is not an address or CIDR",
+                              (int)(len > 64 ? 64 : len), list + start);
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    return kl_netrules_compile(r, n, out) == 0
+               ? 0
+               : kl_err_say(err, errlen, KL_EINVAL, "--trusted-proxy: cannot compile");
+}
 /* Without a core file or a ptrace-able process image, the KEK, the subkeys and the TLS
  * keys in memory cannot be copied out by a crash or by another process of the same user.
  * Both settings are inherited by nothing (keylessd starts no programs). */
@@ -151,6 +201,8 @@ int main(int argc, char **argv)
     kl_signins *signins = NULL;
     kl_http_server *server = NULL;
     kl_egress *egress = NULL;
+    kl_netrules *trusted = NULL;
+    kl_keyusage *usage = NULL;
     SSL_CTX *tls = NULL;
     kl_router router;
     memset(&router, 0, sizeof(router));
@@ -200,6 +252,21 @@ int main(int argc, char **argv)
         kl_log(KL_LOG_ERROR, "config", "reason", err, NULL);
         rc = 2;
         goto out;
+    }
+    if (trusted_proxies(cfg.trusted_proxy, &trusted, err, sizeof(err)) != 0) {
+        kl_log(KL_LOG_ERROR, "config", "reason", err, NULL);
+        rc = 2;
+        goto out;
+    }
+    {
+        size_t pos = 0, start, len, n = 0;
+        while (next_item(cfg.private_listen, &pos, &start, &len))
+            n++;
+        if (n > KL_MAX_PRIVATE_LISTENERS) {
+            kl_log(KL_LOG_ERROR, "config", "reason", "--private-listen: at most 4 listeners", NULL);
+            rc = 2;
+            goto out;
+        }
     }
     if (open_data_dir(&cfg, kek_env_rc == 1 || cfg.kek_file[0], &dd) != 0)
         goto out;
@@ -285,10 +352,13 @@ int main(int argc, char **argv)
         goto out;
     }
     holder = kl_snapshot_holder_new();
+    if (kl_keyusage_new(&usage) != 0)
+        goto out;
     /* A deployment whose credential does not open is built as unavailable (logged once);
      * only a store that cannot be read at all keeps the daemon from starting. */
-    if (!holder || kl_policy_new(store, keys, holder, &policy) != 0 ||
-        kl_policy_apply(policy, NULL) != 0) {
+    if (holder && kl_policy_new(store, keys, holder, &policy) == 0)
+        kl_policy_set_keyusage(policy, usage); /* before the first build: keys get cells */
+    if (!policy || kl_policy_apply(policy, NULL) != 0) {
         kl_log(KL_LOG_ERROR, "snapshot", "reason", "cannot build the first snapshot", NULL);
         goto out;
     }
@@ -325,6 +395,27 @@ int main(int argc, char **argv)
     if (cfg.metrics_listen[0] && kl_http_server_listen_tcp(server, cfg.metrics_listen, NULL,
                                                            KL_FACE_METRICS, &metrics_port) != 0)
         goto out;
+    /* Private listeners: the ready line names each with its bound port. */
+    char privs[KL_MAX_PRIVATE_LISTENERS * 140] = "";
+    {
+        size_t pos = 0, start, len, used = 0;
+        while (next_item(cfg.private_listen, &pos, &start, &len)) {
+            char hp[130];
+            int port = 0;
+            snprintf(hp, sizeof(hp), "%.*s", (int)len, cfg.private_listen + start);
+            const char *colon = strrchr(hp, ':');
+            if (!colon || kl_http_server_listen_private(server, hp, tls, &port) != 0) {
+                kl_log(KL_LOG_ERROR, "config", "reason", "--private-listen: cannot listen", "value",
+                       hp, NULL);
+                rc = 2;
+                goto out;
+            }
+            int w = snprintf(privs + used, sizeof(privs) - used, "%s%.*s:%d", used ? "," : "",
+                             (int)(colon - hp), hp, port);
+            if (w > 0 && (size_t)w < sizeof(privs) - used)
+                used += (size_t)w;
+        }
+    }
     /* Our own listeners are never a backend; a wildcard one owns its port on every
      * address of this host. */
     if (kl_egress_add_interfaces(egress) != 0)
@@ -351,7 +442,8 @@ int main(int argc, char **argv)
                         .policy = policy,
                         .public_base_url = base_url,
                         .egress = egress,
-                        .signing = &signing};
+                        .signing = &signing,
+                        .usage = usage};
     if (kl_mgmt_new(&mcfg, &mgmt) != 0) {
         kl_log(KL_LOG_ERROR, "mgmt", "reason", "control plane failed to start", NULL);
         goto out;
@@ -361,7 +453,8 @@ int main(int argc, char **argv)
                            .metrics = metrics,
                            .account_domain = cfg.account_domain[0] ? cfg.account_domain : NULL,
                            .upstream_timeout_ms = cfg.upstream_timeout_ms,
-                           .egress = egress};
+                           .egress = egress,
+                           .trusted_proxies = trusted};
     if (kl_gateway_new(&gcfg, &gateway) != 0)
         goto out;
     if (kl_signins_start(store, &signins) != 0)
@@ -382,6 +475,7 @@ int main(int argc, char **argv)
     router.gateway = gateway;
     router.metrics = metrics;
     router.store = store;
+    router.holder = holder;
     /* Signals are taken synchronously by this thread; no other thread sees them (each
      * inherits this mask: the store's watcher and the policy's compactor too, which are
      * started after it). */
@@ -409,13 +503,19 @@ int main(int argc, char **argv)
                  (int)(strrchr(cfg.metrics_listen, ':') - cfg.metrics_listen), cfg.metrics_listen,
                  metrics_port);
     kl_log(KL_LOG_INFO, "ready", "public", pub, "imds", imds, "admin", admin_path, "metrics",
-           metrics_port ? met : NULL, "data_dir", cfg.data_dir, "endpoint_base", base_url, "egress",
+           metrics_port ? met : NULL, "private", privs[0] ? privs : NULL, "data_dir", cfg.data_dir,
+           "endpoint_base", base_url, "egress",
            kl_egress_has_allowlist(egress) ? "allowlist" : "default", "version", KL_VERSION, NULL);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     kl_log(KL_LOG_INFO, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     kl_http_server_stop(server, STOP_GRACE_MS);
+    /* Every request has finished: what the keys were used for since the last batch goes
+     * to the store now (a crash would have lost it). */
+    size_t flushed = 0;
+    if (kl_keyusage_flush(usage, store, &flushed) != 0)
+        kl_log(KL_LOG_WARN, "key_usage_not_saved", NULL);
     kl_log(KL_LOG_INFO, "stopped", NULL);
     rc = 0;
 out:
@@ -427,7 +527,9 @@ out:
     kl_policy_stop(policy); /* its compactor reads the store */
     kl_store_close(store);  /* stops the watcher, which uses policy and holder */
     kl_policy_free(policy);
-    kl_snapshot_holder_free(holder);
+    kl_snapshot_holder_free(holder); /* releases the snapshots' key usage cells */
+    kl_keyusage_free(usage);
+    kl_netrules_free(trusted);
     kl_metrics_free(metrics);
     SSL_CTX_free(tls);
     kl_keys_free(keys);

@@ -6,10 +6,38 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/util.h"
 
 static void not_found(kl_http_req *r)
 {
     kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
+}
+
+/* keyless_api_key_age_seconds{account,slot}: how old each key is, so that an alert can
+ * ask for rotation. Account names are [A-Za-z0-9-] (ARM's rule), safe as label values. */
+static int render_key_ages(kl_router *rt, kl_buf *b)
+{
+    kl_snapshot *s = rt->holder ? kl_snapshot_acquire(rt->holder) : NULL;
+    if (!s)
+        return 0;
+    int64_t now = kl_now_unix();
+    int err = kl_buf_append_str(b, "# HELP keyless_api_key_age_seconds Seconds since each API "
+                                   "key was created or last regenerated.\n"
+                                   "# TYPE keyless_api_key_age_seconds gauge\n");
+    size_t n = kl_snapshot_account_count(s);
+    for (size_t i = 0; !err && i < n; i++) {
+        const kl_account *a = kl_snapshot_account_at(s, i);
+        for (int k = 0; !err && k < 2; k++) {
+            if (a->key_created[k] <= 0)
+                continue;
+            int64_t age = now > a->key_created[k] ? now - a->key_created[k] : 0;
+            err = kl_buf_appendf(
+                b, "keyless_api_key_age_seconds{account=\"%s\",slot=\"key%d\"} %lld\n", a->name,
+                k + 1, (long long)age);
+        }
+    }
+    kl_snapshot_release(s);
+    return err;
 }
 
 static void metrics(kl_router *rt, kl_http_req *r)
@@ -21,7 +49,7 @@ static void metrics(kl_router *rt, kl_http_req *r)
     }
     kl_buf b;
     kl_buf_init(&b, 4 * 1024 * 1024);
-    if (kl_metrics_render(rt->metrics, &b) != 0) {
+    if (kl_metrics_render(rt->metrics, &b) != 0 || render_key_ages(rt, &b) != 0) {
         kl_buf_free(&b);
         kl_http_respond_error(r, 500, "InternalServerError", "Metrics could not be rendered.");
         return;

@@ -9,14 +9,16 @@
 #include "gateway/sts.h"
 #include "http/server.h"
 #include "mgmt/mgmt.h"
+#include "policy/snapshot.h"
 #include "store/store.h"
 
 typedef struct kl_router {
-    kl_mgmt *mgmt;       /* borrowed */
-    kl_gateway *gateway; /* borrowed */
-    kl_gateway_sts *sts; /* borrowed: the token service (discovery, JWKS, token) */
-    kl_metrics *metrics; /* borrowed */
-    kl_store *store;     /* borrowed: /healthz reports not ready while it is unreachable */
+    kl_mgmt *mgmt;              /* borrowed */
+    kl_gateway *gateway;        /* borrowed */
+    kl_gateway_sts *sts;        /* borrowed: the token service (discovery, JWKS, token) */
+    kl_metrics *metrics;        /* borrowed */
+    kl_store *store;            /* borrowed: /healthz reports not ready while it is unreachable */
+    kl_snapshot_holder *holder; /* borrowed, may be NULL: key ages on /metrics */
 } kl_router;
 
 /* The server's handler: answers r (now or asynchronously). arg is the kl_router. */

@@ -43,8 +43,9 @@ struct kl_gateway {
     kl_metrics *metrics;
     char *account_domain; /* NULL: no Host form */
     int upstream_timeout_ms;
-    const kl_egress *egress; /* borrowed */
-    SSL_CTX *tls;            /* client context for https upstreams */
+    const kl_egress *egress;            /* borrowed */
+    const kl_netrules *trusted_proxies; /* borrowed; NULL: X-Forwarded-For ignored */
+    SSL_CTX *tls;                       /* client context for https upstreams */
     /* The system CA store is read on the first https handshake, not at start-up: parsing
      * the bundle is most of keylessd's start-up time and only https backends need it. */
     pthread_mutex_t ca_mu;
@@ -110,6 +111,7 @@ int kl_gateway_new(const kl_gateway_cfg *cfg, kl_gateway **out)
     g->keys = cfg->keys;
     g->metrics = cfg->metrics;
     g->egress = cfg->egress;
+    g->trusted_proxies = cfg->trusted_proxies;
     g->upstream_timeout_ms =
         cfg->upstream_timeout_ms > 0 ? cfg->upstream_timeout_ms : KL_UPSTREAM_TIMEOUT_MS;
     if (cfg->account_domain && *cfg->account_domain) {
@@ -299,6 +301,8 @@ static int authenticate_key(gw_worker *w, kl_http_req *r, const kl_snapshot *sna
     p->kind = PRINCIPAL_KEY;
     p->account = acct;
     p->key_slot = slot;
+    /* The day this key was last used: a relaxed load, and a store once a day per key. */
+    kl_keyusage_touch(acct->usage[slot == 2 ? 1 : 0], kl_now_unix());
     kl_http_req_log_field(r, "auth", "key");
     kl_http_req_log_field(r, "key", slot == 2 ? "key2" : "key1");
     return 0;
@@ -409,6 +413,69 @@ static int authenticate(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt
     }
     kl_http_req_auth_failed(r, KL_AUTHFAIL_MISSING);
     kl_gateway_reply_key_denied(r);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ network rules */
+
+/* The caller's address: the TCP peer, or, when the peer is a trusted proxy, the
+ * right-most X-Forwarded-For hop that is not one (a client can write anything to the
+ * left of what its first proxy appends, so nothing left of an untrusted hop counts).
+ * False when it cannot be known: no TCP peer, two X-Forwarded-For headers, an entry that
+ * is not a plain address, or more hops than KL_MAX_XFF_HOPS; such a caller matches no
+ * rule. */
+static bool caller_address(const kl_gateway *g, kl_http_req *r, kl_netaddr *out)
+{
+    const struct sockaddr *peer = kl_http_req_peer(r);
+    if (!peer || kl_netaddr_from_sockaddr(peer, out) != 0)
+        return false;
+    if (!g->trusted_proxies || !kl_netrules_match(g->trusted_proxies, out))
+        return true;
+    int nx = kl_http_req_header_count(r, "x-forwarded-for");
+    if (nx == 0)
+        return true; /* the proxy's own request */
+    const char *x = kl_http_req_header(r, "x-forwarded-for");
+    if (nx > 1 || !x)
+        return false;
+    size_t end = strlen(x);
+    for (int hops = 0; hops < KL_MAX_XFF_HOPS; hops++) {
+        size_t start = end;
+        while (start > 0 && x[start - 1] != ',')
+            start--;
+        size_t a = start, b = end;
+        while (a < b && (x[a] == ' ' || x[a] == '\t'))
+            a++;
+        while (b > a && (x[b - 1] == ' ' || x[b - 1] == '\t'))
+            b--;
+        if (kl_netaddr_parse(x + a, b - a, out) != 0)
+            return false;
+        if (!kl_netrules_match(g->trusted_proxies, out) || start == 0)
+            return true; /* the first untrusted hop, or the left-most of trusted ones */
+        end = start - 1;
+    }
+    return false;
+}
+
+/* Applies the account's network rules before any credential is looked at, for keys and
+ * tokens alike (Azure answers these before authentication too). Answers and returns -1
+ * on a refusal. */
+static int check_network(const kl_gateway *g, kl_http_req *r, const kl_account *acct)
+{
+    bool priv = kl_http_req_private(r);
+    kl_netaddr caller;
+    bool known = !priv && acct->default_deny && caller_address(g, r, &caller);
+    switch (kl_snapshot_network_check(acct, priv, known ? &caller : NULL)) {
+    case KL_NETWORK_ALLOWED: return 0;
+    case KL_NETWORK_PUBLIC_DISABLED:
+        kl_http_req_auth_failed(r, KL_AUTHFAIL_NETWORK);
+        kl_http_req_log_field(r, "network", "public_disabled");
+        kl_gateway_reply_public_disabled(r);
+        return -1;
+    case KL_NETWORK_DENIED: break;
+    }
+    kl_http_req_auth_failed(r, KL_AUTHFAIL_NETWORK);
+    kl_http_req_log_field(r, "network", known ? "denied" : "denied_unknown_caller");
+    kl_gateway_reply_network_denied(r);
     return -1;
 }
 
@@ -627,6 +694,8 @@ static int admit(kl_gateway *g, gw_worker *w, kl_http_req *r, kl_gateway_route *
         kl_gateway_reply_change_pending(r);
         return -1;
     }
+    if (check_network(g, r, acct) != 0)
+        return -1;
     if (authenticate(w, r, rt, snap, acct, p) != 0)
         return -1;
     if (authorize(w, r, rt, snap, acct, p) != 0)

@@ -11,6 +11,7 @@
 #include "crypto/keys.h"
 #include "http/server.h"
 #include "policy/egress.h"
+#include "policy/netrules.h"
 #include "policy/snapshot.h"
 
 typedef struct kl_gateway kl_gateway;
@@ -28,6 +29,9 @@ typedef struct kl_gateway_cfg {
     /* The operator's egress policy (borrowed, required): checked on every address an
      * upstream connection is about to be made to. */
     const kl_egress *egress;
+    /* --trusted-proxy: when the TCP peer is in this set, the caller is the right-most
+     * X-Forwarded-For address outside it (borrowed; NULL: X-Forwarded-For is ignored). */
+    const kl_netrules *trusted_proxies;
 } kl_gateway_cfg;
 
 /* Creates the gateway (cfg is copied; the pointers in it stay borrowed and must outlive

@@ -48,6 +48,11 @@ static const err_def errors[KL_GW_ERR__COUNT] = {
                                           "credential could not be opened. Update the "
                                           "deployment with its credential to restore it."},
     [KL_GW_ERR_API_VERSION] = {400, "BadRequest", "API version not supported"},
+    [KL_GW_ERR_PUBLIC_DISABLED] = {403, "403",
+                                   "Public access is disabled. Please configure private "
+                                   "endpoint."},
+    [KL_GW_ERR_NETWORK_DENIED] = {403, "403",
+                                  "Access denied due to Virtual Network/Firewall rules."},
 };
 
 int kl_gateway_error_body(kl_gateway_error e, const kl_gateway_body_err *be, json_t **body)
@@ -77,6 +82,16 @@ static void reply(kl_http_req *r, kl_gateway_error e, const kl_gateway_body_err 
     json_t *body;
     int status = kl_gateway_error_body(e, be, &body);
     kl_http_respond_json(r, status, body);
+}
+
+void kl_gateway_reply_public_disabled(kl_http_req *r)
+{
+    reply(r, KL_GW_ERR_PUBLIC_DISABLED, NULL);
+}
+
+void kl_gateway_reply_network_denied(kl_http_req *r)
+{
+    reply(r, KL_GW_ERR_NETWORK_DENIED, NULL);
 }
 
 void kl_gateway_reply_key_denied(kl_http_req *r)

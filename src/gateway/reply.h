@@ -21,6 +21,8 @@ typedef enum kl_gateway_error {
     KL_GW_ERR_CHANGE_PENDING,
     KL_GW_ERR_DEPLOYMENT_UNAVAILABLE,
     KL_GW_ERR_API_VERSION,
+    KL_GW_ERR_PUBLIC_DISABLED,
+    KL_GW_ERR_NETWORK_DENIED,
     KL_GW_ERR__COUNT
 } kl_gateway_error;
 
@@ -55,6 +57,12 @@ void kl_gateway_reply_unavailable(kl_http_req *r);
 /* 503 ServiceUnavailable (with Retry-After): a saved change to this account has not been
  * built into the snapshot yet, so nothing of the account is served from the stale one. */
 void kl_gateway_reply_change_pending(kl_http_req *r);
+/* 403 {"error":{"code":"403","message":"Public access is disabled. Please configure
+ * private endpoint."}}: publicNetworkAccess Disabled, not a private listener. */
+void kl_gateway_reply_public_disabled(kl_http_req *r);
+/* 403 {"error":{"code":"403","message":"Access denied due to Virtual Network/Firewall
+ * rules."}}: defaultAction Deny and the caller matches no ipRule. */
+void kl_gateway_reply_network_denied(kl_http_req *r);
 /* 503 DeploymentUnavailable: the deployment exists but its upstream credential cannot
  * be opened (wrong key-encryption key or a damaged row); setting it again restores it. */
 void kl_gateway_reply_deployment_unavailable(kl_http_req *r);

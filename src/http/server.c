@@ -37,7 +37,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define MAX_LISTENERS 8
+#define MAX_LISTENERS KL_MAX_HTTP_LISTENERS
 #define MAX_WORKERS 64
 #define LINGER_MS 2000                      /* how long a refused client may keep sending */
 #define LINGER_MAX_BYTES (16 * 1024 * 1024) /* ...and how much of it we read and drop */
@@ -46,6 +46,7 @@
 
 typedef struct listener_spec {
     bool is_unix;
+    bool is_private; /* --private-listen: the account's public network rules do not apply */
     kl_face face;
     SSL_CTX *tls;         /* referenced; NULL for plain */
     int fds[MAX_WORKERS]; /* TCP: one bound socket per worker; Unix: fds[0] */
@@ -152,6 +153,7 @@ typedef struct conn {
     struct event *resume; /* resumes parsing of pipelined input, without recursion */
     struct event *flush;  /* moves a streaming answer's pending bytes to the socket */
     long peer_uid;
+    struct sockaddr_storage peer; /* TCP: the client's address (ss_family 0 when unknown) */
     bool admin_ok;
     bool keep_alive;
     bool linger;      /* refused with input unread: close lingeringly */
@@ -1099,18 +1101,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
-static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, long peer_uid,
-                          bool admin_ok)
+static conn *accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, long peer_uid,
+                           bool admin_ok)
 {
     conn *c = NULL;
     if (t->draining || t->nconns >= KL_MAX_CONNECTIONS) {
         evutil_closesocket(fd);
-        return;
+        return NULL;
     }
     c = calloc(1, sizeof(*c));
     if (!c) {
         evutil_closesocket(fd);
-        return;
+        return NULL;
     }
     c->t = t;
     c->ls = ls;
@@ -1122,7 +1124,7 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
         if (!ssl) {
             evutil_closesocket(fd);
             free(c);
-            return;
+            return NULL;
         }
         c->bev = bufferevent_openssl_socket_new(t->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
@@ -1134,7 +1136,7 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
     if (!c->bev) {
         evutil_closesocket(fd);
         free(c);
-        return;
+        return NULL;
     }
     c->timer = evtimer_new(t->base, timer_cb, c);
     c->resume = event_new(t->base, -1, 0, resume_cb, c);
@@ -1148,7 +1150,7 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
             event_free(c->flush);
         bufferevent_free(c->bev);
         free(c);
-        return;
+        return NULL;
     }
     c->next = t->conns;
     if (t->conns)
@@ -1172,7 +1174,7 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
         c->req = req_new(c);
         if (!c->req) {
             conn_free(c);
-            return;
+            return NULL;
         }
         c->req->path = strdup("");
         c->keep_alive = false;
@@ -1181,6 +1183,7 @@ static void accept_common(thread_ctx *t, listener_spec *ls, evutil_socket_t fd, 
         kl_http_respond_error(c->req, 403, "Forbidden",
                               "Only root or the daemon's own user may use the admin socket.");
     }
+    return c;
 }
 
 typedef struct accept_arg accept_arg;
@@ -1194,7 +1197,9 @@ static void accept_tcp_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     accept_arg *a = arg;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    accept_common(a->t, a->ls, fd, -1, false);
+    conn *c = accept_common(a->t, a->ls, fd, -1, false);
+    if (c && sa && socklen > 0 && (size_t)socklen <= sizeof(c->peer))
+        memcpy(&c->peer, sa, (size_t)socklen);
 }
 
 static void accept_unix_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -1310,6 +1315,17 @@ kl_face kl_http_req_face(const kl_http_req *r)
 bool kl_http_req_is_admin(const kl_http_req *r)
 {
     return r->conn->ls->is_unix && r->conn->admin_ok;
+}
+
+const struct sockaddr *kl_http_req_peer(const kl_http_req *r)
+{
+    const struct sockaddr_storage *p = &r->conn->peer;
+    return p->ss_family == AF_INET || p->ss_family == AF_INET6 ? (const struct sockaddr *)p : NULL;
+}
+
+bool kl_http_req_private(const kl_http_req *r)
+{
+    return r->conn->ls && r->conn->ls->is_private;
 }
 
 long kl_http_req_peer_uid(const kl_http_req *r)
@@ -1613,8 +1629,23 @@ static int bind_tcp(const struct sockaddr_storage *ss, socklen_t sslen)
     return fd;
 }
 
+static int listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
+                      bool is_private, int *bound_port);
+
 int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
                               int *bound_port)
+{
+    return listen_tcp(s, hostport, tls, face, false, bound_port);
+}
+
+int kl_http_server_listen_private(kl_http_server *s, const char *hostport, SSL_CTX *tls,
+                                  int *bound_port)
+{
+    return listen_tcp(s, hostport, tls, KL_FACE_PUBLIC, true, bound_port);
+}
+
+static int listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
+                      bool is_private, int *bound_port)
 {
     if (s->nlisteners >= MAX_LISTENERS)
         return KL_ETOOBIG;
@@ -1652,6 +1683,7 @@ int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *
         }
     }
     ls->is_unix = false;
+    ls->is_private = is_private;
     ls->face = face;
     if (tls) {
         SSL_CTX_up_ref(tls);

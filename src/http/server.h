@@ -83,6 +83,11 @@ kl_http_server *kl_http_server_new(const kl_http_server_cfg *cfg);
  * a kl_err; on success *bound_port receives the actual port (for port 0). */
 int kl_http_server_listen_tcp(kl_http_server *s, const char *hostport, SSL_CTX *tls, kl_face face,
                               int *bound_port);
+/* Adds a private listener (--private-listen): the public face on another address, whose
+ * requests kl_http_req_private reports, so that an account closed to the public network
+ * still answers there. Otherwise as kl_http_server_listen_tcp. */
+int kl_http_server_listen_private(kl_http_server *s, const char *hostport, SSL_CTX *tls,
+                                  int *bound_port);
 /* The address the i-th TCP listener (0-based, in the order added; Unix listeners not
  * counted) is bound to, port included: what the daemon must never proxy to. Call it before
  * kl_http_server_start (the sockets then pass to the workers). 0, KL_EIO, or KL_ENOTFOUND
@@ -121,6 +126,10 @@ const unsigned char *kl_http_req_body(const kl_http_req *r, size_t *len);
 kl_face kl_http_req_face(const kl_http_req *r);
 /* True for Unix-socket connections whose peer passed the uid check. */
 bool kl_http_req_is_admin(const kl_http_req *r);
+/* The TCP peer's address (AF_INET or AF_INET6), or NULL (Unix sockets). */
+const struct sockaddr *kl_http_req_peer(const kl_http_req *r);
+/* True for requests that came through a private listener. */
+bool kl_http_req_private(const kl_http_req *r);
 /* Peer uid on Unix sockets; -1 otherwise. */
 long kl_http_req_peer_uid(const kl_http_req *r);
 /* The client's address as text ("127.0.0.1", "::1"; "unix" for the admin socket) in

@@ -105,6 +105,7 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
                           .tags = in.tags,
                           .properties = in.properties,
                           .disable_local_auth = in.disable_local_auth,
+                          .network_acls = in.network_acls,
                           .etag = etag,
                           .created_at = now,
                           .modified_at = now};
@@ -152,6 +153,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     a.tags = in.tags;
     a.properties = in.properties;
     a.disable_local_auth = in.disable_local_auth;
+    a.network_acls = in.network_acls;
     a.etag = etag;
     a.modified_at = kl_now_unix();
     bool created = false;
@@ -339,5 +341,42 @@ void kl_mgmt_account_regenerate_key(kl_mgmt_call *c)
     reply_keys(c, a);
 out:
     free_key(&k);
+    kl_store_account_free(a);
+}
+
+/* {"value":[{"keyName":"Key1","createdAt":..,"lastUsed":..|null},...]}: lastUsed is the
+ * start of the last day (UTC) the key was used, from the store and from this node's
+ * usage not yet written. */
+void kl_mgmt_account_list_key_usage(kl_mgmt_call *c)
+{
+    kl_store_account *a = NULL;
+    kl_store_key *keys = NULL;
+    size_t n = 0;
+    if (kl_mgmt_find_account(c, true, &a))
+        return;
+    int err = kl_store_get_account_keys(c->m->store, a->name, &keys, &n);
+    json_t *value = err ? NULL : json_array();
+    for (size_t i = 0; value && i < n; i++) {
+        char created[32], used[32];
+        int64_t last = keys[i].last_used;
+        int64_t mem = kl_keyusage_day_of(c->m->usage, keys[i].index);
+        if (mem > last)
+            last = mem;
+        kl_time_iso8601(keys[i].created_at, created, sizeof(created));
+        if (last > 0)
+            kl_time_iso8601(last, used, sizeof(used));
+        json_t *k =
+            json_pack("{s:s,s:s,s:o}", "keyName", keys[i].slot == 2 ? "Key2" : "Key1", "createdAt",
+                      created, "lastUsed", last > 0 ? json_string(used) : json_null());
+        if (!k || json_array_append_new(value, k)) {
+            json_decref(value);
+            value = NULL;
+        }
+    }
+    if (err)
+        kl_mgmt_fail_internal(c, err, "list_key_usage");
+    else
+        kl_mgmt_reply_json(c, 200, value ? json_pack("{s:o}", "value", value) : NULL);
+    kl_store_keys_free(keys, n);
     kl_store_account_free(a);
 }

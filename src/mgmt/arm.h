@@ -24,6 +24,8 @@
 #define KL_ARM_ACCOUNT KL_ARM_ACCOUNTS_IN_RG "/{account}"
 #define KL_ARM_LIST_KEYS KL_ARM_ACCOUNT "/listKeys"
 #define KL_ARM_REGENERATE_KEY KL_ARM_ACCOUNT "/regenerateKey"
+/* keyless's own: when each key was created and last used (no secret in it). */
+#define KL_ARM_LIST_KEY_USAGE KL_ARM_ACCOUNT "/listKeyUsage"
 #define KL_ARM_DEPLOYMENTS KL_ARM_ACCOUNT "/deployments"
 #define KL_ARM_DEPLOYMENT KL_ARM_DEPLOYMENTS "/{deployment}"
 

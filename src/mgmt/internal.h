@@ -25,6 +25,8 @@ struct kl_mgmt {
     /* Signing key rotation, and its timer on the control thread (NULL before init). */
     kl_signing_cfg signing;
     struct event *signing_timer;
+    kl_keyusage *usage;        /* borrowed, may be NULL */
+    struct event *usage_timer; /* control thread: flushes key usage (NULL before init) */
 };
 
 /* One request on its way through a route. */
@@ -95,6 +97,7 @@ void kl_mgmt_account_delete(kl_mgmt_call *c);
 void kl_mgmt_accounts_list(kl_mgmt_call *c);
 void kl_mgmt_account_list_keys(kl_mgmt_call *c);
 void kl_mgmt_account_regenerate_key(kl_mgmt_call *c);
+void kl_mgmt_account_list_key_usage(kl_mgmt_call *c);
 void kl_mgmt_deployment_put(kl_mgmt_call *c);
 void kl_mgmt_deployment_get(kl_mgmt_call *c);
 void kl_mgmt_deployment_delete(kl_mgmt_call *c);

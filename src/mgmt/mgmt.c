@@ -47,6 +47,9 @@ static const kl_mgmt_route routes[] = {
      V_ACCOUNTS},
     {"POST", KL_ARM_REGENERATE_KEY, CS "/regenerateKey/action", REQUIRED,
      kl_mgmt_account_regenerate_key, ARM, SCOPE, V_ACCOUNTS},
+    /* Dates only, no secret: whoever may read the account may read them. */
+    {"GET", KL_ARM_LIST_KEY_USAGE, CS "/read", NONE, kl_mgmt_account_list_key_usage, ARM, SCOPE,
+     V_ACCOUNTS},
     {"GET", KL_ARM_DEPLOYMENTS, CS "/deployments/read", NONE, kl_mgmt_deployments_list, ARM, LIST,
      V_DEPLOYMENTS},
     {"PUT", KL_ARM_DEPLOYMENT, CS "/deployments/write", OPTIONAL, kl_mgmt_deployment_put, ARM,
@@ -162,6 +165,7 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
                                       .lead_s = KL_SIGNING_PUBLISH_LEAD_S,
                                       .token_lifetime_s = KL_TOKEN_DEFAULT_LIFETIME_S,
                                       .alg = KL_JWS_RS256};
+    m->usage = cfg->usage;
     const char *base = cfg->public_base_url ? cfg->public_base_url : "https://127.0.0.1:8443";
     size_t len = strlen(base);
     while (len > 0 && base[len - 1] == '/')
@@ -182,6 +186,8 @@ void kl_mgmt_free(kl_mgmt *m)
     if (m->retry)
         event_free(m->retry);
     kl_mgmt_signing_stop(m);
+    if (m->usage_timer)
+        event_free(m->usage_timer);
     free(m->public_base_url);
     free(m);
 }
@@ -215,6 +221,24 @@ static void schedule_retry(kl_mgmt *m)
     evtimer_add(m->retry, &tv);
 }
 
+/* Writes the key usage of the last minute in one batch (a failure keeps it for the
+ * next one). */
+static void flush_usage(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kl_mgmt *m = arg;
+    size_t n = 0;
+    int err = kl_keyusage_flush(m->usage, m->store, &n);
+    if (err) {
+        kl_log(KL_LOG_WARN, "key_usage_flush_failed", "error", kl_err_str(err), NULL);
+    } else if (n && kl_log_enabled(KL_LOG_DEBUG)) {
+        char c[24];
+        snprintf(c, sizeof(c), "%zu", n);
+        kl_log(KL_LOG_DEBUG, "key_usage_flushed", "keys", c, NULL);
+    }
+}
+
 int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base)
 {
     if (!m || !base)
@@ -222,6 +246,13 @@ int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base)
     m->retry = evtimer_new(base, retry_build, m);
     if (!m->retry)
         return KL_ENOMEM;
+    if (m->usage) {
+        m->usage_timer = event_new(base, -1, EV_PERSIST, flush_usage, m);
+        struct timeval tv = {.tv_sec = KL_KEYUSAGE_FLUSH_MS / 1000,
+                             .tv_usec = (KL_KEYUSAGE_FLUSH_MS % 1000) * 1000};
+        if (!m->usage_timer || event_add(m->usage_timer, &tv) != 0)
+            return KL_ENOMEM;
+    }
     return kl_mgmt_signing_start(m, base);
 }
 
@@ -230,6 +261,10 @@ void kl_mgmt_thread_fini(kl_mgmt *m)
     if (!m)
         return;
     kl_mgmt_signing_stop(m);
+    if (m->usage_timer) {
+        event_free(m->usage_timer);
+        m->usage_timer = NULL;
+    }
     if (!m->retry)
         return;
     event_free(m->retry);

@@ -35,13 +35,16 @@ typedef struct kl_mgmt_cfg {
     /* Signing key rotation (copied); NULL: the defaults (30 days, RS256, 60-minute
      * tokens). */
     const kl_signing_cfg *signing;
+    /* Key usage cells (borrowed, may be NULL): flushed to the store every
+     * KL_KEYUSAGE_FLUSH_MS from the control thread, read by listKeyUsage. */
+    kl_keyusage *usage;
 } kl_mgmt_cfg;
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);
 void kl_mgmt_free(kl_mgmt *m);
 /* On the control thread, once its event base exists: prepares the timer that retries a
- * failed snapshot build. 0 or KL_ENOMEM. kl_mgmt_thread_fini undoes it on the same
- * thread before the base goes. */
+ * failed snapshot build and the one that flushes key usage. 0 or KL_ENOMEM. kl_mgmt_thread_fini
+ * undoes it on the same thread before the base goes. */
 int kl_mgmt_thread_init(kl_mgmt *m, struct event_base *base);
 void kl_mgmt_thread_fini(kl_mgmt *m);
 /* True if the path belongs to the control plane (/subscriptions/..., /providers/...,

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
+#include "policy/netrules.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -139,7 +141,139 @@ void kl_account_input_free(kl_account_input *in)
     free(in->sku);
     free(in->tags);
     free(in->properties);
+    free(in->network_acls);
     memset(in, 0, sizeof(*in));
+}
+
+/* ---------------------------------------------------------------- networkAcls */
+
+static int bad_acls(kl_arm_error *e, const char *what)
+{
+    kl_arm_error_set(e, 400, "InvalidValuesForRequestParameters",
+                     "Values for request parameters are invalid: properties.networkAcls.%s.", what);
+    return KL_EINVAL;
+}
+
+/* One of the words in canon (case-insensitive) as its canonical spelling, or NULL. */
+static const char *one_of(const json_t *v, const char *const *canon)
+{
+    const char *s = json_string_value(v);
+    for (size_t i = 0; s && canon[i]; i++)
+        if (kl_str_ieq(s, canon[i]))
+            return canon[i];
+    return NULL;
+}
+
+/* ipRules: [{"value": rule}], each rule checked by the same parser the snapshot
+ * compiles it with, so what is accepted here is what is enforced. */
+static int parse_ip_rules(const json_t *v, json_t *out, kl_arm_error *e)
+{
+    if (!json_is_array(v))
+        return bad_acls(e, "ipRules (an array of {\"value\": address or CIDR})");
+    if (json_array_size(v) > KL_MAX_NETWORK_RULES) {
+        kl_arm_error_set(e, 400, "InvalidValuesForRequestParameters",
+                         "Values for request parameters are invalid: properties.networkAcls."
+                         "ipRules holds more than %d rules.",
+                         KL_MAX_NETWORK_RULES);
+        return KL_EINVAL;
+    }
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        const json_t *val = json_object_get(item, "value");
+        kl_netrange r;
+        if (!json_is_string(val) ||
+            kl_netrules_parse(json_string_value(val), json_string_length(val), &r) != 0) {
+            /* The value is echoed only when it is short printable text. */
+            const char *s = json_string_value(val);
+            bool show =
+                s && printable(s, KL_MAX_NETRULE_TEXT) && strlen(s) == json_string_length(val);
+            kl_arm_error_set(e, 400, "InvalidValuesForRequestParameters",
+                             "Values for request parameters are invalid: "
+                             "properties.networkAcls.ipRules[%zu].value%s%s%s must be an IPv4 or "
+                             "IPv6 address or CIDR range.",
+                             i, show ? " '" : "", show ? s : "", show ? "'" : "");
+            return KL_EINVAL;
+        }
+        json_t *rule = json_pack("{s:O}", "value", val);
+        if (!rule || json_array_append_new(out, rule))
+            return KL_ENOMEM;
+    }
+    return 0;
+}
+
+/* virtualNetworkRules: kept and echoed (keylessd has no virtual networks). */
+static int parse_vnet_rules(const json_t *v, json_t *out, kl_arm_error *e)
+{
+    if (!json_is_array(v) || json_array_size(v) > KL_MAX_VNET_RULES)
+        return bad_acls(e, "virtualNetworkRules (an array of at most 512 {\"id\": ...})");
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        const json_t *id = json_object_get(item, "id");
+        const json_t *ign = json_object_get(item, "ignoreMissingVnetServiceEndpoint");
+        const json_t *state = json_object_get(item, "state");
+        if (!json_is_string(id) || !printable(json_string_value(id), KL_MAX_SCOPE) ||
+            (ign && !json_is_null(ign) && !json_is_boolean(ign)) ||
+            (state && !json_is_null(state) &&
+             (!json_is_string(state) ||
+              !printable(json_string_value(state), KL_ARM_MAX_SHORT_STRING))))
+            return bad_acls(e, "virtualNetworkRules (an array of at most 512 {\"id\": ...})");
+        json_t *rule = json_pack("{s:O}", "id", id);
+        if (!rule ||
+            (ign && json_is_boolean(ign) &&
+             json_object_set(rule, "ignoreMissingVnetServiceEndpoint", (json_t *)ign)) ||
+            (json_is_string(state) && json_object_set(rule, "state", (json_t *)state)) ||
+            json_array_append_new(out, rule)) {
+            json_decref(rule);
+            return KL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* properties.networkAcls -> *out (canonical JSON text: defaultAction, ipRules,
+ * virtualNetworkRules, bypass when given). Unknown members are dropped. */
+static int parse_network_acls(const json_t *v, char **out, kl_arm_error *e)
+{
+    static const char *const actions[] = {"Allow", "Deny", NULL};
+    static const char *const bypasses[] = {"AzureServices", "None", NULL};
+    if (!json_is_object(v))
+        return bad(e, "properties.%s must be an object.", "networkAcls");
+    const json_t *da = json_object_get(v, "defaultAction");
+    const char *action = (!da || json_is_null(da)) ? "Allow" : one_of(da, actions);
+    if (!action)
+        return bad_acls(e, "defaultAction (Allow or Deny)");
+    json_t *o =
+        json_pack("{s:s,s:[],s:[]}", "defaultAction", action, "ipRules", "virtualNetworkRules");
+    if (!o)
+        return KL_ENOMEM;
+    int err = 0;
+    const json_t *ip = json_object_get(v, "ipRules");
+    if (ip && !json_is_null(ip))
+        err = parse_ip_rules(ip, json_object_get(o, "ipRules"), e);
+    const json_t *vn = json_object_get(v, "virtualNetworkRules");
+    if (!err && vn && !json_is_null(vn))
+        err = parse_vnet_rules(vn, json_object_get(o, "virtualNetworkRules"), e);
+    const json_t *by = json_object_get(v, "bypass");
+    if (!err && by && !json_is_null(by)) {
+        const char *b = one_of(by, bypasses);
+        if (!b)
+            err = bad_acls(e, "bypass (AzureServices or None)");
+        else if (set_new(o, "bypass", json_string(b)))
+            err = KL_ENOMEM;
+    }
+    if (!err && !(*out = dump(o)))
+        err = KL_ENOMEM;
+    if (!err && strlen(*out) > KL_MAX_NETWORK_ACLS_JSON) {
+        free(*out);
+        *out = NULL;
+        err = bad_acls(e, "(too large)");
+    }
+    json_decref(o);
+    return err;
 }
 
 /* Client properties we keep and echo, with their types. Everything else we compute
@@ -165,7 +299,12 @@ static int merge_extra(json_t *extra, const char *key, const json_t *v, kl_arm_e
         strcmp(key, "dynamicThrottlingEnabled") == 0) {
         if (!json_is_boolean(v))
             return bad(e, "properties.%s must be a boolean.", key);
-    } else if (strcmp(key, "networkAcls") == 0 || strcmp(key, "apiProperties") == 0) {
+    } else if (strcmp(key, "networkAcls") == 0) {
+        /* Kept apart (kl_account_input.network_acls); a copy stored here by an earlier
+         * keylessd gives way to it. */
+        json_object_del(extra, key);
+        return 0;
+    } else if (strcmp(key, "apiProperties") == 0) {
         if (!json_is_object(v))
             return bad(e, "properties.%s must be an object.", key);
     } else if (strcmp(key, "allowedFqdnList") == 0) {
@@ -195,6 +334,15 @@ static int parse_account_properties(const json_t *props, const char *name,
         return KL_ENOMEM;
     int err = 0;
     in->disable_local_auth = base ? base->disable_local_auth : false;
+    const json_t *acls = json_is_object(props) ? json_object_get(props, "networkAcls") : NULL;
+    if (acls && !json_is_null(acls)) {
+        if ((err = parse_network_acls(acls, &in->network_acls, e)))
+            goto out;
+    } else if (!acls && base && base->network_acls &&
+               !(in->network_acls = strdup(base->network_acls))) {
+        err = KL_ENOMEM;
+        goto out;
+    }
     if (props && !json_is_null(props)) {
         if (!json_is_object(props)) {
             err = bad(e, "The %s must be an object.", "properties");
@@ -372,6 +520,8 @@ json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_u
         err |= set_new(props, "endpoint", json_string(endpoint));
         err |= set_new(props, "endpoints", endpoints_json(endpoint));
         err |= set_new(props, "disableLocalAuth", json_boolean(a->disable_local_auth));
+        if (a->network_acls)
+            err |= set_new(props, "networkAcls", load_object(a->network_acls));
         err |= set_new(props, "customSubDomainName", json_string(a->name));
         err |= set_new(props, "dateCreated", json_string(created));
         err |= set_new(o, "id", json_string(a->id));

@@ -25,6 +25,9 @@ typedef struct kl_account_input {
     char *tags;       /* JSON object text */
     char *properties; /* JSON object text of the kept extra properties */
     bool disable_local_auth;
+    /* properties.networkAcls, validated and in canonical form (JSON object text), or NULL
+     * when the account has none. */
+    char *network_acls;
 } kl_account_input;
 
 /* Validates an account PUT (base NULL: absent fields take defaults) or PATCH (base =

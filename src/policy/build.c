@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "crypto/crc32.h"
 #include "crypto/seal.h"
 #include "policy/role.h"
@@ -43,10 +45,9 @@ typedef struct build_ctx {
     /* Rows built as unavailable, by row and version (see broken_key); with a memo, a
      * row already in it is not logged again. */
     const kl_policy *memo;         /* may be NULL: log every broken row */
+    bool quiet;                    /* log no broken row (the compactor: the last build did) */
+    int64_t gen;                   /* the store generation the rows were read at */
     kl_appcreds_builder *appcreds; /* created at the first certificate */
-    const kl_policy *memo; /* may be NULL: log every broken row */
-    bool quiet;            /* log no broken row (the compactor: the last build did) */
-    int64_t gen;           /* the store generation the rows were read at */
     char **broken;
     size_t n_broken, cap_broken;
     kl_sts *sts; /* signing keys and client secrets, handed to the builder at the end */
@@ -60,7 +61,8 @@ struct kl_policy {
     kl_store *st;
     const kl_keys *keys;
     kl_snapshot_holder *h;
-    char **reported; /* broken rows of the last build, already logged */
+    kl_keyusage *usage; /* borrowed, may be NULL: where snapshots get key usage cells */
+    char **reported;    /* broken rows of the last build, already logged */
     size_t n_reported;
     /* What this context published last (a reference of its own) and the store
      * generation it holds: the base the next change is derived from. last is NULL and
@@ -122,17 +124,65 @@ int kl_policy_credential_aad(const char *account_name, const char *deployment, c
     return 0;
 }
 
+/* Compiles networkAcls.ipRules of the stored text. A row that does not parse (it was
+ * validated when written, so only a hand-edited row) fails closed: Deny with no rules. */
+static int compile_acls(const char *text, const char *account, bool *deny, kl_netrules **out)
+{
+    *out = NULL;
+    *deny = false;
+    if (!text)
+        return 0;
+    json_t *j = json_loads(text, 0, NULL);
+    const json_t *rules = json_object_get(j, "ipRules");
+    const char *da = json_string_value(json_object_get(j, "defaultAction"));
+    size_t n = json_array_size(rules);
+    kl_netrange *r = n ? calloc(n, sizeof(*r)) : NULL;
+    bool ok = j && da && (n == 0 || r) && n <= KL_MAX_NETWORK_RULES;
+    for (size_t i = 0; ok && i < n; i++) {
+        const json_t *v = json_object_get(json_array_get(rules, i), "value");
+        ok = json_is_string(v) &&
+             kl_netrules_parse(json_string_value(v), json_string_length(v), &r[i]) == 0;
+    }
+    int err = 0;
+    if (ok) {
+        *deny = kl_str_ieq(da, "Deny");
+        err = kl_netrules_compile(r, n, out);
+    } else {
+        kl_log(KL_LOG_ERROR, "snapshot_network_rules_unreadable", "account", account, "detail",
+               "the account refuses every public caller until its networkAcls are written again",
+               NULL);
+        *deny = true;
+    }
+    free(r);
+    json_decref(j);
+    return err == KL_ENOMEM ? err : 0;
+}
+
 static int on_account(void *arg, const kl_store_account *a)
 {
     build_ctx *c = arg;
-    return kl_snapshot_builder_account(c->b, a->id, a->name, a->subscription, a->resource_group,
-                                       a->location, a->disable_local_auth);
+    int err = kl_snapshot_builder_account(c->b, a->id, a->name, a->subscription, a->resource_group,
+                                          a->location, a->disable_local_auth);
+    if (err)
+        return err;
+    json_t *props = a->properties ? json_loads(a->properties, 0, NULL) : NULL;
+    const char *pna = json_string_value(json_object_get(props, "publicNetworkAccess"));
+    bool disabled = pna && kl_str_ieq(pna, "Disabled");
+    json_decref(props);
+    bool deny = false;
+    kl_netrules *rules = NULL;
+    if ((err = compile_acls(a->network_acls, a->name, &deny, &rules)))
+        return err;
+    if (!disabled && !deny && !rules)
+        return 0;
+    return kl_snapshot_builder_account_network(c->b, a->name, disabled, deny, rules);
 }
 
 static int on_key(void *arg, const char *account_name, const kl_store_key *k)
 {
     build_ctx *c = arg;
-    return kl_snapshot_builder_key(c->b, account_name, k->slot, k->index);
+    return kl_snapshot_builder_key_ex(c->b, account_name, k->slot, k->index, k->created_at,
+                                      k->last_used);
 }
 
 /* properties.model.name from the stored model object, or NULL. *owner must be
@@ -563,6 +613,15 @@ int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_p
     return 0;
 }
 
+void kl_policy_set_keyusage(kl_policy *p, kl_keyusage *u)
+{
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        p->usage = u;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 static void forget_reported(kl_policy *p)
 {
     for (size_t i = 0; i < p->n_reported; i++)
@@ -794,6 +853,7 @@ static int apply_locked(kl_policy *p, const char *scope)
     }
     kl_snapshot *s = NULL;
     build_ctx c = {.b = kl_snapshot_builder_new(), .keys = p->keys, .memo = p};
+    kl_snapshot_builder_keyusage(c.b, p->usage);
     int err = c.b ? build(p->st, &c, &s) : KL_ENOMEM;
     if (!err) {
         /* The memo becomes this build's broken rows: a row that was repaired and breaks

@@ -38,6 +38,9 @@ int kl_policy_new(kl_store *st, const kl_keys *keys, kl_snapshot_holder *h, kl_p
 void kl_policy_stop(kl_policy *p);
 /* NULL is fine. */
 void kl_policy_free(kl_policy *p);
+/* Snapshots built from now on take their keys' usage cells from u (borrowed; it must
+ * outlive every snapshot built, the published one included). Before the first apply. */
+void kl_policy_set_keyusage(kl_policy *p, kl_keyusage *u);
 /* Brings the published snapshot up to the store and publishes it. When only role
  * assignments changed since the last build (kl_store_load_since) and nothing is fenced,
  * that costs what the change touched: the new snapshot derives its RBAC index from the

@@ -170,6 +170,28 @@ static bool account_index(const kl_snapshot *s, const kl_account *a, size_t *idx
     return true;
 }
 
+kl_network_verdict kl_snapshot_network_check(const kl_account *a, bool private_listener,
+                                             const kl_netaddr *caller)
+{
+    if (!a || private_listener)
+        return KL_NETWORK_ALLOWED;
+    if (a->public_access_disabled)
+        return KL_NETWORK_PUBLIC_DISABLED;
+    if (a->default_deny && !(caller && kl_netrules_match(a->ip_rules, caller)))
+        return KL_NETWORK_DENIED;
+    return KL_NETWORK_ALLOWED;
+}
+
+size_t kl_snapshot_account_count(const kl_snapshot *s)
+{
+    return s ? s->n_accts : 0;
+}
+
+const kl_account *kl_snapshot_account_at(const kl_snapshot *s, size_t i)
+{
+    return s && i < s->n_accts ? &s->accts[i].pub : NULL;
+}
+
 const kl_account *kl_snapshot_account(const kl_snapshot *s, const char *name, size_t len)
 {
     const acct_rec *r = find_account(s, name, len, NULL);
@@ -282,6 +304,12 @@ const char *kl_snapshot_admin_principal(const kl_snapshot *s)
 
 static void free_account_strings(kl_account *a)
 {
+    kl_netrules_free((kl_netrules *)a->ip_rules);
+    a->ip_rules = NULL;
+    for (int i = 0; i < 2; i++) {
+        kl_keyusage_cell_release(a->usage[i]);
+        a->usage[i] = NULL;
+    }
     free((char *)a->id);
     free((char *)a->name);
     free((char *)a->subscription);
@@ -603,6 +631,7 @@ typedef struct staged_key {
     char *account_name;
     int slot;
     unsigned char index[32];
+    int64_t created_at, last_used;
 } staged_key;
 
 typedef struct staged_dep {
@@ -625,6 +654,7 @@ struct kl_snapshot_builder {
     char *admin_object_id;
     kl_appcreds *appcreds;
     kl_sts *sts;
+    kl_keyusage *usage; /* borrowed; kept across builder_clear */
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -680,7 +710,9 @@ static void builder_clear(kl_snapshot_builder *b)
     free(b->tenant_id);
     free(b->admin_object_id);
     kl_appcreds_free(b->appcreds);
+    kl_keyusage *u = b->usage;
     memset(b, 0, sizeof(*b));
+    b->usage = u;
 }
 
 void kl_snapshot_builder_free(kl_snapshot_builder *b)
@@ -716,8 +748,38 @@ int kl_snapshot_builder_account(kl_snapshot_builder *b, const char *id, const ch
     return 0;
 }
 
+int kl_snapshot_builder_account_network(kl_snapshot_builder *b, const char *account_name,
+                                        bool public_access_disabled, bool default_deny,
+                                        kl_netrules *rules)
+{
+    for (size_t i = b && account_name ? b->n_accts : 0; i > 0; i--) {
+        kl_account *a = &b->accts[i - 1].pub;
+        if (kl_str_ieq(a->name, account_name)) {
+            kl_netrules_free((kl_netrules *)a->ip_rules);
+            a->ip_rules = rules;
+            a->public_access_disabled = public_access_disabled;
+            a->default_deny = default_deny;
+            return 0;
+        }
+    }
+    kl_netrules_free(rules);
+    return KL_EINVAL;
+}
+
+void kl_snapshot_builder_keyusage(kl_snapshot_builder *b, kl_keyusage *u)
+{
+    if (b)
+        b->usage = u;
+}
+
 int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, int slot,
                             const unsigned char index[32])
+{
+    return kl_snapshot_builder_key_ex(b, account_name, slot, index, 0, 0);
+}
+
+int kl_snapshot_builder_key_ex(kl_snapshot_builder *b, const char *account_name, int slot,
+                               const unsigned char index[32], int64_t created_at, int64_t last_used)
 {
     if (!b || !account_name || !index || (slot != 1 && slot != 2))
         return KL_EINVAL;
@@ -730,6 +792,8 @@ int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, in
         return KL_ENOMEM;
     k->slot = slot;
     memcpy(k->index, index, 32);
+    k->created_at = created_at;
+    k->last_used = last_used;
     b->n_keys++;
     return 0;
 }
@@ -949,6 +1013,14 @@ static int finish_keys(kl_snapshot *s, kl_snapshot_builder *b)
         r->acct = (uint32_t)ai;
         r->slot = k->slot;
         s->n_keys = i + 1;
+        kl_account *a = &s->accts[ai].pub;
+        a->key_created[k->slot - 1] = k->created_at;
+        if (b->usage) {
+            kl_keyusage_cell_release(a->usage[k->slot - 1]);
+            a->usage[k->slot - 1] = kl_keyusage_cell_get(b->usage, k->index, k->last_used);
+            if (!a->usage[k->slot - 1])
+                return KL_ENOMEM;
+        }
         size_t h = key_hash(r->index) & s->key_mask;
         while (s->key_tab[h] != 0)
             h = (h + 1) & s->key_mask;

@@ -14,6 +14,8 @@
 
 #include "directory/directory.h"
 #include "policy/appcreds.h"
+#include "policy/keyusage.h"
+#include "policy/netrules.h"
 #include "rbac/rbac.h"
 
 typedef struct kl_snapshot kl_snapshot;
@@ -28,7 +30,30 @@ typedef struct kl_account {
     const char *resource_group;
     const char *location;
     bool disable_local_auth; /* true: API keys get 403 AuthenticationTypeDisabled */
+    /* Network rules, checked before authentication (see kl_snapshot_network_check). */
+    bool public_access_disabled; /* publicNetworkAccess: Disabled (private listeners only) */
+    bool default_deny;           /* networkAcls.defaultAction: Deny */
+    const kl_netrules *ip_rules; /* networkAcls.ipRules compiled; NULL = none */
+    /* Per key slot (index slot - 1): its usage cell (NULL without a key or a registry)
+     * and when the key was created (unix seconds, 0 = no key). */
+    kl_keyusage_cell *usage[2];
+    int64_t key_created[2];
 } kl_account;
+
+/* What the network rules say about a caller (see kl_snapshot_network_check). */
+typedef enum kl_network_verdict {
+    KL_NETWORK_ALLOWED = 0,
+    KL_NETWORK_PUBLIC_DISABLED, /* publicNetworkAccess Disabled, not a private listener */
+    KL_NETWORK_DENIED           /* defaultAction Deny and no ipRule matches */
+} kl_network_verdict;
+
+/* Judges a caller of account a: on a private listener (private_listener) the account is
+ * always reachable (its rules are for the public network, as private endpoints are on
+ * Azure); elsewhere publicNetworkAccess Disabled refuses, and defaultAction Deny refuses
+ * a caller whose address (caller, NULL when unknown: matches no rule) is in no ipRule.
+ * No allocation. */
+kl_network_verdict kl_snapshot_network_check(const kl_account *a, bool private_listener,
+                                             const kl_netaddr *caller);
 
 /* KL_BACKEND_UNAVAILABLE: a deployment the snapshot knows but cannot serve (its sealed
  * upstream credential did not open); the data plane answers it 503 and never forwards. */
@@ -120,6 +145,10 @@ size_t kl_snapshot_deployments(const kl_snapshot *s, const kl_account *a,
  * over all 32 bytes) sets *account and *slot (1 or 2) and returns true. */
 bool kl_snapshot_key_lookup(const kl_snapshot *s, const unsigned char index[32],
                             const kl_account **account, int *slot);
+
+/* The accounts in name order (for metrics): the number, and the i-th (NULL past it). */
+size_t kl_snapshot_account_count(const kl_snapshot *s);
+const kl_account *kl_snapshot_account_at(const kl_snapshot *s, size_t i);
 
 /* --- directory and RBAC --- */
 /* Principal by object id (a GUID, either case). NULL if none. */

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policy/snapshot.h"
 
@@ -21,6 +22,20 @@ void kl_snapshot_builder_free(kl_snapshot_builder *b);
 int kl_snapshot_builder_account(kl_snapshot_builder *b, const char *id, const char *name,
                                 const char *subscription, const char *resource_group,
                                 const char *location, bool disable_local_auth);
+/* Sets the network rules of the account called account_name, added before (it is
+ * normally the last one). rules may be NULL (no ipRules); ownership of rules is taken,
+ * also on error. KL_EINVAL if no such account was added. */
+int kl_snapshot_builder_account_network(kl_snapshot_builder *b, const char *account_name,
+                                        bool public_access_disabled, bool default_deny,
+                                        kl_netrules *rules);
+/* The registry key usage cells come from (borrowed; must outlive every snapshot built).
+ * Without one, accounts have no usage cells. */
+void kl_snapshot_builder_keyusage(kl_snapshot_builder *b, kl_keyusage *u);
+/* kl_snapshot_builder_key with the key's creation time and the stored start of the last
+ * day it was used (0 = never), for its usage cell. */
+int kl_snapshot_builder_key_ex(kl_snapshot_builder *b, const char *account_name, int slot,
+                               const unsigned char index[32], int64_t created_at,
+                               int64_t last_used);
 /* Adds an API key index (slot 1 or 2) for the account called account_name (resolved at
  * finish). */
 int kl_snapshot_builder_key(kl_snapshot_builder *b, const char *account_name, int slot,

@@ -142,6 +142,12 @@ static const kl_store_migration migrations[] = {
      "  key TEXT NOT NULL,"
      "  PRIMARY KEY (generation, kind, key)"
      ");"},
+    {6, "network rules of accounts, and when each key was last used",
+     /* network_acls: properties.networkAcls as validated (JSON object text), NULL when the
+      * account has none. last_used: the start (unix seconds, UTC) of the last day the key
+      * was used, written in batches (policy/keyusage.c); NULL when never. */
+     "ALTER TABLE accounts ADD COLUMN network_acls TEXT;"
+     "ALTER TABLE account_keys ADD COLUMN last_used INTEGER;"},
     {7, "signing keys of the token service",
      /* The private key is sealed under the KEK (aad "signing-key:<kid>"). A key is
       * published from created_at, signs from active_at (the newest active key signs),

@@ -29,14 +29,14 @@ static const kl_col account_cols[] = {
     COL(TEXT, kl_store_account, etag),
     COL(I64, kl_store_account, created_at),
     COL(I64, kl_store_account, modified_at),
+    COL(TEXT, kl_store_account, network_acls),
 };
 const kl_rowmap kl_map_account = KL_ROWMAP(kl_store_account, account_cols);
 
 static const kl_col key_cols[] = {
-    COL(INT, kl_store_key, slot),
-    COL(SECRET, kl_store_key, sealed),
-    COL(KEY32, kl_store_key, index),
-    COL(I64, kl_store_key, created_at),
+    COL(INT, kl_store_key, slot),      COL(SECRET, kl_store_key, sealed),
+    COL(KEY32, kl_store_key, index),   COL(I64, kl_store_key, created_at),
+    COL(I64, kl_store_key, last_used),
 };
 const kl_rowmap kl_map_key = KL_ROWMAP(kl_store_key, key_cols);
 
@@ -212,6 +212,14 @@ void kl_q_lock(kl_store *st)
 void kl_q_unlock(kl_store *st)
 {
     pthread_mutex_unlock(&st->mu);
+}
+
+int kl_q_begin_unannounced(kl_store *st)
+{
+    int err = kl_q_begin(st, true);
+    if (!err)
+        st->in_write = false; /* committed like any write, but the generation stays */
+    return err;
 }
 
 int kl_q_begin(kl_store *st, bool write)

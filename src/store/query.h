@@ -104,6 +104,9 @@ void kl_q_lock(kl_store *st);
 void kl_q_unlock(kl_store *st);
 /* Locks the store and begins a transaction; on failure the store is unlocked again. */
 int kl_q_begin(kl_store *st, bool write);
+/* A write transaction that does not move the store's generation (nor notify other
+ * nodes): for bookkeeping no snapshot reads, such as key usage. End with kl_q_end. */
+int kl_q_begin_unannounced(kl_store *st);
 /* COMMIT when err is 0 (a change is acknowledged only if this succeeds), else ROLLBACK;
  * then unlocks. Returns the final result. */
 int kl_q_end(kl_store *st, int err);

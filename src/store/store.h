@@ -29,6 +29,7 @@ typedef struct kl_store_account {
     char *tags;       /* JSON object text, e.g. {} */
     char *properties; /* JSON object text: extra client properties echoed back */
     bool disable_local_auth;
+    char *network_acls;  /* JSON object text of properties.networkAcls, or NULL (none) */
     char *etag;          /* opaque token, new on every write (no quotes) */
     int64_t created_at;  /* unix seconds; only used on insert, kept on update */
     int64_t modified_at; /* unix seconds */
@@ -40,7 +41,17 @@ typedef struct kl_store_key {
     char *sealed;            /* kl_seal() text, aad "apikey:<lower-case account id>:<slot>" */
     unsigned char index[32]; /* kl_apikey_index() of the key; unique across the store */
     int64_t created_at;      /* unix seconds */
+    /* Read only: the start (unix seconds, UTC) of the last day the key was used, as the
+     * usage batches last wrote it; 0 when never. Writing a slot resets it. */
+    int64_t last_used;
 } kl_store_key;
+
+/* One key's use, for kl_store_record_key_usage: the key by its index, and the start of
+ * the day (unix seconds, UTC) it was last used. */
+typedef struct kl_store_key_usage {
+    unsigned char index[32];
+    int64_t day;
+} kl_store_key_usage;
 
 /* A deployment of an account. Ownership as for kl_store_account. */
 typedef struct kl_store_deployment {
@@ -111,6 +122,12 @@ int kl_store_delete_account(kl_store *st, const char *name);
 int kl_store_set_account_keys(kl_store *st, const char *name, const kl_store_key *keys, size_t n);
 /* Replaces one slot (k->slot); the same as kl_store_set_account_keys with n = 1. */
 int kl_store_regenerate_account_key(kl_store *st, const char *name, const kl_store_key *k);
+/* Records when keys were last used, in one transaction: each key (by index) whose
+ * last_used is older than its entry's day gets that day; entries for keys that no longer
+ * exist (regenerated, deleted) change nothing, so a late batch never marks a new key as
+ * used. Not a change of configuration: the store's generation does not move, so other
+ * nodes do not rebuild. 0, KL_EINVAL, a store error. */
+int kl_store_record_key_usage(kl_store *st, const kl_store_key_usage *u, size_t n);
 /* Reads the keys of the account called name, ordered by slot. *out is an array of *n
  * keys owned by the caller (kl_store_keys_free). KL_ENOTFOUND if no such account. */
 int kl_store_get_account_keys(kl_store *st, const char *name, kl_store_key **out, size_t *n);

@@ -35,7 +35,7 @@ static int account_pk(kl_store *st, const char *name, int64_t *pk)
 
 #define ACCOUNT_COLS                                                                               \
     "SELECT id, subscription, resource_group, name, location, kind, sku, tags, properties, "       \
-    "disable_local_auth, etag, created_at, modified_at FROM accounts "
+    "disable_local_auth, etag, created_at, modified_at, network_acls FROM accounts "
 
 static int check_keys(const kl_store_key *keys, size_t n)
 {
@@ -59,7 +59,7 @@ static int write_keys(kl_store *st, int64_t pk, const kl_store_key *keys, size_t
                         "INSERT INTO account_keys (account_pk, slot, sealed, key_index, "
                         "created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_pk, slot) "
                         "DO UPDATE SET sealed = excluded.sealed, key_index = excluded.key_index, "
-                        "created_at = excluded.created_at",
+                        "created_at = excluded.created_at, last_used = NULL",
                         KL_ARGS(kl_vi(pk), kl_vi(keys[i].slot), kl_vt(keys[i].sealed),
                                 kl_vb(keys[i].index, 32), kl_vi(keys[i].created_at)),
                         NULL);
@@ -75,13 +75,13 @@ static int insert_account(kl_store *st, const kl_store_account *a, const char *l
     int err = kl_q_int(st,
                        "INSERT INTO accounts (id, id_lower, subscription, resource_group, name, "
                        "name_lower, location, kind, sku, tags, properties, disable_local_auth, "
-                       "etag, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                       "?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING pk",
+                       "etag, created_at, modified_at, network_acls) VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING pk",
                        KL_ARGS(kl_vt(a->id), kl_vt(lid), kl_vt(a->subscription),
                                kl_vt(a->resource_group), kl_vt(a->name), kl_vt(lname),
                                kl_vt(a->location), kl_vt(a->kind), kl_vt(json[0]), kl_vt(json[1]),
                                kl_vt(json[2]), kl_vi(a->disable_local_auth), kl_vt(a->etag),
-                               kl_vi(a->created_at), kl_vi(a->modified_at)),
+                               kl_vi(a->created_at), kl_vi(a->modified_at), kl_vt(a->network_acls)),
                        &pk);
     return err ? err : write_keys(st, pk, keys, n_keys);
 }
@@ -97,6 +97,8 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
     for (size_t i = 0; i < 3; i++)
         if (!json_object_text(json[i], false))
             return KL_EINVAL;
+    if (!json_object_text(a->network_acls, true))
+        return KL_EINVAL;
     char *lname = kl_q_lower(a->name);
     char *lid = kl_q_lower(a->id);
     char *have = NULL;
@@ -114,11 +116,11 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
     } else if (!err) {
         err = kl_q_exec(st,
                         "UPDATE accounts SET location = ?1, kind = ?2, sku = ?3, tags = ?4, "
-                        "properties = ?5, disable_local_auth = ?6, etag = ?7, modified_at = ?8 "
-                        "WHERE name_lower = ?9",
+                        "properties = ?5, disable_local_auth = ?6, etag = ?7, modified_at = ?8, "
+                        "network_acls = ?10 WHERE name_lower = ?9",
                         KL_ARGS(kl_vt(a->location), kl_vt(a->kind), kl_vt(json[0]), kl_vt(json[1]),
                                 kl_vt(json[2]), kl_vi(a->disable_local_auth), kl_vt(a->etag),
-                                kl_vi(a->modified_at), kl_vt(lname)),
+                                kl_vi(a->modified_at), kl_vt(lname), kl_vt(a->network_acls)),
                         NULL);
     }
     err = kl_q_end(st, err);
@@ -207,6 +209,23 @@ int kl_store_regenerate_account_key(kl_store *st, const char *name, const kl_sto
     return kl_store_set_account_keys(st, name, k, 1);
 }
 
+int kl_store_record_key_usage(kl_store *st, const kl_store_key_usage *u, size_t n)
+{
+    if (!st || (n && !u))
+        return KL_EINVAL;
+    if (n == 0)
+        return 0;
+    int err = kl_q_begin_unannounced(st);
+    if (err)
+        return err;
+    for (size_t i = 0; !err && i < n; i++)
+        err = kl_q_exec(st,
+                        "UPDATE account_keys SET last_used = ?2 WHERE key_index = ?1 AND "
+                        "(last_used IS NULL OR last_used < ?2)",
+                        KL_ARGS(kl_vb(u[i].index, 32), kl_vi(u[i].day)), NULL);
+    return kl_q_end(st, err);
+}
+
 typedef struct key_array {
     kl_store_key *keys;
     size_t n;
@@ -239,7 +258,8 @@ int kl_store_get_account_keys(kl_store *st, const char *name, kl_store_key **out
         goto out;
     if (!(err = account_pk(st, name, &pk)))
         err = kl_q_each(st,
-                        "SELECT slot, sealed, key_index, created_at FROM account_keys "
+                        "SELECT slot, sealed, key_index, created_at, coalesce(last_used, 0) "
+                        "FROM account_keys "
                         "WHERE account_pk = ?1 ORDER BY slot",
                         KL_ARGS(kl_vi(pk)), &kl_map_key, take_key, &ka);
     err = kl_q_end(st, err);
@@ -390,7 +410,7 @@ typedef struct key_row {
 static const kl_col key_row_cols[] = {
     {KL_COL_TEXT, offsetof(key_row, account_name)},  {KL_COL_INT, offsetof(key_row, key.slot)},
     {KL_COL_SECRET, offsetof(key_row, key.sealed)},  {KL_COL_KEY32, offsetof(key_row, key.index)},
-    {KL_COL_I64, offsetof(key_row, key.created_at)},
+    {KL_COL_I64, offsetof(key_row, key.created_at)}, {KL_COL_I64, offsetof(key_row, key.last_used)},
 };
 static const kl_rowmap key_row_map = KL_ROWMAP(key_row, key_row_cols);
 
@@ -425,7 +445,8 @@ int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v)
                         visit_account, arg);
     if (!err && v->key)
         err = kl_q_each(st,
-                        "SELECT a.name, k.slot, k.sealed, k.key_index, k.created_at "
+                        "SELECT a.name, k.slot, k.sealed, k.key_index, k.created_at, "
+                        "coalesce(k.last_used, 0) "
                         "FROM account_keys k JOIN accounts a ON a.pk = k.account_pk "
                         "ORDER BY a.name_lower, k.slot",
                         KL_NOARGS, &key_row_map, visit_key, arg);

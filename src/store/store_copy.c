@@ -17,7 +17,7 @@ typedef struct copy_col {
     copy_type t;
 } copy_col;
 
-#define MAX_COPY_COLS 16
+#define MAX_COPY_COLS 20
 
 typedef struct copy_table {
     const char *name;
@@ -44,14 +44,16 @@ static const copy_table tables[] = {
       {"disable_local_auth", C_INT},
       {"etag", C_TEXT},
       {"created_at", C_INT},
-      {"modified_at", C_INT}}},
+      {"modified_at", C_INT},
+      {"network_acls", C_TEXT}}},
     {"account_keys",
      false,
      {{"account_pk", C_INT},
       {"slot", C_INT},
       {"sealed", C_TEXT},
       {"key_index", C_KEY32},
-      {"created_at", C_INT}}},
+      {"created_at", C_INT},
+      {"last_used", C_INT}}},
     {"deployments",
      false,
      {{"account_pk", C_INT},

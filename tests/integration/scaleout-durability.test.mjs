@@ -146,6 +146,11 @@ test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys a
   const acct = accountPath('moved');
   await assign(old, acct, sp, ROLE.reader);
   const tenant = (await old.admin('GET', '/v1.0/organization')).json.value[0].id;
+  // Network rules and key usage move too.
+  const acls = { defaultAction: 'Deny', ipRules: [{ value: '127.0.0.1' }], virtualNetworkRules: [] };
+  const p = await old.admin('PATCH', `${acct}?${ARM_API}`, { properties: { networkAcls: acls } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal((await old.chat('moved', 'chat', keys.key1, 'used before the move')).status, 200);
   const stopped = await old.stop();
   assert.equal(stopped.code, 0);
 
@@ -162,6 +167,10 @@ test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys a
   const read = await node.admin('GET', `${acct}?${ARM_API}`, undefined, { headers: asPrincipal(sp) });
   assert.equal(read.status, 200, read.text);
   assert.equal((await node.admin('GET', '/v1.0/organization')).json.value[0].id, tenant);
+  assert.deepEqual((await node.admin('GET', `${acct}?${ARM_API}`)).json.properties.networkAcls, acls);
+  assert.equal((await node.chat('moved', 'chat', keys.key1, 'x', { localAddress: '127.0.0.3' })).status, 403);
+  const usage = (await node.admin('GET', `${acct}/listKeyUsage?${ARM_API}`)).json.value;
+  assert.match(usage.find((u) => u.keyName === 'Key1').lastUsed || '', /^\d{4}-\d\d-\d\dT00:00:00/);
   // New rows get new keys past the copied ones.
   const more = await node.putDeployment('moved', 'later', {});
   assert.equal(more.status, 201, more.text);

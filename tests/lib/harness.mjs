@@ -412,6 +412,8 @@ export class Daemon {
     this.publicHost = '127.0.0.1';
     this.publicPort = Number(pubPort);
     this.publicUrl = `https://127.0.0.1:${this.publicPort}`;
+    // --private-listen: "host:port,..." in the ready line.
+    this.privatePorts = (ready.private || '').split(',').filter(Boolean).map((hp) => Number(/:(\d+)$/.exec(hp)[1]));
     this.imdsPort = imdsPort ? Number(imdsPort) : undefined;
     this.imdsUrl = imdsPort ? `http://127.0.0.1:${this.imdsPort}` : undefined;
     if (ready.admin && ready.admin !== this.adminSock)
@@ -506,13 +508,15 @@ export class Daemon {
 
   // HTTPS request to the public listener, verifying the daemon's CA (against 127.0.0.1,
   // whatever Host header is sent). body: object (sent as JSON), string or Buffer.
-  // localAddress (e.g. '127.0.0.2') picks the client's source address.
-  request(method, path, { headers = {}, body, timeoutMs = 20000, localAddress } = {}) {
+  // localAddress picks the caller's address (any of 127/8); port another listener of
+  // the public face (a private one).
+  request(method, path, { headers = {}, body, timeoutMs = 20000, localAddress, port } = {}) {
     const h = { ...headers };
     const payload = encodeBody(body, h);
     return nodeRequest(https, {
       host: this.publicHost,
-      port: this.publicPort,
+      port: port || this.publicPort,
+      ...(localAddress ? { localAddress } : {}),
       servername: '',
       ca: this.ca,
       method,
@@ -622,12 +626,12 @@ export class Daemon {
   }
 
   // POST a chat completion to /accounts/{account}/openai/deployments/{d}/chat/completions.
-  chat(account, deployment, key, content = 'hello world', { headers = {}, extraBody = {}, stream = false } = {}) {
+  chat(account, deployment, key, content = 'hello world', { headers = {}, extraBody = {}, stream = false, localAddress, port } = {}) {
     const h = { ...headers };
     if (key !== undefined && key !== null) h['api-key'] = key;
     const body = { messages: [{ role: 'user', content }], ...extraBody };
     if (stream) body.stream = true;
-    return this.request('POST', `/accounts/${account}/openai/deployments/${deployment}/chat/completions?${AOAI_API}`, { headers: h, body });
+    return this.request('POST', `/accounts/${account}/openai/deployments/${deployment}/chat/completions?${AOAI_API}`, { headers: h, body, localAddress, port });
   }
 
   // Opens a raw TLS connection to the public listener (see rawExchange).

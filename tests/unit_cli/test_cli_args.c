@@ -190,14 +190,51 @@ static void test_disable_local_auth_forms(void **state)
     assert_true(a.disable_local_auth);
     assert_true(a.disable_local_auth_valued);
 
-    /* update must say which way. */
+    /* update must say what to change, and which way. */
     assert_int_equal(PARSE(&a, err, "account", "update", "demo"), KL_EINVAL);
-    assert_string_equal(err, "account update: missing --disable-local-auth true|false");
+    assert_string_equal(err, "account update: nothing to change (give --disable-local-auth "
+                             "true|false, --public-network-access, --default-action or "
+                             "--allow-ip)");
     assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--disable-local-auth"),
                      KL_EINVAL);
+    assert_string_equal(err, "account update: missing --disable-local-auth true|false");
     assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--disable-local-auth=yes"),
                      KL_EINVAL);
     assert_string_equal(err, "--disable-local-auth takes true or false, not 'yes'");
+}
+
+static void test_network_and_age_options(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--public-network-access",
+                           "disabled", "--default-action", "Deny", "--allow-ip", "10.0.0.0/8",
+                           "--allow-ip=2001:db8::/32"),
+                     0);
+    assert_string_equal(a.public_network_access, "disabled");
+    assert_string_equal(a.default_action, "Deny");
+    assert_int_equal(a.n_allow_ip, 2);
+    assert_string_equal(a.allow_ip[1], "2001:db8::/32");
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--public-network-access", "off"),
+                     KL_EINVAL);
+    assert_string_equal(err, "--public-network-access must be Enabled or Disabled, not 'off'");
+    assert_int_equal(PARSE(&a, err, "account", "update", "demo", "--default-action", "Block"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "account", "create", "demo", "--allow-ip", "1.2.3.4"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "90d"), 0);
+    assert_int_equal(a.older_than_s, 90 * 86400);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "2w"), 0);
+    assert_int_equal(a.older_than_s, 14 * 86400);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "90"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "d"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "0d"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "90x"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "9dd"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "-1d"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "keys", "list", "demo", "--older-than", "99999999d"),
+                     KL_EINVAL);
 }
 
 static void test_deployment_create_options(void **state)
@@ -1180,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_missing_arguments_are_usage_errors),
         cmocka_unit_test(test_unknown_options_and_commands),
         cmocka_unit_test(test_disable_local_auth_forms),
+        cmocka_unit_test(test_network_and_age_options),
         cmocka_unit_test(test_deployment_create_options),
         cmocka_unit_test(test_help_and_end_of_options),
         cmocka_unit_test(test_default_data_dir),

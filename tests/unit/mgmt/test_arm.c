@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "mgmt/arm.h"
 #include "mgmt/internal.h"
 #include "mgmt/mgmt.h"
@@ -607,6 +608,88 @@ static void test_account_patch_merges(void **state)
     kl_account_input_free(&in);
 }
 
+/* properties.networkAcls: validated at write time (every ipRule through the rule
+ * parser the snapshot uses), stored apart in canonical form, kept or removed by PATCH. */
+static void test_account_network_acls(void **state)
+{
+    (void)state;
+    kl_account_input in;
+    assert_int_equal(
+        account("{\"properties\":{\"publicNetworkAccess\":\"Enabled\","
+                "\"networkAcls\":{\"defaultAction\":\"deny\",\"bypass\":\"azureservices\","
+                "\"ipRules\":[{\"value\":\"10.0.0.0/8\",\"x\":1},{\"value\":\"2001:db8::1\"}],"
+                "\"virtualNetworkRules\":[{\"id\":\"/subscriptions/s/vnet\","
+                "\"ignoreMissingVnetServiceEndpoint\":true}],\"other\":1}}}",
+                NULL, &in),
+        0);
+    assert_string_equal(in.network_acls,
+                        "{\"bypass\":\"AzureServices\",\"defaultAction\":\"Deny\",\"ipRules\":[{"
+                        "\"value\":\"10.0.0.0/8\"},{\"value\":\"2001:db8::1\"}],"
+                        "\"virtualNetworkRules\":[{\"id\":\"/subscriptions/s/vnet\","
+                        "\"ignoreMissingVnetServiceEndpoint\":true}]}");
+    /* Not in the other properties: it has its own column. */
+    assert_string_equal(in.properties, "{\"publicNetworkAccess\":\"Enabled\"}");
+
+    /* PATCH without networkAcls keeps them; null removes them. */
+    kl_store_account base = {.location = "local",
+                             .kind = "OpenAI",
+                             .sku = "{}",
+                             .tags = "{}",
+                             .properties = "{}",
+                             .network_acls = in.network_acls};
+    kl_account_input p2;
+    assert_int_equal(account("{\"tags\":{}}", &base, &p2), 0);
+    assert_string_equal(p2.network_acls, in.network_acls);
+    kl_account_input_free(&p2);
+    assert_int_equal(account("{\"properties\":{\"networkAcls\":null}}", &base, &p2), 0);
+    assert_null(p2.network_acls);
+    kl_account_input_free(&p2);
+    /* PUT without them has none. */
+    kl_account_input_free(&in);
+    assert_int_equal(account("{}", NULL, &in), 0);
+    assert_null(in.network_acls);
+    kl_account_input_free(&in);
+
+    static const char *const bad[] = {
+        "{\"properties\":{\"networkAcls\":{\"defaultAction\":\"Maybe\"}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":[{\"value\":\"10.0.0.0/33\"}]}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":[{\"value\":\"10.0.0\"}]}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":[{\"value\":\"fe80::1%eth0\"}]}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":[{\"value\":10}]}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":[\"10.0.0.0/8\"]}}}",
+        "{\"properties\":{\"networkAcls\":{\"ipRules\":{}}}}",
+        "{\"properties\":{\"networkAcls\":{\"bypass\":\"Everything\"}}}",
+        "{\"properties\":{\"networkAcls\":{\"virtualNetworkRules\":[{\"id\":1}]}}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (account(bad[i], NULL, &in) != KL_EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(perr.status, 400);
+        assert_string_equal(perr.code, "InvalidValuesForRequestParameters");
+        assert_null(in.network_acls);
+    }
+    assert_int_equal(account(bad[1], NULL, &in), KL_EINVAL);
+    assert_string_equal(perr.message, "Values for request parameters are invalid: "
+                                      "properties.networkAcls.ipRules[0].value '10.0.0.0/33' "
+                                      "must be an IPv4 or IPv6 address or CIDR range.");
+
+    /* 4,096 rules are fine, one more is not. */
+    size_t cap = 40 * (KL_MAX_NETWORK_RULES + 2);
+    char *big = malloc(cap);
+    assert_non_null(big);
+    for (int n = KL_MAX_NETWORK_RULES; n <= KL_MAX_NETWORK_RULES + 1; n++) {
+        size_t off = (size_t)snprintf(big, cap, "{\"properties\":{\"networkAcls\":{\"ipRules\":[");
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(big + off, cap - off, "%s{\"value\":\"10.%d.%d.0/24\"}",
+                                    i ? "," : "", i / 256, i % 256);
+        snprintf(big + off, cap - off, "]}}}");
+        int rc = account(big, NULL, &in);
+        assert_int_equal(rc, n == KL_MAX_NETWORK_RULES ? 0 : KL_EINVAL);
+        kl_account_input_free(&in);
+    }
+    free(big);
+}
+
 static void test_account_json(void **state)
 {
     (void)state;
@@ -655,8 +738,12 @@ static void test_account_json(void **state)
 
     a.properties = "{}";
     a.disable_local_auth = false;
+    a.network_acls = "{\"defaultAction\":\"Deny\",\"ipRules\":[],\"virtualNetworkRules\":[]}";
     j = kl_arm_account_json(&a, "https://h:1");
     json_t *p = json_object_get(j, "properties");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(p, "networkAcls"), "defaultAction")),
+        "Deny");
     assert_string_equal(json_string_value(json_object_get(p, "publicNetworkAccess")), "Enabled");
     assert_string_equal(json_string_value(json_object_get(p, "endpoint")),
                         "https://h:1/accounts/Demo/");
@@ -853,8 +940,8 @@ int main(void)
         cmocka_unit_test(test_route_table),          cmocka_unit_test(test_matches),
         cmocka_unit_test(test_route_list_file),      cmocka_unit_test(test_account_body),
         cmocka_unit_test(test_account_patch_merges), cmocka_unit_test(test_account_json),
-        cmocka_unit_test(test_deployment_body),      cmocka_unit_test(test_deployment_json),
-        cmocka_unit_test(test_key_name_and_aad),
+        cmocka_unit_test(test_account_network_acls), cmocka_unit_test(test_deployment_body),
+        cmocka_unit_test(test_deployment_json),      cmocka_unit_test(test_key_name_and_aad),
     };
     return cmocka_run_group_tests_name("mgmt_arm", tests, NULL, NULL);
 }

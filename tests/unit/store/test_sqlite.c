@@ -366,6 +366,92 @@ static void test_keys(void **state)
     assert_int_equal(kl_store_get_account_keys(f->st, "missing", &ks, &n), KL_ENOTFOUND);
 }
 
+static int64_t last_used_of(fixture *f, const char *account, int slot)
+{
+    kl_store_key *ks = NULL;
+    size_t n = 0;
+    assert_int_equal(kl_store_get_account_keys(f->st, account, &ks, &n), 0);
+    int64_t v = -1;
+    for (size_t i = 0; i < n; i++)
+        if (ks[i].slot == slot)
+            v = ks[i].last_used;
+    kl_store_keys_free(ks, n);
+    return v;
+}
+
+static int load_key_usage(void *arg, const char *account_name, const kl_store_key *k)
+{
+    (void)account_name;
+    if (k->slot == 1)
+        *(int64_t *)arg = k->last_used;
+    return 0;
+}
+
+/* Key usage: recorded by index, only ever forward, without moving the generation;
+ * kept across reopen, reset when the slot is written, never carried to a new key. */
+static void test_key_usage(void **state)
+{
+    fixture *f = *state;
+    put_simple(f, "s", "g", "acct", 0x10);
+    assert_int_equal(last_used_of(f, "acct", 1), 0);
+    int64_t gen0 = 0, gen1 = 0;
+    assert_int_equal(kl_store_generation(f->st, &gen0), 0);
+    kl_store_key_usage u[2];
+    memset(u, 0, sizeof(u));
+    memset(u[0].index, 0x10, 32);
+    u[0].day = 20000 * 86400LL;
+    memset(u[1].index, 0x99, 32); /* no such key: changes nothing */
+    u[1].day = 20000 * 86400LL;
+    assert_int_equal(kl_store_record_key_usage(f->st, u, 2), 0);
+    assert_int_equal(last_used_of(f, "acct", 1), 20000 * 86400LL);
+    assert_int_equal(last_used_of(f, "acct", 2), 0);
+    assert_int_equal(kl_store_generation(f->st, &gen1), 0);
+    assert_int_equal(gen1, gen0);
+    /* An older day does not move it back; a newer one moves it on. */
+    u[0].day = 19999 * 86400LL;
+    assert_int_equal(kl_store_record_key_usage(f->st, u, 1), 0);
+    assert_int_equal(last_used_of(f, "acct", 1), 20000 * 86400LL);
+    u[0].day = 20001 * 86400LL;
+    assert_int_equal(kl_store_record_key_usage(f->st, u, 1), 0);
+    assert_int_equal(last_used_of(f, "acct", 1), 20001 * 86400LL);
+    reopen(f);
+    assert_int_equal(last_used_of(f, "acct", 1), 20001 * 86400LL);
+    int64_t seen = -1;
+    kl_store_visitor v = {.arg = &seen, .key = load_key_usage};
+    assert_int_equal(kl_store_load_all(f->st, &v), 0);
+    assert_int_equal(seen, 20001 * 86400LL);
+    /* Regenerating resets the slot; a late batch for the old key leaves the new one. */
+    kl_store_key k1 = make_key(1, 0x55, "new-1");
+    assert_int_equal(kl_store_regenerate_account_key(f->st, "acct", &k1), 0);
+    assert_int_equal(last_used_of(f, "acct", 1), 0);
+    u[0].day = 20002 * 86400LL;
+    assert_int_equal(kl_store_record_key_usage(f->st, u, 1), 0);
+    assert_int_equal(last_used_of(f, "acct", 1), 0);
+    assert_int_equal(kl_store_record_key_usage(f->st, NULL, 0), 0);
+    assert_int_equal(kl_store_record_key_usage(f->st, NULL, 1), KL_EINVAL);
+}
+
+/* networkAcls live in their own column: written, read back, replaced, removed. */
+static void test_network_acls(void **state)
+{
+    fixture *f = *state;
+    char id[512];
+    kl_store_account a = make_account(id, sizeof(id), "s", "g", "net");
+    a.network_acls = "{\"defaultAction\":\"Deny\",\"ipRules\":[{\"value\":\"10.0.0.0/8\"}]}";
+    assert_int_equal(kl_store_put_account(f->st, &a, NULL, 0, NULL), 0);
+    kl_store_account *got = NULL;
+    assert_int_equal(kl_store_get_account(f->st, "net", &got), 0);
+    assert_string_equal(got->network_acls, a.network_acls);
+    kl_store_account_free(got);
+    a.network_acls = NULL;
+    assert_int_equal(kl_store_put_account(f->st, &a, NULL, 0, NULL), 0);
+    assert_int_equal(kl_store_get_account(f->st, "net", &got), 0);
+    assert_null(got->network_acls);
+    kl_store_account_free(got);
+    a.network_acls = "[1]";
+    assert_int_equal(kl_store_put_account(f->st, &a, NULL, 0, NULL), KL_EINVAL);
+}
+
 static kl_store_deployment make_dep(const char *name, const char *backend, const char *url,
                                     const char *cred)
 {
@@ -640,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_name_across_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_network_acls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deployments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
