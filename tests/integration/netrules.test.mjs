@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { ARM_API, Daemon, accountPath, onCleanup, startDaemon } from '../lib/harness.mjs';
+import { ROLE, assign, createApp, tenantId } from '../lib/authz.mjs';
 
 const FIREWALL = { error: { code: '403', message: 'Access denied due to Virtual Network/Firewall rules.' } };
 const PUBLIC_OFF = { error: { code: '403', message: 'Public access is disabled. Please configure private endpoint.' } };
@@ -49,6 +50,24 @@ test('drill: only callers inside ipRules are served; a leaked key is useless out
   // defaultAction Allow: the rules no longer matter.
   await patchOk(d, 'demo', { networkAcls: { defaultAction: 'Allow', ipRules: [] } });
   assertServed(await d.chat('demo', 'chat', keys.key2, 'allow', { localAddress: '127.0.0.9' }), 'Allow');
+});
+
+test('bearer tokens meet the same rules as keys: refused outside ipRules, served inside', async (t) => {
+  const d = await startDaemon(t);
+  await d.setupAccount('demo');
+  const tid = await tenantId(d);
+  const app = await createApp(d, 'netrules-app');
+  const pw = await d.admin('POST', `/v1.0/applications/${app.id}/addPassword`, { passwordCredential: { displayName: 'ci' } });
+  assert.equal(pw.status, 200, pw.text);
+  await assign(d, accountPath('demo'), app.servicePrincipalId, ROLE.openaiUser);
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: pw.json.secretText, scope: 'https://cognitiveservices.azure.com/.default' });
+  const tr = await d.request('POST', `/${tid}/oauth2/v2.0/token`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+  assert.equal(tr.status, 200, tr.text);
+  const bearer = { authorization: `Bearer ${tr.json.access_token}` };
+  await patchOk(d, 'demo', { networkAcls: { defaultAction: 'Deny', ipRules: [{ value: '127.0.0.2' }] } });
+  assertServed(await d.chat('demo', 'chat', null, 'inside', { headers: bearer, localAddress: '127.0.0.2' }), 'token from 127.0.0.2');
+  const out = await d.chat('demo', 'chat', null, 'outside', { headers: bearer, localAddress: '127.0.0.3' });
+  assert.deepEqual([out.status, out.json], [403, FIREWALL]);
 });
 
 test('publicNetworkAccess Disabled: the same key works only through the private listener', async (t) => {
