@@ -2,6 +2,7 @@
 #include "policy/signins.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,14 @@ int kl_signins_start(kl_store *st, kl_signins **out)
     l->st = st;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    if (pthread_create(&l->thread, NULL, writer, l) != 0) {
+    /* With every signal blocked, so a daemon's signals go to the thread that waits for
+     * them, whichever thread starts this one and whenever it does. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&l->thread, NULL, writer, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
         free(l->q);
