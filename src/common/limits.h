@@ -30,22 +30,11 @@
 /* Tokens and keys */
 #define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */
 #define KL_MAX_JSON_DEPTH 64
-#define KL_MAX_KEK_ENV 128        /* KEYLESS_KEK's value (base64 of 32 bytes is 44) */
-#define KL_MAX_JWS_KID 128        /* a JWS "kid"; only [A-Za-z0-9_-] */
-#define KL_MAX_JWS_SIG 512        /* a decoded signature (RSA-4096 is 512 bytes) */
-#define KL_MAX_KEYRING_KEYS 16    /* public keys a token verifier trusts at once */
-#define KL_MIN_RSA_BITS 2048      /* smaller RSA keys are refused for signing and verifying */
-#define KL_TOKEN_CLOCK_SKEW_S 300 /* exp/nbf/iat tolerance; never more than 5 minutes */
-#define KL_TOKEN_DEFAULT_LIFETIME_S 3600    /* access tokens we issue */
-#define KL_TOKEN_MAX_LIFETIME_S (25 * 3600) /* longest exp - nbf we accept (MI: 24 h + 5 min) */
-#define KL_ASSERTION_MAX_LIFETIME_S 600     /* client assertions: exp - nbf (or iat) */
-#define KL_MAX_JTI 256                      /* a client assertion's "jti" */
-#define KL_MAX_CLAIM_STRING 1024            /* aud, iss, appid, oid, tid ... in a token */
-#define KL_MAX_TOKCACHE_ENTRIES (1 << 20)   /* verified-token cache, per worker */
-#define KL_MAX_JWS_KID 128                  /* a JWS "kid"; only [A-Za-z0-9_-] */
-#define KL_MAX_JWS_SIG 512                  /* a decoded signature (RSA-4096 is 512 bytes) */
-#define KL_MAX_KEYRING_KEYS 16              /* public keys a token verifier trusts at once */
-#define KL_MIN_RSA_BITS 2048 /* smaller RSA keys are refused for signing and verifying */
+#define KL_MAX_KEK_ENV 128     /* KEYLESS_KEK's value (base64 of 32 bytes is 44) */
+#define KL_MAX_JWS_KID 128     /* a JWS "kid"; only [A-Za-z0-9_-] */
+#define KL_MAX_JWS_SIG 512     /* a decoded signature (RSA-4096 is 512 bytes) */
+#define KL_MAX_KEYRING_KEYS 16 /* public keys a token verifier trusts at once */
+#define KL_MIN_RSA_BITS 2048   /* smaller RSA keys are refused for signing and verifying */
 #define KL_MAX_RSA_BITS (8 * KL_MAX_JWS_SIG) /* larger keys could never fit a signature */
 #define KL_TOKEN_CLOCK_SKEW_S 300            /* exp/nbf/iat tolerance; never more than 5 minutes */
 #define KL_TOKEN_DEFAULT_LIFETIME_S 3600     /* access tokens we issue */
