@@ -8,36 +8,17 @@
 // Entra's 700213.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { accountPath, startDaemon } from '../lib/harness.mjs';
+import { runClient } from '../lib/interop.mjs';
 import { ROLE, assign, createApp, tenantId } from '../lib/authz.mjs';
 import { startIssuer } from '../lib/oidc-issuer.mjs';
 
 const CLIENT = fileURLToPath(new URL('./identity-workload-client.mjs', import.meta.url));
 const SUBJECT = 'system:serviceaccount:prod:api';
 
-function run(d, env) {
-  return new Promise((resolve, reject) => {
-    const e = { ...process.env, NODE_EXTRA_CA_CERTS: join(d.dataDir, 'tls', 'ca.pem'), ...env };
-    delete e.NODE_TLS_REJECT_UNAUTHORIZED;
-    delete e.AZURE_AUTHORITY_HOST;
-    const p = spawn(process.execPath, [CLIENT], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c) => (out += c));
-    p.stderr.on('data', (c) => (err += c));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      assert.equal(code, 0, `client exited ${code}:\n${err}\n${out}`);
-      resolve(JSON.parse(out.trim().split('\n').pop()));
-    });
-  });
-}
+const run = (d, env) => runClient(d, CLIENT, env);
 
 test('WorkloadIdentityCredential with a federated token file -> AzureOpenAI: 200; another subject is 700213', async (t) => {
   const iss = await startIssuer(t);

@@ -6,34 +6,15 @@
 // fresh Node process, so every run signs in anew.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { accountPath, startDaemon } from '../lib/harness.mjs';
+import { runClient } from '../lib/interop.mjs';
 import { ROLE, assign, createApp, deleteAssignment, tenantId } from '../lib/authz.mjs';
 
 const CLIENT = fileURLToPath(new URL('./identity-client.mjs', import.meta.url));
 
-function run(d, env) {
-  return new Promise((resolve, reject) => {
-    const e = { ...process.env, NODE_EXTRA_CA_CERTS: join(d.dataDir, 'tls', 'ca.pem'), ...env };
-    delete e.NODE_TLS_REJECT_UNAUTHORIZED;
-    delete e.AZURE_AUTHORITY_HOST;
-    const p = spawn(process.execPath, [CLIENT], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c) => (out += c));
-    p.stderr.on('data', (c) => (err += c));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      assert.equal(code, 0, `client exited ${code}:\n${err}\n${out}`);
-      resolve(JSON.parse(out.trim().split('\n').pop()));
-    });
-  });
-}
+const run = (d, env) => runClient(d, CLIENT, env);
 
 test('ClientSecretCredential -> getBearerTokenProvider -> AzureOpenAI: 200 with the role, 401 PermissionDenied without, 200 again', async (t) => {
   const d = await startDaemon(t);
