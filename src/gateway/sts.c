@@ -22,6 +22,7 @@
 #include "policy/signins.h"
 #include "policy/sts.h"
 #include "token/assertion.h"
+#include "token/bearer.h"
 #include "token/claims.h"
 #include "token/form.h"
 #include "token/throttle.h"
@@ -79,6 +80,7 @@ static const char *const known_resources[] = {
     "https://cognitiveservices.azure.com", /* the data plane */
     "https://management.azure.com",        /* the control plane (ARM) */
     "https://management.core.windows.net", /* ARM's older audience */
+    "https://graph.microsoft.com",         /* the Graph-shaped directory */
 };
 
 typedef enum sts_route {
@@ -149,8 +151,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
 
 int kl_gateway_sts_issuer(const char *tid, char *out, size_t outlen)
 {
-    int n = snprintf(out, outlen, "https://sts.windows.net/%s/", tid ? tid : "");
-    return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
+    return kl_bearer_issuer(tid, out, outlen);
 }
 
 /* ------------------------------------------------------------------ routing */
