@@ -64,6 +64,8 @@ test('an ARM token acts as its principal: 403 without a role, the call with one,
   const denied = authzFailed(app.servicePrincipalId, 'Microsoft.CognitiveServices/accounts/read', acct);
   denied.error.message = denied.error.message.replace(`The client '${app.servicePrincipalId}'`, `The client '${app.appId}'`);
   assert.deepEqual(r.json, denied, 'the 403 names the client id and the object id');
+  r = await d.request('POST', `${acct}/listKeys?${ARM_API}`, { headers: bearer(tok) });
+  assert.equal(r.status, 403, `listKeys without a role: ${r.text}`);
 
   await assign(d, acct, app.servicePrincipalId, ROLE.csContributor);
   r = await get();
