@@ -52,8 +52,8 @@ int kl_claims_build_access(const kl_claims_access *in, json_t **out)
     int64_t life = in->lifetime ? in->lifetime : KL_TOKEN_DEFAULT_LIFETIME_S;
     static const char *const acr[] = {"0", "1", "2"};
     if (!str_ok(in->aud) || !str_ok(in->iss) || !str_ok(in->tid) || !str_ok(in->appid) ||
-        !str_ok(in->oid) || (in->xms_mirid && !str_ok(in->xms_mirid)) || in->appidacr < 0 || in->appidacr > 2 || life < 1 ||
-        life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
+        !str_ok(in->oid) || (in->xms_mirid && !str_ok(in->xms_mirid)) || in->appidacr < 0 ||
+        in->appidacr > 2 || life < 1 || life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
         return KL_EINVAL;
     if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
         kl_b64url_encode(rnd, sizeof(rnd), uti, sizeof(uti)) < 0)
