@@ -96,7 +96,7 @@ static void check(const kl_snapshot *snap, kl_http_req *r, bool graph, verdict *
     }
     const char *tid = kl_snapshot_tenant_id(snap);
     char iss[160];
-    kl_bearer_issuer(tid, iss, sizeof(iss));
+    kl_claims_issuer_v1(tid, iss, sizeof(iss));
     kl_claims_expect e = {.audiences = graph ? graph_audiences : arm_audiences,
                           .n_audiences = graph ? 1 : 2,
                           .issuer = iss,

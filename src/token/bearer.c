@@ -1,9 +1,7 @@
 #include "token/bearer.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "common/err.h"
 #include "common/util.h"
 
 bool kl_bearer_split(const char *h, const char **v, size_t *n)
@@ -28,10 +26,4 @@ bool kl_bearer_split(const char *h, const char **v, size_t *n)
     *v = p;
     *n = len;
     return true;
-}
-
-int kl_bearer_issuer(const char *tid, char *out, size_t outlen)
-{
-    int n = snprintf(out, outlen, "https://sts.windows.net/%s/", tid ? tid : "");
-    return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
 }

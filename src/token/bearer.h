@@ -11,8 +11,4 @@
  * h is another scheme or carries no value. Nothing is checked about the value itself. */
 bool kl_bearer_split(const char *h, const char **v, size_t *n);
 
-/* The issuer of this tenant's v1 access tokens, "https://sts.windows.net/<tid>/", into
- * out. 0, or KL_ETOOBIG when it does not fit. */
-int kl_bearer_issuer(const char *tid, char *out, size_t outlen);
-
 #endif
