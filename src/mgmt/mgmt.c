@@ -508,13 +508,14 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
     const char *oid = NULL;
     if (as) {
         oid = as->object_id;
-        const kl_principal *p =
-            kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1)) ? kl_snapshot_principal(c->snap, oid)
-                                                              : NULL;
+        const kl_principal *p = kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1))
+                                    ? kl_snapshot_principal(c->snap, oid)
+                                    : NULL;
         if (!p || !p->enabled) {
             /* Deleted or disabled since the token was issued: its tokens end now. */
             kl_http_req_auth_failed(c->r, KL_AUTHFAIL_INVALID_TOKEN);
-            kl_http_req_log_field(c->r, "token_refused", p ? "principal_disabled" : "principal_unknown");
+            kl_http_req_log_field(c->r, "token_refused",
+                                  p ? "principal_disabled" : "principal_unknown");
             kl_mgmt_refuse_token(c);
             return false;
         }
