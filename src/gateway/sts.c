@@ -22,8 +22,10 @@
 #include "policy/signins.h"
 #include "policy/sts.h"
 #include "token/assertion.h"
+#include "token/bearer.h"
 #include "token/claims.h"
 #include "token/form.h"
+#include "token/mint.h"
 #include "token/throttle.h"
 
 #define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -153,8 +155,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
 
 int kl_gateway_sts_issuer(const char *tid, char *out, size_t outlen)
 {
-    int n = snprintf(out, outlen, "https://sts.windows.net/%s/", tid ? tid : "");
-    return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
+    return kl_claims_issuer_v1(tid, out, outlen);
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -683,9 +684,7 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     const char *tid = kl_snapshot_tenant_id(snap);
     const kl_jws_key *key = kl_sts_signing_key(kl_snapshot_sts(snap), now);
     char iss[160];
-    json_t *claims = NULL;
-    char *payload = NULL, *tok = NULL;
-    kl_jws_signer signer;
+    char *tok = NULL;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
         sts_error(a, r, 503, "temporarily_unavailable", 90033,
@@ -701,15 +700,7 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
                            .appidacr = c->appidacr,
                            .now = now,
                            .lifetime = s->lifetime_s};
-    unsigned algs = kl_jws_key_algs(key);
-    kl_jws_alg alg = (algs & KL_JWS_RS256) ? KL_JWS_RS256 : KL_JWS_ES256;
-    int err = kl_claims_build_access(&in, &claims);
-    if (!err && !(payload = json_dumps(claims, JSON_COMPACT)))
-        err = KL_ENOMEM;
-    if (!err)
-        err = kl_jws_key_signer(key, alg, &signer);
-    if (!err)
-        err = kl_jws_sign_compact(&signer, payload, strlen(payload), &tok);
+    int err = kl_mint_access(key, &in, &tok);
     if (err) {
         kl_log(KL_LOG_ERROR, "sts_sign_failed", "error", kl_err_str(err), NULL);
         sts_error(a, r, 500, "server_error", 90033,
@@ -738,8 +729,6 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     audit(a, r, true, 0, "", corr);
     kl_http_respond_json(r, 200, body);
 out:
-    json_decref(claims);
-    free(payload);
     if (tok) {
         OPENSSL_cleanse(tok, strlen(tok));
         free(tok);
