@@ -110,6 +110,7 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
     case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
+    case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
     case KL_CLI_CMD_NONE: break;
     }
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");
