@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "policy/mi.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
 
@@ -62,6 +63,7 @@ struct kl_snapshot {
     char *admin_object_id;
     kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
     kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
+    kl_mi_set *mis;        /* managed identities, sites and VMs; NULL when there are none */
 };
 
 struct kl_fence {
@@ -359,6 +361,7 @@ static void snapshot_free(kl_snapshot *s)
     free(s->tenant_id);
     free(s->admin_object_id);
     kl_appcreds_free(s->appcreds);
+    kl_mi_set_free(s->mis);
     for (size_t i = 0; i < s->n_accts; i++)
         free_account_strings(&s->accts[i].pub);
     for (size_t i = 0; i < s->n_deps; i++)
@@ -654,6 +657,7 @@ struct kl_snapshot_builder {
     char *admin_object_id;
     kl_appcreds *appcreds;
     kl_sts *sts;
+    kl_mi_set *mis;
     kl_keyusage *usage; /* borrowed; kept across builder_clear */
 };
 
@@ -710,6 +714,7 @@ static void builder_clear(kl_snapshot_builder *b)
     free(b->tenant_id);
     free(b->admin_object_id);
     kl_appcreds_free(b->appcreds);
+    kl_mi_set_free(b->mis);
     kl_keyusage *u = b->usage;
     memset(b, 0, sizeof(*b));
     b->usage = u;
@@ -1093,6 +1098,27 @@ const kl_sts *kl_snapshot_sts(const kl_snapshot *s)
     return s ? s->sts : NULL;
 }
 
+int kl_snapshot_builder_mis(kl_snapshot_builder *b, kl_mi_set *m)
+{
+    if (!b || !m) {
+        kl_mi_set_free(m);
+        return KL_EINVAL;
+    }
+    kl_mi_set_free(b->mis);
+    b->mis = m;
+    return 0;
+}
+
+const kl_compute *kl_snapshot_compute(const kl_snapshot *s, kl_compute_kind kind, const char *name)
+{
+    return s ? kl_mi_set_compute(s->mis, kind, name) : NULL;
+}
+
+const kl_mi *kl_snapshot_mi_by_client_id(const kl_snapshot *s, const char *client_id)
+{
+    return s ? kl_mi_set_by_client_id(s->mis, client_id) : NULL;
+}
+
 int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
 {
     if (!b || !out)
@@ -1121,6 +1147,8 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
     if (!err) {
         s->appcreds = b->appcreds;
         b->appcreds = NULL;
+        s->mis = b->mis;
+        b->mis = NULL;
     }
     builder_clear(b);
     if (err) {
