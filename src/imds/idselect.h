@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "imds/compute_tmp.h"
+#include "policy/snapshot.h"
 
 /* The selector a request carries (at most one). */
 typedef enum kl_idsel_kind {
