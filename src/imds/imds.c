@@ -319,7 +319,7 @@ static void appservice_token(kl_imds *m, kl_http_req *r)
     const char *hdr = kl_http_req_header(r, "X-IDENTITY-HEADER");
     size_t hn = hdr ? strlen(hdr) : 0;
     const char *site = NULL;
-    unsigned char h[32];
+    unsigned char h[32] = {0};
     if (snap && kl_http_req_header_count(r, "X-IDENTITY-HEADER") == 1 && hn > 0 &&
         hn <= KL_MAX_IDENTITY_HEADER && kl_idheader_hash(m->keys, hdr, hn, h) == 0)
         site = kl_idheaders_lookup(kl_snapshot_idheaders(snap), h, kl_now_unix());
