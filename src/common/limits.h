@@ -136,8 +136,9 @@
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
-#define KL_ARM_MAX_API_VERSION 32   /* longest api-version value echoed back in an error */
-#define KL_ARM_MAX_VERSION_LIST 512 /* the supported api-versions of one type, comma-joined */
+#define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
+#define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
+#define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */
 
 /* RBAC */
 #define KL_MAX_SCOPE_DEPTH 16    /* levels in a scope: "/", subscription, group, resources */

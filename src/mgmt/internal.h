@@ -103,6 +103,30 @@ void kl_mgmt_deployment_get(kl_mgmt_call *c);
 void kl_mgmt_deployment_delete(kl_mgmt_call *c);
 void kl_mgmt_deployments_list(kl_mgmt_call *c);
 
+/* --- managed identities (identity.c) and the resources that carry them (compute.c) --- */
+void kl_mgmt_site_put(kl_mgmt_call *c);
+void kl_mgmt_site_patch(kl_mgmt_call *c);
+void kl_mgmt_site_get(kl_mgmt_call *c);
+void kl_mgmt_site_delete(kl_mgmt_call *c);
+void kl_mgmt_sites_list(kl_mgmt_call *c);
+void kl_mgmt_vm_put(kl_mgmt_call *c);
+void kl_mgmt_vm_patch(kl_mgmt_call *c);
+void kl_mgmt_vm_get(kl_mgmt_call *c);
+void kl_mgmt_vm_delete(kl_mgmt_call *c);
+void kl_mgmt_vms_list(kl_mgmt_call *c);
+void kl_mgmt_uami_put(kl_mgmt_call *c);
+void kl_mgmt_uami_get(kl_mgmt_call *c);
+void kl_mgmt_uami_delete(kl_mgmt_call *c);
+void kl_mgmt_uamis_list(kl_mgmt_call *c);
+void kl_mgmt_system_identity_get(kl_mgmt_call *c);
+/* Answers a collection: items[i] (ownership taken; NULL = allocation failure) is shown
+ * unless the call is list_filtered and the caller may not read ids[i]; 403 when it may
+ * read none. */
+void kl_mgmt_reply_filtered_list(kl_mgmt_call *c, json_t **items, char *const *ids, size_t n);
+/* When the path's {object} (an object id or client id) is a managed identity, answers 400
+ * (a managed identity takes no credential of any kind) and returns true. */
+bool kl_mgmt_mi_credential_refused(kl_mgmt_call *c);
+
 /* --- directory (directory.c): Graph v1.0 shapes --- */
 void kl_mgmt_organization_get(kl_mgmt_call *c);
 void kl_mgmt_applications_list(kl_mgmt_call *c);
