@@ -451,7 +451,12 @@ int main(int argc, char **argv)
 
     char base_url[600];
     public_base(&cfg, public_port, base_url, sizeof(base_url));
-    kl_mgmt_cfg mcfg = {.store = store,
+    /* What keyless run hands its command as IDENTITY_ENDPOINT. */
+    char identity_endpoint[200];
+    snprintf(identity_endpoint, sizeof(identity_endpoint), "http://%.*s:%d/msi/token",
+             (int)(strrchr(cfg.imds_listen, ':') - cfg.imds_listen), cfg.imds_listen, imds_port);
+    kl_mgmt_cfg mcfg = {.identity_endpoint = identity_endpoint,
+                        .store = store,
                         .holder = holder,
                         .keys = keys,
                         .policy = policy,

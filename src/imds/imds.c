@@ -358,7 +358,8 @@ void kl_imds_handle(kl_imds *m, kl_http_req *r)
     else if (kl_str_ieq(path, "/msi/token"))
         st = APPSERVICE; /* Azure's own sample spells it /MSI/token */
     else {
-        imds_error(r, 404, "not_found", "The requested path was not found");
+        /* The daemon's 404 on every face. */
+        kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
     if (strcmp(kl_http_req_method(r), "GET") != 0) {

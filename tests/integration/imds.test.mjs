@@ -60,7 +60,7 @@ test('the caller must send Metadata: true exactly, no forwarding header, and GET
   }
   r = await imdsGet(d, '', { path: '/metadata/instance' });
   assert.equal(r.status, 404);
-  assert.equal(r.json.error, 'not_found');
+  assert.equal(r.json.error.code, 'NotFound');
   // And the good request works, with MSAL's trailing slash and a doubled one.
   for (const path of [IMDS_PATH, `${IMDS_PATH}/`, `/${IMDS_PATH}/`]) {
     r = await imdsToken(d, {}, { path });
