@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
+import { accountPath, startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
+import { ROLE, assign } from '../lib/authz.mjs';
 import {
   COG,
   IMDS_ERR,
@@ -280,4 +281,20 @@ test('--imds-listen: loopback or 169.254.169.254:80; any other address needs --i
   await ok.start();
   assert.match(ok.stderr, /"event":"imds_listen_unsafe"/);
   await ok.stop();
+});
+
+test('a token handed out works at the gateway with the role, and stops the moment its identity is deleted', async (t) => {
+  const d = await vmDaemon(t);
+  await d.setupAccount('demo');
+  const a = await putUami(d, 'ua-a');
+  await putVm(d, 'vm1', false, [a.id]);
+  await assign(d, accountPath('demo'), a.principalId, ROLE.openaiUser);
+  const r = await imdsToken(d);
+  assert.equal(r.status, 200, r.text);
+  const bearer = { authorization: `Bearer ${r.json.access_token}` };
+  let chat = await d.chat('demo', 'chat', null, 'hello', { headers: bearer });
+  assert.equal(chat.status, 200, chat.text);
+  await deleteUami(d, 'ua-a');
+  chat = await d.chat('demo', 'chat', null, 'hello', { headers: bearer });
+  assert.equal(chat.status, 401, chat.text);
 });
