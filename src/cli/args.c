@@ -55,6 +55,7 @@ typedef enum opt_id {
     O_OLDER_THAN,
     O_RESOURCE,
     O_ASSIGN_IDENTITY,
+    O_SITE,
 } opt_id;
 
 typedef struct opt_def {
@@ -102,6 +103,7 @@ static const opt_def OPTS[] = {
     {"older-than", 0, OPT_VALUE, O_OLDER_THAN, KL_CLI_OPT_OLDER_THAN},
     {"resource", 0, OPT_VALUE, O_RESOURCE, KL_CLI_OPT_RESOURCE},
     {"assign-identity", 0, OPT_VALUE, O_ASSIGN_IDENTITY, KL_CLI_OPT_ASSIGN_IDENTITY},
+    {"site", 0, OPT_VALUE, O_SITE, KL_CLI_OPT_SITE},
 };
 
 typedef struct cmd_def {
@@ -191,6 +193,8 @@ static const cmd_def CMDS[] = {
      0,
      {NULL},
      KL_CLI_OPT_CLIENT | KL_CLI_OPT_FAILED},
+    /* run --site NAME -- COMMAND...: everything after "--" is the command's. */
+    {"run", NULL, NULL, KL_CLI_CMD_RUN, 0, {NULL}, KL_CLI_OPT_SITE},
     {"signing-key",
      "rotate",
      NULL,
@@ -317,6 +321,7 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_SIGNING_KEY_LIST: return "signing-key list";
     case KL_CLI_CMD_SIGNING_KEY_ROTATE: return "signing-key rotate";
     case KL_CLI_CMD_SIGNIN_LIST: return "signin list";
+    case KL_CLI_CMD_RUN: return "run";
     case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
@@ -453,6 +458,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DISPLAY_NAME: a->display_name = v; break;
     case O_DAYS: a->days = v; break;
     case O_CLIENT: a->client = v; break;
+    case O_SITE: a->site = v; break;
     case O_PUBLIC_NETWORK_ACCESS:
         if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
             return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
@@ -715,6 +721,12 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
             return usage(err, errlen, "%s: --credential-env needs --backend URL", name);
         break;
     }
+    case KL_CLI_CMD_RUN:
+        if (!a->site)
+            return usage(err, errlen, "%s: missing --site NAME", name);
+        if (a->run_argc < 1)
+            return usage(err, errlen, "%s: missing the command to start, after --", name);
+        break;
     case KL_CLI_CMD_KEYS_REGENERATE:
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
             return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
@@ -767,6 +779,12 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!end_of_options && strcmp(arg, "--") == 0) {
+            /* keyless run: what follows is the command to start, options and all. */
+            if (nwords == 1 && strcmp(words[0], "run") == 0) {
+                out->run_argv = &argv[i + 1];
+                out->run_argc = argc - i - 1;
+                break;
+            }
             end_of_options = true;
             continue;
         }

@@ -63,7 +63,8 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_SITE_DELETE,
     KL_CLI_CMD_VM_CREATE,
     KL_CLI_CMD_VM_SHOW,
-    KL_CLI_CMD_VM_DELETE
+    KL_CLI_CMD_VM_DELETE,
+    KL_CLI_CMD_RUN
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -98,7 +99,8 @@ enum {
     KL_CLI_OPT_ALLOW_IP = 1u << 25,
     KL_CLI_OPT_OLDER_THAN = 1u << 26,
     KL_CLI_OPT_RESOURCE = 1u << 27,
-    KL_CLI_OPT_ASSIGN_IDENTITY = 1u << 28
+    KL_CLI_OPT_ASSIGN_IDENTITY = 1u << 28,
+    KL_CLI_OPT_SITE = 1u << 29
 };
 
 #define KL_CLI_MAX_ALLOW_IP 64   /* --allow-ip options on one command line */
@@ -160,6 +162,10 @@ typedef struct kl_cli_args {
     /* site|vm create: "system" or a user-assigned identity (name or ARM id), as typed */
     const char *assign_identity[KL_CLI_MAX_IDENTITIES];
     size_t n_assign_identity;
+    const char *site;     /* run --site NAME */
+    /* run: the command after "--" (borrowed from argv, NULL-terminated like argv). */
+    char *const *run_argv;
+    int run_argc;
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

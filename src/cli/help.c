@@ -41,6 +41,7 @@ static const char OVERVIEW[] =
     "  signing-key list\n"
     "  signing-key rotate [--revoke-previous]\n"
     "  signin list [--client CLIENT-ID] [--failed]\n"
+    "  run --site NAME -- COMMAND [ARGS...]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -210,6 +211,22 @@ static const char SIGNIN[] =
     "The sign-in log: every token the token service issued or refused, newest first\n"
     "(at most 100): time, client id, credential type, address, result and, for a\n"
     "refusal, the AADSTS code and why. Secrets are never recorded.\n";
+
+static const char RUN[] =
+    "Usage:\n"
+    "  keyless run --site NAME -- COMMAND [ARGS...]\n"
+    "\n"
+    "Starts COMMAND as a workload of the site NAME (Microsoft.Web/sites), the way App\n"
+    "Service starts an app: IDENTITY_ENDPOINT and IDENTITY_HEADER are set, so\n"
+    "ManagedIdentityCredential and DefaultAzureCredential inside it get the site's\n"
+    "managed identities' tokens with no secret in its code or configuration.\n"
+    "IDENTITY_HEADER is a fresh secret for this launch only; keylessd keeps only its\n"
+    "keyed hash. It is revoked when COMMAND exits, and it lapses by itself within 15\n"
+    "minutes if this command is killed without a chance to revoke it (it renews the\n"
+    "lease while COMMAND runs). Signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are\n"
+    "passed on to COMMAND; the exit status is COMMAND's (128+N if a signal N ended\n"
+    "it). Needs Microsoft.Web/sites/identityHeaders/write on the site (and /delete to\n"
+    "revoke), which Owner and Contributor have.\n";
 
 static const char APP[] =
     "Usage:\n"
@@ -385,6 +402,8 @@ void kl_cli_help(FILE *f, const char *noun)
         text = IDENTITY;
     else if (noun && (strcmp(noun, "site") == 0 || strcmp(noun, "vm") == 0))
         text = COMPUTE;
+    else if (noun && strcmp(noun, "run") == 0)
+        text = RUN;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);

@@ -122,6 +122,7 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_VM_CREATE:
     case KL_CLI_CMD_VM_SHOW:
     case KL_CLI_CMD_VM_DELETE: return kl_cli_cmd_identity(c);
+    case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
     case KL_CLI_CMD_NONE: break;
     }
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");

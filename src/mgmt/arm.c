@@ -288,6 +288,8 @@ static const name_rule name_rules[] = {
      "Invalid object identifier: an id must be a GUID."},
     {"credential", valid_guid, FIELD(credential), true, "Request_BadRequest",
      "Invalid federated identity credential id: an id must be a GUID."},
+    {"launch", valid_guid, FIELD(launch), true, "InvalidResourceName",
+     "The launch id is invalid: it must be a GUID."},
     {"site", kl_arm_valid_site_name, FIELD(site), false, "InvalidResourceName",
      "The site name is invalid: use 2-60 letters, digits or '-', not starting or ending "
      "with '-'."},

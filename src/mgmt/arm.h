@@ -33,6 +33,8 @@
 #define KL_ARM_SITES_IN_SUB KL_ARM_SUB "/providers/Microsoft.Web/sites"
 #define KL_ARM_SITES_IN_RG KL_ARM_RG "/providers/Microsoft.Web/sites"
 #define KL_ARM_SITE KL_ARM_SITES_IN_RG "/{site}"
+/* A launch secret of a site (keyless run): {launch} is the launch id, a GUID. */
+#define KL_ARM_IDENTITY_HEADER KL_ARM_SITE "/identityHeaders/{launch}"
 #define KL_ARM_VMS_IN_SUB KL_ARM_SUB "/providers/Microsoft.Compute/virtualMachines"
 #define KL_ARM_VMS_IN_RG KL_ARM_RG "/providers/Microsoft.Compute/virtualMachines"
 #define KL_ARM_VM KL_ARM_VMS_IN_RG "/{vm}"
@@ -110,6 +112,7 @@ typedef struct kl_arm_names {
     char object[KL_MAX_NAME + 1];          /* a directory object id or app id, lower-cased */
     char credential[KL_MAX_NAME + 1];      /* a federated credential's id (GUID), lower-cased */
     char site[KL_MAX_NAME + 1];            /* Microsoft.Web/sites */
+    char launch[KL_MAX_NAME + 1];          /* a site's launch id (GUID), lower-cased */
     char vm[KL_MAX_NAME + 1];              /* Microsoft.Compute/virtualMachines */
     char identity[KL_MAX_NAME + 1];        /* Microsoft.ManagedIdentity/userAssignedIdentities */
 } kl_arm_names;

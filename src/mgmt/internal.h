@@ -20,6 +20,7 @@ struct kl_mgmt {
     const kl_keys *keys;        /* borrowed */
     kl_policy *policy;          /* borrowed */
     char *public_base_url;      /* owned, without trailing '/' */
+    char *identity_endpoint;    /* owned: the App-Service-style endpoint's URL ("" if none) */
     const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
     struct event *retry;        /* control thread: retries a failed build (NULL before init) */
     int retry_ms;               /* the next retry's delay; 0 when none is pending */
@@ -128,6 +129,9 @@ void kl_mgmt_site_put(kl_mgmt_call *c);
 void kl_mgmt_site_patch(kl_mgmt_call *c);
 void kl_mgmt_site_get(kl_mgmt_call *c);
 void kl_mgmt_site_delete(kl_mgmt_call *c);
+/* --- launch secrets of sites (identity_headers.c) --- */
+void kl_mgmt_identity_header_put(kl_mgmt_call *c);
+void kl_mgmt_identity_header_delete(kl_mgmt_call *c);
 void kl_mgmt_sites_list(kl_mgmt_call *c);
 void kl_mgmt_vm_put(kl_mgmt_call *c);
 void kl_mgmt_vm_patch(kl_mgmt_call *c);

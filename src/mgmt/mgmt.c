@@ -75,6 +75,11 @@ static const kl_mgmt_route routes[] = {
     {"PATCH", KL_ARM_SITE, WEB "/write", REQUIRED, kl_mgmt_site_patch, ARM, SCOPE, V_SITES},
     {"GET", KL_ARM_SITE, WEB "/read", NONE, kl_mgmt_site_get, ARM, SCOPE, V_SITES},
     {"DELETE", KL_ARM_SITE, WEB "/delete", NONE, kl_mgmt_site_delete, ARM, SCOPE, V_SITES},
+    /* Launch secrets (keyless run): made and renewed by PUT, revoked by DELETE. */
+    {"PUT", KL_ARM_IDENTITY_HEADER, WEB "/identityHeaders/write", OPTIONAL,
+     kl_mgmt_identity_header_put, ARM, SCOPE, V_SITES},
+    {"DELETE", KL_ARM_IDENTITY_HEADER, WEB "/identityHeaders/delete", NONE,
+     kl_mgmt_identity_header_delete, ARM, SCOPE, V_SITES},
     {"GET", KL_ARM_VMS_IN_SUB, VMS "/read", NONE, kl_mgmt_vms_list, ARM, LIST, V_VMS},
     {"GET", KL_ARM_VMS_IN_RG, VMS "/read", NONE, kl_mgmt_vms_list, ARM, LIST, V_VMS},
     {"PUT", KL_ARM_VM, VMS "/write", REQUIRED, kl_mgmt_vm_put, ARM, SCOPE, V_VMS},
@@ -210,8 +215,12 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     while (len > 0 && base[len - 1] == '/')
         len--;
     m->public_base_url = kl_strndup(base, len);
-    if (!m->public_base_url) {
+    const char *ie = cfg->identity_endpoint ? cfg->identity_endpoint : "";
+    m->identity_endpoint = kl_strndup(ie, strlen(ie));
+    if (!m->public_base_url || !m->identity_endpoint) {
         pthread_mutex_destroy(&m->mu);
+        free(m->public_base_url);
+        free(m->identity_endpoint);
         free(m);
         return KL_ENOMEM;
     }
@@ -230,6 +239,7 @@ void kl_mgmt_free(kl_mgmt *m)
         event_free(m->usage_timer);
     free(m->public_base_url);
     pthread_mutex_destroy(&m->mu);
+    free(m->identity_endpoint);
     free(m);
 }
 

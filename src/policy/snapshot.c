@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "policy/idheader.h"
 #include "policy/mi.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
@@ -61,9 +62,10 @@ struct kl_snapshot {
     kl_snapshot *owner;
     char *tenant_id; /* "" when none */
     char *admin_object_id;
-    kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
-    kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
-    kl_mi_set *mis;        /* managed identities, sites and VMs; NULL when there are none */
+    kl_appcreds *appcreds;   /* registered certificates; NULL when there are none */
+    kl_sts *sts;             /* signing keys and client secrets; never NULL once finished */
+    kl_mi_set *mis;          /* managed identities, sites and VMs; NULL when there are none */
+    kl_idheaders *idheaders; /* launch secrets of sites; NULL when there are none */
 };
 
 struct kl_fence {
@@ -362,6 +364,7 @@ static void snapshot_free(kl_snapshot *s)
     free(s->admin_object_id);
     kl_appcreds_free(s->appcreds);
     kl_mi_set_free(s->mis);
+    kl_idheaders_free(s->idheaders);
     for (size_t i = 0; i < s->n_accts; i++)
         free_account_strings(&s->accts[i].pub);
     for (size_t i = 0; i < s->n_deps; i++)
@@ -658,6 +661,7 @@ struct kl_snapshot_builder {
     kl_appcreds *appcreds;
     kl_sts *sts;
     kl_mi_set *mis;
+    kl_idheaders *idheaders;
     kl_keyusage *usage; /* borrowed; kept across builder_clear */
 };
 
@@ -715,6 +719,7 @@ static void builder_clear(kl_snapshot_builder *b)
     free(b->admin_object_id);
     kl_appcreds_free(b->appcreds);
     kl_mi_set_free(b->mis);
+    kl_idheaders_free(b->idheaders);
     kl_keyusage *u = b->usage;
     memset(b, 0, sizeof(*b));
     b->usage = u;
@@ -1109,6 +1114,22 @@ int kl_snapshot_builder_mis(kl_snapshot_builder *b, kl_mi_set *m)
     return 0;
 }
 
+int kl_snapshot_builder_idheaders(kl_snapshot_builder *b, kl_idheaders *h)
+{
+    if (!b || !h) {
+        kl_idheaders_free(h);
+        return KL_EINVAL;
+    }
+    kl_idheaders_free(b->idheaders);
+    b->idheaders = h;
+    return 0;
+}
+
+const kl_idheaders *kl_snapshot_idheaders(const kl_snapshot *s)
+{
+    return s ? s->idheaders : NULL;
+}
+
 const kl_compute *kl_snapshot_compute(const kl_snapshot *s, kl_compute_kind kind, const char *name)
 {
     return s ? kl_mi_set_compute(s->mis, kind, name) : NULL;
@@ -1149,6 +1170,8 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
         b->appcreds = NULL;
         s->mis = b->mis;
         b->mis = NULL;
+        s->idheaders = b->idheaders;
+        b->idheaders = NULL;
     }
     builder_clear(b);
     if (err) {

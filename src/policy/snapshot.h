@@ -109,7 +109,8 @@ typedef struct kl_compute {
     size_t n_user;
 } kl_compute;
 
-typedef struct kl_mi_set kl_mi_set; /* policy/mi.h */
+typedef struct kl_mi_set kl_mi_set;       /* policy/mi.h */
+typedef struct kl_idheaders kl_idheaders; /* policy/idheader.h */
 
 /* --- publishing (control thread) and reading (any thread) --- */
 kl_snapshot_holder *kl_snapshot_holder_new(void);
@@ -201,5 +202,8 @@ const kl_sts *kl_snapshot_sts(const kl_snapshot *s);
 const kl_compute *kl_snapshot_compute(const kl_snapshot *s, kl_compute_kind kind, const char *name);
 /* The managed identity whose client id is client_id (any case), or NULL. Borrowed from s. */
 const kl_mi *kl_snapshot_mi_by_client_id(const kl_snapshot *s, const char *client_id);
+/* The launch secrets of sites (kl_idheaders_lookup); NULL when there are none (which
+ * finds nothing). Borrowed from s. */
+const kl_idheaders *kl_snapshot_idheaders(const kl_snapshot *s);
 
 #endif

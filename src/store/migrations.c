@@ -293,6 +293,18 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (host_id_lower, identity_pk)"
      ");"
      "CREATE INDEX identity_attachments_identity ON identity_attachments (identity_pk);"},
+    {15, "launch secrets of App-Service-style identity endpoints",
+     /* One row per launch (keyless run): the secret is kept only as its keyed hash (the
+      * pepper's "identity-header" HMAC), so a copy of the database reveals no header. It
+      * goes with its site, and lapses at expires_at unless the launch renews it. */
+     "CREATE TABLE identity_headers ("
+     "  id TEXT PRIMARY KEY,"
+     "  compute_pk INTEGER NOT NULL REFERENCES compute_resources (pk) ON DELETE CASCADE,"
+     "  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX identity_headers_compute ON identity_headers (compute_pk);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

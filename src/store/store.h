@@ -587,6 +587,29 @@ void kl_store_computes_free(kl_store_compute **c, size_t n);
 void kl_store_identity_free(kl_store_identity *i);
 void kl_store_identities_free(kl_store_identity **i, size_t n);
 
+/* --- launch secrets of App-Service-style identity endpoints (keyless run) --- */
+
+/* One launch secret: only its keyed hash is stored (policy/idheader.h). */
+typedef struct kl_store_identity_header {
+    char *id;        /* the launch id: a GUID, lower case */
+    char *site_name; /* the site it belongs to (as created) */
+    unsigned char hash[32];
+    int64_t created_at;
+    int64_t expires_at; /* the lease's end, epoch seconds (exclusive) */
+} kl_store_identity_header;
+
+/* Creates launch secret id (a GUID) of the site whose ARM id is site_id (any case) with
+ * hash, or, when the site already has a launch of that id, renews it: expires_at moves
+ * and the hash is left as it was (a renewal never changes the secret). *created says
+ * which. Secrets whose lease has ended (expires_at <= now) are deleted on the way. One
+ * write transaction. KL_ENOTFOUND: no such site; KL_EEXIST: id belongs to another site;
+ * KL_ETOOBIG: KL_MAX_IDENTITY_HEADERS alive. */
+int kl_store_put_identity_header(kl_store *st, const char *site_id, const char *id,
+                                 const unsigned char hash[32], int64_t now, int64_t expires_at,
+                                 bool *created);
+/* Revokes launch secret id of the site site_id. KL_ENOTFOUND if it has none such. */
+int kl_store_delete_identity_header(kl_store *st, const char *site_id, const char *id);
+
 /* --- loading everything (snapshot builder) --- */
 
 /* Callbacks for kl_store_load_all; any may be NULL. The structs and strings passed are
@@ -611,6 +634,8 @@ typedef struct kl_store_visitor {
     /* A host (by lower-case ARM id) and a user-assigned identity attached to it (by its
      * principal's object id). */
     int (*identity_attachment)(void *arg, const char *host_id_lower, const char *object_id);
+    /* Launch secrets whose lease has not ended (by site, then id). */
+    int (*identity_header)(void *arg, const kl_store_identity_header *h);
     /* Called first, with the store's generation the walk is consistent with. */
     int (*generation)(void *arg, int64_t gen);
 } kl_store_visitor;

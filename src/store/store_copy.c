@@ -203,6 +203,13 @@ static const copy_table tables[] = {
       {"created_at", C_INT},
       {"modified_at", C_INT}}},
     {"identity_attachments", false, {{"host_id_lower", C_TEXT}, {"identity_pk", C_INT}}},
+    {"identity_headers",
+     false,
+     {{"id", C_TEXT},
+      {"compute_pk", C_INT},
+      {"hash", C_KEY32},
+      {"created_at", C_INT},
+      {"expires_at", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

@@ -543,6 +543,32 @@ static void test_token_service_commands(void **state)
     assert_string_equal(a.client, "c");
 }
 
+/* keyless run: everything after "--" belongs to the command, options included; the
+ * site and the command are both required. */
+static void test_run_command(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+    assert_int_equal(PARSE(&a, err, "--data-dir", "/d", "run", "--site", "web", "--", "node",
+                           "--version", "--site", "x"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_RUN);
+    assert_string_equal(a.site, "web");
+    assert_string_equal(a.data_dir, "/d");
+    assert_int_equal(a.run_argc, 4);
+    assert_string_equal(a.run_argv[0], "node");
+    assert_string_equal(a.run_argv[1], "--version");
+    assert_string_equal(a.run_argv[3], "x");
+    assert_null(a.run_argv[4]);
+    assert_int_equal(PARSE(&a, err, "run", "--", "node"), KL_EINVAL);
+    assert_non_null(strstr(err, "--site"));
+    assert_int_equal(PARSE(&a, err, "run", "--site", "web", "--"), KL_EINVAL);
+    assert_non_null(strstr(err, "command"));
+    assert_int_equal(PARSE(&a, err, "run", "--site", "web", "node"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "account", "list", "--site", "web"), KL_EINVAL);
+}
+
 static void test_rbac_usage_errors(void **state)
 {
     (void)state;
@@ -1340,6 +1366,7 @@ int main(void)
         cmocka_unit_test(test_rbac_commands_resolve),
         cmocka_unit_test(test_rbac_usage_errors),
         cmocka_unit_test(test_token_service_commands),
+        cmocka_unit_test(test_run_command),
         cmocka_unit_test(test_scope_check),
         cmocka_unit_test(test_scope_resolve),
         cmocka_unit_test(test_authz_targets),
