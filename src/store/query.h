@@ -169,5 +169,6 @@ int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_sts(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_groups(kl_store *st, const kl_store_visitor *v);
 
 #endif
