@@ -175,6 +175,9 @@ void kl_mgmt_role_assignment_get(kl_mgmt_call *c);
 void kl_mgmt_role_assignment_put(kl_mgmt_call *c);
 void kl_mgmt_role_assignment_delete(kl_mgmt_call *c);
 void kl_mgmt_permissions_list(kl_mgmt_call *c);
+/* True if object_id is p or one of p's groups (transitively): whose role assignments
+ * count for p. */
+bool kl_mgmt_principal_or_group(const kl_principal *p, const char *object_id);
 void kl_mgmt_check_access(kl_mgmt_call *c);
 
 #endif

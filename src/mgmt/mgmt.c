@@ -462,8 +462,8 @@ bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope)
     if (!p || !p->enabled)
         return false;
     kl_rbac_decision d;
-    return kl_rbac_check(kl_snapshot_rbac(c->snap), c->caller, action, false, scope, &d) == 0 &&
-           d.allowed;
+    /* Its groups' assignments count as its own (kl_snapshot_rbac_check). */
+    return kl_snapshot_rbac_check(c->snap, p, action, false, scope, &d) == 0 && d.allowed;
 }
 
 void kl_mgmt_principal_not_found(kl_mgmt_call *c, const char *object_id)
@@ -508,13 +508,14 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
     const char *oid = NULL;
     if (as) {
         oid = as->object_id;
-        const kl_principal *p =
-            kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1)) ? kl_snapshot_principal(c->snap, oid)
-                                                              : NULL;
+        const kl_principal *p = kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1))
+                                    ? kl_snapshot_principal(c->snap, oid)
+                                    : NULL;
         if (!p || !p->enabled) {
             /* Deleted or disabled since the token was issued: its tokens end now. */
             kl_http_req_auth_failed(c->r, KL_AUTHFAIL_INVALID_TOKEN);
-            kl_http_req_log_field(c->r, "token_refused", p ? "principal_disabled" : "principal_unknown");
+            kl_http_req_log_field(c->r, "token_refused",
+                                  p ? "principal_disabled" : "principal_unknown");
             kl_mgmt_refuse_token(c);
             return false;
         }

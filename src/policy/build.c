@@ -497,6 +497,11 @@ static int on_federated_credential(void *arg, const kl_store_federated_credentia
     return err;
 }
 
+static int on_group_member(void *arg, const char *group, const char *member)
+{
+    return kl_snapshot_builder_group_member(((build_ctx *)arg)->b, group, member);
+}
+
 static int on_key_credential(void *arg, const kl_store_key_credential *k)
 {
     build_ctx *c = arg;
@@ -533,7 +538,8 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .key_credential = on_key_credential,
                           .federated_credential = on_federated_credential,
                           .signing_key = on_signing_key,
-                          .app_secret = on_app_secret};
+                          .app_secret = on_app_secret,
+                          .group_member = on_group_member};
     int err = kl_sts_new(&c->sts);
     if (!err)
         err = kl_store_load_all(st, &v);
