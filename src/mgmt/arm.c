@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "directory/users.h"
 #include "mgmt/route.h"
 #include "rbac/scope.h"
 
@@ -212,6 +213,11 @@ static bool valid_guid(const char *s, size_t n)
     return kl_uuid_valid(s, n);
 }
 
+static bool valid_user_key(const char *s, size_t n)
+{
+    return kl_uuid_valid(s, n) || kl_users_valid_upn(s, n);
+}
+
 /* Checked (and canonicalised) by resolve_names itself, see scope_capture(). */
 static bool valid_scope_len(const char *s, size_t n)
 {
@@ -257,6 +263,10 @@ static const name_rule name_rules[] = {
      "Invalid object identifier: an id must be a GUID."},
     {"credential", valid_guid, FIELD(credential), true, "Request_BadRequest",
      "Invalid federated identity credential id: an id must be a GUID."},
+    {"user", valid_user_key, FIELD(user), true, "Request_BadRequest",
+     "Invalid object identifier: use the user's id (a GUID) or its userPrincipalName."},
+    {"member", valid_guid, FIELD(member), true, "Request_BadRequest",
+     "Invalid object identifier: an id must be a GUID."},
 };
 
 static const name_rule *scope_rule(void)
