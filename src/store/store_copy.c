@@ -194,9 +194,7 @@ static const copy_table tables[] = {
     {"security_groups",
      false,
      {{"principal_pk", C_INT}, {"mail_nickname", C_TEXT}, {"description", C_TEXT}}},
-    {"group_members",
-     false,
-     {{"group_pk", C_INT}, {"member_pk", C_INT}, {"created_at", C_INT}}},
+    {"group_members", false, {{"group_pk", C_INT}, {"member_pk", C_INT}, {"created_at", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
