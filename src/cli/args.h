@@ -51,7 +51,21 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_APP_SECRET_REMOVE,
     KL_CLI_CMD_SIGNING_KEY_LIST,
     KL_CLI_CMD_SIGNING_KEY_ROTATE,
-    KL_CLI_CMD_SIGNIN_LIST
+    KL_CLI_CMD_SIGNIN_LIST,
+    KL_CLI_CMD_USER_CREATE,
+    KL_CLI_CMD_USER_LIST,
+    KL_CLI_CMD_USER_SHOW,
+    KL_CLI_CMD_USER_ENABLE,
+    KL_CLI_CMD_USER_DISABLE,
+    KL_CLI_CMD_USER_DELETE,
+    KL_CLI_CMD_USER_RESET_PASSWORD,
+    KL_CLI_CMD_GROUP_CREATE,
+    KL_CLI_CMD_GROUP_LIST,
+    KL_CLI_CMD_GROUP_SHOW,
+    KL_CLI_CMD_GROUP_DELETE,
+    KL_CLI_CMD_GROUP_MEMBER_ADD,
+    KL_CLI_CMD_GROUP_MEMBER_REMOVE,
+    KL_CLI_CMD_GROUP_MEMBER_LIST
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -84,7 +98,8 @@ enum {
     KL_CLI_OPT_PUBLIC_NETWORK_ACCESS = 1u << 23,
     KL_CLI_OPT_DEFAULT_ACTION = 1u << 24,
     KL_CLI_OPT_ALLOW_IP = 1u << 25,
-    KL_CLI_OPT_OLDER_THAN = 1u << 26
+    KL_CLI_OPT_OLDER_THAN = 1u << 26,
+    KL_CLI_OPT_FORCE_CHANGE = 1u << 27
 };
 
 #define KL_CLI_MAX_ALLOW_IP 64 /* --allow-ip options on one command line */
@@ -138,6 +153,7 @@ typedef struct kl_cli_args {
     const char *allow_ip[KL_CLI_MAX_ALLOW_IP]; /* account update: rules to add (server checks) */
     size_t n_allow_ip;
     int64_t older_than_s; /* keys list --older-than: seconds (0: not given) */
+    bool force_change;    /* user create / reset-password: change it at next sign-in */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

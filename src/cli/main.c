@@ -110,6 +110,20 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
     case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
+    case KL_CLI_CMD_USER_CREATE:
+    case KL_CLI_CMD_USER_LIST:
+    case KL_CLI_CMD_USER_SHOW:
+    case KL_CLI_CMD_USER_ENABLE:
+    case KL_CLI_CMD_USER_DISABLE:
+    case KL_CLI_CMD_USER_DELETE:
+    case KL_CLI_CMD_USER_RESET_PASSWORD: return kl_cli_cmd_user(c);
+    case KL_CLI_CMD_GROUP_CREATE:
+    case KL_CLI_CMD_GROUP_LIST:
+    case KL_CLI_CMD_GROUP_SHOW:
+    case KL_CLI_CMD_GROUP_DELETE:
+    case KL_CLI_CMD_GROUP_MEMBER_ADD:
+    case KL_CLI_CMD_GROUP_MEMBER_REMOVE:
+    case KL_CLI_CMD_GROUP_MEMBER_LIST: return kl_cli_cmd_group(c);
     case KL_CLI_CMD_NONE: break;
     }
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");

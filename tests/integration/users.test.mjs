@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { accountPath, findSecrets, startDaemon } from '../lib/harness.mjs';
+import { accountPath, findSecrets, runCli, startDaemon } from '../lib/harness.mjs';
 import {
   AUTH_API, GUID, ISO, ROLE, asPrincipal, assertGraphError, assign, checkAccess, createApp,
   listAssignments, raPath, tenantId,
@@ -188,4 +188,53 @@ test('RBAC through nested groups: a service principal five groups deep is served
   assert.equal(r.json.error.code, 'PermissionDenied');
   r = await listKeys();
   assert.equal(r.status, 403, r.text);
+});
+
+test('the CLI: user and group commands, the password read from standard input only', async (t) => {
+  const d = await startDaemon(t);
+  const cli = (args, input) => runCli(['--data-dir', d.dataDir, '-o', 'json', ...args], { input });
+  let r = await cli(['user', 'create', 'cli@example.com', '--display-name', 'Cli User'], `${PASSWORD}\n`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.userPrincipalName, 'cli@example.com');
+  const uid = r.json.id;
+  r = await cli(['user', 'create', 'nopw@example.com'], '');
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /no password/);
+  r = await cli(['user', 'create', 'weak@example.com'], 'short\n');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /password complexity/);
+  r = await cli(['user', 'disable', 'CLI@example.com']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['user', 'show', uid]);
+  assert.equal(r.json.accountEnabled, false);
+  r = await cli(['user', 'reset-password', 'cli@example.com', '--force-change'], 'a-brand-new-password\n');
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['group', 'create', 'ops team']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.mailNickname, 'opsteam');
+  const gid = r.json.id;
+  r = await cli(['group', 'create', 'outer']);
+  assert.equal(r.code, 0, r.stderr);
+  const app = await createApp(d, 'cli-app');
+  for (const m of ['cli@example.com', 'cli-app', 'ops team']) {
+    r = await cli(['group', 'member', 'add', m === 'ops team' ? 'outer' : 'ops team', m]);
+    assert.equal(r.code, 0, `${m}: ${r.stderr}`);
+  }
+  r = await cli(['group', 'member', 'list', 'ops team']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.json.value.map((x) => x.id).sort(), [uid, app.servicePrincipalId].sort());
+  r = await cli(['group', 'member', 'add', 'ops team', 'outer']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /circular membership/);
+  r = await cli(['group', 'member', 'remove', 'ops team', 'cli@example.com']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['group', 'show', gid]);
+  assert.equal(r.json.displayName, 'ops team');
+  r = await cli(['group', 'delete', 'ops team']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['user', 'delete', 'cli@example.com']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['user', 'list']);
+  assert.deepEqual(r.json.value, []);
+  assert.deepEqual(findSecrets(d.stderr, [PASSWORD, 'a-brand-new-password']), []);
 });
