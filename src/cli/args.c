@@ -56,6 +56,7 @@ typedef enum opt_id {
     O_RESOURCE,
     O_ASSIGN_IDENTITY,
     O_SITE,
+    O_FORCE_CHANGE,
 } opt_id;
 
 typedef struct opt_def {
@@ -104,6 +105,7 @@ static const opt_def OPTS[] = {
     {"resource", 0, OPT_VALUE, O_RESOURCE, KL_CLI_OPT_RESOURCE},
     {"assign-identity", 0, OPT_VALUE, O_ASSIGN_IDENTITY, KL_CLI_OPT_ASSIGN_IDENTITY},
     {"site", 0, OPT_VALUE, O_SITE, KL_CLI_OPT_SITE},
+    {"force-change", 0, OPT_FLAG, O_FORCE_CHANGE, KL_CLI_OPT_FORCE_CHANGE},
 };
 
 typedef struct cmd_def {
@@ -186,6 +188,32 @@ static const cmd_def CMDS[] = {
     {"app", "secret", "list", KL_CLI_CMD_APP_SECRET_LIST, 1, {"APP"}, 0},
     {"app", "secret", "remove", KL_CLI_CMD_APP_SECRET_REMOVE, 2, {"APP", "KEY-ID"}, 0},
     {"signing-key", "list", NULL, KL_CLI_CMD_SIGNING_KEY_LIST, 0, {NULL}, 0},
+    {"user",
+     "create",
+     NULL,
+     KL_CLI_CMD_USER_CREATE,
+     1,
+     {"UPN"},
+     KL_CLI_OPT_DISPLAY_NAME | KL_CLI_OPT_FORCE_CHANGE},
+    {"user", "list", NULL, KL_CLI_CMD_USER_LIST, 0, {NULL}, 0},
+    {"user", "show", NULL, KL_CLI_CMD_USER_SHOW, 1, {"USER"}, 0},
+    {"user", "enable", NULL, KL_CLI_CMD_USER_ENABLE, 1, {"USER"}, 0},
+    {"user", "disable", NULL, KL_CLI_CMD_USER_DISABLE, 1, {"USER"}, 0},
+    {"user", "delete", NULL, KL_CLI_CMD_USER_DELETE, 1, {"USER"}, 0},
+    {"user",
+     "reset-password",
+     NULL,
+     KL_CLI_CMD_USER_RESET_PASSWORD,
+     1,
+     {"USER"},
+     KL_CLI_OPT_FORCE_CHANGE},
+    {"group", "create", NULL, KL_CLI_CMD_GROUP_CREATE, 1, {"NAME"}, 0},
+    {"group", "list", NULL, KL_CLI_CMD_GROUP_LIST, 0, {NULL}, 0},
+    {"group", "show", NULL, KL_CLI_CMD_GROUP_SHOW, 1, {"GROUP"}, 0},
+    {"group", "delete", NULL, KL_CLI_CMD_GROUP_DELETE, 1, {"GROUP"}, 0},
+    {"group", "member", "add", KL_CLI_CMD_GROUP_MEMBER_ADD, 2, {"GROUP", "MEMBER"}, 0},
+    {"group", "member", "remove", KL_CLI_CMD_GROUP_MEMBER_REMOVE, 2, {"GROUP", "MEMBER"}, 0},
+    {"group", "member", "list", KL_CLI_CMD_GROUP_MEMBER_LIST, 1, {"GROUP"}, 0},
     {"signin",
      "list",
      NULL,
@@ -342,6 +370,20 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_VM_CREATE: return "vm create";
     case KL_CLI_CMD_VM_SHOW: return "vm show";
     case KL_CLI_CMD_VM_DELETE: return "vm delete";
+    case KL_CLI_CMD_USER_CREATE: return "user create";
+    case KL_CLI_CMD_USER_LIST: return "user list";
+    case KL_CLI_CMD_USER_SHOW: return "user show";
+    case KL_CLI_CMD_USER_ENABLE: return "user enable";
+    case KL_CLI_CMD_USER_DISABLE: return "user disable";
+    case KL_CLI_CMD_USER_DELETE: return "user delete";
+    case KL_CLI_CMD_USER_RESET_PASSWORD: return "user reset-password";
+    case KL_CLI_CMD_GROUP_CREATE: return "group create";
+    case KL_CLI_CMD_GROUP_LIST: return "group list";
+    case KL_CLI_CMD_GROUP_SHOW: return "group show";
+    case KL_CLI_CMD_GROUP_DELETE: return "group delete";
+    case KL_CLI_CMD_GROUP_MEMBER_ADD: return "group member add";
+    case KL_CLI_CMD_GROUP_MEMBER_REMOVE: return "group member remove";
+    case KL_CLI_CMD_GROUP_MEMBER_LIST: return "group member list";
     }
     return "";
 }
@@ -418,6 +460,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_ALL: a->all = true; return 0;
     case O_REVOKE_PREVIOUS: a->revoke_previous = true; return 0;
     case O_FAILED: a->failed = true; return 0;
+    case O_FORCE_CHANGE: a->force_change = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;

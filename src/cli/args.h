@@ -64,7 +64,21 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_VM_CREATE,
     KL_CLI_CMD_VM_SHOW,
     KL_CLI_CMD_VM_DELETE,
-    KL_CLI_CMD_RUN
+    KL_CLI_CMD_RUN,
+    KL_CLI_CMD_USER_CREATE,
+    KL_CLI_CMD_USER_LIST,
+    KL_CLI_CMD_USER_SHOW,
+    KL_CLI_CMD_USER_ENABLE,
+    KL_CLI_CMD_USER_DISABLE,
+    KL_CLI_CMD_USER_DELETE,
+    KL_CLI_CMD_USER_RESET_PASSWORD,
+    KL_CLI_CMD_GROUP_CREATE,
+    KL_CLI_CMD_GROUP_LIST,
+    KL_CLI_CMD_GROUP_SHOW,
+    KL_CLI_CMD_GROUP_DELETE,
+    KL_CLI_CMD_GROUP_MEMBER_ADD,
+    KL_CLI_CMD_GROUP_MEMBER_REMOVE,
+    KL_CLI_CMD_GROUP_MEMBER_LIST
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -100,7 +114,8 @@ enum {
     KL_CLI_OPT_OLDER_THAN = 1u << 26,
     KL_CLI_OPT_RESOURCE = 1u << 27,
     KL_CLI_OPT_ASSIGN_IDENTITY = 1u << 28,
-    KL_CLI_OPT_SITE = 1u << 29
+    KL_CLI_OPT_SITE = 1u << 29,
+    KL_CLI_OPT_FORCE_CHANGE = 1u << 30
 };
 
 #define KL_CLI_MAX_ALLOW_IP 64   /* --allow-ip options on one command line */
@@ -162,10 +177,11 @@ typedef struct kl_cli_args {
     /* site|vm create: "system" or a user-assigned identity (name or ARM id), as typed */
     const char *assign_identity[KL_CLI_MAX_IDENTITIES];
     size_t n_assign_identity;
-    const char *site;     /* run --site NAME */
+    const char *site; /* run --site NAME */
     /* run: the command after "--" (borrowed from argv, NULL-terminated like argv). */
     char *const *run_argv;
     int run_argc;
+    bool force_change; /* user create / reset-password: change it at next sign-in */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

@@ -23,6 +23,10 @@ int kl_cli_cmd_app_secret(kl_cli_ctx *c);
 /* signing-key list|rotate: the token service's signing keys */
 int kl_cli_cmd_signing_key(kl_cli_ctx *c);
 int kl_cli_cmd_role_definition(kl_cli_ctx *c);
+/* user create|list|show|enable|disable|delete|reset-password (passwords from stdin) */
+int kl_cli_cmd_user(kl_cli_ctx *c);
+/* group create|list|show|delete and group member add|remove|list */
+int kl_cli_cmd_group(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);
 /* identity create|show|list|delete|assign|remove, site|vm create|show|delete */

@@ -58,6 +58,15 @@ static const char OVERVIEW[] =
     "  site show|delete NAME\n"
     "  vm create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
     "  vm show|delete NAME\n"
+    "  user create UPN [--display-name NAME] [--force-change]   (password on stdin)\n"
+    "  user list\n"
+    "  user show|enable|disable|delete USER\n"
+    "  user reset-password USER [--force-change]                (password on stdin)\n"
+    "  group create NAME\n"
+    "  group list\n"
+    "  group show|delete GROUP\n"
+    "  group member add|remove GROUP MEMBER\n"
+    "  group member list GROUP\n"
     "\n"
     "Global options (accepted anywhere on the line):\n"
     "  --data-dir DIR         data directory of keylessd; the CLI connects to\n"
@@ -84,7 +93,37 @@ static const char OVERVIEW[] =
     "     name given\n"
     "\n"
     "Secrets are never taken from the command line: an upstream credential is read\n"
-    "from the environment variable named by --credential-env.\n";
+    "from the environment variable named by --credential-env, a user's password\n"
+    "from standard input (or a prompt with echo off on a terminal).\n";
+
+static const char USER[] =
+    "Usage:\n"
+    "  keyless user create UPN [--display-name NAME] [--force-change]\n"
+    "  keyless user list\n"
+    "  keyless user show|enable|disable|delete USER\n"
+    "  keyless user reset-password USER [--force-change]\n"
+    "\n"
+    "Users of the directory (Graph's /v1.0/users). UPN is a user principal name,\n"
+    "local@domain; USER is one, or an object id. The password is read from standard\n"
+    "input (its first line) or, on a terminal, from a prompt that asks twice with echo\n"
+    "off; never from the command line. It must be 12 to 256 bytes and differ from\n"
+    "the name. --force-change makes the user change it at the next sign-in\n"
+    "(an administrator's temporary password).\n"
+    "  printf '%s\\n' \"$PW\" | keyless user create ann@example.com --display-name Ann\n";
+
+static const char GROUP[] =
+    "Usage:\n"
+    "  keyless group create NAME\n"
+    "  keyless group list\n"
+    "  keyless group show|delete GROUP\n"
+    "  keyless group member add|remove GROUP MEMBER\n"
+    "  keyless group member list GROUP\n"
+    "\n"
+    "Security groups (Graph's /v1.0/groups). GROUP is a group's object id or display\n"
+    "name. MEMBER is a user principal name, a group's name, an application's name or\n"
+    "client id, or any object id; groups may contain groups (no cycles). A role\n"
+    "assigned to a group (role assignment create --assignee GROUP-ID) applies to every\n"
+    "member, however deeply nested, from the next request on.\n";
 
 static const char ACCOUNT[] =
     "Usage:\n"
@@ -404,6 +443,10 @@ void kl_cli_help(FILE *f, const char *noun)
         text = COMPUTE;
     else if (noun && strcmp(noun, "run") == 0)
         text = RUN;
+    else if (noun && strcmp(noun, "user") == 0)
+        text = USER;
+    else if (noun && strcmp(noun, "group") == 0)
+        text = GROUP;
     fputs(text, f);
     if (text != OVERVIEW)
         fputs("\nGlobal options and exit codes: keyless --help\n", f);

@@ -123,6 +123,20 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_VM_SHOW:
     case KL_CLI_CMD_VM_DELETE: return kl_cli_cmd_identity(c);
     case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
+    case KL_CLI_CMD_USER_CREATE:
+    case KL_CLI_CMD_USER_LIST:
+    case KL_CLI_CMD_USER_SHOW:
+    case KL_CLI_CMD_USER_ENABLE:
+    case KL_CLI_CMD_USER_DISABLE:
+    case KL_CLI_CMD_USER_DELETE:
+    case KL_CLI_CMD_USER_RESET_PASSWORD: return kl_cli_cmd_user(c);
+    case KL_CLI_CMD_GROUP_CREATE:
+    case KL_CLI_CMD_GROUP_LIST:
+    case KL_CLI_CMD_GROUP_SHOW:
+    case KL_CLI_CMD_GROUP_DELETE:
+    case KL_CLI_CMD_GROUP_MEMBER_ADD:
+    case KL_CLI_CMD_GROUP_MEMBER_REMOVE:
+    case KL_CLI_CMD_GROUP_MEMBER_LIST: return kl_cli_cmd_group(c);
     case KL_CLI_CMD_NONE: break;
     }
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");

@@ -162,4 +162,40 @@
 #define KL_RBAC_MAX_OVERLAY_ASSIGNMENTS 16384 /* assignments a derived RBAC index holds */
 #define KL_MGMT_RETRY_AFTER_S "5" /* Retry-After of a control-plane 503 (database down) */
 
+/* Users (directory/users.h) and their passwords. Argon2id parameters follow OWASP's
+ * first choice (19 MiB, 2 passes, 1 lane); every stored hash records its own, so raising
+ * them takes effect for each user at their next password change. */
+#define KL_MAX_UPN 113          /* userPrincipalName: 64 before '@', 48 after (Graph's) */
+#define KL_MAX_UPN_LOCAL 64     /* the part before '@' */
+#define KL_MIN_PASSWORD 12      /* bytes */
+#define KL_MAX_PASSWORD 256     /* bytes; longer is refused, never truncated */
+#define KL_ARGON2_T_COST 2      /* passes */
+#define KL_ARGON2_M_COST 19456  /* KiB */
+#define KL_ARGON2_PARALLELISM 1 /* lanes */
+#define KL_ARGON2_SALT_LEN 16   /* bytes, from the OS CSPRNG, one per hash */
+#define KL_ARGON2_HASH_LEN 32   /* bytes */
+#define KL_ARGON2_MAX_M_COST (1024 * 1024) /* KiB: a stored row asking for more is refused */
+#define KL_ARGON2_MAX_T_COST 16
+/* Failed password sign-ins, counted per user principal name (whether or not such a user
+ * exists, so that the answers tell an attacker nothing) in the store, so every node sees
+ * them: after KL_SIGNIN_SLOWDOWN_AFTER failures inside KL_SIGNIN_FAILURE_WINDOW_S each
+ * further failure asks the caller to wait (doubling from KL_SIGNIN_SLOWDOWN_MS up to
+ * KL_SIGNIN_MAX_SLOWDOWN_MS); at KL_SIGNIN_LOCKOUT_THRESHOLD the name is locked for
+ * KL_SIGNIN_LOCKOUT_S, during which even the right password is refused. */
+#define KL_SIGNIN_FAILURE_WINDOW_S 900
+#define KL_SIGNIN_SLOWDOWN_AFTER 3
+#define KL_SIGNIN_SLOWDOWN_MS 500
+#define KL_SIGNIN_MAX_SLOWDOWN_MS 8000
+#define KL_SIGNIN_LOCKOUT_THRESHOLD 10
+#define KL_SIGNIN_LOCKOUT_S 60
+
+/* Groups: direct members of one group, and the longest chain of groups inside groups
+ * (a user in G1, G1 in G2, ... G5 is 5 deep). A principal's transitive groups are
+ * bounded by KL_MAX_GROUP_MEMBERSHIPS (one RBAC check takes them all at once). */
+#define KL_MAX_GROUP_MEMBERS 50000
+#define KL_MAX_GROUP_NESTING 8
+#define KL_MAX_GROUP_MEMBERSHIPS (KL_MAX_CHECK_PRINCIPALS - 1)
+#define KL_MAX_MAIL_NICKNAME 64 /* a group's mailNickname (Graph's) */
+#define KL_MAX_GROUP_DESCRIPTION 1024
+
 #endif

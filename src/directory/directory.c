@@ -67,7 +67,12 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 
 bool kl_directory_valid_app_name(const char *s, size_t n)
 {
-    if (!s || n == 0 || n > 4 * KL_DIRECTORY_MAX_APP_NAME)
+    return kl_directory_valid_name(s, n, KL_DIRECTORY_MAX_APP_NAME);
+}
+
+bool kl_directory_valid_name(const char *s, size_t n, size_t max_chars)
+{
+    if (!s || n == 0 || n > 4 * max_chars)
         return false;
     const unsigned char *u = (const unsigned char *)s;
     size_t chars = 0;
@@ -78,7 +83,7 @@ bool kl_directory_valid_app_name(const char *s, size_t n)
         if (l == 0)
             return false;
         i += l;
-        if (++chars > KL_DIRECTORY_MAX_APP_NAME)
+        if (++chars > max_chars)
             return false;
     }
     return true;

@@ -30,6 +30,9 @@ const char *kl_principal_type_arm(kl_principal_type t);
  * without control characters. */
 #define KL_DIRECTORY_MAX_APP_NAME 120
 bool kl_directory_valid_app_name(const char *s, size_t n);
+/* The same rule with another bound: 1..max_chars characters of valid UTF-8 without
+ * control characters (users' and groups' display names). */
+bool kl_directory_valid_name(const char *s, size_t n, size_t max_chars);
 
 /* Registers an application called display_name with its service principal (enabled):
  * the object ids and the client id are fresh GUIDs from the OS CSPRNG. One store

@@ -36,8 +36,7 @@ kl_gateway_authz kl_gateway_authorize(const kl_snapshot *s, const char *oid,
     if (!p || !p->enabled)
         return KL_GW_AUTHZ_NO_PRINCIPAL;
     kl_rbac_decision d;
-    if (action && acct &&
-        kl_rbac_check(kl_snapshot_rbac(s), p->object_id, action, true, acct->id, &d) == 0 &&
+    if (action && acct && kl_snapshot_rbac_check(s, p, action, true, acct->id, &d) == 0 &&
         d.allowed)
         return KL_GW_AUTHZ_ALLOW;
     if (msg && msglen)

@@ -26,7 +26,9 @@ void kl_mgmt_permissions_list(kl_mgmt_call *c)
     if (items && p && p->enabled) {
         kl_store_role_assignment **list = NULL;
         size_t n = 0;
-        int err = kl_store_list_role_assignments(c->m->store, c->caller, &list, &n);
+        /* Its own assignments and its groups' (one list, kept by principal below). */
+        int err =
+            kl_store_list_role_assignments(c->m->store, p->n_groups ? NULL : c->caller, &list, &n);
         if (err) {
             json_decref(items);
             kl_mgmt_fail_internal(c, err, "list_role_assignments");
@@ -36,7 +38,8 @@ void kl_mgmt_permissions_list(kl_mgmt_call *c)
         for (size_t i = 0; items && i < n; i++) {
             kl_scope sc;
             const kl_rbac_role_def *role = kl_rbac_index_role(ix, list[i]->role_id);
-            if (!role || kl_scope_parse(list[i]->scope, strlen(list[i]->scope), &sc) ||
+            if (!kl_mgmt_principal_or_group(p, list[i]->principal_id) || !role ||
+                kl_scope_parse(list[i]->scope, strlen(list[i]->scope), &sc) ||
                 !kl_scope_covers(&sc, &at))
                 continue;
             if (json_array_append_new(items, kl_policy_role_permission_json(role))) {
@@ -47,6 +50,18 @@ void kl_mgmt_permissions_list(kl_mgmt_call *c)
         kl_store_role_assignments_free(list, n);
     }
     kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+}
+
+bool kl_mgmt_principal_or_group(const kl_principal *p, const char *object_id)
+{
+    if (!p || !object_id)
+        return false;
+    if (kl_str_ieq(p->object_id, object_id))
+        return true;
+    for (size_t i = 0; i < p->n_groups; i++)
+        if (kl_str_ieq(p->groups[i], object_id))
+            return true;
+    return false;
 }
 
 static json_t *string_or_null(const char *s)
@@ -111,8 +126,7 @@ void kl_mgmt_check_access(kl_mgmt_call *c)
         snprintf(reason, sizeof(reason), "principal %s is disabled: it is granted nothing",
                  principal);
     } else {
-        int err =
-            kl_rbac_check(kl_snapshot_rbac(c->snap), principal, action, data_action, scope, &d);
+        int err = kl_snapshot_rbac_check(c->snap, p, action, data_action, scope, &d);
         if (err) {
             kl_mgmt_fail(c, 400, "InvalidRequestContent", "The action or scope is malformed.");
             return;

@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "directory/users.h"
 #include "mgmt/route.h"
 #include "rbac/scope.h"
 
@@ -243,6 +244,11 @@ static bool valid_guid(const char *s, size_t n)
     return kl_uuid_valid(s, n);
 }
 
+static bool valid_user_key(const char *s, size_t n)
+{
+    return kl_uuid_valid(s, n) || kl_users_valid_upn(s, n);
+}
+
 /* Checked (and canonicalised) by resolve_names itself, see scope_capture(). */
 static bool valid_scope_len(const char *s, size_t n)
 {
@@ -299,6 +305,10 @@ static const name_rule name_rules[] = {
     {"identity", kl_arm_valid_identity_name, FIELD(identity), false, "InvalidResourceName",
      "The identity name is invalid: use 3-90 letters, digits, '-' or '_', starting with a "
      "letter or digit."},
+    {"user", valid_user_key, FIELD(user), true, "Request_BadRequest",
+     "Invalid object identifier: use the user's id (a GUID) or its userPrincipalName."},
+    {"member", valid_guid, FIELD(member), true, "Request_BadRequest",
+     "Invalid object identifier: an id must be a GUID."},
 };
 
 static const name_rule *scope_rule(void)

@@ -62,6 +62,14 @@
 #define KL_GRAPH_SERVICE_PRINCIPAL KL_GRAPH_SERVICE_PRINCIPALS "/{object}"
 #define KL_GRAPH_FEDERATED_CREDENTIALS KL_GRAPH_APPLICATION "/federatedIdentityCredentials"
 #define KL_GRAPH_FEDERATED_CREDENTIAL KL_GRAPH_FEDERATED_CREDENTIALS "/{credential}"
+/* Users ({user}: an object id or a userPrincipalName) and security groups. */
+#define KL_GRAPH_USERS "/v1.0/users"
+#define KL_GRAPH_USER KL_GRAPH_USERS "/{user}"
+#define KL_GRAPH_GROUPS "/v1.0/groups"
+#define KL_GRAPH_GROUP KL_GRAPH_GROUPS "/{object}"
+#define KL_GRAPH_GROUP_MEMBERS KL_GRAPH_GROUP "/members"
+#define KL_GRAPH_GROUP_MEMBERS_REF KL_GRAPH_GROUP_MEMBERS "/$ref"
+#define KL_GRAPH_GROUP_MEMBER_REF KL_GRAPH_GROUP_MEMBERS "/{member}/$ref"
 #define KL_KEYLESS_SIGNING_KEYS "/keyless/signingKeys"
 #define KL_KEYLESS_SIGNING_KEYS_ROTATE KL_KEYLESS_SIGNING_KEYS "/rotate"
 #define KL_KEYLESS_SIGNINS "/keyless/signIns"
@@ -115,6 +123,8 @@ typedef struct kl_arm_names {
     char launch[KL_MAX_NAME + 1];          /* a site's launch id (GUID), lower-cased */
     char vm[KL_MAX_NAME + 1];              /* Microsoft.Compute/virtualMachines */
     char identity[KL_MAX_NAME + 1];        /* Microsoft.ManagedIdentity/userAssignedIdentities */
+    char user[KL_MAX_UPN + 1];    /* a user's object id or userPrincipalName, lower-cased */
+    char member[KL_MAX_NAME + 1]; /* a group member's object id (GUID), lower-cased */
 } kl_arm_names;
 
 /* Fills e (status, static code, formatted message). */

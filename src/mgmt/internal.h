@@ -163,6 +163,20 @@ void kl_mgmt_service_principal_get(kl_mgmt_call *c);
 void kl_mgmt_service_principal_create(kl_mgmt_call *c);
 void kl_mgmt_service_principal_patch(kl_mgmt_call *c);
 
+/* --- users and groups (graph_users.c, graph_groups.c): Graph v1.0 shapes --- */
+void kl_mgmt_users_list(kl_mgmt_call *c);
+void kl_mgmt_user_create(kl_mgmt_call *c);
+void kl_mgmt_user_get(kl_mgmt_call *c);
+void kl_mgmt_user_patch(kl_mgmt_call *c);
+void kl_mgmt_user_delete(kl_mgmt_call *c);
+void kl_mgmt_groups_list(kl_mgmt_call *c);
+void kl_mgmt_group_create(kl_mgmt_call *c);
+void kl_mgmt_group_get(kl_mgmt_call *c);
+void kl_mgmt_group_delete(kl_mgmt_call *c);
+void kl_mgmt_group_members_list(kl_mgmt_call *c);
+void kl_mgmt_group_member_add(kl_mgmt_call *c);
+void kl_mgmt_group_member_remove(kl_mgmt_call *c);
+
 /* --- application certificates (app_certs.c) --- */
 /* The keyCredentials of the application app (object id or app id) as Graph shows them:
  * *out a new array. A store error otherwise (nothing answered). */
@@ -203,6 +217,9 @@ void kl_mgmt_role_assignment_get(kl_mgmt_call *c);
 void kl_mgmt_role_assignment_put(kl_mgmt_call *c);
 void kl_mgmt_role_assignment_delete(kl_mgmt_call *c);
 void kl_mgmt_permissions_list(kl_mgmt_call *c);
+/* True if object_id is p or one of p's groups (transitively): whose role assignments
+ * count for p. */
+bool kl_mgmt_principal_or_group(const kl_principal *p, const char *object_id);
 void kl_mgmt_check_access(kl_mgmt_call *c);
 
 #endif

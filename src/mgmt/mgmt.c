@@ -162,6 +162,32 @@ static const kl_mgmt_route routes[] = {
     {"DELETE", KL_GRAPH_FEDERATED_CREDENTIAL, ENTRA "/applications/credentials/update", NONE,
      kl_mgmt_federated_delete, GRAPH, SCOPE, NULL},
 
+    /* Users and security groups (Entra's permission names; a password reset also needs
+     * users/password/update, checked by the handler). */
+    {"GET", KL_GRAPH_USERS, ENTRA "/users/standard/read", NONE, kl_mgmt_users_list, GRAPH, SCOPE,
+     NULL},
+    {"POST", KL_GRAPH_USERS, ENTRA "/users/create", CHECKED, kl_mgmt_user_create, GRAPH, SCOPE,
+     NULL},
+    {"GET", KL_GRAPH_USER, ENTRA "/users/standard/read", NONE, kl_mgmt_user_get, GRAPH, SCOPE,
+     NULL},
+    {"PATCH", KL_GRAPH_USER, ENTRA "/users/basic/update", CHECKED, kl_mgmt_user_patch, GRAPH, SCOPE,
+     NULL},
+    {"DELETE", KL_GRAPH_USER, ENTRA "/users/delete", NONE, kl_mgmt_user_delete, GRAPH, SCOPE, NULL},
+    {"GET", KL_GRAPH_GROUPS, ENTRA "/groups/standard/read", NONE, kl_mgmt_groups_list, GRAPH, SCOPE,
+     NULL},
+    {"POST", KL_GRAPH_GROUPS, ENTRA "/groups/create", CHECKED, kl_mgmt_group_create, GRAPH, SCOPE,
+     NULL},
+    {"GET", KL_GRAPH_GROUP, ENTRA "/groups/standard/read", NONE, kl_mgmt_group_get, GRAPH, SCOPE,
+     NULL},
+    {"DELETE", KL_GRAPH_GROUP, ENTRA "/groups/delete", NONE, kl_mgmt_group_delete, GRAPH, SCOPE,
+     NULL},
+    {"GET", KL_GRAPH_GROUP_MEMBERS, ENTRA "/groups/members/read", NONE, kl_mgmt_group_members_list,
+     GRAPH, SCOPE, NULL},
+    {"POST", KL_GRAPH_GROUP_MEMBERS_REF, ENTRA "/groups/members/update", CHECKED,
+     kl_mgmt_group_member_add, GRAPH, SCOPE, NULL},
+    {"DELETE", KL_GRAPH_GROUP_MEMBER_REF, ENTRA "/groups/members/update", NONE,
+     kl_mgmt_group_member_remove, GRAPH, SCOPE, NULL},
+
     /* keyless's own: the token service's signing keys, checked at "/". */
     {"GET", KL_KEYLESS_SIGNING_KEYS, "Keyless/signingKeys/read", NONE, kl_mgmt_signing_keys_list,
      GRAPH, SCOPE, NULL},
@@ -509,8 +535,8 @@ bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope)
     if (!p || !p->enabled)
         return false;
     kl_rbac_decision d;
-    return kl_rbac_check(kl_snapshot_rbac(c->snap), c->caller, action, false, scope, &d) == 0 &&
-           d.allowed;
+    /* Its groups' assignments count as its own (kl_snapshot_rbac_check). */
+    return kl_snapshot_rbac_check(c->snap, p, action, false, scope, &d) == 0 && d.allowed;
 }
 
 void kl_mgmt_principal_not_found(kl_mgmt_call *c, const char *object_id)

@@ -181,6 +181,7 @@ void kl_mgmt_role_assignment_delete(kl_mgmt_call *c)
 typedef struct assignment_filter {
     bool at_scope;         /* atScope(): at and above only */
     const char *principal; /* principalId eq or assignedTo(); NULL = any */
+    bool with_groups;      /* assignedTo(): the principal's groups' assignments too */
 } assignment_filter;
 
 static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
@@ -199,8 +200,8 @@ static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
     for (size_t i = 0; i < n; i++) {
         kl_arm_filter_term *t = &terms[i];
         /* assignedTo('{id}') is what `az role assignment list --assignee X
-         * --include-groups` sends: the principal's assignments and those of its groups.
-         * Without groups in the directory it is principalId eq '{id}'. */
+         * --include-groups` sends: the principal's assignments and those of its groups
+         * (transitively, as the snapshot's closure has them). */
         bool principal_term = (!t->call && kl_str_ieq(t->name, "principalId")) ||
                               (t->call && t->has_arg && kl_str_ieq(t->name, "assignedTo"));
         if (t->call && !t->has_arg && kl_str_ieq(t->name, "atScope") && !f->at_scope) {
@@ -208,6 +209,7 @@ static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
         } else if (principal_term && !f->principal && kl_uuid_valid(t->value, strlen(t->value))) {
             kl_arm_lower(t->value);
             f->principal = t->value;
+            f->with_groups = t->call;
         } else {
             kl_mgmt_fail(c, 400, "InvalidFilterInQueryString",
                          "The filter is not supported: use atScope(), principalId eq '{id}' or "
@@ -231,7 +233,9 @@ void kl_mgmt_role_assignments_list(kl_mgmt_call *c)
     }
     kl_store_role_assignment **list = NULL;
     size_t n = 0;
-    int err = kl_store_list_role_assignments(c->m->store, f.principal, &list, &n);
+    const kl_principal *p = f.with_groups ? kl_snapshot_principal(c->snap, f.principal) : NULL;
+    bool groups = p && p->n_groups > 0;
+    int err = kl_store_list_role_assignments(c->m->store, groups ? NULL : f.principal, &list, &n);
     if (err) {
         kl_mgmt_fail_internal(c, err, "list_role_assignments");
         return;
@@ -239,7 +243,8 @@ void kl_mgmt_role_assignments_list(kl_mgmt_call *c)
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         kl_scope sc;
-        if (kl_scope_parse(list[i]->scope, strlen(list[i]->scope), &sc))
+        if ((groups && !kl_mgmt_principal_or_group(p, list[i]->principal_id)) ||
+            kl_scope_parse(list[i]->scope, strlen(list[i]->scope), &sc))
             continue;
         /* Azure's semantics: at and above the scope (inherited), and below it unless
          * atScope() was asked for. */

@@ -503,6 +503,11 @@ static int on_federated_credential(void *arg, const kl_store_federated_credentia
     return err;
 }
 
+static int on_group_member(void *arg, const char *group, const char *member)
+{
+    return kl_snapshot_builder_group_member(((build_ctx *)arg)->b, group, member);
+}
+
 static int on_key_credential(void *arg, const kl_store_key_credential *k)
 {
     build_ctx *c = arg;
@@ -584,7 +589,8 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .compute = on_compute,
                           .identity = on_identity,
                           .identity_attachment = on_identity_attachment,
-                          .identity_header = on_identity_header};
+                          .identity_header = on_identity_header,
+                          .group_member = on_group_member};
     int err = kl_sts_new(&c->sts);
     if (!err)
         err = kl_store_load_all(st, &v);

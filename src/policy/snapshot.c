@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "policy/idheader.h"
 #include "policy/mi.h"
+#include "policy/groups.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
 
@@ -55,6 +56,7 @@ struct kl_snapshot {
     uint32_t *principal_tab; /* by object id */
     uint32_t *app_tab;       /* by app id (principals that have one) */
     size_t principal_mask;   /* both tables have this size */
+    const char **group_ids;  /* what kl_principal.groups point into; NULL when none */
 
     kl_rbac_index *rbac; /* never NULL once finished */
     /* A derived snapshot (kl_snapshot_derive) borrows every table above but rbac, and
@@ -356,6 +358,7 @@ static void snapshot_free(kl_snapshot *s)
     for (size_t i = 0; i < s->n_principals; i++)
         free_principal_strings(&s->principals[i]);
     free(s->principals);
+    free(s->group_ids);
     free(s->principal_tab);
     free(s->app_tab);
     kl_rbac_index_free(s->rbac);
@@ -662,7 +665,8 @@ struct kl_snapshot_builder {
     kl_sts *sts;
     kl_mi_set *mis;
     kl_idheaders *idheaders;
-    kl_keyusage *usage; /* borrowed; kept across builder_clear */
+    kl_keyusage *usage;        /* borrowed; kept across builder_clear */
+    kl_groups_builder *groups; /* memberships, NULL until the first */
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -720,6 +724,7 @@ static void builder_clear(kl_snapshot_builder *b)
     kl_appcreds_free(b->appcreds);
     kl_mi_set_free(b->mis);
     kl_idheaders_free(b->idheaders);
+    kl_groups_builder_free(b->groups);
     kl_keyusage *u = b->usage;
     memset(b, 0, sizeof(*b));
     b->usage = u;
@@ -911,6 +916,35 @@ int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id,
     }
     b->principals[b->n_principals++] = p;
     return 0;
+}
+
+int kl_snapshot_builder_group_member(kl_snapshot_builder *b, const char *group, const char *member)
+{
+    if (!b)
+        return KL_EINVAL;
+    return kl_groups_builder_add(&b->groups, group, member);
+}
+
+static const kl_principal *principal_of(const void *ctx, const char *oid)
+{
+    return kl_snapshot_principal(ctx, oid);
+}
+
+int kl_snapshot_rbac_check(const kl_snapshot *s, const kl_principal *p, const char *action,
+                           bool data_action, const char *scope, kl_rbac_decision *out)
+{
+    const char *ids[KL_MAX_CHECK_PRINCIPALS];
+    size_t n = p ? p->n_groups : 0;
+    if (n > KL_MAX_CHECK_PRINCIPALS - 1)
+        n = KL_MAX_CHECK_PRINCIPALS - 1;
+    ids[0] = p ? p->object_id : NULL;
+    if (!p)
+        return kl_rbac_check_principals(kl_snapshot_rbac(s), ids, 0, action, data_action, scope,
+                                        out);
+    if (n)
+        memcpy(ids + 1, p->groups, n * sizeof(*ids));
+    return kl_rbac_check_principals(kl_snapshot_rbac(s), ids, n + 1, action, data_action, scope,
+                                    out);
 }
 
 int kl_snapshot_builder_appcreds(kl_snapshot_builder *b, kl_appcreds *ac)
@@ -1165,6 +1199,9 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
         err = finish_keys(s, b);
     if (!err)
         err = finish_directory(s, b);
+    if (!err)
+        err = kl_groups_finish(b->groups, s->principals, s->n_principals, principal_of, s,
+                               &s->group_ids);
     if (!err) {
         s->appcreds = b->appcreds;
         b->appcreds = NULL;

@@ -84,6 +84,11 @@ typedef struct kl_principal {
     kl_principal_type type;
     const char *display_name;
     bool enabled; /* accountEnabled */
+    /* Its groups, transitively (a member of G1 in G2 has both), nearest first, each once:
+     * object ids pointing into the snapshot; NULL when none. Computed when the snapshot
+     * is built, so checks never walk memberships. */
+    const char *const *groups;
+    size_t n_groups;
 } kl_principal;
 
 /* A managed identity (see store.h): a principal of type ManagedIdentity and what ties
@@ -185,6 +190,11 @@ const kl_principal *kl_snapshot_principal_by_app_id(const kl_snapshot *s, const 
  * enabled principals. Never NULL for a snapshot that was built (an empty index when the
  * store holds no assignments); NULL only for s == NULL. Check with kl_rbac_check. */
 const kl_rbac_index *kl_snapshot_rbac(const kl_snapshot *s);
+/* May p (a principal of s, enabled: the caller checks) perform action at scope, through
+ * its own role assignments or those of any of its groups? kl_rbac_check_principals with
+ * p and p->groups; the same errors and *out. The one check every face uses. */
+int kl_snapshot_rbac_check(const kl_snapshot *s, const kl_principal *p, const char *action,
+                           bool data_action, const char *scope, kl_rbac_decision *out);
 /* The registered application certificates (policy/appcreds.h); NULL when there are none
  * (kl_appcreds_certs answers nothing for NULL). Borrowed from s. */
 const kl_appcreds *kl_snapshot_appcreds(const kl_snapshot *s);

@@ -58,6 +58,9 @@ int kl_snapshot_builder_tenant(kl_snapshot_builder *b, const char *tenant_id,
  * principals with the same object id or app id make finish fail with KL_EEXIST.) */
 int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id, const char *app_id,
                                   kl_principal_type type, const char *display_name, bool enabled);
+/* Records that member is a direct member of group (object ids; copied). Memberships
+ * naming no principal added are ignored at finish; closures are computed there. */
+int kl_snapshot_builder_group_member(kl_snapshot_builder *b, const char *group, const char *member);
 /* Hands the builder a compiled RBAC index (ownership taken, also on error; a second
  * call replaces the first). Without one, finish builds an index of the built-in roles
  * alone. */

@@ -305,6 +305,50 @@ static const kl_store_migration migrations[] = {
      "  expires_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX identity_headers_compute ON identity_headers (compute_pk);"},
+    {16, "users: sign-in names, password hashes, and failed sign-ins",
+     /* A user is a principal of type User with a row here. The password is kept only as
+      * an Argon2id hash (standard base64) with its own salt and parameters (so they can
+      * be raised later);
+      * NULL when none is set. signin_failures is keyed by the lower-case user principal
+      * name as typed, existing or not, so that lockouts look alike for names that
+      * exist and names that do not; it is bookkeeping no snapshot reads and is written
+      * without moving the store's generation. */
+     "CREATE TABLE users ("
+     "  principal_pk INTEGER NOT NULL PRIMARY KEY REFERENCES principals (pk) ON DELETE CASCADE,"
+     "  upn TEXT NOT NULL,"
+     "  upn_lower TEXT NOT NULL UNIQUE,"
+     "  pw_hash TEXT,"
+     "  pw_salt TEXT,"
+     "  pw_t INTEGER NOT NULL DEFAULT 0,"
+     "  pw_m INTEGER NOT NULL DEFAULT 0,"
+     "  pw_p INTEGER NOT NULL DEFAULT 0,"
+     "  force_change INTEGER NOT NULL DEFAULT 0 CHECK (force_change IN (0, 1)),"
+     "  password_changed_at INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE TABLE signin_failures ("
+     "  upn_lower TEXT PRIMARY KEY,"
+     "  failures INTEGER NOT NULL,"
+     "  first_at INTEGER NOT NULL,"
+     "  last_at INTEGER NOT NULL,"
+     "  locked_until INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX signin_failures_last ON signin_failures (last_at);"},
+    {17, "security groups and their members",
+     /* A group is a principal of type Group with a row here; members are principals of
+      * any type (groups included: nesting). Both ends cascade, so deleting a principal
+      * takes it out of every group and deleting a group empties it. */
+     "CREATE TABLE security_groups ("
+     "  principal_pk INTEGER NOT NULL PRIMARY KEY REFERENCES principals (pk) ON DELETE CASCADE,"
+     "  mail_nickname TEXT NOT NULL,"
+     "  description TEXT"
+     ");"
+     "CREATE TABLE group_members ("
+     "  group_pk INTEGER NOT NULL REFERENCES security_groups (principal_pk) ON DELETE CASCADE,"
+     "  member_pk INTEGER NOT NULL REFERENCES principals (pk) ON DELETE CASCADE,"
+     "  created_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (group_pk, member_pk)"
+     ");"
+     "CREATE INDEX group_members_member ON group_members (member_pk);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

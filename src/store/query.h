@@ -188,5 +188,6 @@ int kl_q_set_host_identities(kl_store *st, const char *host_id, const char *subs
  * host's attachments. The caller checks the root owner rule. */
 int kl_q_drop_host_identities(kl_store *st, const char *host_lower);
 int kl_q_load_identity_headers(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_groups(kl_store *st, const kl_store_visitor *v);
 
 #endif

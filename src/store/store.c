@@ -228,6 +228,8 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
         err = kl_q_load_identities(st, v);
     if (!err)
         err = kl_q_load_identity_headers(st, v);
+    if (!err)
+        err = kl_q_load_groups(st, v);
     return kl_q_end(st, err);
 }
 

@@ -609,6 +609,125 @@ int kl_store_put_identity_header(kl_store *st, const char *site_id, const char *
                                  bool *created);
 /* Revokes launch secret id of the site site_id. KL_ENOTFOUND if it has none such. */
 int kl_store_delete_identity_header(kl_store *st, const char *site_id, const char *id);
+/* --- users and groups (store_users.c, store_groups.c) ---
+ *
+ * A user is a principal of type "User" with a sign-in name (userPrincipalName, unique
+ * without regard to case) and optionally a password, kept only as an Argon2id hash. A
+ * group is a principal of type "Group" whose members are principals of any type, groups
+ * included. Both are deleted with kl_store_delete_principal (which takes them out of
+ * every group and, for a group, empties it). Membership changes are logged as changing
+ * everything (a full snapshot rebuild): closures of nested groups are the snapshot's. */
+
+/* A password as stored: standard-base64 Argon2id hash and salt, and its parameters.
+ * Passed to the store: borrowed. hash NULL means "no password". */
+typedef struct kl_store_password {
+    char *hash;
+    char *salt;
+    int64_t t, m, p; /* passes, KiB, lanes */
+} kl_store_password;
+
+typedef struct kl_store_user {
+    char *object_id;
+    char *upn; /* as created (case kept); unique case-insensitively */
+    char *display_name;
+    bool enabled;
+    bool force_change; /* passwordProfile.forceChangePasswordNextSignIn */
+    /* Read only: */
+    bool has_password;
+    int64_t created_at;
+    int64_t password_changed_at; /* 0: never set */
+} kl_store_user;
+
+/* What a password sign-in needs of a user; the hash fields are cleansed on free. */
+typedef struct kl_store_user_secret {
+    char *object_id;
+    bool enabled;
+    bool force_change;
+    kl_store_password pw; /* pw.hash NULL when the user has no password */
+} kl_store_user_secret;
+
+/* Creates the principal (type "User", u->object_id, display name, enabled) and its user
+ * row in one transaction; pw may be NULL (no password yet). KL_EINVAL (bad field),
+ * KL_ECONFLICT (the user principal name is taken, case-insensitively), KL_EEXIST (the
+ * object id is in use), a store error. */
+int kl_store_create_user(kl_store *st, const kl_store_user *u, const kl_store_password *pw);
+/* Reads a user by object id or by user principal name (case-insensitive). KL_ENOTFOUND.
+ * Free with kl_store_user_free. */
+int kl_store_get_user(kl_store *st, const char *id_or_upn, kl_store_user **out);
+/* Every user, ordered by lower-case user principal name. Free with kl_store_users_free. */
+int kl_store_list_users(kl_store *st, kl_store_user ***out, size_t *n);
+/* Updates the user with this object id in one transaction; every NULL argument keeps
+ * its value: display_name, enabled (guarded by the root owner rule), pw (replaces the
+ * password; password_changed_at becomes now), force_change. KL_ENOTFOUND, KL_EINVAL,
+ * KL_EPERM (root owner rule). */
+int kl_store_update_user(kl_store *st, const char *object_id, const char *display_name,
+                         const bool *enabled, const kl_store_password *pw, const bool *force_change,
+                         int64_t now);
+/* The sign-in view of the user called upn (case-insensitive). KL_ENOTFOUND. Free with
+ * kl_store_user_secret_free. */
+int kl_store_get_user_secret(kl_store *st, const char *upn, kl_store_user_secret **out);
+void kl_store_user_free(kl_store_user *u);
+void kl_store_users_free(kl_store_user **u, size_t n);
+void kl_store_user_secret_free(kl_store_user_secret *s);
+
+/* Failed password sign-ins of one user principal name (lower case), existing or not. */
+typedef struct kl_store_signin_failures {
+    int64_t failures;     /* in the current window */
+    int64_t first_at;     /* the window's first failure, unix seconds */
+    int64_t last_at;      /* the latest failure */
+    int64_t locked_until; /* 0, or locked before this time */
+} kl_store_signin_failures;
+
+/* How kl_store_record_signin_failure counts (directory/lockout.c owns the numbers). */
+typedef struct kl_store_lockout_rule {
+    int64_t window_s;  /* failures older than this start a new count */
+    int64_t threshold; /* failures that lock */
+    int64_t lock_s;    /* how long a lock lasts */
+} kl_store_lockout_rule;
+
+/* The failures of upn (compared lower-cased); all zero when there are none. */
+int kl_store_get_signin_failures(kl_store *st, const char *upn, kl_store_signin_failures *out);
+/* Counts one failure of upn at now in one write transaction that does not move the
+ * store's generation: a count whose window has passed, or whose lock has ended, starts
+ * again at 1; reaching rule->threshold sets locked_until = now + lock_s. Rows idle for
+ * longer than a window and a lock are pruned in the same transaction. *after (may be
+ * NULL) receives the row as written. */
+int kl_store_record_signin_failure(kl_store *st, const char *upn, int64_t now,
+                                   const kl_store_lockout_rule *rule,
+                                   kl_store_signin_failures *after);
+/* Forgets the failures of upn (a successful sign-in). Does not move the generation. */
+int kl_store_clear_signin_failures(kl_store *st, const char *upn);
+
+typedef struct kl_store_group {
+    char *object_id;
+    char *display_name;
+    char *mail_nickname; /* Graph's required mailNickname */
+    char *description;   /* or NULL */
+    int64_t created_at;
+} kl_store_group;
+
+/* Creates the principal (type "Group", enabled) and its group row. KL_EINVAL,
+ * KL_EEXIST (object id in use), a store error. */
+int kl_store_create_group(kl_store *st, const kl_store_group *g);
+/* KL_ENOTFOUND if no group has this object id. Free with kl_store_group_free. */
+int kl_store_get_group(kl_store *st, const char *object_id, kl_store_group **out);
+/* Ordered by object id. Free with kl_store_groups_free. */
+int kl_store_list_groups(kl_store *st, kl_store_group ***out, size_t *n);
+/* The direct members of a group, ordered by object id. KL_ENOTFOUND (no such group).
+ * Free with kl_store_principals_free. */
+int kl_store_list_group_members(kl_store *st, const char *group_id, kl_store_principal ***out,
+                                size_t *n);
+/* Makes member_id a direct member of group_id in one transaction. Errors, nothing
+ * written: KL_ENOTFOUND (no such group), KL_EINVAL (no such member principal),
+ * KL_EEXIST (already a direct member), KL_ECONFLICT (the member is the group or contains
+ * it: a cycle), KL_ETOOBIG (the group would pass KL_MAX_GROUP_MEMBERS, a chain of groups
+ * KL_MAX_GROUP_NESTING, or the member's transitive groups KL_MAX_GROUP_MEMBERSHIPS). */
+int kl_store_add_group_member(kl_store *st, const char *group_id, const char *member_id,
+                              int64_t now);
+/* KL_ENOTFOUND when group_id has no such direct member (or is no group). */
+int kl_store_remove_group_member(kl_store *st, const char *group_id, const char *member_id);
+void kl_store_group_free(kl_store_group *g);
+void kl_store_groups_free(kl_store_group **g, size_t n);
 
 /* --- loading everything (snapshot builder) --- */
 
@@ -636,6 +755,8 @@ typedef struct kl_store_visitor {
     int (*identity_attachment)(void *arg, const char *host_id_lower, const char *object_id);
     /* Launch secrets whose lease has not ended (by site, then id). */
     int (*identity_header)(void *arg, const kl_store_identity_header *h);
+    /* One direct membership: member_id (any principal) is in group_id. */
+    int (*group_member)(void *arg, const char *group_id, const char *member_id);
     /* Called first, with the store's generation the walk is consistent with. */
     int (*generation)(void *arg, int64_t gen);
 } kl_store_visitor;
@@ -646,8 +767,9 @@ typedef struct kl_store_visitor {
  * every custom role (by name), every role assignment (by creation), every application
  * certificate and every federated credential (by app id, creation), every signing key
  * (oldest first), every client secret (by creation), then every site and VM (by kind,
- * lower-case name), every managed identity (by lower-case resource id) and every
- * attachment (by host, identity). Returns 0, a
+ * lower-case name), every managed identity (by lower-case resource id), every
+ * attachment (by host, identity), every launch secret, and every group membership (by
+ * group, member). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);
 

@@ -1351,6 +1351,54 @@ static void test_unreachable_socket(void **state)
     assert_non_null(strstr(err, "too long"));
 }
 
+/* Users and groups: every command, the flag that forces a password change, and that a
+ * password can never be given as an argument (no option takes one). */
+static void test_user_group_commands(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--display-name", "A"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_CREATE);
+    assert_string_equal(a.pos[0], "a@b.cd");
+    assert_false(a.force_change);
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "secret-password"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--password", "x"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "user", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_LIST);
+    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_SHOW);
+    assert_int_equal(PARSE(&a, err, "user", "enable", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_ENABLE);
+    assert_int_equal(PARSE(&a, err, "user", "disable", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DISABLE);
+    assert_int_equal(PARSE(&a, err, "user", "delete", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DELETE);
+    assert_int_equal(PARSE(&a, err, "user", "reset-password", "a@b.cd", "--force-change"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_RESET_PASSWORD);
+    assert_true(a.force_change);
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_USER_RESET_PASSWORD), "user reset-password");
+    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd", "--force-change"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "group", "create", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_CREATE);
+    assert_int_equal(PARSE(&a, err, "group", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_LIST);
+    assert_int_equal(PARSE(&a, err, "group", "show", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_SHOW);
+    assert_int_equal(PARSE(&a, err, "group", "delete", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_DELETE);
+    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_ADD);
+    assert_string_equal(a.pos[1], "a@b.cd");
+    assert_int_equal(PARSE(&a, err, "group", "member", "remove", "ops", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_REMOVE);
+    assert_int_equal(PARSE(&a, err, "group", "member", "list", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_LIST);
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_GROUP_MEMBER_LIST), "group member list");
+    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops"), KL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1378,6 +1426,7 @@ int main(void)
         cmocka_unit_test(test_table_width_and_control_chars),
         cmocka_unit_test(test_exit_code_mapping),
         cmocka_unit_test(test_server_error_lines),
+        cmocka_unit_test(test_user_group_commands),
         cmocka_unit_test(test_arm_targets),
         cmocka_unit_test(test_id_segments),
         cmocka_unit_test(test_identity_commands),
