@@ -45,13 +45,16 @@ static int parse_type(const json_t *t, kl_identity_input *in, kl_arm_error *e)
         return bad(e, "identity.type is required: None, SystemAssigned, UserAssigned or "
                       "'SystemAssigned, UserAssigned'.");
     bool none = false;
-    for (const char *p = s; *p;) {
+    for (const char *p = s;;) {
         while (*p == ' ')
             p++;
         size_t len = strcspn(p, ",");
         size_t end = len;
         while (end > 0 && p[end - 1] == ' ')
             end--;
+        if (end == 0)
+            return bad(e, "identity.type is invalid: use None, SystemAssigned, UserAssigned or "
+                          "'SystemAssigned, UserAssigned'.");
         if (kl_str_ieqn(p, end, "SystemAssigned", 14) && !in->system)
             in->system = true;
         else if (kl_str_ieqn(p, end, "UserAssigned", 12) && !in->user)
@@ -62,8 +65,9 @@ static int parse_type(const json_t *t, kl_identity_input *in, kl_arm_error *e)
             return bad(e, "identity.type is invalid: use None, SystemAssigned, UserAssigned or "
                           "'SystemAssigned, UserAssigned'.");
         p += len;
-        if (*p == ',')
-            p++;
+        if (*p != ',')
+            break;
+        p++;
     }
     if (none && (in->system || in->user))
         return bad(e, "identity.type None cannot be combined with another type.");
