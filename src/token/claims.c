@@ -4,6 +4,7 @@
 #include "token/claims.h"
 
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -38,6 +39,12 @@ static bool str_ok(const char *s)
     return s && s[0] && strlen(s) <= KL_MAX_CLAIM_STRING;
 }
 
+int kl_claims_issuer_v1(const char *tid, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "https://sts.windows.net/%s/", tid ? tid : "");
+    return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
+}
+
 int kl_claims_build_access(const kl_claims_access *in, json_t **out)
 {
     unsigned char rnd[UTI_BYTES];
@@ -45,8 +52,8 @@ int kl_claims_build_access(const kl_claims_access *in, json_t **out)
     int64_t life = in->lifetime ? in->lifetime : KL_TOKEN_DEFAULT_LIFETIME_S;
     static const char *const acr[] = {"0", "1", "2"};
     if (!str_ok(in->aud) || !str_ok(in->iss) || !str_ok(in->tid) || !str_ok(in->appid) ||
-        !str_ok(in->oid) || in->appidacr < 0 || in->appidacr > 2 || life < 1 ||
-        life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
+        !str_ok(in->oid) || (in->xms_mirid && !str_ok(in->xms_mirid)) || in->appidacr < 0 ||
+        in->appidacr > 2 || life < 1 || life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
         return KL_EINVAL;
     if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
         kl_b64url_encode(rnd, sizeof(rnd), uti, sizeof(uti)) < 0)
@@ -59,6 +66,10 @@ int kl_claims_build_access(const kl_claims_access *in, json_t **out)
                           "oid", in->oid, "sub", in->oid, "tid", in->tid, "uti", uti, "ver", "1.0");
     if (!o)
         return KL_ENOMEM;
+    if (in->xms_mirid && json_object_set_new(o, "xms_mirid", json_string(in->xms_mirid)) != 0) {
+        json_decref(o);
+        return KL_ENOMEM;
+    }
     *out = o;
     return 0;
 }

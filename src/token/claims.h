@@ -41,10 +41,19 @@ typedef struct kl_claims_access {
     int appidacr;      /* 0 public client, 1 client secret, 2 certificate / managed identity */
     int64_t now;       /* issue time, seconds since the epoch: iat and nbf */
     int64_t lifetime;  /* seconds until exp; 0 means KL_TOKEN_DEFAULT_LIFETIME_S */
+    /* Managed identities only (NULL otherwise): the ARM id Azure writes as xms_mirid, the
+     * user-assigned identity's own id or the resource carrying a system-assigned one. */
+    const char *xms_mirid;
 } kl_claims_access;
 
+/* The v1 issuer of our access tokens for tenant tid, "https://sts.windows.net/<tid>/", as
+ * Entra's v1 tokens carry it: it names the tenant, not a node, so every node of a cluster
+ * accepts every node's tokens. KL_ETOOBIG if it does not fit out. */
+int kl_claims_issuer_v1(const char *tid, char *out, size_t outlen);
+
 /* Builds the v1 claim set {aud, iss, iat, nbf, exp, appid, appidacr, idp, idtyp "app",
- * oid, sub, tid, uti, ver "1.0"} with a fresh random uti. *out is a new object the
+ * oid, sub, tid, uti, ver "1.0"}, then xms_mirid when given, with a fresh random uti.
+ * *out is a new object the
  * caller decrefs. KL_EINVAL for a missing or over-long string, appidacr outside 0..2 or
  * a lifetime outside 1..KL_TOKEN_MAX_LIFETIME_S. */
 int kl_claims_build_access(const kl_claims_access *in, json_t **out);

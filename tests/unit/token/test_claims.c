@@ -73,6 +73,36 @@ static void test_build_shape(void **state)
     json_decref(o);
 }
 
+/* A managed identity's token names the identity's ARM id (xms_mirid), as Azure's do; other
+ * tokens carry no xms_mirid at all. */
+static void test_build_mirid(void **state)
+{
+    (void)state;
+    static const char mirid[] = "/subscriptions/s/resourcegroups/g/providers/"
+                                "Microsoft.ManagedIdentity/userAssignedIdentities/app";
+    kl_claims_access in = {.aud = AUD,
+                           .iss = ISS,
+                           .tid = TID,
+                           .appid = APPID,
+                           .oid = OID,
+                           .appidacr = 2,
+                           .now = NOW,
+                           .lifetime = 86400,
+                           .xms_mirid = mirid};
+    json_t *o = NULL;
+    assert_int_equal(kl_claims_build_access(&in, &o), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "xms_mirid")), mirid);
+    assert_int_equal(json_integer_value(json_object_get(o, "exp")), NOW + 86400);
+    json_decref(o);
+    json_t *plain = good_token();
+    assert_null(json_object_get(plain, "xms_mirid"));
+    json_decref(plain);
+    in.xms_mirid = "";
+    o = NULL;
+    assert_int_equal(kl_claims_build_access(&in, &o), KL_EINVAL);
+    assert_null(o);
+}
+
 static void test_build_refuses(void **state)
 {
     (void)state;
@@ -269,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_shape),
         cmocka_unit_test(test_build_refuses),
+        cmocka_unit_test(test_build_mirid),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_not_yet_valid),
