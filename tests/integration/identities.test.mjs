@@ -267,6 +267,12 @@ test('bad input answers in ARM\'s own shapes', async (t) => {
     ['an identity that does not exist', { identity: userAssigned(uamiPath('ghost')) }, 400, 'FailedIdentityOperation',
       `Identity operation for resource '${sitePath('web')}' failed with error 'Failed to perform resource identity operation. Status: 'NotFound'. Response: '{"error":{"code":"NotFound","message":"Resource '${uamiPath('ghost')}' was not found."}}'.'.`],
     ['properties not an object', { properties: [] }, 400, 'InvalidRequestContent', 'The properties must be an object of at most 16384 bytes.'],
+    ['a 10 KB key', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('x')}${'a'.repeat(10240)}`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
+    ['a key with a newline', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('good')}\n`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
+    ['a key with an extra segment', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('good')}/x`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
   ];
   for (const [what, body, status, code, message] of cases) {
     assertError(await putSite(d, 'web', body), status, err(code, message), what);
