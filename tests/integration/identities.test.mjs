@@ -75,6 +75,7 @@ test('user-assigned identities: ARM shape, ids kept on update, lists, delete', a
   assert.equal(sp.servicePrincipalType, 'ManagedIdentity');
   assert.equal(sp.appId, c.properties.clientId);
   assert.equal(sp.displayName, 'api-id');
+  assert.deepEqual(sp.alternativeNames, ['isExplicit=True', uamiPath('api-id')], 'as Entra names a managed identity');
   assert.equal((await d.admin('GET', `/v1.0/applications/${c.properties.clientId}`)).status, 404);
 
   const u = await ok(await putUami(d, 'API-ID', { location: 'westeurope', tags: { team: 'b' } }), 200, 'update');
@@ -133,6 +134,7 @@ test('identity blocks of sites, VMs and accounts: round trip and identities/defa
   const sp = await ok(await principalOf(d, site.identity.principalId), 200, 'system principal');
   assert.equal(sp.servicePrincipalType, 'ManagedIdentity');
   assert.equal(sp.appId, def.properties.clientId);
+  assert.deepEqual(sp.alternativeNames, ['isExplicit=False', sitePath('web')]);
 
   const vm = await ok(await putVm(d, 'host1', { identity: userAssigned(a.id) }), 201, 'vm');
   assert.equal(vm.type, 'Microsoft.Compute/virtualMachines');
