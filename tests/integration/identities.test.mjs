@@ -172,7 +172,9 @@ test('lifecycle: system-assigned goes with its resource, user-assigned survives 
   await ok(await putVm(d, 'host1', { identity: userAssigned(u.id) }), 201, 'vm');
   const sys = site.identity.principalId;
   const sysGrant = await assign(d, rgScope(), sys, ROLE.openaiUser);
-  const uGrant = await assign(d, rgScope(), u.properties.principalId, ROLE.openaiUser);
+  // Managed identities are assigned as service principals, as in Azure.
+  const uGrant = await assign(d, rgScope(), u.properties.principalId, ROLE.openaiUser, { principalType: 'ServicePrincipal' });
+  assert.equal(uGrant.properties.principalType, 'ServicePrincipal');
 
   // Disabled and enabled again: a new identity, and the old one's grants are gone.
   const off = await ok(await putSite(d, 'web', { identity: userAssigned(u.id) }), 200, 'disable');
