@@ -83,6 +83,10 @@ test('user-assigned identities: ARM shape, ids kept on update, lists, delete', a
   assert.deepEqual(u.tags, { team: 'b' });
   assert.equal(u.id, uamiPath('api-id'), 'the id as created');
   assert.deepEqual(await ok(await d.admin('GET', `${uamiPath('Api-Id')}?${MI_API}`), 200, 'get'), u);
+  const p = await ok(await d.admin('PATCH', `${uamiPath('api-id')}?${MI_API}`, { tags: { team: 'c' } }), 200, 'patch');
+  assert.deepEqual({ ...p, tags: undefined }, { ...u, tags: undefined }, 'a PATCH keeps the rest');
+  assert.deepEqual(p.tags, { team: 'c' });
+  assert.equal((await d.admin('PATCH', `${uamiPath('nope')}?${MI_API}`, { tags: {} })).status, 404);
 
   await ok(await putUami(d, 'other', { location: 'x' }, {}), 201, 'second');
   await ok(await d.admin('PUT', `${uamiPath('elsewhere', 'rg-2')}?${MI_API}`, { location: 'x' }), 201, 'other group');
