@@ -238,11 +238,13 @@ static bool in_list(char *const *list, size_t n, const char *id)
     return false;
 }
 
+/* Adds id once; a resource carries at most KL_MAX_HOST_USER_IDENTITIES (cap, the array's
+ * room, is at least that). */
 static int add_user(kl_identity_prep *p, size_t cap, const char *id)
 {
     if (in_list(p->user, p->n_user, id))
         return 0;
-    if (p->n_user == cap)
+    if (p->n_user == cap || p->n_user == KL_MAX_HOST_USER_IDENTITIES)
         return KL_ETOOBIG;
     return (p->user[p->n_user++] = strdup(id)) ? 0 : KL_ENOMEM;
 }

@@ -410,3 +410,19 @@ test('CLI: identity create|show|list|delete|assign|remove, site and vm create|sh
   assert.match((await cli(['identity', 'delete', 'ci-id'])).stdout, /did not exist/);
   assert.match((await cli(['vm', 'delete', 'host1'])).stdout, /deleted vm 'host1'/);
 });
+
+test('a resource carries at most 64 user-assigned identities, PUT or PATCH', async (t) => {
+  const d = await startDaemon(t);
+  const ids = [];
+  for (let i = 0; i <= 64; i++) ids.push((await ok(await putUami(d, `id-${i}`), 201, `uami ${i}`)).id);
+  const too = err('InvalidRequestContent', 'identity.userAssignedIdentities may name at most 64 identities.');
+  assertError(await putVm(d, 'full', { identity: userAssigned(...ids) }), 400, too, 'PUT with 65');
+  const full = await ok(await putVm(d, 'full', { identity: userAssigned(...ids.slice(0, 64)) }), 201, 'PUT with 64');
+  assert.equal(Object.keys(full.identity.userAssignedIdentities).length, 64);
+  assertError(await d.admin('PATCH', `${vmPath('full')}?${VM_API}`, { identity: userAssigned(ids[64]) }), 400,
+    err('InvalidRequestContent', 'A resource may carry at most 64 user-assigned identities.'), 'PATCH adding a 65th');
+  // Swapping one for another stays within the limit.
+  const swap = await ok(await d.admin('PATCH', `${vmPath('full')}?${VM_API}`, { identity: { type: 'UserAssigned', userAssignedIdentities: { [ids[0]]: null, [ids[64]]: {} } } }), 200, 'swap');
+  assert.ok(Object.keys(swap.identity.userAssignedIdentities).includes(ids[64]));
+  assert.ok(!Object.keys(swap.identity.userAssignedIdentities).includes(ids[0]));
+});
