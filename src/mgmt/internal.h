@@ -139,6 +139,7 @@ void kl_mgmt_vm_get(kl_mgmt_call *c);
 void kl_mgmt_vm_delete(kl_mgmt_call *c);
 void kl_mgmt_vms_list(kl_mgmt_call *c);
 void kl_mgmt_uami_put(kl_mgmt_call *c);
+void kl_mgmt_uami_patch(kl_mgmt_call *c);
 void kl_mgmt_uami_get(kl_mgmt_call *c);
 void kl_mgmt_uami_delete(kl_mgmt_call *c);
 void kl_mgmt_uamis_list(kl_mgmt_call *c);

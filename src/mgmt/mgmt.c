@@ -92,6 +92,8 @@ static const kl_mgmt_route routes[] = {
      LIST, V_MI},
     {"PUT", KL_ARM_UAMI, MI "/userAssignedIdentities/write", REQUIRED, kl_mgmt_uami_put, ARM, SCOPE,
      V_MI},
+    {"PATCH", KL_ARM_UAMI, MI "/userAssignedIdentities/write", REQUIRED, kl_mgmt_uami_patch, ARM,
+     SCOPE, V_MI},
     {"GET", KL_ARM_UAMI, MI "/userAssignedIdentities/read", NONE, kl_mgmt_uami_get, ARM, SCOPE,
      V_MI},
     {"DELETE", KL_ARM_UAMI, MI "/userAssignedIdentities/delete", NONE, kl_mgmt_uami_delete, ARM,
