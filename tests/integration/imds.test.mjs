@@ -298,3 +298,18 @@ test('a token handed out works at the gateway with the role, and stops the momen
   chat = await d.chat('demo', 'chat', null, 'hello', { headers: bearer });
   assert.equal(chat.status, 401, chat.text);
 });
+
+test('--mi-token-lifetime-min sets the tokens\' lifetime (5 to 1440 minutes)', async (t) => {
+  const d = await vmDaemon(t, ['--mi-token-lifetime-min', '10']);
+  await putVm(d, 'vm1', true);
+  const r = await imdsToken(d);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.expires_in, '600');
+  const c = claims(r.json.access_token);
+  assert.equal(c.exp - c.nbf, 600);
+  for (const bad of ['4', '1441']) {
+    const x = new Daemon({ args: ['--mi-token-lifetime-min', bad] });
+    t.after(() => x.cleanup());
+    await assert.rejects(x.start(), /mi-token-lifetime-min/);
+  }
+});
