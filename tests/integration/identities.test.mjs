@@ -335,3 +335,64 @@ test('no secret, ever: the token endpoint and Graph refuse every credential of a
     }
   }
 });
+
+test('CLI: identity create|show|list|delete|assign|remove, site and vm create|show|delete', async (t) => {
+  const d = await startDaemon(t);
+  const cli = async (args, code = 0) => {
+    const r = await d.cli(args);
+    assert.equal(r.code, code, `keyless ${args.join(' ')}: ${r.code}\n${r.stdout}\n${r.stderr}`);
+    return r;
+  };
+  const created = (await cli(['identity', 'create', 'ci-id', '-o', 'json'])).json;
+  assert.equal(created.id, uamiPath('ci-id'));
+  assert.match(created.properties.clientId, GUID);
+  const shown = await cli(['identity', 'show', 'ci-id']);
+  assert.match(shown.stdout, new RegExp(`CLIENT-ID\\s+${created.properties.clientId}`));
+  assert.match((await cli(['identity', 'create', 'ci-id'], 1)).stderr, /already exists/);
+  assert.match((await cli(['identity', 'list'])).stdout, /ci-id/);
+  assert.deepEqual((await cli(['identity', 'show', uamiPath('ci-id'), '-o', 'json'])).json, created, 'by id too');
+
+  const site = (await cli(['site', 'create', 'web', '--assign-identity', 'system', '--assign-identity', 'ci-id', '-o', 'json'])).json;
+  assert.equal(site.identity.type, 'SystemAssigned, UserAssigned');
+  assert.deepEqual(Object.keys(site.identity.userAssignedIdentities), [created.id]);
+  const vm = (await cli(['vm', 'create', 'host1', '-o', 'json'])).json;
+  assert.equal(vm.identity, undefined);
+  await d.putAccount('demo');
+
+  // Assign to a VM and an account at once; again is nothing to change.
+  const assigned = await cli(['identity', 'assign', 'ci-id', '--resource', vmPath('host1'), '--resource', accountPath('demo')]);
+  assert.match(assigned.stdout, /USER-ASSIGNED\s+ci-id/);
+  assert.match((await cli(['identity', 'assign', 'ci-id', '--resource', vmPath('host1')])).stdout, /already has that identity/);
+  assert.deepEqual(Object.keys((await cli(['vm', 'show', 'host1', '-o', 'json'])).json.identity.userAssignedIdentities), [created.id]);
+  const acct = await ok(await d.admin('GET', `${accountPath('demo')}?${ARM_API}`), 200, 'account');
+  assert.deepEqual(Object.keys(acct.identity.userAssignedIdentities), [created.id]);
+
+  // system on and off; removing detaches without deleting.
+  const sys = (await cli(['identity', 'assign', 'system', '--resource', vmPath('host1'), '-o', 'json'])).json;
+  assert.equal(sys.identity.type, 'SystemAssigned, UserAssigned');
+  assert.equal((await principalOf(d, sys.identity.principalId)).status, 200);
+  const off = (await cli(['identity', 'remove', 'system', '--resource', vmPath('host1'), '-o', 'json'])).json;
+  assert.equal(off.identity.type, 'UserAssigned');
+  assert.equal((await principalOf(d, sys.identity.principalId)).status, 404);
+  const gone = (await cli(['identity', 'remove', 'ci-id', '--resource', vmPath('host1'), '-o', 'json'])).json;
+  assert.equal(gone.identity, undefined);
+  const kept = (await cli(['identity', 'remove', 'ci-id', '--resource', sitePath('web'), '-o', 'json'])).json;
+  assert.equal(kept.identity.type, 'SystemAssigned', 'the system-assigned one stays');
+  assert.equal((await d.admin('GET', `${uamiPath('ci-id')}?${MI_API}`)).status, 200, 'detaching never deletes');
+
+  // Usage errors before anything is sent.
+  assert.match((await cli(['identity', 'assign', 'ci-id'], 2)).stderr, /missing --resource/);
+  assert.match((await cli(['identity', 'assign', 'ci-id', '--resource', uamiPath('x')], 2)).stderr, /--resource must be the id of a site, VM or account/);
+  assert.match((await cli(['identity', 'assign', '/not/an/identity', '--resource', vmPath('host1')], 2)).stderr, /IDENTITY must be 'system'/);
+  assert.match((await cli(['site', 'create', 'x', '--assign-identity', 'system', '--assign-identity', 'system'], 2)).stderr, /given twice/);
+  assert.match((await cli(['identity', 'show', 'nope'], 4)).stderr, /ResourceNotFound/);
+
+  // Deleting: the site takes its system-assigned identity; the identity detaches everywhere.
+  assert.match((await cli(['site', 'delete', 'web'])).stdout, /deleted site 'web'/);
+  assert.equal((await principalOf(d, site.identity.principalId)).status, 404);
+  assert.match((await cli(['identity', 'delete', 'ci-id'])).stdout, /deleted identity 'ci-id' \(detached from every resource/);
+  const acctAfter = await ok(await d.admin('GET', `${accountPath('demo')}?${ARM_API}`), 200, 'account after');
+  assert.equal(acctAfter.identity, undefined);
+  assert.match((await cli(['identity', 'delete', 'ci-id'])).stdout, /did not exist/);
+  assert.match((await cli(['vm', 'delete', 'host1'])).stdout, /deleted vm 'host1'/);
+});
