@@ -493,7 +493,8 @@ int main(int argc, char **argv)
     kl_imds_cfg icfg = {.holder = holder,
                         .keys = keys,
                         .vm = cfg.vm,
-                        .token_lifetime_s = (int64_t)cfg.mi_token_lifetime_min * 60};
+                        .token_lifetime_s = (int64_t)cfg.mi_token_lifetime_min * 60,
+                        .signins = signins};
     if (kl_imds_new(&icfg, &imds_ep) != 0)
         goto out;
     router.imds = imds_ep;

@@ -17,6 +17,7 @@
 #include "imds/imdsreq.h"
 #include "imds/mitoken.h"
 #include "policy/idheader.h"
+#include "policy/signins.h"
 #include "policy/sts.h"
 
 struct kl_imds {
@@ -24,6 +25,7 @@ struct kl_imds {
     const kl_keys *keys;
     char *vm; /* NULL: none */
     kl_mitoken *tokens;
+    kl_signins *signins; /* may be NULL */
 };
 
 /* The audiences a managed identity may ask a token for (compared without regard to case
@@ -46,6 +48,7 @@ int kl_imds_new(const kl_imds_cfg *cfg, kl_imds **out)
         return KL_ENOMEM;
     m->holder = cfg->holder;
     m->keys = cfg->keys;
+    m->signins = cfg->signins;
     int err = 0;
     if (cfg->vm && cfg->vm[0]) {
         size_t n = strlen(cfg->vm);
@@ -195,6 +198,20 @@ static void issue(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
         kl_http_req_log_field(r, "client_id", mi->client_id);
         kl_http_req_log_field(r, "kid", kl_jws_key_kid(key));
         kl_http_req_log_field(r, "mi_cache", tok.cached ? "hit" : "mint");
+        if (!tok.cached && m->signins) {
+            char src[64];
+            kl_http_req_peer_addr(r, src, sizeof(src));
+            kl_store_signin rec = {.at = now,
+                                   .client_id = (char *)mi->client_id,
+                                   .principal_id = (char *)mi->object_id,
+                                   .credential = "managed_identity",
+                                   .resource = (char *)resource,
+                                   .source = src,
+                                   .success = true,
+                                   .reason = "",
+                                   .correlation_id = (char *)kl_http_req_id(r)};
+            kl_signins_record(m->signins, &rec);
+        }
         kl_http_set_header(r, "Cache-Control", "no-store");
         kl_http_respond(r, 200, json_ct, body, (size_t)n);
     }

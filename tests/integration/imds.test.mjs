@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { accountPath, startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
+import { accountPath, sleep, startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
 import { ROLE, assign } from '../lib/authz.mjs';
 import {
   COG,
@@ -312,4 +312,29 @@ test('--mi-token-lifetime-min sets the tokens\' lifetime (5 to 1440 minutes)', a
     t.after(() => x.cleanup());
     await assert.rejects(x.start(), /mi-token-lifetime-min/);
   }
+});
+
+test('the sign-in log records each managed-identity token minted, not the ones handed out again', async (t) => {
+  const d = await vmDaemon(t);
+  const vm = await putVm(d, 'vm1', true);
+  const first = await imdsToken(d);
+  assert.equal((await imdsToken(d)).json.access_token, first.json.access_token);
+  assert.equal((await imdsToken(d, { resource: 'https://management.azure.com/' })).status, 200);
+  // Written by the log's own thread: wait until both mints are there.
+  let rows;
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    rows = (await d.admin('GET', '/keyless/signIns')).json.value;
+    if (rows.length >= 2 || Date.now() > deadline) break;
+    await sleep(50);
+  }
+  assert.equal(rows.length, 2, JSON.stringify(rows));
+  for (const row of rows) {
+    assert.equal(row.appId, first.json.client_id);
+    assert.equal(row.servicePrincipalId, vm.identity.principalId);
+    assert.equal(row.credentialType, 'managed_identity');
+    assert.equal(row.status, 'success');
+    assert.equal(row.ipAddress, '127.0.0.1');
+  }
+  assert.deepEqual(rows.map((x) => x.resource).sort(), [COG, 'https://management.azure.com/']);
 });
