@@ -1,5 +1,6 @@
 /* The request router. Which face a listener serves decides what it may reach: the
- * control plane is served to the admin socket only, until bearer tokens exist. */
+ * control plane answers the admin socket as its local administrator, and the public
+ * listener to bearer tokens only. */
 #include "daemon/router.h"
 
 #include <string.h>
@@ -126,10 +127,7 @@ void kl_router_handle(kl_http_req *r, void *arg)
             return;
         }
         if (kl_mgmt_matches(path)) {
-            kl_http_req_set_route(r, KL_ROUTE_MGMT);
-            kl_http_req_auth_failed(r, KL_AUTHFAIL_MISSING);
-            kl_http_respond_error(r, 401, "AuthenticationFailed",
-                                  "Authentication failed. The 'Authorization' header is missing.");
+            kl_mgmt_handle_bearer(rt->mgmt, r);
             return;
         }
         not_found(r);
@@ -149,8 +147,10 @@ kl_http_verdict kl_router_vet(kl_http_req *r, void *arg)
         return KL_HTTP_CONTINUE; /* the token endpoint needs its form body */
     if (kl_gateway_matches(rt->gateway, r))
         return kl_gateway_vet(rt->gateway, kl_http_req_thread_state(r), r);
-    /* Every other public request is answered from its head alone (401 for the control
-     * plane, 404 otherwise): its body is never needed. */
+    if (kl_mgmt_matches(kl_http_req_path(r)))
+        return kl_mgmt_vet_bearer(rt->mgmt, r); /* a refused token's body is never read */
+    /* Every other public request is answered from its head alone (404): its body is
+     * never needed. */
     kl_router_handle(r, arg);
     return KL_HTTP_ANSWERED;
 }

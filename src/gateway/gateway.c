@@ -26,6 +26,7 @@
 #include "gateway/sts.h"
 #include "gateway/upstream.h"
 #include "policy/sts.h"
+#include "token/bearer.h"
 #include "token/claims.h"
 #include "token/tokcache.h"
 
@@ -359,28 +360,6 @@ static int authenticate_token(gw_worker *w, kl_http_req *r, const kl_snapshot *s
     return 0;
 }
 
-/* Splits "Bearer <value>" (scheme case-insensitive); false if it is another scheme. */
-static bool bearer_value(const char *h, const char **v, size_t *n)
-{
-    static const char scheme[] = "bearer";
-    const size_t sl = sizeof(scheme) - 1;
-    if (!kl_str_ieqn(h, strlen(h) < sl ? strlen(h) : sl, scheme, sl))
-        return false;
-    const char *p = h + sl;
-    if (*p != ' ' && *p != '\t')
-        return false;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    size_t len = strlen(p);
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    if (len == 0)
-        return false;
-    *v = p;
-    *n = len;
-    return true;
-}
-
 /* Establishes who is calling, or answers the request with the refusal and returns -1.
  * The api-key header wins; Authorization: Bearer carries a token, or on /openai/v1 an
  * API key (the plain OpenAI client sends keys that way). */
@@ -402,7 +381,7 @@ static int authenticate(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt
     if (authz && *authz) {
         const char *v;
         size_t n;
-        if (!bearer_value(authz, &v, &n) || n > KL_MAX_TOKEN_BYTES) {
+        if (!kl_bearer_split(authz, &v, &n) || n > KL_MAX_TOKEN_BYTES) {
             kl_http_req_auth_failed(r, KL_AUTHFAIL_INVALID_TOKEN);
             kl_gateway_reply_token_denied(r);
             return -1;

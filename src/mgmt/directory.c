@@ -66,7 +66,7 @@ static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application
     return o;
 }
 
-static json_t *service_principal_json(const kl_store_principal *p)
+static json_t *service_principal_json(kl_mgmt_call *c, const kl_store_principal *p)
 {
     json_t *o = json_object();
     bool mi = strcmp(p->type, "ManagedIdentity") == 0;
@@ -75,6 +75,15 @@ static json_t *service_principal_json(const kl_store_principal *p)
         set_new(o, "displayName", json_string(p->display_name)) ||
         set_new(o, "accountEnabled", json_boolean(p->enabled)) ||
         set_new(o, "servicePrincipalType", json_string(mi ? "ManagedIdentity" : "Application"))) {
+        json_decref(o);
+        return NULL;
+    }
+    /* As Entra shows a managed identity: whether it is user-assigned ("explicit") and the
+     * ARM id it stands for (the identity's own, or its resource's). */
+    const kl_mi *m = mi && p->app_id ? kl_snapshot_mi_by_client_id(c->snap, p->app_id) : NULL;
+    if (m && set_new(o, "alternativeNames",
+                     json_pack("[s,s]", m->user_assigned ? "isExplicit=True" : "isExplicit=False",
+                               m->resource_id))) {
         json_decref(o);
         return NULL;
     }
@@ -360,7 +369,7 @@ void kl_mgmt_service_principals_list(kl_mgmt_call *c)
         if (!is_service_principal(list[i]) ||
             !filter_keeps(&f, list[i]->app_id, list[i]->display_name))
             continue;
-        if (json_array_append_new(items, service_principal_json(list[i]))) {
+        if (json_array_append_new(items, service_principal_json(c, list[i]))) {
             json_decref(items);
             items = NULL;
         }
@@ -400,7 +409,7 @@ void kl_mgmt_service_principal_get(kl_mgmt_call *c)
 {
     kl_store_principal *p = find_service_principal(c);
     if (p)
-        kl_mgmt_reply_json(c, 200, service_principal_json(p));
+        kl_mgmt_reply_json(c, 200, service_principal_json(c, p));
     kl_store_principal_free(p);
 }
 
@@ -437,7 +446,7 @@ void kl_mgmt_service_principal_create(kl_mgmt_call *c)
     else {
         kl_mgmt_log_change(c, "service_principal_created", p->object_id);
         kl_mgmt_applied(c);
-        kl_mgmt_reply_json(c, 201, service_principal_json(p));
+        kl_mgmt_reply_json(c, 201, service_principal_json(c, p));
     }
     kl_store_principal_free(p);
     kl_store_application_free(a);

@@ -45,13 +45,16 @@ static int parse_type(const json_t *t, kl_identity_input *in, kl_arm_error *e)
         return bad(e, "identity.type is required: None, SystemAssigned, UserAssigned or "
                       "'SystemAssigned, UserAssigned'.");
     bool none = false;
-    for (const char *p = s; *p;) {
+    for (const char *p = s;;) {
         while (*p == ' ')
             p++;
         size_t len = strcspn(p, ",");
         size_t end = len;
         while (end > 0 && p[end - 1] == ' ')
             end--;
+        if (end == 0)
+            return bad(e, "identity.type is invalid: use None, SystemAssigned, UserAssigned or "
+                          "'SystemAssigned, UserAssigned'.");
         if (kl_str_ieqn(p, end, "SystemAssigned", 14) && !in->system)
             in->system = true;
         else if (kl_str_ieqn(p, end, "UserAssigned", 12) && !in->user)
@@ -62,8 +65,9 @@ static int parse_type(const json_t *t, kl_identity_input *in, kl_arm_error *e)
             return bad(e, "identity.type is invalid: use None, SystemAssigned, UserAssigned or "
                           "'SystemAssigned, UserAssigned'.");
         p += len;
-        if (*p == ',')
-            p++;
+        if (*p != ',')
+            break;
+        p++;
     }
     if (none && (in->system || in->user))
         return bad(e, "identity.type None cannot be combined with another type.");
@@ -491,7 +495,9 @@ static int find_uami(kl_mgmt_call *c, bool reply, kl_store_identity **out)
     return err;
 }
 
-void kl_mgmt_uami_put(kl_mgmt_call *c)
+/* PUT (base NULL) or PATCH (base: the stored identity, whose location and tags are the
+ * defaults). Either way an existing identity keeps its ids. */
+static void uami_write(kl_mgmt_call *c, const kl_store_identity *base)
 {
     char id[KL_MAX_SCOPE + 1], oid[KL_UUID_LEN + 1], cid[KL_UUID_LEN + 1];
     char *location = NULL, *tags = NULL;
@@ -500,7 +506,8 @@ void kl_mgmt_uami_put(kl_mgmt_call *c)
     bool created = false;
     int64_t now = kl_now_unix();
     uami_id(c, id);
-    int err = kl_arm_parse_tracked(c->body, "local", "{}", &location, &tags, &e);
+    int err = kl_arm_parse_tracked(c->body, base ? base->location : "local",
+                                   base ? base->tags : "{}", &location, &tags, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         return;
@@ -521,6 +528,8 @@ void kl_mgmt_uami_put(kl_mgmt_call *c)
     }
     if (!err)
         err = kl_store_get_identity(c->m->store, id, &got);
+    if (!err && base && created)
+        err = KL_ECONFLICT; /* deleted and re-created by someone else in between: not ours */
     if (err) {
         kl_mgmt_fail_internal(c, err, "put_identity");
         goto out;
@@ -532,6 +541,20 @@ out:
     kl_store_identity_free(got);
     free(location);
     free(tags);
+}
+
+void kl_mgmt_uami_put(kl_mgmt_call *c)
+{
+    uami_write(c, NULL);
+}
+
+void kl_mgmt_uami_patch(kl_mgmt_call *c)
+{
+    kl_store_identity *base = NULL;
+    if (find_uami(c, true, &base))
+        return;
+    uami_write(c, base);
+    kl_store_identity_free(base);
 }
 
 void kl_mgmt_uami_get(kl_mgmt_call *c)

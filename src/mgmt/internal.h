@@ -4,6 +4,7 @@
 #define KL_MGMT_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "mgmt/arm.h"
@@ -28,7 +29,22 @@ struct kl_mgmt {
     struct event *signing_timer;
     kl_keyusage *usage;        /* borrowed, may be NULL */
     struct event *usage_timer; /* control thread: flushes key usage (NULL before init) */
+    /* Serialises every control-plane call and timer: calls come from the control thread
+     * (admin socket) and from the workers (bearer tokens on the public listener), and
+     * the handlers were written for one thread at a time. */
+    pthread_mutex_t mu;
 };
+
+/* Who a control-plane request acts as when it did not come through the admin socket:
+ * the principal of a verified bearer token. Borrowed for the call. */
+typedef struct kl_mgmt_caller {
+    const char *object_id; /* the principal's object id (GUID) */
+    const char *client_id; /* the token's appid, named in 403 texts; NULL: the object id */
+} kl_mgmt_caller;
+
+/* Routes, authorises and serves one request as caller (NULL: the admin socket's rules,
+ * see kl_mgmt_handle). Takes m->mu for the call. Always answers. */
+void kl_mgmt_dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller);
 
 /* One request on its way through a route. */
 typedef struct kl_mgmt_call {
@@ -41,6 +57,7 @@ typedef struct kl_mgmt_call {
      * A handler's own change republishes a newer one; this one stays as it was. */
     kl_snapshot *snap;
     char caller[KL_MAX_PRINCIPAL_ID + 1]; /* object id the request acts as, lower case */
+    char client[KL_MAX_PRINCIPAL_ID + 1]; /* its client id for 403 texts; "" = caller */
     /* KL_MGMT_AUTHZ_LIST routes: true when the caller may not read the whole collection,
      * so the handler lists only items kl_mgmt_allowed grants. */
     bool list_filtered;
@@ -80,6 +97,9 @@ void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id);
 bool kl_mgmt_allowed(kl_mgmt_call *c, const char *action, const char *scope);
 /* The same, answering 403 AuthorizationFailed (Azure's text) when denied. */
 bool kl_mgmt_authorize(kl_mgmt_call *c, const char *action, const char *scope);
+/* Answers the 401 for a token that verified but whose principal is gone or disabled:
+ * ARM's InvalidAuthenticationToken with its challenge, or Graph's (token_auth.c). */
+void kl_mgmt_refuse_token(kl_mgmt_call *c);
 /* Answers 403 AuthorizationFailed for action at scope. */
 void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope);
 /* Answers 400 PrincipalNotFound with Azure's whole text for object_id (a GUID: only an
@@ -119,6 +139,7 @@ void kl_mgmt_vm_get(kl_mgmt_call *c);
 void kl_mgmt_vm_delete(kl_mgmt_call *c);
 void kl_mgmt_vms_list(kl_mgmt_call *c);
 void kl_mgmt_uami_put(kl_mgmt_call *c);
+void kl_mgmt_uami_patch(kl_mgmt_call *c);
 void kl_mgmt_uami_get(kl_mgmt_call *c);
 void kl_mgmt_uami_delete(kl_mgmt_call *c);
 void kl_mgmt_uamis_list(kl_mgmt_call *c);

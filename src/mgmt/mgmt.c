@@ -92,6 +92,8 @@ static const kl_mgmt_route routes[] = {
      LIST, V_MI},
     {"PUT", KL_ARM_UAMI, MI "/userAssignedIdentities/write", REQUIRED, kl_mgmt_uami_put, ARM, SCOPE,
      V_MI},
+    {"PATCH", KL_ARM_UAMI, MI "/userAssignedIdentities/write", REQUIRED, kl_mgmt_uami_patch, ARM,
+     SCOPE, V_MI},
     {"GET", KL_ARM_UAMI, MI "/userAssignedIdentities/read", NONE, kl_mgmt_uami_get, ARM, SCOPE,
      V_MI},
     {"DELETE", KL_ARM_UAMI, MI "/userAssignedIdentities/delete", NONE, kl_mgmt_uami_delete, ARM,
@@ -206,6 +208,10 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
                                       .token_lifetime_s = KL_TOKEN_DEFAULT_LIFETIME_S,
                                       .alg = KL_JWS_RS256};
     m->usage = cfg->usage;
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        free(m);
+        return KL_ENOMEM;
+    }
     const char *base = cfg->public_base_url ? cfg->public_base_url : "https://127.0.0.1:8443";
     size_t len = strlen(base);
     while (len > 0 && base[len - 1] == '/')
@@ -216,6 +222,7 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     if (!m->public_base_url || !m->identity_endpoint) {
         free(m->public_base_url);
         free(m->identity_endpoint);
+        pthread_mutex_destroy(&m->mu);
         free(m);
         return KL_ENOMEM;
     }
@@ -234,6 +241,7 @@ void kl_mgmt_free(kl_mgmt *m)
         event_free(m->usage_timer);
     free(m->public_base_url);
     free(m->identity_endpoint);
+    pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
@@ -244,16 +252,19 @@ static void retry_build(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     kl_mgmt *m = arg;
+    pthread_mutex_lock(&m->mu);
     if (!kl_snapshot_fenced(m->holder) || kl_policy_apply(m->policy, NULL) == 0) {
         if (m->retry_ms)
             kl_log(KL_LOG_INFO, "snapshot_fence_lifted", NULL);
         m->retry_ms = 0;
-        return;
+        goto out;
     }
     m->retry_ms =
         m->retry_ms * 2 > KL_SNAPSHOT_RETRY_MAX_MS ? KL_SNAPSHOT_RETRY_MAX_MS : m->retry_ms * 2;
     struct timeval tv = {.tv_sec = m->retry_ms / 1000, .tv_usec = (m->retry_ms % 1000) * 1000};
     evtimer_add(m->retry, &tv);
+out:
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* Schedules the first retry unless one is pending. */
@@ -274,7 +285,9 @@ static void flush_usage(evutil_socket_t fd, short what, void *arg)
     (void)what;
     kl_mgmt *m = arg;
     size_t n = 0;
+    pthread_mutex_lock(&m->mu);
     int err = kl_keyusage_flush(m->usage, m->store, &n);
+    pthread_mutex_unlock(&m->mu);
     if (err) {
         kl_log(KL_LOG_WARN, "key_usage_flush_failed", "error", kl_err_str(err), NULL);
     } else if (n && kl_log_enabled(KL_LOG_DEBUG)) {
@@ -521,7 +534,7 @@ void kl_mgmt_deny(kl_mgmt_call *c, const char *action, const char *scope)
                  "The client '%s' with object id '%s' does not have authorization to perform "
                  "action '%s' over scope '%s' or the scope is invalid. If access was recently "
                  "granted, please refresh your credentials.",
-                 c->caller, c->caller, action, scope);
+                 c->client[0] ? c->client : c->caller, c->caller, action, scope);
 }
 
 bool kl_mgmt_authorize(kl_mgmt_call *c, const char *action, const char *scope)
@@ -544,12 +557,19 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
     const char *oid = NULL;
     if (as) {
         oid = as->object_id;
-        if (!kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1))) {
+        const kl_principal *p = kl_uuid_valid(oid, strnlen(oid, KL_UUID_LEN + 1))
+                                    ? kl_snapshot_principal(c->snap, oid)
+                                    : NULL;
+        if (!p || !p->enabled) {
+            /* Deleted or disabled since the token was issued: its tokens end now. */
             kl_http_req_auth_failed(c->r, KL_AUTHFAIL_INVALID_TOKEN);
-            kl_mgmt_fail(c, 401, "AuthenticationFailed",
-                         "Authentication failed. The caller is not a principal of the directory.");
+            kl_http_req_log_field(c->r, "token_refused",
+                                  p ? "principal_disabled" : "principal_unknown");
+            kl_mgmt_refuse_token(c);
             return false;
         }
+        if (as->client_id && strlen(as->client_id) <= KL_MAX_PRINCIPAL_ID)
+            snprintf(c->client, sizeof(c->client), "%s", as->client_id);
     } else {
         int count = kl_http_req_header_count(c->r, "x-keyless-principal");
         const char *h = kl_http_req_header(c->r, "x-keyless-principal");
@@ -666,7 +686,7 @@ static const char *safe_method(const char *m)
     return m;
 }
 
-static void dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
+static void dispatch_locked(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *as)
 {
     kl_http_req_set_route(r, KL_ROUTE_MGMT);
     kl_mgmt_call c = {.m = m, .r = r};
@@ -752,6 +772,13 @@ out:
     kl_snapshot_release(c.snap);
 }
 
+void kl_mgmt_dispatch(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller)
+{
+    pthread_mutex_lock(&m->mu);
+    dispatch_locked(m, r, caller);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r)
 {
     if (!kl_http_req_is_admin(r)) {
@@ -761,14 +788,5 @@ void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r)
                               "Authentication failed. The 'Authorization' header is missing.");
         return;
     }
-    dispatch(m, r, NULL);
-}
-
-void kl_mgmt_handle_as(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller)
-{
-    if (!caller || !caller->object_id) {
-        kl_mgmt_handle(m, r);
-        return;
-    }
-    dispatch(m, r, caller);
+    kl_mgmt_dispatch(m, r, NULL);
 }

@@ -54,20 +54,31 @@ void kl_mgmt_thread_fini(kl_mgmt *m);
  * the Graph-shaped directory under /v1.0/... and keyless's own /keyless/...). */
 bool kl_mgmt_matches(const char *path);
 
-/* Who a control-plane request acts as: a principal of the directory, authorised by RBAC
- * against the current snapshot on every request. */
-typedef struct kl_mgmt_caller {
-    const char *object_id; /* the principal's object id (GUID); borrowed for the call */
-} kl_mgmt_caller;
-
 /* Serves one request arriving on the admin socket (kl_http_req_is_admin): it acts as the
  * local administrator (Owner of "/" from first start), or as the principal named by an
  * "x-keyless-principal: <object id>" header (the socket is root-equivalent, so it may
  * ask what any principal could do). Any other request is refused (401). Always answers. */
 void kl_mgmt_handle(kl_mgmt *m, kl_http_req *r);
-/* Serves one request as caller, e.g. the principal of a verified bearer token (the
- * caller has authenticated it). A caller unknown to the directory is refused. Always
- * answers. */
-void kl_mgmt_handle_as(kl_mgmt *m, kl_http_req *r, const kl_mgmt_caller *caller);
+
+/* The control plane on the public TLS listener answers bearer tokens only: our own v1
+ * access tokens, verified against the snapshot's key ring, with the ARM audience
+ * (https://management.azure.com/ or https://management.core.windows.net/, with or
+ * without the slash) for ARM's and keyless's own paths, or https://graph.microsoft.com
+ * for the Graph-shaped directory (/v1.0/...); issuer and tenant this tenant's; the
+ * principal present and enabled in the current snapshot. A refusal is ARM's 401
+ * (AuthenticationFailed, InvalidAuthenticationToken, ExpiredAuthenticationToken,
+ * InvalidAuthenticationTokenAudience, InvalidAuthenticationTokenTenant) with its
+ * "WWW-Authenticate: Bearer authorization_uri=..." challenge, or Graph's 401
+ * InvalidAuthenticationToken with innerError. x-keyless-principal means nothing here.
+ *
+ * kl_mgmt_vet_bearer runs on the worker thread once the head is in: it answers a
+ * refusal from the head alone (KL_HTTP_ANSWERED; the body is never read) or returns
+ * KL_HTTP_CONTINUE. kl_mgmt_handle_bearer serves the complete request: it checks the
+ * token again (the snapshot may have changed while the body arrived), then every call is
+ * authorised by RBAC as the token's principal. Control-plane calls are serialised with
+ * the admin socket's and the control thread's timers (one mutex), so a write over TLS
+ * holds its worker thread for the length of its transaction. Always answers. */
+kl_http_verdict kl_mgmt_vet_bearer(kl_mgmt *m, kl_http_req *r);
+void kl_mgmt_handle_bearer(kl_mgmt *m, kl_http_req *r);
 
 #endif

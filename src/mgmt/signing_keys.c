@@ -100,11 +100,13 @@ static void signing_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     kl_mgmt *m = arg;
     bool added = false;
+    pthread_mutex_lock(&m->mu);
     int err = kl_signing_tick(m->store, m->keys, &m->signing, kl_now_unix(), &added);
     if (err)
         kl_log(KL_LOG_WARN, "signing_key_check_failed", "error", kl_err_str(err), NULL);
     else if (added && kl_policy_apply(m->policy, NULL) != 0)
         kl_log(KL_LOG_ERROR, "signing_key_not_built", NULL);
+    pthread_mutex_unlock(&m->mu);
     struct timeval tv = {.tv_sec = KL_SIGNING_CHECK_S};
     evtimer_add(m->signing_timer, &tv);
 }

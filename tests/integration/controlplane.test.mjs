@@ -23,7 +23,7 @@ import {
   removeTempDir,
   startDaemon,
 } from '../lib/harness.mjs';
-import { AUTH_API, ROLE, createApp, newGuid, raPath, rootPrincipal } from '../lib/authz.mjs';
+import { AUTH_API, ROLE, createApp, newGuid, raPath, rootPrincipal, tenantId } from '../lib/authz.mjs';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -437,13 +437,16 @@ function instantiate(pattern, names) {
   });
 }
 
-test('the public listener refuses every control-plane route with 401, x-keyless-principal or not', async (t) => {
+test('the public listener refuses every control-plane route without a token with 401, x-keyless-principal or not', async (t) => {
   const d = await startDaemon(t);
   await d.setupAccount('demo');
   const h = await d.request('GET', '/healthz');
   assert.equal(h.status, 200, h.text);
   const { oid: admin } = await rootPrincipal(d);
+  const tid = await tenantId(d);
   const app = await createApp(d, 'tls-probe');
+  const armChallenge = `Bearer authorization_uri="${d.publicUrl}/${tid}", error="invalid_token", error_description="The authentication failed because of missing 'Authorization' header."`;
+  const graphChallenge = `Bearer realm="", authorization_uri="${d.publicUrl}/${tid}/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`;
   const names = {
     subscription: SUB,
     resourceGroup: RG,
@@ -468,7 +471,7 @@ test('the public listener refuses every control-plane route with 401, x-keyless-
   ]).then((rs) => rs.map((r) => r.json));
   const before = await snapshot();
   const routes = controlPlaneRoutes();
-  assert.equal(routes.length, 63, 'the route list changed: check the paths below still cover it');
+  assert.equal(routes.length, 64, 'the route list changed: check the paths below still cover it');
   let sent = 0;
   for (const { method, pattern } of routes) {
     const body = ['PUT', 'PATCH', 'POST'].includes(method)
@@ -479,7 +482,18 @@ test('the public listener refuses every control-plane route with 401, x-keyless-
       // The header names the administrator itself: it must mean nothing off the admin socket.
       for (const headers of [{ 'x-keyless-principal': admin }, {}]) {
         const r = await d.request(method, `${path}${query}`, { body, headers });
-        assertBody(r, 401, ERR.publicArm401, `${method} ${path} ${JSON.stringify(headers)}`);
+        const what = `${method} ${path} ${JSON.stringify(headers)}`;
+        if (pattern.startsWith('/v1.0')) {
+          // Graph's own refusal: InvalidAuthenticationToken with innerError.
+          assert.equal(r.status, 401, `${what}: ${r.text}`);
+          const { innerError, ...rest } = r.json.error;
+          assert.deepEqual(rest, { code: 'InvalidAuthenticationToken', message: 'Access token is empty.' }, what);
+          assert.equal(innerError['request-id'], r.headers['x-ms-request-id'], what);
+          assert.equal(r.headers['www-authenticate'], graphChallenge, what);
+        } else {
+          assertBody(r, 401, ERR.publicArm401, what);
+          assert.equal(r.headers['www-authenticate'], armChallenge, what);
+        }
         sent++;
       }
     }

@@ -75,6 +75,7 @@ test('user-assigned identities: ARM shape, ids kept on update, lists, delete', a
   assert.equal(sp.servicePrincipalType, 'ManagedIdentity');
   assert.equal(sp.appId, c.properties.clientId);
   assert.equal(sp.displayName, 'api-id');
+  assert.deepEqual(sp.alternativeNames, ['isExplicit=True', uamiPath('api-id')], 'as Entra names a managed identity');
   assert.equal((await d.admin('GET', `/v1.0/applications/${c.properties.clientId}`)).status, 404);
 
   const u = await ok(await putUami(d, 'API-ID', { location: 'westeurope', tags: { team: 'b' } }), 200, 'update');
@@ -82,6 +83,10 @@ test('user-assigned identities: ARM shape, ids kept on update, lists, delete', a
   assert.deepEqual(u.tags, { team: 'b' });
   assert.equal(u.id, uamiPath('api-id'), 'the id as created');
   assert.deepEqual(await ok(await d.admin('GET', `${uamiPath('Api-Id')}?${MI_API}`), 200, 'get'), u);
+  const p = await ok(await d.admin('PATCH', `${uamiPath('api-id')}?${MI_API}`, { tags: { team: 'c' } }), 200, 'patch');
+  assert.deepEqual({ ...p, tags: undefined }, { ...u, tags: undefined }, 'a PATCH keeps the rest');
+  assert.deepEqual(p.tags, { team: 'c' });
+  assert.equal((await d.admin('PATCH', `${uamiPath('nope')}?${MI_API}`, { tags: {} })).status, 404);
 
   await ok(await putUami(d, 'other', { location: 'x' }, {}), 201, 'second');
   await ok(await d.admin('PUT', `${uamiPath('elsewhere', 'rg-2')}?${MI_API}`, { location: 'x' }), 201, 'other group');
@@ -133,6 +138,7 @@ test('identity blocks of sites, VMs and accounts: round trip and identities/defa
   const sp = await ok(await principalOf(d, site.identity.principalId), 200, 'system principal');
   assert.equal(sp.servicePrincipalType, 'ManagedIdentity');
   assert.equal(sp.appId, def.properties.clientId);
+  assert.deepEqual(sp.alternativeNames, ['isExplicit=False', sitePath('web')]);
 
   const vm = await ok(await putVm(d, 'host1', { identity: userAssigned(a.id) }), 201, 'vm');
   assert.equal(vm.type, 'Microsoft.Compute/virtualMachines');
@@ -170,7 +176,9 @@ test('lifecycle: system-assigned goes with its resource, user-assigned survives 
   await ok(await putVm(d, 'host1', { identity: userAssigned(u.id) }), 201, 'vm');
   const sys = site.identity.principalId;
   const sysGrant = await assign(d, rgScope(), sys, ROLE.openaiUser);
-  const uGrant = await assign(d, rgScope(), u.properties.principalId, ROLE.openaiUser);
+  // Managed identities are assigned as service principals, as in Azure.
+  const uGrant = await assign(d, rgScope(), u.properties.principalId, ROLE.openaiUser, { principalType: 'ServicePrincipal' });
+  assert.equal(uGrant.properties.principalType, 'ServicePrincipal');
 
   // Disabled and enabled again: a new identity, and the old one's grants are gone.
   const off = await ok(await putSite(d, 'web', { identity: userAssigned(u.id) }), 200, 'disable');
@@ -267,6 +275,12 @@ test('bad input answers in ARM\'s own shapes', async (t) => {
     ['an identity that does not exist', { identity: userAssigned(uamiPath('ghost')) }, 400, 'FailedIdentityOperation',
       `Identity operation for resource '${sitePath('web')}' failed with error 'Failed to perform resource identity operation. Status: 'NotFound'. Response: '{"error":{"code":"NotFound","message":"Resource '${uamiPath('ghost')}' was not found."}}'.'.`],
     ['properties not an object', { properties: [] }, 400, 'InvalidRequestContent', 'The properties must be an object of at most 16384 bytes.'],
+    ['a 10 KB key', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('x')}${'a'.repeat(10240)}`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
+    ['a key with a newline', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('good')}\n`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
+    ['a key with an extra segment', { identity: { type: 'UserAssigned', userAssignedIdentities: { [`${uamiPath('good')}/x`]: {} } } }, 400, 'InvalidRequestContent',
+      'A key of identity.userAssignedIdentities is not the id of a user-assigned identity: /subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}.'],
   ];
   for (const [what, body, status, code, message] of cases) {
     assertError(await putSite(d, 'web', body), status, err(code, message), what);

@@ -186,7 +186,7 @@ test('the token endpoint refuses with Entra\'s errors', async (t) => {
     ['unknown tenant name', 'contoso', cc(app.appId, secret), 400, 'invalid_request', 90002],
     ['scope without /.default', tid, cc(app.appId, secret, DATA), 400, 'invalid_scope', 70011],
     ['two scopes', tid, cc(app.appId, secret, `${DATA}/.default openid`), 400, 'invalid_scope', 70011],
-    ['unknown resource', tid, cc(app.appId, secret, 'https://graph.microsoft.com/.default'), 400, 'invalid_resource', 500011],
+    ['unknown resource', tid, cc(app.appId, secret, 'https://vault.azure.net/.default'), 400, 'invalid_resource', 500011],
     ['no scope', tid, { client_id: app.appId, client_secret: secret, grant_type: 'client_credentials' }, 400, 'invalid_request', 900144],
     ['no grant_type', tid, { client_id: app.appId, client_secret: secret, scope: `${DATA}/.default` }, 400, 'invalid_request', 900144],
     ['password grant', tid, { ...cc(app.appId, secret), grant_type: 'password' }, 400, 'unsupported_grant_type', 70003],

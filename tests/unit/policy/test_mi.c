@@ -202,6 +202,61 @@ static void test_snapshot_identities(void **state)
     kl_snapshot_release(s);
 }
 
+/* Through kl_policy_apply: identity changes are applied (a full build, as their writes log
+ * "all"), and a snapshot derived for a role assignment change keeps the identities. */
+static void test_applied_and_derived(void **state)
+{
+    fixture *f = *state;
+    kl_snapshot_holder *h = kl_snapshot_holder_new();
+    kl_policy *p = NULL;
+    assert_non_null(h);
+    assert_int_equal(kl_policy_new(f->st, f->keys, h, &p), 0);
+    assert_int_equal(kl_policy_apply(p, NULL), 0);
+    char oid[37], cid[37], s_oid[37], s_cid[37];
+    put_uami(f, "u1", oid, cid);
+    const char *u[] = {UAMIS "u1"};
+    put_compute(f, KL_STORE_COMPUTE_VM, VMS, "host", true, u, 1, s_oid, s_cid);
+    assert_int_equal(kl_policy_apply(p, NULL), 0);
+    kl_snapshot *s = kl_snapshot_acquire(h);
+    const kl_compute *c = kl_snapshot_compute(s, KL_COMPUTE_VM, "host");
+    assert_non_null(c);
+    assert_non_null(c->system);
+    assert_int_equal(c->n_user, 1);
+    uint64_t gen = kl_snapshot_generation(s);
+    kl_snapshot_release(s);
+
+    /* A role assignment of the identity: applied by deriving the last snapshot. */
+    char name[37];
+    next_guid(f, name);
+    kl_store_role_assignment ra = {.name = name,
+                                   .scope = RG,
+                                   .principal_id = oid,
+                                   .role_id = "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+                                   .created_at = 1,
+                                   .updated_at = 1};
+    assert_int_equal(kl_store_put_role_assignment(f->st, &ra, true, NULL), 0);
+    assert_int_equal(kl_policy_apply(p, RG), 0);
+    s = kl_snapshot_acquire(h);
+    assert_true(kl_snapshot_generation(s) > gen);
+    size_t na = 0;
+    assert_true(kl_rbac_index_overlay(kl_snapshot_rbac(s), &na) > 0); /* it was derived */
+    c = kl_snapshot_compute(s, KL_COMPUTE_VM, "HOST");
+    assert_non_null(c);
+    assert_int_equal(c->n_user, 1);
+    assert_non_null(kl_snapshot_mi_by_client_id(s, cid));
+    kl_snapshot_release(s);
+
+    /* Deleted: gone from the next snapshot. */
+    assert_int_equal(kl_store_delete_user_identity(f->st, UAMIS "u1"), 0);
+    assert_int_equal(kl_policy_apply(p, NULL), 0);
+    s = kl_snapshot_acquire(h);
+    assert_null(kl_snapshot_mi_by_client_id(s, cid));
+    assert_int_equal(kl_snapshot_compute(s, KL_COMPUTE_VM, "host")->n_user, 0);
+    kl_snapshot_release(s);
+    kl_policy_free(p);
+    kl_snapshot_holder_free(h);
+}
+
 /* A store without any: every lookup answers NULL. */
 static void test_none(void **state)
 {
@@ -250,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_identities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applied_and_derived, setup, teardown),
         cmocka_unit_test(test_builder_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
