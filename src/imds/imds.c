@@ -120,12 +120,20 @@ static void fail(kl_http_req *r, style st, int status, const char *error, const 
         appservice_error(r, status, desc);
 }
 
-static bool known_resource(const char *res, size_t n)
+/* The known audience res[0..n) names, in our spelling with the caller's trailing slash
+ * (if any), into out; false when it names none. One spelling per audience keeps the
+ * token cache from being defeated by case variants (each would cost a signature) and
+ * gives the gateway an aud it compares exactly. */
+static bool known_resource(const char *res, size_t n, char *out, size_t outlen)
 {
-    size_t cmp = n > 0 && res[n - 1] == '/' ? n - 1 : n;
-    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++)
-        if (kl_str_ieqn(res, cmp, known_resources[i], strlen(known_resources[i])))
-            return true;
+    bool slash = n > 0 && res[n - 1] == '/';
+    size_t cmp = slash ? n - 1 : n;
+    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++) {
+        if (kl_str_ieqn(res, cmp, known_resources[i], strlen(known_resources[i]))) {
+            int w = snprintf(out, outlen, "%s%s", known_resources[i], slash ? "/" : "");
+            return w > 0 && (size_t)w < outlen;
+        }
+    }
     return false;
 }
 
@@ -264,7 +272,8 @@ static void serve(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
                                    "specified ClientId/ResourceId/PrincipalId.");
         return;
     }
-    if (!known_resource(q->resource, q->resource_len)) {
+    char resource[128];
+    if (!known_resource(q->resource, q->resource_len, resource, sizeof(resource))) {
         char desc[KL_MAX_MI_RESOURCE + 512];
         snprintf(desc, sizeof(desc),
                  "AADSTS500011: The resource principal named %s was not found in the tenant "
@@ -283,7 +292,7 @@ static void serve(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
              "The identity's configuration is being updated; try again shortly");
         return;
     }
-    issue(m, r, st, snap, mi, q->resource);
+    issue(m, r, st, snap, mi, resource);
 }
 
 static void imds_token(kl_imds *m, kl_http_req *r)

@@ -177,12 +177,23 @@ test('resource: known audiences only (Azure invalid_resource), bounded, and no e
   const d = await vmDaemon(t);
   await putVm(d, 'vm1', true);
   const tid = claims((await imdsToken(d)).json.access_token).tid;
-  for (const res of ['https://management.azure.com/', 'https://management.core.windows.net/', 'https://graph.microsoft.com', 'HTTPS://COGNITIVESERVICES.AZURE.COM/']) {
+  for (const res of ['https://management.azure.com/', 'https://management.core.windows.net/', 'https://graph.microsoft.com', COG]) {
     const r = await imdsToken(d, { resource: res });
     assert.equal(r.status, 200, `${res}: ${r.text}`);
     assert.equal(r.json.resource, res);
     assert.equal(claims(r.json.access_token).aud, res);
   }
+  // Case variants are one audience in one spelling (the caller's trailing slash kept),
+  // so they share the cached token instead of costing a signature each.
+  const plain = await imdsToken(d);
+  for (const res of ['HTTPS://COGNITIVESERVICES.AZURE.COM', 'https://CognitiveServices.Azure.com']) {
+    const r = await imdsToken(d, { resource: res });
+    assert.equal(r.status, 200, `${res}: ${r.text}`);
+    assert.equal(r.json.resource, COG);
+    assert.equal(r.json.access_token, plain.json.access_token);
+  }
+  const slashed = await imdsToken(d, { resource: 'HTTPS://COGNITIVESERVICES.AZURE.COM/' });
+  assert.equal(claims(slashed.json.access_token).aud, `${COG}/`);
   let r = await imdsToken(d, { resource: 'https://vault.azure.net' });
   assert.equal(r.status, 400);
   assert.equal(r.json.error, 'invalid_resource');
