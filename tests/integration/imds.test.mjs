@@ -292,6 +292,10 @@ test('--imds-listen: loopback or 169.254.169.254:80; any other address needs --i
   await ok.start();
   assert.match(ok.stderr, /"event":"imds_listen_unsafe"/);
   await ok.stop();
+  // --vm must be a name a VM can have.
+  const badVm = new Daemon({ args: ['--vm', 'no/such name'] });
+  t.after(() => badVm.cleanup());
+  await assert.rejects(badVm.start(), /--vm is not a virtual machine name/);
 });
 
 test('a token handed out works at the gateway with the role, and stops the moment its identity is deleted', async (t) => {
