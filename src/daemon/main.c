@@ -23,6 +23,7 @@
 #include "gateway/gateway.h"
 #include "gateway/sts.h"
 #include "http/server.h"
+#include "mgmt/arm.h"
 #include "mgmt/mgmt.h"
 #include "policy/build.h"
 #include "policy/egress.h"
@@ -259,6 +260,15 @@ int main(int argc, char **argv)
         kl_log(KL_LOG_WARN, "imds_listen_unsafe", "value", cfg.imds_listen, "detail",
                "whoever reaches this address gets the tokens of this host's identities", NULL);
     }
+    /* A name no VM can have would make every IMDS request "Identity not found" in
+     * silence; say so at start instead. */
+    if (cfg.vm[0] && !kl_arm_valid_vm_name(cfg.vm, strlen(cfg.vm))) {
+        kl_log(KL_LOG_ERROR, "config", "reason",
+               "--vm is not a virtual machine name (1-64 letters, digits, '-', '_' or '.')",
+               "value", cfg.vm, NULL);
+        rc = 2;
+        goto out;
+    }
     /* The egress policy comes from the operator's configuration only; nothing the
      * control plane stores can widen it. */
     if (kl_egress_new(&egress) != 0)
@@ -493,7 +503,8 @@ int main(int argc, char **argv)
     kl_imds_cfg icfg = {.holder = holder,
                         .keys = keys,
                         .vm = cfg.vm,
-                        .token_lifetime_s = (int64_t)cfg.mi_token_lifetime_min * 60};
+                        .token_lifetime_s = (int64_t)cfg.mi_token_lifetime_min * 60,
+                        .signins = signins};
     if (kl_imds_new(&icfg, &imds_ep) != 0)
         goto out;
     router.imds = imds_ep;

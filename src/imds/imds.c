@@ -17,6 +17,7 @@
 #include "imds/imdsreq.h"
 #include "imds/mitoken.h"
 #include "policy/idheader.h"
+#include "policy/signins.h"
 #include "policy/sts.h"
 
 struct kl_imds {
@@ -24,6 +25,7 @@ struct kl_imds {
     const kl_keys *keys;
     char *vm; /* NULL: none */
     kl_mitoken *tokens;
+    kl_signins *signins; /* may be NULL */
 };
 
 /* The audiences a managed identity may ask a token for (compared without regard to case
@@ -46,6 +48,7 @@ int kl_imds_new(const kl_imds_cfg *cfg, kl_imds **out)
         return KL_ENOMEM;
     m->holder = cfg->holder;
     m->keys = cfg->keys;
+    m->signins = cfg->signins;
     int err = 0;
     if (cfg->vm && cfg->vm[0]) {
         size_t n = strlen(cfg->vm);
@@ -117,12 +120,20 @@ static void fail(kl_http_req *r, style st, int status, const char *error, const 
         appservice_error(r, status, desc);
 }
 
-static bool known_resource(const char *res, size_t n)
+/* The known audience res[0..n) names, in our spelling with the caller's trailing slash
+ * (if any), into out; false when it names none. One spelling per audience keeps the
+ * token cache from being defeated by case variants (each would cost a signature) and
+ * gives the gateway an aud it compares exactly. */
+static bool known_resource(const char *res, size_t n, char *out, size_t outlen)
 {
-    size_t cmp = n > 0 && res[n - 1] == '/' ? n - 1 : n;
-    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++)
-        if (kl_str_ieqn(res, cmp, known_resources[i], strlen(known_resources[i])))
-            return true;
+    bool slash = n > 0 && res[n - 1] == '/';
+    size_t cmp = slash ? n - 1 : n;
+    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++) {
+        if (kl_str_ieqn(res, cmp, known_resources[i], strlen(known_resources[i]))) {
+            int w = snprintf(out, outlen, "%s%s", known_resources[i], slash ? "/" : "");
+            return w > 0 && (size_t)w < outlen;
+        }
+    }
     return false;
 }
 
@@ -195,6 +206,20 @@ static void issue(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
         kl_http_req_log_field(r, "client_id", mi->client_id);
         kl_http_req_log_field(r, "kid", kl_jws_key_kid(key));
         kl_http_req_log_field(r, "mi_cache", tok.cached ? "hit" : "mint");
+        if (!tok.cached && m->signins) {
+            char src[64];
+            kl_http_req_peer_addr(r, src, sizeof(src));
+            kl_store_signin rec = {.at = now,
+                                   .client_id = (char *)mi->client_id,
+                                   .principal_id = (char *)mi->object_id,
+                                   .credential = "managed_identity",
+                                   .resource = (char *)resource,
+                                   .source = src,
+                                   .success = true,
+                                   .reason = "",
+                                   .correlation_id = (char *)kl_http_req_id(r)};
+            kl_signins_record(m->signins, &rec);
+        }
         kl_http_set_header(r, "Cache-Control", "no-store");
         kl_http_respond(r, 200, json_ct, body, (size_t)n);
     }
@@ -247,7 +272,8 @@ static void serve(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
                                    "specified ClientId/ResourceId/PrincipalId.");
         return;
     }
-    if (!known_resource(q->resource, q->resource_len)) {
+    char resource[128];
+    if (!known_resource(q->resource, q->resource_len, resource, sizeof(resource))) {
         char desc[KL_MAX_MI_RESOURCE + 512];
         snprintf(desc, sizeof(desc),
                  "AADSTS500011: The resource principal named %s was not found in the tenant "
@@ -266,7 +292,7 @@ static void serve(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
              "The identity's configuration is being updated; try again shortly");
         return;
     }
-    issue(m, r, st, snap, mi, q->resource);
+    issue(m, r, st, snap, mi, resource);
 }
 
 static void imds_token(kl_imds *m, kl_http_req *r)

@@ -21,6 +21,9 @@ typedef struct kl_imds_cfg {
     const char *vm;             /* the VM this node serves on the IMDS path (copied); NULL
                                    or "": none (every IMDS request: "Identity not found") */
     int64_t token_lifetime_s;   /* 0: KL_MI_TOKEN_DEFAULT_LIFETIME_S */
+    /* The sign-in log (borrowed; NULL: none): every token minted (credential
+     * "managed_identity"); a token handed out again from the cache is not a sign-in. */
+    struct kl_signins *signins;
 } kl_imds_cfg;
 
 /* KL_EINVAL (a lifetime out of range), KL_ENOMEM. *out owned by the caller. */

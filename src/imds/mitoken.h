@@ -49,8 +49,8 @@ void kl_mitoken_free(kl_mitoken *c);
 int kl_mitoken_get(kl_mitoken *c, const kl_mitoken_req *req, int64_t now, kl_mitoken_out *out);
 void kl_mitoken_out_clear(kl_mitoken_out *o);
 
-/* How many requests were answered from the cache and how many minted (for tests of the
- * cache's contract and for metrics). */
+/* How many requests were answered from the cache and how many minted (what the unit
+ * tests of the cache's contract count). */
 void kl_mitoken_stats(kl_mitoken *c, uint64_t *hits, uint64_t *mints);
 
 #endif

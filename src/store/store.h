@@ -453,7 +453,7 @@ typedef struct kl_store_signin {
     int64_t at;         /* unix seconds */
     char *client_id;    /* as presented (a refused one may be no GUID); "" if none */
     char *principal_id; /* the service principal's object id, or NULL */
-    char *credential;   /* "client_secret", "client_assertion", "none" */
+    char *credential;   /* "client_secret", "client_assertion", "managed_identity", "none" */
     char *resource;     /* the resource asked for, or NULL */
     char *source;       /* the client's address */
     bool success;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { accountPath, startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
+import { accountPath, sleep, startDaemon, Daemon, rawExchange } from '../lib/harness.mjs';
 import { ROLE, assign } from '../lib/authz.mjs';
 import {
   COG,
@@ -177,12 +177,23 @@ test('resource: known audiences only (Azure invalid_resource), bounded, and no e
   const d = await vmDaemon(t);
   await putVm(d, 'vm1', true);
   const tid = claims((await imdsToken(d)).json.access_token).tid;
-  for (const res of ['https://management.azure.com/', 'https://management.core.windows.net/', 'https://graph.microsoft.com', 'HTTPS://COGNITIVESERVICES.AZURE.COM/']) {
+  for (const res of ['https://management.azure.com/', 'https://management.core.windows.net/', 'https://graph.microsoft.com', COG]) {
     const r = await imdsToken(d, { resource: res });
     assert.equal(r.status, 200, `${res}: ${r.text}`);
     assert.equal(r.json.resource, res);
     assert.equal(claims(r.json.access_token).aud, res);
   }
+  // Case variants are one audience in one spelling (the caller's trailing slash kept),
+  // so they share the cached token instead of costing a signature each.
+  const plain = await imdsToken(d);
+  for (const res of ['HTTPS://COGNITIVESERVICES.AZURE.COM', 'https://CognitiveServices.Azure.com']) {
+    const r = await imdsToken(d, { resource: res });
+    assert.equal(r.status, 200, `${res}: ${r.text}`);
+    assert.equal(r.json.resource, COG);
+    assert.equal(r.json.access_token, plain.json.access_token);
+  }
+  const slashed = await imdsToken(d, { resource: 'HTTPS://COGNITIVESERVICES.AZURE.COM/' });
+  assert.equal(claims(slashed.json.access_token).aud, `${COG}/`);
   let r = await imdsToken(d, { resource: 'https://vault.azure.net' });
   assert.equal(r.status, 400);
   assert.equal(r.json.error, 'invalid_resource');
@@ -281,6 +292,10 @@ test('--imds-listen: loopback or 169.254.169.254:80; any other address needs --i
   await ok.start();
   assert.match(ok.stderr, /"event":"imds_listen_unsafe"/);
   await ok.stop();
+  // --vm must be a name a VM can have.
+  const badVm = new Daemon({ args: ['--vm', 'no/such name'] });
+  t.after(() => badVm.cleanup());
+  await assert.rejects(badVm.start(), /--vm is not a virtual machine name/);
 });
 
 test('a token handed out works at the gateway with the role, and stops the moment its identity is deleted', async (t) => {
@@ -297,4 +312,44 @@ test('a token handed out works at the gateway with the role, and stops the momen
   await deleteUami(d, 'ua-a');
   chat = await d.chat('demo', 'chat', null, 'hello', { headers: bearer });
   assert.equal(chat.status, 401, chat.text);
+});
+
+test('--mi-token-lifetime-min sets the tokens\' lifetime (5 to 1440 minutes)', async (t) => {
+  const d = await vmDaemon(t, ['--mi-token-lifetime-min', '10']);
+  await putVm(d, 'vm1', true);
+  const r = await imdsToken(d);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.expires_in, '600');
+  const c = claims(r.json.access_token);
+  assert.equal(c.exp - c.nbf, 600);
+  for (const bad of ['4', '1441']) {
+    const x = new Daemon({ args: ['--mi-token-lifetime-min', bad] });
+    t.after(() => x.cleanup());
+    await assert.rejects(x.start(), /mi-token-lifetime-min/);
+  }
+});
+
+test('the sign-in log records each managed-identity token minted, not the ones handed out again', async (t) => {
+  const d = await vmDaemon(t);
+  const vm = await putVm(d, 'vm1', true);
+  const first = await imdsToken(d);
+  assert.equal((await imdsToken(d)).json.access_token, first.json.access_token);
+  assert.equal((await imdsToken(d, { resource: 'https://management.azure.com/' })).status, 200);
+  // Written by the log's own thread: wait until both mints are there.
+  let rows;
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    rows = (await d.admin('GET', '/keyless/signIns')).json.value;
+    if (rows.length >= 2 || Date.now() > deadline) break;
+    await sleep(50);
+  }
+  assert.equal(rows.length, 2, JSON.stringify(rows));
+  for (const row of rows) {
+    assert.equal(row.appId, first.json.client_id);
+    assert.equal(row.servicePrincipalId, vm.identity.principalId);
+    assert.equal(row.credentialType, 'managed_identity');
+    assert.equal(row.status, 'success');
+    assert.equal(row.ipAddress, '127.0.0.1');
+  }
+  assert.deepEqual(rows.map((x) => x.resource).sort(), [COG, 'https://management.azure.com/']);
 });

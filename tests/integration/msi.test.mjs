@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 
 import { ARM_API, KEYLESS_CLI, accountPath, startDaemon } from '../lib/harness.mjs';
-import { GUID, ROLE, assign, tenantId } from '../lib/authz.mjs';
+import { GUID, ROLE, assign, createApp, tenantId } from '../lib/authz.mjs';
 import {
   COG,
   IMDS_ERR,
@@ -237,4 +237,31 @@ test('drill: a leaked managed-identity client ID gets nothing; a leaked API key 
   assert.equal(regen.status, 200, regen.text);
   assert.equal((await d.chat('demo', 'chat', leaked)).status, 401);
   assert.equal((await d.chat('demo', 'chat', regen.json.key1)).status, 200);
+});
+
+test('over TLS a launch secret needs Microsoft.Web/sites/identityHeaders/write on the site: Reader is refused, Contributor is served', async (t) => {
+  const d = await startDaemon(t);
+  await putSite(d, 'web', true);
+  const tid = await tenantId(d);
+  const app = await createApp(d, 'launcher');
+  const pw = await d.admin('POST', `/v1.0/applications/${app.id}/addPassword`, { passwordCredential: {} });
+  assert.equal(pw.status, 200, pw.text);
+  const tr = await d.request('POST', `/${tid}/oauth2/v2.0/token`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: pw.json.secretText, scope: 'https://management.azure.com/.default' }).toString(),
+  });
+  assert.equal(tr.status, 200, tr.text);
+  const auth = { authorization: `Bearer ${tr.json.access_token}` };
+  const path = launchPath('web', crypto.randomUUID());
+  await assign(d, siteId('web'), app.servicePrincipalId, ROLE.reader);
+  let r = await d.request('PUT', path, { headers: auth });
+  assert.equal(r.status, 403, r.text);
+  assert.equal(r.json.error.code, 'AuthorizationFailed');
+  assert.match(r.json.error.message, /Microsoft\.Web\/sites\/identityHeaders\/write/);
+  await assign(d, siteId('web'), app.servicePrincipalId, ROLE.contributor);
+  r = await d.request('PUT', path, { headers: auth });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await msiGet(d, r.json.properties.identityHeader)).status, 200);
+  r = await d.request('DELETE', path, { headers: auth });
+  assert.equal(r.status, 200, r.text);
 });
