@@ -42,9 +42,13 @@
 #define KL_ASSERTION_MAX_LIFETIME_S 600      /* client assertions: exp - nbf (or iat) */
 #define KL_MAX_JTI 256                       /* a client assertion's "jti" */
 #define KL_MAX_CLAIM_STRING 1024             /* aud, iss, appid, oid, tid ... in a token */
-#define KL_MAX_TOKCACHE_ENTRIES (1 << 20)    /* verified-token cache, per worker */
+/* The JSON text of one access token's claim set: 8 strings of KL_MAX_CLAIM_STRING, each
+ * at most doubled by escaping, and the rest. */
+#define KL_MAX_ACCESS_CLAIMS (16 * KL_MAX_CLAIM_STRING + 1024)
+#define KL_MAX_TOKCACHE_ENTRIES (1 << 20) /* verified-token cache, per worker */
 
 #define KL_MAX_SIGNIN_QUEUE 4096 /* sign-in log records waiting for the store */
+#define KL_SIGNIN_LINGER_MS 10   /* the sign-in writer waits this long for a batch to fill */
 
 /* Managed-identity endpoints (src/imds/) */
 /* A token request's query string (the server's own limit is KL_MAX_REQUEST_LINE). */

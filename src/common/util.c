@@ -9,20 +9,52 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/err.h"
 
+/* Bytes taken from the CSPRNG per refill of a thread's identifier pool. */
+#define ID_POOL_BYTES 512
+
+int kl_random_id(void *out, size_t n)
+{
+    /* Per thread, so no lock; refilled when spent or when the process is a fork of the
+     * one that filled it (a child must not repeat its parent's identifiers). */
+    static _Thread_local unsigned char pool[ID_POOL_BYTES];
+    static _Thread_local size_t left;
+    static _Thread_local pid_t owner;
+    if (n > sizeof(pool))
+        return RAND_bytes(out, (int)n) == 1 ? 0 : KL_ECRYPTO;
+    pid_t pid = getpid();
+    if (left < n || owner != pid) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            left = 0;
+            return KL_ECRYPTO;
+        }
+        left = sizeof(pool);
+        owner = pid;
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    left -= n;
+    return 0;
+}
+
 int kl_uuid_v4(char out[KL_UUID_LEN + 1])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof(b)) != 1)
+    if (kl_random_id(b, sizeof(b)) != 0)
         return KL_ECRYPTO;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, KL_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0x0f];
+    }
+    out[o] = '\0';
     return 0;
 }
 

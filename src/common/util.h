@@ -11,6 +11,12 @@
 
 /* Writes a random (v4) GUID, lower case, NUL-terminated, into out[37]. 0 or KL_ECRYPTO. */
 int kl_uuid_v4(char out[KL_UUID_LEN + 1]);
+
+/* n random bytes for an identifier that must be unique and unguessable but is no secret
+ * (GUIDs, a token's uti): served from a per-thread pool the CSPRNG refills, because one
+ * RAND_bytes call costs as much as a few hundred bytes from it. Never for keys, secrets
+ * or nonces. 0 or KL_ECRYPTO. */
+int kl_random_id(void *out, size_t n);
 /* True if s[0..n) is a GUID in 8-4-4-4-12 hex form (either case). */
 bool kl_uuid_valid(const char *s, size_t n);
 

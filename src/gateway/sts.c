@@ -677,6 +677,15 @@ static bool pick_resource(const sts_audit *a, kl_http_req *r, const kl_form *f, 
     return false;
 }
 
+/* True if v can stand in a JSON string as it is: printable ASCII without '"' or '\\'. */
+static bool json_plain(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e || *v == '"' || *v == '\\')
+            return false;
+    return true;
+}
+
 /* Signs the access token and answers 200. */
 static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
                   const sts_client *c, const char *resource, bool v1, int64_t now)
@@ -684,7 +693,8 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     const char *tid = kl_snapshot_tenant_id(snap);
     const kl_jws_key *key = kl_sts_signing_key(kl_snapshot_sts(snap), now);
     char iss[160];
-    char *tok = NULL;
+    char *tok = NULL, *body = NULL;
+    size_t cap = 0, body_len = 0;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
         sts_error(a, r, 503, "temporarily_unavailable", 90033,
@@ -707,18 +717,32 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
                   "A transient error has occurred. Please try again.");
         goto out;
     }
-    json_t *body = json_pack("{s:s,s:I,s:I,s:s}", "token_type", "Bearer", "expires_in",
-                             (json_int_t)s->lifetime_s, "ext_expires_in", (json_int_t)s->lifetime_s,
-                             "access_token", tok);
-    if (body && v1) {
-        /* Entra's v1 endpoint adds these, as strings. */
-        char e[24], nb[24];
-        snprintf(e, sizeof(e), "%lld", (long long)(now + s->lifetime_s));
-        snprintf(nb, sizeof(nb), "%lld", (long long)now);
-        json_object_set_new(body, "expires_on", json_string(e));
-        json_object_set_new(body, "not_before", json_string(nb));
-        json_object_set_new(body, "resource", json_string(resource));
+    /* Written directly rather than through a JSON tree: the token is base64url and dots,
+     * the numbers ours, and the resource one of known_resources as the client spelled it
+     * (json_plain checks); this is every token's answer. */
+    cap = strlen(tok) + strlen(resource) + 256;
+    body = malloc(cap);
+    if (!body || !json_plain(resource)) {
+        sts_error(a, r, 500, "server_error", 90033,
+                  "A transient error has occurred. Please try again.");
+        goto out;
     }
+    long long life = (long long)s->lifetime_s;
+    int bn = snprintf(body, cap,
+                      "{\"token_type\":\"Bearer\",\"expires_in\":%lld,\"ext_expires_in\":%lld,"
+                      "\"access_token\":\"%s\"",
+                      life, life, tok);
+    if (bn > 0 && (size_t)bn < cap && v1) /* Entra's v1 endpoint adds these, as strings */
+        bn += snprintf(body + bn, cap - (size_t)bn,
+                       ",\"expires_on\":\"%lld\",\"not_before\":\"%lld\",\"resource\":\"%s\"",
+                       (long long)(now + s->lifetime_s), (long long)now, resource);
+    if (bn <= 0 || (size_t)bn + 1 >= cap) {
+        sts_error(a, r, 500, "server_error", 90033,
+                  "A transient error has occurred. Please try again.");
+        goto out;
+    }
+    body[bn++] = '}';
+    body_len = (size_t)bn;
     char corr[KL_UUID_LEN + 1];
     correlation_id(r, corr);
     no_store(r);
@@ -727,8 +751,12 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     kl_http_req_log_field(r, "credential", c->cred_type);
     kl_http_req_log_field(r, "kid", kl_jws_key_kid(key));
     audit(a, r, true, 0, "", corr);
-    kl_http_respond_json(r, 200, body);
+    kl_http_respond(r, 200, "application/json", body, body_len);
 out:
+    if (body) {
+        OPENSSL_cleanse(body, cap);
+        free(body);
+    }
     if (tok) {
         OPENSSL_cleanse(tok, strlen(tok));
         free(tok);

@@ -1343,9 +1343,15 @@ void kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen)
         snprintf(out, outlen, "unix");
         return;
     }
-    evutil_socket_t fd = bufferevent_getfd(r->conn->bev);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        return;
+    /* The address recorded at accept, as kl_http_req_peer gives it; asking the kernel
+     * again (getpeername) is a system call per use on the token endpoint's path. */
+    if (r->conn->peer.ss_family == AF_INET || r->conn->peer.ss_family == AF_INET6) {
+        ss = r->conn->peer;
+    } else {
+        evutil_socket_t fd = bufferevent_getfd(r->conn->bev);
+        if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+            return;
+    }
     const void *a = ss.ss_family == AF_INET6
                         ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
                         : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;

@@ -2,10 +2,12 @@
 #include "policy/signins.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/limits.h"
@@ -51,6 +53,18 @@ static void *writer(void *arg)
             pthread_cond_wait(&l->cv, &l->mu);
         if (l->len == 0 && l->stop)
             break;
+        /* Let a batch gather: a transaction (and its sync) per record was most of the
+         * writer's cost under load, while the log may lag by this much. */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)KL_SIGNIN_LINGER_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!l->stop && l->len < BATCH &&
+               pthread_cond_timedwait(&l->cv, &l->mu, &until) != ETIMEDOUT) {
+        }
         size_t n = 0;
         while (batch && n < BATCH && l->len > 0) {
             batch[n++] = l->q[l->head];
@@ -85,7 +99,11 @@ int kl_signins_start(kl_store *st, kl_signins **out)
     }
     l->st = st;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the linger's deadline */
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* With every signal blocked, so a daemon's signals go to the thread that waits for
      * them, whichever thread starts this one and whenever it does. */
     sigset_t all, old;
@@ -148,7 +166,10 @@ void kl_signins_record(kl_signins *l, const kl_store_signin *s)
     }
     l->q[(l->head + l->len) % KL_MAX_SIGNIN_QUEUE] = c;
     l->len++;
-    pthread_cond_signal(&l->cv);
+    /* The writer waits for a first record, then for a full batch (or its linger): a
+     * wake-up for every record in between would cost more than it saves. */
+    if (l->len == 1 || l->len == BATCH)
+        pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 

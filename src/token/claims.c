@@ -3,7 +3,7 @@
  * payloads whose signature verified. */
 #include "token/claims.h"
 
-#include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,7 +45,64 @@ int kl_claims_issuer_v1(const char *tid, char *out, size_t outlen)
     return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
 }
 
-int kl_claims_build_access(const kl_claims_access *in, json_t **out)
+/* Writes the claim set's JSON text into out[0..cap): ok turns false on the first value
+ * refused or byte that does not fit (full), and everything after is skipped. */
+typedef struct jw {
+    char *out;
+    size_t cap, len;
+    bool ok, full;
+} jw;
+
+static void jw_raw(jw *w, const char *v, size_t n)
+{
+    if (!w->ok)
+        return;
+    if (n > w->cap - w->len) {
+        w->ok = false;
+        w->full = true;
+        return;
+    }
+    memcpy(w->out + w->len, v, n);
+    w->len += n;
+}
+
+/* A JSON string literal of v: printable ASCII only (every value we put in a token is a
+ * GUID, a URL or an ARM id; anything else is refused rather than guessed at), with '"'
+ * and '\\' escaped. */
+static void jw_str(jw *w, const char *v)
+{
+    jw_raw(w, "\"", 1);
+    for (const char *p = v; *p && w->ok; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c > 0x7e)
+            w->ok = false;
+        else if (c == '"' || c == '\\')
+            jw_raw(w, c == '"' ? "\\\"" : "\\\\", 2);
+        else
+            jw_raw(w, p, 1);
+    }
+    jw_raw(w, "\"", 1);
+}
+
+static void jw_member(jw *w, const char *name, const char *v)
+{
+    jw_raw(w, w->len > 1 ? ",\"" : "\"", w->len > 1 ? 2 : 1);
+    jw_raw(w, name, strlen(name));
+    jw_raw(w, "\":", 2);
+    jw_str(w, v);
+}
+
+static void jw_int(jw *w, const char *name, int64_t v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), ",\"%s\":%lld", name, (long long)v);
+    if (n < 0 || (size_t)n >= sizeof(num))
+        w->ok = false;
+    else
+        jw_raw(w, num, (size_t)n);
+}
+
+int kl_claims_write_access(const kl_claims_access *in, char *out, size_t cap, size_t *len)
 {
     unsigned char rnd[UTI_BYTES];
     char uti[2 * UTI_BYTES + 1];
@@ -55,21 +112,45 @@ int kl_claims_build_access(const kl_claims_access *in, json_t **out)
         !str_ok(in->oid) || (in->xms_mirid && !str_ok(in->xms_mirid)) || in->appidacr < 0 ||
         in->appidacr > 2 || life < 1 || life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
         return KL_EINVAL;
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+    if (kl_random_id(rnd, sizeof(rnd)) != 0 ||
         kl_b64url_encode(rnd, sizeof(rnd), uti, sizeof(uti)) < 0)
         return KL_ECRYPTO;
-    /* Member order follows observed Entra v1 tokens; jansson keeps insertion order. */
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-                          "aud", in->aud, "iss", in->iss, "iat", (json_int_t)in->now, "nbf",
-                          (json_int_t)in->now, "exp", (json_int_t)(in->now + life), "appid",
-                          in->appid, "appidacr", acr[in->appidacr], "idp", in->iss, "idtyp", "app",
-                          "oid", in->oid, "sub", in->oid, "tid", in->tid, "uti", uti, "ver", "1.0");
+    /* Member order follows observed Entra v1 tokens. */
+    jw w = {.out = out, .cap = cap, .ok = cap > 0};
+    jw_raw(&w, "{", 1);
+    jw_member(&w, "aud", in->aud);
+    jw_member(&w, "iss", in->iss);
+    jw_int(&w, "iat", in->now);
+    jw_int(&w, "nbf", in->now);
+    jw_int(&w, "exp", in->now + life);
+    jw_member(&w, "appid", in->appid);
+    jw_member(&w, "appidacr", acr[in->appidacr]);
+    jw_member(&w, "idp", in->iss);
+    jw_member(&w, "idtyp", "app");
+    jw_member(&w, "oid", in->oid);
+    jw_member(&w, "sub", in->oid);
+    jw_member(&w, "tid", in->tid);
+    jw_member(&w, "uti", uti);
+    jw_member(&w, "ver", "1.0");
+    if (in->xms_mirid)
+        jw_member(&w, "xms_mirid", in->xms_mirid);
+    jw_raw(&w, "}", 1);
+    if (!w.ok)
+        return w.full ? KL_ETOOBIG : KL_EINVAL;
+    *len = w.len;
+    return 0;
+}
+
+int kl_claims_build_access(const kl_claims_access *in, json_t **out)
+{
+    char buf[KL_MAX_ACCESS_CLAIMS];
+    size_t n = 0;
+    int err = kl_claims_write_access(in, buf, sizeof(buf), &n);
+    if (err)
+        return err;
+    json_t *o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
     if (!o)
         return KL_ENOMEM;
-    if (in->xms_mirid && json_object_set_new(o, "xms_mirid", json_string(in->xms_mirid)) != 0) {
-        json_decref(o);
-        return KL_ENOMEM;
-    }
     *out = o;
     return 0;
 }

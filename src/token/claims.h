@@ -58,6 +58,14 @@ int kl_claims_issuer_v1(const char *tid, char *out, size_t outlen);
  * a lifetime outside 1..KL_TOKEN_MAX_LIFETIME_S. */
 int kl_claims_build_access(const kl_claims_access *in, json_t **out);
 
+/* The same claim set as compact JSON text in out[0..*len) (not terminated), written
+ * directly: the token endpoint's path, where building a JSON tree and dumping it cost
+ * more than the ECDSA signature. kl_claims_build_access parses this text, so the two
+ * never differ. The same refusals, plus KL_EINVAL for a value that is not printable ASCII
+ * and KL_ETOOBIG when cap is too small (KL_MAX_ACCESS_CLAIMS always suffices for values
+ * within KL_MAX_CLAIM_STRING). */
+int kl_claims_write_access(const kl_claims_access *in, char *out, size_t cap, size_t *len);
+
 /* What the gateway expects of an access token. */
 typedef struct kl_claims_expect {
     const char *const

@@ -8,22 +8,18 @@
 
 int kl_mint_access(const kl_jws_key *key, const kl_claims_access *in, char **tok)
 {
-    json_t *claims = NULL;
-    char *payload = NULL;
+    char payload[KL_MAX_ACCESS_CLAIMS];
+    size_t n = 0;
     kl_jws_signer signer;
     *tok = NULL;
     if (!key)
         return KL_EINVAL;
     unsigned algs = kl_jws_key_algs(key);
     kl_jws_alg alg = (algs & KL_JWS_RS256) ? KL_JWS_RS256 : KL_JWS_ES256;
-    int err = kl_claims_build_access(in, &claims);
-    if (!err && !(payload = json_dumps(claims, JSON_COMPACT)))
-        err = KL_ENOMEM;
+    int err = kl_claims_write_access(in, payload, sizeof(payload), &n);
     if (!err)
         err = kl_jws_key_signer(key, alg, &signer);
     if (!err)
-        err = kl_jws_sign_compact(&signer, payload, strlen(payload), tok);
-    json_decref(claims);
-    free(payload);
+        err = kl_jws_sign_compact(&signer, payload, n, tok);
     return err;
 }

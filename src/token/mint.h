@@ -7,10 +7,10 @@
 #include "crypto/jws.h"
 #include "token/claims.h"
 
-/* Builds the v1 claim set of in (kl_claims_build_access) and signs it with key (RS256
+/* Writes the v1 claim set of in (kl_claims_write_access) and signs it with key (RS256
  * when the key has it, else ES256). *tok is a malloc'd compact JWS the caller wipes
  * (it is a bearer credential) and frees. KL_EINVAL for a public-only key or claims
- * kl_claims_build_access refuses; KL_ENOMEM; KL_ECRYPTO. */
+ * kl_claims_write_access refuses; KL_ENOMEM; KL_ECRYPTO. */
 int kl_mint_access(const kl_jws_key *key, const kl_claims_access *in, char **tok);
 
 #endif

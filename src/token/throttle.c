@@ -31,7 +31,8 @@ typedef struct counter {
 struct kl_throttle {
     pthread_mutex_t mu;
     unsigned char salt[32];
-    size_t mask; /* capacity - 1 of each table */
+    EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs more than the digest */
+    size_t mask;    /* capacity - 1 of each table */
     counter *counters;
     counter *pairs;
 };
@@ -60,7 +61,8 @@ int kl_throttle_new(size_t cap, kl_throttle **out)
         kl_throttle_free(t);
         return KL_ENOMEM;
     }
-    if (RAND_bytes(t->salt, sizeof(t->salt)) != 1) {
+    if (RAND_bytes(t->salt, sizeof(t->salt)) != 1 ||
+        !(t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
         kl_throttle_free(t);
         return KL_ECRYPTO;
     }
@@ -77,13 +79,15 @@ void kl_throttle_free(kl_throttle *t)
         pthread_mutex_destroy(&t->mu);
     free(t->counters);
     free(t->pairs);
+    EVP_MD_free(t->sha256);
     OPENSSL_cleanse(t->salt, sizeof(t->salt));
     free(t);
 }
 
-/* Salted SHA-256 of (tag, a, b) with lengths, so ("ab","c") and ("a","bc") differ. */
-static void hash_key(const kl_throttle *t, int tag, const char *a, size_t al, const char *b,
-                     size_t bl, unsigned char out[KEY_LEN])
+/* Salted SHA-256 of (tag, a, b) with lengths, so ("ab","c") and ("a","bc") differ; ctx
+ * is the caller's (NULL after a failed allocation). */
+static void hash_key(const kl_throttle *t, EVP_MD_CTX *ctx, int tag, const char *a, size_t al,
+                     const char *b, size_t bl, unsigned char out[KEY_LEN])
 {
     unsigned char md[32];
     unsigned char hdr[1 + 2 * sizeof(uint64_t)];
@@ -91,9 +95,8 @@ static void hash_key(const kl_throttle *t, int tag, const char *a, size_t al, co
     hdr[0] = (unsigned char)tag;
     memcpy(hdr + 1, &la, sizeof(la));
     memcpy(hdr + 1 + sizeof(la), &lb, sizeof(lb));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int mdl = 0;
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+    if (!ctx || EVP_DigestInit_ex2(ctx, t->sha256, NULL) != 1 ||
         EVP_DigestUpdate(ctx, t->salt, sizeof(t->salt)) != 1 ||
         EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) != 1 || (al && EVP_DigestUpdate(ctx, a, al) != 1) ||
         (bl && EVP_DigestUpdate(ctx, b, bl) != 1) || EVP_DigestFinal_ex(ctx, md, &mdl) != 1) {
@@ -101,7 +104,6 @@ static void hash_key(const kl_throttle *t, int tag, const char *a, size_t al, co
          * which throttles more, never less. */
         memset(md, 0, sizeof(md));
     }
-    EVP_MD_CTX_free(ctx);
     memcpy(out, md, KEY_LEN);
 }
 
@@ -185,9 +187,11 @@ typedef struct keys {
 static void make_keys(const kl_throttle *t, const char *client_id, size_t cl, const char *addr,
                       size_t al, keys *k)
 {
-    hash_key(t, TAG_CLIENT, client_id, cl, NULL, 0, k->client);
-    hash_key(t, TAG_ADDR, addr, al, NULL, 0, k->addr);
-    hash_key(t, TAG_PAIR, client_id, cl, addr, al, k->pair);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    hash_key(t, ctx, TAG_CLIENT, client_id, cl, NULL, 0, k->client);
+    hash_key(t, ctx, TAG_ADDR, addr, al, NULL, 0, k->addr);
+    hash_key(t, ctx, TAG_PAIR, client_id, cl, addr, al, k->pair);
+    EVP_MD_CTX_free(ctx);
 }
 
 /* The familiar pair entry for k, or NULL. Caller holds the lock. */

@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -130,6 +132,39 @@ static void test_b64_round_trip_all_lengths(void **state)
     }
 }
 
+/* Identifiers from the per-thread pool: distinct across refills, and a forked child
+ * never repeats what its parent draws next. */
+static void test_random_id(void **state)
+{
+    (void)state;
+    enum { N = 200 }; /* several refills of the pool */
+    static char ids[N][KL_UUID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(kl_uuid_v4(ids[i]), 0);
+        assert_true(kl_uuid_valid(ids[i], strlen(ids[i])));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c[KL_UUID_LEN + 1];
+        int ok = kl_uuid_v4(c) == 0 && write(fds[1], c, KL_UUID_LEN) == KL_UUID_LEN;
+        _exit(ok ? 0 : 1);
+    }
+    char parent[KL_UUID_LEN + 1], child[KL_UUID_LEN + 1] = {0};
+    assert_int_equal(kl_uuid_v4(parent), 0);
+    assert_int_equal(read(fds[0], child, KL_UUID_LEN), KL_UUID_LEN);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_string_not_equal(parent, child);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_uuid(void **state)
 {
     (void)state;
@@ -236,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_b64_rejects),
         cmocka_unit_test(test_b64_round_trip_all_lengths),
         cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_random_id),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_buf_max),
         cmocka_unit_test(test_buf_appendf),

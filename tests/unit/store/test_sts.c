@@ -1,6 +1,7 @@
 /* Unit tests of the token service's tables on both engines (see engine.h): signing keys
  * added only when their mode says so (one first key, one pending rotation), retiring and
- * revoking the earlier keys, and client secrets with their limit and cascade. */
+ * revoking the earlier keys, client secrets with their limit and cascade, and the
+ * sign-in log appended in batches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,11 +142,54 @@ static void test_app_secrets(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM app_secrets"), 0);
 }
 
+/* More rows than one INSERT takes (the writer appends in chunks): every row arrives,
+ * each with its own values, in order. */
+static void test_append_signins(void **state)
+{
+    fixture *f = *state;
+    enum { N = 37 };
+    kl_store_signin rows[N];
+    char ids[N][40], corr[N][40];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "client-%02d", i);
+        snprintf(corr[i], sizeof(corr[i]), "corr-%02d", i);
+        rows[i] = (kl_store_signin){.at = 1000 + i,
+                                    .client_id = ids[i],
+                                    .principal_id = i % 2 ? NULL : "sp",
+                                    .credential = "client_secret",
+                                    .resource = "https://cognitiveservices.azure.com",
+                                    .source = "127.0.0.1",
+                                    .success = i % 3 != 0,
+                                    .error_code = i % 3 ? 0 : 7000215,
+                                    .reason = i % 3 ? "" : "wrong secret",
+                                    .correlation_id = corr[i]};
+    }
+    assert_int_equal(kl_store_append_signins(f->st, rows, N), 0);
+    kl_store_signin **l = NULL;
+    size_t n = 0;
+    assert_int_equal(kl_store_list_signins(f->st, NULL, false, 100, &l, &n), 0);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++) {
+        const kl_store_signin *got = l[N - 1 - i]; /* newest first */
+        assert_int_equal(got->at, 1000 + i);
+        assert_string_equal(got->client_id, ids[i]);
+        assert_string_equal(got->correlation_id, corr[i]);
+        assert_int_equal(got->success, i % 3 != 0);
+        assert_int_equal(got->error_code, i % 3 ? 0 : 7000215);
+        if (i % 2)
+            assert_null(got->principal_id);
+        else
+            assert_string_equal(got->principal_id, "sp");
+    }
+    kl_store_signins_free(l, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_signing_key_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_signins, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

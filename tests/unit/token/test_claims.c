@@ -294,12 +294,43 @@ static void test_assertion_refusals(void **state)
     json_decref(a);
 }
 
+/* The claim set as text: a '"' or '\\' in a value is escaped (the text parses back to the
+ * same value), a value that is not printable ASCII is refused, and a buffer too small
+ * says so. */
+static void test_write_text(void **state)
+{
+    (void)state;
+    kl_claims_access in = {.aud = "https://x.example/a\"b\\c",
+                           .iss = ISS,
+                           .tid = TID,
+                           .appid = APPID,
+                           .oid = OID,
+                           .appidacr = 1,
+                           .now = NOW};
+    char buf[KL_MAX_ACCESS_CLAIMS];
+    size_t n = 0;
+    assert_int_equal(kl_claims_write_access(&in, buf, sizeof(buf), &n), 0);
+    json_error_t jerr;
+    json_t *o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "aud")), in.aud);
+    assert_int_equal(json_integer_value(json_object_get(o, "exp")), NOW + 3600);
+    assert_memory_equal(buf, "{\"aud\":", 7); /* Entra's member order, aud first */
+    json_decref(o);
+    assert_int_equal(kl_claims_write_access(&in, buf, 40, &n), KL_ETOOBIG);
+    in.aud = "https://x.example/\xc3\xa9";
+    assert_int_equal(kl_claims_write_access(&in, buf, sizeof(buf), &n), KL_EINVAL);
+    in.aud = "https://x.example/\n";
+    assert_int_equal(kl_claims_write_access(&in, buf, sizeof(buf), &n), KL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_shape),
         cmocka_unit_test(test_build_refuses),
         cmocka_unit_test(test_build_mirid),
+        cmocka_unit_test(test_write_text),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_not_yet_valid),
