@@ -55,6 +55,11 @@ test('users: Graph shapes, unique names, the password policy, updates and deleti
   }
   const list = await d.admin('GET', '/v1.0/users');
   assert.deepEqual(list.json.value.map((x) => x.id), [u.id]);
+  const q = (f) => `/v1.0/users?$filter=${encodeURIComponent(f)}`;
+  assert.deepEqual((await d.admin('GET', q("userPrincipalName eq 'ANN@example.com'"))).json.value.map((x) => x.id), [u.id]);
+  assert.deepEqual((await d.admin('GET', q("displayName eq 'nobody'"))).json.value, []);
+  assertGraphError(await d.admin('GET', q("mail eq 'x'")), 400,
+    { error: { code: 'Request_UnsupportedQuery', message: "Unsupported filter: use userPrincipalName eq '{value}' or displayName eq '{value}', joined by 'and'." } });
 
   assertGraphError(await d.admin('POST', '/v1.0/users', { displayName: 'Dup', userPrincipalName: 'ANN@example.com', passwordProfile: { password: PASSWORD } }), 400,
     { error: { code: 'Request_BadRequest', message: 'Another object with the same value for property userPrincipalName already exists.' } }, 'duplicate, other case');
@@ -120,6 +125,8 @@ test('groups: Graph shapes, members of every kind through $ref, cycles and dupli
   assertGraphError(await d.admin('DELETE', `/v1.0/groups/${g.id}/members/${u.id}/$ref`), 404, notFound(u.id));
   r = await d.admin('GET', '/v1.0/groups');
   assert.deepEqual(r.json.value.map((x) => x.id).sort(), [g.id, inner.id].sort());
+  r = await d.admin('GET', `/v1.0/groups?$filter=${encodeURIComponent("displayName eq 'INNER'")}`);
+  assert.deepEqual(r.json.value.map((x) => x.id), [inner.id]);
   r = await d.admin('DELETE', `/v1.0/groups/${inner.id}`);
   assert.equal(r.status, 204, r.text);
   r = await d.admin('GET', `/v1.0/groups/${g.id}/members`);
