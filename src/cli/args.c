@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/authz.h"
+#include "cli/mi.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -52,6 +53,9 @@ typedef enum opt_id {
     O_DEFAULT_ACTION,
     O_ALLOW_IP,
     O_OLDER_THAN,
+    O_RESOURCE,
+    O_ASSIGN_IDENTITY,
+    O_SITE,
     O_FORCE_CHANGE,
 } opt_id;
 
@@ -98,6 +102,9 @@ static const opt_def OPTS[] = {
     {"default-action", 0, OPT_VALUE, O_DEFAULT_ACTION, KL_CLI_OPT_DEFAULT_ACTION},
     {"allow-ip", 0, OPT_VALUE, O_ALLOW_IP, KL_CLI_OPT_ALLOW_IP},
     {"older-than", 0, OPT_VALUE, O_OLDER_THAN, KL_CLI_OPT_OLDER_THAN},
+    {"resource", 0, OPT_VALUE, O_RESOURCE, KL_CLI_OPT_RESOURCE},
+    {"assign-identity", 0, OPT_VALUE, O_ASSIGN_IDENTITY, KL_CLI_OPT_ASSIGN_IDENTITY},
+    {"site", 0, OPT_VALUE, O_SITE, KL_CLI_OPT_SITE},
     {"force-change", 0, OPT_FLAG, O_FORCE_CHANGE, KL_CLI_OPT_FORCE_CHANGE},
 };
 
@@ -214,6 +221,8 @@ static const cmd_def CMDS[] = {
      0,
      {NULL},
      KL_CLI_OPT_CLIENT | KL_CLI_OPT_FAILED},
+    /* run --site NAME -- COMMAND...: everything after "--" is the command's. */
+    {"run", NULL, NULL, KL_CLI_CMD_RUN, 0, {NULL}, KL_CLI_OPT_SITE},
     {"signing-key",
      "rotate",
      NULL,
@@ -265,6 +274,30 @@ static const cmd_def CMDS[] = {
      0,
      {NULL},
      KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ACTION | KL_CLI_OPT_DATA | SCOPE_OPTS},
+    {"identity", "create", NULL, KL_CLI_CMD_IDENTITY_CREATE, 1, {"NAME"}, KL_CLI_OPT_LOCATION},
+    {"identity", "show", NULL, KL_CLI_CMD_IDENTITY_SHOW, 1, {"IDENTITY"}, 0},
+    {"identity", "list", NULL, KL_CLI_CMD_IDENTITY_LIST, 0, {NULL}, 0},
+    {"identity", "delete", NULL, KL_CLI_CMD_IDENTITY_DELETE, 1, {"IDENTITY"}, 0},
+    {"identity", "assign", NULL, KL_CLI_CMD_IDENTITY_ASSIGN, 1, {"IDENTITY"}, KL_CLI_OPT_RESOURCE},
+    {"identity", "remove", NULL, KL_CLI_CMD_IDENTITY_REMOVE, 1, {"IDENTITY"}, KL_CLI_OPT_RESOURCE},
+    {"site",
+     "create",
+     NULL,
+     KL_CLI_CMD_SITE_CREATE,
+     1,
+     {"NAME"},
+     KL_CLI_OPT_LOCATION | KL_CLI_OPT_ASSIGN_IDENTITY},
+    {"site", "show", NULL, KL_CLI_CMD_SITE_SHOW, 1, {"NAME"}, 0},
+    {"site", "delete", NULL, KL_CLI_CMD_SITE_DELETE, 1, {"NAME"}, 0},
+    {"vm",
+     "create",
+     NULL,
+     KL_CLI_CMD_VM_CREATE,
+     1,
+     {"NAME"},
+     KL_CLI_OPT_LOCATION | KL_CLI_OPT_ASSIGN_IDENTITY},
+    {"vm", "show", NULL, KL_CLI_CMD_VM_SHOW, 1, {"NAME"}, 0},
+    {"vm", "delete", NULL, KL_CLI_CMD_VM_DELETE, 1, {"NAME"}, 0},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -316,6 +349,7 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_SIGNING_KEY_LIST: return "signing-key list";
     case KL_CLI_CMD_SIGNING_KEY_ROTATE: return "signing-key rotate";
     case KL_CLI_CMD_SIGNIN_LIST: return "signin list";
+    case KL_CLI_CMD_RUN: return "run";
     case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
     case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
@@ -324,6 +358,18 @@ const char *kl_cli_cmd_name(kl_cli_cmd cmd)
     case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST: return "role assignment list";
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE: return "role assignment delete";
     case KL_CLI_CMD_ROLE_CHECK: return "role check";
+    case KL_CLI_CMD_IDENTITY_CREATE: return "identity create";
+    case KL_CLI_CMD_IDENTITY_SHOW: return "identity show";
+    case KL_CLI_CMD_IDENTITY_LIST: return "identity list";
+    case KL_CLI_CMD_IDENTITY_DELETE: return "identity delete";
+    case KL_CLI_CMD_IDENTITY_ASSIGN: return "identity assign";
+    case KL_CLI_CMD_IDENTITY_REMOVE: return "identity remove";
+    case KL_CLI_CMD_SITE_CREATE: return "site create";
+    case KL_CLI_CMD_SITE_SHOW: return "site show";
+    case KL_CLI_CMD_SITE_DELETE: return "site delete";
+    case KL_CLI_CMD_VM_CREATE: return "vm create";
+    case KL_CLI_CMD_VM_SHOW: return "vm show";
+    case KL_CLI_CMD_VM_DELETE: return "vm delete";
     case KL_CLI_CMD_USER_CREATE: return "user create";
     case KL_CLI_CMD_USER_LIST: return "user list";
     case KL_CLI_CMD_USER_SHOW: return "user show";
@@ -455,6 +501,7 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DISPLAY_NAME: a->display_name = v; break;
     case O_DAYS: a->days = v; break;
     case O_CLIENT: a->client = v; break;
+    case O_SITE: a->site = v; break;
     case O_PUBLIC_NETWORK_ACCESS:
         if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
             return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
@@ -469,6 +516,16 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
         if (a->n_allow_ip == KL_CLI_MAX_ALLOW_IP)
             return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_ALLOW_IP, shown);
         a->allow_ip[a->n_allow_ip++] = v;
+        break;
+    case O_RESOURCE:
+        if (a->n_resource == KL_CLI_MAX_RESOURCES)
+            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_RESOURCES, shown);
+        a->resource[a->n_resource++] = v;
+        break;
+    case O_ASSIGN_IDENTITY:
+        if (a->n_assign_identity == KL_CLI_MAX_IDENTITIES)
+            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_IDENTITIES, shown);
+        a->assign_identity[a->n_assign_identity++] = v;
         break;
     case O_OLDER_THAN:
         if (parse_age(v, &a->older_than_s) < 0)
@@ -707,10 +764,45 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
             return usage(err, errlen, "%s: --credential-env needs --backend URL", name);
         break;
     }
+    case KL_CLI_CMD_RUN:
+        if (!a->site)
+            return usage(err, errlen, "%s: missing --site NAME", name);
+        if (a->run_argc < 1)
+            return usage(err, errlen, "%s: missing the command to start, after --", name);
+        break;
     case KL_CLI_CMD_KEYS_REGENERATE:
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
             return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
         break;
+    case KL_CLI_CMD_IDENTITY_ASSIGN:
+    case KL_CLI_CMD_IDENTITY_REMOVE: {
+        char why[256];
+        if (a->n_resource == 0)
+            return usage(err, errlen, "%s: missing --resource ID (a site, VM or account id)", name);
+        for (size_t i = 0; i < a->n_resource; i++)
+            if (a->resource[i][0] != '/' ||
+                kl_cli_scope_check(a->resource[i], why, sizeof(why)) < 0 ||
+                !kl_cli_resource_kind(a->resource[i]))
+                return usage(err, errlen,
+                             "%s: --resource must be the id of a site, VM or account "
+                             "(/subscriptions/.../providers/Microsoft.Web/sites/NAME, "
+                             "Microsoft.Compute/virtualMachines/NAME or "
+                             "Microsoft.CognitiveServices/accounts/NAME), not '%s'",
+                             name, a->resource[i]);
+        break;
+    }
+    case KL_CLI_CMD_SITE_CREATE:
+    case KL_CLI_CMD_VM_CREATE: {
+        bool system = false;
+        for (size_t i = 0; i < a->n_assign_identity; i++) {
+            if (strcmp(a->assign_identity[i], "system") == 0) {
+                if (system)
+                    return usage(err, errlen, "%s: --assign-identity system given twice", name);
+                system = true;
+            }
+        }
+        break;
+    }
     default: break;
     }
     return check_rbac(a, c, name, err, errlen);
@@ -730,6 +822,12 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!end_of_options && strcmp(arg, "--") == 0) {
+            /* keyless run: what follows is the command to start, options and all. */
+            if (nwords == 1 && strcmp(words[0], "run") == 0) {
+                out->run_argv = &argv[i + 1];
+                out->run_argc = argc - i - 1;
+                break;
+            }
             end_of_options = true;
             continue;
         }

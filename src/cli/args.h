@@ -52,6 +52,19 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_SIGNING_KEY_LIST,
     KL_CLI_CMD_SIGNING_KEY_ROTATE,
     KL_CLI_CMD_SIGNIN_LIST,
+    KL_CLI_CMD_IDENTITY_CREATE,
+    KL_CLI_CMD_IDENTITY_SHOW,
+    KL_CLI_CMD_IDENTITY_LIST,
+    KL_CLI_CMD_IDENTITY_DELETE,
+    KL_CLI_CMD_IDENTITY_ASSIGN,
+    KL_CLI_CMD_IDENTITY_REMOVE,
+    KL_CLI_CMD_SITE_CREATE,
+    KL_CLI_CMD_SITE_SHOW,
+    KL_CLI_CMD_SITE_DELETE,
+    KL_CLI_CMD_VM_CREATE,
+    KL_CLI_CMD_VM_SHOW,
+    KL_CLI_CMD_VM_DELETE,
+    KL_CLI_CMD_RUN,
     KL_CLI_CMD_USER_CREATE,
     KL_CLI_CMD_USER_LIST,
     KL_CLI_CMD_USER_SHOW,
@@ -99,10 +112,15 @@ enum {
     KL_CLI_OPT_DEFAULT_ACTION = 1u << 24,
     KL_CLI_OPT_ALLOW_IP = 1u << 25,
     KL_CLI_OPT_OLDER_THAN = 1u << 26,
-    KL_CLI_OPT_FORCE_CHANGE = 1u << 27
+    KL_CLI_OPT_RESOURCE = 1u << 27,
+    KL_CLI_OPT_ASSIGN_IDENTITY = 1u << 28,
+    KL_CLI_OPT_SITE = 1u << 29,
+    KL_CLI_OPT_FORCE_CHANGE = 1u << 30
 };
 
-#define KL_CLI_MAX_ALLOW_IP 64 /* --allow-ip options on one command line */
+#define KL_CLI_MAX_ALLOW_IP 64   /* --allow-ip options on one command line */
+#define KL_CLI_MAX_RESOURCES 16  /* --resource options on one command line */
+#define KL_CLI_MAX_IDENTITIES 16 /* --assign-identity options on one command line */
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
 typedef struct kl_cli_args {
@@ -153,7 +171,17 @@ typedef struct kl_cli_args {
     const char *allow_ip[KL_CLI_MAX_ALLOW_IP]; /* account update: rules to add (server checks) */
     size_t n_allow_ip;
     int64_t older_than_s; /* keys list --older-than: seconds (0: not given) */
-    bool force_change;    /* user create / reset-password: change it at next sign-in */
+    /* identity assign|remove: the ARM ids of the resources (sites, VMs, accounts) */
+    const char *resource[KL_CLI_MAX_RESOURCES];
+    size_t n_resource;
+    /* site|vm create: "system" or a user-assigned identity (name or ARM id), as typed */
+    const char *assign_identity[KL_CLI_MAX_IDENTITIES];
+    size_t n_assign_identity;
+    const char *site; /* run --site NAME */
+    /* run: the command after "--" (borrowed from argv, NULL-terminated like argv). */
+    char *const *run_argv;
+    int run_argc;
+    bool force_change; /* user create / reset-password: change it at next sign-in */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage

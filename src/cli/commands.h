@@ -29,5 +29,9 @@ int kl_cli_cmd_user(kl_cli_ctx *c);
 int kl_cli_cmd_group(kl_cli_ctx *c);
 /* role assignment create|list|delete and role check */
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);
+/* identity create|show|list|delete|assign|remove, site|vm create|show|delete */
+int kl_cli_cmd_identity(kl_cli_ctx *c);
+/* run --site NAME -- COMMAND...: a workload with the site's identity endpoint */
+int kl_cli_cmd_run(kl_cli_ctx *c);
 
 #endif

@@ -41,6 +41,7 @@ static const char OVERVIEW[] =
     "  signing-key list\n"
     "  signing-key rotate [--revoke-previous]\n"
     "  signin list [--client CLIENT-ID] [--failed]\n"
+    "  run --site NAME -- COMMAND [ARGS...]\n"
     "  role definition list [--custom] [SCOPE]\n"
     "  role definition show|delete ROLE [SCOPE]\n"
     "  role definition create --file ROLE.json [SCOPE]\n"
@@ -49,6 +50,14 @@ static const char OVERVIEW[] =
     "  role assignment delete ASSIGNMENT [SCOPE]\n"
     "  role check --assignee WHO --action ACTION [--data] SCOPE\n"
     "  (SCOPE is --scope ARM-SCOPE or --account NAME; 'keyless role --help')\n"
+    "  identity create NAME [--location LOC]\n"
+    "  identity show|delete IDENTITY\n"
+    "  identity list\n"
+    "  identity assign|remove IDENTITY --resource ID...\n"
+    "  site create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
+    "  site show|delete NAME\n"
+    "  vm create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
+    "  vm show|delete NAME\n"
     "  user create UPN [--display-name NAME] [--force-change]   (password on stdin)\n"
     "  user list\n"
     "  user show|enable|disable|delete USER\n"
@@ -242,6 +251,22 @@ static const char SIGNIN[] =
     "(at most 100): time, client id, credential type, address, result and, for a\n"
     "refusal, the AADSTS code and why. Secrets are never recorded.\n";
 
+static const char RUN[] =
+    "Usage:\n"
+    "  keyless run --site NAME -- COMMAND [ARGS...]\n"
+    "\n"
+    "Starts COMMAND as a workload of the site NAME (Microsoft.Web/sites), the way App\n"
+    "Service starts an app: IDENTITY_ENDPOINT and IDENTITY_HEADER are set, so\n"
+    "ManagedIdentityCredential and DefaultAzureCredential inside it get the site's\n"
+    "managed identities' tokens with no secret in its code or configuration.\n"
+    "IDENTITY_HEADER is a fresh secret for this launch only; keylessd keeps only its\n"
+    "keyed hash. It is revoked when COMMAND exits, and it lapses by itself within 15\n"
+    "minutes if this command is killed without a chance to revoke it (it renews the\n"
+    "lease while COMMAND runs). Signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are\n"
+    "passed on to COMMAND; the exit status is COMMAND's (128+N if a signal N ended\n"
+    "it). Needs Microsoft.Web/sites/identityHeaders/write on the site (and /delete to\n"
+    "revoke), which Owner and Contributor have.\n";
+
 static const char APP[] =
     "Usage:\n"
     "  keyless app create NAME\n"
@@ -338,6 +363,57 @@ static const char ROLE[] =
     "      --action "
     "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action\n";
 
+static const char IDENTITY[] =
+    "Usage:\n"
+    "  keyless identity create NAME [--location LOC]\n"
+    "  keyless identity show IDENTITY\n"
+    "  keyless identity list\n"
+    "  keyless identity delete IDENTITY\n"
+    "  keyless identity assign IDENTITY --resource ID [--resource ID]...\n"
+    "  keyless identity remove IDENTITY --resource ID [--resource ID]...\n"
+    "\n"
+    "A managed identity is a principal with no secret of any kind: its tokens come\n"
+    "only from the identity endpoint of a resource that carries it. A user-assigned\n"
+    "identity (Microsoft.ManagedIdentity/userAssignedIdentities) is a resource of its\n"
+    "own; IDENTITY is its name in the resource group, or its full id.\n"
+    "\n"
+    "  create   creates one; it gets a client id and a principal id (give roles\n"
+    "           to the principal id with 'keyless role assignment create').\n"
+    "  show     prints one.   list  lists those of the resource group given with\n"
+    "           --resource-group, or of the whole subscription.\n"
+    "  delete   deletes it: it is detached from every resource, and its role\n"
+    "           assignments go with it.\n"
+    "  assign   attaches it to each resource (the id of a site, VM or account);\n"
+    "           IDENTITY 'system' enables the resource's system-assigned identity.\n"
+    "           Attaching needs Microsoft.ManagedIdentity/userAssignedIdentities/\n"
+    "           assign/action on the identity (Managed Identity Operator).\n"
+    "  remove   detaches it (never deletes it); 'system' disables the\n"
+    "           system-assigned identity, which deletes it with its role\n"
+    "           assignments (enabling it again makes a new one).\n"
+    "\n"
+    "See docs/managed-identities.md.\n";
+
+static const char COMPUTE[] =
+    "Usage:\n"
+    "  keyless site create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
+    "  keyless site show NAME\n"
+    "  keyless site delete NAME\n"
+    "  keyless vm create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
+    "  keyless vm show NAME\n"
+    "  keyless vm delete NAME\n"
+    "\n"
+    "A site (Microsoft.Web/sites) is an app whose workloads get the App-Service-style\n"
+    "identity endpoint; a vm (Microsoft.Compute/virtualMachines) is a host whose\n"
+    "IMDS-style endpoint serves its identities. Names are unique per kind.\n"
+    "\n"
+    "  create   creates it; --assign-identity system gives it a system-assigned\n"
+    "           identity, --assign-identity IDENTITY attaches a user-assigned one\n"
+    "           (its name or id; repeatable). Change them later with 'keyless\n"
+    "           identity assign|remove'.\n"
+    "  show     prints it with its identities.\n"
+    "  delete   deletes it with its system-assigned identity and that identity's\n"
+    "           role assignments; user-assigned identities are only detached.\n";
+
 void kl_cli_help(FILE *f, const char *noun)
 {
     const char *text = OVERVIEW;
@@ -361,6 +437,12 @@ void kl_cli_help(FILE *f, const char *noun)
         text = SIGNING_KEY;
     else if (noun && strcmp(noun, "signin") == 0)
         text = SIGNIN;
+    else if (noun && strcmp(noun, "identity") == 0)
+        text = IDENTITY;
+    else if (noun && (strcmp(noun, "site") == 0 || strcmp(noun, "vm") == 0))
+        text = COMPUTE;
+    else if (noun && strcmp(noun, "run") == 0)
+        text = RUN;
     else if (noun && strcmp(noun, "user") == 0)
         text = USER;
     else if (noun && strcmp(noun, "group") == 0)

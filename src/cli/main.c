@@ -110,6 +110,19 @@ static int dispatch(kl_cli_ctx *c)
     case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
     case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
+    case KL_CLI_CMD_IDENTITY_CREATE:
+    case KL_CLI_CMD_IDENTITY_SHOW:
+    case KL_CLI_CMD_IDENTITY_LIST:
+    case KL_CLI_CMD_IDENTITY_DELETE:
+    case KL_CLI_CMD_IDENTITY_ASSIGN:
+    case KL_CLI_CMD_IDENTITY_REMOVE:
+    case KL_CLI_CMD_SITE_CREATE:
+    case KL_CLI_CMD_SITE_SHOW:
+    case KL_CLI_CMD_SITE_DELETE:
+    case KL_CLI_CMD_VM_CREATE:
+    case KL_CLI_CMD_VM_SHOW:
+    case KL_CLI_CMD_VM_DELETE: return kl_cli_cmd_identity(c);
+    case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
     case KL_CLI_CMD_USER_CREATE:
     case KL_CLI_CMD_USER_LIST:
     case KL_CLI_CMD_USER_SHOW:

@@ -46,6 +46,24 @@
 
 #define KL_MAX_SIGNIN_QUEUE 4096 /* sign-in log records waiting for the store */
 
+/* Managed-identity endpoints (src/imds/) */
+/* A token request's query string (the server's own limit is KL_MAX_REQUEST_LINE). */
+#define KL_MAX_MI_QUERY 4096
+#define KL_MAX_MI_RESOURCE 512      /* the resource parameter (an App ID URI) */
+#define KL_MAX_MI_SELECTOR 1024     /* client_id, object_id, msi_res_id ... (an ARM id fits) */
+#define KL_MAX_IDENTITY_HEADER 256  /* X-IDENTITY-HEADER's value */
+#define KL_IDENTITY_HEADER_BYTES 32 /* random bytes of a launch secret (base64url: 43) */
+#define KL_MI_TOKEN_DEFAULT_LIFETIME_S (24 * 3600) /* as Azure's managed-identity tokens */
+#define KL_MI_TOKEN_MIN_LIFETIME_S 300             /* --mi-token-lifetime-min range */
+#define KL_MI_TOKEN_MAX_LIFETIME_S (24 * 3600)
+/* A cached token is handed out again until this much of its life is left (at most a
+ * quarter of its lifetime), so a client never gets one about to expire: MSAL refetches a
+ * token within 5 minutes of expiry on every call. */
+#define KL_MI_TOKEN_RENEW_MARGIN_S 3600
+#define KL_MI_TOKEN_CACHE_SLOTS 4096   /* (identity, resource) pairs cached per node */
+#define KL_IDENTITY_HEADER_LEASE_S 900 /* a launch secret lives this long unless renewed */
+#define KL_MAX_IDENTITY_HEADERS 65536  /* launch secrets alive at once, all sites */
+
 /* application/x-www-form-urlencoded token requests */
 #define KL_MAX_FORM_BYTES (64 * 1024) /* whole body; an assertion fits (KL_MAX_TOKEN_BYTES) */
 #define KL_MAX_FORM_PARAMS 64         /* MSAL sends about 15, telemetry included */
@@ -118,8 +136,9 @@
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
-#define KL_ARM_MAX_API_VERSION 32   /* longest api-version value echoed back in an error */
-#define KL_ARM_MAX_VERSION_LIST 512 /* the supported api-versions of one type, comma-joined */
+#define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
+#define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
+#define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */
 
 /* RBAC */
 #define KL_MAX_SCOPE_DEPTH 16    /* levels in a scope: "/", subscription, group, resources */

@@ -17,8 +17,17 @@ static const char usage[] =
     "  --data-dir DIR            state directory (KEYLESS_DATA_DIR; default /var/lib/keyless\n"
     "                            as root, else $XDG_DATA_HOME/keyless)\n"
     "  --listen HOST:PORT        public TLS listener (KEYLESS_LISTEN; default 127.0.0.1:8443)\n"
-    "  --imds-listen HOST:PORT   managed identity endpoint, loopback only\n"
-    "                            (KEYLESS_IMDS_LISTEN; default 127.0.0.1:50342)\n"
+    "  --imds-listen HOST:PORT   managed identity endpoints, plain HTTP: a loopback address\n"
+    "                            or exactly 169.254.169.254:80 (KEYLESS_IMDS_LISTEN; default\n"
+    "                            127.0.0.1:50342)\n"
+    "  --imds-listen-unsafe on   allow any other --imds-listen address: whoever reaches it\n"
+    "                            gets this host's identities' tokens (KEYLESS_IMDS_LISTEN_UNSAFE;\n"
+    "                            default off)\n"
+    "  --vm NAME                 the VM (Microsoft.Compute/virtualMachines) this node is: its\n"
+    "                            identities are served on the IMDS path (KEYLESS_VM; default\n"
+    "                            none)\n"
+    "  --mi-token-lifetime-min N  lifetime of managed-identity tokens\n"
+    "                            (KEYLESS_MI_TOKEN_LIFETIME_MIN; default 1440, 5 to 1440)\n"
     "  --metrics-listen HOST:PORT  plain-HTTP /metrics listener (KEYLESS_METRICS_LISTEN; off)\n"
     "  --tls-cert PEM --tls-key PEM  your own certificate chain and key (KEYLESS_TLS_CERT,\n"
     "                            KEYLESS_TLS_KEY; default: self-signed under DIR/tls)\n"
@@ -199,6 +208,12 @@ static const opt opts[] = {
     STR("--data-dir", "KEYLESS_DATA_DIR", data_dir),
     STR("--listen", "KEYLESS_LISTEN", listen),
     STR("--imds-listen", "KEYLESS_IMDS_LISTEN", imds_listen),
+    {"--imds-listen-unsafe", "KEYLESS_IMDS_LISTEN_UNSAFE", O_BOOL,
+     offsetof(kl_config, imds_listen_unsafe), 0, 0, 0},
+    STR("--vm", "KEYLESS_VM", vm),
+    {"--mi-token-lifetime-min", "KEYLESS_MI_TOKEN_LIFETIME_MIN", O_INT,
+     offsetof(kl_config, mi_token_lifetime_min), 0, KL_MI_TOKEN_MIN_LIFETIME_S / 60,
+     KL_MI_TOKEN_MAX_LIFETIME_S / 60},
     STR("--metrics-listen", "KEYLESS_METRICS_LISTEN", metrics_listen),
     STR("--tls-cert", "KEYLESS_TLS_CERT", tls_cert),
     STR("--tls-key", "KEYLESS_TLS_KEY", tls_key),
@@ -273,6 +288,7 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
     cfg->body_timeout_ms = KL_BODY_TIMEOUT_MS;
     cfg->signing_key_rotation_days = 30;
     cfg->token_lifetime_min = 60;
+    cfg->mi_token_lifetime_min = KL_MI_TOKEN_DEFAULT_LIFETIME_S / 60;
     snprintf(cfg->signing_key_alg, sizeof(cfg->signing_key_alg), "RS256");
     cfg->access_log = true;
     cfg->log_level = KL_LOG_INFO;

@@ -10,10 +10,13 @@
 
 typedef struct kl_config {
     char data_dir[512];
-    char listen[128];         /* public TLS listener host:port */
-    char imds_listen[128];    /* managed identity endpoint, loopback only */
-    char metrics_listen[128]; /* "" = no separate metrics listener */
-    char tls_cert[512];       /* "" = self-signed in DIR/tls */
+    char listen[128];          /* public TLS listener host:port */
+    char imds_listen[128];     /* managed identity endpoints: loopback or 169.254.169.254:80 */
+    bool imds_listen_unsafe;   /* --imds-listen-unsafe: any address (the operator's risk) */
+    char vm[KL_MAX_NAME + 1];  /* --vm: the VM whose identities the IMDS path serves; "" none */
+    int mi_token_lifetime_min; /* managed-identity tokens (default 24 h, as Azure's) */
+    char metrics_listen[128];  /* "" = no separate metrics listener */
+    char tls_cert[512];        /* "" = self-signed in DIR/tls */
     char tls_key[512];
     char account_domain[256]; /* accounts reached by Host {name}.{domain}; "" disables */
     char public_url[512];     /* "" = derived from the public listener */

@@ -142,6 +142,14 @@ static bool is_loopback_hostport(const char *hp)
     return !strncmp(hp, "127.", 4) || !strncmp(hp, "[::1]:", 6) || !strncmp(hp, "localhost:", 10);
 }
 
+/* Where the identity endpoints may listen without --imds-listen-unsafe: loopback, or the
+ * link-local address and port Azure's clients call by default (on that address, routed
+ * to this host only, as on Azure; docs/operations.md). */
+static bool imds_address_allowed(const char *hp)
+{
+    return is_loopback_hostport(hp) || !strcmp(hp, "169.254.169.254:80");
+}
+
 static void public_base(const kl_config *cfg, int port, char *out, size_t outlen)
 {
     if (cfg->public_url[0]) {
@@ -198,6 +206,7 @@ int main(int argc, char **argv)
     kl_mgmt *mgmt = NULL;
     kl_gateway *gateway = NULL;
     kl_gateway_sts *sts = NULL;
+    kl_imds *imds_ep = NULL;
     kl_signins *signins = NULL;
     kl_http_server *server = NULL;
     kl_egress *egress = NULL;
@@ -236,13 +245,19 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (!is_loopback_hostport(cfg.imds_listen)) {
+    if (!imds_address_allowed(cfg.imds_listen)) {
         /* The identity endpoint hands out tokens to whoever can reach it: that must only
          * ever be code on this host. */
-        kl_log(KL_LOG_ERROR, "config", "reason", "--imds-listen must be a loopback address",
-               "value", cfg.imds_listen, NULL);
-        rc = 2;
-        goto out;
+        if (!cfg.imds_listen_unsafe) {
+            kl_log(KL_LOG_ERROR, "config", "reason",
+                   "--imds-listen must be a loopback address or 169.254.169.254:80 (any other "
+                   "needs --imds-listen-unsafe on)",
+                   "value", cfg.imds_listen, NULL);
+            rc = 2;
+            goto out;
+        }
+        kl_log(KL_LOG_WARN, "imds_listen_unsafe", "value", cfg.imds_listen, "detail",
+               "whoever reaches this address gets the tokens of this host's identities", NULL);
     }
     /* The egress policy comes from the operator's configuration only; nothing the
      * control plane stores can widen it. */
@@ -436,7 +451,12 @@ int main(int argc, char **argv)
 
     char base_url[600];
     public_base(&cfg, public_port, base_url, sizeof(base_url));
-    kl_mgmt_cfg mcfg = {.store = store,
+    /* What keyless run hands its command as IDENTITY_ENDPOINT. */
+    char identity_endpoint[200];
+    snprintf(identity_endpoint, sizeof(identity_endpoint), "http://%.*s:%d/msi/token",
+             (int)(strrchr(cfg.imds_listen, ':') - cfg.imds_listen), cfg.imds_listen, imds_port);
+    kl_mgmt_cfg mcfg = {.identity_endpoint = identity_endpoint,
+                        .store = store,
                         .holder = holder,
                         .keys = keys,
                         .policy = policy,
@@ -470,6 +490,13 @@ int main(int argc, char **argv)
                                      cfg.federation_ca_file[0] ? cfg.federation_ca_file : NULL};
     if (kl_gateway_sts_new(&stscfg, &sts) != 0)
         goto out;
+    kl_imds_cfg icfg = {.holder = holder,
+                        .keys = keys,
+                        .vm = cfg.vm,
+                        .token_lifetime_s = (int64_t)cfg.mi_token_lifetime_min * 60};
+    if (kl_imds_new(&icfg, &imds_ep) != 0)
+        goto out;
+    router.imds = imds_ep;
     router.sts = sts;
     router.mgmt = mgmt;
     router.gateway = gateway;
@@ -502,9 +529,9 @@ int main(int argc, char **argv)
         snprintf(met, sizeof(met), "%.*s:%d",
                  (int)(strrchr(cfg.metrics_listen, ':') - cfg.metrics_listen), cfg.metrics_listen,
                  metrics_port);
-    kl_log(KL_LOG_INFO, "ready", "public", pub, "imds", imds, "admin", admin_path, "metrics",
-           metrics_port ? met : NULL, "private", privs[0] ? privs : NULL, "data_dir", cfg.data_dir,
-           "endpoint_base", base_url, "egress",
+    kl_log(KL_LOG_INFO, "ready", "public", pub, "imds", imds, "vm", cfg.vm[0] ? cfg.vm : NULL,
+           "admin", admin_path, "metrics", metrics_port ? met : NULL, "private",
+           privs[0] ? privs : NULL, "data_dir", cfg.data_dir, "endpoint_base", base_url, "egress",
            kl_egress_has_allowlist(egress) ? "allowlist" : "default", "version", KL_VERSION, NULL);
 
     int sig = 0;
@@ -522,6 +549,7 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_gateway_sts_free(sts);
+    kl_imds_free(imds_ep);
     kl_signins_stop(signins); /* writes what is queued, before the store closes */
     kl_mgmt_free(mgmt);
     kl_policy_stop(policy); /* its compactor reads the store */

@@ -109,6 +109,10 @@ void kl_router_handle(kl_http_req *r, void *arg)
         return;
     case KL_FACE_IMDS:
         kl_http_req_set_route(r, KL_ROUTE_IDENTITY);
+        if (rt->imds) {
+            kl_imds_handle(rt->imds, r);
+            return;
+        }
         not_found(r);
         return;
     case KL_FACE_PUBLIC:

@@ -8,6 +8,7 @@
 #include "gateway/gateway.h"
 #include "gateway/sts.h"
 #include "http/server.h"
+#include "imds/imds.h"
 #include "mgmt/mgmt.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
@@ -16,6 +17,7 @@ typedef struct kl_router {
     kl_mgmt *mgmt;              /* borrowed */
     kl_gateway *gateway;        /* borrowed */
     kl_gateway_sts *sts;        /* borrowed: the token service (discovery, JWKS, token) */
+    kl_imds *imds;              /* borrowed, may be NULL: the managed-identity endpoints */
     kl_metrics *metrics;        /* borrowed */
     kl_store *store;            /* borrowed: /healthz reports not ready while it is unreachable */
     kl_snapshot_holder *holder; /* borrowed, may be NULL: key ages on /metrics */

@@ -31,6 +31,9 @@
 #define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 #define TENANT_NAME "keyless" /* KL_STORE_TENANT_DISPLAY_NAME: the tenant by name */
+/* The ADFS-style authority of the default tenant: MSAL (Python, and the az CLI on it)
+ * skips Microsoft's instance discovery only for an authority whose tenant is "adfs". */
+#define ADFS_SEGMENT "adfs"
 #define MAX_TENANT_SEG 64
 #define MAX_ECHO 256 /* longest caller value echoed in an error description */
 
@@ -325,6 +328,39 @@ static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v
         "frontchannel_logout_supported", 1, "end_session_endpoint", logout, "tenant_region_scope",
         "cloud_instance_name", "keyless", "claims_supported", "sub", "iss", "aud", "exp", "iat",
         "nbf", "tid", "oid", "ver");
+    kl_http_respond_json(r, 200, doc);
+}
+
+/* The ADFS-style document (MS-OIDCE): every endpoint under /adfs, no v2.0 paths, and
+ * access_token_issuer, which ADFS adds because its access tokens' issuer differs from
+ * the OIDC issuer. Both name the v1 issuer of the default tenant here: the tokens are
+ * the same v1 tokens the tenant's own endpoints sign, and no id_token is ever issued. */
+static void adfs_discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid)
+{
+    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700];
+    const char *b = s->base, *a = ADFS_SEGMENT;
+    kl_gateway_sts_issuer(tid, issuer, sizeof(issuer));
+    snprintf(authz, sizeof(authz), "%s/%s/oauth2/authorize", b, a);
+    snprintf(token, sizeof(token), "%s/%s/oauth2/token", b, a);
+    snprintf(keys, sizeof(keys), "%s/%s/discovery/keys", b, a);
+    snprintf(devcode, sizeof(devcode), "%s/%s/oauth2/devicecode", b, a);
+    snprintf(logout, sizeof(logout), "%s/%s/oauth2/logout", b, a);
+    snprintf(userinfo, sizeof(userinfo), "%s/%s/userinfo", b, a);
+    json_t *doc = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[sss],s:[ss],s:[s],s:[sss],s:[s],s:[s],s:[sss],"
+        "s:[ssss],s:[sssssssss],s:b,s:b,s:b}",
+        "issuer", issuer, "access_token_issuer", issuer, "authorization_endpoint", authz,
+        "token_endpoint", token, "jwks_uri", keys, "device_authorization_endpoint", devcode,
+        "end_session_endpoint", logout, "userinfo_endpoint", userinfo,
+        "token_endpoint_auth_methods_supported", "client_secret_post", "client_secret_basic",
+        "private_key_jwt", "token_endpoint_auth_signing_alg_values_supported", "RS256", "PS256",
+        "grant_types_supported", "client_credentials", "response_modes_supported", "query",
+        "fragment", "form_post", "subject_types_supported", "pairwise",
+        "id_token_signing_alg_values_supported", "RS256", "response_types_supported", "code",
+        "id_token", "code id_token", "scopes_supported", "openid", "profile", "email",
+        "offline_access", "claims_supported", "sub", "iss", "aud", "exp", "iat", "nbf", "tid",
+        "oid", "ver", "microsoft_multi_refresh_token", 0, "frontchannel_logout_supported", 1,
+        "http_logout_supported", 1);
     kl_http_respond_json(r, 200, doc);
 }
 
@@ -707,7 +743,10 @@ static bool form_content_type(kl_http_req *r)
                              want, sizeof(want) - 1);
 }
 
-static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1)
+/* realm: the path segment of the endpoint posted to (the tenant id, or ADFS_SEGMENT), so
+ * that a client assertion's aud is this endpoint's URL. */
+static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1,
+                  const char *realm)
 {
     kl_form *f = NULL, *basic = NULL;
     sts_client c = {0};
@@ -785,7 +824,7 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
         goto out;
     }
     counting = true;
-    snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, tid, v1 ? "" : "/v2.0");
+    snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, realm, v1 ? "" : "/v2.0");
     c.token_endpoint = endpoint;
     if (!pick_resource(a, r, f, v1, tid, resource, sizeof(resource)))
         goto out;
@@ -826,6 +865,30 @@ out:
     kl_form_free(basic);
 }
 
+/* The ADFS-style authority (/adfs/...) of the default tenant: the v1 routes, plus its
+ * discovery document under /adfs/v2.0/ too, because MSAL Python compares the tenant
+ * "adfs" case-sensitively there (an authority ending in /ADFS asks for that path). */
+static void adfs_handle(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                        sts_route rt)
+{
+    const char *tid = kl_snapshot_tenant_id(snap);
+    if (!tid[0]) {
+        unknown_tenant(a, r, ADFS_SEGMENT, sizeof(ADFS_SEGMENT) - 1, a != NULL);
+        return;
+    }
+    switch (rt) {
+    case STS_DISCOVERY_V1:
+    case STS_DISCOVERY_V2: adfs_discovery(s, r, tid); break;
+    case STS_KEYS_V1: jwks(r, snap); break;
+    case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
+    case STS_KEYS_V2:
+    case STS_TOKEN_V2:
+    case STS_NONE:
+        kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
+        break;
+    }
+}
+
 void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
 {
     const char *seg = NULL;
@@ -856,6 +919,10 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
                   "A transient error has occurred. Please try again.");
         return;
     }
+    if (kl_str_ieqn(seg, n, ADFS_SEGMENT, sizeof(ADFS_SEGMENT) - 1)) {
+        adfs_handle(a, s, r, snap, rt);
+        goto out;
+    }
     if (!tenant_matches(snap, seg, n)) {
         unknown_tenant(is_token ? a : NULL, r, seg, n, is_token);
         goto out;
@@ -866,8 +933,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_DISCOVERY_V1: discovery(s, r, tid, false); break;
     case STS_KEYS_V2:
     case STS_KEYS_V1: jwks(r, snap); break;
-    case STS_TOKEN_V2: token(a, s, r, snap, false); break;
-    case STS_TOKEN_V1: token(a, s, r, snap, true); break;
+    case STS_TOKEN_V2: token(a, s, r, snap, false, tid); break;
+    case STS_TOKEN_V1: token(a, s, r, snap, true, tid); break;
     case STS_NONE: break;
     }
 out:

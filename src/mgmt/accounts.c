@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "crypto/apikey.h"
 #include "crypto/seal.h"
+#include "mgmt/identity.h"
 #include "mgmt/internal.h"
 #include "mgmt/resource.h"
 
@@ -43,6 +44,17 @@ static void free_key(kl_store_key *k)
     }
 }
 
+/* The account as ARM shows it, with its identity block; NULL on failure. */
+static json_t *account_json(kl_mgmt_call *c, const kl_store_account *a)
+{
+    json_t *o = kl_arm_account_json(a, c->m->public_base_url);
+    if (o && kl_mgmt_identity_member(c, o, a->id)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
 static void reply_account(kl_mgmt_call *c, int status)
 {
     kl_store_account *a = NULL;
@@ -51,7 +63,7 @@ static void reply_account(kl_mgmt_call *c, int status)
         kl_mgmt_fail_internal(c, err, "get_account");
         return;
     }
-    kl_mgmt_reply_json(c, status, kl_arm_account_json(a, c->m->public_base_url));
+    kl_mgmt_reply_json(c, status, account_json(c, a));
     kl_store_account_free(a);
 }
 
@@ -68,6 +80,7 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
     kl_account_input in = {0};
     kl_store_key keys[2] = {{0}, {0}};
     kl_arm_error e = {0};
+    kl_identity_prep prep = {0};
     char id[KL_ARM_MAX_ID];
     char etag[KL_UUID_LEN + 1];
     int64_t now = kl_now_unix();
@@ -81,6 +94,10 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
     err = kl_arm_parse_account(c->body, n->account, NULL, &in, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
+        return;
+    }
+    if (!err && kl_mgmt_identity_prepare(c, id, false, &prep)) {
+        kl_account_input_free(&in);
         return;
     }
     /* Keys are made up front so that creating the account and its keys is one
@@ -109,11 +126,14 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
                           .etag = etag,
                           .created_at = now,
                           .modified_at = now};
-    err = kl_store_put_account(c->m->store, &a, keys, 2, &created);
+    err = kl_store_put_account_ex(c->m->store, &a, keys, 2, prep.has_spec ? &prep.spec : NULL,
+                                  &created);
     if (err == KL_ECONFLICT) {
         reply_conflict(c);
         goto out;
     }
+    if (err && kl_mgmt_identity_write_failed(c, id, err))
+        goto out;
     if (err) {
         kl_mgmt_fail_internal(c, err, "put_account");
         goto out;
@@ -125,6 +145,7 @@ out:
     free_key(&keys[0]);
     free_key(&keys[1]);
     kl_account_input_free(&in);
+    kl_identity_prep_free(&prep);
 }
 
 void kl_mgmt_account_patch(kl_mgmt_call *c)
@@ -132,6 +153,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     kl_store_account *base = NULL;
     kl_account_input in = {0};
     kl_arm_error e = {0};
+    kl_identity_prep prep = {0};
     char etag[KL_UUID_LEN + 1];
     if (kl_mgmt_find_account(c, true, &base))
         return;
@@ -140,6 +162,8 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
         kl_mgmt_reply_error(c, &e);
         goto out;
     }
+    if (!err && kl_mgmt_identity_prepare(c, base->id, true, &prep))
+        goto out;
     if (!err)
         err = kl_uuid_v4(etag);
     if (err) {
@@ -157,11 +181,14 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     a.etag = etag;
     a.modified_at = kl_now_unix();
     bool created = false;
-    err = kl_store_put_account(c->m->store, &a, NULL, 0, &created);
+    err = kl_store_put_account_ex(c->m->store, &a, NULL, 0, prep.has_spec ? &prep.spec : NULL,
+                                  &created);
     if (err == KL_ECONFLICT) {
         reply_conflict(c);
         goto out;
     }
+    if (err && kl_mgmt_identity_write_failed(c, base->id, err))
+        goto out;
     if (err || created) {
         /* created: deleted and re-created by someone else in between; not ours. */
         kl_mgmt_fail_internal(c, err ? err : KL_ECONFLICT, "patch_account");
@@ -172,6 +199,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     reply_account(c, 200);
 out:
     kl_account_input_free(&in);
+    kl_identity_prep_free(&prep);
     kl_store_account_free(base);
 }
 
@@ -180,7 +208,7 @@ void kl_mgmt_account_get(kl_mgmt_call *c)
     kl_store_account *a = NULL;
     if (kl_mgmt_find_account(c, true, &a))
         return;
-    kl_mgmt_reply_json(c, 200, kl_arm_account_json(a, c->m->public_base_url));
+    kl_mgmt_reply_json(c, 200, account_json(c, a));
     kl_store_account_free(a);
 }
 
@@ -225,7 +253,7 @@ void kl_mgmt_accounts_list(kl_mgmt_call *c)
         /* Not allowed on the whole collection: only what the caller may read. */
         if (c->list_filtered && !kl_mgmt_allowed(c, c->route->action, list[i]->id))
             continue;
-        ok = json_array_append_new(value, kl_arm_account_json(list[i], c->m->public_base_url)) == 0;
+        ok = json_array_append_new(value, account_json(c, list[i])) == 0;
         shown++;
     }
     if (ok)

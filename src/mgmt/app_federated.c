@@ -144,6 +144,8 @@ void kl_mgmt_federated_create(kl_mgmt_call *c)
     const char *name = NULL, *issuer = NULL, *subject = NULL, *description = NULL;
     char *aud = NULL;
     bool absent = false;
+    if (kl_mgmt_mi_credential_refused(c))
+        return;
     if (!get_text(c, "name", KL_MAX_FEDERATED_NAME, true, &name))
         return;
     if (!valid_name(name)) {

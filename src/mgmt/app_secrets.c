@@ -131,6 +131,8 @@ static void app_not_found(kl_mgmt_call *c)
 void kl_mgmt_application_add_password(kl_mgmt_call *c)
 {
     const json_t *pc = c->body ? json_object_get(c->body, "passwordCredential") : NULL;
+    if (kl_mgmt_mi_credential_refused(c))
+        return;
     if (pc && !json_is_object(pc) && !json_is_null(pc)) {
         kl_mgmt_fail(c, 400, "Request_BadRequest", "passwordCredential must be an object.");
         return;

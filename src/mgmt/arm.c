@@ -100,6 +100,37 @@ bool kl_arm_valid_deployment_name(const char *s, size_t n)
     return true;
 }
 
+bool kl_arm_valid_site_name(const char *s, size_t n)
+{
+    if (!s || n < 2 || n > 60 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+bool kl_arm_valid_vm_name(const char *s, size_t n)
+{
+    if (!s || n < 1 || n > 64 || !is_alnum(s[0]) || s[n - 1] == '.' || s[n - 1] == '-' ||
+        has_dotdot(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return true;
+}
+
+bool kl_arm_valid_identity_name(const char *s, size_t n)
+{
+    if (!s || n < 3 || n > KL_MAX_NAME || !is_alnum(s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
 /* ---------------------------------------------------------------- paths */
 
 static bool is_capture(const char *seg, size_t len)
@@ -263,6 +294,17 @@ static const name_rule name_rules[] = {
      "Invalid object identifier: an id must be a GUID."},
     {"credential", valid_guid, FIELD(credential), true, "Request_BadRequest",
      "Invalid federated identity credential id: an id must be a GUID."},
+    {"launch", valid_guid, FIELD(launch), true, "InvalidResourceName",
+     "The launch id is invalid: it must be a GUID."},
+    {"site", kl_arm_valid_site_name, FIELD(site), false, "InvalidResourceName",
+     "The site name is invalid: use 2-60 letters, digits or '-', not starting or ending "
+     "with '-'."},
+    {"vm", kl_arm_valid_vm_name, FIELD(vm), false, "InvalidResourceName",
+     "The virtual machine name is invalid: use 1-64 letters, digits, '-', '_' or '.', "
+     "starting with a letter or digit and not ending with '.' or '-'."},
+    {"identity", kl_arm_valid_identity_name, FIELD(identity), false, "InvalidResourceName",
+     "The identity name is invalid: use 3-90 letters, digits, '-' or '_', starting with a "
+     "letter or digit."},
     {"user", valid_user_key, FIELD(user), true, "Request_BadRequest",
      "Invalid object identifier: use the user's id (a GUID) or its userPrincipalName."},
     {"member", valid_guid, FIELD(member), true, "Request_BadRequest",
@@ -504,6 +546,24 @@ const char *const kl_arm_versions_role_assignments[] = {"2022-04-01",         "2
  * on) and the original 2015-07-01; the body served is 2022-04-01's. */
 const char *const kl_arm_versions_role_definitions[] = {"2022-05-01-preview", "2022-04-01",
                                                         "2018-01-01-preview", "2015-07-01", NULL};
+/* The versions the @azure/arm-appservice, @azure/arm-compute and @azure/arm-msi releases
+ * of the last years send, and the older stable ones whose identity block is the same
+ * (type, principalId, tenantId, userAssignedIdentities with principalId/clientId:
+ * 2018-06-01 on for VMs, 2018-02-01 on for sites, 2018-11-30 on for identities); the body
+ * served is the newest's, for what keyless implements (docs/managed-identities.md). */
+const char *const kl_arm_versions_sites[] = {
+    "2024-11-01", "2024-04-01", "2023-12-01", "2023-01-01", "2022-09-01", "2022-03-01",
+    "2021-03-01", "2021-02-01", "2021-01-15", "2021-01-01", "2020-12-01", "2020-10-01",
+    "2020-09-01", "2020-06-01", "2019-08-01", "2018-11-01", "2018-02-01", NULL};
+const char *const kl_arm_versions_vms[] = {
+    "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-09-01", "2023-07-01",
+    "2023-03-01", "2022-11-01", "2022-08-01", "2022-03-01", "2021-11-01", "2021-07-01",
+    "2021-04-01", "2021-03-01", "2020-12-01", "2020-06-01", "2019-12-01", "2019-07-01",
+    "2019-03-01", "2018-10-01", "2018-06-01", NULL};
+const char *const kl_arm_versions_identities[] = {
+    "2025-05-31-preview", "2025-01-31-preview", "2024-11-30",
+    "2023-07-31-preview", "2023-01-31",         "2022-01-31-preview",
+    "2021-09-30-preview", "2018-11-30",         NULL};
 
 /* Echoed only when it looks like a version: it is client input. */
 static bool version_echoable(const char *v)

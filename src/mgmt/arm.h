@@ -29,6 +29,21 @@
 #define KL_ARM_DEPLOYMENTS KL_ARM_ACCOUNT "/deployments"
 #define KL_ARM_DEPLOYMENT KL_ARM_DEPLOYMENTS "/{deployment}"
 
+/* Resources that carry managed identities, and user-assigned identities themselves. */
+#define KL_ARM_SITES_IN_SUB KL_ARM_SUB "/providers/Microsoft.Web/sites"
+#define KL_ARM_SITES_IN_RG KL_ARM_RG "/providers/Microsoft.Web/sites"
+#define KL_ARM_SITE KL_ARM_SITES_IN_RG "/{site}"
+/* A launch secret of a site (keyless run): {launch} is the launch id, a GUID. */
+#define KL_ARM_IDENTITY_HEADER KL_ARM_SITE "/identityHeaders/{launch}"
+#define KL_ARM_VMS_IN_SUB KL_ARM_SUB "/providers/Microsoft.Compute/virtualMachines"
+#define KL_ARM_VMS_IN_RG KL_ARM_RG "/providers/Microsoft.Compute/virtualMachines"
+#define KL_ARM_VM KL_ARM_VMS_IN_RG "/{vm}"
+#define KL_ARM_UAMIS_IN_SUB KL_ARM_SUB "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+#define KL_ARM_UAMIS_IN_RG KL_ARM_RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+#define KL_ARM_UAMI KL_ARM_UAMIS_IN_RG "/{identity}"
+/* The system-assigned identity of the resource {scope}. */
+#define KL_ARM_SYSTEM_IDENTITY "/{scope}/providers/Microsoft.ManagedIdentity/identities/default"
+
 #define KL_ARM_AUTHZ "/{scope}/providers/Microsoft.Authorization"
 #define KL_ARM_ROLE_ASSIGNMENTS KL_ARM_AUTHZ "/roleAssignments"
 #define KL_ARM_ROLE_ASSIGNMENT KL_ARM_ROLE_ASSIGNMENTS "/{roleAssignment}"
@@ -61,6 +76,10 @@
 
 #define KL_ARM_ACCOUNT_TYPE "Microsoft.CognitiveServices/accounts"
 #define KL_ARM_DEPLOYMENT_TYPE "Microsoft.CognitiveServices/accounts/deployments"
+#define KL_ARM_SITE_TYPE "Microsoft.Web/sites"
+#define KL_ARM_VM_TYPE "Microsoft.Compute/virtualMachines"
+#define KL_ARM_UAMI_TYPE "Microsoft.ManagedIdentity/userAssignedIdentities"
+#define KL_ARM_SYSTEM_IDENTITY_TYPE "Microsoft.ManagedIdentity/identities"
 
 #define KL_ARM_MAX_PARAMS 4    /* captures in one pattern */
 #define KL_ARM_MAX_SEGMENTS 32 /* segments in a path we try to match */
@@ -100,6 +119,10 @@ typedef struct kl_arm_names {
     char role_definition[KL_MAX_NAME + 1]; /* a GUID, lower-cased */
     char object[KL_MAX_NAME + 1];          /* a directory object id or app id, lower-cased */
     char credential[KL_MAX_NAME + 1];      /* a federated credential's id (GUID), lower-cased */
+    char site[KL_MAX_NAME + 1];            /* Microsoft.Web/sites */
+    char launch[KL_MAX_NAME + 1];          /* a site's launch id (GUID), lower-cased */
+    char vm[KL_MAX_NAME + 1];              /* Microsoft.Compute/virtualMachines */
+    char identity[KL_MAX_NAME + 1];        /* Microsoft.ManagedIdentity/userAssignedIdentities */
     char user[KL_MAX_UPN + 1];    /* a user's object id or userPrincipalName, lower-cased */
     char member[KL_MAX_NAME + 1]; /* a group member's object id (GUID), lower-cased */
 } kl_arm_names;
@@ -134,6 +157,14 @@ bool kl_arm_valid_resource_group(const char *s, size_t n);
 bool kl_arm_valid_account_name(const char *s, size_t n);
 /* Deployment: 2-64 of letters, digits, - _ . */
 bool kl_arm_valid_deployment_name(const char *s, size_t n);
+/* Site (App Service app): 2-60 of letters, digits and '-', not starting or ending in '-'. */
+bool kl_arm_valid_site_name(const char *s, size_t n);
+/* VM: 1-64 of letters, digits, - _ . ; starting with a letter or digit, not ending in
+ * '.' or '-'. */
+bool kl_arm_valid_vm_name(const char *s, size_t n);
+/* User-assigned identity: 3-90 of letters, digits, '-' and '_', starting with a letter
+ * or digit (Azure allows 128; keyless's names stop at KL_MAX_NAME). */
+bool kl_arm_valid_identity_name(const char *s, size_t n);
 
 /* True if the pattern starts with a {scope} capture. */
 bool kl_arm_pattern_has_scope(const char *pattern);
@@ -167,6 +198,9 @@ extern const char *const kl_arm_versions_accounts[];         /* accounts, keys *
 extern const char *const kl_arm_versions_deployments[];      /* accounts/deployments */
 extern const char *const kl_arm_versions_role_assignments[]; /* roleAssignments */
 extern const char *const kl_arm_versions_role_definitions[]; /* roleDefinitions, permissions */
+extern const char *const kl_arm_versions_sites[];            /* Microsoft.Web/sites */
+extern const char *const kl_arm_versions_vms[];              /* Microsoft.Compute/virtualMachines */
+extern const char *const kl_arm_versions_identities[];       /* Microsoft.ManagedIdentity */
 
 /* Checks the api-version query value (NULL = absent) against supported (NULL-terminated,
  * newest first; compared case-insensitively, as ARM does). 0, or KL_EINVAL with e =

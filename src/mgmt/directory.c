@@ -288,10 +288,12 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
             return;
         }
     }
+    const json_t *kc = json_object_get(c->body, "keyCredentials");
+    if (kc && !json_is_null(kc) && kl_mgmt_mi_credential_refused(c))
+        return;
     kl_store_application *a = find_application(c);
     if (!a)
         return;
-    const json_t *kc = json_object_get(c->body, "keyCredentials");
     if (kc && !json_is_null(kc) && !kl_mgmt_key_credentials_set(c, a, kc)) {
         kl_store_application_free(a);
         return;

@@ -20,6 +20,7 @@ struct kl_mgmt {
     const kl_keys *keys;        /* borrowed */
     kl_policy *policy;          /* borrowed */
     char *public_base_url;      /* owned, without trailing '/' */
+    char *identity_endpoint;    /* owned: the App-Service-style endpoint's URL ("" if none) */
     const kl_egress *egress;    /* borrowed; read-only once the daemon runs */
     struct event *retry;        /* control thread: retries a failed build (NULL before init) */
     int retry_ms;               /* the next retry's delay; 0 when none is pending */
@@ -122,6 +123,33 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c);
 void kl_mgmt_deployment_get(kl_mgmt_call *c);
 void kl_mgmt_deployment_delete(kl_mgmt_call *c);
 void kl_mgmt_deployments_list(kl_mgmt_call *c);
+
+/* --- managed identities (identity.c) and the resources that carry them (compute.c) --- */
+void kl_mgmt_site_put(kl_mgmt_call *c);
+void kl_mgmt_site_patch(kl_mgmt_call *c);
+void kl_mgmt_site_get(kl_mgmt_call *c);
+void kl_mgmt_site_delete(kl_mgmt_call *c);
+/* --- launch secrets of sites (identity_headers.c) --- */
+void kl_mgmt_identity_header_put(kl_mgmt_call *c);
+void kl_mgmt_identity_header_delete(kl_mgmt_call *c);
+void kl_mgmt_sites_list(kl_mgmt_call *c);
+void kl_mgmt_vm_put(kl_mgmt_call *c);
+void kl_mgmt_vm_patch(kl_mgmt_call *c);
+void kl_mgmt_vm_get(kl_mgmt_call *c);
+void kl_mgmt_vm_delete(kl_mgmt_call *c);
+void kl_mgmt_vms_list(kl_mgmt_call *c);
+void kl_mgmt_uami_put(kl_mgmt_call *c);
+void kl_mgmt_uami_get(kl_mgmt_call *c);
+void kl_mgmt_uami_delete(kl_mgmt_call *c);
+void kl_mgmt_uamis_list(kl_mgmt_call *c);
+void kl_mgmt_system_identity_get(kl_mgmt_call *c);
+/* Answers a collection: items[i] (ownership taken; NULL = allocation failure) is shown
+ * unless the call is list_filtered and the caller may not read ids[i]; 403 when it may
+ * read none. */
+void kl_mgmt_reply_filtered_list(kl_mgmt_call *c, json_t **items, char *const *ids, size_t n);
+/* When the path's {object} (an object id or client id) is a managed identity, answers 400
+ * (a managed identity takes no credential of any kind) and returns true. */
+bool kl_mgmt_mi_credential_refused(kl_mgmt_call *c);
 
 /* --- directory (directory.c): Graph v1.0 shapes --- */
 void kl_mgmt_organization_get(kl_mgmt_call *c);

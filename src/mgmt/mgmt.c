@@ -13,6 +13,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "mgmt/identity.h"
 #include "mgmt/internal.h"
 #include "policy/build.h"
 
@@ -33,6 +34,12 @@
 #define V_DEPLOYMENTS kl_arm_versions_deployments
 #define V_ROLE_ASSIGNMENTS kl_arm_versions_role_assignments
 #define V_ROLE_DEFINITIONS kl_arm_versions_role_definitions
+#define WEB "Microsoft.Web/sites"
+#define VMS "Microsoft.Compute/virtualMachines"
+#define MI "Microsoft.ManagedIdentity"
+#define V_SITES kl_arm_versions_sites
+#define V_VMS kl_arm_versions_vms
+#define V_MI kl_arm_versions_identities
 
 /* Adding a resource is adding rows here (and, for new path names, a rule in arm.c). */
 static const kl_mgmt_route routes[] = {
@@ -58,6 +65,39 @@ static const kl_mgmt_route routes[] = {
      V_DEPLOYMENTS},
     {"DELETE", KL_ARM_DEPLOYMENT, CS "/deployments/delete", NONE, kl_mgmt_deployment_delete, ARM,
      SCOPE, V_DEPLOYMENTS},
+
+    /* Resources that carry managed identities, and user-assigned identities. Naming a
+     * user-assigned identity in a write also needs its assign/action (checked by the
+     * handler, as Azure's linked authorization). */
+    {"GET", KL_ARM_SITES_IN_SUB, WEB "/read", NONE, kl_mgmt_sites_list, ARM, LIST, V_SITES},
+    {"GET", KL_ARM_SITES_IN_RG, WEB "/read", NONE, kl_mgmt_sites_list, ARM, LIST, V_SITES},
+    {"PUT", KL_ARM_SITE, WEB "/write", REQUIRED, kl_mgmt_site_put, ARM, SCOPE, V_SITES},
+    {"PATCH", KL_ARM_SITE, WEB "/write", REQUIRED, kl_mgmt_site_patch, ARM, SCOPE, V_SITES},
+    {"GET", KL_ARM_SITE, WEB "/read", NONE, kl_mgmt_site_get, ARM, SCOPE, V_SITES},
+    {"DELETE", KL_ARM_SITE, WEB "/delete", NONE, kl_mgmt_site_delete, ARM, SCOPE, V_SITES},
+    /* Launch secrets (keyless run): made and renewed by PUT, revoked by DELETE. */
+    {"PUT", KL_ARM_IDENTITY_HEADER, WEB "/identityHeaders/write", OPTIONAL,
+     kl_mgmt_identity_header_put, ARM, SCOPE, V_SITES},
+    {"DELETE", KL_ARM_IDENTITY_HEADER, WEB "/identityHeaders/delete", NONE,
+     kl_mgmt_identity_header_delete, ARM, SCOPE, V_SITES},
+    {"GET", KL_ARM_VMS_IN_SUB, VMS "/read", NONE, kl_mgmt_vms_list, ARM, LIST, V_VMS},
+    {"GET", KL_ARM_VMS_IN_RG, VMS "/read", NONE, kl_mgmt_vms_list, ARM, LIST, V_VMS},
+    {"PUT", KL_ARM_VM, VMS "/write", REQUIRED, kl_mgmt_vm_put, ARM, SCOPE, V_VMS},
+    {"PATCH", KL_ARM_VM, VMS "/write", REQUIRED, kl_mgmt_vm_patch, ARM, SCOPE, V_VMS},
+    {"GET", KL_ARM_VM, VMS "/read", NONE, kl_mgmt_vm_get, ARM, SCOPE, V_VMS},
+    {"DELETE", KL_ARM_VM, VMS "/delete", NONE, kl_mgmt_vm_delete, ARM, SCOPE, V_VMS},
+    {"GET", KL_ARM_UAMIS_IN_SUB, MI "/userAssignedIdentities/read", NONE, kl_mgmt_uamis_list, ARM,
+     LIST, V_MI},
+    {"GET", KL_ARM_UAMIS_IN_RG, MI "/userAssignedIdentities/read", NONE, kl_mgmt_uamis_list, ARM,
+     LIST, V_MI},
+    {"PUT", KL_ARM_UAMI, MI "/userAssignedIdentities/write", REQUIRED, kl_mgmt_uami_put, ARM, SCOPE,
+     V_MI},
+    {"GET", KL_ARM_UAMI, MI "/userAssignedIdentities/read", NONE, kl_mgmt_uami_get, ARM, SCOPE,
+     V_MI},
+    {"DELETE", KL_ARM_UAMI, MI "/userAssignedIdentities/delete", NONE, kl_mgmt_uami_delete, ARM,
+     SCOPE, V_MI},
+    {"GET", KL_ARM_SYSTEM_IDENTITY, MI "/identities/read", NONE, kl_mgmt_system_identity_get, ARM,
+     SCOPE, V_MI},
 
     /* Microsoft.Authorization, at any scope. An assignment is checked at its own scope,
      * so nobody grants above the scope they hold roleAssignments/write at. */
@@ -201,8 +241,12 @@ int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out)
     while (len > 0 && base[len - 1] == '/')
         len--;
     m->public_base_url = kl_strndup(base, len);
-    if (!m->public_base_url) {
+    const char *ie = cfg->identity_endpoint ? cfg->identity_endpoint : "";
+    m->identity_endpoint = kl_strndup(ie, strlen(ie));
+    if (!m->public_base_url || !m->identity_endpoint) {
         pthread_mutex_destroy(&m->mu);
+        free(m->public_base_url);
+        free(m->identity_endpoint);
         free(m);
         return KL_ENOMEM;
     }
@@ -221,6 +265,7 @@ void kl_mgmt_free(kl_mgmt *m)
         event_free(m->usage_timer);
     free(m->public_base_url);
     pthread_mutex_destroy(&m->mu);
+    free(m->identity_endpoint);
     free(m);
 }
 
@@ -459,6 +504,8 @@ void kl_mgmt_call_scope(const kl_mgmt_call *c, char *out, size_t outlen)
         snprintf(out, outlen, "%s", n->scope);
     else if (c->route && c->route->api == KL_MGMT_GRAPH)
         snprintf(out, outlen, "/");
+    else if (kl_mgmt_identity_scope(n, out, outlen))
+        return;
     else if (n->account[0] && n->deployment[0])
         snprintf(out, outlen,
                  "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.CognitiveServices/"

@@ -38,6 +38,9 @@ typedef struct kl_mgmt_cfg {
     /* Key usage cells (borrowed, may be NULL): flushed to the store every
      * KL_KEYUSAGE_FLUSH_MS from the control thread, read by listKeyUsage. */
     kl_keyusage *usage;
+    /* The URL of the App-Service-style identity endpoint handed to keyless run as
+     * IDENTITY_ENDPOINT, e.g. "http://127.0.0.1:50342/msi/token"; NULL: none. */
+    const char *identity_endpoint;
 } kl_mgmt_cfg;
 
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);

@@ -130,6 +130,32 @@ static int parse_tags(const json_t *v, char **out, kl_arm_error *e)
     return (*out = dump(v)) ? 0 : KL_ENOMEM;
 }
 
+int kl_arm_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
+                         char **location, char **tags, kl_arm_error *e)
+{
+    *location = *tags = NULL;
+    const json_t *loc = json_object_get(body, "location");
+    int err = 0;
+    if (loc && !json_is_null(loc)) {
+        const char *s = json_string_value(loc);
+        if (!s || !printable(s, KL_MAX_NAME))
+            err = bad(e, "The %s must be a string of 1-90 printable characters.", "location");
+        else
+            err = dup_into(location, s);
+    } else {
+        err = dup_into(location, def_location);
+    }
+    const json_t *t = json_object_get(body, "tags");
+    if (!err)
+        err = t ? parse_tags(t, tags, e) : dup_into(tags, def_tags);
+    if (err) {
+        free(*location);
+        free(*tags);
+        *location = *tags = NULL;
+    }
+    return err;
+}
+
 /* ---------------------------------------------------------------- accounts */
 
 void kl_account_input_free(kl_account_input *in)

@@ -17,6 +17,12 @@
 #define KL_ARM_MAX_SHORT_STRING 256      /* sku names, model names/versions, upstream model */
 #define KL_ARM_MAX_PROPERTIES_JSON 16384 /* stored extra properties, serialised */
 
+/* The location and tags of a tracked resource's body (absent: def_location, def_tags),
+ * validated as for accounts. *location and *tags are malloc'd. 0, KL_ENOMEM, or
+ * KL_EINVAL with e set (400). */
+int kl_arm_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
+                         char **location, char **tags, kl_arm_error *e);
+
 /* A validated account body. Strings are malloc'd and owned. */
 typedef struct kl_account_input {
     char *location;

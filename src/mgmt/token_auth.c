@@ -34,7 +34,7 @@ typedef enum refusal {
 
 typedef struct verdict {
     refusal why;
-    const char *reason; /* for the access log */
+    const char *reason;       /* for the access log */
     char claim[MAX_ECHO + 1]; /* REFUSE_AUDIENCE: aud; REFUSE_TENANT: iss ("" when unsafe) */
     int64_t exp;              /* REFUSE_EXPIRED */
     kl_claims_principal who;  /* REFUSE_NONE */
@@ -134,8 +134,8 @@ static void arm_time(int64_t t, char *out, size_t outlen)
         return;
     }
     int h12 = tm.tm_hour % 12 ? tm.tm_hour % 12 : 12;
-    snprintf(out, outlen, "%d/%d/%d %d:%02d:%02d %s", tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_year + 1900, h12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
+    snprintf(out, outlen, "%d/%d/%d %d:%02d:%02d %s", tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900,
+             h12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
 }
 
 static void refuse_arm(kl_mgmt *m, kl_http_req *r, const kl_snapshot *snap, const verdict *v)
@@ -164,8 +164,8 @@ static void refuse_arm(kl_mgmt *m, kl_http_req *r, const kl_snapshot *snap, cons
         arm_time(kl_now_unix(), now, sizeof(now));
         code = "ExpiredAuthenticationToken";
         snprintf(msg, sizeof(msg),
-                 "The access token expiry UTC time '%s' is earlier than current UTC time '%s'.",
-                 at, now);
+                 "The access token expiry UTC time '%s' is earlier than current UTC time '%s'.", at,
+                 now);
         break;
     }
     case REFUSE_AUDIENCE:
@@ -204,7 +204,9 @@ static void refuse_graph(kl_mgmt *m, kl_http_req *r, const kl_snapshot *snap, co
     const char *msg = "Access token validation failure.";
     switch (v->why) {
     case REFUSE_MISSING: msg = "Access token is empty."; break;
-    case REFUSE_FORMAT: msg = "Access token validation failure. Invalid authorization header."; break;
+    case REFUSE_FORMAT:
+        msg = "Access token validation failure. Invalid authorization header.";
+        break;
     case REFUSE_EXPIRED: msg = "Lifetime validation failed, the token is expired."; break;
     case REFUSE_AUDIENCE: msg = "Access token validation failure. Invalid audience."; break;
     case REFUSE_TENANT: msg = "Access token validation failure. Invalid issuer."; break;

@@ -16,6 +16,8 @@
 #include "common/util.h"
 #include "crypto/crc32.h"
 #include "crypto/seal.h"
+#include "policy/idheader.h"
+#include "policy/mi.h"
 #include "policy/role.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
@@ -50,7 +52,9 @@ typedef struct build_ctx {
     kl_appcreds_builder *appcreds; /* created at the first certificate */
     char **broken;
     size_t n_broken, cap_broken;
-    kl_sts *sts; /* signing keys and client secrets, handed to the builder at the end */
+    kl_sts *sts;             /* signing keys and client secrets, handed to the builder at the end */
+    kl_mi_builder *mis;      /* created at the first site, VM or managed identity */
+    kl_idheaders *idheaders; /* created at the first launch secret */
 } build_ctx;
 
 struct kl_policy {
@@ -476,6 +480,8 @@ static void ctx_free(build_ctx *c)
         free(c->broken[i]);
     free(c->broken);
     kl_sts_free(c->sts);
+    kl_mi_builder_free(c->mis);
+    kl_idheaders_free(c->idheaders);
     kl_snapshot_builder_free(c->b);
     kl_appcreds_builder_free(c->appcreds);
 }
@@ -517,6 +523,47 @@ static int on_key_credential(void *arg, const kl_store_key_credential *k)
     return err;
 }
 
+static int need_mis(build_ctx *c)
+{
+    return (c->mis || (c->mis = kl_mi_builder_new())) ? 0 : KL_ENOMEM;
+}
+
+static int on_compute(void *arg, const kl_store_compute *sc)
+{
+    build_ctx *c = arg;
+    kl_compute_kind kind = KL_COMPUTE_SITE;
+    if (strcmp(sc->kind, KL_STORE_COMPUTE_VM) == 0)
+        kind = KL_COMPUTE_VM;
+    else if (strcmp(sc->kind, KL_STORE_COMPUTE_SITE) != 0)
+        return KL_EINTERNAL;
+    int err = need_mis(c);
+    return err ? err : kl_mi_builder_compute(c->mis, kind, sc->id, sc->name);
+}
+
+static int on_identity(void *arg, const kl_store_identity *i)
+{
+    build_ctx *c = arg;
+    int err = need_mis(c);
+    return err ? err
+               : kl_mi_builder_identity(c->mis, i->object_id, i->client_id, i->resource_id,
+                                        i->user_assigned);
+}
+
+static int on_identity_attachment(void *arg, const char *host_id_lower, const char *object_id)
+{
+    build_ctx *c = arg;
+    int err = need_mis(c);
+    return err ? err : kl_mi_builder_attach(c->mis, host_id_lower, object_id);
+}
+
+static int on_identity_header(void *arg, const kl_store_identity_header *h)
+{
+    build_ctx *c = arg;
+    if (!c->idheaders && kl_idheaders_new(&c->idheaders) != 0)
+        return KL_ENOMEM;
+    return kl_idheaders_add(c->idheaders, h->hash, h->site_name, h->expires_at);
+}
+
 static int on_generation(void *arg, int64_t gen)
 {
     ((build_ctx *)arg)->gen = gen;
@@ -539,6 +586,10 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .federated_credential = on_federated_credential,
                           .signing_key = on_signing_key,
                           .app_secret = on_app_secret,
+                          .compute = on_compute,
+                          .identity = on_identity,
+                          .identity_attachment = on_identity_attachment,
+                          .identity_header = on_identity_header,
                           .group_member = on_group_member};
     int err = kl_sts_new(&c->sts);
     if (!err)
@@ -554,6 +605,16 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
         err = kl_appcreds_builder_finish(c->appcreds, &ac);
         if (!err)
             err = kl_snapshot_builder_appcreds(c->b, ac);
+    }
+    if (!err && c->mis) {
+        kl_mi_set *m = NULL;
+        err = kl_mi_builder_finish(c->mis, &m);
+        if (!err)
+            err = kl_snapshot_builder_mis(c->b, m);
+    }
+    if (!err && c->idheaders && !(err = kl_idheaders_finish(c->idheaders))) {
+        err = kl_snapshot_builder_idheaders(c->b, c->idheaders);
+        c->idheaders = NULL;
     }
     if (!err)
         err = kl_snapshot_builder_finish(c->b, out);

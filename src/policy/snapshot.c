@@ -13,6 +13,8 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "policy/idheader.h"
+#include "policy/mi.h"
 #include "policy/groups.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
@@ -62,8 +64,10 @@ struct kl_snapshot {
     kl_snapshot *owner;
     char *tenant_id; /* "" when none */
     char *admin_object_id;
-    kl_appcreds *appcreds; /* registered certificates; NULL when there are none */
-    kl_sts *sts;           /* signing keys and client secrets; never NULL once finished */
+    kl_appcreds *appcreds;   /* registered certificates; NULL when there are none */
+    kl_sts *sts;             /* signing keys and client secrets; never NULL once finished */
+    kl_mi_set *mis;          /* managed identities, sites and VMs; NULL when there are none */
+    kl_idheaders *idheaders; /* launch secrets of sites; NULL when there are none */
 };
 
 struct kl_fence {
@@ -362,6 +366,8 @@ static void snapshot_free(kl_snapshot *s)
     free(s->tenant_id);
     free(s->admin_object_id);
     kl_appcreds_free(s->appcreds);
+    kl_mi_set_free(s->mis);
+    kl_idheaders_free(s->idheaders);
     for (size_t i = 0; i < s->n_accts; i++)
         free_account_strings(&s->accts[i].pub);
     for (size_t i = 0; i < s->n_deps; i++)
@@ -657,6 +663,8 @@ struct kl_snapshot_builder {
     char *admin_object_id;
     kl_appcreds *appcreds;
     kl_sts *sts;
+    kl_mi_set *mis;
+    kl_idheaders *idheaders;
     kl_keyusage *usage;        /* borrowed; kept across builder_clear */
     kl_groups_builder *groups; /* memberships, NULL until the first */
 };
@@ -714,6 +722,8 @@ static void builder_clear(kl_snapshot_builder *b)
     free(b->tenant_id);
     free(b->admin_object_id);
     kl_appcreds_free(b->appcreds);
+    kl_mi_set_free(b->mis);
+    kl_idheaders_free(b->idheaders);
     kl_groups_builder_free(b->groups);
     kl_keyusage *u = b->usage;
     memset(b, 0, sizeof(*b));
@@ -1127,6 +1137,43 @@ const kl_sts *kl_snapshot_sts(const kl_snapshot *s)
     return s ? s->sts : NULL;
 }
 
+int kl_snapshot_builder_mis(kl_snapshot_builder *b, kl_mi_set *m)
+{
+    if (!b || !m) {
+        kl_mi_set_free(m);
+        return KL_EINVAL;
+    }
+    kl_mi_set_free(b->mis);
+    b->mis = m;
+    return 0;
+}
+
+int kl_snapshot_builder_idheaders(kl_snapshot_builder *b, kl_idheaders *h)
+{
+    if (!b || !h) {
+        kl_idheaders_free(h);
+        return KL_EINVAL;
+    }
+    kl_idheaders_free(b->idheaders);
+    b->idheaders = h;
+    return 0;
+}
+
+const kl_idheaders *kl_snapshot_idheaders(const kl_snapshot *s)
+{
+    return s ? s->idheaders : NULL;
+}
+
+const kl_compute *kl_snapshot_compute(const kl_snapshot *s, kl_compute_kind kind, const char *name)
+{
+    return s ? kl_mi_set_compute(s->mis, kind, name) : NULL;
+}
+
+const kl_mi *kl_snapshot_mi_by_client_id(const kl_snapshot *s, const char *client_id)
+{
+    return s ? kl_mi_set_by_client_id(s->mis, client_id) : NULL;
+}
+
 int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
 {
     if (!b || !out)
@@ -1158,6 +1205,10 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
     if (!err) {
         s->appcreds = b->appcreds;
         b->appcreds = NULL;
+        s->mis = b->mis;
+        b->mis = NULL;
+        s->idheaders = b->idheaders;
+        b->idheaders = NULL;
     }
     builder_clear(b);
     if (err) {

@@ -91,6 +91,32 @@ typedef struct kl_principal {
     size_t n_groups;
 } kl_principal;
 
+/* A managed identity (see store.h): a principal of type ManagedIdentity and what ties
+ * it to ARM. Strings are borrowed from the snapshot. */
+typedef struct kl_mi {
+    const char *object_id;   /* the identity's principal id (GUID, lower case) */
+    const char *client_id;   /* its client id (GUID, lower case) */
+    const char *resource_id; /* user-assigned: the identity's own ARM id; system-assigned: the
+                                ARM id of the resource that carries it (as created) */
+    bool user_assigned;
+} kl_mi;
+
+typedef enum kl_compute_kind { KL_COMPUTE_SITE = 0, KL_COMPUTE_VM } kl_compute_kind;
+
+/* A site (Microsoft.Web/sites) or VM (Microsoft.Compute/virtualMachines) with the
+ * identities it carries. Borrowed from the snapshot. */
+typedef struct kl_compute {
+    kl_compute_kind kind;
+    const char *id; /* ARM id as created */
+    const char *name;
+    const kl_mi *system;      /* NULL when it has none */
+    const kl_mi *const *user; /* attached user-assigned identities, ordered by lower-case ARM id */
+    size_t n_user;
+} kl_compute;
+
+typedef struct kl_mi_set kl_mi_set;       /* policy/mi.h */
+typedef struct kl_idheaders kl_idheaders; /* policy/idheader.h */
+
 /* --- publishing (control thread) and reading (any thread) --- */
 kl_snapshot_holder *kl_snapshot_holder_new(void);
 /* Frees the holder and releases its current snapshot. */
@@ -180,5 +206,14 @@ const char *kl_snapshot_admin_principal(const kl_snapshot *s);
 /* The token service's state (policy/sts.h): signing keys and client secrets. Never NULL
  * for a built snapshot (empty when the store has none); NULL only for s == NULL. */
 const kl_sts *kl_snapshot_sts(const kl_snapshot *s);
+
+/* --- managed identities --- */
+/* The site or VM called name (case-insensitive), or NULL. Borrowed from s. */
+const kl_compute *kl_snapshot_compute(const kl_snapshot *s, kl_compute_kind kind, const char *name);
+/* The managed identity whose client id is client_id (any case), or NULL. Borrowed from s. */
+const kl_mi *kl_snapshot_mi_by_client_id(const kl_snapshot *s, const char *client_id);
+/* The launch secrets of sites (kl_idheaders_lookup); NULL when there are none (which
+ * finds nothing). Borrowed from s. */
+const kl_idheaders *kl_snapshot_idheaders(const kl_snapshot *s);
 
 #endif

@@ -70,6 +70,12 @@ int kl_snapshot_builder_appcreds(kl_snapshot_builder *b, kl_appcreds *ac);
 /* Hands the builder the finished token-service state (ownership taken, also on error;
  * a second call replaces the first). Without one, finish makes an empty one. */
 int kl_snapshot_builder_sts(kl_snapshot_builder *b, kl_sts *sts);
+/* Hands the builder the managed identities and the sites and VMs that carry them
+ * (policy/mi.h; ownership taken, also on error). Without it the snapshot has none. */
+int kl_snapshot_builder_mis(kl_snapshot_builder *b, kl_mi_set *m);
+/* Hands the builder the finished index of launch secrets (policy/idheader.h; ownership
+ * taken, also on error). Without it the snapshot has none. */
+int kl_snapshot_builder_idheaders(kl_snapshot_builder *b, kl_idheaders *h);
 /* Builds the snapshot (generation 0 until published) and empties the builder.
  * KL_EINTERNAL if a key or deployment names an unknown account, KL_EEXIST on a
  * duplicate account name, key index or deployment, KL_ENOMEM. *out holds one

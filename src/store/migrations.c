@@ -244,6 +244,67 @@ static const kl_store_migration migrations[] = {
      "  correlation_id TEXT NOT NULL"
      ");"
      "CREATE INDEX signin_log_at ON signin_log (at);"},
+    {13, "managed identities and the compute resources that carry them",
+     /* Sites and VMs (Microsoft.Web/sites, Microsoft.Compute/virtualMachines): a name is
+      * unique per kind across the store, as account names are, because workloads and
+      * hosts are named by it (keyless run --site, keylessd --vm).
+      *
+      * A managed identity is a principal of type ManagedIdentity (no application, no
+      * credential) with what ties it to ARM: user-assigned, the resource of its own
+      * (resource_id); system-assigned, the resource that enabled it (its host), so a
+      * host has at most one. The row goes with its principal, and so do its role
+      * assignments and its attachments. Hosts (sites, VMs, accounts) name user-assigned
+      * identities by attachment; host_id_lower carries no foreign key because hosts live
+      * in several tables: the store deletes a host's attachments with the host. */
+     "CREATE TABLE compute_resources ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  kind TEXT NOT NULL CHECK (kind IN ('site', 'vm')),"
+     "  id TEXT NOT NULL,"
+     "  id_lower TEXT NOT NULL UNIQUE,"
+     "  subscription TEXT NOT NULL,"
+     "  resource_group TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  name_lower TEXT NOT NULL,"
+     "  location TEXT NOT NULL,"
+     "  tags TEXT NOT NULL,"
+     "  properties TEXT NOT NULL,"
+     "  etag TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  modified_at INTEGER NOT NULL,"
+     "  UNIQUE (kind, name_lower)"
+     ");"
+     "CREATE TABLE managed_identities ("
+     "  pk INTEGER PRIMARY KEY,"
+     "  principal_pk INTEGER NOT NULL UNIQUE REFERENCES principals (pk) ON DELETE CASCADE,"
+     "  user_assigned INTEGER NOT NULL CHECK (user_assigned IN (0, 1)),"
+     "  resource_id TEXT NOT NULL,"
+     "  resource_id_lower TEXT NOT NULL UNIQUE,"
+     "  subscription TEXT NOT NULL,"
+     "  resource_group TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  location TEXT NOT NULL,"
+     "  tags TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  modified_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE identity_attachments ("
+     "  host_id_lower TEXT NOT NULL,"
+     "  identity_pk INTEGER NOT NULL REFERENCES managed_identities (pk) ON DELETE CASCADE,"
+     "  PRIMARY KEY (host_id_lower, identity_pk)"
+     ");"
+     "CREATE INDEX identity_attachments_identity ON identity_attachments (identity_pk);"},
+    {15, "launch secrets of App-Service-style identity endpoints",
+     /* One row per launch (keyless run): the secret is kept only as its keyed hash (the
+      * pepper's "identity-header" HMAC), so a copy of the database reveals no header. It
+      * goes with its site, and lapses at expires_at unless the launch renews it. */
+     "CREATE TABLE identity_headers ("
+     "  id TEXT PRIMARY KEY,"
+     "  compute_pk INTEGER NOT NULL REFERENCES compute_resources (pk) ON DELETE CASCADE,"
+     "  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX identity_headers_compute ON identity_headers (compute_pk);"},
     {16, "users: sign-in names, password hashes, and failed sign-ins",
      /* A user is a principal of type User with a row here. The password is kept only as
       * an Argon2id hash (standard base64) with its own salt and parameters (so they can

@@ -133,6 +133,26 @@ static const kl_col signin_cols[] = {
 };
 const kl_rowmap kl_map_signin = KL_ROWMAP(kl_store_signin, signin_cols);
 
+static const kl_col compute_cols[] = {
+    COL(TEXT, kl_store_compute, kind),         COL(TEXT, kl_store_compute, id),
+    COL(TEXT, kl_store_compute, subscription), COL(TEXT, kl_store_compute, resource_group),
+    COL(TEXT, kl_store_compute, name),         COL(TEXT, kl_store_compute, location),
+    COL(TEXT, kl_store_compute, tags),         COL(TEXT, kl_store_compute, properties),
+    COL(TEXT, kl_store_compute, etag),         COL(I64, kl_store_compute, created_at),
+    COL(I64, kl_store_compute, modified_at),
+};
+const kl_rowmap kl_map_compute = KL_ROWMAP(kl_store_compute, compute_cols);
+
+static const kl_col identity_cols[] = {
+    COL(TEXT, kl_store_identity, resource_id),  COL(BOOL, kl_store_identity, user_assigned),
+    COL(TEXT, kl_store_identity, subscription), COL(TEXT, kl_store_identity, resource_group),
+    COL(TEXT, kl_store_identity, name),         COL(TEXT, kl_store_identity, location),
+    COL(TEXT, kl_store_identity, tags),         COL(TEXT, kl_store_identity, object_id),
+    COL(TEXT, kl_store_identity, client_id),    COL(I64, kl_store_identity, created_at),
+    COL(I64, kl_store_identity, modified_at),
+};
+const kl_rowmap kl_map_identity = KL_ROWMAP(kl_store_identity, identity_cols);
+
 int kl_map_row(kl_store *st, kl_stmt *s, const kl_rowmap *m, int first, void *obj)
 {
     unsigned char *base = obj;

@@ -86,7 +86,7 @@ typedef struct kl_rowmap {
 /* The maps of the store's structs (defined in query.c). */
 extern const kl_rowmap kl_map_account, kl_map_key, kl_map_deployment, kl_map_tenant,
     kl_map_principal, kl_map_application, kl_map_role_definition, kl_map_role_assignment,
-    kl_map_signing_key, kl_map_app_secret, kl_map_signin;
+    kl_map_signing_key, kl_map_app_secret, kl_map_signin, kl_map_compute, kl_map_identity;
 
 /* Fills obj (zeroed by the caller) from the current row, starting at column first.
  * On error obj may hold partial copies: kl_map_clear frees them. */
@@ -169,6 +169,25 @@ int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_sts(kl_store *st, const kl_store_visitor *v);
+int kl_q_load_identities(kl_store *st, const kl_store_visitor *v);
+
+/* Inserts a principal row inside the caller's transaction (application_pk 0 = none);
+ * *pk (may be NULL) receives its surrogate key. KL_EEXIST when an id is in use. */
+int kl_q_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
+                          const char *app_id, int64_t application_pk, bool enabled,
+                          int64_t created_at, int64_t *pk);
+/* Sets the identities of the host host_id (a site, VM or account, whose ARM id parts are
+ * subscription, resource_group and name) as spec says, inside the caller's write
+ * transaction (see kl_store_put_compute); now stamps a new system-assigned identity.
+ * The caller checks the root owner rule. */
+int kl_q_set_host_identities(kl_store *st, const char *host_id, const char *subscription,
+                             const char *resource_group, const char *name,
+                             const kl_store_identity_spec *spec, int64_t now);
+/* Deletes, inside the caller's write transaction, the system-assigned identity of the
+ * host whose lower-case ARM id is host_lower (its principal and role assignments) and the
+ * host's attachments. The caller checks the root owner rule. */
+int kl_q_drop_host_identities(kl_store *st, const char *host_lower);
+int kl_q_load_identity_headers(kl_store *st, const kl_store_visitor *v);
 int kl_q_load_groups(kl_store *st, const kl_store_visitor *v);
 
 #endif

@@ -225,6 +225,10 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
     if (!err)
         err = kl_q_load_sts(st, v);
     if (!err)
+        err = kl_q_load_identities(st, v);
+    if (!err)
+        err = kl_q_load_identity_headers(st, v);
+    if (!err)
         err = kl_q_load_groups(st, v);
     return kl_q_end(st, err);
 }

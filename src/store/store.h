@@ -111,9 +111,10 @@ int kl_store_get_account(kl_store *st, const char *name, kl_store_account **out)
  * when *n is 0), freed with kl_store_accounts_free. */
 int kl_store_list_accounts(kl_store *st, const char *subscription, const char *resource_group,
                            kl_store_account ***out, size_t *n);
-/* Deletes the account called name (case-insensitive) with its keys, deployments and
- * the role assignments at its id or below it (case-insensitive, on whole segments), in
- * one transaction. KL_ENOTFOUND if none. */
+/* Deletes the account called name (case-insensitive) with its keys, deployments, the
+ * role assignments at its id or below it (case-insensitive, on whole segments), its
+ * system-assigned identity and its attachments (see managed identities below), in one
+ * transaction. KL_ENOTFOUND if none, KL_EPERM (its identity held the last Owner of "/"). */
 int kl_store_delete_account(kl_store *st, const char *name);
 
 /* Replaces the given key slots of the account called name in one transaction (each
@@ -223,7 +224,8 @@ int kl_store_list_principals(kl_store *st, const char *type, kl_store_principal 
 /* Sets accountEnabled. KL_ENOTFOUND, KL_EPERM (root owner rule). */
 int kl_store_set_principal_enabled(kl_store *st, const char *object_id, bool enabled);
 /* Deletes a principal and every role assignment of it. KL_ENOTFOUND, KL_ECONFLICT (it
- * is an application's service principal: delete the application), KL_EPERM. */
+ * is an application's service principal: delete the application; or a managed
+ * identity's: delete the identity or disable it on its host), KL_EPERM. */
 int kl_store_delete_principal(kl_store *st, const char *object_id);
 
 /* Creates an application and, when a->sp_object_id is set, its service principal (type
@@ -469,6 +471,144 @@ int kl_store_list_signins(kl_store *st, const char *client_id, bool failed_only,
                           kl_store_signin ***out, size_t *n);
 void kl_store_signins_free(kl_store_signin **s, size_t n);
 
+/* --- managed identities and the compute resources that carry them (store_identities.c) ---
+ *
+ * A managed identity is a principal of type "ManagedIdentity" (no application, no
+ * credential of any kind) plus what ties it to ARM. A user-assigned identity
+ * (Microsoft.ManagedIdentity/userAssignedIdentities) is a resource of its own: attached
+ * to any number of hosts, it survives their deletion, and deleting it detaches it
+ * everywhere. A system-assigned identity belongs to the resource that enabled it (its
+ * host: a site, a VM or an account), one per host, and is deleted when the host disables
+ * it or is deleted. Deleting an identity deletes its principal and the principal's role
+ * assignments in the same transaction. Re-enabling makes a new one (new ids). */
+
+#define KL_STORE_COMPUTE_SITE "site" /* Microsoft.Web/sites */
+#define KL_STORE_COMPUTE_VM "vm"     /* Microsoft.Compute/virtualMachines */
+
+/* A site or a VM. Ownership as for accounts. */
+typedef struct kl_store_compute {
+    char *kind;           /* KL_STORE_COMPUTE_SITE | KL_STORE_COMPUTE_VM */
+    char *id;             /* full ARM id as created (case preserved) */
+    char *subscription;   /* as in id */
+    char *resource_group; /* as in id */
+    char *name;           /* unique per kind across the store, case-insensitive */
+    char *location;
+    char *tags;         /* JSON object text */
+    char *properties;   /* JSON object text: client properties echoed back */
+    char *etag;         /* new on every write (no quotes) */
+    int64_t created_at; /* only used on insert, kept on update */
+    int64_t modified_at;
+} kl_store_compute;
+
+/* A managed identity. Ownership as for accounts. */
+typedef struct kl_store_identity {
+    /* User-assigned: its own ARM id; system-assigned: the ARM id of its host. As
+     * created (case preserved); unique case-insensitively. */
+    char *resource_id;
+    bool user_assigned;
+    char *subscription;   /* of resource_id */
+    char *resource_group; /* of resource_id */
+    char *name;           /* the last segment of resource_id (the principal's display name) */
+    char *location;       /* user-assigned: as given; system-assigned: "" */
+    char *tags;           /* user-assigned: JSON object text; system-assigned: "{}" */
+    char *object_id;      /* its principal's object id (principalId), lower-case GUID */
+    char *client_id;      /* its client id, lower-case GUID */
+    int64_t created_at;   /* only used on insert, kept on update */
+    int64_t modified_at;
+} kl_store_identity;
+
+/* What a host's identity block asks for (Azure's identity.type and
+ * userAssignedIdentities). Everything is borrowed. */
+typedef struct kl_store_identity_spec {
+    bool system; /* a system-assigned identity: kept if the host has one, else created */
+    /* Fresh GUIDs for a system-assigned identity that must be created (unused
+     * otherwise; the caller draws them every time, which is cheap). */
+    const char *system_object_id;
+    const char *system_client_id;
+    /* The user-assigned identities, by ARM id (any case), all of them: those not named
+     * are detached. No id twice (KL_EINVAL). */
+    const char *const *user;
+    size_t n_user;
+} kl_store_identity_spec;
+
+/* Creates or updates a site or VM (by kind and name, case-insensitive) and, unless spec
+ * is NULL (identities left as they are), sets its identities, in one transaction. On
+ * update location, tags, properties, etag and modified_at are replaced. *created (may be
+ * NULL) tells which happened. Errors, nothing written: KL_EINVAL (missing field, JSON
+ * not an object, a bad spec), KL_ECONFLICT (the name is taken by another id),
+ * KL_ENOTFOUND (a user-assigned identity of spec does not exist), KL_EEXIST (a fresh id
+ * in use), KL_EPERM (the root owner rule: removing a system-assigned identity that is
+ * the last Owner of "/"), KL_EIO. */
+int kl_store_put_compute(kl_store *st, const kl_store_compute *c,
+                         const kl_store_identity_spec *spec, bool *created);
+/* Reads the site or VM called name. KL_ENOTFOUND. Free with kl_store_compute_free. */
+int kl_store_get_compute(kl_store *st, const char *kind, const char *name, kl_store_compute **out);
+/* Lists sites or VMs ordered by lower-case name; subscription and resource_group filter
+ * (case-insensitive) when non-NULL. Free with kl_store_computes_free. */
+int kl_store_list_computes(kl_store *st, const char *kind, const char *subscription,
+                           const char *resource_group, kl_store_compute ***out, size_t *n);
+/* Deletes a site or VM with its system-assigned identity (principal and role
+ * assignments), its attachments and the role assignments at its id or below, in one
+ * transaction. KL_ENOTFOUND, KL_EPERM (root owner rule). */
+int kl_store_delete_compute(kl_store *st, const char *kind, const char *name);
+
+/* kl_store_put_account, setting the account's identities as kl_store_put_compute does
+ * (spec NULL: left as they are) in the same transaction. Errors as both. */
+int kl_store_put_account_ex(kl_store *st, const kl_store_account *a, const kl_store_key *keys,
+                            size_t n_keys, const kl_store_identity_spec *spec, bool *created);
+
+/* The identities of the host whose ARM id is host_id (any case): its system-assigned one
+ * first (when it has one), then its user-assigned ones ordered by lower-case ARM id.
+ * *n may be 0 (also for a host that does not exist). Free with kl_store_identities_free. */
+int kl_store_host_identities(kl_store *st, const char *host_id, kl_store_identity ***out,
+                             size_t *n);
+
+/* Creates or updates a user-assigned identity by i->resource_id (case-insensitive). A
+ * new one gets a principal (type "ManagedIdentity", display name i->name, enabled) with
+ * i->object_id and i->client_id; an existing one keeps its ids and created_at, and gets
+ * i's location, tags and modified_at. *created (may be NULL) tells which. KL_EINVAL,
+ * KL_EEXIST (an id in use), KL_EIO. */
+int kl_store_put_user_identity(kl_store *st, const kl_store_identity *i, bool *created);
+/* Reads the identity whose resource_id is resource_id (case-insensitive): a
+ * user-assigned identity by its own id, a system-assigned one by its host's.
+ * KL_ENOTFOUND. Free with kl_store_identity_free. */
+int kl_store_get_identity(kl_store *st, const char *resource_id, kl_store_identity **out);
+/* Lists user-assigned identities ordered by lower-case ARM id; subscription and
+ * resource_group filter (case-insensitive) when non-NULL. */
+int kl_store_list_user_identities(kl_store *st, const char *subscription,
+                                  const char *resource_group, kl_store_identity ***out, size_t *n);
+/* Deletes a user-assigned identity: its principal, the principal's role assignments and
+ * every attachment, in one transaction. KL_ENOTFOUND (none, or a system-assigned one's
+ * host id), KL_EPERM (root owner rule). */
+int kl_store_delete_user_identity(kl_store *st, const char *resource_id);
+
+void kl_store_compute_free(kl_store_compute *c);
+void kl_store_computes_free(kl_store_compute **c, size_t n);
+void kl_store_identity_free(kl_store_identity *i);
+void kl_store_identities_free(kl_store_identity **i, size_t n);
+
+/* --- launch secrets of App-Service-style identity endpoints (keyless run) --- */
+
+/* One launch secret: only its keyed hash is stored (policy/idheader.h). */
+typedef struct kl_store_identity_header {
+    char *id;        /* the launch id: a GUID, lower case */
+    char *site_name; /* the site it belongs to (as created) */
+    unsigned char hash[32];
+    int64_t created_at;
+    int64_t expires_at; /* the lease's end, epoch seconds (exclusive) */
+} kl_store_identity_header;
+
+/* Creates launch secret id (a GUID) of the site whose ARM id is site_id (any case) with
+ * hash, or, when the site already has a launch of that id, renews it: expires_at moves
+ * and the hash is left as it was (a renewal never changes the secret). *created says
+ * which. Secrets whose lease has ended (expires_at <= now) are deleted on the way. One
+ * write transaction. KL_ENOTFOUND: no such site; KL_EEXIST: id belongs to another site;
+ * KL_ETOOBIG: KL_MAX_IDENTITY_HEADERS alive. */
+int kl_store_put_identity_header(kl_store *st, const char *site_id, const char *id,
+                                 const unsigned char hash[32], int64_t now, int64_t expires_at,
+                                 bool *created);
+/* Revokes launch secret id of the site site_id. KL_ENOTFOUND if it has none such. */
+int kl_store_delete_identity_header(kl_store *st, const char *site_id, const char *id);
 /* --- users and groups (store_users.c, store_groups.c) ---
  *
  * A user is a principal of type "User" with a sign-in name (userPrincipalName, unique
@@ -608,6 +748,13 @@ typedef struct kl_store_visitor {
     int (*federated_credential)(void *arg, const kl_store_federated_credential *f);
     int (*signing_key)(void *arg, const kl_store_signing_key *k);
     int (*app_secret)(void *arg, const kl_store_app_secret *s);
+    int (*compute)(void *arg, const kl_store_compute *c);
+    int (*identity)(void *arg, const kl_store_identity *i);
+    /* A host (by lower-case ARM id) and a user-assigned identity attached to it (by its
+     * principal's object id). */
+    int (*identity_attachment)(void *arg, const char *host_id_lower, const char *object_id);
+    /* Launch secrets whose lease has not ended (by site, then id). */
+    int (*identity_header)(void *arg, const kl_store_identity_header *h);
     /* One direct membership: member_id (any principal) is in group_id. */
     int (*group_member)(void *arg, const char *group_id, const char *member_id);
     /* Called first, with the store's generation the walk is consistent with. */
@@ -619,7 +766,9 @@ typedef struct kl_store_visitor {
  * deployment (by account, name), then the tenant, every principal (by object id),
  * every custom role (by name), every role assignment (by creation), every application
  * certificate and every federated credential (by app id, creation), every signing key
- * (oldest first), every client secret (by creation) and every group membership (by
+ * (oldest first), every client secret (by creation), then every site and VM (by kind,
+ * lower-case name), every managed identity (by lower-case resource id), every
+ * attachment (by host, identity), every launch secret, and every group membership (by
  * group, member). Returns 0, a
  * store error, or the first non-zero callback result. */
 int kl_store_load_all(kl_store *st, const kl_store_visitor *v);

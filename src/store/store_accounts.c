@@ -89,6 +89,12 @@ static int insert_account(kl_store *st, const kl_store_account *a, const char *l
 int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store_key *keys,
                          size_t n_keys, bool *created)
 {
+    return kl_store_put_account_ex(st, a, keys, n_keys, NULL, created);
+}
+
+int kl_store_put_account_ex(kl_store *st, const kl_store_account *a, const kl_store_key *keys,
+                            size_t n_keys, const kl_store_identity_spec *spec, bool *created)
+{
     if (!st || !a || !a->id || !a->subscription || !a->resource_group || !a->name || !a->location ||
         !a->kind || !a->etag || check_keys(keys, n_keys))
         return KL_EINVAL;
@@ -103,9 +109,12 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
     char *lid = kl_q_lower(a->id);
     char *have = NULL;
     bool was_created = false;
+    int64_t before = 0;
     int err = (lname && lid) ? 0 : KL_ENOMEM;
     if (err || (err = kl_q_begin(st, true)))
         goto out;
+    if (spec && (err = kl_q_root_owner_count(st, &before)))
+        goto end;
     err = kl_q_text(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1",
                     KL_ARGS(kl_vt(lname)), &have);
     if (err == KL_ENOTFOUND) {
@@ -123,6 +132,11 @@ int kl_store_put_account(kl_store *st, const kl_store_account *a, const kl_store
                                 kl_vi(a->modified_at), kl_vt(lname), kl_vt(a->network_acls)),
                         NULL);
     }
+    if (!err && spec &&
+        !(err = kl_q_set_host_identities(st, a->id, a->subscription, a->resource_group, a->name,
+                                         spec, a->modified_at)))
+        err = kl_q_check_root_owner(st, before);
+end:
     err = kl_q_end(st, err);
 out:
     free(lname);
@@ -168,20 +182,21 @@ int kl_store_delete_account(kl_store *st, const char *name)
     if (!lname)
         return KL_ENOMEM;
     char *id_lower = NULL;
-    int64_t changed = 0;
+    int64_t changed = 0, before = 0;
     int err = kl_q_begin(st, true);
     if (err)
         goto out;
-    /* Role assignments at the account or below go first (they name it only by scope);
-     * keys and deployments go with it through ON DELETE CASCADE. */
-    if (!(err = kl_q_text(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1",
+    /* Role assignments at the account or below go first (they name it only by scope),
+     * with its system-assigned identity and its attachments; keys and deployments go
+     * with it through ON DELETE CASCADE. */
+    if (!(err = kl_q_root_owner_count(st, &before)) &&
+        !(err = kl_q_text(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1",
                           KL_ARGS(kl_vt(lname)), &id_lower)) &&
-        !(err = id_lower ? 0 : KL_EINTERNAL) &&
+        !(err = id_lower ? 0 : KL_EINTERNAL) && !(err = kl_q_drop_host_identities(st, id_lower)) &&
         !(err = kl_q_delete_assignments_under(st, id_lower)) &&
         !(err = kl_q_exec(st, "DELETE FROM accounts WHERE name_lower = ?1", KL_ARGS(kl_vt(lname)),
-                          &changed)) &&
-        changed == 0)
-        err = KL_ENOTFOUND;
+                          &changed)))
+        err = changed == 0 ? KL_ENOTFOUND : kl_q_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(id_lower);

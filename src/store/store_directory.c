@@ -77,6 +77,13 @@ static int insert_principal(kl_store *st, const char *oid, const char *type, con
     return err == KL_ECONFLICT ? KL_EEXIST : err;
 }
 
+int kl_q_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
+                          const char *app_id, int64_t application_pk, bool enabled,
+                          int64_t created_at, int64_t *pk)
+{
+    return insert_principal(st, oid, type, name, app_id, application_pk, enabled, created_at, pk);
+}
+
 int kl_q_seed_directory(kl_store *st)
 {
     char tenant[KL_UUID_LEN + 1], admin[KL_UUID_LEN + 1], asg[KL_UUID_LEN + 1];
@@ -224,11 +231,14 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
     kl_store_principal_free(p);
     if (owned)
         return KL_ECONFLICT;
-    /* Its role assignments go through ON DELETE CASCADE. The application check is
-     * repeated in the statement so the deletion cannot race a re-parenting. */
-    return guarded_change(st,
-                          "DELETE FROM principals WHERE object_id = ?1 AND application_pk IS NULL",
-                          object_id, 0, false);
+    /* Its role assignments go through ON DELETE CASCADE. A managed identity's principal
+     * goes only with its identity (its resource, or its host), so it is left here and the
+     * caller told so. */
+    err = guarded_change(st,
+                         "DELETE FROM principals WHERE object_id = ?1 AND application_pk IS NULL "
+                         "AND pk NOT IN (SELECT principal_pk FROM managed_identities)",
+                         object_id, 0, false);
+    return err == KL_ENOTFOUND ? KL_ECONFLICT : err;
 }
 
 /* ---------------------------------------------------------------- applications */

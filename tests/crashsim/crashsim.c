@@ -239,12 +239,17 @@ static void journal_open(crash_file *f, const struct stat *st)
     if (fstat(j, &js) != 0)
         crash_fatal("cannot stat an undo journal");
     if (js.st_size == 0) {
+        /* One write() for the whole header, as for records: a kill lands before or
+         * after it in practice, and the reader takes a torn header for "nothing
+         * recorded yet" (the write it was to guard had not started). */
         uint64_t size = (uint64_t)st->st_size;
         uint32_t len = (uint32_t)strlen(f->path);
-        write_all(j, "KLUNDO1\n", 8);
-        write_all(j, &size, sizeof(size));
-        write_all(j, &len, sizeof(len));
-        write_all(j, f->path, len);
+        char hdr[8 + sizeof(size) + sizeof(len) + PATH_MAX];
+        memcpy(hdr, "KLUNDO1\n", 8);
+        memcpy(hdr + 8, &size, sizeof(size));
+        memcpy(hdr + 8 + sizeof(size), &len, sizeof(len));
+        memcpy(hdr + 8 + sizeof(size) + sizeof(len), f->path, len);
+        write_all(j, hdr, 8 + sizeof(size) + sizeof(len) + len);
     }
     f->journal = j;
 }

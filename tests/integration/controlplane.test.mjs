@@ -456,6 +456,10 @@ test('the public listener refuses every control-plane route without a token with
     roleDefinition: ROLE.owner,
     object: app.id,
     credential: newGuid(),
+    site: 'web',
+    launch: newGuid(),
+    vm: 'host1',
+    identity: 'id1',
     user: admin,
     member: newGuid(),
   };
@@ -469,7 +473,7 @@ test('the public listener refuses every control-plane route without a token with
   ]).then((rs) => rs.map((r) => r.json));
   const before = await snapshot();
   const routes = controlPlaneRoutes();
-  assert.equal(routes.length, 55, 'the route list changed: check the paths below still cover it');
+  assert.equal(routes.length, 75, 'the route list changed: check the paths below still cover it');
   let sent = 0;
   for (const { method, pattern } of routes) {
     const body = ['PUT', 'PATCH', 'POST'].includes(method)

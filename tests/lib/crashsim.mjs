@@ -12,11 +12,15 @@ const RECORD_MAGIC = 0x4b4c5552;
 // it was to guard never happened.
 export function parseUndoJournal(buf) {
   if (buf.length === 0) return null; // started, nothing recorded yet
-  if (buf.length < 20 || buf.subarray(0, 8).toString('latin1') !== HEADER_MAGIC)
+  const magic = Buffer.from(HEADER_MAGIC, 'latin1');
+  if (buf.subarray(0, Math.min(8, buf.length)).compare(magic.subarray(0, Math.min(8, buf.length))) !== 0)
     throw new Error('undo journal without its header');
+  // A header cut short by the kill: nothing after it was written, so neither was the
+  // file write it was opened to guard.
+  if (buf.length < 20) return null;
   const syncedSize = Number(buf.readBigUInt64LE(8));
   const plen = buf.readUInt32LE(16);
-  if (buf.length < 20 + plen) throw new Error('undo journal header cut short');
+  if (buf.length < 20 + plen) return null;
   const path = buf.subarray(20, 20 + plen).toString('utf8');
   const records = [];
   let pos = 20 + plen;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { applyPowerCut } from './crashsim.mjs';
+import { applyPowerCut, parseUndoJournal } from './crashsim.mjs';
 import {
   Daemon,
   KEYLESS_CLI,
@@ -38,6 +38,20 @@ test('parseHttpResponse: content-length, chunked, incomplete, close-delimited', 
   assert.equal(parseHttpResponse(cd, false), null);
   assert.equal(parseHttpResponse(cd, true).body.toString(), '{"a":1}');
   assert.throws(() => parseHttpResponse(Buffer.from('garbage\r\n\r\n')));
+});
+
+test('parseUndoJournal: a header torn by the kill is nothing recorded; anything else is damage', () => {
+  const path = Buffer.from('/x/keyless.db');
+  const hdr = Buffer.alloc(20 + path.length);
+  hdr.write('KLUNDO1\n', 0, 'latin1');
+  hdr.writeBigUInt64LE(4096n, 8);
+  hdr.writeUInt32LE(path.length, 16);
+  path.copy(hdr, 20);
+  for (const cut of [1, 7, 8, 12, 19, 20, 20 + path.length - 1])
+    assert.equal(parseUndoJournal(hdr.subarray(0, cut)), null, `cut at ${cut}`);
+  assert.deepEqual(parseUndoJournal(hdr), { path: '/x/keyless.db', syncedSize: 4096, records: [] });
+  assert.throws(() => parseUndoJournal(Buffer.from('KLUNDX')), /without its header/);
+  assert.throws(() => parseUndoJournal(Buffer.concat([hdr, Buffer.alloc(16, 1)])), /damaged/);
 });
 
 test('sanitizerReport finds ASan and UBSan reports only', () => {

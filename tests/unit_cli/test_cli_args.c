@@ -20,6 +20,7 @@
 #include "cli/authz.h"
 #include "cli/client.h"
 #include "cli/http.h"
+#include "cli/mi.h"
 #include "cli/output.h"
 #include "common/err.h"
 
@@ -29,6 +30,121 @@
     kl_cli_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (a), (err), sizeof(err))
 
 /* ---- argument parsing ---- */
+
+#define MI_RG "/subscriptions/s/resourceGroups/rg"
+#define MI_UAMI MI_RG "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+
+static void test_identity_commands(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[512];
+    assert_int_equal(PARSE(&a, err, "identity", "create", "id1", "--location", "x"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_IDENTITY_CREATE);
+    assert_int_equal(PARSE(&a, err, "identity", "assign", "id1", "--resource",
+                           MI_RG "/providers/Microsoft.Web/sites/w", "--resource",
+                           MI_RG "/providers/microsoft.compute/VIRTUALMACHINES/v"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_IDENTITY_ASSIGN);
+    assert_int_equal(a.n_resource, 2);
+    assert_int_equal(PARSE(&a, err, "identity", "remove", "system"), KL_EINVAL);
+    assert_string_equal(err, "identity remove: missing --resource ID (a site, VM or account id)");
+    /* Only resources that carry identities, as whole ids. */
+    assert_int_equal(PARSE(&a, err, "identity", "assign", "x", "--resource", MI_UAMI "u"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "identity", "assign", "x", "--resource", "web"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "identity", "assign", "x", "--resource",
+                           MI_RG "/providers/Microsoft.Web/sites/w/slots/s"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "site", "create", "w", "--assign-identity", "system",
+                           "--assign-identity", "id1"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_SITE_CREATE);
+    assert_int_equal(a.n_assign_identity, 2);
+    assert_int_equal(PARSE(&a, err, "vm", "create", "v", "--assign-identity", "system",
+                           "--assign-identity", "system"),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "vm", "show", "v", "--assign-identity", "system"), KL_EINVAL);
+    assert_string_equal(err, "vm show does not take --assign-identity");
+    assert_int_equal(PARSE(&a, err, "site", "delete", "w"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_SITE_DELETE);
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_VM_DELETE), "vm delete");
+}
+
+static char *identity_id(const char *x)
+{
+    kl_buf b;
+    kl_buf_init(&b, 4096);
+    if (kl_cli_identity_id(x, "s", "rg", &b) < 0) {
+        kl_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+/* The PATCH body as compact sorted JSON text, or "" for "nothing to change". */
+static char *patch_text(const char *current, const char *uami, bool add)
+{
+    json_t *cur = current ? json_loads(current, 0, NULL) : NULL;
+    json_t *body = NULL;
+    bool changes = true;
+    assert_int_equal(kl_cli_identity_patch(cur, uami, add, &body, &changes), 0);
+    char *s = changes ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
+    assert_true(changes == (body != NULL));
+    json_decref(cur);
+    json_decref(body);
+    return s;
+}
+
+#define ASSERT_PATCH(cur, uami, add, want)                                                         \
+    do {                                                                                           \
+        char *got_ = patch_text(cur, uami, add);                                                   \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+static void test_identity_helpers(void **state)
+{
+    (void)state;
+    assert_string_equal(kl_cli_resource_kind(MI_RG "/providers/Microsoft.Web/sites/w")->noun,
+                        "site");
+    assert_string_equal(
+        kl_cli_resource_kind(MI_RG "/providers/Microsoft.CognitiveServices/accounts/a")
+            ->api_version,
+        "2024-10-01");
+    assert_null(kl_cli_resource_kind(MI_RG "/providers/Microsoft.Web/sitesx/w"));
+    assert_null(kl_cli_resource_kind(MI_RG "/providers/Microsoft.Web/sites/"));
+    assert_null(kl_cli_resource_kind("/subscriptions/s/providers/Microsoft.Web/sites/w"));
+
+    char *id = identity_id("u1");
+    assert_string_equal(id, MI_UAMI "u1");
+    free(id);
+    id = identity_id(MI_UAMI "other");
+    assert_string_equal(id, MI_UAMI "other");
+    free(id);
+    assert_null(identity_id(MI_RG "/providers/Microsoft.Web/sites/w"));
+    assert_null(identity_id("a/b"));
+
+    const char *sys_user = "{\"type\":\"SystemAssigned, UserAssigned\",\"userAssignedIdentities\":"
+                           "{\"" MI_UAMI "a\":{},\"" MI_UAMI "b\":{}}}";
+    /* system: on when off, off when on; the user-assigned ones are not named. */
+    ASSERT_PATCH(NULL, NULL, true, "{\"identity\":{\"type\":\"SystemAssigned\"}}");
+    ASSERT_PATCH(sys_user, NULL, true, "");
+    ASSERT_PATCH(sys_user, NULL, false, "{\"identity\":{\"type\":\"UserAssigned\"}}");
+    ASSERT_PATCH("{\"type\":\"SystemAssigned\"}", NULL, false,
+                 "{\"identity\":{\"type\":\"None\"}}");
+    /* user-assigned: only the one that changes is named; any case matches. */
+    ASSERT_PATCH("{\"type\":\"SystemAssigned\"}", MI_UAMI "c", true,
+                 "{\"identity\":{\"type\":\"SystemAssigned, UserAssigned\","
+                 "\"userAssignedIdentities\":{\"" MI_UAMI "c\":{}}}}");
+    ASSERT_PATCH(sys_user, MI_UAMI "A", true, "");
+    ASSERT_PATCH(sys_user, MI_UAMI "A", false,
+                 "{\"identity\":{\"type\":\"SystemAssigned, UserAssigned\","
+                 "\"userAssignedIdentities\":{\"" MI_UAMI "A\":null}}}");
+    ASSERT_PATCH("{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"" MI_UAMI "a\":{}}}",
+                 MI_UAMI "a", false, "{\"identity\":{\"type\":\"None\"}}");
+    ASSERT_PATCH(NULL, MI_UAMI "a", false, "");
+}
 
 static void test_global_options_anywhere(void **state)
 {
@@ -427,52 +543,30 @@ static void test_token_service_commands(void **state)
     assert_string_equal(a.client, "c");
 }
 
-/* Users and groups: every command, the flag that forces a password change, and that a
- * password can never be given as an argument (no option takes one). */
-static void test_user_group_commands(void **state)
+/* keyless run: everything after "--" belongs to the command, options included; the
+ * site and the command are both required. */
+static void test_run_command(void **state)
 {
     (void)state;
     kl_cli_args a;
     char err[256];
-
-    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--display-name", "A"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_CREATE);
-    assert_string_equal(a.pos[0], "a@b.cd");
-    assert_false(a.force_change);
-    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "secret-password"), KL_EINVAL);
-    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--password", "x"), KL_EINVAL);
-    assert_int_equal(PARSE(&a, err, "user", "list"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_LIST);
-    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_SHOW);
-    assert_int_equal(PARSE(&a, err, "user", "enable", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_ENABLE);
-    assert_int_equal(PARSE(&a, err, "user", "disable", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DISABLE);
-    assert_int_equal(PARSE(&a, err, "user", "delete", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DELETE);
-    assert_int_equal(PARSE(&a, err, "user", "reset-password", "a@b.cd", "--force-change"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_USER_RESET_PASSWORD);
-    assert_true(a.force_change);
-    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_USER_RESET_PASSWORD), "user reset-password");
-    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd", "--force-change"), KL_EINVAL);
-    assert_int_equal(PARSE(&a, err, "group", "create", "ops"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_CREATE);
-    assert_int_equal(PARSE(&a, err, "group", "list"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_LIST);
-    assert_int_equal(PARSE(&a, err, "group", "show", "ops"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_SHOW);
-    assert_int_equal(PARSE(&a, err, "group", "delete", "ops"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_DELETE);
-    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_ADD);
-    assert_string_equal(a.pos[1], "a@b.cd");
-    assert_int_equal(PARSE(&a, err, "group", "member", "remove", "ops", "a@b.cd"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_REMOVE);
-    assert_int_equal(PARSE(&a, err, "group", "member", "list", "ops"), 0);
-    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_LIST);
-    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_GROUP_MEMBER_LIST), "group member list");
-    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "--data-dir", "/d", "run", "--site", "web", "--", "node",
+                           "--version", "--site", "x"),
+                     0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_RUN);
+    assert_string_equal(a.site, "web");
+    assert_string_equal(a.data_dir, "/d");
+    assert_int_equal(a.run_argc, 4);
+    assert_string_equal(a.run_argv[0], "node");
+    assert_string_equal(a.run_argv[1], "--version");
+    assert_string_equal(a.run_argv[3], "x");
+    assert_null(a.run_argv[4]);
+    assert_int_equal(PARSE(&a, err, "run", "--", "node"), KL_EINVAL);
+    assert_non_null(strstr(err, "--site"));
+    assert_int_equal(PARSE(&a, err, "run", "--site", "web", "--"), KL_EINVAL);
+    assert_non_null(strstr(err, "command"));
+    assert_int_equal(PARSE(&a, err, "run", "--site", "web", "node"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "account", "list", "--site", "web"), KL_EINVAL);
 }
 
 static void test_rbac_usage_errors(void **state)
@@ -1257,6 +1351,54 @@ static void test_unreachable_socket(void **state)
     assert_non_null(strstr(err, "too long"));
 }
 
+/* Users and groups: every command, the flag that forces a password change, and that a
+ * password can never be given as an argument (no option takes one). */
+static void test_user_group_commands(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[256];
+
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--display-name", "A"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_CREATE);
+    assert_string_equal(a.pos[0], "a@b.cd");
+    assert_false(a.force_change);
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "secret-password"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "user", "create", "a@b.cd", "--password", "x"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "user", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_LIST);
+    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_SHOW);
+    assert_int_equal(PARSE(&a, err, "user", "enable", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_ENABLE);
+    assert_int_equal(PARSE(&a, err, "user", "disable", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DISABLE);
+    assert_int_equal(PARSE(&a, err, "user", "delete", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_DELETE);
+    assert_int_equal(PARSE(&a, err, "user", "reset-password", "a@b.cd", "--force-change"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_USER_RESET_PASSWORD);
+    assert_true(a.force_change);
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_USER_RESET_PASSWORD), "user reset-password");
+    assert_int_equal(PARSE(&a, err, "user", "show", "a@b.cd", "--force-change"), KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "group", "create", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_CREATE);
+    assert_int_equal(PARSE(&a, err, "group", "list"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_LIST);
+    assert_int_equal(PARSE(&a, err, "group", "show", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_SHOW);
+    assert_int_equal(PARSE(&a, err, "group", "delete", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_DELETE);
+    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_ADD);
+    assert_string_equal(a.pos[1], "a@b.cd");
+    assert_int_equal(PARSE(&a, err, "group", "member", "remove", "ops", "a@b.cd"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_REMOVE);
+    assert_int_equal(PARSE(&a, err, "group", "member", "list", "ops"), 0);
+    assert_int_equal(a.cmd, KL_CLI_CMD_GROUP_MEMBER_LIST);
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_GROUP_MEMBER_LIST), "group member list");
+    assert_int_equal(PARSE(&a, err, "group", "member", "add", "ops"), KL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1272,6 +1414,7 @@ int main(void)
         cmocka_unit_test(test_rbac_commands_resolve),
         cmocka_unit_test(test_rbac_usage_errors),
         cmocka_unit_test(test_token_service_commands),
+        cmocka_unit_test(test_run_command),
         cmocka_unit_test(test_scope_check),
         cmocka_unit_test(test_scope_resolve),
         cmocka_unit_test(test_authz_targets),
@@ -1286,6 +1429,8 @@ int main(void)
         cmocka_unit_test(test_user_group_commands),
         cmocka_unit_test(test_arm_targets),
         cmocka_unit_test(test_id_segments),
+        cmocka_unit_test(test_identity_commands),
+        cmocka_unit_test(test_identity_helpers),
         cmocka_unit_test_setup_teardown(test_unreachable_socket, make_tmpdir, remove_tmpdir),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
