@@ -5,11 +5,13 @@
 // nested groups: an application's service principal five groups deep calls the model
 // with a client-credentials token because the top group holds the role, the control
 // plane and assignedTo()/checkAccess see the same, and taking it out of a group is
-// refused on the next request.
+// refused on the next request; the same for a managed identity's identity-endpoint
+// token; and the CLI's user and group commands.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { accountPath, findSecrets, runCli, startDaemon } from '../lib/harness.mjs';
+import { imdsToken, putUami, putVm } from '../lib/identity-endpoints.mjs';
 import {
   AUTH_API, GUID, ISO, ROLE, asPrincipal, assertGraphError, assign, checkAccess, createApp,
   listAssignments, raPath, tenantId,
@@ -244,4 +246,26 @@ test('the CLI: user and group commands, the password read from standard input on
   r = await cli(['user', 'list']);
   assert.deepEqual(r.json.value, []);
   assert.deepEqual(findSecrets(d.stderr, [PASSWORD, 'a-brand-new-password']), []);
+});
+
+test('a managed identity in a group: its identity-endpoint token is served through the group, and refused once it is out', async (t) => {
+  const d = await startDaemon(t, { args: ['--vm', 'vm1'] });
+  await d.setupAccount('demo');
+  const mi = await putUami(d, 'ua-grouped');
+  await putVm(d, 'vm1', false, [mi.id]);
+  const g = await createGroup(d, 'workloads');
+  await addMember(d, g.id, mi.principalId);
+  const m = await d.admin('GET', `/v1.0/groups/${g.id}/members`);
+  assert.deepEqual(m.json.value.map((x) => [x.id, x['@odata.type'], x.appId]), [[mi.principalId, '#microsoft.graph.servicePrincipal', mi.clientId]]);
+  await assign(d, accountPath('demo'), g.id, ROLE.openaiUser, { principalType: 'Group' });
+  const tok = await imdsToken(d);
+  assert.equal(tok.status, 200, tok.text);
+  const bearer = { authorization: `Bearer ${tok.json.access_token}` };
+  let r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer });
+  assert.equal(r.status, 200, r.text);
+  r = await d.admin('DELETE', `/v1.0/groups/${g.id}/members/${mi.principalId}/$ref`);
+  assert.equal(r.status, 204, r.text);
+  r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer });
+  assert.equal(r.status, 401, r.text);
+  assert.equal(r.json.error.code, 'PermissionDenied');
 });
