@@ -269,3 +269,34 @@ test('a managed identity in a group: its identity-endpoint token is served throu
   assert.equal(r.status, 401, r.text);
   assert.equal(r.json.error.code, 'PermissionDenied');
 });
+
+test('hostile input on the user and group routes: refused in Graph\'s shape, nothing echoed, nothing written', async (t) => {
+  const d = await startDaemon(t);
+  const g = await createGroup(d, 'target');
+  const long = `${'a'.repeat(5000)}@example.com`;
+  let r = await d.admin('GET', `/v1.0/users/${long}`);
+  assert.equal(r.status, 400, r.text);
+  assert.ok(!r.text.includes('aaaaaaaaaa'), 'the name is not echoed');
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: long, passwordProfile: { password: PASSWORD } });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'nul@example.com', passwordProfile: { password: `${PASSWORD}\u0000tail` } });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'big@example.com', passwordProfile: { password: 'p'.repeat(257) } });
+  assert.equal(r.status, 400, r.text);
+  assert.ok(!r.text.includes('pppppppp'), 'the password is not echoed');
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'obj@example.com', passwordProfile: 'not an object' });
+  assert.equal(r.status, 400, r.text);
+  for (const ref of [`https://graph.microsoft.com/v1.0/directoryObjects/${'f'.repeat(100000)}`, 42, null, '../../x', 'https://evil.example/directoryObjects/not-a-guid']) {
+    r = await d.admin('POST', `/v1.0/groups/${g.id}/members/$ref`, { '@odata.id': ref });
+    assert.equal(r.status, 400, `${String(ref).slice(0, 60)}: ${r.text.slice(0, 300)}`);
+    assert.equal(r.json.error.code, 'Request_BadRequest');
+    assert.ok(r.json.error.innerError, 'Graph\'s innerError');
+  }
+  r = await d.admin('POST', '/v1.0/groups', { displayName: 'x'.repeat(300), mailNickname: 'x' });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/groups', { displayName: 'ok', mailNickname: 'has space' });
+  assert.equal(r.status, 400, r.text);
+  assert.deepEqual((await d.admin('GET', '/v1.0/users')).json.value, []);
+  assert.deepEqual((await d.admin('GET', '/v1.0/groups')).json.value.map((x) => x.id), [g.id]);
+  assert.deepEqual((await d.admin('GET', `/v1.0/groups/${g.id}/members`)).json.value, []);
+});
