@@ -73,11 +73,11 @@ static const char *body_string(const json_t *o, const char *key, bool *present)
 
 void kl_mgmt_groups_list(kl_mgmt_call *c)
 {
-    if (kl_http_req_query_param(c->r, "$filter")) {
-        kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
-                     "Unsupported query: list all groups, or read one at /v1.0/groups/{id}.");
+    static const char *const props[] = {"displayName"};
+    const char *want[1];
+    kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
+    if (!kl_mgmt_graph_eq_filter(c, terms, props, 1, want))
         return;
-    }
     kl_store_group **list = NULL;
     size_t n = 0;
     int err = kl_store_list_groups(c->m->store, &list, &n);
@@ -87,7 +87,8 @@ void kl_mgmt_groups_list(kl_mgmt_call *c)
     }
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, group_json(list[i]))) {
+        if ((!want[0] || kl_str_ieq(want[0], list[i]->display_name)) &&
+            json_array_append_new(items, group_json(list[i]))) {
             json_decref(items);
             items = NULL;
         }

@@ -105,13 +105,42 @@ static void forget_password(kl_mgmt_call *c)
         OPENSSL_cleanse((char *)json_string_value(p), json_string_length(p));
 }
 
+bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *const *props,
+                             size_t nprops, const char **values)
+{
+    for (size_t i = 0; i < nprops; i++)
+        values[i] = NULL;
+    const char *text = kl_http_req_query_param(c->r, "$filter");
+    if (!text)
+        return true;
+    size_t n = 0;
+    kl_arm_error e = {0};
+    if (kl_arm_parse_filter(text, terms, &n, "Request_UnsupportedQuery", &e)) {
+        kl_mgmt_reply_error(c, &e);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < nprops && (terms[i].call || !kl_str_ieq(terms[i].name, props[k]) || values[k]))
+            k++;
+        if (k == nprops) {
+            kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
+                         "Unsupported filter: use %s eq '{value}'%s.", props[0],
+                         nprops > 1 ? " or displayName eq '{value}', joined by 'and'" : "");
+            return false;
+        }
+        values[k] = terms[i].value;
+    }
+    return true;
+}
+
 void kl_mgmt_users_list(kl_mgmt_call *c)
 {
-    if (kl_http_req_query_param(c->r, "$filter")) {
-        kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
-                     "Unsupported query: read one user at /v1.0/users/{id or userPrincipalName}.");
+    static const char *const props[] = {"userPrincipalName", "displayName"};
+    const char *want[2];
+    kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
+    if (!kl_mgmt_graph_eq_filter(c, terms, props, 2, want))
         return;
-    }
     kl_store_user **list = NULL;
     size_t n = 0;
     int err = kl_store_list_users(c->m->store, &list, &n);
@@ -121,7 +150,9 @@ void kl_mgmt_users_list(kl_mgmt_call *c)
     }
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
-        if (json_array_append_new(items, user_json(list[i]))) {
+        if ((!want[0] || kl_str_ieq(want[0], list[i]->upn)) &&
+            (!want[1] || kl_str_ieq(want[1], list[i]->display_name)) &&
+            json_array_append_new(items, user_json(list[i]))) {
             json_decref(items);
             items = NULL;
         }

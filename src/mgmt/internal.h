@@ -165,6 +165,12 @@ void kl_mgmt_service_principal_create(kl_mgmt_call *c);
 void kl_mgmt_service_principal_patch(kl_mgmt_call *c);
 
 /* --- users and groups (graph_users.c, graph_groups.c): Graph v1.0 shapes --- */
+/* $filter of the Graph listings of users and groups: "prop eq 'value'" terms joined by
+ * "and", each of props[0..nprops) at most once; values[i] receives props[i]'s value
+ * (pointing into terms) or NULL. Answers 400 Request_UnsupportedQuery and returns false
+ * for anything else. */
+bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *const *props,
+                             size_t nprops, const char **values);
 void kl_mgmt_users_list(kl_mgmt_call *c);
 void kl_mgmt_user_create(kl_mgmt_call *c);
 void kl_mgmt_user_get(kl_mgmt_call *c);

@@ -748,6 +748,13 @@ static void publish_locked(kl_policy *p, kl_snapshot *s, int64_t gen)
 static int derive(kl_snapshot *old, const kl_store_changes *ch, kl_snapshot **out)
 {
     const kl_rbac_index *ix = kl_snapshot_rbac(old);
+    /* Members carry only the groups that held assignments when the snapshot was built
+     * (policy/groups.h): a group's assignments changing means a full build. */
+    for (size_t i = 0; i < ch->n_principals; i++) {
+        const kl_principal *pr = kl_snapshot_principal(old, ch->principals[i]);
+        if (pr && pr->type == KL_PRINCIPAL_GROUP)
+            return KL_ECONFLICT;
+    }
     kl_rbac_assignment *asgs = calloc(ch->n_assignments ? ch->n_assignments : 1, sizeof(*asgs));
     if (!asgs)
         return KL_ENOMEM;

@@ -84,6 +84,7 @@ static int cmp_link(const void *a, const void *b)
 }
 
 int kl_groups_finish(kl_groups_builder *gb, kl_principal *principals, size_t n,
+                     const kl_rbac_index *ix,
                      const kl_principal *(*find)(const void *ctx, const char *oid), const void *ctx,
                      const char ***ids)
 {
@@ -151,8 +152,9 @@ int kl_groups_finish(kl_groups_builder *gb, kl_principal *principals, size_t n,
             flat = nf;
             capflat = ncap;
         }
-        memcpy(flat + nflat, queue + 1, cnt * sizeof(*queue));
-        nflat += cnt;
+        for (size_t k = 1; k < tail; k++)
+            if (kl_rbac_index_holds(ix, principals[queue[k]].object_id))
+                flat[nflat++] = queue[k];
     }
     off[n] = nflat;
     if (nflat) {

@@ -1200,7 +1200,7 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out)
     if (!err)
         err = finish_directory(s, b);
     if (!err)
-        err = kl_groups_finish(b->groups, s->principals, s->n_principals, principal_of, s,
+        err = kl_groups_finish(b->groups, s->principals, s->n_principals, s->rbac, principal_of, s,
                                &s->group_ids);
     if (!err) {
         s->appcreds = b->appcreds;

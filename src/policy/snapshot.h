@@ -84,9 +84,9 @@ typedef struct kl_principal {
     kl_principal_type type;
     const char *display_name;
     bool enabled; /* accountEnabled */
-    /* Its groups, transitively (a member of G1 in G2 has both), nearest first, each once:
-     * object ids pointing into the snapshot; NULL when none. Computed when the snapshot
-     * is built, so checks never walk memberships. */
+    /* Its groups that hold role assignments, transitively (a member of G1 in G2 has
+     * both), nearest first, each once: object ids pointing into the snapshot; NULL when
+     * none. Computed when the snapshot is built, so checks never walk memberships. */
     const char *const *groups;
     size_t n_groups;
 } kl_principal;

@@ -1226,6 +1226,19 @@ size_t kl_rbac_index_role_count(const kl_rbac_index *ix)
     return ix ? ix->nroles : 0;
 }
 
+bool kl_rbac_index_holds(const kl_rbac_index *ix, const char *principal_id)
+{
+    char p[KL_MAX_PRINCIPAL_ID + 1];
+    size_t n = 0;
+    if (!ix || principal_lower(principal_id, p, &n))
+        return false;
+    uint64_t h = hash_bytes(p, n, ix->seed);
+    const pslot *s = principal_slot(ix, h, p, n);
+    if (!s->p && ix->base) /* not overridden: the base answers for it */
+        s = principal_slot(ix->base, h, p, n);
+    return s->p && s->levels != 0;
+}
+
 size_t kl_rbac_index_assignment_count(const kl_rbac_index *ix)
 {
     if (!ix)

@@ -147,6 +147,10 @@ int kl_rbac_decision_reason(const kl_rbac_decision *d, char *buf, size_t len);
  * or custom; NULL if none. The pointer lives as long as the index. */
 const kl_rbac_role_def *kl_rbac_index_role(const kl_rbac_index *ix, const char *role_definition_id);
 
+/* True if principal_id (either case) holds at least one assignment in ix: only such a
+ * principal can ever be granted anything by a check. One lookup; never allocates. */
+bool kl_rbac_index_holds(const kl_rbac_index *ix, const char *principal_id);
+
 /* Counts, for metrics and tests. */
 size_t kl_rbac_index_role_count(const kl_rbac_index *ix);
 size_t kl_rbac_index_assignment_count(const kl_rbac_index *ix);

@@ -5,11 +5,13 @@
 // nested groups: an application's service principal five groups deep calls the model
 // with a client-credentials token because the top group holds the role, the control
 // plane and assignedTo()/checkAccess see the same, and taking it out of a group is
-// refused on the next request.
+// refused on the next request; the same for a managed identity's identity-endpoint
+// token; and the CLI's user and group commands.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { accountPath, findSecrets, runCli, startDaemon } from '../lib/harness.mjs';
+import { imdsToken, putUami, putVm } from '../lib/identity-endpoints.mjs';
 import {
   AUTH_API, GUID, ISO, ROLE, asPrincipal, assertGraphError, assign, checkAccess, createApp,
   listAssignments, raPath, tenantId,
@@ -55,6 +57,11 @@ test('users: Graph shapes, unique names, the password policy, updates and deleti
   }
   const list = await d.admin('GET', '/v1.0/users');
   assert.deepEqual(list.json.value.map((x) => x.id), [u.id]);
+  const q = (f) => `/v1.0/users?$filter=${encodeURIComponent(f)}`;
+  assert.deepEqual((await d.admin('GET', q("userPrincipalName eq 'ANN@example.com'"))).json.value.map((x) => x.id), [u.id]);
+  assert.deepEqual((await d.admin('GET', q("displayName eq 'nobody'"))).json.value, []);
+  assertGraphError(await d.admin('GET', q("mail eq 'x'")), 400,
+    { error: { code: 'Request_UnsupportedQuery', message: "Unsupported filter: use userPrincipalName eq '{value}' or displayName eq '{value}', joined by 'and'." } });
 
   assertGraphError(await d.admin('POST', '/v1.0/users', { displayName: 'Dup', userPrincipalName: 'ANN@example.com', passwordProfile: { password: PASSWORD } }), 400,
     { error: { code: 'Request_BadRequest', message: 'Another object with the same value for property userPrincipalName already exists.' } }, 'duplicate, other case');
@@ -120,6 +127,8 @@ test('groups: Graph shapes, members of every kind through $ref, cycles and dupli
   assertGraphError(await d.admin('DELETE', `/v1.0/groups/${g.id}/members/${u.id}/$ref`), 404, notFound(u.id));
   r = await d.admin('GET', '/v1.0/groups');
   assert.deepEqual(r.json.value.map((x) => x.id).sort(), [g.id, inner.id].sort());
+  r = await d.admin('GET', `/v1.0/groups?$filter=${encodeURIComponent("displayName eq 'INNER'")}`);
+  assert.deepEqual(r.json.value.map((x) => x.id), [inner.id]);
   r = await d.admin('DELETE', `/v1.0/groups/${inner.id}`);
   assert.equal(r.status, 204, r.text);
   r = await d.admin('GET', `/v1.0/groups/${g.id}/members`);
@@ -237,4 +246,57 @@ test('the CLI: user and group commands, the password read from standard input on
   r = await cli(['user', 'list']);
   assert.deepEqual(r.json.value, []);
   assert.deepEqual(findSecrets(d.stderr, [PASSWORD, 'a-brand-new-password']), []);
+});
+
+test('a managed identity in a group: its identity-endpoint token is served through the group, and refused once it is out', async (t) => {
+  const d = await startDaemon(t, { args: ['--vm', 'vm1'] });
+  await d.setupAccount('demo');
+  const mi = await putUami(d, 'ua-grouped');
+  await putVm(d, 'vm1', false, [mi.id]);
+  const g = await createGroup(d, 'workloads');
+  await addMember(d, g.id, mi.principalId);
+  const m = await d.admin('GET', `/v1.0/groups/${g.id}/members`);
+  assert.deepEqual(m.json.value.map((x) => [x.id, x['@odata.type'], x.appId]), [[mi.principalId, '#microsoft.graph.servicePrincipal', mi.clientId]]);
+  await assign(d, accountPath('demo'), g.id, ROLE.openaiUser, { principalType: 'Group' });
+  const tok = await imdsToken(d);
+  assert.equal(tok.status, 200, tok.text);
+  const bearer = { authorization: `Bearer ${tok.json.access_token}` };
+  let r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer });
+  assert.equal(r.status, 200, r.text);
+  r = await d.admin('DELETE', `/v1.0/groups/${g.id}/members/${mi.principalId}/$ref`);
+  assert.equal(r.status, 204, r.text);
+  r = await d.chat('demo', 'chat', null, 'hi', { headers: bearer });
+  assert.equal(r.status, 401, r.text);
+  assert.equal(r.json.error.code, 'PermissionDenied');
+});
+
+test('hostile input on the user and group routes: refused in Graph\'s shape, nothing echoed, nothing written', async (t) => {
+  const d = await startDaemon(t);
+  const g = await createGroup(d, 'target');
+  const long = `${'a'.repeat(5000)}@example.com`;
+  let r = await d.admin('GET', `/v1.0/users/${long}`);
+  assert.equal(r.status, 400, r.text);
+  assert.ok(!r.text.includes('aaaaaaaaaa'), 'the name is not echoed');
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: long, passwordProfile: { password: PASSWORD } });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'nul@example.com', passwordProfile: { password: `${PASSWORD}\u0000tail` } });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'big@example.com', passwordProfile: { password: 'p'.repeat(257) } });
+  assert.equal(r.status, 400, r.text);
+  assert.ok(!r.text.includes('pppppppp'), 'the password is not echoed');
+  r = await d.admin('POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'obj@example.com', passwordProfile: 'not an object' });
+  assert.equal(r.status, 400, r.text);
+  for (const ref of [`https://graph.microsoft.com/v1.0/directoryObjects/${'f'.repeat(100000)}`, 42, null, '../../x', 'https://evil.example/directoryObjects/not-a-guid']) {
+    r = await d.admin('POST', `/v1.0/groups/${g.id}/members/$ref`, { '@odata.id': ref });
+    assert.equal(r.status, 400, `${String(ref).slice(0, 60)}: ${r.text.slice(0, 300)}`);
+    assert.equal(r.json.error.code, 'Request_BadRequest');
+    assert.ok(r.json.error.innerError, 'Graph\'s innerError');
+  }
+  r = await d.admin('POST', '/v1.0/groups', { displayName: 'x'.repeat(300), mailNickname: 'x' });
+  assert.equal(r.status, 400, r.text);
+  r = await d.admin('POST', '/v1.0/groups', { displayName: 'ok', mailNickname: 'has space' });
+  assert.equal(r.status, 400, r.text);
+  assert.deepEqual((await d.admin('GET', '/v1.0/users')).json.value, []);
+  assert.deepEqual((await d.admin('GET', '/v1.0/groups')).json.value.map((x) => x.id), [g.id]);
+  assert.deepEqual((await d.admin('GET', `/v1.0/groups/${g.id}/members`)).json.value, []);
 });
