@@ -586,6 +586,15 @@ static void refuse(conn *c, int status, const char *code, const char *msg)
         r->path = strdup("");
     if (status == 503)
         kl_http_set_header(r, "Retry-After", KL_BUSY_RETRY_AFTER_S);
+    if (c->ls->face == KL_FACE_IMDS) {
+        /* The identity endpoints speak OAuth's error shape, as Azure's do, down to the
+         * refusals the server makes before any handler runs. */
+        json_t *e = json_pack("{s:s,s:s}", "error",
+                              status >= 500 ? "temporarily_unavailable" : "invalid_request",
+                              "error_description", msg);
+        kl_http_respond_json(r, status, e);
+        return;
+    }
     kl_http_respond_error(r, status, code, msg);
 }
 
