@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/util.h"
+#include "crypto/argon2id.h"
 #include "crypto/jws.h"
 #include "token/claims.h"
 #include "token/tokcache.h"
@@ -175,9 +177,39 @@ static void run_alg(kl_jws_alg alg)
     kl_jws_key_free(k);
 }
 
-int main(void)
+static void op_argon2id(ctx *c)
 {
+    kl_argon2id h;
+    (void)c;
+    if (kl_argon2id_hash("correct horse battery staple", 28, &h))
+        die("argon2id");
+}
+
+/* The password grant's cost: one Argon2id hash with the stored parameters per sign-in
+ * (kl_argon2id_verify does the same work as kl_argon2id_hash). */
+static void run_argon2id(void)
+{
+    ctx c = {0};
+    uint64_t start = kl_now_mono_us(), n = 0, now;
+    do {
+        op_argon2id(&c);
+        n++;
+        now = kl_now_mono_us();
+    } while (now - start < RUN_US);
+    printf("Argon2id (t=%d, m=%d KiB, p=%d) on one thread  %10.1f hashes/s\n", KL_ARGON2_T_COST,
+           KL_ARGON2_M_COST, KL_ARGON2_PARALLELISM, (double)n * 1e6 / (double)(now - start));
+}
+
+int main(int argc, char **argv)
+{
+    /* bench_sts argon2id: only the hash rate (bench/sts/run prints it beside the
+     * password grant's rate). */
+    if (argc > 1 && strcmp(argv[1], "argon2id") == 0) {
+        run_argon2id();
+        return 0;
+    }
     run_alg(KL_JWS_RS256);
     run_alg(KL_JWS_ES256);
+    run_argon2id();
     return 0;
 }
