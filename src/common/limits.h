@@ -150,7 +150,11 @@
 #define KL_MAX_SCOPE_TEXT 1024
 #define KL_REFRESH_TOKEN_LIFETIME_S (90LL * 24 * 3600)
 #define KL_REFRESH_TOKEN_BYTES 32
-#define KL_MAX_REFRESH_TOKEN 128       /* longest refresh_token parameter looked at */
+#define KL_MAX_REFRESH_TOKEN 128 /* longest refresh_token parameter looked at */
+/* Refresh-token rotations waiting for the writer (gateway/refreshq.c), and the most it
+ * commits in one transaction. */
+#define KL_MAX_REFRESH_QUEUE 4096
+#define KL_MAX_REFRESH_BATCH 256
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */

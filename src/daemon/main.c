@@ -201,6 +201,7 @@ int main(int argc, char **argv)
     char kek_env[KL_MAX_KEK_ENV];
     int kek_env_rc = 0;
     kl_store *store = NULL;
+    kl_store *refresh_store = NULL; /* the refresh-token writer's own connection */
     kl_snapshot_holder *holder = NULL;
     kl_policy *policy = NULL;
     kl_metrics *metrics = NULL;
@@ -489,7 +490,14 @@ int main(int argc, char **argv)
         goto out;
     if (kl_signins_start(store, &signins) != 0)
         goto out;
+    /* Refresh-token rotations commit on a connection of their own, so that requests
+     * reading the store do not wait behind their group commits (gateway/refreshq.h). */
+    if (kl_store_open(path, &refresh_store) != 0) {
+        kl_log(KL_LOG_ERROR, "store", "reason", "cannot open the database", NULL);
+        goto out;
+    }
     kl_gateway_sts_cfg stscfg = {.signins = signins,
+                                 .refresh_store = refresh_store,
                                  .holder = holder,
                                  .keys = keys,
                                  .public_base_url = base_url,
@@ -560,6 +568,7 @@ out:
     kl_http_server_free(server);
     kl_gateway_free(gateway);
     kl_gateway_sts_free(sts);
+    kl_store_close(refresh_store);
     kl_imds_free(imds_ep);
     kl_signins_stop(signins); /* writes what is queued, before the store closes */
     kl_mgmt_free(mgmt);

@@ -20,6 +20,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/refreshq.h"
 #include "gateway/sts_internal.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
@@ -133,6 +134,8 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
         err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->pw_throttle);
     if (!err && cfg->egress)
         err = kl_jwks_new(kl_jwks_https_fetch, &s->https, &s->jwks);
+    if (!err && cfg->store)
+        err = kl_refreshq_new(cfg->refresh_store ? cfg->refresh_store : cfg->store, &s->refreshq);
     if (err) {
         kl_gateway_sts_free(s);
         return err;
@@ -148,6 +151,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
     free(s->base);
     kl_throttle_free(s->throttle);
     kl_throttle_free(s->pw_throttle);
+    kl_refreshq_free(s->refreshq);
     kl_jwks_free(s->jwks);
     free(s);
 }

@@ -31,8 +31,11 @@ typedef struct kl_gateway_sts_cfg {
     const char *public_base_url;
     int64_t token_lifetime_s; /* 0: KL_TOKEN_DEFAULT_LIFETIME_S */
     kl_store *store;          /* borrowed: spent assertion jtis; NULL refuses assertions (503) */
-    const kl_egress *egress;  /* borrowed: federated issuers' keys are fetched through it;
-                                 NULL refuses federated assertions */
+    /* borrowed: a connection of its own for the group commit of refresh-token
+     * rotations (gateway/refreshq.h); NULL: store */
+    kl_store *refresh_store;
+    const kl_egress *egress;        /* borrowed: federated issuers' keys are fetched through it;
+                                       NULL refuses federated assertions */
     const char *federation_ca_file; /* CAs of federated issuers; NULL: the system's */
     /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
     struct kl_signins *signins;

@@ -35,6 +35,8 @@ struct kl_gateway_sts {
     kl_jwks *jwks;              /* owned: federated issuers' keys; NULL without an egress policy */
     kl_jwks_https https;        /* the transport's context (borrowed pointers) */
     struct kl_signins *signins; /* may be NULL */
+    /* owned: group commit of refresh-token rotations; NULL without a store */
+    struct kl_refreshq *refreshq;
 };
 
 /* What the sign-in log records of one token request, filled in as it is checked.
@@ -113,6 +115,9 @@ typedef struct kl_sts_user {
     /* Set by the refresh_token grant only: the SHA-256 of the token being redeemed,
      * spent in the same transaction that stores its successor. */
     const unsigned char *rotate_from;
+    /* The user's principal name when the grant already read it (NULL: read from the
+     * store). */
+    const char *upn;
 } kl_sts_user;
 
 /* Checks the user (present in the snapshot, a user, enabled), the scope's resource (one

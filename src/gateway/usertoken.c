@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "directory/directory.h"
 #include "directory/lockout.h"
+#include "gateway/refreshq.h"
 #include "policy/sts.h"
 #include "token/claims.h"
 #include "token/mint.h"
@@ -105,7 +106,7 @@ static void transient(kl_sts_grant *g, int status)
 /* The OpenID Connect id_token (v2 shape on both endpoints: MSAL reads tid, oid, sub,
  * preferred_username and name from it for the account it caches). */
 static int id_token(kl_sts_grant *g, const kl_jws_key *key, const kl_principal *user,
-                    const kl_store_user *su, const kl_sts_user *u, char **out)
+                    const char *upn, const kl_sts_user *u, char **out)
 {
     char iss[KL_MAX_URL];
     const char *tid = kl_snapshot_tenant_id(g->snap);
@@ -115,7 +116,7 @@ static int id_token(kl_sts_grant *g, const kl_jws_key *key, const kl_principal *
         "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "aud", g->client->app_id, "iss", iss,
         "iat", (json_int_t)g->now, "nbf", (json_int_t)g->now, "exp", (json_int_t)(g->now + life),
         "name", user->display_name ? user->display_name : "", "oid", user->object_id,
-        "preferred_username", su->upn, "sub", user->object_id, "tid", tid, "ver", "2.0");
+        "preferred_username", upn, "sub", user->object_id, "tid", tid, "ver", "2.0");
     if (!c)
         return KL_ENOMEM;
     int err = 0;
@@ -140,9 +141,50 @@ static int client_info(const char *oid, const char *tid, char *out, size_t cap)
     return kl_b64url_encode(raw, (size_t)n, out, cap) < 0 ? KL_ETOOBIG : 0;
 }
 
-/* Stores the new refresh token: a rotation of u->rotate_from (same family, the old one
- * spent in the same transaction), or a new family. Answers a refusal and returns false. */
-static bool store_refresh(kl_sts_grant *g, const kl_sts_user *u, const char *scope,
+/* Answers a refresh token the store refused (err from kl_store_refresh_rotate or
+ * _create, not 0). */
+static void rotation_refused(const kl_sts_audit *a, kl_http_req *r, int err)
+{
+    switch (err) {
+    case KL_EEXIST:
+        kl_http_req_log_field(r, "refresh_reuse", "family_revoked");
+        kl_sts_error(a, r, 400, "invalid_grant", 70008,
+                     "The provided refresh token was already used. It and every refresh token "
+                     "issued from the same sign-in are revoked; the user must sign in again.");
+        return;
+    case KL_EPERM:
+    case KL_ENOTFOUND:
+        kl_sts_error(a, r, 400, "invalid_grant", 50173,
+                     "The provided grant has expired due to it being revoked, a fresh auth token "
+                     "is needed. The user must sign in again.");
+        return;
+    default:
+        kl_log(KL_LOG_ERROR, "refresh_store_failed", "error", kl_err_str(err), NULL);
+        kl_sts_error(a, r, err == KL_EUNAVAIL ? 503 : 500,
+                     err == KL_EUNAVAIL ? "temporarily_unavailable" : "server_error", 90033,
+                     "A transient error has occurred. Please try again.");
+        return;
+    }
+}
+
+/* The new refresh token's record: a rotation keeps u's family; otherwise family is a
+ * new id the caller drew. */
+static kl_store_refresh refresh_record(const kl_sts_grant *g, const kl_sts_user *u,
+                                       const char *family)
+{
+    return (kl_store_refresh){.family_id = (char *)(u->rotate_from ? u->family_id : family),
+                              .user_oid = (char *)u->user_oid,
+                              .client_id = (char *)g->client->app_id,
+                              .scope = (char *)u->scope,
+                              .session_id = (char *)u->session_id,
+                              .created_at = g->now,
+                              .expires_at = g->now + KL_REFRESH_TOKEN_LIFETIME_S};
+}
+
+/* Stores the new refresh token now: a rotation of u->rotate_from (same family, the old
+ * one spent in the same transaction), or a new family. Answers a refusal and returns
+ * false. */
+static bool store_refresh(kl_sts_grant *g, const kl_sts_user *u,
                           const unsigned char hash[KL_STORE_REFRESH_HASH_LEN])
 {
     char family[KL_UUID_LEN + 1];
@@ -150,35 +192,104 @@ static bool store_refresh(kl_sts_grant *g, const kl_sts_user *u, const char *sco
         transient(g, 500);
         return false;
     }
-    kl_store_refresh rec = {.family_id = u->rotate_from ? (char *)u->family_id : family,
-                            .user_oid = (char *)u->user_oid,
-                            .client_id = (char *)g->client->app_id,
-                            .scope = (char *)scope,
-                            .session_id = (char *)u->session_id,
-                            .created_at = g->now,
-                            .expires_at = g->now + KL_REFRESH_TOKEN_LIFETIME_S};
+    kl_store_refresh rec = refresh_record(g, u, family);
     int err = u->rotate_from
                   ? kl_store_refresh_rotate(g->s->store, u->rotate_from, hash, &rec, g->now)
                   : kl_store_refresh_create(g->s->store, hash, &rec);
-    switch (err) {
-    case 0: return true;
-    case KL_EEXIST:
-        kl_http_req_log_field(g->r, "refresh_reuse", "family_revoked");
-        kl_sts_error(g->a, g->r, 400, "invalid_grant", 70008,
-                     "The provided refresh token was already used. It and every refresh token "
-                     "issued from the same sign-in are revoked; the user must sign in again.");
-        return false;
-    case KL_EPERM:
-    case KL_ENOTFOUND:
-        kl_sts_error(g->a, g->r, 400, "invalid_grant", 50173,
-                     "The provided grant has expired due to it being revoked, a fresh auth token "
-                     "is needed. The user must sign in again.");
-        return false;
-    default:
-        kl_log(KL_LOG_ERROR, "refresh_store_failed", "error", kl_err_str(err), NULL);
-        transient(g, err == KL_EUNAVAIL ? 503 : 500);
-        return false;
+    if (err)
+        rotation_refused(g->a, g->r, err);
+    return err == 0;
+}
+
+/* The 200 of a user grant: body text (the caller keeps and wipes it). */
+static void answer_tokens(const kl_sts_audit *a, kl_http_req *r, const char *client_id,
+                          const char *user_oid, const char *kid, const char *text)
+{
+    char corr[KL_UUID_LEN + 1];
+    kl_sts_correlation_id(r, corr);
+    kl_sts_no_store(r);
+    kl_http_set_header(r, "client-request-id", corr);
+    kl_http_req_log_field(r, "client_id", client_id);
+    kl_http_req_log_field(r, "user", user_oid);
+    kl_http_req_log_field(r, "kid", kid);
+    kl_sts_audit_ok(a, r, corr);
+    kl_http_respond(r, 200, "application/json", text, strlen(text));
+}
+
+/* A refresh answer waiting for its rotation to commit (group commit, refreshq.h): what
+ * the answer needs, owned, since the request's form and snapshot are gone by then. */
+typedef struct pending {
+    kl_http_req *r; /* NULL once the client went away */
+    kl_sts_audit a;
+    char *client_id, *principal_id, *resource, *user_oid, *kid, *text;
+} pending;
+
+static void pending_free(pending *p)
+{
+    if (!p)
+        return;
+    if (p->text) {
+        OPENSSL_cleanse(p->text, strlen(p->text));
+        free(p->text);
     }
+    free(p->client_id);
+    free(p->principal_id);
+    free(p->resource);
+    free(p->user_oid);
+    free(p->kid);
+    free(p);
+}
+
+static void pending_aborted(void *arg)
+{
+    ((pending *)arg)->r = NULL; /* the rotation still completes; nobody gets the answer */
+}
+
+static void pending_done(void *arg, int result)
+{
+    pending *p = arg;
+    if (p->r) {
+        kl_http_req_on_abort(p->r, NULL, NULL);
+        if (result == 0)
+            answer_tokens(&p->a, p->r, p->client_id, p->user_oid, p->kid, p->text);
+        else
+            rotation_refused(&p->a, p->r, result);
+    }
+    pending_free(p);
+}
+
+/* Hands the rotation to the group-commit writer; the answer (text, taken on success)
+ * goes out when it is decided. false: not queued (nothing answered; the caller rotates
+ * now). */
+static bool defer_rotation(kl_sts_grant *g, const kl_sts_user *u,
+                           const unsigned char hash[KL_STORE_REFRESH_HASH_LEN],
+                           const char *user_oid, const char *kid, char **text)
+{
+    pending *p = calloc(1, sizeof(*p));
+    struct event_base *base = kl_http_req_base(g->r);
+    if (!p || !base)
+        goto fail;
+    p->r = g->r;
+    p->a = (kl_sts_audit){.s = g->s, .credential = g->a->credential};
+    if (!(p->client_id = strdup(g->client->app_id)) || !(p->user_oid = strdup(user_oid)) ||
+        !(p->kid = strdup(kid)) ||
+        (g->a->principal_id && !(p->principal_id = strdup(g->a->principal_id))) ||
+        (g->a->resource && !(p->resource = strdup(g->a->resource))))
+        goto fail;
+    p->a.client_id = p->client_id;
+    p->a.principal_id = p->principal_id;
+    p->a.resource = p->resource;
+    kl_store_refresh rec = refresh_record(g, u, NULL);
+    if (kl_refreshq_submit(g->s->refreshq, base, u->rotate_from, hash, &rec, g->now, pending_done,
+                           p) != 0)
+        goto fail;
+    p->text = *text;
+    *text = NULL;
+    kl_http_req_on_abort(g->r, pending_aborted, p);
+    return true;
+fail:
+    pending_free(p);
+    return false;
 }
 
 void kl_sts_issue_user(kl_sts_grant *g, const kl_sts_user *u)
@@ -215,7 +326,8 @@ void kl_sts_issue_user(kl_sts_grant *g, const kl_sts_user *u)
     }
     g->a->resource = resource;
     /* The user principal name is not in the snapshot (only what RBAC needs is). */
-    int err = kl_store_get_user(g->s->store, user->object_id, &su);
+    int err = u->upn ? 0 : kl_store_get_user(g->s->store, user->object_id, &su);
+    const char *upn = u->upn ? u->upn : su ? su->upn : NULL;
     if (err == KL_ENOTFOUND) {
         kl_sts_error(g->a, g->r, 400, "invalid_grant", 50034,
                      "The user account does not exist in the directory.");
@@ -240,21 +352,18 @@ void kl_sts_issue_user(kl_sts_grant *g, const kl_sts_user *u)
                            .appidacr = g->appidacr,
                            .now = g->now,
                            .lifetime = g->s->lifetime_s,
-                           .upn = su->upn,
+                           .upn = upn,
                            .name = user->display_name,
                            .scp = "user_impersonation",
                            .amr = u->amr ? u->amr : "pwd"};
     if ((err = kl_mint_access(key, &in, &tok)) ||
-        (openid && (err = id_token(g, key, user, su, u, &idt))) ||
+        (openid && (err = id_token(g, key, user, upn, u, &idt))) ||
         (err = client_info(user->object_id, tid, ci, sizeof(ci))) ||
         (offline && (err = refresh_new(rt, rt_hash)))) {
         kl_log(KL_LOG_ERROR, "sts_sign_failed", "error", kl_err_str(err), NULL);
         transient(g, 500);
         goto out;
     }
-    /* Last, once nothing else can refuse: a rotation spends the old token. */
-    if (offline && !store_refresh(g, u, u->scope, rt_hash))
-        goto out;
     long long life = (long long)g->s->lifetime_s;
     body = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "token_type", "Bearer", "scope", u->scope,
                      "expires_in", (json_int_t)life, "ext_expires_in", (json_int_t)life,
@@ -276,15 +385,14 @@ void kl_sts_issue_user(kl_sts_grant *g, const kl_sts_user *u)
         transient(g, 500);
         goto out;
     }
-    char corr[KL_UUID_LEN + 1];
-    kl_sts_correlation_id(g->r, corr);
-    kl_sts_no_store(g->r);
-    kl_http_set_header(g->r, "client-request-id", corr);
-    kl_http_req_log_field(g->r, "client_id", g->client->app_id);
-    kl_http_req_log_field(g->r, "user", user->object_id);
-    kl_http_req_log_field(g->r, "kid", kl_jws_key_kid(key));
-    kl_sts_audit_ok(g->a, g->r, corr);
-    kl_http_respond(g->r, 200, "application/json", text, strlen(text));
+    /* Last, once nothing else can refuse: a rotation spends the old token, through the
+     * group-commit writer when there is one (the answer goes out when it commits). */
+    if (offline && u->rotate_from && g->s->refreshq &&
+        defer_rotation(g, u, rt_hash, user->object_id, kl_jws_key_kid(key), &text))
+        goto out;
+    if (offline && !store_refresh(g, u, rt_hash))
+        goto out;
+    answer_tokens(g->a, g->r, g->client->app_id, user->object_id, kl_jws_key_kid(key), text);
 out:
     if (text) {
         OPENSSL_cleanse(text, strlen(text));
@@ -513,7 +621,8 @@ void kl_usertoken_refresh(kl_sts_grant *g)
                      .amr = "pwd",
                      .session_id = rec->session_id,
                      .family_id = rec->family_id,
-                     .rotate_from = hash};
+                     .rotate_from = hash,
+                     .upn = rec->upn};
     kl_sts_issue_user(g, &u);
 out:
     kl_store_refresh_free(rec);

@@ -359,6 +359,9 @@ typedef struct kl_store_refresh {
     int64_t expires_at;
     int64_t used_at; /* 0 while unused */
     bool revoked;    /* its family is revoked */
+    /* Read only (kl_store_refresh_get): the user's principal name now, NULL when the
+     * user is gone, so that a refresh needs no second read. */
+    char *upn;
 } kl_store_refresh;
 
 /* Stores a new token of hash (its SHA-256) starting the family r->family_id (created
@@ -376,6 +379,19 @@ int kl_store_refresh_get(kl_store *st, const unsigned char hash[KL_STORE_REFRESH
 int kl_store_refresh_rotate(kl_store *st, const unsigned char old[KL_STORE_REFRESH_HASH_LEN],
                             const unsigned char next_hash[KL_STORE_REFRESH_HASH_LEN],
                             const kl_store_refresh *next, int64_t now);
+/* One rotation of a batch: in old, next_hash, next (strings borrowed); out result. */
+typedef struct kl_store_refresh_rotation {
+    unsigned char old[KL_STORE_REFRESH_HASH_LEN];
+    unsigned char next_hash[KL_STORE_REFRESH_HASH_LEN];
+    kl_store_refresh next;
+    int result; /* as kl_store_refresh_rotate answers for this one */
+} kl_store_refresh_rotation;
+/* kl_store_refresh_rotate for r[0..n) in one transaction, in order (group commit: one
+ * durable commit for many redemptions). Each r[i].result is that rotation's answer; the
+ * return is 0, or the store error that failed the whole transaction (then every result
+ * is that error and nothing was written). */
+int kl_store_refresh_rotate_batch(kl_store *st, kl_store_refresh_rotation *r, size_t n,
+                                  int64_t now);
 /* Revokes a family (0 also when there is none). */
 int kl_store_refresh_revoke_family(kl_store *st, const char *family_id);
 /* Revokes every family of a user (an admin reset the password, or disabled the user). */

@@ -20,12 +20,15 @@ static const kl_col refresh_cols[] = {
     RT_COL(TEXT, family_id), RT_COL(TEXT, user_oid),   RT_COL(TEXT, client_id),
     RT_COL(TEXT, scope),     RT_COL(TEXT, session_id), RT_COL(I64, created_at),
     RT_COL(I64, expires_at), RT_COL(I64, used_at),     RT_COL(BOOL, revoked),
+    RT_COL(TEXT, upn),
 };
 static const kl_rowmap map_refresh = KL_ROWMAP(kl_store_refresh, refresh_cols);
 
 #define REFRESH_COLS                                                                               \
     "SELECT t.family_id, t.user_oid, t.client_id, t.scope, t.session_id, t.created_at, "           \
-    "t.expires_at, t.used_at, CASE WHEN f.revoked = 1 OR t.revoked = 1 THEN 1 ELSE 0 END "         \
+    "t.expires_at, t.used_at, CASE WHEN f.revoked = 1 OR t.revoked = 1 THEN 1 ELSE 0 END, "        \
+    "(SELECT u.upn FROM principals p JOIN users u ON u.principal_pk = p.pk "                       \
+    "WHERE p.object_id = t.user_oid) "                                                             \
     "FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id "
 
 static bool valid_refresh(const kl_store_refresh *r)
@@ -82,43 +85,76 @@ int kl_store_refresh_get(kl_store *st, const unsigned char hash[KL_STORE_REFRESH
                            (void **)out);
 }
 
-int kl_store_refresh_rotate(kl_store *st, const unsigned char old[KL_STORE_REFRESH_HASH_LEN],
-                            const unsigned char next_hash[KL_STORE_REFRESH_HASH_LEN],
-                            const kl_store_refresh *next, int64_t now)
+/* One rotation inside the caller's write transaction: its result in r->result (a
+ * refusal of the token is a result, not a failure of the transaction); returns a store
+ * error, which fails the whole transaction. */
+static int rotate_one(kl_store *st, kl_store_refresh_rotation *r, int64_t now)
 {
-    if (!st || !old || !next_hash || !next || !next->user_oid || !next->client_id || !next->scope ||
-        strlen(next->scope) > KL_MAX_SCOPE_TEXT)
-        return KL_EINVAL;
     kl_store_refresh *cur = NULL;
-    int err = kl_q_begin_unannounced(st);
+    int err =
+        kl_q_one(st, REFRESH_COLS "WHERE t.hash = ?1",
+                 KL_ARGS(kl_vb(r->old, KL_STORE_REFRESH_HASH_LEN)), &map_refresh, (void **)&cur);
+    if (err == KL_ENOTFOUND) {
+        r->result = KL_ENOTFOUND;
+        return 0;
+    }
     if (err)
         return err;
-    err = kl_q_one(st, REFRESH_COLS "WHERE t.hash = ?1",
-                   KL_ARGS(kl_vb(old, KL_STORE_REFRESH_HASH_LEN)), &map_refresh, (void **)&cur);
-    if (err)
-        goto out;
+    int64_t changed = 0;
     if (cur->revoked) {
-        err = KL_EPERM;
+        r->result = KL_EPERM;
         goto out;
     }
-    int64_t changed = 0;
     err = kl_q_exec(st, "UPDATE refresh_tokens SET used_at = ?1 WHERE hash = ?2 AND used_at = 0",
-                    KL_ARGS(kl_vi(now), kl_vb(old, KL_STORE_REFRESH_HASH_LEN)), &changed);
+                    KL_ARGS(kl_vi(now), kl_vb(r->old, KL_STORE_REFRESH_HASH_LEN)), &changed);
     if (!err && changed == 0) {
         /* Presented again after it was redeemed: whoever holds the family's newest
          * token may be the thief, so none of them stays valid (security.md T15). The
          * revocation commits; the answer is still a refusal. */
         err = kl_q_exec(st, "UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1",
                         KL_ARGS(kl_vt(cur->family_id)), NULL);
-        err = kl_q_end_unannounced(st, err);
-        kl_store_refresh_free(cur);
-        return err ? err : KL_EEXIST;
+        r->result = KL_EEXIST;
+        goto out;
     }
     if (!err)
-        err = insert_token(st, next_hash, next, cur->family_id);
+        err = insert_token(st, r->next_hash, &r->next, cur->family_id);
+    if (!err)
+        r->result = 0;
 out:
     kl_store_refresh_free(cur);
-    return kl_q_end_unannounced(st, err);
+    return err;
+}
+
+int kl_store_refresh_rotate_batch(kl_store *st, kl_store_refresh_rotation *r, size_t n, int64_t now)
+{
+    if (!st || (!r && n))
+        return KL_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const kl_store_refresh *x = &r[i].next;
+        r[i].result = KL_EINVAL;
+        if (!x->user_oid || !x->client_id || !x->scope || strlen(x->scope) > KL_MAX_SCOPE_TEXT)
+            return KL_EINVAL;
+    }
+    int err = kl_q_begin_unannounced(st);
+    for (size_t i = 0; !err && i < n; i++)
+        err = rotate_one(st, &r[i], now);
+    err = kl_q_end_unannounced(st, err);
+    for (size_t i = 0; err && i < n; i++)
+        r[i].result = err; /* nothing was written */
+    return err;
+}
+
+int kl_store_refresh_rotate(kl_store *st, const unsigned char old[KL_STORE_REFRESH_HASH_LEN],
+                            const unsigned char next_hash[KL_STORE_REFRESH_HASH_LEN],
+                            const kl_store_refresh *next, int64_t now)
+{
+    if (!st || !old || !next_hash || !next)
+        return KL_EINVAL;
+    kl_store_refresh_rotation r = {.next = *next};
+    memcpy(r.old, old, KL_STORE_REFRESH_HASH_LEN);
+    memcpy(r.next_hash, next_hash, KL_STORE_REFRESH_HASH_LEN);
+    int err = kl_store_refresh_rotate_batch(st, &r, 1, now);
+    return err ? err : r.result;
 }
 
 /* One UPDATE of refresh_families in its own transaction; lower: key is a GUID (kept in
