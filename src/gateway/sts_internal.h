@@ -149,12 +149,17 @@ void kl_usertoken_refresh(kl_sts_grant *g);  /* grant_type=refresh_token (userto
  * another client's. */
 void kl_usertoken_revoke(kl_sts_grant *g);
 
-/* Applications for user flows (snapshot side, policy/snapshot.h):
- *  - kl_principal.public_client: the app is a public client (no credential; appidacr 0).
- *  - kl_snapshot_app_redirect_ok(snap, app_id, uri): uri is one of the app's redirect
- *    URIs (exact match; for a public client, http://localhost and http://127.0.0.1 also
- *    match on any port, RFC 8252 §7.3).
+/* Applications for user flows, from the snapshot (policy/appcreds.h), ac being
+ * kl_snapshot_appcreds(snap):
+ *  - kl_appcreds_public_client(ac, app_id): the app is a public client (no credential;
+ *    appidacr 0). The token endpoint has already applied it when a grant runs.
+ *  - kl_appcreds_redirect_ok(ac, app_id, uri): uri is one of the app's redirect URIs
+ *    (exact match; for a public client, http://localhost, http://127.0.0.1 and
+ *    http://[::1] URIs also match on any port, RFC 8252 7.3).
+ *  - KL_APPCREDS_AZURE_CLI_APP_ID and the other well-known developer clients are public
+ *    clients with loopback redirect URIs in every snapshot (not stored).
  * Store side (store/store.h): kl_store_refresh_revoke_session(st, session_id) revokes
- * every refresh token of a sign-in session (sign-out). */
+ * every refresh token of a sign-in session (sign-out); kl_sts_user.session_id is what
+ * a grant passes for it. */
 
 #endif
