@@ -323,6 +323,13 @@ void kl_store_federated_credentials_free(kl_store_federated_credential **f, size
  * is before now are pruned in the same transaction. Does not move the generation. */
 int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
                      int64_t now);
+/* --- refresh tokens (store_refresh.c) --- */
+
+/* Revokes every refresh token issued in sign-in session session_id (sign-out): they are
+ * refused from then on, on every node. 0 (also when there were none), KL_EUNAVAIL,
+ * KL_EIO, KL_EINVAL (NULL or empty session id). */
+int kl_store_refresh_revoke_session(kl_store *st, const char *session_id);
+
 void kl_store_key_credential_free(kl_store_key_credential *k);
 void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
 
