@@ -206,4 +206,16 @@
 #define KL_MAX_MAIL_NICKNAME 64 /* a group's mailNickname (Graph's) */
 #define KL_MAX_GROUP_DESCRIPTION 1024
 
+/* Browser sign-in (authorization code + PKCE, security.md T14): an authorization code
+ * lives at most KL_AUTHCODE_LIFETIME_S (Entra: 10 minutes) and is redeemed once; the
+ * sign-in session behind the kl_session cookie lasts KL_SIGNIN_SESSION_S; the pages
+ * themselves are small. */
+#define KL_AUTHCODE_LIFETIME_S 300
+#define KL_SIGNIN_SESSION_S (8 * 3600)
+#define KL_MAX_WEBPAGE_BYTES (64 * 1024)
+#define KL_MAX_AUTHZ_STATE 2048 /* the client's state, round-tripped verbatim */
+#define KL_MAX_AUTHZ_NONCE 512
+#define KL_MAX_AUTHZ_SCOPE 1024
+#define KL_MAX_PKCE_VERIFIER 128 /* RFC 7636: 43..128 characters */
+
 #endif
