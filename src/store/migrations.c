@@ -6,6 +6,8 @@
  * functions SQLite marks innocuous). */
 #include "store/migrations.h"
 
+#include "common/ids.h"
+
 static const kl_store_migration migrations[] = {
     {1, "accounts, account keys and deployments",
      /* pk is a surrogate key so that children do not repeat the ARM id and so that a
@@ -76,15 +78,17 @@ static const kl_store_migration migrations[] = {
      "CREATE TABLE principals ("
      "  pk INTEGER PRIMARY KEY,"
      "  object_id TEXT NOT NULL UNIQUE,"
-     "  type TEXT NOT NULL CHECK (type IN ('ServicePrincipal', 'ManagedIdentity', 'User',"
-     "    'Group')),"
+     "  type TEXT NOT NULL CHECK (type IN ('" KL_PRINCIPAL_TYPE_SP "', '" KL_PRINCIPAL_TYPE_MI
+     "', '" KL_PRINCIPAL_TYPE_USER "',"
+     "    '" KL_PRINCIPAL_TYPE_GROUP "')),"
      "  display_name TEXT NOT NULL,"
      "  app_id TEXT UNIQUE,"
      "  application_pk INTEGER UNIQUE REFERENCES applications (pk) ON DELETE CASCADE,"
      "  account_enabled INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),"
      "  created_at INTEGER NOT NULL,"
-     "  CHECK ((app_id IS NOT NULL) = (type IN ('ServicePrincipal', 'ManagedIdentity'))),"
-     "  CHECK (application_pk IS NULL OR type = 'ServicePrincipal')"
+     "  CHECK ((app_id IS NOT NULL) = (type IN ('" KL_PRINCIPAL_TYPE_SP "', '" KL_PRINCIPAL_TYPE_MI
+     "'))),"
+     "  CHECK (application_pk IS NULL OR type = '" KL_PRINCIPAL_TYPE_SP "')"
      ");"
      "CREATE TABLE role_definitions ("
      "  pk INTEGER PRIMARY KEY,"

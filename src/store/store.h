@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ids.h"
+
 typedef struct kl_store kl_store;
 
 /* An account (Microsoft.CognitiveServices/accounts). Strings are NUL-terminated.
@@ -167,7 +169,7 @@ int kl_store_delete_deployment(kl_store *st, const char *account_name, const cha
  * directory can never lock out its last administrator. */
 
 /* Owner's role GUID (the bootstrap assignment and the root owner rule). */
-#define KL_STORE_OWNER_ROLE_ID "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+#define KL_STORE_OWNER_ROLE_ID KL_ROLE_OWNER_ID
 #define KL_STORE_TENANT_DISPLAY_NAME "keyless"
 #define KL_STORE_ADMIN_DISPLAY_NAME "keyless local administrator"
 
