@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/limits.h"
+#include "common/paths.h"
 
 static const char usage[] =
     "usage: keylessd [options]\n"
@@ -119,21 +120,9 @@ const char *kl_config_usage(void)
 
 void kl_config_default_data_dir(char *out, size_t outlen)
 {
-    if (geteuid() == 0) {
-        snprintf(out, outlen, "/var/lib/keyless");
-        return;
-    }
-    const char *xdg = getenv("XDG_DATA_HOME");
-    if (xdg && xdg[0] == '/') {
-        snprintf(out, outlen, "%s/keyless", xdg);
-        return;
-    }
-    /* No fallback under /tmp: anyone can create names there before us. */
-    const char *home = getenv("HOME");
-    if (home && home[0] == '/')
-        snprintf(out, outlen, "%s/.local/share/keyless", home);
-    else if (outlen)
-        out[0] = '\0';
+    /* The rule itself lives in common/paths.c, shared with the CLI. On failure out is "". */
+    (void)kl_paths_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"), out,
+                                    outlen);
 }
 
 static int set_str(char *dst, size_t dstlen, const char *v, const char *name, char *err,
