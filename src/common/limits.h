@@ -140,6 +140,10 @@
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
+/* Applications' redirect URIs (user sign-in): Entra allows 256 bytes per URI and 256
+ * URIs per app; we keep a smaller list, it is searched on every authorize request. */
+#define KL_MAX_REDIRECT_URI 256
+#define KL_MAX_REDIRECT_URIS 64
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */
@@ -201,6 +205,18 @@
 #define KL_MAX_GROUP_MEMBERSHIPS (KL_MAX_CHECK_PRINCIPALS - 1)
 #define KL_MAX_MAIL_NICKNAME 64 /* a group's mailNickname (Graph's) */
 #define KL_MAX_GROUP_DESCRIPTION 1024
+
+/* Browser sign-in (authorization code + PKCE, security.md T14): an authorization code
+ * lives at most KL_AUTHCODE_LIFETIME_S (Entra: 10 minutes) and is redeemed once; the
+ * sign-in session behind the kl_session cookie lasts KL_SIGNIN_SESSION_S; the pages
+ * themselves are small. */
+#define KL_AUTHCODE_LIFETIME_S 300
+#define KL_SIGNIN_SESSION_S (8 * 3600)
+#define KL_MAX_WEBPAGE_BYTES (64 * 1024)
+#define KL_MAX_AUTHZ_STATE 2048 /* the client's state, round-tripped verbatim */
+#define KL_MAX_AUTHZ_NONCE 512
+#define KL_MAX_AUTHZ_SCOPE 1024
+#define KL_MAX_PKCE_VERIFIER 128 /* RFC 7636: 43..128 characters */
 
 /* The device-code flow (RFC 8628 as Entra speaks it). A code lives
  * KL_DEVICE_CODE_LIFETIME_S (Entra's 15 minutes; --device-code-lifetime-s moves it within
