@@ -240,7 +240,7 @@
 #define KL_DEVICE_CODE_BYTES 32 /* random bytes of a device_code (base64url on the wire) */
 #define KL_MAX_DEVICE_CODE 128  /* longest device_code accepted in a token request */
 #define KL_USER_CODE_LEN 8
-#define KL_DEVICE_SCOPE_MAX 1024 /* the scope a device code carries */
+#define KL_DEVICE_SCOPE_MAX 1024     /* the scope a device code carries */
 #define KL_DEVICE_GUESS_ENTRIES 4096 /* addresses the verification page's throttle tracks */
 
 #endif
