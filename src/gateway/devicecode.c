@@ -446,7 +446,7 @@ static int error_line(kl_buf *b, const char *error)
 {
     if (!error)
         return 0;
-    int err = kl_buf_append_str(b, "<p class=\"error\" role=\"alert\">");
+    int err = kl_buf_append_str(b, "<p class=\"err\" role=\"alert\">");
     if (!err)
         err = kl_webpage_escape(b, error);
     if (!err)
@@ -474,7 +474,7 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
         err = csrf_field(&b, csrf);
     if (!err)
         err = kl_buf_append_str(&b, "<label for=\"user_code\">Code</label>"
-                                    "<input id=\"user_code\" name=\"user_code\" "
+                                    "<input id=\"user_code\" name=\"user_code\" type=\"text\" "
                                     "autocomplete=\"off\" autocapitalize=\"characters\" "
                                     "spellcheck=\"false\" maxlength=\"16\" required autofocus "
                                     "value=\"");
@@ -533,19 +533,20 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
         err = kl_webpage_escape(&b, d->user_code);
     if (!err)
         err = kl_buf_append_str(&b, "\"><label for=\"username\">User name</label>"
-                                    "<input id=\"username\" name=\"username\" "
+                                    "<input id=\"username\" name=\"username\" type=\"text\" "
                                     "autocomplete=\"username\" autocapitalize=\"none\" "
                                     "spellcheck=\"false\" value=\"");
     if (!err)
         err = kl_webpage_escape(&b, username ? username : "");
     if (!err)
-        err = kl_buf_append_str(&b, "\"><label for=\"password\">Password</label>"
-                                    "<input id=\"password\" name=\"password\" type=\"password\" "
-                                    "autocomplete=\"current-password\">"
-                                    "<button type=\"submit\" name=\"action\" "
-                                    "value=\"continue\">Continue</button> "
-                                    "<button type=\"submit\" name=\"action\" value=\"cancel\" "
-                                    "formnovalidate>Cancel</button></form>");
+        err = kl_buf_append_str(
+            &b, "\"><label for=\"password\">Password</label>"
+                "<input id=\"password\" name=\"password\" type=\"password\" "
+                "autocomplete=\"current-password\">"
+                "<button type=\"submit\" name=\"action\" "
+                "value=\"continue\">Continue</button> "
+                "<button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\" "
+                "formnovalidate>Cancel</button></form>");
     if (err) {
         kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
         goto out;
@@ -603,6 +604,23 @@ static void page_continue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *
                     "Enter your user name and password.", 0);
         return;
     }
+    char addr[64] = "";
+    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    size_t ul = strlen(upn), al = strlen(addr);
+    int64_t retry = 0;
+    /* Per name and per address before Argon2 runs, as the password grant does
+     * (security.md T9): an address that keeps failing cannot spend the node's CPU. */
+    if (kl_throttle_check(s->pw_throttle, upn, ul, addr, al, (int64_t)kl_now_mono_ms(), &retry) ==
+        KL_EPERM) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+        kl_http_set_header(r, "Retry-After", ra);
+        kl_http_req_log_field(r, "throttled", "password");
+        kl_webpage_message(r, 429, page_title,
+                           "Too many failed sign-in attempts from your network. Wait a minute and "
+                           "try again.");
+        return;
+    }
     kl_lockout_result res = KL_LOCKOUT_WRONG;
     uint32_t delay = 0;
     kl_lockout_user user = {0};
@@ -615,8 +633,12 @@ static void page_continue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *
         return;
     }
     kl_http_req_log_field(r, "password", kl_lockout_result_name(res));
+    if (res == KL_LOCKOUT_WRONG || res == KL_LOCKOUT_LOCKED)
+        kl_throttle_failed(s->pw_throttle, upn, ul, addr, al, (int64_t)kl_now_mono_ms());
     switch (res) {
-    case KL_LOCKOUT_OK: break;
+    case KL_LOCKOUT_OK:
+        kl_throttle_succeeded(s->pw_throttle, upn, ul, addr, al, (int64_t)kl_now_mono_ms());
+        break;
     case KL_LOCKOUT_LOCKED:
         page_signin(r, 400, snap, d, upn,
                     "Your account is locked for a while after too many failed sign-ins. Try "
