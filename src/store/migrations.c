@@ -384,6 +384,33 @@ static const kl_store_migration migrations[] = {
      "  revoked_at INTEGER NOT NULL DEFAULT 0"
      ");"
      "CREATE INDEX signin_sessions_expires ON signin_sessions (expires_at);"},
+    {20, "device codes",
+     /* One row per device-code sign-in (gateway/devicecode.c). The device_code itself is
+      * kept only as its SHA-256 (it is 32 random bytes, so an unkeyed hash is enough):
+      * a copy of the database cannot poll for anyone's tokens. user_code is stored
+      * normalised (upper case, no '-') and unique, so the verification page finds it by
+      * equality. The status moves pending -> approved or declined once; redeemed_at is
+      * set at most once (UPDATE ... WHERE redeemed_at IS NULL), which is what makes a
+      * code good for one token answer across nodes. last_poll (unix seconds) carries
+      * the too-fast rule between nodes. Bookkeeping no snapshot reads: written without
+      * moving the store's generation. */
+     "CREATE TABLE device_codes ("
+     "  code_hash BLOB PRIMARY KEY CHECK (length(code_hash) = 32),"
+     "  user_code TEXT NOT NULL UNIQUE,"
+     "  client_id TEXT NOT NULL,"
+     "  scope TEXT NOT NULL,"
+     "  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'declined')),"
+     "  user_oid TEXT,"
+     "  session_id TEXT,"
+     "  auth_time INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  last_poll INTEGER NOT NULL DEFAULT 0,"
+     "  redeemed_at INTEGER,"
+     "  CHECK (status = 'pending' OR status = 'declined' OR (user_oid IS NOT NULL AND"
+     "    session_id IS NOT NULL))"
+     ");"
+     "CREATE INDEX device_codes_expires ON device_codes (expires_at);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

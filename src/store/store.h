@@ -797,6 +797,67 @@ int kl_store_remove_group_member(kl_store *st, const char *group_id, const char 
 void kl_store_group_free(kl_store_group *g);
 void kl_store_groups_free(kl_store_group **g, size_t n);
 
+/* --- device codes (store_devicecodes.c) ---
+ * Bookkeeping of the device-code flow, written without moving the store's generation.
+ * A code is named by the SHA-256 of its device_code (hash[32]) or by its normalised
+ * user code (KL_USER_CODE_LEN upper-case letters, no '-'). */
+
+typedef enum kl_store_dc_status {
+    KL_STORE_DC_PENDING = 0,
+    KL_STORE_DC_APPROVED,
+    KL_STORE_DC_DECLINED
+} kl_store_dc_status;
+
+typedef struct kl_store_devicecode {
+    char *user_code;  /* normalised */
+    char *client_id;  /* the app (lower-case GUID) that asked for it */
+    char *scope;      /* space-separated, as asked */
+    char *status;     /* "pending", "approved", "declined" (see kl_store_dc_status_of) */
+    char *user_oid;   /* approved: who signed in; else NULL */
+    char *session_id; /* approved: the sign-in session made then; else NULL */
+    int64_t auth_time;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t last_poll;   /* unix seconds; 0 before the first */
+    int64_t redeemed_at; /* 0 until tokens were issued for it */
+} kl_store_devicecode;
+
+/* The status field as an enum (pending for anything unknown). */
+kl_store_dc_status kl_store_dc_status_of(const kl_store_devicecode *d);
+
+/* Records a new pending code (hash, d->user_code, client_id, scope, created_at,
+ * expires_at; the rest is ignored) and prunes codes that expired more than keep_s
+ * before d->created_at, in one transaction. KL_ECONFLICT when the user code (or hash)
+ * is taken: the caller draws another. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_create(kl_store *st, const unsigned char hash[32],
+                               const kl_store_devicecode *d, int64_t keep_s);
+
+/* The code with normalised user code user_code; *out owned by the caller
+ * (kl_store_devicecode_free). KL_ENOTFOUND, KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_by_user_code(kl_store *st, const char *user_code,
+                                     kl_store_devicecode **out);
+
+/* Moves a pending, unexpired code (by user code) to approved (user_oid, session_id,
+ * auth_time) or, when user_oid is NULL, to declined. Exactly once: KL_ECONFLICT when it
+ * is no longer pending or has expired at now (another tab, or another node, decided
+ * first), KL_ENOTFOUND when there is no such code. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_decide(kl_store *st, const char *user_code, const char *user_oid,
+                               const char *session_id, int64_t auth_time, int64_t now);
+
+/* One poll of the token endpoint for the code hash at now: when the code's last poll
+ * (on any node) is at least min_gap_s before now it is stamped now and *out receives the
+ * code (owned by the caller); otherwise the poll is too fast, nothing is written and
+ * KL_EPERM is returned. KL_ENOTFOUND (no such code), KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_poll(kl_store *st, const unsigned char hash[32], int64_t now,
+                             int64_t min_gap_s, kl_store_devicecode **out);
+
+/* Spends an approved, unexpired code: sets redeemed_at = now unless it is already set.
+ * 0 for the one caller (on any node) that spent it; KL_ECONFLICT for everyone else or
+ * when it is not approved or has expired; KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_redeem(kl_store *st, const unsigned char hash[32], int64_t now);
+
+void kl_store_devicecode_free(kl_store_devicecode *d);
+
 /* --- loading everything (snapshot builder) --- */
 
 /* Callbacks for kl_store_load_all; any may be NULL. The structs and strings passed are
