@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 
 typedef struct kl_store kl_store;
 
@@ -205,8 +206,6 @@ typedef struct kl_store_application {
     bool enabled;       /* its service principal's accountEnabled (false without one) */
     int64_t created_at;
 } kl_store_application;
-
-#define KL_STORE_MAX_DISPLAY_NAME 512 /* bytes */
 
 /* The tenant row. *out owned by the caller (kl_store_tenant_free). KL_ENOTFOUND only if
  * the first-start step never ran (it runs in kl_store_open_sqlite). */
