@@ -157,6 +157,13 @@
  * URIs per app; we keep a smaller list, it is searched on every authorize request. */
 #define KL_MAX_REDIRECT_URI 256
 #define KL_MAX_REDIRECT_URIS 64
+/* User sign-in: the OAuth scope parameter (space-separated scopes) we keep with a
+ * refresh token; refresh tokens (opaque: 256 random bits, base64url) live 90 days as
+ * Entra's do, each rotation starting the count again. */
+#define KL_MAX_SCOPE_TEXT 1024
+#define KL_REFRESH_TOKEN_LIFETIME_S (90LL * 24 * 3600)
+#define KL_REFRESH_TOKEN_BYTES 32
+#define KL_MAX_REFRESH_TOKEN 128       /* longest refresh_token parameter looked at */
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */
