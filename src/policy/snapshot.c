@@ -90,18 +90,6 @@ struct kl_snapshot_holder {
 
 /* ---------------------------------------------------------------- hashing */
 
-static uint64_t fnv_lower(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        h ^= c;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static uint64_t fnv_exact(const char *s, size_t n, uint64_t h)
 {
     for (size_t i = 0; i < n; i++) {
@@ -111,11 +99,9 @@ static uint64_t fnv_exact(const char *s, size_t n, uint64_t h)
     return h;
 }
 
-#define FNV_BASIS 0xcbf29ce484222325ULL
-
 static uint64_t dep_hash(size_t acct, const char *name, size_t n)
 {
-    return fnv_exact(name, n, FNV_BASIS ^ ((uint64_t)acct * 0x9e3779b97f4a7c15ULL));
+    return fnv_exact(name, n, KL_FNV_BASIS ^ ((uint64_t)acct * 0x9e3779b97f4a7c15ULL));
 }
 
 static uint64_t key_hash(const unsigned char index[32])
@@ -147,7 +133,8 @@ static const acct_rec *find_account(const kl_snapshot *s, const char *name, size
 {
     if (!s || !name || len == 0 || len > KL_MAX_NAME || !s->acct_tab)
         return NULL;
-    for (size_t i = fnv_lower(name, len, FNV_BASIS) & s->acct_mask;; i = (i + 1) & s->acct_mask) {
+    for (size_t i = kl_fnv_lower(name, len, KL_FNV_BASIS) & s->acct_mask;;
+         i = (i + 1) & s->acct_mask) {
         uint32_t v = s->acct_tab[i];
         if (v == 0)
             return NULL;
@@ -264,7 +251,7 @@ static const kl_principal *find_principal(const kl_snapshot *s, const uint32_t *
     size_t len = strnlen(key, KL_MAX_PRINCIPAL_ID + 1);
     if (len == 0 || len > KL_MAX_PRINCIPAL_ID)
         return NULL;
-    for (size_t i = fnv_lower(key, len, FNV_BASIS) & s->principal_mask;;
+    for (size_t i = kl_fnv_lower(key, len, KL_FNV_BASIS) & s->principal_mask;;
          i = (i + 1) & s->principal_mask) {
         uint32_t v = tab[i];
         if (v == 0)
@@ -508,9 +495,7 @@ static char *fence_scope(const char *scope)
     char *c = malloc(n + 1);
     if (!c)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        c[i] = (scope[i] >= 'A' && scope[i] <= 'Z') ? (char)(scope[i] - 'A' + 'a') : scope[i];
-    c[n] = '\0';
+    kl_ascii_lower_copy(c, scope, n);
     return c;
 }
 
@@ -868,9 +853,7 @@ int kl_snapshot_builder_deployment_unavailable(kl_snapshot_builder *b, const cha
 static char *lower_dup(const char *s, bool *oom)
 {
     char *c = dup_or_null(s, oom);
-    for (char *p = c; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+    kl_ascii_lower_inplace(c);
     return c;
 }
 
@@ -985,7 +968,7 @@ static int finish_accounts(kl_snapshot *s)
         size_t len = strlen(name);
         if (find_account(s, name, len, NULL))
             return KL_EEXIST;
-        size_t i = fnv_lower(name, len, FNV_BASIS) & s->acct_mask;
+        size_t i = kl_fnv_lower(name, len, KL_FNV_BASIS) & s->acct_mask;
         while (s->acct_tab[i] != 0)
             i = (i + 1) & s->acct_mask;
         s->acct_tab[i] = (uint32_t)(a + 1);
@@ -1078,7 +1061,7 @@ static int principal_insert(kl_snapshot *s, uint32_t *tab, const char *key, size
 {
     if (find_principal(s, tab, key, by_app))
         return KL_EEXIST;
-    size_t h = fnv_lower(key, strlen(key), FNV_BASIS) & s->principal_mask;
+    size_t h = kl_fnv_lower(key, strlen(key), KL_FNV_BASIS) & s->principal_mask;
     while (tab[h] != 0)
         h = (h + 1) & s->principal_mask;
     tab[h] = (uint32_t)(i + 1);

@@ -349,6 +349,37 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (group_pk, member_pk)"
      ");"
      "CREATE INDEX group_members_member ON group_members (member_pk);"},
+    {19, "browser sign-in: authorization codes and sign-in sessions",
+     /* Both hold only the SHA-256 of the secret the browser or client carries (the code,
+      * the kl_session cookie), so a copy of the database signs nobody in. They are
+      * bookkeeping no snapshot reads: written without moving the store's generation. A
+      * code is redeemed by the one UPDATE that finds used_at NULL, on any node. A session
+      * has a public id (a GUID: refresh tokens and sign-out name it) besides its cookie. */
+     "CREATE TABLE auth_codes ("
+     "  code_hash BLOB PRIMARY KEY CHECK (length(code_hash) = 32),"
+     "  client_id TEXT NOT NULL,"
+     "  user_oid TEXT NOT NULL,"
+     "  redirect_uri TEXT NOT NULL,"
+     "  scope TEXT NOT NULL,"
+     "  code_challenge TEXT,"
+     "  nonce TEXT,"
+     "  session_id TEXT,"
+     "  auth_time INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER"
+     ");"
+     "CREATE INDEX auth_codes_expires ON auth_codes (expires_at);"
+     "CREATE TABLE signin_sessions ("
+     "  id TEXT PRIMARY KEY,"
+     "  cookie_hash BLOB NOT NULL UNIQUE CHECK (length(cookie_hash) = 32),"
+     "  user_oid TEXT NOT NULL,"
+     "  auth_time INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX signin_sessions_expires ON signin_sessions (expires_at);"},
     {20, "device codes",
      /* One row per device-code sign-in (gateway/devicecode.c). The device_code itself is
       * kept only as its SHA-256 (it is 32 random bytes, so an unkeyed hash is enough):

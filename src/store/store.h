@@ -708,6 +708,62 @@ int kl_store_record_signin_failure(kl_store *st, const char *upn, int64_t now,
 /* Forgets the failures of upn (a successful sign-in). Does not move the generation. */
 int kl_store_clear_signin_failures(kl_store *st, const char *upn);
 
+/* --- browser sign-in: authorization codes and sign-in sessions (store_authcodes.c).
+ * The store keeps only SHA-256 hashes of the code and of the session cookie; none of
+ * these writes moves the generation. --- */
+
+/* An authorization code's grant, as issued at the authorize endpoint. Strings owned by
+ * the struct when the store returns it, borrowed when passed in. */
+typedef struct kl_store_authcode {
+    char *client_id;      /* the app id that asked */
+    char *user_oid;       /* who signed in */
+    char *redirect_uri;   /* exactly as given at authorize */
+    char *scope;          /* space-separated, as asked */
+    char *code_challenge; /* S256 challenge (base64url); NULL when none was sent */
+    char *nonce;          /* NULL when none */
+    char *session_id;     /* the sign-in session's id; NULL when none */
+    int64_t auth_time;    /* when the user typed the password */
+    int64_t created_at;
+    int64_t expires_at;
+} kl_store_authcode;
+
+/* Records the code whose SHA-256 is hash, with c. Expired codes are pruned in the same
+ * transaction. 0, KL_EEXIST (that hash exists), KL_EINVAL, a store error. */
+int kl_store_put_authcode(kl_store *st, const unsigned char hash[32], const kl_store_authcode *c,
+                          int64_t now);
+/* Redeems the code whose SHA-256 is hash at now: marks it used in the same statement
+ * that finds it unused, so that of two nodes racing exactly one succeeds. 0 with *out
+ * (free with kl_store_authcode_free); KL_ENOTFOUND (no such code), KL_ECONFLICT (it was
+ * redeemed before), KL_EPERM (expired; it stays unused), KL_EINVAL, a store error. */
+int kl_store_redeem_authcode(kl_store *st, const unsigned char hash[32], int64_t now,
+                             kl_store_authcode **out);
+void kl_store_authcode_free(kl_store_authcode *c);
+
+/* A browser sign-in session (behind the kl_session cookie). */
+typedef struct kl_store_session {
+    char *id;       /* public id (a GUID): refresh tokens carry it */
+    char *user_oid; /* who signed in */
+    int64_t auth_time;
+    int64_t created_at;
+    int64_t expires_at;
+} kl_store_session;
+
+/* Records session s whose cookie value hashes to cookie_hash. Expired and long-revoked
+ * sessions are pruned in the same transaction. 0, KL_EEXIST, KL_EINVAL, a store error. */
+int kl_store_put_session(kl_store *st, const unsigned char cookie_hash[32],
+                         const kl_store_session *s, int64_t now);
+/* The session whose cookie hashes to cookie_hash, if it is neither revoked nor expired
+ * at now. 0 with *out (free with kl_store_session_free), KL_ENOTFOUND, a store error. */
+int kl_store_get_session(kl_store *st, const unsigned char cookie_hash[32], int64_t now,
+                         kl_store_session **out);
+/* Revokes session id (sign-out) at now: it opens no page and redeems no new code
+ * afterwards. 0 (also when it was already revoked), KL_ENOTFOUND, KL_EINVAL. */
+int kl_store_revoke_session(kl_store *st, const char *id, int64_t now);
+/* True when session id exists and is neither revoked nor expired at now (a code's
+ * session at redemption). 0 with *live, or a store error. */
+int kl_store_session_live(kl_store *st, const char *id, int64_t now, bool *live);
+void kl_store_session_free(kl_store_session *s);
+
 typedef struct kl_store_group {
     char *object_id;
     char *display_name;
