@@ -20,6 +20,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/devicecode.h"
 #include "gateway/refreshq.h"
 #include "gateway/sts_internal.h"
 #include "crypto/jws.h"
@@ -90,6 +91,8 @@ typedef enum sts_route {
     STS_KEYS_V1,
     STS_TOKEN_V2,
     STS_TOKEN_V1,
+    STS_DEVICECODE_V2,
+    STS_DEVICECODE_V1,
     STS_REVOKE
 } sts_route;
 
@@ -103,6 +106,8 @@ static const struct {
     {"/discovery/keys", STS_KEYS_V1},
     {"/oauth2/v2.0/token", STS_TOKEN_V2},
     {"/oauth2/token", STS_TOKEN_V1},
+    {"/oauth2/v2.0/devicecode", STS_DEVICECODE_V2},
+    {"/oauth2/devicecode", STS_DEVICECODE_V1},
     {"/oauth2/v2.0/revoke", STS_REVOKE},
 };
 
@@ -132,6 +137,8 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
     if (!err)
         err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->pw_throttle);
+    if (!err)
+        err = kl_devicecode_new(cfg->device_code_lifetime_s, &s->devicecode);
     if (!err && cfg->egress)
         err = kl_jwks_new(kl_jwks_https_fetch, &s->https, &s->jwks);
     if (!err && cfg->store)
@@ -152,6 +159,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
     kl_throttle_free(s->throttle);
     kl_throttle_free(s->pw_throttle);
     kl_refreshq_free(s->refreshq);
+    kl_devicecode_free(s->devicecode);
     kl_jwks_free(s->jwks);
     free(s);
 }
@@ -1120,8 +1128,10 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     case STS_DISCOVERY_V2: adfs_discovery(s, r, tid); break;
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
+    case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_KEYS_V2:
     case STS_TOKEN_V2:
+    case STS_DEVICECODE_V2:
     case STS_REVOKE:
     case STS_NONE:
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
@@ -1137,15 +1147,16 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     kl_http_req_set_route(r, KL_ROUTE_STS);
     const char *m = kl_http_req_method(r);
     bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2 || rt == STS_REVOKE;
+    bool is_post = is_token || rt == STS_DEVICECODE_V1 || rt == STS_DEVICECODE_V2;
     kl_sts_audit audit_rec = {.s = s};
     kl_sts_audit *a = is_token ? &audit_rec : NULL;
     if (rt == STS_NONE) {
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
-    if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
-        kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
-        if (is_token)
+    if (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+        kl_http_set_header(r, "Allow", is_post ? "POST" : "GET, HEAD");
+        if (is_post)
             kl_sts_error(a, r, 405, "invalid_request", 900561,
                          "The endpoint only accepts POST requests. Received a %s request.",
                          kl_sts_echo(m));
@@ -1175,6 +1186,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V2: token(a, s, r, snap, false, tid); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, tid); break;
+    case STS_DEVICECODE_V2: kl_devicecode_issue(s, r, snap, false); break;
+    case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_REVOKE: revoke(a, s, r, snap, tid); break;
     case STS_NONE: break;
     }

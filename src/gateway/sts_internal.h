@@ -37,6 +37,7 @@ struct kl_gateway_sts {
     struct kl_signins *signins; /* may be NULL */
     /* owned: group commit of refresh-token rotations; NULL without a store */
     struct kl_refreshq *refreshq;
+    struct kl_devicecode *devicecode; /* owned: the device-code flow's per-node state */
 };
 
 /* What the sign-in log records of one token request, filled in as it is checked.

@@ -26,124 +26,7 @@
 #include "rbac/match.h"
 #include "rbac/scope.h"
 #include "rbac/scope_priv.h"
-
-enum { M_ACTIONS, M_NOT_ACTIONS, M_DATA, M_NOT_DATA, M_COUNT };
-
-#define NONE UINT32_MAX
-
-/* Bump allocator for the index's strings and copies: freed all at once. */
-typedef struct chunk {
-    struct chunk *next;
-    size_t used, cap;
-} chunk;
-#define CHUNK_HDR ((sizeof(chunk) + 15) & ~(size_t)15)
-#define CHUNK_MIN (64 * 1024)
-
-typedef struct role {
-    const kl_rbac_role_def *def; /* static built-in, or the index's own copy */
-    kl_rbac_matcher *m[M_COUNT];
-    char guid[KL_UUID_LEN + 1]; /* lower case */
-    const char **assignable_lc; /* canonical, lower case */
-    size_t n_assignable;
-} role;
-
-/* An assignment as a decision's grant points at it; a check never reads it. */
-typedef struct asg {
-    const char *id;
-    const char *principal; /* as given */
-    const char *scope;     /* canonical */
-    const kl_rbac_role_def *role;
-} asg;
-
-/* What the build needs besides, freed when it is done. */
-typedef struct bld {
-    const char *principal_lc;
-    uint32_t plen;
-    uint32_t role;
-    uint32_t scope_id;
-    uint32_t level; /* index of the scope's own level (0 = "/") */
-    uint32_t pidx;  /* principal slot */
-    uint32_t ord;   /* position in the caller's array */
-    uint64_t phash;
-} bld;
-
-typedef struct sentry {
-    uint64_t hash;     /* the chained level hash of the full scope (see scope_hashes) */
-    const char *lc;    /* canonical, lower case */
-    const char *canon; /* canonical as first seen, shared by assignments spelling it so */
-    uint32_t len;
-} sentry;
-
-#define INLINE_ID 36    /* a GUID */
-#define INLINE_PAIRS 10 /* scopes whose assignments live in the principal's record */
-#define SPILLED 0xffff  /* pslot.npairs: the principal's pairs are in the pair table */
-
-/* The assignments of one principal at one scope. multi == 0: a is the role and b the
- * assignment of its only assignment; else a is the first of b entries in refs. */
-typedef struct pentry {
-    uint32_t scope;
-    uint32_t a;
-    uint32_t b : 31;
-    uint32_t multi : 1;
-} pentry;
-
-/* A principal: three cache lines, the first with its identity. */
-typedef struct pslot {
-    uint64_t hash;
-    const char *p; /* canonical lower-case id; NULL marks an empty slot */
-    uint16_t len;
-    uint16_t levels; /* bit i: it has assignments at scope level i */
-    uint16_t npairs; /* entries in pairs[], or SPILLED */
-    uint16_t pad;
-    char inl[INLINE_ID]; /* the id again when it fits, to compare without another fetch */
-    pentry pairs[INLINE_PAIRS];
-    uint64_t filter; /* SPILLED: bit (scope id % 64) set for each scope it has pairs at */
-} pslot;
-
-/* A pair of a principal with more than INLINE_PAIRS scopes. */
-typedef struct pair {
-    uint32_t principal; /* slot index + 1; 0 marks an empty slot */
-    pentry e;
-} pair;
-
-typedef struct ref {
-    uint32_t role, asg;
-} ref;
-
-_Static_assert(sizeof(pentry) == 12, "pentry packs into 12 bytes");
-_Static_assert(sizeof(pslot) == 192, "a principal record is three cache lines");
-_Static_assert(sizeof(pair) == 16, "four pairs per cache line");
-_Static_assert(KL_MAX_SCOPE_DEPTH <= 16, "levels are a 16-bit mask");
-_Static_assert(KL_MAX_PRINCIPAL_ID <= UINT16_MAX, "principal lengths are 16-bit");
-
-struct kl_rbac_index {
-    atomic_long nref;
-    /* A derived index (kl_rbac_index_derive): base holds everything but the overridden
-     * principals, whose assignments (possibly none) are in this index's own tables;
-     * roles, rtab and seed are base's (borrowed). NULL for a full build. */
-    kl_rbac_index *base;
-    size_t base_hidden; /* base's assignments that belong to overridden principals */
-    const char **extra; /* during the build: principals to record even without assignments */
-    size_t n_extra;
-    uint64_t seed;
-    chunk *arena;
-    role *roles;
-    size_t nroles;
-    uint32_t *rtab; /* role + 1 by guid hash */
-    size_t rcap;
-    asg *asgs;
-    size_t nasgs;
-    bld *bld;       /* during the build only */
-    sentry *scopes; /* distinct assignment scopes */
-    size_t nscopes, scopes_cap;
-    uint32_t *stab; /* scope id + 1 by hash */
-    size_t scap;
-    pslot *ptab;
-    size_t pcap;
-    pair *pairs;
-    size_t paircap;
-    ref *refs;
-};
+#include "rbac/index_priv.h"
 
 /* --- memory --- */
 
@@ -200,59 +83,7 @@ static void *table_alloc(size_t n, size_t size)
     return p;
 }
 
-/* --- hashing: not cryptographic; seeded per index so names cannot be chosen to
- * collide --- */
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t hash_bytes(const char *p, size_t n, uint64_t h)
-{
-    const uint64_t k = 0x9e3779b97f4a7c15ULL;
-    while (n >= 8) { /* each step is a bijection of the state; mix() spreads at the end */
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w ^ ((uint64_t)n << 59)) * k;
-    return mix(h);
-}
-
-/* h[i] identifies lc[0..lv[i]); each level's hash continues the previous one, so a scope
- * hashes the same as the matching level of any scope below it. */
-static void scope_hashes(uint64_t seed, const char *lc, const uint16_t *lv, size_t nl, uint64_t *h)
-{
-    uint64_t acc = seed;
-    size_t prev = 0;
-    for (size_t i = 0; i < nl; i++) {
-        acc = hash_bytes(lc + prev, lv[i] - prev, acc);
-        h[i] = acc;
-        prev = lv[i];
-    }
-}
-
-/* From the principal's and the scope's hashes rather than their slots, so a check can
- * start fetching pair slots before it has looked either up. */
-static uint64_t pair_key(uint64_t phash, uint64_t shash)
-{
-    return mix(phash ^ (shash * 0xff51afd7ed558ccdULL));
-}
-
-static uint64_t filter_bit(uint32_t sid)
-{
-    return 1ull << (sid & 63);
-}
+/* --- table sizes --- */
 
 /* Power-of-two capacity for n entries at load at most num/den. */
 static size_t table_cap_load(size_t n, size_t num, size_t den)
@@ -266,37 +97,6 @@ static size_t table_cap_load(size_t n, size_t num, size_t den)
 static size_t table_cap(size_t n)
 {
     return table_cap_load(n, 1, 2);
-}
-
-static void lower_copy(char *dst, const char *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-    }
-    dst[n] = '\0';
-}
-
-/* A principal id: 1..KL_MAX_PRINCIPAL_ID printable bytes without spaces or '*',
- * lower-cased. */
-static int principal_lower(const char *p, char *out, size_t *len)
-{
-    if (!p || !p[0])
-        return KL_EINVAL;
-    size_t n = strnlen(p, KL_MAX_PRINCIPAL_ID + 1);
-    if (n > KL_MAX_PRINCIPAL_ID)
-        return KL_ETOOBIG;
-    unsigned char bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char v = kl_rbac_lc_name[(unsigned char)p[i]];
-        out[i] = (char)v;
-        bad |= (unsigned char)(v == 0);
-    }
-    out[n] = '\0';
-    if (bad)
-        return KL_EINVAL;
-    *len = n;
-    return 0;
 }
 
 /* --- roles --- */
@@ -339,7 +139,7 @@ static int role_compile(kl_rbac_index *ix, role *r, const kl_rbac_role_def *def)
 {
     int rc;
     r->def = def;
-    lower_copy(r->guid, def->id, KL_UUID_LEN);
+    kl_ascii_lower_copy(r->guid, def->id, KL_UUID_LEN);
     if ((rc = kl_rbac_matcher_new(def->actions, def->n_actions, &r->m[M_ACTIONS])) ||
         (rc = kl_rbac_matcher_new(def->not_actions, def->n_not_actions, &r->m[M_NOT_ACTIONS])) ||
         (rc = kl_rbac_matcher_new(def->data_actions, def->n_data_actions, &r->m[M_DATA])) ||
@@ -363,20 +163,6 @@ static int role_compile(kl_rbac_index *ix, role *r, const kl_rbac_role_def *def)
             return KL_ENOMEM;
     }
     return 0;
-}
-
-static const role *role_find(const kl_rbac_index *ix, const char *guid36)
-{
-    char g[KL_UUID_LEN + 1];
-    lower_copy(g, guid36, KL_UUID_LEN);
-    uint64_t h = hash_bytes(g, KL_UUID_LEN, ix->seed);
-    for (size_t i = h & (ix->rcap - 1);; i = (i + 1) & (ix->rcap - 1)) {
-        uint32_t v = ix->rtab[i];
-        if (!v)
-            return NULL;
-        if (memcmp(ix->roles[v - 1].guid, g, KL_UUID_LEN) == 0)
-            return &ix->roles[v - 1];
-    }
 }
 
 /* Adds role r to the id table; KL_EEXIST if its GUID is taken. */
@@ -450,18 +236,6 @@ static int build_roles(kl_rbac_index *ix, const kl_rbac_role_def *custom, size_t
 }
 
 /* --- scopes --- */
-
-static uint32_t scope_find(const kl_rbac_index *ix, uint64_t h, const char *lc, size_t len)
-{
-    for (size_t i = h & (ix->scap - 1);; i = (i + 1) & (ix->scap - 1)) {
-        uint32_t v = ix->stab[i];
-        if (!v)
-            return NONE;
-        const sentry *e = &ix->scopes[v - 1];
-        if (e->hash == h && e->len == len && memcmp(e->lc, lc, len) == 0)
-            return v - 1;
-    }
-}
 
 static int stab_grow(kl_rbac_index *ix)
 {
@@ -575,7 +349,7 @@ static int add_assignment(kl_rbac_index *ix, const kl_rbac_assignment *in, uint3
     if ((rc = kl_scope_parse(in->scope, strlen(in->scope), &sc)))
         return kl_err_say(err, errlen, rc, "assignment %s: invalid scope", in->id);
     char slc[KL_MAX_SCOPE + 1];
-    lower_copy(slc, sc.text, sc.len);
+    kl_ascii_lower_copy(slc, sc.text, sc.len);
     bool ok = false;
     for (size_t i = 0; i < r->n_assignable && !ok; i++)
         ok = lc_covers(r->assignable_lc[i], strlen(r->assignable_lc[i]), slc, sc.len);
@@ -614,7 +388,7 @@ static int check_ids(kl_rbac_index *ix, char *err, size_t errlen)
     char buf[KL_MAX_URL + 1];
     for (size_t i = 0; i < ix->nasgs && !rc; i++) {
         size_t n = strlen(ix->asgs[i].id);
-        lower_copy(buf, ix->asgs[i].id, n);
+        kl_ascii_lower_copy(buf, ix->asgs[i].id, n);
         uint64_t h = hash_bytes(buf, n, ix->seed);
         for (size_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
             if (!tab[s]) {
@@ -633,21 +407,6 @@ static int check_ids(kl_rbac_index *ix, char *err, size_t errlen)
 }
 
 /* --- principals and pairs --- */
-
-static bool principal_eq(const pslot *s, uint64_t h, const char *p, size_t len)
-{
-    return s->hash == h && s->len == len && memcmp(len <= INLINE_ID ? s->inl : s->p, p, len) == 0;
-}
-
-/* The slot of principal p, or the empty slot where it would go. */
-static pslot *principal_slot(const kl_rbac_index *ix, uint64_t h, const char *p, size_t len)
-{
-    for (size_t i = h & (ix->pcap - 1);; i = (i + 1) & (ix->pcap - 1)) {
-        pslot *s = &ix->ptab[i];
-        if (!s->p || principal_eq(s, h, p, len))
-            return s;
-    }
-}
 
 static int cmp_principal(const void *x, const void *y)
 {
@@ -1045,203 +804,4 @@ size_t kl_rbac_index_overlay(const kl_rbac_index *ix, size_t *n_assignments)
     for (size_t i = 0; i < ix->pcap; i++)
         np += ix->ptab[i].p != NULL;
     return np;
-}
-
-/* --- checks --- */
-
-static const pentry *pair_find(const kl_rbac_index *ix, uint64_t key, uint32_t pidx, uint32_t sid)
-{
-    for (size_t i = key & (ix->paircap - 1);; i = (i + 1) & (ix->paircap - 1)) {
-        const pair *p = &ix->pairs[i];
-        if (!p->principal)
-            return NULL;
-        if (p->principal == pidx + 1 && p->e.scope == sid)
-            return &p->e;
-    }
-}
-
-static bool role_grants(const role *r, int allow, const char *act, size_t alen)
-{
-    return kl_rbac_matcher_match(r->m[allow], act, alen) &&
-           !kl_rbac_matcher_match(r->m[allow + 1], act, alen);
-}
-
-/* The assignment of pair e that grants the action, or NONE. */
-static uint32_t pair_grants(const kl_rbac_index *ix, const pentry *e, int allow, const char *act,
-                            size_t alen)
-{
-    if (!e->multi)
-        return role_grants(&ix->roles[e->a], allow, act, alen) ? e->b : NONE;
-    for (uint32_t k = 0; k < e->b; k++) {
-        const ref *rf = &ix->refs[e->a + k];
-        if (role_grants(&ix->roles[rf->role], allow, act, alen))
-            return rf->asg;
-    }
-    return NONE;
-}
-
-/* The pair of principal slot ps at scope id sid, or NULL. */
-static const pentry *principal_pair(const kl_rbac_index *ix, const pslot *ps, uint64_t ph,
-                                    uint64_t shash, uint32_t sid)
-{
-    if (ps->npairs != SPILLED) {
-        for (uint16_t k = 0; k < ps->npairs; k++)
-            if (ps->pairs[k].scope == sid)
-                return &ps->pairs[k];
-        return NULL;
-    }
-    if (!(ps->filter & filter_bit(sid)))
-        return NULL;
-    return pair_find(ix, pair_key(ph, shash), (uint32_t)(ps - ix->ptab), sid);
-}
-
-static void decision_init(kl_rbac_decision *d, const char *action, bool data, const char *scope)
-{
-    memset(d, 0, sizeof(*d));
-    d->action = action;
-    d->scope = scope;
-    d->data_action = data;
-}
-
-int kl_rbac_check_principals(const kl_rbac_index *ix, const char *const *principal_ids, size_t n,
-                             const char *action, bool data_action, const char *scope,
-                             kl_rbac_decision *out)
-{
-    int rc;
-    if (!out)
-        return KL_EINVAL;
-    decision_init(out, action, data_action, scope);
-    if (!ix || !principal_ids || !action || !scope || n == 0)
-        return KL_EINVAL;
-    if (n > KL_MAX_CHECK_PRINCIPALS)
-        return KL_ETOOBIG;
-    char p[KL_MAX_PRINCIPAL_ID + 1];
-    size_t plen;
-    uint64_t ph[KL_MAX_CHECK_PRINCIPALS];
-    /* Start fetching the principals' records; parsing the scope and action hides that. */
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = principal_lower(principal_ids[i], p, &plen)))
-            return rc;
-        ph[i] = hash_bytes(p, plen, ix->seed);
-        const kl_rbac_index *t = ix->base ? ix->base : ix; /* most principals are there */
-        const char *rec = (const char *)&t->ptab[ph[i] & (t->pcap - 1)];
-        __builtin_prefetch(rec);
-        __builtin_prefetch(rec + 64);
-        __builtin_prefetch(rec + 128);
-    }
-    char sc[KL_MAX_SCOPE + 1];
-    uint16_t lv[KL_MAX_SCOPE_DEPTH];
-    size_t slen, nl;
-    if ((rc = kl_scope_parse_lower(scope, strnlen(scope, KL_MAX_SCOPE + 2), sc, &slen, lv, &nl)))
-        return rc;
-    char act[KL_MAX_ACTION + 1];
-    size_t alen;
-    if ((rc = kl_rbac_action_normalize(action, act, &alen)))
-        return rc;
-    /* Which levels of the target scope hold any assignment at all. */
-    uint64_t sh[KL_MAX_SCOPE_DEPTH];
-    uint32_t sid[2][KL_MAX_SCOPE_DEPTH];
-    uint32_t present[2] = {0, 0};
-    /* Table set 0 is ix; for a derived index, set 1 is its base (same seed). */
-    const kl_rbac_index *const set[2] = {ix, ix->base};
-    scope_hashes(ix->seed, sc, lv, nl, sh);
-    for (int t = 0; t < 2 && set[t]; t++)
-        for (size_t l = 0; l < nl; l++)
-            if ((sid[t][l] = scope_find(set[t], sh[l], sc, lv[l])) != NONE)
-                present[t] |= 1u << l;
-    if (!(present[0] | present[1]))
-        return 0;
-    const int allow = data_action ? M_DATA : M_ACTIONS; /* its Not* list follows it */
-    for (size_t i = 0; i < n; i++) {
-        principal_lower(principal_ids[i], p, &plen);
-        int t = 0;
-        const pslot *ps = principal_slot(ix, ph[i], p, plen);
-        if (!ps->p && ix->base) /* not overridden: the base answers for it */
-            ps = principal_slot(set[t = 1], ph[i], p, plen);
-        if (!ps->p)
-            continue;
-        const kl_rbac_index *ti = set[t];
-        /* Deepest level first, so the reason names the closest assignment. */
-        for (uint32_t cand = ps->levels & present[t]; cand;) {
-            unsigned l = 31u - (unsigned)__builtin_clz(cand);
-            cand &= ~(1u << l);
-            const pentry *e = principal_pair(ti, ps, ph[i], sh[l], sid[t][l]);
-            if (!e)
-                continue;
-            uint32_t hit = pair_grants(ti, e, allow, act, alen);
-            if (hit != NONE) {
-                out->allowed = true;
-                out->grant = &ti->asgs[hit];
-                return 0;
-            }
-        }
-    }
-    return 0;
-}
-
-int kl_rbac_check(const kl_rbac_index *ix, const char *principal_id, const char *action,
-                  bool data_action, const char *scope, kl_rbac_decision *out)
-{
-    const char *ids[1] = {principal_id};
-    return kl_rbac_check_principals(ix, ids, 1, action, data_action, scope, out);
-}
-
-bool kl_rbac_decision_grant(const kl_rbac_decision *d, kl_rbac_grant *g)
-{
-    if (!d || !d->allowed || !d->grant)
-        return false;
-    const asg *a = d->grant;
-    g->assignment_id = a->id;
-    g->principal_id = a->principal;
-    g->assignment_scope = a->scope;
-    g->role_id = a->role->id;
-    g->role_name = a->role->name;
-    return true;
-}
-
-int kl_rbac_decision_reason(const kl_rbac_decision *d, char *buf, size_t len)
-{
-    const char *what = d->data_action ? "data action " : "";
-    const char *action = d->action ? d->action : "(none)";
-    const char *scope = d->scope ? d->scope : "(none)";
-    kl_rbac_grant g;
-    if (kl_rbac_decision_grant(d, &g))
-        return snprintf(buf, len, "role assignment %s (role '%s', %s) at %s grants %s%s to %s",
-                        g.assignment_id, g.role_name, g.role_id, g.assignment_scope, what, action,
-                        g.principal_id);
-    return snprintf(buf, len, "no role assignment grants %s%s at %s", what, action, scope);
-}
-
-const kl_rbac_role_def *kl_rbac_index_role(const kl_rbac_index *ix, const char *id)
-{
-    const char *g;
-    if (!ix || kl_rbac_role_guid(id, &g))
-        return NULL;
-    const role *r = role_find(ix, g);
-    return r ? r->def : NULL;
-}
-
-size_t kl_rbac_index_role_count(const kl_rbac_index *ix)
-{
-    return ix ? ix->nroles : 0;
-}
-
-bool kl_rbac_index_holds(const kl_rbac_index *ix, const char *principal_id)
-{
-    char p[KL_MAX_PRINCIPAL_ID + 1];
-    size_t n = 0;
-    if (!ix || principal_lower(principal_id, p, &n))
-        return false;
-    uint64_t h = hash_bytes(p, n, ix->seed);
-    const pslot *s = principal_slot(ix, h, p, n);
-    if (!s->p && ix->base) /* not overridden: the base answers for it */
-        s = principal_slot(ix->base, h, p, n);
-    return s->p && s->levels != 0;
-}
-
-size_t kl_rbac_index_assignment_count(const kl_rbac_index *ix)
-{
-    if (!ix)
-        return 0;
-    return ix->base ? ix->base->nasgs - ix->base_hidden + ix->nasgs : ix->nasgs;
 }
