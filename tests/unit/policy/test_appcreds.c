@@ -114,12 +114,59 @@ static void test_federated(void **state)
     kl_appcreds_free(ac);
 }
 
+/* User sign-in settings: the public-client flag, exact redirect-URI matching, RFC 8252
+ * loopback ports for public clients only, and which URIs may be registered. */
+static void test_redirect_uris(void **state)
+{
+    (void)state;
+    kl_appcreds_builder *bld = kl_appcreds_builder_new();
+    assert_int_equal(kl_appcreds_builder_client(bld, APP1, true, "[\"https://a.example/cb\"]",
+                                                "[\"http://localhost\",\"http://127.0.0.1/cb\"]"),
+                     0);
+    assert_int_equal(
+        kl_appcreds_builder_client(bld, APP2, false, "[\"http://localhost/cb\"]", NULL), 0);
+    assert_int_equal(kl_appcreds_builder_client(bld, APP2, false, "{}", NULL), KL_EINVAL);
+    kl_appcreds *ac = NULL;
+    assert_int_equal(kl_appcreds_builder_finish(bld, &ac), 0);
+    kl_appcreds_builder_free(bld);
+    assert_true(kl_appcreds_public_client(ac, "6F1F3C3E-6C1B-4B7E-9D55-0A0D2A4C9E11"));
+    assert_false(kl_appcreds_public_client(ac, APP2));
+    assert_true(kl_appcreds_redirect_ok(ac, APP1, "https://a.example/cb"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "https://a.example/cb/"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "https://a.example:444/cb"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "https://a.example/cb#x"));
+    /* A public client's loopback URI: any port, same host and path. */
+    assert_true(kl_appcreds_redirect_ok(ac, APP1, "http://localhost:53121"));
+    assert_true(kl_appcreds_redirect_ok(ac, APP1, "http://localhost:53121/"));
+    assert_true(kl_appcreds_redirect_ok(ac, APP1, "http://127.0.0.1:8400/cb"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "http://127.0.0.1:8400/other"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "http://localhost.evil.example:80"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "https://localhost:53121"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP1, "http://127.0.0.1:80@evil.example/cb"));
+    /* A confidential client's loopback URI matches exactly only. */
+    assert_true(kl_appcreds_redirect_ok(ac, APP2, "http://localhost/cb"));
+    assert_false(kl_appcreds_redirect_ok(ac, APP2, "http://localhost:9999/cb"));
+    assert_false(
+        kl_appcreds_redirect_ok(ac, "00000000-0000-0000-0000-000000000000", "http://localhost"));
+    kl_appcreds_free(ac);
+    static const char *const ok[] = {"https://a.example/cb?x=1", "http://localhost:8400/cb",
+                                     "http://127.0.0.1", "http://[::1]:5000/"};
+    static const char *const bad[] = {"http://a.example/cb", "https://a.example/#f",
+                                      "ftp://localhost",     "https://a b",
+                                      "localhost",           "https://"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(kl_appcreds_redirect_uri_check(ok[i], strlen(ok[i])), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(kl_appcreds_redirect_uri_check(bad[i], strlen(bad[i])), KL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_and_find),
         cmocka_unit_test(test_small_key_refused),
         cmocka_unit_test(test_federated),
+        cmocka_unit_test(test_redirect_uris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
