@@ -168,6 +168,7 @@
  * commits in one transaction. */
 #define KL_MAX_REFRESH_QUEUE 4096
 #define KL_MAX_REFRESH_BATCH 256
+#define KL_REFRESH_PRUNE_S 3600        /* expired refresh tokens are deleted this often */
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */

@@ -29,6 +29,7 @@ struct kl_refreshq {
     job *head, *tail; /* FIFO: rotations of one chain keep their order */
     size_t queued;
     bool stop;
+    int64_t pruned_at; /* writer thread only */
 };
 
 static void job_free(job *j)
@@ -102,6 +103,13 @@ static void *writer(void *arg)
             jobs[i]->rot.result = batch[i].result;
             /* The job belongs to its loop from here on. */
             event_active(jobs[i]->ev, EV_TIMEOUT, 1);
+        }
+        /* Expired tokens go, at most once per KL_REFRESH_PRUNE_S, after the answers are
+         * on their way; on any node, since the store is shared. */
+        if (now - q->pruned_at >= KL_REFRESH_PRUNE_S) {
+            q->pruned_at = now;
+            if (kl_store_refresh_prune(q->st, now) != 0)
+                kl_log(KL_LOG_WARN, "refresh_prune_failed", NULL);
         }
     }
     free(batch);
