@@ -140,6 +140,10 @@
 #define KL_MAX_NAME 90    /* subscription, resource group, resource names */
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
+/* Applications' redirect URIs (user sign-in): Entra allows 256 bytes per URI and 256
+ * URIs per app; we keep a smaller list, it is searched on every authorize request. */
+#define KL_MAX_REDIRECT_URI 256
+#define KL_MAX_REDIRECT_URIS 64
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */

@@ -19,7 +19,9 @@
 int kl_apikey_generate(char out[KL_APIKEY_LEN + 1]);
 /* True if s[0..n) has the prefix, length, alphabet and a correct checksum. */
 bool kl_apikey_wellformed(const char *s, size_t n);
-/* The index under which a key is stored and looked up: HMAC-SHA-256(pepper, "apikey", key). */
+/* The index under which a key is stored and looked up: HMAC-SHA-256(pepper, "apikey",
+ * key[0..n)) into out. Returns 0; KL_EINVAL (NULL k, key or out); KL_ECRYPTO (the MAC
+ * failed). */
 int kl_apikey_index(const kl_keys *k, const char *key, size_t n, unsigned char out[32]);
 
 #endif

@@ -12,8 +12,12 @@ typedef struct kl_keys kl_keys;
 /* Loads the KEK: from env_b64 if non-NULL (KEYLESS_KEK's value), else from the file
  * "kek" in the directory dir_fd, creating it (0600, O_EXCL) when absent. Refuses
  * (KL_EPERM) a kek that is a symbolic link, is owned by another uid than the effective
- * one, or that group or others may read; KL_EINVAL for one of the wrong size. On success
- * *out is owned by the caller. The caller keeps dir_fd. */
+ * one, or that group or others may read; KL_EINVAL for one of the wrong size (or
+ * KEYLESS_KEK not base64 of 32 bytes). On success *out is owned by the caller. The caller
+ * keeps dir_fd.
+ * Returns 0; KL_EPERM, KL_EINVAL as above; KL_EIO (reading or creating the file);
+ * KL_EEXIST never (a file created concurrently by another process is read instead);
+ * KL_ECRYPTO (the CSPRNG for a new KEK, or key derivation); KL_ENOMEM. */
 int kl_keys_load(int dir_fd, const char *env_b64, kl_keys **out);
 /* Loads the KEK from an existing file given by the operator (--kek-file: 32 raw bytes).
  * The same checks as for DIR/kek: the last component must not be a symbolic link

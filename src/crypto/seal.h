@@ -10,7 +10,10 @@
 
 #include "crypto/keys.h"
 
-/* Seals pt[0..n). *out is a malloc'd NUL-terminated string the caller frees. */
+/* Seals pt[0..n) bound to aad. *out is a malloc'd NUL-terminated string the caller
+ * frees; NULL on failure.
+ * Returns 0; KL_EINVAL (NULL k or out, or NULL pt with n > 0; a NULL aad is ""); KL_ETOOBIG (n
+ * above what one sealed value holds); KL_ECRYPTO (the nonce or the cipher failed); KL_ENOMEM. */
 int kl_seal(const kl_keys *k, const char *aad, const void *pt, size_t n, char **out);
 /* Opens a sealed string. *pt is malloc'd (NUL-terminated for convenience, *n excludes
  * it); the caller cleanses and frees it. Returns KL_ECRYPTO on any tampering or wrong

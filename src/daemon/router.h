@@ -23,7 +23,13 @@ typedef struct kl_router {
     kl_snapshot_holder *holder; /* borrowed, may be NULL: key ages on /metrics */
 } kl_router;
 
-/* The server's handler: answers r (now or asynchronously). arg is the kl_router. */
+/* The server's handler (kl_http_handler_fn): answers r, now or asynchronously, and
+ * returns nothing: every outcome, refusals included, is an HTTP answer in the shape of
+ * the API the path belongs to. arg is the kl_router. /healthz on every face; on the admin
+ * face /metrics and the control plane as the local administrator; on the metrics face
+ * /metrics; on the identity face the managed-identity endpoints; on the public face the
+ * token service's paths first, then the data plane, then the control plane with bearer
+ * tokens; anything else is 404. Runs on the worker thread that owns r's connection. */
 void kl_router_handle(kl_http_req *r, void *arg);
 /* The server's headers hook (kl_http_headers_fn): refuses public requests whose head
  * already decides a refusal (bad credential, unknown route) before their body is read. */

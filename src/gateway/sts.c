@@ -5,6 +5,8 @@
  * snapshot's current key. Every refusal is Entra's error body with its AADSTS code. */
 #include "gateway/sts.h"
 
+#include <event2/event.h>
+
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/sts_internal.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
@@ -37,29 +40,7 @@
 #define MAX_TENANT_SEG 64
 #define MAX_ECHO 256 /* longest caller value echoed in an error description */
 
-struct kl_gateway_sts {
-    kl_snapshot_holder *holder;
-    const kl_keys *keys;
-    char *base; /* public base URL without a trailing '/' */
-    int64_t lifetime_s;
-    kl_store *store;       /* borrowed: spent assertion jtis */
-    kl_throttle *throttle; /* owned: failed client authentication, per node */
-    kl_jwks *jwks;         /* owned: federated issuers' keys; NULL without an egress policy */
-    kl_jwks_https https;   /* the transport's context (borrowed pointers) */
-    kl_signins *signins;   /* may be NULL */
-};
-
-/* What the sign-in log records of one token request, filled in as it is checked.
- * Strings are borrowed for the request. */
-typedef struct sts_audit {
-    kl_gateway_sts *s;
-    const char *client_id;
-    const char *principal_id;
-    const char *credential;
-    const char *resource;
-} sts_audit;
-
-static void audit(const sts_audit *a, kl_http_req *r, bool ok, int code, const char *reason,
+static void audit(const kl_sts_audit *a, kl_http_req *r, bool ok, int code, const char *reason,
                   const char *corr)
 {
     if (!a || !a->s->signins)
@@ -86,6 +67,17 @@ static const char *const known_resources[] = {
     "https://management.core.windows.net", /* ARM's older audience */
     "https://graph.microsoft.com",         /* the Graph-shaped directory */
 };
+
+bool kl_sts_known_resource(const char *res, size_t n)
+{
+    /* Compared without regard to case and to one trailing slash, as Entra matches an
+     * application ID URI; the token's aud keeps what was asked for. */
+    size_t cmp = n > 0 && res[n - 1] == '/' ? n - 1 : n;
+    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++)
+        if (kl_str_ieqn(res, cmp, known_resources[i], strlen(known_resources[i])))
+            return true;
+    return false;
+}
 
 typedef enum sts_route {
     STS_NONE = 0,
@@ -133,6 +125,8 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     s->store = cfg->store;
     s->https = (kl_jwks_https){.egress = cfg->egress, .ca_file = cfg->federation_ca_file};
     int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
+    if (!err)
+        err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->pw_throttle);
     if (!err && cfg->egress)
         err = kl_jwks_new(kl_jwks_https_fetch, &s->https, &s->jwks);
     if (err) {
@@ -149,6 +143,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
         return;
     free(s->base);
     kl_throttle_free(s->throttle);
+    kl_throttle_free(s->pw_throttle);
     kl_jwks_free(s->jwks);
     free(s);
 }
@@ -209,8 +204,7 @@ static bool tenant_matches(const kl_snapshot *snap, const char *seg, size_t n)
 
 /* ------------------------------------------------------------------ answers */
 
-/* A caller's value fit to quote in a description: printable ASCII, at most MAX_ECHO. */
-static const char *echo_value(const char *v)
+const char *kl_sts_echo(const char *v)
 {
     if (!v)
         return "";
@@ -223,9 +217,7 @@ static const char *echo_value(const char *v)
     return v;
 }
 
-/* The correlation id: the client's client-request-id (query, then header) when it is a
- * GUID, else a new one. */
-static void correlation_id(kl_http_req *r, char out[KL_UUID_LEN + 1])
+void kl_sts_correlation_id(kl_http_req *r, char out[KL_UUID_LEN + 1])
 {
     const char *cands[] = {kl_http_req_query_param(r, "client-request-id"),
                            kl_http_req_header(r, "client-request-id"),
@@ -243,27 +235,61 @@ static void correlation_id(kl_http_req *r, char out[KL_UUID_LEN + 1])
         snprintf(out, KL_UUID_LEN + 1, "00000000-0000-0000-0000-000000000000");
 }
 
-static void no_store(kl_http_req *r)
+void kl_sts_no_store(kl_http_req *r)
 {
     kl_http_set_header(r, "Cache-Control", "no-store, no-cache");
     kl_http_set_header(r, "Pragma", "no-cache");
 }
 
+void kl_sts_audit_ok(const kl_sts_audit *a, kl_http_req *r, const char *corr)
+{
+    audit(a, r, true, 0, "", corr);
+}
+
+/* An answer held back (kl_sts_error_later): sent by the timer, or dropped when the
+ * connection goes first. */
+typedef struct held_answer {
+    kl_http_req *r;
+    struct event *ev;
+    int status;
+    json_t *body;
+} held_answer;
+
+static void held_free(held_answer *h)
+{
+    if (h->ev)
+        event_free(h->ev);
+    json_decref(h->body);
+    free(h);
+}
+
+static void held_aborted(void *arg)
+{
+    held_free(arg);
+}
+
+static void held_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    held_answer *h = arg;
+    kl_http_req_on_abort(h->r, NULL, NULL);
+    kl_http_respond_json(h->r, h->status, h->body);
+    h->body = NULL; /* the server owns it now */
+    held_free(h);
+}
+
 /* Entra's error body: error, error_description ("AADSTS<code>: <text>\r\nTrace ID:
  * ...\r\nCorrelation ID: ...\r\nTimestamp: ..."), error_codes, timestamp, trace_id,
- * correlation_id, error_uri. */
-__attribute__((format(printf, 6, 7))) static void sts_error(const sts_audit *a, kl_http_req *r,
-                                                            int status, const char *error, int code,
-                                                            const char *fmt, ...)
+ * correlation_id, error_uri; sent after delay_ms when that is not 0. */
+static void verror(const kl_sts_audit *a, kl_http_req *r, uint32_t delay_ms, int status,
+                   const char *error, int code, const char *fmt, va_list ap)
 {
     char text[1024], desc[1400], trace[KL_UUID_LEN + 1], corr[KL_UUID_LEN + 1], ts[32], uri[96];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     if (kl_uuid_v4(trace) != 0)
         snprintf(trace, sizeof(trace), "00000000-0000-0000-0000-000000000000");
-    correlation_id(r, corr);
+    kl_sts_correlation_id(r, corr);
     time_t now = (time_t)kl_now_unix();
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -277,25 +303,61 @@ __attribute__((format(printf, 6, 7))) static void sts_error(const sts_audit *a, 
     kl_http_req_log_field(r, "sts_error", error);
     audit(a, r, false, code, text, corr);
     kl_http_req_log_field(r, "aadsts", codestr);
-    no_store(r);
+    kl_sts_no_store(r);
     kl_http_set_header(r, "x-ms-request-id", trace);
     kl_http_set_header(r, "client-request-id", corr);
-    kl_http_respond_json(r, status,
-                         json_pack("{s:s,s:s,s:[i],s:s,s:s,s:s,s:s}", "error", error,
-                                   "error_description", desc, "error_codes", code, "timestamp", ts,
-                                   "trace_id", trace, "correlation_id", corr, "error_uri", uri));
+    json_t *body = json_pack("{s:s,s:s,s:[i],s:s,s:s,s:s,s:s}", "error", error, "error_description",
+                             desc, "error_codes", code, "timestamp", ts, "trace_id", trace,
+                             "correlation_id", corr, "error_uri", uri);
+    held_answer *h = NULL;
+    if (delay_ms > 0 && body && kl_http_req_base(r) && (h = calloc(1, sizeof(*h)))) {
+        h->r = r;
+        h->status = status;
+        h->body = body;
+        h->ev = evtimer_new(kl_http_req_base(r), held_due, h);
+        struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
+        if (h->ev && evtimer_add(h->ev, &tv) == 0) {
+            char held[16];
+            snprintf(held, sizeof(held), "%u", (unsigned)delay_ms);
+            kl_http_req_log_field(r, "held_ms", held);
+            kl_http_req_on_abort(r, held_aborted, h);
+            return;
+        }
+        h->body = NULL;
+        held_free(h);
+    }
+    /* No delay asked, or no timer to be had: answering now only loses the slowdown. */
+    kl_http_respond_json(r, status, body);
 }
 
-static void unknown_tenant(const sts_audit *a, kl_http_req *r, const char *seg, size_t n,
+void kl_sts_error(const kl_sts_audit *a, kl_http_req *r, int status, const char *error, int code,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(a, r, 0, status, error, code, fmt, ap);
+    va_end(ap);
+}
+
+void kl_sts_error_later(const kl_sts_audit *a, kl_http_req *r, uint32_t delay_ms, int status,
+                        const char *error, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(a, r, delay_ms, status, error, code, fmt, ap);
+    va_end(ap);
+}
+
+static void unknown_tenant(const kl_sts_audit *a, kl_http_req *r, const char *seg, size_t n,
                            bool token)
 {
     char t[MAX_TENANT_SEG + 1];
     snprintf(t, sizeof(t), "%.*s", (int)n, seg);
-    sts_error(a, r, 400, token ? "invalid_request" : "invalid_tenant", 90002,
-              "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are "
-              "signing into the correct cloud. Check with your subscription administrator, this "
-              "may happen if there are no active subscriptions for the tenant.",
-              t);
+    kl_sts_error(a, r, 400, token ? "invalid_request" : "invalid_tenant", 90002,
+                 "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are "
+                 "signing into the correct cloud. Check with your subscription administrator, this "
+                 "may happen if there are no active subscriptions for the tenant.",
+                 t);
 }
 
 /* ------------------------------------------------------------------ discovery, JWKS */
@@ -386,66 +448,66 @@ typedef struct sts_client {
 /* Entra's answer for a refused client assertion: invalid_client, 401, the reason's
  * AADSTS code; the text says what was wrong with the assertion, never which part of a
  * credential matched. */
-static void assertion_refused(const sts_audit *a, kl_http_req *r, const sts_client *c,
+static void assertion_refused(const kl_sts_audit *a, kl_http_req *r, const sts_client *c,
                               kl_assertion_reason why)
 {
     const char *app = c->sp->app_id;
     switch (why) {
     case KL_ASSERTION_MALFORMED:
-        sts_error(a, r, 401, "invalid_client", 50027,
-                  "JWT token is invalid or malformed (client assertion for app '%s').", app);
+        kl_sts_error(a, r, 401, "invalid_client", 50027,
+                     "JWT token is invalid or malformed (client assertion for app '%s').", app);
         return;
     case KL_ASSERTION_NO_CERT:
     case KL_ASSERTION_BAD_SIGNATURE:
     case KL_ASSERTION_CERT_EXPIRED:
     case KL_ASSERTION_KEY_UNKNOWN:
-        sts_error(a, r, 401, "invalid_client", 700027,
-                  "Client assertion failed signature validation: no valid registered credential "
-                  "of app '%s' signed it (%s).",
-                  app, kl_assertion_reason_str(why));
+        kl_sts_error(a, r, 401, "invalid_client", 700027,
+                     "Client assertion failed signature validation: no valid registered credential "
+                     "of app '%s' signed it (%s).",
+                     app, kl_assertion_reason_str(why));
         return;
     case KL_ASSERTION_AUDIENCE:
-        sts_error(a, r, 401, "invalid_client", 700023,
-                  "Client assertion audience claim does not match Realm issuer: the aud must be "
-                  "'%s'.",
-                  c->token_endpoint);
+        kl_sts_error(a, r, 401, "invalid_client", 700023,
+                     "Client assertion audience claim does not match Realm issuer: the aud must be "
+                     "'%s'.",
+                     c->token_endpoint);
         return;
     case KL_ASSERTION_SUBJECT:
-        sts_error(a, r, 401, "invalid_client", 700021,
-                  "Client assertion application identifier doesn't match 'client_id' parameter: "
-                  "iss and sub must be '%s'.",
-                  app);
+        kl_sts_error(a, r, 401, "invalid_client", 700021,
+                     "Client assertion application identifier doesn't match 'client_id' parameter: "
+                     "iss and sub must be '%s'.",
+                     app);
         return;
     case KL_ASSERTION_LIFETIME:
-        sts_error(a, r, 401, "invalid_client", 700024,
-                  "Client assertion is not within its valid time range (at most 10 minutes, "
-                  "not expired, not yet valid).");
+        kl_sts_error(a, r, 401, "invalid_client", 700024,
+                     "Client assertion is not within its valid time range (at most 10 minutes, "
+                     "not expired, not yet valid).");
         return;
     case KL_ASSERTION_REPLAYED:
-        sts_error(a, r, 401, "invalid_client", 50013,
-                  "Assertion is invalid: this client assertion (its jti) was already used.");
+        kl_sts_error(a, r, 401, "invalid_client", 50013,
+                     "Assertion is invalid: this client assertion (its jti) was already used.");
         return;
     case KL_ASSERTION_FED_ISSUER:
-        sts_error(a, r, 401, "invalid_client", 700211,
-                  "No matching federated identity record found for presented assertion issuer "
-                  "(app '%s').",
-                  app);
+        kl_sts_error(a, r, 401, "invalid_client", 700211,
+                     "No matching federated identity record found for presented assertion issuer "
+                     "(app '%s').",
+                     app);
         return;
     case KL_ASSERTION_FED_AUDIENCE:
-        sts_error(a, r, 401, "invalid_client", 700212,
-                  "No matching federated identity record found for presented assertion audience "
-                  "(app '%s').",
-                  app);
+        kl_sts_error(a, r, 401, "invalid_client", 700212,
+                     "No matching federated identity record found for presented assertion audience "
+                     "(app '%s').",
+                     app);
         return;
     case KL_ASSERTION_FED_SUBJECT:
-        sts_error(a, r, 401, "invalid_client", 700213,
-                  "No matching federated identity record found for presented assertion subject "
-                  "(app '%s').",
-                  app);
+        kl_sts_error(a, r, 401, "invalid_client", 700213,
+                     "No matching federated identity record found for presented assertion subject "
+                     "(app '%s').",
+                     app);
         return;
     default:
-        sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                     "A transient error has occurred. Please try again.");
         return;
     }
 }
@@ -479,15 +541,15 @@ static bool names_certificate(const char *tok, size_t n)
 }
 
 /* A client assertion (certificate or federated): true with appidacr 2, or answered. */
-static bool check_assertion(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+static bool check_assertion(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
                             const kl_snapshot *snap, const kl_form *f, const char *assertion,
                             size_t alen, sts_client *c, int64_t now)
 {
     const char *type = kl_form_get(f, "client_assertion_type", NULL);
     if (!type || strcmp(type, JWT_BEARER) != 0) {
-        sts_error(a, r, 400, "invalid_request", 90014,
-                  "The request body must contain the parameter 'client_assertion_type' with the "
-                  "value '" JWT_BEARER "'.");
+        kl_sts_error(a, r, 400, "invalid_request", 90014,
+                     "The request body must contain the parameter 'client_assertion_type' with the "
+                     "value '" JWT_BEARER "'.");
         return false;
     }
     const kl_appcreds *ac = kl_snapshot_appcreds(snap);
@@ -532,7 +594,7 @@ static bool check_assertion(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
 /* Checks the client's credential and answers the refusal itself (returning false).
  * This is where another kind of client credential (a client assertion) plugs in: it
  * decides appidacr and cred_type, or answers with Entra's error. */
-static bool check_client_credential(sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+static bool check_client_credential(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
                                     const kl_snapshot *snap, const kl_form *f, sts_client *c,
                                     int64_t now)
 {
@@ -541,24 +603,24 @@ static bool check_client_credential(sts_audit *a, kl_gateway_sts *s, kl_http_req
     const char *assertion = kl_form_get(f, "client_assertion", NULL);
     if (c->basic_secret) {
         if (secret || assertion) {
-            sts_error(a, r, 400, "invalid_request", 90014,
-                      "The request uses more than one client authentication method.");
+            kl_sts_error(a, r, 400, "invalid_request", 90014,
+                         "The request uses more than one client authentication method.");
             return false;
         }
         secret = c->basic_secret;
         slen = strlen(secret);
     }
     if (secret && assertion) {
-        sts_error(a, r, 400, "invalid_request", 90014,
-                  "The request uses more than one client authentication method.");
+        kl_sts_error(a, r, 400, "invalid_request", 90014,
+                     "The request uses more than one client authentication method.");
         return false;
     }
     if (assertion)
         return check_assertion(a, s, r, snap, f, assertion, strlen(assertion), c, now);
     if (!secret || slen == 0) {
-        sts_error(a, r, 401, "invalid_client", 7000218,
-                  "The request body must contain the following parameter: 'client_assertion' or "
-                  "'client_secret'.");
+        kl_sts_error(a, r, 401, "invalid_client", 7000218,
+                     "The request body must contain the following parameter: 'client_assertion' or "
+                     "'client_secret'.");
         return false;
     }
     c->cred_type = "client_secret";
@@ -567,26 +629,27 @@ static bool check_client_credential(sts_audit *a, kl_gateway_sts *s, kl_http_req
                                 c->key_id)) {
     case KL_STS_SECRET_OK: c->appidacr = 1; return true;
     case KL_STS_SECRET_EXPIRED:
-        sts_error(a, r, 401, "invalid_client", 7000222,
-                  "The provided client secret keys for app '%s' are expired. Visit the Azure "
-                  "portal to create new keys for your app: https://aka.ms/NewClientSecret, or "
-                  "consider using certificate credentials for added security: "
-                  "https://aka.ms/certCreds.",
-                  c->sp->app_id);
+        kl_sts_error(a, r, 401, "invalid_client", 7000222,
+                     "The provided client secret keys for app '%s' are expired. Visit the Azure "
+                     "portal to create new keys for your app: https://aka.ms/NewClientSecret, or "
+                     "consider using certificate credentials for added security: "
+                     "https://aka.ms/certCreds.",
+                     c->sp->app_id);
         return false;
     case KL_STS_SECRET_WRONG: break;
     }
-    sts_error(a, r, 401, "invalid_client", 7000215,
-              "Invalid client secret provided. Ensure the secret being sent in the request is the "
-              "client secret value, not the client secret ID, for a secret added to app '%s'.",
-              c->sp->app_id);
+    kl_sts_error(
+        a, r, 401, "invalid_client", 7000215,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the "
+        "client secret value, not the client secret ID, for a secret added to app '%s'.",
+        c->sp->app_id);
     return false;
 }
 
 /* client_secret_basic: "Basic base64(urlencode(id) ':' urlencode(secret))" (RFC 6749
  * 2.3.1). Fills *basic (parsed as a form so the halves are percent-decoded). Returns
  * 0 when there is no Basic header, 1 when parsed, -1 (answered) when malformed. */
-static int parse_basic(const sts_audit *a, kl_http_req *r, kl_form **basic)
+static int parse_basic(const kl_sts_audit *a, kl_http_req *r, kl_form **basic)
 {
     const char *h = kl_http_req_header(r, "authorization");
     *basic = NULL;
@@ -620,15 +683,15 @@ out:
         free(form);
     }
     if (rc < 0)
-        sts_error(a, r, 401, "invalid_client", 7000215,
-                  "Invalid client secret provided: the Authorization header is not valid "
-                  "client_secret_basic.");
+        kl_sts_error(a, r, 401, "invalid_client", 7000215,
+                     "Invalid client secret provided: the Authorization header is not valid "
+                     "client_secret_basic.");
     return rc;
 }
 
 /* The resource of "{resource}/.default" (or a v1 "resource"), as requested, in out.
  * Answers the refusal and returns false. */
-static bool pick_resource(const sts_audit *a, kl_http_req *r, const kl_form *f, bool v1,
+static bool pick_resource(const kl_sts_audit *a, kl_http_req *r, const kl_form *f, bool v1,
                           const char *tid, char *out, size_t outlen)
 {
     const char *scope = kl_form_get(f, "scope", NULL);
@@ -638,42 +701,36 @@ static bool pick_resource(const sts_audit *a, kl_http_req *r, const kl_form *f, 
         n = strlen(resource);
     } else {
         if (!scope || !*scope) {
-            sts_error(a, r, 400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: '%s'.",
-                      v1 ? "resource" : "scope");
+            kl_sts_error(a, r, 400, "invalid_request", 900144,
+                         "The request body must contain the following parameter: '%s'.",
+                         v1 ? "resource" : "scope");
             return false;
         }
         static const char suffix[] = "/.default";
         size_t sl = strlen(scope), xl = sizeof(suffix) - 1;
         if (strchr(scope, ' ') || sl <= xl || strcmp(scope + sl - xl, suffix) != 0) {
-            sts_error(a, r, 400, "invalid_scope", 70011,
-                      "The provided value for the input parameter 'scope' is not valid. The "
-                      "scope %s is not valid.",
-                      echo_value(scope));
+            kl_sts_error(a, r, 400, "invalid_scope", 70011,
+                         "The provided value for the input parameter 'scope' is not valid. The "
+                         "scope %s is not valid.",
+                         kl_sts_echo(scope));
             return false;
         }
         resource = scope;
         n = sl - xl;
     }
-    /* Compared without regard to case and to one trailing slash, as Entra matches an
-     * application ID URI; the token's aud keeps what was asked for. */
-    size_t cmp = n > 0 && resource[n - 1] == '/' ? n - 1 : n;
-    for (size_t i = 0; i < sizeof(known_resources) / sizeof(known_resources[0]); i++) {
-        if (kl_str_ieqn(resource, cmp, known_resources[i], strlen(known_resources[i])) &&
-            n < outlen) {
-            memcpy(out, resource, n);
-            out[n] = '\0';
-            return true;
-        }
+    if (kl_sts_known_resource(resource, n) && n < outlen) {
+        memcpy(out, resource, n);
+        out[n] = '\0';
+        return true;
     }
     char shown[MAX_ECHO + 1];
     snprintf(shown, sizeof(shown), "%.*s", (int)(n < MAX_ECHO ? n : MAX_ECHO), resource);
-    sts_error(a, r, 400, "invalid_resource", 500011,
-              "The resource principal named %s was not found in the tenant named %s. This can "
-              "happen if the application has not been installed by the administrator of the "
-              "tenant or consented to by any user in the tenant. You might have sent your "
-              "authentication request to the wrong tenant.",
-              echo_value(shown), tid);
+    kl_sts_error(a, r, 400, "invalid_resource", 500011,
+                 "The resource principal named %s was not found in the tenant named %s. This can "
+                 "happen if the application has not been installed by the administrator of the "
+                 "tenant or consented to by any user in the tenant. You might have sent your "
+                 "authentication request to the wrong tenant.",
+                 kl_sts_echo(shown), tid);
     return false;
 }
 
@@ -687,7 +744,7 @@ static bool json_plain(const char *v)
 }
 
 /* Signs the access token and answers 200. */
-static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+static void issue(const kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
                   const sts_client *c, const char *resource, bool v1, int64_t now)
 {
     const char *tid = kl_snapshot_tenant_id(snap);
@@ -697,8 +754,8 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     size_t cap = 0, body_len = 0;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
-        sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                     "A transient error has occurred. Please try again.");
         return;
     }
     kl_gateway_sts_issuer(tid, iss, sizeof(iss));
@@ -713,8 +770,8 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     int err = kl_mint_access(key, &in, &tok);
     if (err) {
         kl_log(KL_LOG_ERROR, "sts_sign_failed", "error", kl_err_str(err), NULL);
-        sts_error(a, r, 500, "server_error", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 500, "server_error", 90033,
+                     "A transient error has occurred. Please try again.");
         goto out;
     }
     /* Written directly rather than through a JSON tree: the token is base64url and dots,
@@ -723,8 +780,8 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
     cap = strlen(tok) + strlen(resource) + 256;
     body = malloc(cap);
     if (!body || !json_plain(resource)) {
-        sts_error(a, r, 500, "server_error", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 500, "server_error", 90033,
+                     "A transient error has occurred. Please try again.");
         goto out;
     }
     long long life = (long long)s->lifetime_s;
@@ -737,15 +794,15 @@ static void issue(const sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const k
                        ",\"expires_on\":\"%lld\",\"not_before\":\"%lld\",\"resource\":\"%s\"",
                        (long long)(now + s->lifetime_s), (long long)now, resource);
     if (bn <= 0 || (size_t)bn + 1 >= cap) {
-        sts_error(a, r, 500, "server_error", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 500, "server_error", 90033,
+                     "A transient error has occurred. Please try again.");
         goto out;
     }
     body[bn++] = '}';
     body_len = (size_t)bn;
     char corr[KL_UUID_LEN + 1];
-    correlation_id(r, corr);
-    no_store(r);
+    kl_sts_correlation_id(r, corr);
+    kl_sts_no_store(r);
     kl_http_set_header(r, "client-request-id", corr);
     kl_http_req_log_field(r, "client_id", c->sp->app_id);
     kl_http_req_log_field(r, "credential", c->cred_type);
@@ -771,10 +828,33 @@ static bool form_content_type(kl_http_req *r)
                              want, sizeof(want) - 1);
 }
 
+/* The user grants (sts_internal.h), each answering the request itself once the client
+ * is authenticated. */
+typedef void (*grant_fn)(kl_sts_grant *g);
+
+static const struct {
+    const char *name;
+    grant_fn fn;
+} user_grants[] = {
+    {"password", kl_usertoken_password},
+    {"refresh_token", kl_usertoken_refresh},
+    {"authorization_code", kl_authorize_redeem},
+    {"device_code", kl_devicecode_redeem},
+    {"urn:ietf:params:oauth:grant-type:device_code", kl_devicecode_redeem},
+};
+
+static grant_fn find_user_grant(const char *grant)
+{
+    for (size_t i = 0; i < sizeof(user_grants) / sizeof(user_grants[0]); i++)
+        if (strcmp(grant, user_grants[i].name) == 0)
+            return user_grants[i].fn;
+    return NULL;
+}
+
 /* realm: the path segment of the endpoint posted to (the tenant id, or ADFS_SEGMENT), so
  * that a client assertion's aud is this endpoint's URL. */
-static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1,
-                  const char *realm)
+static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                  bool v1, const char *realm)
 {
     kl_form *f = NULL, *basic = NULL;
     sts_client c = {0};
@@ -792,25 +872,27 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
                             ? kl_form_parse((const char *)b, blen, &f, dup, sizeof(dup))
                             : kl_form_parse("", 0, &f, NULL, 0);
     if (fr == KL_FORM_DUPLICATE) {
-        sts_error(a, r, 400, "invalid_request", 90015,
-                  "The request contains the parameter '%s' more than once.", echo_value(dup));
+        kl_sts_error(a, r, 400, "invalid_request", 90015,
+                     "The request contains the parameter '%s' more than once.", kl_sts_echo(dup));
         goto out;
     }
     if (fr != KL_FORM_OK) {
-        sts_error(a, r, 400, "invalid_request", 900144,
-                  "The request body must be application/x-www-form-urlencoded (%s).",
-                  kl_form_reason_str(fr));
+        kl_sts_error(a, r, 400, "invalid_request", 900144,
+                     "The request body must be application/x-www-form-urlencoded (%s).",
+                     kl_form_reason_str(fr));
         goto out;
     }
     const char *grant = kl_form_get(f, "grant_type", NULL);
     if (!grant || !*grant) {
-        sts_error(a, r, 400, "invalid_request", 900144,
-                  "The request body must contain the following parameter: 'grant_type'.");
+        kl_sts_error(a, r, 400, "invalid_request", 900144,
+                     "The request body must contain the following parameter: 'grant_type'.");
         goto out;
     }
-    if (strcmp(grant, "client_credentials") != 0) {
-        sts_error(a, r, 400, "unsupported_grant_type", 70003,
-                  "The app requested an unsupported grant type '%s'.", echo_value(grant));
+    bool app_grant = strcmp(grant, "client_credentials") == 0;
+    grant_fn user_grant = app_grant ? NULL : find_user_grant(grant);
+    if (!app_grant && !user_grant) {
+        kl_sts_error(a, r, 400, "unsupported_grant_type", 70003,
+                     "The app requested an unsupported grant type '%s'.", kl_sts_echo(grant));
         goto out;
     }
     int brc = parse_basic(a, r, &basic);
@@ -820,8 +902,8 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
     if (basic) {
         const char *bid = kl_form_get(basic, "client_id", NULL);
         if (c.client_id && strcmp(c.client_id, bid) != 0) {
-            sts_error(a, r, 400, "invalid_request", 90014,
-                      "The client_id in the body and in the Authorization header differ.");
+            kl_sts_error(a, r, 400, "invalid_request", 90014,
+                         "The client_id in the body and in the Authorization header differ.");
             goto out;
         }
         c.client_id = bid;
@@ -829,8 +911,8 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
     }
     a->client_id = c.client_id;
     if (!c.client_id || !*c.client_id) {
-        sts_error(a, r, 400, "invalid_request", 900144,
-                  "The request body must contain the following parameter: 'client_id'.");
+        kl_sts_error(a, r, 400, "invalid_request", 900144,
+                     "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
     /* Throttling (security.md T9) is decided before any credential is looked at, by
@@ -845,18 +927,22 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
         snprintf(ra, sizeof(ra), "%lld", (long long)retry);
         kl_http_set_header(r, "Retry-After", ra);
         kl_http_req_log_field(r, "throttled", "client_authentication");
-        sts_error(a, r, 429, "temporarily_unavailable", 90055,
-                  "Too many failed attempts to authenticate this client. Retry after %lld "
-                  "seconds.",
-                  (long long)retry);
+        kl_sts_error(a, r, 429, "temporarily_unavailable", 90055,
+                     "Too many failed attempts to authenticate this client. Retry after %lld "
+                     "seconds.",
+                     (long long)retry);
         goto out;
     }
     counting = true;
     snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, realm, v1 ? "" : "/v2.0");
     c.token_endpoint = endpoint;
-    if (!pick_resource(a, r, f, v1, tid, resource, sizeof(resource)))
-        goto out;
-    a->resource = resource;
+    /* A user grant's resource comes from its scope (kl_sts_scope_parse), checked by
+     * the grant once it knows which scope was granted. */
+    if (app_grant) {
+        if (!pick_resource(a, r, f, v1, tid, resource, sizeof(resource)))
+            goto out;
+        a->resource = resource;
+    }
     /* Only an application's service principal signs in with client credentials: a
      * managed identity's client id is useless here (design T2). */
     c.sp = kl_uuid_valid(c.client_id, strlen(c.client_id))
@@ -864,27 +950,59 @@ static void token(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snap
                : NULL;
     if (!c.sp || c.sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
         failed = true;
-        sts_error(a, r, 400, "unauthorized_client", 700016,
-                  "Application with identifier '%s' was not found in the directory '%s'. This "
-                  "can happen if the application has not been installed by the administrator of "
-                  "the tenant or consented to by any user in the tenant. You may have sent your "
-                  "authentication request to the wrong tenant.",
-                  echo_value(c.client_id), tid);
+        kl_sts_error(a, r, 400, "unauthorized_client", 700016,
+                     "Application with identifier '%s' was not found in the directory '%s'. This "
+                     "can happen if the application has not been installed by the administrator of "
+                     "the tenant or consented to by any user in the tenant. You may have sent your "
+                     "authentication request to the wrong tenant.",
+                     kl_sts_echo(c.client_id), tid);
         goto out;
     }
     a->principal_id = c.sp->object_id;
-    if (!check_client_credential(a, s, r, snap, f, &c, now)) {
-        failed = !c.not_counted;
-        goto out;
+    bool public_client =
+        user_grant && kl_appcreds_public_client(kl_snapshot_appcreds(snap), c.sp->app_id);
+    if (public_client) {
+        /* A public client cannot keep a secret, so whatever it sends is no proof; Entra
+         * refuses the request rather than ignore the credential. */
+        if (c.basic_secret || kl_form_get(f, "client_secret", NULL) ||
+            kl_form_get(f, "client_assertion", NULL)) {
+            kl_sts_error(a, r, 401, "invalid_client", 700025,
+                         "Client is public so neither 'client_assertion' nor 'client_secret' "
+                         "should be presented.");
+            goto out;
+        }
+        c.appidacr = 0;
+        c.cred_type = "none";
+    } else {
+        if (!check_client_credential(a, s, r, snap, f, &c, now)) {
+            failed = !c.not_counted;
+            goto out;
+        }
+        /* Only a proven credential vouches for the address (a public client proves
+         * nothing). */
+        kl_throttle_succeeded(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
+                              (int64_t)kl_now_mono_ms());
     }
-    kl_throttle_succeeded(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
-                          (int64_t)kl_now_mono_ms());
     if (!c.sp->enabled) {
-        sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
-                  c.sp->app_id, echo_value(c.sp->display_name));
+        kl_sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
+                     c.sp->app_id, kl_sts_echo(c.sp->display_name));
         goto out;
     }
-    issue(a, s, r, snap, &c, resource, v1, now);
+    if (app_grant) {
+        issue(a, s, r, snap, &c, resource, v1, now);
+    } else {
+        kl_http_req_log_field(r, "grant_type", grant);
+        kl_sts_grant g = {.a = a,
+                          .s = s,
+                          .r = r,
+                          .snap = snap,
+                          .f = f,
+                          .client = c.sp,
+                          .appidacr = c.appidacr,
+                          .v1 = v1,
+                          .now = now};
+        user_grant(&g);
+    }
 out:
     if (counting && failed)
         kl_throttle_failed(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
@@ -896,7 +1014,7 @@ out:
 /* The ADFS-style authority (/adfs/...) of the default tenant: the v1 routes, plus its
  * discovery document under /adfs/v2.0/ too, because MSAL Python compares the tenant
  * "adfs" case-sensitively there (an authority ending in /ADFS asks for that path). */
-static void adfs_handle(sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
                         sts_route rt)
 {
     const char *tid = kl_snapshot_tenant_id(snap);
@@ -925,8 +1043,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     kl_http_req_set_route(r, KL_ROUTE_STS);
     const char *m = kl_http_req_method(r);
     bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2;
-    sts_audit audit_rec = {.s = s};
-    sts_audit *a = is_token ? &audit_rec : NULL;
+    kl_sts_audit audit_rec = {.s = s};
+    kl_sts_audit *a = is_token ? &audit_rec : NULL;
     if (rt == STS_NONE) {
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
@@ -934,17 +1052,17 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
         kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
         if (is_token)
-            sts_error(a, r, 405, "invalid_request", 900561,
-                      "The endpoint only accepts POST requests. Received a %s request.",
-                      echo_value(m));
+            kl_sts_error(a, r, 405, "invalid_request", 900561,
+                         "The endpoint only accepts POST requests. Received a %s request.",
+                         kl_sts_echo(m));
         else
             kl_http_respond_error(r, 405, "MethodNotAllowed", "Use GET.");
         return;
     }
     kl_snapshot *snap = kl_snapshot_acquire(s->holder);
     if (!snap) {
-        sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                  "A transient error has occurred. Please try again.");
+        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                     "A transient error has occurred. Please try again.");
         return;
     }
     if (kl_str_ieqn(seg, n, ADFS_SEGMENT, sizeof(ADFS_SEGMENT) - 1)) {

@@ -262,6 +262,9 @@ typedef struct name_rule {
     size_t offset; /* of the destination in kl_arm_names */
     size_t size;   /* of the destination */
     bool lower;    /* lower-cased on the way (GUIDs) */
+    /* Names an ARM resource (or the subscription or resource group holding it): a route's
+     * scope ends at its last such capture (kl_arm_route_scope). */
+    bool resource;
     const char *code;
     const char *message;
 } name_rule;
@@ -269,52 +272,49 @@ typedef struct name_rule {
 #define FIELD(f) offsetof(kl_arm_names, f), sizeof(((kl_arm_names *)0)->f)
 
 static const name_rule name_rules[] = {
-    {"subscription", kl_arm_valid_subscription, FIELD(subscription), false, "InvalidResourceName",
+    {"subscription", kl_arm_valid_subscription, FIELD(subscription), false, true,
+     "InvalidResourceName",
      "The subscription is invalid: use 1-90 letters, digits, '-', '_', '.', '(' or ')', not "
      "ending in '.' (a GUID is recommended)."},
-    {"resourceGroup", kl_arm_valid_resource_group, FIELD(resource_group), false,
+    {"resourceGroup", kl_arm_valid_resource_group, FIELD(resource_group), false, true,
      "InvalidResourceGroupName",
      "Resource group names only allow up to 90 characters and can only include alphanumeric, "
      "underscore, parentheses, hyphen, period (except at end) characters."},
-    {"account", kl_arm_valid_account_name, FIELD(account), false, "InvalidResourceName",
+    {"account", kl_arm_valid_account_name, FIELD(account), false, true, "InvalidResourceName",
      "The account name is invalid: use 2-64 letters, digits or '-', starting and ending with a "
      "letter or digit."},
-    {"deployment", kl_arm_valid_deployment_name, FIELD(deployment), false, "InvalidResourceName",
+    {"deployment", kl_arm_valid_deployment_name, FIELD(deployment), false, true,
+     "InvalidResourceName",
      "The deployment name is invalid: use 2-64 letters, digits, '-', '_' or '.', without "
      "'..'."},
-    {"scope", valid_scope_len, FIELD(scope), false, "InvalidScope",
+    {"scope", valid_scope_len, FIELD(scope), false, false, "InvalidScope",
      "The scope is invalid: use '/', /subscriptions/{id}, "
      "/subscriptions/{id}/resourceGroups/{name} or a resource id, without empty segments, "
      "'.' or '..', control characters or spaces, at most 1024 characters."},
-    {"roleAssignment", valid_guid, FIELD(role_assignment), true, "InvalidRoleAssignmentId",
+    {"roleAssignment", valid_guid, FIELD(role_assignment), true, false, "InvalidRoleAssignmentId",
      "The role assignment ID is not valid. The role assignment ID must be a GUID."},
-    {"roleDefinition", valid_guid, FIELD(role_definition), true, "InvalidRoleDefinitionId",
+    {"roleDefinition", valid_guid, FIELD(role_definition), true, false, "InvalidRoleDefinitionId",
      "The role definition ID is not valid. The role definition ID must be a GUID."},
-    {"object", valid_guid, FIELD(object), true, "Request_BadRequest",
+    {"object", valid_guid, FIELD(object), true, false, "Request_BadRequest",
      "Invalid object identifier: an id must be a GUID."},
-    {"credential", valid_guid, FIELD(credential), true, "Request_BadRequest",
+    {"credential", valid_guid, FIELD(credential), true, false, "Request_BadRequest",
      "Invalid federated identity credential id: an id must be a GUID."},
-    {"launch", valid_guid, FIELD(launch), true, "InvalidResourceName",
+    {"launch", valid_guid, FIELD(launch), true, false, "InvalidResourceName",
      "The launch id is invalid: it must be a GUID."},
-    {"site", kl_arm_valid_site_name, FIELD(site), false, "InvalidResourceName",
+    {"site", kl_arm_valid_site_name, FIELD(site), false, true, "InvalidResourceName",
      "The site name is invalid: use 2-60 letters, digits or '-', not starting or ending "
      "with '-'."},
-    {"vm", kl_arm_valid_vm_name, FIELD(vm), false, "InvalidResourceName",
+    {"vm", kl_arm_valid_vm_name, FIELD(vm), false, true, "InvalidResourceName",
      "The virtual machine name is invalid: use 1-64 letters, digits, '-', '_' or '.', "
      "starting with a letter or digit and not ending with '.' or '-'."},
-    {"identity", kl_arm_valid_identity_name, FIELD(identity), false, "InvalidResourceName",
+    {"identity", kl_arm_valid_identity_name, FIELD(identity), false, true, "InvalidResourceName",
      "The identity name is invalid: use 3-90 letters, digits, '-' or '_', starting with a "
      "letter or digit."},
-    {"user", valid_user_key, FIELD(user), true, "Request_BadRequest",
+    {"user", valid_user_key, FIELD(user), true, false, "Request_BadRequest",
      "Invalid object identifier: use the user's id (a GUID) or its userPrincipalName."},
-    {"member", valid_guid, FIELD(member), true, "Request_BadRequest",
+    {"member", valid_guid, FIELD(member), true, false, "Request_BadRequest",
      "Invalid object identifier: an id must be a GUID."},
 };
-
-static const name_rule *scope_rule(void)
-{
-    return &name_rules[4];
-}
 
 static const name_rule *find_rule(const char *key, size_t len)
 {
@@ -322,6 +322,67 @@ static const name_rule *find_rule(const char *key, size_t len)
         if (strlen(name_rules[i].key) == len && memcmp(name_rules[i].key, key, len) == 0)
             return &name_rules[i];
     return NULL;
+}
+
+#define SCOPE_KEY "scope"
+
+static const name_rule *scope_rule(void)
+{
+    return find_rule(SCOPE_KEY, sizeof(SCOPE_KEY) - 1);
+}
+
+int kl_arm_route_scope(const char *pattern, const kl_arm_names *n, char *out, size_t outlen)
+{
+    if (!pattern || !n || !out || outlen < 2)
+        return KL_EINVAL;
+    static const char lead[] = "/{" SCOPE_KEY "}";
+    size_t ll = sizeof(lead) - 1;
+    if (!strncmp(pattern, lead, ll) && (pattern[ll] == '/' || pattern[ll] == '\0')) {
+        int w = snprintf(out, outlen, "%s", n->has_scope ? n->scope : "/");
+        return w > 0 && (size_t)w < outlen ? 0 : KL_ETOOBIG;
+    }
+    /* The scope ends after the last capture naming a resource; literal segments keep the
+     * pattern's spelling, which is the canonical one. */
+    size_t end = 0;
+    for (const char *p = pattern; *p;) {
+        const char *q = strchr(p + 1, '/');
+        size_t pl = q ? (size_t)(q - p) : strlen(p);
+        if (pl > 3 && p[1] == '{' && p[pl - 1] == '}') {
+            const name_rule *r = find_rule(p + 2, pl - 3);
+            if (r && r->resource)
+                end = (size_t)(p - pattern) + pl;
+        }
+        p += pl;
+    }
+    size_t w = 0;
+    out[0] = '\0';
+    for (const char *p = pattern; (size_t)(p - pattern) < end;) {
+        const char *q = strchr(p + 1, '/');
+        size_t pl = q ? (size_t)(q - p) : strlen(p);
+        const char *v = p;
+        size_t vl = pl;
+        if (pl > 3 && p[1] == '{' && p[pl - 1] == '}') {
+            const name_rule *r = find_rule(p + 2, pl - 3);
+            if (!r || r == scope_rule())
+                return KL_EINVAL;
+            v = (const char *)n + r->offset;
+            vl = strnlen(v, r->size);
+            if (vl == 0)
+                return KL_EINVAL;
+            if (w + 1 >= outlen)
+                return KL_ETOOBIG;
+            out[w++] = '/';
+        }
+        if (w + vl >= outlen)
+            return KL_ETOOBIG;
+        memcpy(out + w, v, vl);
+        w += vl;
+        out[w] = '\0';
+        p += pl;
+    }
+    if (w == 0)
+        snprintf(out, outlen, "/");
+    return 0;
 }
 
 bool kl_arm_pattern_valid(const char *pattern)

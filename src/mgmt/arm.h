@@ -127,6 +127,16 @@ typedef struct kl_arm_names {
     char member[KL_MAX_NAME + 1]; /* a group member's object id (GUID), lower-cased */
 } kl_arm_names;
 
+/* The scope a route acts on, from its pattern and the names its path captured: the
+ * captured {scope} for "/{scope}/..." patterns; else the pattern up to its last capture
+ * that names a resource (subscription, resource group, account, deployment, site, VM,
+ * identity) with the captures filled in and the literal segments in the pattern's
+ * (canonical) spelling; "/" when it has none (the directory, /keyless/..., tenant-wide
+ * actions). So a new resource type needs only its route rows and its name rule.
+ * Returns 0; KL_EINVAL (NULL arguments, an unknown capture, or a capture left empty);
+ * KL_ETOOBIG when out is too small. */
+int kl_arm_route_scope(const char *pattern, const kl_arm_names *n, char *out, size_t outlen);
+
 /* Fills e (status, static code, formatted message). */
 void kl_arm_error_set(kl_arm_error *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -501,26 +501,9 @@ void kl_mgmt_log_change(kl_mgmt_call *c, const char *what, const char *id)
 
 void kl_mgmt_call_scope(const kl_mgmt_call *c, char *out, size_t outlen)
 {
-    const kl_arm_names *n = &c->names;
-    if (n->has_scope)
-        snprintf(out, outlen, "%s", n->scope);
-    else if (c->route && c->route->api == KL_MGMT_GRAPH)
-        snprintf(out, outlen, "/");
-    else if (kl_mgmt_identity_scope(n, out, outlen))
-        return;
-    else if (n->account[0] && n->deployment[0])
-        snprintf(out, outlen,
-                 "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.CognitiveServices/"
-                 "accounts/%s/deployments/%s",
-                 n->subscription, n->resource_group, n->account, n->deployment);
-    else if (n->account[0])
-        (void)kl_arm_account_id(n->subscription, n->resource_group, n->account, out, outlen);
-    else if (n->resource_group[0])
-        snprintf(out, outlen, "/subscriptions/%s/resourceGroups/%s", n->subscription,
-                 n->resource_group);
-    else if (n->subscription[0])
-        snprintf(out, outlen, "/subscriptions/%s", n->subscription);
-    else
+    /* Graph routes act on the directory, which is tenant-wide. */
+    if (!c->route || c->route->api == KL_MGMT_GRAPH ||
+        kl_arm_route_scope(c->route->pattern, &c->names, out, outlen) != 0)
         snprintf(out, outlen, "/");
 }
 

@@ -43,6 +43,15 @@ typedef struct kl_mgmt_cfg {
     const char *identity_endpoint;
 } kl_mgmt_cfg;
 
+/* Makes the control plane over cfg's store, snapshot holder, keys, egress policy and
+ * policy (all required and borrowed; they must outlive it) after checking the route
+ * table once. The public base URL (default https://127.0.0.1:8443) and the identity
+ * endpoint are copied; cfg->signing is copied when given. Its timers start later, on the
+ * control thread (kl_mgmt_thread_init). On success *out is the new object (free with
+ * kl_mgmt_free); on failure *out is NULL and nothing is kept.
+ * Returns 0; KL_EINVAL for a NULL cfg, out or required member; KL_EINTERNAL when the
+ * route table is inconsistent (a build defect, logged as mgmt_route_table_invalid);
+ * KL_ENOMEM. */
 int kl_mgmt_new(const kl_mgmt_cfg *cfg, kl_mgmt **out);
 void kl_mgmt_free(kl_mgmt *m);
 /* On the control thread, once its event base exists: prepares the timer that retries a

@@ -28,11 +28,21 @@ typedef struct fed_entry {
     size_t order;
 } fed_entry;
 
+/* An application's settings for user sign-in: public client, redirect URIs. */
+typedef struct client_entry {
+    char *app_id; /* lower case */
+    bool public_client;
+    char **uris;
+    size_t n_uris;
+} client_entry;
+
 struct kl_appcreds_builder {
     entry *e;
     size_t n, cap;
     fed_entry *f;
     size_t nf, capf;
+    client_entry *c;
+    size_t nc, capc;
 };
 
 struct kl_appcreds {
@@ -42,7 +52,18 @@ struct kl_appcreds {
     fed_entry *f;          /* sorted by (app_id, order) */
     size_t nf;
     kl_federated_cred *feds; /* feds[i] views f[i] */
+    client_entry *c;         /* sorted by app_id, one per app */
+    size_t nc;
 };
+
+static void client_clear(client_entry *x)
+{
+    free(x->app_id);
+    for (size_t i = 0; i < x->n_uris; i++)
+        free(x->uris[i]);
+    free(x->uris);
+    memset(x, 0, sizeof(*x));
+}
 
 static void fed_clear(fed_entry *x)
 {
@@ -87,7 +108,56 @@ void kl_appcreds_builder_free(kl_appcreds_builder *b)
     for (size_t i = 0; i < b->nf; i++)
         fed_clear(&b->f[i]);
     free(b->f);
+    for (size_t i = 0; i < b->nc; i++)
+        client_clear(&b->c[i]);
+    free(b->c);
     free(b);
+}
+
+int kl_appcreds_builder_client(kl_appcreds_builder *b, const char *app_id, bool public_client,
+                               const char *redirect_uris_json)
+{
+    if (!b || !app_id)
+        return KL_EINVAL;
+    json_t *a = NULL;
+    if (redirect_uris_json && *redirect_uris_json) {
+        a = json_loads(redirect_uris_json, 0, NULL);
+        if (!json_is_array(a) || json_array_size(a) > KL_MAX_REDIRECT_URIS) {
+            json_decref(a);
+            return KL_EINVAL;
+        }
+    }
+    if (b->nc == b->capc) {
+        size_t cap = b->capc ? 2 * b->capc : 16;
+        client_entry *nc = realloc(b->c, cap * sizeof(*nc));
+        if (!nc) {
+            json_decref(a);
+            return KL_ENOMEM;
+        }
+        b->c = nc;
+        b->capc = cap;
+    }
+    client_entry x = {.public_client = public_client};
+    int err = 0;
+    size_t nu = a ? json_array_size(a) : 0;
+    if (!(x.app_id = kl_strndup(app_id, strlen(app_id))) ||
+        (nu && !(x.uris = calloc(nu, sizeof(char *)))))
+        err = KL_ENOMEM;
+    for (size_t i = 0; !err && i < nu; i++) {
+        const char *v = json_string_value(json_array_get(a, i));
+        if (!v)
+            err = KL_EINVAL;
+        else if (!(x.uris[x.n_uris++] = kl_strndup(v, strlen(v))))
+            err = KL_ENOMEM;
+    }
+    json_decref(a);
+    if (err) {
+        client_clear(&x);
+        return err;
+    }
+    lower_in_place(x.app_id);
+    b->c[b->nc++] = x;
+    return 0;
 }
 
 int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, const char *id,
@@ -192,6 +262,12 @@ static int cmp_fed(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+static int cmp_client(const void *a, const void *b)
+{
+    const client_entry *x = a, *y = b;
+    return strcmp(x->app_id, y->app_id);
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
@@ -236,6 +312,12 @@ int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out)
         ac->certs[i] = ac->e[i].pub;
     b->e = NULL;
     b->n = b->cap = 0;
+    if (b->nc)
+        qsort(b->c, b->nc, sizeof(*b->c), cmp_client);
+    ac->c = b->c;
+    ac->nc = b->nc;
+    b->c = NULL;
+    b->nc = b->capc = 0;
     *out = ac;
     return 0;
 }
@@ -252,6 +334,9 @@ void kl_appcreds_free(kl_appcreds *ac)
         fed_clear(&ac->f[i]);
     free(ac->f);
     free(ac->feds);
+    for (size_t i = 0; i < ac->nc; i++)
+        client_clear(&ac->c[i]);
+    free(ac->c);
     free(ac);
 }
 
@@ -311,6 +396,138 @@ const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char
         return NULL;
     *n = run_of(ac->f, ac->nf, sizeof(fed_entry), offsetof(fed_entry, app_id), lk, &first);
     return *n ? &ac->feds[first] : NULL;
+}
+
+static const client_entry *client_of(const kl_appcreds *ac, const char *client_id)
+{
+    char lk[KL_MAX_PRINCIPAL_ID + 1];
+    size_t first = 0;
+    if (!ac || !client_id || ac->nc == 0 || !lower_key(client_id, lk))
+        return NULL;
+    return run_of(ac->c, ac->nc, sizeof(client_entry), offsetof(client_entry, app_id), lk, &first)
+               ? &ac->c[first]
+               : NULL;
+}
+
+bool kl_appcreds_public_client(const kl_appcreds *ac, const char *client_id)
+{
+    const client_entry *c = client_of(ac, client_id);
+    return c && c->public_client;
+}
+
+/* A URI split as far as redirect matching needs: scheme, host, port, the rest. */
+typedef struct uri_parts {
+    const char *scheme, *host, *port, *rest;
+    size_t scheme_len, host_len, port_len, rest_len;
+} uri_parts;
+
+static bool split_uri(const char *u, uri_parts *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *sep = strstr(u, "://");
+    if (!sep || sep == u)
+        return false;
+    p->scheme = u;
+    p->scheme_len = (size_t)(sep - u);
+    const char *h = sep + 3, *end = h;
+    while (*end && *end != '/' && *end != '?' && *end != '#')
+        end++;
+    const char *colon = NULL;
+    if (*h == '[') { /* [::1]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb)
+            return false;
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+    }
+    p->host = h;
+    p->host_len = (size_t)((colon ? colon : end) - h);
+    if (colon) {
+        p->port = colon + 1;
+        p->port_len = (size_t)(end - colon - 1);
+        for (size_t i = 0; i < p->port_len; i++)
+            if (p->port[i] < '0' || p->port[i] > '9')
+                return false;
+    }
+    p->rest = end;
+    p->rest_len = strlen(end);
+    return p->host_len > 0;
+}
+
+static bool is_loopback_host(const uri_parts *p)
+{
+    return kl_str_ieqn(p->host, p->host_len, "localhost", 9) ||
+           kl_str_ieqn(p->host, p->host_len, "127.0.0.1", 9) ||
+           kl_str_ieqn(p->host, p->host_len, "[::1]", 5);
+}
+
+/* An empty path and "/" are the same place (a browser sends "/" for either). */
+static bool same_rest(const uri_parts *a, const uri_parts *b)
+{
+    const char *x = a->rest, *y = b->rest;
+    size_t xl = a->rest_len, yl = b->rest_len;
+    if (xl && x[0] == '/' && (xl == 1 || x[1] == '?')) {
+        x++;
+        xl--;
+    }
+    if (yl && y[0] == '/' && (yl == 1 || y[1] == '?')) {
+        y++;
+        yl--;
+    }
+    return xl == yl && memcmp(x, y, xl) == 0;
+}
+
+bool kl_appcreds_redirect_ok(const kl_appcreds *ac, const char *client_id, const char *uri)
+{
+    const client_entry *c = client_of(ac, client_id);
+    if (!c || !uri)
+        return false;
+    size_t ul = strnlen(uri, KL_MAX_REDIRECT_URI + 1);
+    if (ul > KL_MAX_REDIRECT_URI || memchr(uri, '#', ul))
+        return false;
+    uri_parts got;
+    bool split = split_uri(uri, &got);
+    for (size_t i = 0; i < c->n_uris; i++) {
+        if (strcmp(c->uris[i], uri) == 0)
+            return true;
+        /* RFC 8252 7.3: a native app listens on whatever loopback port it could get, so
+         * a public client's loopback redirect URI matches on any port. */
+        uri_parts reg;
+        if (c->public_client && split && split_uri(c->uris[i], &reg) &&
+            kl_str_ieqn(reg.scheme, reg.scheme_len, "http", 4) &&
+            kl_str_ieqn(got.scheme, got.scheme_len, "http", 4) && is_loopback_host(&reg) &&
+            kl_str_ieqn(reg.host, reg.host_len, got.host, got.host_len) && same_rest(&reg, &got))
+            return true;
+    }
+    return false;
+}
+
+size_t kl_appcreds_redirect_uris(const kl_appcreds *ac, const char *client_id,
+                                 const char *const **uris)
+{
+    const client_entry *c = client_of(ac, client_id);
+    *uris = c ? (const char *const *)c->uris : NULL;
+    return c ? c->n_uris : 0;
+}
+
+int kl_appcreds_redirect_uri_check(const char *uri, size_t len)
+{
+    if (!uri || len == 0 || len > KL_MAX_REDIRECT_URI)
+        return KL_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)uri[i] <= 0x20 || (unsigned char)uri[i] > 0x7e || uri[i] == '#')
+            return KL_EINVAL;
+    if (memchr(uri, '\0', len) || strlen(uri) != len)
+        return KL_EINVAL;
+    uri_parts p;
+    if (!split_uri(uri, &p))
+        return KL_EINVAL;
+    if (kl_str_ieqn(p.scheme, p.scheme_len, "https", 5))
+        return 0;
+    if (kl_str_ieqn(p.scheme, p.scheme_len, "http", 4) && is_loopback_host(&p))
+        return 0;
+    return KL_EINVAL;
 }
 
 typedef struct jti_ctx {

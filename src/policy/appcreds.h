@@ -5,6 +5,7 @@
 #ifndef KL_POLICY_APPCREDS_H
 #define KL_POLICY_APPCREDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,14 @@ int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, co
                                   const char *issuer, const char *subject,
                                   const char *audiences_json);
 
+/* Adds client app_id's settings for user sign-in: whether it is a public client (no
+ * credential at the token endpoint) and its redirect URIs (redirect_uris_json: a JSON
+ * array of strings, or NULL/"" for none). At most one call per app id. KL_EINVAL if the
+ * JSON is not an array of strings of at most KL_MAX_REDIRECT_URIS; KL_ENOMEM. Strings
+ * are copied. */
+int kl_appcreds_builder_client(kl_appcreds_builder *b, const char *app_id, bool public_client,
+                               const char *redirect_uris_json);
+
 /* Builds the immutable set and empties the builder. *out is owned by the caller
  * (normally handed to the snapshot). */
 int kl_appcreds_builder_finish(kl_appcreds_builder *b, kl_appcreds **out);
@@ -43,6 +52,24 @@ const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *clien
 /* The federated credentials of client_id, as kl_appcreds_certs. */
 const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
                                                size_t *n);
+
+/* True when client_id (case-insensitive) is registered as a public client. */
+bool kl_appcreds_public_client(const kl_appcreds *ac, const char *client_id);
+
+/* True when uri is one of client_id's redirect URIs: exact match, or, for a public
+ * client, a registered http loopback URI (localhost, 127.0.0.1, [::1]) with the same host
+ * and path on any port (RFC 8252 7.3). A URI with a fragment or longer than
+ * KL_MAX_REDIRECT_URI never matches. */
+bool kl_appcreds_redirect_ok(const kl_appcreds *ac, const char *client_id, const char *uri);
+
+/* client_id's redirect URIs (borrowed from ac) in *uris; returns how many. */
+size_t kl_appcreds_redirect_uris(const kl_appcreds *ac, const char *client_id,
+                                 const char *const **uris);
+
+/* Whether uri[0..len) may be registered as a redirect URI: https, or http on a loopback
+ * host (localhost, 127.0.0.1, [::1]); printable ASCII without spaces, no fragment, at
+ * most KL_MAX_REDIRECT_URI bytes. 0 or KL_EINVAL. */
+int kl_appcreds_redirect_uri_check(const char *uri, size_t len);
 
 /* The token endpoint's one call for a certificate client assertion: checks tok[0..len)
  * as client_id's against its certificates in ac (kl_assertion_check_cert) and spends

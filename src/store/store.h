@@ -323,6 +323,13 @@ void kl_store_federated_credentials_free(kl_store_federated_credential **f, size
  * is before now are pruned in the same transaction. Does not move the generation. */
 int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
                      int64_t now);
+/* --- refresh tokens (store_refresh.c) --- */
+
+/* Revokes every refresh token issued in sign-in session session_id (sign-out): they are
+ * refused from then on, on every node. 0 (also when there were none), KL_EUNAVAIL,
+ * KL_EIO, KL_EINVAL (NULL or empty session id). */
+int kl_store_refresh_revoke_session(kl_store *st, const char *session_id);
+
 void kl_store_key_credential_free(kl_store_key_credential *k);
 void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
 
@@ -344,7 +351,10 @@ typedef struct kl_store_role_definition {
 int kl_store_put_role_definition(kl_store *st, const kl_store_role_definition *rd, bool *created);
 /* KL_ENOTFOUND if none. Free with kl_store_role_definition_free. */
 int kl_store_get_role_definition(kl_store *st, const char *role_id, kl_store_role_definition **out);
-/* Ordered by lower-case name. Free with kl_store_role_definitions_free. */
+/* Every custom role, ordered by lower-case name, into *out[0..*n) (free with
+ * kl_store_role_definitions_free; *out is NULL and *n 0 on failure).
+ * Returns 0; KL_EINVAL (a stored JSON column that is not an array); KL_ENOMEM;
+ * KL_EUNAVAIL (the store is unreachable); KL_EIO. */
 int kl_store_list_role_definitions(kl_store *st, kl_store_role_definition ***out, size_t *n);
 /* KL_ENOTFOUND, KL_ECONFLICT (still assigned: nothing deleted). */
 int kl_store_delete_role_definition(kl_store *st, const char *role_id);

@@ -398,6 +398,57 @@ static void dummy(struct kl_mgmt_call *c)
     (void)c;
 }
 
+/* The scope of a route comes from its pattern alone: each kind of route below acts where
+ * Azure checks it (the resource, its collection's parent, the {scope}, or "/"). */
+static void test_route_scope(void **state)
+{
+    (void)state;
+    kl_arm_names n;
+    memset(&n, 0, sizeof(n));
+    snprintf(n.subscription, sizeof(n.subscription), "sub1");
+    snprintf(n.resource_group, sizeof(n.resource_group), "rg1");
+    snprintf(n.account, sizeof(n.account), "acct");
+    snprintf(n.deployment, sizeof(n.deployment), "dep");
+    snprintf(n.site, sizeof(n.site), "web");
+    snprintf(n.launch, sizeof(n.launch), "11111111-1111-1111-1111-111111111111");
+    snprintf(n.user, sizeof(n.user), "u@example.com");
+    snprintf(n.scope, sizeof(n.scope), "/subscriptions/sub1");
+    n.has_scope = true;
+    static const struct {
+        const char *pattern, *want;
+    } cases[] = {
+        {"/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/"
+         "Microsoft.CognitiveServices/accounts/{account}/deployments/{deployment}",
+         "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/"
+         "accounts/acct/deployments/dep"},
+        {"/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/"
+         "Microsoft.CognitiveServices/accounts/{account}/listKeys",
+         "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.CognitiveServices/"
+         "accounts/acct"},
+        {"/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/"
+         "Microsoft.CognitiveServices/accounts",
+         "/subscriptions/sub1/resourceGroups/rg1"},
+        {"/subscriptions/{subscription}/providers/Microsoft.Web/sites", "/subscriptions/sub1"},
+        {"/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.Web/"
+         "sites/{site}/identityHeaders/{launch}",
+         "/subscriptions/sub1/resourceGroups/rg1/providers/Microsoft.Web/sites/web"},
+        {"/{scope}/providers/Microsoft.Authorization/roleAssignments", "/subscriptions/sub1"},
+        {"/providers/Microsoft.Authorization/checkAccess", "/"},
+        {"/keyless/signingKeys", "/"},
+        {"/v1.0/users/{user}", "/"},
+    };
+    char out[KL_MAX_SCOPE + 1];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(kl_arm_route_scope(cases[i].pattern, &n, out, sizeof(out)), 0);
+        assert_string_equal(out, cases[i].want);
+    }
+    /* A capture left empty is refused rather than skipped; a short buffer too. */
+    memset(n.account, 0, sizeof(n.account));
+    assert_int_equal(kl_arm_route_scope(cases[1].pattern, &n, out, sizeof(out)), KL_EINVAL);
+    snprintf(n.account, sizeof(n.account), "acct");
+    assert_int_equal(kl_arm_route_scope(cases[0].pattern, &n, out, 8), KL_ETOOBIG);
+}
+
 static void test_route_table(void **state)
 {
     (void)state;
@@ -943,15 +994,25 @@ static void test_key_name_and_aad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match_account_path),   cmocka_unit_test(test_match_rejects_shapes),
-        cmocka_unit_test(test_name_rules),           cmocka_unit_test(test_names_not_echoed),
-        cmocka_unit_test(test_api_version),          cmocka_unit_test(test_unknown_type),
-        cmocka_unit_test(test_error_body_shape),     cmocka_unit_test(test_parse_body),
-        cmocka_unit_test(test_route_table),          cmocka_unit_test(test_matches),
-        cmocka_unit_test(test_route_list_file),      cmocka_unit_test(test_account_body),
-        cmocka_unit_test(test_account_patch_merges), cmocka_unit_test(test_account_json),
-        cmocka_unit_test(test_account_network_acls), cmocka_unit_test(test_deployment_body),
-        cmocka_unit_test(test_deployment_json),      cmocka_unit_test(test_key_name_and_aad),
+        cmocka_unit_test(test_match_account_path),
+        cmocka_unit_test(test_match_rejects_shapes),
+        cmocka_unit_test(test_name_rules),
+        cmocka_unit_test(test_names_not_echoed),
+        cmocka_unit_test(test_api_version),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_error_body_shape),
+        cmocka_unit_test(test_parse_body),
+        cmocka_unit_test(test_route_table),
+        cmocka_unit_test(test_route_scope),
+        cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_route_list_file),
+        cmocka_unit_test(test_account_body),
+        cmocka_unit_test(test_account_patch_merges),
+        cmocka_unit_test(test_account_json),
+        cmocka_unit_test(test_account_network_acls),
+        cmocka_unit_test(test_deployment_body),
+        cmocka_unit_test(test_deployment_json),
+        cmocka_unit_test(test_key_name_and_aad),
     };
     return cmocka_run_group_tests_name("mgmt_arm", tests, NULL, NULL);
 }

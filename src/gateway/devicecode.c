@@ -1,0 +1,9 @@
+/* The device_code grant, not offered yet: the token endpoint dispatches it here and it
+ * answers as Entra does for a grant an app may not use. */
+#include "gateway/devicecode.h"
+
+void kl_devicecode_redeem(kl_sts_grant *g)
+{
+    kl_sts_error(g->a, g->r, 400, "unsupported_grant_type", 70003,
+                 "The app requested an unsupported grant type 'device_code'.");
+}
