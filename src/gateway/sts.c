@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/sts_internal.h"
+#include "gateway/authorize.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
@@ -86,7 +87,11 @@ typedef enum sts_route {
     STS_KEYS_V2,
     STS_KEYS_V1,
     STS_TOKEN_V2,
-    STS_TOKEN_V1
+    STS_TOKEN_V1,
+    STS_AUTHORIZE_V2,
+    STS_AUTHORIZE_V1,
+    STS_LOGOUT_V2,
+    STS_LOGOUT_V1
 } sts_route;
 
 static const struct {
@@ -99,6 +104,10 @@ static const struct {
     {"/discovery/keys", STS_KEYS_V1},
     {"/oauth2/v2.0/token", STS_TOKEN_V2},
     {"/oauth2/token", STS_TOKEN_V1},
+    {"/oauth2/v2.0/authorize", STS_AUTHORIZE_V2},
+    {"/oauth2/authorize", STS_AUTHORIZE_V1},
+    {"/oauth2/v2.0/logout", STS_LOGOUT_V2},
+    {"/oauth2/logout", STS_LOGOUT_V1},
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -1029,6 +1038,10 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
     case STS_KEYS_V2:
     case STS_TOKEN_V2:
+    case STS_AUTHORIZE_V2:
+    case STS_AUTHORIZE_V1:
+    case STS_LOGOUT_V2:
+    case STS_LOGOUT_V1:
     case STS_NONE:
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         break;
@@ -1049,7 +1062,10 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
-    if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+    /* The sign-in page takes GET and its own form's POST (authorize.c checks). */
+    bool is_page = rt == STS_AUTHORIZE_V2 || rt == STS_AUTHORIZE_V1;
+    if (!is_page &&
+        (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0))) {
         kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
         if (is_token)
             kl_sts_error(a, r, 405, "invalid_request", 900561,
@@ -1081,6 +1097,10 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V2: token(a, s, r, snap, false, tid); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, tid); break;
+    case STS_AUTHORIZE_V2: kl_authorize_handle(s, r, snap, false); break;
+    case STS_AUTHORIZE_V1: kl_authorize_handle(s, r, snap, true); break;
+    case STS_LOGOUT_V2:
+    case STS_LOGOUT_V1: kl_authorize_logout(s, r, snap); break;
     case STS_NONE: break;
     }
 out:
