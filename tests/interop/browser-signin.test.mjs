@@ -1,0 +1,42 @@
+// A real browser signs in: headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core) completes keylessd's authorization-code sign-in for
+// @azure/msal-node's PublicClientApplication (PKCE from its CryptoProvider, a loopback
+// redirect URI the client serves), and the user's token calls AzureOpenAI through the
+// role the user holds. A screenshot of the sign-in page is kept as a test artifact
+// (tests/artifacts/, or $KL_ARTIFACTS_DIR).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { REPO_ROOT, accountPath, startDaemon } from '../lib/harness.mjs';
+import { ROLE, assign, createApp, tenantId } from '../lib/authz.mjs';
+import { runClient } from '../lib/interop.mjs';
+import { PASSWORD, createUser, registerClient } from '../lib/signin.mjs';
+
+const CLIENT = fileURLToPath(new URL('./browser-signin-client.mjs', import.meta.url));
+const CHROMIUM = process.env.KL_CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = process.env.KL_ARTIFACTS_DIR || join(REPO_ROOT, 'tests', 'artifacts');
+
+test('Chromium signs a user in for msal-node (auth code + PKCE); the token calls AzureOpenAI through the user\'s role', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+  const d = await startDaemon(t);
+  const tid = await tenantId(d);
+  const { endpoint } = await d.setupAccount('demo');
+  const app = await createApp(d, 'desktop-app');
+  // Registered on one port; a public client's loopback URI matches on any port (RFC 8252).
+  await registerClient(d, app, { publicClient: true, redirectUris: ['http://127.0.0.1:8400/callback'] });
+  const user = await createUser(d, 'ann@example.com');
+  await assign(d, accountPath('demo'), user.id, ROLE.openaiUser, { principalType: 'User' });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const shot = join(ARTIFACTS, 'signin-page.png');
+  const out = await runClient(d, CLIENT, {
+    KL_BASE: d.publicUrl, KL_TENANT: tid, KL_CLIENT_ID: app.appId, KL_UPN: 'ann@example.com',
+    KL_PASSWORD: PASSWORD, KL_ENDPOINT: endpoint, KL_SCREENSHOT: shot, KL_CHROMIUM: CHROMIUM,
+  });
+  assert.equal(out.oid, user.id, 'the token is the user\'s');
+  assert.equal(out.content, 'hello from a signed-in user', 'the model answered');
+  assert.ok(statSync(shot).size > 1000, 'a screenshot of the sign-in page');
+  t.diagnostic(`sign-in page screenshot: ${shot}`);
+  t.diagnostic(`msal-node's authorize parameters: ${out.authParams.join(' ')}; scopes granted: ${out.scopes.join(' ')}`);
+});
