@@ -413,6 +413,27 @@ static void sign_in_post(authz *z)
         sign_in_page(z, 400, "Enter your user name and password.", username, 0);
         return;
     }
+    /* The name is the lockout's to protect (in the store: every node); the address is
+     * this node's throttle's, decided before any Argon2 work, so that one address can
+     * neither spray a password over many names nor spend the node's CPU on hashes
+     * (security.md T9). */
+    char addr[64];
+    kl_http_req_peer_addr(z->r, addr, sizeof(addr));
+    size_t al = strlen(addr);
+    int64_t retry = 0;
+    if (kl_throttle_check(z->s->pw_throttle, addr, al, addr, al, (int64_t)kl_now_mono_ms(),
+                          &retry) == KL_EPERM) {
+        char ra[24], msg[160];
+        snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+        snprintf(msg, sizeof(msg),
+                 "Too many failed sign-in attempts from this address. Try again in %lld "
+                 "seconds.",
+                 (long long)retry);
+        kl_http_set_header(z->r, "Retry-After", ra);
+        kl_http_req_log_field(z->r, "throttled", "password");
+        sign_in_page(z, 429, msg, username, 0);
+        return;
+    }
     kl_lockout_result res = KL_LOCKOUT_WRONG;
     uint32_t delay = 0;
     kl_lockout_user user = {0};
@@ -425,6 +446,10 @@ static void sign_in_post(authz *z)
         return;
     }
     kl_http_req_log_field(z->r, "signin", kl_lockout_result_name(res));
+    if (res == KL_LOCKOUT_OK)
+        kl_throttle_succeeded(z->s->pw_throttle, addr, al, addr, al, (int64_t)kl_now_mono_ms());
+    else if (res != KL_LOCKOUT_DISABLED)
+        kl_throttle_failed(z->s->pw_throttle, addr, al, addr, al, (int64_t)kl_now_mono_ms());
     switch (res) {
     case KL_LOCKOUT_OK: break;
     case KL_LOCKOUT_WRONG:

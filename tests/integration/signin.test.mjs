@@ -182,7 +182,10 @@ test('lockout through the form: one generic text, failures held by a timer, then
   const { d, tid, app } = await setup(t);
   const jar = new Jar();
   const page = await authorize(d, tid, params(app, pkce()), jar);
-  const wrong = (username) => postForm(d, page, jar, { username, password: 'not-the-password-1A!' });
+  // Each failure from an address of its own: the per-address throttle (next test) does
+  // not come into it; the lockout counts per name, wherever the attempts come from.
+  let n = 1;
+  const wrong = (username) => postForm(d, page, jar, { username, password: 'not-the-password-1A!', localAddress: `127.0.0.${++n}` });
   const a = await wrong('ann@example.com');
   const b = await wrong('nobody@example.com');
   assertPage(a, 400, /Your account or password is incorrect\./, 'wrong password');
@@ -204,6 +207,23 @@ test('lockout through the form: one generic text, failures held by a timer, then
   const right = await postForm(d, page, jar, { username: 'ann@example.com', password: PASSWORD });
   assertPage(right, 400, /Your account is temporarily locked/, 'right password while locked');
   assert.equal(setCookies(right).kl_session, undefined);
+});
+
+test('one address failing over many names is throttled before any password is checked', async (t) => {
+  const { d, tid, app } = await setup(t);
+  const jar = new Jar();
+  const page = await authorize(d, tid, params(app, pkce()), jar);
+  const from = '127.0.0.77';
+  for (let i = 0; i < 5; i++) {
+    const r = await postForm(d, page, jar, { username: `spray${i}@example.com`, password: 'Spring2026!x', localAddress: from });
+    assertPage(r, 400, /Your account or password is incorrect\./, `name ${i}`);
+  }
+  const r = await postForm(d, page, jar, { username: 'ann@example.com', password: PASSWORD, localAddress: from });
+  assertPage(r, 429, /Too many failed sign-in attempts from this address/, 'the sixth, right password and all');
+  assert.match(r.headers['retry-after'], /^\d+$/);
+  assert.equal(setCookies(r).kl_session, undefined);
+  // Another address is not affected.
+  codeOf(await postForm(d, page, jar, { username: 'ann@example.com', localAddress: '127.0.0.78' }), REDIRECT);
 });
 
 test('sign-out revokes the session, clears the cookie, redirects only to a registered URI', async (t) => {
