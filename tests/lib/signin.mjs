@@ -67,10 +67,11 @@ export async function authorize(d, tid, params, jar = new Jar(), { v1 = false } 
 }
 
 // POSTs the page's form with these credentials (and overrides of its fields).
-export async function postForm(d, page, jar, { username, password = PASSWORD, fields = {}, cookie, localAddress } = {}) {
+export async function postForm(d, page, jar, { username, password = PASSWORD, fields = {}, cookie, localAddress, timeoutMs } = {}) {
   const f = readForm(page.text);
   return jar.take(await d.request('POST', f.action, {
     localAddress,
+    timeoutMs,
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookie ?? jar.header() },
     body: form({ ...f.fields, username, password, ...fields }),
   }));
