@@ -6,7 +6,8 @@
 // (tests/artifacts/, or $KL_ARTIFACTS_DIR).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +17,8 @@ import { runClient } from '../lib/interop.mjs';
 import { PASSWORD, createUser, registerClient } from '../lib/signin.mjs';
 
 const CLIENT = fileURLToPath(new URL('./browser-signin-client.mjs', import.meta.url));
+const IDENTITY_CLIENT = fileURLToPath(new URL('./identity-browser-client.mjs', import.meta.url));
+const DRIVER = fileURLToPath(new URL('./browser-driver.mjs', import.meta.url));
 const CHROMIUM = process.env.KL_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.KL_ARTIFACTS_DIR || join(REPO_ROOT, 'tests', 'artifacts');
 
@@ -39,4 +42,34 @@ test('Chromium signs a user in for msal-node (auth code + PKCE); the token calls
   assert.ok(statSync(shot).size > 1000, 'a screenshot of the sign-in page');
   t.diagnostic(`sign-in page screenshot: ${shot}`);
   t.diagnostic(`msal-node's authorize parameters: ${out.authParams.join(' ')}; scopes granted: ${out.scopes.join(' ')}`);
+});
+
+test('InteractiveBrowserCredential (@azure/identity) opens the browser on the sign-in page; its token calls AzureOpenAI', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+  const d = await startDaemon(t);
+  const tid = await tenantId(d);
+  const { endpoint } = await d.setupAccount('demo');
+  const app = await createApp(d, 'dev-script');
+  // @azure/identity's default redirect URI for Node is http://localhost on a port MSAL picks.
+  await registerClient(d, app, { publicClient: true, redirectUris: ['http://localhost'] });
+  const user = await createUser(d, 'ann@example.com');
+  await assign(d, accountPath('demo'), user.id, ROLE.openaiUser, { principalType: 'User' });
+  // The system browser the credential opens (through xdg-open and $BROWSER) is the driver.
+  const dir = mkdtempSync(join(tmpdir(), 'kl-browser-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const browserCmd = join(dir, 'browser');
+  writeFileSync(browserCmd, `#!/bin/sh\nexec "${process.execPath}" "${DRIVER}" "$@"\n`);
+  chmodSync(browserCmd, 0o755);
+  const driverLog = join(dir, 'driver.log');
+  let out;
+  try {
+    out = await runClient(d, IDENTITY_CLIENT, {
+      KL_BASE: d.publicUrl, KL_TENANT: tid, KL_CLIENT_ID: app.appId, KL_ENDPOINT: endpoint,
+      BROWSER: browserCmd, DISPLAY: '', XDG_CURRENT_DESKTOP: '', KL_UPN: 'ann@example.com', KL_PASSWORD: PASSWORD,
+      KL_CHROMIUM: CHROMIUM, KL_DRIVER_LOG: driverLog,
+    });
+  } catch (e) {
+    throw new Error(`${e.message}\ndriver: ${existsSync(driverLog) ? readFileSync(driverLog, 'utf8') : '(no log)'}`);
+  }
+  assert.equal(out.oid, user.id, 'the token is the user\'s');
+  assert.equal(out.content, 'hello from the interactive credential');
 });
