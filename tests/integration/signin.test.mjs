@@ -162,8 +162,35 @@ test('PKCE: required and S256 only for a public client; a missing or wrong verif
   assertEntra(await redeem(d, tid, { ...base, code: await get(), code_verifier: pkce().verifier }), 'invalid_grant', 501481, 'another verifier');
   assertEntra(await redeem(d, tid, { ...base, code: await get(), code_verifier: p.challenge }), 'invalid_grant', 501481, 'the challenge itself');
   assertEntra(await redeem(d, tid, { ...base, code: await get(), code_verifier: p.verifier, redirect_uri: 'http://127.0.0.1:8400/other' }), 'invalid_grant', 70000, 'another redirect_uri');
+  const other = await createApp(d, 'other-app');
+  await registerClient(d, other, { publicClient: true, redirectUris: [REDIRECT] });
+  assertEntra(await redeem(d, tid, { ...base, client_id: other.appId, code: await get(), code_verifier: p.verifier }), 'invalid_grant', 70000, 'another client');
   const ok = await redeem(d, tid, { ...base, code: await get(), code_verifier: p.verifier });
   assert.equal(ok.status, 200, ok.text);
+});
+
+test('a confidential client (web redirect URI, client secret) may leave PKCE out; its code needs its secret', async (t) => {
+  const { d, tid } = await setup(t);
+  const web = await createApp(d, 'web-app');
+  const uri = 'https://app.example/signin-oidc';
+  await registerClient(d, web, { publicClient: false, redirectUris: [uri] });
+  const sec = await d.admin('POST', `/v1.0/applications/${web.id}/addPassword`, { passwordCredential: { displayName: 'web' } });
+  assert.equal(sec.status, 200, sec.text);
+  const p = { client_id: web.appId, response_type: 'code', redirect_uri: uri, scope: `${DATA}/.default openid`, state: 'w' };
+  const { res } = await signIn(d, tid, p, 'ann@example.com');
+  const page = setCookies(res);
+  assert.ok(page.kl_session, 'signed in');
+  const { code } = codeOf(res, uri);
+  const body = { client_id: web.appId, code, redirect_uri: uri, scope: `${DATA}/.default openid` };
+  const noSecret = await redeem(d, tid, body);
+  assert.equal(noSecret.status, 401, `no secret: ${noSecret.text}`);
+  const ok = await redeem(d, tid, { ...body, client_secret: sec.json.secretText });
+  // The code was spent by the refused attempt? No: the client is authenticated before
+  // the grant looks at the code.
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(b64json(ok.json.access_token.split('.')[1]).appidacr, '1');
+  // An https redirect URI must match exactly: no port freedom for it.
+  assertPage(await authorize(d, tid, { ...p, redirect_uri: 'https://app.example:8443/signin-oidc' }), 400, /AADSTS50011/, 'another port');
 });
 
 test('a code is redeemed once: the second redemption is refused (AADSTS54005)', async (t) => {
