@@ -78,7 +78,8 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_GROUP_DELETE,
     KL_CLI_CMD_GROUP_MEMBER_ADD,
     KL_CLI_CMD_GROUP_MEMBER_REMOVE,
-    KL_CLI_CMD_GROUP_MEMBER_LIST
+    KL_CLI_CMD_GROUP_MEMBER_LIST,
+    KL_CLI_CMD_COUNT /* not a command: one more than the last; new commands go above */
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
@@ -194,13 +195,5 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
 /* The words of a command ("account create", "health", "role definition list"); static,
  * never NULL. */
 const char *kl_cli_cmd_name(kl_cli_cmd cmd);
-
-/* The default data directory, by the rule keylessd uses: /var/lib/keyless for root,
- * else $XDG_DATA_HOME/keyless when XDG_DATA_HOME is an absolute path, else
- * $HOME/.local/share/keyless (with /tmp standing in for an unset or empty HOME).
- * xdg_data_home and home may be NULL. Writes a NUL-terminated path into out. Returns 0
- * or KL_ETOOBIG. */
-int kl_cli_default_data_dir(bool is_root, const char *xdg_data_home, const char *home, char *out,
-                            size_t outlen);
 
 #endif

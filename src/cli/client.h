@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "cli/args.h"
+#include "cli/output.h"
 #include "cli/http.h"
 #include "common/buf.h"
 
@@ -76,6 +77,28 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
  *   REFUSED also for a 2xx whose body is not JSON, or an oversized answer. */
 int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
                 unsigned flags, long *status, json_t **out_json);
+
+/* Sends one request and wants a JSON object back (a resource): kl_cli_call, then, for
+ * a 2xx without an object, the line "keylessd answered HTTP <status> without the
+ * <what>" and REFUSED. On OK *obj is the object (the caller json_decref()s it); else
+ * *obj is NULL. status may be NULL. */
+int kl_cli_call_object(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                       const char *what, long *status, json_t **obj);
+
+/* One column of a listing printed as a table. */
+typedef struct kl_cli_column {
+    const char *header;
+    const char *path[4]; /* keys from an item to its string cell (NULL-terminated) */
+    /* When set, the cell instead: a string owned by the item or written into
+     * buf[buflen]; NULL shows as "-". */
+    const char *(*cell)(const json_t *item, char *buf, size_t buflen);
+} kl_cli_column;
+
+/* Prints a listing: with -o json, root as it is; else a table of items (a JSON array;
+ * NULL: no rows) with ncols (1..16) columns. Returns an exit code: OK, or REFUSED after
+ * an error line (out of memory, or the output could not be written). */
+int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
+                      const kl_cli_column *cols, size_t ncols);
 
 /* Prints "error: <text>\n" on the context's error stream. */
 void kl_cli_errorf(kl_cli_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

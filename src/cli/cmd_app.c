@@ -163,10 +163,16 @@ static const json_t *sp_of(const json_t *sps, const char *app_id)
     return NULL;
 }
 
+static const char *enabled_cell(const json_t *app, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    return enabled_text(app);
+}
+
 static int app_list(kl_cli_ctx *c)
 {
     json_t *root = NULL, *value = NULL, *sp_root = NULL, *sps = NULL;
-    kl_cli_table t = {0};
     int code = kl_cli_get_list(c, KL_CLI_GRAPH_APPLICATIONS, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         return code;
@@ -185,32 +191,18 @@ static int app_list(kl_cli_ctx *c)
                 goto nomem;
         }
     }
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "CLIENT-ID", "SP-OBJECT-ID", "ENABLED"};
-    if (kl_cli_table_init(&t, 4, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *app;
-    json_array_foreach(value, i, app)
-    {
-        const char *row[] = {kl_cli_json_str(app, "displayName", NULL),
-                             kl_cli_json_str(app, "appId", NULL),
-                             kl_cli_json_str(app, "servicePrincipalId", NULL), enabled_text(app)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
+    static const kl_cli_column cols[] = {
+        {"NAME", {"displayName"}, NULL},
+        {"CLIENT-ID", {"appId"}, NULL},
+        {"SP-OBJECT-ID", {"servicePrincipalId"}, NULL},
+        {"ENABLED", {NULL}, enabled_cell},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");
     code = KL_CLI_EXIT_REFUSED;
 out:
-    kl_cli_table_free(&t);
     json_decref(root);
     json_decref(sp_root);
     return code;

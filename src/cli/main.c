@@ -15,6 +15,8 @@
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "cli/output.h"
+#include "common/err.h"
+#include "common/paths.h"
 
 #ifndef KL_VERSION
 #define KL_VERSION "0.1.0-dev"
@@ -53,8 +55,14 @@ static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
         }
         memcpy(out, dir, n + 1);
     } else {
-        if (kl_cli_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"), out,
-                                    outlen) < 0) {
+        int rc = kl_paths_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"),
+                                           out, outlen);
+        if (rc == KL_ENOTFOUND) {
+            fprintf(stderr, "error: HOME is not set, so there is no default data directory; "
+                            "give --data-dir DIR (or KEYLESS_DATA_DIR)\n");
+            return KL_CLI_EXIT_USAGE;
+        }
+        if (rc < 0) {
             fprintf(stderr, "error: the default data directory path is too long; give "
                             "--data-dir\n");
             return KL_CLI_EXIT_USAGE;
@@ -69,76 +77,9 @@ static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
 
 static int dispatch(kl_cli_ctx *c)
 {
-    switch (c->args->cmd) {
-    case KL_CLI_CMD_ACCOUNT_CREATE:
-    case KL_CLI_CMD_ACCOUNT_UPDATE:
-    case KL_CLI_CMD_ACCOUNT_SHOW:
-    case KL_CLI_CMD_ACCOUNT_LIST:
-    case KL_CLI_CMD_ACCOUNT_DELETE: return kl_cli_cmd_account(c);
-    case KL_CLI_CMD_DEPLOYMENT_CREATE:
-    case KL_CLI_CMD_DEPLOYMENT_SHOW:
-    case KL_CLI_CMD_DEPLOYMENT_LIST:
-    case KL_CLI_CMD_DEPLOYMENT_DELETE: return kl_cli_cmd_deployment(c);
-    case KL_CLI_CMD_KEYS_LIST:
-    case KL_CLI_CMD_KEYS_REGENERATE: return kl_cli_cmd_keys(c);
-    case KL_CLI_CMD_HEALTH: return kl_cli_cmd_health(c);
-    case KL_CLI_CMD_TENANT_SHOW: return kl_cli_cmd_tenant(c);
-    case KL_CLI_CMD_STORE_MIGRATE: return kl_cli_cmd_store(c);
-    case KL_CLI_CMD_APP_CERT_ADD:
-    case KL_CLI_CMD_APP_CERT_LIST:
-    case KL_CLI_CMD_APP_CERT_REMOVE: return kl_cli_cmd_app_cert(c);
-    case KL_CLI_CMD_APP_FEDERATED_ADD:
-    case KL_CLI_CMD_APP_FEDERATED_LIST:
-    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return kl_cli_cmd_app_federated(c);
-    case KL_CLI_CMD_APP_CREATE:
-    case KL_CLI_CMD_APP_LIST:
-    case KL_CLI_CMD_APP_SHOW:
-    case KL_CLI_CMD_APP_DELETE:
-    case KL_CLI_CMD_APP_DISABLE:
-    case KL_CLI_CMD_APP_ENABLE: return kl_cli_cmd_app(c);
-    case KL_CLI_CMD_APP_SECRET_ADD:
-    case KL_CLI_CMD_APP_SECRET_LIST:
-    case KL_CLI_CMD_APP_SECRET_REMOVE: return kl_cli_cmd_app_secret(c);
-    case KL_CLI_CMD_SIGNING_KEY_LIST:
-    case KL_CLI_CMD_SIGNING_KEY_ROTATE:
-    case KL_CLI_CMD_SIGNIN_LIST: return kl_cli_cmd_signing_key(c);
-    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
-    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
-    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: return kl_cli_cmd_role_definition(c);
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
-    case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
-    case KL_CLI_CMD_IDENTITY_CREATE:
-    case KL_CLI_CMD_IDENTITY_SHOW:
-    case KL_CLI_CMD_IDENTITY_LIST:
-    case KL_CLI_CMD_IDENTITY_DELETE:
-    case KL_CLI_CMD_IDENTITY_ASSIGN:
-    case KL_CLI_CMD_IDENTITY_REMOVE:
-    case KL_CLI_CMD_SITE_CREATE:
-    case KL_CLI_CMD_SITE_SHOW:
-    case KL_CLI_CMD_SITE_DELETE:
-    case KL_CLI_CMD_VM_CREATE:
-    case KL_CLI_CMD_VM_SHOW:
-    case KL_CLI_CMD_VM_DELETE: return kl_cli_cmd_identity(c);
-    case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
-    case KL_CLI_CMD_USER_CREATE:
-    case KL_CLI_CMD_USER_LIST:
-    case KL_CLI_CMD_USER_SHOW:
-    case KL_CLI_CMD_USER_ENABLE:
-    case KL_CLI_CMD_USER_DISABLE:
-    case KL_CLI_CMD_USER_DELETE:
-    case KL_CLI_CMD_USER_RESET_PASSWORD: return kl_cli_cmd_user(c);
-    case KL_CLI_CMD_GROUP_CREATE:
-    case KL_CLI_CMD_GROUP_LIST:
-    case KL_CLI_CMD_GROUP_SHOW:
-    case KL_CLI_CMD_GROUP_DELETE:
-    case KL_CLI_CMD_GROUP_MEMBER_ADD:
-    case KL_CLI_CMD_GROUP_MEMBER_REMOVE:
-    case KL_CLI_CMD_GROUP_MEMBER_LIST: return kl_cli_cmd_group(c);
-    case KL_CLI_CMD_NONE: break;
-    }
+    const kl_cli_command *cmd = kl_cli_command_of(c->args->cmd);
+    if (cmd)
+        return cmd->run(c);
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");
     return KL_CLI_EXIT_USAGE;
 }

@@ -40,6 +40,7 @@ typedef struct kl_config {
      * issued access tokens, and "RS256" (default) or "ES256" for new signing keys. */
     int signing_key_rotation_days;
     int token_lifetime_min;
+    int device_code_lifetime_s; /* how long a device code may wait for its user */
     char signing_key_alg[8];
     bool access_log;
     bool allow_core_dumps; /* off: RLIMIT_CORE 0 and not dumpable (secrets stay in memory) */
@@ -61,9 +62,8 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
 int kl_config_take_env_secret(const char *name, char *out, size_t outlen);
 /* The usage text. */
 const char *kl_config_usage(void);
-/* The default data directory for this user: /var/lib/keyless for root, else
- * ${XDG_DATA_HOME:-$HOME/.local/share}/keyless; "" (no default) for a user without an
- * absolute XDG_DATA_HOME or HOME. */
+/* The default data directory for this user, by kl_paths_default_data_dir
+ * (common/paths.h) from the euid and the environment; "" when there is none. */
 void kl_config_default_data_dir(char *out, size_t outlen);
 
 #endif

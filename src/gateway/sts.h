@@ -1,9 +1,11 @@
 /* The Entra-compatible token service on the public TLS listener: per-tenant OIDC
- * discovery (v2 and v1), the JWKS of our signing keys and the token endpoint
+ * discovery (v2 and v1), the JWKS of our signing keys, the token endpoint
  * (client_credentials with a client secret, by client_secret_post or
  * client_secret_basic, or with a client assertion: signed by a registered certificate,
- * or an external issuer's token for a federated credential), answering with Entra's
- * success and error bodies. Failed client authentication is throttled per client id and
+ * or an external issuer's token for a federated credential; and the user grants:
+ * password, refresh_token, authorization_code, device_code, see sts_internal.h) and
+ * the revocation endpoint of refresh tokens, answering with Entra's success and error
+ * bodies. Failed client authentication is throttled per client id and
  * per source address (token/throttle.h). Everything it reads comes from the snapshot (the
  * tenant, service principals, client secrets' keyed hashes, certificates, federated
  * credentials, the signing key ring); the store is touched only to spend an assertion's
@@ -34,6 +36,9 @@ typedef struct kl_gateway_sts_cfg {
     const char *federation_ca_file; /* CAs of federated issuers; NULL: the system's */
     /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
     struct kl_signins *signins;
+    /* How long a device code lives (s; 0: KL_DEVICE_CODE_LIFETIME_S; else within
+     * KL_DEVICE_CODE_MIN_LIFETIME_S..KL_DEVICE_CODE_MAX_LIFETIME_S). */
+    int64_t device_code_lifetime_s;
 } kl_gateway_sts_cfg;
 
 /* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */
@@ -43,7 +48,8 @@ void kl_gateway_sts_free(kl_gateway_sts *s);
 /* True if path (normalised by the server) is one of the token service's:
  * /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,
  * /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /{tenant}/oauth2/v2.0/token,
- * /{tenant}/oauth2/token. {tenant} is a GUID or a name of [A-Za-z0-9.-]. */
+ * /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/revoke. {tenant} is a GUID or a name of
+ * [A-Za-z0-9.-]. */
 bool kl_gateway_sts_matches(const char *path);
 
 /* Serves one token-service request (any thread); always answers. */

@@ -102,15 +102,6 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-static char *lower_dup(const char *s)
-{
-    char *c = s ? strdup(s) : NULL;
-    for (char *p = c; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return c;
-}
-
 int kl_policy_credential_aad(const char *account_name, const char *deployment, const char *url,
                              char *out, size_t outlen)
 {
@@ -123,8 +114,7 @@ int kl_policy_credential_aad(const char *account_name, const char *deployment, c
      * names and URLs are not. */
     size_t start = strlen("upstream-credential:");
     for (size_t i = start; i < start + strlen(account_name); i++)
-        if (out[i] >= 'A' && out[i] <= 'Z')
-            out[i] = (char)(out[i] - 'A' + 'a');
+        out[i] = kl_ascii_lower(out[i]);
     return 0;
 }
 
@@ -207,7 +197,7 @@ static const char *model_name(const char *model_json, json_t **owner)
 static char *broken_key(const kl_store_deployment *d)
 {
     const char *sealed = d->credential_sealed ? d->credential_sealed : "";
-    char *acct = lower_dup(d->account_name);
+    char *acct = kl_ascii_lower_dup(d->account_name);
     if (!acct)
         return NULL;
     size_t n = strlen(acct) + strlen(d->name) + 64;
@@ -281,10 +271,32 @@ out:
     return err;
 }
 
+/* The well-known public clients (appcreds.h) are in every tenant without being stored:
+ * their service principals and user sign-in settings are added with the tenant. */
+static int add_well_known(build_ctx *c, const char *tid)
+{
+    size_t n = 0;
+    const kl_appcreds_client_info *wk = kl_appcreds_well_known(&n);
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = 0;
+    for (size_t i = 0; !err && i < n; i++) {
+        char oid[37];
+        if (!(err = kl_appcreds_well_known_oid(tid, wk[i].app_id, oid)) &&
+            !(err = kl_snapshot_builder_principal(c->b, oid, wk[i].app_id,
+                                                  KL_PRINCIPAL_SERVICE_PRINCIPAL,
+                                                  wk[i].display_name, true)))
+            err = kl_appcreds_builder_client(c->appcreds, wk[i].app_id, true, NULL,
+                                             KL_APPCREDS_WELL_KNOWN_URIS);
+    }
+    return err;
+}
+
 static int on_tenant(void *arg, const kl_store_tenant *t)
 {
     build_ctx *c = arg;
-    return kl_snapshot_builder_tenant(c->b, t->tenant_id, t->admin_object_id);
+    int err = kl_snapshot_builder_tenant(c->b, t->tenant_id, t->admin_object_id);
+    return err ? err : add_well_known(c, t->tenant_id);
 }
 
 static int on_principal(void *arg, const kl_store_principal *p)
@@ -299,7 +311,7 @@ static int on_principal(void *arg, const kl_store_principal *p)
         return err;
     if ((err = grow((void **)&c->enabled, &c->cap_enabled, c->n_enabled, sizeof(char *))))
         return err;
-    if (!(c->enabled[c->n_enabled] = lower_dup(p->object_id)))
+    if (!(c->enabled[c->n_enabled] = kl_ascii_lower_dup(p->object_id)))
         return KL_ENOMEM;
     c->n_enabled++;
     return 0;
@@ -353,7 +365,7 @@ static int on_role(void *arg, const kl_store_role_definition *rd)
     r.row = calloc(1, sizeof(*r.row));
     if (!r.row)
         return KL_ENOMEM;
-    r.row->role_id = lower_dup(rd->role_id);
+    r.row->role_id = kl_ascii_lower_dup(rd->role_id);
     r.row->role_name = strdup(rd->role_name ? rd->role_name : "");
     r.row->description = strdup(rd->description ? rd->description : "");
     r.row->assignable_scopes = strdup(rd->assignable_scopes ? rd->assignable_scopes : "");
@@ -386,9 +398,9 @@ static int on_assignment(void *arg, const kl_store_role_assignment *ra)
     int err = grow((void **)&c->asgs, &c->cap_asgs, c->n_asgs, sizeof(asg_row));
     if (err)
         return err;
-    asg_row a = {.name = lower_dup(ra->name),
-                 .principal = lower_dup(ra->principal_id),
-                 .role = lower_dup(ra->role_id),
+    asg_row a = {.name = kl_ascii_lower_dup(ra->name),
+                 .principal = kl_ascii_lower_dup(ra->principal_id),
+                 .role = kl_ascii_lower_dup(ra->role_id),
                  .scope = strdup(ra->scope ? ra->scope : "")};
     if (!a.name || !a.principal || !a.role || !a.scope) {
         free(a.name);
@@ -503,6 +515,22 @@ static int on_federated_credential(void *arg, const kl_store_federated_credentia
     return err;
 }
 
+/* An application's user sign-in settings; unusable lists are left out (logged), as a
+ * certificate is: that app's redirects are refused, everyone else is served. */
+static int on_application(void *arg, const kl_store_application *a)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client,
+                                         a->web_redirect_uris, a->public_redirect_uris);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_redirect_uris_unusable", "app_id", a->app_id, NULL);
+        err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client, NULL, NULL);
+    }
+    return err;
+}
+
 static int on_group_member(void *arg, const char *group, const char *member)
 {
     return kl_snapshot_builder_group_member(((build_ctx *)arg)->b, group, member);
@@ -584,6 +612,7 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .role_assignment = on_assignment,
                           .key_credential = on_key_credential,
                           .federated_credential = on_federated_credential,
+                          .application = on_application,
                           .signing_key = on_signing_key,
                           .app_secret = on_app_secret,
                           .compute = on_compute,
