@@ -284,7 +284,7 @@ test('sign-out revokes the session, clears the cookie, redirects only to a regis
   assert.equal(back.headers.location, `${REDIRECT}?state=bye`);
 });
 
-test('sign-out revokes the refresh tokens of the session', { todo: 'refresh tokens are issued once the usertok branch lands them' }, async (t) => {
+test('sign-out revokes the refresh tokens of the session', async (t) => {
   const { d, tid, app } = await setup(t);
   const p = pkce();
   const { res, jar } = await signIn(d, tid, params(app, p), 'ann@example.com');
