@@ -58,6 +58,13 @@ typedef enum opt_id {
     O_ASSIGN_IDENTITY,
     O_SITE,
     O_FORCE_CHANGE,
+    O_SERVER,
+    O_TENANT,
+    O_CA_FILE,
+    O_BROWSER,
+    O_PUBLIC_CLIENT,
+    O_REDIRECT_URI,
+    O_PASSWORD_GRANT,
 } opt_id;
 
 typedef struct opt_def {
@@ -65,7 +72,7 @@ typedef struct opt_def {
     char short_name;  /* 0 if none */
     opt_kind kind;
     opt_id id;
-    unsigned bit; /* KL_CLI_OPT_* for command options, 0 for global ones */
+    uint64_t bit; /* KL_CLI_OPT_* for command options, 0 for global ones */
 } opt_def;
 
 static const opt_def OPTS[] = {
@@ -107,6 +114,13 @@ static const opt_def OPTS[] = {
     {"assign-identity", 0, OPT_VALUE, O_ASSIGN_IDENTITY, KL_CLI_OPT_ASSIGN_IDENTITY},
     {"site", 0, OPT_VALUE, O_SITE, KL_CLI_OPT_SITE},
     {"force-change", 0, OPT_FLAG, O_FORCE_CHANGE, KL_CLI_OPT_FORCE_CHANGE},
+    {"server", 0, OPT_VALUE, O_SERVER, 0},
+    {"tenant", 0, OPT_VALUE, O_TENANT, KL_CLI_OPT_TENANT},
+    {"ca-file", 0, OPT_VALUE, O_CA_FILE, KL_CLI_OPT_CA_FILE},
+    {"browser", 0, OPT_FLAG, O_BROWSER, KL_CLI_OPT_BROWSER},
+    {"public-client", 0, OPT_FLAG, O_PUBLIC_CLIENT, KL_CLI_OPT_PUBLIC_CLIENT},
+    {"redirect-uri", 0, OPT_VALUE, O_REDIRECT_URI, KL_CLI_OPT_REDIRECT_URI},
+    {"password-grant", 0, OPT_VALUE, O_PASSWORD_GRANT, KL_CLI_OPT_PASSWORD_GRANT},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -138,7 +152,7 @@ static const opt_def *find_short(char c)
     return NULL;
 }
 
-static const char *opt_name_of_bit(unsigned bit)
+static const char *opt_name_of_bit(uint64_t bit)
 {
     for (size_t i = 0; i < NELEM(OPTS); i++)
         if (OPTS[i].bit == bit)
@@ -195,6 +209,8 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_REVOKE_PREVIOUS: a->revoke_previous = true; return 0;
     case O_FAILED: a->failed = true; return 0;
     case O_FORCE_CHANGE: a->force_change = true; return 0;
+    case O_BROWSER: a->browser = true; return 0;
+    case O_PUBLIC_CLIENT: a->public_client = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -236,6 +252,23 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DAYS: a->days = v; break;
     case O_CLIENT: a->client = v; break;
     case O_SITE: a->site = v; break;
+    case O_SERVER:
+        if (!kl_str_istarts(v, "https://") || strlen(v) <= strlen("https://"))
+            return usage(err, errlen, "%s must be an https:// URL, not '%s'", shown, v);
+        a->server = v;
+        break;
+    case O_TENANT: a->tenant = v; break;
+    case O_REDIRECT_URI:
+        if (a->n_redirect_uri == KL_CLI_MAX_REDIRECT_URIS)
+            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_REDIRECT_URIS, shown);
+        a->redirect_uri[a->n_redirect_uri++] = v;
+        break;
+    case O_PASSWORD_GRANT:
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+            return usage(err, errlen, "%s takes on or off, not '%s'", shown, v);
+        a->password_grant = strcmp(v, "on") == 0;
+        break;
+    case O_CA_FILE: a->ca_file = v; break;
     case O_PUBLIC_NETWORK_ACCESS:
         if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
             return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
@@ -481,9 +514,9 @@ static int check_rbac(const kl_cli_args *a, const kl_cli_command *c, const char 
 static int check_command(const kl_cli_args *a, const kl_cli_command *c, char *err, size_t errlen)
 {
     const char *name = kl_cli_cmd_name(c->cmd);
-    unsigned extra = a->opts & ~c->opts;
+    uint64_t extra = a->opts & ~c->opts;
     if (extra) {
-        unsigned bit = extra & ~(extra - 1);
+        uint64_t bit = extra & ~(extra - 1);
         return usage(err, errlen, "%s does not take --%s", name, opt_name_of_bit(bit));
     }
     for (size_t i = 0; i < c->npos; i++)
@@ -517,6 +550,10 @@ static int check_command(const kl_cli_args *a, const kl_cli_command *c, char *er
             return usage(err, errlen, "%s: missing --site NAME", name);
         if (a->run_argc < 1)
             return usage(err, errlen, "%s: missing the command to start, after --", name);
+        break;
+    case KL_CLI_CMD_TENANT_SET:
+        if (!(a->opts & KL_CLI_OPT_PASSWORD_GRANT))
+            return usage(err, errlen, "%s: nothing to change (give --password-grant on|off)", name);
         break;
     case KL_CLI_CMD_KEYS_REGENERATE:
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))

@@ -141,11 +141,14 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
         payload_len = strlen(payload);
     }
 
-    int rc =
-        kl_cli_http_request(&c->http, method, target, payload, payload_len, resp, err, sizeof(err));
+    const char *bearer = NULL;
+    if (c->remote && (code = kl_cli_remote_bearer(c, target, &bearer)) != KL_CLI_EXIT_OK)
+        goto out;
+    kl_cli_http_msg m = {method, target, NULL, payload, payload_len, bearer};
+    int rc = kl_cli_http_send(&c->http, &m, resp, err, sizeof(err));
     if (rc == KL_EIO) {
         kl_cli_errorf(c, "%s", err);
-        if (c->http.connect_failed)
+        if (c->http.connect_failed && !c->remote)
             fprintf(c->err, "hint: is keylessd running? Start it with: keylessd --data-dir %s\n",
                     c->data_dir);
         code = KL_CLI_EXIT_UNREACHABLE;

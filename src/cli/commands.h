@@ -13,7 +13,7 @@ typedef struct kl_cli_command {
     kl_cli_cmd cmd;
     size_t npos;                           /* positional arguments it takes, exactly */
     const char *pos_names[KL_CLI_MAX_POS]; /* their names in messages ("NAME") */
-    unsigned opts;                         /* the KL_CLI_OPT_* command options it accepts */
+    uint64_t opts;                         /* the KL_CLI_OPT_* command options it accepts */
     int (*run)(kl_cli_ctx *c);             /* the handler: an exit code (output.h) */
     const char *usage; /* what follows the name in its usage line; '\n' continues it on
                           the next line, aligned under the first argument */
@@ -57,6 +57,9 @@ int kl_cli_cmd_group(kl_cli_ctx *c);
 int kl_cli_cmd_role_assignment(kl_cli_ctx *c);
 /* identity create|show|list|delete|assign|remove, site|vm create|show|delete */
 int kl_cli_cmd_identity(kl_cli_ctx *c);
+/* login and logout: sign in to a remote keylessd as a user (device code or browser),
+ * and sign out (the refresh token revoked, the login file deleted) */
+int kl_cli_cmd_login(kl_cli_ctx *c);
 /* run --site NAME -- COMMAND...: a workload with the site's identity endpoint */
 int kl_cli_cmd_run(kl_cli_ctx *c);
 

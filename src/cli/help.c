@@ -7,7 +7,8 @@
 #include "cli/commands.h"
 
 static const char OVERVIEW_HEAD[] =
-    "keyless - manage a local keylessd through its admin socket\n"
+    "keyless - manage keylessd: a local one through its admin socket, or a remote one\n"
+    "over TLS as yourself after 'keyless login'\n"
     "\n"
     "Usage: keyless [global options] COMMAND [ARGUMENTS] [options]\n"
     "\n"
@@ -21,6 +22,9 @@ static const char OVERVIEW_TAIL[] =
     "                         DIR/admin.sock (env KEYLESS_DATA_DIR; default\n"
     "                         /var/lib/keyless as root, else $XDG_DATA_HOME/keyless\n"
     "                         if absolute, else $HOME/.local/share/keyless)\n"
+    "  --server URL           the keylessd signed in to with 'keyless login' (https://\n"
+    "                         HOST:PORT); without it, the login file's server is used\n"
+    "                         unless a data directory is named ('keyless login --help')\n"
     "  -o, --output FORMAT    table (default) or json (the server's JSON, indented)\n"
     "  --subscription ID      subscription (env KEYLESS_SUBSCRIPTION; default\n"
     "                         00000000-0000-0000-0000-000000000000)\n"
@@ -127,9 +131,13 @@ static const char STORE[] =
     "comes from PGPASSFILE or PGPASSWORD, never from the URL. Exits 0 on success, 1\n"
     "when the copy was refused or failed (nothing is written then), 2 on a usage error.\n";
 
-static const char TENANT[] = "Prints the directory tenant keylessd created on its first start:\n"
-                             "its id (the tenant of tokens and of the Entra-style endpoints),\n"
-                             "name and creation time. It never changes.\n";
+static const char TENANT[] =
+    "  show   prints the directory tenant keylessd created on its first start: its id\n"
+    "         (the tenant of tokens and of the Entra-style endpoints), name and creation\n"
+    "         time. It never changes.\n"
+    "  set    changes the tenant's settings: --password-grant on|off allows or refuses\n"
+    "         the password grant (ROPC; off by default), for clients that still send a\n"
+    "         user's name and password to the token endpoint.\n";
 
 static const char SIGNING_KEY[] =
     "The keys the token service signs access tokens with (RSA-2048 unless keylessd runs\n"
@@ -169,6 +177,10 @@ static const char APP[] =
     "\n"
     "  create   creates the application NAME (1-120 characters, unique without\n"
     "           regard to case) and prints its client id and service principal id.\n"
+    "           For signing users in: --public-client makes it a client with no\n"
+    "           secret (a CLI, a desktop or mobile app), --redirect-uri URI (repeat\n"
+    "           it) where the sign-in page may send the browser back to, matched\n"
+    "           exactly (any port for http://localhost and http://127.0.0.1).\n"
     "  list     lists the applications.\n"
     "  show     prints one application.\n"
     "  delete   deletes the application, its service principal and every role\n"
@@ -266,11 +278,38 @@ static const char COMPUTE[] =
     "  delete   deletes it with its system-assigned identity and that identity's\n"
     "           role assignments; user-assigned identities are only detached.\n";
 
+static const char LOGIN[] =
+    "Signs in to a keylessd as yourself, the way 'az login' signs in to Azure: with a\n"
+    "device code by default (the command prints a code and an address; open it in any\n"
+    "browser, on any machine, enter the code and sign in), or with --browser through\n"
+    "the sign-in page (authorization code with PKCE; the browser comes back to a\n"
+    "one-time listener of this command on 127.0.0.1). The CLI signs in as the Azure\n"
+    "CLI's public client (04b07795-8ddb-461a-bbee-02f9e1bf7b46).\n"
+    "\n"
+    "  --server URL    the keylessd's public listener (default https://127.0.0.1:8443)\n"
+    "  --tenant T      the tenant to sign in to (default \"organizations\"; the tenant id\n"
+    "                  the token names is kept)\n"
+    "  --ca-file FILE  the CA certificate (PEM) that signs the server's certificate\n"
+    "                  (default: the system's; for the default server, the local\n"
+    "                  keylessd's DATA-DIR/tls/ca.pem when it is readable)\n"
+    "\n"
+    "The refresh token is kept in $XDG_CONFIG_HOME/keyless/login.json (else\n"
+    "~/.config/keyless/login.json), mode 0600 in a 0700 directory; tokens are never\n"
+    "printed. From then on every command goes to that keylessd over TLS with your\n"
+    "token, and its role assignments decide what you may do (a refusal prints the\n"
+    "server's 403), unless --data-dir or KEYLESS_DATA_DIR names a local keylessd,\n"
+    "whose admin socket is then used. --server URL on any command insists on that\n"
+    "server (it must be the one signed in to).\n"
+    "\n"
+    "logout revokes the refresh token at the server and deletes the login file (it\n"
+    "is deleted even when the server cannot be reached; the exit code says so).\n";
+
 /* The page of each noun; nouns is a space-separated list of those it covers. */
 static const struct page {
     const char *nouns;
     const char *text;
 } PAGES[] = {
+    {"login logout", LOGIN},
     {"account", ACCOUNT},
     {"deployment", DEPLOYMENT},
     {"keys", KEYS},
