@@ -44,7 +44,7 @@ test('Chromium signs a user in for msal-node (auth code + PKCE); the token calls
   t.diagnostic(`msal-node's authorize parameters: ${out.authParams.join(' ')}; scopes granted: ${out.scopes.join(' ')}`);
 });
 
-test('InteractiveBrowserCredential (@azure/identity) opens the browser on the sign-in page; its token calls AzureOpenAI', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+test('InteractiveBrowserCredential (@azure/identity) opens the browser on the sign-in page, with an app\'s client id and with its default one; its token calls AzureOpenAI', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
   const d = await startDaemon(t);
   const tid = await tenantId(d);
   const { endpoint } = await d.setupAccount('demo');
@@ -60,16 +60,25 @@ test('InteractiveBrowserCredential (@azure/identity) opens the browser on the si
   writeFileSync(browserCmd, `#!/bin/sh\nexec "${process.execPath}" "${DRIVER}" "$@"\n`);
   chmodSync(browserCmd, 0o755);
   const driverLog = join(dir, 'driver.log');
-  let out;
-  try {
-    out = await runClient(d, IDENTITY_CLIENT, {
-      KL_BASE: d.publicUrl, KL_TENANT: tid, KL_CLIENT_ID: app.appId, KL_ENDPOINT: endpoint,
-      BROWSER: browserCmd, DISPLAY: '', XDG_CURRENT_DESKTOP: '', KL_UPN: 'ann@example.com', KL_PASSWORD: PASSWORD,
-      KL_CHROMIUM: CHROMIUM, KL_DRIVER_LOG: driverLog,
-    });
-  } catch (e) {
-    throw new Error(`${e.message}\ndriver: ${existsSync(driverLog) ? readFileSync(driverLog, 'utf8') : '(no log)'}`);
-  }
+  const run = async (clientId) => {
+    try {
+      return await runClient(d, IDENTITY_CLIENT, {
+        KL_BASE: d.publicUrl, KL_TENANT: tid, KL_CLIENT_ID: clientId, KL_ENDPOINT: endpoint,
+        BROWSER: browserCmd, DISPLAY: '', XDG_CURRENT_DESKTOP: '', KL_UPN: 'ann@example.com', KL_PASSWORD: PASSWORD,
+        KL_CHROMIUM: CHROMIUM, KL_DRIVER_LOG: driverLog,
+      });
+    } catch (e) {
+      throw new Error(`${e.message}\ndriver: ${existsSync(driverLog) ? readFileSync(driverLog, 'utf8') : '(no log)'}`);
+    }
+  };
+  let out = await run(app.appId);
   assert.equal(out.oid, user.id, 'the token is the user\'s');
+  assert.equal(out.appid, app.appId);
+  assert.equal(out.content, 'hello from the interactive credential');
+  // With no client id at all: the credential's default, the Azure CLI's public client,
+  // which every tenant knows with loopback redirect URIs.
+  out = await run('');
+  assert.equal(out.appid, '04b07795-8ddb-461a-bbee-02f9e1bf7b46');
+  assert.equal(out.oid, user.id);
   assert.equal(out.content, 'hello from the interactive credential');
 });
