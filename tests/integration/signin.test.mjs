@@ -100,6 +100,25 @@ test('sign-in page: headers, cookies, state round-trip, a code redeemed with its
   assert.equal(loc.searchParams.get('state'), 'n');
 });
 
+test('v1 authorize (resource= instead of a scope), under the tenant and under /adfs', async (t) => {
+  const { d, tid, app, user } = await setup(t);
+  for (const realm of [tid, 'adfs']) {
+    const p = pkce();
+    const jar = new Jar();
+    const v1 = { client_id: app.appId, response_type: 'code', redirect_uri: REDIRECT, resource: DATA, state: realm, code_challenge: p.challenge, code_challenge_method: 'S256' };
+    const page = await authorize(d, realm, v1, jar, { v1: true });
+    assert.equal(page.status, 200, page.text.slice(0, 300));
+    assert.equal(readForm(page.text).action, `/${realm}/oauth2/authorize`);
+    const { code, state } = codeOf(await postForm(d, page, jar, { username: 'ann@example.com' }), REDIRECT);
+    assert.equal(state, realm);
+    const tok = await redeem(d, tid, { client_id: app.appId, code, redirect_uri: REDIRECT, code_verifier: p.verifier });
+    assert.equal(tok.status, 200, tok.text);
+    const claims = b64json(tok.json.access_token.split('.')[1]);
+    assert.equal(claims.oid, user.id);
+    assert.equal(claims.aud, DATA);
+  }
+});
+
 test('CSRF: a form posted without the cookie, without the field or with another token gives no code', async (t) => {
   const { d, tid, app } = await setup(t);
   const jar = new Jar();
