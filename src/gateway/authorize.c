@@ -508,8 +508,13 @@ static bool form_body(kl_http_req *r)
     return ct && kl_str_istarts(ct, "application/x-www-form-urlencoded");
 }
 
-void kl_authorize_handle(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1)
+void kl_authorize_handle(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap)
 {
+    /* v1 is the path without a version: /{tenant}/oauth2/authorize (any case, as routed). */
+    static const char v1_tail[] = "/oauth2/authorize";
+    const char *path = kl_http_req_path(r);
+    size_t pl = strlen(path), tl = sizeof(v1_tail) - 1;
+    bool v1 = pl >= tl && kl_str_ieq(path + pl - tl, v1_tail);
     kl_form *f = NULL;
     authz *z = calloc(1, sizeof(*z));
     const char *m = kl_http_req_method(r);

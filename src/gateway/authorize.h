@@ -13,14 +13,14 @@
 
 #include "gateway/sts_internal.h"
 
-/* GET or POST /{tenant}/oauth2/v2.0/authorize (v1: /oauth2/authorize) for the tenant of
- * snap. GET validates the request and shows the sign-in page (or, with a live kl_session
- * cookie and no prompt=login, signs the user in at once); POST is the page's form: CSRF
- * first, then the password (directory/lockout.h), then a session and a code, answered
- * as 302 to the redirect URI. Every answer is a page (webpage.h) or a redirect; r is
- * answered (possibly later, by a timer: a failed password's slowdown). snap is only read
- * before this returns. */
-void kl_authorize_handle(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap, bool v1);
+/* GET or POST /{tenant}/oauth2/v2.0/authorize (v1, told by its path: /oauth2/authorize,
+ * where resource= may stand in for the scope) for the tenant of snap. GET validates the request and
+ * shows the sign-in page (or, with a live kl_session cookie and no prompt=login, signs the user in
+ * at once); POST is the page's form: CSRF first, then the password (directory/lockout.h), then a
+ * session and a code, answered as 302 to the redirect URI. Every answer is a page (webpage.h) or a
+ * redirect; r is answered (possibly later, by a timer: a failed password's slowdown). snap is only
+ * read before this returns. */
+void kl_authorize_handle(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap);
 
 /* GET /{tenant}/oauth2/v2.0/logout (v1: /oauth2/logout): revokes the kl_session cookie's
  * session and its refresh tokens, clears the cookie, and redirects to
