@@ -38,6 +38,7 @@ typedef struct authz {
     const char *client_id, *redirect_uri, *response_type, *response_mode, *scope, *resource, *state,
         *nonce, *code_challenge, *code_challenge_method, *prompt, *login_hint;
     const kl_principal *app;
+    bool form_post; /* response_mode=form_post: answers are posted, not put in the URL */
     char scope_buf[KL_MAX_AUTHZ_SCOPE + 1]; /* v1: the scope made from resource */
     char origin[KL_MAX_URL];                /* the redirect URI's origin, for the page's CSP */
 } authz;
@@ -91,6 +92,31 @@ static void error_page(authz *z, int status, int code, const char *text)
     kl_webpage_message(z->r, status, "Sign-in failed", msg);
 }
 
+/* Sends the answer's fields (names[i] = values[i]; NULL values left out) back to the
+ * trusted redirect URI: in its query (302), or posted by a page for form_post. */
+static int deliver(authz *z, const char *const *names, const char *const *values, size_t n)
+{
+    if (z->form_post) {
+        kl_webpage_autopost(z->r, z->redirect_uri, z->origin, names, values, n);
+        return 0;
+    }
+    kl_buf b;
+    kl_buf_init_secret(&b, 3 * KL_MAX_URL + 4 * KL_MAX_AUTHZ_STATE);
+    int err = kl_buf_append_str(&b, z->redirect_uri);
+    char sep = strchr(z->redirect_uri, '?') ? '&' : '?';
+    for (size_t i = 0; !err && i < n; i++) {
+        if (!values[i])
+            continue;
+        if (!(err = kl_buf_appendf(&b, "%c%s=", sep, names[i])))
+            err = url_encode(&b, values[i]);
+        sep = '&';
+    }
+    if (!err)
+        kl_webpage_redirect(z->r, b.data);
+    kl_buf_free(&b);
+    return err;
+}
+
 /* A refusal after it is: back to the redirect URI as Entra does (error,
  * error_description, state). */
 static void error_redirect(authz *z, const char *error, int code, const char *text)
@@ -101,25 +127,11 @@ static void error_redirect(authz *z, const char *error, int code, const char *te
     kl_sts_correlation_id(z->r, corr);
     snprintf(desc, sizeof(desc), "AADSTS%d: %s Trace ID: %s Correlation ID: %s", code, text, trace,
              corr);
-    kl_buf b;
-    kl_buf_init(&b, 3 * KL_MAX_URL + 4 * KL_MAX_AUTHZ_STATE);
-    int err = kl_buf_append_str(&b, z->redirect_uri);
-    if (!err)
-        err = kl_buf_append_str(&b, strchr(z->redirect_uri, '?') ? "&error=" : "?error=");
-    if (!err)
-        err = url_encode(&b, error);
-    if (!err)
-        err = kl_buf_append_str(&b, "&error_description=");
-    if (!err)
-        err = url_encode(&b, desc);
-    if (!err && !empty(z->state) && !(err = kl_buf_append_str(&b, "&state=")))
-        err = url_encode(&b, z->state);
     kl_http_req_log_field(z->r, "authorize_error", error);
-    if (err)
+    const char *const names[] = {"error", "error_description", "state"};
+    const char *const values[] = {error, desc, empty(z->state) ? NULL : z->state};
+    if (deliver(z, names, values, 3) != 0)
         kl_webpage_message(z->r, 500, "Sign-in failed", "Something went wrong. Please try again.");
-    else
-        kl_webpage_redirect(z->r, b.data);
-    kl_buf_free(&b);
 }
 
 /* ------------------------------------------------------------------ validation */
@@ -200,11 +212,13 @@ static bool check_request(authz *z)
         error_redirect(z, "unsupported_response_type", 700054, "The response_type must be 'code'.");
         return false;
     }
-    if (!empty(z->response_mode) && strcmp(z->response_mode, "query") != 0) {
+    if (!empty(z->response_mode) && strcmp(z->response_mode, "query") != 0 &&
+        strcmp(z->response_mode, "form_post") != 0) {
         error_redirect(z, "invalid_request", 900144,
-                       "The response_mode must be 'query': other modes are not offered.");
+                       "The response_mode must be 'query' or 'form_post'.");
         return false;
     }
+    z->form_post = !empty(z->response_mode) && strcmp(z->response_mode, "form_post") == 0;
     /* v1 names the resource on its own; its scope is that resource's /.default. */
     const char *scope = z->scope;
     if (z->v1 && !empty(z->resource)) {
@@ -255,8 +269,6 @@ static void issue_code(authz *z, const char *user_oid, const char *sid, int64_t 
 {
     char code[KL_WEBPAGE_TOKEN_LEN + 1];
     unsigned char hash[32];
-    kl_buf b;
-    kl_buf_init_secret(&b, 3 * KL_MAX_URL + 4 * KL_MAX_AUTHZ_STATE);
     int err = kl_webpage_token(code);
     if (!err) {
         sha256(code, hash);
@@ -273,27 +285,19 @@ static void issue_code(authz *z, const char *user_oid, const char *sid, int64_t 
                                .expires_at = z->now + KL_AUTHCODE_LIFETIME_S};
         err = kl_store_put_authcode(z->s->store, hash, &c, z->now);
     }
-    if (!err)
-        err = kl_buf_append_str(&b, z->redirect_uri);
-    if (!err)
-        err = kl_buf_append_str(&b, strchr(z->redirect_uri, '?') ? "&code=" : "?code=");
-    if (!err)
-        err = kl_buf_append_str(&b, code);
-    if (!err && !empty(z->state) && !(err = kl_buf_append_str(&b, "&state=")))
-        err = url_encode(&b, z->state);
-    if (!err && sid && !(err = kl_buf_append_str(&b, "&session_state=")))
-        err = url_encode(&b, sid);
+    if (!err) {
+        kl_http_req_log_field(z->r, "client_id", z->app->app_id);
+        kl_http_req_log_field(z->r, "user", user_oid);
+        const char *const names[] = {"code", "state", "session_state"};
+        const char *const values[] = {code, empty(z->state) ? NULL : z->state, sid};
+        err = deliver(z, names, values, 3);
+    }
     OPENSSL_cleanse(code, sizeof(code));
     if (err) {
         kl_log(KL_LOG_ERROR, "authorize_code_failed", "error", kl_err_str(err), NULL);
         kl_webpage_message(z->r, 503, "Sign-in failed",
                            "Sign-in is not available right now. Please try again.");
-    } else {
-        kl_http_req_log_field(z->r, "client_id", z->app->app_id);
-        kl_http_req_log_field(z->r, "user", user_oid);
-        kl_webpage_redirect(z->r, b.data);
     }
-    kl_buf_free(&b);
 }
 
 /* The live session of r's kl_session cookie whose user is enabled, or NULL. */

@@ -119,6 +119,31 @@ test('v1 authorize (resource= instead of a scope), under the tenant and under /a
   }
 });
 
+test('response_mode=form_post: code and state are posted by a page whose only script is allowed by hash', async (t) => {
+  const { d, tid, app } = await setup(t);
+  const p = pkce();
+  const jar = new Jar();
+  const page = await authorize(d, tid, params(app, p, { response_mode: 'form_post' }), jar);
+  const res = await postForm(d, page, jar, { username: 'ann@example.com' });
+  assertPage(res, 200, /<script>document\.forms\[0\]\.submit\(\);<\/script>/, 'the posting page');
+  const csp = res.headers['content-security-policy'];
+  assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/=]+';/);
+  assert.match(csp, /form-action 'self' http:\/\/127\.0\.0\.1:8400;/);
+  const f = readForm(res.text);
+  assert.equal(f.action, REDIRECT);
+  assert.equal(f.fields.state, 'st-é&=/?x');
+  assert.match(f.fields.session_state, GUID);
+  const tok = await redeem(d, tid, { client_id: app.appId, code: f.fields.code, redirect_uri: REDIRECT, code_verifier: p.verifier, scope: SCOPE });
+  assert.equal(tok.status, 200, tok.text);
+  // Refusals after the redirect URI is trusted are posted the same way.
+  const none = await authorize(d, tid, params(app, p, { response_mode: 'form_post', prompt: 'none' }));
+  assert.equal(readForm(none.text).fields.error, 'login_required');
+  // Other pages run no script at all.
+  assert.doesNotMatch(page.headers['content-security-policy'], /script-src/);
+  const bad = await authorize(d, tid, params(app, p, { response_mode: 'fragment' }));
+  assert.equal(new URL(bad.headers.location).searchParams.get('error'), 'invalid_request');
+});
+
 test('CSRF: a form posted without the cookie, without the field or with another token gives no code', async (t) => {
   const { d, tid, app } = await setup(t);
   const jar = new Jar();

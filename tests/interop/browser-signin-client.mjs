@@ -5,7 +5,8 @@
 // acquireTokenByCode and an AzureOpenAI call with the user's token. Only the endpoints
 // differ from Azure. Settings: KL_BASE (https://host:port), KL_TENANT, KL_CLIENT_ID,
 // KL_UPN, KL_PASSWORD, KL_ENDPOINT (the account's OpenAI endpoint), KL_SCREENSHOT (a
-// path for the sign-in page's picture). Prints one JSON line.
+// path for the sign-in page's picture), KL_RESPONSE_MODE (form_post, or msal's default).
+// Prints one JSON line.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
@@ -27,8 +28,13 @@ function loopback() {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('Signed in. You can close this window.');
-    deliver(Object.fromEntries(u.searchParams));
+    // response_mode=query: in the URL; form_post: a form body.
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('Signed in. You can close this window.');
+      deliver({ method: req.method, ...Object.fromEntries(req.method === 'POST' ? new URLSearchParams(body) : u.searchParams) });
+    });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, got, uri: `http://127.0.0.1:${server.address().port}/callback` })));
 }
@@ -40,7 +46,8 @@ const pca = new PublicClientApplication({
 const crypto = new CryptoProvider();
 const { verifier, challenge } = await crypto.generatePkceCodes();
 const state = crypto.createNewGuid();
-const authUrl = await pca.getAuthCodeUrl({ scopes: SCOPES, redirectUri, codeChallenge: challenge, codeChallengeMethod: 'S256', state });
+const responseMode = env.KL_RESPONSE_MODE || undefined; // 'form_post', or msal's default (query)
+const authUrl = await pca.getAuthCodeUrl({ scopes: SCOPES, redirectUri, codeChallenge: challenge, codeChallengeMethod: 'S256', state, responseMode });
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 let cb;
@@ -74,5 +81,6 @@ console.log(JSON.stringify({
   oid: result.uniqueId || JSON.parse(Buffer.from(result.accessToken.split('.')[1], 'base64url')).oid,
   content: chat.choices[0].message.content,
   scopes: result.scopes,
+  method: cb.method,
   authParams: [...new URL(authUrl).searchParams.keys()],
 }));

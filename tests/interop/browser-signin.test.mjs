@@ -39,7 +39,16 @@ test('Chromium signs a user in for msal-node (auth code + PKCE); the token calls
   });
   assert.equal(out.oid, user.id, 'the token is the user\'s');
   assert.equal(out.content, 'hello from a signed-in user', 'the model answered');
+  assert.equal(out.method, 'GET', 'the code came in the redirect\'s query');
   assert.ok(statSync(shot).size > 1000, 'a screenshot of the sign-in page');
+  // response_mode=form_post: the page posts the code to the client by its one script,
+  // which its policy allows by hash (a policy violation would fail the client).
+  const posted = await runClient(d, CLIENT, {
+    KL_BASE: d.publicUrl, KL_TENANT: tid, KL_CLIENT_ID: app.appId, KL_UPN: 'ann@example.com',
+    KL_PASSWORD: PASSWORD, KL_ENDPOINT: endpoint, KL_CHROMIUM: CHROMIUM, KL_RESPONSE_MODE: 'form_post',
+  });
+  assert.equal(posted.method, 'POST', 'the code was posted');
+  assert.equal(posted.oid, user.id);
   t.diagnostic(`sign-in page screenshot: ${shot}`);
   t.diagnostic(`msal-node's authorize parameters: ${out.authParams.join(' ')}; scopes granted: ${out.scopes.join(' ')}`);
 });
