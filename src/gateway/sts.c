@@ -23,6 +23,7 @@
 #include "gateway/devicecode.h"
 #include "gateway/refreshq.h"
 #include "gateway/sts_internal.h"
+#include "gateway/authorize.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
@@ -93,7 +94,9 @@ typedef enum sts_route {
     STS_TOKEN_V1,
     STS_DEVICECODE_V2,
     STS_DEVICECODE_V1,
-    STS_REVOKE
+    STS_REVOKE,
+    STS_AUTHORIZE, /* v1 and v2: authorize.c tells them apart */
+    STS_LOGOUT     /* v1 and v2 alike */
 } sts_route;
 
 static const struct {
@@ -109,6 +112,10 @@ static const struct {
     {"/oauth2/v2.0/devicecode", STS_DEVICECODE_V2},
     {"/oauth2/devicecode", STS_DEVICECODE_V1},
     {"/oauth2/v2.0/revoke", STS_REVOKE},
+    {"/oauth2/v2.0/authorize", STS_AUTHORIZE},
+    {"/oauth2/authorize", STS_AUTHORIZE},
+    {"/oauth2/v2.0/logout", STS_LOGOUT},
+    {"/oauth2/logout", STS_LOGOUT},
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -1129,11 +1136,9 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
     case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
-    case STS_KEYS_V2:
-    case STS_TOKEN_V2:
-    case STS_DEVICECODE_V2:
-    case STS_REVOKE:
-    case STS_NONE:
+    case STS_AUTHORIZE: kl_authorize_handle(s, r, snap); break;
+    case STS_LOGOUT: kl_authorize_logout(s, r, snap); break;
+    default: /* the v2 routes */
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         break;
     }
@@ -1154,7 +1159,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
-    if (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+    if (rt != STS_AUTHORIZE && /* GET, and its form's POST */
+        (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0))) {
         kl_http_set_header(r, "Allow", is_post ? "POST" : "GET, HEAD");
         if (is_post)
             kl_sts_error(a, r, 405, "invalid_request", 900561,
@@ -1189,6 +1195,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_DEVICECODE_V2: kl_devicecode_issue(s, r, snap, false); break;
     case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_REVOKE: revoke(a, s, r, snap, tid); break;
+    case STS_AUTHORIZE: kl_authorize_handle(s, r, snap); break;
+    case STS_LOGOUT: kl_authorize_logout(s, r, snap); break;
     case STS_NONE: break;
     }
 out:
