@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/authz.h"
+#include "cli/commands.h"
 #include "cli/mi.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -57,6 +58,13 @@ typedef enum opt_id {
     O_ASSIGN_IDENTITY,
     O_SITE,
     O_FORCE_CHANGE,
+    O_SERVER,
+    O_TENANT,
+    O_CA_FILE,
+    O_BROWSER,
+    O_PUBLIC_CLIENT,
+    O_REDIRECT_URI,
+    O_PASSWORD_GRANT,
 } opt_id;
 
 typedef struct opt_def {
@@ -64,7 +72,7 @@ typedef struct opt_def {
     char short_name;  /* 0 if none */
     opt_kind kind;
     opt_id id;
-    unsigned bit; /* KL_CLI_OPT_* for command options, 0 for global ones */
+    uint64_t bit; /* KL_CLI_OPT_* for command options, 0 for global ones */
 } opt_def;
 
 static const opt_def OPTS[] = {
@@ -106,198 +114,13 @@ static const opt_def OPTS[] = {
     {"assign-identity", 0, OPT_VALUE, O_ASSIGN_IDENTITY, KL_CLI_OPT_ASSIGN_IDENTITY},
     {"site", 0, OPT_VALUE, O_SITE, KL_CLI_OPT_SITE},
     {"force-change", 0, OPT_FLAG, O_FORCE_CHANGE, KL_CLI_OPT_FORCE_CHANGE},
-};
-
-typedef struct cmd_def {
-    const char *noun;
-    const char *verb;  /* NULL for a command without a verb */
-    const char *verb2; /* the third word of a three-word command, else NULL */
-    kl_cli_cmd cmd;
-    size_t npos;
-    const char *pos_names[KL_CLI_MAX_POS];
-    unsigned opts; /* command options it accepts */
-} cmd_def;
-
-#define SCOPE_OPTS (KL_CLI_OPT_SCOPE | KL_CLI_OPT_ACCOUNT)
-
-static const cmd_def CMDS[] = {
-    {"account",
-     "create",
-     NULL,
-     KL_CLI_CMD_ACCOUNT_CREATE,
-     1,
-     {"NAME"},
-     KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_LOCATION | KL_CLI_OPT_KIND},
-    {"account",
-     "update",
-     NULL,
-     KL_CLI_CMD_ACCOUNT_UPDATE,
-     1,
-     {"NAME"},
-     KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_PUBLIC_NETWORK_ACCESS | KL_CLI_OPT_DEFAULT_ACTION |
-         KL_CLI_OPT_ALLOW_IP},
-    {"account", "show", NULL, KL_CLI_CMD_ACCOUNT_SHOW, 1, {"NAME"}, 0},
-    {"account", "list", NULL, KL_CLI_CMD_ACCOUNT_LIST, 0, {NULL}, 0},
-    {"account", "delete", NULL, KL_CLI_CMD_ACCOUNT_DELETE, 1, {"NAME"}, 0},
-    {"deployment",
-     "create",
-     NULL,
-     KL_CLI_CMD_DEPLOYMENT_CREATE,
-     2,
-     {"ACCOUNT", "NAME"},
-     KL_CLI_OPT_BACKEND | KL_CLI_OPT_MODEL | KL_CLI_OPT_UPSTREAM_MODEL | KL_CLI_OPT_CREDENTIAL_ENV},
-    {"deployment", "show", NULL, KL_CLI_CMD_DEPLOYMENT_SHOW, 2, {"ACCOUNT", "NAME"}, 0},
-    {"deployment", "list", NULL, KL_CLI_CMD_DEPLOYMENT_LIST, 1, {"ACCOUNT"}, 0},
-    {"deployment", "delete", NULL, KL_CLI_CMD_DEPLOYMENT_DELETE, 2, {"ACCOUNT", "NAME"}, 0},
-    {"keys", "list", NULL, KL_CLI_CMD_KEYS_LIST, 1, {"ACCOUNT"}, KL_CLI_OPT_OLDER_THAN},
-    {"keys", "regenerate", NULL, KL_CLI_CMD_KEYS_REGENERATE, 2, {"ACCOUNT", "KEY"}, 0},
-    {"health", NULL, NULL, KL_CLI_CMD_HEALTH, 0, {NULL}, 0},
-    {"tenant", "show", NULL, KL_CLI_CMD_TENANT_SHOW, 0, {NULL}, 0},
-    {"store",
-     "migrate",
-     NULL,
-     KL_CLI_CMD_STORE_MIGRATE,
-     0,
-     {NULL},
-     KL_CLI_OPT_FROM | KL_CLI_OPT_TO},
-    {"app", "create", NULL, KL_CLI_CMD_APP_CREATE, 1, {"NAME"}, 0},
-    {"app", "list", NULL, KL_CLI_CMD_APP_LIST, 0, {NULL}, 0},
-    {"app", "show", NULL, KL_CLI_CMD_APP_SHOW, 1, {"APP"}, 0},
-    {"app", "delete", NULL, KL_CLI_CMD_APP_DELETE, 1, {"APP"}, 0},
-    {"app", "disable", NULL, KL_CLI_CMD_APP_DISABLE, 1, {"APP"}, 0},
-    {"app", "enable", NULL, KL_CLI_CMD_APP_ENABLE, 1, {"APP"}, 0},
-    {"app", "cert", "add", KL_CLI_CMD_APP_CERT_ADD, 2, {"APP", "FILE"}, 0},
-    {"app", "cert", "list", KL_CLI_CMD_APP_CERT_LIST, 1, {"APP"}, 0},
-    {"app", "cert", "remove", KL_CLI_CMD_APP_CERT_REMOVE, 2, {"APP", "KEY"}, 0},
-    {"app",
-     "federated",
-     "add",
-     KL_CLI_CMD_APP_FEDERATED_ADD,
-     4,
-     {"APP", "NAME", "ISSUER", "SUBJECT"},
-     0},
-    {"app", "federated", "list", KL_CLI_CMD_APP_FEDERATED_LIST, 1, {"APP"}, 0},
-    {"app", "federated", "remove", KL_CLI_CMD_APP_FEDERATED_REMOVE, 2, {"APP", "NAME"}, 0},
-    {"app",
-     "secret",
-     "add",
-     KL_CLI_CMD_APP_SECRET_ADD,
-     1,
-     {"APP"},
-     KL_CLI_OPT_DISPLAY_NAME | KL_CLI_OPT_DAYS},
-    {"app", "secret", "list", KL_CLI_CMD_APP_SECRET_LIST, 1, {"APP"}, 0},
-    {"app", "secret", "remove", KL_CLI_CMD_APP_SECRET_REMOVE, 2, {"APP", "KEY-ID"}, 0},
-    {"signing-key", "list", NULL, KL_CLI_CMD_SIGNING_KEY_LIST, 0, {NULL}, 0},
-    {"user",
-     "create",
-     NULL,
-     KL_CLI_CMD_USER_CREATE,
-     1,
-     {"UPN"},
-     KL_CLI_OPT_DISPLAY_NAME | KL_CLI_OPT_FORCE_CHANGE},
-    {"user", "list", NULL, KL_CLI_CMD_USER_LIST, 0, {NULL}, 0},
-    {"user", "show", NULL, KL_CLI_CMD_USER_SHOW, 1, {"USER"}, 0},
-    {"user", "enable", NULL, KL_CLI_CMD_USER_ENABLE, 1, {"USER"}, 0},
-    {"user", "disable", NULL, KL_CLI_CMD_USER_DISABLE, 1, {"USER"}, 0},
-    {"user", "delete", NULL, KL_CLI_CMD_USER_DELETE, 1, {"USER"}, 0},
-    {"user",
-     "reset-password",
-     NULL,
-     KL_CLI_CMD_USER_RESET_PASSWORD,
-     1,
-     {"USER"},
-     KL_CLI_OPT_FORCE_CHANGE},
-    {"group", "create", NULL, KL_CLI_CMD_GROUP_CREATE, 1, {"NAME"}, 0},
-    {"group", "list", NULL, KL_CLI_CMD_GROUP_LIST, 0, {NULL}, 0},
-    {"group", "show", NULL, KL_CLI_CMD_GROUP_SHOW, 1, {"GROUP"}, 0},
-    {"group", "delete", NULL, KL_CLI_CMD_GROUP_DELETE, 1, {"GROUP"}, 0},
-    {"group", "member", "add", KL_CLI_CMD_GROUP_MEMBER_ADD, 2, {"GROUP", "MEMBER"}, 0},
-    {"group", "member", "remove", KL_CLI_CMD_GROUP_MEMBER_REMOVE, 2, {"GROUP", "MEMBER"}, 0},
-    {"group", "member", "list", KL_CLI_CMD_GROUP_MEMBER_LIST, 1, {"GROUP"}, 0},
-    {"signin",
-     "list",
-     NULL,
-     KL_CLI_CMD_SIGNIN_LIST,
-     0,
-     {NULL},
-     KL_CLI_OPT_CLIENT | KL_CLI_OPT_FAILED},
-    /* run --site NAME -- COMMAND...: everything after "--" is the command's. */
-    {"run", NULL, NULL, KL_CLI_CMD_RUN, 0, {NULL}, KL_CLI_OPT_SITE},
-    {"signing-key",
-     "rotate",
-     NULL,
-     KL_CLI_CMD_SIGNING_KEY_ROTATE,
-     0,
-     {NULL},
-     KL_CLI_OPT_REVOKE_PREVIOUS},
-    {"role",
-     "definition",
-     "list",
-     KL_CLI_CMD_ROLE_DEFINITION_LIST,
-     0,
-     {NULL},
-     KL_CLI_OPT_CUSTOM | SCOPE_OPTS},
-    {"role", "definition", "show", KL_CLI_CMD_ROLE_DEFINITION_SHOW, 1, {"ROLE"}, SCOPE_OPTS},
-    {"role",
-     "definition",
-     "create",
-     KL_CLI_CMD_ROLE_DEFINITION_CREATE,
-     0,
-     {NULL},
-     KL_CLI_OPT_FILE | SCOPE_OPTS},
-    {"role", "definition", "delete", KL_CLI_CMD_ROLE_DEFINITION_DELETE, 1, {"ROLE"}, SCOPE_OPTS},
-    {"role",
-     "assignment",
-     "create",
-     KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE,
-     0,
-     {NULL},
-     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ROLE | SCOPE_OPTS},
-    {"role",
-     "assignment",
-     "list",
-     KL_CLI_CMD_ROLE_ASSIGNMENT_LIST,
-     0,
-     {NULL},
-     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ALL | SCOPE_OPTS},
-    {"role",
-     "assignment",
-     "delete",
-     KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE,
-     1,
-     {"ASSIGNMENT"},
-     SCOPE_OPTS},
-    {"role",
-     "check",
-     NULL,
-     KL_CLI_CMD_ROLE_CHECK,
-     0,
-     {NULL},
-     KL_CLI_OPT_ASSIGNEE | KL_CLI_OPT_ACTION | KL_CLI_OPT_DATA | SCOPE_OPTS},
-    {"identity", "create", NULL, KL_CLI_CMD_IDENTITY_CREATE, 1, {"NAME"}, KL_CLI_OPT_LOCATION},
-    {"identity", "show", NULL, KL_CLI_CMD_IDENTITY_SHOW, 1, {"IDENTITY"}, 0},
-    {"identity", "list", NULL, KL_CLI_CMD_IDENTITY_LIST, 0, {NULL}, 0},
-    {"identity", "delete", NULL, KL_CLI_CMD_IDENTITY_DELETE, 1, {"IDENTITY"}, 0},
-    {"identity", "assign", NULL, KL_CLI_CMD_IDENTITY_ASSIGN, 1, {"IDENTITY"}, KL_CLI_OPT_RESOURCE},
-    {"identity", "remove", NULL, KL_CLI_CMD_IDENTITY_REMOVE, 1, {"IDENTITY"}, KL_CLI_OPT_RESOURCE},
-    {"site",
-     "create",
-     NULL,
-     KL_CLI_CMD_SITE_CREATE,
-     1,
-     {"NAME"},
-     KL_CLI_OPT_LOCATION | KL_CLI_OPT_ASSIGN_IDENTITY},
-    {"site", "show", NULL, KL_CLI_CMD_SITE_SHOW, 1, {"NAME"}, 0},
-    {"site", "delete", NULL, KL_CLI_CMD_SITE_DELETE, 1, {"NAME"}, 0},
-    {"vm",
-     "create",
-     NULL,
-     KL_CLI_CMD_VM_CREATE,
-     1,
-     {"NAME"},
-     KL_CLI_OPT_LOCATION | KL_CLI_OPT_ASSIGN_IDENTITY},
-    {"vm", "show", NULL, KL_CLI_CMD_VM_SHOW, 1, {"NAME"}, 0},
-    {"vm", "delete", NULL, KL_CLI_CMD_VM_DELETE, 1, {"NAME"}, 0},
+    {"server", 0, OPT_VALUE, O_SERVER, 0},
+    {"tenant", 0, OPT_VALUE, O_TENANT, KL_CLI_OPT_TENANT},
+    {"ca-file", 0, OPT_VALUE, O_CA_FILE, KL_CLI_OPT_CA_FILE},
+    {"browser", 0, OPT_FLAG, O_BROWSER, KL_CLI_OPT_BROWSER},
+    {"public-client", 0, OPT_FLAG, O_PUBLIC_CLIENT, KL_CLI_OPT_PUBLIC_CLIENT},
+    {"redirect-uri", 0, OPT_VALUE, O_REDIRECT_URI, KL_CLI_OPT_REDIRECT_URI},
+    {"password-grant", 0, OPT_VALUE, O_PASSWORD_GRANT, KL_CLI_OPT_PASSWORD_GRANT},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -311,81 +134,6 @@ __attribute__((format(printf, 3, 4))) static int usage(char *err, size_t errlen,
         vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return KL_EINVAL;
-}
-
-const char *kl_cli_cmd_name(kl_cli_cmd cmd)
-{
-    switch (cmd) {
-    case KL_CLI_CMD_NONE: return "";
-    case KL_CLI_CMD_ACCOUNT_CREATE: return "account create";
-    case KL_CLI_CMD_ACCOUNT_UPDATE: return "account update";
-    case KL_CLI_CMD_ACCOUNT_SHOW: return "account show";
-    case KL_CLI_CMD_ACCOUNT_LIST: return "account list";
-    case KL_CLI_CMD_ACCOUNT_DELETE: return "account delete";
-    case KL_CLI_CMD_DEPLOYMENT_CREATE: return "deployment create";
-    case KL_CLI_CMD_DEPLOYMENT_SHOW: return "deployment show";
-    case KL_CLI_CMD_DEPLOYMENT_LIST: return "deployment list";
-    case KL_CLI_CMD_DEPLOYMENT_DELETE: return "deployment delete";
-    case KL_CLI_CMD_KEYS_LIST: return "keys list";
-    case KL_CLI_CMD_KEYS_REGENERATE: return "keys regenerate";
-    case KL_CLI_CMD_HEALTH: return "health";
-    case KL_CLI_CMD_TENANT_SHOW: return "tenant show";
-    case KL_CLI_CMD_STORE_MIGRATE: return "store migrate";
-    case KL_CLI_CMD_APP_CERT_ADD: return "app cert add";
-    case KL_CLI_CMD_APP_CERT_LIST: return "app cert list";
-    case KL_CLI_CMD_APP_CERT_REMOVE: return "app cert remove";
-    case KL_CLI_CMD_APP_FEDERATED_ADD: return "app federated add";
-    case KL_CLI_CMD_APP_FEDERATED_LIST: return "app federated list";
-    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return "app federated remove";
-    case KL_CLI_CMD_APP_CREATE: return "app create";
-    case KL_CLI_CMD_APP_LIST: return "app list";
-    case KL_CLI_CMD_APP_SHOW: return "app show";
-    case KL_CLI_CMD_APP_DELETE: return "app delete";
-    case KL_CLI_CMD_APP_DISABLE: return "app disable";
-    case KL_CLI_CMD_APP_ENABLE: return "app enable";
-    case KL_CLI_CMD_APP_SECRET_ADD: return "app secret add";
-    case KL_CLI_CMD_APP_SECRET_LIST: return "app secret list";
-    case KL_CLI_CMD_APP_SECRET_REMOVE: return "app secret remove";
-    case KL_CLI_CMD_SIGNING_KEY_LIST: return "signing-key list";
-    case KL_CLI_CMD_SIGNING_KEY_ROTATE: return "signing-key rotate";
-    case KL_CLI_CMD_SIGNIN_LIST: return "signin list";
-    case KL_CLI_CMD_RUN: return "run";
-    case KL_CLI_CMD_ROLE_DEFINITION_LIST: return "role definition list";
-    case KL_CLI_CMD_ROLE_DEFINITION_SHOW: return "role definition show";
-    case KL_CLI_CMD_ROLE_DEFINITION_CREATE: return "role definition create";
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: return "role definition delete";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE: return "role assignment create";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST: return "role assignment list";
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE: return "role assignment delete";
-    case KL_CLI_CMD_ROLE_CHECK: return "role check";
-    case KL_CLI_CMD_IDENTITY_CREATE: return "identity create";
-    case KL_CLI_CMD_IDENTITY_SHOW: return "identity show";
-    case KL_CLI_CMD_IDENTITY_LIST: return "identity list";
-    case KL_CLI_CMD_IDENTITY_DELETE: return "identity delete";
-    case KL_CLI_CMD_IDENTITY_ASSIGN: return "identity assign";
-    case KL_CLI_CMD_IDENTITY_REMOVE: return "identity remove";
-    case KL_CLI_CMD_SITE_CREATE: return "site create";
-    case KL_CLI_CMD_SITE_SHOW: return "site show";
-    case KL_CLI_CMD_SITE_DELETE: return "site delete";
-    case KL_CLI_CMD_VM_CREATE: return "vm create";
-    case KL_CLI_CMD_VM_SHOW: return "vm show";
-    case KL_CLI_CMD_VM_DELETE: return "vm delete";
-    case KL_CLI_CMD_USER_CREATE: return "user create";
-    case KL_CLI_CMD_USER_LIST: return "user list";
-    case KL_CLI_CMD_USER_SHOW: return "user show";
-    case KL_CLI_CMD_USER_ENABLE: return "user enable";
-    case KL_CLI_CMD_USER_DISABLE: return "user disable";
-    case KL_CLI_CMD_USER_DELETE: return "user delete";
-    case KL_CLI_CMD_USER_RESET_PASSWORD: return "user reset-password";
-    case KL_CLI_CMD_GROUP_CREATE: return "group create";
-    case KL_CLI_CMD_GROUP_LIST: return "group list";
-    case KL_CLI_CMD_GROUP_SHOW: return "group show";
-    case KL_CLI_CMD_GROUP_DELETE: return "group delete";
-    case KL_CLI_CMD_GROUP_MEMBER_ADD: return "group member add";
-    case KL_CLI_CMD_GROUP_MEMBER_REMOVE: return "group member remove";
-    case KL_CLI_CMD_GROUP_MEMBER_LIST: return "group member list";
-    }
-    return "";
 }
 
 static const opt_def *find_long(const char *name, size_t n)
@@ -404,7 +152,7 @@ static const opt_def *find_short(char c)
     return NULL;
 }
 
-static const char *opt_name_of_bit(unsigned bit)
+static const char *opt_name_of_bit(uint64_t bit)
 {
     for (size_t i = 0; i < NELEM(OPTS); i++)
         if (OPTS[i].bit == bit)
@@ -461,6 +209,8 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_REVOKE_PREVIOUS: a->revoke_previous = true; return 0;
     case O_FAILED: a->failed = true; return 0;
     case O_FORCE_CHANGE: a->force_change = true; return 0;
+    case O_BROWSER: a->browser = true; return 0;
+    case O_PUBLIC_CLIENT: a->public_client = true; return 0;
     case O_OUTPUT:
         if (strcmp(v, "json") == 0)
             a->output = KL_CLI_OUTPUT_JSON;
@@ -502,6 +252,23 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_DAYS: a->days = v; break;
     case O_CLIENT: a->client = v; break;
     case O_SITE: a->site = v; break;
+    case O_SERVER:
+        if (!kl_str_istarts(v, "https://") || strlen(v) <= strlen("https://"))
+            return usage(err, errlen, "%s must be an https:// URL, not '%s'", shown, v);
+        a->server = v;
+        break;
+    case O_TENANT: a->tenant = v; break;
+    case O_REDIRECT_URI:
+        if (a->n_redirect_uri == KL_CLI_MAX_REDIRECT_URIS)
+            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_REDIRECT_URIS, shown);
+        a->redirect_uri[a->n_redirect_uri++] = v;
+        break;
+    case O_PASSWORD_GRANT:
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+            return usage(err, errlen, "%s takes on or off, not '%s'", shown, v);
+        a->password_grant = strcmp(v, "on") == 0;
+        break;
+    case O_CA_FILE: a->ca_file = v; break;
     case O_PUBLIC_NETWORK_ACCESS:
         if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
             return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
@@ -589,17 +356,27 @@ static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, ch
     return usage(err, errlen, "internal error: bad option kind");
 }
 
-static const cmd_def *find_cmd(const char *noun, const char *verb, const char *verb2)
+/* True when word i of c's name is w[0..strlen(w)); with w NULL, when there is no word i. */
+static bool word_is(const kl_cli_command *c, size_t i, const char *w)
 {
-    for (size_t i = 0; i < NELEM(CMDS); i++) {
-        const cmd_def *c = &CMDS[i];
-        if (strcmp(c->noun, noun) != 0)
+    const char *p;
+    size_t n = kl_cli_command_word(c->name, i, &p);
+    if (!w)
+        return p == NULL;
+    return p && strlen(w) == n && memcmp(p, w, n) == 0;
+}
+
+static const kl_cli_command *find_cmd(const char *noun, const char *verb, const char *verb2)
+{
+    const kl_cli_command *c;
+    for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++) {
+        if (!word_is(c, 0, noun))
             continue;
-        if (c->verb == NULL)
+        if (word_is(c, 1, NULL))
             return c;
-        if (!verb || strcmp(c->verb, verb) != 0)
+        if (!verb || !word_is(c, 1, verb))
             continue;
-        if (c->verb2 == NULL || (verb2 && strcmp(c->verb2, verb2) == 0))
+        if (word_is(c, 2, NULL) || (verb2 && word_is(c, 2, verb2)))
             return c;
     }
     return NULL;
@@ -607,9 +384,10 @@ static const cmd_def *find_cmd(const char *noun, const char *verb, const char *v
 
 static bool known_noun(const char *noun, bool *has_verbs)
 {
-    for (size_t i = 0; i < NELEM(CMDS); i++)
-        if (strcmp(CMDS[i].noun, noun) == 0) {
-            *has_verbs = CMDS[i].verb != NULL;
+    const kl_cli_command *c;
+    for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++)
+        if (word_is(c, 0, noun)) {
+            *has_verbs = !word_is(c, 1, NULL);
             return true;
         }
     return false;
@@ -618,43 +396,46 @@ static bool known_noun(const char *noun, bool *has_verbs)
 /* True when "noun verb" is a group of three-word commands, like "role definition". */
 static bool verb_has_verbs(const char *noun, const char *verb)
 {
-    for (size_t i = 0; i < NELEM(CMDS); i++)
-        if (strcmp(CMDS[i].noun, noun) == 0 && CMDS[i].verb && strcmp(CMDS[i].verb, verb) == 0)
-            return CMDS[i].verb2 != NULL;
+    const kl_cli_command *c;
+    for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++)
+        if (word_is(c, 0, noun) && word_is(c, 1, verb))
+            return !word_is(c, 2, NULL);
     return false;
 }
 
-/* The word of c that follows "noun" (verb NULL) or "noun verb"; NULL if c is not such a
- * command. */
-static const char *next_word(const cmd_def *c, const char *noun, const char *verb)
+/* The word of c that follows "noun" (verb NULL) or "noun verb", its length in *n; NULL
+ * if c is not such a command. */
+static const char *next_word(const kl_cli_command *c, const char *noun, const char *verb, size_t *n)
 {
-    if (strcmp(c->noun, noun) != 0 || !c->verb)
+    const char *w;
+    if (!word_is(c, 0, noun) || (verb && !word_is(c, 1, verb)))
         return NULL;
-    if (!verb)
-        return c->verb;
-    return strcmp(c->verb, verb) == 0 ? c->verb2 : NULL;
+    *n = kl_cli_command_word(c->name, verb ? 2 : 1, &w);
+    return w;
 }
 
 /* Lists the words that may follow "noun" (verb NULL) or "noun verb", once each. */
 static void list_verbs(const char *noun, const char *verb, char *out, size_t outlen)
 {
+    const kl_cli_command *c;
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < NELEM(CMDS); i++) {
-        const char *word = next_word(&CMDS[i], noun, verb);
+    for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++) {
+        size_t n, pn;
+        const char *word = next_word(c, noun, verb, &n);
         if (!word)
             continue;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++) {
-            const char *prev = next_word(&CMDS[j], noun, verb);
-            seen = prev && strcmp(prev, word) == 0;
+            const char *prev = next_word(kl_cli_command_at(j), noun, verb, &pn);
+            seen = prev && pn == n && memcmp(prev, word, n) == 0;
         }
         if (seen)
             continue;
-        int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", word);
-        if (n < 0 || (size_t)n >= outlen - used)
+        int k = snprintf(out + used, outlen - used, "%s%.*s", used ? ", " : "", (int)n, word);
+        if (k < 0 || (size_t)k >= outlen - used)
             return;
-        used += (size_t)n;
+        used += (size_t)k;
     }
 }
 
@@ -665,10 +446,10 @@ static bool is_http_url(const char *s)
 
 /* The rules of the directory and RBAC commands: required options, --scope versus
  * --account, and the syntax of scopes and assignment ids. */
-static int check_rbac(const kl_cli_args *a, const cmd_def *c, const char *name, char *err,
+static int check_rbac(const kl_cli_args *a, const kl_cli_command *c, const char *name, char *err,
                       size_t errlen)
 {
-    char why[256];
+    char why[512];
 
     if (a->scope && a->account)
         return usage(err, errlen, "%s: give --scope or --account, not both", name);
@@ -705,7 +486,7 @@ static int check_rbac(const kl_cli_args *a, const cmd_def *c, const char *name, 
         if (x[0] == '/') {
             char guid[KL_UUID_LEN + 1];
             kl_buf scope;
-            kl_buf_init(&scope, KL_CLI_MAX_SCOPE + 1);
+            kl_buf_init(&scope, KL_MAX_SCOPE + 1);
             int rc = kl_cli_assignment_id_split(x, &scope, guid);
             kl_buf_free(&scope);
             if (rc < 0)
@@ -730,12 +511,12 @@ static int check_rbac(const kl_cli_args *a, const cmd_def *c, const char *name, 
 }
 
 /* Checks that hold for one command whatever the server says. */
-static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size_t errlen)
+static int check_command(const kl_cli_args *a, const kl_cli_command *c, char *err, size_t errlen)
 {
     const char *name = kl_cli_cmd_name(c->cmd);
-    unsigned extra = a->opts & ~c->opts;
+    uint64_t extra = a->opts & ~c->opts;
     if (extra) {
-        unsigned bit = extra & ~(extra - 1);
+        uint64_t bit = extra & ~(extra - 1);
         return usage(err, errlen, "%s does not take --%s", name, opt_name_of_bit(bit));
     }
     for (size_t i = 0; i < c->npos; i++)
@@ -770,13 +551,17 @@ static int check_command(const kl_cli_args *a, const cmd_def *c, char *err, size
         if (a->run_argc < 1)
             return usage(err, errlen, "%s: missing the command to start, after --", name);
         break;
+    case KL_CLI_CMD_TENANT_SET:
+        if (!(a->opts & KL_CLI_OPT_PASSWORD_GRANT))
+            return usage(err, errlen, "%s: nothing to change (give --password-grant on|off)", name);
+        break;
     case KL_CLI_CMD_KEYS_REGENERATE:
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
             return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
         break;
     case KL_CLI_CMD_IDENTITY_ASSIGN:
     case KL_CLI_CMD_IDENTITY_REMOVE: {
-        char why[256];
+        char why[512];
         if (a->n_resource == 0)
             return usage(err, errlen, "%s: missing --resource ID (a site, VM or account id)", name);
         for (size_t i = 0; i < a->n_resource; i++)
@@ -877,7 +662,7 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
             first_pos = 3;
         }
     }
-    const cmd_def *c = find_cmd(out->noun, out->verb, out->verb2);
+    const kl_cli_command *c = find_cmd(out->noun, out->verb, out->verb2);
     if (!c) {
         if (out->help)
             return 0;
@@ -900,21 +685,4 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
         return usage(err, errlen, "%s: unexpected argument '%s'", kl_cli_cmd_name(c->cmd),
                      words[first_pos + c->npos]);
     return check_command(out, c, err, errlen);
-}
-
-int kl_cli_default_data_dir(bool is_root, const char *xdg_data_home, const char *home, char *out,
-                            size_t outlen)
-{
-    int n;
-    /* Keep in step with kl_config_default_data_dir in keylessd, or the CLI would look
-     * for the socket somewhere the daemon never put it. */
-    if (is_root)
-        n = snprintf(out, outlen, "/var/lib/keyless");
-    else if (xdg_data_home && xdg_data_home[0] == '/')
-        n = snprintf(out, outlen, "%s/keyless", xdg_data_home);
-    else
-        n = snprintf(out, outlen, "%s/.local/share/keyless", home && home[0] ? home : "/tmp");
-    if (n < 0 || (size_t)n >= outlen)
-        return KL_ETOOBIG;
-    return 0;
 }

@@ -78,49 +78,58 @@ typedef enum kl_cli_cmd {
     KL_CLI_CMD_GROUP_DELETE,
     KL_CLI_CMD_GROUP_MEMBER_ADD,
     KL_CLI_CMD_GROUP_MEMBER_REMOVE,
-    KL_CLI_CMD_GROUP_MEMBER_LIST
+    KL_CLI_CMD_GROUP_MEMBER_LIST,
+    KL_CLI_CMD_LOGIN,
+    KL_CLI_CMD_LOGOUT,
+    KL_CLI_CMD_TENANT_SET,
+    KL_CLI_CMD_COUNT /* not a command: one more than the last; new commands go above */
 } kl_cli_cmd;
 
 typedef enum kl_cli_output { KL_CLI_OUTPUT_TABLE = 0, KL_CLI_OUTPUT_JSON } kl_cli_output;
 
-/* Option bits, to know which command options were given. */
-enum {
-    KL_CLI_OPT_DISABLE_LOCAL_AUTH = 1u << 0,
-    KL_CLI_OPT_LOCATION = 1u << 1,
-    KL_CLI_OPT_KIND = 1u << 2,
-    KL_CLI_OPT_BACKEND = 1u << 3,
-    KL_CLI_OPT_MODEL = 1u << 4,
-    KL_CLI_OPT_UPSTREAM_MODEL = 1u << 5,
-    KL_CLI_OPT_CREDENTIAL_ENV = 1u << 6,
-    KL_CLI_OPT_SCOPE = 1u << 7,
-    KL_CLI_OPT_ACCOUNT = 1u << 8,
-    KL_CLI_OPT_ASSIGNEE = 1u << 9,
-    KL_CLI_OPT_ROLE = 1u << 10,
-    KL_CLI_OPT_ACTION = 1u << 11,
-    KL_CLI_OPT_DATA = 1u << 12,
-    KL_CLI_OPT_FILE = 1u << 13,
-    KL_CLI_OPT_CUSTOM = 1u << 14,
-    KL_CLI_OPT_ALL = 1u << 15,
-    KL_CLI_OPT_FROM = 1u << 16,
-    KL_CLI_OPT_TO = 1u << 17,
-    KL_CLI_OPT_DISPLAY_NAME = 1u << 18,
-    KL_CLI_OPT_DAYS = 1u << 19,
-    KL_CLI_OPT_REVOKE_PREVIOUS = 1u << 20,
-    KL_CLI_OPT_CLIENT = 1u << 21,
-    KL_CLI_OPT_FAILED = 1u << 22,
-    KL_CLI_OPT_PUBLIC_NETWORK_ACCESS = 1u << 23,
-    KL_CLI_OPT_DEFAULT_ACTION = 1u << 24,
-    KL_CLI_OPT_ALLOW_IP = 1u << 25,
-    KL_CLI_OPT_OLDER_THAN = 1u << 26,
-    KL_CLI_OPT_RESOURCE = 1u << 27,
-    KL_CLI_OPT_ASSIGN_IDENTITY = 1u << 28,
-    KL_CLI_OPT_SITE = 1u << 29,
-    KL_CLI_OPT_FORCE_CHANGE = 1u << 30
-};
+/* Option bits, to know which command options were given (kl_cli_args.opts). */
+#define KL_CLI_OPT_DISABLE_LOCAL_AUTH (UINT64_C(1) << 0)
+#define KL_CLI_OPT_LOCATION (UINT64_C(1) << 1)
+#define KL_CLI_OPT_KIND (UINT64_C(1) << 2)
+#define KL_CLI_OPT_BACKEND (UINT64_C(1) << 3)
+#define KL_CLI_OPT_MODEL (UINT64_C(1) << 4)
+#define KL_CLI_OPT_UPSTREAM_MODEL (UINT64_C(1) << 5)
+#define KL_CLI_OPT_CREDENTIAL_ENV (UINT64_C(1) << 6)
+#define KL_CLI_OPT_SCOPE (UINT64_C(1) << 7)
+#define KL_CLI_OPT_ACCOUNT (UINT64_C(1) << 8)
+#define KL_CLI_OPT_ASSIGNEE (UINT64_C(1) << 9)
+#define KL_CLI_OPT_ROLE (UINT64_C(1) << 10)
+#define KL_CLI_OPT_ACTION (UINT64_C(1) << 11)
+#define KL_CLI_OPT_DATA (UINT64_C(1) << 12)
+#define KL_CLI_OPT_FILE (UINT64_C(1) << 13)
+#define KL_CLI_OPT_CUSTOM (UINT64_C(1) << 14)
+#define KL_CLI_OPT_ALL (UINT64_C(1) << 15)
+#define KL_CLI_OPT_FROM (UINT64_C(1) << 16)
+#define KL_CLI_OPT_TO (UINT64_C(1) << 17)
+#define KL_CLI_OPT_DISPLAY_NAME (UINT64_C(1) << 18)
+#define KL_CLI_OPT_DAYS (UINT64_C(1) << 19)
+#define KL_CLI_OPT_REVOKE_PREVIOUS (UINT64_C(1) << 20)
+#define KL_CLI_OPT_CLIENT (UINT64_C(1) << 21)
+#define KL_CLI_OPT_FAILED (UINT64_C(1) << 22)
+#define KL_CLI_OPT_PUBLIC_NETWORK_ACCESS (UINT64_C(1) << 23)
+#define KL_CLI_OPT_DEFAULT_ACTION (UINT64_C(1) << 24)
+#define KL_CLI_OPT_ALLOW_IP (UINT64_C(1) << 25)
+#define KL_CLI_OPT_OLDER_THAN (UINT64_C(1) << 26)
+#define KL_CLI_OPT_RESOURCE (UINT64_C(1) << 27)
+#define KL_CLI_OPT_ASSIGN_IDENTITY (UINT64_C(1) << 28)
+#define KL_CLI_OPT_SITE (UINT64_C(1) << 29)
+#define KL_CLI_OPT_FORCE_CHANGE (UINT64_C(1) << 30)
+#define KL_CLI_OPT_TENANT (UINT64_C(1) << 31)
+#define KL_CLI_OPT_CA_FILE (UINT64_C(1) << 32)
+#define KL_CLI_OPT_BROWSER (UINT64_C(1) << 33)
+#define KL_CLI_OPT_PUBLIC_CLIENT (UINT64_C(1) << 34)
+#define KL_CLI_OPT_REDIRECT_URI (UINT64_C(1) << 35)
+#define KL_CLI_OPT_PASSWORD_GRANT (UINT64_C(1) << 36)
 
-#define KL_CLI_MAX_ALLOW_IP 64   /* --allow-ip options on one command line */
-#define KL_CLI_MAX_RESOURCES 16  /* --resource options on one command line */
-#define KL_CLI_MAX_IDENTITIES 16 /* --assign-identity options on one command line */
+#define KL_CLI_MAX_ALLOW_IP 64      /* --allow-ip options on one command line */
+#define KL_CLI_MAX_RESOURCES 16     /* --resource options on one command line */
+#define KL_CLI_MAX_IDENTITIES 16    /* --assign-identity options on one command line */
+#define KL_CLI_MAX_REDIRECT_URIS 16 /* --redirect-uri options on one command line */
 
 /* All strings are borrowed from argv. NULL means "not given on the command line". */
 typedef struct kl_cli_args {
@@ -128,6 +137,7 @@ typedef struct kl_cli_args {
     const char *data_dir;
     const char *subscription;
     const char *resource_group;
+    const char *server; /* --server URL: a remote keylessd over TLS (after keyless login) */
     kl_cli_output output;
     bool help;
     bool version;
@@ -141,7 +151,7 @@ typedef struct kl_cli_args {
     size_t npos;
 
     /* command options */
-    unsigned opts; /* KL_CLI_OPT_* bits of the options given */
+    uint64_t opts; /* KL_CLI_OPT_* bits of the options given */
     const char *location;
     const char *kind;
     const char *backend; /* "echo" or an http:// / https:// URL */
@@ -181,7 +191,14 @@ typedef struct kl_cli_args {
     /* run: the command after "--" (borrowed from argv, NULL-terminated like argv). */
     char *const *run_argv;
     int run_argc;
-    bool force_change; /* user create / reset-password: change it at next sign-in */
+    bool force_change;   /* user create / reset-password: change it at next sign-in */
+    const char *tenant;  /* login --tenant */
+    const char *ca_file; /* login --ca-file: the CA that signs the server's certificate */
+    bool browser;        /* login --browser: authorization code + PKCE instead of a code */
+    bool public_client;  /* app create --public-client: signs users in with no secret */
+    const char *redirect_uri[KL_CLI_MAX_REDIRECT_URIS]; /* app create --redirect-uri */
+    size_t n_redirect_uri;
+    bool password_grant; /* tenant set --password-grant on|off */
 } kl_cli_args;
 
 /* Parses argv[1..argc) into out (zeroed first). Returns 0, or KL_EINVAL for a usage
@@ -194,13 +211,5 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
 /* The words of a command ("account create", "health", "role definition list"); static,
  * never NULL. */
 const char *kl_cli_cmd_name(kl_cli_cmd cmd);
-
-/* The default data directory, by the rule keylessd uses: /var/lib/keyless for root,
- * else $XDG_DATA_HOME/keyless when XDG_DATA_HOME is an absolute path, else
- * $HOME/.local/share/keyless (with /tmp standing in for an unset or empty HOME).
- * xdg_data_home and home may be NULL. Writes a NUL-terminated path into out. Returns 0
- * or KL_ETOOBIG. */
-int kl_cli_default_data_dir(bool is_root, const char *xdg_data_home, const char *home, char *out,
-                            size_t outlen);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "cli/http.h"
 #include "common/err.h"
+#include "rbac/scope.h"
 
 #define AUTHZ_PROVIDER "/providers/Microsoft.Authorization/"
 #define ROLE_DEFINITIONS_PATH "/providers/Microsoft.Authorization/roleDefinitions"
@@ -43,38 +44,29 @@ bool kl_cli_scope_segment_ok(const char *s, size_t n)
 
 int kl_cli_scope_check(const char *scope, char *err, size_t errlen)
 {
+    kl_scope sc;
     if (!scope || scope[0] == '\0')
         return fail(err, errlen, "the scope is empty");
-    if (scope[0] != '/')
-        return fail(err, errlen,
-                    "a scope starts with '/' (\"/\", \"/subscriptions/ID\", "
-                    "\"/subscriptions/ID/resourceGroups/RG\" or a resource id)");
+    /* What only the CLI cares about: every byte must go into a URL path as it is. The
+     * grammar itself is keylessd's (rbac/scope.c), so the CLI refuses exactly what the
+     * daemon would, with the daemon's words. */
     size_t len = strlen(scope);
-    if (len > KL_CLI_MAX_SCOPE)
-        return fail(err, errlen, "the scope is longer than %d characters", KL_CLI_MAX_SCOPE);
-    if (len == 1)
-        return 0;
-    const char *p = scope + 1;
-    while (*p) {
-        const char *end = strchr(p, '/');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == 0)
-            return fail(err, errlen, "the scope has an empty segment (\"//\")");
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return fail(err, errlen, "'.' and '..' are not allowed in a scope");
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = (unsigned char)p[i];
-            if (scope_char_ok(ch))
-                continue;
-            if (ch > 0x20 && ch < 0x7f)
-                return fail(err, errlen, "the character '%c' is not allowed in a scope", ch);
-            return fail(err, errlen, "the byte 0x%02x is not allowed in a scope", ch);
-        }
-        if (!end || end[1] == '\0')
-            break; /* one trailing '/' is dropped, as ARM does */
-        p = end + 1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)scope[i];
+        if (ch == '/' || scope_char_ok(ch))
+            continue;
+        if (ch > 0x20 && ch < 0x7f)
+            return fail(err, errlen, "the character '%c' is not allowed in a scope", ch);
+        return fail(err, errlen, "the byte 0x%02x is not allowed in a scope", ch);
     }
-    return 0;
+    int rc = kl_scope_parse(scope, len, &sc);
+    if (rc == 0)
+        return 0;
+    /* kl_scope_parse says KL_ETOOBIG for too long and for too deep; the length tells
+     * them apart (one trailing '/' does not count). */
+    if (rc == KL_ETOOBIG && len - (scope[len - 1] == '/') <= KL_MAX_SCOPE)
+        return fail(err, errlen, "%s %s", KL_SCOPE_RULE, KL_SCOPE_DEPTH_RULE);
+    return fail(err, errlen, "%s", KL_SCOPE_RULE);
 }
 
 int kl_cli_scope_resolve(const char *scope, const char *account, const char *sub, const char *rg,
@@ -388,7 +380,7 @@ static int scope_list(const json_t *v, const char *default_scope, json_t **out, 
 {
     size_t i;
     json_t *e;
-    char why[256];
+    char why[512];
     *out = NULL;
     if (!v) {
         *out = json_pack("[s]", default_scope);

@@ -10,10 +10,10 @@
 #include <stddef.h>
 
 #include "common/buf.h"
+#include "common/limits.h"
 #include "common/util.h"
 
 #define KL_CLI_AUTHZ_API_VERSION "2022-04-01" /* Microsoft.Authorization routes */
-#define KL_CLI_MAX_SCOPE 1024                 /* what keylessd accepts (KL_MAX_SCOPE) */
 #define KL_CLI_MAX_ROLE_FILE (1024 * 1024)    /* bytes of a role definition file */
 
 /* True if s[0..n) can be one segment of a scope: not empty, not "." or "..", only
@@ -21,10 +21,14 @@
  * keylessd refuses in a scope, or which a URL path cannot carry as they are). */
 bool kl_cli_scope_segment_ok(const char *s, size_t n);
 
-/* Checks the syntax of an ARM scope given on the command line or in a role file:
- * starts with '/', at most KL_CLI_MAX_SCOPE bytes, segments as kl_cli_scope_segment_ok
- * says, no empty segment except one trailing '/'. "/" is the root. Returns 0, or
- * KL_EINVAL with a short reason (no "error:" prefix) in err[errlen]. */
+/* Checks an ARM scope given on the command line or in a role file, so that a bad one
+ * is refused before anything is sent: every byte must be one a URL path carries as it is
+ * (printable ASCII, none of space and \ ? # % " < > | * & [ ] { } ^ `), then the grammar
+ * is keylessd's own, kl_scope_parse (rbac/scope.h: the forms, no empty or all-dot
+ * segment, at most KL_MAX_SCOPE bytes and KL_MAX_SCOPE_DEPTH levels, one trailing '/'
+ * dropped). Returns 0, or KL_EINVAL with a short reason (no "error:" prefix) in
+ * err[errlen]: which byte is not allowed, or the daemon's own KL_SCOPE_RULE text
+ * (followed by KL_SCOPE_DEPTH_RULE for a scope that is too deep). */
 int kl_cli_scope_check(const char *scope, char *err, size_t errlen);
 
 /* The scope a command works at, appended to out: with account set, the id of that

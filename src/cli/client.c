@@ -141,11 +141,14 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
         payload_len = strlen(payload);
     }
 
-    int rc =
-        kl_cli_http_request(&c->http, method, target, payload, payload_len, resp, err, sizeof(err));
+    const char *bearer = NULL;
+    if (c->remote && (code = kl_cli_remote_bearer(c, target, &bearer)) != KL_CLI_EXIT_OK)
+        goto out;
+    kl_cli_http_msg m = {method, target, NULL, payload, payload_len, bearer};
+    int rc = kl_cli_http_send(&c->http, &m, resp, err, sizeof(err));
     if (rc == KL_EIO) {
         kl_cli_errorf(c, "%s", err);
-        if (c->http.connect_failed)
+        if (c->http.connect_failed && !c->remote)
             fprintf(c->err, "hint: is keylessd running? Start it with: keylessd --data-dir %s\n",
                     c->data_dir);
         code = KL_CLI_EXIT_UNREACHABLE;
@@ -196,5 +199,72 @@ int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const jso
         }
     }
     kl_cli_response_free(&resp);
+    return code;
+}
+
+int kl_cli_call_object(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                       const char *what, long *status, json_t **obj)
+{
+    long st = 0;
+    int code = kl_cli_call(c, method, target, body, 0, &st, obj);
+    if (status)
+        *status = st;
+    if (code == KL_CLI_EXIT_OK && !json_is_object(*obj)) {
+        kl_cli_errorf(c, "keylessd answered HTTP %ld without the %s", st, what);
+        code = KL_CLI_EXIT_REFUSED;
+    }
+    if (code != KL_CLI_EXIT_OK) {
+        json_decref(*obj);
+        *obj = NULL;
+    }
+    return code;
+}
+
+#define MAX_COLUMNS 16
+#define CELL_MAX 64 /* a computed cell written into a buffer (dates, counts, names) */
+
+int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
+                      const kl_cli_column *cols, size_t ncols)
+{
+    const char *headers[MAX_COLUMNS], *row[MAX_COLUMNS];
+    char bufs[MAX_COLUMNS][CELL_MAX];
+    kl_cli_table t = {0};
+    int code = KL_CLI_EXIT_OK;
+
+    if (c->args->output == KL_CLI_OUTPUT_JSON)
+        return kl_cli_print_json(c->out, root) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
+    if (ncols == 0 || ncols > MAX_COLUMNS) {
+        kl_cli_errorf(c, "internal error: %zu columns", ncols);
+        return KL_CLI_EXIT_REFUSED;
+    }
+    for (size_t k = 0; k < ncols; k++)
+        headers[k] = cols[k].header;
+    if (kl_cli_table_init(&t, ncols, headers) < 0)
+        goto nomem;
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        for (size_t k = 0; k < ncols; k++) {
+            if (cols[k].cell) {
+                row[k] = cols[k].cell(item, bufs[k], sizeof(bufs[k]));
+                continue;
+            }
+            const json_t *v = item;
+            for (size_t p = 0; p < 4 && cols[k].path[p] && v; p++)
+                v = json_object_get(v, cols[k].path[p]);
+            row[k] = json_string_value(v);
+        }
+        if (kl_cli_table_add_row(&t, row) < 0)
+            goto nomem;
+    }
+    if (kl_cli_table_print(&t, c->out) < 0)
+        code = kl_cli_output_failed(c);
+    goto out;
+nomem:
+    kl_cli_errorf(c, "out of memory");
+    code = KL_CLI_EXIT_REFUSED;
+out:
+    kl_cli_table_free(&t);
     return code;
 }

@@ -5,16 +5,26 @@
 #define KL_CLI_CLIENT_H
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "cli/args.h"
+#include "cli/output.h"
 #include "cli/http.h"
+#include "cli/loginfile.h"
 #include "common/buf.h"
 
 #define KL_CLI_API_VERSION "2024-10-01"
 #define KL_CLI_DEFAULT_SUBSCRIPTION "00000000-0000-0000-0000-000000000000"
 #define KL_CLI_DEFAULT_RESOURCE_GROUP "default"
+
+/* A remote keylessd signed in to with `keyless login` (remote.c). */
+typedef struct kl_cli_remote {
+    char dir[PATH_MAX]; /* the login file's directory */
+    kl_cli_login login; /* the login file; its refresh token is rotated in place */
+    char *access[2];    /* access tokens for ARM and Graph, fetched on first use; wiped */
+} kl_cli_remote;
 
 typedef struct kl_cli_ctx {
     const kl_cli_args *args;    /* borrowed */
@@ -24,6 +34,8 @@ typedef struct kl_cli_ctx {
     const char *resource_group; /* borrowed; resolved */
     bool resource_group_given;  /* set by --resource-group or KEYLESS_RESOURCE_GROUP */
     kl_cli_http http;           /* owned by the caller of the commands */
+    kl_cli_remote *remote;      /* borrowed; set when talking to a remote keylessd over TLS
+                                   as the signed-in user, NULL on the admin socket */
     FILE *out;                  /* results */
     FILE *err;                  /* error lines */
 } kl_cli_ctx;
@@ -76,6 +88,53 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
  *   REFUSED also for a 2xx whose body is not JSON, or an oversized answer. */
 int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
                 unsigned flags, long *status, json_t **out_json);
+
+/* Sends one request and wants a JSON object back (a resource): kl_cli_call, then, for
+ * a 2xx without an object, the line "keylessd answered HTTP <status> without the
+ * <what>" and REFUSED. On OK *obj is the object (the caller json_decref()s it); else
+ * *obj is NULL. status may be NULL. */
+int kl_cli_call_object(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
+                       const char *what, long *status, json_t **obj);
+
+/* One column of a listing printed as a table. */
+typedef struct kl_cli_column {
+    const char *header;
+    const char *path[4]; /* keys from an item to its string cell (NULL-terminated) */
+    /* When set, the cell instead: a string owned by the item or written into
+     * buf[buflen]; NULL shows as "-". */
+    const char *(*cell)(const json_t *item, char *buf, size_t buflen);
+} kl_cli_column;
+
+/* Prints a listing: with -o json, root as it is; else a table of items (a JSON array;
+ * NULL: no rows) with ncols (1..16) columns. Returns an exit code: OK, or REFUSED after
+ * an error line (out of memory, or the output could not be written). */
+int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
+                      const kl_cli_column *cols, size_t ncols);
+
+/* The bearer token for a request to target on the remote keylessd: the one already
+ * fetched for its resource (ARM or Graph, kl_cli_oauth_resource_for), else a new one
+ * redeemed with the login file's refresh token, whose rotated successor is written back
+ * to the login file before the access token is used. Returns an exit code: OK with
+ * *bearer (owned by c->remote); UNREACHABLE or REFUSED after an error line (a refused
+ * refresh token says to sign in again). */
+int kl_cli_remote_bearer(kl_cli_ctx *c, const char *target, const char **bearer);
+
+/* Decides where the command a names goes (docs/cli.md, "Sign in as yourself"):
+ *   - login, logout (they connect by themselves) and store migrate (files): nowhere;
+ *   - --server URL: the remote keylessd, which must be the login file's server;
+ *   - else a named data directory (--data-dir, or data_dir_env for KEYLESS_DATA_DIR):
+ *     its admin socket;
+ *   - else the login file's server when there is a login file ($XDG_CONFIG_HOME or
+ *     $HOME, as kl_cli_login_dir says); else the default admin socket.
+ * Returns OK with *use_remote (r then holds the login file), or an exit code with the
+ * reason in err: USAGE (not signed in to --server's URL, or to another one), REFUSED (a
+ * login file others could read, or not a login file). */
+int kl_cli_remote_choose(const kl_cli_args *a, bool data_dir_env, const char *xdg_config_home,
+                         const char *home, kl_cli_remote *r, bool *use_remote, char *err,
+                         size_t errlen);
+
+/* Wipes and frees what r holds (access tokens, the refresh token). */
+void kl_cli_remote_free(kl_cli_remote *r);
 
 /* Prints "error: <text>\n" on the context's error stream. */
 void kl_cli_errorf(kl_cli_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/lookup.h"
 #include "cli/output.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -70,14 +71,9 @@ static int put_and_print(kl_cli_ctx *c, const char *target, const json_t *body)
 {
     json_t *acct = NULL;
     long status;
-    int code = kl_cli_call(c, "PUT", target, body, 0, &status, &acct);
+    int code = kl_cli_call_object(c, "PUT", target, body, "account", &status, &acct);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(acct)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the account", status);
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
     code = print_account(c, acct);
 out:
     json_decref(acct);
@@ -236,12 +232,25 @@ out:
     return code;
 }
 
+static const char *rg_cell(const json_t *acct, char *buf, size_t buflen)
+{
+    const char *id = kl_cli_json_str(acct, "id", NULL);
+    if (!id || kl_cli_id_segment(id, "resourceGroups", buf, buflen) < 0)
+        return NULL;
+    return buf;
+}
+
+static const char *local_auth_cell(const json_t *acct, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    return local_auth(acct);
+}
+
 static int account_list(kl_cli_ctx *c)
 {
-    json_t *list = NULL;
+    json_t *list = NULL, *value = NULL;
     kl_buf target;
-    kl_cli_table t = {0};
-    long status;
     int code;
 
     /* Without an explicit resource group the whole subscription is listed, which is
@@ -254,46 +263,18 @@ static int account_list(kl_cli_ctx *c)
         code = KL_CLI_EXIT_USAGE;
         goto out;
     }
-    code = kl_cli_call(c, "GET", target.data, NULL, 0, &status, &list);
+    code = kl_cli_get_list(c, target.data, 0, &list, &value);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    json_t *value = json_object_get(list, "value");
-    if (!json_is_array(value)) {
-        kl_cli_errorf(c, "keylessd answered without a \"value\" list");
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, list) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "RESOURCE-GROUP", "KIND", "LOCAL-AUTH",
-                                          "ENDPOINT"};
-    if (kl_cli_table_init(&t, 5, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *acct;
-    json_array_foreach(value, i, acct)
-    {
-        const char *id = kl_cli_json_str(acct, "id", NULL);
-        char rg[256];
-        if (!id || kl_cli_id_segment(id, "resourceGroups", rg, sizeof(rg)) < 0)
-            memcpy(rg, "-", 2);
-        const char *row[] = {kl_cli_json_str(acct, "name", NULL), rg,
-                             kl_cli_json_str(acct, "kind", NULL), local_auth(acct),
-                             kl_cli_json_str(acct, "properties", "endpoint", NULL)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    static const kl_cli_column cols[] = {
+        {"NAME", {"name"}, NULL},
+        {"RESOURCE-GROUP", {NULL}, rg_cell},
+        {"KIND", {"kind"}, NULL},
+        {"LOCAL-AUTH", {NULL}, local_auth_cell},
+        {"ENDPOINT", {"properties", "endpoint"}, NULL},
+    };
+    code = kl_cli_print_list(c, list, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
-    kl_cli_table_free(&t);
     kl_buf_free(&target);
     json_decref(list);
     return code;

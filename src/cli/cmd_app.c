@@ -6,6 +6,7 @@
  * its display name, object id or client id (appId). */
 #include <string.h>
 
+#include "cli/authz.h"
 #include "cli/commands.h"
 #include "cli/lookup.h"
 #include "cli/output.h"
@@ -24,10 +25,32 @@ static const char *enabled_text(const json_t *app)
     return NULL;
 }
 
+/* The user sign-in settings (Graph's isFallbackPublicClient and the two lists of
+ * redirect URIs) as two lines, shown only for an application that has some, so the
+ * listing of one that signs no users in stays as it was. */
+static size_t sign_in_fields(const json_t *app, kl_buf *uris, kl_cli_field *out)
+{
+    size_t n = 0;
+    bool pc = json_is_true(json_object_get(app, "isFallbackPublicClient"));
+    (void)kl_cli_join_strings(kl_cli_json_at(app, "publicClient", "redirectUris", NULL), " ", uris);
+    if (uris->len && kl_cli_json_at(app, "web", "redirectUris", NULL))
+        (void)kl_buf_append_str(uris, " ");
+    (void)kl_cli_join_strings(kl_cli_json_at(app, "web", "redirectUris", NULL), " ", uris);
+    if (pc)
+        out[n++] = (kl_cli_field){"PUBLIC-CLIENT", "true"};
+    if (uris->len)
+        out[n++] = (kl_cli_field){"REDIRECT-URIS", uris->data};
+    return n;
+}
+
 static int print_app(kl_cli_ctx *c, const json_t *app)
 {
     if (c->args->output == KL_CLI_OUTPUT_JSON)
         return kl_cli_print_json(c->out, app) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
+    kl_buf uris;
+    kl_buf_init(&uris, 16384);
+    kl_cli_field extra[2];
+    size_t nextra = sign_in_fields(app, &uris, extra);
     const kl_cli_field fields[] = {
         {"NAME", kl_cli_json_str(app, "displayName", NULL)},
         {"CLIENT-ID", kl_cli_json_str(app, "appId", NULL)},
@@ -36,9 +59,34 @@ static int print_app(kl_cli_ctx *c, const json_t *app)
         {"ENABLED", enabled_text(app)},
         {"CREATED", kl_cli_json_str(app, "createdDateTime", NULL)},
     };
-    if (kl_cli_print_fields(c->out, fields, sizeof(fields) / sizeof(fields[0])) < 0)
-        return kl_cli_output_failed(c);
-    return KL_CLI_EXIT_OK;
+    int rc = kl_cli_print_fields(c->out, fields, sizeof(fields) / sizeof(fields[0]));
+    if (rc == 0 && nextra)
+        rc = kl_cli_print_fields(c->out, extra, nextra);
+    kl_buf_free(&uris);
+    return rc < 0 ? kl_cli_output_failed(c) : KL_CLI_EXIT_OK;
+}
+
+/* POST /v1.0/applications's body: the name and, for user sign-in, whether it is a
+ * public client and its redirect URIs (Graph's publicClient.redirectUris for a public
+ * client, web.redirectUris for a confidential one). NULL on failure. */
+static json_t *create_body(const kl_cli_args *a)
+{
+    json_t *body = json_pack("{s:s}", "displayName", a->pos[0]);
+    json_t *uris = json_array();
+    bool ok = body && uris;
+    for (size_t i = 0; ok && i < a->n_redirect_uri; i++)
+        ok = json_array_append_new(uris, json_string(a->redirect_uri[i])) == 0;
+    if (ok && a->public_client)
+        ok = json_object_set_new(body, "isFallbackPublicClient", json_true()) == 0;
+    if (ok && a->n_redirect_uri)
+        ok = json_object_set_new(body, a->public_client ? "publicClient" : "web",
+                                 json_pack("{s:O}", "redirectUris", uris)) == 0;
+    json_decref(uris);
+    if (!ok) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
 }
 
 /* Adds servicePrincipalId and accountEnabled of sp (a Graph service principal) to app. */
@@ -111,12 +159,12 @@ static int app_target(kl_cli_ctx *c, const json_t *app, kl_buf *t)
 
 static int app_create(kl_cli_ctx *c)
 {
-    json_t *body = json_pack("{s:s}", "displayName", c->args->pos[0]);
+    json_t *body = create_body(c->args);
     json_t *app = NULL;
     long status;
     int code;
     if (!body) {
-        kl_cli_errorf(c, "cannot build the request (is NAME valid UTF-8?)");
+        kl_cli_errorf(c, "cannot build the request (are NAME and the URIs valid UTF-8?)");
         return KL_CLI_EXIT_USAGE;
     }
     json_t *sp_body = NULL, *sp = NULL;
@@ -163,10 +211,16 @@ static const json_t *sp_of(const json_t *sps, const char *app_id)
     return NULL;
 }
 
+static const char *enabled_cell(const json_t *app, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    return enabled_text(app);
+}
+
 static int app_list(kl_cli_ctx *c)
 {
     json_t *root = NULL, *value = NULL, *sp_root = NULL, *sps = NULL;
-    kl_cli_table t = {0};
     int code = kl_cli_get_list(c, KL_CLI_GRAPH_APPLICATIONS, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         return code;
@@ -185,32 +239,18 @@ static int app_list(kl_cli_ctx *c)
                 goto nomem;
         }
     }
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "CLIENT-ID", "SP-OBJECT-ID", "ENABLED"};
-    if (kl_cli_table_init(&t, 4, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *app;
-    json_array_foreach(value, i, app)
-    {
-        const char *row[] = {kl_cli_json_str(app, "displayName", NULL),
-                             kl_cli_json_str(app, "appId", NULL),
-                             kl_cli_json_str(app, "servicePrincipalId", NULL), enabled_text(app)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
+    static const kl_cli_column cols[] = {
+        {"NAME", {"displayName"}, NULL},
+        {"CLIENT-ID", {"appId"}, NULL},
+        {"SP-OBJECT-ID", {"servicePrincipalId"}, NULL},
+        {"ENABLED", {NULL}, enabled_cell},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");
     code = KL_CLI_EXIT_REFUSED;
 out:
-    kl_cli_table_free(&t);
     json_decref(root);
     json_decref(sp_root);
     return code;

@@ -84,36 +84,17 @@ static int fed_list_cmd(kl_cli_ctx *c)
 {
     kl_buf t = {0};
     json_t *root = NULL, *value = NULL;
-    kl_cli_table tab = {0};
     int code = fed_list(c, &root, &value, &t);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "ID", "ISSUER", "SUBJECT"};
-    if (kl_cli_table_init(&tab, 4, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *f;
-    json_array_foreach(value, i, f)
-    {
-        const char *row[] = {kl_cli_json_str(f, "name", NULL), kl_cli_json_str(f, "id", NULL),
-                             kl_cli_json_str(f, "issuer", NULL),
-                             kl_cli_json_str(f, "subject", NULL)};
-        if (kl_cli_table_add_row(&tab, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&tab, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    static const kl_cli_column cols[] = {
+        {"NAME", {"name"}, NULL},
+        {"ID", {"id"}, NULL},
+        {"ISSUER", {"issuer"}, NULL},
+        {"SUBJECT", {"subject"}, NULL},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
-    kl_cli_table_free(&tab);
     kl_buf_free(&t);
     json_decref(root);
     return code;

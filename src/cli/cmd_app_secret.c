@@ -96,7 +96,6 @@ static int secret_list(kl_cli_ctx *c)
 {
     json_t *app = NULL, *answer = NULL;
     kl_buf t = {0};
-    kl_cli_table tab = {0};
     long status;
     int code = secret_target(c, "", &app, &t);
     if (code != KL_CLI_EXIT_OK)
@@ -110,33 +109,14 @@ static int secret_list(kl_cli_ctx *c)
         code = KL_CLI_EXIT_REFUSED;
         goto out;
     }
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, creds) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"KEY-ID", "HINT", "NAME", "START", "END"};
-    if (kl_cli_table_init(&tab, 5, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *pc;
-    json_array_foreach(creds, i, pc)
-    {
-        const char *row[] = {kl_cli_json_str(pc, "keyId", NULL), kl_cli_json_str(pc, "hint", NULL),
-                             kl_cli_json_str(pc, "displayName", NULL),
-                             kl_cli_json_str(pc, "startDateTime", NULL),
-                             kl_cli_json_str(pc, "endDateTime", NULL)};
-        if (kl_cli_table_add_row(&tab, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&tab, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    static const kl_cli_column cols[] = {
+        {"KEY-ID", {"keyId"}, NULL},     {"HINT", {"hint"}, NULL},
+        {"NAME", {"displayName"}, NULL}, {"START", {"startDateTime"}, NULL},
+        {"END", {"endDateTime"}, NULL},
+    };
+    code = kl_cli_print_list(c, creds, creds, cols, sizeof(cols) / sizeof(cols[0]));
 out:
-    kl_cli_table_free(&tab);
+
     kl_buf_free(&t);
     json_decref(app);
     json_decref(answer);

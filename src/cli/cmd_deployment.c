@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/lookup.h"
 #include "cli/output.h"
 #include "common/err.h"
 
@@ -118,14 +119,9 @@ static int deployment_create(kl_cli_ctx *c, const char *target)
     int code = create_body(c, &body);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    code = kl_cli_call(c, "PUT", target, body, 0, &status, &dep);
+    code = kl_cli_call_object(c, "PUT", target, body, "deployment", &status, &dep);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(dep)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the deployment", status);
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
     code = print_deployment(c, dep);
 out:
     json_decref(body);
@@ -173,46 +169,25 @@ out:
     return code;
 }
 
+static const char *backend_cell(const json_t *dep, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    return backend_summary(dep);
+}
+
 static int deployment_list(kl_cli_ctx *c, const char *target)
 {
-    json_t *list = NULL;
-    kl_cli_table t = {0};
-    long status;
-    int code = kl_cli_call(c, "GET", target, NULL, 0, &status, &list);
+    json_t *list = NULL, *value = NULL;
+    int code = kl_cli_get_list(c, target, 0, &list, &value);
     if (code != KL_CLI_EXIT_OK)
-        goto out;
-    json_t *value = json_object_get(list, "value");
-    if (!json_is_array(value)) {
-        kl_cli_errorf(c, "keylessd answered without a \"value\" list");
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, list) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "MODEL", "BACKEND"};
-    if (kl_cli_table_init(&t, 3, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *dep;
-    json_array_foreach(value, i, dep)
-    {
-        const char *row[] = {kl_cli_json_str(dep, "name", NULL),
-                             kl_cli_json_str(dep, "properties", "model", "name", NULL),
-                             backend_summary(dep)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
-out:
-    kl_cli_table_free(&t);
+        return code;
+    static const kl_cli_column cols[] = {
+        {"NAME", {"name"}, NULL},
+        {"MODEL", {"properties", "model", "name"}, NULL},
+        {"BACKEND", {NULL}, backend_cell},
+    };
+    code = kl_cli_print_list(c, list, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(list);
     return code;
 }

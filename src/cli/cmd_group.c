@@ -102,40 +102,30 @@ static int group_create(kl_cli_ctx *c)
     return code;
 }
 
+static const char *type_cell(const json_t *x, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    const char *type = kl_cli_json_str(x, "@odata.type", NULL);
+    if (type && strncmp(type, "#microsoft.graph.", 17) == 0)
+        type += 17;
+    return type;
+}
+
 /* Prints the listing value (as a table: header, then one row per item). */
 static int print_rows(kl_cli_ctx *c, json_t *root, json_t *value, bool members)
 {
-    kl_cli_table t = {0};
-    static const char *const gh[] = {"NAME", "OBJECT-ID", "MAIL-NICKNAME"};
-    static const char *const mh[] = {"TYPE", "NAME", "OBJECT-ID"};
-    size_t i;
-    json_t *x;
-    int code = KL_CLI_EXIT_OK;
-    if (c->args->output == KL_CLI_OUTPUT_JSON)
-        return kl_cli_print_json(c->out, root) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
-    if (kl_cli_table_init(&t, 3, members ? mh : gh) < 0)
-        goto nomem;
-    json_array_foreach(value, i, x)
-    {
-        const char *type = kl_cli_json_str(x, "@odata.type", NULL);
-        if (type && strncmp(type, "#microsoft.graph.", 17) == 0)
-            type += 17;
-        const char *grow[] = {kl_cli_json_str(x, "displayName", NULL),
-                              kl_cli_json_str(x, "id", NULL),
-                              kl_cli_json_str(x, "mailNickname", NULL)};
-        const char *mrow[] = {type, kl_cli_json_str(x, "displayName", NULL),
-                              kl_cli_json_str(x, "id", NULL)};
-        if (kl_cli_table_add_row(&t, members ? mrow : grow) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    kl_cli_table_free(&t);
-    return code;
-nomem:
-    kl_cli_table_free(&t);
-    kl_cli_errorf(c, "out of memory");
-    return KL_CLI_EXIT_REFUSED;
+    static const kl_cli_column groups[] = {
+        {"NAME", {"displayName"}, NULL},
+        {"OBJECT-ID", {"id"}, NULL},
+        {"MAIL-NICKNAME", {"mailNickname"}, NULL},
+    };
+    static const kl_cli_column member_cols[] = {
+        {"TYPE", {NULL}, type_cell},
+        {"NAME", {"displayName"}, NULL},
+        {"OBJECT-ID", {"id"}, NULL},
+    };
+    return kl_cli_print_list(c, root, value, members ? member_cols : groups, 3);
 }
 
 static int group_list(kl_cli_ctx *c)

@@ -43,7 +43,8 @@ int kl_cli_cmd_health(kl_cli_ctx *c)
         else
             rc = kl_buf_append_str(&line, "ok");
         if (rc == 0)
-            fprintf(c->out, "%s (keylessd on %s)\n", line.data, c->sock_path);
+            fprintf(c->out, "%s (keylessd %s %s)\n", line.data, c->remote ? "at" : "on",
+                    c->remote ? c->http.base_url : c->sock_path);
         kl_buf_free(&line);
     }
     json_decref(j);

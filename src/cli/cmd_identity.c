@@ -118,12 +118,7 @@ static int send_and_print(kl_cli_ctx *c, const char *method, const char *t, cons
                           int (*print)(kl_cli_ctx *, const json_t *))
 {
     json_t *r = NULL;
-    long status;
-    int code = kl_cli_call(c, method, t, body, 0, &status, &r);
-    if (code == KL_CLI_EXIT_OK && !json_is_object(r)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the resource", status);
-        code = KL_CLI_EXIT_REFUSED;
-    }
+    int code = kl_cli_call_object(c, method, t, body, "resource", NULL, &r);
     if (code == KL_CLI_EXIT_OK)
         code = print(c, r);
     json_decref(r);

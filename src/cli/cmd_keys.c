@@ -122,14 +122,9 @@ int kl_cli_cmd_keys(kl_cli_ctx *c)
             goto out;
         }
     }
-    code = kl_cli_call(c, "POST", target.data, body, 0, &status, &keys);
+    code = kl_cli_call_object(c, "POST", target.data, body, "keys", &status, &keys);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(keys)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the keys", status);
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
     kl_buf_free(&utarget);
     if ((code = kl_cli_target(c, &utarget, a->pos[0], "listKeyUsage", NULL)) != KL_CLI_EXIT_OK)
         goto out;

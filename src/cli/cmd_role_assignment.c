@@ -108,14 +108,9 @@ static int assignment_create(kl_cli_ctx *c, const char *scope)
     }
     if ((code = kl_cli_authz(c, &target, scope, COLLECTION, guid, NULL)) != KL_CLI_EXIT_OK)
         goto out;
-    code = kl_cli_call(c, "PUT", target.data, body, 0, &status, &ra);
+    code = kl_cli_call_object(c, "PUT", target.data, body, "role assignment", &status, &ra);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(ra)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the role assignment", status);
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
     const char *role_name = kl_cli_json_str(def, "properties", "roleName", NULL);
     if (!role_name && c->args->output != KL_CLI_OUTPUT_JSON) {
         names_fetch(c, &n, false);
@@ -243,7 +238,7 @@ static int assignment_delete(kl_cli_ctx *c)
     long status = 0;
     int code = KL_CLI_EXIT_OK;
 
-    kl_buf_init(&scope, KL_CLI_MAX_SCOPE + 1);
+    kl_buf_init(&scope, KL_MAX_SCOPE + 1);
     if (x[0] == '/') {
         if (kl_cli_assignment_id_split(x, &scope, guid) < 0) { /* args.c checked it */
             kl_cli_errorf(c, "'%s' is not a role assignment id", x);

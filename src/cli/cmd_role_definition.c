@@ -83,7 +83,6 @@ static int print_definition(kl_cli_ctx *c, const json_t *def)
 static int definition_list(kl_cli_ctx *c, const char *scope)
 {
     json_t *root = NULL, *value = NULL;
-    kl_cli_table t = {0};
     kl_buf target;
     int code = kl_cli_authz(c, &target, scope, COLLECTION, NULL,
                             c->args->custom ? "type eq 'CustomRole'" : NULL);
@@ -92,32 +91,13 @@ static int definition_list(kl_cli_ctx *c, const char *scope)
     code = kl_cli_get_list(c, target.data, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"NAME", "TYPE", "GUID"};
-    if (kl_cli_table_init(&t, 3, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *def;
-    json_array_foreach(value, i, def)
-    {
-        const char *row[] = {kl_cli_json_str(def, "properties", "roleName", NULL),
-                             kl_cli_json_str(def, "properties", "type", NULL),
-                             kl_cli_json_str(def, "name", NULL)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    static const kl_cli_column cols[] = {
+        {"NAME", {"properties", "roleName"}, NULL},
+        {"TYPE", {"properties", "type"}, NULL},
+        {"GUID", {"name"}, NULL},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
-    kl_cli_table_free(&t);
     kl_buf_free(&target);
     json_decref(root);
     return code;
@@ -244,14 +224,9 @@ static int definition_create(kl_cli_ctx *c, const char *scope)
     }
     if ((code = kl_cli_authz(c, &target, scope, COLLECTION, guid, NULL)) != KL_CLI_EXIT_OK)
         goto out;
-    code = kl_cli_call(c, "PUT", target.data, body, 0, &status, &def);
+    code = kl_cli_call_object(c, "PUT", target.data, body, "role definition", &status, &def);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (!json_is_object(def)) {
-        kl_cli_errorf(c, "keylessd answered HTTP %ld without the role definition", status);
-        code = KL_CLI_EXIT_REFUSED;
-        goto out;
-    }
     code = print_definition(c, def);
 out:
     kl_buf_free(&target);

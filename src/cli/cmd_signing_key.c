@@ -12,39 +12,18 @@
 static int sk_list(kl_cli_ctx *c)
 {
     json_t *root = NULL, *value = NULL;
-    kl_cli_table t = {0};
     int code = kl_cli_get_list(c, SIGNING_KEYS, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         return code;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"KID", "ALG", "STATUS", "CREATED", "ACTIVE", "RETIRES"};
-    if (kl_cli_table_init(&t, 6, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *k;
-    json_array_foreach(value, i, k)
-    {
-        const char *row[] = {kl_cli_json_str(k, "kid", NULL),
-                             kl_cli_json_str(k, "alg", NULL),
-                             kl_cli_json_str(k, "status", NULL),
-                             kl_cli_json_str(k, "createdDateTime", NULL),
-                             kl_cli_json_str(k, "activeDateTime", NULL),
-                             kl_cli_json_str(k, "retireDateTime", NULL)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
-out:
-    kl_cli_table_free(&t);
+    static const kl_cli_column cols[] = {
+        {"KID", {"kid"}, NULL},
+        {"ALG", {"alg"}, NULL},
+        {"STATUS", {"status"}, NULL},
+        {"CREATED", {"createdDateTime"}, NULL},
+        {"ACTIVE", {"activeDateTime"}, NULL},
+        {"RETIRES", {"retireDateTime"}, NULL},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(root);
     return code;
 }
@@ -72,11 +51,16 @@ out:
     return code;
 }
 
+static const char *error_code_cell(const json_t *s, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%lld", (long long)json_integer_value(json_object_get(s, "errorCode")));
+    return buf;
+}
+
 /* keyless signin list: GET /keyless/signIns with the filters as query parameters. */
 static int signin_list(kl_cli_ctx *c)
 {
     json_t *root = NULL, *value = NULL;
-    kl_cli_table t = {0};
     kl_buf target;
     kl_buf_init(&target, 512);
     int code = KL_CLI_EXIT_OK;
@@ -92,39 +76,22 @@ static int signin_list(kl_cli_ctx *c)
     code = kl_cli_get_list(c, target.data, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         goto out;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"TIME",   "CLIENT-ID", "CREDENTIAL", "FROM",
-                                          "STATUS", "CODE",      "REASON"};
-    if (kl_cli_table_init(&t, 7, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *s;
-    json_array_foreach(value, i, s)
-    {
-        char codebuf[16];
-        snprintf(codebuf, sizeof(codebuf), "%lld",
-                 (long long)json_integer_value(json_object_get(s, "errorCode")));
-        const char *row[] = {
-            kl_cli_json_str(s, "createdDateTime", NULL), kl_cli_json_str(s, "appId", NULL),
-            kl_cli_json_str(s, "credentialType", NULL),  kl_cli_json_str(s, "ipAddress", NULL),
-            kl_cli_json_str(s, "status", NULL),          codebuf,
-            kl_cli_json_str(s, "failureReason", NULL)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
+    static const kl_cli_column cols[] = {
+        {"TIME", {"createdDateTime"}, NULL},
+        {"CLIENT-ID", {"appId"}, NULL},
+        {"CREDENTIAL", {"credentialType"}, NULL},
+        {"FROM", {"ipAddress"}, NULL},
+        {"STATUS", {"status"}, NULL},
+        {"CODE", {NULL}, error_code_cell},
+        {"REASON", {"failureReason"}, NULL},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");
     code = KL_CLI_EXIT_REFUSED;
 out:
     kl_buf_free(&target);
-    kl_cli_table_free(&t);
     json_decref(root);
     return code;
 }

@@ -148,38 +148,26 @@ static int user_create(kl_cli_ctx *c)
     return code;
 }
 
+static const char *enabled_cell(const json_t *u, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    return bool_text(json_object_get(u, "accountEnabled"));
+}
+
 static int user_list(kl_cli_ctx *c)
 {
     json_t *root = NULL, *value = NULL;
-    kl_cli_table t = {0};
     int code = kl_cli_get_list(c, GRAPH_USERS, 0, &root, &value);
     if (code != KL_CLI_EXIT_OK)
         return code;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        code = kl_cli_print_json(c->out, root) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
-        goto out;
-    }
-    static const char *const headers[] = {"USER", "NAME", "OBJECT-ID", "ENABLED"};
-    size_t i;
-    json_t *u;
-    if (kl_cli_table_init(&t, 4, headers) < 0)
-        goto nomem;
-    json_array_foreach(value, i, u)
-    {
-        const char *row[] = {
-            kl_cli_json_str(u, "userPrincipalName", NULL), kl_cli_json_str(u, "displayName", NULL),
-            kl_cli_json_str(u, "id", NULL), bool_text(json_object_get(u, "accountEnabled"))};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
-    goto out;
-nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
-out:
-    kl_cli_table_free(&t);
+    static const kl_cli_column cols[] = {
+        {"USER", {"userPrincipalName"}, NULL},
+        {"NAME", {"displayName"}, NULL},
+        {"OBJECT-ID", {"id"}, NULL},
+        {"ENABLED", {NULL}, enabled_cell},
+    };
+    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(root);
     return code;
 }

@@ -1,78 +1,30 @@
 /* Help pages of the keyless CLI; docs/cli.md says the same at more length. */
 #include "cli/help.h"
 
+#include <stdbool.h>
 #include <string.h>
 
-static const char OVERVIEW[] =
-    "keyless - manage a local keylessd through its admin socket\n"
+#include "cli/commands.h"
+
+static const char OVERVIEW_HEAD[] =
+    "keyless - manage keylessd: a local one through its admin socket, or a remote one\n"
+    "over TLS as yourself after 'keyless login'\n"
     "\n"
     "Usage: keyless [global options] COMMAND [ARGUMENTS] [options]\n"
     "\n"
-    "Commands:\n"
-    "  account create NAME [--disable-local-auth] [--location LOC]\n"
-    "                 [--kind OpenAI|AIServices]\n"
-    "  account update NAME [--disable-local-auth true|false]\n"
-    "                 [--public-network-access Enabled|Disabled]\n"
-    "                 [--default-action Allow|Deny] [--allow-ip CIDR]...\n"
-    "  account show NAME\n"
-    "  account list\n"
-    "  account delete NAME\n"
-    "  deployment create ACCOUNT NAME [--backend echo|URL] [--model NAME]\n"
-    "                    [--upstream-model NAME] [--credential-env VAR]\n"
-    "  deployment show ACCOUNT NAME\n"
-    "  deployment list ACCOUNT\n"
-    "  deployment delete ACCOUNT NAME\n"
-    "  keys list ACCOUNT [--older-than AGE]\n"
-    "  keys regenerate ACCOUNT key1|key2\n"
-    "  health\n"
-    "  tenant show\n"
-    "  store migrate --from URL --to URL\n"
-    "  app create NAME\n"
-    "  app list\n"
-    "  app show|delete|disable|enable APP\n"
-    "  app cert add APP FILE\n"
-    "  app cert list APP\n"
-    "  app cert remove APP KEY\n"
-    "  app federated add APP NAME ISSUER SUBJECT\n"
-    "  app federated list|remove APP [NAME]\n"
-    "  app secret add APP [--display-name NAME] [--days N]\n"
-    "  app secret list APP\n"
-    "  app secret remove APP KEY-ID\n"
-    "  signing-key list\n"
-    "  signing-key rotate [--revoke-previous]\n"
-    "  signin list [--client CLIENT-ID] [--failed]\n"
-    "  run --site NAME -- COMMAND [ARGS...]\n"
-    "  role definition list [--custom] [SCOPE]\n"
-    "  role definition show|delete ROLE [SCOPE]\n"
-    "  role definition create --file ROLE.json [SCOPE]\n"
-    "  role assignment create --assignee WHO --role ROLE SCOPE\n"
-    "  role assignment list [--assignee WHO] [--all] [SCOPE]\n"
-    "  role assignment delete ASSIGNMENT [SCOPE]\n"
-    "  role check --assignee WHO --action ACTION [--data] SCOPE\n"
+    "Commands:\n";
+
+static const char OVERVIEW_TAIL[] =
     "  (SCOPE is --scope ARM-SCOPE or --account NAME; 'keyless role --help')\n"
-    "  identity create NAME [--location LOC]\n"
-    "  identity show|delete IDENTITY\n"
-    "  identity list\n"
-    "  identity assign|remove IDENTITY --resource ID...\n"
-    "  site create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
-    "  site show|delete NAME\n"
-    "  vm create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
-    "  vm show|delete NAME\n"
-    "  user create UPN [--display-name NAME] [--force-change]   (password on stdin)\n"
-    "  user list\n"
-    "  user show|enable|disable|delete USER\n"
-    "  user reset-password USER [--force-change]                (password on stdin)\n"
-    "  group create NAME\n"
-    "  group list\n"
-    "  group show|delete GROUP\n"
-    "  group member add|remove GROUP MEMBER\n"
-    "  group member list GROUP\n"
     "\n"
     "Global options (accepted anywhere on the line):\n"
     "  --data-dir DIR         data directory of keylessd; the CLI connects to\n"
     "                         DIR/admin.sock (env KEYLESS_DATA_DIR; default\n"
     "                         /var/lib/keyless as root, else $XDG_DATA_HOME/keyless\n"
     "                         if absolute, else $HOME/.local/share/keyless)\n"
+    "  --server URL           the keylessd signed in to with 'keyless login' (https://\n"
+    "                         HOST:PORT); without it, the login file's server is used\n"
+    "                         unless a data directory is named ('keyless login --help')\n"
     "  -o, --output FORMAT    table (default) or json (the server's JSON, indented)\n"
     "  --subscription ID      subscription (env KEYLESS_SUBSCRIPTION; default\n"
     "                         00000000-0000-0000-0000-000000000000)\n"
@@ -97,12 +49,6 @@ static const char OVERVIEW[] =
     "from standard input (or a prompt with echo off on a terminal).\n";
 
 static const char USER[] =
-    "Usage:\n"
-    "  keyless user create UPN [--display-name NAME] [--force-change]\n"
-    "  keyless user list\n"
-    "  keyless user show|enable|disable|delete USER\n"
-    "  keyless user reset-password USER [--force-change]\n"
-    "\n"
     "Users of the directory (Graph's /v1.0/users). UPN is a user principal name,\n"
     "local@domain; USER is one, or an object id. The password is read from standard\n"
     "input (its first line) or, on a terminal, from a prompt that asks twice with echo\n"
@@ -112,13 +58,6 @@ static const char USER[] =
     "  printf '%s\\n' \"$PW\" | keyless user create ann@example.com --display-name Ann\n";
 
 static const char GROUP[] =
-    "Usage:\n"
-    "  keyless group create NAME\n"
-    "  keyless group list\n"
-    "  keyless group show|delete GROUP\n"
-    "  keyless group member add|remove GROUP MEMBER\n"
-    "  keyless group member list GROUP\n"
-    "\n"
     "Security groups (Graph's /v1.0/groups). GROUP is a group's object id or display\n"
     "name. MEMBER is a user principal name, a group's name, an application's name or\n"
     "client id, or any object id; groups may contain groups (no cycles). A role\n"
@@ -126,16 +65,6 @@ static const char GROUP[] =
     "member, however deeply nested, from the next request on.\n";
 
 static const char ACCOUNT[] =
-    "Usage:\n"
-    "  keyless account create NAME [--disable-local-auth] [--location LOC]\n"
-    "                 [--kind OpenAI|AIServices]\n"
-    "  keyless account update NAME [--disable-local-auth true|false]\n"
-    "                 [--public-network-access Enabled|Disabled]\n"
-    "                 [--default-action Allow|Deny] [--allow-ip CIDR]...\n"
-    "  keyless account show NAME\n"
-    "  keyless account list\n"
-    "  keyless account delete NAME\n"
-    "\n"
     "An account is a Microsoft.CognitiveServices account: an endpoint with its own\n"
     "deployments and two API keys (key1, key2), created with the account.\n"
     "\n"
@@ -158,13 +87,6 @@ static const char ACCOUNT[] =
     "  delete   deletes the account with its deployments and keys.\n";
 
 static const char DEPLOYMENT[] =
-    "Usage:\n"
-    "  keyless deployment create ACCOUNT NAME [--backend echo|URL] [--model NAME]\n"
-    "                    [--upstream-model NAME] [--credential-env VAR]\n"
-    "  keyless deployment show ACCOUNT NAME\n"
-    "  keyless deployment list ACCOUNT\n"
-    "  keyless deployment delete ACCOUNT NAME\n"
-    "\n"
     "A deployment is a model served under a name of the account, from a backend:\n"
     "the built-in echo model, or an OpenAI-compatible model server.\n"
     "\n"
@@ -189,10 +111,6 @@ static const char DEPLOYMENT[] =
     "      http://127.0.0.1:8000/v1 --upstream-model llama3 --credential-env UPSTREAM_KEY\n";
 
 static const char KEYS[] =
-    "Usage:\n"
-    "  keyless keys list ACCOUNT [--older-than AGE]\n"
-    "  keyless keys regenerate ACCOUNT key1|key2\n"
-    "\n"
     "Prints the two API keys of the account, with AGE (since the key was created or\n"
     "regenerated) and LAST-USED (the day, UTC, of its last use; \"never\").\n"
     "--older-than AGE (e.g. 90d, 12h, 2w) shows only keys at least that old, for\n"
@@ -202,16 +120,10 @@ static const char KEYS[] =
     "while the account has API keys turned off (account update NAME\n"
     "--disable-local-auth true).\n";
 
-static const char HEALTH[] = "Usage:\n"
-                             "  keyless health\n"
-                             "\n"
-                             "Asks keylessd whether it is up (GET /healthz on the admin socket).\n"
+static const char HEALTH[] = "Asks keylessd whether it is up (GET /healthz on the admin socket).\n"
                              "Exits 0 when it is, 3 when it cannot be reached.\n";
 
 static const char STORE[] =
-    "Usage:\n"
-    "  keyless store migrate --from sqlite:PATH --to postgres://USER@HOST:PORT/DB?...\n"
-    "\n"
     "Copies every row of one store into another, keys and sealed values as they are,\n"
     "so API keys, credentials and role assignments keep working when keylessd is\n"
     "pointed at the new store with the same key-encryption key. Stop keylessd first.\n"
@@ -219,18 +131,15 @@ static const char STORE[] =
     "comes from PGPASSFILE or PGPASSWORD, never from the URL. Exits 0 on success, 1\n"
     "when the copy was refused or failed (nothing is written then), 2 on a usage error.\n";
 
-static const char TENANT[] = "Usage:\n"
-                             "  keyless tenant show\n"
-                             "\n"
-                             "Prints the directory tenant keylessd created on its first start:\n"
-                             "its id (the tenant of tokens and of the Entra-style endpoints),\n"
-                             "name and creation time. It never changes.\n";
+static const char TENANT[] =
+    "  show   prints the directory tenant keylessd created on its first start: its id\n"
+    "         (the tenant of tokens and of the Entra-style endpoints), name and creation\n"
+    "         time. It never changes.\n"
+    "  set    changes the tenant's settings: --password-grant on|off allows or refuses\n"
+    "         the password grant (ROPC; off by default), for clients that still send a\n"
+    "         user's name and password to the token endpoint.\n";
 
 static const char SIGNING_KEY[] =
-    "Usage:\n"
-    "  keyless signing-key list\n"
-    "  keyless signing-key rotate [--revoke-previous]\n"
-    "\n"
     "The keys the token service signs access tokens with (RSA-2048 unless keylessd runs\n"
     "with --signing-key-alg ES256), kept sealed under the key-encryption key. keylessd\n"
     "rotates them by itself (--signing-key-rotation-days, default 30): a new key is\n"
@@ -244,17 +153,11 @@ static const char SIGNING_KEY[] =
     "           leaked) every earlier key is revoked: its tokens are refused at once.\n";
 
 static const char SIGNIN[] =
-    "Usage:\n"
-    "  keyless signin list [--client CLIENT-ID] [--failed]\n"
-    "\n"
     "The sign-in log: every token the token service issued or refused, newest first\n"
     "(at most 100): time, client id, credential type, address, result and, for a\n"
     "refusal, the AADSTS code and why. Secrets are never recorded.\n";
 
 static const char RUN[] =
-    "Usage:\n"
-    "  keyless run --site NAME -- COMMAND [ARGS...]\n"
-    "\n"
     "Starts COMMAND as a workload of the site NAME (Microsoft.Web/sites), the way App\n"
     "Service starts an app: IDENTITY_ENDPOINT and IDENTITY_HEADER are set, so\n"
     "ManagedIdentityCredential and DefaultAzureCredential inside it get the site's\n"
@@ -268,29 +171,16 @@ static const char RUN[] =
     "revoke), which Owner and Contributor have.\n";
 
 static const char APP[] =
-    "Usage:\n"
-    "  keyless app create NAME\n"
-    "  keyless app list\n"
-    "  keyless app show APP\n"
-    "  keyless app delete APP\n"
-    "  keyless app disable APP\n"
-    "  keyless app enable APP\n"
-    "  keyless app cert add APP FILE\n"
-    "  keyless app cert list APP\n"
-    "  keyless app cert remove APP KEY\n"
-    "  keyless app federated add APP NAME ISSUER SUBJECT\n"
-    "  keyless app federated list APP\n"
-    "  keyless app federated remove APP NAME\n"
-    "  keyless app secret add APP [--display-name NAME] [--days N]\n"
-    "  keyless app secret list APP\n"
-    "  keyless app secret remove APP KEY-ID\n"
-    "\n"
     "An application is an identity for a program. Creating one also creates its\n"
     "service principal, the object roles are assigned to. APP is the application's\n"
     "name (without regard to case), object id or client id (appId).\n"
     "\n"
     "  create   creates the application NAME (1-120 characters, unique without\n"
     "           regard to case) and prints its client id and service principal id.\n"
+    "           For signing users in: --public-client makes it a client with no\n"
+    "           secret (a CLI, a desktop or mobile app), --redirect-uri URI (repeat\n"
+    "           it) where the sign-in page may send the browser back to, matched\n"
+    "           exactly (any port for http://localhost and http://127.0.0.1).\n"
     "  list     lists the applications.\n"
     "  show     prints one application.\n"
     "  delete   deletes the application, its service principal and every role\n"
@@ -315,16 +205,6 @@ static const char APP[] =
     "  secret remove  deletes the secret KEY-ID (Graph removePassword).\n";
 
 static const char ROLE[] =
-    "Usage:\n"
-    "  keyless role definition list [--custom] [SCOPE]\n"
-    "  keyless role definition show ROLE [SCOPE]\n"
-    "  keyless role definition create --file ROLE.json [SCOPE]\n"
-    "  keyless role definition delete ROLE [SCOPE]\n"
-    "  keyless role assignment create --assignee WHO --role ROLE SCOPE\n"
-    "  keyless role assignment list [--assignee WHO] [--all] [SCOPE]\n"
-    "  keyless role assignment delete ASSIGNMENT [SCOPE]\n"
-    "  keyless role check --assignee WHO --action ACTION [--data] SCOPE\n"
-    "\n"
     "SCOPE is one of\n"
     "  --scope ARM-SCOPE  \"/\", /subscriptions/ID, /subscriptions/ID/resourceGroups/RG\n"
     "                     or a resource id (default \"/\" where it is optional)\n"
@@ -364,14 +244,6 @@ static const char ROLE[] =
     "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action\n";
 
 static const char IDENTITY[] =
-    "Usage:\n"
-    "  keyless identity create NAME [--location LOC]\n"
-    "  keyless identity show IDENTITY\n"
-    "  keyless identity list\n"
-    "  keyless identity delete IDENTITY\n"
-    "  keyless identity assign IDENTITY --resource ID [--resource ID]...\n"
-    "  keyless identity remove IDENTITY --resource ID [--resource ID]...\n"
-    "\n"
     "A managed identity is a principal with no secret of any kind: its tokens come\n"
     "only from the identity endpoint of a resource that carries it. A user-assigned\n"
     "identity (Microsoft.ManagedIdentity/userAssignedIdentities) is a resource of its\n"
@@ -394,14 +266,6 @@ static const char IDENTITY[] =
     "See docs/managed-identities.md.\n";
 
 static const char COMPUTE[] =
-    "Usage:\n"
-    "  keyless site create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
-    "  keyless site show NAME\n"
-    "  keyless site delete NAME\n"
-    "  keyless vm create NAME [--location LOC] [--assign-identity system|IDENTITY]...\n"
-    "  keyless vm show NAME\n"
-    "  keyless vm delete NAME\n"
-    "\n"
     "A site (Microsoft.Web/sites) is an app whose workloads get the App-Service-style\n"
     "identity endpoint; a vm (Microsoft.Compute/virtualMachines) is a host whose\n"
     "IMDS-style endpoint serves its identities. Names are unique per kind.\n"
@@ -414,40 +278,109 @@ static const char COMPUTE[] =
     "  delete   deletes it with its system-assigned identity and that identity's\n"
     "           role assignments; user-assigned identities are only detached.\n";
 
+static const char LOGIN[] =
+    "Signs in to a keylessd as yourself, the way 'az login' signs in to Azure: with a\n"
+    "device code by default (the command prints a code and an address; open it in any\n"
+    "browser, on any machine, enter the code and sign in), or with --browser through\n"
+    "the sign-in page (authorization code with PKCE; the browser comes back to a\n"
+    "one-time listener of this command on 127.0.0.1). The CLI signs in as the Azure\n"
+    "CLI's public client (04b07795-8ddb-461a-bbee-02f9e1bf7b46).\n"
+    "\n"
+    "  --server URL    the keylessd's public listener (default https://127.0.0.1:8443)\n"
+    "  --tenant T      the tenant to sign in to (default \"organizations\"; the tenant id\n"
+    "                  the token names is kept)\n"
+    "  --ca-file FILE  the CA certificate (PEM) that signs the server's certificate\n"
+    "                  (default: the system's; for the default server, the local\n"
+    "                  keylessd's DATA-DIR/tls/ca.pem when it is readable)\n"
+    "\n"
+    "The refresh token is kept in $XDG_CONFIG_HOME/keyless/login.json (else\n"
+    "~/.config/keyless/login.json), mode 0600 in a 0700 directory; tokens are never\n"
+    "printed. From then on every command goes to that keylessd over TLS with your\n"
+    "token, and its role assignments decide what you may do (a refusal prints the\n"
+    "server's 403), unless --data-dir or KEYLESS_DATA_DIR names a local keylessd,\n"
+    "whose admin socket is then used. --server URL on any command insists on that\n"
+    "server (it must be the one signed in to).\n"
+    "\n"
+    "logout revokes the refresh token at the server and deletes the login file (it\n"
+    "is deleted even when the server cannot be reached; the exit code says so).\n";
+
+/* The page of each noun; nouns is a space-separated list of those it covers. */
+static const struct page {
+    const char *nouns;
+    const char *text;
+} PAGES[] = {
+    {"login logout", LOGIN},
+    {"account", ACCOUNT},
+    {"deployment", DEPLOYMENT},
+    {"keys", KEYS},
+    {"health", HEALTH},
+    {"tenant", TENANT},
+    {"store", STORE},
+    {"app", APP},
+    {"role", ROLE},
+    {"signing-key", SIGNING_KEY},
+    {"signin", SIGNIN},
+    {"identity", IDENTITY},
+    {"site vm", COMPUTE},
+    {"run", RUN},
+    {"user", USER},
+    {"group", GROUP},
+};
+
+/* True when word[0..n) is one of the space-separated nouns. */
+static bool among(const char *nouns, const char *word, size_t n)
+{
+    const char *w;
+    size_t m;
+    for (size_t i = 0; (m = kl_cli_command_word(nouns, i, &w)) > 0; i++)
+        if (m == n && memcmp(w, word, n) == 0)
+            return true;
+    return false;
+}
+
+/* One usage line: prefix, the command's words, its arguments; the arguments' further
+ * lines are aligned under the first. */
+static void usage_line(FILE *f, const char *prefix, const kl_cli_command *c)
+{
+    int indent = (int)(strlen(prefix) + strlen(c->name) + 1);
+    fprintf(f, "%s%s", prefix, c->name);
+    const char *u = c->usage;
+    if (u[0])
+        fputc(' ', f);
+    while (*u) {
+        size_t n = strcspn(u, "\n");
+        fwrite(u, 1, n, f);
+        u += n;
+        if (*u == '\n') {
+            u++;
+            fprintf(f, "\n%*s", indent, "");
+        }
+    }
+    fputc('\n', f);
+}
+
 void kl_cli_help(FILE *f, const char *noun)
 {
-    const char *text = OVERVIEW;
-    if (noun && strcmp(noun, "account") == 0)
-        text = ACCOUNT;
-    else if (noun && strcmp(noun, "deployment") == 0)
-        text = DEPLOYMENT;
-    else if (noun && strcmp(noun, "keys") == 0)
-        text = KEYS;
-    else if (noun && strcmp(noun, "health") == 0)
-        text = HEALTH;
-    else if (noun && strcmp(noun, "tenant") == 0)
-        text = TENANT;
-    else if (noun && strcmp(noun, "store") == 0)
-        text = STORE;
-    else if (noun && strcmp(noun, "app") == 0)
-        text = APP;
-    else if (noun && strcmp(noun, "role") == 0)
-        text = ROLE;
-    else if (noun && strcmp(noun, "signing-key") == 0)
-        text = SIGNING_KEY;
-    else if (noun && strcmp(noun, "signin") == 0)
-        text = SIGNIN;
-    else if (noun && strcmp(noun, "identity") == 0)
-        text = IDENTITY;
-    else if (noun && (strcmp(noun, "site") == 0 || strcmp(noun, "vm") == 0))
-        text = COMPUTE;
-    else if (noun && strcmp(noun, "run") == 0)
-        text = RUN;
-    else if (noun && strcmp(noun, "user") == 0)
-        text = USER;
-    else if (noun && strcmp(noun, "group") == 0)
-        text = GROUP;
-    fputs(text, f);
-    if (text != OVERVIEW)
-        fputs("\nGlobal options and exit codes: keyless --help\n", f);
+    const kl_cli_command *c;
+    const struct page *page = NULL;
+    for (size_t i = 0; noun && i < sizeof(PAGES) / sizeof(PAGES[0]) && !page; i++)
+        if (among(PAGES[i].nouns, noun, strlen(noun)))
+            page = &PAGES[i];
+    if (!page) {
+        fputs(OVERVIEW_HEAD, f);
+        for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++)
+            usage_line(f, "  ", c);
+        fputs(OVERVIEW_TAIL, f);
+        return;
+    }
+    fputs("Usage:\n", f);
+    for (size_t i = 0; (c = kl_cli_command_at(i)) != NULL; i++) {
+        const char *w;
+        size_t n = kl_cli_command_word(c->name, 0, &w);
+        if (among(page->nouns, w, n))
+            usage_line(f, "  keyless ", c);
+    }
+    fputs("\n", f);
+    fputs(page->text, f);
+    fputs("\nGlobal options and exit codes: keyless --help\n", f);
 }

@@ -4,8 +4,9 @@
 
 #include <stdio.h>
 
-/* Prints the help for noun ("account", "deployment", "keys", "health", "tenant", "app",
- * "role"), or the overview when noun is NULL or not a command group. */
+/* Prints the help page of noun (its commands' usage lines from the command table, then
+ * the page's text), or the overview (every command's usage line) when noun is NULL or
+ * not a command group. */
 void kl_cli_help(FILE *f, const char *noun);
 
 #endif

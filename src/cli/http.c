@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/err.h"
 #include "common/util.h"
 
@@ -42,6 +44,24 @@ int kl_cli_http_init(kl_cli_http *h, const char *sock_path, char *err, size_t er
         return KL_ETOOBIG;
     }
     h->sock_path = sock_path;
+    h->curl = curl_easy_init();
+    if (!h->curl) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return KL_ENOMEM;
+    }
+    return 0;
+}
+
+int kl_cli_http_init_remote(kl_cli_http *h, const char *base_url, const char *ca_file, char *err,
+                            size_t errlen)
+{
+    memset(h, 0, sizeof(*h));
+    if (!kl_str_istarts(base_url, "https://") || strlen(base_url) <= strlen("https://")) {
+        snprintf(err, errlen, "the server must be an https:// URL, not '%s'", base_url);
+        return KL_EINVAL;
+    }
+    h->base_url = base_url;
+    h->ca_file = ca_file && ca_file[0] ? ca_file : NULL;
     h->curl = curl_easy_init();
     if (!h->curl) {
         snprintf(err, errlen, "cannot initialise libcurl");
@@ -137,8 +157,32 @@ int kl_cli_append_segment(kl_buf *out, const char *s)
     return 0;
 }
 
+static int describe_remote_failure(kl_cli_http *h, CURLcode cc, char *err, size_t errlen)
+{
+    const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
+    switch (cc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(err, errlen,
+                 "the certificate of %s is not trusted (%s); give the CA that signs it with "
+                 "'keyless login --ca-file FILE'",
+                 h->base_url, why);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(err, errlen, "keylessd at %s did not answer in time", h->base_url);
+        break;
+    default:
+        h->connect_failed = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST;
+        snprintf(err, errlen, "cannot reach keylessd at %s: %s", h->base_url, why);
+        break;
+    }
+    return KL_EIO;
+}
+
 static int describe_failure(kl_cli_http *h, CURLcode cc, char *err, size_t errlen)
 {
+    if (h->base_url)
+        return describe_remote_failure(h, cc, err, errlen);
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST: {
@@ -174,56 +218,102 @@ static int describe_failure(kl_cli_http *h, CURLcode cc, char *err, size_t errle
 int kl_cli_http_request(kl_cli_http *h, const char *method, const char *target, const char *body,
                         size_t body_len, kl_cli_response *resp, char *err, size_t errlen)
 {
-    struct curl_slist *headers = NULL, *tmp;
-    kl_buf url;
+    kl_cli_http_msg m = {method, target, NULL, body, body_len, NULL};
+    return kl_cli_http_send(h, &m, resp, err, errlen);
+}
+
+/* Appends one header to *headers. 0 or KL_ENOMEM (the list is kept). */
+static int add_header(struct curl_slist **headers, const char *h)
+{
+    struct curl_slist *tmp = curl_slist_append(*headers, h);
+    if (!tmp)
+        return KL_ENOMEM;
+    *headers = tmp;
+    return 0;
+}
+
+/* Points the handle at the admin socket, or at the remote keylessd with its TLS
+ * checks. 0 or KL_EIO (why in err). */
+static int set_transport(kl_cli_http *h, char *err, size_t errlen)
+{
+    CURL *c = h->curl;
+    if (!h->base_url) {
+        /* Without these two, a libcurl built differently would quietly use TCP to
+         * localhost:80 (whatever listens there) instead of the admin socket. */
+        if (curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->sock_path) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK) {
+            snprintf(err, errlen, "this libcurl cannot use Unix sockets");
+            return KL_EIO;
+        }
+        return 0;
+    }
+    /* https only, redirects never followed (a bearer token must not travel elsewhere),
+     * the certificate and its name always checked. */
+    if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+        (h->ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK)) {
+        snprintf(err, errlen, "this libcurl cannot use TLS as needed");
+        return KL_EIO;
+    }
+    return 0;
+}
+
+int kl_cli_http_send(kl_cli_http *h, const kl_cli_http_msg *m, kl_cli_response *resp, char *err,
+                     size_t errlen)
+{
+    struct curl_slist *headers = NULL;
+    kl_buf url, auth;
     sink s = {&resp->body, false};
     char reqid[64] = "x-ms-client-request-id: ";
+    char ctype[128];
     char uuid[KL_UUID_LEN + 1];
     int rc = 0;
     CURL *c = h->curl;
+    const char *body = m->body;
 
     resp->status = 0;
     kl_buf_init(&resp->body, KL_CLI_MAX_RESPONSE);
     kl_buf_init(&url, TARGET_MAX);
-    if ((rc = kl_buf_append_str(&url, "http://localhost")) < 0 ||
-        (rc = kl_buf_append_str(&url, target)) < 0) {
+    kl_buf_init_secret(&auth, TARGET_MAX);
+    if ((rc = kl_buf_append_str(&url, h->base_url ? h->base_url : "http://localhost")) < 0 ||
+        (rc = kl_buf_append_str(&url, m->target)) < 0) {
         snprintf(err, errlen, "request target too long");
         goto out;
     }
 
-    /* Headers: JSON both ways; no "Expect: 100-continue" round trip; a request id the
+    /* Headers: JSON answers; no "Expect: 100-continue" round trip; a request id the
      * daemon's logs can be searched for. "Content-Type:" with no value stops curl
      * labelling an empty POST as a form. */
-    const char *hdrs[] = {"Accept: application/json",
-                          "Expect:", body ? "Content-Type: application/json" : "Content-Type:"};
-    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
-        if (!(tmp = curl_slist_append(headers, hdrs[i]))) {
-            rc = KL_ENOMEM;
-            goto out;
-        }
-        headers = tmp;
-    }
+    snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+             !body             ? ""
+             : m->content_type ? m->content_type
+                               : "application/json");
+    if ((rc = add_header(&headers, "Accept: application/json")) < 0 ||
+        (rc = add_header(&headers, "Expect:")) < 0 ||
+        (rc = add_header(&headers, body ? ctype : "Content-Type:")) < 0)
+        goto out;
     if (kl_uuid_v4(uuid) == 0) {
         size_t n = strlen(reqid);
         memcpy(reqid + n, uuid, sizeof(uuid));
-        if (!(tmp = curl_slist_append(headers, reqid))) {
-            rc = KL_ENOMEM;
+        if ((rc = add_header(&headers, reqid)) < 0)
+            goto out;
+    }
+    if (m->bearer) {
+        if ((rc = kl_buf_appendf(&auth, "Authorization: Bearer %s", m->bearer)) < 0) {
+            snprintf(err, errlen, "the access token is too long");
             goto out;
         }
-        headers = tmp;
+        if ((rc = add_header(&headers, auth.data)) < 0)
+            goto out;
     }
 
     curl_easy_reset(c);
     h->errbuf[0] = '\0';
     h->connect_failed = false;
-    /* Without these two, a libcurl built differently would quietly use TCP to
-     * localhost:80 (whatever listens there) instead of the admin socket. */
-    if (curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->sock_path) != CURLE_OK ||
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK) {
-        snprintf(err, errlen, "this libcurl cannot use Unix sockets");
-        rc = KL_EIO;
+    if ((rc = set_transport(h, err, errlen)) < 0)
         goto out;
-    }
     curl_easy_setopt(c, CURLOPT_URL, url.data);
     /* Send the path exactly as built (segments are escaped; no dot-segment squashing). */
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
@@ -237,15 +327,15 @@ int kl_cli_http_request(kl_cli_http *h, const char *method, const char *target, 
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 
-    if (strcmp(method, "GET") == 0) {
+    if (strcmp(m->method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "DELETE") == 0 && !body) {
+    } else if (strcmp(m->method, "DELETE") == 0 && !body) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
     } else {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? m->body_len : 0));
+        if (strcmp(m->method, "POST") != 0)
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, m->method);
     }
 
     CURLcode cc = curl_easy_perform(c);
@@ -264,7 +354,12 @@ out:
     /* The handle keeps pointers to these until the next reset; clear them now. */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+    /* The list holds its own copy of the Authorization header: wipe it too. */
+    for (struct curl_slist *e = headers; e; e = e->next)
+        if (kl_str_istarts(e->data, "Authorization:"))
+            OPENSSL_cleanse(e->data, strlen(e->data));
     curl_slist_free_all(headers);
     kl_buf_free(&url);
+    kl_buf_cleanse_free(&auth);
     return rc;
 }

@@ -1,4 +1,5 @@
-/* HTTP/1.1 to keylessd over its Unix admin socket, with libcurl. One handle per CLI run,
+/* HTTP/1.1 to keylessd with libcurl: over its Unix admin socket, or over TLS to a remote
+ * keylessd (after `keyless login`), verifying its certificate. One handle per CLI run,
  * so the requests of one command (GET then PUT) share a connection. Responses are kept
  * in memory up to KL_CLI_MAX_RESPONSE bytes. */
 #ifndef KL_CLI_HTTP_H
@@ -16,7 +17,10 @@
 
 typedef struct kl_cli_http {
     CURL *curl;            /* owned */
-    const char *sock_path; /* borrowed; must outlive the handle */
+    const char *sock_path; /* borrowed; the admin socket, or NULL when base_url is set */
+    const char *base_url;  /* borrowed; https://host:port of a remote keylessd, or NULL */
+    const char *ca_file;   /* borrowed; PEM CAs that sign base_url's certificate; NULL:
+                              the system's */
     char errbuf[CURL_ERROR_SIZE];
     bool connect_failed; /* the last request found no daemon listening on the socket */
 } kl_cli_http;
@@ -30,7 +34,28 @@ typedef struct kl_cli_response {
  * Returns 0; KL_ETOOBIG if the path does not fit a Unix socket address (message in err);
  * KL_ENOMEM. */
 int kl_cli_http_init(kl_cli_http *h, const char *sock_path, char *err, size_t errlen);
+/* Prepares a handle for a remote keylessd at base_url (https:// only: a bearer token
+ * never travels in clear), its certificate checked against ca_file (or the system's CAs
+ * when NULL) and its name. Both strings must outlive the handle. 0; KL_EINVAL when
+ * base_url is not https:// (message in err); KL_ENOMEM. */
+int kl_cli_http_init_remote(kl_cli_http *h, const char *base_url, const char *ca_file, char *err,
+                            size_t errlen);
 void kl_cli_http_free(kl_cli_http *h);
+
+/* One request. */
+typedef struct kl_cli_http_msg {
+    const char *method;       /* "GET", "PUT", "PATCH", "POST", "DELETE" */
+    const char *target;       /* path and query, escaped, starting with '/' */
+    const char *content_type; /* of body; NULL: application/json */
+    const char *body;         /* NULL: none (POST sends an empty body) */
+    size_t body_len;
+    const char *bearer; /* access token for "Authorization: Bearer", or NULL */
+} kl_cli_http_msg;
+
+/* Sends m (see kl_cli_http_request for the result, err and resp). The header that
+ * carries the bearer token is wiped after use. */
+int kl_cli_http_send(kl_cli_http *h, const kl_cli_http_msg *m, kl_cli_response *resp, char *err,
+                     size_t errlen);
 
 /* Sends method ("GET", "PUT", "POST", "DELETE") to target (a path with its query,
  * already escaped, starting with '/'). body[0..body_len) is sent as application/json

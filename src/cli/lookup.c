@@ -64,8 +64,8 @@ int kl_cli_authz(kl_cli_ctx *c, kl_buf *t, const char *scope, const char *collec
 
 int kl_cli_command_scope(kl_cli_ctx *c, const char *dflt, kl_buf *scope)
 {
-    char why[256];
-    kl_buf_init(scope, KL_CLI_MAX_SCOPE + 1);
+    char why[512];
+    kl_buf_init(scope, KL_MAX_SCOPE + 1);
     int rc = kl_cli_scope_resolve(c->args->scope, c->args->account, c->subscription,
                                   c->resource_group, dflt, scope, why, sizeof(why));
     if (rc < 0) {
@@ -73,7 +73,7 @@ int kl_cli_command_scope(kl_cli_ctx *c, const char *dflt, kl_buf *scope)
         if (rc == KL_EINVAL)
             kl_cli_errorf(c, "%s", why);
         else
-            kl_cli_errorf(c, "the scope is longer than %d characters", KL_CLI_MAX_SCOPE);
+            kl_cli_errorf(c, "the scope is longer than %d characters", KL_MAX_SCOPE);
         return KL_CLI_EXIT_USAGE;
     }
     return KL_CLI_EXIT_OK;

@@ -15,6 +15,9 @@
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "cli/output.h"
+#include "common/err.h"
+#include "common/paths.h"
+#include "common/util.h"
 
 #ifndef KL_VERSION
 #define KL_VERSION "0.1.0-dev"
@@ -41,8 +44,8 @@ static const char *first_set(const char *a, const char *b, const char *dflt)
     return a ? a : b ? b : dflt;
 }
 
-/* Resolves the data directory into out; prints why on failure. */
-static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
+/* Resolves the data directory into out; prints why on failure unless quiet. */
+static int resolve_data_dir(const kl_cli_args *a, bool quiet, char *out, size_t outlen)
 {
     const char *dir = first_set(a->data_dir, env_nonempty("KEYLESS_DATA_DIR"), NULL);
     if (dir) {
@@ -53,8 +56,18 @@ static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
         }
         memcpy(out, dir, n + 1);
     } else {
-        if (kl_cli_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"), out,
-                                    outlen) < 0) {
+        int rc = kl_paths_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"),
+                                           out, outlen);
+        if (rc < 0 && quiet) {
+            out[0] = '\0';
+            return KL_CLI_EXIT_USAGE;
+        }
+        if (rc == KL_ENOTFOUND) {
+            fprintf(stderr, "error: HOME is not set, so there is no default data directory; "
+                            "give --data-dir DIR (or KEYLESS_DATA_DIR)\n");
+            return KL_CLI_EXIT_USAGE;
+        }
+        if (rc < 0) {
             fprintf(stderr, "error: the default data directory path is too long; give "
                             "--data-dir\n");
             return KL_CLI_EXIT_USAGE;
@@ -69,76 +82,9 @@ static int resolve_data_dir(const kl_cli_args *a, char *out, size_t outlen)
 
 static int dispatch(kl_cli_ctx *c)
 {
-    switch (c->args->cmd) {
-    case KL_CLI_CMD_ACCOUNT_CREATE:
-    case KL_CLI_CMD_ACCOUNT_UPDATE:
-    case KL_CLI_CMD_ACCOUNT_SHOW:
-    case KL_CLI_CMD_ACCOUNT_LIST:
-    case KL_CLI_CMD_ACCOUNT_DELETE: return kl_cli_cmd_account(c);
-    case KL_CLI_CMD_DEPLOYMENT_CREATE:
-    case KL_CLI_CMD_DEPLOYMENT_SHOW:
-    case KL_CLI_CMD_DEPLOYMENT_LIST:
-    case KL_CLI_CMD_DEPLOYMENT_DELETE: return kl_cli_cmd_deployment(c);
-    case KL_CLI_CMD_KEYS_LIST:
-    case KL_CLI_CMD_KEYS_REGENERATE: return kl_cli_cmd_keys(c);
-    case KL_CLI_CMD_HEALTH: return kl_cli_cmd_health(c);
-    case KL_CLI_CMD_TENANT_SHOW: return kl_cli_cmd_tenant(c);
-    case KL_CLI_CMD_STORE_MIGRATE: return kl_cli_cmd_store(c);
-    case KL_CLI_CMD_APP_CERT_ADD:
-    case KL_CLI_CMD_APP_CERT_LIST:
-    case KL_CLI_CMD_APP_CERT_REMOVE: return kl_cli_cmd_app_cert(c);
-    case KL_CLI_CMD_APP_FEDERATED_ADD:
-    case KL_CLI_CMD_APP_FEDERATED_LIST:
-    case KL_CLI_CMD_APP_FEDERATED_REMOVE: return kl_cli_cmd_app_federated(c);
-    case KL_CLI_CMD_APP_CREATE:
-    case KL_CLI_CMD_APP_LIST:
-    case KL_CLI_CMD_APP_SHOW:
-    case KL_CLI_CMD_APP_DELETE:
-    case KL_CLI_CMD_APP_DISABLE:
-    case KL_CLI_CMD_APP_ENABLE: return kl_cli_cmd_app(c);
-    case KL_CLI_CMD_APP_SECRET_ADD:
-    case KL_CLI_CMD_APP_SECRET_LIST:
-    case KL_CLI_CMD_APP_SECRET_REMOVE: return kl_cli_cmd_app_secret(c);
-    case KL_CLI_CMD_SIGNING_KEY_LIST:
-    case KL_CLI_CMD_SIGNING_KEY_ROTATE:
-    case KL_CLI_CMD_SIGNIN_LIST: return kl_cli_cmd_signing_key(c);
-    case KL_CLI_CMD_ROLE_DEFINITION_LIST:
-    case KL_CLI_CMD_ROLE_DEFINITION_SHOW:
-    case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
-    case KL_CLI_CMD_ROLE_DEFINITION_DELETE: return kl_cli_cmd_role_definition(c);
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_LIST:
-    case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE:
-    case KL_CLI_CMD_ROLE_CHECK: return kl_cli_cmd_role_assignment(c);
-    case KL_CLI_CMD_IDENTITY_CREATE:
-    case KL_CLI_CMD_IDENTITY_SHOW:
-    case KL_CLI_CMD_IDENTITY_LIST:
-    case KL_CLI_CMD_IDENTITY_DELETE:
-    case KL_CLI_CMD_IDENTITY_ASSIGN:
-    case KL_CLI_CMD_IDENTITY_REMOVE:
-    case KL_CLI_CMD_SITE_CREATE:
-    case KL_CLI_CMD_SITE_SHOW:
-    case KL_CLI_CMD_SITE_DELETE:
-    case KL_CLI_CMD_VM_CREATE:
-    case KL_CLI_CMD_VM_SHOW:
-    case KL_CLI_CMD_VM_DELETE: return kl_cli_cmd_identity(c);
-    case KL_CLI_CMD_RUN: return kl_cli_cmd_run(c);
-    case KL_CLI_CMD_USER_CREATE:
-    case KL_CLI_CMD_USER_LIST:
-    case KL_CLI_CMD_USER_SHOW:
-    case KL_CLI_CMD_USER_ENABLE:
-    case KL_CLI_CMD_USER_DISABLE:
-    case KL_CLI_CMD_USER_DELETE:
-    case KL_CLI_CMD_USER_RESET_PASSWORD: return kl_cli_cmd_user(c);
-    case KL_CLI_CMD_GROUP_CREATE:
-    case KL_CLI_CMD_GROUP_LIST:
-    case KL_CLI_CMD_GROUP_SHOW:
-    case KL_CLI_CMD_GROUP_DELETE:
-    case KL_CLI_CMD_GROUP_MEMBER_ADD:
-    case KL_CLI_CMD_GROUP_MEMBER_REMOVE:
-    case KL_CLI_CMD_GROUP_MEMBER_LIST: return kl_cli_cmd_group(c);
-    case KL_CLI_CMD_NONE: break;
-    }
+    const kl_cli_command *cmd = kl_cli_command_of(c->args->cmd);
+    if (cmd)
+        return cmd->run(c);
     fprintf(stderr, "error: no command given\nRun 'keyless --help' for usage.\n");
     return KL_CLI_EXIT_USAGE;
 }
@@ -146,10 +92,12 @@ static int dispatch(kl_cli_ctx *c)
 int main(int argc, char **argv)
 {
     kl_cli_args args;
-    char err[512];
-    char data_dir[PATH_MAX];
+    char err[1024];
+    char data_dir[PATH_MAX] = "";
     char sock_path[PATH_MAX + sizeof("/admin.sock")];
     kl_cli_ctx ctx;
+    kl_cli_remote *remote = NULL;
+    bool use_remote = false;
     int code;
 
     if (kl_cli_args_parse(argc, argv, &args, err, sizeof(err)) < 0) {
@@ -165,19 +113,36 @@ int main(int argc, char **argv)
         return fflush(stdout) == 0 ? KL_CLI_EXIT_OK : KL_CLI_EXIT_REFUSED;
     }
 
-    if ((code = resolve_data_dir(&args, data_dir, sizeof(data_dir))) != KL_CLI_EXIT_OK)
-        return code;
+    json_set_alloc_funcs(malloc, wipe_free);
+    remote = calloc(1, sizeof(*remote));
+    if (!remote) {
+        fprintf(stderr, "error: out of memory\n");
+        return KL_CLI_EXIT_REFUSED;
+    }
+    code = kl_cli_remote_choose(&args, env_nonempty("KEYLESS_DATA_DIR") != NULL,
+                                getenv("XDG_CONFIG_HOME"), getenv("HOME"), remote, &use_remote, err,
+                                sizeof(err));
+    if (code != KL_CLI_EXIT_OK) {
+        fprintf(stderr, "error: %s\n", err);
+        goto out_remote;
+    }
+    /* Not needed over TLS, and only for a default CA at login: a missing HOME is then no
+     * error. */
+    bool quiet = use_remote || args.cmd == KL_CLI_CMD_LOGIN || args.cmd == KL_CLI_CMD_LOGOUT;
+    if ((code = resolve_data_dir(&args, quiet, data_dir, sizeof(data_dir))) != KL_CLI_EXIT_OK &&
+        !quiet)
+        goto out_remote;
     snprintf(sock_path, sizeof(sock_path), "%s/admin.sock", data_dir);
 
-    json_set_alloc_funcs(malloc, wipe_free);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "error: cannot initialise libcurl\n");
-        return KL_CLI_EXIT_REFUSED;
+        code = KL_CLI_EXIT_REFUSED;
+        goto out_remote;
     }
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.args = &args;
-    ctx.data_dir = data_dir;
+    ctx.data_dir = data_dir[0] ? data_dir : NULL;
     ctx.sock_path = sock_path;
     ctx.subscription = first_set(args.subscription, env_nonempty("KEYLESS_SUBSCRIPTION"),
                                  KL_CLI_DEFAULT_SUBSCRIPTION);
@@ -187,7 +152,15 @@ int main(int argc, char **argv)
     ctx.out = stdout;
     ctx.err = stderr;
 
-    if (kl_cli_http_init(&ctx.http, sock_path, err, sizeof(err)) < 0) {
+    if (use_remote) {
+        ctx.remote = remote;
+        if (kl_cli_http_init_remote(&ctx.http, remote->login.server, remote->login.ca_file, err,
+                                    sizeof(err)) < 0) {
+            fprintf(stderr, "error: %s (in the login file)\n", err);
+            code = KL_CLI_EXIT_USAGE;
+            goto out;
+        }
+    } else if (kl_cli_http_init(&ctx.http, sock_path, err, sizeof(err)) < 0) {
         fprintf(stderr, "error: %s\n", err);
         code = KL_CLI_EXIT_UNREACHABLE;
         goto out;
@@ -200,5 +173,8 @@ int main(int argc, char **argv)
 out:
     kl_cli_http_free(&ctx.http);
     curl_global_cleanup();
+out_remote:
+    kl_cli_remote_free(remote);
+    free(remote);
     return code;
 }

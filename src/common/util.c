@@ -262,3 +262,8 @@ int kl_ascii_icmp(const char *a, const char *b)
             return (int)x - (int)y;
     }
 }
+
+bool kl_uuid_valid_str(const char *s)
+{
+    return s && kl_uuid_valid(s, strlen(s));
+}

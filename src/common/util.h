@@ -19,6 +19,8 @@ int kl_uuid_v4(char out[KL_UUID_LEN + 1]);
 int kl_random_id(void *out, size_t n);
 /* True if s[0..n) is a GUID in 8-4-4-4-12 hex form (either case). */
 bool kl_uuid_valid(const char *s, size_t n);
+/* kl_uuid_valid of a NUL-terminated s; false for NULL. */
+bool kl_uuid_valid_str(const char *s);
 
 /* Milliseconds on the monotonic clock; and seconds since the epoch. */
 uint64_t kl_now_mono_ms(void);

@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/limits.h"
+#include "common/paths.h"
 
 static const char usage[] =
     "usage: keylessd [options]\n"
@@ -40,47 +41,83 @@ static const char usage[] =
     "                            but link-local, multicast, unspecified and our own listeners)\n"
     "  --federation-ca-file PEM  CAs of federated credentials' OIDC issuers (e.g. a cluster's\n"
     "                            private CA; KEYLESS_FEDERATION_CA_FILE; default: the system's)\n"
-    "  --private-listen HOST:PORT  a private listener (repeatable, at most 4;\n"
-    "                            KEYLESS_PRIVATE_LISTEN, comma-separated): the public face,\n"
-    "                            where accounts with publicNetworkAccess Disabled still answer\n"
-    "  --trusted-proxy CIDR      a reverse proxy whose X-Forwarded-For is believed (repeatable;\n"
-    "                            KEYLESS_TRUSTED_PROXY, comma-separated; default none: the\n"
-    "                            caller is the TCP peer and X-Forwarded-For is ignored)\n"
-    "  --store URL               the database (KEYLESS_STORE; default sqlite:DIR/keyless.db):\n"
-    "                            sqlite:PATH, or postgres://USER@HOST:PORT/DB?sslmode=...\n"
-    "                            (libpq parameters; the password only from PGPASSFILE or\n"
-    "                            PGPASSWORD, never in the URL)\n"
-    "  --kek-file PATH           the key-encryption key, 32 bytes, mode 0600 (KEYLESS_KEK_FILE;\n"
-    "                            every node of a cluster needs the same one)\n"
-    "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
-    "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
-    "                            default 120000)\n"
-    "  --write-timeout-ms MS     disconnect a client that takes no byte of a pending answer\n"
-    "                            for this long (KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
-    "  --body-timeout-ms MS      408 if a request body is not complete this long after its\n"
-    "                            headers (KEYLESS_BODY_TIMEOUT_MS; default 30000)\n"
-    "  --signing-key-rotation-days N  days a token signing key signs before the next one\n"
-    "                            takes over (KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
-    "  --signing-key-alg ALG     RS256 or ES256 for new signing keys\n"
-    "                            (KEYLESS_SIGNING_KEY_ALG; default RS256)\n"
-    "  --token-lifetime-min N    lifetime of issued access tokens (KEYLESS_TOKEN_LIFETIME_MIN;\n"
-    "                            default 60, 5 to 1440)\n"
-    "  --device-code-lifetime-s N  how long a device code waits for its user\n"
-    "                            (KEYLESS_DEVICE_CODE_LIFETIME_S; default 900, Entra's,\n"
-    "                            5 to 3600; shorter only for tests of expiry)\n"
-    "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
-    "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
-    "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
-    "                            default off: a core file would hold the keys)\n"
-    "  --check                   validate the configuration and exit\n"
-    "  --version, --help\n"
-    "\n"
-    "The key-encryption key is read from --kek-file if given (an existing file of 32 raw\n"
-    "bytes, owned by the user keylessd runs as, not a link, no group or other permissions),\n"
-    "else from KEYLESS_KEK (base64 of 32 bytes) if set, which is then removed from the\n"
-    "process environment, else from DIR/kek, created on first start.\n"
-    "DIR and everything keylessd opens in it must belong to the user keylessd runs as, and\n"
-    "DIR's parent must be writable by nobody else; one keylessd at a time uses a DIR.\n";
+    "  --private-listen HOST:PORT  a private listener (repeatable, at most " KL_STR(
+        KL_MAX_PRIVATE_LISTENERS) ";\n"
+                                  "                            KEYLESS_PRIVATE_LISTEN, "
+                                  "comma-separated): the public face,\n"
+                                  "                            where accounts with "
+                                  "publicNetworkAccess Disabled still answer\n"
+                                  "  --trusted-proxy CIDR      a reverse proxy whose "
+                                  "X-Forwarded-For is believed (repeatable;\n"
+                                  "                            KEYLESS_TRUSTED_PROXY, "
+                                  "comma-separated; default none: the\n"
+                                  "                            caller is the TCP peer and "
+                                  "X-Forwarded-For is ignored)\n"
+                                  "  --store URL               the database (KEYLESS_STORE; "
+                                  "default sqlite:DIR/keyless.db):\n"
+                                  "                            sqlite:PATH, or "
+                                  "postgres://USER@HOST:PORT/DB?sslmode=...\n"
+                                  "                            (libpq parameters; the password "
+                                  "only from PGPASSFILE or\n"
+                                  "                            PGPASSWORD, never in the URL)\n"
+                                  "  --kek-file PATH           the key-encryption key, 32 bytes, "
+                                  "mode 0600 (KEYLESS_KEK_FILE;\n"
+                                  "                            every node of a cluster needs the "
+                                  "same one)\n"
+                                  "  --workers N               worker threads (KEYLESS_WORKERS; "
+                                  "default 2)\n"
+                                  "  --upstream-timeout-ms MS  model server silence before 504 "
+                                  "(KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
+                                  "                            default 120000)\n"
+                                  "  --write-timeout-ms MS     disconnect a client that takes no "
+                                  "byte of a pending answer\n"
+                                  "                            for this long "
+                                  "(KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
+                                  "  --body-timeout-ms MS      408 if a request body is not "
+                                  "complete this long after its\n"
+                                  "                            headers (KEYLESS_BODY_TIMEOUT_MS; "
+                                  "default 30000)\n"
+                                  "  --signing-key-rotation-days N  days a token signing key signs "
+                                  "before the next one\n"
+                                  "                            takes over "
+                                  "(KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
+                                  "  --signing-key-alg ALG     RS256 or ES256 for new signing "
+                                  "keys\n"
+                                  "                            (KEYLESS_SIGNING_KEY_ALG; default "
+                                  "RS256)\n"
+                                  "  --token-lifetime-min N    lifetime of issued access tokens "
+                                  "(KEYLESS_TOKEN_LIFETIME_MIN;\n"
+                                  "                            default 60, 5 to 1440)\n"
+                                  "  --device-code-lifetime-s N  how long a device code waits for "
+                                  "its user\n"
+                                  "                            (KEYLESS_DEVICE_CODE_LIFETIME_S; "
+                                  "default 900, Entra's,\n"
+                                  "                            5 to 3600; shorter only for tests "
+                                  "of expiry)\n"
+                                  "  --access-log on|off       one JSON line per request "
+                                  "(KEYLESS_ACCESS_LOG; default on)\n"
+                                  "  --log-level LEVEL         debug, info, warn or error "
+                                  "(KEYLESS_LOG_LEVEL; default info)\n"
+                                  "  --allow-core-dumps on|off  let the process dump core "
+                                  "(KEYLESS_ALLOW_CORE_DUMPS;\n"
+                                  "                            default off: a core file would hold "
+                                  "the keys)\n"
+                                  "  --check                   validate the configuration and "
+                                  "exit\n"
+                                  "  --version, --help\n"
+                                  "\n"
+                                  "The key-encryption key is read from --kek-file if given (an "
+                                  "existing file of 32 raw\n"
+                                  "bytes, owned by the user keylessd runs as, not a link, no group "
+                                  "or other permissions),\n"
+                                  "else from KEYLESS_KEK (base64 of 32 bytes) if set, which is "
+                                  "then removed from the\n"
+                                  "process environment, else from DIR/kek, created on first "
+                                  "start.\n"
+                                  "DIR and everything keylessd opens in it must belong to the user "
+                                  "keylessd runs as, and\n"
+                                  "DIR's parent must be writable by nobody else; one keylessd at a "
+                                  "time uses a DIR.\n";
 
 int kl_config_take_env_secret(const char *name, char *out, size_t outlen)
 {
@@ -122,21 +159,9 @@ const char *kl_config_usage(void)
 
 void kl_config_default_data_dir(char *out, size_t outlen)
 {
-    if (geteuid() == 0) {
-        snprintf(out, outlen, "/var/lib/keyless");
-        return;
-    }
-    const char *xdg = getenv("XDG_DATA_HOME");
-    if (xdg && xdg[0] == '/') {
-        snprintf(out, outlen, "%s/keyless", xdg);
-        return;
-    }
-    /* No fallback under /tmp: anyone can create names there before us. */
-    const char *home = getenv("HOME");
-    if (home && home[0] == '/')
-        snprintf(out, outlen, "%s/.local/share/keyless", home);
-    else if (outlen)
-        out[0] = '\0';
+    /* The rule itself lives in common/paths.c, shared with the CLI. On failure out is "". */
+    (void)kl_paths_default_data_dir(geteuid() == 0, getenv("XDG_DATA_HOME"), getenv("HOME"), out,
+                                    outlen);
 }
 
 static int set_str(char *dst, size_t dstlen, const char *v, const char *name, char *err,

@@ -62,9 +62,8 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
 int kl_config_take_env_secret(const char *name, char *out, size_t outlen);
 /* The usage text. */
 const char *kl_config_usage(void);
-/* The default data directory for this user: /var/lib/keyless for root, else
- * ${XDG_DATA_HOME:-$HOME/.local/share}/keyless; "" (no default) for a user without an
- * absolute XDG_DATA_HOME or HOME. */
+/* The default data directory for this user, by kl_paths_default_data_dir
+ * (common/paths.h) from the euid and the environment; "" when there is none. */
 void kl_config_default_data_dir(char *out, size_t outlen);
 
 #endif

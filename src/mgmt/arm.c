@@ -287,10 +287,7 @@ static const name_rule name_rules[] = {
      "InvalidResourceName",
      "The deployment name is invalid: use 2-64 letters, digits, '-', '_' or '.', without "
      "'..'."},
-    {"scope", valid_scope_len, FIELD(scope), false, false, "InvalidScope",
-     "The scope is invalid: use '/', /subscriptions/{id}, "
-     "/subscriptions/{id}/resourceGroups/{name} or a resource id, without empty segments, "
-     "'.' or '..', control characters or spaces, at most 1024 characters."},
+    {"scope", valid_scope_len, FIELD(scope), false, false, "InvalidScope", KL_SCOPE_RULE},
     {"roleAssignment", valid_guid, FIELD(role_assignment), true, false, "InvalidRoleAssignmentId",
      "The role assignment ID is not valid. The role assignment ID must be a GUID."},
     {"roleDefinition", valid_guid, FIELD(role_definition), true, false, "InvalidRoleDefinitionId",

@@ -23,6 +23,18 @@
  * and non-ASCII bytes, spaces and any of  \ ? # % " < > | * &, more than
  * KL_MAX_SCOPE bytes or KL_MAX_SCOPE_DEPTH levels. One trailing '/' is dropped. */
 
+#define KL_SCOPE_STR_(x) #x
+#define KL_SCOPE_STR(x) KL_SCOPE_STR_(x)
+/* Why a scope was refused, in words, for every caller that refuses one (the control
+ * plane's InvalidScope, the CLI): one text, so they all say the same. */
+#define KL_SCOPE_RULE                                                                              \
+    "The scope is invalid: use '/', /subscriptions/{id}, "                                         \
+    "/subscriptions/{id}/resourceGroups/{name} or a resource id, without empty segments, "         \
+    "'.' or '..', control characters or spaces, at most " KL_SCOPE_STR(                            \
+        KL_MAX_SCOPE) " characters."
+/* Added to KL_SCOPE_RULE when the scope has more levels than KL_MAX_SCOPE_DEPTH. */
+#define KL_SCOPE_DEPTH_RULE "A scope has at most " KL_SCOPE_STR(KL_MAX_SCOPE_DEPTH) " levels."
+
 typedef struct kl_scope {
     char text[KL_MAX_SCOPE + 1]; /* canonical form, NUL-terminated */
     size_t len;

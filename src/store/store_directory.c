@@ -1,20 +1,19 @@
 /* The directory tables of the store (see store.h): the tenant and the first-start step,
  * principals, and application registrations with their service principals. Each
  * change is one transaction; the root owner rule is checked inside it. */
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
+#include "common/limits.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-static bool valid_guid(const char *s)
-{
-    return s && kl_uuid_valid(s, strlen(s));
-}
 
 /* 1..KL_STORE_MAX_DISPLAY_NAME bytes without control characters. */
 static bool valid_display_name(const char *s)
@@ -30,13 +29,13 @@ static bool valid_display_name(const char *s)
 
 static bool valid_type(const char *t)
 {
-    return t && (strcmp(t, "ServicePrincipal") == 0 || strcmp(t, "ManagedIdentity") == 0 ||
-                 strcmp(t, "User") == 0 || strcmp(t, "Group") == 0);
+    return t && (strcmp(t, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_MI) == 0 ||
+                 strcmp(t, KL_PRINCIPAL_TYPE_USER) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_GROUP) == 0);
 }
 
 static bool type_has_app_id(const char *t)
 {
-    return strcmp(t, "ServicePrincipal") == 0 || strcmp(t, "ManagedIdentity") == 0;
+    return strcmp(t, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_MI) == 0;
 }
 
 int kl_q_root_owner_count(kl_store *st, int64_t *n)
@@ -107,8 +106,8 @@ int kl_q_seed_directory(kl_store *st)
              "created_at) VALUES (1, ?1, ?2, ?3, ?4)",
              KL_ARGS(kl_vt(tenant), kl_vt(KL_STORE_TENANT_DISPLAY_NAME), kl_vt(admin), kl_vi(now)),
              NULL)) ||
-        (err = insert_principal(st, admin, "User", KL_STORE_ADMIN_DISPLAY_NAME, NULL, 0, true, now,
-                                &admin_pk)))
+        (err = insert_principal(st, admin, KL_PRINCIPAL_TYPE_USER, KL_STORE_ADMIN_DISPLAY_NAME,
+                                NULL, 0, true, now, &admin_pk)))
         goto out;
     err = kl_q_exec(st,
                     "INSERT INTO role_assignments (name, scope, scope_lower, principal_pk, "
@@ -120,7 +119,8 @@ out:
     return kl_q_end(st, err);
 }
 
-#define TENANT_COLS "SELECT tenant_id, display_name, admin_object_id, created_at FROM tenant"
+#define TENANT_COLS                                                                                \
+    "SELECT tenant_id, display_name, admin_object_id, created_at, password_grant FROM tenant"
 
 int kl_store_get_tenant(kl_store *st, kl_store_tenant **out)
 {
@@ -137,10 +137,11 @@ int kl_store_get_tenant(kl_store *st, kl_store_tenant **out)
 
 int kl_store_create_principal(kl_store *st, const kl_store_principal *p)
 {
-    if (!st || !p || !valid_guid(p->object_id) || !valid_type(p->type) ||
+    if (!st || !p || !kl_uuid_valid_str(p->object_id) || !valid_type(p->type) ||
         !valid_display_name(p->display_name))
         return KL_EINVAL;
-    if (type_has_app_id(p->type) != (p->app_id != NULL) || (p->app_id && !valid_guid(p->app_id)))
+    if (type_has_app_id(p->type) != (p->app_id != NULL) ||
+        (p->app_id && !kl_uuid_valid_str(p->app_id)))
         return KL_EINVAL;
     char *oid = kl_q_lower(p->object_id);
     char *app = p->app_id ? kl_q_lower(p->app_id) : NULL;
@@ -245,13 +246,15 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
 
 #define APPLICATION_COLS                                                                           \
     "SELECT a.object_id, a.app_id, a.display_name, p.object_id, "                                  \
-    "COALESCE(p.account_enabled, 0), a.created_at FROM applications a "                            \
+    "COALESCE(p.account_enabled, 0), a.created_at, a.public_client, a.web_redirect_uris, "         \
+    "a.public_redirect_uris FROM applications a "                                                  \
     "LEFT JOIN principals p ON p.application_pk = a.pk "
 
 int kl_store_create_application(kl_store *st, const kl_store_application *a)
 {
-    if (!st || !a || !valid_guid(a->object_id) || !valid_guid(a->app_id) ||
-        (a->sp_object_id && !valid_guid(a->sp_object_id)) || !valid_display_name(a->display_name))
+    if (!st || !a || !kl_uuid_valid_str(a->object_id) || !kl_uuid_valid_str(a->app_id) ||
+        (a->sp_object_id && !kl_uuid_valid_str(a->sp_object_id)) ||
+        !valid_display_name(a->display_name))
         return KL_EINVAL;
     char *oid = kl_q_lower(a->object_id);
     char *app = kl_q_lower(a->app_id);
@@ -276,8 +279,8 @@ int kl_store_create_application(kl_store *st, const kl_store_application *a)
         if (err == KL_ECONFLICT)
             err = KL_EEXIST;
         if (!err && sp)
-            err = insert_principal(st, sp, "ServicePrincipal", a->display_name, app, pk, a->enabled,
-                                   a->created_at, NULL);
+            err = insert_principal(st, sp, KL_PRINCIPAL_TYPE_SP, a->display_name, app, pk,
+                                   a->enabled, a->created_at, NULL);
     }
     err = kl_q_end(st, err);
 out:
@@ -291,7 +294,7 @@ out:
 int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
                                       const char *sp_object_id, bool enabled, int64_t created_at)
 {
-    if (!st || !id_or_app_id || !valid_guid(sp_object_id))
+    if (!st || !id_or_app_id || !kl_uuid_valid_str(sp_object_id))
         return KL_EINVAL;
     char *key = kl_q_lower(id_or_app_id);
     char *sp = kl_q_lower(sp_object_id);
@@ -314,8 +317,8 @@ int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
         err = err == 0 ? KL_ECONFLICT : err == KL_ENOTFOUND ? 0 : err;
     }
     if (!err)
-        err = insert_principal(st, sp, "ServicePrincipal", a->display_name, a->app_id, pk, enabled,
-                               created_at, NULL);
+        err = insert_principal(st, sp, KL_PRINCIPAL_TYPE_SP, a->display_name, a->app_id, pk,
+                               enabled, created_at, NULL);
     err = kl_q_end(st, err);
 out:
     kl_store_application_free(a);
@@ -431,6 +434,13 @@ static int visit_principal(void *arg, void *obj, bool *kept)
     return v->principal(v->arg, obj);
 }
 
+static int visit_application(void *arg, void *obj, bool *kept)
+{
+    const kl_store_visitor *v = arg;
+    (void)kept;
+    return v->application(v->arg, obj);
+}
+
 int kl_q_load_directory(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
@@ -439,5 +449,67 @@ int kl_q_load_directory(kl_store *st, const kl_store_visitor *v)
     if (!err && v->principal)
         err = kl_q_each(st, PRINCIPAL_COLS "ORDER BY p.object_id", KL_NOARGS, &kl_map_principal,
                         visit_principal, (void *)v);
+    /* Only the applications user sign-in needs something of. */
+    if (!err && v->application)
+        err = kl_q_each(st,
+                        APPLICATION_COLS "WHERE a.public_client = 1 OR a.web_redirect_uris <> '[]' "
+                                         "OR a.public_redirect_uris <> '[]' ORDER BY a.app_id",
+                        KL_NOARGS, &kl_map_application, visit_application, (void *)v);
     return err;
+}
+
+/* A JSON array of at most KL_MAX_REDIRECT_URIS strings. */
+static bool valid_uri_list(const char *json)
+{
+    json_t *a = json_loads(json, 0, NULL);
+    bool ok = json_is_array(a) && json_array_size(a) <= KL_MAX_REDIRECT_URIS;
+    for (size_t i = 0; ok && i < json_array_size(a); i++)
+        ok = json_is_string(json_array_get(a, i));
+    json_decref(a);
+    return ok;
+}
+
+int kl_store_set_application_client(kl_store *st, const char *object_id, const bool *public_client,
+                                    const char *web_redirect_uris, const char *public_redirect_uris)
+{
+    if (!st || !object_id || (web_redirect_uris && !valid_uri_list(web_redirect_uris)) ||
+        (public_redirect_uris && !valid_uri_list(public_redirect_uris)))
+        return KL_EINVAL;
+    char *oid = kl_q_lower(object_id);
+    if (!oid)
+        return KL_ENOMEM;
+    int64_t pk = 0;
+    int err = kl_q_begin(st, true);
+    if (err)
+        goto out;
+    err =
+        kl_q_int(st, "SELECT pk FROM applications WHERE object_id = ?1", KL_ARGS(kl_vt(oid)), &pk);
+    if (!err && public_client)
+        err = kl_q_exec(st, "UPDATE applications SET public_client = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vi(*public_client), kl_vi(pk)), NULL);
+    if (!err && web_redirect_uris)
+        err = kl_q_exec(st, "UPDATE applications SET web_redirect_uris = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vt(web_redirect_uris), kl_vi(pk)), NULL);
+    if (!err && public_redirect_uris)
+        err = kl_q_exec(st, "UPDATE applications SET public_redirect_uris = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vt(public_redirect_uris), kl_vi(pk)), NULL);
+    err = kl_q_end(st, err);
+out:
+    free(oid);
+    return err;
+}
+
+int kl_store_set_password_grant(kl_store *st, bool enabled)
+{
+    if (!st)
+        return KL_EINVAL;
+    int err = kl_q_begin(st, true);
+    if (err)
+        return err;
+    int64_t changed = 0;
+    err = kl_q_exec(st, "UPDATE tenant SET password_grant = ?1 WHERE id = 1",
+                    KL_ARGS(kl_vi(enabled)), &changed);
+    if (!err && changed == 0)
+        err = KL_ENOTFOUND;
+    return kl_q_end(st, err);
 }

@@ -19,10 +19,13 @@
 #include "cli/args.h"
 #include "cli/authz.h"
 #include "cli/client.h"
+#include "cli/commands.h"
 #include "cli/http.h"
 #include "cli/mi.h"
 #include "cli/output.h"
 #include "common/err.h"
+#include "common/paths.h"
+#include "rbac/scope.h"
 
 #define ARGV(...) ((char *const[]){"keyless", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *const[]){"keyless", __VA_ARGS__}) / sizeof(char *)))
@@ -409,27 +412,30 @@ static void test_help_and_end_of_options(void **state)
     assert_string_equal(a.pos[0], "--help");
 }
 
+/* The CLI looks for the socket where keylessd puts it: both call the one rule in
+ * common/paths.c (no fallback under /tmp, as keylessd has none). */
 static void test_default_data_dir(void **state)
 {
     (void)state;
     char out[128];
-    assert_int_equal(kl_cli_default_data_dir(true, "/x", "/home/u", out, sizeof(out)), 0);
+    assert_int_equal(kl_paths_default_data_dir(true, "/x", "/home/u", out, sizeof(out)), 0);
     assert_string_equal(out, "/var/lib/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, "/xdg", "/home/u", out, sizeof(out)), 0);
+    assert_int_equal(kl_paths_default_data_dir(false, "/xdg", "/home/u", out, sizeof(out)), 0);
     assert_string_equal(out, "/xdg/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, "", "/home/u", out, sizeof(out)), 0);
+    assert_int_equal(kl_paths_default_data_dir(false, "", "/home/u", out, sizeof(out)), 0);
     assert_string_equal(out, "/home/u/.local/share/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, NULL, "/home/u", out, sizeof(out)), 0);
+    assert_int_equal(kl_paths_default_data_dir(false, NULL, "/home/u", out, sizeof(out)), 0);
     assert_string_equal(out, "/home/u/.local/share/keyless");
     /* A relative XDG_DATA_HOME is ignored, as the XDG spec (and keylessd) say. */
-    assert_int_equal(kl_cli_default_data_dir(false, "rel/dir", "/home/u", out, sizeof(out)), 0);
+    assert_int_equal(kl_paths_default_data_dir(false, "rel/dir", "/home/u", out, sizeof(out)), 0);
     assert_string_equal(out, "/home/u/.local/share/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, NULL, NULL, out, sizeof(out)), 0);
-    assert_string_equal(out, "/tmp/.local/share/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, NULL, "", out, sizeof(out)), 0);
-    assert_string_equal(out, "/tmp/.local/share/keyless");
-    assert_int_equal(kl_cli_default_data_dir(false, "/a/very/long/path", NULL, out, 10),
+    assert_int_equal(kl_paths_default_data_dir(false, NULL, NULL, out, sizeof(out)), KL_ENOTFOUND);
+    assert_string_equal(out, "");
+    assert_int_equal(kl_paths_default_data_dir(false, NULL, "", out, sizeof(out)), KL_ENOTFOUND);
+    assert_int_equal(kl_paths_default_data_dir(false, NULL, "rel", out, sizeof(out)), KL_ENOTFOUND);
+    assert_int_equal(kl_paths_default_data_dir(false, "/a/very/long/path", NULL, out, 10),
                      KL_ETOOBIG);
+    assert_string_equal(out, "");
 }
 
 /* ---- directory and RBAC commands ---- */
@@ -638,12 +644,10 @@ static void test_rbac_usage_errors(void **state)
     assert_string_equal(err, "role assignment create: give --scope or --account, not both");
     assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", "subscriptions/s"),
                      KL_EINVAL);
-    assert_non_null(strstr(err, "role assignment list: invalid --scope: a scope starts with '/'"));
+    assert_string_equal(err, "role assignment list: invalid --scope: " KL_SCOPE_RULE);
     assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", "/subscriptions//x"),
                      KL_EINVAL);
-    assert_string_equal(err,
-                        "role assignment list: invalid --scope: the scope has an empty segment "
-                        "(\"//\")");
+    assert_string_equal(err, "role assignment list: invalid --scope: " KL_SCOPE_RULE);
     assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--account", "a/b"), KL_EINVAL);
     assert_string_equal(err, "role assignment list: invalid --account: 'a/b' is not an account "
                              "name");
@@ -708,12 +712,12 @@ static void test_scope_check(void **state)
     assert_int_equal(kl_cli_scope_check("", err, sizeof(err)), KL_EINVAL);
     assert_string_equal(err, "the scope is empty");
     assert_int_equal(kl_cli_scope_check("subscriptions/s", err, sizeof(err)), KL_EINVAL);
-    assert_non_null(strstr(err, "a scope starts with '/'"));
+    assert_string_equal(err, KL_SCOPE_RULE);
     assert_int_equal(kl_cli_scope_check("//", err, sizeof(err)), KL_EINVAL);
     assert_int_equal(kl_cli_scope_check("/subscriptions//s", err, sizeof(err)), KL_EINVAL);
     assert_int_equal(kl_cli_scope_check("/subscriptions/s//", err, sizeof(err)), KL_EINVAL);
     assert_int_equal(kl_cli_scope_check("/subscriptions/../x", err, sizeof(err)), KL_EINVAL);
-    assert_string_equal(err, "'.' and '..' are not allowed in a scope");
+    assert_string_equal(err, KL_SCOPE_RULE);
     assert_int_equal(kl_cli_scope_check("/subscriptions/.", err, sizeof(err)), KL_EINVAL);
     assert_int_equal(kl_cli_scope_check("/subscriptions/s?x=1", err, sizeof(err)), KL_EINVAL);
     assert_string_equal(err, "the character '?' is not allowed in a scope");
@@ -724,16 +728,16 @@ static void test_scope_check(void **state)
     assert_int_equal(kl_cli_scope_check("/subscriptions/a%2Fb", err, sizeof(err)), KL_EINVAL);
     assert_int_equal(kl_cli_scope_check("/subscriptions/caf\xc3\xa9", err, sizeof(err)), KL_EINVAL);
 
-    /* 1024 bytes is the limit. */
+    /* KL_MAX_SCOPE (1024) bytes is the limit, as keylessd has it. */
     char big[1026];
     memset(big, 'a', sizeof(big));
-    big[0] = '/';
+    memcpy(big, "/subscriptions/", 15);
     big[1024] = '\0';
     assert_int_equal(kl_cli_scope_check(big, err, sizeof(err)), 0);
     big[1024] = 'a';
     big[1025] = '\0';
     assert_int_equal(kl_cli_scope_check(big, err, sizeof(err)), KL_EINVAL);
-    assert_string_equal(err, "the scope is longer than 1024 characters");
+    assert_string_equal(err, KL_SCOPE_RULE);
 
     assert_true(kl_cli_scope_segment_ok("demo-1", 6));
     assert_false(kl_cli_scope_segment_ok("", 0));
@@ -741,11 +745,93 @@ static void test_scope_check(void **state)
     assert_false(kl_cli_scope_segment_ok("a/b", 3));
 }
 
+/* The command table is the one place a command is named: every command has one row,
+ * the words of each row parse back to it, and no two rows share words. */
+static void test_command_table(void **state)
+{
+    (void)state;
+    const kl_cli_command *row;
+    size_t rows = 0;
+    for (size_t i = 0; (row = kl_cli_command_at(i)) != NULL; i++, rows++) {
+        char words[3][32] = {{0}};
+        char *argv[8] = {"keyless"};
+        int argc = 1;
+        const char *w;
+        size_t n;
+        for (size_t k = 0; (n = kl_cli_command_word(row->name, k, &w)) > 0; k++) {
+            assert_true(k < 3 && n < sizeof(words[k]));
+            memcpy(words[k], w, n);
+            argv[argc++] = words[k];
+        }
+        argv[argc++] = "--help"; /* resolves the command without its arguments */
+        kl_cli_args a;
+        char err[512];
+        assert_int_equal(kl_cli_args_parse(argc, argv, &a, err, sizeof(err)), 0);
+        assert_int_equal(a.cmd, row->cmd);
+        assert_ptr_equal(kl_cli_command_of(row->cmd), row);
+        assert_string_equal(kl_cli_cmd_name(row->cmd), row->name);
+        assert_non_null(row->run);
+        assert_non_null(row->usage);
+        for (size_t j = 0; j < i; j++)
+            assert_int_not_equal(kl_cli_command_at(j)->cmd, row->cmd);
+    }
+    /* Every command of the enum has its row. */
+    for (int cmd = KL_CLI_CMD_NONE + 1; cmd < KL_CLI_CMD_COUNT; cmd++)
+        assert_non_null(kl_cli_command_of((kl_cli_cmd)cmd));
+    assert_int_equal(rows, KL_CLI_CMD_COUNT - 1);
+    assert_null(kl_cli_command_of(KL_CLI_CMD_NONE));
+    assert_string_equal(kl_cli_cmd_name(KL_CLI_CMD_NONE), "");
+}
+
+/* The CLI's scope grammar is keylessd's (kl_scope_parse): what the daemon refuses, the
+ * CLI refuses before sending anything, with the daemon's words. Before, the CLI had its
+ * own grammar that let "..." and over-deep scopes through. */
+static void test_scope_grammar_is_the_daemons(void **state)
+{
+    (void)state;
+    kl_cli_args a;
+    char err[512];
+    /* An all-dot name other than "." and "..". */
+    assert_int_equal(kl_cli_scope_check("/subscriptions/...", err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, KL_SCOPE_RULE);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s/resourceGroups/....", err, sizeof(err)),
+                     KL_EINVAL);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", "/subscriptions/..."),
+                     KL_EINVAL);
+    assert_string_equal(err, "role assignment list: invalid --scope: " KL_SCOPE_RULE);
+    /* Not one of the forms. */
+    assert_int_equal(kl_cli_scope_check("/tenants/t", err, sizeof(err)), KL_EINVAL);
+    assert_int_equal(kl_cli_scope_check("/subscriptions/s/providers/ns", err, sizeof(err)),
+                     KL_EINVAL);
+
+    /* KL_MAX_SCOPE_DEPTH levels: "/", the subscription, the group, then one a resource. */
+    char deep[1024] = "/subscriptions/s/resourceGroups/rg/providers/ns";
+    size_t n = strlen(deep);
+    for (int i = 3; i < KL_MAX_SCOPE_DEPTH; i++, n += 4)
+        memcpy(deep + n, "/t/n", 5);
+    assert_int_equal(kl_cli_scope_check(deep, err, sizeof(err)), 0);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", deep), 0);
+    memcpy(deep + n, "/t/n", 5);
+    assert_int_equal(kl_cli_scope_check(deep, err, sizeof(err)), KL_EINVAL);
+    assert_string_equal(err, KL_SCOPE_RULE " " KL_SCOPE_DEPTH_RULE);
+    assert_int_equal(PARSE(&a, err, "role", "assignment", "list", "--scope", deep), KL_EINVAL);
+    assert_string_equal(err, "role assignment list: invalid --scope: " KL_SCOPE_RULE
+                             " " KL_SCOPE_DEPTH_RULE);
+    /* The same in a role file's assignableScopes. */
+    json_t *file = json_pack("{s:s, s:[s]}", "roleName", "R", "assignableScopes", deep);
+    json_t *body = NULL;
+    char guid[KL_UUID_LEN + 1];
+    assert_int_equal(kl_cli_role_definition_body(file, "/", &body, guid, err, sizeof(err)),
+                     KL_EINVAL);
+    assert_non_null(strstr(err, KL_SCOPE_DEPTH_RULE));
+    json_decref(file);
+}
+
 static char *resolved(const char *scope, const char *account, const char *sub, const char *rg,
                       int want_rc)
 {
     kl_buf b;
-    char err[256];
+    char err[512];
     kl_buf_init(&b, 2048);
     assert_int_equal(kl_cli_scope_resolve(scope, account, sub, rg, "/", &b, err, sizeof(err)),
                      want_rc);
@@ -783,7 +869,7 @@ static void test_scope_resolve(void **state)
     assert_string_equal(s, "'..' is not an account name");
     free(s);
     s = resolved("relative", NULL, "s", "rg", KL_EINVAL);
-    assert_non_null(strstr(s, "a scope starts with '/'"));
+    assert_string_equal(s, KL_SCOPE_RULE);
     free(s);
 }
 
@@ -953,7 +1039,7 @@ static void test_role_file_flat_form(void **state)
     free(s);
     s = role_body("{\"roleName\":\"R\",\"assignableScopes\":[\"subscriptions/s\"]}", "/", guid,
                   KL_EINVAL);
-    assert_non_null(strstr(s, "assignable scope 'subscriptions/s': a scope starts with '/'"));
+    assert_string_equal(s, "assignable scope 'subscriptions/s': " KL_SCOPE_RULE);
     free(s);
     s = role_body("{\"roleName\":\"R\",\"assignableScopes\":[]}", "/", guid, KL_EINVAL);
     assert_string_equal(s, "\"assignableScopes\" must be a non-empty list of scopes");
@@ -1411,6 +1497,8 @@ int main(void)
         cmocka_unit_test(test_deployment_create_options),
         cmocka_unit_test(test_help_and_end_of_options),
         cmocka_unit_test(test_default_data_dir),
+        cmocka_unit_test(test_scope_grammar_is_the_daemons),
+        cmocka_unit_test(test_command_table),
         cmocka_unit_test(test_rbac_commands_resolve),
         cmocka_unit_test(test_rbac_usage_errors),
         cmocka_unit_test(test_token_service_commands),
