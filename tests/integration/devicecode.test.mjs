@@ -115,6 +115,12 @@ test('devicecode endpoint refusals: no client, an unknown app, a confidential ap
   assert.deepEqual(r.json.error_codes, [900144], r.text);
   r = await d.request('GET', `/${tid}/oauth2/v2.0/devicecode`);
   assert.equal(r.status, 405, r.text);
+  // Another tenant: the token endpoint's answer (DeviceCodeCredential's default tenant,
+  // "organizations", is not one keyless knows: the tenant must be given).
+  r = await requestDeviceCode(d, 'organizations');
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, 'invalid_request');
+  assert.deepEqual(r.json.error_codes, [90002]);
 });
 
 test('polled faster than the interval: authorization_pending (never slow_down), even once approved, and the store is not read for it', async (t) => {
