@@ -75,6 +75,21 @@ test('devicecode: the fields and their types, interval always sent; the page app
   assert.equal(c.appid, AZURE_CLI);
   assert.equal(c.aud, 'https://cognitiveservices.azure.com');
   assert.equal(c.tid, tid);
+  assert.equal(c.upn, 'dev@example.com');
+  assert.deepEqual(c.amr, ['pwd']);
+  // What MSAL needs of a user grant's answer: the scopes, an id_token (openid was
+  // asked), client_info naming the user, a refresh token (offline_access).
+  assert.equal(typeof tok.json.refresh_token, 'string');
+  assert.equal(claims(tok.json.id_token).oid, user.id);
+  assert.deepEqual(b64json(tok.json.client_info), { uid: user.id, utid: tid });
+  assert.match(tok.json.scope, /cognitiveservices\.azure\.com/);
+  // Past the device_code grant, the refresh token the device got works as any other.
+  const rt = await d.request('POST', `/${tid}/oauth2/v2.0/token`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: AZURE_CLI, grant_type: 'refresh_token', refresh_token: tok.json.refresh_token, scope: 'https://cognitiveservices.azure.com/.default offline_access' }).toString(),
+  });
+  assert.equal(rt.status, 200, rt.text);
+  assert.equal(claims(rt.json.access_token).oid, user.id);
 
   // Spent: the same code again, after the interval, is refused.
   await afterInterval(t0, dc.interval);
