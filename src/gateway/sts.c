@@ -1181,7 +1181,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
         goto out;
     }
     if (!tenant_matches(snap, seg, n)) {
-        unknown_tenant(is_token ? a : NULL, r, seg, n, is_token);
+        unknown_tenant(is_token ? a : NULL, r, seg, n, is_post);
         goto out;
     }
     const char *tid = kl_snapshot_tenant_id(snap);
