@@ -218,4 +218,29 @@
 #define KL_MAX_AUTHZ_SCOPE 1024
 #define KL_MAX_PKCE_VERIFIER 128 /* RFC 7636: 43..128 characters */
 
+/* The device-code flow (RFC 8628 as Entra speaks it). A code lives
+ * KL_DEVICE_CODE_LIFETIME_S (Entra's 15 minutes; --device-code-lifetime-s moves it within
+ * the bounds, for tests); the client is told to poll every KL_DEVICE_CODE_INTERVAL_S. A
+ * poll that comes sooner than the interval less KL_DEVICE_CODE_POLL_SLACK_MS after the
+ * code's last poll on this node (or, across nodes, sooner than the interval less one
+ * second by the store's clock) is answered authorization_pending without reading the
+ * store: never slow_down, which MSAL treats as fatal. The per-node table of last polls
+ * has KL_DEVICE_CODE_POLL_SLOTS slots (a collision only forgets a poll). Expired codes
+ * are kept KL_DEVICE_CODE_KEEP_S so that they answer expired_token rather than
+ * bad_verification_code, then pruned. User codes are KL_USER_CODE_LEN letters of a
+ * 20-letter alphabet (20^8, about 2^34.6), shown as XXXX-XXXX; wrong guesses on the
+ * verification page are throttled per source address (token/throttle.h). */
+#define KL_DEVICE_CODE_LIFETIME_S 900
+#define KL_DEVICE_CODE_MIN_LIFETIME_S 5
+#define KL_DEVICE_CODE_MAX_LIFETIME_S 3600
+#define KL_DEVICE_CODE_INTERVAL_S 5
+#define KL_DEVICE_CODE_POLL_SLACK_MS 1000
+#define KL_DEVICE_CODE_POLL_SLOTS 4096
+#define KL_DEVICE_CODE_KEEP_S (24 * 3600)
+#define KL_DEVICE_CODE_BYTES 32 /* random bytes of a device_code (base64url on the wire) */
+#define KL_MAX_DEVICE_CODE 128  /* longest device_code accepted in a token request */
+#define KL_USER_CODE_LEN 8
+#define KL_DEVICE_SCOPE_MAX 1024     /* the scope a device code carries */
+#define KL_DEVICE_GUESS_ENTRIES 4096 /* addresses the verification page's throttle tracks */
+
 #endif

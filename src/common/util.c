@@ -229,3 +229,41 @@ char *kl_strndup(const char *s, size_t n)
     p[n] = '\0';
     return p;
 }
+
+void kl_ascii_lower_copy(char *dst, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = kl_ascii_lower(src[i]);
+    dst[n] = '\0';
+}
+
+void kl_ascii_lower_inplace(char *s)
+{
+    for (; s && *s; s++)
+        *s = kl_ascii_lower(*s);
+}
+
+char *kl_ascii_lower_dup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *c = malloc(n + 1);
+    if (c)
+        kl_ascii_lower_copy(c, s, n);
+    return c;
+}
+
+int kl_ascii_icmp(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)kl_ascii_lower(*a), y = (unsigned char)kl_ascii_lower(*b);
+        if (x != y || !x)
+            return (int)x - (int)y;
+    }
+}
+
+bool kl_uuid_valid_str(const char *s)
+{
+    return s && kl_uuid_valid(s, strlen(s));
+}

@@ -19,6 +19,8 @@ int kl_uuid_v4(char out[KL_UUID_LEN + 1]);
 int kl_random_id(void *out, size_t n);
 /* True if s[0..n) is a GUID in 8-4-4-4-12 hex form (either case). */
 bool kl_uuid_valid(const char *s, size_t n);
+/* kl_uuid_valid of a NUL-terminated s; false for NULL. */
+bool kl_uuid_valid_str(const char *s);
 
 /* Milliseconds on the monotonic clock; and seconds since the epoch. */
 uint64_t kl_now_mono_ms(void);
@@ -49,5 +51,31 @@ bool kl_str_istarts(const char *s, const char *prefix);
 
 /* Duplicates s[0..n) with a NUL; NULL on allocation failure. */
 char *kl_strndup(const char *s, size_t n);
+
+/* ASCII case folding, the one rule for names, ids, scopes and host names: only 'A'-'Z'
+ * change, never by locale, so every node and both store engines fold alike. */
+static inline char kl_ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+/* dst[0..n) = the lower case of src[0..n), then dst[n] = '\0' (dst may be src). */
+void kl_ascii_lower_copy(char *dst, const char *src, size_t n);
+/* s lower-cased where it stands; NULL is fine. */
+void kl_ascii_lower_inplace(char *s);
+/* <0, 0 or >0 as a sorts before, with or after b when both are lower-cased. */
+int kl_ascii_icmp(const char *a, const char *b);
+/* A lower-cased malloc'd copy of s; NULL for NULL s or when out of memory. */
+char *kl_ascii_lower_dup(const char *s);
+/* FNV-1a of the lower case of s[0..n), continuing from h (start at KL_FNV_BASIS): the
+ * hash of the case-insensitive lookup tables (accounts, principals, identities). */
+#define KL_FNV_BASIS 0xcbf29ce484222325ULL
+static inline uint64_t kl_fnv_lower(const char *s, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)kl_ascii_lower(s[i]);
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
 
 #endif

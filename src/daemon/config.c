@@ -66,6 +66,9 @@ static const char usage[] =
     "                            (KEYLESS_SIGNING_KEY_ALG; default RS256)\n"
     "  --token-lifetime-min N    lifetime of issued access tokens (KEYLESS_TOKEN_LIFETIME_MIN;\n"
     "                            default 60, 5 to 1440)\n"
+    "  --device-code-lifetime-s N  how long a device code waits for its user\n"
+    "                            (KEYLESS_DEVICE_CODE_LIFETIME_S; default 900, Entra's,\n"
+    "                            5 to 3600; shorter only for tests of expiry)\n"
     "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
     "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
     "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
@@ -228,6 +231,9 @@ static const opt opts[] = {
     STR("--signing-key-alg", "KEYLESS_SIGNING_KEY_ALG", signing_key_alg),
     {"--token-lifetime-min", "KEYLESS_TOKEN_LIFETIME_MIN", O_INT,
      offsetof(kl_config, token_lifetime_min), 0, 5, 1440},
+    {"--device-code-lifetime-s", "KEYLESS_DEVICE_CODE_LIFETIME_S", O_INT,
+     offsetof(kl_config, device_code_lifetime_s), 0, KL_DEVICE_CODE_MIN_LIFETIME_S,
+     KL_DEVICE_CODE_MAX_LIFETIME_S},
     {"--access-log", "KEYLESS_ACCESS_LOG", O_BOOL, offsetof(kl_config, access_log), 0, 0, 0},
     {"--log-level", "KEYLESS_LOG_LEVEL", O_LEVEL, offsetof(kl_config, log_level), 0, 0, 0},
     {"--allow-core-dumps", "KEYLESS_ALLOW_CORE_DUMPS", O_BOOL,
@@ -277,6 +283,7 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
     cfg->body_timeout_ms = KL_BODY_TIMEOUT_MS;
     cfg->signing_key_rotation_days = 30;
     cfg->token_lifetime_min = 60;
+    cfg->device_code_lifetime_s = KL_DEVICE_CODE_LIFETIME_S;
     cfg->mi_token_lifetime_min = KL_MI_TOKEN_DEFAULT_LIFETIME_S / 60;
     snprintf(cfg->signing_key_alg, sizeof(cfg->signing_key_alg), "RS256");
     cfg->access_log = true;

@@ -40,6 +40,7 @@ typedef struct kl_config {
      * issued access tokens, and "RS256" (default) or "ES256" for new signing keys. */
     int signing_key_rotation_days;
     int token_lifetime_min;
+    int device_code_lifetime_s; /* how long a device code may wait for its user */
     char signing_key_alg[8];
     bool access_log;
     bool allow_core_dumps; /* off: RLIMIT_CORE 0 and not dumpable (secrets stay in memory) */

@@ -494,6 +494,7 @@ int main(int argc, char **argv)
                                  .keys = keys,
                                  .public_base_url = base_url,
                                  .token_lifetime_s = (int64_t)cfg.token_lifetime_min * 60,
+                                 .device_code_lifetime_s = cfg.device_code_lifetime_s,
                                  .store = store,
                                  .egress = egress,
                                  .federation_ca_file =

@@ -8,6 +8,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/devicecode.h"
 
 static void not_found(kl_http_req *r)
 {
@@ -122,6 +123,12 @@ void kl_router_handle(kl_http_req *r, void *arg)
             kl_gateway_sts_handle(rt->sts, r);
             return;
         }
+        /* The device-code verification page, outside any tenant as Entra's
+         * microsoft.com/devicelogin is. */
+        if (rt->sts && kl_devicecode_page_matches(path)) {
+            kl_devicecode_page(rt->sts, r);
+            return;
+        }
         if (kl_gateway_matches(rt->gateway, r)) {
             kl_gateway_handle(rt->gateway, kl_http_req_thread_state(r), r);
             return;
@@ -143,8 +150,9 @@ kl_http_verdict kl_router_vet(kl_http_req *r, void *arg)
      * other faces take no bodies worth refusing early. */
     if (kl_http_req_face(r) != KL_FACE_PUBLIC || !strcmp(kl_http_req_path(r), "/healthz"))
         return KL_HTTP_CONTINUE;
-    if (rt->sts && kl_gateway_sts_matches(kl_http_req_path(r)))
-        return KL_HTTP_CONTINUE; /* the token endpoint needs its form body */
+    if (rt->sts && (kl_gateway_sts_matches(kl_http_req_path(r)) ||
+                    kl_devicecode_page_matches(kl_http_req_path(r))))
+        return KL_HTTP_CONTINUE; /* the token endpoint and the page need their form bodies */
     if (kl_gateway_matches(rt->gateway, r))
         return kl_gateway_vet(rt->gateway, kl_http_req_thread_state(r), r);
     if (kl_mgmt_matches(kl_http_req_path(r)))

@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/ids.h"
 #include "common/util.h"
 
-static const char *const type_names[] = {"ServicePrincipal", "ManagedIdentity", "User", "Group"};
+static const char *const type_names[] = {KL_PRINCIPAL_TYPE_SP, KL_PRINCIPAL_TYPE_MI,
+                                         KL_PRINCIPAL_TYPE_USER, KL_PRINCIPAL_TYPE_GROUP};
 
 const char *kl_principal_type_name(kl_principal_type t)
 {
@@ -28,7 +30,7 @@ int kl_principal_type_parse(const char *s, kl_principal_type *out)
 
 const char *kl_principal_type_arm(kl_principal_type t)
 {
-    return t == KL_PRINCIPAL_MANAGED_IDENTITY ? "ServicePrincipal" : kl_principal_type_name(t);
+    return t == KL_PRINCIPAL_MANAGED_IDENTITY ? KL_PRINCIPAL_TYPE_SP : kl_principal_type_name(t);
 }
 
 /* Length of the UTF-8 sequence at s[0..n), or 0 if it is not well formed (overlong

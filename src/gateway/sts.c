@@ -18,6 +18,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "gateway/devicecode.h"
 #include "gateway/sts_internal.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
@@ -86,7 +87,9 @@ typedef enum sts_route {
     STS_KEYS_V2,
     STS_KEYS_V1,
     STS_TOKEN_V2,
-    STS_TOKEN_V1
+    STS_TOKEN_V1,
+    STS_DEVICECODE_V2,
+    STS_DEVICECODE_V1
 } sts_route;
 
 static const struct {
@@ -99,6 +102,8 @@ static const struct {
     {"/discovery/keys", STS_KEYS_V1},
     {"/oauth2/v2.0/token", STS_TOKEN_V2},
     {"/oauth2/token", STS_TOKEN_V1},
+    {"/oauth2/v2.0/devicecode", STS_DEVICECODE_V2},
+    {"/oauth2/devicecode", STS_DEVICECODE_V1},
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -127,6 +132,8 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
     if (!err)
         err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->pw_throttle);
+    if (!err)
+        err = kl_devicecode_new(cfg->device_code_lifetime_s, &s->devicecode);
     if (!err && cfg->egress)
         err = kl_jwks_new(kl_jwks_https_fetch, &s->https, &s->jwks);
     if (err) {
@@ -144,6 +151,7 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
     free(s->base);
     kl_throttle_free(s->throttle);
     kl_throttle_free(s->pw_throttle);
+    kl_devicecode_free(s->devicecode);
     kl_jwks_free(s->jwks);
     free(s);
 }
@@ -1027,8 +1035,10 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     case STS_DISCOVERY_V2: adfs_discovery(s, r, tid); break;
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
+    case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_KEYS_V2:
     case STS_TOKEN_V2:
+    case STS_DEVICECODE_V2:
     case STS_NONE:
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         break;
@@ -1043,15 +1053,16 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     kl_http_req_set_route(r, KL_ROUTE_STS);
     const char *m = kl_http_req_method(r);
     bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2;
+    bool is_post = is_token || rt == STS_DEVICECODE_V1 || rt == STS_DEVICECODE_V2;
     kl_sts_audit audit_rec = {.s = s};
     kl_sts_audit *a = is_token ? &audit_rec : NULL;
     if (rt == STS_NONE) {
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
-    if (is_token ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
-        kl_http_set_header(r, "Allow", is_token ? "POST" : "GET, HEAD");
-        if (is_token)
+    if (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+        kl_http_set_header(r, "Allow", is_post ? "POST" : "GET, HEAD");
+        if (is_post)
             kl_sts_error(a, r, 405, "invalid_request", 900561,
                          "The endpoint only accepts POST requests. Received a %s request.",
                          kl_sts_echo(m));
@@ -1081,6 +1092,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V2: token(a, s, r, snap, false, tid); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, tid); break;
+    case STS_DEVICECODE_V2: kl_devicecode_issue(s, r, snap, false); break;
+    case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_NONE: break;
     }
 out:

@@ -34,6 +34,9 @@ typedef struct kl_gateway_sts_cfg {
     const char *federation_ca_file; /* CAs of federated issuers; NULL: the system's */
     /* The sign-in log (borrowed; NULL: none): every token issued or refused. */
     struct kl_signins *signins;
+    /* How long a device code lives (s; 0: KL_DEVICE_CODE_LIFETIME_S; else within
+     * KL_DEVICE_CODE_MIN_LIFETIME_S..KL_DEVICE_CODE_MAX_LIFETIME_S). */
+    int64_t device_code_lifetime_s;
 } kl_gateway_sts_cfg;
 
 /* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */

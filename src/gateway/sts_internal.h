@@ -35,6 +35,7 @@ struct kl_gateway_sts {
     kl_jwks *jwks;              /* owned: federated issuers' keys; NULL without an egress policy */
     kl_jwks_https https;        /* the transport's context (borrowed pointers) */
     struct kl_signins *signins; /* may be NULL */
+    struct kl_devicecode *devicecode; /* owned: the device-code flow's per-node state */
 };
 
 /* What the sign-in log records of one token request, filled in as it is checked.

@@ -9,7 +9,12 @@
  *
  * Requests on a connection are handled one at a time (pipelined requests wait). A
  * handler may answer at once or later (asynchronously, from the same worker thread):
- * the request stays valid until it is answered or aborted. */
+ * the request stays valid until it is answered or aborted.
+ *
+ * Implemented in modules (their private headers are in this folder): server.c
+ * (listeners, threads, start and stop), conn.c (connections), parser.c (framing and the
+ * server's refusals), req.c (requests and their accessors), respond.c (whole answers)
+ * and stream.c (streamed answers). */
 #ifndef KL_HTTP_SERVER_H
 #define KL_HTTP_SERVER_H
 
@@ -103,9 +108,12 @@ int kl_http_server_start(kl_http_server *s);
 /* Graceful stop: closes listeners, lets in-flight requests finish (up to grace_ms),
  * joins the threads. Safe to call from a signal-handling thread (not a worker). */
 void kl_http_server_stop(kl_http_server *s, int grace_ms);
+/* Stops the server (as kl_http_server_stop with no grace) if it runs, closes its
+ * listeners (removing Unix socket files) and frees it. NULL is ignored. */
 void kl_http_server_free(kl_http_server *s);
 
 /* --- request accessors (valid until the request is answered or aborted) --- */
+/* The method as http_parser names it ("GET", "POST", ...). */
 const char *kl_http_req_method(const kl_http_req *r);
 /* The path with duplicate slashes collapsed and a trailing slash removed ("/" stays);
  * not percent-decoded. */
@@ -122,7 +130,10 @@ const char *kl_http_req_query_param(kl_http_req *r, const char *name);
 const char *kl_http_req_header(const kl_http_req *r, const char *name);
 /* Number of headers called name (to detect duplicates). */
 int kl_http_req_header_count(const kl_http_req *r, const char *name);
+/* The request body, *len bytes (never NULL; empty before the body is read, as in the
+ * headers hook). Owned by the request. */
 const unsigned char *kl_http_req_body(const kl_http_req *r, size_t *len);
+/* The face of the listener the request came in on. */
 kl_face kl_http_req_face(const kl_http_req *r);
 /* True for Unix-socket connections whose peer passed the uid check. */
 bool kl_http_req_is_admin(const kl_http_req *r);
@@ -137,7 +148,10 @@ long kl_http_req_peer_uid(const kl_http_req *r);
 void kl_http_req_peer_addr(const kl_http_req *r, char *out, size_t outlen);
 /* A per-request GUID, also sent back as the x-ms-request-id and apim-request-id headers. */
 const char *kl_http_req_id(const kl_http_req *r);
+/* The event base of the worker thread serving the request: where an asynchronous
+ * handler schedules the rest of its work. */
 struct event_base *kl_http_req_base(const kl_http_req *r);
+/* What cfg.thread_init returned for the thread serving the request (NULL without one). */
 void *kl_http_req_thread_state(const kl_http_req *r);
 /* Labels the request for metrics (default KL_ROUTE_OTHER). */
 void kl_http_req_set_route(kl_http_req *r, kl_route route);
@@ -150,33 +164,42 @@ void kl_http_req_log_field(kl_http_req *r, const char *key, const char *value);
 /* Adds a response header (copied). Content-Length, Transfer-Encoding, Connection and
  * Date are the server's own and are ignored here. */
 void kl_http_set_header(kl_http_req *r, const char *name, const char *value);
-/* Sends a complete response; the request is finished and must not be used again. */
+/* Sends a complete response; the request is finished and must not be used again. A 204
+ * or 304 carries no body; the answer to HEAD carries the headers only. Does nothing if
+ * the request was already answered. Out of memory, the connection is closed instead. */
 void kl_http_respond(kl_http_req *r, int status, const char *content_type, const void *body,
                      size_t len);
-/* Sends body as application/json; takes ownership of body. */
+/* Sends body as application/json; takes ownership of body. A NULL body (what json_pack
+ * gives for text that is not UTF-8) or one that cannot be serialised gets the server's
+ * own JSON 500 instead. */
 void kl_http_respond_json(kl_http_req *r, int status, json_t *body);
 /* Sends {"error":{"code":code,"message":message}} as application/json. */
 void kl_http_respond_error(kl_http_req *r, int status, const char *code, const char *message);
 
-/* Streaming (chunked transfer encoding). begin queues the status line and headers.
- *
- * write queues len bytes as one chunk. The bytes queued to the client (see
+/* Streaming (chunked transfer encoding). The bytes queued to the client (see
  * kl_http_stream_pending) never exceed KL_MAX_OUTPUT_BUFFER: a producer stops once more
- * than half of it is queued and resumes from kl_http_req_on_drain. A write that would
- * go past the bound fails with KL_ETOOBIG (so no single write may be near the bound);
- * KL_ENOMEM if memory ran out; KL_EIO if the stream already failed or ended. Any failed
- * write makes the stream unrecoverable: whatever the handler does next, it ends with
- * the connection closed and no terminating chunk, so the client sees the answer is
- * incomplete. A truncated answer never looks complete.
- *
- * end finishes the response with the terminating chunk, unless a write failed (then it
- * acts as abort). abort closes the connection at once without the terminating chunk
- * (bytes still queued are dropped) for an answer that cannot be completed, such as a
- * model server failing mid-stream; the abort callback is not called. After end or abort
- * the request is gone. */
+ * than half of it is queued and resumes from kl_http_req_on_drain. Any failed write makes
+ * the stream unrecoverable: whatever the handler does next, it ends with the connection
+ * closed and no terminating chunk, so the client sees the answer is incomplete. A
+ * truncated answer never looks complete. After end or abort the request is gone. */
+
+/* Queues the status line and headers (sent with the first chunk, at the latest at the
+ * end of this loop iteration). 0, or KL_EINVAL if the request was already answered (or
+ * begun). Out of memory it still returns 0: the stream has then failed, so every write
+ * returns KL_EIO and end acts as abort. */
 int kl_http_stream_begin(kl_http_req *r, int status, const char *content_type);
+/* Queues len bytes as one chunk (nothing for len 0, or for an answer to HEAD). Returns 0;
+ * KL_EIO if the stream was never begun, already failed or ended; KL_ETOOBIG if the chunk
+ * would take the queued bytes past KL_MAX_OUTPUT_BUFFER (so no single write may be near
+ * the bound); KL_ENOMEM if memory ran out. Every error but KL_EIO makes the stream fail
+ * (see above). */
 int kl_http_stream_write(kl_http_req *r, const void *data, size_t len);
+/* Finishes the response with the terminating chunk, unless a write failed (then it acts
+ * as abort). Does nothing if the stream was never begun or is already over. */
 void kl_http_stream_end(kl_http_req *r);
+/* Closes the connection at once without the terminating chunk (bytes still queued are
+ * dropped) for an answer that cannot be completed, such as a model server failing
+ * mid-stream; the abort callback is not called. Does nothing if the request is finished. */
 void kl_http_stream_abort(kl_http_req *r);
 /* Bytes queued to the client but not yet written (for backpressure). */
 size_t kl_http_stream_pending(const kl_http_req *r);

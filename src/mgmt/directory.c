@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "directory/directory.h"
@@ -69,7 +70,7 @@ static json_t *application_full_json(kl_mgmt_call *c, const kl_store_application
 static json_t *service_principal_json(kl_mgmt_call *c, const kl_store_principal *p)
 {
     json_t *o = json_object();
-    bool mi = strcmp(p->type, "ManagedIdentity") == 0;
+    bool mi = strcmp(p->type, KL_PRINCIPAL_TYPE_MI) == 0;
     if (!o || set_new(o, "id", json_string(p->object_id)) ||
         set_new(o, "appId", json_string(p->app_id ? p->app_id : "")) ||
         set_new(o, "displayName", json_string(p->display_name)) ||
@@ -348,7 +349,7 @@ void kl_mgmt_application_delete(kl_mgmt_call *c)
 
 static bool is_service_principal(const kl_store_principal *p)
 {
-    return strcmp(p->type, "ServicePrincipal") == 0 || strcmp(p->type, "ManagedIdentity") == 0;
+    return strcmp(p->type, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(p->type, KL_PRINCIPAL_TYPE_MI) == 0;
 }
 
 void kl_mgmt_service_principals_list(kl_mgmt_call *c)

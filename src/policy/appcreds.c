@@ -77,13 +77,6 @@ static void fed_clear(fed_entry *x)
     memset(x, 0, sizeof(*x));
 }
 
-static void lower_in_place(char *p)
-{
-    for (; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-}
-
 static void entry_clear(entry *x)
 {
     free(x->app_id);
@@ -155,7 +148,7 @@ int kl_appcreds_builder_client(kl_appcreds_builder *b, const char *app_id, bool 
         client_clear(&x);
         return err;
     }
-    lower_in_place(x.app_id);
+    kl_ascii_lower_inplace(x.app_id);
     b->c[b->nc++] = x;
     return 0;
 }
@@ -201,7 +194,7 @@ int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, co
         fed_clear(&x);
         return err;
     }
-    lower_in_place(x.app_id);
+    kl_ascii_lower_inplace(x.app_id);
     x.order = b->nf;
     b->f[b->nf++] = x;
     return 0;
@@ -231,7 +224,7 @@ int kl_appcreds_builder_cert(kl_appcreds_builder *b, const char *app_id, const c
         err = KL_ENOMEM;
         goto fail;
     }
-    lower_in_place(x.app_id);
+    kl_ascii_lower_inplace(x.app_id);
     int got = kl_b64_decode(cert_b64, bl, x.der, dl);
     if (got <= 0) {
         err = KL_EINVAL;
@@ -346,9 +339,7 @@ static bool lower_key(const char *client_id, char lk[KL_MAX_PRINCIPAL_ID + 1])
     size_t cl = strnlen(client_id, KL_MAX_PRINCIPAL_ID + 1);
     if (cl > KL_MAX_PRINCIPAL_ID)
         return false;
-    for (size_t i = 0; i <= cl; i++)
-        lk[i] = (client_id[i] >= 'A' && client_id[i] <= 'Z') ? (char)(client_id[i] - 'A' + 'a')
-                                                             : client_id[i];
+    kl_ascii_lower_copy(lk, client_id, cl);
     return true;
 }
 

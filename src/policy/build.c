@@ -102,15 +102,6 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-static char *lower_dup(const char *s)
-{
-    char *c = s ? strdup(s) : NULL;
-    for (char *p = c; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return c;
-}
-
 int kl_policy_credential_aad(const char *account_name, const char *deployment, const char *url,
                              char *out, size_t outlen)
 {
@@ -123,8 +114,7 @@ int kl_policy_credential_aad(const char *account_name, const char *deployment, c
      * names and URLs are not. */
     size_t start = strlen("upstream-credential:");
     for (size_t i = start; i < start + strlen(account_name); i++)
-        if (out[i] >= 'A' && out[i] <= 'Z')
-            out[i] = (char)(out[i] - 'A' + 'a');
+        out[i] = kl_ascii_lower(out[i]);
     return 0;
 }
 
@@ -207,7 +197,7 @@ static const char *model_name(const char *model_json, json_t **owner)
 static char *broken_key(const kl_store_deployment *d)
 {
     const char *sealed = d->credential_sealed ? d->credential_sealed : "";
-    char *acct = lower_dup(d->account_name);
+    char *acct = kl_ascii_lower_dup(d->account_name);
     if (!acct)
         return NULL;
     size_t n = strlen(acct) + strlen(d->name) + 64;
@@ -299,7 +289,7 @@ static int on_principal(void *arg, const kl_store_principal *p)
         return err;
     if ((err = grow((void **)&c->enabled, &c->cap_enabled, c->n_enabled, sizeof(char *))))
         return err;
-    if (!(c->enabled[c->n_enabled] = lower_dup(p->object_id)))
+    if (!(c->enabled[c->n_enabled] = kl_ascii_lower_dup(p->object_id)))
         return KL_ENOMEM;
     c->n_enabled++;
     return 0;
@@ -353,7 +343,7 @@ static int on_role(void *arg, const kl_store_role_definition *rd)
     r.row = calloc(1, sizeof(*r.row));
     if (!r.row)
         return KL_ENOMEM;
-    r.row->role_id = lower_dup(rd->role_id);
+    r.row->role_id = kl_ascii_lower_dup(rd->role_id);
     r.row->role_name = strdup(rd->role_name ? rd->role_name : "");
     r.row->description = strdup(rd->description ? rd->description : "");
     r.row->assignable_scopes = strdup(rd->assignable_scopes ? rd->assignable_scopes : "");
@@ -386,9 +376,9 @@ static int on_assignment(void *arg, const kl_store_role_assignment *ra)
     int err = grow((void **)&c->asgs, &c->cap_asgs, c->n_asgs, sizeof(asg_row));
     if (err)
         return err;
-    asg_row a = {.name = lower_dup(ra->name),
-                 .principal = lower_dup(ra->principal_id),
-                 .role = lower_dup(ra->role_id),
+    asg_row a = {.name = kl_ascii_lower_dup(ra->name),
+                 .principal = kl_ascii_lower_dup(ra->principal_id),
+                 .role = kl_ascii_lower_dup(ra->role_id),
                  .scope = strdup(ra->scope ? ra->scope : "")};
     if (!a.name || !a.principal || !a.role || !a.scope) {
         free(a.name);

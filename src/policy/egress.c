@@ -432,9 +432,7 @@ int kl_egress_allow(kl_egress *e, const char *list, char *err, size_t errlen)
         }
         if (tok[n - 1] == '.')
             tok[--n] = '\0';
-        for (size_t i = 0; i <= n; i++)
-            names[n_names][i] =
-                (tok[i] >= 'A' && tok[i] <= 'Z') ? (char)(tok[i] - 'A' + 'a') : tok[i];
+        kl_ascii_lower_copy(names[n_names], tok, n);
         n_names++;
     }
     if (n_allow + n_names == 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "common/limits.h"
 #include "common/log.h"
 
@@ -28,8 +29,7 @@ static char *lower_dup(const char *s)
     char *c = malloc(n + 1);
     if (!c)
         return NULL;
-    for (size_t i = 0; i <= n; i++)
-        c[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    kl_ascii_lower_copy(c, s, n);
     return c;
 }
 

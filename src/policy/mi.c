@@ -39,42 +39,6 @@ struct kl_mi_set {
 
 /* ---------------------------------------------------------------- helpers */
 
-#define FNV_BASIS 0xcbf29ce484222325ULL
-
-static uint64_t fnv_lower(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        h ^= c;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static int lower_cmp(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y - 'A' + 'a');
-        if (x != y || !x)
-            return (int)x - (int)y;
-    }
-}
-
-static char *lower_dup(const char *s)
-{
-    char *c = strdup(s);
-    for (char *p = c; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return c;
-}
-
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
@@ -162,8 +126,8 @@ int kl_mi_builder_identity(kl_mi_builder *b, const char *object_id, const char *
     int err = grow((void **)&b->mis, &b->cap_mis, b->n_mis, sizeof(kl_mi));
     if (err)
         return err;
-    kl_mi m = {.object_id = lower_dup(object_id),
-               .client_id = lower_dup(client_id),
+    kl_mi m = {.object_id = kl_ascii_lower_dup(object_id),
+               .client_id = kl_ascii_lower_dup(client_id),
                .resource_id = strdup(resource_id),
                .user_assigned = user_assigned};
     if (!m.object_id || !m.client_id || !m.resource_id) {
@@ -198,7 +162,8 @@ int kl_mi_builder_attach(kl_mi_builder *b, const char *host_id, const char *obje
     int err = grow((void **)&b->att, &b->cap_att, b->n_att, sizeof(staged_attach));
     if (err)
         return err;
-    staged_attach a = {.host_lower = lower_dup(host_id), .object_id = lower_dup(object_id)};
+    staged_attach a = {.host_lower = kl_ascii_lower_dup(host_id),
+                       .object_id = kl_ascii_lower_dup(object_id)};
     if (!a.host_lower || !a.object_id) {
         free(a.host_lower);
         free(a.object_id);
@@ -224,8 +189,8 @@ static int cmp_att(const void *x, const void *y)
 
 static int cmp_mi_ptr_rid(const void *x, const void *y)
 {
-    return lower_cmp((*(const kl_mi *const *)x)->resource_id,
-                     (*(const kl_mi *const *)y)->resource_id);
+    return kl_ascii_icmp((*(const kl_mi *const *)x)->resource_id,
+                         (*(const kl_mi *const *)y)->resource_id);
 }
 
 static const kl_mi *find_by_oid(const kl_mi_set *m, const char *oid)
@@ -236,7 +201,7 @@ static const kl_mi *find_by_oid(const kl_mi_set *m, const char *oid)
 
 static uint64_t compute_hash(kl_compute_kind kind, const char *name, size_t n)
 {
-    return fnv_lower(name, n, FNV_BASIS ^ ((uint64_t)kind * 0x9e3779b97f4a7c15ULL));
+    return kl_fnv_lower(name, n, KL_FNV_BASIS ^ ((uint64_t)kind * 0x9e3779b97f4a7c15ULL));
 }
 
 const kl_compute *kl_mi_set_compute(const kl_mi_set *m, kl_compute_kind kind, const char *name)
@@ -264,7 +229,7 @@ const kl_mi *kl_mi_set_by_client_id(const kl_mi_set *m, const char *client_id)
     size_t len = strnlen(client_id, KL_MAX_PRINCIPAL_ID + 1);
     if (len == 0 || len > KL_MAX_PRINCIPAL_ID)
         return NULL;
-    for (size_t i = fnv_lower(client_id, len, FNV_BASIS) & m->client_mask;;
+    for (size_t i = kl_fnv_lower(client_id, len, KL_FNV_BASIS) & m->client_mask;;
          i = (i + 1) & m->client_mask) {
         uint32_t v = m->client_tab[i];
         if (v == 0)
@@ -287,7 +252,7 @@ static int index_identities(kl_mi_set *m)
         const char *cid = m->mis[i].client_id;
         if (kl_mi_set_by_client_id(m, cid))
             return KL_EEXIST;
-        size_t h = fnv_lower(cid, strlen(cid), FNV_BASIS) & m->client_mask;
+        size_t h = kl_fnv_lower(cid, strlen(cid), KL_FNV_BASIS) & m->client_mask;
         while (m->client_tab[h] != 0)
             h = (h + 1) & m->client_mask;
         m->client_tab[h] = (uint32_t)(i + 1);
@@ -332,7 +297,7 @@ static int resolve_computes(kl_mi_set *m, const staged_attach *att, size_t n_att
         const kl_mi *kp = &key;
         const kl_mi **hit = bsearch(&kp, sys, n_sys, sizeof(kl_mi *), cmp_mi_ptr_rid);
         cp->system = hit ? *hit : NULL;
-        char *lid = lower_dup(cp->id);
+        char *lid = kl_ascii_lower_dup(cp->id);
         if (!lid) {
             err = KL_ENOMEM;
             break;

@@ -88,4 +88,8 @@ int kl_snapshot_builder_finish(kl_snapshot_builder *b, kl_snapshot **out);
  * kl_rbac_index_derive. *out holds one reference, generation 0. KL_EINVAL, KL_ENOMEM. */
 int kl_snapshot_derive(kl_snapshot *old, kl_rbac_index *ix, kl_snapshot **out);
 
+/* Sets the generation of s, which no reader sees yet: the holder numbers a snapshot as it
+ * publishes it (snapshot_holder.c). */
+void kl_snapshot_set_generation(kl_snapshot *s, uint64_t g);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "common/limits.h"
 #include "crypto/seal.h"
 
@@ -122,9 +123,7 @@ int kl_sts_add_secret(kl_sts *s, const kl_store_app_secret *row)
     memset(e, 0, sizeof(*e));
     if (!(e->app_id = strdup(row->app_id)))
         return KL_ENOMEM;
-    for (char *p = e->app_id; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+    kl_ascii_lower_inplace(e->app_id);
     snprintf(e->key_id, sizeof(e->key_id), "%s", row->key_id);
     memcpy(e->hash, row->hash, 32);
     e->start_at = row->start_at;
@@ -233,9 +232,7 @@ kl_sts_secret kl_sts_check_secret(const kl_sts *s, const kl_keys *keys, const ch
     size_t al = strnlen(app_id, sizeof(lower));
     if (al >= sizeof(lower))
         return KL_STS_SECRET_WRONG;
-    for (size_t i = 0; i <= al; i++)
-        lower[i] =
-            (app_id[i] >= 'A' && app_id[i] <= 'Z') ? (char)(app_id[i] - 'A' + 'a') : app_id[i];
+    kl_ascii_lower_copy(lower, app_id, al);
     unsigned char h[32];
     if (kl_sts_secret_hash(keys, secret, n, h) != 0)
         return KL_STS_SECRET_WRONG;

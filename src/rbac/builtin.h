@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/ids.h"
 #include "rbac/rbac.h"
 
 #define KL_ROLE_OPENAI_USER "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
@@ -14,7 +15,7 @@
 #define KL_ROLE_CS_USER "a97b65f3-24c7-4388-baec-2e87135dc908"
 #define KL_ROLE_CS_CONTRIBUTOR "25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68"
 #define KL_ROLE_CS_USAGES_READER "bba48692-92b0-4667-a9ad-c31c7b334ac2"
-#define KL_ROLE_OWNER "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+#define KL_ROLE_OWNER KL_ROLE_OWNER_ID
 #define KL_ROLE_CONTRIBUTOR "b24988ac-6180-42a0-ab88-20f7382dd24c"
 #define KL_ROLE_READER "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 #define KL_ROLE_USER_ACCESS_ADMIN "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"

@@ -189,15 +189,6 @@ static inline uint64_t filter_bit(uint32_t sid)
     return 1ull << (sid & 63);
 }
 
-static inline void lower_copy(char *dst, const char *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-    }
-    dst[n] = '\0';
-}
-
 /* A principal id: 1..KL_MAX_PRINCIPAL_ID printable bytes without spaces or '*',
  * lower-cased. */
 static inline int principal_lower(const char *p, char *out, size_t *len)
@@ -223,7 +214,7 @@ static inline int principal_lower(const char *p, char *out, size_t *len)
 static inline const role *role_find(const kl_rbac_index *ix, const char *guid36)
 {
     char g[KL_UUID_LEN + 1];
-    lower_copy(g, guid36, KL_UUID_LEN);
+    kl_ascii_lower_copy(g, guid36, KL_UUID_LEN);
     uint64_t h = hash_bytes(g, KL_UUID_LEN, ix->seed);
     for (size_t i = h & (ix->rcap - 1);; i = (i + 1) & (ix->rcap - 1)) {
         uint32_t v = ix->rtab[i];

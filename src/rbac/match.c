@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "common/limits.h"
 #include "rbac/ascii.h"
 
@@ -25,11 +26,6 @@ struct kl_rbac_matcher {
     pat *pats;   /* n entries, inside this allocation */
     char *chars; /* lower-cased patterns, back to back, inside this allocation */
 };
-
-static char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-}
 
 static bool printable(char c)
 {
@@ -81,7 +77,7 @@ static void compile_one(const char *src, char *dst, pat *pt, uint32_t off)
     size_t len = strlen(src);
     size_t stars = 0, folds = 0, first = len, last = len;
     for (size_t i = 0; i < len; i++) {
-        dst[i] = lower(src[i]);
+        dst[i] = kl_ascii_lower(src[i]);
         if (src[i] == '*') {
             if (first == len)
                 first = i;

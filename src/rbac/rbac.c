@@ -139,7 +139,7 @@ static int role_compile(kl_rbac_index *ix, role *r, const kl_rbac_role_def *def)
 {
     int rc;
     r->def = def;
-    lower_copy(r->guid, def->id, KL_UUID_LEN);
+    kl_ascii_lower_copy(r->guid, def->id, KL_UUID_LEN);
     if ((rc = kl_rbac_matcher_new(def->actions, def->n_actions, &r->m[M_ACTIONS])) ||
         (rc = kl_rbac_matcher_new(def->not_actions, def->n_not_actions, &r->m[M_NOT_ACTIONS])) ||
         (rc = kl_rbac_matcher_new(def->data_actions, def->n_data_actions, &r->m[M_DATA])) ||
@@ -349,7 +349,7 @@ static int add_assignment(kl_rbac_index *ix, const kl_rbac_assignment *in, uint3
     if ((rc = kl_scope_parse(in->scope, strlen(in->scope), &sc)))
         return kl_err_say(err, errlen, rc, "assignment %s: invalid scope", in->id);
     char slc[KL_MAX_SCOPE + 1];
-    lower_copy(slc, sc.text, sc.len);
+    kl_ascii_lower_copy(slc, sc.text, sc.len);
     bool ok = false;
     for (size_t i = 0; i < r->n_assignable && !ok; i++)
         ok = lc_covers(r->assignable_lc[i], strlen(r->assignable_lc[i]), slc, sc.len);
@@ -388,7 +388,7 @@ static int check_ids(kl_rbac_index *ix, char *err, size_t errlen)
     char buf[KL_MAX_URL + 1];
     for (size_t i = 0; i < ix->nasgs && !rc; i++) {
         size_t n = strlen(ix->asgs[i].id);
-        lower_copy(buf, ix->asgs[i].id, n);
+        kl_ascii_lower_copy(buf, ix->asgs[i].id, n);
         uint64_t h = hash_bytes(buf, n, ix->seed);
         for (size_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
             if (!tab[s]) {

@@ -6,6 +6,8 @@
  * functions SQLite marks innocuous). */
 #include "store/migrations.h"
 
+#include "common/ids.h"
+
 static const kl_store_migration migrations[] = {
     {1, "accounts, account keys and deployments",
      /* pk is a surrogate key so that children do not repeat the ARM id and so that a
@@ -76,15 +78,17 @@ static const kl_store_migration migrations[] = {
      "CREATE TABLE principals ("
      "  pk INTEGER PRIMARY KEY,"
      "  object_id TEXT NOT NULL UNIQUE,"
-     "  type TEXT NOT NULL CHECK (type IN ('ServicePrincipal', 'ManagedIdentity', 'User',"
-     "    'Group')),"
+     "  type TEXT NOT NULL CHECK (type IN ('" KL_PRINCIPAL_TYPE_SP "', '" KL_PRINCIPAL_TYPE_MI
+     "', '" KL_PRINCIPAL_TYPE_USER "',"
+     "    '" KL_PRINCIPAL_TYPE_GROUP "')),"
      "  display_name TEXT NOT NULL,"
      "  app_id TEXT UNIQUE,"
      "  application_pk INTEGER UNIQUE REFERENCES applications (pk) ON DELETE CASCADE,"
      "  account_enabled INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),"
      "  created_at INTEGER NOT NULL,"
-     "  CHECK ((app_id IS NOT NULL) = (type IN ('ServicePrincipal', 'ManagedIdentity'))),"
-     "  CHECK (application_pk IS NULL OR type = 'ServicePrincipal')"
+     "  CHECK ((app_id IS NOT NULL) = (type IN ('" KL_PRINCIPAL_TYPE_SP "', '" KL_PRINCIPAL_TYPE_MI
+     "'))),"
+     "  CHECK (application_pk IS NULL OR type = '" KL_PRINCIPAL_TYPE_SP "')"
      ");"
      "CREATE TABLE role_definitions ("
      "  pk INTEGER PRIMARY KEY,"
@@ -349,6 +353,64 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (group_pk, member_pk)"
      ");"
      "CREATE INDEX group_members_member ON group_members (member_pk);"},
+    {19, "browser sign-in: authorization codes and sign-in sessions",
+     /* Both hold only the SHA-256 of the secret the browser or client carries (the code,
+      * the kl_session cookie), so a copy of the database signs nobody in. They are
+      * bookkeeping no snapshot reads: written without moving the store's generation. A
+      * code is redeemed by the one UPDATE that finds used_at NULL, on any node. A session
+      * has a public id (a GUID: refresh tokens and sign-out name it) besides its cookie. */
+     "CREATE TABLE auth_codes ("
+     "  code_hash BLOB PRIMARY KEY CHECK (length(code_hash) = 32),"
+     "  client_id TEXT NOT NULL,"
+     "  user_oid TEXT NOT NULL,"
+     "  redirect_uri TEXT NOT NULL,"
+     "  scope TEXT NOT NULL,"
+     "  code_challenge TEXT,"
+     "  nonce TEXT,"
+     "  session_id TEXT,"
+     "  auth_time INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER"
+     ");"
+     "CREATE INDEX auth_codes_expires ON auth_codes (expires_at);"
+     "CREATE TABLE signin_sessions ("
+     "  id TEXT PRIMARY KEY,"
+     "  cookie_hash BLOB NOT NULL UNIQUE CHECK (length(cookie_hash) = 32),"
+     "  user_oid TEXT NOT NULL,"
+     "  auth_time INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX signin_sessions_expires ON signin_sessions (expires_at);"},
+    {20, "device codes",
+     /* One row per device-code sign-in (gateway/devicecode.c). The device_code itself is
+      * kept only as its SHA-256 (it is 32 random bytes, so an unkeyed hash is enough):
+      * a copy of the database cannot poll for anyone's tokens. user_code is stored
+      * normalised (upper case, no '-') and unique, so the verification page finds it by
+      * equality. The status moves pending -> approved or declined once; redeemed_at is
+      * set at most once (UPDATE ... WHERE redeemed_at IS NULL), which is what makes a
+      * code good for one token answer across nodes. last_poll (unix seconds) carries
+      * the too-fast rule between nodes. Bookkeeping no snapshot reads: written without
+      * moving the store's generation. */
+     "CREATE TABLE device_codes ("
+     "  code_hash BLOB PRIMARY KEY CHECK (length(code_hash) = 32),"
+     "  user_code TEXT NOT NULL UNIQUE,"
+     "  client_id TEXT NOT NULL,"
+     "  scope TEXT NOT NULL,"
+     "  status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'declined')),"
+     "  user_oid TEXT,"
+     "  session_id TEXT,"
+     "  auth_time INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  last_poll INTEGER NOT NULL DEFAULT 0,"
+     "  redeemed_at INTEGER,"
+     "  CHECK (status = 'pending' OR status = 'declined' OR (user_oid IS NOT NULL AND"
+     "    session_id IS NOT NULL))"
+     ");"
+     "CREATE INDEX device_codes_expires ON device_codes (expires_at);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

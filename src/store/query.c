@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 
 /* ---------------------------------------------------------------- row maps */
 
@@ -497,11 +498,7 @@ char *kl_q_lower(const char *s)
     char *o = malloc(n + 1);
     if (!o)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        o[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    o[n] = '\0';
+    kl_ascii_lower_copy(o, s, n);
     return o;
 }
 

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ids.h"
+
 typedef struct kl_store kl_store;
 
 /* An account (Microsoft.CognitiveServices/accounts). Strings are NUL-terminated.
@@ -167,7 +169,7 @@ int kl_store_delete_deployment(kl_store *st, const char *account_name, const cha
  * directory can never lock out its last administrator. */
 
 /* Owner's role GUID (the bootstrap assignment and the root owner rule). */
-#define KL_STORE_OWNER_ROLE_ID "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+#define KL_STORE_OWNER_ROLE_ID KL_ROLE_OWNER_ID
 #define KL_STORE_TENANT_DISPLAY_NAME "keyless"
 #define KL_STORE_ADMIN_DISPLAY_NAME "keyless local administrator"
 
@@ -708,6 +710,62 @@ int kl_store_record_signin_failure(kl_store *st, const char *upn, int64_t now,
 /* Forgets the failures of upn (a successful sign-in). Does not move the generation. */
 int kl_store_clear_signin_failures(kl_store *st, const char *upn);
 
+/* --- browser sign-in: authorization codes and sign-in sessions (store_authcodes.c).
+ * The store keeps only SHA-256 hashes of the code and of the session cookie; none of
+ * these writes moves the generation. --- */
+
+/* An authorization code's grant, as issued at the authorize endpoint. Strings owned by
+ * the struct when the store returns it, borrowed when passed in. */
+typedef struct kl_store_authcode {
+    char *client_id;      /* the app id that asked */
+    char *user_oid;       /* who signed in */
+    char *redirect_uri;   /* exactly as given at authorize */
+    char *scope;          /* space-separated, as asked */
+    char *code_challenge; /* S256 challenge (base64url); NULL when none was sent */
+    char *nonce;          /* NULL when none */
+    char *session_id;     /* the sign-in session's id; NULL when none */
+    int64_t auth_time;    /* when the user typed the password */
+    int64_t created_at;
+    int64_t expires_at;
+} kl_store_authcode;
+
+/* Records the code whose SHA-256 is hash, with c. Expired codes are pruned in the same
+ * transaction. 0, KL_EEXIST (that hash exists), KL_EINVAL, a store error. */
+int kl_store_put_authcode(kl_store *st, const unsigned char hash[32], const kl_store_authcode *c,
+                          int64_t now);
+/* Redeems the code whose SHA-256 is hash at now: marks it used in the same statement
+ * that finds it unused, so that of two nodes racing exactly one succeeds. 0 with *out
+ * (free with kl_store_authcode_free); KL_ENOTFOUND (no such code), KL_ECONFLICT (it was
+ * redeemed before), KL_EPERM (expired; it stays unused), KL_EINVAL, a store error. */
+int kl_store_redeem_authcode(kl_store *st, const unsigned char hash[32], int64_t now,
+                             kl_store_authcode **out);
+void kl_store_authcode_free(kl_store_authcode *c);
+
+/* A browser sign-in session (behind the kl_session cookie). */
+typedef struct kl_store_session {
+    char *id;       /* public id (a GUID): refresh tokens carry it */
+    char *user_oid; /* who signed in */
+    int64_t auth_time;
+    int64_t created_at;
+    int64_t expires_at;
+} kl_store_session;
+
+/* Records session s whose cookie value hashes to cookie_hash. Expired and long-revoked
+ * sessions are pruned in the same transaction. 0, KL_EEXIST, KL_EINVAL, a store error. */
+int kl_store_put_session(kl_store *st, const unsigned char cookie_hash[32],
+                         const kl_store_session *s, int64_t now);
+/* The session whose cookie hashes to cookie_hash, if it is neither revoked nor expired
+ * at now. 0 with *out (free with kl_store_session_free), KL_ENOTFOUND, a store error. */
+int kl_store_get_session(kl_store *st, const unsigned char cookie_hash[32], int64_t now,
+                         kl_store_session **out);
+/* Revokes session id (sign-out) at now: it opens no page and redeems no new code
+ * afterwards. 0 (also when it was already revoked), KL_ENOTFOUND, KL_EINVAL. */
+int kl_store_revoke_session(kl_store *st, const char *id, int64_t now);
+/* True when session id exists and is neither revoked nor expired at now (a code's
+ * session at redemption). 0 with *live, or a store error. */
+int kl_store_session_live(kl_store *st, const char *id, int64_t now, bool *live);
+void kl_store_session_free(kl_store_session *s);
+
 typedef struct kl_store_group {
     char *object_id;
     char *display_name;
@@ -738,6 +796,67 @@ int kl_store_add_group_member(kl_store *st, const char *group_id, const char *me
 int kl_store_remove_group_member(kl_store *st, const char *group_id, const char *member_id);
 void kl_store_group_free(kl_store_group *g);
 void kl_store_groups_free(kl_store_group **g, size_t n);
+
+/* --- device codes (store_devicecodes.c) ---
+ * Bookkeeping of the device-code flow, written without moving the store's generation.
+ * A code is named by the SHA-256 of its device_code (hash[32]) or by its normalised
+ * user code (KL_USER_CODE_LEN upper-case letters, no '-'). */
+
+typedef enum kl_store_dc_status {
+    KL_STORE_DC_PENDING = 0,
+    KL_STORE_DC_APPROVED,
+    KL_STORE_DC_DECLINED
+} kl_store_dc_status;
+
+typedef struct kl_store_devicecode {
+    char *user_code;  /* normalised */
+    char *client_id;  /* the app (lower-case GUID) that asked for it */
+    char *scope;      /* space-separated, as asked */
+    char *status;     /* "pending", "approved", "declined" (see kl_store_dc_status_of) */
+    char *user_oid;   /* approved: who signed in; else NULL */
+    char *session_id; /* approved: the sign-in session made then; else NULL */
+    int64_t auth_time;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t last_poll;   /* unix seconds; 0 before the first */
+    int64_t redeemed_at; /* 0 until tokens were issued for it */
+} kl_store_devicecode;
+
+/* The status field as an enum (pending for anything unknown). */
+kl_store_dc_status kl_store_dc_status_of(const kl_store_devicecode *d);
+
+/* Records a new pending code (hash, d->user_code, client_id, scope, created_at,
+ * expires_at; the rest is ignored) and prunes codes that expired more than keep_s
+ * before d->created_at, in one transaction. KL_ECONFLICT when the user code (or hash)
+ * is taken: the caller draws another. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_create(kl_store *st, const unsigned char hash[32],
+                               const kl_store_devicecode *d, int64_t keep_s);
+
+/* The code with normalised user code user_code; *out owned by the caller
+ * (kl_store_devicecode_free). KL_ENOTFOUND, KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_by_user_code(kl_store *st, const char *user_code,
+                                     kl_store_devicecode **out);
+
+/* Moves a pending, unexpired code (by user code) to approved (user_oid, session_id,
+ * auth_time) or, when user_oid is NULL, to declined. Exactly once: KL_ECONFLICT when it
+ * is no longer pending or has expired at now (another tab, or another node, decided
+ * first), KL_ENOTFOUND when there is no such code. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_decide(kl_store *st, const char *user_code, const char *user_oid,
+                               const char *session_id, int64_t auth_time, int64_t now);
+
+/* One poll of the token endpoint for the code hash at now: when the code's last poll
+ * (on any node) is at least min_gap_s before now it is stamped now and *out receives the
+ * code (owned by the caller); otherwise the poll is too fast, nothing is written and
+ * KL_EPERM is returned. KL_ENOTFOUND (no such code), KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_poll(kl_store *st, const unsigned char hash[32], int64_t now,
+                             int64_t min_gap_s, kl_store_devicecode **out);
+
+/* Spends an approved, unexpired code: sets redeemed_at = now unless it is already set.
+ * 0 for the one caller (on any node) that spent it; KL_ECONFLICT for everyone else or
+ * when it is not approved or has expired; KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+int kl_store_devicecode_redeem(kl_store *st, const unsigned char hash[32], int64_t now);
+
+void kl_store_devicecode_free(kl_store_devicecode *d);
 
 /* --- loading everything (snapshot builder) --- */
 

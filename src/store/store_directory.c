@@ -4,17 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
 #include "store/store.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-static bool valid_guid(const char *s)
-{
-    return s && kl_uuid_valid(s, strlen(s));
-}
 
 /* 1..KL_STORE_MAX_DISPLAY_NAME bytes without control characters. */
 static bool valid_display_name(const char *s)
@@ -30,13 +26,13 @@ static bool valid_display_name(const char *s)
 
 static bool valid_type(const char *t)
 {
-    return t && (strcmp(t, "ServicePrincipal") == 0 || strcmp(t, "ManagedIdentity") == 0 ||
-                 strcmp(t, "User") == 0 || strcmp(t, "Group") == 0);
+    return t && (strcmp(t, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_MI) == 0 ||
+                 strcmp(t, KL_PRINCIPAL_TYPE_USER) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_GROUP) == 0);
 }
 
 static bool type_has_app_id(const char *t)
 {
-    return strcmp(t, "ServicePrincipal") == 0 || strcmp(t, "ManagedIdentity") == 0;
+    return strcmp(t, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_MI) == 0;
 }
 
 int kl_q_root_owner_count(kl_store *st, int64_t *n)
@@ -107,8 +103,8 @@ int kl_q_seed_directory(kl_store *st)
              "created_at) VALUES (1, ?1, ?2, ?3, ?4)",
              KL_ARGS(kl_vt(tenant), kl_vt(KL_STORE_TENANT_DISPLAY_NAME), kl_vt(admin), kl_vi(now)),
              NULL)) ||
-        (err = insert_principal(st, admin, "User", KL_STORE_ADMIN_DISPLAY_NAME, NULL, 0, true, now,
-                                &admin_pk)))
+        (err = insert_principal(st, admin, KL_PRINCIPAL_TYPE_USER, KL_STORE_ADMIN_DISPLAY_NAME,
+                                NULL, 0, true, now, &admin_pk)))
         goto out;
     err = kl_q_exec(st,
                     "INSERT INTO role_assignments (name, scope, scope_lower, principal_pk, "
@@ -137,10 +133,11 @@ int kl_store_get_tenant(kl_store *st, kl_store_tenant **out)
 
 int kl_store_create_principal(kl_store *st, const kl_store_principal *p)
 {
-    if (!st || !p || !valid_guid(p->object_id) || !valid_type(p->type) ||
+    if (!st || !p || !kl_uuid_valid_str(p->object_id) || !valid_type(p->type) ||
         !valid_display_name(p->display_name))
         return KL_EINVAL;
-    if (type_has_app_id(p->type) != (p->app_id != NULL) || (p->app_id && !valid_guid(p->app_id)))
+    if (type_has_app_id(p->type) != (p->app_id != NULL) ||
+        (p->app_id && !kl_uuid_valid_str(p->app_id)))
         return KL_EINVAL;
     char *oid = kl_q_lower(p->object_id);
     char *app = p->app_id ? kl_q_lower(p->app_id) : NULL;
@@ -250,8 +247,9 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
 
 int kl_store_create_application(kl_store *st, const kl_store_application *a)
 {
-    if (!st || !a || !valid_guid(a->object_id) || !valid_guid(a->app_id) ||
-        (a->sp_object_id && !valid_guid(a->sp_object_id)) || !valid_display_name(a->display_name))
+    if (!st || !a || !kl_uuid_valid_str(a->object_id) || !kl_uuid_valid_str(a->app_id) ||
+        (a->sp_object_id && !kl_uuid_valid_str(a->sp_object_id)) ||
+        !valid_display_name(a->display_name))
         return KL_EINVAL;
     char *oid = kl_q_lower(a->object_id);
     char *app = kl_q_lower(a->app_id);
@@ -276,8 +274,8 @@ int kl_store_create_application(kl_store *st, const kl_store_application *a)
         if (err == KL_ECONFLICT)
             err = KL_EEXIST;
         if (!err && sp)
-            err = insert_principal(st, sp, "ServicePrincipal", a->display_name, app, pk, a->enabled,
-                                   a->created_at, NULL);
+            err = insert_principal(st, sp, KL_PRINCIPAL_TYPE_SP, a->display_name, app, pk,
+                                   a->enabled, a->created_at, NULL);
     }
     err = kl_q_end(st, err);
 out:
@@ -291,7 +289,7 @@ out:
 int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
                                       const char *sp_object_id, bool enabled, int64_t created_at)
 {
-    if (!st || !id_or_app_id || !valid_guid(sp_object_id))
+    if (!st || !id_or_app_id || !kl_uuid_valid_str(sp_object_id))
         return KL_EINVAL;
     char *key = kl_q_lower(id_or_app_id);
     char *sp = kl_q_lower(sp_object_id);
@@ -314,8 +312,8 @@ int kl_store_create_service_principal(kl_store *st, const char *id_or_app_id,
         err = err == 0 ? KL_ECONFLICT : err == KL_ENOTFOUND ? 0 : err;
     }
     if (!err)
-        err = insert_principal(st, sp, "ServicePrincipal", a->display_name, a->app_id, pk, enabled,
-                               created_at, NULL);
+        err = insert_principal(st, sp, KL_PRINCIPAL_TYPE_SP, a->display_name, a->app_id, pk,
+                               enabled, created_at, NULL);
     err = kl_q_end(st, err);
 out:
     kl_store_application_free(a);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
@@ -66,7 +67,8 @@ int kl_store_create_group(kl_store *st, const kl_store_group *g)
         goto out;
     err = kl_q_int(st,
                    "INSERT INTO principals (object_id, type, display_name, app_id, application_pk, "
-                   "account_enabled, created_at) VALUES (?1, 'Group', ?2, NULL, NULL, 1, ?3) "
+                   "account_enabled, created_at) VALUES (?1, '" KL_PRINCIPAL_TYPE_GROUP
+                   "', ?2, NULL, NULL, 1, ?3) "
                    "RETURNING pk",
                    KL_ARGS(kl_vt(oid), kl_vt(g->display_name), kl_vi(g->created_at)), &pk);
     if (err == KL_ECONFLICT)

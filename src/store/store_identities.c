@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
@@ -23,11 +24,6 @@ static bool json_object_text(const char *s)
     return ok;
 }
 
-static bool valid_guid(const char *s)
-{
-    return s && kl_uuid_valid(s, strlen(s));
-}
-
 static bool valid_kind(const char *k)
 {
     return k && (strcmp(k, KL_STORE_COMPUTE_SITE) == 0 || strcmp(k, KL_STORE_COMPUTE_VM) == 0);
@@ -39,7 +35,7 @@ static bool spec_valid(const kl_store_identity_spec *spec)
     if (!spec)
         return true;
     if (spec->system &&
-        (!valid_guid(spec->system_object_id) || !valid_guid(spec->system_client_id)))
+        (!kl_uuid_valid_str(spec->system_object_id) || !kl_uuid_valid_str(spec->system_client_id)))
         return false;
     if (spec->n_user > 0 && !spec->user)
         return false;
@@ -67,7 +63,7 @@ static int insert_identity(kl_store *st, const kl_store_identity *i, const char 
     int64_t ppk = 0;
     int err = (oid && cid) ? 0 : KL_ENOMEM;
     if (!err)
-        err = kl_q_insert_principal(st, oid, "ManagedIdentity", i->name, cid, 0, true,
+        err = kl_q_insert_principal(st, oid, KL_PRINCIPAL_TYPE_MI, i->name, cid, 0, true,
                                     i->created_at, &ppk);
     if (!err)
         err = kl_q_exec(st,
@@ -343,7 +339,8 @@ out:
 int kl_store_put_user_identity(kl_store *st, const kl_store_identity *i, bool *created)
 {
     if (!st || !i || !i->resource_id || !i->subscription || !i->resource_group || !i->name ||
-        !*i->name || !i->location || !valid_guid(i->object_id) || !valid_guid(i->client_id))
+        !*i->name || !i->location || !kl_uuid_valid_str(i->object_id) ||
+        !kl_uuid_valid_str(i->client_id))
         return KL_EINVAL;
     kl_store_identity row = *i;
     row.user_assigned = true;

@@ -12,11 +12,6 @@
 #include "store/query.h"
 #include "store/store.h"
 
-static bool valid_guid(const char *s)
-{
-    return s && kl_uuid_valid(s, strlen(s));
-}
-
 static bool json_array_text(const char *s)
 {
     if (!s)
@@ -35,7 +30,7 @@ static bool json_array_text(const char *s)
 
 int kl_store_put_role_definition(kl_store *st, const kl_store_role_definition *rd, bool *created)
 {
-    if (!st || !rd || !valid_guid(rd->role_id) || !rd->role_name || !*rd->role_name ||
+    if (!st || !rd || !kl_uuid_valid_str(rd->role_id) || !rd->role_name || !*rd->role_name ||
         !json_array_text(rd->assignable_scopes) || !json_array_text(rd->permissions))
         return KL_EINVAL;
     char *id = kl_q_lower(rd->role_id);
@@ -187,8 +182,8 @@ static int insert_assignment(kl_store *st, const kl_store_role_assignment *ra, c
 int kl_store_put_role_assignment(kl_store *st, const kl_store_role_assignment *ra,
                                  bool builtin_role, bool *created)
 {
-    if (!st || !ra || !valid_guid(ra->name) || !ra->scope || ra->scope[0] != '/' ||
-        !ra->principal_id || !valid_guid(ra->role_id))
+    if (!st || !ra || !kl_uuid_valid_str(ra->name) || !ra->scope || ra->scope[0] != '/' ||
+        !ra->principal_id || !kl_uuid_valid_str(ra->role_id))
         return KL_EINVAL;
     char *name = kl_q_lower(ra->name);
     char *scope_lower = kl_q_lower(ra->scope);

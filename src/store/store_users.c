@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
@@ -84,7 +85,7 @@ int kl_store_create_user(kl_store *st, const kl_store_user *u, const kl_store_pa
             st,
             "INSERT INTO principals (object_id, type, display_name, app_id, "
             "application_pk, account_enabled, created_at) "
-            "VALUES (?1, 'User', ?2, NULL, NULL, ?3, ?4) RETURNING pk",
+            "VALUES (?1, '" KL_PRINCIPAL_TYPE_USER "', ?2, NULL, NULL, ?3, ?4) RETURNING pk",
             KL_ARGS(kl_vt(oid), kl_vt(u->display_name), kl_vi(u->enabled), kl_vi(u->created_at)),
             &pk);
         if (err == KL_ECONFLICT)
