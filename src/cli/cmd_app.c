@@ -211,8 +211,9 @@ static const json_t *sp_of(const json_t *sps, const char *app_id)
     return NULL;
 }
 
-static const char *enabled_cell(const json_t *app, char *buf, size_t buflen)
+static const char *enabled_cell(const json_t *app, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     return enabled_text(app);
@@ -245,7 +246,7 @@ static int app_list(kl_cli_ctx *c)
         {"SP-OBJECT-ID", {"servicePrincipalId"}, NULL},
         {"ENABLED", {NULL}, enabled_cell},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");
