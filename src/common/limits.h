@@ -3,6 +3,11 @@
 #ifndef KL_COMMON_LIMITS_H
 #define KL_COMMON_LIMITS_H
 
+/* A limit's value as a string literal, for error texts built from the constant rather
+ * than typed in (KL_STR(KL_MAX_ROLE_NAME) is "512"); only for plain integer limits. */
+#define KL_STR_(x) #x
+#define KL_STR(x) KL_STR_(x)
+
 /* HTTP server */
 #define KL_MAX_REQUEST_LINE 8192        /* method + target + version */
 #define KL_MAX_HEADER_BYTES (32 * 1024) /* all header names and values together */
@@ -23,6 +28,14 @@
 #define KL_MAX_OUTPUT_BUFFER (1024 * 1024)
 #define KL_MIN_CLIENT_TIMEOUT_MS 100 /* --write-timeout-ms, --body-timeout-ms range */
 #define KL_MAX_CLIENT_TIMEOUT_MS 3600000
+/* Bytes read from a connection beyond a full head while its request is being handled
+ * (pipelined requests wait in the kernel past this). */
+#define KL_READ_AHEAD_BYTES (64 * 1024)
+/* Streamed bytes handed to the socket at once, not per event-loop turn. */
+#define KL_STREAM_FLUSH_BYTES (64 * 1024)
+#define KL_LISTEN_BACKLOG 1024                 /* TCP listeners */
+#define KL_ADMIN_LISTEN_BACKLOG 128            /* the admin socket (one local operator) */
+#define KL_MAX_METRICS_BYTES (4 * 1024 * 1024) /* one /metrics answer */
 
 /* Built-in echo model */
 #define KL_MAX_ECHO_DELTA 4096 /* answer bytes in one streamed event (a longer word is split) */
@@ -144,9 +157,32 @@
  * URIs per app; we keep a smaller list, it is searched on every authorize request. */
 #define KL_MAX_REDIRECT_URI 256
 #define KL_MAX_REDIRECT_URIS 64
+/* User sign-in: the OAuth scope parameter (space-separated scopes) we keep with a
+ * refresh token; refresh tokens (opaque: 256 random bits, base64url) live 90 days as
+ * Entra's do, each rotation starting the count again. */
+#define KL_MAX_SCOPE_TEXT 1024
+#define KL_REFRESH_TOKEN_LIFETIME_S (90LL * 24 * 3600)
+#define KL_REFRESH_TOKEN_BYTES 32
+#define KL_MAX_REFRESH_TOKEN 128       /* longest refresh_token parameter looked at */
 #define KL_ARM_MAX_API_VERSION 32      /* longest api-version value echoed back in an error */
 #define KL_ARM_MAX_VERSION_LIST 512    /* the supported api-versions of one type, comma-joined */
 #define KL_MAX_HOST_USER_IDENTITIES 64 /* user-assigned identities one resource carries */
+
+/* ARM resource bodies (ARM's own tag limits) */
+#define KL_ARM_MAX_TAGS 50
+#define KL_ARM_MAX_TAG_NAME 512
+#define KL_ARM_MAX_TAG_VALUE 256
+#define KL_ARM_MAX_SHORT_STRING 256            /* sku names, model names/versions, upstream model */
+#define KL_ARM_MAX_PROPERTIES_JSON 16384       /* stored extra properties, serialised */
+#define KL_ARM_MAX_ASSIGNMENT_DESCRIPTION 2048 /* a role assignment's description */
+
+/* Directory display names. The directory's rule for applications is in characters
+ * (Entra's 120); the store's bound is in bytes and holds any name the directory
+ * accepts (120 characters of UTF-8 are at most 480 bytes), users' and groups' too. */
+#define KL_DIRECTORY_MAX_APP_NAME 120 /* characters */
+#define KL_STORE_MAX_DISPLAY_NAME 512 /* bytes */
+_Static_assert(KL_DIRECTORY_MAX_APP_NAME * 4 <= KL_STORE_MAX_DISPLAY_NAME,
+               "the store holds every application name the directory accepts");
 
 /* RBAC */
 #define KL_MAX_SCOPE_DEPTH 16    /* levels in a scope: "/", subscription, group, resources */

@@ -288,7 +288,9 @@ int main(int argc, char **argv)
         while (next_item(cfg.private_listen, &pos, &start, &len))
             n++;
         if (n > KL_MAX_PRIVATE_LISTENERS) {
-            kl_log(KL_LOG_ERROR, "config", "reason", "--private-listen: at most 4 listeners", NULL);
+            kl_log(KL_LOG_ERROR, "config", "reason",
+                   "--private-listen: at most " KL_STR(KL_MAX_PRIVATE_LISTENERS) " listeners",
+                   NULL);
             rc = 2;
             goto out;
         }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/devicecode.h"
@@ -50,7 +51,7 @@ static void metrics(kl_router *rt, kl_http_req *r)
         return;
     }
     kl_buf b;
-    kl_buf_init(&b, 4 * 1024 * 1024);
+    kl_buf_init(&b, KL_MAX_METRICS_BYTES);
     if (kl_metrics_render(rt->metrics, &b) != 0 || render_key_ages(rt, &b) != 0) {
         kl_buf_free(&b);
         kl_http_respond_error(r, 500, "InternalServerError", "Metrics could not be rendered.");

@@ -28,7 +28,6 @@ const char *kl_principal_type_arm(kl_principal_type t);
 
 /* Application display names: 1..KL_DIRECTORY_MAX_APP_NAME characters of valid UTF-8,
  * without control characters. */
-#define KL_DIRECTORY_MAX_APP_NAME 120
 bool kl_directory_valid_app_name(const char *s, size_t n);
 /* The same rule with another bound: 1..max_chars characters of valid UTF-8 without
  * control characters (users' and groups' display names). */

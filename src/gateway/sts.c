@@ -1,8 +1,10 @@
 /* The token service's endpoints (see sts.h). The token endpoint checks, in this order:
- * method, tenant, form, grant_type, client_id, scope (resource), the client, its
- * credential (check_client_credential: the one place a new kind of credential is
- * added), the service principal being enabled; then it signs a v1 access token with the
- * snapshot's current key. Every refusal is Entra's error body with its AADSTS code. */
+ * method, tenant, form, grant_type, client_id, scope (resource; client_credentials
+ * only), the client, its credential (check_client_credential: the one place a new kind
+ * of credential is added; a public client presents none, and only to a user grant), the
+ * service principal being enabled; then client_credentials signs a v1 access token with
+ * the snapshot's current key, and a user grant is handed to its handler
+ * (sts_internal.h). Every refusal is Entra's error body with its AADSTS code. */
 #include "gateway/sts.h"
 
 #include <event2/event.h>
@@ -89,7 +91,8 @@ typedef enum sts_route {
     STS_TOKEN_V2,
     STS_TOKEN_V1,
     STS_DEVICECODE_V2,
-    STS_DEVICECODE_V1
+    STS_DEVICECODE_V1,
+    STS_REVOKE
 } sts_route;
 
 static const struct {
@@ -104,6 +107,7 @@ static const struct {
     {"/oauth2/token", STS_TOKEN_V1},
     {"/oauth2/v2.0/devicecode", STS_DEVICECODE_V2},
     {"/oauth2/devicecode", STS_DEVICECODE_V1},
+    {"/oauth2/v2.0/revoke", STS_REVOKE},
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -372,7 +376,8 @@ static void unknown_tenant(const kl_sts_audit *a, kl_http_req *r, const char *se
 
 static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v2)
 {
-    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700];
+    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700],
+        revoke[700];
     const char *v = v2 ? "/v2.0" : "";
     if (v2)
         snprintf(issuer, sizeof(issuer), "%s/%s/v2.0", s->base, tid);
@@ -384,6 +389,9 @@ static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v
     snprintf(devcode, sizeof(devcode), "%s/%s/oauth2%s/devicecode", s->base, tid, v);
     snprintf(logout, sizeof(logout), "%s/%s/oauth2%s/logout", s->base, tid, v);
     snprintf(userinfo, sizeof(userinfo), "%s/oidc/userinfo", s->base);
+    /* Not in Entra's document: keyless revokes refresh tokens (RFC 7009), on the v2.0
+     * path for both versions, and says where as RFC 8414 names it. */
+    snprintf(revoke, sizeof(revoke), "%s/%s/oauth2/v2.0/revoke", s->base, tid);
     json_t *doc = json_pack(
         "{s:s,s:[sss],s:s,s:[sss],s:[s],s:[s],s:[sss],s:[ssss],s:s,s:b,s:s,s:s,s:s,s:b,s:b,"
         "s:s,s:n,s:s,s:[sssssssss]}",
@@ -398,6 +406,8 @@ static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v
         "frontchannel_logout_supported", 1, "end_session_endpoint", logout, "tenant_region_scope",
         "cloud_instance_name", "keyless", "claims_supported", "sub", "iss", "aud", "exp", "iat",
         "nbf", "tid", "oid", "ver");
+    if (doc)
+        json_object_set_new(doc, "revocation_endpoint", json_string(revoke));
     kl_http_respond_json(r, 200, doc);
 }
 
@@ -859,37 +869,160 @@ static grant_fn find_user_grant(const char *grant)
     return NULL;
 }
 
-/* realm: the path segment of the endpoint posted to (the tenant id, or ADFS_SEGMENT), so
- * that a client assertion's aud is this endpoint's URL. */
-static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
-                  bool v1, const char *realm)
+/* The form of a token-service POST in *f: answered (false) when it is not one. */
+static bool read_form(kl_sts_audit *a, kl_http_req *r, kl_form **f)
 {
-    kl_form *f = NULL, *basic = NULL;
-    sts_client c = {0};
-    char resource[512];
-    char addr[64] = "", endpoint[KL_MAX_URL];
-    int addr_len = 0;
-    size_t client_len = 0;
-    bool counting = false, failed = false; /* a failed client authentication to count */
-    int64_t now = kl_now_unix();
-    const char *tid = kl_snapshot_tenant_id(snap);
     size_t blen = 0;
     const unsigned char *b = kl_http_req_body(r, &blen);
     char dup[64] = "";
     kl_form_reason fr = form_content_type(r)
-                            ? kl_form_parse((const char *)b, blen, &f, dup, sizeof(dup))
-                            : kl_form_parse("", 0, &f, NULL, 0);
+                            ? kl_form_parse((const char *)b, blen, f, dup, sizeof(dup))
+                            : kl_form_parse("", 0, f, NULL, 0);
     if (fr == KL_FORM_DUPLICATE) {
         kl_sts_error(a, r, 400, "invalid_request", 90015,
                      "The request contains the parameter '%s' more than once.", kl_sts_echo(dup));
-        goto out;
+        return false;
     }
     if (fr != KL_FORM_OK) {
         kl_sts_error(a, r, 400, "invalid_request", 900144,
                      "The request body must be application/x-www-form-urlencoded (%s).",
                      kl_form_reason_str(fr));
-        goto out;
+        return false;
     }
+    return true;
+}
+
+/* One request's client authentication, in two steps around the resource check of
+ * client_credentials (whose order of refusals clients see): client_begin (who the
+ * client says it is, and the throttle), then client_prove (its credential). client_end
+ * counts a failure and frees what begin kept. */
+typedef struct client_auth {
+    sts_client c;
+    kl_form *basic; /* client_secret_basic, parsed */
+    char addr[64];
+    size_t addr_len, client_len;
+    bool counting, failed; /* a failed client authentication to count */
+} client_auth;
+
+static bool client_begin(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_form *f,
+                         client_auth *ca)
+{
+    if (parse_basic(a, r, &ca->basic) < 0)
+        return false;
+    sts_client *c = &ca->c;
+    c->client_id = kl_form_get(f, "client_id", NULL);
+    if (ca->basic) {
+        const char *bid = kl_form_get(ca->basic, "client_id", NULL);
+        if (c->client_id && strcmp(c->client_id, bid) != 0) {
+            kl_sts_error(a, r, 400, "invalid_request", 90014,
+                         "The client_id in the body and in the Authorization header differ.");
+            return false;
+        }
+        c->client_id = bid;
+        c->basic_secret = kl_form_get(ca->basic, "client_secret", NULL);
+    }
+    a->client_id = c->client_id;
+    if (!c->client_id || !*c->client_id) {
+        kl_sts_error(a, r, 400, "invalid_request", 900144,
+                     "The request body must contain the following parameter: 'client_id'.");
+        return false;
+    }
+    /* Throttling (security.md T9) is decided before any credential is looked at, by
+     * client id and by the connection's address (never a header). */
+    kl_http_req_peer_addr(r, ca->addr, sizeof(ca->addr));
+    ca->addr_len = strlen(ca->addr);
+    ca->client_len = strnlen(c->client_id, KL_MAX_PRINCIPAL_ID + 1);
+    int64_t retry = 0;
+    if (kl_throttle_check(s->throttle, c->client_id, ca->client_len, ca->addr, ca->addr_len,
+                          (int64_t)kl_now_mono_ms(), &retry) == KL_EPERM) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+        kl_http_set_header(r, "Retry-After", ra);
+        kl_http_req_log_field(r, "throttled", "client_authentication");
+        kl_sts_error(a, r, 429, "temporarily_unavailable", 90055,
+                     "Too many failed attempts to authenticate this client. Retry after %lld "
+                     "seconds.",
+                     (long long)retry);
+        return false;
+    }
+    ca->counting = true;
+    return true;
+}
+
+/* user_flow: a user grant or a revocation, where a public client presents no
+ * credential (appidacr 0); otherwise (client_credentials) every client proves itself. */
+static bool client_prove(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r,
+                         const kl_snapshot *snap, const kl_form *f, bool user_flow, client_auth *ca,
+                         int64_t now)
+{
+    sts_client *c = &ca->c;
+    const char *tid = kl_snapshot_tenant_id(snap);
+    /* Only an application's service principal signs in with client credentials: a
+     * managed identity's client id is useless here (design T2). */
+    c->sp = kl_uuid_valid(c->client_id, strlen(c->client_id))
+                ? kl_snapshot_principal_by_app_id(snap, c->client_id)
+                : NULL;
+    if (!c->sp || c->sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
+        ca->failed = true;
+        kl_sts_error(a, r, 400, "unauthorized_client", 700016,
+                     "Application with identifier '%s' was not found in the directory '%s'. This "
+                     "can happen if the application has not been installed by the administrator of "
+                     "the tenant or consented to by any user in the tenant. You may have sent your "
+                     "authentication request to the wrong tenant.",
+                     kl_sts_echo(c->client_id), tid);
+        return false;
+    }
+    a->principal_id = c->sp->object_id;
+    if (user_flow && kl_appcreds_public_client(kl_snapshot_appcreds(snap), c->sp->app_id)) {
+        /* A public client cannot keep a secret, so whatever it sends is no proof; Entra
+         * refuses the request rather than ignore the credential. */
+        if (c->basic_secret || kl_form_get(f, "client_secret", NULL) ||
+            kl_form_get(f, "client_assertion", NULL)) {
+            kl_sts_error(a, r, 401, "invalid_client", 700025,
+                         "Client is public so neither 'client_assertion' nor 'client_secret' "
+                         "should be presented.");
+            return false;
+        }
+        c->appidacr = 0;
+        c->cred_type = "none";
+    } else {
+        if (!check_client_credential(a, s, r, snap, f, c, now)) {
+            ca->failed = !c->not_counted;
+            return false;
+        }
+        /* Only a proven credential vouches for the address (a public client proves
+         * nothing). */
+        kl_throttle_succeeded(s->throttle, c->client_id, ca->client_len, ca->addr, ca->addr_len,
+                              (int64_t)kl_now_mono_ms());
+    }
+    if (!c->sp->enabled) {
+        kl_sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
+                     c->sp->app_id, kl_sts_echo(c->sp->display_name));
+        return false;
+    }
+    return true;
+}
+
+static void client_end(kl_gateway_sts *s, client_auth *ca)
+{
+    if (ca->counting && ca->failed)
+        kl_throttle_failed(s->throttle, ca->c.client_id, ca->client_len, ca->addr, ca->addr_len,
+                           (int64_t)kl_now_mono_ms());
+    kl_form_free(ca->basic);
+}
+
+/* realm: the path segment of the endpoint posted to (the tenant id, or ADFS_SEGMENT), so
+ * that a client assertion's aud is this endpoint's URL. */
+static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                  bool v1, const char *realm)
+{
+    kl_form *f = NULL;
+    client_auth ca = {0};
+    char resource[512], endpoint[KL_MAX_URL];
+    int64_t now = kl_now_unix();
+    const char *tid = kl_snapshot_tenant_id(snap);
+    if (!read_form(a, r, &f))
+        goto out;
     const char *grant = kl_form_get(f, "grant_type", NULL);
     if (!grant || !*grant) {
         kl_sts_error(a, r, 400, "invalid_request", 900144,
@@ -903,47 +1036,10 @@ static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_s
                      "The app requested an unsupported grant type '%s'.", kl_sts_echo(grant));
         goto out;
     }
-    int brc = parse_basic(a, r, &basic);
-    if (brc < 0)
+    if (!client_begin(a, s, r, f, &ca))
         goto out;
-    c.client_id = kl_form_get(f, "client_id", NULL);
-    if (basic) {
-        const char *bid = kl_form_get(basic, "client_id", NULL);
-        if (c.client_id && strcmp(c.client_id, bid) != 0) {
-            kl_sts_error(a, r, 400, "invalid_request", 90014,
-                         "The client_id in the body and in the Authorization header differ.");
-            goto out;
-        }
-        c.client_id = bid;
-        c.basic_secret = kl_form_get(basic, "client_secret", NULL);
-    }
-    a->client_id = c.client_id;
-    if (!c.client_id || !*c.client_id) {
-        kl_sts_error(a, r, 400, "invalid_request", 900144,
-                     "The request body must contain the following parameter: 'client_id'.");
-        goto out;
-    }
-    /* Throttling (security.md T9) is decided before any credential is looked at, by
-     * client id and by the connection's address (never a header). */
-    kl_http_req_peer_addr(r, addr, sizeof(addr));
-    addr_len = (int)strlen(addr);
-    client_len = strnlen(c.client_id, KL_MAX_PRINCIPAL_ID + 1);
-    int64_t retry = 0;
-    if (kl_throttle_check(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
-                          (int64_t)kl_now_mono_ms(), &retry) == KL_EPERM) {
-        char ra[24];
-        snprintf(ra, sizeof(ra), "%lld", (long long)retry);
-        kl_http_set_header(r, "Retry-After", ra);
-        kl_http_req_log_field(r, "throttled", "client_authentication");
-        kl_sts_error(a, r, 429, "temporarily_unavailable", 90055,
-                     "Too many failed attempts to authenticate this client. Retry after %lld "
-                     "seconds.",
-                     (long long)retry);
-        goto out;
-    }
-    counting = true;
     snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2%s/token", s->base, realm, v1 ? "" : "/v2.0");
-    c.token_endpoint = endpoint;
+    ca.c.token_endpoint = endpoint;
     /* A user grant's resource comes from its scope (kl_sts_scope_parse), checked by
      * the grant once it knows which scope was granted. */
     if (app_grant) {
@@ -951,53 +1047,10 @@ static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_s
             goto out;
         a->resource = resource;
     }
-    /* Only an application's service principal signs in with client credentials: a
-     * managed identity's client id is useless here (design T2). */
-    c.sp = kl_uuid_valid(c.client_id, strlen(c.client_id))
-               ? kl_snapshot_principal_by_app_id(snap, c.client_id)
-               : NULL;
-    if (!c.sp || c.sp->type != KL_PRINCIPAL_SERVICE_PRINCIPAL) {
-        failed = true;
-        kl_sts_error(a, r, 400, "unauthorized_client", 700016,
-                     "Application with identifier '%s' was not found in the directory '%s'. This "
-                     "can happen if the application has not been installed by the administrator of "
-                     "the tenant or consented to by any user in the tenant. You may have sent your "
-                     "authentication request to the wrong tenant.",
-                     kl_sts_echo(c.client_id), tid);
+    if (!client_prove(a, s, r, snap, f, !app_grant, &ca, now))
         goto out;
-    }
-    a->principal_id = c.sp->object_id;
-    bool public_client =
-        user_grant && kl_appcreds_public_client(kl_snapshot_appcreds(snap), c.sp->app_id);
-    if (public_client) {
-        /* A public client cannot keep a secret, so whatever it sends is no proof; Entra
-         * refuses the request rather than ignore the credential. */
-        if (c.basic_secret || kl_form_get(f, "client_secret", NULL) ||
-            kl_form_get(f, "client_assertion", NULL)) {
-            kl_sts_error(a, r, 401, "invalid_client", 700025,
-                         "Client is public so neither 'client_assertion' nor 'client_secret' "
-                         "should be presented.");
-            goto out;
-        }
-        c.appidacr = 0;
-        c.cred_type = "none";
-    } else {
-        if (!check_client_credential(a, s, r, snap, f, &c, now)) {
-            failed = !c.not_counted;
-            goto out;
-        }
-        /* Only a proven credential vouches for the address (a public client proves
-         * nothing). */
-        kl_throttle_succeeded(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
-                              (int64_t)kl_now_mono_ms());
-    }
-    if (!c.sp->enabled) {
-        kl_sts_error(a, r, 400, "unauthorized_client", 7000112, "Application '%s'(%s) is disabled.",
-                     c.sp->app_id, kl_sts_echo(c.sp->display_name));
-        goto out;
-    }
     if (app_grant) {
-        issue(a, s, r, snap, &c, resource, v1, now);
+        issue(a, s, r, snap, &ca.c, resource, v1, now);
     } else {
         kl_http_req_log_field(r, "grant_type", grant);
         kl_sts_grant g = {.a = a,
@@ -1005,18 +1058,54 @@ static void token(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_s
                           .r = r,
                           .snap = snap,
                           .f = f,
-                          .client = c.sp,
-                          .appidacr = c.appidacr,
+                          .client = ca.c.sp,
+                          .appidacr = ca.c.appidacr,
                           .v1 = v1,
                           .now = now};
         user_grant(&g);
     }
 out:
-    if (counting && failed)
-        kl_throttle_failed(s->throttle, c.client_id, client_len, addr, (size_t)addr_len,
-                           (int64_t)kl_now_mono_ms());
+    client_end(s, &ca);
     kl_form_free(f);
-    kl_form_free(basic);
+}
+
+/* Token revocation (RFC 7009) for refresh tokens: the token's whole family is revoked.
+ * The client authenticates as for a user grant (a public client by its client_id
+ * alone) and may revoke only its own tokens; an unknown token is answered 200, as the
+ * RFC asks, so the answer says nothing about which tokens exist. */
+static void revoke(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *snap,
+                   const char *realm)
+{
+    kl_form *f = NULL;
+    client_auth ca = {0};
+    char endpoint[KL_MAX_URL];
+    a->credential = "revocation";
+    if (!read_form(a, r, &f))
+        goto out;
+    const char *tok = kl_form_get(f, "token", NULL);
+    if (!tok || !*tok) {
+        kl_sts_error(a, r, 400, "invalid_request", 900144,
+                     "The request body must contain the following parameter: 'token'.");
+        goto out;
+    }
+    if (!client_begin(a, s, r, f, &ca))
+        goto out;
+    snprintf(endpoint, sizeof(endpoint), "%s/%s/oauth2/v2.0/revoke", s->base, realm);
+    ca.c.token_endpoint = endpoint;
+    if (!client_prove(a, s, r, snap, f, true, &ca, kl_now_unix()))
+        goto out;
+    kl_sts_grant g = {.a = a,
+                      .s = s,
+                      .r = r,
+                      .snap = snap,
+                      .f = f,
+                      .client = ca.c.sp,
+                      .appidacr = ca.c.appidacr,
+                      .now = kl_now_unix()};
+    kl_usertoken_revoke(&g);
+out:
+    client_end(s, &ca);
+    kl_form_free(f);
 }
 
 /* The ADFS-style authority (/adfs/...) of the default tenant: the v1 routes, plus its
@@ -1039,6 +1128,7 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     case STS_KEYS_V2:
     case STS_TOKEN_V2:
     case STS_DEVICECODE_V2:
+    case STS_REVOKE:
     case STS_NONE:
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         break;
@@ -1052,7 +1142,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     sts_route rt = parse_path(kl_http_req_path(r), &seg, &n);
     kl_http_req_set_route(r, KL_ROUTE_STS);
     const char *m = kl_http_req_method(r);
-    bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2;
+    bool is_token = rt == STS_TOKEN_V1 || rt == STS_TOKEN_V2 || rt == STS_REVOKE;
     bool is_post = is_token || rt == STS_DEVICECODE_V1 || rt == STS_DEVICECODE_V2;
     kl_sts_audit audit_rec = {.s = s};
     kl_sts_audit *a = is_token ? &audit_rec : NULL;
@@ -1094,6 +1184,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_TOKEN_V1: token(a, s, r, snap, true, tid); break;
     case STS_DEVICECODE_V2: kl_devicecode_issue(s, r, snap, false); break;
     case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
+    case STS_REVOKE: revoke(a, s, r, snap, tid); break;
     case STS_NONE: break;
     }
 out:

@@ -1,9 +1,11 @@
 /* The Entra-compatible token service on the public TLS listener: per-tenant OIDC
- * discovery (v2 and v1), the JWKS of our signing keys and the token endpoint
+ * discovery (v2 and v1), the JWKS of our signing keys, the token endpoint
  * (client_credentials with a client secret, by client_secret_post or
  * client_secret_basic, or with a client assertion: signed by a registered certificate,
- * or an external issuer's token for a federated credential), answering with Entra's
- * success and error bodies. Failed client authentication is throttled per client id and
+ * or an external issuer's token for a federated credential; and the user grants:
+ * password, refresh_token, authorization_code, device_code, see sts_internal.h) and
+ * the revocation endpoint of refresh tokens, answering with Entra's success and error
+ * bodies. Failed client authentication is throttled per client id and
  * per source address (token/throttle.h). Everything it reads comes from the snapshot (the
  * tenant, service principals, client secrets' keyed hashes, certificates, federated
  * credentials, the signing key ring); the store is touched only to spend an assertion's
@@ -46,7 +48,8 @@ void kl_gateway_sts_free(kl_gateway_sts *s);
 /* True if path (normalised by the server) is one of the token service's:
  * /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,
  * /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /{tenant}/oauth2/v2.0/token,
- * /{tenant}/oauth2/token. {tenant} is a GUID or a name of [A-Za-z0-9.-]. */
+ * /{tenant}/oauth2/token, /{tenant}/oauth2/v2.0/revoke. {tenant} is a GUID or a name of
+ * [A-Za-z0-9.-]. */
 bool kl_gateway_sts_matches(const char *path);
 
 /* Serves one token-service request (any thread); always answers. */

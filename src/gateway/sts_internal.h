@@ -111,6 +111,9 @@ typedef struct kl_sts_user {
     /* Set by the refresh_token grant only: the family the new refresh token joins (a
      * rotation keeps the family). NULL: a new family. */
     const char *family_id;
+    /* Set by the refresh_token grant only: the SHA-256 of the token being redeemed,
+     * spent in the same transaction that stores its successor. */
+    const unsigned char *rotate_from;
 } kl_sts_user;
 
 /* Checks the user (present in the snapshot, a user, enabled), the scope's resource (one
@@ -136,6 +139,11 @@ void kl_devicecode_redeem(kl_sts_grant *g);  /* grant_type=device_code and
                                                 (devicecode.c) */
 void kl_usertoken_password(kl_sts_grant *g); /* grant_type=password (usertoken.c) */
 void kl_usertoken_refresh(kl_sts_grant *g);  /* grant_type=refresh_token (usertoken.c) */
+/* POST /{tenant}/oauth2/v2.0/revoke (RFC 7009), once the client is authenticated as for
+ * a user grant: revokes the family of the refresh token in the form's "token" when it
+ * was issued to g->client; 200 for an unknown token; 400 unauthorized_client for
+ * another client's. */
+void kl_usertoken_revoke(kl_sts_grant *g);
 
 /* Applications for user flows (snapshot side, policy/snapshot.h):
  *  - kl_principal.public_client: the app is a public client (no credential; appidacr 0).

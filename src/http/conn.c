@@ -490,7 +490,8 @@ static kl_http_conn *accept_common(kl_http_thread *t, kl_http_listener *ls, evut
     c->state = KL_CONN_IDLE;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* Stop reading once this much is queued while a request is being handled. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES + 65536);
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             KL_MAX_REQUEST_LINE + KL_MAX_HEADER_BYTES + KL_READ_AHEAD_BYTES);
     int wms = t->server->cfg.write_timeout_ms;
     struct timeval wto = {wms / 1000, (wms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, NULL, &wto);

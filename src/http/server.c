@@ -110,7 +110,7 @@ static int bind_tcp(const struct sockaddr_storage *ss, socklen_t sslen)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)ss, sslen) != 0 || listen(fd, 1024) != 0) {
+    if (bind(fd, (const struct sockaddr *)ss, sslen) != 0 || listen(fd, KL_LISTEN_BACKLOG) != 0) {
         close(fd);
         return -1;
     }
@@ -220,7 +220,7 @@ int kl_http_server_listen_unix(kl_http_server *s, const char *path, kl_face face
     mode_t old = umask(0177);
     int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
-    if (rc != 0 || listen(fd, 128) != 0) {
+    if (rc != 0 || listen(fd, KL_ADMIN_LISTEN_BACKLOG) != 0) {
         close(fd);
         return KL_EIO;
     }

@@ -15,8 +15,6 @@
 #include "http/req.h"
 #include "http/respond.h"
 
-#define STREAM_FLUSH_BYTES 65536 /* streamed bytes handed to the socket at once, not per turn */
-
 int kl_http_stream_flush(kl_http_req *r)
 {
     if (!r->pend.len)
@@ -69,7 +67,7 @@ int kl_http_stream_write(kl_http_req *r, const void *data, size_t len)
     }
     /* Sent at the end of this loop iteration, together with whatever else the handler
      * streams meanwhile; large bursts go at once. */
-    if (r->pend.len >= STREAM_FLUSH_BYTES)
+    if (r->pend.len >= KL_STREAM_FLUSH_BYTES)
         return kl_http_stream_flush(r);
     event_active(r->conn->flush, EV_TIMEOUT, 1);
     return 0;

@@ -73,6 +73,7 @@
 #define KL_KEYLESS_SIGNING_KEYS "/keyless/signingKeys"
 #define KL_KEYLESS_SIGNING_KEYS_ROTATE KL_KEYLESS_SIGNING_KEYS "/rotate"
 #define KL_KEYLESS_SIGNINS "/keyless/signIns"
+#define KL_KEYLESS_TENANT_SETTINGS "/keyless/tenantSettings"
 
 #define KL_ARM_ACCOUNT_TYPE "Microsoft.CognitiveServices/accounts"
 #define KL_ARM_DEPLOYMENT_TYPE "Microsoft.CognitiveServices/accounts/deployments"

@@ -8,8 +8,10 @@
 
 #include "common/ids.h"
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "directory/directory.h"
+#include "policy/appcreds.h"
 #include "mgmt/internal.h"
 
 /* ---------------------------------------------------------------- shapes */
@@ -26,6 +28,17 @@ static json_t *iso_time(int64_t t)
     return json_string(buf);
 }
 
+/* {"redirectUris": list} from a stored JSON array (NULL or unreadable: empty). */
+static json_t *redirect_json(const char *list)
+{
+    json_t *a = list ? json_loads(list, 0, NULL) : NULL;
+    if (!json_is_array(a)) {
+        json_decref(a);
+        a = json_array();
+    }
+    return a ? json_pack("{s:o}", "redirectUris", a) : NULL;
+}
+
 /* kc, pc: its keyCredentials and passwordCredentials (taken; NULL shows an empty
  * list), as Graph always shows both. */
 static json_t *application_json(const kl_store_application *a, json_t *kc, json_t *pc)
@@ -39,11 +52,98 @@ static json_t *application_json(const kl_store_application *a, json_t *kc, json_
         set_new(o, "appId", json_string(a->app_id)) ||
         set_new(o, "displayName", json_string(a->display_name)) ||
         set_new(o, "createdDateTime", iso_time(a->created_at)) ||
-        set_new(o, "keyCredentials", kc) || set_new(o, "passwordCredentials", pc)) {
+        set_new(o, "keyCredentials", kc) || set_new(o, "passwordCredentials", pc) ||
+        set_new(o, "isFallbackPublicClient", json_boolean(a->public_client)) ||
+        set_new(o, "publicClient", redirect_json(a->public_redirect_uris)) ||
+        set_new(o, "web", redirect_json(a->web_redirect_uris))) {
         json_decref(o);
         return NULL;
     }
     return o;
+}
+
+/* The user sign-in settings of a POST or PATCH body: isFallbackPublicClient,
+ * web.redirectUris, publicClient.redirectUris. Each absent (or null) one stays NULL;
+ * *web and *pub are JSON array texts the caller frees. Answers 400 and returns false
+ * for a value of the wrong type or a redirect URI that may not be registered (https, or
+ * http on a loopback host; no fragment; at most KL_MAX_REDIRECT_URI bytes, at most
+ * KL_MAX_REDIRECT_URIS per list). */
+typedef struct app_client {
+    bool public_client, has_public;
+    char *web, *pub;
+} app_client;
+
+/* holder: "web" or "publicClient"; prop names the list in the refusal. */
+static bool uri_list(kl_mgmt_call *c, const char *holder_name, const char *prop, char **out)
+{
+    const json_t *holder = json_object_get(c->body, holder_name);
+    if (!holder || json_is_null(holder))
+        return true;
+    const json_t *list = json_is_object(holder) ? json_object_get(holder, "redirectUris") : NULL;
+    if (json_is_object(holder) && (!list || json_is_null(list)))
+        return true;
+    bool ok = json_is_array(list) && json_array_size(list) <= KL_MAX_REDIRECT_URIS;
+    for (size_t i = 0; ok && i < json_array_size(list); i++) {
+        const json_t *v = json_array_get(list, i);
+        ok = json_is_string(v) &&
+             kl_appcreds_redirect_uri_check(json_string_value(v), json_string_length(v)) == 0;
+    }
+    if (!ok) {
+        kl_mgmt_fail(c, 400, "Request_BadRequest",
+                     "Invalid value specified for property '%s' of resource 'Application': at "
+                     "most %d URIs, each https (or http on localhost, 127.0.0.1 or [::1]), "
+                     "without a fragment, at most %d characters.",
+                     prop, KL_MAX_REDIRECT_URIS, KL_MAX_REDIRECT_URI);
+        return false;
+    }
+    if (!(*out = json_dumps(list, JSON_COMPACT))) {
+        kl_mgmt_fail_internal(c, KL_ENOMEM, "redirect_uris");
+        return false;
+    }
+    return true;
+}
+
+static bool read_app_client(kl_mgmt_call *c, app_client *ac)
+{
+    memset(ac, 0, sizeof(*ac));
+    const json_t *pc = json_object_get(c->body, "isFallbackPublicClient");
+    if (pc && !json_is_null(pc)) {
+        if (!json_is_boolean(pc)) {
+            kl_mgmt_fail(c, 400, "Request_BadRequest",
+                         "Invalid value specified for property 'isFallbackPublicClient' of "
+                         "resource 'Application'.");
+            return false;
+        }
+        ac->has_public = true;
+        ac->public_client = json_is_true(pc);
+    }
+    if (!uri_list(c, "web", "web.redirectUris", &ac->web) ||
+        !uri_list(c, "publicClient", "publicClient.redirectUris", &ac->pub)) {
+        free(ac->web);
+        ac->web = NULL;
+        return false;
+    }
+    return true;
+}
+
+static bool app_client_given(const app_client *ac)
+{
+    return ac->has_public || ac->web || ac->pub;
+}
+
+/* Stores ac for the application object_id; the error of kl_store_set_application_client. */
+static int app_client_store(kl_mgmt_call *c, const char *object_id, const app_client *ac)
+{
+    if (!app_client_given(ac))
+        return 0;
+    return kl_store_set_application_client(
+        c->m->store, object_id, ac->has_public ? &ac->public_client : NULL, ac->web, ac->pub);
+}
+
+static void app_client_free(app_client *ac)
+{
+    free(ac->web);
+    free(ac->pub);
 }
 
 /* The application with its credentials, or NULL after answering 500/503. */
@@ -235,8 +335,23 @@ void kl_mgmt_application_create(kl_mgmt_call *c)
                      KL_DIRECTORY_MAX_APP_NAME);
         return;
     }
+    app_client ac;
+    if (!read_app_client(c, &ac))
+        return;
     kl_store_application *a = NULL;
     int err = kl_directory_register_application(c->m->store, name, &a);
+    if (!err && app_client_given(&ac)) {
+        /* A second transaction: the body was checked first, so only the store can
+         * fail here, and then the app exists without them (answered 500). */
+        err = app_client_store(c, a->object_id, &ac);
+        if (!err) {
+            kl_store_application *b = NULL;
+            err = kl_store_get_application(c->m->store, a->object_id, &b);
+            kl_store_application_free(a);
+            a = b;
+        }
+    }
+    app_client_free(&ac);
     if (err == KL_ECONFLICT) {
         kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
                      "Another application with the same value for property displayName "
@@ -301,14 +416,23 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
     const json_t *kc = json_object_get(c->body, "keyCredentials");
     if (kc && !json_is_null(kc) && kl_mgmt_mi_credential_refused(c))
         return;
-    kl_store_application *a = find_application(c);
-    if (!a)
+    app_client ac;
+    if (!read_app_client(c, &ac))
         return;
+    kl_store_application *a = find_application(c);
+    if (!a) {
+        app_client_free(&ac);
+        return;
+    }
     if (kc && !json_is_null(kc) && !kl_mgmt_key_credentials_set(c, a, kc)) {
         kl_store_application_free(a);
+        app_client_free(&ac);
         return;
     }
     int err = name ? kl_store_update_application(c->m->store, a->object_id, name, NULL) : 0;
+    if (!err)
+        err = app_client_store(c, a->object_id, &ac);
+    app_client_free(&ac);
     if (err == KL_ENOTFOUND)
         not_found(c);
     else if (err == KL_ECONFLICT)

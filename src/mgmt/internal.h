@@ -210,6 +210,10 @@ void kl_mgmt_signing_keys_list(kl_mgmt_call *c);
 void kl_mgmt_signing_key_rotate(kl_mgmt_call *c);
 /* GET /keyless/signIns[?client=ID][&failed=true][&top=N]: the sign-in log, newest first. */
 void kl_mgmt_signins_list(kl_mgmt_call *c);
+/* GET and PATCH /keyless/tenantSettings {"passwordGrantEnabled": bool}
+ * (tenant_settings.c). */
+void kl_mgmt_tenant_settings_get(kl_mgmt_call *c);
+void kl_mgmt_tenant_settings_patch(kl_mgmt_call *c);
 /* Starts / stops the rotation timer on the control thread. */
 int kl_mgmt_signing_start(kl_mgmt *m, struct event_base *base);
 void kl_mgmt_signing_stop(kl_mgmt *m);

@@ -197,6 +197,11 @@ static const kl_mgmt_route routes[] = {
      kl_mgmt_signing_key_rotate, GRAPH, SCOPE, NULL},
     {"GET", KL_KEYLESS_SIGNINS, "Keyless/signIns/read", NONE, kl_mgmt_signins_list, GRAPH, SCOPE,
      NULL},
+    /* PATCH also needs roleAssignments/write at "/" (checked by the handler). */
+    {"GET", KL_KEYLESS_TENANT_SETTINGS, "Keyless/tenantSettings/read", NONE,
+     kl_mgmt_tenant_settings_get, GRAPH, SCOPE, NULL},
+    {"PATCH", KL_KEYLESS_TENANT_SETTINGS, "Keyless/tenantSettings/write", REQUIRED,
+     kl_mgmt_tenant_settings_patch, GRAPH, SCOPE, NULL},
 };
 
 const kl_mgmt_route *kl_mgmt_routes(size_t *n)

@@ -121,7 +121,9 @@ static int parse_tags(const json_t *v, char **out, kl_arm_error *e)
     json_object_foreach((json_t *)v, k, val)
     {
         if (!printable(k, KL_ARM_MAX_TAG_NAME))
-            return bad(e, "Each %s name must be 1-512 printable characters.", "tag");
+            return bad(
+                e, "Each %s name must be 1-" KL_STR(KL_ARM_MAX_TAG_NAME) " printable characters.",
+                "tag");
         const char *s = json_string_value(val);
         if (!s || (strlen(s) > 0 && !printable(s, KL_ARM_MAX_TAG_VALUE)))
             return bad(e, "Each %s value must be a string of at most 256 printable characters.",
@@ -233,7 +235,8 @@ static int parse_ip_rules(const json_t *v, json_t *out, kl_arm_error *e)
 static int parse_vnet_rules(const json_t *v, json_t *out, kl_arm_error *e)
 {
     if (!json_is_array(v) || json_array_size(v) > KL_MAX_VNET_RULES)
-        return bad_acls(e, "virtualNetworkRules (an array of at most 512 {\"id\": ...})");
+        return bad_acls(e, "virtualNetworkRules (an array of at most " KL_STR(
+                               KL_MAX_VNET_RULES) " {\"id\": ...})");
     size_t i;
     const json_t *item;
     json_array_foreach(v, i, item)
@@ -246,7 +249,8 @@ static int parse_vnet_rules(const json_t *v, json_t *out, kl_arm_error *e)
             (state && !json_is_null(state) &&
              (!json_is_string(state) ||
               !printable(json_string_value(state), KL_ARM_MAX_SHORT_STRING))))
-            return bad_acls(e, "virtualNetworkRules (an array of at most 512 {\"id\": ...})");
+            return bad_acls(e, "virtualNetworkRules (an array of at most " KL_STR(
+                                   KL_MAX_VNET_RULES) " {\"id\": ...})");
         json_t *rule = json_pack("{s:O}", "id", id);
         if (!rule ||
             (ign && json_is_boolean(ign) &&

@@ -10,13 +10,7 @@
 #include "mgmt/arm.h"
 #include "store/store.h"
 
-/* Limits on what an account or deployment body may carry (ARM's own tag limits). */
-#define KL_ARM_MAX_TAGS 50
-#define KL_ARM_MAX_TAG_NAME 512
-#define KL_ARM_MAX_TAG_VALUE 256
-#define KL_ARM_MAX_SHORT_STRING 256      /* sku names, model names/versions, upstream model */
-#define KL_ARM_MAX_PROPERTIES_JSON 16384 /* stored extra properties, serialised */
-
+/* What an account or deployment body may carry: KL_ARM_MAX_* in common/limits.h. */
 /* The location and tags of a tracked resource's body (absent: def_location, def_tags),
  * validated as for accounts. *location and *tags are malloc'd. 0, KL_ENOMEM, or
  * KL_EINVAL with e set (400). */

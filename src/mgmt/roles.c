@@ -187,14 +187,16 @@ int kl_arm_parse_role_definition(const json_t *body, const char *role_id, const 
     if (!json_is_string(name) || json_string_length(name) == 0)
         return invalid_role(e, "roleName is required");
     if (!plain_text(json_string_value(name), json_string_length(name), KL_MAX_ROLE_NAME))
-        return invalid_role(e, "roleName must be at most 512 characters without control "
-                               "characters");
+        return invalid_role(
+            e, "roleName must be at most " KL_STR(KL_MAX_ROLE_NAME) " characters without control "
+                                                                    "characters");
     const json_t *desc = json_object_get(props, "description");
     if (desc && !json_is_null(desc) &&
         (!json_is_string(desc) ||
          (json_string_length(desc) > 0 &&
           !plain_text(json_string_value(desc), json_string_length(desc), KL_MAX_ROLE_DESCRIPTION))))
-        return invalid_role(e, "description must be a string of at most 2048 characters");
+        return invalid_role(e, "description must be a string of at most " KL_STR(
+                                   KL_MAX_ROLE_DESCRIPTION) " characters");
     const json_t *type = json_object_get(props, "type");
     if (type && !json_is_null(type) &&
         (!json_is_string(type) || json_string_length(type) != strlen("CustomRole") ||
@@ -353,8 +355,10 @@ int kl_arm_parse_role_assignment(const json_t *body, const char *tenant, kl_assi
         if (!json_is_string(desc) || (json_string_length(desc) > 0 &&
                                       !plain_text(json_string_value(desc), json_string_length(desc),
                                                   KL_ARM_MAX_ASSIGNMENT_DESCRIPTION)))
-            return bad_content(e, "properties.description must be a string of at most 2048 "
-                                  "characters without control characters");
+            return bad_content(
+                e, "properties.description must be a string of at most " KL_STR(
+                       KL_ARM_MAX_ASSIGNMENT_DESCRIPTION) " "
+                                                          "characters without control characters");
         if (!(in->description = strdup(json_string_value(desc))))
             return KL_ENOMEM;
     }

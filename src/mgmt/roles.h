@@ -17,7 +17,6 @@
 #define KL_ARM_ROLE_ASSIGNMENT_TYPE "Microsoft.Authorization/roleAssignments"
 /* createdOn/updatedOn of the built-in roles (static data without a history). */
 #define KL_ARM_BUILTIN_ROLE_TIME "2015-02-02T21:55:09.000Z"
-#define KL_ARM_MAX_ASSIGNMENT_DESCRIPTION 2048
 
 /* "{scope}/providers/Microsoft.Authorization/{kind}/{name}" with the root scope written
  * as "" (so "/providers/..."), into out. KL_ETOOBIG if it does not fit. */

@@ -3,6 +3,8 @@
 #include "policy/appcreds.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,43 +109,53 @@ void kl_appcreds_builder_free(kl_appcreds_builder *b)
     free(b);
 }
 
+/* Appends the strings of the JSON array text list (NULL or "" for none) to x. */
+static int add_uris(client_entry *x, const char *list)
+{
+    if (!list || !*list)
+        return 0;
+    json_t *a = json_loads(list, 0, NULL);
+    int err = 0;
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (!json_is_array(a) || x->n_uris + n > KL_MAX_REDIRECT_URIS * 2)
+        err = KL_EINVAL;
+    char **nu = err || !n ? NULL : realloc(x->uris, (x->n_uris + n) * sizeof(char *));
+    if (!err && n && !nu)
+        err = KL_ENOMEM;
+    if (nu)
+        x->uris = nu;
+    for (size_t i = 0; !err && i < n; i++) {
+        const char *v = json_string_value(json_array_get(a, i));
+        if (!v)
+            err = KL_EINVAL;
+        else if (!(x->uris[x->n_uris] = kl_strndup(v, strlen(v))))
+            err = KL_ENOMEM;
+        else
+            x->n_uris++;
+    }
+    json_decref(a);
+    return err;
+}
+
 int kl_appcreds_builder_client(kl_appcreds_builder *b, const char *app_id, bool public_client,
-                               const char *redirect_uris_json)
+                               const char *web_redirect_uris, const char *public_redirect_uris)
 {
     if (!b || !app_id)
         return KL_EINVAL;
-    json_t *a = NULL;
-    if (redirect_uris_json && *redirect_uris_json) {
-        a = json_loads(redirect_uris_json, 0, NULL);
-        if (!json_is_array(a) || json_array_size(a) > KL_MAX_REDIRECT_URIS) {
-            json_decref(a);
-            return KL_EINVAL;
-        }
-    }
     if (b->nc == b->capc) {
         size_t cap = b->capc ? 2 * b->capc : 16;
         client_entry *nc = realloc(b->c, cap * sizeof(*nc));
-        if (!nc) {
-            json_decref(a);
+        if (!nc)
             return KL_ENOMEM;
-        }
         b->c = nc;
         b->capc = cap;
     }
     client_entry x = {.public_client = public_client};
-    int err = 0;
-    size_t nu = a ? json_array_size(a) : 0;
-    if (!(x.app_id = kl_strndup(app_id, strlen(app_id))) ||
-        (nu && !(x.uris = calloc(nu, sizeof(char *)))))
-        err = KL_ENOMEM;
-    for (size_t i = 0; !err && i < nu; i++) {
-        const char *v = json_string_value(json_array_get(a, i));
-        if (!v)
-            err = KL_EINVAL;
-        else if (!(x.uris[x.n_uris++] = kl_strndup(v, strlen(v))))
-            err = KL_ENOMEM;
-    }
-    json_decref(a);
+    int err = (x.app_id = kl_strndup(app_id, strlen(app_id))) ? 0 : KL_ENOMEM;
+    if (!err)
+        err = add_uris(&x, web_redirect_uris);
+    if (!err)
+        err = add_uris(&x, public_redirect_uris);
     if (err) {
         client_clear(&x);
         return err;
@@ -387,6 +399,36 @@ const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char
         return NULL;
     *n = run_of(ac->f, ac->nf, sizeof(fed_entry), offsetof(fed_entry, app_id), lk, &first);
     return *n ? &ac->feds[first] : NULL;
+}
+
+static const kl_appcreds_client_info well_known[] = {
+    {KL_APPCREDS_AZURE_CLI_APP_ID, "Microsoft Azure CLI"},
+    {KL_APPCREDS_AZURE_POWERSHELL_APP_ID, "Microsoft Azure PowerShell"},
+    {KL_APPCREDS_VSCODE_APP_ID, "Visual Studio Code"},
+};
+
+const kl_appcreds_client_info *kl_appcreds_well_known(size_t *n)
+{
+    *n = sizeof(well_known) / sizeof(well_known[0]);
+    return well_known;
+}
+
+int kl_appcreds_well_known_oid(const char *tid, const char *app_id, char out[37])
+{
+    unsigned char h[32];
+    unsigned int hl = 0;
+    char in[160];
+    int n = snprintf(in, sizeof(in), "keyless well-known client\n%s\n%s", tid ? tid : "",
+                     app_id ? app_id : "");
+    if (n < 0 || (size_t)n >= sizeof(in) ||
+        EVP_Digest(in, (size_t)n, h, &hl, EVP_sha256(), NULL) != 1)
+        return KL_ECRYPTO;
+    h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* RFC 9562 version 8: made by us */
+    h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0],
+             h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13],
+             h[14], h[15]);
+    return 0;
 }
 
 static const client_entry *client_of(const kl_appcreds *ac, const char *client_id)

@@ -33,12 +33,12 @@ int kl_appcreds_builder_federated(kl_appcreds_builder *b, const char *app_id, co
                                   const char *audiences_json);
 
 /* Adds client app_id's settings for user sign-in: whether it is a public client (no
- * credential at the token endpoint) and its redirect URIs (redirect_uris_json: a JSON
- * array of strings, or NULL/"" for none). At most one call per app id. KL_EINVAL if the
- * JSON is not an array of strings of at most KL_MAX_REDIRECT_URIS; KL_ENOMEM. Strings
- * are copied. */
+ * credential at the token endpoint) and its redirect URIs, Graph's two lists (each a
+ * JSON array of strings, or NULL/"" for none), matched as one. At most one call per app
+ * id. KL_EINVAL if a list is not a JSON array of strings, or longer than
+ * KL_MAX_REDIRECT_URIS; KL_ENOMEM. Strings are copied. */
 int kl_appcreds_builder_client(kl_appcreds_builder *b, const char *app_id, bool public_client,
-                               const char *redirect_uris_json);
+                               const char *web_redirect_uris, const char *public_redirect_uris);
 
 /* Builds the immutable set and empties the builder. *out is owned by the caller
  * (normally handed to the snapshot). */
@@ -52,6 +52,29 @@ const kl_client_cert *kl_appcreds_certs(const kl_appcreds *ac, const char *clien
 /* The federated credentials of client_id, as kl_appcreds_certs. */
 const kl_federated_cred *kl_appcreds_federated(const kl_appcreds *ac, const char *client_id,
                                                size_t *n);
+
+/* The developer clients @azure/identity and the Azure tools use by default, public
+ * clients in every tenant: Azure CLI (the default of DeviceCodeCredential and
+ * InteractiveBrowserCredential), Azure PowerShell, Visual Studio Code. They are not
+ * stored: every snapshot holds them (kl_appcreds_well_known), with loopback redirect
+ * URIs (http://localhost, http://127.0.0.1, any port) and an object id derived from the
+ * tenant and the app id, the same on every node and at every start. */
+#define KL_APPCREDS_AZURE_CLI_APP_ID "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+#define KL_APPCREDS_AZURE_POWERSHELL_APP_ID "1950a258-227b-4e31-a9cf-717495945fc2"
+#define KL_APPCREDS_VSCODE_APP_ID "aebc6443-996d-45c2-90f0-388ff96faa56"
+#define KL_APPCREDS_WELL_KNOWN_URIS "[\"http://localhost\",\"http://127.0.0.1\"]"
+
+typedef struct kl_appcreds_client_info {
+    const char *app_id;
+    const char *display_name;
+} kl_appcreds_client_info;
+
+/* The well-known public clients, *n of them (static data). */
+const kl_appcreds_client_info *kl_appcreds_well_known(size_t *n);
+
+/* The object id of well-known client app_id's service principal in tenant tid: a GUID
+ * from SHA-256(tid, app_id), lower case, in out. KL_ECRYPTO. */
+int kl_appcreds_well_known_oid(const char *tid, const char *app_id, char out[37]);
 
 /* True when client_id (case-insensitive) is registered as a public client. */
 bool kl_appcreds_public_client(const kl_appcreds *ac, const char *client_id);

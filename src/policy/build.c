@@ -271,10 +271,32 @@ out:
     return err;
 }
 
+/* The well-known public clients (appcreds.h) are in every tenant without being stored:
+ * their service principals and user sign-in settings are added with the tenant. */
+static int add_well_known(build_ctx *c, const char *tid)
+{
+    size_t n = 0;
+    const kl_appcreds_client_info *wk = kl_appcreds_well_known(&n);
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = 0;
+    for (size_t i = 0; !err && i < n; i++) {
+        char oid[37];
+        if (!(err = kl_appcreds_well_known_oid(tid, wk[i].app_id, oid)) &&
+            !(err = kl_snapshot_builder_principal(c->b, oid, wk[i].app_id,
+                                                  KL_PRINCIPAL_SERVICE_PRINCIPAL,
+                                                  wk[i].display_name, true)))
+            err = kl_appcreds_builder_client(c->appcreds, wk[i].app_id, true, NULL,
+                                             KL_APPCREDS_WELL_KNOWN_URIS);
+    }
+    return err;
+}
+
 static int on_tenant(void *arg, const kl_store_tenant *t)
 {
     build_ctx *c = arg;
-    return kl_snapshot_builder_tenant(c->b, t->tenant_id, t->admin_object_id);
+    int err = kl_snapshot_builder_tenant(c->b, t->tenant_id, t->admin_object_id);
+    return err ? err : add_well_known(c, t->tenant_id);
 }
 
 static int on_principal(void *arg, const kl_store_principal *p)
@@ -493,6 +515,22 @@ static int on_federated_credential(void *arg, const kl_store_federated_credentia
     return err;
 }
 
+/* An application's user sign-in settings; unusable lists are left out (logged), as a
+ * certificate is: that app's redirects are refused, everyone else is served. */
+static int on_application(void *arg, const kl_store_application *a)
+{
+    build_ctx *c = arg;
+    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
+        return KL_ENOMEM;
+    int err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client,
+                                         a->web_redirect_uris, a->public_redirect_uris);
+    if (err == KL_EINVAL) {
+        kl_log(KL_LOG_ERROR, "snapshot_redirect_uris_unusable", "app_id", a->app_id, NULL);
+        err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client, NULL, NULL);
+    }
+    return err;
+}
+
 static int on_group_member(void *arg, const char *group, const char *member)
 {
     return kl_snapshot_builder_group_member(((build_ctx *)arg)->b, group, member);
@@ -574,6 +612,7 @@ static int build(kl_store *st, build_ctx *c, kl_snapshot **out)
                           .role_assignment = on_assignment,
                           .key_credential = on_key_credential,
                           .federated_credential = on_federated_credential,
+                          .application = on_application,
                           .signing_key = on_signing_key,
                           .app_secret = on_app_secret,
                           .compute = on_compute,

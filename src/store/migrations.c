@@ -353,6 +353,47 @@ static const kl_store_migration migrations[] = {
      "  PRIMARY KEY (group_pk, member_pk)"
      ");"
      "CREATE INDEX group_members_member ON group_members (member_pk);"},
+    {18, "user sign-in: public clients, redirect URIs, the password-grant setting, refresh tokens",
+     /* Redirect URIs are Graph's two lists (web.redirectUris, publicClient.redirectUris)
+      * as JSON arrays of strings; public_client is Graph's isFallbackPublicClient. The
+      * password grant (ROPC) is off unless the tenant turns it on. */
+     "ALTER TABLE applications ADD COLUMN public_client INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (public_client IN (0, 1));"
+     "ALTER TABLE applications ADD COLUMN web_redirect_uris TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE applications ADD COLUMN public_redirect_uris TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE tenant ADD COLUMN password_grant INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (password_grant IN (0, 1));"
+     /* A refresh token is kept only as the SHA-256 of the opaque token (256 random bits:
+      * a keyed hash adds nothing against guessing), so a copy of the database yields
+      * none. A family is every token rotated from one sign-in; revoking it (reuse of a
+      * spent token, sign-out, a password reset) refuses all of them. Redeeming marks
+      * used_at once (UPDATE ... WHERE used_at = 0): a second presentation, on any
+      * node, is reuse. Neither table is read by snapshots: writes do not move the
+      * generation. */
+     "CREATE TABLE refresh_families ("
+     "  family_id TEXT PRIMARY KEY,"
+     "  user_oid TEXT NOT NULL,"
+     "  client_id TEXT NOT NULL,"
+     "  session_id TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))"
+     ");"
+     "CREATE INDEX refresh_families_user ON refresh_families (user_oid);"
+     "CREATE INDEX refresh_families_session ON refresh_families (session_id);"
+     "CREATE TABLE refresh_tokens ("
+     "  hash BLOB PRIMARY KEY CHECK (length(hash) = 32),"
+     "  family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,"
+     "  user_oid TEXT NOT NULL,"
+     "  client_id TEXT NOT NULL,"
+     "  scope TEXT NOT NULL,"
+     "  session_id TEXT,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER NOT NULL DEFAULT 0,"
+     "  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))"
+     ");"
+     "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);"
+     "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);"},
     {19, "browser sign-in: authorization codes and sign-in sessions",
      /* Both hold only the SHA-256 of the secret the browser or client carries (the code,
       * the kl_session cookie), so a copy of the database signs nobody in. They are

@@ -56,10 +56,9 @@ static const kl_col deployment_cols[] = {
 const kl_rowmap kl_map_deployment = KL_ROWMAP(kl_store_deployment, deployment_cols);
 
 static const kl_col tenant_cols[] = {
-    COL(TEXT, kl_store_tenant, tenant_id),
-    COL(TEXT, kl_store_tenant, display_name),
-    COL(TEXT, kl_store_tenant, admin_object_id),
-    COL(I64, kl_store_tenant, created_at),
+    COL(TEXT, kl_store_tenant, tenant_id),       COL(TEXT, kl_store_tenant, display_name),
+    COL(TEXT, kl_store_tenant, admin_object_id), COL(I64, kl_store_tenant, created_at),
+    COL(BOOL, kl_store_tenant, password_grant),
 };
 const kl_rowmap kl_map_tenant = KL_ROWMAP(kl_store_tenant, tenant_cols);
 
@@ -72,9 +71,15 @@ static const kl_col principal_cols[] = {
 const kl_rowmap kl_map_principal = KL_ROWMAP(kl_store_principal, principal_cols);
 
 static const kl_col application_cols[] = {
-    COL(TEXT, kl_store_application, object_id),    COL(TEXT, kl_store_application, app_id),
-    COL(TEXT, kl_store_application, display_name), COL(TEXT, kl_store_application, sp_object_id),
-    COL(BOOL, kl_store_application, enabled),      COL(I64, kl_store_application, created_at),
+    COL(TEXT, kl_store_application, object_id),
+    COL(TEXT, kl_store_application, app_id),
+    COL(TEXT, kl_store_application, display_name),
+    COL(TEXT, kl_store_application, sp_object_id),
+    COL(BOOL, kl_store_application, enabled),
+    COL(I64, kl_store_application, created_at),
+    COL(BOOL, kl_store_application, public_client),
+    COL(TEXT, kl_store_application, web_redirect_uris),
+    COL(TEXT, kl_store_application, public_redirect_uris),
 };
 const kl_rowmap kl_map_application = KL_ROWMAP(kl_store_application, application_cols);
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 
 typedef struct kl_store kl_store;
 
@@ -181,6 +182,7 @@ typedef struct kl_store_tenant {
     char *display_name;    /* "keyless" */
     char *admin_object_id; /* the local administrator's object id */
     int64_t created_at;    /* unix seconds */
+    bool password_grant;   /* the password grant (ROPC) is allowed; off by default */
 } kl_store_tenant;
 
 /* A principal: something role assignments are given to. Ownership as for accounts. */
@@ -204,9 +206,13 @@ typedef struct kl_store_application {
     char *sp_object_id; /* its service principal's object id; NULL when it has none yet */
     bool enabled;       /* its service principal's accountEnabled (false without one) */
     int64_t created_at;
+    /* User sign-in (Graph's isFallbackPublicClient, web.redirectUris and
+     * publicClient.redirectUris): read only here, set with
+     * kl_store_set_application_client. The lists are JSON arrays of strings. */
+    bool public_client;
+    char *web_redirect_uris;
+    char *public_redirect_uris;
 } kl_store_application;
-
-#define KL_STORE_MAX_DISPLAY_NAME 512 /* bytes */
 
 /* The tenant row. *out owned by the caller (kl_store_tenant_free). KL_ENOTFOUND only if
  * the first-start step never ran (it runs in kl_store_open_sqlite). */
@@ -258,6 +264,15 @@ int kl_store_update_application(kl_store *st, const char *object_id, const char 
 /* Deletes an application (by object id), its service principal and every role
  * assignment of that principal. KL_ENOTFOUND, KL_EPERM (root owner rule). */
 int kl_store_delete_application(kl_store *st, const char *object_id);
+/* Sets an application's user sign-in settings (by object id): public_client (NULL keeps
+ * it), web_redirect_uris and public_redirect_uris (JSON arrays of strings the caller
+ * has checked, kl_appcreds_redirect_uri_check; NULL keeps a list). KL_ENOTFOUND,
+ * KL_EINVAL (a list that is not a JSON array of at most KL_MAX_REDIRECT_URIS strings). */
+int kl_store_set_application_client(kl_store *st, const char *object_id, const bool *public_client,
+                                    const char *web_redirect_uris,
+                                    const char *public_redirect_uris);
+/* Sets the tenant's password-grant (ROPC) setting. KL_ENOTFOUND before first start. */
+int kl_store_set_password_grant(kl_store *st, bool enabled);
 
 /* --- application credentials (store_appcreds.c) --- */
 
@@ -325,12 +340,54 @@ void kl_store_federated_credentials_free(kl_store_federated_credential **f, size
  * is before now are pruned in the same transaction. Does not move the generation. */
 int kl_store_use_jti(kl_store *st, const char *client_id, const char *jti, int64_t exp,
                      int64_t now);
-/* --- refresh tokens (store_refresh.c) --- */
+/* --- refresh tokens (store_refresh.c) ---
+ *
+ * Users' refresh tokens, kept as the SHA-256 of the opaque token only. Every token
+ * belongs to a family (the tokens rotated from one sign-in); a token is redeemed at most
+ * once on all nodes together, and a second presentation revokes its family. None of
+ * these writes move the store's generation (no snapshot reads them). */
 
+#define KL_STORE_REFRESH_HASH_LEN 32
+
+/* One refresh token as stored. Owned by the caller (kl_store_refresh_free). */
+typedef struct kl_store_refresh {
+    char *family_id;  /* GUID */
+    char *user_oid;   /* the user's object id */
+    char *client_id;  /* the app it was issued to */
+    char *scope;      /* the scopes granted, space-separated */
+    char *session_id; /* the sign-in session, or NULL (password grant) */
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t used_at; /* 0 while unused */
+    bool revoked;    /* its family is revoked */
+} kl_store_refresh;
+
+/* Stores a new token of hash (its SHA-256) starting the family r->family_id (created
+ * when it does not exist). KL_EINVAL, KL_EEXIST (hash in use), a store error. */
+int kl_store_refresh_create(kl_store *st, const unsigned char hash[KL_STORE_REFRESH_HASH_LEN],
+                            const kl_store_refresh *r);
+/* Reads the token of hash. KL_ENOTFOUND. *out owned by the caller. */
+int kl_store_refresh_get(kl_store *st, const unsigned char hash[KL_STORE_REFRESH_HASH_LEN],
+                         kl_store_refresh **out);
+/* Redeems the token old and stores next_hash (next: its fields; the family is old's) in
+ * one transaction, so that exactly one of any number of concurrent redemptions, on any
+ * node, succeeds. KL_ENOTFOUND (no such token), KL_EPERM (its family is revoked),
+ * KL_EEXIST (it was redeemed before: the family is revoked now, in the same
+ * transaction), a store error. */
+int kl_store_refresh_rotate(kl_store *st, const unsigned char old[KL_STORE_REFRESH_HASH_LEN],
+                            const unsigned char next_hash[KL_STORE_REFRESH_HASH_LEN],
+                            const kl_store_refresh *next, int64_t now);
+/* Revokes a family (0 also when there is none). */
+int kl_store_refresh_revoke_family(kl_store *st, const char *family_id);
+/* Revokes every family of a user (an admin reset the password, or disabled the user). */
+int kl_store_refresh_revoke_user(kl_store *st, const char *user_oid);
 /* Revokes every refresh token issued in sign-in session session_id (sign-out): they are
  * refused from then on, on every node. 0 (also when there were none), KL_EUNAVAIL,
  * KL_EIO, KL_EINVAL (NULL or empty session id). */
 int kl_store_refresh_revoke_session(kl_store *st, const char *session_id);
+/* Deletes tokens that expired before now and families left without tokens. */
+int kl_store_refresh_prune(kl_store *st, int64_t now);
+void kl_store_refresh_free(kl_store_refresh *r);
 
 void kl_store_key_credential_free(kl_store_key_credential *k);
 void kl_store_key_credentials_free(kl_store_key_credential **k, size_t n);
@@ -670,8 +727,9 @@ int kl_store_get_user(kl_store *st, const char *id_or_upn, kl_store_user **out);
 int kl_store_list_users(kl_store *st, kl_store_user ***out, size_t *n);
 /* Updates the user with this object id in one transaction; every NULL argument keeps
  * its value: display_name, enabled (guarded by the root owner rule), pw (replaces the
- * password; password_changed_at becomes now), force_change. KL_ENOTFOUND, KL_EINVAL,
- * KL_EPERM (root owner rule). */
+ * password; password_changed_at becomes now, and every refresh-token family of the user
+ * is revoked in the same transaction), force_change. KL_ENOTFOUND, KL_EINVAL, KL_EPERM
+ * (root owner rule). */
 int kl_store_update_user(kl_store *st, const char *object_id, const char *display_name,
                          const bool *enabled, const kl_store_password *pw, const bool *force_change,
                          int64_t now);
@@ -884,6 +942,9 @@ typedef struct kl_store_visitor {
     int (*identity_attachment)(void *arg, const char *host_id_lower, const char *object_id);
     /* Launch secrets whose lease has not ended (by site, then id). */
     int (*identity_header)(void *arg, const kl_store_identity_header *h);
+    /* Applications with user sign-in settings (public client or redirect URIs), by app
+     * id. */
+    int (*application)(void *arg, const kl_store_application *a);
     /* One direct membership: member_id (any principal) is in group_id. */
     int (*group_member)(void *arg, const char *group_id, const char *member_id);
     /* Called first, with the store's generation the walk is consistent with. */

@@ -72,7 +72,8 @@ static const copy_table tables[] = {
       {"tenant_id", C_TEXT},
       {"display_name", C_TEXT},
       {"admin_object_id", C_TEXT},
-      {"created_at", C_INT}}},
+      {"created_at", C_INT},
+      {"password_grant", C_INT}}},
     {"applications",
      true,
      {{"pk", C_INT},
@@ -80,7 +81,10 @@ static const copy_table tables[] = {
       {"app_id", C_TEXT},
       {"display_name", C_TEXT},
       {"display_name_lower", C_TEXT},
-      {"created_at", C_INT}}},
+      {"created_at", C_INT},
+      {"public_client", C_INT},
+      {"web_redirect_uris", C_TEXT},
+      {"public_redirect_uris", C_TEXT}}},
     {"principals",
      true,
      {{"pk", C_INT},
@@ -233,6 +237,26 @@ static const copy_table tables[] = {
      false,
      {{"principal_pk", C_INT}, {"mail_nickname", C_TEXT}, {"description", C_TEXT}}},
     {"group_members", false, {{"group_pk", C_INT}, {"member_pk", C_INT}, {"created_at", C_INT}}},
+    {"refresh_families",
+     false,
+     {{"family_id", C_TEXT},
+      {"user_oid", C_TEXT},
+      {"client_id", C_TEXT},
+      {"session_id", C_TEXT},
+      {"created_at", C_INT},
+      {"revoked", C_INT}}},
+    {"refresh_tokens",
+     false,
+     {{"hash", C_KEY32},
+      {"family_id", C_TEXT},
+      {"user_oid", C_TEXT},
+      {"client_id", C_TEXT},
+      {"scope", C_TEXT},
+      {"session_id", C_TEXT},
+      {"created_at", C_INT},
+      {"expires_at", C_INT},
+      {"used_at", C_INT},
+      {"revoked", C_INT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
@@ -352,8 +376,8 @@ int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows)
     }
     /* The destination's own first-start rows give way to the source's. */
     static const char *const clear[] = {"DELETE FROM role_assignments", "DELETE FROM principals",
-                                        "DELETE FROM tenant", "DELETE FROM kek_check",
-                                        "DELETE FROM signing_keys"};
+                                        "DELETE FROM applications",     "DELETE FROM tenant",
+                                        "DELETE FROM kek_check",        "DELETE FROM signing_keys"};
     err = check_empty(to);
     for (size_t i = 0; !err && i < sizeof(clear) / sizeof(clear[0]); i++)
         err = kl_q_exec(to, clear[i], KL_NOARGS, NULL);

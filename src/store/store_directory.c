@@ -1,10 +1,13 @@
 /* The directory tables of the store (see store.h): the tenant and the first-start step,
  * principals, and application registrations with their service principals. Each
  * change is one transaction; the root owner rule is checked inside it. */
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
@@ -116,7 +119,8 @@ out:
     return kl_q_end(st, err);
 }
 
-#define TENANT_COLS "SELECT tenant_id, display_name, admin_object_id, created_at FROM tenant"
+#define TENANT_COLS                                                                                \
+    "SELECT tenant_id, display_name, admin_object_id, created_at, password_grant FROM tenant"
 
 int kl_store_get_tenant(kl_store *st, kl_store_tenant **out)
 {
@@ -242,7 +246,8 @@ int kl_store_delete_principal(kl_store *st, const char *object_id)
 
 #define APPLICATION_COLS                                                                           \
     "SELECT a.object_id, a.app_id, a.display_name, p.object_id, "                                  \
-    "COALESCE(p.account_enabled, 0), a.created_at FROM applications a "                            \
+    "COALESCE(p.account_enabled, 0), a.created_at, a.public_client, a.web_redirect_uris, "         \
+    "a.public_redirect_uris FROM applications a "                                                  \
     "LEFT JOIN principals p ON p.application_pk = a.pk "
 
 int kl_store_create_application(kl_store *st, const kl_store_application *a)
@@ -429,6 +434,13 @@ static int visit_principal(void *arg, void *obj, bool *kept)
     return v->principal(v->arg, obj);
 }
 
+static int visit_application(void *arg, void *obj, bool *kept)
+{
+    const kl_store_visitor *v = arg;
+    (void)kept;
+    return v->application(v->arg, obj);
+}
+
 int kl_q_load_directory(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
@@ -437,5 +449,67 @@ int kl_q_load_directory(kl_store *st, const kl_store_visitor *v)
     if (!err && v->principal)
         err = kl_q_each(st, PRINCIPAL_COLS "ORDER BY p.object_id", KL_NOARGS, &kl_map_principal,
                         visit_principal, (void *)v);
+    /* Only the applications user sign-in needs something of. */
+    if (!err && v->application)
+        err = kl_q_each(st,
+                        APPLICATION_COLS "WHERE a.public_client = 1 OR a.web_redirect_uris <> '[]' "
+                                         "OR a.public_redirect_uris <> '[]' ORDER BY a.app_id",
+                        KL_NOARGS, &kl_map_application, visit_application, (void *)v);
     return err;
+}
+
+/* A JSON array of at most KL_MAX_REDIRECT_URIS strings. */
+static bool valid_uri_list(const char *json)
+{
+    json_t *a = json_loads(json, 0, NULL);
+    bool ok = json_is_array(a) && json_array_size(a) <= KL_MAX_REDIRECT_URIS;
+    for (size_t i = 0; ok && i < json_array_size(a); i++)
+        ok = json_is_string(json_array_get(a, i));
+    json_decref(a);
+    return ok;
+}
+
+int kl_store_set_application_client(kl_store *st, const char *object_id, const bool *public_client,
+                                    const char *web_redirect_uris, const char *public_redirect_uris)
+{
+    if (!st || !object_id || (web_redirect_uris && !valid_uri_list(web_redirect_uris)) ||
+        (public_redirect_uris && !valid_uri_list(public_redirect_uris)))
+        return KL_EINVAL;
+    char *oid = kl_q_lower(object_id);
+    if (!oid)
+        return KL_ENOMEM;
+    int64_t pk = 0;
+    int err = kl_q_begin(st, true);
+    if (err)
+        goto out;
+    err =
+        kl_q_int(st, "SELECT pk FROM applications WHERE object_id = ?1", KL_ARGS(kl_vt(oid)), &pk);
+    if (!err && public_client)
+        err = kl_q_exec(st, "UPDATE applications SET public_client = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vi(*public_client), kl_vi(pk)), NULL);
+    if (!err && web_redirect_uris)
+        err = kl_q_exec(st, "UPDATE applications SET web_redirect_uris = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vt(web_redirect_uris), kl_vi(pk)), NULL);
+    if (!err && public_redirect_uris)
+        err = kl_q_exec(st, "UPDATE applications SET public_redirect_uris = ?1 WHERE pk = ?2",
+                        KL_ARGS(kl_vt(public_redirect_uris), kl_vi(pk)), NULL);
+    err = kl_q_end(st, err);
+out:
+    free(oid);
+    return err;
+}
+
+int kl_store_set_password_grant(kl_store *st, bool enabled)
+{
+    if (!st)
+        return KL_EINVAL;
+    int err = kl_q_begin(st, true);
+    if (err)
+        return err;
+    int64_t changed = 0;
+    err = kl_q_exec(st, "UPDATE tenant SET password_grant = ?1 WHERE id = 1",
+                    KL_ARGS(kl_vi(enabled)), &changed);
+    if (!err && changed == 0)
+        err = KL_ENOTFOUND;
+    return kl_q_end(st, err);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"

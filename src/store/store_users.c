@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "store/query.h"
@@ -165,6 +166,11 @@ int kl_store_update_user(kl_store *st, const char *object_id, const char *displa
                         KL_ARGS(kl_vt(pw->hash), kl_vt(pw->salt), kl_vi(pw->t), kl_vi(pw->m),
                                 kl_vi(pw->p), kl_vi(now), kl_vi(pk)),
                         NULL);
+    /* A new password ends every sign-in made with the old one (security.md T15): the
+     * user's refresh tokens stop working on every node. */
+    if (!err && pw)
+        err = kl_q_exec(st, "UPDATE refresh_families SET revoked = 1 WHERE user_oid = ?1",
+                        KL_ARGS(kl_vt(oid)), NULL);
     if (!err && force_change)
         err = kl_q_exec(st, "UPDATE users SET force_change = ?1 WHERE principal_pk = ?2",
                         KL_ARGS(kl_vi(*force_change), kl_vi(pk)), NULL);

@@ -84,6 +84,47 @@ static void jw_str(jw *w, const char *v)
     jw_raw(w, "\"", 1);
 }
 
+/* A JSON string literal of UTF-8 text v (a user's display name): '"', '\\' and control
+ * characters escaped, bytes from 0x80 on copied as they are (jansson and every JSON
+ * parser take UTF-8); a byte sequence that is not UTF-8 is refused. */
+static void jw_text(jw *w, const char *v)
+{
+    jw_raw(w, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)v; *p && w->ok; p++) {
+        if (*p >= 0x80) {
+            size_t n = (*p & 0xe0) == 0xc0   ? 2
+                       : (*p & 0xf0) == 0xe0 ? 3
+                       : (*p & 0xf8) == 0xf0 ? 4
+                                             : 0;
+            for (size_t i = 1; n && i < n; i++)
+                if ((p[i] & 0xc0) != 0x80)
+                    n = 0;
+            if (!n) {
+                w->ok = false;
+                break;
+            }
+            jw_raw(w, (const char *)p, n);
+            p += n - 1;
+        } else if (*p < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            jw_raw(w, esc, 6);
+        } else if (*p == '"' || *p == '\\') {
+            jw_raw(w, *p == '"' ? "\\\"" : "\\\\", 2);
+        } else {
+            jw_raw(w, (const char *)p, 1);
+        }
+    }
+    jw_raw(w, "\"", 1);
+}
+
+static void jw_name(jw *w, const char *name)
+{
+    jw_raw(w, w->len > 1 ? ",\"" : "\"", w->len > 1 ? 2 : 1);
+    jw_raw(w, name, strlen(name));
+    jw_raw(w, "\":", 2);
+}
+
 static void jw_member(jw *w, const char *name, const char *v)
 {
     jw_raw(w, w->len > 1 ? ",\"" : "\"", w->len > 1 ? 2 : 1);
@@ -112,6 +153,10 @@ int kl_claims_write_access(const kl_claims_access *in, char *out, size_t cap, si
         !str_ok(in->oid) || (in->xms_mirid && !str_ok(in->xms_mirid)) || in->appidacr < 0 ||
         in->appidacr > 2 || life < 1 || life > KL_TOKEN_MAX_LIFETIME_S || in->now <= 0)
         return KL_EINVAL;
+    bool user = in->upn != NULL;
+    if (user && (!str_ok(in->upn) || !str_ok(in->scp) || !str_ok(in->amr) ||
+                 (in->name && strlen(in->name) > KL_MAX_CLAIM_STRING)))
+        return KL_EINVAL;
     if (kl_random_id(rnd, sizeof(rnd)) != 0 ||
         kl_b64url_encode(rnd, sizeof(rnd), uti, sizeof(uti)) < 0)
         return KL_ECRYPTO;
@@ -123,13 +168,29 @@ int kl_claims_write_access(const kl_claims_access *in, char *out, size_t cap, si
     jw_int(&w, "iat", in->now);
     jw_int(&w, "nbf", in->now);
     jw_int(&w, "exp", in->now + life);
+    if (user) {
+        jw_name(&w, "amr");
+        jw_raw(&w, "[", 1);
+        jw_str(&w, in->amr);
+        jw_raw(&w, "]", 1);
+    }
     jw_member(&w, "appid", in->appid);
     jw_member(&w, "appidacr", acr[in->appidacr]);
     jw_member(&w, "idp", in->iss);
-    jw_member(&w, "idtyp", "app");
+    jw_member(&w, "idtyp", user ? "user" : "app");
+    if (user && in->name && in->name[0]) {
+        jw_name(&w, "name");
+        jw_text(&w, in->name);
+    }
     jw_member(&w, "oid", in->oid);
+    if (user)
+        jw_member(&w, "scp", in->scp);
     jw_member(&w, "sub", in->oid);
     jw_member(&w, "tid", in->tid);
+    if (user) {
+        jw_member(&w, "unique_name", in->upn);
+        jw_member(&w, "upn", in->upn);
+    }
     jw_member(&w, "uti", uti);
     jw_member(&w, "ver", "1.0");
     if (in->xms_mirid)

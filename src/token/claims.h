@@ -44,6 +44,13 @@ typedef struct kl_claims_access {
     /* Managed identities only (NULL otherwise): the ARM id Azure writes as xms_mirid, the
      * user-assigned identity's own id or the resource carrying a system-assigned one. */
     const char *xms_mirid;
+    /* Users only (upn NULL for applications and managed identities): the token is then
+     * a user's (idtyp "user") and carries scp, name (UTF-8, may be NULL), upn (also
+     * written as unique_name) and amr (one method, e.g. "pwd", written as a list). */
+    const char *upn;
+    const char *name;
+    const char *scp;
+    const char *amr;
 } kl_claims_access;
 
 /* The v1 issuer of our access tokens for tenant tid, "https://sts.windows.net/<tid>/", as
@@ -52,10 +59,13 @@ typedef struct kl_claims_access {
 int kl_claims_issuer_v1(const char *tid, char *out, size_t outlen);
 
 /* Builds the v1 claim set {aud, iss, iat, nbf, exp, appid, appidacr, idp, idtyp "app",
- * oid, sub, tid, uti, ver "1.0"}, then xms_mirid when given, with a fresh random uti.
+ * oid, sub, tid, uti, ver "1.0"}, then xms_mirid when given, with a fresh random uti; for
+ * a user (upn set) {aud, iss, iat, nbf, exp, amr, appid, appidacr, idp, idtyp "user",
+ * name, oid, scp, sub, tid, unique_name, upn, uti, ver "1.0"}.
  * *out is a new object the
  * caller decrefs. KL_EINVAL for a missing or over-long string, appidacr outside 0..2 or
- * a lifetime outside 1..KL_TOKEN_MAX_LIFETIME_S. */
+ * a lifetime outside 1..KL_TOKEN_MAX_LIFETIME_S, a user without scp or amr, or a name
+ * that is not UTF-8. */
 int kl_claims_build_access(const kl_claims_access *in, json_t **out);
 
 /* The same claim set as compact JSON text in out[0..*len) (not terminated), written

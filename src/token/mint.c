@@ -23,3 +23,21 @@ int kl_mint_access(const kl_jws_key *key, const kl_claims_access *in, char **tok
         err = kl_jws_sign_compact(&signer, payload, n, tok);
     return err;
 }
+
+int kl_mint_json(const kl_jws_key *key, const json_t *claims, char **tok)
+{
+    kl_jws_signer signer;
+    *tok = NULL;
+    if (!key || !json_is_object(claims))
+        return KL_EINVAL;
+    unsigned algs = kl_jws_key_algs(key);
+    kl_jws_alg alg = (algs & KL_JWS_RS256) ? KL_JWS_RS256 : KL_JWS_ES256;
+    char *payload = json_dumps(claims, JSON_COMPACT);
+    if (!payload)
+        return KL_ENOMEM;
+    int err = kl_jws_key_signer(key, alg, &signer);
+    if (!err)
+        err = kl_jws_sign_compact(&signer, payload, strlen(payload), tok);
+    free(payload);
+    return err;
+}

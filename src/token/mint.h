@@ -13,4 +13,10 @@
  * kl_claims_write_access refuses; KL_ENOMEM; KL_ECRYPTO. */
 int kl_mint_access(const kl_jws_key *key, const kl_claims_access *in, char **tok);
 
+/* Signs the claim set claims (a JSON object, written compact) with key as kl_mint_access
+ * does: the id_token of user sign-in, whose claims are the OpenID Connect ones rather
+ * than an access token's. *tok as for kl_mint_access. KL_EINVAL (not an object, or a
+ * public-only key), KL_ENOMEM, KL_ETOOBIG, KL_ECRYPTO. */
+int kl_mint_json(const kl_jws_key *key, const json_t *claims, char **tok);
+
 #endif

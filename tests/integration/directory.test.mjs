@@ -41,7 +41,8 @@ const graphNotFound = (id) => ({ error: { code: 'Request_ResourceNotFound', mess
 // Graph's application: no accountEnabled or servicePrincipalId (those are the service
 // principal's).
 function assertAppShape(a, displayName) {
-  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'keyCredentials', 'passwordCredentials'], JSON.stringify(a));
+  assert.deepEqual(Object.keys(a).sort(), ['appId', 'createdDateTime', 'displayName', 'id', 'isFallbackPublicClient', 'keyCredentials', 'passwordCredentials', 'publicClient', 'web'], JSON.stringify(a));
+  assert.deepEqual([a.isFallbackPublicClient, a.publicClient, a.web], [false, { redirectUris: [] }, { redirectUris: [] }], 'a new application is confidential, without redirect URIs');
   assert.deepEqual(a.keyCredentials, [], 'a new application has no certificates');
   assert.deepEqual(a.passwordCredentials, [], 'nor secrets');
   assert.match(a.id, GUID, 'id');
