@@ -95,6 +95,13 @@ test('keyless login with a device code; commands run as the user (403, then Read
   c = await runCli(['account', 'list', '-o', 'json'], { env });
   assert.equal(c.code, 0, c.stderr);
   assert.deepEqual(c.json.value.map((a) => a.name), ['demo']);
+  // A directory call (Graph's /v1.0/organization) needs a Graph token, redeemed from the
+  // same refresh token: accepted as the user's (a token for another audience would be a
+  // 401), then judged by RBAC, where Reader on the subscription does not reach "/".
+  c = await runCli(['tenant', 'show', '-o', 'json'], { env });
+  assert.equal(c.code, 1, c.stderr);
+  assert.match(c.stderr, /^error: AuthorizationFailed: .*'microsoft\.directory\/organization\/standard\/read' over scope '\/'/);
+  assert.ok(c.stderr.includes(user.id), c.stderr);
   // Reader does not write.
   c = await runCli(['account', 'delete', 'demo'], { env });
   assert.equal(c.code, 1, c.stderr);
