@@ -497,7 +497,7 @@ static int logout(kl_cli_ctx *c)
     json_t *answer = NULL;
     kl_buf form;
     long status = 0;
-    int code;
+    int code, lock = -1;
 
     kl_buf_init_secret(&form, KL_CLI_MAX_FORM);
     if (!l) {
@@ -506,6 +506,9 @@ static int logout(kl_cli_ctx *c)
     }
     if ((code = login_dir(c, dir, sizeof(dir))) != KL_CLI_EXIT_OK)
         goto out;
+    /* No command may rotate the token between the read and the revocation. With no
+     * directory there is no lock, and no login file either. */
+    lock = kl_cli_login_lock(dir, err, sizeof(err));
     int rc = kl_cli_login_read(dir, l, err, sizeof(err));
     if (rc == KL_ENOTFOUND) {
         fprintf(c->out, "not signed in\n");
@@ -549,6 +552,7 @@ remove:
         fprintf(c->err, "the login file was deleted\n");
     }
 out:
+    kl_cli_login_unlock(lock);
     json_decref(answer);
     kl_buf_cleanse_free(&form);
     kl_cli_login_clear(l);

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -262,4 +263,28 @@ int kl_cli_login_remove(const char *dir, char *err, size_t errlen)
     if (unlink(path) != 0 && errno != ENOENT)
         return kl_err_say(err, errlen, KL_EIO, "cannot delete %s: %s", path, strerror(errno));
     return 0;
+}
+
+int kl_cli_login_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, KL_CLI_LOGIN_LOCK) >= (int)sizeof(path))
+        return kl_err_say(err, errlen, KL_EIO, "the lock file's path is too long");
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return kl_err_say(err, errlen, KL_EIO, "cannot open %s: %s", path, strerror(errno));
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            return kl_err_say(err, errlen, KL_EIO, "cannot lock %s: %s", path, strerror(e));
+        }
+    }
+    return fd;
+}
+
+void kl_cli_login_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing the only descriptor releases the flock */
 }

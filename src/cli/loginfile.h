@@ -12,10 +12,11 @@
 #include <stddef.h>
 
 #define KL_CLI_LOGIN_FILE "login.json"
-#define KL_CLI_MAX_SERVER 512       /* bytes of a server URL */
-#define KL_CLI_MAX_TENANT 128       /* bytes of a tenant (id or name) */
-#define KL_CLI_MAX_REFRESH 8192     /* bytes of a refresh token */
-#define KL_CLI_MAX_LOGIN_FILE 16384 /* bytes of the login file */
+#define KL_CLI_LOGIN_LOCK "login.lock" /* serialises refresh-token rotation between runs */
+#define KL_CLI_MAX_SERVER 512          /* bytes of a server URL */
+#define KL_CLI_MAX_TENANT 128          /* bytes of a tenant (id or name) */
+#define KL_CLI_MAX_REFRESH 8192        /* bytes of a refresh token */
+#define KL_CLI_MAX_LOGIN_FILE 16384    /* bytes of the login file */
 
 typedef struct kl_cli_login {
     char server[KL_CLI_MAX_SERVER + 1];         /* https://host:port, no trailing '/' */
@@ -45,6 +46,14 @@ int kl_cli_login_write(const char *dir, const kl_cli_login *l, char *err, size_t
 
 /* Deletes dir/login.json. 0 (also when there was none), or KL_EIO (why in err). */
 int kl_cli_login_remove(const char *dir, char *err, size_t errlen);
+
+/* Waits for the exclusive lock on dir/login.lock (made with mode 0600 when missing), so
+ * that two commands run at once never redeem the same refresh token: with rotation, the
+ * second redemption would look like a stolen token's reuse and end the sign-in. The
+ * holder re-reads the login file under the lock. Returns the descriptor that holds the
+ * lock (release it with kl_cli_login_unlock), or KL_EIO (why in err). */
+int kl_cli_login_lock(const char *dir, char *err, size_t errlen);
+void kl_cli_login_unlock(int fd);
 
 /* Wipes *l (the refresh token with it). */
 void kl_cli_login_clear(kl_cli_login *l);

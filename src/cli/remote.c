@@ -45,17 +45,46 @@ int kl_cli_remote_bearer(kl_cli_ctx *c, const char *target, const char **bearer)
     kl_buf form;
     json_t *answer = NULL;
     long status;
-    int code = KL_CLI_EXIT_REFUSED;
+    int code = KL_CLI_EXIT_REFUSED, lock = -1;
+    kl_cli_login *now = NULL;
 
     *bearer = NULL;
     if (r->access[slot]) {
         *bearer = r->access[slot];
         return KL_CLI_EXIT_OK;
     }
+    /* Another command may have rotated the token since this one read the file: take
+     * the lock, then the file's token as it is now. */
+    kl_buf_init_secret(&form, KL_CLI_MAX_FORM);
+    if ((lock = kl_cli_login_lock(r->dir, err, sizeof(err))) < 0) {
+        kl_cli_errorf(c, "%s", err);
+        goto out;
+    }
+    if (!(now = OPENSSL_zalloc(sizeof(*now)))) {
+        kl_cli_errorf(c, "out of memory");
+        goto out;
+    }
+    int rc = kl_cli_login_read(r->dir, now, err, sizeof(err));
+    if (rc == KL_ENOTFOUND) {
+        kl_cli_errorf(c, "signed out (by another command) meanwhile; sign in again with "
+                         "'keyless login'");
+        goto out;
+    }
+    if (rc < 0) {
+        kl_cli_errorf(c, "%s", err);
+        goto out;
+    }
+    if (strcmp(now->server, r->login.server) != 0) {
+        kl_cli_errorf(c,
+                      "signed in to %s (by another command) meanwhile; run the command "
+                      "again",
+                      now->server);
+        goto out;
+    }
+    memcpy(r->login.refresh_token, now->refresh_token, sizeof(r->login.refresh_token));
     /* A refresh token redeems for any resource the user may have a token for, as
      * Entra's do; the scope names the one this request needs. */
     snprintf(scope, sizeof(scope), "%s/.default offline_access", resource);
-    kl_buf_init_secret(&form, KL_CLI_MAX_FORM);
     if (kl_cli_oauth_form_add(&form, "grant_type", "refresh_token") < 0 ||
         kl_cli_oauth_form_add(&form, "client_id", KL_CLI_CLIENT_ID) < 0 ||
         kl_cli_oauth_form_add(&form, "refresh_token", r->login.refresh_token) < 0 ||
@@ -64,8 +93,8 @@ int kl_cli_remote_bearer(kl_cli_ctx *c, const char *target, const char **bearer)
         kl_cli_errorf(c, "cannot build the token request");
         goto out;
     }
-    int rc = kl_cli_oauth_post(&c->http, r->login.tenant, "token", &form, &status, &answer, err,
-                               sizeof(err));
+    rc = kl_cli_oauth_post(&c->http, r->login.tenant, "token", &form, &status, &answer, err,
+                           sizeof(err));
     if (rc < 0) {
         kl_cli_errorf(c, "%s", err);
         code = rc == KL_EIO ? KL_CLI_EXIT_UNREACHABLE : KL_CLI_EXIT_REFUSED;
@@ -105,6 +134,11 @@ int kl_cli_remote_bearer(kl_cli_ctx *c, const char *target, const char **bearer)
     *bearer = r->access[slot];
     code = KL_CLI_EXIT_OK;
 out:
+    kl_cli_login_unlock(lock); /* after the write: the next holder reads the new token */
+    if (now) {
+        kl_cli_login_clear(now);
+        OPENSSL_free(now);
+    }
     kl_buf_cleanse_free(&form);
     json_decref(answer); /* the CLI's jansson allocator wipes the tokens it held */
     return code;

@@ -95,6 +95,12 @@ test('keyless login with a device code; commands run as the user (403, then Read
   c = await runCli(['account', 'list', '-o', 'json'], { env });
   assert.equal(c.code, 0, c.stderr);
   assert.deepEqual(c.json.value.map((a) => a.name), ['demo']);
+  // Commands run at once take turns with the refresh token (each redemption rotates it,
+  // and redeeming a spent one would end the sign-in): all succeed, and the sign-in lives.
+  const runs = await Promise.all([1, 2, 3, 4].map(() => runCli(['account', 'list', '-o', 'json'], { env })));
+  for (const p of runs) assert.equal(p.code, 0, p.stderr);
+  c = await runCli(['account', 'list', '-o', 'json'], { env });
+  assert.equal(c.code, 0, c.stderr);
   // A directory call (Graph's /v1.0/organization) needs a Graph token, redeemed from the
   // same refresh token: accepted as the user's (a token for another audience would be a
   // 401), then judged by RBAC, where Reader on the subscription does not reach "/".
