@@ -7,7 +7,7 @@
 
 #include "cli/authz.h"
 #include "cli/commands.h"
-#include "cli/mi.h"
+#include "cli/identity_ids.h"
 #include "cli/output.h"
 #include "common/err.h"
 #include "common/util.h"

@@ -21,7 +21,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/http.h"
-#include "cli/mi.h"
+#include "cli/identity_ids.h"
 #include "cli/output.h"
 #include "common/err.h"
 #include "common/paths.h"

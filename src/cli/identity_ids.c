@@ -1,5 +1,5 @@
-/* The pure parts of the managed-identity commands; see mi.h. */
-#include "cli/mi.h"
+/* The pure parts of the managed-identity commands; see identity_ids.h. */
+#include "cli/identity_ids.h"
 
 #include <string.h>
 

@@ -2,8 +2,8 @@
  * resource an ARM id names and the api-version to use with it, the ARM id of a
  * user-assigned identity named on the command line, and the identity block of a PATCH
  * that assigns or removes one identity. No I/O, so every rule can be unit-tested. */
-#ifndef KL_CLI_MI_H
-#define KL_CLI_MI_H
+#ifndef KL_CLI_IDENTITY_IDS_H
+#define KL_CLI_IDENTITY_IDS_H
 
 #include <jansson.h>
 #include <stdbool.h>
