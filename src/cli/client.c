@@ -223,7 +223,7 @@ int kl_cli_call_object(kl_cli_ctx *c, const char *method, const char *target, co
 #define MAX_COLUMNS 16
 #define CELL_MAX 64 /* a computed cell written into a buffer (dates, counts, names) */
 
-int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
+int kl_cli_print_list(kl_cli_ctx *c, const void *data, const json_t *root, const json_t *items,
                       const kl_cli_column *cols, size_t ncols)
 {
     const char *headers[MAX_COLUMNS], *row[MAX_COLUMNS];
@@ -247,7 +247,7 @@ int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
     {
         for (size_t k = 0; k < ncols; k++) {
             if (cols[k].cell) {
-                row[k] = cols[k].cell(item, bufs[k], sizeof(bufs[k]));
+                row[k] = cols[k].cell(item, data, bufs[k], sizeof(bufs[k]));
                 continue;
             }
             const json_t *v = item;
@@ -266,5 +266,25 @@ nomem:
     code = KL_CLI_EXIT_REFUSED;
 out:
     kl_cli_table_free(&t);
+    return code;
+}
+
+int kl_cli_delete(kl_cli_ctx *c, const char *target, const char *what, const char *detail)
+{
+    json_t *answer = NULL;
+    long status;
+    int code = kl_cli_call(c, "DELETE", target, NULL, 0, &status, &answer);
+    if (code != KL_CLI_EXIT_OK)
+        goto out;
+    if (c->args->output == KL_CLI_OUTPUT_JSON) {
+        if (answer && kl_cli_print_json(c->out, answer) < 0)
+            code = kl_cli_output_failed(c);
+    } else if (status == 204) {
+        fprintf(c->out, "%s did not exist; nothing to delete\n", what);
+    } else {
+        fprintf(c->out, "deleted %s%s\n", what, detail);
+    }
+out:
+    json_decref(answer);
     return code;
 }

@@ -96,19 +96,26 @@ int kl_cli_call(kl_cli_ctx *c, const char *method, const char *target, const jso
 int kl_cli_call_object(kl_cli_ctx *c, const char *method, const char *target, const json_t *body,
                        const char *what, long *status, json_t **obj);
 
+/* DELETEs target and says what happened: with -o json the server's answer (if any);
+ * else "<what> did not exist; nothing to delete" for a 204 (nothing was there), or
+ * "deleted <what><detail>". what names the thing ("account 'demo'"); detail may be "".
+ * Returns an exit code (kl_cli_call's). */
+int kl_cli_delete(kl_cli_ctx *c, const char *target, const char *what, const char *detail);
+
 /* One column of a listing printed as a table. */
 typedef struct kl_cli_column {
     const char *header;
     const char *path[4]; /* keys from an item to its string cell (NULL-terminated) */
-    /* When set, the cell instead: a string owned by the item or written into
-     * buf[buflen]; NULL shows as "-". */
-    const char *(*cell)(const json_t *item, char *buf, size_t buflen);
+    /* When set, the cell instead: a string owned by the item or data, or written into
+     * buf[buflen]; NULL shows as "-". data is kl_cli_print_list's. */
+    const char *(*cell)(const json_t *item, const void *data, char *buf, size_t buflen);
 } kl_cli_column;
 
 /* Prints a listing: with -o json, root as it is; else a table of items (a JSON array;
- * NULL: no rows) with ncols (1..16) columns. Returns an exit code: OK, or REFUSED after
- * an error line (out of memory, or the output could not be written). */
-int kl_cli_print_list(kl_cli_ctx *c, const json_t *root, const json_t *items,
+ * NULL: no rows) with ncols (1..16) columns; data is handed to the columns' cell
+ * functions (names looked up elsewhere). Returns an exit code: OK, or REFUSED after an
+ * error line (out of memory, or the output could not be written). */
+int kl_cli_print_list(kl_cli_ctx *c, const void *data, const json_t *root, const json_t *items,
                       const kl_cli_column *cols, size_t ncols);
 
 /* The bearer token for a request to target on the remote keylessd: the one already

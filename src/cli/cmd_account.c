@@ -214,34 +214,23 @@ static int account_show(kl_cli_ctx *c, const char *target)
 
 static int account_delete(kl_cli_ctx *c, const char *target)
 {
-    json_t *answer = NULL;
-    long status;
-    int code = kl_cli_call(c, "DELETE", target, NULL, 0, &status, &answer);
-    if (code != KL_CLI_EXIT_OK)
-        goto out;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (answer && kl_cli_print_json(c->out, answer) < 0)
-            code = kl_cli_output_failed(c);
-    } else if (status == 204) {
-        fprintf(c->out, "account '%s' did not exist; nothing to delete\n", c->args->pos[0]);
-    } else {
-        fprintf(c->out, "deleted account '%s' (with its deployments and keys)\n", c->args->pos[0]);
-    }
-out:
-    json_decref(answer);
-    return code;
+    char what[512];
+    snprintf(what, sizeof(what), "account '%s'", c->args->pos[0]);
+    return kl_cli_delete(c, target, what, " (with its deployments and keys)");
 }
 
-static const char *rg_cell(const json_t *acct, char *buf, size_t buflen)
+static const char *rg_cell(const json_t *acct, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     const char *id = kl_cli_json_str(acct, "id", NULL);
     if (!id || kl_cli_id_segment(id, "resourceGroups", buf, buflen) < 0)
         return NULL;
     return buf;
 }
 
-static const char *local_auth_cell(const json_t *acct, char *buf, size_t buflen)
+static const char *local_auth_cell(const json_t *acct, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     return local_auth(acct);
@@ -273,7 +262,7 @@ static int account_list(kl_cli_ctx *c)
         {"LOCAL-AUTH", {NULL}, local_auth_cell},
         {"ENDPOINT", {"properties", "endpoint"}, NULL},
     };
-    code = kl_cli_print_list(c, list, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, list, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
     kl_buf_free(&target);
     json_decref(list);

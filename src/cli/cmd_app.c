@@ -25,22 +25,18 @@ static const char *enabled_text(const json_t *app)
     return NULL;
 }
 
-/* The user sign-in settings (Graph's isFallbackPublicClient and the two lists of
- * redirect URIs) as two lines, shown only for an application that has some, so the
- * listing of one that signs no users in stays as it was. */
-static size_t sign_in_fields(const json_t *app, kl_buf *uris, kl_cli_field *out)
+/* Appends the strings of list (a JSON array, or NULL) to out, space-separated. */
+static void append_uris(const json_t *list, kl_buf *out)
 {
-    size_t n = 0;
-    bool pc = json_is_true(json_object_get(app, "isFallbackPublicClient"));
-    (void)kl_cli_join_strings(kl_cli_json_at(app, "publicClient", "redirectUris", NULL), " ", uris);
-    if (uris->len && kl_cli_json_at(app, "web", "redirectUris", NULL))
-        (void)kl_buf_append_str(uris, " ");
-    (void)kl_cli_join_strings(kl_cli_json_at(app, "web", "redirectUris", NULL), " ", uris);
-    if (pc)
-        out[n++] = (kl_cli_field){"PUBLIC-CLIENT", "true"};
-    if (uris->len)
-        out[n++] = (kl_cli_field){"REDIRECT-URIS", uris->data};
-    return n;
+    size_t i;
+    json_t *u;
+    json_array_foreach(list, i, u)
+    {
+        const char *s = json_string_value(u);
+        if (s && ((out->len && kl_buf_append_str(out, " ") < 0) ||
+                  kl_cli_append_printable(out, s, strlen(s)) < 0))
+            return;
+    }
 }
 
 static int print_app(kl_cli_ctx *c, const json_t *app)
@@ -49,9 +45,9 @@ static int print_app(kl_cli_ctx *c, const json_t *app)
         return kl_cli_print_json(c->out, app) == 0 ? KL_CLI_EXIT_OK : kl_cli_output_failed(c);
     kl_buf uris;
     kl_buf_init(&uris, 16384);
-    kl_cli_field extra[2];
-    size_t nextra = sign_in_fields(app, &uris, extra);
-    const kl_cli_field fields[] = {
+    append_uris(kl_cli_json_at(app, "publicClient", "redirectUris", NULL), &uris);
+    append_uris(kl_cli_json_at(app, "web", "redirectUris", NULL), &uris);
+    kl_cli_field fields[8] = {
         {"NAME", kl_cli_json_str(app, "displayName", NULL)},
         {"CLIENT-ID", kl_cli_json_str(app, "appId", NULL)},
         {"OBJECT-ID", kl_cli_json_str(app, "id", NULL)},
@@ -59,9 +55,14 @@ static int print_app(kl_cli_ctx *c, const json_t *app)
         {"ENABLED", enabled_text(app)},
         {"CREATED", kl_cli_json_str(app, "createdDateTime", NULL)},
     };
-    int rc = kl_cli_print_fields(c->out, fields, sizeof(fields) / sizeof(fields[0]));
-    if (rc == 0 && nextra)
-        rc = kl_cli_print_fields(c->out, extra, nextra);
+    size_t n = 6;
+    /* The user sign-in settings are shown only for an application that has some, so
+     * that of one that signs nobody in reads as it always did. */
+    if (json_is_true(json_object_get(app, "isFallbackPublicClient")))
+        fields[n++] = (kl_cli_field){"PUBLIC-CLIENT", "true"};
+    if (uris.len)
+        fields[n++] = (kl_cli_field){"REDIRECT-URIS", uris.data};
+    int rc = kl_cli_print_fields(c->out, fields, n);
     kl_buf_free(&uris);
     return rc < 0 ? kl_cli_output_failed(c) : KL_CLI_EXIT_OK;
 }
@@ -211,8 +212,9 @@ static const json_t *sp_of(const json_t *sps, const char *app_id)
     return NULL;
 }
 
-static const char *enabled_cell(const json_t *app, char *buf, size_t buflen)
+static const char *enabled_cell(const json_t *app, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     return enabled_text(app);
@@ -245,7 +247,7 @@ static int app_list(kl_cli_ctx *c)
         {"SP-OBJECT-ID", {"servicePrincipalId"}, NULL},
         {"ENABLED", {NULL}, enabled_cell},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");

@@ -93,7 +93,7 @@ static int fed_list_cmd(kl_cli_ctx *c)
         {"ISSUER", {"issuer"}, NULL},
         {"SUBJECT", {"subject"}, NULL},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
     kl_buf_free(&t);
     json_decref(root);

@@ -114,7 +114,7 @@ static int secret_list(kl_cli_ctx *c)
         {"NAME", {"displayName"}, NULL}, {"START", {"startDateTime"}, NULL},
         {"END", {"endDateTime"}, NULL},
     };
-    code = kl_cli_print_list(c, creds, creds, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, creds, creds, cols, sizeof(cols) / sizeof(cols[0]));
 out:
 
     kl_buf_free(&t);

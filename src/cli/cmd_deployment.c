@@ -149,28 +149,15 @@ out:
 
 static int deployment_delete(kl_cli_ctx *c, const char *target)
 {
-    json_t *answer = NULL;
-    long status;
-    int code = kl_cli_call(c, "DELETE", target, NULL, 0, &status, &answer);
-    if (code != KL_CLI_EXIT_OK)
-        goto out;
-    if (c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (answer && kl_cli_print_json(c->out, answer) < 0)
-            code = kl_cli_output_failed(c);
-    } else if (status == 204) {
-        fprintf(c->out, "deployment '%s' of account '%s' did not exist; nothing to delete\n",
-                c->args->pos[1], c->args->pos[0]);
-    } else {
-        fprintf(c->out, "deleted deployment '%s' of account '%s'\n", c->args->pos[1],
-                c->args->pos[0]);
-    }
-out:
-    json_decref(answer);
-    return code;
+    char what[1024];
+    snprintf(what, sizeof(what), "deployment '%s' of account '%s'", c->args->pos[1],
+             c->args->pos[0]);
+    return kl_cli_delete(c, target, what, "");
 }
 
-static const char *backend_cell(const json_t *dep, char *buf, size_t buflen)
+static const char *backend_cell(const json_t *dep, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     return backend_summary(dep);
@@ -187,7 +174,7 @@ static int deployment_list(kl_cli_ctx *c, const char *target)
         {"MODEL", {"properties", "model", "name"}, NULL},
         {"BACKEND", {NULL}, backend_cell},
     };
-    code = kl_cli_print_list(c, list, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, list, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(list);
     return code;
 }

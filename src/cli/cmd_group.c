@@ -102,8 +102,9 @@ static int group_create(kl_cli_ctx *c)
     return code;
 }
 
-static const char *type_cell(const json_t *x, char *buf, size_t buflen)
+static const char *type_cell(const json_t *x, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     const char *type = kl_cli_json_str(x, "@odata.type", NULL);
@@ -125,7 +126,7 @@ static int print_rows(kl_cli_ctx *c, json_t *root, json_t *value, bool members)
         {"NAME", {"displayName"}, NULL},
         {"OBJECT-ID", {"id"}, NULL},
     };
-    return kl_cli_print_list(c, root, value, members ? member_cols : groups, 3);
+    return kl_cli_print_list(c, NULL, root, value, members ? member_cols : groups, 3);
 }
 
 static int group_list(kl_cli_ctx *c)

@@ -128,19 +128,10 @@ static int send_and_print(kl_cli_ctx *c, const char *method, const char *t, cons
 static int delete_and_say(kl_cli_ctx *c, const char *t, const char *what, const char *name,
                           const char *gone_with)
 {
-    json_t *answer = NULL;
-    long status;
-    int code = kl_cli_call(c, "DELETE", t, NULL, 0, &status, &answer);
-    if (code == KL_CLI_EXIT_OK && c->args->output == KL_CLI_OUTPUT_JSON) {
-        if (answer && kl_cli_print_json(c->out, answer) < 0)
-            code = kl_cli_output_failed(c);
-    } else if (code == KL_CLI_EXIT_OK && status == 204) {
-        fprintf(c->out, "%s '%s' did not exist; nothing to delete\n", what, name);
-    } else if (code == KL_CLI_EXIT_OK) {
-        fprintf(c->out, "deleted %s '%s' (%s)\n", what, name, gone_with);
-    }
-    json_decref(answer);
-    return code;
+    char thing[1024], detail[512];
+    snprintf(thing, sizeof(thing), "%s '%s'", what, name);
+    snprintf(detail, sizeof(detail), " (%s)", gone_with);
+    return kl_cli_delete(c, t, thing, detail);
 }
 
 /* ---------------------------------------------------------------- identity */

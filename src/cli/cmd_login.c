@@ -29,9 +29,8 @@
 extern char **environ;
 
 #define DEFAULT_SERVER "https://127.0.0.1:8443" /* keylessd's default --listen */
-#define DEFAULT_TENANT                                                                             \
-    "organizations"             /* as DeviceCodeCredential; replaced by the                        \
-                                   tenant id the token names */
+/* The name keylessd's one tenant answers to; the id the token names is what is kept. */
+#define DEFAULT_TENANT "keyless"
 #define BROWSER_WAIT_S 300      /* for the person to sign in in the browser */
 #define BROWSER_MAX_REQUESTS 16 /* favicon and the like, before giving up */
 #define MAX_CODE 4096           /* bytes of an authorization code */

@@ -126,12 +126,30 @@ out:
     return code;
 }
 
+/* The role's name (from the definitions listing), else the GUID its id ends with. */
+static const char *role_cell(const json_t *ra, const void *data, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    const names *n = data;
+    const char *role_id = kl_cli_json_str(ra, "properties", "roleDefinitionId", NULL);
+    const char *role = kl_cli_role_name_of(n->roles, role_id);
+    return role ? role : role_id ? kl_cli_last_segment(role_id) : NULL;
+}
+
+static const char *principal_name_cell(const json_t *ra, const void *data, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    const names *n = data;
+    return kl_cli_display_name_of(n->sps, kl_cli_json_str(ra, "properties", "principalId", NULL));
+}
+
 static int assignment_list(kl_cli_ctx *c, const char *scope)
 {
     const kl_cli_args *a = c->args;
     json_t *root = NULL, *value = NULL;
     names n = {0};
-    kl_cli_table t = {0};
     kl_buf target = {0}, filter;
     kl_cli_principal p;
     int code = KL_CLI_EXIT_OK;
@@ -152,42 +170,23 @@ static int assignment_list(kl_cli_ctx *c, const char *scope)
         goto out;
     if ((code = kl_cli_get_list(c, target.data, 0, &root, &value)) != KL_CLI_EXIT_OK)
         goto out;
-    if (a->output == KL_CLI_OUTPUT_JSON) {
-        if (kl_cli_print_json(c->out, root) < 0)
-            code = kl_cli_output_failed(c);
-        goto out;
-    }
-    names_fetch(c, &n, true);
-    static const char *const headers[] = {"ASSIGNMENT",   "ROLE", "PRINCIPAL",
-                                          "PRINCIPAL-ID", "TYPE", "SCOPE"};
-    if (kl_cli_table_init(&t, 6, headers) < 0)
-        goto nomem;
-    size_t i;
-    json_t *ra;
-    json_array_foreach(value, i, ra)
-    {
-        const char *role_id = kl_cli_json_str(ra, "properties", "roleDefinitionId", NULL);
-        const char *principal = kl_cli_json_str(ra, "properties", "principalId", NULL);
-        const char *role = kl_cli_role_name_of(n.roles, role_id);
-        const char *row[] = {kl_cli_json_str(ra, "name", NULL),
-                             role      ? role
-                             : role_id ? kl_cli_last_segment(role_id)
-                                       : NULL,
-                             kl_cli_display_name_of(n.sps, principal),
-                             principal,
-                             kl_cli_json_str(ra, "properties", "principalType", NULL),
-                             kl_cli_json_str(ra, "properties", "scope", NULL)};
-        if (kl_cli_table_add_row(&t, row) < 0)
-            goto nomem;
-    }
-    if (kl_cli_table_print(&t, c->out) < 0)
-        code = kl_cli_output_failed(c);
+    /* The names are looked up only for the table (JSON carries the ids). */
+    if (a->output != KL_CLI_OUTPUT_JSON)
+        names_fetch(c, &n, true);
+    static const kl_cli_column cols[] = {
+        {"ASSIGNMENT", {"name"}, NULL},
+        {"ROLE", {NULL}, role_cell},
+        {"PRINCIPAL", {NULL}, principal_name_cell},
+        {"PRINCIPAL-ID", {"properties", "principalId"}, NULL},
+        {"TYPE", {"properties", "principalType"}, NULL},
+        {"SCOPE", {"properties", "scope"}, NULL},
+    };
+    code = kl_cli_print_list(c, &n, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");
     code = KL_CLI_EXIT_REFUSED;
 out:
-    kl_cli_table_free(&t);
     names_free(&n);
     kl_buf_free(&target);
     kl_buf_free(&filter);

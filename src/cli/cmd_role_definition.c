@@ -96,7 +96,7 @@ static int definition_list(kl_cli_ctx *c, const char *scope)
         {"TYPE", {"properties", "type"}, NULL},
         {"GUID", {"name"}, NULL},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
 out:
     kl_buf_free(&target);
     json_decref(root);

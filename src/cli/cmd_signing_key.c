@@ -23,7 +23,7 @@ static int sk_list(kl_cli_ctx *c)
         {"ACTIVE", {"activeDateTime"}, NULL},
         {"RETIRES", {"retireDateTime"}, NULL},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(root);
     return code;
 }
@@ -51,8 +51,9 @@ out:
     return code;
 }
 
-static const char *error_code_cell(const json_t *s, char *buf, size_t buflen)
+static const char *error_code_cell(const json_t *s, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     snprintf(buf, buflen, "%lld", (long long)json_integer_value(json_object_get(s, "errorCode")));
     return buf;
 }
@@ -85,7 +86,7 @@ static int signin_list(kl_cli_ctx *c)
         {"CODE", {NULL}, error_code_cell},
         {"REASON", {"failureReason"}, NULL},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
     kl_cli_errorf(c, "out of memory");

@@ -148,8 +148,9 @@ static int user_create(kl_cli_ctx *c)
     return code;
 }
 
-static const char *enabled_cell(const json_t *u, char *buf, size_t buflen)
+static const char *enabled_cell(const json_t *u, const void *data, char *buf, size_t buflen)
 {
+    (void)data;
     (void)buf;
     (void)buflen;
     return bool_text(json_object_get(u, "accountEnabled"));
@@ -167,7 +168,7 @@ static int user_list(kl_cli_ctx *c)
         {"OBJECT-ID", {"id"}, NULL},
         {"ENABLED", {NULL}, enabled_cell},
     };
-    code = kl_cli_print_list(c, root, value, cols, sizeof(cols) / sizeof(cols[0]));
+    code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(root);
     return code;
 }

@@ -24,8 +24,8 @@
 #include "token/throttle.h"
 
 #define PAGE_PATH "/devicelogin"
-/* Letters that cannot be mistaken for one another or for digits, and no vowels (so no
- * words): 20 of them. */
+/* Consonants only (RFC 8628 §6.1's example set): no vowels, so no words, and no digits,
+ * so nothing to misread between 0 and O or 1 and I; 20 of them. */
 static const char alphabet[] = "BCDFGHJKLMNPQRSTVWXZ";
 #define ALPHABET_LEN 20
 #define PAGE_MAX (64 * 1024) /* a page's body markup */

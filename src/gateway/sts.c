@@ -21,8 +21,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "gateway/devicecode.h"
+#include "gateway/discovery.h"
 #include "gateway/refreshq.h"
 #include "gateway/sts_internal.h"
+#include "gateway/authorize.h"
 #include "crypto/jws.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
@@ -93,7 +95,9 @@ typedef enum sts_route {
     STS_TOKEN_V1,
     STS_DEVICECODE_V2,
     STS_DEVICECODE_V1,
-    STS_REVOKE
+    STS_REVOKE,
+    STS_AUTHORIZE, /* v1 and v2: authorize.c tells them apart */
+    STS_LOGOUT     /* v1 and v2 alike */
 } sts_route;
 
 static const struct {
@@ -109,6 +113,10 @@ static const struct {
     {"/oauth2/v2.0/devicecode", STS_DEVICECODE_V2},
     {"/oauth2/devicecode", STS_DEVICECODE_V1},
     {"/oauth2/v2.0/revoke", STS_REVOKE},
+    {"/oauth2/v2.0/authorize", STS_AUTHORIZE},
+    {"/oauth2/authorize", STS_AUTHORIZE},
+    {"/oauth2/v2.0/logout", STS_LOGOUT},
+    {"/oauth2/logout", STS_LOGOUT},
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -376,77 +384,7 @@ static void unknown_tenant(const kl_sts_audit *a, kl_http_req *r, const char *se
                  t);
 }
 
-/* ------------------------------------------------------------------ discovery, JWKS */
-
-static void discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid, bool v2)
-{
-    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700],
-        revoke[700];
-    const char *v = v2 ? "/v2.0" : "";
-    if (v2)
-        snprintf(issuer, sizeof(issuer), "%s/%s/v2.0", s->base, tid);
-    else
-        kl_gateway_sts_issuer(tid, issuer, sizeof(issuer));
-    snprintf(authz, sizeof(authz), "%s/%s/oauth2%s/authorize", s->base, tid, v);
-    snprintf(token, sizeof(token), "%s/%s/oauth2%s/token", s->base, tid, v);
-    snprintf(keys, sizeof(keys), "%s/%s/discovery%s/keys", s->base, tid, v);
-    snprintf(devcode, sizeof(devcode), "%s/%s/oauth2%s/devicecode", s->base, tid, v);
-    snprintf(logout, sizeof(logout), "%s/%s/oauth2%s/logout", s->base, tid, v);
-    snprintf(userinfo, sizeof(userinfo), "%s/oidc/userinfo", s->base);
-    /* Not in Entra's document: keyless revokes refresh tokens (RFC 7009), on the v2.0
-     * path for both versions, and says where as RFC 8414 names it. */
-    snprintf(revoke, sizeof(revoke), "%s/%s/oauth2/v2.0/revoke", s->base, tid);
-    json_t *doc = json_pack(
-        "{s:s,s:[sss],s:s,s:[sss],s:[s],s:[s],s:[sss],s:[ssss],s:s,s:b,s:s,s:s,s:s,s:b,s:b,"
-        "s:s,s:n,s:s,s:[sssssssss]}",
-        "token_endpoint", token, "token_endpoint_auth_methods_supported", "client_secret_post",
-        "private_key_jwt", "client_secret_basic", "jwks_uri", keys, "response_modes_supported",
-        "query", "fragment", "form_post", "subject_types_supported", "pairwise",
-        "id_token_signing_alg_values_supported", "RS256", "response_types_supported", "code",
-        "id_token", "code id_token", "scopes_supported", "openid", "profile", "email",
-        "offline_access", "issuer", issuer, "request_uri_parameter_supported", 0,
-        "userinfo_endpoint", userinfo, "authorization_endpoint", authz,
-        "device_authorization_endpoint", devcode, "http_logout_supported", 1,
-        "frontchannel_logout_supported", 1, "end_session_endpoint", logout, "tenant_region_scope",
-        "cloud_instance_name", "keyless", "claims_supported", "sub", "iss", "aud", "exp", "iat",
-        "nbf", "tid", "oid", "ver");
-    if (doc)
-        json_object_set_new(doc, "revocation_endpoint", json_string(revoke));
-    kl_http_respond_json(r, 200, doc);
-}
-
-/* The ADFS-style document (MS-OIDCE): every endpoint under /adfs, no v2.0 paths, and
- * access_token_issuer, which ADFS adds because its access tokens' issuer differs from
- * the OIDC issuer. Both name the v1 issuer of the default tenant here: the tokens are
- * the same v1 tokens the tenant's own endpoints sign, and no id_token is ever issued. */
-static void adfs_discovery(kl_gateway_sts *s, kl_http_req *r, const char *tid)
-{
-    char issuer[160], authz[700], token[700], keys[700], devcode[700], logout[700], userinfo[700];
-    const char *b = s->base, *a = ADFS_SEGMENT;
-    kl_gateway_sts_issuer(tid, issuer, sizeof(issuer));
-    snprintf(authz, sizeof(authz), "%s/%s/oauth2/authorize", b, a);
-    snprintf(token, sizeof(token), "%s/%s/oauth2/token", b, a);
-    snprintf(keys, sizeof(keys), "%s/%s/discovery/keys", b, a);
-    snprintf(devcode, sizeof(devcode), "%s/%s/oauth2/devicecode", b, a);
-    snprintf(logout, sizeof(logout), "%s/%s/oauth2/logout", b, a);
-    snprintf(userinfo, sizeof(userinfo), "%s/%s/userinfo", b, a);
-    json_t *doc = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[sss],s:[ss],s:[s],s:[sss],s:[s],s:[s],s:[sss],"
-        "s:[ssss],s:[sssssssss],s:b,s:b,s:b}",
-        "issuer", issuer, "access_token_issuer", issuer, "authorization_endpoint", authz,
-        "token_endpoint", token, "jwks_uri", keys, "device_authorization_endpoint", devcode,
-        "end_session_endpoint", logout, "userinfo_endpoint", userinfo,
-        "token_endpoint_auth_methods_supported", "client_secret_post", "client_secret_basic",
-        "private_key_jwt", "token_endpoint_auth_signing_alg_values_supported", "RS256", "PS256",
-        "grant_types_supported", "client_credentials", "response_modes_supported", "query",
-        "fragment", "form_post", "subject_types_supported", "pairwise",
-        "id_token_signing_alg_values_supported", "RS256", "response_types_supported", "code",
-        "id_token", "code id_token", "scopes_supported", "openid", "profile", "email",
-        "offline_access", "claims_supported", "sub", "iss", "aud", "exp", "iat", "nbf", "tid",
-        "oid", "ver", "microsoft_multi_refresh_token", 0, "frontchannel_logout_supported", 1,
-        "http_logout_supported", 1);
-    kl_http_respond_json(r, 200, doc);
-}
+/* ------------------------------------------------------------------ JWKS */
 
 static void jwks(kl_http_req *r, const kl_snapshot *snap)
 {
@@ -1125,15 +1063,13 @@ static void adfs_handle(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     }
     switch (rt) {
     case STS_DISCOVERY_V1:
-    case STS_DISCOVERY_V2: adfs_discovery(s, r, tid); break;
+    case STS_DISCOVERY_V2: kl_discovery_adfs(s->base, ADFS_SEGMENT, r, tid); break;
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V1: token(a, s, r, snap, true, ADFS_SEGMENT); break;
     case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
-    case STS_KEYS_V2:
-    case STS_TOKEN_V2:
-    case STS_DEVICECODE_V2:
-    case STS_REVOKE:
-    case STS_NONE:
+    case STS_AUTHORIZE: kl_authorize_handle(s, r, snap); break;
+    case STS_LOGOUT: kl_authorize_logout(s, r, snap); break;
+    default: /* the v2 routes */
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         break;
     }
@@ -1154,7 +1090,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
         kl_http_respond_error(r, 404, "NotFound", "The requested resource does not exist.");
         return;
     }
-    if (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
+    if (rt != STS_AUTHORIZE && /* GET, and its form's POST */
+        (is_post ? strcmp(m, "POST") != 0 : (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0))) {
         kl_http_set_header(r, "Allow", is_post ? "POST" : "GET, HEAD");
         if (is_post)
             kl_sts_error(a, r, 405, "invalid_request", 900561,
@@ -1175,13 +1112,13 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
         goto out;
     }
     if (!tenant_matches(snap, seg, n)) {
-        unknown_tenant(is_token ? a : NULL, r, seg, n, is_token);
+        unknown_tenant(is_token ? a : NULL, r, seg, n, is_post);
         goto out;
     }
     const char *tid = kl_snapshot_tenant_id(snap);
     switch (rt) {
-    case STS_DISCOVERY_V2: discovery(s, r, tid, true); break;
-    case STS_DISCOVERY_V1: discovery(s, r, tid, false); break;
+    case STS_DISCOVERY_V2: kl_discovery_tenant(s->base, r, tid, true); break;
+    case STS_DISCOVERY_V1: kl_discovery_tenant(s->base, r, tid, false); break;
     case STS_KEYS_V2:
     case STS_KEYS_V1: jwks(r, snap); break;
     case STS_TOKEN_V2: token(a, s, r, snap, false, tid); break;
@@ -1189,6 +1126,8 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     case STS_DEVICECODE_V2: kl_devicecode_issue(s, r, snap, false); break;
     case STS_DEVICECODE_V1: kl_devicecode_issue(s, r, snap, true); break;
     case STS_REVOKE: revoke(a, s, r, snap, tid); break;
+    case STS_AUTHORIZE: kl_authorize_handle(s, r, snap); break;
+    case STS_LOGOUT: kl_authorize_logout(s, r, snap); break;
     case STS_NONE: break;
     }
 out:

@@ -33,21 +33,32 @@ static const char page_css[] =
     ".note{color:#4b5563;font-size:.95rem}"
     "@media (max-width:30rem){main{margin:0;border:0;border-radius:0}}";
 
-static char css_hash[64]; /* "sha256-<base64>" of page_css */
+/* The one script any page runs: the form_post answer submits itself (a person without
+ * script presses its button instead). Named by hash in that page's CSP only. */
+static const char post_script[] = "document.forms[0].submit();";
+
+static char css_hash[64];    /* "sha256-<base64>" of page_css */
+static char script_hash[64]; /* and of post_script */
 static pthread_once_t css_once = PTHREAD_ONCE_INIT;
 
-static void css_hash_init(void)
+/* "sha256-<base64>" of s into out; "sha256-none" (matches nothing: safe) on failure. */
+static void hash_source(const char *s, size_t n, char out[64])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
     char b64[48];
-    if (EVP_Digest(page_css, sizeof(page_css) - 1, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+    if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
         kl_b64_encode(md, mdlen, b64, sizeof(b64)) < 0) {
-        /* No hash: the page shows unstyled, which is safe. */
-        snprintf(css_hash, sizeof(css_hash), "sha256-none");
+        snprintf(out, 64, "sha256-none");
         return;
     }
-    snprintf(css_hash, sizeof(css_hash), "sha256-%s", b64);
+    snprintf(out, 64, "sha256-%s", b64);
+}
+
+static void css_hash_init(void)
+{
+    hash_source(page_css, sizeof(page_css) - 1, css_hash);
+    hash_source(post_script, sizeof(post_script) - 1, script_hash);
 }
 
 /* ------------------------------------------------------------------ escaping */
@@ -268,7 +279,8 @@ int kl_webpage_origin(const char *uri, char *out, size_t outlen)
     return 0;
 }
 
-int kl_webpage_csp(char *out, size_t outlen, const char *form_origin)
+/* The policy; with_script allows post_script (the form_post page) and nothing else. */
+static int csp(char *out, size_t outlen, const char *form_origin, bool with_script)
 {
     pthread_once(&css_once, css_hash_init);
     if (form_origin) {
@@ -281,24 +293,38 @@ int kl_webpage_csp(char *out, size_t outlen, const char *form_origin)
             if (!origin_char(*p))
                 return KL_EINVAL;
     }
-    int n = snprintf(out, outlen,
-                     "default-src 'none'; style-src '%s'; img-src 'none'; form-action 'self'%s%s; "
-                     "frame-ancestors 'none'; base-uri 'none'",
-                     css_hash, form_origin ? " " : "", form_origin ? form_origin : "");
+    char script[96] = "";
+    if (with_script)
+        snprintf(script, sizeof(script), " script-src '%s';", script_hash);
+    int n =
+        snprintf(out, outlen,
+                 "default-src 'none'; style-src '%s';%s img-src 'none'; form-action 'self'%s%s; "
+                 "frame-ancestors 'none'; base-uri 'none'",
+                 css_hash, script, form_origin ? " " : "", form_origin ? form_origin : "");
     return n < 0 || (size_t)n >= outlen ? KL_ETOOBIG : 0;
 }
 
-void kl_webpage_headers(kl_http_req *r, const char *form_origin)
+int kl_webpage_csp(char *out, size_t outlen, const char *form_origin)
 {
-    char csp[KL_MAX_URL + 256];
-    if (kl_webpage_csp(csp, sizeof(csp), form_origin) != 0)
-        kl_webpage_csp(csp, sizeof(csp), NULL);
-    kl_http_set_header(r, "Content-Security-Policy", csp);
+    return csp(out, outlen, form_origin, false);
+}
+
+static void headers(kl_http_req *r, const char *form_origin, bool with_script)
+{
+    char policy[KL_MAX_URL + 256];
+    if (csp(policy, sizeof(policy), form_origin, with_script) != 0)
+        csp(policy, sizeof(policy), NULL, with_script);
+    kl_http_set_header(r, "Content-Security-Policy", policy);
     kl_http_set_header(r, "X-Frame-Options", "DENY");
     kl_http_set_header(r, "Referrer-Policy", "no-referrer");
     kl_http_set_header(r, "X-Content-Type-Options", "nosniff");
     kl_http_set_header(r, "Cache-Control", "no-store, no-cache");
     kl_http_set_header(r, "Pragma", "no-cache");
+}
+
+void kl_webpage_headers(kl_http_req *r, const char *form_origin)
+{
+    headers(r, form_origin, false);
 }
 
 /* ------------------------------------------------------------------ pages */
@@ -432,4 +458,41 @@ void kl_webpage_redirect(kl_http_req *r, const char *location)
     kl_webpage_headers(r, NULL);
     kl_http_set_header(r, "Location", location);
     kl_http_respond(r, 302, "text/plain; charset=utf-8", body, sizeof(body) - 1);
+}
+
+void kl_webpage_autopost(kl_http_req *r, const char *action, const char *action_origin,
+                         const char *const *names, const char *const *values, size_t n)
+{
+    kl_buf body, html;
+    kl_buf_init_secret(&body, KL_MAX_WEBPAGE_BYTES);
+    kl_buf_init_secret(&html, KL_MAX_WEBPAGE_BYTES);
+    int err =
+        kl_buf_append_str(&body, "<p>Signing you in&hellip;</p><form method=\"post\" action=\"");
+    if (!err)
+        err = kl_webpage_escape(&body, action);
+    if (!err)
+        err = kl_buf_append_str(&body, "\">");
+    for (size_t i = 0; !err && i < n; i++) {
+        if (!values[i])
+            continue;
+        err = kl_buf_appendf(&body, "<input type=\"hidden\" name=\"%s\" value=\"", names[i]);
+        if (!err)
+            err = kl_webpage_escape(&body, values[i]);
+        if (!err)
+            err = kl_buf_append_str(&body, "\">");
+    }
+    if (!err)
+        err = kl_buf_appendf(&body,
+                             "<button type=\"submit\">Continue</button></form><script>%s</script>",
+                             post_script);
+    if (!err)
+        err = kl_webpage_render(&html, "Signing in", body.data);
+    if (err) {
+        kl_webpage_message(r, 500, "Sign-in failed", "Something went wrong. Please try again.");
+    } else {
+        headers(r, action_origin, true);
+        kl_http_respond(r, 200, "text/html; charset=utf-8", html.data, html.len);
+    }
+    kl_buf_free(&body);
+    kl_buf_free(&html);
 }

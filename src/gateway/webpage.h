@@ -96,6 +96,15 @@ void kl_webpage_respond_later(kl_http_req *r, uint32_t delay_ms, int status,
 /* A page of one paragraph of text (escaped): errors and notices. */
 void kl_webpage_message(kl_http_req *r, int status, const char *title, const char *text);
 
+/* OAuth's response_mode=form_post: answers r with a page whose form posts the fields
+ * (names[i] = values[i]; a NULL value is left out) to action, the client's redirect URI,
+ * submitted by the page's one script (allowed by its hash in this page's CSP alone) or by
+ * a person's press of its button when script is off. action_origin (the origin of
+ * action) is the CSP's form-action besides 'self'. The page holds a code: its buffers are
+ * wiped. r is gone afterwards. */
+void kl_webpage_autopost(kl_http_req *r, const char *action, const char *action_origin,
+                         const char *const *names, const char *const *values, size_t n);
+
 /* Answers 302 to location (Location header; the security headers; no body worth
  * reading). r is gone afterwards. */
 void kl_webpage_redirect(kl_http_req *r, const char *location);

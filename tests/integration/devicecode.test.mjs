@@ -75,6 +75,21 @@ test('devicecode: the fields and their types, interval always sent; the page app
   assert.equal(c.appid, AZURE_CLI);
   assert.equal(c.aud, 'https://cognitiveservices.azure.com');
   assert.equal(c.tid, tid);
+  assert.equal(c.upn, 'dev@example.com');
+  assert.deepEqual(c.amr, ['pwd']);
+  // What MSAL needs of a user grant's answer: the scopes, an id_token (openid was
+  // asked), client_info naming the user, a refresh token (offline_access).
+  assert.equal(typeof tok.json.refresh_token, 'string');
+  assert.equal(claims(tok.json.id_token).oid, user.id);
+  assert.deepEqual(b64json(tok.json.client_info), { uid: user.id, utid: tid });
+  assert.match(tok.json.scope, /cognitiveservices\.azure\.com/);
+  // Past the device_code grant, the refresh token the device got works as any other.
+  const rt = await d.request('POST', `/${tid}/oauth2/v2.0/token`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: AZURE_CLI, grant_type: 'refresh_token', refresh_token: tok.json.refresh_token, scope: 'https://cognitiveservices.azure.com/.default offline_access' }).toString(),
+  });
+  assert.equal(rt.status, 200, rt.text);
+  assert.equal(claims(rt.json.access_token).oid, user.id);
 
   // Spent: the same code again, after the interval, is refused.
   await afterInterval(t0, dc.interval);
@@ -115,6 +130,12 @@ test('devicecode endpoint refusals: no client, an unknown app, a confidential ap
   assert.deepEqual(r.json.error_codes, [900144], r.text);
   r = await d.request('GET', `/${tid}/oauth2/v2.0/devicecode`);
   assert.equal(r.status, 405, r.text);
+  // Another tenant: the token endpoint's answer (DeviceCodeCredential's default tenant,
+  // "organizations", is not one keyless knows: the tenant must be given).
+  r = await requestDeviceCode(d, 'organizations');
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, 'invalid_request');
+  assert.deepEqual(r.json.error_codes, [90002]);
 });
 
 test('polled faster than the interval: authorization_pending (never slow_down), even once approved, and the store is not read for it', async (t) => {

@@ -99,6 +99,7 @@ static void test_csp(void **state)
     assert_non_null(strstr(p, "form-action 'self';"));
     assert_non_null(strstr(p, "frame-ancestors 'none'"));
     assert_null(strstr(p, "unsafe"));
+    assert_null(strstr(p, "script-src")); /* only the form_post page runs a script */
     assert_int_equal(kl_webpage_csp(p, sizeof(p), "http://127.0.0.1:4000"), 0);
     assert_non_null(strstr(p, "form-action 'self' http://127.0.0.1:4000;"));
     /* Anything that could add a directive or a source is refused. */
