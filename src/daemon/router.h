@@ -6,7 +6,7 @@
 
 #include "common/metrics.h"
 #include "gateway/gateway.h"
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 #include "http/server.h"
 #include "imds/imds.h"
 #include "mgmt/mgmt.h"

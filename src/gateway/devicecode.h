@@ -11,14 +11,14 @@
  * fatal) and the wrong user codes per source address (security.md T9).
  *
  * The daemon's router reaches the page through this header; the endpoint and the grant
- * are the token service's (sts.c), which holds the state (kl_gateway_sts.devicecode). */
+ * are the token service's (gateway_sts.c), which holds the state (kl_gateway_sts.devicecode). */
 #ifndef KL_GATEWAY_DEVICECODE_H
 #define KL_GATEWAY_DEVICECODE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 #include "http/server.h"
 #include "policy/snapshot.h"
 

@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 
 void kl_discovery_tenant(const char *base, kl_http_req *r, const char *tid, bool v2)
 {

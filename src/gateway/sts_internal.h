@@ -1,7 +1,7 @@
 /* What the token endpoint's grants share, private to src/gateway: the token service's
  * state, the sign-in log record of one request, Entra's error answer, and the one path by
  * which every user grant (password, refresh token, authorization code, device code)
- * turns a signed-in user into tokens. sts.c parses the request, authenticates the client
+ * turns a signed-in user into tokens. gateway_sts.c parses the request, authenticates the client
  * and dispatches on grant_type; the grant handlers only prove which user signed in. */
 #ifndef KL_GATEWAY_STS_INTERNAL_H
 #define KL_GATEWAY_STS_INTERNAL_H
@@ -12,7 +12,7 @@
 
 #include "common/util.h"
 #include "crypto/keys.h"
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 #include "http/server.h"
 #include "policy/jwks.h"
 #include "policy/snapshot.h"
@@ -137,7 +137,7 @@ void kl_sts_issue_user(kl_sts_grant *g, const kl_sts_user *u);
  * the user signs in. */
 int kl_sts_scope_parse(const char *scope, char *resource, size_t cap, bool *openid, bool *offline);
 
-/* The grant handlers (token endpoint, grant_type dispatch in sts.c). Each answers r. */
+/* The grant handlers (token endpoint, grant_type dispatch in gateway_sts.c). Each answers r. */
 void kl_authorize_redeem(kl_sts_grant *g);   /* grant_type=authorization_code (authorize.c) */
 void kl_devicecode_redeem(kl_sts_grant *g);  /* grant_type=device_code and
                                                 urn:ietf:params:oauth:grant-type:device_code

@@ -9,7 +9,7 @@
 #include "common/util.h"
 #include "mgmt/internal.h"
 #include "mgmt/roles.h"
-#include "policy/role.h"
+#include "policy/policy_role.h"
 #include "rbac/match.h"
 #include "rbac/scope.h"
 

@@ -10,7 +10,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "directory/users.h"
-#include "mgmt/route.h"
+#include "mgmt/mgmt_route.h"
 #include "rbac/scope.h"
 
 #define SCOPE_CAPTURE "/{scope}"

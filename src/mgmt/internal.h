@@ -9,7 +9,7 @@
 
 #include "mgmt/arm.h"
 #include "mgmt/mgmt.h"
-#include "mgmt/route.h"
+#include "mgmt/mgmt_route.h"
 #include "policy/signing.h"
 #include "policy/snapshot.h"
 #include "store/store.h"

@@ -10,7 +10,7 @@
 #include "common/util.h"
 #include "mgmt/internal.h"
 #include "mgmt/roles.h"
-#include "policy/role.h"
+#include "policy/policy_role.h"
 #include "rbac/builtin.h"
 #include "rbac/scope.h"
 

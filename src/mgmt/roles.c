@@ -9,7 +9,7 @@
 
 #include "common/err.h"
 #include "common/limits.h"
-#include "policy/role.h"
+#include "policy/policy_role.h"
 #include "rbac/builtin.h"
 #include "rbac/scope.h"
 

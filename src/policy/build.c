@@ -18,7 +18,7 @@
 #include "crypto/seal.h"
 #include "policy/idheader.h"
 #include "policy/mi.h"
-#include "policy/role.h"
+#include "policy/policy_role.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
 #include "rbac/builtin.h"

@@ -17,7 +17,7 @@
 #include "mgmt/internal.h"
 #include "mgmt/mgmt.h"
 #include "mgmt/resource.h"
-#include "mgmt/route.h"
+#include "mgmt/mgmt_route.h"
 
 #define ACCT_PATH                                                                                  \
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/default/providers/"        \

@@ -16,7 +16,7 @@
 #include "mgmt/arm.h"
 #include "mgmt/internal.h"
 #include "mgmt/roles.h"
-#include "mgmt/route.h"
+#include "mgmt/mgmt_route.h"
 #include "rbac/builtin.h"
 
 #define SUB "/subscriptions/00000000-0000-0000-0000-000000000000"

@@ -21,7 +21,7 @@
 #include "crypto/keys.h"
 #include "directory/directory.h"
 #include "policy/build.h"
-#include "policy/role.h"
+#include "policy/policy_role.h"
 #include "policy/snapshot.h"
 #include "policy/snapshot_builder.h"
 #include "rbac/builtin.h"

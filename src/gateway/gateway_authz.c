@@ -1,5 +1,5 @@
 /* Data-plane authorization of signed-in principals against the snapshot's RBAC index. */
-#include "gateway/authz.h"
+#include "gateway/gateway_authz.h"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* Custom roles between JSON and the evaluator's role definitions (see role.h). */
-#include "policy/role.h"
+#include "policy/policy_role.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 
 #include "crypto/keys.h"
 #include "directory/directory.h"
-#include "gateway/authz.h"
+#include "gateway/gateway_authz.h"
 #include "policy/build.h"
 #include "policy/snapshot.h"
 #include "rbac/builtin.h"

@@ -5,7 +5,7 @@
  * service principal being enabled; then client_credentials signs a v1 access token with
  * the snapshot's current key, and a user grant is handed to its handler
  * (sts_internal.h). Every refusal is Entra's error body with its AADSTS code. */
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 
 #include <event2/event.h>
 

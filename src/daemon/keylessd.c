@@ -21,7 +21,7 @@
 #include "daemon/datadir.h"
 #include "daemon/router.h"
 #include "gateway/gateway.h"
-#include "gateway/sts.h"
+#include "gateway/gateway_sts.h"
 #include "http/server.h"
 #include "mgmt/arm.h"
 #include "mgmt/mgmt.h"
