@@ -222,8 +222,13 @@ static bool tenant_matches(const kl_snapshot *snap, const char *seg, size_t n)
     const char *tid = kl_snapshot_tenant_id(snap);
     if (!tid[0])
         return false;
+    /* "organizations" and "common" are Entra's multi-tenant authorities (the default of
+     * DeviceCodeCredential and InteractiveBrowserCredential); keyless has one tenant, so
+     * they name it, and every document and token names the tenant's GUID. */
     return kl_str_ieqn(seg, n, tid, strlen(tid)) ||
-           kl_str_ieqn(seg, n, TENANT_NAME, sizeof(TENANT_NAME) - 1);
+           kl_str_ieqn(seg, n, TENANT_NAME, sizeof(TENANT_NAME) - 1) ||
+           kl_str_ieqn(seg, n, "organizations", sizeof("organizations") - 1) ||
+           kl_str_ieqn(seg, n, "common", sizeof("common") - 1);
 }
 
 /* ------------------------------------------------------------------ answers */

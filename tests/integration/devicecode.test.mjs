@@ -130,9 +130,14 @@ test('devicecode endpoint refusals: no client, an unknown app, a confidential ap
   assert.deepEqual(r.json.error_codes, [900144], r.text);
   r = await d.request('GET', `/${tid}/oauth2/v2.0/devicecode`);
   assert.equal(r.status, 405, r.text);
-  // Another tenant: the token endpoint's answer (DeviceCodeCredential's default tenant,
-  // "organizations", is not one keyless knows: the tenant must be given).
-  r = await requestDeviceCode(d, 'organizations');
+  // Another tenant: the token endpoint's answer. DeviceCodeCredential's default,
+  // "organizations" (and "common"), name the one tenant.
+  for (const alias of ['organizations', 'common']) {
+    r = await requestDeviceCode(d, alias);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(typeof r.json.device_code, 'string');
+  }
+  r = await requestDeviceCode(d, 'contoso.onmicrosoft.com');
   assert.equal(r.status, 400, r.text);
   assert.equal(r.json.error, 'invalid_request');
   assert.deepEqual(r.json.error_codes, [90002]);

@@ -70,9 +70,13 @@ test('DeviceCodeCredential (defaults) -> the page completed as a person -> Azure
   assert.equal(add.status, 204, add.text);
   await assign(d, accountPath('demo'), g.json.id, ROLE.openaiUser, { principalType: 'Group' });
 
-  const c = startClient(t, d, { KL_AUTHORITY: d.publicUrl, KL_TENANT: tid, KL_ENDPOINT: account.properties.endpoint });
+  // No tenant given: the credential's default authority, /organizations, is the one
+  // tenant's (its discovery is asked there).
+  const viaOrganizations = d.waitForLog((j) => typeof j.path === 'string' && j.path.startsWith('/organizations/'), 60000);
+  const c = startClient(t, d, { KL_AUTHORITY: d.publicUrl, KL_ENDPOINT: account.properties.endpoint });
   const { prompt } = await c.next();
   assert.ok(prompt, 'the credential shows the prompt first');
+  await viaOrganizations;
   assert.equal(prompt.verificationUri, `${d.publicUrl}/devicelogin`);
   assert.match(prompt.message, new RegExp(`enter the code ${prompt.userCode} to authenticate`));
 
