@@ -240,6 +240,16 @@ int main(int argc, char **argv)
     }
     kl_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGTERM and SIGINT are taken synchronously by this thread (sigwait below), and no
+     * other thread may see them: blocked here, before the first thread starts (the
+     * sign-in log's and the refresh-token writers, the store's watcher, the compactor,
+     * the server's threads), so every thread inherits the mask. Blocked any later, a
+     * signal could reach a thread started earlier and kill the process outright. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (!cfg.allow_core_dumps && forbid_core_dumps() != 0)
         goto out;
     if (kek_env_rc < 0) {
@@ -525,15 +535,6 @@ int main(int argc, char **argv)
     router.metrics = metrics;
     router.store = store;
     router.holder = holder;
-    /* Signals are taken synchronously by this thread; no other thread sees them (each
-     * inherits this mask: the store's watcher and the policy's compactor too, which are
-     * started after it). */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
     /* Changes committed by other nodes (PostgreSQL) are applied as they are announced. */
     watch_ctx wctx = {.policy = policy, .holder = holder};
     if (kl_store_watch(store, on_store_change, &wctx) != 0)

@@ -205,18 +205,34 @@ const kl_db_driver kl_db_sqlite_driver = {
  * tightens an existing one; the -wal and -shm files inherit this mode. */
 static int prepare_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
+    /* An existing database is never opened here: closing any descriptor of a file drops
+     * every POSIX lock this process holds on it, so an open-and-close while another
+     * connection of this process has the database open (the refresh-token writer's own
+     * connection, a second store) would silently cancel that connection's locks
+     * (SQLite's "how to corrupt", section 2.2). It is checked by name instead. */
+    struct stat sb;
+    int err = 0;
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode))
+            err = KL_EIO;
+        else if ((sb.st_mode & 077) != 0 && chmod(path, 0600) != 0)
+            err = KL_EIO;
+    } else if (errno == ENOENT) {
+        /* A new file: no connection can hold locks on it yet. */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            kl_log(KL_LOG_ERROR, "store_open_failed", "path", path, "reason", strerror(errno),
+                   NULL);
+            return KL_EIO;
+        }
+        if (fd >= 0)
+            close(fd);
+        else
+            return prepare_file(path); /* created meanwhile by another process */
+    } else {
         kl_log(KL_LOG_ERROR, "store_open_failed", "path", path, "reason", strerror(errno), NULL);
         return KL_EIO;
     }
-    int err = 0;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        err = KL_EIO;
-    else if ((sb.st_mode & 077) != 0 && fchmod(fd, 0600) != 0)
-        err = KL_EIO;
-    close(fd);
     if (err)
         kl_log(KL_LOG_ERROR, "store_open_failed", "path", path, "reason", "not a private file",
                NULL);
