@@ -7,12 +7,15 @@
 #ifndef KL_TEST_STORE_ENGINE_H
 #define KL_TEST_STORE_ENGINE_H
 
+#include <dirent.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/err.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -100,6 +103,48 @@ static inline int test_store_open(const char *path, kl_store **st)
     PQfinish(c);
     test_pg_url(db, url, sizeof(url));
     return kl_store_open(url, st);
+}
+
+/* Empties dir (the store's file and what SQLite keeps beside it) and removes it. */
+static inline void test_dir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[512];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* The fixture every store test starts from: makes a fresh directory /tmp/kl-<tag>-XXXXXX
+ * into dir, names the store's file keyless.db in it into path (on PostgreSQL, the path
+ * the test's database is named after: keep tag distinct per test file) and opens the
+ * store there into *st. 0 on success; KL_EIO if the names do not fit or the directory
+ * cannot be made; else test_store_open's error. */
+static inline int test_store_dir_open(const char *tag, char *dir, size_t dirlen, char *path,
+                                      size_t pathlen, kl_store **st)
+{
+    int n = snprintf(dir, dirlen, "/tmp/kl-%s-XXXXXX", tag);
+    if (n < 0 || (size_t)n >= dirlen || !mkdtemp(dir))
+        return KL_EIO;
+    n = snprintf(path, pathlen, "%s/keyless.db", dir);
+    if (n < 0 || (size_t)n >= pathlen)
+        return KL_EIO;
+    return test_store_open(path, st);
+}
+
+/* Undoes test_store_dir_open: closes st and removes dir with all in it. */
+static inline void test_store_dir_close(kl_store *st, const char *dir)
+{
+    kl_store_close(st);
+    test_dir_remove(dir);
 }
 
 static inline long long raw_int(const char *path, const char *sql)

@@ -31,10 +31,9 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-refresh-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
+    assert_int_equal(
+        test_store_dir_open("refresh", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st),
+        0);
     *state = f;
     return 0;
 }
@@ -42,19 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kl_store_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    test_store_dir_close(f->st, f->dir);
     free(f);
     return 0;
 }
