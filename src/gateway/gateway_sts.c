@@ -354,6 +354,12 @@ static void verror(const kl_sts_audit *a, kl_http_req *r, uint32_t delay_ms, int
     kl_http_respond_json(r, status, body);
 }
 
+void kl_sts_unavailable(const kl_sts_audit *a, kl_http_req *r)
+{
+    kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                 "A transient error has occurred. Please try again.");
+}
+
 void kl_sts_error(const kl_sts_audit *a, kl_http_req *r, int status, const char *error, int code,
                   const char *fmt, ...)
 {
@@ -465,10 +471,7 @@ static void assertion_refused(const kl_sts_audit *a, kl_http_req *r, const sts_c
                      "(app '%s').",
                      app);
         return;
-    default:
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
-        return;
+    default: kl_sts_unavailable(a, r); return;
     }
 }
 
@@ -714,8 +717,7 @@ static void issue(const kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     size_t cap = 0, body_len = 0;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(a, r);
         return;
     }
     kl_gateway_sts_issuer(tid, iss, sizeof(iss));
@@ -1103,8 +1105,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     }
     kl_snapshot *snap = kl_snapshot_acquire(s->holder);
     if (!snap) {
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(a, r);
         return;
     }
     if (kl_str_ieqn(seg, n, ADFS_SEGMENT, sizeof(ADFS_SEGMENT) - 1)) {
