@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -145,6 +146,47 @@ static inline void test_store_dir_close(kl_store *st, const char *dir)
 {
     kl_store_close(st);
     test_dir_remove(dir);
+}
+
+/* The fixture most store tests share: a store of their own in a fresh directory
+ * (test_store_dir_open), and a counter that makes GUIDs distinct (test_next_guid). */
+typedef struct test_store_fixture {
+    char dir[64];
+    char path[128];
+    kl_store *st;
+    unsigned seq;
+} test_store_fixture;
+
+/* For a cmocka setup: *state becomes a test_store_fixture whose store is open in
+ * /tmp/kl-<tag>-XXXXXX. Returns 0, or -1 (cmocka then fails the test) when it cannot. */
+static inline int test_store_fixture_setup(void **state, const char *tag)
+{
+    test_store_fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    int err = test_store_dir_open(tag, f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st);
+    if (err) {
+        fprintf(stderr, "test: cannot open a store for %s: %d\n", tag, err);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+/* For a cmocka teardown: undoes test_store_fixture_setup. */
+static inline int test_store_fixture_teardown(void **state)
+{
+    test_store_fixture *f = *state;
+    test_store_dir_close(f->st, f->dir);
+    free(f);
+    return 0;
+}
+
+/* A fresh GUID-shaped name, distinct per call on the same counter. */
+static inline void test_next_guid(unsigned *seq, char out[KL_UUID_LEN + 1])
+{
+    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++*seq);
 }
 
 static inline long long raw_int(const char *path, const char *sql)

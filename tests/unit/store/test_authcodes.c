@@ -19,30 +19,11 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-    unsigned seq;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(
-        test_store_dir_open("authcodes", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st),
-        0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    test_store_dir_close(f->st, f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "authcodes");
 }
 
 static void fill(unsigned char h[32], unsigned char v)
@@ -123,8 +104,8 @@ static void test_sessions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_code_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_once, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_sessions, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

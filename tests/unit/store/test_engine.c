@@ -24,28 +24,11 @@
 
 #define SUB "00000000-0000-0000-0000-000000000000"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(
-        test_store_dir_open("eng", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    test_store_dir_close(f->st, f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "eng");
 }
 
 static void put_account(kl_store *st, const char *name, unsigned char fill)
@@ -241,10 +224,14 @@ int main(void)
         cmocka_unit_test(test_url_with_password_refused),
         cmocka_unit_test(test_url_unknown_scheme_refused),
         cmocka_unit_test(test_unreachable_server),
-        cmocka_unit_test_setup_teardown(test_generation_moves_with_commits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_sees_other_node, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_retries_failed_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_moves_with_commits, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_sees_other_node, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_retries_failed_apply, setup,
+                                        test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

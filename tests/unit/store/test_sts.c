@@ -19,28 +19,11 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    assert_int_equal(
-        test_store_dir_open("sts", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    test_store_dir_close(f->st, f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "sts");
 }
 
 static kl_store_signing_key key(const char *kid, int64_t active)
@@ -178,9 +161,9 @@ static void test_append_signins(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_signing_key_modes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_app_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_signins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_modes, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_app_secrets, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_append_signins, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
