@@ -619,8 +619,7 @@ void kl_authorize_redeem(kl_sts_grant *g)
         return;
     default:
         kl_log(KL_LOG_ERROR, "authorize_redeem_failed", "error", kl_err_str(err), NULL);
-        kl_sts_error(g->a, g->r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(g->a, g->r);
         return;
     }
     /* The code is spent from here on, whatever follows: a code presented with the wrong
@@ -655,8 +654,7 @@ void kl_authorize_redeem(kl_sts_grant *g)
     /* Signed out between the page and the redemption: the session's grants are gone. */
     bool live = true;
     if (c->session_id && (err = kl_store_session_live(g->s->store, c->session_id, g->now, &live))) {
-        kl_sts_error(g->a, g->r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(g->a, g->r);
         goto out;
     }
     if (!live) {

@@ -289,8 +289,7 @@ void kl_devicecode_issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *s
     }
     if (err) {
         kl_log(KL_LOG_ERROR, "devicecode_create_failed", "error", kl_err_str(err), NULL);
-        kl_sts_error(NULL, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(NULL, r);
         goto out;
     }
     show_user_code(user_code, shown);
@@ -319,6 +318,14 @@ out:
 }
 
 /* ------------------------------------------------------------------ the device_code grant */
+
+/* The code was redeemed already (by an earlier poll, perhaps on another node). */
+static void already_used(const kl_sts_audit *a, kl_http_req *r)
+{
+    kl_sts_error(a, r, 400, "invalid_grant", 70000,
+                 "The provided value for the input parameter 'device_code' has already been "
+                 "used.");
+}
 
 /* authorization_pending, never recorded in the sign-in log: a client polls every five
  * seconds for up to fifteen minutes, and a poll that is throttled must not reach the
@@ -374,14 +381,11 @@ void kl_devicecode_redeem(kl_sts_grant *g)
         goto out;
     }
     if (err) {
-        kl_sts_error(g->a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(g->a, r);
         goto out;
     }
     if (d->redeemed_at > 0) {
-        kl_sts_error(g->a, r, 400, "invalid_grant", 70000,
-                     "The provided value for the input parameter 'device_code' has already been "
-                     "used.");
+        already_used(g->a, r);
         goto out;
     }
     if (d->expires_at <= g->now) {
@@ -400,14 +404,11 @@ void kl_devicecode_redeem(kl_sts_grant *g)
     g->a->principal_id = d->user_oid;
     err = kl_store_devicecode_redeem(s->store, hash, g->now);
     if (err == KL_ECONFLICT) {
-        kl_sts_error(g->a, r, 400, "invalid_grant", 70000,
-                     "The provided value for the input parameter 'device_code' has already been "
-                     "used.");
+        already_used(g->a, r);
         goto out;
     }
     if (err) {
-        kl_sts_error(g->a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(g->a, r);
         goto out;
     }
     kl_http_req_log_field(r, "device_code", "redeemed");
@@ -429,6 +430,12 @@ bool kl_devicecode_page_matches(const char *path)
 }
 
 static const char page_title[] = "Sign in to a device";
+
+/* The verification page could not be built (no memory, or over its size limit). */
+static void page_failed(kl_http_req *r)
+{
+    kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
+}
 
 /* Appends the hidden CSRF field. */
 static int csrf_field(kl_buf *b, const char *csrf)
@@ -462,7 +469,7 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
     kl_buf b;
     kl_buf_init(&b, PAGE_MAX);
     if (kl_webpage_csrf_issue(r, csrf) != 0) {
-        kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
+        page_failed(r);
         goto out;
     }
     int err = kl_buf_append_str(&b, "<p>Enter the code displayed on your app or device.</p>");
@@ -484,7 +491,7 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
         err = kl_buf_append_str(&b, "\"><button type=\"submit\" name=\"action\" "
                                     "value=\"next\">Next</button></form>");
     if (err) {
-        kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
+        page_failed(r);
         goto out;
     }
     kl_webpage_respond_later(r, delay_ms, status, NULL, page_title, b.data);
@@ -502,7 +509,7 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
     kl_buf b;
     kl_buf_init(&b, PAGE_MAX);
     if (kl_webpage_csrf_issue(r, csrf) != 0) {
-        kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
+        page_failed(r);
         goto out;
     }
     show_user_code(d->user_code, shown);
@@ -548,7 +555,7 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
                 "<button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\" "
                 "formnovalidate>Cancel</button></form>");
     if (err) {
-        kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
+        page_failed(r);
         goto out;
     }
     kl_webpage_respond_later(r, delay_ms, status, NULL, page_title, b.data);

@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "gateway/devicecode.h"
 #include "gateway/discovery.h"
+#include "gateway/held.h"
 #include "gateway/refreshq.h"
 #include "gateway/sts_internal.h"
 #include "gateway/authorize.h"
@@ -275,37 +276,16 @@ void kl_sts_audit_ok(const kl_sts_audit *a, kl_http_req *r, const char *corr)
     audit(a, r, true, 0, "", corr);
 }
 
-/* An answer held back (kl_sts_error_later): sent by the timer, or dropped when the
- * connection goes first. */
-typedef struct held_answer {
-    kl_http_req *r;
-    struct event *ev;
-    int status;
-    json_t *body;
-} held_answer;
-
-static void held_free(held_answer *h)
+/* held.h's callbacks for a JSON error body. */
+static void held_send_json(kl_http_req *r, int status, void *body, size_t len)
 {
-    if (h->ev)
-        event_free(h->ev);
-    json_decref(h->body);
-    free(h);
+    (void)len;
+    kl_http_respond_json(r, status, body); /* the server owns it now */
 }
 
-static void held_aborted(void *arg)
+static void held_drop_json(void *body)
 {
-    held_free(arg);
-}
-
-static void held_due(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    held_answer *h = arg;
-    kl_http_req_on_abort(h->r, NULL, NULL);
-    kl_http_respond_json(h->r, h->status, h->body);
-    h->body = NULL; /* the server owns it now */
-    held_free(h);
+    json_decref(body);
 }
 
 /* Entra's error body: error, error_description ("AADSTS<code>: <text>\r\nTrace ID:
@@ -338,25 +318,17 @@ static void verror(const kl_sts_audit *a, kl_http_req *r, uint32_t delay_ms, int
     json_t *body = json_pack("{s:s,s:s,s:[i],s:s,s:s,s:s,s:s}", "error", error, "error_description",
                              desc, "error_codes", code, "timestamp", ts, "trace_id", trace,
                              "correlation_id", corr, "error_uri", uri);
-    held_answer *h = NULL;
-    if (delay_ms > 0 && body && kl_http_req_base(r) && (h = calloc(1, sizeof(*h)))) {
-        h->r = r;
-        h->status = status;
-        h->body = body;
-        h->ev = evtimer_new(kl_http_req_base(r), held_due, h);
-        struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
-        if (h->ev && evtimer_add(h->ev, &tv) == 0) {
-            char held[16];
-            snprintf(held, sizeof(held), "%u", (unsigned)delay_ms);
-            kl_http_req_log_field(r, "held_ms", held);
-            kl_http_req_on_abort(r, held_aborted, h);
-            return;
-        }
-        h->body = NULL;
-        held_free(h);
-    }
+    if (delay_ms > 0 && body &&
+        kl_held_answer(r, delay_ms, status, body, 0, held_send_json, held_drop_json) == 0)
+        return;
     /* No delay asked, or no timer to be had: answering now only loses the slowdown. */
     kl_http_respond_json(r, status, body);
+}
+
+void kl_sts_unavailable(const kl_sts_audit *a, kl_http_req *r)
+{
+    kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
+                 "A transient error has occurred. Please try again.");
 }
 
 void kl_sts_error(const kl_sts_audit *a, kl_http_req *r, int status, const char *error, int code,
@@ -470,10 +442,7 @@ static void assertion_refused(const kl_sts_audit *a, kl_http_req *r, const sts_c
                      "(app '%s').",
                      app);
         return;
-    default:
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
-        return;
+    default: kl_sts_unavailable(a, r); return;
     }
 }
 
@@ -719,8 +688,7 @@ static void issue(const kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, cons
     size_t cap = 0, body_len = 0;
     if (!key) {
         kl_log(KL_LOG_ERROR, "sts_no_signing_key", NULL);
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(a, r);
         return;
     }
     kl_gateway_sts_issuer(tid, iss, sizeof(iss));
@@ -1108,8 +1076,7 @@ void kl_gateway_sts_handle(kl_gateway_sts *s, kl_http_req *r)
     }
     kl_snapshot *snap = kl_snapshot_acquire(s->holder);
     if (!snap) {
-        kl_sts_error(a, r, 503, "temporarily_unavailable", 90033,
-                     "A transient error has occurred. Please try again.");
+        kl_sts_unavailable(a, r);
         return;
     }
     if (kl_str_ieqn(seg, n, ADFS_SEGMENT, sizeof(ADFS_SEGMENT) - 1)) {

@@ -58,6 +58,11 @@ __attribute__((format(printf, 6, 7))) void kl_sts_error(const kl_sts_audit *a, k
                                                         int status, const char *error, int code,
                                                         const char *fmt, ...);
 
+/* kl_sts_error's 503 temporarily_unavailable (AADSTS90033, "A transient error has
+ * occurred. Please try again."): the store or the snapshot could not serve the request,
+ * and the client may retry. */
+void kl_sts_unavailable(const kl_sts_audit *a, kl_http_req *r);
+
 /* kl_sts_error held for delay_ms before it is sent (a failed password: lockout.h's
  * delay). The answer is composed and logged now and sent by a timer on r's event
  * base, so no worker waits; if the client goes away first the answer is dropped.

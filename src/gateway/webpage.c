@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "gateway/held.h"
 
 /* The whole style of every page: readable on a phone (one column, large inputs), no
  * external fonts or images. The CSP names it by hash, so no other style can run. */
@@ -379,63 +380,30 @@ void kl_webpage_respond(kl_http_req *r, int status, const char *form_origin, con
     free(html);
 }
 
-/* A page held back (kl_webpage_respond_later): sent by the timer, or dropped when the
- * connection goes first. */
-typedef struct held_page {
-    kl_http_req *r;
-    struct event *ev;
-    int status;
-    char *html;
-    size_t len;
-} held_page;
-
-static void held_free(held_page *h)
+/* held.h's callbacks for a page of len bytes. */
+static void held_send_page(kl_http_req *r, int status, void *html, size_t len)
 {
-    if (h->ev)
-        event_free(h->ev);
-    free(h->html);
-    free(h);
+    kl_http_respond(r, status, "text/html; charset=utf-8", html, len);
+    free(html);
 }
 
-static void held_aborted(void *arg)
+static void held_drop_page(void *html)
 {
-    held_free(arg);
-}
-
-static void held_due(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    held_page *h = arg;
-    kl_http_req_on_abort(h->r, NULL, NULL);
-    kl_http_respond(h->r, h->status, "text/html; charset=utf-8", h->html, h->len);
-    held_free(h);
+    free(html);
 }
 
 void kl_webpage_respond_later(kl_http_req *r, uint32_t delay_ms, int status,
                               const char *form_origin, const char *title, const char *body_html)
 {
-    held_page *h = NULL;
-    if (delay_ms == 0 || !kl_http_req_base(r) || !(h = calloc(1, sizeof(*h))))
-        goto now;
-    if (!(h->html = page(title, body_html, &h->len)))
-        goto now;
-    h->r = r;
-    h->status = status;
-    h->ev = evtimer_new(kl_http_req_base(r), held_due, h);
-    struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
-    if (!h->ev || evtimer_add(h->ev, &tv) != 0)
-        goto now;
-    char held[16];
-    snprintf(held, sizeof(held), "%u", (unsigned)delay_ms);
-    kl_http_req_log_field(r, "held_ms", held);
-    kl_webpage_headers(r, form_origin);
-    kl_http_req_on_abort(r, held_aborted, h);
-    return;
-now:
+    size_t len = 0;
+    char *html = delay_ms > 0 ? page(title, body_html, &len) : NULL;
+    if (html &&
+        kl_held_answer(r, delay_ms, status, html, len, held_send_page, held_drop_page) == 0) {
+        kl_webpage_headers(r, form_origin);
+        return;
+    }
     /* No delay asked, or no timer to be had: answering now only loses the slowdown. */
-    if (h)
-        held_free(h);
+    free(html);
     kl_webpage_respond(r, status, form_origin, title, body_html);
 }
 

@@ -204,61 +204,24 @@ static json_t *collection(json_t *items)
     return o;
 }
 
-static void not_found(kl_mgmt_call *c)
-{
-    kl_mgmt_fail(c, 404, "Request_ResourceNotFound",
-                 "Resource '%s' does not exist or one of its queried reference-property objects "
-                 "are not present.",
-                 c->names.object);
-}
-
-static void last_owner(kl_mgmt_call *c)
-{
-    kl_mgmt_fail(c, 409, "LastOwnerCannotBeRemoved",
-                 "The change would leave no enabled principal with the Owner role at scope '/'. "
-                 "Assign Owner at '/' to another principal first.");
-}
-
 /* ---------------------------------------------------------------- $filter */
 
-typedef struct graph_filter {
-    const char *app_id;       /* NULL: any */
-    const char *display_name; /* NULL: any (compared case-insensitively) */
-} graph_filter;
-
 /* Supports "appId eq '<guid>'" and "displayName eq '<name>'" (one or both, with "and").
- * Answers 400 and returns false for anything else. */
-static bool parse_graph_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, graph_filter *f)
+ * Answers 400 and returns false for anything else. want[0] gets the appId, want[1] the
+ * displayName (NULL: any). */
+static bool parse_graph_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *want[2])
 {
-    memset(f, 0, sizeof(*f));
-    const char *text = kl_http_req_query_param(c->r, "$filter");
-    if (!text)
-        return true;
-    size_t n = 0;
-    kl_arm_error e = {0};
-    if (kl_arm_parse_filter(text, terms, &n, "Request_UnsupportedQuery", &e)) {
-        kl_mgmt_reply_error(c, &e);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!terms[i].call && kl_str_ieq(terms[i].name, "appId") && !f->app_id)
-            f->app_id = terms[i].value;
-        else if (!terms[i].call && kl_str_ieq(terms[i].name, "displayName") && !f->display_name)
-            f->display_name = terms[i].value;
-        else {
-            kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
-                         "Unsupported filter: use appId eq '{id}' or displayName eq '{name}'.");
-            return false;
-        }
-    }
-    return true;
+    static const char *const props[] = {"appId", "displayName"};
+    return kl_mgmt_graph_eq_filter(c, terms, props, 2, "appId eq '{id}' or displayName eq '{name}'",
+                                   want);
 }
 
-static bool filter_keeps(const graph_filter *f, const char *app_id, const char *display_name)
+/* want: parse_graph_filter's; the display name is compared case-insensitively. */
+static bool filter_keeps(const char *const want[2], const char *app_id, const char *display_name)
 {
-    if (f->app_id && (!app_id || !kl_str_ieq(f->app_id, app_id)))
+    if (want[0] && (!app_id || !kl_str_ieq(want[0], app_id)))
         return false;
-    if (f->display_name && !kl_str_ieq(f->display_name, display_name))
+    if (want[1] && !kl_str_ieq(want[1], display_name))
         return false;
     return true;
 }
@@ -295,8 +258,8 @@ void kl_mgmt_organization_get(kl_mgmt_call *c)
 void kl_mgmt_applications_list(kl_mgmt_call *c)
 {
     kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
-    graph_filter f;
-    if (!parse_graph_filter(c, terms, &f))
+    const char *want[2];
+    if (!parse_graph_filter(c, terms, want))
         return;
     kl_store_application **list = NULL;
     size_t n = 0;
@@ -307,7 +270,7 @@ void kl_mgmt_applications_list(kl_mgmt_call *c)
     }
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++) {
-        if (!filter_keeps(&f, list[i]->app_id, list[i]->display_name))
+        if (!filter_keeps(want, list[i]->app_id, list[i]->display_name))
             continue;
         json_t *o = application_full_json(c, list[i]);
         if (!o) {
@@ -374,7 +337,7 @@ static kl_store_application *find_application(kl_mgmt_call *c)
     kl_store_application *a = NULL;
     int err = kl_store_get_application(c->m->store, c->names.object, &a);
     if (err == KL_ENOTFOUND)
-        not_found(c);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_application");
     return a;
@@ -434,7 +397,7 @@ void kl_mgmt_application_patch(kl_mgmt_call *c)
         err = app_client_store(c, a->object_id, &ac);
     app_client_free(&ac);
     if (err == KL_ENOTFOUND)
-        not_found(c);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err == KL_ECONFLICT)
         kl_mgmt_fail(c, 409, "Request_MultipleObjectsWithSameKeyValue",
                      "Another application with the same value for property displayName "
@@ -456,9 +419,9 @@ void kl_mgmt_application_delete(kl_mgmt_call *c)
         return;
     int err = kl_store_delete_application(c->m->store, a->object_id);
     if (err == KL_ENOTFOUND)
-        not_found(c);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err == KL_EPERM)
-        last_owner(c);
+        kl_mgmt_graph_last_owner(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "delete_application");
     else {
@@ -479,8 +442,8 @@ static bool is_service_principal(const kl_store_principal *p)
 void kl_mgmt_service_principals_list(kl_mgmt_call *c)
 {
     kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
-    graph_filter f;
-    if (!parse_graph_filter(c, terms, &f))
+    const char *want[2];
+    if (!parse_graph_filter(c, terms, want))
         return;
     kl_store_principal **list = NULL;
     size_t n = 0;
@@ -492,7 +455,7 @@ void kl_mgmt_service_principals_list(kl_mgmt_call *c)
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         if (!is_service_principal(list[i]) ||
-            !filter_keeps(&f, list[i]->app_id, list[i]->display_name))
+            !filter_keeps(want, list[i]->app_id, list[i]->display_name))
             continue;
         if (json_array_append_new(items, service_principal_json(c, list[i]))) {
             json_decref(items);
@@ -520,7 +483,7 @@ static kl_store_principal *find_service_principal(kl_mgmt_call *c)
         err = sp ? kl_store_get_principal(c->m->store, sp->object_id, &p) : KL_ENOTFOUND;
     }
     if (err == KL_ENOTFOUND)
-        not_found(c);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_principal");
     if (err) {
@@ -594,9 +557,9 @@ void kl_mgmt_service_principal_patch(kl_mgmt_call *c)
         return;
     int err = kl_store_set_principal_enabled(c->m->store, p->object_id, json_is_true(en));
     if (err == KL_ENOTFOUND)
-        not_found(c);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err == KL_EPERM)
-        last_owner(c);
+        kl_mgmt_graph_last_owner(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "set_principal_enabled");
     else {

@@ -54,29 +54,12 @@ static json_t *member_json(const kl_store_principal *p)
     return o;
 }
 
-static void not_found(kl_mgmt_call *c, const char *id)
-{
-    kl_mgmt_fail(c, 404, "Request_ResourceNotFound",
-                 "Resource '%s' does not exist or one of its queried reference-property objects "
-                 "are not present.",
-                 id);
-}
-
-static const char *body_string(const json_t *o, const char *key, bool *present)
-{
-    const json_t *v = json_object_get(o, key);
-    if (present)
-        *present = v && !json_is_null(v);
-    const char *s = json_string_value(v);
-    return s && strlen(s) == json_string_length(v) ? s : NULL;
-}
-
 void kl_mgmt_groups_list(kl_mgmt_call *c)
 {
     static const char *const props[] = {"displayName"};
     const char *want[1];
     kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
-    if (!kl_mgmt_graph_eq_filter(c, terms, props, 1, want))
+    if (!kl_mgmt_graph_eq_filter(c, terms, props, 1, "displayName eq '{value}'", want))
         return;
     kl_store_group **list = NULL;
     size_t n = 0;
@@ -99,9 +82,9 @@ void kl_mgmt_groups_list(kl_mgmt_call *c)
 void kl_mgmt_group_create(kl_mgmt_call *c)
 {
     bool has_desc = false;
-    const char *name = body_string(c->body, "displayName", NULL);
-    const char *nick = body_string(c->body, "mailNickname", NULL);
-    const char *desc = body_string(c->body, "description", &has_desc);
+    const char *name = kl_mgmt_graph_body_string(c->body, "displayName", NULL);
+    const char *nick = kl_mgmt_graph_body_string(c->body, "mailNickname", NULL);
+    const char *desc = kl_mgmt_graph_body_string(c->body, "description", &has_desc);
     const json_t *mail = json_object_get(c->body, "mailEnabled");
     const json_t *sec = json_object_get(c->body, "securityEnabled");
     const json_t *types = json_object_get(c->body, "groupTypes");
@@ -152,7 +135,7 @@ static kl_store_group *find_group(kl_mgmt_call *c)
     kl_store_group *g = NULL;
     int err = kl_store_get_group(c->m->store, c->names.object, &g);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.object);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_group");
     return g;
@@ -173,11 +156,9 @@ void kl_mgmt_group_delete(kl_mgmt_call *c)
         return;
     int err = kl_store_delete_principal(c->m->store, g->object_id);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.object);
+        kl_mgmt_graph_not_found(c, c->names.object);
     else if (err == KL_EPERM)
-        kl_mgmt_fail(c, 409, "LastOwnerCannotBeRemoved",
-                     "The change would leave no enabled principal with the Owner role at scope "
-                     "'/'. Assign Owner at '/' to another principal first.");
+        kl_mgmt_graph_last_owner(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "delete_group");
     else {
@@ -194,7 +175,7 @@ void kl_mgmt_group_members_list(kl_mgmt_call *c)
     size_t n = 0;
     int err = kl_store_list_group_members(c->m->store, c->names.object, &list, &n);
     if (err == KL_ENOTFOUND) {
-        not_found(c, c->names.object);
+        kl_mgmt_graph_not_found(c, c->names.object);
         return;
     }
     if (err) {
@@ -238,7 +219,7 @@ static bool parse_ref(const char *url, char out[KL_UUID_LEN + 1])
 void kl_mgmt_group_member_add(kl_mgmt_call *c)
 {
     char member[KL_UUID_LEN + 1];
-    if (!parse_ref(body_string(c->body, "@odata.id", NULL), member)) {
+    if (!parse_ref(kl_mgmt_graph_body_string(c->body, "@odata.id", NULL), member)) {
         kl_mgmt_fail(c, 400, "Request_BadRequest",
                      "Invalid @odata.id: use "
                      "\"https://graph.microsoft.com/v1.0/directoryObjects/{id}\".");
@@ -251,8 +232,8 @@ void kl_mgmt_group_member_add(kl_mgmt_call *c)
         kl_mgmt_applied(c);
         kl_mgmt_reply_empty(c, 204);
         return;
-    case KL_ENOTFOUND: not_found(c, c->names.object); return;
-    case KL_EINVAL: not_found(c, member); return;
+    case KL_ENOTFOUND: kl_mgmt_graph_not_found(c, c->names.object); return;
+    case KL_EINVAL: kl_mgmt_graph_not_found(c, member); return;
     case KL_EEXIST:
         kl_mgmt_fail(c, 400, "Request_BadRequest",
                      "One or more added object references already exist for the following "
@@ -281,7 +262,7 @@ void kl_mgmt_group_member_remove(kl_mgmt_call *c)
         return;
     int err = kl_store_remove_group_member(c->m->store, g->object_id, c->names.member);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.member);
+        kl_mgmt_graph_not_found(c, c->names.member);
     else if (err)
         kl_mgmt_fail_internal(c, err, "remove_group_member");
     else {

@@ -15,18 +15,6 @@
 
 #define ENTRA "microsoft.directory"
 
-/* A string member of the body without NUL bytes; NULL when absent or not such a string.
- * *present (may be NULL) says whether the member was there at all (null counts as
- * absent). */
-static const char *body_string(const json_t *o, const char *key, bool *present)
-{
-    const json_t *v = json_object_get(o, key);
-    if (present)
-        *present = v && !json_is_null(v);
-    const char *s = json_string_value(v);
-    return s && strlen(s) == json_string_length(v) ? s : NULL;
-}
-
 static int set_new(json_t *o, const char *k, json_t *v)
 {
     return v ? json_object_set_new(o, k, v) : -1;
@@ -47,21 +35,6 @@ static json_t *user_json(const kl_store_user *u)
         return NULL;
     }
     return o;
-}
-
-static void not_found(kl_mgmt_call *c, const char *what)
-{
-    kl_mgmt_fail(c, 404, "Request_ResourceNotFound",
-                 "Resource '%s' does not exist or one of its queried reference-property objects "
-                 "are not present.",
-                 what);
-}
-
-static void last_owner(kl_mgmt_call *c)
-{
-    kl_mgmt_fail(c, 409, "LastOwnerCannotBeRemoved",
-                 "The change would leave no enabled principal with the Owner role at scope '/'. "
-                 "Assign Owner at '/' to another principal first.");
 }
 
 static void weak_password(kl_mgmt_call *c, const char *why)
@@ -105,41 +78,14 @@ static void forget_password(kl_mgmt_call *c)
         OPENSSL_cleanse((char *)json_string_value(p), json_string_length(p));
 }
 
-bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *const *props,
-                             size_t nprops, const char **values)
-{
-    for (size_t i = 0; i < nprops; i++)
-        values[i] = NULL;
-    const char *text = kl_http_req_query_param(c->r, "$filter");
-    if (!text)
-        return true;
-    size_t n = 0;
-    kl_arm_error e = {0};
-    if (kl_arm_parse_filter(text, terms, &n, "Request_UnsupportedQuery", &e)) {
-        kl_mgmt_reply_error(c, &e);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < nprops && (terms[i].call || !kl_str_ieq(terms[i].name, props[k]) || values[k]))
-            k++;
-        if (k == nprops) {
-            kl_mgmt_fail(c, 400, "Request_UnsupportedQuery",
-                         "Unsupported filter: use %s eq '{value}'%s.", props[0],
-                         nprops > 1 ? " or displayName eq '{value}', joined by 'and'" : "");
-            return false;
-        }
-        values[k] = terms[i].value;
-    }
-    return true;
-}
-
 void kl_mgmt_users_list(kl_mgmt_call *c)
 {
     static const char *const props[] = {"userPrincipalName", "displayName"};
     const char *want[2];
     kl_arm_filter_term terms[KL_ARM_MAX_FILTER_TERMS];
-    if (!kl_mgmt_graph_eq_filter(c, terms, props, 2, want))
+    if (!kl_mgmt_graph_eq_filter(
+            c, terms, props, 2,
+            "userPrincipalName eq '{value}' or displayName eq '{value}', joined by 'and'", want))
         return;
     kl_store_user **list = NULL;
     size_t n = 0;
@@ -163,8 +109,8 @@ void kl_mgmt_users_list(kl_mgmt_call *c)
 void kl_mgmt_user_create(kl_mgmt_call *c)
 {
     bool has_upn = false, has_name = false;
-    const char *upn = body_string(c->body, "userPrincipalName", &has_upn);
-    const char *name = body_string(c->body, "displayName", &has_name);
+    const char *upn = kl_mgmt_graph_body_string(c->body, "userPrincipalName", &has_upn);
+    const char *name = kl_mgmt_graph_body_string(c->body, "displayName", &has_name);
     const json_t *en = json_object_get(c->body, "accountEnabled");
     const json_t *pp = json_object_get(c->body, "passwordProfile");
     const char *pw = NULL;
@@ -228,7 +174,7 @@ static kl_store_user *find_user(kl_mgmt_call *c)
     kl_store_user *u = NULL;
     int err = kl_store_get_user(c->m->store, c->names.user, &u);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.user);
+        kl_mgmt_graph_not_found(c, c->names.user);
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_user");
     return u;
@@ -245,7 +191,7 @@ void kl_mgmt_user_get(kl_mgmt_call *c)
 void kl_mgmt_user_patch(kl_mgmt_call *c)
 {
     bool has_name = false;
-    const char *name = body_string(c->body, "displayName", &has_name);
+    const char *name = kl_mgmt_graph_body_string(c->body, "displayName", &has_name);
     const json_t *en = json_object_get(c->body, "accountEnabled");
     const json_t *pp = json_object_get(c->body, "passwordProfile");
     const char *pw = NULL;
@@ -292,9 +238,9 @@ void kl_mgmt_user_patch(kl_mgmt_call *c)
         err = kl_store_update_user(c->m->store, u->object_id, name,
                                    en && !json_is_null(en) ? &enabled : NULL, NULL, NULL, 0);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.user);
+        kl_mgmt_graph_not_found(c, c->names.user);
     else if (err == KL_EPERM)
-        last_owner(c);
+        kl_mgmt_graph_last_owner(c);
     else if (err == KL_EINVAL)
         weak_password(c, why);
     else if (err)
@@ -315,9 +261,9 @@ void kl_mgmt_user_delete(kl_mgmt_call *c)
         return;
     int err = kl_store_delete_principal(c->m->store, u->object_id);
     if (err == KL_ENOTFOUND)
-        not_found(c, c->names.user);
+        kl_mgmt_graph_not_found(c, c->names.user);
     else if (err == KL_EPERM)
-        last_owner(c);
+        kl_mgmt_graph_last_owner(c);
     else if (err)
         kl_mgmt_fail_internal(c, err, "delete_user");
     else {

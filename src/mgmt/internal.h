@@ -164,13 +164,24 @@ void kl_mgmt_service_principal_get(kl_mgmt_call *c);
 void kl_mgmt_service_principal_create(kl_mgmt_call *c);
 void kl_mgmt_service_principal_patch(kl_mgmt_call *c);
 
-/* --- users and groups (graph_users.c, graph_groups.c): Graph v1.0 shapes --- */
-/* $filter of the Graph listings of users and groups: "prop eq 'value'" terms joined by
- * "and", each of props[0..nprops) at most once; values[i] receives props[i]'s value
- * (pointing into terms) or NULL. Answers 400 Request_UnsupportedQuery and returns false
- * for anything else. */
+/* --- what the Graph handlers share (graph.c) --- */
+/* $filter of the Graph listings: "prop eq 'value'" terms joined by "and", each of
+ * props[0..nprops) at most once; values[i] receives props[i]'s value (pointing into
+ * terms) or NULL. Answers 400 Request_UnsupportedQuery ("Unsupported filter: use
+ * <usage>.") and returns false for anything else, or the grammar's own 400 for text it
+ * cannot parse. */
 bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *const *props,
-                             size_t nprops, const char **values);
+                             size_t nprops, const char *usage, const char **values);
+/* Answers Graph's 404 Request_ResourceNotFound naming id. */
+void kl_mgmt_graph_not_found(kl_mgmt_call *c, const char *id);
+/* Answers 409 LastOwnerCannotBeRemoved: the change would leave no enabled Owner at '/'. */
+void kl_mgmt_graph_last_owner(kl_mgmt_call *c);
+/* A string member of o without NUL bytes; NULL when absent or not such a string (the
+ * string is o's). *present (may be NULL) says whether the member was there at all (null
+ * counts as absent). */
+const char *kl_mgmt_graph_body_string(const json_t *o, const char *key, bool *present);
+
+/* --- users and groups (graph_users.c, graph_groups.c): Graph v1.0 shapes --- */
 void kl_mgmt_users_list(kl_mgmt_call *c);
 void kl_mgmt_user_create(kl_mgmt_call *c);
 void kl_mgmt_user_get(kl_mgmt_call *c);

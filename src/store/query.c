@@ -11,10 +11,7 @@
 
 /* ---------------------------------------------------------------- row maps */
 
-#define COL(t, type, member)                                                                       \
-    {                                                                                              \
-        KL_COL_##t, offsetof(type, member)                                                         \
-    }
+#define COL KL_MAP_COL
 
 static const kl_col account_cols[] = {
     COL(TEXT, kl_store_account, id),
@@ -582,4 +579,17 @@ void kl_store_role_assignment_free(kl_store_role_assignment *ra)
 void kl_store_role_assignments_free(kl_store_role_assignment **ra, size_t n)
 {
     kl_map_free_all(&kl_map_role_assignment, (void **)ra, n);
+}
+
+bool kl_q_text_ok(const char *s, size_t max, bool optional)
+{
+    if (!s)
+        return optional;
+    size_t n = strnlen(s, max + 1);
+    if ((n == 0 && !optional) || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
 }

@@ -71,6 +71,13 @@ typedef struct kl_col {
     size_t off; /* offsetof the member */
 } kl_col;
 
+/* One kl_col: the column type's KL_COL_ suffix (TEXT, I64, ...) and the struct member it
+ * fills. */
+#define KL_MAP_COL(t, type, member)                                                                \
+    {                                                                                              \
+        KL_COL_##t, offsetof(type, member)                                                         \
+    }
+
 /* A struct of store.h as the columns of a SELECT, in order. */
 typedef struct kl_rowmap {
     size_t size; /* sizeof the struct */
@@ -149,6 +156,9 @@ int kl_q_list_locked(kl_store *st, const char *sql, const kl_val *args, size_t n
 
 /* ASCII lower-case copy; NULL on allocation failure. Caller frees. */
 char *kl_q_lower(const char *s);
+/* Whether s is text the store keeps: at most max bytes and no control characters (below
+ * 0x20, or 0x7f). NULL and "" pass only when optional. */
+bool kl_q_text_ok(const char *s, size_t max, bool optional);
 
 /* --- used by store.c, defined with the tables --- */
 

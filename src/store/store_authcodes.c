@@ -12,10 +12,7 @@
 #include "store/query.h"
 #include "store/store.h"
 
-#define COL(t, type, member)                                                                       \
-    {                                                                                              \
-        KL_COL_##t, offsetof(type, member)                                                         \
-    }
+#define COL KL_MAP_COL
 
 static const kl_col code_cols[] = {
     COL(TEXT, kl_store_authcode, client_id),      COL(TEXT, kl_store_authcode, user_oid),
@@ -37,30 +34,16 @@ static const kl_rowmap session_map = KL_ROWMAP(kl_store_session, session_cols);
     "client_id, user_oid, redirect_uri, scope, code_challenge, nonce, session_id, auth_time, "     \
     "created_at, expires_at"
 
-/* Text of at most max bytes, no control characters; NULL passes when optional. */
-static bool text_ok(const char *s, size_t max, bool optional)
-{
-    if (!s)
-        return optional;
-    size_t n = strnlen(s, max + 1);
-    if ((n == 0 && !optional) || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 int kl_store_put_authcode(kl_store *st, const unsigned char hash[32], const kl_store_authcode *c,
                           int64_t now)
 {
-    if (!st || !hash || !c || !text_ok(c->client_id, KL_MAX_PRINCIPAL_ID, false) ||
-        !text_ok(c->user_oid, KL_MAX_PRINCIPAL_ID, false) ||
-        !text_ok(c->redirect_uri, KL_MAX_URL, false) ||
-        !text_ok(c->scope, KL_MAX_AUTHZ_SCOPE, false) ||
-        !text_ok(c->code_challenge, KL_MAX_PKCE_VERIFIER, true) ||
-        !text_ok(c->nonce, KL_MAX_AUTHZ_NONCE, true) ||
-        !text_ok(c->session_id, KL_MAX_PRINCIPAL_ID, true) || c->expires_at <= c->created_at)
+    if (!st || !hash || !c || !kl_q_text_ok(c->client_id, KL_MAX_PRINCIPAL_ID, false) ||
+        !kl_q_text_ok(c->user_oid, KL_MAX_PRINCIPAL_ID, false) ||
+        !kl_q_text_ok(c->redirect_uri, KL_MAX_URL, false) ||
+        !kl_q_text_ok(c->scope, KL_MAX_AUTHZ_SCOPE, false) ||
+        !kl_q_text_ok(c->code_challenge, KL_MAX_PKCE_VERIFIER, true) ||
+        !kl_q_text_ok(c->nonce, KL_MAX_AUTHZ_NONCE, true) ||
+        !kl_q_text_ok(c->session_id, KL_MAX_PRINCIPAL_ID, true) || c->expires_at <= c->created_at)
         return KL_EINVAL;
     int err = kl_q_begin_unannounced(st);
     if (err)
@@ -123,7 +106,7 @@ int kl_store_put_session(kl_store *st, const unsigned char cookie_hash[32],
                          const kl_store_session *s, int64_t now)
 {
     if (!st || !cookie_hash || !s || !s->id || !kl_uuid_valid(s->id, strlen(s->id)) ||
-        !text_ok(s->user_oid, KL_MAX_PRINCIPAL_ID, false) || s->expires_at <= s->created_at)
+        !kl_q_text_ok(s->user_oid, KL_MAX_PRINCIPAL_ID, false) || s->expires_at <= s->created_at)
         return KL_EINVAL;
     int err = kl_q_begin_unannounced(st);
     if (err)

@@ -11,10 +11,7 @@
 #include "store/query.h"
 #include "store/store.h"
 
-#define COL(t, type, member)                                                                       \
-    {                                                                                              \
-        KL_COL_##t, offsetof(type, member)                                                         \
-    }
+#define COL KL_MAP_COL
 
 static const kl_col dc_cols[] = {
     COL(TEXT, kl_store_devicecode, user_code),  COL(TEXT, kl_store_devicecode, client_id),
@@ -43,17 +40,6 @@ static bool valid_user_code(const char *u)
     return true;
 }
 
-static bool valid_text(const char *s, size_t max)
-{
-    size_t n = s ? strnlen(s, max + 1) : 0;
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 kl_store_dc_status kl_store_dc_status_of(const kl_store_devicecode *d)
 {
     if (d && d->status && !strcmp(d->status, "approved"))
@@ -67,8 +53,9 @@ int kl_store_devicecode_create(kl_store *st, const unsigned char hash[32],
                                const kl_store_devicecode *d, int64_t keep_s)
 {
     if (!st || !hash || !d || !valid_user_code(d->user_code) ||
-        !valid_text(d->client_id, KL_MAX_PRINCIPAL_ID) ||
-        !valid_text(d->scope, KL_DEVICE_SCOPE_MAX) || d->expires_at <= d->created_at || keep_s < 0)
+        !kl_q_text_ok(d->client_id, KL_MAX_PRINCIPAL_ID, false) ||
+        !kl_q_text_ok(d->scope, KL_DEVICE_SCOPE_MAX, false) || d->expires_at <= d->created_at ||
+        keep_s < 0)
         return KL_EINVAL;
     int err = kl_q_begin_unannounced(st);
     if (err)
@@ -98,8 +85,8 @@ int kl_store_devicecode_by_user_code(kl_store *st, const char *user_code, kl_sto
 int kl_store_devicecode_decide(kl_store *st, const char *user_code, const char *user_oid,
                                const char *session_id, int64_t auth_time, int64_t now)
 {
-    if (!st || !valid_user_code(user_code) || (user_oid && !valid_text(user_oid, 64)) ||
-        (user_oid && !valid_text(session_id, 64)))
+    if (!st || !valid_user_code(user_code) || (user_oid && !kl_q_text_ok(user_oid, 64, false)) ||
+        (user_oid && !kl_q_text_ok(session_id, 64, false)))
         return KL_EINVAL;
     int64_t changed = 0, one = 0;
     int err = kl_q_begin_unannounced(st);

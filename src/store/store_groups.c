@@ -13,10 +13,7 @@
 #include "store/query.h"
 #include "store/store.h"
 
-#define COL(t, type, member)                                                                       \
-    {                                                                                              \
-        KL_COL_##t, offsetof(type, member)                                                         \
-    }
+#define COL KL_MAP_COL
 
 static const kl_col group_cols[] = {
     COL(TEXT, kl_store_group, object_id),     COL(TEXT, kl_store_group, display_name),
@@ -39,25 +36,12 @@ static const kl_rowmap membership_map = KL_ROWMAP(membership, membership_cols);
     "SELECT p.object_id, p.display_name, g.mail_nickname, g.description, p.created_at "            \
     "FROM security_groups g JOIN principals p ON p.pk = g.principal_pk "
 
-static bool valid_text(const char *s, size_t max, bool required)
-{
-    if (!s)
-        return !required;
-    size_t n = strnlen(s, max + 1);
-    if ((required && n == 0) || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 int kl_store_create_group(kl_store *st, const kl_store_group *g)
 {
     if (!st || !g || !g->object_id || !kl_uuid_valid(g->object_id, strlen(g->object_id)) ||
-        !valid_text(g->display_name, KL_STORE_MAX_DISPLAY_NAME, true) ||
-        !valid_text(g->mail_nickname, KL_MAX_MAIL_NICKNAME, true) ||
-        !valid_text(g->description, KL_MAX_GROUP_DESCRIPTION, false))
+        !kl_q_text_ok(g->display_name, KL_STORE_MAX_DISPLAY_NAME, false) ||
+        !kl_q_text_ok(g->mail_nickname, KL_MAX_MAIL_NICKNAME, false) ||
+        !kl_q_text_ok(g->description, KL_MAX_GROUP_DESCRIPTION, true))
         return KL_EINVAL;
     char *oid = kl_q_lower(g->object_id);
     if (!oid)

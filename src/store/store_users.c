@@ -13,10 +13,7 @@
 #include "store/query.h"
 #include "store/store.h"
 
-#define COL(t, type, member)                                                                       \
-    {                                                                                              \
-        KL_COL_##t, offsetof(type, member)                                                         \
-    }
+#define COL KL_MAP_COL
 
 static const kl_col user_cols[] = {
     COL(TEXT, kl_store_user, object_id),    COL(TEXT, kl_store_user, upn),
@@ -47,17 +44,6 @@ static const kl_rowmap failure_map = KL_ROWMAP(kl_store_signin_failures, failure
     "CASE WHEN u.pw_hash IS NULL THEN 0 ELSE 1 END, p.created_at, u.password_changed_at "          \
     "FROM users u JOIN principals p ON p.pk = u.principal_pk "
 
-static bool valid_text(const char *s, size_t max)
-{
-    size_t n = s ? strnlen(s, max + 1) : 0;
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 static bool valid_password(const kl_store_password *pw)
 {
     return !pw || !pw->hash ||
@@ -68,8 +54,8 @@ static bool valid_password(const kl_store_password *pw)
 int kl_store_create_user(kl_store *st, const kl_store_user *u, const kl_store_password *pw)
 {
     if (!st || !u || !u->object_id || !kl_uuid_valid(u->object_id, strlen(u->object_id)) ||
-        !valid_text(u->upn, KL_MAX_UPN) ||
-        !valid_text(u->display_name, KL_STORE_MAX_DISPLAY_NAME) || !valid_password(pw))
+        !kl_q_text_ok(u->upn, KL_MAX_UPN, false) ||
+        !kl_q_text_ok(u->display_name, KL_STORE_MAX_DISPLAY_NAME, false) || !valid_password(pw))
         return KL_EINVAL;
     char *oid = kl_q_lower(u->object_id);
     char *lupn = kl_q_lower(u->upn);
@@ -137,7 +123,7 @@ int kl_store_update_user(kl_store *st, const char *object_id, const char *displa
                          int64_t now)
 {
     if (!st || !object_id ||
-        (display_name && !valid_text(display_name, KL_STORE_MAX_DISPLAY_NAME)) ||
+        (display_name && !kl_q_text_ok(display_name, KL_STORE_MAX_DISPLAY_NAME, false)) ||
         (pw && (!pw->hash || !valid_password(pw))))
         return KL_EINVAL;
     char *oid = kl_q_lower(object_id);

@@ -37,10 +37,9 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-lockout-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
+    assert_int_equal(
+        test_store_dir_open("lockout", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st),
+        0);
     kl_store_user *u = NULL;
     char why[128];
     assert_int_equal(kl_users_create(f->st, "Ann@Example.com", "Ann", PW, strlen(PW), false, &u,
@@ -55,19 +54,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kl_store_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    test_store_dir_close(f->st, f->dir);
     free(f);
     return 0;
 }

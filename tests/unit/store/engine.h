@@ -7,12 +7,16 @@
 #ifndef KL_TEST_STORE_ENGINE_H
 #define KL_TEST_STORE_ENGINE_H
 
+#include <dirent.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/err.h"
+#include "common/util.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -100,6 +104,89 @@ static inline int test_store_open(const char *path, kl_store **st)
     PQfinish(c);
     test_pg_url(db, url, sizeof(url));
     return kl_store_open(url, st);
+}
+
+/* Empties dir (the store's file and what SQLite keeps beside it) and removes it. */
+static inline void test_dir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[512];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* The fixture every store test starts from: makes a fresh directory /tmp/kl-<tag>-XXXXXX
+ * into dir, names the store's file keyless.db in it into path (on PostgreSQL, the path
+ * the test's database is named after: keep tag distinct per test file) and opens the
+ * store there into *st. 0 on success; KL_EIO if the names do not fit or the directory
+ * cannot be made; else test_store_open's error. */
+static inline int test_store_dir_open(const char *tag, char *dir, size_t dirlen, char *path,
+                                      size_t pathlen, kl_store **st)
+{
+    int n = snprintf(dir, dirlen, "/tmp/kl-%s-XXXXXX", tag);
+    if (n < 0 || (size_t)n >= dirlen || !mkdtemp(dir))
+        return KL_EIO;
+    n = snprintf(path, pathlen, "%s/keyless.db", dir);
+    if (n < 0 || (size_t)n >= pathlen)
+        return KL_EIO;
+    return test_store_open(path, st);
+}
+
+/* Undoes test_store_dir_open: closes st and removes dir with all in it. */
+static inline void test_store_dir_close(kl_store *st, const char *dir)
+{
+    kl_store_close(st);
+    test_dir_remove(dir);
+}
+
+/* The fixture most store tests share: a store of their own in a fresh directory
+ * (test_store_dir_open), and a counter that makes GUIDs distinct (test_next_guid). */
+typedef struct test_store_fixture {
+    char dir[64];
+    char path[128];
+    kl_store *st;
+    unsigned seq;
+} test_store_fixture;
+
+/* For a cmocka setup: *state becomes a test_store_fixture whose store is open in
+ * /tmp/kl-<tag>-XXXXXX. Returns 0, or -1 (cmocka then fails the test) when it cannot. */
+static inline int test_store_fixture_setup(void **state, const char *tag)
+{
+    test_store_fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    int err = test_store_dir_open(tag, f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st);
+    if (err) {
+        fprintf(stderr, "test: cannot open a store for %s: %d\n", tag, err);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+/* For a cmocka teardown: undoes test_store_fixture_setup. */
+static inline int test_store_fixture_teardown(void **state)
+{
+    test_store_fixture *f = *state;
+    test_store_dir_close(f->st, f->dir);
+    free(f);
+    return 0;
+}
+
+/* A fresh GUID-shaped name, distinct per call on the same counter. */
+static inline void test_next_guid(unsigned *seq, char out[KL_UUID_LEN + 1])
+{
+    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++*seq);
 }
 
 static inline long long raw_int(const char *path, const char *sql)

@@ -18,53 +18,20 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-    unsigned seq;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-appc-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    char p[256];
-    snprintf(p, sizeof(p), "%s/keyless.db", f->dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/keyless.db-wal", f->dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/keyless.db-shm", f->dir);
-    unlink(p);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
+    return test_store_fixture_setup(state, "appc");
 }
 
 static void create_app(fixture *f, const char *name, char oid[KL_UUID_LEN + 1],
                        char app[KL_UUID_LEN + 1])
 {
     char sp[KL_UUID_LEN + 1];
-    next_guid(f, oid);
-    next_guid(f, app);
-    next_guid(f, sp);
+    test_next_guid(&f->seq, oid);
+    test_next_guid(&f->seq, app);
+    test_next_guid(&f->seq, sp);
     kl_store_application a = {.object_id = oid,
                               .app_id = app,
                               .display_name = (char *)name,
@@ -83,7 +50,7 @@ typedef struct row {
 
 static void make_row(fixture *f, row *r, unsigned n, int64_t created)
 {
-    next_guid(f, r->key_id);
+    test_next_guid(&f->seq, r->key_id);
     snprintf(r->sha1, sizeof(r->sha1), "%040u", n);
     snprintf(r->sha256, sizeof(r->sha256), "%043u", n);
     r->k = (kl_store_key_credential){.key_id = r->key_id,
@@ -152,7 +119,7 @@ static void test_refusals(void **state)
     char oid[37], app[37], oid2[37], app2[37], ghost[37];
     create_app(f, "one", oid, app);
     create_app(f, "two", oid2, app2);
-    next_guid(f, ghost);
+    test_next_guid(&f->seq, ghost);
     row a, b;
     make_row(f, &a, 1, 10);
     make_row(f, &b, 1, 11); /* same thumbprint as a */
@@ -256,8 +223,8 @@ static void test_federated(void **state)
     fixture *f = *state;
     char oid[37], app[37], id1[37], id2[37];
     create_app(f, "fed", oid, app);
-    next_guid(f, id1);
-    next_guid(f, id2);
+    test_next_guid(&f->seq, id1);
+    test_next_guid(&f->seq, id2);
     kl_store_federated_credential a = {.id = id1,
                                        .name = "Main",
                                        .issuer = "https://i",
@@ -303,11 +270,11 @@ static void test_federated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_set_keep_remove, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cascade_and_load, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_use_jti, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_federated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_keep_remove, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_cascade_and_load, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_use_jti, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_federated, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

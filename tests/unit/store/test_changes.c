@@ -22,55 +22,23 @@
 
 #define SUB "/subscriptions/00000000-0000-0000-0000-000000000001"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-    unsigned seq;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-chg-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    char p[192];
-    const char *files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
+    return test_store_fixture_setup(state, "chg");
 }
 
 static void make_user(fixture *f, char out[KL_UUID_LEN + 1])
 {
-    next_guid(f, out);
+    test_next_guid(&f->seq, out);
     kl_store_principal p = {.object_id = out, .type = "User", .display_name = "u", .enabled = true};
     assert_int_equal(kl_store_create_principal(f->st, &p), 0);
 }
 
 static void assign(fixture *f, const char *principal, const char *scope, char name[KL_UUID_LEN + 1])
 {
-    next_guid(f, name);
+    test_next_guid(&f->seq, name);
     kl_store_role_assignment ra = {.name = name,
                                    .scope = (char *)scope,
                                    .principal_id = (char *)principal,
@@ -272,14 +240,19 @@ static void test_refused_write_logs_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_nothing_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_changed, setup, test_store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_assignment_changes_name_their_principal, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_other_writes_mean_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_many_principals_mean_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_log_is_pruned_and_gap_means_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_around_the_store_means_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_write_logs_nothing, setup, teardown),
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_other_writes_mean_full, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_principals_mean_full, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_log_is_pruned_and_gap_means_full, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_write_around_the_store_means_full, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_write_logs_nothing, setup,
+                                        test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,23 +37,6 @@ typedef struct fixture {
     unsigned seq;
 } fixture;
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void load_admin(fixture *f)
 {
     kl_store_tenant *t = NULL;
@@ -66,10 +49,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-dir-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
+    assert_int_equal(
+        test_store_dir_open("dir", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st), 0);
     load_admin(f);
     *state = f;
     return 0;
@@ -78,8 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kl_store_close(f->st);
-    remove_dir(f->dir);
+    test_store_dir_close(f->st, f->dir);
     free(f);
     return 0;
 }
@@ -89,12 +69,6 @@ static void reopen(fixture *f)
     kl_store_close(f->st);
     f->st = NULL;
     assert_int_equal(test_store_open(f->path, &f->st), 0);
-}
-
-/* A fresh GUID-shaped name, distinct per call. */
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
 }
 
 static int put_assignment(fixture *f, const char *name, const char *scope, const char *principal,
@@ -116,7 +90,7 @@ static void assign(fixture *f, const char *scope, const char *principal, const c
                    char out[KL_UUID_LEN + 1])
 {
     bool created = false;
-    next_guid(f, out);
+    test_next_guid(&f->seq, out);
     assert_int_equal(put_assignment(f, out, scope, principal, role, true, &created), 0);
     assert_true(created);
 }
@@ -134,9 +108,9 @@ static void create_app(fixture *f, const char *name, kl_store_application *out_i
                        char oid[KL_UUID_LEN + 1], char app[KL_UUID_LEN + 1],
                        char sp[KL_UUID_LEN + 1])
 {
-    next_guid(f, oid);
-    next_guid(f, app);
-    next_guid(f, sp);
+    test_next_guid(&f->seq, oid);
+    test_next_guid(&f->seq, app);
+    test_next_guid(&f->seq, sp);
     kl_store_application a = {.object_id = oid,
                               .app_id = app,
                               .display_name = (char *)name,
@@ -307,9 +281,9 @@ static void test_applications(void **state)
 
     /* Names are unique case-insensitively; the refused create wrote nothing. */
     char oid2[37], app2[37], sp2[37];
-    next_guid(f, oid2);
-    next_guid(f, app2);
-    next_guid(f, sp2);
+    test_next_guid(&f->seq, oid2);
+    test_next_guid(&f->seq, app2);
+    test_next_guid(&f->seq, sp2);
     kl_store_application dup = {.object_id = oid2,
                                 .app_id = app2,
                                 .display_name = "MY-APP",
@@ -360,10 +334,10 @@ static void test_service_principal_later(void **state)
 {
     fixture *f = *state;
     char oid[37], app[37], sp[37], other[37];
-    next_guid(f, oid);
-    next_guid(f, app);
-    next_guid(f, sp);
-    next_guid(f, other);
+    test_next_guid(&f->seq, oid);
+    test_next_guid(&f->seq, app);
+    test_next_guid(&f->seq, sp);
+    test_next_guid(&f->seq, other);
     kl_store_application a = {
         .object_id = oid, .app_id = app, .display_name = "later", .enabled = true, .created_at = 5};
     assert_int_equal(kl_store_create_application(f->st, &a), 0);
@@ -397,10 +371,10 @@ static void test_principals(void **state)
 {
     fixture *f = *state;
     char user[37], group[37], mi[37], mi_app[37];
-    next_guid(f, user);
-    next_guid(f, group);
-    next_guid(f, mi);
-    next_guid(f, mi_app);
+    test_next_guid(&f->seq, user);
+    test_next_guid(&f->seq, group);
+    test_next_guid(&f->seq, mi);
+    test_next_guid(&f->seq, mi_app);
     kl_store_principal p = {
         .object_id = user, .type = "User", .display_name = "u", .enabled = true};
     assert_int_equal(kl_store_create_principal(f->st, &p), 0);
@@ -460,13 +434,13 @@ static void test_assignment_uniqueness(void **state)
     char oid[37], app[37], sp[37], name[37], other[37];
     create_app(f, "svc", NULL, oid, app, sp);
     bool created = false;
-    next_guid(f, name);
+    test_next_guid(&f->seq, name);
     assert_int_equal(put_assignment(f, name, RG, sp, READER, true, &created), 0);
     assert_true(created);
 
     /* The same (scope, principal, role) under another name: 409 territory. The scope
      * is compared case-insensitively, as ARM ids are. */
-    next_guid(f, other);
+    test_next_guid(&f->seq, other);
     assert_int_equal(put_assignment(f, other, RG, sp, READER, true, &created), KL_EEXIST);
     assert_int_equal(put_assignment(f, other, SUB "/RESOURCEGROUPS/RG", sp, READER, true, &created),
                      KL_EEXIST);
@@ -484,8 +458,8 @@ static void test_assignment_uniqueness(void **state)
 
     /* Unknown principal; custom role that does not exist. */
     char ghost[37], n3[37];
-    next_guid(f, ghost);
-    next_guid(f, n3);
+    test_next_guid(&f->seq, ghost);
+    test_next_guid(&f->seq, n3);
     assert_int_equal(put_assignment(f, n3, RG, ghost, READER, true, &created), KL_ENOTFOUND);
     assert_int_equal(put_assignment(f, n3, RG, sp, CUSTOM, false, &created), KL_EINVAL);
 
@@ -689,9 +663,9 @@ static void test_hostile_names(void **state)
     memset(big, 'a', 10 * 1024);
     big[10 * 1024] = '\0';
     char o2[37], a2[37], s2[37];
-    next_guid(f, o2);
-    next_guid(f, a2);
-    next_guid(f, s2);
+    test_next_guid(&f->seq, o2);
+    test_next_guid(&f->seq, a2);
+    test_next_guid(&f->seq, s2);
     kl_store_application bad = {.object_id = o2, .app_id = a2, .sp_object_id = s2};
     bad.display_name = big;
     assert_int_equal(kl_store_create_application(f->st, &bad), KL_EINVAL);

@@ -24,37 +24,11 @@
 
 #define SUB "00000000-0000-0000-0000-000000000000"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-eng-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    char p[192];
-    const char *files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "eng");
 }
 
 static void put_account(kl_store *st, const char *name, unsigned char fill)
@@ -250,10 +224,14 @@ int main(void)
         cmocka_unit_test(test_url_with_password_refused),
         cmocka_unit_test(test_url_unknown_scheme_refused),
         cmocka_unit_test(test_unreachable_server),
-        cmocka_unit_test_setup_teardown(test_generation_moves_with_commits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_sees_other_node, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_retries_failed_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_moves_with_commits, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_start, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_sees_other_node, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_retries_failed_apply, setup,
+                                        test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,31 +38,12 @@ typedef struct fixture {
     unsigned seq;
 } fixture;
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-mi-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
+    assert_int_equal(
+        test_store_dir_open("mi", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st), 0);
     kl_store_tenant *t = NULL;
     assert_int_equal(kl_store_get_tenant(f->st, &t), 0);
     snprintf(f->admin, sizeof(f->admin), "%s", t->admin_object_id);
@@ -74,15 +55,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kl_store_close(f->st);
-    remove_dir(f->dir);
+    test_store_dir_close(f->st, f->dir);
     free(f);
     return 0;
-}
-
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
 }
 
 /* A spec with fresh system ids (whether or not they get used). */
@@ -94,8 +69,8 @@ typedef struct spec_buf {
 static const kl_store_identity_spec *spec(fixture *f, spec_buf *b, bool system,
                                           const char *const *user, size_t n_user)
 {
-    next_guid(f, b->oid);
-    next_guid(f, b->cid);
+    test_next_guid(&f->seq, b->oid);
+    test_next_guid(&f->seq, b->cid);
     b->s = (kl_store_identity_spec){.system = system,
                                     .system_object_id = b->oid,
                                     .system_client_id = b->cid,
@@ -128,8 +103,8 @@ static void put_uami(fixture *f, const char *name, char oid[KL_UUID_LEN + 1],
 {
     char id[256];
     snprintf(id, sizeof(id), UAMIS "%s", name);
-    next_guid(f, oid);
-    next_guid(f, cid);
+    test_next_guid(&f->seq, oid);
+    test_next_guid(&f->seq, cid);
     kl_store_identity i = {.resource_id = id,
                            .subscription = "00000000-0000-0000-0000-000000000000",
                            .resource_group = "rg",
@@ -148,7 +123,7 @@ static void put_uami(fixture *f, const char *name, char oid[KL_UUID_LEN + 1],
 static void assign(fixture *f, const char *scope, const char *principal, const char *role,
                    char out[KL_UUID_LEN + 1])
 {
-    next_guid(f, out);
+    test_next_guid(&f->seq, out);
     kl_store_role_assignment ra = {.name = out,
                                    .scope = (char *)scope,
                                    .principal_id = (char *)principal,
@@ -401,8 +376,8 @@ static void test_update_keeps_ids(void **state)
     char oid[37], cid[37];
     put_uami(f, "id1", oid, cid);
     char oid2[37], cid2[37];
-    next_guid(f, oid2);
-    next_guid(f, cid2);
+    test_next_guid(&f->seq, oid2);
+    test_next_guid(&f->seq, cid2);
     kl_store_identity i = {.resource_id = UAMIS "ID1",
                            .subscription = "00000000-0000-0000-0000-000000000000",
                            .resource_group = "rg",
@@ -426,7 +401,7 @@ static void test_update_keeps_ids(void **state)
     assert_int_equal(got->modified_at, 99);
     kl_store_identity_free(got);
     /* Ids in use by another principal. */
-    next_guid(f, oid2);
+    test_next_guid(&f->seq, oid2);
     i.resource_id = UAMIS "id2";
     i.name = "id2";
     i.object_id = oid2;

@@ -31,23 +31,6 @@ typedef struct fixture {
     kl_store *st;
 } fixture;
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void put_site(kl_store *st, const char *name)
 {
     char id[256];
@@ -70,10 +53,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-ih-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
+    assert_int_equal(
+        test_store_dir_open("ih", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->st), 0);
     put_site(f->st, "web");
     put_site(f->st, "api");
     *state = f;
@@ -83,8 +64,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    kl_store_close(f->st);
-    remove_dir(f->dir);
+    test_store_dir_close(f->st, f->dir);
     free(f);
     return 0;
 }

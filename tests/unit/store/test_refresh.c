@@ -20,53 +20,16 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-    unsigned seq;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-refresh-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
+    return test_store_fixture_setup(state, "refresh");
 }
 
 static int add_user(fixture *f, const char *upn, char oid[KL_UUID_LEN + 1], bool with_pw)
 {
-    next_guid(f, oid);
+    test_next_guid(&f->seq, oid);
     kl_store_user u = {.object_id = oid,
                        .upn = (char *)upn,
                        .display_name = "Some One",
@@ -220,9 +183,11 @@ static void test_revocations_and_prune(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rotation_and_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revocations_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_and_reuse, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_revocations_and_prune, setup,
+                                        test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,43 +19,11 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    DIR *d = opendir(f->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "store");
 }
 
 static void reopen(fixture *f)
@@ -717,23 +685,29 @@ static void test_bad_inputs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_file_mode_and_pragmas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_existing_file_tightened, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_account_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_name_across_groups, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_usage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_network_acls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deployments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sql_metacharacters_literal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_mode_and_pragmas, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_existing_file_tightened, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_account_crud, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_unique_name_across_groups, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_key_usage, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_network_acls, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_deployments, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_cascades, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_survives_reopen, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_sql_metacharacters_literal, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_load_all, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_inputs, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
 }

@@ -19,37 +19,11 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-sts-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    char p[200];
-    static const char *const files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return test_store_fixture_setup(state, "sts");
 }
 
 static kl_store_signing_key key(const char *kid, int64_t active)
@@ -187,9 +161,9 @@ static void test_append_signins(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_signing_key_modes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_app_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_signins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_modes, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_app_secrets, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_append_signins, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

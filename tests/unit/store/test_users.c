@@ -20,53 +20,16 @@
 #include "store/store.h"
 #include "engine.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    kl_store *st;
-    unsigned seq;
-} fixture;
+typedef test_store_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-users-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(test_store_open(f->path, &f->st), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    kl_store_close(f->st);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void next_guid(fixture *f, char out[KL_UUID_LEN + 1])
-{
-    snprintf(out, KL_UUID_LEN + 1, "00000000-0000-4000-8000-%012u", ++f->seq);
+    return test_store_fixture_setup(state, "users");
 }
 
 static int add_user(fixture *f, const char *upn, char oid[KL_UUID_LEN + 1], bool with_pw)
 {
-    next_guid(f, oid);
+    test_next_guid(&f->seq, oid);
     kl_store_user u = {.object_id = oid,
                        .upn = (char *)upn,
                        .display_name = "Some One",
@@ -78,7 +41,7 @@ static int add_user(fixture *f, const char *upn, char oid[KL_UUID_LEN + 1], bool
 
 static void add_group(fixture *f, char oid[KL_UUID_LEN + 1])
 {
-    next_guid(f, oid);
+    test_next_guid(&f->seq, oid);
     kl_store_group g = {.object_id = oid, .display_name = "g", .mail_nickname = "g"};
     assert_int_equal(kl_store_create_group(f->st, &g), 0);
 }
@@ -289,13 +252,13 @@ static void test_group_nesting(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_user_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_user_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signin_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_members, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_cycles, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_nesting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_user_names, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_user_update, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_signin_failures, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_group_members, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_group_cycles, setup, test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_group_nesting, setup, test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
