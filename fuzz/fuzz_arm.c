@@ -99,7 +99,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
     CHECK(json_is_object(body));
 
     kl_account_input a;
-    if (kl_arm_parse_account(body, "demo", NULL, &a, &e) == 0) {
+    if (kl_resource_parse_account(body, "demo", NULL, &a, &e) == 0) {
         CHECK(object_text(a.sku) && object_text(a.tags) && object_text(a.properties));
         CHECK(strcmp(a.kind, "OpenAI") == 0 || strcmp(a.kind, "AIServices") == 0);
         kl_store_account sa = {.id = "/subscriptions/s/resourceGroups/g/providers/"
@@ -113,22 +113,22 @@ static void fuzz_body(const uint8_t *data, size_t size)
                                .tags = a.tags,
                                .properties = a.properties,
                                .etag = "e"};
-        json_t *out = kl_arm_account_json(&sa, "https://h");
+        json_t *out = kl_resource_account_json(&sa, "https://h");
         CHECK(out);
         /* Read-only members always come from us. */
         json_t *p = json_object_get(out, "properties");
         CHECK(strcmp(json_string_value(json_object_get(p, "endpoint")),
                      "https://h/accounts/demo/") == 0);
         json_decref(out);
-        kl_account_input_free(&a);
+        kl_resource_account_input_free(&a);
     }
 
     kl_deployment_input d;
-    if (kl_arm_parse_deployment(body, "dep", &d, &e) == 0) {
+    if (kl_resource_parse_deployment(body, "dep", &d, &e) == 0) {
         CHECK(object_text(d.sku));
         CHECK(!d.model || object_text(d.model));
         if (strcmp(d.backend, "upstream") == 0) {
-            CHECK(kl_arm_valid_upstream_url(d.url) && d.upstream_model);
+            CHECK(kl_resource_valid_upstream_url(d.url) && d.upstream_model);
             CHECK(d.url[strlen(d.url) - 1] != '/');
             if (d.credential)
                 for (const char *c = d.credential; *c; c++)
@@ -136,7 +136,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
         } else {
             CHECK(strcmp(d.backend, "echo") == 0 && !d.url && !d.credential);
         }
-        kl_deployment_input_free(&d);
+        kl_resource_deployment_input_free(&d);
     } else {
         /* A refusal never repeats the credential it was given. */
         const char *cred = json_string_value(json_object_get(
@@ -146,7 +146,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
     }
 
     int slot = 0;
-    if (kl_arm_parse_key_name(body, &slot, &e) == 0)
+    if (kl_resource_parse_key_name(body, &slot, &e) == 0)
         CHECK(slot == 1 || slot == 2);
     json_decref(body);
 }

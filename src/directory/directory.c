@@ -10,14 +10,14 @@
 static const char *const type_names[] = {KL_PRINCIPAL_TYPE_SP, KL_PRINCIPAL_TYPE_MI,
                                          KL_PRINCIPAL_TYPE_USER, KL_PRINCIPAL_TYPE_GROUP};
 
-const char *kl_principal_type_name(kl_principal_type t)
+const char *kl_directory_principal_type_name(kl_principal_type t)
 {
     if ((unsigned)t >= sizeof(type_names) / sizeof(type_names[0]))
         return "?";
     return type_names[t];
 }
 
-int kl_principal_type_parse(const char *s, kl_principal_type *out)
+int kl_directory_principal_type_parse(const char *s, kl_principal_type *out)
 {
     for (size_t i = 0; s && i < sizeof(type_names) / sizeof(type_names[0]); i++) {
         if (strcmp(s, type_names[i]) == 0) {
@@ -28,9 +28,10 @@ int kl_principal_type_parse(const char *s, kl_principal_type *out)
     return KL_EINVAL;
 }
 
-const char *kl_principal_type_arm(kl_principal_type t)
+const char *kl_directory_principal_type_arm(kl_principal_type t)
 {
-    return t == KL_PRINCIPAL_MANAGED_IDENTITY ? KL_PRINCIPAL_TYPE_SP : kl_principal_type_name(t);
+    return t == KL_PRINCIPAL_MANAGED_IDENTITY ? KL_PRINCIPAL_TYPE_SP
+                                              : kl_directory_principal_type_name(t);
 }
 
 /* Length of the UTF-8 sequence at s[0..n), or 0 if it is not well formed (overlong

@@ -19,12 +19,12 @@ typedef enum kl_principal_type {
 
 /* "ServicePrincipal", "ManagedIdentity", "User", "Group" (the store's spelling); "?" for
  * anything else. Static strings. */
-const char *kl_principal_type_name(kl_principal_type t);
-/* The inverse of kl_principal_type_name (exact spelling). 0 or KL_EINVAL. */
-int kl_principal_type_parse(const char *s, kl_principal_type *out);
+const char *kl_directory_principal_type_name(kl_principal_type t);
+/* The inverse of kl_directory_principal_type_name (exact spelling). 0 or KL_EINVAL. */
+int kl_directory_principal_type_parse(const char *s, kl_principal_type *out);
 /* The principalType Azure shows in role assignments: managed identities are
  * "ServicePrincipal" there, as in Azure. */
-const char *kl_principal_type_arm(kl_principal_type t);
+const char *kl_directory_principal_type_arm(kl_principal_type t);
 
 /* Application display names: 1..KL_DIRECTORY_MAX_APP_NAME characters of valid UTF-8,
  * without control characters. */

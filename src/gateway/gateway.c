@@ -503,12 +503,12 @@ static kl_snapshot *worker_snapshot(gw_worker *w)
         kl_snapshot *s = kl_snapshot_acquire_fenced(w->g->holder, &f, &fg);
         if (s) {
             kl_snapshot_release(w->snap);
-            kl_fence_release(w->fence);
+            kl_snapshot_fence_release(w->fence);
             w->snap = s;
             w->fence = f;
             w->fence_gen = fg;
         } else {
-            kl_fence_release(f);
+            kl_snapshot_fence_release(f);
         }
     }
     return w->snap;
@@ -669,7 +669,7 @@ static int admit(kl_gateway *g, gw_worker *w, kl_http_req *r, kl_gateway_route *
     kl_http_req_log_field(r, "account", acct->name);
     /* A saved change to this account (a revoked key, a removed grant) is not in snap:
      * nothing of the account is served from it, not even to a still-valid credential. */
-    if (kl_fence_covers(w->fence, acct->id)) {
+    if (kl_snapshot_fence_covers(w->fence, acct->id)) {
         kl_gateway_reply_change_pending(r);
         return -1;
     }
@@ -759,6 +759,6 @@ void kl_gateway_thread_fini(kl_gateway *g, void *state)
     kl_tokcache_free(w->tokens);
     if (w->snap)
         kl_snapshot_release(w->snap);
-    kl_fence_release(w->fence);
+    kl_snapshot_fence_release(w->fence);
     free(w);
 }

@@ -16,7 +16,7 @@
 #include "imds/idselect.h"
 #include "imds/imdsreq.h"
 #include "imds/mitoken.h"
-#include "policy/idheader.h"
+#include "policy/idheaders.h"
 #include "policy/signins.h"
 #include "policy/sts.h"
 
@@ -286,7 +286,8 @@ static void serve(kl_imds *m, kl_http_req *r, style st, const kl_snapshot *snap,
     }
     /* A change to this resource or identity that is saved but not yet built: fail closed
      * rather than hand out a token the change may have revoked (design T19). */
-    if (kl_fence_covers(fence, c->id) || kl_fence_covers(fence, mi->resource_id)) {
+    if (kl_snapshot_fence_covers(fence, c->id) ||
+        kl_snapshot_fence_covers(fence, mi->resource_id)) {
         kl_http_set_header(r, "Retry-After", KL_SNAPSHOT_RETRY_AFTER);
         fail(r, st, 503, "temporarily_unavailable",
              "The identity's configuration is being updated; try again shortly");
@@ -324,7 +325,7 @@ static void imds_token(kl_imds *m, kl_http_req *r)
         const kl_compute *vm = m->vm ? kl_snapshot_compute(snap, KL_COMPUTE_VM, m->vm) : NULL;
         serve(m, r, IMDS, snap, fence, vm, &q);
     }
-    kl_fence_release(fence);
+    kl_snapshot_fence_release(fence);
     kl_snapshot_release(snap);
     kl_imdsreq_free(&q);
 }
@@ -347,7 +348,7 @@ static void appservice_token(kl_imds *m, kl_http_req *r)
     const char *site = NULL;
     unsigned char h[32] = {0};
     if (snap && kl_http_req_header_count(r, "X-IDENTITY-HEADER") == 1 && hn > 0 &&
-        hn <= KL_MAX_IDENTITY_HEADER && kl_idheader_hash(m->keys, hdr, hn, h) == 0)
+        hn <= KL_MAX_IDENTITY_HEADER && kl_idheaders_hash(m->keys, hdr, hn, h) == 0)
         site = kl_idheaders_lookup(kl_snapshot_idheaders(snap), h, kl_now_unix());
     OPENSSL_cleanse(h, sizeof(h));
     if (!snap) {
@@ -367,7 +368,7 @@ static void appservice_token(kl_imds *m, kl_http_req *r)
     serve(m, r, APPSERVICE, snap, fence, kl_snapshot_compute(snap, KL_COMPUTE_SITE, site), &q);
 out:
     kl_imdsreq_free(&q);
-    kl_fence_release(fence);
+    kl_snapshot_fence_release(fence);
     kl_snapshot_release(snap);
 }
 

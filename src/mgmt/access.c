@@ -135,10 +135,10 @@ void kl_mgmt_check_access(kl_mgmt_call *c)
         kl_rbac_grant g;
         have_ids = kl_rbac_decision_grant(&d, &g) && g.assignment_scope && g.assignment_id &&
                    g.role_id &&
-                   kl_arm_authz_id(g.assignment_scope, "roleAssignments", g.assignment_id, asg_id,
-                                   sizeof(asg_id)) == 0 &&
-                   kl_arm_assignment_role_definition_id(g.assignment_scope, g.role_id, role_id,
-                                                        sizeof(role_id)) == 0;
+                   kl_roles_authz_id(g.assignment_scope, "roleAssignments", g.assignment_id, asg_id,
+                                     sizeof(asg_id)) == 0 &&
+                   kl_roles_assignment_definition_id(g.assignment_scope, g.role_id, role_id,
+                                                     sizeof(role_id)) == 0;
     }
     json_t *body = json_object();
     if (body &&

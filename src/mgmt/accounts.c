@@ -47,7 +47,7 @@ static void free_key(kl_store_key *k)
 /* The account as ARM shows it, with its identity block; NULL on failure. */
 static json_t *account_json(kl_mgmt_call *c, const kl_store_account *a)
 {
-    json_t *o = kl_arm_account_json(a, c->m->public_base_url);
+    json_t *o = kl_resource_account_json(a, c->m->public_base_url);
     if (o && kl_mgmt_identity_member(c, o, a->id)) {
         json_decref(o);
         o = NULL;
@@ -91,13 +91,13 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "account_id");
         return;
     }
-    err = kl_arm_parse_account(c->body, n->account, NULL, &in, &e);
+    err = kl_resource_parse_account(c->body, n->account, NULL, &in, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         return;
     }
     if (!err && kl_mgmt_identity_prepare(c, id, false, &prep)) {
-        kl_account_input_free(&in);
+        kl_resource_account_input_free(&in);
         return;
     }
     /* Keys are made up front so that creating the account and its keys is one
@@ -144,7 +144,7 @@ void kl_mgmt_account_put(kl_mgmt_call *c)
 out:
     free_key(&keys[0]);
     free_key(&keys[1]);
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
     kl_identity_prep_free(&prep);
 }
 
@@ -157,7 +157,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     char etag[KL_UUID_LEN + 1];
     if (kl_mgmt_find_account(c, true, &base))
         return;
-    int err = kl_arm_parse_account(c->body, base->name, base, &in, &e);
+    int err = kl_resource_parse_account(c->body, base->name, base, &in, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         goto out;
@@ -198,7 +198,7 @@ void kl_mgmt_account_patch(kl_mgmt_call *c)
     kl_mgmt_applied(c);
     reply_account(c, 200);
 out:
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
     kl_identity_prep_free(&prep);
     kl_store_account_free(base);
 }
@@ -345,7 +345,7 @@ void kl_mgmt_account_regenerate_key(kl_mgmt_call *c)
     kl_arm_error e = {0};
     kl_store_account *a = NULL;
     kl_store_key k = {0};
-    if (kl_arm_parse_key_name(c->body, &slot, &e)) {
+    if (kl_resource_parse_key_name(c->body, &slot, &e)) {
         kl_mgmt_reply_error(c, &e);
         return;
     }

@@ -149,8 +149,8 @@ static void compute_write(kl_mgmt_call *c, const kind_info *k, const kl_store_co
         kl_mgmt_fail_internal(c, KL_EINTERNAL, "compute_id");
         return;
     }
-    int err = kl_arm_parse_tracked(c->body, base ? base->location : "local",
-                                   base ? base->tags : "{}", &location, &tags, &e);
+    int err = kl_resource_parse_tracked(c->body, base ? base->location : "local",
+                                        base ? base->tags : "{}", &location, &tags, &e);
     if (!err)
         err = parse_properties(c->body, base ? base->properties : NULL, &props, &e);
     if (err == KL_EINVAL) {

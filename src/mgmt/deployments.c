@@ -77,7 +77,7 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c)
     }
     if (err)
         return;
-    err = kl_arm_parse_deployment(c->body, c->names.deployment, &in, &e);
+    err = kl_resource_parse_deployment(c->body, c->names.deployment, &in, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         goto out;
@@ -126,7 +126,7 @@ void kl_mgmt_deployment_put(kl_mgmt_call *c)
         kl_mgmt_fail_internal(c, err, "get_deployment");
         goto out;
     }
-    json_t *body = kl_arm_deployment_json(got, a->id);
+    json_t *body = kl_resource_deployment_json(got, a->id);
     kl_mgmt_log_change(c, created ? "deployment_created" : "deployment_updated",
                        json_string_value(json_object_get(body, "id")));
     kl_mgmt_reply_json(c, created ? 201 : 200, body);
@@ -136,7 +136,7 @@ out:
         OPENSSL_cleanse(sealed, strlen(sealed));
         free(sealed);
     }
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
     kl_store_account_free(a);
 }
 
@@ -152,7 +152,7 @@ void kl_mgmt_deployment_get(kl_mgmt_call *c)
     else if (err)
         kl_mgmt_fail_internal(c, err, "get_deployment");
     else
-        kl_mgmt_reply_json(c, 200, kl_arm_deployment_json(d, a->id));
+        kl_mgmt_reply_json(c, 200, kl_resource_deployment_json(d, a->id));
     kl_store_deployment_free(d);
     kl_store_account_free(a);
 }
@@ -209,7 +209,7 @@ void kl_mgmt_deployments_list(kl_mgmt_call *c)
             if (!kl_mgmt_allowed(c, c->route->action, id))
                 continue;
         }
-        ok = json_array_append_new(value, kl_arm_deployment_json(list[i], a->id)) == 0;
+        ok = json_array_append_new(value, kl_resource_deployment_json(list[i], a->id)) == 0;
         shown++;
     }
     if (ok)

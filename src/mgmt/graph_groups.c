@@ -39,7 +39,7 @@ static json_t *group_json(const kl_store_group *g)
 static json_t *member_json(const kl_store_principal *p)
 {
     kl_principal_type t = KL_PRINCIPAL_USER;
-    (void)kl_principal_type_parse(p->type, &t);
+    (void)kl_directory_principal_type_parse(p->type, &t);
     const char *odata = t == KL_PRINCIPAL_USER    ? "#microsoft.graph.user"
                         : t == KL_PRINCIPAL_GROUP ? "#microsoft.graph.group"
                                                   : "#microsoft.graph.servicePrincipal";

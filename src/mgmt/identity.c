@@ -87,7 +87,7 @@ static int uami_key(const char *key, char *out, size_t outlen)
     return kl_mgmt_identity_scope(&names, out, outlen) ? 0 : KL_EINVAL;
 }
 
-int kl_arm_parse_identity(const json_t *v, bool patch, kl_identity_input *in, kl_arm_error *e)
+int kl_identity_parse(const json_t *v, bool patch, kl_identity_input *in, kl_arm_error *e)
 {
     memset(in, 0, sizeof(*in));
     if (!v || json_is_null(v))
@@ -174,8 +174,7 @@ static int set_new(json_t *o, const char *k, json_t *v)
     return v ? json_object_set_new(o, k, v) : -1;
 }
 
-int kl_arm_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant_id,
-                         json_t **out)
+int kl_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant_id, json_t **out)
 {
     *out = NULL;
     if (n == 0)
@@ -206,7 +205,7 @@ int kl_arm_identity_json(kl_store_identity *const *ids, size_t n, const char *te
     return 0;
 }
 
-json_t *kl_arm_uami_json(const kl_store_identity *i, const char *tenant_id)
+json_t *kl_identity_uami_json(const kl_store_identity *i, const char *tenant_id)
 {
     json_t *tags = i->tags ? json_loads(i->tags, 0, NULL) : NULL;
     if (!json_is_object(tags)) {
@@ -316,7 +315,7 @@ int kl_mgmt_identity_prepare(kl_mgmt_call *c, const char *host_id, bool patch, k
 {
     memset(p, 0, sizeof(*p));
     kl_arm_error e = {0};
-    int err = kl_arm_parse_identity(json_object_get(c->body, "identity"), patch, &p->in, &e);
+    int err = kl_identity_parse(json_object_get(c->body, "identity"), patch, &p->in, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         return err;
@@ -401,7 +400,7 @@ int kl_mgmt_identity_member(kl_mgmt_call *c, json_t *o, const char *host_id)
     json_t *member = NULL;
     int err = kl_store_host_identities(c->m->store, host_id, &ids, &n);
     if (!err)
-        err = kl_arm_identity_json(ids, n, kl_mgmt_tenant(c), &member);
+        err = kl_identity_json(ids, n, kl_mgmt_tenant(c), &member);
     if (!err && member && json_object_set_new(o, "identity", member))
         err = KL_ENOMEM;
     kl_store_identities_free(ids, n);
@@ -508,8 +507,8 @@ static void uami_write(kl_mgmt_call *c, const kl_store_identity *base)
     bool created = false;
     int64_t now = kl_now_unix();
     uami_id(c, id);
-    int err = kl_arm_parse_tracked(c->body, base ? base->location : "local",
-                                   base ? base->tags : "{}", &location, &tags, &e);
+    int err = kl_resource_parse_tracked(c->body, base ? base->location : "local",
+                                        base ? base->tags : "{}", &location, &tags, &e);
     if (err == KL_EINVAL) {
         kl_mgmt_reply_error(c, &e);
         return;
@@ -538,7 +537,7 @@ static void uami_write(kl_mgmt_call *c, const kl_store_identity *base)
     }
     kl_mgmt_log_change(c, created ? "identity_created" : "identity_updated", got->resource_id);
     kl_mgmt_applied(c);
-    kl_mgmt_reply_json(c, created ? 201 : 200, kl_arm_uami_json(got, kl_mgmt_tenant(c)));
+    kl_mgmt_reply_json(c, created ? 201 : 200, kl_identity_uami_json(got, kl_mgmt_tenant(c)));
 out:
     kl_store_identity_free(got);
     free(location);
@@ -564,7 +563,7 @@ void kl_mgmt_uami_get(kl_mgmt_call *c)
     kl_store_identity *i = NULL;
     if (find_uami(c, true, &i))
         return;
-    kl_mgmt_reply_json(c, 200, kl_arm_uami_json(i, kl_mgmt_tenant(c)));
+    kl_mgmt_reply_json(c, 200, kl_identity_uami_json(i, kl_mgmt_tenant(c)));
     kl_store_identity_free(i);
 }
 
@@ -609,7 +608,7 @@ void kl_mgmt_uamis_list(kl_mgmt_call *c)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        items[i] = kl_arm_uami_json(list[i], kl_mgmt_tenant(c));
+        items[i] = kl_identity_uami_json(list[i], kl_mgmt_tenant(c));
         ids[i] = list[i]->resource_id;
     }
     kl_mgmt_reply_filtered_list(c, items, ids, n);

@@ -32,15 +32,14 @@ typedef struct kl_identity_input {
 
 /* Validates v (the body's "identity" member, may be NULL). patch allows null values in
  * userAssignedIdentities. 0, KL_ENOMEM, or KL_EINVAL with e set (400). */
-int kl_arm_parse_identity(const json_t *v, bool patch, kl_identity_input *in, kl_arm_error *e);
+int kl_identity_parse(const json_t *v, bool patch, kl_identity_input *in, kl_arm_error *e);
 void kl_identity_input_free(kl_identity_input *in);
 
 /* The identity member of a resource from its identities (kl_store_host_identities:
  * system first); *out NULL when it has none (the member is then left out). */
-int kl_arm_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant_id,
-                         json_t **out);
+int kl_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant_id, json_t **out);
 /* A user-assigned identity as ARM shows it. NULL on allocation failure. */
-json_t *kl_arm_uami_json(const kl_store_identity *i, const char *tenant_id);
+json_t *kl_identity_uami_json(const kl_store_identity *i, const char *tenant_id);
 
 /* What a write of a host asks of its identities, ready for the store. */
 typedef struct kl_identity_prep {

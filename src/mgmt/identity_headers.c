@@ -12,7 +12,7 @@
 #include "common/limits.h"
 #include "common/util.h"
 #include "mgmt/internal.h"
-#include "policy/idheader.h"
+#include "policy/idheaders.h"
 
 #define SITE_ID_FMT "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Web/sites/%s"
 
@@ -38,7 +38,7 @@ void kl_mgmt_identity_header_put(kl_mgmt_call *c)
     snprintf(id, sizeof(id), "%s/identityHeaders/%s", site, c->names.launch);
     if (RAND_bytes(raw, sizeof(raw)) != 1 ||
         kl_b64url_encode(raw, sizeof(raw), secret, sizeof(secret)) < 0 ||
-        kl_idheader_hash(c->m->keys, secret, strlen(secret), hash) != 0) {
+        kl_idheaders_hash(c->m->keys, secret, strlen(secret), hash) != 0) {
         OPENSSL_cleanse(raw, sizeof(raw));
         kl_mgmt_fail_internal(c, KL_ECRYPTO, "identity_header_secret");
         return;

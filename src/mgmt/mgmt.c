@@ -676,8 +676,8 @@ static bool fence_check(kl_mgmt_call *c)
     uint64_t gen = 0;
     kl_fence *f = NULL;
     kl_snapshot_release(kl_snapshot_acquire_fenced(c->m->holder, &f, &gen));
-    bool covered = kl_fence_covers(f, scope);
-    kl_fence_release(f);
+    bool covered = kl_snapshot_fence_covers(f, scope);
+    kl_snapshot_fence_release(f);
     if (!covered)
         return true;
     schedule_retry(c->m);

@@ -132,8 +132,8 @@ static int parse_tags(const json_t *v, char **out, kl_arm_error *e)
     return (*out = dump(v)) ? 0 : KL_ENOMEM;
 }
 
-int kl_arm_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
-                         char **location, char **tags, kl_arm_error *e)
+int kl_resource_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
+                              char **location, char **tags, kl_arm_error *e)
 {
     *location = *tags = NULL;
     const json_t *loc = json_object_get(body, "location");
@@ -160,7 +160,7 @@ int kl_arm_parse_tracked(const json_t *body, const char *def_location, const cha
 
 /* ---------------------------------------------------------------- accounts */
 
-void kl_account_input_free(kl_account_input *in)
+void kl_resource_account_input_free(kl_account_input *in)
 {
     if (!in)
         return;
@@ -418,8 +418,8 @@ out:
     return err;
 }
 
-int kl_arm_parse_account(const json_t *body, const char *name, const kl_store_account *base,
-                         kl_account_input *in, kl_arm_error *e)
+int kl_resource_parse_account(const json_t *body, const char *name, const kl_store_account *base,
+                              kl_account_input *in, kl_arm_error *e)
 {
     memset(in, 0, sizeof(*in));
     int err = 0;
@@ -480,7 +480,7 @@ int kl_arm_parse_account(const json_t *body, const char *name, const kl_store_ac
     err = parse_account_properties(json_object_get(body, "properties"), name, base, in, e);
 out:
     if (err)
-        kl_account_input_free(in);
+        kl_resource_account_input_free(in);
     return err;
 }
 
@@ -513,7 +513,7 @@ static json_t *endpoints_json(const char *endpoint)
     return o;
 }
 
-json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_url)
+json_t *kl_resource_account_json(const kl_store_account *a, const char *public_base_url)
 {
     json_t *o = json_object();
     json_t *props = load_object(a->properties);
@@ -578,7 +578,7 @@ json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_u
 
 /* ---------------------------------------------------------------- deployments */
 
-void kl_deployment_input_free(kl_deployment_input *in)
+void kl_resource_deployment_input_free(kl_deployment_input *in)
 {
     if (!in)
         return;
@@ -594,7 +594,7 @@ void kl_deployment_input_free(kl_deployment_input *in)
     memset(in, 0, sizeof(*in));
 }
 
-bool kl_arm_valid_upstream_url(const char *url)
+bool kl_resource_valid_upstream_url(const char *url)
 {
     if (!url)
         return false;
@@ -681,7 +681,7 @@ static int parse_backend(const json_t *v, const char *model_name, const char *na
         return bad(e, "%s.type must be echo or upstream.", "properties.backend");
 
     const char *u = json_string_value(url);
-    if (!u || !kl_arm_valid_upstream_url(u))
+    if (!u || !kl_resource_valid_upstream_url(u))
         return bad(e,
                    "%s.url must be an http:// or https:// URL of at most 2048 characters, "
                    "without user information, query or fragment.",
@@ -695,7 +695,7 @@ static int parse_backend(const json_t *v, const char *model_name, const char *na
     /* The gateway appends "/chat/completions" etc.; keep exactly one slash between. */
     while (ul > 0 && in->url[ul - 1] == '/')
         in->url[--ul] = '\0';
-    if (!kl_arm_valid_upstream_url(in->url))
+    if (!kl_resource_valid_upstream_url(in->url))
         return bad(e, "%s.url must name a host.", "properties.backend");
 
     const char *m = NULL;
@@ -730,8 +730,8 @@ static int parse_backend(const json_t *v, const char *model_name, const char *na
     return 0;
 }
 
-int kl_arm_parse_deployment(const json_t *body, const char *name, kl_deployment_input *in,
-                            kl_arm_error *e)
+int kl_resource_parse_deployment(const json_t *body, const char *name, kl_deployment_input *in,
+                                 kl_arm_error *e)
 {
     memset(in, 0, sizeof(*in));
     int err = 0;
@@ -766,11 +766,11 @@ int kl_arm_parse_deployment(const json_t *body, const char *name, kl_deployment_
         err = dup_into(&in->backend, "echo");
 out:
     if (err)
-        kl_deployment_input_free(in);
+        kl_resource_deployment_input_free(in);
     return err;
 }
 
-json_t *kl_arm_deployment_json(const kl_store_deployment *d, const char *account_id)
+json_t *kl_resource_deployment_json(const kl_store_deployment *d, const char *account_id)
 {
     json_t *o = json_object();
     json_t *props = json_object();
@@ -816,7 +816,7 @@ json_t *kl_arm_deployment_json(const kl_store_deployment *d, const char *account
 
 /* ---------------------------------------------------------------- keys */
 
-int kl_arm_parse_key_name(const json_t *body, int *slot, kl_arm_error *e)
+int kl_resource_parse_key_name(const json_t *body, int *slot, kl_arm_error *e)
 {
     const char *k = json_string_value(json_object_get(body, "keyName"));
     if (k && kl_str_ieq(k, "Key1")) {

@@ -14,8 +14,8 @@
 /* The location and tags of a tracked resource's body (absent: def_location, def_tags),
  * validated as for accounts. *location and *tags are malloc'd. 0, KL_ENOMEM, or
  * KL_EINVAL with e set (400). */
-int kl_arm_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
-                         char **location, char **tags, kl_arm_error *e);
+int kl_resource_parse_tracked(const json_t *body, const char *def_location, const char *def_tags,
+                              char **location, char **tags, kl_arm_error *e);
 
 /* A validated account body. Strings are malloc'd and owned. */
 typedef struct kl_account_input {
@@ -33,14 +33,14 @@ typedef struct kl_account_input {
 /* Validates an account PUT (base NULL: absent fields take defaults) or PATCH (base =
  * the stored account: absent fields keep their values, properties are merged). name is
  * the account name from the path. 0, KL_ENOMEM, or KL_EINVAL with e set (400). */
-int kl_arm_parse_account(const json_t *body, const char *name, const kl_store_account *base,
-                         kl_account_input *in, kl_arm_error *e);
-void kl_account_input_free(kl_account_input *in);
+int kl_resource_parse_account(const json_t *body, const char *name, const kl_store_account *base,
+                              kl_account_input *in, kl_arm_error *e);
+void kl_resource_account_input_free(kl_account_input *in);
 
 /* The account as ARM shows it (GET, PUT, list). public_base_url like
  * "https://127.0.0.1:8443" gives properties.endpoint "{base}/accounts/{name}/".
  * NULL on allocation failure. */
-json_t *kl_arm_account_json(const kl_store_account *a, const char *public_base_url);
+json_t *kl_resource_account_json(const kl_store_account *a, const char *public_base_url);
 
 /* A validated deployment body. Strings are malloc'd and owned; credential is cleansed
  * on free. */
@@ -56,20 +56,20 @@ typedef struct kl_deployment_input {
 
 /* Validates a deployment PUT body (NULL body = all defaults). name is the deployment
  * name from the path. 0, KL_ENOMEM, or KL_EINVAL with e set (400). */
-int kl_arm_parse_deployment(const json_t *body, const char *name, kl_deployment_input *in,
-                            kl_arm_error *e);
-void kl_deployment_input_free(kl_deployment_input *in);
+int kl_resource_parse_deployment(const json_t *body, const char *name, kl_deployment_input *in,
+                                 kl_arm_error *e);
+void kl_resource_deployment_input_free(kl_deployment_input *in);
 
 /* The deployment as ARM shows it; account_id is its account's ARM id. The credential
  * never appears, only properties.backend.hasCredential. NULL on allocation failure. */
-json_t *kl_arm_deployment_json(const kl_store_deployment *d, const char *account_id);
+json_t *kl_resource_deployment_json(const kl_store_deployment *d, const char *account_id);
 
 /* regenerateKey body {"keyName":"Key1"|"Key2"} (case-insensitive) -> *slot 1 or 2.
  * 0 or KL_EINVAL with e set (400). */
-int kl_arm_parse_key_name(const json_t *body, int *slot, kl_arm_error *e);
+int kl_resource_parse_key_name(const json_t *body, int *slot, kl_arm_error *e);
 
 /* Checks an upstream base URL: http:// or https://, a host, at most KL_MAX_URL bytes,
  * printable ASCII without spaces, no user-info, query or fragment. */
-bool kl_arm_valid_upstream_url(const char *url);
+bool kl_resource_valid_upstream_url(const char *url);
 
 #endif

@@ -16,12 +16,13 @@
 static const char *arm_type(const char *store_type)
 {
     kl_principal_type t;
-    return kl_principal_type_parse(store_type, &t) ? "Unknown" : kl_principal_type_arm(t);
+    return kl_directory_principal_type_parse(store_type, &t) ? "Unknown"
+                                                             : kl_directory_principal_type_arm(t);
 }
 
 static json_t *assignment_json(const kl_store_role_assignment *ra)
 {
-    return kl_arm_role_assignment_json(ra, arm_type(ra->principal_type));
+    return kl_roles_assignment_json(ra, arm_type(ra->principal_type));
 }
 
 static void not_found(kl_mgmt_call *c)
@@ -57,7 +58,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
     kl_assignment_input in;
     kl_arm_error e = {0};
     const char *scope = c->names.scope;
-    int err = kl_arm_parse_role_assignment(c->body, kl_mgmt_tenant(c), &in, &e);
+    int err = kl_roles_parse_assignment(c->body, kl_mgmt_tenant(c), &in, &e);
     if (err == KL_ENOMEM) {
         kl_mgmt_fail_internal(c, err, "parse_role_assignment");
         return;
@@ -77,11 +78,12 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
         kl_mgmt_principal_not_found(c, in.principal_id);
         goto out;
     }
-    if (in.principal_type[0] && !kl_str_ieq(in.principal_type, kl_principal_type_arm(p->type))) {
+    if (in.principal_type[0] &&
+        !kl_str_ieq(in.principal_type, kl_directory_principal_type_arm(p->type))) {
         kl_mgmt_fail(c, 400, "UnmatchedPrincipalType",
                      "The PrincipalId '%s' has type '%s', which is different from specified "
                      "PrincipalType '%s'.",
-                     in.principal_id, kl_principal_type_arm(p->type), in.principal_type);
+                     in.principal_id, kl_directory_principal_type_arm(p->type), in.principal_type);
         goto out;
     }
     if (!kl_rbac_role_assignable_at(role, scope)) {
@@ -130,7 +132,7 @@ void kl_mgmt_role_assignment_put(kl_mgmt_call *c)
         kl_mgmt_reply_json(c, 201, assignment_json(got)); /* Azure answers 201 to a re-PUT */
     kl_store_role_assignment_free(got);
 out:
-    kl_assignment_input_free(&in);
+    kl_roles_assignment_input_free(&in);
 }
 
 /* ---------------------------------------------------------------- read, delete */

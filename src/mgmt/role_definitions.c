@@ -60,7 +60,7 @@ static int load_custom(kl_mgmt_call *c, kl_store_role_definition **row, kl_polic
 static json_t *custom_json(const kl_store_role_definition *row, const kl_policy_role *role,
                            const char *scope)
 {
-    return kl_arm_role_definition_json(&role->def, scope, row->created_at, row->updated_at);
+    return kl_roles_definition_json(&role->def, scope, row->created_at, row->updated_at);
 }
 
 /* ---------------------------------------------------------------- list */
@@ -124,8 +124,8 @@ void kl_mgmt_role_definitions_list(kl_mgmt_call *c)
     const kl_rbac_role_def *builtins = kl_rbac_builtin_roles(&nb);
     for (size_t i = 0; items && i < nb; i++) {
         if (keeps(&f, &builtins[i]) &&
-            json_array_append_new(
-                items, kl_arm_role_definition_json(&builtins[i], c->names.scope, 0, 0))) {
+            json_array_append_new(items,
+                                  kl_roles_definition_json(&builtins[i], c->names.scope, 0, 0))) {
             json_decref(items);
             items = NULL;
         }
@@ -152,7 +152,7 @@ void kl_mgmt_role_definition_get(kl_mgmt_call *c)
 {
     const kl_rbac_role_def *b = kl_rbac_builtin_find(c->names.role_definition);
     if (b) {
-        kl_mgmt_reply_json(c, 200, kl_arm_role_definition_json(b, c->names.scope, 0, 0));
+        kl_mgmt_reply_json(c, 200, kl_roles_definition_json(b, c->names.scope, 0, 0));
         return;
     }
     kl_store_role_definition *row = NULL;
@@ -217,8 +217,7 @@ void kl_mgmt_role_definition_put(kl_mgmt_call *c)
     kl_store_role_definition *old = NULL, *row = NULL;
     kl_policy_role old_role = {0}, role = {0};
     char *scopes = NULL, *perms = NULL;
-    int err =
-        kl_arm_parse_role_definition(c->body, c->names.role_definition, c->names.scope, &in, &e);
+    int err = kl_roles_parse_definition(c->body, c->names.role_definition, c->names.scope, &in, &e);
     if (err == KL_ENOMEM) {
         kl_mgmt_fail_internal(c, err, "parse_role_definition");
         return;
@@ -273,7 +272,7 @@ out:
     kl_policy_role_clear(&role);
     kl_store_role_definition_free(old);
     kl_store_role_definition_free(row);
-    kl_role_input_free(&in);
+    kl_roles_definition_input_free(&in);
 }
 
 void kl_mgmt_role_definition_delete(kl_mgmt_call *c)

@@ -32,15 +32,16 @@ static json_t *string_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-int kl_arm_authz_id(const char *scope, const char *kind, const char *name, char *out, size_t outlen)
+int kl_roles_authz_id(const char *scope, const char *kind, const char *name, char *out,
+                      size_t outlen)
 {
     const char *prefix = (!scope || strcmp(scope, "/") == 0) ? "" : scope;
     int n = snprintf(out, outlen, "%s" AUTHZ_PROVIDER "/%s/%s", prefix, kind, name);
     return (n < 0 || (size_t)n >= outlen) ? KL_ETOOBIG : 0;
 }
 
-int kl_arm_assignment_role_definition_id(const char *scope, const char *role_guid, char *out,
-                                         size_t outlen)
+int kl_roles_assignment_definition_id(const char *scope, const char *role_guid, char *out,
+                                      size_t outlen)
 {
     static const char subs[] = "/subscriptions/";
     size_t prefix = 0;
@@ -55,11 +56,11 @@ int kl_arm_assignment_role_definition_id(const char *scope, const char *role_gui
 
 /* ---------------------------------------------------------------- role definitions */
 
-json_t *kl_arm_role_definition_json(const kl_rbac_role_def *def, const char *scope,
-                                    int64_t created_at, int64_t updated_at)
+json_t *kl_roles_definition_json(const kl_rbac_role_def *def, const char *scope, int64_t created_at,
+                                 int64_t updated_at)
 {
     char id[KL_MAX_SCOPE + 128];
-    if (kl_arm_authz_id(scope, "roleDefinitions", def->id, id, sizeof(id)))
+    if (kl_roles_authz_id(scope, "roleDefinitions", def->id, id, sizeof(id)))
         return NULL;
     json_t *o = json_object();
     json_t *p = json_object();
@@ -87,7 +88,7 @@ json_t *kl_arm_role_definition_json(const kl_rbac_role_def *def, const char *sco
     return o;
 }
 
-void kl_role_input_free(kl_role_input *in)
+void kl_roles_definition_input_free(kl_role_input *in)
 {
     if (!in)
         return;
@@ -167,8 +168,8 @@ static bool plain_text(const char *s, size_t len, size_t max)
     return true;
 }
 
-int kl_arm_parse_role_definition(const json_t *body, const char *role_id, const char *request_scope,
-                                 kl_role_input *in, kl_arm_error *e)
+int kl_roles_parse_definition(const json_t *body, const char *role_id, const char *request_scope,
+                              kl_role_input *in, kl_arm_error *e)
 {
     memset(in, 0, sizeof(*in));
     kl_policy_role role = {0};
@@ -243,13 +244,13 @@ int kl_arm_parse_role_definition(const json_t *body, const char *role_id, const 
 out:
     kl_policy_role_clear(&role);
     if (err)
-        kl_role_input_free(in);
+        kl_roles_definition_input_free(in);
     return err;
 }
 
 /* ---------------------------------------------------------------- role assignments */
 
-void kl_assignment_input_free(kl_assignment_input *in)
+void kl_roles_assignment_input_free(kl_assignment_input *in)
 {
     if (!in)
         return;
@@ -293,8 +294,8 @@ static bool role_definition_ref(const char *s, size_t len, char guid[KL_UUID_LEN
 static const char *const principal_types[] = {"User", "Group", "ServicePrincipal", "ForeignGroup",
                                               "Device"};
 
-int kl_arm_parse_role_assignment(const json_t *body, const char *tenant, kl_assignment_input *in,
-                                 kl_arm_error *e)
+int kl_roles_parse_assignment(const json_t *body, const char *tenant, kl_assignment_input *in,
+                              kl_arm_error *e)
 {
     memset(in, 0, sizeof(*in));
     const json_t *props = json_object_get(body, "properties");
@@ -365,11 +366,11 @@ int kl_arm_parse_role_assignment(const json_t *body, const char *tenant, kl_assi
     return 0;
 }
 
-json_t *kl_arm_role_assignment_json(const kl_store_role_assignment *ra, const char *principal_type)
+json_t *kl_roles_assignment_json(const kl_store_role_assignment *ra, const char *principal_type)
 {
     char id[KL_MAX_SCOPE + 128], rdid[256];
-    if (kl_arm_authz_id(ra->scope, "roleAssignments", ra->name, id, sizeof(id)) ||
-        kl_arm_assignment_role_definition_id(ra->scope, ra->role_id, rdid, sizeof(rdid)))
+    if (kl_roles_authz_id(ra->scope, "roleAssignments", ra->name, id, sizeof(id)) ||
+        kl_roles_assignment_definition_id(ra->scope, ra->role_id, rdid, sizeof(rdid)))
         return NULL;
     json_t *o = json_object();
     json_t *p = json_object();

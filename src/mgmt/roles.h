@@ -20,19 +20,19 @@
 
 /* "{scope}/providers/Microsoft.Authorization/{kind}/{name}" with the root scope written
  * as "" (so "/providers/..."), into out. KL_ETOOBIG if it does not fit. */
-int kl_arm_authz_id(const char *scope, const char *kind, const char *name, char *out,
-                    size_t outlen);
+int kl_roles_authz_id(const char *scope, const char *kind, const char *name, char *out,
+                      size_t outlen);
 /* The roleDefinitionId an assignment at scope shows for role_guid: subscription-scoped
  * ("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}") when
  * scope lies in a subscription, else "/providers/Microsoft.Authorization/...". */
-int kl_arm_assignment_role_definition_id(const char *scope, const char *role_guid, char *out,
-                                         size_t outlen);
+int kl_roles_assignment_definition_id(const char *scope, const char *role_guid, char *out,
+                                      size_t outlen);
 
 /* A role definition as ARM shows it at scope (the id echoes the request scope).
  * Built-ins carry KL_ARM_BUILTIN_ROLE_TIME; custom roles their stored times. NULL on
  * allocation failure. */
-json_t *kl_arm_role_definition_json(const kl_rbac_role_def *def, const char *scope,
-                                    int64_t created_at, int64_t updated_at);
+json_t *kl_roles_definition_json(const kl_rbac_role_def *def, const char *scope, int64_t created_at,
+                                 int64_t updated_at);
 
 /* A validated custom role PUT. Strings malloc'd; JSON values owned (one reference). */
 typedef struct kl_role_input {
@@ -50,9 +50,9 @@ typedef struct kl_role_input {
  *   KL_EINVAL    400 InvalidRoleDefinition (empty name, no permissions, bad action,
  *                invalid/empty assignableScopes or one outside request_scope, ...)
  *   KL_ENOMEM */
-int kl_arm_parse_role_definition(const json_t *body, const char *role_id, const char *request_scope,
-                                 kl_role_input *in, kl_arm_error *e);
-void kl_role_input_free(kl_role_input *in);
+int kl_roles_parse_definition(const json_t *body, const char *role_id, const char *request_scope,
+                              kl_role_input *in, kl_arm_error *e);
+void kl_roles_definition_input_free(kl_role_input *in);
 
 /* A validated role assignment PUT. */
 typedef struct kl_assignment_input {
@@ -68,12 +68,12 @@ typedef struct kl_assignment_input {
  * delegated identities are refused (not supported). tenant names the directory in the
  * PrincipalNotFound message. 0, KL_ENOMEM, or KL_EINVAL with e set: 400
  * InvalidRequestContent, InvalidRoleDefinitionId, PrincipalNotFound (not a GUID). */
-int kl_arm_parse_role_assignment(const json_t *body, const char *tenant, kl_assignment_input *in,
-                                 kl_arm_error *e);
-void kl_assignment_input_free(kl_assignment_input *in);
+int kl_roles_parse_assignment(const json_t *body, const char *tenant, kl_assignment_input *in,
+                              kl_arm_error *e);
+void kl_roles_assignment_input_free(kl_assignment_input *in);
 
 /* A role assignment as ARM shows it. principal_type is the ARM spelling (managed
  * identities are "ServicePrincipal"). NULL on allocation failure. */
-json_t *kl_arm_role_assignment_json(const kl_store_role_assignment *ra, const char *principal_type);
+json_t *kl_roles_assignment_json(const kl_store_role_assignment *ra, const char *principal_type);
 
 #endif

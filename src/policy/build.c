@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "crypto/crc32.h"
 #include "crypto/seal.h"
-#include "policy/idheader.h"
+#include "policy/idheaders.h"
 #include "policy/mi.h"
 #include "policy/policy_role.h"
 #include "policy/snapshot_builder.h"
@@ -303,7 +303,7 @@ static int on_principal(void *arg, const kl_store_principal *p)
 {
     build_ctx *c = arg;
     kl_principal_type type;
-    if (kl_principal_type_parse(p->type, &type))
+    if (kl_directory_principal_type_parse(p->type, &type))
         return KL_EINTERNAL;
     int err = kl_snapshot_builder_principal(c->b, p->object_id, p->app_id, type, p->display_name,
                                             p->enabled);

@@ -12,7 +12,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
-#include "policy/idheader.h"
+#include "policy/idheaders.h"
 #include "policy/mi.h"
 #include "policy/groups.h"
 #include "policy/snapshot_builder.h"

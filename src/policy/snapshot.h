@@ -115,7 +115,7 @@ typedef struct kl_compute {
 } kl_compute;
 
 typedef struct kl_mi_set kl_mi_set;       /* policy/mi.h */
-typedef struct kl_idheaders kl_idheaders; /* policy/idheader.h */
+typedef struct kl_idheaders kl_idheaders; /* policy/idheaders.h */
 
 /* --- publishing (control thread) and reading (any thread) --- */
 kl_snapshot_holder *kl_snapshot_holder_new(void);
@@ -156,10 +156,10 @@ kl_snapshot *kl_snapshot_acquire_fenced(kl_snapshot_holder *h, kl_fence **fence,
 /* Cheap check for readers that cache a fence: changes whenever the fence set does
  * (read it before kl_snapshot_holder_generation). */
 uint64_t kl_snapshot_fence_generation(const kl_snapshot_holder *h);
-void kl_fence_release(kl_fence *f);
+void kl_snapshot_fence_release(kl_fence *f);
 /* True if f (may be NULL: false) covers anything of scope: a fenced scope equal to,
  * above or below it (segment-wise, case-insensitive). */
-bool kl_fence_covers(const kl_fence *f, const char *scope);
+bool kl_snapshot_fence_covers(const kl_fence *f, const char *scope);
 void kl_snapshot_release(kl_snapshot *s);
 uint64_t kl_snapshot_generation(const kl_snapshot *s);
 

@@ -73,7 +73,7 @@ int kl_snapshot_builder_sts(kl_snapshot_builder *b, kl_sts *sts);
 /* Hands the builder the managed identities and the sites and VMs that carry them
  * (policy/mi.h; ownership taken, also on error). Without it the snapshot has none. */
 int kl_snapshot_builder_mis(kl_snapshot_builder *b, kl_mi_set *m);
-/* Hands the builder the finished index of launch secrets (policy/idheader.h; ownership
+/* Hands the builder the finished index of launch secrets (policy/idheaders.h; ownership
  * taken, also on error). Without it the snapshot has none. */
 int kl_snapshot_builder_idheaders(kl_snapshot_builder *b, kl_idheaders *h);
 /* Builds the snapshot (generation 0 until published) and empties the builder.

@@ -57,8 +57,8 @@ void kl_snapshot_holder_free(kl_snapshot_holder *h)
     if (!h)
         return;
     kl_snapshot_release(h->cur);
-    kl_fence_release(h->fence);
-    kl_fence_release(h->fence_all);
+    kl_snapshot_fence_release(h->fence);
+    kl_snapshot_fence_release(h->fence_all);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -82,12 +82,12 @@ void kl_snapshot_publish(kl_snapshot_holder *h, kl_snapshot *s)
     pthread_mutex_unlock(&h->mu);
     /* Readers holding old keep it alive; the holder's own reference goes now. */
     kl_snapshot_release(old);
-    kl_fence_release(old_fence);
+    kl_snapshot_fence_release(old_fence);
 }
 
 /* ---------------------------------------------------------------- fences */
 
-void kl_fence_release(kl_fence *f)
+void kl_snapshot_fence_release(kl_fence *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -125,7 +125,7 @@ static kl_fence *fence_with(const kl_fence *old, const char *scope)
     if (!oom)
         oom = !(f->scopes[f->n++] = fence_scope(scope));
     if (oom) {
-        kl_fence_release(f);
+        kl_snapshot_fence_release(f);
         return NULL;
     }
     return f;
@@ -152,7 +152,7 @@ void kl_snapshot_fence(kl_snapshot_holder *h, const char *scope)
     }
     pthread_mutex_unlock(&h->mu);
     if (f)
-        kl_fence_release(old);
+        kl_snapshot_fence_release(old);
 }
 
 bool kl_snapshot_fenced(kl_snapshot_holder *h)
@@ -190,7 +190,7 @@ uint64_t kl_snapshot_fence_generation(const kl_snapshot_holder *h)
              : 0;
 }
 
-bool kl_fence_covers(const kl_fence *f, const char *scope)
+bool kl_snapshot_fence_covers(const kl_fence *f, const char *scope)
 {
     if (!f)
         return false;

@@ -164,40 +164,40 @@ bool kl_q_text_ok(const char *s, size_t max, bool optional);
 
 /* Creates the tenant, the local administrator and its Owner assignment at "/" if the
  * store has no tenant yet (first start). One write transaction; idempotent. */
-int kl_q_seed_directory(kl_store *st);
+int kl_store_seed_directory(kl_store *st);
 /* Deletes, inside the caller's write transaction, the role assignments whose scope is
  * scope_lower (a lower-case resource id) or lies below it. */
-int kl_q_delete_assignments_under(kl_store *st, const char *scope_lower);
+int kl_store_delete_assignments_under(kl_store *st, const char *scope_lower);
 /* Counts the enabled principals' Owner assignments at "/" (the root owner rule). */
-int kl_q_root_owner_count(kl_store *st, int64_t *n);
+int kl_store_root_owner_count(kl_store *st, int64_t *n);
 /* KL_EPERM if there were root owners (before > 0) and the transaction's changes left
  * none; the caller then rolls back. */
-int kl_q_check_root_owner(kl_store *st, int64_t before);
+int kl_store_check_root_owner(kl_store *st, int64_t before);
 /* The load_all walkers for each group of tables (inside its transaction). */
-int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_directory(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_sts(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_identities(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_accounts(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_directory(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_rbac(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_appcreds(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_sts(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_identities(kl_store *st, const kl_store_visitor *v);
 
 /* Inserts a principal row inside the caller's transaction (application_pk 0 = none);
  * *pk (may be NULL) receives its surrogate key. KL_EEXIST when an id is in use. */
-int kl_q_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
-                          const char *app_id, int64_t application_pk, bool enabled,
-                          int64_t created_at, int64_t *pk);
+int kl_store_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
+                              const char *app_id, int64_t application_pk, bool enabled,
+                              int64_t created_at, int64_t *pk);
 /* Sets the identities of the host host_id (a site, VM or account, whose ARM id parts are
  * subscription, resource_group and name) as spec says, inside the caller's write
  * transaction (see kl_store_put_compute); now stamps a new system-assigned identity.
  * The caller checks the root owner rule. */
-int kl_q_set_host_identities(kl_store *st, const char *host_id, const char *subscription,
-                             const char *resource_group, const char *name,
-                             const kl_store_identity_spec *spec, int64_t now);
+int kl_store_set_host_identities(kl_store *st, const char *host_id, const char *subscription,
+                                 const char *resource_group, const char *name,
+                                 const kl_store_identity_spec *spec, int64_t now);
 /* Deletes, inside the caller's write transaction, the system-assigned identity of the
  * host whose lower-case ARM id is host_lower (its principal and role assignments) and the
  * host's attachments. The caller checks the root owner rule. */
-int kl_q_drop_host_identities(kl_store *st, const char *host_lower);
-int kl_q_load_identity_headers(kl_store *st, const kl_store_visitor *v);
-int kl_q_load_groups(kl_store *st, const kl_store_visitor *v);
+int kl_store_drop_host_identities(kl_store *st, const char *host_lower);
+int kl_store_load_identity_headers(kl_store *st, const kl_store_visitor *v);
+int kl_store_load_groups(kl_store *st, const kl_store_visitor *v);
 
 #endif

@@ -110,7 +110,7 @@ static int open_with(const kl_db_driver *drv, kl_db *db, const char *url, kl_sto
         err = migrate(st);
     st->gen_ready = true;
     if (!err)
-        err = kl_q_seed_directory(st);
+        err = kl_store_seed_directory(st);
     if (!err && drv->data_version && drv->data_version(db, &st->loaded_version) != 0)
         st->loaded_version = -1;
     if (err) {
@@ -215,21 +215,21 @@ int kl_store_load_all(kl_store *st, const kl_store_visitor *v)
             err = v->generation(v->arg, gen);
     }
     if (!err)
-        err = kl_q_load_accounts(st, v);
+        err = kl_store_load_accounts(st, v);
     if (!err)
-        err = kl_q_load_directory(st, v);
+        err = kl_store_load_directory(st, v);
     if (!err)
-        err = kl_q_load_rbac(st, v);
+        err = kl_store_load_rbac(st, v);
     if (!err)
-        err = kl_q_load_appcreds(st, v);
+        err = kl_store_load_appcreds(st, v);
     if (!err)
-        err = kl_q_load_sts(st, v);
+        err = kl_store_load_sts(st, v);
     if (!err)
-        err = kl_q_load_identities(st, v);
+        err = kl_store_load_identities(st, v);
     if (!err)
-        err = kl_q_load_identity_headers(st, v);
+        err = kl_store_load_identity_headers(st, v);
     if (!err)
-        err = kl_q_load_groups(st, v);
+        err = kl_store_load_groups(st, v);
     return kl_q_end(st, err);
 }
 

@@ -674,7 +674,7 @@ void kl_store_identities_free(kl_store_identity **i, size_t n);
 
 /* --- launch secrets of App-Service-style identity endpoints (keyless run) --- */
 
-/* One launch secret: only its keyed hash is stored (policy/idheader.h). */
+/* One launch secret: only its keyed hash is stored (policy/idheaders.h). */
 typedef struct kl_store_identity_header {
     char *id;        /* the launch id: a GUID, lower case */
     char *site_name; /* the site it belongs to (as created) */

@@ -113,7 +113,7 @@ int kl_store_put_account_ex(kl_store *st, const kl_store_account *a, const kl_st
     int err = (lname && lid) ? 0 : KL_ENOMEM;
     if (err || (err = kl_q_begin(st, true)))
         goto out;
-    if (spec && (err = kl_q_root_owner_count(st, &before)))
+    if (spec && (err = kl_store_root_owner_count(st, &before)))
         goto end;
     err = kl_q_text(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1",
                     KL_ARGS(kl_vt(lname)), &have);
@@ -133,9 +133,9 @@ int kl_store_put_account_ex(kl_store *st, const kl_store_account *a, const kl_st
                         NULL);
     }
     if (!err && spec &&
-        !(err = kl_q_set_host_identities(st, a->id, a->subscription, a->resource_group, a->name,
-                                         spec, a->modified_at)))
-        err = kl_q_check_root_owner(st, before);
+        !(err = kl_store_set_host_identities(st, a->id, a->subscription, a->resource_group, a->name,
+                                             spec, a->modified_at)))
+        err = kl_store_check_root_owner(st, before);
 end:
     err = kl_q_end(st, err);
 out:
@@ -189,14 +189,15 @@ int kl_store_delete_account(kl_store *st, const char *name)
     /* Role assignments at the account or below go first (they name it only by scope),
      * with its system-assigned identity and its attachments; keys and deployments go
      * with it through ON DELETE CASCADE. */
-    if (!(err = kl_q_root_owner_count(st, &before)) &&
+    if (!(err = kl_store_root_owner_count(st, &before)) &&
         !(err = kl_q_text(st, "SELECT id_lower FROM accounts WHERE name_lower = ?1",
                           KL_ARGS(kl_vt(lname)), &id_lower)) &&
-        !(err = id_lower ? 0 : KL_EINTERNAL) && !(err = kl_q_drop_host_identities(st, id_lower)) &&
-        !(err = kl_q_delete_assignments_under(st, id_lower)) &&
+        !(err = id_lower ? 0 : KL_EINTERNAL) &&
+        !(err = kl_store_drop_host_identities(st, id_lower)) &&
+        !(err = kl_store_delete_assignments_under(st, id_lower)) &&
         !(err = kl_q_exec(st, "DELETE FROM accounts WHERE name_lower = ?1", KL_ARGS(kl_vt(lname)),
                           &changed)))
-        err = changed == 0 ? KL_ENOTFOUND : kl_q_check_root_owner(st, before);
+        err = changed == 0 ? KL_ENOTFOUND : kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(id_lower);
@@ -403,7 +404,7 @@ int kl_store_delete_deployment(kl_store *st, const char *account_name, const cha
         err = kl_q_text(st, "SELECT id_lower || '/deployments/' || ?2 FROM accounts WHERE pk = ?1",
                         KL_ARGS(kl_vi(pk), kl_vt(lname)), &dep_scope);
         if (!err)
-            err = dep_scope ? kl_q_delete_assignments_under(st, dep_scope) : KL_EINTERNAL;
+            err = dep_scope ? kl_store_delete_assignments_under(st, dep_scope) : KL_EINTERNAL;
         else if (err == KL_ENOTFOUND)
             err = KL_EINTERNAL;
     }
@@ -451,7 +452,7 @@ static int visit_deployment(void *arg, void *obj, bool *kept)
     return v->deployment(v->arg, obj);
 }
 
-int kl_q_load_accounts(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_accounts(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     void *arg = (void *)v;

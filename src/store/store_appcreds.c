@@ -328,7 +328,7 @@ static int visit_federated(void *arg, void *obj, bool *kept)
     return v->federated_credential(v->arg, obj);
 }
 
-int kl_q_load_appcreds(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_appcreds(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     if (v->key_credential)

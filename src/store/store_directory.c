@@ -38,7 +38,7 @@ static bool type_has_app_id(const char *t)
     return strcmp(t, KL_PRINCIPAL_TYPE_SP) == 0 || strcmp(t, KL_PRINCIPAL_TYPE_MI) == 0;
 }
 
-int kl_q_root_owner_count(kl_store *st, int64_t *n)
+int kl_store_root_owner_count(kl_store *st, int64_t *n)
 {
     return kl_q_int(st,
                     "SELECT count(*) FROM role_assignments ra JOIN principals p "
@@ -47,10 +47,10 @@ int kl_q_root_owner_count(kl_store *st, int64_t *n)
                     KL_NOARGS, n);
 }
 
-int kl_q_check_root_owner(kl_store *st, int64_t before)
+int kl_store_check_root_owner(kl_store *st, int64_t before)
 {
     int64_t after = 0;
-    int err = kl_q_root_owner_count(st, &after);
+    int err = kl_store_root_owner_count(st, &after);
     if (err)
         return err;
     return (before > 0 && after == 0) ? KL_EPERM : 0;
@@ -76,14 +76,14 @@ static int insert_principal(kl_store *st, const char *oid, const char *type, con
     return err == KL_ECONFLICT ? KL_EEXIST : err;
 }
 
-int kl_q_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
-                          const char *app_id, int64_t application_pk, bool enabled,
-                          int64_t created_at, int64_t *pk)
+int kl_store_insert_principal(kl_store *st, const char *oid, const char *type, const char *name,
+                              const char *app_id, int64_t application_pk, bool enabled,
+                              int64_t created_at, int64_t *pk)
 {
     return insert_principal(st, oid, type, name, app_id, application_pk, enabled, created_at, pk);
 }
 
-int kl_q_seed_directory(kl_store *st)
+int kl_store_seed_directory(kl_store *st)
 {
     char tenant[KL_UUID_LEN + 1], admin[KL_UUID_LEN + 1], asg[KL_UUID_LEN + 1];
     int64_t n = 0, now = kl_now_unix(), admin_pk = 0;
@@ -201,11 +201,11 @@ static int guarded_change(kl_store *st, const char *sql, const char *key, int64_
     int err = kl_q_begin(st, true);
     if (err)
         goto out;
-    if (!(err = kl_q_root_owner_count(st, &before)) &&
+    if (!(err = kl_store_root_owner_count(st, &before)) &&
         !(err = kl_q_exec(st, sql, args, use_flag ? 2 : 1, &changed)) && changed == 0)
         err = KL_ENOTFOUND;
     if (!err)
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(lk);
@@ -394,14 +394,14 @@ int kl_store_update_application(kl_store *st, const char *object_id, const char 
         goto out;
     if (!(err = kl_q_int(st, "SELECT pk FROM applications WHERE object_id = ?1",
                          KL_ARGS(kl_vt(oid)), &pk)) &&
-        !(err = kl_q_root_owner_count(st, &before)) &&
+        !(err = kl_store_root_owner_count(st, &before)) &&
         !(err = display_name ? rename_application(st, pk, display_name, lname) : 0) &&
         !(err = enabled ? kl_q_exec(st,
                                     "UPDATE principals SET account_enabled = ?1 "
                                     "WHERE application_pk = ?2",
                                     KL_ARGS(kl_vi(*enabled), kl_vi(pk)), NULL)
                         : 0))
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(oid);
@@ -441,7 +441,7 @@ static int visit_application(void *arg, void *obj, bool *kept)
     return v->application(v->arg, obj);
 }
 
-int kl_q_load_directory(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_directory(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     if (v->tenant)

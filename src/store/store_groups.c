@@ -267,7 +267,7 @@ static int visit_membership(void *arg, void *obj, bool *kept)
     return v->group_member(v->arg, ms->group_id, ms->member_id);
 }
 
-int kl_q_load_groups(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_groups(kl_store *st, const kl_store_visitor *v)
 {
     if (!v->group_member)
         return 0;

@@ -63,8 +63,8 @@ static int insert_identity(kl_store *st, const kl_store_identity *i, const char 
     int64_t ppk = 0;
     int err = (oid && cid) ? 0 : KL_ENOMEM;
     if (!err)
-        err = kl_q_insert_principal(st, oid, KL_PRINCIPAL_TYPE_MI, i->name, cid, 0, true,
-                                    i->created_at, &ppk);
+        err = kl_store_insert_principal(st, oid, KL_PRINCIPAL_TYPE_MI, i->name, cid, 0, true,
+                                        i->created_at, &ppk);
     if (!err)
         err = kl_q_exec(st,
                         "INSERT INTO managed_identities (principal_pk, user_assigned, resource_id, "
@@ -84,7 +84,7 @@ static int insert_identity(kl_store *st, const kl_store_identity *i, const char 
     return err;
 }
 
-int kl_q_drop_host_identities(kl_store *st, const char *host_lower)
+int kl_store_drop_host_identities(kl_store *st, const char *host_lower)
 {
     int err = kl_q_exec(st,
                         "DELETE FROM principals WHERE pk IN (SELECT principal_pk FROM "
@@ -116,9 +116,9 @@ static int attach(kl_store *st, const char *host_lower, const char *user)
     return err == KL_ECONFLICT ? KL_EINVAL : err;
 }
 
-int kl_q_set_host_identities(kl_store *st, const char *host_id, const char *subscription,
-                             const char *resource_group, const char *name,
-                             const kl_store_identity_spec *spec, int64_t now)
+int kl_store_set_host_identities(kl_store *st, const char *host_id, const char *subscription,
+                                 const char *resource_group, const char *name,
+                                 const kl_store_identity_spec *spec, int64_t now)
 {
     if (!spec_valid(spec))
         return KL_EINVAL;
@@ -183,7 +183,7 @@ int kl_store_put_compute(kl_store *st, const kl_store_compute *c,
     int err = (lname && lid) ? 0 : KL_ENOMEM;
     if (err || (err = kl_q_begin(st, true)))
         goto out;
-    if ((err = kl_q_root_owner_count(st, &before)))
+    if ((err = kl_store_root_owner_count(st, &before)))
         goto end;
     err =
         kl_q_text(st, "SELECT id_lower FROM compute_resources WHERE kind = ?1 AND name_lower = ?2",
@@ -211,10 +211,10 @@ int kl_store_put_compute(kl_store *st, const kl_store_compute *c,
                         NULL);
     }
     if (!err && spec)
-        err = kl_q_set_host_identities(st, c->id, c->subscription, c->resource_group, c->name, spec,
-                                       c->modified_at);
+        err = kl_store_set_host_identities(st, c->id, c->subscription, c->resource_group, c->name,
+                                           spec, c->modified_at);
     if (!err)
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
 end:
     err = kl_q_end(st, err);
 out:
@@ -266,16 +266,16 @@ int kl_store_delete_compute(kl_store *st, const char *kind, const char *name)
     int err = kl_q_begin(st, true);
     if (err)
         goto out;
-    if (!(err = kl_q_root_owner_count(st, &before)) &&
+    if (!(err = kl_store_root_owner_count(st, &before)) &&
         !(err = kl_q_text(st,
                           "SELECT id_lower FROM compute_resources WHERE kind = ?1 AND "
                           "name_lower = ?2",
                           KL_ARGS(kl_vt(kind), kl_vt(lname)), &lid)) &&
-        !(err = lid ? 0 : KL_EINTERNAL) && !(err = kl_q_drop_host_identities(st, lid)) &&
-        !(err = kl_q_delete_assignments_under(st, lid)) &&
+        !(err = lid ? 0 : KL_EINTERNAL) && !(err = kl_store_drop_host_identities(st, lid)) &&
+        !(err = kl_store_delete_assignments_under(st, lid)) &&
         !(err = kl_q_exec(st, "DELETE FROM compute_resources WHERE id_lower = ?1",
                           KL_ARGS(kl_vt(lid)), NULL)))
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(lid);
@@ -417,13 +417,14 @@ int kl_store_delete_user_identity(kl_store *st, const char *resource_id)
         goto out;
     /* The principal's cascade takes its role assignments, its row and every attachment;
      * assignments at the identity's own scope (who may assign it) go with the resource. */
-    if (!(err = kl_q_root_owner_count(st, &before)) &&
+    if (!(err = kl_store_root_owner_count(st, &before)) &&
         !(err = kl_q_exec(st,
                           "DELETE FROM principals WHERE pk IN (SELECT principal_pk FROM "
                           "managed_identities WHERE resource_id_lower = ?1 AND user_assigned = 1)",
                           KL_ARGS(kl_vt(lid)), &changed)) &&
-        !(err = changed == 0 ? KL_ENOTFOUND : 0) && !(err = kl_q_delete_assignments_under(st, lid)))
-        err = kl_q_check_root_owner(st, before);
+        !(err = changed == 0 ? KL_ENOTFOUND : 0) &&
+        !(err = kl_store_delete_assignments_under(st, lid)))
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(lid);
@@ -465,7 +466,7 @@ static int visit_attachment(void *arg, void *obj, bool *kept)
     return v->identity_attachment(v->arg, r->host_id_lower, r->object_id);
 }
 
-int kl_q_load_identities(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_identities(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     void *arg = (void *)v;

@@ -116,7 +116,7 @@ static int visit_identity_header(void *arg, void *obj, bool *kept)
     return v->identity_header(v->arg, obj);
 }
 
-int kl_q_load_identity_headers(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_identity_headers(kl_store *st, const kl_store_visitor *v)
 {
     if (!v->identity_header)
         return 0;

@@ -276,13 +276,13 @@ int kl_store_delete_role_assignment(kl_store *st, const char *name)
                     KL_ARGS(kl_vt(ln)), &principal);
     if (err == 0 && principal)
         kl_q_changed(st, KL_STORE_CHANGE_PRINCIPAL_GRANTS, principal);
-    if ((err == 0 || err == KL_ENOTFOUND) && !(err = kl_q_root_owner_count(st, &before)) &&
+    if ((err == 0 || err == KL_ENOTFOUND) && !(err = kl_store_root_owner_count(st, &before)) &&
         !(err = kl_q_exec(st, "DELETE FROM role_assignments WHERE name = ?1", KL_ARGS(kl_vt(ln)),
                           &changed)) &&
         changed == 0)
         err = KL_ENOTFOUND;
     if (!err)
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(principal);
@@ -290,7 +290,7 @@ out:
     return err;
 }
 
-int kl_q_delete_assignments_under(kl_store *st, const char *scope_lower)
+int kl_store_delete_assignments_under(kl_store *st, const char *scope_lower)
 {
     /* Below = the id, a '/', then anything: exactly the strings between id + "/" and
      * id + "0" ('0' follows '/'), which the (scope_lower, ...) index serves. Text
@@ -318,7 +318,7 @@ static int visit_assignment(void *arg, void *obj, bool *kept)
     return v->role_assignment(v->arg, obj);
 }
 
-int kl_q_load_rbac(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_rbac(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     if (v->role_definition)

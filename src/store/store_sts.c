@@ -215,7 +215,7 @@ static int visit_app_secret(void *arg, void *obj, bool *kept)
     return v->app_secret(v->arg, obj);
 }
 
-int kl_q_load_sts(kl_store *st, const kl_store_visitor *v)
+int kl_store_load_sts(kl_store *st, const kl_store_visitor *v)
 {
     int err = 0;
     if (v->signing_key)

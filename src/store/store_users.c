@@ -138,7 +138,7 @@ int kl_store_update_user(kl_store *st, const char *object_id, const char *displa
                    "WHERE p.object_id = ?1",
                    KL_ARGS(kl_vt(oid)), &pk);
     if (!err)
-        err = kl_q_root_owner_count(st, &before);
+        err = kl_store_root_owner_count(st, &before);
     if (!err && display_name)
         err = kl_q_exec(st, "UPDATE principals SET display_name = ?1 WHERE pk = ?2",
                         KL_ARGS(kl_vt(display_name), kl_vi(pk)), NULL);
@@ -161,7 +161,7 @@ int kl_store_update_user(kl_store *st, const char *object_id, const char *displa
         err = kl_q_exec(st, "UPDATE users SET force_change = ?1 WHERE principal_pk = ?2",
                         KL_ARGS(kl_vi(*force_change), kl_vi(pk)), NULL);
     if (!err)
-        err = kl_q_check_root_owner(st, before);
+        err = kl_store_check_root_owner(st, before);
     err = kl_q_end(st, err);
 out:
     free(oid);

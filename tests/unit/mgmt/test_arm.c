@@ -569,7 +569,7 @@ static int account(const char *text, const kl_store_account *base, kl_account_in
 {
     json_t *j = parse(text);
     memset(&perr, 0, sizeof(perr));
-    int err = kl_arm_parse_account(j, "demo", base, in, &perr);
+    int err = kl_resource_parse_account(j, "demo", base, in, &perr);
     json_decref(j);
     return err;
 }
@@ -585,7 +585,7 @@ static void test_account_body(void **state)
     assert_string_equal(in.tags, "{}");
     assert_string_equal(in.properties, "{}");
     assert_false(in.disable_local_auth);
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
 
     assert_int_equal(
         account("{\"location\":\"westeurope\",\"kind\":\"aiservices\","
@@ -603,7 +603,7 @@ static void test_account_body(void **state)
     assert_true(in.disable_local_auth);
     /* Only properties we keep are stored; computed ones are never taken from clients. */
     assert_string_equal(in.properties, "{\"publicNetworkAccess\":\"Disabled\"}");
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
 
     struct {
         const char *body;
@@ -658,7 +658,7 @@ static void test_account_patch_merges(void **state)
     assert_string_equal(in.location, "local");
     assert_true(in.disable_local_auth);
     assert_string_equal(in.properties, "{\"publicNetworkAccess\":\"Disabled\"}");
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
     assert_int_equal(account("{\"properties\":{\"disableLocalAuth\":false,"
                              "\"publicNetworkAccess\":null,\"dynamicThrottlingEnabled\":true}}",
                              &base, &in),
@@ -666,7 +666,7 @@ static void test_account_patch_merges(void **state)
     assert_false(in.disable_local_auth);
     assert_string_equal(in.tags, "{\"a\":\"b\"}");
     assert_string_equal(in.properties, "{\"dynamicThrottlingEnabled\":true}");
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
 }
 
 /* properties.networkAcls: validated at write time (every ipRule through the rule
@@ -701,15 +701,15 @@ static void test_account_network_acls(void **state)
     kl_account_input p2;
     assert_int_equal(account("{\"tags\":{}}", &base, &p2), 0);
     assert_string_equal(p2.network_acls, in.network_acls);
-    kl_account_input_free(&p2);
+    kl_resource_account_input_free(&p2);
     assert_int_equal(account("{\"properties\":{\"networkAcls\":null}}", &base, &p2), 0);
     assert_null(p2.network_acls);
-    kl_account_input_free(&p2);
+    kl_resource_account_input_free(&p2);
     /* PUT without them has none. */
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
     assert_int_equal(account("{}", NULL, &in), 0);
     assert_null(in.network_acls);
-    kl_account_input_free(&in);
+    kl_resource_account_input_free(&in);
 
     static const char *const bad[] = {
         "{\"properties\":{\"networkAcls\":{\"defaultAction\":\"Maybe\"}}}",
@@ -746,7 +746,7 @@ static void test_account_network_acls(void **state)
         snprintf(big + off, cap - off, "]}}}");
         int rc = account(big, NULL, &in);
         assert_int_equal(rc, n == KL_MAX_NETWORK_RULES ? 0 : KL_EINVAL);
-        kl_account_input_free(&in);
+        kl_resource_account_input_free(&in);
     }
     free(big);
 }
@@ -770,7 +770,7 @@ static void test_account_json(void **state)
                           .etag = "0f8fad5b-d9cb-469f-a165-70867728950e",
                           .created_at = 1764324253,
                           .modified_at = 1764324300};
-    json_t *j = kl_arm_account_json(&a, "https://127.0.0.1:8443/");
+    json_t *j = kl_resource_account_json(&a, "https://127.0.0.1:8443/");
     assert_non_null(j);
     char *s = dumps(j);
     assert_string_equal(
@@ -800,7 +800,7 @@ static void test_account_json(void **state)
     a.properties = "{}";
     a.disable_local_auth = false;
     a.network_acls = "{\"defaultAction\":\"Deny\",\"ipRules\":[],\"virtualNetworkRules\":[]}";
-    j = kl_arm_account_json(&a, "https://h:1");
+    j = kl_resource_account_json(&a, "https://h:1");
     json_t *p = json_object_get(j, "properties");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(p, "networkAcls"), "defaultAction")),
@@ -818,7 +818,7 @@ static int deployment(const char *text, kl_deployment_input *in)
 {
     json_t *j = text ? parse(text) : NULL;
     memset(&perr, 0, sizeof(perr));
-    int err = kl_arm_parse_deployment(j, "dep1", in, &perr);
+    int err = kl_resource_parse_deployment(j, "dep1", in, &perr);
     json_decref(j);
     return err;
 }
@@ -832,7 +832,7 @@ static void test_deployment_body(void **state)
     assert_null(in.url);
     assert_null(in.model);
     assert_string_equal(in.sku, "{\"capacity\":1,\"name\":\"Standard\"}");
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
 
     assert_int_equal(deployment("{\"sku\":{\"name\":\"Standard\",\"capacity\":10},"
                                 "\"properties\":{\"model\":{\"format\":\"OpenAI\","
@@ -850,7 +850,7 @@ static void test_deployment_body(void **state)
     assert_string_equal(in.model,
                         "{\"format\":\"OpenAI\",\"name\":\"gpt-4o-mini\",\"version\":\"1\"}");
     assert_string_equal(in.sku, "{\"capacity\":10,\"name\":\"Standard\"}");
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
 
     /* Model defaults to the deployment name; explicit model wins; null credential is
      * "given" (remove), absent is not (keep). */
@@ -861,7 +861,7 @@ static void test_deployment_body(void **state)
     assert_string_equal(in.upstream_model, "dep1");
     assert_false(in.credential_given);
     assert_null(in.credential);
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
     assert_int_equal(deployment("{\"properties\":{\"backend\":{\"type\":\"upstream\","
                                 "\"url\":\"https://models.example/v1\",\"model\":\"llama3\","
                                 "\"credential\":null}}}",
@@ -870,7 +870,7 @@ static void test_deployment_body(void **state)
     assert_string_equal(in.upstream_model, "llama3");
     assert_true(in.credential_given);
     assert_null(in.credential);
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
 
     static const char *const bad[] = {
         "{\"properties\":[]}",
@@ -914,7 +914,7 @@ static void test_deployment_body(void **state)
     snprintf(body, sizeof(body),
              "{\"properties\":{\"backend\":{\"type\":\"upstream\",\"url\":\"%s\"}}}", url);
     assert_int_equal(deployment(body, &in), 0);
-    kl_deployment_input_free(&in);
+    kl_resource_deployment_input_free(&in);
 }
 
 static void test_deployment_json(void **state)
@@ -930,8 +930,8 @@ static void test_deployment_json(void **state)
                              .credential_sealed = "v1.SEALED-NEVER-SHOWN",
                              .created_at = 1764324253,
                              .modified_at = 1764324253};
-    json_t *j = kl_arm_deployment_json(&d, "/subscriptions/s/resourceGroups/rg/providers/"
-                                           "Microsoft.CognitiveServices/accounts/Demo");
+    json_t *j = kl_resource_deployment_json(&d, "/subscriptions/s/resourceGroups/rg/providers/"
+                                                "Microsoft.CognitiveServices/accounts/Demo");
     char *s = dumps(j);
     assert_string_equal(
         s, "{\"id\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/"
@@ -947,7 +947,7 @@ static void test_deployment_json(void **state)
     json_decref(j);
 
     kl_store_deployment e = {.name = "chat", .backend = "echo", .created_at = 1, .modified_at = 1};
-    j = kl_arm_deployment_json(&e, "/x");
+    j = kl_resource_deployment_json(&e, "/x");
     s = dumps(j);
     assert_non_null(strstr(s, "\"backend\":{\"type\":\"echo\"}"));
     assert_null(strstr(s, "\"model\""));
@@ -961,18 +961,18 @@ static void test_key_name_and_aad(void **state)
     int slot = 0;
     kl_arm_error e = {0};
     json_t *j = parse("{\"keyName\":\"key2\"}");
-    assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), 0);
+    assert_int_equal(kl_resource_parse_key_name(j, &slot, &e), 0);
     assert_int_equal(slot, 2);
     json_decref(j);
     j = parse("{\"keyName\":\"KEY1\"}");
-    assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), 0);
+    assert_int_equal(kl_resource_parse_key_name(j, &slot, &e), 0);
     assert_int_equal(slot, 1);
     json_decref(j);
     static const char *const bad[] = {"{}", "{\"keyName\":\"Key3\"}", "{\"keyName\":1}",
                                       "{\"keyname\":\"Key1\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         j = parse(bad[i]);
-        assert_int_equal(kl_arm_parse_key_name(j, &slot, &e), KL_EINVAL);
+        assert_int_equal(kl_resource_parse_key_name(j, &slot, &e), KL_EINVAL);
         assert_int_equal(e.status, 400);
         json_decref(j);
     }

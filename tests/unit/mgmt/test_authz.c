@@ -336,7 +336,7 @@ static int parse_role(const char *body, const char *id, const char *scope, kl_ro
     json_t *j = json_loads(body, 0, NULL);
     assert_non_null(j);
     memset(e, 0, sizeof(*e));
-    int rc = kl_arm_parse_role_definition(j, id, scope, in, e);
+    int rc = kl_roles_parse_definition(j, id, scope, in, e);
     json_decref(j);
     return rc;
 }
@@ -364,7 +364,7 @@ static void test_role_definition_body(void **state)
                         "[{\"actions\":[\"Microsoft.CognitiveServices/accounts/listKeys/"
                         "action\"],\"dataActions\":[],\"notActions\":[],\"notDataActions\":[]}]");
     free(s);
-    kl_role_input_free(&in);
+    kl_roles_definition_input_free(&in);
 
     /* Built-ins: their GUIDs cannot be written, their names not taken. */
     assert_int_equal(parse_role("{\"properties\":{}}", KL_ROLE_OWNER, "/", &in, &e), KL_EPERM);
@@ -414,7 +414,7 @@ static void test_role_definition_json(void **state)
     (void)state;
     const kl_rbac_role_def *owner = kl_rbac_builtin_find(KL_ROLE_OWNER);
     assert_non_null(owner);
-    json_t *j = kl_arm_role_definition_json(owner, "/", 0, 0);
+    json_t *j = kl_roles_definition_json(owner, "/", 0, 0);
     char *s = dumps(j);
     assert_string_equal(
         s,
@@ -430,7 +430,7 @@ static void test_role_definition_json(void **state)
     free(s);
     json_decref(j);
     /* The id echoes the scope it was asked at. */
-    j = kl_arm_role_definition_json(owner, SUB, 0, 0);
+    j = kl_roles_definition_json(owner, SUB, 0, 0);
     assert_string_equal(json_string_value(json_object_get(j, "id")),
                         SUB "/providers/Microsoft.Authorization/roleDefinitions/" KL_ROLE_OWNER);
     json_decref(j);
@@ -443,7 +443,7 @@ static int parse_assignment(const char *body, kl_assignment_input *in, kl_arm_er
     json_t *j = json_loads(body, 0, NULL);
     assert_non_null(j);
     memset(e, 0, sizeof(*e));
-    int rc = kl_arm_parse_role_assignment(j, "tenant-x", in, e);
+    int rc = kl_roles_parse_assignment(j, "tenant-x", in, e);
     json_decref(j);
     return rc;
 }
@@ -465,7 +465,7 @@ static void test_role_assignment_body(void **state)
     assert_string_equal(in.principal_id, OID);
     assert_string_equal(in.principal_type, "ServicePrincipal");
     assert_string_equal(in.description, "for the worker");
-    kl_assignment_input_free(&in);
+    kl_roles_assignment_input_free(&in);
 
     /* A bare GUID and a root-scoped id are fine; principalType is optional. */
     assert_int_equal(parse_assignment("{\"properties\":{\"roleDefinitionId\":\"" KL_ROLE_OWNER
@@ -474,13 +474,13 @@ static void test_role_assignment_body(void **state)
                      0);
     assert_string_equal(in.principal_type, "");
     assert_null(in.description);
-    kl_assignment_input_free(&in);
+    kl_roles_assignment_input_free(&in);
     assert_int_equal(parse_assignment("{\"properties\":{\"roleDefinitionId\":\"/providers/"
                                       "Microsoft.Authorization/roleDefinitions/" KL_ROLE_OWNER
                                       "\",\"principalId\":\"" OID "\",\"description\":null}}",
                                       &in, &e),
                      0);
-    kl_assignment_input_free(&in);
+    kl_roles_assignment_input_free(&in);
 
     static const struct {
         const char *body, *code;
@@ -529,7 +529,7 @@ static void test_role_assignment_json(void **state)
                                    .created_at = 0,
                                    .updated_at = 60,
                                    .created_by = OID};
-    json_t *j = kl_arm_role_assignment_json(&ra, "ServicePrincipal");
+    json_t *j = kl_roles_assignment_json(&ra, "ServicePrincipal");
     char *s = dumps(j);
     assert_string_equal(
         s,
@@ -547,7 +547,7 @@ static void test_role_assignment_json(void **state)
 
     /* At the root: ids without a scope prefix, the role id tenant-level. */
     ra.scope = "/";
-    j = kl_arm_role_assignment_json(&ra, "User");
+    j = kl_roles_assignment_json(&ra, "User");
     assert_string_equal(json_string_value(json_object_get(j, "id")), RA "/" RA_NAME);
     json_t *p = json_object_get(j, "properties");
     assert_string_equal(json_string_value(json_object_get(p, "roleDefinitionId")),
@@ -594,7 +594,7 @@ static void test_nul_in_strings(void **state)
             0);
         kl_assignment_input in;
         memset(&e, 0, sizeof(e));
-        assert_int_equal(kl_arm_parse_role_assignment(j, "t", &in, &e), KL_EINVAL);
+        assert_int_equal(kl_roles_parse_assignment(j, "t", &in, &e), KL_EINVAL);
         assert_string_equal(e.code, bad[i].code);
         json_decref(j);
     }
@@ -602,7 +602,7 @@ static void test_nul_in_strings(void **state)
                         "\"permissions\":[{\"actions\":[\"a/b\\u0000 evil\"]}]}}";
     assert_int_equal(kl_arm_parse_body_nul((const unsigned char *)role, strlen(role), &j, &e), 0);
     kl_role_input ri;
-    assert_int_equal(kl_arm_parse_role_definition(j, CUSTOM_ID, "/", &ri, &e), KL_EINVAL);
+    assert_int_equal(kl_roles_parse_definition(j, CUSTOM_ID, "/", &ri, &e), KL_EINVAL);
     assert_string_equal(e.code, "InvalidRoleDefinition");
     json_decref(j);
 }

@@ -24,7 +24,7 @@ static int parse(const char *text, bool patch, kl_identity_input *in, kl_arm_err
 {
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
-    int err = kl_arm_parse_identity(j, patch, in, e);
+    int err = kl_identity_parse(j, patch, in, e);
     json_decref(j);
     return err;
 }
@@ -34,7 +34,7 @@ static void test_types(void **state)
     (void)state;
     kl_identity_input in;
     kl_arm_error e;
-    assert_int_equal(kl_arm_parse_identity(NULL, false, &in, &e), 0);
+    assert_int_equal(kl_identity_parse(NULL, false, &in, &e), 0);
     assert_false(in.given);
     assert_int_equal(parse("{\"type\":\"systemassigned\"}", false, &in, &e), 0);
     assert_true(in.given && in.system && !in.user);
@@ -118,7 +118,7 @@ static void test_user_assigned_map(void **state)
         json_object_set_new(map, k, json_object());
     }
     json_t *v = json_pack("{s:s, s:o}", "type", "UserAssigned", "userAssignedIdentities", map);
-    assert_int_equal(kl_arm_parse_identity(v, false, &in, &e), KL_EINVAL);
+    assert_int_equal(kl_identity_parse(v, false, &in, &e), KL_EINVAL);
     json_decref(v);
 }
 
@@ -130,16 +130,16 @@ static void test_identity_json(void **state)
         .resource_id = UAMI "a", .user_assigned = true, .object_id = "o2", .client_id = "c2"};
     kl_store_identity *both[] = {&sys, &u};
     json_t *o = NULL;
-    assert_int_equal(kl_arm_identity_json(both, 0, "t", &o), 0);
+    assert_int_equal(kl_identity_json(both, 0, "t", &o), 0);
     assert_null(o);
-    assert_int_equal(kl_arm_identity_json(both, 2, "t", &o), 0);
+    assert_int_equal(kl_identity_json(both, 2, "t", &o), 0);
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(s, "{\"principalId\":\"o1\",\"tenantId\":\"t\",\"type\":\"SystemAssigned, "
                            "UserAssigned\",\"userAssignedIdentities\":{\"" UAMI
                            "a\":{\"clientId\":\"c2\",\"principalId\":\"o2\"}}}");
     free(s);
     json_decref(o);
-    assert_int_equal(kl_arm_identity_json(both + 1, 1, "t", &o), 0);
+    assert_int_equal(kl_identity_json(both + 1, 1, "t", &o), 0);
     s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(s, "{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"" UAMI
                            "a\":{\"clientId\":\"c2\",\"principalId\":\"o2\"}}}");

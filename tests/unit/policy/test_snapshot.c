@@ -337,7 +337,7 @@ static void test_fence_covers(void **state)
     assert_null(kl_snapshot_acquire_fenced(h, &f, &g0));
     assert_null(f);
     assert_false(kl_snapshot_fenced(h));
-    assert_false(kl_fence_covers(NULL, DEMO_ID));
+    assert_false(kl_snapshot_fence_covers(NULL, DEMO_ID));
 
     kl_snapshot_fence(h, "/subscriptions/SUB/resourceGroups/rg/");
     assert_true(kl_snapshot_fenced(h));
@@ -345,27 +345,27 @@ static void test_fence_covers(void **state)
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
     assert_int_equal(g, kl_snapshot_fence_generation(h));
     assert_non_null(f);
-    assert_true(kl_fence_covers(f, DEMO_ID));                                /* below, other case */
-    assert_true(kl_fence_covers(f, "/subscriptions/sub"));                   /* above */
-    assert_true(kl_fence_covers(f, "/subscriptions/sub/resourcegroups/RG")); /* equal */
-    assert_true(kl_fence_covers(f, "/"));
-    assert_false(kl_fence_covers(f, OTHER_ID)); /* a sibling group */
-    assert_false(
-        kl_fence_covers(f, "/subscriptions/sub/resourceGroups/rg2")); /* a prefix, not a segment */
-    assert_false(kl_fence_covers(f, "/subscriptions/sub2"));
-    kl_fence_release(f);
+    assert_true(kl_snapshot_fence_covers(f, DEMO_ID));              /* below, other case */
+    assert_true(kl_snapshot_fence_covers(f, "/subscriptions/sub")); /* above */
+    assert_true(kl_snapshot_fence_covers(f, "/subscriptions/sub/resourcegroups/RG")); /* equal */
+    assert_true(kl_snapshot_fence_covers(f, "/"));
+    assert_false(kl_snapshot_fence_covers(f, OTHER_ID)); /* a sibling group */
+    assert_false(kl_snapshot_fence_covers(
+        f, "/subscriptions/sub/resourceGroups/rg2")); /* a prefix, not a segment */
+    assert_false(kl_snapshot_fence_covers(f, "/subscriptions/sub2"));
+    kl_snapshot_fence_release(f);
 
     /* Fences add up; "/" covers everything. */
     kl_snapshot_fence(h, OTHER_ID);
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
-    assert_true(kl_fence_covers(f, OTHER_ID));
-    assert_true(kl_fence_covers(f, DEMO_ID));
-    assert_false(kl_fence_covers(f, "/subscriptions/sub2"));
-    kl_fence_release(f);
+    assert_true(kl_snapshot_fence_covers(f, OTHER_ID));
+    assert_true(kl_snapshot_fence_covers(f, DEMO_ID));
+    assert_false(kl_snapshot_fence_covers(f, "/subscriptions/sub2"));
+    kl_snapshot_fence_release(f);
     kl_snapshot_fence(h, "/");
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
-    assert_true(kl_fence_covers(f, "/subscriptions/sub2/resourceGroups/x"));
-    kl_fence_release(f);
+    assert_true(kl_snapshot_fence_covers(f, "/subscriptions/sub2/resourceGroups/x"));
+    kl_snapshot_fence_release(f);
     kl_snapshot_holder_free(h);
 
     /* Past KL_MAX_FENCED_SCOPES scopes, everything is fenced (the check stays short). */
@@ -376,13 +376,13 @@ static void test_fence_covers(void **state)
         kl_snapshot_fence(h, scope);
     }
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
-    assert_true(kl_fence_covers(f, "/subscriptions/s0/resourceGroups/x"));
-    assert_false(kl_fence_covers(f, "/subscriptions/other"));
-    kl_fence_release(f);
+    assert_true(kl_snapshot_fence_covers(f, "/subscriptions/s0/resourceGroups/x"));
+    assert_false(kl_snapshot_fence_covers(f, "/subscriptions/other"));
+    kl_snapshot_fence_release(f);
     kl_snapshot_fence(h, "/subscriptions/one-more");
     kl_snapshot_release(kl_snapshot_acquire_fenced(h, &f, &g));
-    assert_true(kl_fence_covers(f, "/subscriptions/other"));
-    kl_fence_release(f);
+    assert_true(kl_snapshot_fence_covers(f, "/subscriptions/other"));
+    kl_snapshot_fence_release(f);
     kl_snapshot_holder_free(h);
 }
 
@@ -412,9 +412,9 @@ static void test_apply_fences_until_built(void **state)
     kl_fence *fe = NULL;
     uint64_t g = 0;
     kl_snapshot *s = kl_snapshot_acquire_fenced(h, &fe, &g);
-    assert_true(kl_fence_covers(fe, DEMO_ID));
-    assert_false(kl_fence_covers(fe, OTHER_ID));
-    kl_fence_release(fe);
+    assert_true(kl_snapshot_fence_covers(fe, DEMO_ID));
+    assert_false(kl_snapshot_fence_covers(fe, OTHER_ID));
+    kl_snapshot_fence_release(fe);
     kl_snapshot_release(s);
 
     /* A retry that still fails keeps the fence (scope NULL adds none). */

@@ -2,8 +2,8 @@
  * belongs to one site and one launch (keyless run), is stored only as a keyed hash, and
  * lives until revoked or until its lease ends. The snapshot holds them as a sorted,
  * immutable index, so every node honours every launch without touching the store. */
-#ifndef KL_POLICY_IDHEADER_H
-#define KL_POLICY_IDHEADER_H
+#ifndef KL_POLICY_IDHEADERS_H
+#define KL_POLICY_IDHEADERS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +14,7 @@ typedef struct kl_idheaders kl_idheaders;
 
 /* The keyed hash a launch secret is stored and looked up as (HMAC-SHA-256 under the
  * pepper, label "identity-header"). 0 or a kl_err. */
-int kl_idheader_hash(const kl_keys *keys, const char *secret, size_t n, unsigned char out[32]);
+int kl_idheaders_hash(const kl_keys *keys, const char *secret, size_t n, unsigned char out[32]);
 
 /* An empty index; *out owned by the caller (kl_idheaders_free). */
 int kl_idheaders_new(kl_idheaders **out);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "policy/idheader.h"
+#include "policy/idheaders.h"
 #include "policy/sts.h"
 
 #define NOW 1800000000
@@ -28,7 +28,7 @@ static kl_keys *keys_with(unsigned char fill)
 
 static void hash(const kl_keys *k, const char *secret, unsigned char out[32])
 {
-    assert_int_equal(kl_idheader_hash(k, secret, strlen(secret), out), 0);
+    assert_int_equal(kl_idheaders_hash(k, secret, strlen(secret), out), 0);
 }
 
 static void test_lookup(void **state)

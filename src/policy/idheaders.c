@@ -1,5 +1,5 @@
-/* Launch secrets' index (see idheader.h). */
-#include "policy/idheader.h"
+/* Launch secrets' index (see idheaders.h). */
+#include "policy/idheaders.h"
 
 #include <openssl/crypto.h>
 #include <stdbool.h>
@@ -21,7 +21,7 @@ struct kl_idheaders {
     bool finished;
 };
 
-int kl_idheader_hash(const kl_keys *keys, const char *secret, size_t n, unsigned char out[32])
+int kl_idheaders_hash(const kl_keys *keys, const char *secret, size_t n, unsigned char out[32])
 {
     return kl_keys_hmac(keys, "identity-header", secret, n, out);
 }
