@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "common/limits.h"
 
+/* The texts: one literal a line of output, limits spliced in with KL_STR. */
+/* clang-format off */
 static const char OVERVIEW_HEAD[] =
     "keyless - manage keylessd: a local one through its admin socket, or a remote one\n"
     "over TLS as yourself after 'keyless login'\n"
@@ -52,7 +55,7 @@ static const char USER[] =
     "Users of the directory (Graph's /v1.0/users). UPN is a user principal name,\n"
     "local@domain; USER is one, or an object id. The password is read from standard\n"
     "input (its first line) or, on a terminal, from a prompt that asks twice with echo\n"
-    "off; never from the command line. It must be 12 to 256 bytes and differ from\n"
+    "off; never from the command line. It must be " KL_STR(KL_MIN_PASSWORD) " to " KL_STR(KL_MAX_PASSWORD) " bytes and differ from\n"
     "the name. --force-change makes the user change it at the next sign-in\n"
     "(an administrator's temporary password).\n"
     "  printf '%s\\n' \"$PW\" | keyless user create ann@example.com --display-name Ann\n";
@@ -175,7 +178,7 @@ static const char APP[] =
     "service principal, the object roles are assigned to. APP is the application's\n"
     "name (without regard to case), object id or client id (appId).\n"
     "\n"
-    "  create   creates the application NAME (1-120 characters, unique without\n"
+    "  create   creates the application NAME (1-" KL_STR(KL_DIRECTORY_MAX_APP_NAME) " characters, unique without\n"
     "           regard to case) and prints its client id and service principal id.\n"
     "           For signing users in: --public-client makes it a client with no\n"
     "           secret (a CLI, a desktop or mobile app), --redirect-uri URI (repeat\n"
@@ -303,6 +306,7 @@ static const char LOGIN[] =
     "\n"
     "logout revokes the refresh token at the server and deletes the login file (it\n"
     "is deleted even when the server cannot be reached; the exit code says so).\n";
+/* clang-format on */
 
 /* The page of each noun; nouns is a space-separated list of those it covers. */
 static const struct page {

@@ -28,6 +28,16 @@
 #define KL_MAX_OUTPUT_BUFFER (1024 * 1024)
 #define KL_MIN_CLIENT_TIMEOUT_MS 100 /* --write-timeout-ms, --body-timeout-ms range */
 #define KL_MAX_CLIENT_TIMEOUT_MS 3600000
+/* The other ranges keylessd's options accept (daemon/config.c; its --help states them). */
+#define KL_MIN_WORKERS 1
+#define KL_MAX_WORKERS 64
+#define KL_MIN_UPSTREAM_TIMEOUT_MS 100
+#define KL_MAX_UPSTREAM_TIMEOUT_MS 3600000
+#define KL_MIN_SIGNING_KEY_ROTATION_DAYS 1
+#define KL_MAX_SIGNING_KEY_ROTATION_DAYS 3650
+#define KL_MIN_TOKEN_LIFETIME_MIN 5 /* --token-lifetime-min: issued access tokens */
+#define KL_MAX_TOKEN_LIFETIME_MIN 1440
+#define KL_KEK_BYTES 32 /* the key-encryption key: AES-256 and HKDF input */
 /* Bytes read from a connection beyond a full head while its request is being handled
  * (pipelined requests wait in the kernel past this). */
 #define KL_READ_AHEAD_BYTES (64 * 1024)
@@ -43,7 +53,7 @@
 /* Tokens and keys */
 #define KL_MAX_TOKEN_BYTES 16384 /* bearer token or api-key header value */
 #define KL_MAX_JSON_DEPTH 64
-#define KL_MAX_KEK_ENV 128     /* KEYLESS_KEK's value (base64 of 32 bytes is 44) */
+#define KL_MAX_KEK_ENV 128     /* KEYLESS_KEK's value (base64 of KL_KEK_BYTES is 44) */
 #define KL_MAX_JWS_KID 128     /* a JWS "kid"; only [A-Za-z0-9_-] */
 #define KL_MAX_JWS_SIG 512     /* a decoded signature (RSA-4096 is 512 bytes) */
 #define KL_MAX_KEYRING_KEYS 16 /* public keys a token verifier trusts at once */
@@ -71,8 +81,10 @@
 #define KL_MAX_IDENTITY_HEADER 256  /* X-IDENTITY-HEADER's value */
 #define KL_IDENTITY_HEADER_BYTES 32 /* random bytes of a launch secret (base64url: 43) */
 #define KL_MI_TOKEN_DEFAULT_LIFETIME_S (24 * 3600) /* as Azure's managed-identity tokens */
-#define KL_MI_TOKEN_MIN_LIFETIME_S 300             /* --mi-token-lifetime-min range */
-#define KL_MI_TOKEN_MAX_LIFETIME_S (24 * 3600)
+#define KL_MI_TOKEN_MIN_LIFETIME_MIN 5             /* --mi-token-lifetime-min range */
+#define KL_MI_TOKEN_MAX_LIFETIME_MIN 1440
+#define KL_MI_TOKEN_MIN_LIFETIME_S (KL_MI_TOKEN_MIN_LIFETIME_MIN * 60)
+#define KL_MI_TOKEN_MAX_LIFETIME_S (KL_MI_TOKEN_MAX_LIFETIME_MIN * 60)
 /* A cached token is handed out again until this much of its life is left (at most a
  * quarter of its lifetime), so a client never gets one about to expire: MSAL refetches a
  * token within 5 minutes of expiry on every call. */
@@ -150,7 +162,18 @@
 #define KL_MAX_FENCED_SCOPES 64     /* more fenced scopes than this: fence everything */
 
 /* ARM names and identifiers */
-#define KL_MAX_NAME 90    /* subscription, resource group, resource names */
+#define KL_MAX_NAME 90 /* subscription, resource group, resource names */
+/* Each resource type's own name lengths (Azure's naming rules); the messages that state
+ * them are built from these (KL_STR). */
+#define KL_ARM_MIN_ACCOUNT_NAME 2
+#define KL_ARM_MAX_ACCOUNT_NAME 64
+#define KL_ARM_MIN_DEPLOYMENT_NAME 2
+#define KL_ARM_MAX_DEPLOYMENT_NAME 64
+#define KL_ARM_MIN_SITE_NAME 2
+#define KL_ARM_MAX_SITE_NAME 60
+#define KL_ARM_MIN_VM_NAME 1
+#define KL_ARM_MAX_VM_NAME 64
+#define KL_ARM_MIN_IDENTITY_NAME 3
 #define KL_MAX_SCOPE 1024 /* an ARM scope string */
 #define KL_MAX_URL 2048
 /* Applications' redirect URIs (user sign-in): Entra allows 256 bytes per URI and 256
@@ -177,7 +200,9 @@
 #define KL_ARM_MAX_TAGS 50
 #define KL_ARM_MAX_TAG_NAME 512
 #define KL_ARM_MAX_TAG_VALUE 256
-#define KL_ARM_MAX_SHORT_STRING 256            /* sku names, model names/versions, upstream model */
+#define KL_ARM_MAX_SHORT_STRING 256            /* model names/versions, upstream model */
+#define KL_ARM_MAX_SKU_NAME 64                 /* an account's sku name and tier */
+#define KL_ARM_MAX_IDENTITY_TYPE 64            /* "SystemAssigned, UserAssigned", spaces free */
 #define KL_ARM_MAX_PROPERTIES_JSON 16384       /* stored extra properties, serialised */
 #define KL_ARM_MAX_ASSIGNMENT_DESCRIPTION 2048 /* a role assignment's description */
 

@@ -19,9 +19,10 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/util.h"
 
-#define KEK_LEN 32
+#define KEK_LEN KL_KEK_BYTES
 #define KEK_FILE "kek"
 #define SUBKEY_LEN 32
 #define SEAL_INFO "keyless seal v1"

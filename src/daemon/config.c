@@ -12,6 +12,8 @@
 #include "common/limits.h"
 #include "common/paths.h"
 
+/* One literal a line of output; limits spliced in with KL_STR. */
+/* clang-format off */
 static const char usage[] =
     "usage: keylessd [options]\n"
     "\n"
@@ -28,7 +30,7 @@ static const char usage[] =
     "                            identities are served on the IMDS path (KEYLESS_VM; default\n"
     "                            none)\n"
     "  --mi-token-lifetime-min N  lifetime of managed-identity tokens\n"
-    "                            (KEYLESS_MI_TOKEN_LIFETIME_MIN; default 1440, 5 to 1440)\n"
+    "                            (KEYLESS_MI_TOKEN_LIFETIME_MIN; default 1440, " KL_STR(KL_MI_TOKEN_MIN_LIFETIME_MIN) " to " KL_STR(KL_MI_TOKEN_MAX_LIFETIME_MIN) ")\n"
     "  --metrics-listen HOST:PORT  plain-HTTP /metrics listener (KEYLESS_METRICS_LISTEN; off)\n"
     "  --tls-cert PEM --tls-key PEM  your own certificate chain and key (KEYLESS_TLS_CERT,\n"
     "                            KEYLESS_TLS_KEY; default: self-signed under DIR/tls)\n"
@@ -41,83 +43,48 @@ static const char usage[] =
     "                            but link-local, multicast, unspecified and our own listeners)\n"
     "  --federation-ca-file PEM  CAs of federated credentials' OIDC issuers (e.g. a cluster's\n"
     "                            private CA; KEYLESS_FEDERATION_CA_FILE; default: the system's)\n"
-    "  --private-listen HOST:PORT  a private listener (repeatable, at most " KL_STR(
-        KL_MAX_PRIVATE_LISTENERS) ";\n"
-                                  "                            KEYLESS_PRIVATE_LISTEN, "
-                                  "comma-separated): the public face,\n"
-                                  "                            where accounts with "
-                                  "publicNetworkAccess Disabled still answer\n"
-                                  "  --trusted-proxy CIDR      a reverse proxy whose "
-                                  "X-Forwarded-For is believed (repeatable;\n"
-                                  "                            KEYLESS_TRUSTED_PROXY, "
-                                  "comma-separated; default none: the\n"
-                                  "                            caller is the TCP peer and "
-                                  "X-Forwarded-For is ignored)\n"
-                                  "  --store URL               the database (KEYLESS_STORE; "
-                                  "default sqlite:DIR/keyless.db):\n"
-                                  "                            sqlite:PATH, or "
-                                  "postgres://USER@HOST:PORT/DB?sslmode=...\n"
-                                  "                            (libpq parameters; the password "
-                                  "only from PGPASSFILE or\n"
-                                  "                            PGPASSWORD, never in the URL)\n"
-                                  "  --kek-file PATH           the key-encryption key, 32 bytes, "
-                                  "mode 0600 (KEYLESS_KEK_FILE;\n"
-                                  "                            every node of a cluster needs the "
-                                  "same one)\n"
-                                  "  --workers N               worker threads (KEYLESS_WORKERS; "
-                                  "default 2)\n"
-                                  "  --upstream-timeout-ms MS  model server silence before 504 "
-                                  "(KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
-                                  "                            default 120000)\n"
-                                  "  --write-timeout-ms MS     disconnect a client that takes no "
-                                  "byte of a pending answer\n"
-                                  "                            for this long "
-                                  "(KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
-                                  "  --body-timeout-ms MS      408 if a request body is not "
-                                  "complete this long after its\n"
-                                  "                            headers (KEYLESS_BODY_TIMEOUT_MS; "
-                                  "default 30000)\n"
-                                  "  --signing-key-rotation-days N  days a token signing key signs "
-                                  "before the next one\n"
-                                  "                            takes over "
-                                  "(KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
-                                  "  --signing-key-alg ALG     RS256 or ES256 for new signing "
-                                  "keys\n"
-                                  "                            (KEYLESS_SIGNING_KEY_ALG; default "
-                                  "RS256)\n"
-                                  "  --token-lifetime-min N    lifetime of issued access tokens "
-                                  "(KEYLESS_TOKEN_LIFETIME_MIN;\n"
-                                  "                            default 60, 5 to 1440)\n"
-                                  "  --device-code-lifetime-s N  how long a device code waits for "
-                                  "its user\n"
-                                  "                            (KEYLESS_DEVICE_CODE_LIFETIME_S; "
-                                  "default 900, Entra's,\n"
-                                  "                            5 to 3600; shorter only for tests "
-                                  "of expiry)\n"
-                                  "  --access-log on|off       one JSON line per request "
-                                  "(KEYLESS_ACCESS_LOG; default on)\n"
-                                  "  --log-level LEVEL         debug, info, warn or error "
-                                  "(KEYLESS_LOG_LEVEL; default info)\n"
-                                  "  --allow-core-dumps on|off  let the process dump core "
-                                  "(KEYLESS_ALLOW_CORE_DUMPS;\n"
-                                  "                            default off: a core file would hold "
-                                  "the keys)\n"
-                                  "  --check                   validate the configuration and "
-                                  "exit\n"
-                                  "  --version, --help\n"
-                                  "\n"
-                                  "The key-encryption key is read from --kek-file if given (an "
-                                  "existing file of 32 raw\n"
-                                  "bytes, owned by the user keylessd runs as, not a link, no group "
-                                  "or other permissions),\n"
-                                  "else from KEYLESS_KEK (base64 of 32 bytes) if set, which is "
-                                  "then removed from the\n"
-                                  "process environment, else from DIR/kek, created on first "
-                                  "start.\n"
-                                  "DIR and everything keylessd opens in it must belong to the user "
-                                  "keylessd runs as, and\n"
-                                  "DIR's parent must be writable by nobody else; one keylessd at a "
-                                  "time uses a DIR.\n";
+    "  --private-listen HOST:PORT  a private listener (repeatable, at most " KL_STR(KL_MAX_PRIVATE_LISTENERS) ";\n"
+    "                            KEYLESS_PRIVATE_LISTEN, comma-separated): the public face,\n"
+    "                            where accounts with publicNetworkAccess Disabled still answer\n"
+    "  --trusted-proxy CIDR      a reverse proxy whose X-Forwarded-For is believed (repeatable;\n"
+    "                            KEYLESS_TRUSTED_PROXY, comma-separated; default none: the\n"
+    "                            caller is the TCP peer and X-Forwarded-For is ignored)\n"
+    "  --store URL               the database (KEYLESS_STORE; default sqlite:DIR/keyless.db):\n"
+    "                            sqlite:PATH, or postgres://USER@HOST:PORT/DB?sslmode=...\n"
+    "                            (libpq parameters; the password only from PGPASSFILE or\n"
+    "                            PGPASSWORD, never in the URL)\n"
+    "  --kek-file PATH           the key-encryption key, " KL_STR(KL_KEK_BYTES) " bytes, mode 0600 (KEYLESS_KEK_FILE;\n"
+    "                            every node of a cluster needs the same one)\n"
+    "  --workers N               worker threads (KEYLESS_WORKERS; default 2)\n"
+    "  --upstream-timeout-ms MS  model server silence before 504 (KEYLESS_UPSTREAM_TIMEOUT_MS;\n"
+    "                            default 120000)\n"
+    "  --write-timeout-ms MS     disconnect a client that takes no byte of a pending answer\n"
+    "                            for this long (KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
+    "  --body-timeout-ms MS      408 if a request body is not complete this long after its\n"
+    "                            headers (KEYLESS_BODY_TIMEOUT_MS; default 30000)\n"
+    "  --signing-key-rotation-days N  days a token signing key signs before the next one\n"
+    "                            takes over (KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
+    "  --signing-key-alg ALG     RS256 or ES256 for new signing keys\n"
+    "                            (KEYLESS_SIGNING_KEY_ALG; default RS256)\n"
+    "  --token-lifetime-min N    lifetime of issued access tokens (KEYLESS_TOKEN_LIFETIME_MIN;\n"
+    "                            default 60, " KL_STR(KL_MIN_TOKEN_LIFETIME_MIN) " to " KL_STR(KL_MAX_TOKEN_LIFETIME_MIN) ")\n"
+    "  --device-code-lifetime-s N  how long a device code waits for its user\n"
+    "                            (KEYLESS_DEVICE_CODE_LIFETIME_S; default 900, Entra's,\n"
+    "                            " KL_STR(KL_DEVICE_CODE_MIN_LIFETIME_S) " to " KL_STR(KL_DEVICE_CODE_MAX_LIFETIME_S) "; shorter only for tests of expiry)\n"
+    "  --access-log on|off       one JSON line per request (KEYLESS_ACCESS_LOG; default on)\n"
+    "  --log-level LEVEL         debug, info, warn or error (KEYLESS_LOG_LEVEL; default info)\n"
+    "  --allow-core-dumps on|off  let the process dump core (KEYLESS_ALLOW_CORE_DUMPS;\n"
+    "                            default off: a core file would hold the keys)\n"
+    "  --check                   validate the configuration and exit\n"
+    "  --version, --help\n"
+    "\n"
+    "The key-encryption key is read from --kek-file if given (an existing file of " KL_STR(KL_KEK_BYTES) " raw\n"
+    "bytes, owned by the user keylessd runs as, not a link, no group or other permissions),\n"
+    "else from KEYLESS_KEK (base64 of " KL_STR(KL_KEK_BYTES) " bytes) if set, which is then removed from the\n"
+    "process environment, else from DIR/kek, created on first start.\n"
+    "DIR and everything keylessd opens in it must belong to the user keylessd runs as, and\n"
+    "DIR's parent must be writable by nobody else; one keylessd at a time uses a DIR.\n";
+/* clang-format on */
 
 int kl_config_take_env_secret(const char *name, char *out, size_t outlen)
 {
@@ -240,8 +207,8 @@ static const opt opts[] = {
      offsetof(kl_config, imds_listen_unsafe), 0, 0, 0},
     STR("--vm", "KEYLESS_VM", vm),
     {"--mi-token-lifetime-min", "KEYLESS_MI_TOKEN_LIFETIME_MIN", O_INT,
-     offsetof(kl_config, mi_token_lifetime_min), 0, KL_MI_TOKEN_MIN_LIFETIME_S / 60,
-     KL_MI_TOKEN_MAX_LIFETIME_S / 60},
+     offsetof(kl_config, mi_token_lifetime_min), 0, KL_MI_TOKEN_MIN_LIFETIME_MIN,
+     KL_MI_TOKEN_MAX_LIFETIME_MIN},
     STR("--metrics-listen", "KEYLESS_METRICS_LISTEN", metrics_listen),
     STR("--tls-cert", "KEYLESS_TLS_CERT", tls_cert),
     STR("--tls-key", "KEYLESS_TLS_KEY", tls_key),
@@ -255,18 +222,22 @@ static const opt opts[] = {
     {"--trusted-proxy", "KEYLESS_TRUSTED_PROXY", O_LIST, offsetof(kl_config, trusted_proxy),
      sizeof(((kl_config *)0)->trusted_proxy), 0, 0},
     STR("--kek-file", "KEYLESS_KEK_FILE", kek_file),
-    {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, 1, 64},
+    {"--workers", "KEYLESS_WORKERS", O_INT, offsetof(kl_config, workers), 0, KL_MIN_WORKERS,
+     KL_MAX_WORKERS},
     {"--upstream-timeout-ms", "KEYLESS_UPSTREAM_TIMEOUT_MS", O_INT,
-     offsetof(kl_config, upstream_timeout_ms), 0, 100, 3600000},
+     offsetof(kl_config, upstream_timeout_ms), 0, KL_MIN_UPSTREAM_TIMEOUT_MS,
+     KL_MAX_UPSTREAM_TIMEOUT_MS},
     {"--write-timeout-ms", "KEYLESS_WRITE_TIMEOUT_MS", O_INT, offsetof(kl_config, write_timeout_ms),
      0, KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
     {"--body-timeout-ms", "KEYLESS_BODY_TIMEOUT_MS", O_INT, offsetof(kl_config, body_timeout_ms), 0,
      KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
     {"--signing-key-rotation-days", "KEYLESS_SIGNING_KEY_ROTATION_DAYS", O_INT,
-     offsetof(kl_config, signing_key_rotation_days), 0, 1, 3650},
+     offsetof(kl_config, signing_key_rotation_days), 0, KL_MIN_SIGNING_KEY_ROTATION_DAYS,
+     KL_MAX_SIGNING_KEY_ROTATION_DAYS},
     STR("--signing-key-alg", "KEYLESS_SIGNING_KEY_ALG", signing_key_alg),
     {"--token-lifetime-min", "KEYLESS_TOKEN_LIFETIME_MIN", O_INT,
-     offsetof(kl_config, token_lifetime_min), 0, 5, 1440},
+     offsetof(kl_config, token_lifetime_min), 0, KL_MIN_TOKEN_LIFETIME_MIN,
+     KL_MAX_TOKEN_LIFETIME_MIN},
     {"--device-code-lifetime-s", "KEYLESS_DEVICE_CODE_LIFETIME_S", O_INT,
      offsetof(kl_config, device_code_lifetime_s), 0, KL_DEVICE_CODE_MIN_LIFETIME_S,
      KL_DEVICE_CODE_MAX_LIFETIME_S},

@@ -253,7 +253,8 @@ int main(int argc, char **argv)
     if (!cfg.allow_core_dumps && forbid_core_dumps() != 0)
         goto out;
     if (kek_env_rc < 0) {
-        kl_log(KL_LOG_ERROR, "kek", "reason", "KEYLESS_KEK is too long (base64 of 32 bytes)", NULL);
+        kl_log(KL_LOG_ERROR, "kek", "reason",
+               "KEYLESS_KEK is too long (base64 of " KL_STR(KL_KEK_BYTES) " bytes)", NULL);
         goto out;
     }
 
@@ -319,15 +320,18 @@ int main(int argc, char **argv)
         if (cfg.kek_file[0])
             snprintf(why, sizeof(why),
                      "--kek-file %s is not usable: it must be an existing regular file (not a "
-                     "link) of exactly 32 bytes, owned by this user, with mode 0600",
+                     "link) of exactly " KL_STR(
+                         KL_KEK_BYTES) " bytes, owned by this user, with mode 0600",
                      cfg.kek_file);
         else if (kek_env_rc == 1)
             snprintf(why, sizeof(why),
-                     "KEYLESS_KEK is not usable: it must be the base64 of exactly 32 bytes");
+                     "KEYLESS_KEK is not usable: it must be the base64 of exactly " KL_STR(
+                         KL_KEK_BYTES) " bytes");
         else
             snprintf(why, sizeof(why),
-                     "%s/kek is not usable: it must be a file of exactly 32 bytes with mode 0600 "
-                     "(chmod 600 it if others can read it)",
+                     "%s/kek is not usable: it must be a file of exactly " KL_STR(
+                         KL_KEK_BYTES) " bytes with mode 0600 "
+                                       "(chmod 600 it if others can read it)",
                      cfg.data_dir);
         kl_log(KL_LOG_ERROR, "kek", "reason", why, NULL);
         goto out;

@@ -80,7 +80,8 @@ bool kl_arm_valid_resource_group(const char *s, size_t n)
 
 bool kl_arm_valid_account_name(const char *s, size_t n)
 {
-    if (!s || n < 2 || n > 64 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
+    if (!s || n < KL_ARM_MIN_ACCOUNT_NAME || n > KL_ARM_MAX_ACCOUNT_NAME || !is_alnum(s[0]) ||
+        !is_alnum(s[n - 1]))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!is_alnum(s[i]) && s[i] != '-')
@@ -90,7 +91,7 @@ bool kl_arm_valid_account_name(const char *s, size_t n)
 
 bool kl_arm_valid_deployment_name(const char *s, size_t n)
 {
-    if (!s || n < 2 || n > 64 || has_dotdot(s, n))
+    if (!s || n < KL_ARM_MIN_DEPLOYMENT_NAME || n > KL_ARM_MAX_DEPLOYMENT_NAME || has_dotdot(s, n))
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -102,7 +103,8 @@ bool kl_arm_valid_deployment_name(const char *s, size_t n)
 
 bool kl_arm_valid_site_name(const char *s, size_t n)
 {
-    if (!s || n < 2 || n > 60 || s[0] == '-' || s[n - 1] == '-')
+    if (!s || n < KL_ARM_MIN_SITE_NAME || n > KL_ARM_MAX_SITE_NAME || s[0] == '-' ||
+        s[n - 1] == '-')
         return false;
     for (size_t i = 0; i < n; i++)
         if (!is_alnum(s[i]) && s[i] != '-')
@@ -112,8 +114,8 @@ bool kl_arm_valid_site_name(const char *s, size_t n)
 
 bool kl_arm_valid_vm_name(const char *s, size_t n)
 {
-    if (!s || n < 1 || n > 64 || !is_alnum(s[0]) || s[n - 1] == '.' || s[n - 1] == '-' ||
-        has_dotdot(s, n))
+    if (!s || n < KL_ARM_MIN_VM_NAME || n > KL_ARM_MAX_VM_NAME || !is_alnum(s[0]) ||
+        s[n - 1] == '.' || s[n - 1] == '-' || has_dotdot(s, n))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
@@ -123,7 +125,7 @@ bool kl_arm_valid_vm_name(const char *s, size_t n)
 
 bool kl_arm_valid_identity_name(const char *s, size_t n)
 {
-    if (!s || n < 3 || n > KL_MAX_NAME || !is_alnum(s[0]))
+    if (!s || n < KL_ARM_MIN_IDENTITY_NAME || n > KL_MAX_NAME || !is_alnum(s[0]))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
@@ -274,19 +276,23 @@ typedef struct name_rule {
 static const name_rule name_rules[] = {
     {"subscription", kl_arm_valid_subscription, FIELD(subscription), false, true,
      "InvalidResourceName",
-     "The subscription is invalid: use 1-90 letters, digits, '-', '_', '.', '(' or ')', not "
-     "ending in '.' (a GUID is recommended)."},
+     "The subscription is invalid: use 1-" KL_STR(
+         KL_MAX_NAME) " letters, digits, '-', '_', '.', '(' or ')', not "
+                      "ending in '.' (a GUID is recommended)."},
     {"resourceGroup", kl_arm_valid_resource_group, FIELD(resource_group), false, true,
      "InvalidResourceGroupName",
-     "Resource group names only allow up to 90 characters and can only include alphanumeric, "
-     "underscore, parentheses, hyphen, period (except at end) characters."},
+     "Resource group names only allow up to " KL_STR(
+         KL_MAX_NAME) " characters and can only include alphanumeric, "
+                      "underscore, parentheses, hyphen, period (except at end) characters."},
     {"account", kl_arm_valid_account_name, FIELD(account), false, true, "InvalidResourceName",
-     "The account name is invalid: use 2-64 letters, digits or '-', starting and ending with a "
-     "letter or digit."},
+     "The account name is invalid: use " KL_STR(KL_ARM_MIN_ACCOUNT_NAME) "-" KL_STR(
+         KL_ARM_MAX_ACCOUNT_NAME) " letters, digits or '-', starting and ending with a "
+                                  "letter or digit."},
     {"deployment", kl_arm_valid_deployment_name, FIELD(deployment), false, true,
      "InvalidResourceName",
-     "The deployment name is invalid: use 2-64 letters, digits, '-', '_' or '.', without "
-     "'..'."},
+     "The deployment name is invalid: use " KL_STR(KL_ARM_MIN_DEPLOYMENT_NAME) "-" KL_STR(
+         KL_ARM_MAX_DEPLOYMENT_NAME) " letters, digits, '-', '_' or '.', without "
+                                     "'..'."},
     {"scope", valid_scope_len, FIELD(scope), false, false, "InvalidScope", KL_SCOPE_RULE},
     {"roleAssignment", valid_guid, FIELD(role_assignment), true, false, "InvalidRoleAssignmentId",
      "The role assignment ID is not valid. The role assignment ID must be a GUID."},
@@ -299,14 +305,17 @@ static const name_rule name_rules[] = {
     {"launch", valid_guid, FIELD(launch), true, false, "InvalidResourceName",
      "The launch id is invalid: it must be a GUID."},
     {"site", kl_arm_valid_site_name, FIELD(site), false, true, "InvalidResourceName",
-     "The site name is invalid: use 2-60 letters, digits or '-', not starting or ending "
-     "with '-'."},
+     "The site name is invalid: use " KL_STR(KL_ARM_MIN_SITE_NAME) "-" KL_STR(
+         KL_ARM_MAX_SITE_NAME) " letters, digits or '-', not starting or ending "
+                               "with '-'."},
     {"vm", kl_arm_valid_vm_name, FIELD(vm), false, true, "InvalidResourceName",
-     "The virtual machine name is invalid: use 1-64 letters, digits, '-', '_' or '.', "
-     "starting with a letter or digit and not ending with '.' or '-'."},
+     "The virtual machine name is invalid: use " KL_STR(KL_ARM_MIN_VM_NAME) "-" KL_STR(
+         KL_ARM_MAX_VM_NAME) " letters, digits, '-', '_' or '.', "
+                             "starting with a letter or digit and not ending with '.' or '-'."},
     {"identity", kl_arm_valid_identity_name, FIELD(identity), false, true, "InvalidResourceName",
-     "The identity name is invalid: use 3-90 letters, digits, '-' or '_', starting with a "
-     "letter or digit."},
+     "The identity name is invalid: use " KL_STR(KL_ARM_MIN_IDENTITY_NAME) "-" KL_STR(
+         KL_MAX_NAME) " letters, digits, '-' or '_', starting with a "
+                      "letter or digit."},
     {"user", valid_user_key, FIELD(user), true, false, "Request_BadRequest",
      "Invalid object identifier: use the user's id (a GUID) or its userPrincipalName."},
     {"member", valid_guid, FIELD(member), true, false, "Request_BadRequest",

@@ -41,7 +41,7 @@ static int parse_type(const json_t *t, kl_identity_input *in, kl_arm_error *e)
 {
     const char *s = json_string_value(t);
     size_t n = s ? json_string_length(t) : 0;
-    if (!s || n == 0 || n > 64 || strlen(s) != n)
+    if (!s || n == 0 || n > KL_ARM_MAX_IDENTITY_TYPE || strlen(s) != n)
         return bad(e, "identity.type is required: None, SystemAssigned, UserAssigned or "
                       "'SystemAssigned, UserAssigned'.");
     bool none = false;

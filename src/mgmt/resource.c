@@ -78,15 +78,17 @@ static int parse_sku(const json_t *v, char **out, kl_arm_error *e)
     if (!json_is_object(v))
         return bad(e, "The %s must be an object.", "sku");
     const char *name = json_string_value(json_object_get(v, "name"));
-    if (!name || !printable(name, 64))
-        return bad(e, "The %s must have a name of 1-64 printable characters.", "sku");
+    if (!name || !printable(name, KL_ARM_MAX_SKU_NAME))
+        return bad(
+            e, "The %s must have a name of 1-" KL_STR(KL_ARM_MAX_SKU_NAME) " printable characters.",
+            "sku");
     json_t *o = json_object();
     if (!o)
         return KL_ENOMEM;
     int err = set_new(o, "name", json_string(name)) ? KL_ENOMEM : 0;
     const json_t *tier = json_object_get(v, "tier");
     if (!err && tier && !json_is_null(tier)) {
-        if (!json_is_string(tier) || !printable(json_string_value(tier), 64))
+        if (!json_is_string(tier) || !printable(json_string_value(tier), KL_ARM_MAX_SKU_NAME))
             err = bad(e, "The %s tier must be a short string.", "sku");
         else if (set_new(o, "tier", json_string(json_string_value(tier))))
             err = KL_ENOMEM;
@@ -683,8 +685,9 @@ static int parse_backend(const json_t *v, const char *model_name, const char *na
     const char *u = json_string_value(url);
     if (!u || !kl_resource_valid_upstream_url(u))
         return bad(e,
-                   "%s.url must be an http:// or https:// URL of at most 2048 characters, "
-                   "without user information, query or fragment.",
+                   "%s.url must be an http:// or https:// URL of at most " KL_STR(
+                       KL_MAX_URL) " characters, "
+                                   "without user information, query or fragment.",
                    "properties.backend");
     int err = dup_into(&in->backend, "upstream");
     if (!err)
