@@ -49,7 +49,7 @@ void kl_mgmt_permissions_list(kl_mgmt_call *c)
         }
         kl_store_role_assignments_free(list, n);
     }
-    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+    kl_mgmt_reply_value(c, items);
 }
 
 bool kl_mgmt_principal_or_group(const kl_principal *p, const char *object_id)
@@ -62,11 +62,6 @@ bool kl_mgmt_principal_or_group(const kl_principal *p, const char *object_id)
         if (kl_str_ieq(p->groups[i], object_id))
             return true;
     return false;
-}
-
-static json_t *string_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
 }
 
 void kl_mgmt_check_access(kl_mgmt_call *c)
@@ -141,12 +136,12 @@ void kl_mgmt_check_access(kl_mgmt_call *c)
                                                      sizeof(role_id)) == 0;
     }
     json_t *body = json_object();
-    if (body &&
-        (json_object_set_new(body, "allowed", json_boolean(d.allowed && p->enabled)) ||
-         json_object_set_new(body, "reason", json_string(reason)) ||
-         json_object_set_new(body, "roleAssignmentId", string_or_null(have_ids ? asg_id : NULL)) ||
-         json_object_set_new(body, "roleDefinitionId",
-                             string_or_null(have_ids ? role_id : NULL)))) {
+    if (body && (json_object_set_new(body, "allowed", json_boolean(d.allowed && p->enabled)) ||
+                 json_object_set_new(body, "reason", json_string(reason)) ||
+                 json_object_set_new(body, "roleAssignmentId",
+                                     kl_arm_json_string_or_null(have_ids ? asg_id : NULL)) ||
+                 json_object_set_new(body, "roleDefinitionId",
+                                     kl_arm_json_string_or_null(have_ids ? role_id : NULL)))) {
         json_decref(body);
         body = NULL;
     }

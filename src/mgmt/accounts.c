@@ -216,22 +216,11 @@ void kl_mgmt_account_delete(kl_mgmt_call *c)
 {
     kl_store_account *a = NULL;
     int err = kl_mgmt_find_account(c, false, &a);
-    if (err == KL_ENOTFOUND) {
+    if (!err)
+        kl_mgmt_reply_deleted(c, kl_store_delete_account(c->m->store, a->name), "delete_account",
+                              "account_deleted", a->id);
+    else if (err == KL_ENOTFOUND)
         kl_mgmt_reply_empty(c, 204);
-        return;
-    }
-    if (err)
-        return;
-    err = kl_store_delete_account(c->m->store, a->name);
-    if (err == KL_ENOTFOUND) {
-        kl_mgmt_reply_empty(c, 204);
-    } else if (err) {
-        kl_mgmt_fail_internal(c, err, "delete_account");
-    } else {
-        kl_mgmt_log_change(c, "account_deleted", a->id);
-        kl_mgmt_applied(c);
-        kl_mgmt_reply_empty(c, 200);
-    }
     kl_store_account_free(a);
 }
 
@@ -404,7 +393,7 @@ void kl_mgmt_account_list_key_usage(kl_mgmt_call *c)
     if (err)
         kl_mgmt_fail_internal(c, err, "list_key_usage");
     else
-        kl_mgmt_reply_json(c, 200, value ? json_pack("{s:o}", "value", value) : NULL);
+        kl_mgmt_reply_value(c, value);
     kl_store_keys_free(keys, n);
     kl_store_account_free(a);
 }

@@ -22,13 +22,6 @@
 #define MAX_KEY_B64 (4 * ((2 * KL_MAX_APP_CERT_DER + 2) / 3)) /* base64 of a PEM file */
 #define MAX_CERT_DISPLAY_NAME 256
 
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 /* One keyCredential as Graph shows it ("key" is never returned). */
 static json_t *key_credential_json(const kl_store_key_credential *k)
 {
@@ -36,9 +29,9 @@ static json_t *key_credential_json(const kl_store_key_credential *k)
      * certificate's thumbprint; thumbprintSha256 (ours, not Graph's) is the x5t#S256. */
     return json_pack("{s:s, s:s, s:o, s:o, s:n, s:s, s:s, s:s, s:s}", "customKeyIdentifier",
                      k->thumbprint_sha1, "displayName", k->display_name, "endDateTime",
-                     iso_time(k->end_at), "startDateTime", iso_time(k->start_at), "key", "keyId",
-                     k->key_id, "type", "AsymmetricX509Cert", "usage", "Verify", "thumbprintSha256",
-                     k->thumbprint_sha256);
+                     kl_arm_json_time(k->end_at), "startDateTime", kl_arm_json_time(k->start_at),
+                     "key", "keyId", k->key_id, "type", "AsymmetricX509Cert", "usage", "Verify",
+                     "thumbprintSha256", k->thumbprint_sha256);
 }
 
 int kl_mgmt_key_credentials_json(kl_mgmt_call *c, const char *app, json_t **out)

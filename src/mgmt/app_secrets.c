@@ -89,19 +89,13 @@ static int parse_time(const char *s, int64_t *out)
     return 0;
 }
 
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 /* Graph's passwordCredential; secret_text only in addPassword's answer. */
 static json_t *credential_json(const kl_store_app_secret *s, const char *secret_text)
 {
     return json_pack("{s:n,s:s,s:o,s:s,s:s,s:s?,s:o}", "customKeyIdentifier", "displayName",
-                     s->display_name, "endDateTime", iso_time(s->end_at), "hint", s->hint, "keyId",
-                     s->key_id, "secretText", secret_text, "startDateTime", iso_time(s->start_at));
+                     s->display_name, "endDateTime", kl_arm_json_time(s->end_at), "hint", s->hint,
+                     "keyId", s->key_id, "secretText", secret_text, "startDateTime",
+                     kl_arm_json_time(s->start_at));
 }
 
 json_t *kl_mgmt_password_credentials(kl_mgmt_call *c, const char *app_object_id)

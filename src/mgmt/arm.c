@@ -868,3 +868,20 @@ int kl_mgmt_routes_check(const kl_mgmt_route *routes, size_t n)
     }
     return 0;
 }
+
+int kl_arm_json_set(json_t *o, const char *k, json_t *v)
+{
+    return v ? json_object_set_new(o, k, v) : -1;
+}
+
+json_t *kl_arm_json_time(int64_t t)
+{
+    char buf[32];
+    kl_time_iso8601(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *kl_arm_json_string_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/limits.h"
 
@@ -249,5 +250,16 @@ int kl_arm_account_id(const char *subscription, const char *resource_group, cons
 int kl_arm_apikey_aad(const char *account_id, int slot, char *out, size_t outlen);
 /* Lower-cases ASCII letters in place. */
 void kl_arm_lower(char *s);
+
+/* --- building response bodies (jansson; shared by every ARM and Graph shape) --- */
+/* Sets o[k] = v, taking v. Returns 0, or -1 when v is NULL (an allocation failed
+ * before) or the set fails, so that a chain of sets stops at the first failure. */
+int kl_arm_json_set(json_t *o, const char *k, json_t *v);
+/* unix seconds t as an ISO 8601 UTC JSON string (new reference; NULL on allocation
+ * failure). */
+json_t *kl_arm_json_time(int64_t t);
+/* s as a JSON string, or JSON null when s is NULL (new reference; NULL on allocation
+ * failure). */
+json_t *kl_arm_json_string_or_null(const char *s);
 
 #endif

@@ -161,22 +161,12 @@ void kl_mgmt_deployment_delete(kl_mgmt_call *c)
 {
     kl_store_account *a = NULL;
     int err = kl_mgmt_find_account(c, false, &a);
-    if (err == KL_ENOTFOUND) {
+    if (!err)
+        kl_mgmt_reply_deleted(c,
+                              kl_store_delete_deployment(c->m->store, a->name, c->names.deployment),
+                              "delete_deployment", "deployment_deleted", c->names.deployment);
+    else if (err == KL_ENOTFOUND)
         kl_mgmt_reply_empty(c, 204);
-        return;
-    }
-    if (err)
-        return;
-    err = kl_store_delete_deployment(c->m->store, a->name, c->names.deployment);
-    if (err == KL_ENOTFOUND) {
-        kl_mgmt_reply_empty(c, 204);
-    } else if (err) {
-        kl_mgmt_fail_internal(c, err, "delete_deployment");
-    } else {
-        kl_mgmt_log_change(c, "deployment_deleted", c->names.deployment);
-        kl_mgmt_applied(c);
-        kl_mgmt_reply_empty(c, 200);
-    }
     kl_store_account_free(a);
 }
 

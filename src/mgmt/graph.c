@@ -1,9 +1,12 @@
 /* What the Microsoft Graph v1.0 handlers (graph_apps.c, graph_users.c, graph_groups.c)
- * share: the $filter they serve, Graph's not-found and last-Owner refusals, and the
- * reading of a string member of a request body. */
+ * share: the $filter they serve, Graph's not-found and last-Owner refusals, the reading
+ * of a string member of a request body, and the deletion of a user or group. */
 #include <string.h>
 
+#include "common/err.h"
 #include "common/util.h"
+#include "directory/directory.h"
+#include "directory/users.h"
 #include "mgmt/internal.h"
 
 bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const char *const *props,
@@ -11,15 +14,9 @@ bool kl_mgmt_graph_eq_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, const c
 {
     for (size_t i = 0; i < nprops; i++)
         values[i] = NULL;
-    const char *text = kl_http_req_query_param(c->r, "$filter");
-    if (!text)
-        return true;
     size_t n = 0;
-    kl_arm_error e = {0};
-    if (kl_arm_parse_filter(text, terms, &n, "Request_UnsupportedQuery", &e)) {
-        kl_mgmt_reply_error(c, &e);
+    if (!kl_mgmt_filter_terms(c, "Request_UnsupportedQuery", terms, &n))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
         while (k < nprops && (terms[i].call || !kl_str_ieq(terms[i].name, props[k]) || values[k]))
@@ -55,4 +52,31 @@ const char *kl_mgmt_graph_body_string(const json_t *o, const char *key, bool *pr
         *present = v && !json_is_null(v);
     const char *s = json_string_value(v);
     return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+bool kl_mgmt_graph_display_name(kl_mgmt_call *c, const char *name)
+{
+    if (name && kl_directory_valid_name(name, strlen(name), KL_USERS_MAX_DISPLAY_NAME))
+        return true;
+    kl_mgmt_fail(c, 400, "Request_BadRequest",
+                 "Property displayName is required: 1-%d characters without control characters.",
+                 KL_USERS_MAX_DISPLAY_NAME);
+    return false;
+}
+
+void kl_mgmt_graph_delete_principal(kl_mgmt_call *c, const char *object_id, const char *named,
+                                    const char *what, const char *event)
+{
+    int err = kl_store_delete_principal(c->m->store, object_id);
+    if (err == KL_ENOTFOUND)
+        kl_mgmt_graph_not_found(c, named);
+    else if (err == KL_EPERM)
+        kl_mgmt_graph_last_owner(c);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, what);
+    else {
+        kl_mgmt_log_change(c, event, object_id);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 204);
+    }
 }

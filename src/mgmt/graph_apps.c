@@ -16,18 +16,6 @@
 
 /* ---------------------------------------------------------------- shapes */
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 /* {"redirectUris": list} from a stored JSON array (NULL or unreadable: empty). */
 static json_t *redirect_json(const char *list)
 {
@@ -48,14 +36,14 @@ static json_t *application_json(const kl_store_application *a, json_t *kc, json_
         kc = json_array();
     if (!pc)
         pc = json_array();
-    if (!o || set_new(o, "id", json_string(a->object_id)) ||
-        set_new(o, "appId", json_string(a->app_id)) ||
-        set_new(o, "displayName", json_string(a->display_name)) ||
-        set_new(o, "createdDateTime", iso_time(a->created_at)) ||
-        set_new(o, "keyCredentials", kc) || set_new(o, "passwordCredentials", pc) ||
-        set_new(o, "isFallbackPublicClient", json_boolean(a->public_client)) ||
-        set_new(o, "publicClient", redirect_json(a->public_redirect_uris)) ||
-        set_new(o, "web", redirect_json(a->web_redirect_uris))) {
+    if (!o || kl_arm_json_set(o, "id", json_string(a->object_id)) ||
+        kl_arm_json_set(o, "appId", json_string(a->app_id)) ||
+        kl_arm_json_set(o, "displayName", json_string(a->display_name)) ||
+        kl_arm_json_set(o, "createdDateTime", kl_arm_json_time(a->created_at)) ||
+        kl_arm_json_set(o, "keyCredentials", kc) || kl_arm_json_set(o, "passwordCredentials", pc) ||
+        kl_arm_json_set(o, "isFallbackPublicClient", json_boolean(a->public_client)) ||
+        kl_arm_json_set(o, "publicClient", redirect_json(a->public_redirect_uris)) ||
+        kl_arm_json_set(o, "web", redirect_json(a->web_redirect_uris))) {
         json_decref(o);
         return NULL;
     }
@@ -171,20 +159,22 @@ static json_t *service_principal_json(kl_mgmt_call *c, const kl_store_principal 
 {
     json_t *o = json_object();
     bool mi = strcmp(p->type, KL_PRINCIPAL_TYPE_MI) == 0;
-    if (!o || set_new(o, "id", json_string(p->object_id)) ||
-        set_new(o, "appId", json_string(p->app_id ? p->app_id : "")) ||
-        set_new(o, "displayName", json_string(p->display_name)) ||
-        set_new(o, "accountEnabled", json_boolean(p->enabled)) ||
-        set_new(o, "servicePrincipalType", json_string(mi ? "ManagedIdentity" : "Application"))) {
+    if (!o || kl_arm_json_set(o, "id", json_string(p->object_id)) ||
+        kl_arm_json_set(o, "appId", json_string(p->app_id ? p->app_id : "")) ||
+        kl_arm_json_set(o, "displayName", json_string(p->display_name)) ||
+        kl_arm_json_set(o, "accountEnabled", json_boolean(p->enabled)) ||
+        kl_arm_json_set(o, "servicePrincipalType",
+                        json_string(mi ? "ManagedIdentity" : "Application"))) {
         json_decref(o);
         return NULL;
     }
     /* As Entra shows a managed identity: whether it is user-assigned ("explicit") and the
      * ARM id it stands for (the identity's own, or its resource's). */
     const kl_mi *m = mi && p->app_id ? kl_snapshot_mi_by_client_id(c->snap, p->app_id) : NULL;
-    if (m && set_new(o, "alternativeNames",
-                     json_pack("[s,s]", m->user_assigned ? "isExplicit=True" : "isExplicit=False",
-                               m->resource_id))) {
+    if (m && kl_arm_json_set(o, "alternativeNames",
+                             json_pack("[s,s]",
+                                       m->user_assigned ? "isExplicit=True" : "isExplicit=False",
+                                       m->resource_id))) {
         json_decref(o);
         return NULL;
     }
@@ -238,9 +228,9 @@ void kl_mgmt_organization_get(kl_mgmt_call *c)
     }
     json_t *org = json_object();
     json_t *items = json_array();
-    bool ok = org && items && !set_new(org, "id", json_string(t->tenant_id)) &&
-              !set_new(org, "displayName", json_string(t->display_name)) &&
-              !set_new(org, "createdDateTime", iso_time(t->created_at));
+    bool ok = org && items && !kl_arm_json_set(org, "id", json_string(t->tenant_id)) &&
+              !kl_arm_json_set(org, "displayName", json_string(t->display_name)) &&
+              !kl_arm_json_set(org, "createdDateTime", kl_arm_json_time(t->created_at));
     if (ok)
         ok = json_array_append_new(items, org) == 0; /* takes org either way */
     else

@@ -12,23 +12,20 @@
 #include "directory/users.h"
 #include "mgmt/internal.h"
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
 static json_t *group_json(const kl_store_group *g)
 {
     char when[32];
     kl_time_iso8601(g->created_at, when, sizeof(when));
     json_t *o = json_object();
-    if (!o || set_new(o, "id", json_string(g->object_id)) ||
-        set_new(o, "displayName", json_string(g->display_name)) ||
-        set_new(o, "mailNickname", json_string(g->mail_nickname)) ||
-        set_new(o, "description", g->description ? json_string(g->description) : json_null()) ||
-        set_new(o, "mailEnabled", json_false()) || set_new(o, "securityEnabled", json_true()) ||
-        set_new(o, "groupTypes", json_array()) ||
-        set_new(o, "createdDateTime", json_string(when))) {
+    if (!o || kl_arm_json_set(o, "id", json_string(g->object_id)) ||
+        kl_arm_json_set(o, "displayName", json_string(g->display_name)) ||
+        kl_arm_json_set(o, "mailNickname", json_string(g->mail_nickname)) ||
+        kl_arm_json_set(o, "description",
+                        g->description ? json_string(g->description) : json_null()) ||
+        kl_arm_json_set(o, "mailEnabled", json_false()) ||
+        kl_arm_json_set(o, "securityEnabled", json_true()) ||
+        kl_arm_json_set(o, "groupTypes", json_array()) ||
+        kl_arm_json_set(o, "createdDateTime", json_string(when))) {
         json_decref(o);
         return NULL;
     }
@@ -44,10 +41,10 @@ static json_t *member_json(const kl_store_principal *p)
                         : t == KL_PRINCIPAL_GROUP ? "#microsoft.graph.group"
                                                   : "#microsoft.graph.servicePrincipal";
     json_t *o = json_object();
-    if (!o || set_new(o, "@odata.type", json_string(odata)) ||
-        set_new(o, "id", json_string(p->object_id)) ||
-        set_new(o, "displayName", json_string(p->display_name)) ||
-        (p->app_id && set_new(o, "appId", json_string(p->app_id)))) {
+    if (!o || kl_arm_json_set(o, "@odata.type", json_string(odata)) ||
+        kl_arm_json_set(o, "id", json_string(p->object_id)) ||
+        kl_arm_json_set(o, "displayName", json_string(p->display_name)) ||
+        (p->app_id && kl_arm_json_set(o, "appId", json_string(p->app_id)))) {
         json_decref(o);
         return NULL;
     }
@@ -76,7 +73,7 @@ void kl_mgmt_groups_list(kl_mgmt_call *c)
             items = NULL;
         }
     kl_store_groups_free(list, n);
-    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+    kl_mgmt_reply_value(c, items);
 }
 
 void kl_mgmt_group_create(kl_mgmt_call *c)
@@ -88,13 +85,8 @@ void kl_mgmt_group_create(kl_mgmt_call *c)
     const json_t *mail = json_object_get(c->body, "mailEnabled");
     const json_t *sec = json_object_get(c->body, "securityEnabled");
     const json_t *types = json_object_get(c->body, "groupTypes");
-    if (!name || !kl_directory_valid_name(name, strlen(name), KL_USERS_MAX_DISPLAY_NAME)) {
-        kl_mgmt_fail(c, 400, "Request_BadRequest",
-                     "Property displayName is required: 1-%d characters without control "
-                     "characters.",
-                     KL_USERS_MAX_DISPLAY_NAME);
+    if (!kl_mgmt_graph_display_name(c, name))
         return;
-    }
     if (!nick || !kl_users_valid_mail_nickname(nick, strlen(nick))) {
         kl_mgmt_fail(c, 400, "Request_BadRequest",
                      "Property mailNickname is required: 1-%d printable ASCII characters without "
@@ -152,20 +144,9 @@ void kl_mgmt_group_get(kl_mgmt_call *c)
 void kl_mgmt_group_delete(kl_mgmt_call *c)
 {
     kl_store_group *g = find_group(c);
-    if (!g)
-        return;
-    int err = kl_store_delete_principal(c->m->store, g->object_id);
-    if (err == KL_ENOTFOUND)
-        kl_mgmt_graph_not_found(c, c->names.object);
-    else if (err == KL_EPERM)
-        kl_mgmt_graph_last_owner(c);
-    else if (err)
-        kl_mgmt_fail_internal(c, err, "delete_group");
-    else {
-        kl_mgmt_log_change(c, "group_deleted", g->object_id);
-        kl_mgmt_applied(c);
-        kl_mgmt_reply_empty(c, 204);
-    }
+    if (g)
+        kl_mgmt_graph_delete_principal(c, g->object_id, c->names.object, "delete_group",
+                                       "group_deleted");
     kl_store_group_free(g);
 }
 
@@ -189,7 +170,7 @@ void kl_mgmt_group_members_list(kl_mgmt_call *c)
             items = NULL;
         }
     kl_store_principals_free(list, n);
-    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+    kl_mgmt_reply_value(c, items);
 }
 
 /* The member's object id from a reference: any URL whose last two segments are

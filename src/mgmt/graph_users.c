@@ -15,22 +15,17 @@
 
 #define ENTRA "microsoft.directory"
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
 static json_t *user_json(const kl_store_user *u)
 {
     char when[32];
     kl_time_iso8601(u->created_at, when, sizeof(when));
     json_t *o = json_object();
-    if (!o || set_new(o, "id", json_string(u->object_id)) ||
-        set_new(o, "displayName", json_string(u->display_name)) ||
-        set_new(o, "userPrincipalName", json_string(u->upn)) ||
-        set_new(o, "accountEnabled", json_boolean(u->enabled)) ||
-        set_new(o, "createdDateTime", json_string(when)) ||
-        set_new(o, "userType", json_string("Member"))) {
+    if (!o || kl_arm_json_set(o, "id", json_string(u->object_id)) ||
+        kl_arm_json_set(o, "displayName", json_string(u->display_name)) ||
+        kl_arm_json_set(o, "userPrincipalName", json_string(u->upn)) ||
+        kl_arm_json_set(o, "accountEnabled", json_boolean(u->enabled)) ||
+        kl_arm_json_set(o, "createdDateTime", json_string(when)) ||
+        kl_arm_json_set(o, "userType", json_string("Member"))) {
         json_decref(o);
         return NULL;
     }
@@ -103,7 +98,7 @@ void kl_mgmt_users_list(kl_mgmt_call *c)
             items = NULL;
         }
     kl_store_users_free(list, n);
-    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+    kl_mgmt_reply_value(c, items);
 }
 
 void kl_mgmt_user_create(kl_mgmt_call *c)
@@ -123,13 +118,8 @@ void kl_mgmt_user_create(kl_mgmt_call *c)
                              : "Property userPrincipalName is required.");
         return;
     }
-    if (!name || !kl_directory_valid_name(name, strlen(name), KL_USERS_MAX_DISPLAY_NAME)) {
-        kl_mgmt_fail(c, 400, "Request_BadRequest",
-                     "Property displayName is required: 1-%d characters without control "
-                     "characters.",
-                     KL_USERS_MAX_DISPLAY_NAME);
+    if (!kl_mgmt_graph_display_name(c, name))
         return;
-    }
     if (en && !json_is_null(en) && !json_is_boolean(en)) {
         kl_mgmt_fail(c, 400, "Request_BadRequest", "accountEnabled must be a boolean.");
         return;
@@ -257,19 +247,8 @@ void kl_mgmt_user_patch(kl_mgmt_call *c)
 void kl_mgmt_user_delete(kl_mgmt_call *c)
 {
     kl_store_user *u = find_user(c);
-    if (!u)
-        return;
-    int err = kl_store_delete_principal(c->m->store, u->object_id);
-    if (err == KL_ENOTFOUND)
-        kl_mgmt_graph_not_found(c, c->names.user);
-    else if (err == KL_EPERM)
-        kl_mgmt_graph_last_owner(c);
-    else if (err)
-        kl_mgmt_fail_internal(c, err, "delete_user");
-    else {
-        kl_mgmt_log_change(c, "user_deleted", u->object_id);
-        kl_mgmt_applied(c);
-        kl_mgmt_reply_empty(c, 204);
-    }
+    if (u)
+        kl_mgmt_graph_delete_principal(c, u->object_id, c->names.user, "delete_user",
+                                       "user_deleted");
     kl_store_user_free(u);
 }

@@ -169,11 +169,6 @@ void kl_identity_input_free(kl_identity_input *in)
     memset(in, 0, sizeof(*in));
 }
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
 int kl_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant_id, json_t **out)
 {
     *out = NULL;
@@ -185,17 +180,17 @@ int kl_identity_json(kl_store_identity *const *ids, size_t n, const char *tenant
                        : sys         ? "SystemAssigned"
                                      : "UserAssigned";
     json_t *o = json_object();
-    int err = !o || set_new(o, "type", json_string(type));
+    int err = !o || kl_arm_json_set(o, "type", json_string(type));
     if (!err && sys)
-        err = set_new(o, "principalId", json_string(sys->object_id)) ||
-              set_new(o, "tenantId", json_string(tenant_id));
+        err = kl_arm_json_set(o, "principalId", json_string(sys->object_id)) ||
+              kl_arm_json_set(o, "tenantId", json_string(tenant_id));
     if (!err && n_user) {
         json_t *map = json_object();
-        err = set_new(o, "userAssignedIdentities", map);
+        err = kl_arm_json_set(o, "userAssignedIdentities", map);
         for (size_t i = sys ? 1 : 0; !err && i < n; i++)
-            err = set_new(map, ids[i]->resource_id,
-                          json_pack("{s:s, s:s}", "principalId", ids[i]->object_id, "clientId",
-                                    ids[i]->client_id));
+            err = kl_arm_json_set(map, ids[i]->resource_id,
+                                  json_pack("{s:s, s:s}", "principalId", ids[i]->object_id,
+                                            "clientId", ids[i]->client_id));
     }
     if (err) {
         json_decref(o);

@@ -22,13 +22,6 @@ static void site_id(const kl_mgmt_call *c, char *out, size_t outlen)
              c->names.site);
 }
 
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 void kl_mgmt_identity_header_put(kl_mgmt_call *c)
 {
     char site[KL_MAX_SCOPE + 1], id[KL_MAX_SCOPE + KL_MAX_NAME + 32];
@@ -67,7 +60,7 @@ void kl_mgmt_identity_header_put(kl_mgmt_call *c)
         kl_mgmt_log_change(c, created ? "identity_header_created" : "identity_header_renewed", id);
         json_t *props =
             json_pack("{s:s,s:o,s:i}", "identityEndpoint", c->m->identity_endpoint, "expiresOn",
-                      iso_time(expires), "leaseSeconds", KL_IDENTITY_HEADER_LEASE_S);
+                      kl_arm_json_time(expires), "leaseSeconds", KL_IDENTITY_HEADER_LEASE_S);
         /* The secret is shown when it is made, never again (a renewal answers without).
          * A reference of our own to its JSON copy lets that copy be wiped too. */
         json_t *shown = created ? json_string(secret) : NULL;

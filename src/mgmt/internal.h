@@ -76,6 +76,18 @@ void kl_mgmt_fail_internal(kl_mgmt_call *c, int err, const char *what);
 void kl_mgmt_reply_json(kl_mgmt_call *c, int status, json_t *body);
 /* Sends an empty response (200 after a delete, 204 when there was nothing). */
 void kl_mgmt_reply_empty(kl_mgmt_call *c, int status);
+/* Answers 200 with a collection, {"value": items}, the shape ARM and Graph list in
+ * (items taken); NULL items (an allocation that failed while building it) answers 500. */
+void kl_mgmt_reply_value(kl_mgmt_call *c, json_t *items);
+/* ARM's answer to a DELETE whose store call returned err: 200 once deleted (logging
+ * event for id and publishing the change), 204 when there was nothing to delete
+ * (KL_ENOTFOUND), 500 for any other error (logged as what). */
+void kl_mgmt_reply_deleted(kl_mgmt_call *c, int err, const char *what, const char *event,
+                           const char *id);
+/* The request's $filter parsed into terms[0..*n) (at most KL_ARM_MAX_FILTER_TERMS);
+ * *n = 0 when there is none. Answers the grammar's 400 with code and returns false
+ * when the text does not parse; true otherwise (nothing answered). */
+bool kl_mgmt_filter_terms(kl_mgmt_call *c, const char *code, kl_arm_filter_term *terms, size_t *n);
 
 /* Reads the account named in the path and checks it lives in the path's subscription
  * and resource group (case-insensitively). 0 with *out owned by the caller;
@@ -180,6 +192,16 @@ void kl_mgmt_graph_last_owner(kl_mgmt_call *c);
  * string is o's). *present (may be NULL) says whether the member was there at all (null
  * counts as absent). */
 const char *kl_mgmt_graph_body_string(const json_t *o, const char *key, bool *present);
+/* The displayName a user or group is created with: true when name (NULL: absent) is
+ * 1-KL_USERS_MAX_DISPLAY_NAME characters without control characters; otherwise answers
+ * 400 Request_BadRequest and returns false. */
+bool kl_mgmt_graph_display_name(kl_mgmt_call *c, const char *name);
+/* Deletes the principal object_id (a user or a group) and answers 204, logging event
+ * for object_id; or answers 404 naming named (the id as the path gave it) when it is
+ * gone, 409 LastOwnerCannotBeRemoved when it holds the last enabled Owner at '/'
+ * (KL_EPERM), or 500 for any other store failure (logged as what). */
+void kl_mgmt_graph_delete_principal(kl_mgmt_call *c, const char *object_id, const char *named,
+                                    const char *what, const char *event);
 
 /* --- users and groups (graph_users.c, graph_groups.c): Graph v1.0 shapes --- */
 void kl_mgmt_users_list(kl_mgmt_call *c);

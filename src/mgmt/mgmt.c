@@ -446,6 +446,39 @@ void kl_mgmt_fail_internal(kl_mgmt_call *c, int err, const char *what)
                  kl_http_req_id(c->r) ? kl_http_req_id(c->r) : "-");
 }
 
+void kl_mgmt_reply_value(kl_mgmt_call *c, json_t *items)
+{
+    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+}
+
+void kl_mgmt_reply_deleted(kl_mgmt_call *c, int err, const char *what, const char *event,
+                           const char *id)
+{
+    if (err == KL_ENOTFOUND)
+        kl_mgmt_reply_empty(c, 204);
+    else if (err)
+        kl_mgmt_fail_internal(c, err, what);
+    else {
+        kl_mgmt_log_change(c, event, id);
+        kl_mgmt_applied(c);
+        kl_mgmt_reply_empty(c, 200);
+    }
+}
+
+bool kl_mgmt_filter_terms(kl_mgmt_call *c, const char *code, kl_arm_filter_term *terms, size_t *n)
+{
+    *n = 0;
+    const char *text = kl_http_req_query_param(c->r, "$filter");
+    if (!text)
+        return true;
+    kl_arm_error e = {0};
+    if (kl_arm_parse_filter(text, terms, n, code, &e)) {
+        kl_mgmt_reply_error(c, &e);
+        return false;
+    }
+    return true;
+}
+
 void kl_mgmt_reply_empty(kl_mgmt_call *c, int status)
 {
     kl_http_respond(c->r, status, NULL, NULL, 0);

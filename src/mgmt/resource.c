@@ -53,19 +53,14 @@ static json_t *load_object(const char *text)
     return j;
 }
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
 static json_t *system_data(int64_t created, int64_t modified)
 {
     char c[32], m[32];
     kl_time_iso8601(created, c, sizeof(c));
     kl_time_iso8601(modified, m, sizeof(m));
     json_t *sd = json_object();
-    if (!sd || set_new(sd, "createdAt", json_string(c)) ||
-        set_new(sd, "lastModifiedAt", json_string(m))) {
+    if (!sd || kl_arm_json_set(sd, "createdAt", json_string(c)) ||
+        kl_arm_json_set(sd, "lastModifiedAt", json_string(m))) {
         json_decref(sd);
         return NULL;
     }
@@ -85,12 +80,12 @@ static int parse_sku(const json_t *v, char **out, kl_arm_error *e)
     json_t *o = json_object();
     if (!o)
         return KL_ENOMEM;
-    int err = set_new(o, "name", json_string(name)) ? KL_ENOMEM : 0;
+    int err = kl_arm_json_set(o, "name", json_string(name)) ? KL_ENOMEM : 0;
     const json_t *tier = json_object_get(v, "tier");
     if (!err && tier && !json_is_null(tier)) {
         if (!json_is_string(tier) || !printable(json_string_value(tier), KL_ARM_MAX_SKU_NAME))
             err = bad(e, "The %s tier must be a short string.", "sku");
-        else if (set_new(o, "tier", json_string(json_string_value(tier))))
+        else if (kl_arm_json_set(o, "tier", json_string(json_string_value(tier))))
             err = KL_ENOMEM;
     }
     const json_t *cap = json_object_get(v, "capacity");
@@ -98,7 +93,7 @@ static int parse_sku(const json_t *v, char **out, kl_arm_error *e)
         if (!json_is_integer(cap) || json_integer_value(cap) < 0 ||
             json_integer_value(cap) > 1000000000)
             err = bad(e, "The %s capacity must be a non-negative integer.", "sku");
-        else if (set_new(o, "capacity", json_integer(json_integer_value(cap))))
+        else if (kl_arm_json_set(o, "capacity", json_integer(json_integer_value(cap))))
             err = KL_ENOMEM;
     }
     if (!err && !(*out = dump(o)))
@@ -294,7 +289,7 @@ static int parse_network_acls(const json_t *v, char **out, kl_arm_error *e)
         const char *b = one_of(by, bypasses);
         if (!b)
             err = bad_acls(e, "bypass (AzureServices or None)");
-        else if (set_new(o, "bypass", json_string(b)))
+        else if (kl_arm_json_set(o, "bypass", json_string(b)))
             err = KL_ENOMEM;
     }
     if (!err && !(*out = dump(o)))
@@ -507,7 +502,7 @@ static json_t *endpoints_json(const char *endpoint)
 {
     json_t *o = json_object();
     for (size_t i = 0; o && i < sizeof(ENDPOINT_NAMES) / sizeof(ENDPOINT_NAMES[0]); i++) {
-        if (set_new(o, ENDPOINT_NAMES[i], json_string(endpoint))) {
+        if (kl_arm_json_set(o, ENDPOINT_NAMES[i], json_string(endpoint))) {
             json_decref(o);
             o = NULL;
         }
@@ -546,26 +541,26 @@ json_t *kl_resource_account_json(const kl_store_account *a, const char *public_b
     kl_time_iso8601(a->created_at, created, sizeof(created));
     if (!err) {
         if (!json_object_get(props, "publicNetworkAccess"))
-            err |= set_new(props, "publicNetworkAccess", json_string("Enabled"));
+            err |= kl_arm_json_set(props, "publicNetworkAccess", json_string("Enabled"));
         /* Computed members override anything stored under the same name. */
-        err |= set_new(props, "provisioningState", json_string("Succeeded"));
-        err |= set_new(props, "endpoint", json_string(endpoint));
-        err |= set_new(props, "endpoints", endpoints_json(endpoint));
-        err |= set_new(props, "disableLocalAuth", json_boolean(a->disable_local_auth));
+        err |= kl_arm_json_set(props, "provisioningState", json_string("Succeeded"));
+        err |= kl_arm_json_set(props, "endpoint", json_string(endpoint));
+        err |= kl_arm_json_set(props, "endpoints", endpoints_json(endpoint));
+        err |= kl_arm_json_set(props, "disableLocalAuth", json_boolean(a->disable_local_auth));
         if (a->network_acls)
-            err |= set_new(props, "networkAcls", load_object(a->network_acls));
-        err |= set_new(props, "customSubDomainName", json_string(a->name));
-        err |= set_new(props, "dateCreated", json_string(created));
-        err |= set_new(o, "id", json_string(a->id));
-        err |= set_new(o, "name", json_string(a->name));
-        err |= set_new(o, "type", json_string(KL_ARM_ACCOUNT_TYPE));
-        err |= set_new(o, "location", json_string(a->location));
-        err |= set_new(o, "kind", json_string(a->kind));
+            err |= kl_arm_json_set(props, "networkAcls", load_object(a->network_acls));
+        err |= kl_arm_json_set(props, "customSubDomainName", json_string(a->name));
+        err |= kl_arm_json_set(props, "dateCreated", json_string(created));
+        err |= kl_arm_json_set(o, "id", json_string(a->id));
+        err |= kl_arm_json_set(o, "name", json_string(a->name));
+        err |= kl_arm_json_set(o, "type", json_string(KL_ARM_ACCOUNT_TYPE));
+        err |= kl_arm_json_set(o, "location", json_string(a->location));
+        err |= kl_arm_json_set(o, "kind", json_string(a->kind));
         err |= json_object_set(o, "sku", sku);
         err |= json_object_set(o, "tags", tags);
-        err |= set_new(o, "etag", json_string(etag));
+        err |= kl_arm_json_set(o, "etag", json_string(etag));
         err |= json_object_set(o, "properties", props);
-        err |= set_new(o, "systemData", system_data(a->created_at, a->modified_at));
+        err |= kl_arm_json_set(o, "systemData", system_data(a->created_at, a->modified_at));
     }
     free(endpoint);
     json_decref(props);
@@ -640,7 +635,7 @@ static int parse_model(const json_t *v, char **out, kl_arm_error *e)
         if (!s || !printable(s, KL_ARM_MAX_SHORT_STRING))
             err = bad(e, "properties.model.%s must be a string of 1-256 printable characters.",
                       fields[i]);
-        else if (set_new(o, fields[i], json_string(s)))
+        else if (kl_arm_json_set(o, fields[i], json_string(s)))
             err = KL_ENOMEM;
     }
     if (!err && !(*out = dump(o)))
@@ -786,24 +781,26 @@ json_t *kl_resource_deployment_json(const kl_store_deployment *d, const char *ac
     if (!err) {
         snprintf(id, idlen, "%s/deployments/%s", account_id, d->name);
         bool upstream = d->backend && strcmp(d->backend, "upstream") == 0;
-        err |= set_new(backend, "type", json_string(upstream ? "upstream" : "echo"));
+        err |= kl_arm_json_set(backend, "type", json_string(upstream ? "upstream" : "echo"));
         if (upstream) {
-            err |= set_new(backend, "url", json_string(d->upstream_url ? d->upstream_url : ""));
-            err |=
-                set_new(backend, "model", json_string(d->upstream_model ? d->upstream_model : ""));
-            err |= set_new(backend, "hasCredential", json_boolean(d->credential_sealed != NULL));
+            err |= kl_arm_json_set(backend, "url",
+                                   json_string(d->upstream_url ? d->upstream_url : ""));
+            err |= kl_arm_json_set(backend, "model",
+                                   json_string(d->upstream_model ? d->upstream_model : ""));
+            err |= kl_arm_json_set(backend, "hasCredential",
+                                   json_boolean(d->credential_sealed != NULL));
         }
-        err |= set_new(props, "provisioningState", json_string("Succeeded"));
+        err |= kl_arm_json_set(props, "provisioningState", json_string("Succeeded"));
         if (model)
             err |= json_object_set(props, "model", model);
         err |= json_object_set(props, "backend", backend);
-        err |= set_new(o, "id", json_string(id));
-        err |= set_new(o, "name", json_string(d->name));
-        err |= set_new(o, "type", json_string(KL_ARM_DEPLOYMENT_TYPE));
+        err |= kl_arm_json_set(o, "id", json_string(id));
+        err |= kl_arm_json_set(o, "name", json_string(d->name));
+        err |= kl_arm_json_set(o, "type", json_string(KL_ARM_DEPLOYMENT_TYPE));
         if (sku)
             err |= json_object_set(o, "sku", sku);
         err |= json_object_set(o, "properties", props);
-        err |= set_new(o, "systemData", system_data(d->created_at, d->modified_at));
+        err |= kl_arm_json_set(o, "systemData", system_data(d->created_at, d->modified_at));
     }
     free(id);
     json_decref(props);

@@ -190,15 +190,9 @@ static bool parse_assignment_filter(kl_mgmt_call *c, kl_arm_filter_term *terms,
                                     assignment_filter *f)
 {
     memset(f, 0, sizeof(*f));
-    const char *text = kl_http_req_query_param(c->r, "$filter");
-    if (!text)
-        return true;
     size_t n = 0;
-    kl_arm_error e = {0};
-    if (kl_arm_parse_filter(text, terms, &n, "InvalidFilterInQueryString", &e)) {
-        kl_mgmt_reply_error(c, &e);
+    if (!kl_mgmt_filter_terms(c, "InvalidFilterInQueryString", terms, &n))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
         kl_arm_filter_term *t = &terms[i];
         /* assignedTo('{id}') is what `az role assignment list --assignee X
@@ -257,5 +251,5 @@ void kl_mgmt_role_assignments_list(kl_mgmt_call *c)
         }
     }
     kl_store_role_assignments_free(list, n);
-    kl_mgmt_reply_json(c, 200, items ? json_pack("{s:o}", "value", items) : NULL);
+    kl_mgmt_reply_value(c, items);
 }

@@ -74,15 +74,9 @@ static bool parse_role_filter(kl_mgmt_call *c, kl_arm_filter_term *terms, role_f
 {
     f->name = NULL;
     f->type = -1;
-    const char *text = kl_http_req_query_param(c->r, "$filter");
-    if (!text)
-        return true;
     size_t n = 0;
-    kl_arm_error e = {0};
-    if (kl_arm_parse_filter(text, terms, &n, "InvalidFilterInQueryString", &e)) {
-        kl_mgmt_reply_error(c, &e);
+    if (!kl_mgmt_filter_terms(c, "InvalidFilterInQueryString", terms, &n))
         return false;
-    }
     for (size_t i = 0; i < n; i++) {
         const kl_arm_filter_term *t = &terms[i];
         if (!t->call && kl_str_ieq(t->name, "roleName") && !f->name) {

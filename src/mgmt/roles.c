@@ -15,23 +15,6 @@
 
 #define AUTHZ_PROVIDER "/providers/Microsoft.Authorization"
 
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return v ? json_object_set_new(o, k, v) : -1;
-}
-
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
-static json_t *string_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
 int kl_roles_authz_id(const char *scope, const char *kind, const char *name, char *out,
                       size_t outlen)
 {
@@ -56,6 +39,18 @@ int kl_roles_assignment_definition_id(const char *scope, const char *role_guid, 
 
 /* ---------------------------------------------------------------- role definitions */
 
+/* o with p as its "properties" when ok says every member was set; otherwise, or when
+ * that set fails, NULL with both freed. Takes o and p (either may be NULL when !ok). */
+static json_t *with_properties(json_t *o, json_t *p, bool ok)
+{
+    if (ok && json_object_set_new(o, "properties", p) == 0)
+        return o;
+    if (!ok)
+        json_decref(p);
+    json_decref(o);
+    return NULL;
+}
+
 json_t *kl_roles_definition_json(const kl_rbac_role_def *def, const char *scope, int64_t created_at,
                                  int64_t updated_at)
 {
@@ -65,27 +60,23 @@ json_t *kl_roles_definition_json(const kl_rbac_role_def *def, const char *scope,
     json_t *o = json_object();
     json_t *p = json_object();
     bool ok =
-        o && p && !set_new(o, "id", json_string(id)) && !set_new(o, "name", json_string(def->id)) &&
-        !set_new(o, "type", json_string(KL_ARM_ROLE_DEFINITION_TYPE)) &&
-        !set_new(p, "roleName", json_string(def->name)) &&
-        !set_new(p, "type", json_string(def->builtin ? "BuiltInRole" : "CustomRole")) &&
-        !set_new(p, "description", json_string(def->description ? def->description : "")) &&
-        !set_new(p, "assignableScopes", kl_policy_role_scopes_json(def)) &&
-        !set_new(p, "permissions", kl_policy_role_permissions_json(def)) &&
-        !set_new(p, "createdOn",
-                 def->builtin ? json_string(KL_ARM_BUILTIN_ROLE_TIME) : iso_time(created_at)) &&
-        !set_new(p, "updatedOn",
-                 def->builtin ? json_string(KL_ARM_BUILTIN_ROLE_TIME) : iso_time(updated_at)) &&
-        !set_new(p, "createdBy", json_null()) && !set_new(p, "updatedBy", json_null());
-    if (ok)
-        ok = json_object_set_new(o, "properties", p) == 0;
-    else
-        json_decref(p);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+        o && p && !kl_arm_json_set(o, "id", json_string(id)) &&
+        !kl_arm_json_set(o, "name", json_string(def->id)) &&
+        !kl_arm_json_set(o, "type", json_string(KL_ARM_ROLE_DEFINITION_TYPE)) &&
+        !kl_arm_json_set(p, "roleName", json_string(def->name)) &&
+        !kl_arm_json_set(p, "type", json_string(def->builtin ? "BuiltInRole" : "CustomRole")) &&
+        !kl_arm_json_set(p, "description", json_string(def->description ? def->description : "")) &&
+        !kl_arm_json_set(p, "assignableScopes", kl_policy_role_scopes_json(def)) &&
+        !kl_arm_json_set(p, "permissions", kl_policy_role_permissions_json(def)) &&
+        !kl_arm_json_set(p, "createdOn",
+                         def->builtin ? json_string(KL_ARM_BUILTIN_ROLE_TIME)
+                                      : kl_arm_json_time(created_at)) &&
+        !kl_arm_json_set(p, "updatedOn",
+                         def->builtin ? json_string(KL_ARM_BUILTIN_ROLE_TIME)
+                                      : kl_arm_json_time(updated_at)) &&
+        !kl_arm_json_set(p, "createdBy", json_null()) &&
+        !kl_arm_json_set(p, "updatedBy", json_null());
+    return with_properties(o, p, ok);
 }
 
 void kl_roles_definition_input_free(kl_role_input *in)
@@ -374,28 +365,20 @@ json_t *kl_roles_assignment_json(const kl_store_role_assignment *ra, const char 
         return NULL;
     json_t *o = json_object();
     json_t *p = json_object();
-    bool ok = o && p && !set_new(o, "id", json_string(id)) &&
-              !set_new(o, "name", json_string(ra->name)) &&
-              !set_new(o, "type", json_string(KL_ARM_ROLE_ASSIGNMENT_TYPE)) &&
-              !set_new(p, "roleDefinitionId", json_string(rdid)) &&
-              !set_new(p, "principalId", json_string(ra->principal_id)) &&
-              !set_new(p, "principalType", json_string(principal_type)) &&
-              !set_new(p, "scope", json_string(ra->scope)) &&
-              !set_new(p, "description", string_or_null(ra->description)) &&
-              !set_new(p, "condition", json_null()) &&
-              !set_new(p, "conditionVersion", json_null()) &&
-              !set_new(p, "createdOn", iso_time(ra->created_at)) &&
-              !set_new(p, "updatedOn", iso_time(ra->updated_at)) &&
-              !set_new(p, "createdBy", string_or_null(ra->created_by)) &&
-              !set_new(p, "updatedBy", string_or_null(ra->updated_by)) &&
-              !set_new(p, "delegatedManagedIdentityResourceId", json_null());
-    if (ok)
-        ok = json_object_set_new(o, "properties", p) == 0;
-    else
-        json_decref(p);
-    if (!ok) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    bool ok = o && p && !kl_arm_json_set(o, "id", json_string(id)) &&
+              !kl_arm_json_set(o, "name", json_string(ra->name)) &&
+              !kl_arm_json_set(o, "type", json_string(KL_ARM_ROLE_ASSIGNMENT_TYPE)) &&
+              !kl_arm_json_set(p, "roleDefinitionId", json_string(rdid)) &&
+              !kl_arm_json_set(p, "principalId", json_string(ra->principal_id)) &&
+              !kl_arm_json_set(p, "principalType", json_string(principal_type)) &&
+              !kl_arm_json_set(p, "scope", json_string(ra->scope)) &&
+              !kl_arm_json_set(p, "description", kl_arm_json_string_or_null(ra->description)) &&
+              !kl_arm_json_set(p, "condition", json_null()) &&
+              !kl_arm_json_set(p, "conditionVersion", json_null()) &&
+              !kl_arm_json_set(p, "createdOn", kl_arm_json_time(ra->created_at)) &&
+              !kl_arm_json_set(p, "updatedOn", kl_arm_json_time(ra->updated_at)) &&
+              !kl_arm_json_set(p, "createdBy", kl_arm_json_string_or_null(ra->created_by)) &&
+              !kl_arm_json_set(p, "updatedBy", kl_arm_json_string_or_null(ra->updated_by)) &&
+              !kl_arm_json_set(p, "delegatedManagedIdentityResourceId", json_null());
+    return with_properties(o, p, ok);
 }

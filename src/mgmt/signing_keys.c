@@ -11,13 +11,6 @@
 #include "mgmt/internal.h"
 #include "policy/signing.h"
 
-static json_t *iso_time(int64_t t)
-{
-    char buf[32];
-    kl_time_iso8601(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 /* "active" (signs now), "pending" (published, signs later), "retiring" (published until
  * its last token expires), "retired" or "revoked". */
 static const char *key_status(const kl_store_signing_key *k, const char *signer, int64_t now)
@@ -56,18 +49,19 @@ void kl_mgmt_signing_keys_list(kl_mgmt_call *c)
         const kl_store_signing_key *k = rows[i];
         json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o}", "kid", k->kid, "alg", k->alg, "status",
                               key_status(k, signer ? signer->kid : NULL, now), "createdDateTime",
-                              iso_time(k->created_at), "activeDateTime", iso_time(k->active_at));
+                              kl_arm_json_time(k->created_at), "activeDateTime",
+                              kl_arm_json_time(k->active_at));
         if (o && k->retire_at)
-            json_object_set_new(o, "retireDateTime", iso_time(k->retire_at));
+            json_object_set_new(o, "retireDateTime", kl_arm_json_time(k->retire_at));
         if (o && k->revoked_at)
-            json_object_set_new(o, "revokedDateTime", iso_time(k->revoked_at));
+            json_object_set_new(o, "revokedDateTime", kl_arm_json_time(k->revoked_at));
         if (!o || json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
     kl_store_signing_keys_free(rows, n);
-    kl_mgmt_reply_json(c, 200, arr ? json_pack("{s:o}", "value", arr) : NULL);
+    kl_mgmt_reply_value(c, arr);
 }
 
 void kl_mgmt_signing_key_rotate(kl_mgmt_call *c)
@@ -158,7 +152,7 @@ void kl_mgmt_signins_list(kl_mgmt_call *c)
     for (size_t i = 0; arr && i < n; i++) {
         const kl_store_signin *s = rows[i];
         json_t *o = json_pack("{s:o,s:s,s:s?,s:s,s:s?,s:s,s:s,s:i,s:s,s:s}", "createdDateTime",
-                              iso_time(s->at), "appId", s->client_id, "servicePrincipalId",
+                              kl_arm_json_time(s->at), "appId", s->client_id, "servicePrincipalId",
                               s->principal_id, "credentialType", s->credential, "resource",
                               s->resource, "ipAddress", s->source, "status",
                               s->success ? "success" : "failure", "errorCode", s->error_code,
@@ -169,5 +163,5 @@ void kl_mgmt_signins_list(kl_mgmt_call *c)
         }
     }
     kl_store_signins_free(rows, n);
-    kl_mgmt_reply_json(c, 200, arr ? json_pack("{s:o}", "value", arr) : NULL);
+    kl_mgmt_reply_value(c, arr);
 }

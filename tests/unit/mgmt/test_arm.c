@@ -991,6 +991,25 @@ static void test_key_name_and_aad(void **state)
                             "Microsoft.CognitiveServices/accounts/a");
 }
 
+/* The body builders every shape uses: a failed allocation (NULL value) stops a chain of
+ * sets instead of leaving a member out silently. */
+static void test_json_builders(void **state)
+{
+    (void)state;
+    json_t *o = json_object();
+    assert_int_equal(kl_arm_json_set(o, "a", json_string("x")), 0);
+    assert_int_equal(kl_arm_json_set(o, "b", NULL), -1);
+    assert_null(json_object_get(o, "b"));
+    assert_int_equal(kl_arm_json_set(o, "t", kl_arm_json_time(0)), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "t")), "1970-01-01T00:00:00.000Z");
+    assert_int_equal(kl_arm_json_set(o, "n", kl_arm_json_string_or_null(NULL)), 0);
+    assert_true(json_is_null(json_object_get(o, "n")));
+    assert_int_equal(kl_arm_json_set(o, "s", kl_arm_json_string_or_null("v")), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "s")), "v");
+    assert_int_equal(json_object_size(o), 4);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1013,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_deployment_body),
         cmocka_unit_test(test_deployment_json),
         cmocka_unit_test(test_key_name_and_aad),
+        cmocka_unit_test(test_json_builders),
     };
     return cmocka_run_group_tests_name("mgmt_arm", tests, NULL, NULL);
 }
