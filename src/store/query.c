@@ -494,6 +494,18 @@ int kl_q_list_locked(kl_store *st, const char *sql, const kl_val *args, size_t n
     return err;
 }
 
+int kl_q_one_by_lower(kl_store *st, const char *sql, const char *key, const kl_rowmap *m,
+                      void **out)
+{
+    *out = NULL;
+    char *lk = kl_q_lower(key);
+    if (!lk)
+        return KL_ENOMEM;
+    int err = kl_q_one_locked(st, sql, KL_ARGS(kl_vt(lk)), m, out);
+    free(lk);
+    return err;
+}
+
 char *kl_q_lower(const char *s)
 {
     size_t n = strlen(s);

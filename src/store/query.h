@@ -153,6 +153,11 @@ int kl_q_one_locked(kl_store *st, const char *sql, const kl_val *args, size_t n,
                     void **out);
 int kl_q_list_locked(kl_store *st, const char *sql, const kl_val *args, size_t n,
                      const kl_rowmap *m, void ***out, size_t *cnt);
+/* kl_q_one_locked for a query whose one argument ?1 is key lower-cased (the store keeps
+ * ids and names lower-case): *out is NULL, or the row (caller frees); KL_ENOTFOUND if
+ * none, KL_ENOMEM. */
+int kl_q_one_by_lower(kl_store *st, const char *sql, const char *key, const kl_rowmap *m,
+                      void **out);
 
 /* ASCII lower-case copy; NULL on allocation failure. Caller frees. */
 char *kl_q_lower(const char *s);

@@ -151,14 +151,8 @@ int kl_store_get_account(kl_store *st, const char *name, kl_store_account **out)
 {
     if (!st || !name || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *lname = kl_q_lower(name);
-    if (!lname)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, ACCOUNT_COLS "WHERE name_lower = ?1", KL_ARGS(kl_vt(lname)),
-                              &kl_map_account, (void **)out);
-    free(lname);
-    return err;
+    return kl_q_one_by_lower(st, ACCOUNT_COLS "WHERE name_lower = ?1", name, &kl_map_account,
+                             (void **)out);
 }
 
 int kl_store_list_accounts(kl_store *st, const char *subscription, const char *resource_group,

@@ -56,8 +56,10 @@ static int application_pk(kl_store *st, const char *app, int64_t *pk)
     return err;
 }
 
-int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_credential ***out,
-                                  size_t *n)
+/* The rows of sql (whose ?1 is the application's surrogate key) for the application app,
+ * mapped by m, in one read transaction. */
+static int list_by_application(kl_store *st, const char *app, const char *sql, const kl_rowmap *m,
+                               void ***out, size_t *n)
 {
     if (!st || !app || !out || !n)
         return KL_EINVAL;
@@ -69,11 +71,17 @@ int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_cr
         return err;
     err = application_pk(st, app, &pk);
     if (!err)
-        err = kl_q_list(st,
-                        KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1 "
-                                            "ORDER BY k.created_at, k.pk",
-                        KL_ARGS(kl_vi(pk)), &map_key_credential, (void ***)out, n);
+        err = kl_q_list(st, sql, KL_ARGS(kl_vi(pk)), m, out, n);
     return kl_q_end(st, err);
+}
+
+int kl_store_list_key_credentials(kl_store *st, const char *app, kl_store_key_credential ***out,
+                                  size_t *n)
+{
+    return list_by_application(st, app,
+                               KEY_CREDENTIAL_COLS "WHERE k.application_pk = ?1 "
+                                                   "ORDER BY k.created_at, k.pk",
+                               &map_key_credential, (void ***)out, n);
 }
 
 static bool valid_row(const kl_store_key_credential *k)
@@ -257,20 +265,10 @@ out:
 int kl_store_list_federated_credentials(kl_store *st, const char *app,
                                         kl_store_federated_credential ***out, size_t *n)
 {
-    if (!st || !app || !out || !n)
-        return KL_EINVAL;
-    *out = NULL;
-    *n = 0;
-    int64_t pk = 0;
-    int err = kl_q_begin(st, false);
-    if (err)
-        return err;
-    err = application_pk(st, app, &pk);
-    if (!err)
-        err =
-            kl_q_list(st, FEDERATED_COLS "WHERE f.application_pk = ?1 ORDER BY f.created_at, f.pk",
-                      KL_ARGS(kl_vi(pk)), &map_federated, (void ***)out, n);
-    return kl_q_end(st, err);
+    return list_by_application(st, app,
+                               FEDERATED_COLS "WHERE f.application_pk = ?1 "
+                                              "ORDER BY f.created_at, f.pk",
+                               &map_federated, (void ***)out, n);
 }
 
 int kl_store_update_federated_credential(kl_store *st, const char *app, const char *id,

@@ -85,8 +85,9 @@ int kl_store_devicecode_by_user_code(kl_store *st, const char *user_code, kl_sto
 int kl_store_devicecode_decide(kl_store *st, const char *user_code, const char *user_oid,
                                const char *session_id, int64_t auth_time, int64_t now)
 {
-    if (!st || !valid_user_code(user_code) || (user_oid && !kl_q_text_ok(user_oid, 64, false)) ||
-        (user_oid && !kl_q_text_ok(session_id, 64, false)))
+    if (!st || !valid_user_code(user_code) ||
+        (user_oid && !kl_q_text_ok(user_oid, KL_MAX_DEVICE_SIGNIN_ID, false)) ||
+        (user_oid && !kl_q_text_ok(session_id, KL_MAX_DEVICE_SIGNIN_ID, false)))
         return KL_EINVAL;
     int64_t changed = 0, one = 0;
     int err = kl_q_begin_unannounced(st);

@@ -332,13 +332,7 @@ static int get_application_by(kl_store *st, const char *sql, const char *key,
 {
     if (!st || !key || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *lk = kl_q_lower(key);
-    if (!lk)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, sql, KL_ARGS(kl_vt(lk)), &kl_map_application, (void **)out);
-    free(lk);
-    return err;
+    return kl_q_one_by_lower(st, sql, key, &kl_map_application, (void **)out);
 }
 
 int kl_store_get_application(kl_store *st, const char *id_or_app_id, kl_store_application **out)

@@ -73,14 +73,8 @@ int kl_store_get_group(kl_store *st, const char *object_id, kl_store_group **out
 {
     if (!st || !object_id || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *k = kl_q_lower(object_id);
-    if (!k)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, GROUP_COLS "WHERE p.object_id = ?1", KL_ARGS(kl_vt(k)),
-                              &group_map, (void **)out);
-    free(k);
-    return err;
+    return kl_q_one_by_lower(st, GROUP_COLS "WHERE p.object_id = ?1", object_id, &group_map,
+                             (void **)out);
 }
 
 int kl_store_list_groups(kl_store *st, kl_store_group ***out, size_t *n)

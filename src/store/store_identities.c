@@ -380,14 +380,8 @@ int kl_store_get_identity(kl_store *st, const char *resource_id, kl_store_identi
 {
     if (!st || !resource_id || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *lid = kl_q_lower(resource_id);
-    if (!lid)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, IDENTITY_COLS "WHERE m.resource_id_lower = ?1",
-                              KL_ARGS(kl_vt(lid)), &kl_map_identity, (void **)out);
-    free(lid);
-    return err;
+    return kl_q_one_by_lower(st, IDENTITY_COLS "WHERE m.resource_id_lower = ?1", resource_id,
+                             &kl_map_identity, (void **)out);
 }
 
 int kl_store_list_user_identities(kl_store *st, const char *subscription,

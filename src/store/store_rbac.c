@@ -76,14 +76,8 @@ int kl_store_get_role_definition(kl_store *st, const char *role_id, kl_store_rol
 {
     if (!st || !role_id || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *id = kl_q_lower(role_id);
-    if (!id)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, ROLE_COLS "WHERE role_id = ?1", KL_ARGS(kl_vt(id)),
-                              &kl_map_role_definition, (void **)out);
-    free(id);
-    return err;
+    return kl_q_one_by_lower(st, ROLE_COLS "WHERE role_id = ?1", role_id, &kl_map_role_definition,
+                             (void **)out);
 }
 
 int kl_store_list_role_definitions(kl_store *st, kl_store_role_definition ***out, size_t *n)
@@ -229,14 +223,8 @@ int kl_store_get_role_assignment(kl_store *st, const char *name, kl_store_role_a
 {
     if (!st || !name || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *ln = kl_q_lower(name);
-    if (!ln)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, ASSIGNMENT_COLS "WHERE ra.name = ?1", KL_ARGS(kl_vt(ln)),
-                              &kl_map_role_assignment, (void **)out);
-    free(ln);
-    return err;
+    return kl_q_one_by_lower(st, ASSIGNMENT_COLS "WHERE ra.name = ?1", name,
+                             &kl_map_role_assignment, (void **)out);
 }
 
 #define ASSIGNMENTS_BY_PRINCIPAL                                                                   \

@@ -100,14 +100,8 @@ int kl_store_get_user(kl_store *st, const char *id_or_upn, kl_store_user **out)
 {
     if (!st || !id_or_upn || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *k = kl_q_lower(id_or_upn);
-    if (!k)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st, USER_COLS "WHERE p.object_id = ?1 OR u.upn_lower = ?1",
-                              KL_ARGS(kl_vt(k)), &user_map, (void **)out);
-    free(k);
-    return err;
+    return kl_q_one_by_lower(st, USER_COLS "WHERE p.object_id = ?1 OR u.upn_lower = ?1", id_or_upn,
+                             &user_map, (void **)out);
 }
 
 int kl_store_list_users(kl_store *st, kl_store_user ***out, size_t *n)
@@ -172,17 +166,11 @@ int kl_store_get_user_secret(kl_store *st, const char *upn, kl_store_user_secret
 {
     if (!st || !upn || !out)
         return KL_EINVAL;
-    *out = NULL;
-    char *k = kl_q_lower(upn);
-    if (!k)
-        return KL_ENOMEM;
-    int err = kl_q_one_locked(st,
-                              "SELECT p.object_id, p.account_enabled, u.force_change, u.pw_hash, "
-                              "u.pw_salt, u.pw_t, u.pw_m, u.pw_p FROM users u JOIN principals p "
-                              "ON p.pk = u.principal_pk WHERE u.upn_lower = ?1",
-                              KL_ARGS(kl_vt(k)), &secret_map, (void **)out);
-    free(k);
-    return err;
+    return kl_q_one_by_lower(st,
+                             "SELECT p.object_id, p.account_enabled, u.force_change, u.pw_hash, "
+                             "u.pw_salt, u.pw_t, u.pw_m, u.pw_p FROM users u JOIN principals p "
+                             "ON p.pk = u.principal_pk WHERE u.upn_lower = ?1",
+                             upn, &secret_map, (void **)out);
 }
 
 void kl_store_user_free(kl_store_user *u)
