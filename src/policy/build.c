@@ -21,6 +21,7 @@
 #include "policy/policy_role.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
+#include "policy/tables.h"
 #include "rbac/builtin.h"
 
 /* A custom role kept until the index is built: the store row owns the strings the
@@ -87,19 +88,6 @@ static bool reported(const kl_policy *p, const char *key)
         if (strcmp(p->reported[i], key) == 0)
             return true;
     return false;
-}
-
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * elem);
-    if (!p)
-        return KL_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
 }
 
 int kl_policy_credential_aad(const char *account_name, const char *deployment, const char *url,
@@ -213,7 +201,7 @@ static char *broken_key(const kl_store_deployment *d)
  * version already. */
 static int note_broken(build_ctx *c, const kl_store_deployment *d, const char *reason)
 {
-    int err = grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *));
+    int err = kl_tables_grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *));
     if (err)
         return err;
     char *k = broken_key(d);
@@ -309,7 +297,7 @@ static int on_principal(void *arg, const kl_store_principal *p)
                                             p->enabled);
     if (err || !p->enabled)
         return err;
-    if ((err = grow((void **)&c->enabled, &c->cap_enabled, c->n_enabled, sizeof(char *))))
+    if ((err = kl_tables_grow((void **)&c->enabled, &c->cap_enabled, c->n_enabled, sizeof(char *))))
         return err;
     if (!(c->enabled[c->n_enabled] = kl_ascii_lower_dup(p->object_id)))
         return KL_ENOMEM;
@@ -326,7 +314,7 @@ static int on_signing_key(void *arg, const kl_store_signing_key *k)
     int err = kl_sts_add_key(c->sts, c->keys, k);
     if (err != KL_ECRYPTO && err != KL_ETOOBIG)
         return err;
-    if ((err = grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *))))
+    if ((err = kl_tables_grow((void **)&c->broken, &c->cap_broken, c->n_broken, sizeof(char *))))
         return err;
     size_t n = strlen(k->kid) + 32;
     char *key = malloc(n);
@@ -358,7 +346,7 @@ static void free_role_row(role_row *r)
 static int on_role(void *arg, const kl_store_role_definition *rd)
 {
     build_ctx *c = arg;
-    int err = grow((void **)&c->roles, &c->cap_roles, c->n_roles, sizeof(role_row));
+    int err = kl_tables_grow((void **)&c->roles, &c->cap_roles, c->n_roles, sizeof(role_row));
     if (err)
         return err;
     role_row r = {0};
@@ -395,7 +383,7 @@ static int on_role(void *arg, const kl_store_role_definition *rd)
 static int on_assignment(void *arg, const kl_store_role_assignment *ra)
 {
     build_ctx *c = arg;
-    int err = grow((void **)&c->asgs, &c->cap_asgs, c->n_asgs, sizeof(asg_row));
+    int err = kl_tables_grow((void **)&c->asgs, &c->cap_asgs, c->n_asgs, sizeof(asg_row));
     if (err)
         return err;
     asg_row a = {.name = kl_ascii_lower_dup(ra->name),
@@ -498,15 +486,22 @@ static void ctx_free(build_ctx *c)
     kl_appcreds_builder_free(c->appcreds);
 }
 
+/* The registered credentials' builder, made on the first one (most snapshots have none). */
+static int need_appcreds(build_ctx *c)
+{
+    return (c->appcreds || (c->appcreds = kl_appcreds_builder_new())) ? 0 : KL_ENOMEM;
+}
+
 /* A certificate that does not parse is left out (logged), never fatal: its client's
  * assertions are refused, everyone else is served. */
 static int on_federated_credential(void *arg, const kl_store_federated_credential *f)
 {
     build_ctx *c = arg;
-    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
-        return KL_ENOMEM;
-    int err = kl_appcreds_builder_federated(c->appcreds, f->app_id, f->id, f->issuer, f->subject,
-                                            f->audiences);
+    int err = need_appcreds(c);
+    if (err)
+        return err;
+    err = kl_appcreds_builder_federated(c->appcreds, f->app_id, f->id, f->issuer, f->subject,
+                                        f->audiences);
     if (err == KL_EINVAL) {
         kl_log(KL_LOG_ERROR, "snapshot_federated_credential_unusable", "app_id", f->app_id, "id",
                f->id, NULL);
@@ -520,10 +515,11 @@ static int on_federated_credential(void *arg, const kl_store_federated_credentia
 static int on_application(void *arg, const kl_store_application *a)
 {
     build_ctx *c = arg;
-    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
-        return KL_ENOMEM;
-    int err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client,
-                                         a->web_redirect_uris, a->public_redirect_uris);
+    int err = need_appcreds(c);
+    if (err)
+        return err;
+    err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client, a->web_redirect_uris,
+                                     a->public_redirect_uris);
     if (err == KL_EINVAL) {
         kl_log(KL_LOG_ERROR, "snapshot_redirect_uris_unusable", "app_id", a->app_id, NULL);
         err = kl_appcreds_builder_client(c->appcreds, a->app_id, a->public_client, NULL, NULL);
@@ -539,10 +535,11 @@ static int on_group_member(void *arg, const char *group, const char *member)
 static int on_key_credential(void *arg, const kl_store_key_credential *k)
 {
     build_ctx *c = arg;
-    if (!c->appcreds && !(c->appcreds = kl_appcreds_builder_new()))
-        return KL_ENOMEM;
-    int err = kl_appcreds_builder_cert(c->appcreds, k->app_id, k->key_id, k->cert, k->start_at,
-                                       k->end_at);
+    int err = need_appcreds(c);
+    if (err)
+        return err;
+    err = kl_appcreds_builder_cert(c->appcreds, k->app_id, k->key_id, k->cert, k->start_at,
+                                   k->end_at);
     if (err == KL_EINVAL) {
         kl_log(KL_LOG_ERROR, "snapshot_certificate_unusable", "app_id", k->app_id, "key_id",
                k->key_id, NULL);

@@ -10,6 +10,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 #include "common/util.h"
+#include "policy/tables.h"
 
 typedef struct staged_attach {
     char *host_lower;
@@ -38,35 +39,6 @@ struct kl_mi_set {
 };
 
 /* ---------------------------------------------------------------- helpers */
-
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    if (ncap > UINT32_MAX / 4)
-        return KL_ETOOBIG;
-    void *p = realloc(*arr, ncap * elem);
-    if (!p)
-        return KL_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-static int table_new(size_t n, uint32_t **tab, size_t *mask)
-{
-    if (n > UINT32_MAX / 4)
-        return KL_ETOOBIG;
-    size_t size = 8;
-    while (size < 2 * n)
-        size *= 2;
-    *tab = calloc(size, sizeof(uint32_t));
-    if (!*tab)
-        return KL_ENOMEM;
-    *mask = size - 1;
-    return 0;
-}
 
 static void free_mi(kl_mi *m)
 {
@@ -123,7 +95,7 @@ int kl_mi_builder_identity(kl_mi_builder *b, const char *object_id, const char *
     if (!b || !ok_str(object_id, KL_MAX_PRINCIPAL_ID) || !ok_str(client_id, KL_MAX_PRINCIPAL_ID) ||
         !ok_str(resource_id, KL_MAX_SCOPE))
         return KL_EINVAL;
-    int err = grow((void **)&b->mis, &b->cap_mis, b->n_mis, sizeof(kl_mi));
+    int err = kl_tables_grow((void **)&b->mis, &b->cap_mis, b->n_mis, sizeof(kl_mi));
     if (err)
         return err;
     kl_mi m = {.object_id = kl_ascii_lower_dup(object_id),
@@ -143,7 +115,8 @@ int kl_mi_builder_compute(kl_mi_builder *b, kl_compute_kind kind, const char *id
     if (!b || (kind != KL_COMPUTE_SITE && kind != KL_COMPUTE_VM) || !ok_str(id, KL_MAX_SCOPE) ||
         !ok_str(name, KL_MAX_NAME))
         return KL_EINVAL;
-    int err = grow((void **)&b->computes, &b->cap_computes, b->n_computes, sizeof(kl_compute));
+    int err =
+        kl_tables_grow((void **)&b->computes, &b->cap_computes, b->n_computes, sizeof(kl_compute));
     if (err)
         return err;
     kl_compute c = {.kind = kind, .id = strdup(id), .name = strdup(name)};
@@ -159,7 +132,7 @@ int kl_mi_builder_attach(kl_mi_builder *b, const char *host_id, const char *obje
 {
     if (!b || !ok_str(host_id, KL_MAX_SCOPE) || !ok_str(object_id, KL_MAX_PRINCIPAL_ID))
         return KL_EINVAL;
-    int err = grow((void **)&b->att, &b->cap_att, b->n_att, sizeof(staged_attach));
+    int err = kl_tables_grow((void **)&b->att, &b->cap_att, b->n_att, sizeof(staged_attach));
     if (err)
         return err;
     staged_attach a = {.host_lower = kl_ascii_lower_dup(host_id),
@@ -247,7 +220,7 @@ static int index_identities(kl_mi_set *m)
     for (size_t i = 1; i < m->n_mis; i++)
         if (strcmp(m->mis[i - 1].object_id, m->mis[i].object_id) == 0)
             return KL_EEXIST;
-    int err = table_new(m->n_mis, &m->client_tab, &m->client_mask);
+    int err = kl_tables_new(m->n_mis, &m->client_tab, &m->client_mask);
     for (size_t i = 0; !err && i < m->n_mis; i++) {
         const char *cid = m->mis[i].client_id;
         if (kl_mi_set_by_client_id(m, cid))
@@ -323,7 +296,7 @@ static int resolve_computes(kl_mi_set *m, const staged_attach *att, size_t n_att
 
 static int index_computes(kl_mi_set *m)
 {
-    int err = table_new(m->n_computes, &m->compute_tab, &m->compute_mask);
+    int err = kl_tables_new(m->n_computes, &m->compute_tab, &m->compute_mask);
     for (size_t i = 0; !err && i < m->n_computes; i++) {
         const kl_compute *c = &m->computes[i];
         if (kl_mi_set_compute(m, c->kind, c->name))

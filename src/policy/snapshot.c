@@ -17,6 +17,7 @@
 #include "policy/groups.h"
 #include "policy/snapshot_builder.h"
 #include "policy/sts.h"
+#include "policy/tables.h"
 
 typedef struct acct_rec {
     kl_account pub;   /* first: a kl_account pointer from this snapshot maps back to its record */
@@ -90,22 +91,6 @@ static uint64_t key_hash(const unsigned char index[32])
     uint64_t h;
     memcpy(&h, index, sizeof(h)); /* an HMAC output: already uniform */
     return h;
-}
-
-/* A table of at least twice as many slots as entries (a power of two, >= 8), so probe
- * sequences stay short. */
-static int table_new(size_t n, uint32_t **tab, size_t *mask)
-{
-    if (n > UINT32_MAX / 4)
-        return KL_ETOOBIG;
-    size_t size = 8;
-    while (size < 2 * n)
-        size *= 2;
-    *tab = calloc(size, sizeof(uint32_t));
-    if (!*tab)
-        return KL_ENOMEM;
-    *mask = size - 1;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- lookups */
@@ -440,21 +425,6 @@ struct kl_snapshot_builder {
     kl_groups_builder *groups; /* memberships, NULL until the first */
 };
 
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    if (ncap > UINT32_MAX / 4)
-        return KL_ETOOBIG;
-    void *p = realloc(*arr, ncap * elem);
-    if (!p)
-        return KL_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static char *dup_or_null(const char *s, bool *oom)
 {
     if (!s)
@@ -515,7 +485,7 @@ int kl_snapshot_builder_account(kl_snapshot_builder *b, const char *id, const ch
 {
     if (!b || !id || !name || !*name || !subscription || !resource_group || !location)
         return KL_EINVAL;
-    int err = grow((void **)&b->accts, &b->cap_accts, b->n_accts, sizeof(acct_rec));
+    int err = kl_tables_grow((void **)&b->accts, &b->cap_accts, b->n_accts, sizeof(acct_rec));
     if (err)
         return err;
     bool oom = false;
@@ -569,7 +539,7 @@ int kl_snapshot_builder_key_ex(kl_snapshot_builder *b, const char *account_name,
 {
     if (!b || !account_name || !index || (slot != 1 && slot != 2))
         return KL_EINVAL;
-    int err = grow((void **)&b->keys, &b->cap_keys, b->n_keys, sizeof(staged_key));
+    int err = kl_tables_grow((void **)&b->keys, &b->cap_keys, b->n_keys, sizeof(staged_key));
     if (err)
         return err;
     staged_key *k = &b->keys[b->n_keys];
@@ -589,7 +559,7 @@ static int stage_deployment(kl_snapshot_builder *b, const char *account_name, co
                             const char *model_name, kl_backend_kind backend, const char *url,
                             const char *upstream_model, const char *credential)
 {
-    int err = grow((void **)&b->deps, &b->cap_deps, b->n_deps, sizeof(staged_dep));
+    int err = kl_tables_grow((void **)&b->deps, &b->cap_deps, b->n_deps, sizeof(staged_dep));
     if (err)
         return err;
     bool oom = false;
@@ -669,8 +639,8 @@ int kl_snapshot_builder_principal(kl_snapshot_builder *b, const char *object_id,
     if (!b || !object_id || !*object_id || strlen(object_id) > KL_MAX_PRINCIPAL_ID ||
         (app_id && (!*app_id || strlen(app_id) > KL_MAX_PRINCIPAL_ID)) || !display_name)
         return KL_EINVAL;
-    int err =
-        grow((void **)&b->principals, &b->cap_principals, b->n_principals, sizeof(kl_principal));
+    int err = kl_tables_grow((void **)&b->principals, &b->cap_principals, b->n_principals,
+                             sizeof(kl_principal));
     if (err)
         return err;
     bool oom = false;
@@ -748,7 +718,7 @@ static int cmp_staged_dep(const void *x, const void *y)
 
 static int finish_accounts(kl_snapshot *s)
 {
-    int err = table_new(s->n_accts, &s->acct_tab, &s->acct_mask);
+    int err = kl_tables_new(s->n_accts, &s->acct_tab, &s->acct_mask);
     for (size_t a = 0; !err && a < s->n_accts; a++) {
         const char *name = s->accts[a].pub.name;
         size_t len = strlen(name);
@@ -771,7 +741,7 @@ static int finish_deployments(kl_snapshot *s, kl_snapshot_builder *b)
     }
     if (b->n_deps > 1)
         qsort(b->deps, b->n_deps, sizeof(staged_dep), cmp_staged_dep);
-    int err = table_new(b->n_deps, &s->dep_tab, &s->dep_mask);
+    int err = kl_tables_new(b->n_deps, &s->dep_tab, &s->dep_mask);
     if (err)
         return err;
     if (b->n_deps > 0) {
@@ -806,7 +776,7 @@ static int finish_deployments(kl_snapshot *s, kl_snapshot_builder *b)
 
 static int finish_keys(kl_snapshot *s, kl_snapshot_builder *b)
 {
-    int err = table_new(b->n_keys, &s->key_tab, &s->key_mask);
+    int err = kl_tables_new(b->n_keys, &s->key_tab, &s->key_mask);
     if (err)
         return err;
     if (b->n_keys > 0) {
@@ -868,10 +838,10 @@ static int finish_directory(kl_snapshot *s, kl_snapshot_builder *b)
     b->rbac = NULL;
     if (!s->tenant_id)
         return KL_ENOMEM;
-    int err = table_new(s->n_principals, &s->principal_tab, &s->principal_mask);
+    int err = kl_tables_new(s->n_principals, &s->principal_tab, &s->principal_mask);
     if (!err) {
         size_t mask = s->principal_mask;
-        err = table_new(s->n_principals, &s->app_tab, &mask);
+        err = kl_tables_new(s->n_principals, &s->app_tab, &mask);
     }
     for (size_t i = 0; !err && i < s->n_principals; i++) {
         const kl_principal *p = &s->principals[i];
