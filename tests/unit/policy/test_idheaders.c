@@ -12,19 +12,11 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "fixture.h"
 #include "policy/idheaders.h"
 #include "policy/sts.h"
 
 #define NOW 1800000000
-
-static kl_keys *keys_with(unsigned char fill)
-{
-    unsigned char kek[32];
-    memset(kek, fill, sizeof(kek));
-    kl_keys *k = NULL;
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &k), 0);
-    return k;
-}
 
 static void hash(const kl_keys *k, const char *secret, unsigned char out[32])
 {
@@ -34,7 +26,7 @@ static void hash(const kl_keys *k, const char *secret, unsigned char out[32])
 static void test_lookup(void **state)
 {
     (void)state;
-    kl_keys *k = keys_with(1), *other = keys_with(2);
+    kl_keys *k = test_keys_with(1), *other = test_keys_with(2);
     kl_idheaders *h = NULL;
     assert_int_equal(kl_idheaders_new(&h), 0);
     unsigned char a[32], b[32], x[32];
@@ -62,7 +54,7 @@ static void test_lookup(void **state)
 static void test_many(void **state)
 {
     (void)state;
-    kl_keys *k = keys_with(3);
+    kl_keys *k = test_keys_with(3);
     kl_idheaders *h = NULL;
     assert_int_equal(kl_idheaders_new(&h), 0);
     unsigned char v[200][32];

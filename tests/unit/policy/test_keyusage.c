@@ -19,6 +19,7 @@
 #include "policy/snapshot.h"
 #include "policy/snapshot_builder.h"
 #include "store/store.h"
+#include "fixture.h"
 
 #define DAY 86400LL
 
@@ -33,10 +34,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-usage-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
+    test_store_open(f->dir, f->path, "/tmp/kl-usage-XXXXXX", &f->st);
     assert_int_equal(kl_keyusage_new(&f->u), 0);
     static const char id[] = "/subscriptions/s/resourceGroups/g/providers/"
                              "Microsoft.CognitiveServices/accounts/acct";
@@ -63,13 +61,7 @@ static int teardown(void **state)
     fixture *f = *state;
     kl_keyusage_free(f->u);
     kl_store_close(f->st);
-    char p[200];
-    static const char *const files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_store_remove(f->dir);
     free(f);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "policy/mi.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
+#include "fixture.h"
 
 #define RG "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
 #define SITES RG "/providers/Microsoft.Web/sites/"
@@ -39,13 +40,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-snapmi-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
-    unsigned char kek[32];
-    memset(kek, 0x2a, sizeof(kek));
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &f->keys), 0);
+    test_store_open(f->dir, f->path, "/tmp/kl-snapmi-XXXXXX", &f->st);
+    f->keys = test_keys_with(0x2a);
     *state = f;
     return 0;
 }
@@ -55,13 +51,7 @@ static int teardown(void **state)
     fixture *f = *state;
     kl_store_close(f->st);
     kl_keys_free(f->keys);
-    char p[192];
-    const char *files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    test_store_remove(f->dir);
     free(f);
     return 0;
 }

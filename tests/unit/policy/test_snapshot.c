@@ -24,6 +24,7 @@
 #include "policy/snapshot.h"
 #include "policy/snapshot_builder.h"
 #include "store/store.h"
+#include "fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -106,13 +107,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-snap-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
-    unsigned char kek[32];
-    memset(kek, 0x42, sizeof(kek));
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &f->keys), 0);
+    test_store_open(f->dir, f->path, "/tmp/kl-snap-XXXXXX", &f->st);
+    f->keys = test_keys_with(0x42);
 
     put_account(f, "sub", "rg", "Demo", false, f->demo_key1, f->demo_key2);
     put_account(f, "sub", "rg2", "other", true, NULL, NULL);
@@ -129,19 +125,7 @@ static int teardown(void **state)
     fixture *f = *state;
     kl_store_close(f->st);
     kl_keys_free(f->keys);
-    DIR *d = opendir(f->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    test_store_remove(f->dir);
     free(f);
     return 0;
 }
@@ -247,12 +231,9 @@ static void test_lookups(void **state)
 static void test_empty_store(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/kl-snap-empty-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof(path), "%s/keyless.db", dir);
+    char dir[64], path[128];
     kl_store *st = NULL;
-    assert_int_equal(kl_store_open_sqlite(path, &st), 0);
+    test_store_open(dir, path, "/tmp/kl-snap-empty-XXXXXX", &st);
     fixture *f = *state;
     kl_snapshot *s = NULL;
     assert_int_equal(kl_policy_build(st, f->keys, &s), 0);
@@ -261,13 +242,7 @@ static void test_empty_store(void **state)
     assert_false(kl_snapshot_key_lookup(s, idx, NULL, NULL));
     kl_snapshot_release(s);
     kl_store_close(st);
-    char p[200];
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
-    unlink(path);
-    rmdir(dir);
+    test_store_remove(dir);
 }
 
 static void test_tampered_credential_unavailable(void **state)
@@ -295,10 +270,7 @@ static void test_tampered_credential_unavailable(void **state)
 
     /* A wrong KEK opens no credential: every credentialed deployment is unavailable, the
      * ones without a credential are served. */
-    unsigned char kek[32];
-    memset(kek, 0x43, sizeof(kek));
-    kl_keys *wrong = NULL;
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &wrong), 0);
+    kl_keys *wrong = test_keys_with(0x43);
     assert_int_equal(kl_policy_build(f->st, wrong, &s), 0);
     kl_keys_free(wrong);
     a = kl_snapshot_account(s, "demo", 4);

@@ -23,6 +23,7 @@
 #include "policy/build.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
+#include "fixture.h"
 
 #define ACCT                                                                                       \
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"             \
@@ -66,13 +67,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-snapgroups-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
-    unsigned char kek[32];
-    memset(kek, 0x17, sizeof(kek));
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &f->keys), 0);
+    test_store_open(f->dir, f->path, "/tmp/kl-snapgroups-XXXXXX", &f->st);
+    f->keys = test_keys_with(0x17);
     f->h = kl_snapshot_holder_new();
     assert_non_null(f->h);
     assert_int_equal(kl_policy_new(f->st, f->keys, f->h, &f->pol), 0);
@@ -102,18 +98,7 @@ static int teardown(void **state)
     kl_snapshot_holder_free(f->h);
     kl_store_close(f->st);
     kl_keys_free(f->keys);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char p[512];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(f->dir);
+    test_store_remove(f->dir);
     free(f);
     return 0;
 }

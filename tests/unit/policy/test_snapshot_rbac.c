@@ -26,6 +26,7 @@
 #include "policy/snapshot_builder.h"
 #include "rbac/builtin.h"
 #include "store/store.h"
+#include "fixture.h"
 
 #define SUB "/subscriptions/00000000-0000-0000-0000-000000000000"
 #define RG SUB "/resourceGroups/rg"
@@ -51,13 +52,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/kl-snaprbac-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/keyless.db", f->dir);
-    assert_int_equal(kl_store_open_sqlite(f->path, &f->st), 0);
-    unsigned char kek[32];
-    memset(kek, 0x17, sizeof(kek));
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &f->keys), 0);
+    test_store_open(f->dir, f->path, "/tmp/kl-snaprbac-XXXXXX", &f->st);
+    f->keys = test_keys_with(0x17);
     f->h = kl_snapshot_holder_new();
     assert_non_null(f->h);
     kl_store_tenant *t = NULL;
@@ -77,19 +73,7 @@ static int teardown(void **state)
     kl_snapshot_holder_free(f->h);
     kl_store_close(f->st);
     kl_keys_free(f->keys);
-    DIR *d = opendir(f->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    test_store_remove(f->dir);
     free(f);
     return 0;
 }

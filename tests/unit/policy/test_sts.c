@@ -19,17 +19,9 @@
 #include "crypto/jws.h"
 #include "crypto/keys.h"
 #include "crypto/seal.h"
+#include "fixture.h"
 #include "policy/signing.h"
 #include "policy/sts.h"
-
-static kl_keys *test_keys(void)
-{
-    unsigned char kek[32];
-    memset(kek, 7, sizeof(kek));
-    kl_keys *k = NULL;
-    assert_int_equal(kl_keys_from_bytes(kek, sizeof(kek), &k), 0);
-    return k;
-}
 
 /* A store row for a fresh key; the caller frees kid and sealed. */
 static kl_store_signing_key row(const kl_keys *keys, int64_t created, int64_t active,
@@ -64,7 +56,7 @@ static char *sign_with(const kl_jws_key *k)
 static void test_keys_by_time(void **state)
 {
     (void)state;
-    kl_keys *keys = test_keys();
+    kl_keys *keys = test_keys_with(7);
     kl_store_signing_key a = row(keys, 100, 100, 2000), b = row(keys, 900, 1000, 0),
                          c = row(keys, 100, 100, 0);
     c.revoked_at = 500;
@@ -105,7 +97,7 @@ static void test_keys_by_time(void **state)
 static void test_secrets(void **state)
 {
     (void)state;
-    kl_keys *keys = test_keys();
+    kl_keys *keys = test_keys_with(7);
     kl_sts *s = NULL;
     static const char app[] = "aaaaaaaa-0000-4000-8000-000000000001";
     static const char other[] = "bbbbbbbb-0000-4000-8000-000000000001";
@@ -181,12 +173,10 @@ static void test_plan(void **state)
 static void test_tick_on_a_store(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/kl-tick-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/keyless.db", dir);
+    char dir[64], path[128];
     kl_store *st = NULL;
-    assert_int_equal(kl_store_open_sqlite(path, &st), 0);
-    kl_keys *keys = test_keys();
+    test_store_open(dir, path, "/tmp/kl-tick-XXXXXX", &st);
+    kl_keys *keys = test_keys_with(7);
     kl_signing_cfg cfg = {
         .rotation_s = 86400, .lead_s = 600, .token_lifetime_s = 3600, .alg = KL_JWS_RS256};
     int64_t t0 = 1000000;
@@ -220,12 +210,7 @@ static void test_tick_on_a_store(void **state)
     kl_store_signing_keys_free(rows, n);
     kl_keys_free(keys);
     kl_store_close(st);
-    static const char *const files[] = {"keyless.db", "keyless.db-wal", "keyless.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    test_store_remove(dir);
 }
 
 int main(void)
