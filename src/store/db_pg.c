@@ -125,6 +125,8 @@ static char *translate_params(const char *sql, int *nparams)
     return o;
 }
 
+static void pg_finalize(kl_stmt *s);
+
 static int pg_prepare(kl_db *db, const char *sql, kl_stmt **out)
 {
     *out = NULL;
@@ -140,13 +142,7 @@ static int pg_prepare(kl_db *db, const char *sql, kl_stmt **out)
     s->types = calloc(np, sizeof(*s->types));
     s->ints = calloc(np, sizeof(*s->ints));
     if (!s->sql || !s->vals || !s->lens || !s->fmts || !s->types || !s->ints) {
-        free(s->sql);
-        free(s->vals);
-        free(s->lens);
-        free(s->fmts);
-        free(s->types);
-        free(s->ints);
-        free(s);
+        pg_finalize(s); /* no result yet: frees what was allocated */
         return KL_ENOMEM;
     }
     for (int i = 0; i < s->nparams; i++)
