@@ -2,7 +2,6 @@
  * table whatever their position, then checked against what the resolved command takes. */
 #include "cli/args.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,17 +124,6 @@ static const opt_def OPTS[] = {
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-__attribute__((format(printf, 3, 4))) static int usage(char *err, size_t errlen, const char *fmt,
-                                                       ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen > 0)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return KL_EINVAL;
-}
-
 static const opt_def *find_long(const char *name, size_t n)
 {
     for (size_t i = 0; i < NELEM(OPTS); i++)
@@ -217,19 +205,20 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
         else if (strcmp(v, "table") == 0)
             a->output = KL_CLI_OUTPUT_TABLE;
         else
-            return usage(err, errlen, "%s must be json or table, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s must be json or table, not '%s'", shown,
+                              v);
         return 0;
     case O_DISABLE_LOCAL_AUTH:
         a->disable_local_auth = true;
         a->disable_local_auth_valued = v != NULL;
         if (v && parse_bool(v, &a->disable_local_auth) < 0)
-            return usage(err, errlen, "%s takes true or false, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s takes true or false, not '%s'", shown, v);
         return 0;
     default: break;
     }
     /* The remaining options all take a value that must not be empty. */
     if (v[0] == '\0')
-        return usage(err, errlen, "%s needs a non-empty value", shown);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s needs a non-empty value", shown);
     switch (o->id) {
     case O_DATA_DIR: a->data_dir = v; break;
     case O_SUBSCRIPTION: a->subscription = v; break;
@@ -254,52 +243,60 @@ static int apply(kl_cli_args *a, const opt_def *o, const char *shown, const char
     case O_SITE: a->site = v; break;
     case O_SERVER:
         if (!kl_str_istarts(v, "https://") || strlen(v) <= strlen("https://"))
-            return usage(err, errlen, "%s must be an https:// URL, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s must be an https:// URL, not '%s'", shown,
+                              v);
         a->server = v;
         break;
     case O_TENANT: a->tenant = v; break;
     case O_REDIRECT_URI:
         if (a->n_redirect_uri == KL_CLI_MAX_REDIRECT_URIS)
-            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_REDIRECT_URIS, shown);
+            return kl_err_say(err, errlen, KL_EINVAL, "at most %d %s options",
+                              KL_CLI_MAX_REDIRECT_URIS, shown);
         a->redirect_uri[a->n_redirect_uri++] = v;
         break;
     case O_PASSWORD_GRANT:
         if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
-            return usage(err, errlen, "%s takes on or off, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s takes on or off, not '%s'", shown, v);
         a->password_grant = strcmp(v, "on") == 0;
         break;
     case O_CA_FILE: a->ca_file = v; break;
     case O_PUBLIC_NETWORK_ACCESS:
         if (!kl_str_ieq(v, "Enabled") && !kl_str_ieq(v, "Disabled"))
-            return usage(err, errlen, "%s must be Enabled or Disabled, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s must be Enabled or Disabled, not '%s'",
+                              shown, v);
         a->public_network_access = v;
         break;
     case O_DEFAULT_ACTION:
         if (!kl_str_ieq(v, "Allow") && !kl_str_ieq(v, "Deny"))
-            return usage(err, errlen, "%s must be Allow or Deny, not '%s'", shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s must be Allow or Deny, not '%s'", shown,
+                              v);
         a->default_action = v;
         break;
     case O_ALLOW_IP:
         if (a->n_allow_ip == KL_CLI_MAX_ALLOW_IP)
-            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_ALLOW_IP, shown);
+            return kl_err_say(err, errlen, KL_EINVAL, "at most %d %s options", KL_CLI_MAX_ALLOW_IP,
+                              shown);
         a->allow_ip[a->n_allow_ip++] = v;
         break;
     case O_RESOURCE:
         if (a->n_resource == KL_CLI_MAX_RESOURCES)
-            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_RESOURCES, shown);
+            return kl_err_say(err, errlen, KL_EINVAL, "at most %d %s options", KL_CLI_MAX_RESOURCES,
+                              shown);
         a->resource[a->n_resource++] = v;
         break;
     case O_ASSIGN_IDENTITY:
         if (a->n_assign_identity == KL_CLI_MAX_IDENTITIES)
-            return usage(err, errlen, "at most %d %s options", KL_CLI_MAX_IDENTITIES, shown);
+            return kl_err_say(err, errlen, KL_EINVAL, "at most %d %s options",
+                              KL_CLI_MAX_IDENTITIES, shown);
         a->assign_identity[a->n_assign_identity++] = v;
         break;
     case O_OLDER_THAN:
         if (parse_age(v, &a->older_than_s) < 0)
-            return usage(err, errlen, "%s takes a number and a unit (s, m, h, d, w), not '%s'",
-                         shown, v);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s takes a number and a unit (s, m, h, d, w), not '%s'", shown, v);
         break;
-    default: return usage(err, errlen, "internal error: unhandled option %s", shown);
+    default:
+        return kl_err_say(err, errlen, KL_EINVAL, "internal error: unhandled option %s", shown);
     }
     return 0;
 }
@@ -324,8 +321,9 @@ static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, ch
     }
     if (!o) {
         if (arg[1] == '-' && strchr(arg, '='))
-            return usage(err, errlen, "unknown option '%.*s'", (int)(strchr(arg, '=') - arg), arg);
-        return usage(err, errlen, "unknown option '%s'", arg);
+            return kl_err_say(err, errlen, KL_EINVAL, "unknown option '%.*s'",
+                              (int)(strchr(arg, '=') - arg), arg);
+        return kl_err_say(err, errlen, KL_EINVAL, "unknown option '%s'", arg);
     }
     /* Name the option as typed, without any "=value" (it might be long or sensitive). */
     char shown[64];
@@ -337,7 +335,7 @@ static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, ch
     switch (o->kind) {
     case OPT_FLAG:
         if (inline_val)
-            return usage(err, errlen, "%s takes no value", shown);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s takes no value", shown);
         return apply(a, o, shown, NULL, err, errlen);
     case OPT_BOOLISH:
         if (!inline_val && *i + 1 < argc &&
@@ -348,12 +346,12 @@ static int parse_option(kl_cli_args *a, int argc, char *const argv[], int *i, ch
         if (!inline_val) {
             /* A following option is a forgotten value, not the value. */
             if (*i + 1 >= argc || (argv[*i + 1][0] == '-' && argv[*i + 1][1] != '\0'))
-                return usage(err, errlen, "%s needs a value", shown);
+                return kl_err_say(err, errlen, KL_EINVAL, "%s needs a value", shown);
             inline_val = argv[++*i];
         }
         return apply(a, o, shown, inline_val, err, errlen);
     }
-    return usage(err, errlen, "internal error: bad option kind");
+    return kl_err_say(err, errlen, KL_EINVAL, "internal error: bad option kind");
 }
 
 /* True when word i of c's name is w[0..strlen(w)); with w NULL, when there is no word i. */
@@ -452,34 +450,36 @@ static int check_rbac(const kl_cli_args *a, const kl_cli_command *c, const char 
     char why[512];
 
     if (a->scope && a->account)
-        return usage(err, errlen, "%s: give --scope or --account, not both", name);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: give --scope or --account, not both", name);
     if (a->scope && kl_cli_scope_check(a->scope, why, sizeof(why)) < 0)
-        return usage(err, errlen, "%s: invalid --scope: %s", name, why);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: invalid --scope: %s", name, why);
     if (a->account && !kl_cli_scope_segment_ok(a->account, strlen(a->account)))
-        return usage(err, errlen, "%s: invalid --account: '%s' is not an account name", name,
-                     a->account);
+        return kl_err_say(err, errlen, KL_EINVAL,
+                          "%s: invalid --account: '%s' is not an account name", name, a->account);
     bool has_scope = a->scope || a->account;
 
     switch (c->cmd) {
     case KL_CLI_CMD_ROLE_DEFINITION_CREATE:
         if (!a->file)
-            return usage(err, errlen, "%s: missing --file ROLE.json", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --file ROLE.json", name);
         break;
     case KL_CLI_CMD_ROLE_ASSIGNMENT_CREATE:
         if (!a->assignee)
-            return usage(err, errlen, "%s: missing --assignee", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --assignee", name);
         if (!a->role)
-            return usage(err, errlen, "%s: missing --role", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --role", name);
         if (!has_scope)
-            return usage(err, errlen, "%s: missing --scope SCOPE (or --account NAME)", name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: missing --scope SCOPE (or --account NAME)", name);
         break;
     case KL_CLI_CMD_ROLE_CHECK:
         if (!a->assignee)
-            return usage(err, errlen, "%s: missing --assignee", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --assignee", name);
         if (!a->action)
-            return usage(err, errlen, "%s: missing --action", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --action", name);
         if (!has_scope)
-            return usage(err, errlen, "%s: missing --scope SCOPE (or --account NAME)", name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: missing --scope SCOPE (or --account NAME)", name);
         break;
     case KL_CLI_CMD_ROLE_ASSIGNMENT_DELETE: {
         const char *x = a->pos[0];
@@ -490,18 +490,19 @@ static int check_rbac(const kl_cli_args *a, const kl_cli_command *c, const char 
             int rc = kl_cli_assignment_id_split(x, &scope, guid);
             kl_buf_free(&scope);
             if (rc < 0)
-                return usage(err, errlen,
-                             "%s: '%s' is not a role assignment id "
-                             "({scope}/providers/Microsoft.Authorization/roleAssignments/{guid})",
-                             name, x);
+                return kl_err_say(
+                    err, errlen, KL_EINVAL,
+                    "%s: '%s' is not a role assignment id "
+                    "({scope}/providers/Microsoft.Authorization/roleAssignments/{guid})",
+                    name, x);
             if (has_scope)
-                return usage(err, errlen,
-                             "%s: a full assignment id names its scope; drop --scope/--account",
-                             name);
+                return kl_err_say(
+                    err, errlen, KL_EINVAL,
+                    "%s: a full assignment id names its scope; drop --scope/--account", name);
         } else if (!kl_uuid_valid(x, strlen(x))) {
-            return usage(err, errlen,
-                         "%s: ASSIGNMENT must be the assignment's GUID or its full id, not '%s'",
-                         name, x);
+            return kl_err_say(
+                err, errlen, KL_EINVAL,
+                "%s: ASSIGNMENT must be the assignment's GUID or its full id, not '%s'", name, x);
         }
         break;
     }
@@ -517,63 +518,72 @@ static int check_command(const kl_cli_args *a, const kl_cli_command *c, char *er
     uint64_t extra = a->opts & ~c->opts;
     if (extra) {
         uint64_t bit = extra & ~(extra - 1);
-        return usage(err, errlen, "%s does not take --%s", name, opt_name_of_bit(bit));
+        return kl_err_say(err, errlen, KL_EINVAL, "%s does not take --%s", name,
+                          opt_name_of_bit(bit));
     }
     for (size_t i = 0; i < c->npos; i++)
         if (a->pos[i][0] == '\0')
-            return usage(err, errlen, "%s: %s must not be empty", name, c->pos_names[i]);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: %s must not be empty", name,
+                              c->pos_names[i]);
 
     switch (c->cmd) {
     case KL_CLI_CMD_ACCOUNT_UPDATE:
         if ((a->opts & KL_CLI_OPT_DISABLE_LOCAL_AUTH) && !a->disable_local_auth_valued)
-            return usage(err, errlen, "%s: missing --disable-local-auth true|false", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --disable-local-auth true|false",
+                              name);
         if (!(a->opts & (KL_CLI_OPT_DISABLE_LOCAL_AUTH | KL_CLI_OPT_PUBLIC_NETWORK_ACCESS |
                          KL_CLI_OPT_DEFAULT_ACTION | KL_CLI_OPT_ALLOW_IP)))
-            return usage(err, errlen,
-                         "%s: nothing to change (give --disable-local-auth true|false, "
-                         "--public-network-access, --default-action or --allow-ip)",
-                         name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: nothing to change (give --disable-local-auth true|false, "
+                              "--public-network-access, --default-action or --allow-ip)",
+                              name);
         break;
     case KL_CLI_CMD_DEPLOYMENT_CREATE: {
         bool url = a->backend && strcmp(a->backend, "echo") != 0;
         if (url && !is_http_url(a->backend))
-            return usage(err, errlen, "%s: --backend must be echo or an http:// or https:// URL",
-                         name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: --backend must be echo or an http:// or https:// URL", name);
         if (!url && (a->opts & KL_CLI_OPT_UPSTREAM_MODEL))
-            return usage(err, errlen, "%s: --upstream-model needs --backend URL", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: --upstream-model needs --backend URL",
+                              name);
         if (!url && (a->opts & KL_CLI_OPT_CREDENTIAL_ENV))
-            return usage(err, errlen, "%s: --credential-env needs --backend URL", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: --credential-env needs --backend URL",
+                              name);
         break;
     }
     case KL_CLI_CMD_RUN:
         if (!a->site)
-            return usage(err, errlen, "%s: missing --site NAME", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing --site NAME", name);
         if (a->run_argc < 1)
-            return usage(err, errlen, "%s: missing the command to start, after --", name);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: missing the command to start, after --",
+                              name);
         break;
     case KL_CLI_CMD_TENANT_SET:
         if (!(a->opts & KL_CLI_OPT_PASSWORD_GRANT))
-            return usage(err, errlen, "%s: nothing to change (give --password-grant on|off)", name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: nothing to change (give --password-grant on|off)", name);
         break;
     case KL_CLI_CMD_KEYS_REGENERATE:
         if (!kl_str_ieq(a->pos[1], "key1") && !kl_str_ieq(a->pos[1], "key2"))
-            return usage(err, errlen, "%s: KEY must be key1 or key2, not '%s'", name, a->pos[1]);
+            return kl_err_say(err, errlen, KL_EINVAL, "%s: KEY must be key1 or key2, not '%s'",
+                              name, a->pos[1]);
         break;
     case KL_CLI_CMD_IDENTITY_ASSIGN:
     case KL_CLI_CMD_IDENTITY_REMOVE: {
         char why[512];
         if (a->n_resource == 0)
-            return usage(err, errlen, "%s: missing --resource ID (a site, VM or account id)", name);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "%s: missing --resource ID (a site, VM or account id)", name);
         for (size_t i = 0; i < a->n_resource; i++)
             if (a->resource[i][0] != '/' ||
                 kl_cli_scope_check(a->resource[i], why, sizeof(why)) < 0 ||
                 !kl_cli_resource_kind(a->resource[i]))
-                return usage(err, errlen,
-                             "%s: --resource must be the id of a site, VM or account "
-                             "(/subscriptions/.../providers/Microsoft.Web/sites/NAME, "
-                             "Microsoft.Compute/virtualMachines/NAME or "
-                             "Microsoft.CognitiveServices/accounts/NAME), not '%s'",
-                             name, a->resource[i]);
+                return kl_err_say(err, errlen, KL_EINVAL,
+                                  "%s: --resource must be the id of a site, VM or account "
+                                  "(/subscriptions/.../providers/Microsoft.Web/sites/NAME, "
+                                  "Microsoft.Compute/virtualMachines/NAME or "
+                                  "Microsoft.CognitiveServices/accounts/NAME), not '%s'",
+                                  name, a->resource[i]);
         break;
     }
     case KL_CLI_CMD_SITE_CREATE:
@@ -582,7 +592,8 @@ static int check_command(const kl_cli_args *a, const kl_cli_command *c, char *er
         for (size_t i = 0; i < a->n_assign_identity; i++) {
             if (strcmp(a->assign_identity[i], "system") == 0) {
                 if (system)
-                    return usage(err, errlen, "%s: --assign-identity system given twice", name);
+                    return kl_err_say(err, errlen, KL_EINVAL,
+                                      "%s: --assign-identity system given twice", name);
                 system = true;
             }
         }
@@ -629,7 +640,7 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
     if (nwords == 0) {
         if (out->help || out->version)
             return 0;
-        return usage(err, errlen, "no command given");
+        return kl_err_say(err, errlen, KL_EINVAL, "no command given");
     }
 
     out->noun = words[0];
@@ -637,7 +648,7 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
     if (!known_noun(out->noun, &has_verbs)) {
         if (out->help)
             return 0;
-        return usage(err, errlen, "unknown command '%s'", out->noun);
+        return kl_err_say(err, errlen, KL_EINVAL, "unknown command '%s'", out->noun);
     }
     size_t first_pos = 1;
     char verbs[128];
@@ -646,7 +657,7 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
         if (nwords < 2) {
             if (out->help)
                 return 0;
-            return usage(err, errlen, "'%s' needs a command: %s", out->noun, verbs);
+            return kl_err_say(err, errlen, KL_EINVAL, "'%s' needs a command: %s", out->noun, verbs);
         }
         out->verb = words[1];
         first_pos = 2;
@@ -655,8 +666,8 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
                 if (out->help)
                     return 0;
                 list_verbs(out->noun, out->verb, verbs, sizeof(verbs));
-                return usage(err, errlen, "'%s %s' needs a command: %s", out->noun, out->verb,
-                             verbs);
+                return kl_err_say(err, errlen, KL_EINVAL, "'%s %s' needs a command: %s", out->noun,
+                                  out->verb, verbs);
             }
             out->verb2 = words[2];
             first_pos = 3;
@@ -668,9 +679,10 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
             return 0;
         list_verbs(out->noun, out->verb2 ? out->verb : NULL, verbs, sizeof(verbs));
         if (out->verb2)
-            return usage(err, errlen, "unknown command '%s %s %s' (try: %s)", out->noun, out->verb,
-                         out->verb2, verbs);
-        return usage(err, errlen, "unknown command '%s %s' (try: %s)", out->noun, out->verb, verbs);
+            return kl_err_say(err, errlen, KL_EINVAL, "unknown command '%s %s %s' (try: %s)",
+                              out->noun, out->verb, out->verb2, verbs);
+        return kl_err_say(err, errlen, KL_EINVAL, "unknown command '%s %s' (try: %s)", out->noun,
+                          out->verb, verbs);
     }
     out->cmd = c->cmd;
     size_t given = nwords - first_pos;
@@ -680,9 +692,10 @@ int kl_cli_args_parse(int argc, char *const argv[], kl_cli_args *out, char *err,
     if (out->help)
         return 0;
     if (given < c->npos)
-        return usage(err, errlen, "%s: missing %s", kl_cli_cmd_name(c->cmd), c->pos_names[given]);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: missing %s", kl_cli_cmd_name(c->cmd),
+                          c->pos_names[given]);
     if (given > c->npos)
-        return usage(err, errlen, "%s: unexpected argument '%s'", kl_cli_cmd_name(c->cmd),
-                     words[first_pos + c->npos]);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s: unexpected argument '%s'",
+                          kl_cli_cmd_name(c->cmd), words[first_pos + c->npos]);
     return check_command(out, c, err, errlen);
 }

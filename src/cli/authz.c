@@ -2,7 +2,6 @@
  * for the RBAC and directory commands; see authz.h for the contracts. */
 #include "cli/authz.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,17 +12,6 @@
 #define AUTHZ_PROVIDER "/providers/Microsoft.Authorization/"
 #define ROLE_DEFINITIONS_PATH "/providers/Microsoft.Authorization/roleDefinitions"
 #define ROLE_ASSIGNMENTS_PATH "/providers/Microsoft.Authorization/roleAssignments/"
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen > 0)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return KL_EINVAL;
-}
 
 static bool scope_char_ok(unsigned char ch)
 {
@@ -46,7 +34,7 @@ int kl_cli_scope_check(const char *scope, char *err, size_t errlen)
 {
     kl_scope sc;
     if (!scope || scope[0] == '\0')
-        return fail(err, errlen, "the scope is empty");
+        return kl_err_say(err, errlen, KL_EINVAL, "the scope is empty");
     /* What only the CLI cares about: every byte must go into a URL path as it is. The
      * grammar itself is keylessd's (rbac/scope.c), so the CLI refuses exactly what the
      * daemon would, with the daemon's words. */
@@ -56,8 +44,9 @@ int kl_cli_scope_check(const char *scope, char *err, size_t errlen)
         if (ch == '/' || scope_char_ok(ch))
             continue;
         if (ch > 0x20 && ch < 0x7f)
-            return fail(err, errlen, "the character '%c' is not allowed in a scope", ch);
-        return fail(err, errlen, "the byte 0x%02x is not allowed in a scope", ch);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "the character '%c' is not allowed in a scope", ch);
+        return kl_err_say(err, errlen, KL_EINVAL, "the byte 0x%02x is not allowed in a scope", ch);
     }
     int rc = kl_scope_parse(scope, len, &sc);
     if (rc == 0)
@@ -65,8 +54,8 @@ int kl_cli_scope_check(const char *scope, char *err, size_t errlen)
     /* kl_scope_parse says KL_ETOOBIG for too long and for too deep; the length tells
      * them apart (one trailing '/' does not count). */
     if (rc == KL_ETOOBIG && len - (scope[len - 1] == '/') <= KL_MAX_SCOPE)
-        return fail(err, errlen, "%s %s", KL_SCOPE_RULE, KL_SCOPE_DEPTH_RULE);
-    return fail(err, errlen, "%s", KL_SCOPE_RULE);
+        return kl_err_say(err, errlen, KL_EINVAL, "%s %s", KL_SCOPE_RULE, KL_SCOPE_DEPTH_RULE);
+    return kl_err_say(err, errlen, KL_EINVAL, "%s", KL_SCOPE_RULE);
 }
 
 int kl_cli_scope_resolve(const char *scope, const char *account, const char *sub, const char *rg,
@@ -77,11 +66,13 @@ int kl_cli_scope_resolve(const char *scope, const char *account, const char *sub
 
     if (account) {
         if (!kl_cli_scope_segment_ok(sub, strlen(sub)))
-            return fail(err, errlen, "subscription '%s' cannot be part of a scope", sub);
+            return kl_err_say(err, errlen, KL_EINVAL, "subscription '%s' cannot be part of a scope",
+                              sub);
         if (!kl_cli_scope_segment_ok(rg, strlen(rg)))
-            return fail(err, errlen, "resource group '%s' cannot be part of a scope", rg);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "resource group '%s' cannot be part of a scope", rg);
         if (!kl_cli_scope_segment_ok(account, strlen(account)))
-            return fail(err, errlen, "'%s' is not an account name", account);
+            return kl_err_say(err, errlen, KL_EINVAL, "'%s' is not an account name", account);
         rc = kl_buf_appendf(out,
                             "/subscriptions/%s/resourceGroups/%s/providers/"
                             "Microsoft.CognitiveServices/accounts/%s",
@@ -305,7 +296,7 @@ static int iget(const json_t *obj, const char *key, json_t **v, char *err, size_
         if (!kl_str_ieq(k, key))
             continue;
         if (*v)
-            return fail(err, errlen, "\"%s\" is given twice", key);
+            return kl_err_say(err, errlen, KL_EINVAL, "\"%s\" is given twice", key);
         *v = val;
     }
     return 0;
@@ -318,11 +309,13 @@ static int guid_of_id(const char *id, char guid[KL_UUID_LEN + 1], char *err, siz
     if (strchr(id, '/')) {
         const char *at = find_last_ci(id, ROLE_DEFINITIONS_PATH "/");
         if (!at)
-            return fail(err, errlen, "\"id\" is neither a GUID nor a role definition id");
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "\"id\" is neither a GUID nor a role definition id");
         g = at + strlen(ROLE_DEFINITIONS_PATH "/");
     }
     if (!kl_uuid_valid(g, strlen(g)))
-        return fail(err, errlen, "\"id\" is neither a GUID nor a role definition id");
+        return kl_err_say(err, errlen, KL_EINVAL,
+                          "\"id\" is neither a GUID nor a role definition id");
     lower_guid(g, guid);
     return 0;
 }
@@ -337,12 +330,12 @@ static int file_guid(const json_t *name, bool name_is_guid, const json_t *id,
         lower_guid(json_string_value(name), guid);
     if (id) {
         if (!json_is_string(id))
-            return fail(err, errlen, "\"id\" must be a string");
+            return kl_err_say(err, errlen, KL_EINVAL, "\"id\" must be a string");
         int rc = guid_of_id(json_string_value(id), from_id, err, errlen);
         if (rc < 0)
             return rc;
         if (guid[0] && strcmp(guid, from_id) != 0)
-            return fail(err, errlen, "\"name\" and \"id\" name different GUIDs");
+            return kl_err_say(err, errlen, KL_EINVAL, "\"name\" and \"id\" name different GUIDs");
         memcpy(guid, from_id, sizeof(from_id));
     }
     return 0;
@@ -364,11 +357,12 @@ static int action_list(const json_t *v, const char *key, json_t **out, char *err
         return *out ? 0 : KL_ENOMEM;
     }
     if (!json_is_array(v))
-        return fail(err, errlen, "\"%s\" must be a list of strings", key);
+        return kl_err_say(err, errlen, KL_EINVAL, "\"%s\" must be a list of strings", key);
     json_array_foreach(v, i, e)
     {
         if (!json_is_string(e) || json_string_length(e) == 0)
-            return fail(err, errlen, "\"%s\" must be a list of non-empty strings", key);
+            return kl_err_say(err, errlen, KL_EINVAL, "\"%s\" must be a list of non-empty strings",
+                              key);
     }
     *out = json_deep_copy(v);
     return *out ? 0 : KL_ENOMEM;
@@ -387,13 +381,16 @@ static int scope_list(const json_t *v, const char *default_scope, json_t **out, 
         return *out ? 0 : KL_ENOMEM;
     }
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(err, errlen, "\"assignableScopes\" must be a non-empty list of scopes");
+        return kl_err_say(err, errlen, KL_EINVAL,
+                          "\"assignableScopes\" must be a non-empty list of scopes");
     json_array_foreach(v, i, e)
     {
         if (!json_is_string(e))
-            return fail(err, errlen, "\"assignableScopes\" must be a list of strings");
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "\"assignableScopes\" must be a list of strings");
         if (kl_cli_scope_check(json_string_value(e), why, sizeof(why)) < 0)
-            return fail(err, errlen, "assignable scope '%s': %s", json_string_value(e), why);
+            return kl_err_say(err, errlen, KL_EINVAL, "assignable scope '%s': %s",
+                              json_string_value(e), why);
     }
     *out = json_deep_copy(v);
     return *out ? 0 : KL_ENOMEM;
@@ -416,22 +413,23 @@ static int arm_form(const json_t *file, const json_t *props, const char *default
         else if (kl_str_ieq(k, "id"))
             id = v;
         else if (!kl_str_ieq(k, "type") && !kl_str_ieq(k, "properties"))
-            return fail(err, errlen, "unknown key \"%s\" next to \"properties\"", k);
+            return kl_err_say(err, errlen, KL_EINVAL, "unknown key \"%s\" next to \"properties\"",
+                              k);
     }
     if (!json_is_object(props))
-        return fail(err, errlen, "\"properties\" must be an object");
+        return kl_err_say(err, errlen, KL_EINVAL, "\"properties\" must be an object");
     if (name && !is_guid_string(name))
-        return fail(err, errlen,
-                    "\"name\" must be the role's GUID (the role's name goes in "
-                    "properties.roleName)");
+        return kl_err_say(err, errlen, KL_EINVAL,
+                          "\"name\" must be the role's GUID (the role's name goes in "
+                          "properties.roleName)");
     if ((rc = file_guid(name, name != NULL, id, guid, err, errlen)) < 0)
         return rc;
     const char *role_name = json_string_value(json_object_get(props, "roleName"));
     if (!role_name || role_name[0] == '\0')
-        return fail(err, errlen, "properties.roleName is missing or empty");
+        return kl_err_say(err, errlen, KL_EINVAL, "properties.roleName is missing or empty");
     json_t *perms = json_object_get(props, "permissions");
     if (perms && !json_is_array(perms))
-        return fail(err, errlen, "properties.permissions must be a list");
+        return kl_err_say(err, errlen, KL_EINVAL, "properties.permissions must be a list");
 
     if (!(copy = json_deep_copy(props)))
         goto nomem;
@@ -451,7 +449,7 @@ static int arm_form(const json_t *file, const json_t *props, const char *default
     goto out;
 nomem:
     rc = KL_ENOMEM;
-    fail(err, errlen, "out of memory");
+    kl_err_say(err, errlen, KL_EINVAL, "out of memory");
 out:
     json_decref(copy);
     json_decref(scopes);
@@ -477,10 +475,10 @@ static int flat_form(const json_t *file, const char *default_scope, json_t **bod
         for (size_t i = 0; i < sizeof(KNOWN) / sizeof(KNOWN[0]) && !known; i++)
             known = kl_str_ieq(k, KNOWN[i]);
         if (!known)
-            return fail(err, errlen,
-                        "unknown key \"%s\" (expected roleName, description, actions, "
-                        "notActions, dataActions, notDataActions, assignableScopes)",
-                        k);
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "unknown key \"%s\" (expected roleName, description, actions, "
+                              "notActions, dataActions, notDataActions, assignableScopes)",
+                              k);
     }
     for (size_t i = 0; i < sizeof(KNOWN) / sizeof(KNOWN[0]); i++)
         if ((rc = iget(file, KNOWN[i], &got[i], err, errlen)) < 0)
@@ -491,18 +489,20 @@ static int flat_form(const json_t *file, const char *default_scope, json_t **bod
      * the GUID. A GUID is a GUID; anything else is the role's name. */
     bool name_is_guid = is_guid_string(name);
     if (name && !json_is_string(name))
-        return fail(err, errlen, "\"name\" must be a string");
+        return kl_err_say(err, errlen, KL_EINVAL, "\"name\" must be a string");
     if (name && !name_is_guid) {
         if (role_name)
-            return fail(err, errlen, "\"name\" must be the role's GUID when \"roleName\" is given");
+            return kl_err_say(err, errlen, KL_EINVAL,
+                              "\"name\" must be the role's GUID when \"roleName\" is given");
         role_name = name;
     }
     if (!json_is_string(role_name) || json_string_length(role_name) == 0)
-        return fail(err, errlen, "the role needs a name: \"roleName\" is missing or empty");
+        return kl_err_say(err, errlen, KL_EINVAL,
+                          "the role needs a name: \"roleName\" is missing or empty");
     if (desc && !json_is_string(desc))
-        return fail(err, errlen, "\"description\" must be a string");
+        return kl_err_say(err, errlen, KL_EINVAL, "\"description\" must be a string");
     if (got[3] && !json_is_boolean(got[3]))
-        return fail(err, errlen, "\"isCustom\" must be true or false");
+        return kl_err_say(err, errlen, KL_EINVAL, "\"isCustom\" must be true or false");
     if ((rc = file_guid(name, name_is_guid, id, guid, err, errlen)) < 0)
         return rc;
 
@@ -517,13 +517,13 @@ static int flat_form(const json_t *file, const char *default_scope, json_t **bod
                       lists[1], "dataActions", lists[2], "notDataActions", lists[3]);
     if (!*body) {
         rc = KL_ENOMEM;
-        fail(err, errlen, "out of memory");
+        kl_err_say(err, errlen, KL_EINVAL, "out of memory");
         goto out;
     }
     rc = 0;
 out:
     if (rc == KL_ENOMEM && errlen > 0 && err[0] == '\0')
-        fail(err, errlen, "out of memory");
+        kl_err_say(err, errlen, KL_EINVAL, "out of memory");
     for (size_t i = 0; i < 4; i++)
         json_decref(lists[i]);
     json_decref(scopes);
@@ -539,7 +539,7 @@ int kl_cli_role_definition_body(const json_t *file, const char *default_scope, j
     if (errlen > 0)
         err[0] = '\0';
     if (!json_is_object(file))
-        return fail(err, errlen, "a role definition is a JSON object");
+        return kl_err_say(err, errlen, KL_EINVAL, "a role definition is a JSON object");
     int rc = iget(file, "properties", &props, err, errlen);
     if (rc < 0)
         return rc;

@@ -53,6 +53,12 @@ int kl_cli_target(kl_cli_ctx *c, kl_buf *t, const char *account, const char *chi
     return KL_CLI_EXIT_OK;
 }
 
+int kl_cli_out_of_memory(kl_cli_ctx *c)
+{
+    kl_cli_errorf(c, "out of memory");
+    return KL_CLI_EXIT_REFUSED;
+}
+
 int kl_cli_output_failed(kl_cli_ctx *c)
 {
     kl_cli_errorf(c, "cannot write the output");
@@ -134,10 +140,8 @@ int kl_cli_exchange(kl_cli_ctx *c, const char *method, const char *target, const
     kl_buf_init(&resp->body, KL_CLI_MAX_RESPONSE);
     if (body) {
         payload = json_dumps(body, JSON_COMPACT);
-        if (!payload) {
-            kl_cli_errorf(c, "out of memory");
-            return KL_CLI_EXIT_REFUSED;
-        }
+        if (!payload)
+            return kl_cli_out_of_memory(c);
         payload_len = strlen(payload);
     }
 
@@ -262,8 +266,7 @@ int kl_cli_print_list(kl_cli_ctx *c, const void *data, const json_t *root, const
         code = kl_cli_output_failed(c);
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     kl_cli_table_free(&t);
     return code;

@@ -65,6 +65,9 @@ int kl_cli_arm_target(kl_buf *out, const char *sub, const char *rg, const char *
 int kl_cli_target(kl_cli_ctx *c, kl_buf *t, const char *account, const char *child,
                   const char *child_name);
 
+/* Prints that memory ran out; returns KL_CLI_EXIT_REFUSED. */
+int kl_cli_out_of_memory(kl_cli_ctx *c);
+
 /* Prints that the output could not be written; returns KL_CLI_EXIT_REFUSED. */
 int kl_cli_output_failed(kl_cli_ctx *c);
 

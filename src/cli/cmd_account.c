@@ -193,8 +193,7 @@ static int account_update(kl_cli_ctx *c, const char *target)
     code = put_and_print(c, target, body);
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     json_decref(acct);
     json_decref(body);

@@ -99,10 +99,8 @@ static int merge_sp(kl_cli_ctx *c, json_t *app, const json_t *sp)
         return KL_CLI_EXIT_REFUSED;
     }
     if (json_object_set(app, "servicePrincipalId", id) ||
-        json_object_set(app, "accountEnabled", en)) {
-        kl_cli_errorf(c, "out of memory");
-        return KL_CLI_EXIT_REFUSED;
-    }
+        json_object_set(app, "accountEnabled", en))
+        return kl_cli_out_of_memory(c);
     return KL_CLI_EXIT_OK;
 }
 
@@ -178,8 +176,7 @@ static int app_create(kl_cli_ctx *c)
         goto out;
     }
     if (!(sp_body = json_pack("{s:O}", "appId", json_object_get(app, "appId")))) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     code = kl_cli_call(c, "POST", KL_CLI_GRAPH_SERVICE_PRINCIPALS, sp_body, 0, &status, &sp);
@@ -250,8 +247,7 @@ static int app_list(kl_cli_ctx *c)
     code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     json_decref(root);
     json_decref(sp_root);
@@ -319,8 +315,7 @@ static int app_set_enabled(kl_cli_ctx *c, bool enabled)
     if ((code = sp_target(c, app, &t)) != KL_CLI_EXIT_OK)
         goto out;
     if (!(body = json_pack("{s:b}", "accountEnabled", enabled))) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     code = kl_cli_call(c, "PATCH", t.data, body, 0, &status, &answer);

@@ -110,8 +110,7 @@ static int print_certs(kl_cli_ctx *c, const json_t *list, const char *only_key_i
     return code;
 nomem:
     kl_cli_table_free(&t);
-    kl_cli_errorf(c, "out of memory");
-    return KL_CLI_EXIT_REFUSED;
+    return kl_cli_out_of_memory(c);
 }
 
 /* {"keyCredentials":[{"keyId":..} for each kept one, + extra]} (extra taken, may be
@@ -162,8 +161,7 @@ static int cert_add(kl_cli_ctx *c)
     char key_id[KL_UUID_LEN + 1];
     if (!(b64 = malloc(bl)) || kl_b64_encode(file.data, file.len, b64, bl) < 0 ||
         kl_uuid_v4(key_id) != 0) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     bool skipped = false;
@@ -172,8 +170,7 @@ static int cert_add(kl_cli_ctx *c)
                                 "AsymmetricX509Cert", "usage", "Verify", "key", b64),
                       &skipped);
     if (!body) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     if ((code = kl_cli_call(c, "PATCH", target.data, body, 0, &status, &answer)) != KL_CLI_EXIT_OK)
@@ -206,8 +203,7 @@ static int cert_remove(kl_cli_ctx *c)
         goto out;
     bool skipped = false;
     if (!(body = patch_body(json_object_get(app, "keyCredentials"), key, NULL, &skipped))) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     if (!skipped) {

@@ -81,8 +81,7 @@ static int secret_add(kl_cli_ctx *c)
         fprintf(c->out, "(the secret is shown this once only)\n");
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     kl_buf_free(&t);
     json_decref(pc);
@@ -137,8 +136,7 @@ static int secret_remove(kl_cli_ctx *c)
     if (code != KL_CLI_EXIT_OK)
         goto out;
     if (!(body = json_pack("{s:s}", "keyId", key_id))) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     code = kl_cli_call(c, "POST", t.data, body, 0, &status, &answer);

@@ -39,8 +39,7 @@ static int target(kl_cli_ctx *c, kl_buf *t, const char *rg, const char *provider
 
 static int nomem(kl_cli_ctx *c)
 {
-    kl_cli_errorf(c, "out of memory");
-    return KL_CLI_EXIT_REFUSED;
+    return kl_cli_out_of_memory(c);
 }
 
 /* The last segment of each key of the identity's userAssignedIdentities, joined by ','

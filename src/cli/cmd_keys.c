@@ -117,8 +117,7 @@ int kl_cli_cmd_keys(kl_cli_ctx *c)
         /* ARM spells the key names Key1 and Key2. */
         body = json_pack("{s:s}", "keyName", kl_str_ieq(a->pos[1], "key1") ? "Key1" : "Key2");
         if (!body) {
-            kl_cli_errorf(c, "out of memory");
-            code = KL_CLI_EXIT_REFUSED;
+            code = kl_cli_out_of_memory(c);
             goto out;
         }
     }

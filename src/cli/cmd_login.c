@@ -224,8 +224,7 @@ static int device_flow(kl_cli_ctx *c, const kl_cli_login *l, json_t **tokens)
     code = KL_CLI_EXIT_OK;
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     kl_buf_cleanse_free(&form);
     json_decref(dc);
@@ -450,10 +449,8 @@ static int login(kl_cli_ctx *c)
     json_t *tokens = NULL;
     int code;
 
-    if (!l) {
-        kl_cli_errorf(c, "out of memory");
-        return KL_CLI_EXIT_REFUSED;
-    }
+    if (!l)
+        return kl_cli_out_of_memory(c);
     if ((code = login_dir(c, dir, sizeof(dir))) != KL_CLI_EXIT_OK ||
         (code = login_target(c, l)) != KL_CLI_EXIT_OK)
         goto out;
@@ -500,10 +497,8 @@ static int logout(kl_cli_ctx *c)
     int code, lock = -1;
 
     kl_buf_init_secret(&form, KL_CLI_MAX_FORM);
-    if (!l) {
-        kl_cli_errorf(c, "out of memory");
-        return KL_CLI_EXIT_REFUSED;
-    }
+    if (!l)
+        return kl_cli_out_of_memory(c);
     if ((code = login_dir(c, dir, sizeof(dir))) != KL_CLI_EXIT_OK)
         goto out;
     /* No command may rotate the token between the read and the revocation. With no

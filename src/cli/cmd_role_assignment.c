@@ -102,8 +102,7 @@ static int assignment_create(kl_cli_ctx *c, const char *scope)
     if (!body || (p.service_principal &&
                   json_object_set_new(json_object_get(body, "properties"), "principalType",
                                       json_string("ServicePrincipal")) < 0)) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     if ((code = kl_cli_authz(c, &target, scope, COLLECTION, guid, NULL)) != KL_CLI_EXIT_OK)
@@ -184,8 +183,7 @@ static int assignment_list(kl_cli_ctx *c, const char *scope)
     code = kl_cli_print_list(c, &n, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     names_free(&n);
     kl_buf_free(&target);
@@ -331,8 +329,7 @@ static int role_check(kl_cli_ctx *c, const char *scope)
     }
     if (name_and_id(&principal, p.name, p.id) < 0 ||
         name_and_id(&role, role_name, role_id ? kl_cli_last_segment(role_id) : NULL) < 0) {
-        kl_cli_errorf(c, "out of memory");
-        code = KL_CLI_EXIT_REFUSED;
+        code = kl_cli_out_of_memory(c);
         goto out;
     }
     const kl_cli_field fields[] = {

@@ -89,8 +89,7 @@ static int signin_list(kl_cli_ctx *c)
     code = kl_cli_print_list(c, NULL, root, value, cols, sizeof(cols) / sizeof(cols[0]));
     goto out;
 nomem:
-    kl_cli_errorf(c, "out of memory");
-    code = KL_CLI_EXIT_REFUSED;
+    code = kl_cli_out_of_memory(c);
 out:
     kl_buf_free(&target);
     json_decref(root);

@@ -196,10 +196,8 @@ static int user_change(kl_cli_ctx *c, const char *method, json_t *body, const ch
     long status;
     const char *x = c->args->pos[0];
     bool del = strcmp(method, "DELETE") == 0;
-    if (!del && !body) {
-        kl_cli_errorf(c, "out of memory");
-        return KL_CLI_EXIT_REFUSED;
-    }
+    if (!del && !body)
+        return kl_cli_out_of_memory(c);
     int code = user_target(c, x, &t);
     if (code == KL_CLI_EXIT_OK) {
         unsigned flags = del ? KL_CLI_CALL_QUIET_404 : 0;
