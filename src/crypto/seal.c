@@ -22,6 +22,27 @@
 /* base64url length of MAX_RAW bytes, without padding. */
 #define MAX_B64 ((MAX_RAW * 4 + 2) / 3)
 
+/* Starts AES-256-GCM in *ctx (enc 1 seals, 0 unseals; the caller frees *ctx, set even on
+ * failure) under the seal key and nonce, and feeds it aad. KL_EINVAL for an aad longer
+ * than OpenSSL takes, KL_ECRYPTO when OpenSSL fails. */
+static int gcm_begin(EVP_CIPHER_CTX **ctx, const kl_keys *k, const unsigned char *nonce,
+                     const char *aad, int enc)
+{
+    int len = 0;
+    *ctx = EVP_CIPHER_CTX_new();
+    if (!*ctx || EVP_CipherInit_ex(*ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+        EVP_CIPHER_CTX_ctrl(*ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
+        EVP_CipherInit_ex(*ctx, NULL, NULL, kl_keys_seal_key(k), nonce, enc) != 1)
+        return KL_ECRYPTO;
+    size_t aad_len = strlen(aad);
+    if (aad_len > INT_MAX)
+        return KL_EINVAL;
+    if (aad_len &&
+        EVP_CipherUpdate(*ctx, NULL, &len, (const unsigned char *)aad, (int)aad_len) != 1)
+        return KL_ECRYPTO;
+    return 0;
+}
+
 int kl_seal(const kl_keys *k, const char *aad, const void *pt, size_t n, char **out)
 {
     int rc = KL_EINVAL;
@@ -55,19 +76,9 @@ int kl_seal(const kl_keys *k, const char *aad, const void *pt, size_t n, char **
     unsigned char *tag = raw + NONCE_LEN + n;
     if (RAND_bytes(nonce, NONCE_LEN) != 1)
         goto out;
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-        EVP_EncryptInit_ex(ctx, NULL, NULL, kl_keys_seal_key(k), nonce) != 1)
+    if ((rc = gcm_begin(&ctx, k, nonce, aad, 1)) != 0)
         goto out;
-    size_t aad_len = strlen(aad);
-    if (aad_len > INT_MAX) {
-        rc = KL_EINVAL;
-        goto out;
-    }
-    if (aad_len &&
-        EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)aad_len) != 1)
-        goto out;
+    rc = KL_ECRYPTO;
     if (n && EVP_EncryptUpdate(ctx, ct, &len, pt, (int)n) != 1)
         goto out;
     if (EVP_EncryptFinal_ex(ctx, ct + (n ? (size_t)len : 0), &len) != 1 ||
@@ -133,19 +144,9 @@ int kl_unseal(const kl_keys *k, const char *aad, const char *sealed, unsigned ch
     const unsigned char *nonce = raw;
     const unsigned char *ct = raw + NONCE_LEN;
     unsigned char *tag = raw + NONCE_LEN + plain_len;
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-        EVP_DecryptInit_ex(ctx, NULL, NULL, kl_keys_seal_key(k), nonce) != 1)
+    if ((rc = gcm_begin(&ctx, k, nonce, aad, 0)) != 0)
         goto out;
-    size_t aad_len = strlen(aad);
-    if (aad_len > INT_MAX) {
-        rc = KL_EINVAL;
-        goto out;
-    }
-    if (aad_len &&
-        EVP_DecryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)aad_len) != 1)
-        goto out;
+    rc = KL_ECRYPTO;
     if (plain_len && EVP_DecryptUpdate(ctx, plain, &len, ct, (int)plain_len) != 1)
         goto out;
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
