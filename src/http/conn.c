@@ -103,6 +103,17 @@ static kl_http_req *conn_req(void *arg)
     return r;
 }
 
+/* Frees the connection's own events, those that were made (any may be NULL). */
+static void free_events(kl_http_conn *c)
+{
+    if (c->timer)
+        event_free(c->timer);
+    if (c->resume)
+        event_free(c->resume);
+    if (c->flush)
+        event_free(c->flush);
+}
+
 void kl_http_conn_free(kl_http_conn *c)
 {
     kl_http_thread *t = c->t;
@@ -117,12 +128,7 @@ void kl_http_conn_free(kl_http_conn *c)
             kl_http_req_log_access(r, true);
         kl_http_req_free(r);
     }
-    if (c->timer)
-        event_free(c->timer);
-    if (c->resume)
-        event_free(c->resume);
-    if (c->flush)
-        event_free(c->flush);
+    free_events(c);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -470,12 +476,7 @@ static kl_http_conn *accept_common(kl_http_thread *t, kl_http_listener *ls, evut
     c->resume = event_new(t->base, -1, 0, resume_cb, c);
     c->flush = event_new(t->base, -1, 0, flush_cb, c);
     if (!c->timer || !c->resume || !c->flush) {
-        if (c->timer)
-            event_free(c->timer);
-        if (c->resume)
-            event_free(c->resume);
-        if (c->flush)
-            event_free(c->flush);
+        free_events(c);
         bufferevent_free(c->bev);
         free(c);
         return NULL;
