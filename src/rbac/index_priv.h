@@ -193,22 +193,7 @@ static inline uint64_t filter_bit(uint32_t sid)
  * lower-cased. */
 static inline int principal_lower(const char *p, char *out, size_t *len)
 {
-    if (!p || !p[0])
-        return KL_EINVAL;
-    size_t n = strnlen(p, KL_MAX_PRINCIPAL_ID + 1);
-    if (n > KL_MAX_PRINCIPAL_ID)
-        return KL_ETOOBIG;
-    unsigned char bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char v = kl_rbac_lc_name[(unsigned char)p[i]];
-        out[i] = (char)v;
-        bad |= (unsigned char)(v == 0);
-    }
-    out[n] = '\0';
-    if (bad)
-        return KL_EINVAL;
-    *len = n;
-    return 0;
+    return kl_rbac_lc_name_copy(p, KL_MAX_PRINCIPAL_ID, out, len);
 }
 
 static inline const role *role_find(const kl_rbac_index *ix, const char *guid36)

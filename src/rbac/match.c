@@ -47,22 +47,7 @@ int kl_rbac_pattern_check(const char *pattern)
 
 int kl_rbac_action_normalize(const char *action, char *out, size_t *len)
 {
-    if (!action || !action[0])
-        return KL_EINVAL;
-    size_t n = strnlen(action, KL_MAX_ACTION + 1);
-    if (n > KL_MAX_ACTION)
-        return KL_ETOOBIG;
-    unsigned char bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char v = kl_rbac_lc_name[(unsigned char)action[i]];
-        out[i] = (char)v;
-        bad |= (unsigned char)(v == 0);
-    }
-    out[n] = '\0';
-    if (bad)
-        return KL_EINVAL;
-    *len = n;
-    return 0;
+    return kl_rbac_lc_name_copy(action, KL_MAX_ACTION, out, len);
 }
 
 /* A star whose neighbours are both '/' may also stand for nothing at all, the two slashes
