@@ -416,9 +416,12 @@ static void assertion_refused(const kl_sts_audit *a, kl_http_req *r, const sts_c
                      app);
         return;
     case KL_ASSERTION_LIFETIME:
+        /* Said in minutes, as Entra does; the number comes from the limit itself. */
+        _Static_assert(KL_ASSERTION_MAX_LIFETIME_S % 60 == 0, "said in whole minutes");
         kl_sts_error(a, r, 401, "invalid_client", 700024,
-                     "Client assertion is not within its valid time range (at most 10 minutes, "
-                     "not expired, not yet valid).");
+                     "Client assertion is not within its valid time range (at most %d minutes, "
+                     "not expired, not yet valid).",
+                     KL_ASSERTION_MAX_LIFETIME_S / 60);
         return;
     case KL_ASSERTION_REPLAYED:
         kl_sts_error(a, r, 401, "invalid_client", 50013,
