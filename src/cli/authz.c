@@ -89,24 +89,15 @@ int kl_cli_scope_resolve(const char *scope, const char *account, const char *sub
     return kl_cli_scope_check(out->data + start, err, errlen);
 }
 
+static bool query_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 int kl_cli_append_query_value(kl_buf *out, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == '_' || c == '~';
-        int rc;
-        if (keep) {
-            rc = kl_buf_append(out, p, 1);
-        } else {
-            char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = kl_buf_append(out, enc, sizeof(enc));
-        }
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return kl_cli_http_append_encoded(out, s, query_char);
 }
 
 int kl_cli_authz_target(kl_buf *out, const char *scope, const char *collection, const char *name,

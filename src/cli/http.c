@@ -135,17 +135,13 @@ out:
     return listening;
 }
 
-int kl_cli_append_segment(kl_buf *out, const char *s)
+int kl_cli_http_append_encoded(kl_buf *out, const char *s, bool (*keep)(unsigned char c))
 {
     static const char hex[] = "0123456789ABCDEF";
-    bool only_dots = s[0] != '\0' && strspn(s, ".") == strlen(s);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
-        bool keep = !only_dots &&
-                    ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     c == '-' || c == '_' || c == '.' || c == '(' || c == ')');
         int rc;
-        if (keep) {
+        if (keep(c)) {
             rc = kl_buf_append(out, p, 1);
         } else {
             char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -155,6 +151,24 @@ int kl_cli_append_segment(kl_buf *out, const char *s)
             return rc;
     }
     return 0;
+}
+
+static bool segment_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '(' || c == ')';
+}
+
+static bool no_char(unsigned char c)
+{
+    (void)c;
+    return false;
+}
+
+int kl_cli_append_segment(kl_buf *out, const char *s)
+{
+    bool only_dots = s[0] != '\0' && strspn(s, ".") == strlen(s);
+    return kl_cli_http_append_encoded(out, s, only_dots ? no_char : segment_char);
 }
 
 static int describe_remote_failure(kl_cli_http *h, CURLcode cc, char *err, size_t errlen)

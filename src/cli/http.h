@@ -75,6 +75,10 @@ void kl_cli_response_free(kl_cli_response *r);
  * fresh connection does succeed (the daemon is there but dropped the earlier one). */
 bool kl_cli_http_diagnose(const char *sock_path, char *out, size_t outlen);
 
+/* Appends s with every byte keep refuses percent-encoded (%XX, upper-case hex), the rest
+ * as they are. 0 or KL_ENOMEM/KL_ETOOBIG from the buffer. */
+int kl_cli_http_append_encoded(kl_buf *out, const char *s, bool (*keep)(unsigned char c));
+
 /* Appends s as one URL path segment: letters, digits and - _ . ( ) are kept, every other
  * byte is percent-encoded, and a segment made only of dots is encoded whole, so no
  * argument can add a path segment, a query or a dot-segment. 0 or a kl_err. */

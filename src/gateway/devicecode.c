@@ -437,6 +437,17 @@ static void page_failed(kl_http_req *r)
     kl_webpage_message(r, 500, page_title, "The page could not be prepared. Try again.");
 }
 
+/* Sends the page built in b, or the failure page when err (a CSRF token, memory or the
+ * size limit failed); frees b. */
+static void page_send(kl_http_req *r, int err, kl_buf *b, int status, uint32_t delay_ms)
+{
+    if (err)
+        page_failed(r);
+    else
+        kl_webpage_respond_later(r, delay_ms, status, NULL, page_title, b->data);
+    kl_buf_free(b);
+}
+
 /* Appends the hidden CSRF field. */
 static int csrf_field(kl_buf *b, const char *csrf)
 {
@@ -468,11 +479,9 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
     char csrf[KL_WEBPAGE_TOKEN_LEN + 1];
     kl_buf b;
     kl_buf_init(&b, PAGE_MAX);
-    if (kl_webpage_csrf_issue(r, csrf) != 0) {
-        page_failed(r);
-        goto out;
-    }
-    int err = kl_buf_append_str(&b, "<p>Enter the code displayed on your app or device.</p>");
+    int err = kl_webpage_csrf_issue(r, csrf);
+    if (!err)
+        err = kl_buf_append_str(&b, "<p>Enter the code displayed on your app or device.</p>");
     if (!err)
         err = error_line(&b, error);
     if (!err)
@@ -490,13 +499,7 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
     if (!err)
         err = kl_buf_append_str(&b, "\"><button type=\"submit\" name=\"action\" "
                                     "value=\"next\">Next</button></form>");
-    if (err) {
-        page_failed(r);
-        goto out;
-    }
-    kl_webpage_respond_later(r, delay_ms, status, NULL, page_title, b.data);
-out:
-    kl_buf_free(&b);
+    page_send(r, err, &b, status, delay_ms);
 }
 
 /* Step 2: who asks for what; sign in or decline. */
@@ -508,12 +511,10 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
     const kl_principal *app = kl_snapshot_principal_by_app_id(snap, d->client_id);
     kl_buf b;
     kl_buf_init(&b, PAGE_MAX);
-    if (kl_webpage_csrf_issue(r, csrf) != 0) {
-        page_failed(r);
-        goto out;
-    }
     show_user_code(d->user_code, shown);
-    int err = kl_buf_append_str(&b, "<p><strong>");
+    int err = kl_webpage_csrf_issue(r, csrf);
+    if (!err)
+        err = kl_buf_append_str(&b, "<p><strong>");
     if (!err)
         err = kl_webpage_escape(&b, app && app->display_name ? app->display_name : d->client_id);
     if (!err)
@@ -554,13 +555,7 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
                 "value=\"continue\">Continue</button> "
                 "<button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\" "
                 "formnovalidate>Cancel</button></form>");
-    if (err) {
-        page_failed(r);
-        goto out;
-    }
-    kl_webpage_respond_later(r, delay_ms, status, NULL, page_title, b.data);
-out:
-    kl_buf_free(&b);
+    page_send(r, err, &b, status, delay_ms);
 }
 
 /* The code named by the form, pending and unexpired; NULL when answered (a wrong code
