@@ -306,6 +306,7 @@ _Static_assert(KL_DIRECTORY_MAX_APP_NAME * 4 <= KL_STORE_MAX_DISPLAY_NAME,
 #define KL_DEVICE_CODE_BYTES 32 /* random bytes of a device_code (base64url on the wire) */
 #define KL_MAX_DEVICE_CODE 128  /* longest device_code accepted in a token request */
 #define KL_USER_CODE_LEN 8
+#define KL_USER_CODE_TYPED_MAX 16    /* the verification page's code field, with - or spaces */
 #define KL_DEVICE_SCOPE_MAX 1024     /* the scope a device code carries */
 #define KL_MAX_DEVICE_SIGNIN_ID 64   /* the user object id and session id an approval records */
 #define KL_DEVICE_GUESS_ENTRIES 4096 /* addresses the verification page's throttle tracks */

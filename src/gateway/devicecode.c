@@ -489,13 +489,14 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
     if (!err)
         err = csrf_field(&b, csrf);
     if (!err)
-        err = kl_buf_append_str(&b, "<label for=\"user_code\">Code</label>"
-                                    "<input id=\"user_code\" name=\"user_code\" type=\"text\" "
-                                    "autocomplete=\"off\" autocapitalize=\"characters\" "
-                                    "spellcheck=\"false\" maxlength=\"16\" required autofocus "
-                                    "value=\"");
+        err = kl_buf_appendf(&b,
+                             "<label for=\"user_code\">Code</label>"
+                             "<input id=\"user_code\" name=\"user_code\" type=\"text\" "
+                             "autocomplete=\"off\" autocapitalize=\"characters\" "
+                             "spellcheck=\"false\" maxlength=\"%d\" required autofocus value=\"",
+                             KL_USER_CODE_TYPED_MAX);
     if (!err)
-        err = kl_webpage_escape(&b, typed && strlen(typed) <= 16 ? typed : "");
+        err = kl_webpage_escape(&b, typed && strlen(typed) <= KL_USER_CODE_TYPED_MAX ? typed : "");
     if (!err)
         err = kl_buf_append_str(&b, "\"><button type=\"submit\" name=\"action\" "
                                     "value=\"next\">Next</button></form>");
