@@ -448,27 +448,26 @@ static void page_send(kl_http_req *r, int err, kl_buf *b, int status, uint32_t d
     kl_buf_free(b);
 }
 
-/* Appends the hidden CSRF field. */
-static int csrf_field(kl_buf *b, const char *csrf)
+/* Appends the error line (when error is not NULL), then the form's opening tag and its
+ * hidden CSRF field. */
+static int form_open(kl_buf *b, const char *error, const char *csrf)
 {
-    int err =
-        kl_buf_append_str(b, "<input type=\"hidden\" name=\"" KL_WEBPAGE_CSRF_FIELD "\" value=\"");
+    int err = 0;
+    if (error) {
+        err = kl_buf_append_str(b, "<p class=\"err\" role=\"alert\">");
+        if (!err)
+            err = kl_webpage_escape(b, error);
+        if (!err)
+            err = kl_buf_append_str(b, "</p>");
+    }
+    if (!err)
+        err = kl_buf_append_str(
+            b, "<form method=\"post\"><input type=\"hidden\" name=\"" KL_WEBPAGE_CSRF_FIELD
+               "\" value=\"");
     if (!err)
         err = kl_webpage_escape(b, csrf);
     if (!err)
         err = kl_buf_append_str(b, "\">");
-    return err;
-}
-
-static int error_line(kl_buf *b, const char *error)
-{
-    if (!error)
-        return 0;
-    int err = kl_buf_append_str(b, "<p class=\"err\" role=\"alert\">");
-    if (!err)
-        err = kl_webpage_escape(b, error);
-    if (!err)
-        err = kl_buf_append_str(b, "</p>");
     return err;
 }
 
@@ -483,11 +482,7 @@ static void page_code(kl_http_req *r, int status, const char *typed, const char 
     if (!err)
         err = kl_buf_append_str(&b, "<p>Enter the code displayed on your app or device.</p>");
     if (!err)
-        err = error_line(&b, error);
-    if (!err)
-        err = kl_buf_append_str(&b, "<form method=\"post\">");
-    if (!err)
-        err = csrf_field(&b, csrf);
+        err = form_open(&b, error, csrf);
     if (!err)
         err = kl_buf_appendf(&b,
                              "<label for=\"user_code\">Code</label>"
@@ -531,11 +526,7 @@ static void page_signin(kl_http_req *r, int status, const kl_snapshot *snap,
     if (!err)
         err = kl_buf_append_str(&b, "</strong>, on a device you trust.</p>");
     if (!err)
-        err = error_line(&b, error);
-    if (!err)
-        err = kl_buf_append_str(&b, "<form method=\"post\">");
-    if (!err)
-        err = csrf_field(&b, csrf);
+        err = form_open(&b, error, csrf);
     if (!err)
         err = kl_buf_append_str(&b, "<input type=\"hidden\" name=\"user_code\" value=\"");
     if (!err)
