@@ -146,7 +146,7 @@ static const char SIGNING_KEY[] =
     "The keys the token service signs access tokens with (RSA-2048 unless keylessd runs\n"
     "with --signing-key-alg ES256), kept sealed under the key-encryption key. keylessd\n"
     "rotates them by itself (--signing-key-rotation-days, default 30): a new key is\n"
-    "published in JWKS 10 minutes before it signs, and the one it replaces stays\n"
+    "published in JWKS " KL_STR(KL_SIGNING_PUBLISH_LEAD_MIN) " minutes before it signs, and the one it replaces stays\n"
     "published until the last token it signed has expired.\n"
     "\n"
     "  list     kid, algorithm, status (active, pending, retiring, retired, revoked) and\n"

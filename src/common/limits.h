@@ -38,6 +38,10 @@
 #define KL_MIN_TOKEN_LIFETIME_MIN 5 /* --token-lifetime-min: issued access tokens */
 #define KL_MAX_TOKEN_LIFETIME_MIN 1440
 #define KL_KEK_BYTES 32 /* the key-encryption key: AES-256 and HKDF input */
+/* A new signing key is in JWKS this long before it signs (policy/signing.c); the CLI's
+ * help states it in minutes. */
+#define KL_SIGNING_PUBLISH_LEAD_MIN 10
+#define KL_SIGNING_PUBLISH_LEAD_S (KL_SIGNING_PUBLISH_LEAD_MIN * 60)
 /* Bytes read from a connection beyond a full head while its request is being handled
  * (pipelined requests wait in the kernel past this). */
 #define KL_READ_AHEAD_BYTES (64 * 1024)

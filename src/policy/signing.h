@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
 #include "crypto/jws.h"
 #include "crypto/keys.h"
 #include "store/store.h"
 
 #define KL_SIGNING_DEFAULT_ROTATION_DAYS 30
-#define KL_SIGNING_PUBLISH_LEAD_S 600 /* a new key is in JWKS this long before it signs */
 /* Retired and revoked keys are kept (for `signing-key list`) this long, then deleted. */
 #define KL_SIGNING_KEEP_S (30 * 86400)
 #define KL_SIGNING_CHECK_S 60 /* how often the control thread checks whether a key is due */
