@@ -4,7 +4,9 @@
  * Every refusal must be one of the server's own, with a JSON error body; every head and
  * request handed on must keep the server's promises (normalised path, no duplicate or
  * disguised framing header, no header added by a trailer, a body matching Content-Length);
- * and every byte charged to the request budget must be given back. fuzz_httpserver.c
+ * every byte charged to the request budget must be given back, and the same bytes must
+ * give the same requests and refusals whether they come whole or cut into pieces.
+ * fuzz_httpserver.c
  * covers the connection and the answers around the parser, over a socket. */
 #include <jansson.h>
 #include <stdatomic.h>
@@ -142,31 +144,76 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* What one pass over a connection's bytes found, event by event, to compare passes. */
+#define MAX_EVENTS 64
+
+typedef struct event {
+    kl_http_parse st;
+    int status;        /* a refusal's */
+    int nheaders;      /* a head's or a request's */
+    size_t body_len;   /* a request's */
+    unsigned path_sum; /* a head's path, summed */
+} event;
+
+typedef struct transcript {
+    event ev[MAX_EVENTS];
+    size_t n;
+} transcript;
+
+static void record(transcript *t, kl_http_parse st, const kl_http_parser *p, kl_http_req *r)
 {
-    /* An exact-size copy, so a read past the end is caught. */
-    char *in = malloc(size ? size : 1);
-    CHECK(in != NULL);
-    memcpy(in, data, size);
+    if (t->n == MAX_EVENTS)
+        return;
+    event *e = &t->ev[t->n++];
+    memset(e, 0, sizeof(*e));
+    e->st = st;
+    if (st == KL_HTTP_PARSE_REFUSED) {
+        e->status = p->status;
+        return;
+    }
+    if (!r)
+        return;
+    e->nheaders = r->nheaders;
+    for (const char *c = r->path ? r->path : ""; *c; c++)
+        e->path_sum = e->path_sum * 31 + (unsigned char)*c;
+    if (st == KL_HTTP_PARSE_DONE)
+        kl_http_req_body(r, &e->body_len);
+}
+
+/* The next piece the connection hands the parser: everything that arrived (cut 0), or
+ * a piece whose length the input's own bytes choose (1 to 13), as reads would cut it. */
+static size_t piece(const char *in, size_t pos, size_t size, int cut)
+{
+    if (cut == 0)
+        return size - pos;
+    size_t n = 1 + (unsigned char)in[pos] % 13;
+    return n < size - pos ? n : size - pos;
+}
+
+/* One connection over in, fed as the server's connection feeds it. */
+static void run(const char *in, size_t size, int cut, transcript *t)
+{
     kl_http_req *req = NULL;
     kl_http_parser p;
     kl_http_parser_init(&p, new_req, &req);
     size_t pos = 0;
     int head_headers = -1;
     while (pos < size) {
-        size_t used = 0;
-        kl_http_parse st = kl_http_parser_feed(&p, in + pos, size - pos, &used);
+        size_t used = 0, n = piece(in, pos, size, cut);
+        kl_http_parse st = kl_http_parser_feed(&p, in + pos, n, &used);
         if (st == KL_HTTP_PARSE_REFUSED) {
             check_refusal(&p);
+            record(t, st, &p, NULL);
             break;
         }
-        CHECK(used <= size - pos);
+        CHECK(used <= n);
         pos += used;
         if (st == KL_HTTP_PARSE_MORE) {
-            CHECK(pos == size); /* an incomplete request: the connection would wait */
-            break;
+            CHECK(used == n);
+            continue; /* at the end: an incomplete request, the connection would wait */
         }
         CHECK(req != NULL && p.req == req);
+        record(t, st, &p, req);
         if (st == KL_HTTP_PARSE_HEAD) {
             check_head(req);
             size_t blen;
@@ -186,6 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (kl_http_parser_reserve_body(&p) != 0) {
                 check_refusal(&p);
+                record(t, KL_HTTP_PARSE_REFUSED, &p, NULL);
                 break;
             }
             continue;
@@ -203,6 +251,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kl_http_req_free(req);
     /* Every byte charged to the daemon-wide budget came back with its request. */
     CHECK(atomic_load(&budget) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* An exact-size copy, so a read past the end is caught. */
+    char *in = malloc(size ? size : 1);
+    CHECK(in != NULL);
+    memcpy(in, data, size);
+    /* The same bytes must mean the same requests however the reads cut them: a parser
+     * that reads a connection two ways is a smuggling vector. */
+    transcript whole = {.n = 0}, cut = {.n = 0};
+    run(in, size, 0, &whole);
+    run(in, size, 1, &cut);
+    CHECK(whole.n == cut.n);
+    for (size_t i = 0; i < whole.n; i++) {
+        const event *a = &whole.ev[i], *b = &cut.ev[i];
+        CHECK(a->st == b->st && a->status == b->status && a->nheaders == b->nheaders &&
+              a->body_len == b->body_len && a->path_sum == b->path_sum);
+    }
     free(in);
     return 0;
 }

@@ -95,8 +95,8 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 {
     kl_http_parser *p = hp->data;
     kl_http_req *r = p->req;
-    if (r->url_len + len > KL_MAX_REQUEST_LINE)
-        return refusal(p, 414, "RequestUriTooLong", "The request URI is too long.");
+    /* The target's limit is the line scan's (kl_http_parser_feed): it holds at a byte,
+     * where this callback sees the target in as many pieces as it arrived in. */
     if (raw_append(p, at, len) != 0)
         return -1;
     r->url_len += len;
@@ -109,11 +109,15 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
     kl_http_req *r = p->req;
     /* Trailer fields after a chunked body come through the same callbacks; they are
      * dropped, so nothing can add a header after the checks in on_headers_complete. */
-    if (r->headers_done)
+    if (r->headers_done || p->too_many_headers)
         return 0;
     if (r->last_was_value || r->nheaders == 0) {
-        if (r->nheaders >= KL_MAX_HEADER_COUNT)
-            return header_too_large(p);
+        /* Refused at the head's end, not here: this callback runs wherever a read cut a
+         * name, and http_parser may yet refuse the same bytes for a reason of its own. */
+        if (r->nheaders >= KL_MAX_HEADER_COUNT) {
+            p->too_many_headers = true;
+            return 0;
+        }
         /* A NUL ends the URL (first header) or the previous value, so values can be
          * handed out as C strings in place. */
         if (raw_append(p, "", 1) != 0)
@@ -136,7 +140,7 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     kl_http_parser *p = hp->data;
     kl_http_req *r = p->req;
-    if (r->headers_done)
+    if (r->headers_done || p->too_many_headers)
         return 0;
     if (r->nheaders == 0)
         return -1;
@@ -231,6 +235,8 @@ static int on_headers_complete(http_parser *hp)
     if (raw_append(p, "", 1) != 0)
         return -1;
     r->headers_done = true;
+    if (p->too_many_headers)
+        return header_too_large(p);
     const char *m = http_method_str((enum http_method)hp->method);
     snprintf(r->method, sizeof(r->method), "%s", m);
     if (hp->http_major != 1)
@@ -306,6 +312,204 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* ------------------------------------------------------------ the request line */
+
+static int method_not_supported(kl_http_parser *p)
+{
+    return refusal(p, 501, "NotImplemented", "The request method is not supported.");
+}
+
+enum { LS_METHOD = 0, LS_SPACES, LS_TARGET, LS_DONE };
+
+/* What the line scan found at the byte it stopped on. */
+typedef enum line_verdict {
+    LINE_OK = 0,
+    LINE_MALFORMED, /* an empty method, or a byte in it that is not a token character */
+    LINE_METHOD_TOO_LONG,
+    LINE_TARGET_TOO_LONG
+} line_verdict;
+
+static size_t line_stop(line_verdict *why, line_verdict v, size_t at)
+{
+    *why = v;
+    return at;
+}
+
+/* Reads the request line's method and target as their bytes arrive (data: the next len
+ * bytes of the request), as http_parser reads them: empty lines before the request are
+ * skipped, spaces before the target too. Returns how many bytes are fine to parse: len,
+ * or the offset of the byte *why is about (RFC 9112 section 3: a method that is not a
+ * token is a 400; a token longer than any request line may be is a 501 rather than an
+ * unknown method read for ever). */
+static size_t line_scan(kl_http_parser *p, const char *data, size_t len, line_verdict *why)
+{
+    *why = LINE_OK;
+    for (size_t i = 0; i < len && p->line_state != LS_DONE; i++) {
+        char ch = data[i];
+        switch (p->line_state) {
+        case LS_METHOD:
+            if (p->method_len == 0 && (ch == '\r' || ch == '\n'))
+                break;
+            if (ch == ' ') {
+                if (p->method_len == 0)
+                    return line_stop(why, LINE_MALFORMED, i);
+                p->line_state = LS_SPACES;
+            } else if (!valid_token(&ch, 1)) {
+                return line_stop(why, LINE_MALFORMED, i);
+            } else if (++p->method_len > KL_MAX_REQUEST_LINE) {
+                return line_stop(why, LINE_METHOD_TOO_LONG, i);
+            }
+            break;
+        default: /* LS_SPACES, LS_TARGET */
+            if (p->line_state == LS_SPACES && ch == ' ')
+                break;
+            p->line_state = LS_TARGET;
+            if (ch == ' ' || ch == '\r' || ch == '\n')
+                p->line_state = LS_DONE;
+            else if (++p->target_len > KL_MAX_REQUEST_LINE)
+                return line_stop(why, LINE_TARGET_TOO_LONG, i);
+        }
+    }
+    return len;
+}
+
+/* The refusal for what line_scan found. */
+static void line_refusal(kl_http_parser *p, line_verdict why)
+{
+    switch (why) {
+    case LINE_MALFORMED: bad_request(p, "Malformed request line."); break;
+    case LINE_METHOD_TOO_LONG: method_not_supported(p); break;
+    case LINE_TARGET_TOO_LONG:
+        refusal(p, 414, "RequestUriTooLong", "The request URI is too long.");
+        break;
+    case LINE_OK: break;
+    }
+}
+
+/* ------------------------------------------------------------ chunked framing */
+
+enum {
+    CH_OFF = 0, /* not a chunked body */
+    CH_HEAD_LF, /* the head's last LF, fed again after KL_HTTP_PARSE_HEAD */
+    CH_SIZE0,   /* a chunk size's first hex digit */
+    CH_SIZE,    /* more hex digits, an extension, or CR */
+    CH_EXT,     /* an extension, up to CR */
+    CH_SIZE_LF, /* the LF after a chunk size line */
+    CH_DATA,    /* chunk_left bytes of data */
+    CH_DATA_CR, /* the CR after a chunk's data */
+    CH_DATA_LF, /* the LF after it */
+    CH_TRAILER, /* the start of a trailer line, or the CR of the empty last line */
+    CH_TRAILER_LINE,
+    CH_TRAILER_LF,
+    CH_END_LF, /* the body's last LF */
+    CH_END     /* the body is complete */
+};
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Follows the chunked framing over the next len bytes of a body (http_parser decides the
+ * sizes and the data; this insists on CRLF wherever the grammar puts one, and on no bare
+ * LF in an extension or a trailer). Returns how many bytes are fine to parse: up to the
+ * body's last byte, or to the first byte that breaks the framing (*bad set). */
+static size_t chunk_scan(kl_http_parser *p, const char *data, size_t len, bool *bad)
+{
+    *bad = true;
+    size_t i = 0;
+    for (; i < len && p->chunk_state != CH_END; i++) {
+        char ch = data[i];
+        int v;
+        switch (p->chunk_state) {
+        case CH_HEAD_LF:
+            if (ch != '\n')
+                return i;
+            p->chunk_state = CH_SIZE0;
+            break;
+        case CH_SIZE0:
+            if ((v = hex_value(ch)) < 0)
+                return i;
+            p->chunk_left = (uint64_t)v;
+            p->chunk_state = CH_SIZE;
+            break;
+        case CH_SIZE:
+            if ((v = hex_value(ch)) >= 0) {
+                /* http_parser refuses a size that overflows; this count only needs to
+                 * stay meaningful until it does. */
+                if (p->chunk_left > UINT64_MAX / 16)
+                    return i;
+                p->chunk_left = p->chunk_left * 16 + (uint64_t)v;
+            } else if (ch == ';' || ch == ' ') {
+                p->chunk_state = CH_EXT;
+            } else if (ch == '\r') {
+                p->chunk_state = CH_SIZE_LF;
+            } else {
+                return i;
+            }
+            break;
+        case CH_EXT:
+            if (ch == '\n')
+                return i;
+            if (ch == '\r')
+                p->chunk_state = CH_SIZE_LF;
+            break;
+        case CH_SIZE_LF:
+            if (ch != '\n')
+                return i;
+            p->chunk_state = p->chunk_left == 0 ? CH_TRAILER : CH_DATA;
+            break;
+        case CH_DATA: {
+            uint64_t take = len - i < p->chunk_left ? len - i : p->chunk_left;
+            p->chunk_left -= take;
+            i += take - 1;
+            if (p->chunk_left == 0)
+                p->chunk_state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            if (ch != '\r')
+                return i;
+            p->chunk_state = CH_DATA_LF;
+            break;
+        case CH_DATA_LF:
+            if (ch != '\n')
+                return i;
+            p->chunk_state = CH_SIZE0;
+            break;
+        case CH_TRAILER:
+            if (ch == '\n')
+                return i;
+            p->chunk_state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
+            break;
+        case CH_TRAILER_LINE:
+            if (ch == '\n')
+                return i;
+            if (ch == '\r')
+                p->chunk_state = CH_TRAILER_LF;
+            break;
+        case CH_TRAILER_LF:
+            if (ch != '\n')
+                return i;
+            p->chunk_state = CH_TRAILER;
+            break;
+        case CH_END_LF:
+            if (ch != '\n')
+                return i;
+            p->chunk_state = CH_END;
+            break;
+        }
+    }
+    *bad = false;
+    return i;
+}
+
 /* ------------------------------------------------------------------ interface */
 
 void kl_http_parser_setup(void)
@@ -327,34 +531,27 @@ void kl_http_parser_reset(kl_http_parser *p)
     p->hp.data = p;
     p->req = NULL;
     p->head_done = false;
-}
-
-/* True if the request line in s (n bytes, possibly cut short) starts with a token
- * followed by a space or the end of what arrived. */
-static bool method_is_token(const char *s, size_t n)
-{
-    size_t m = 0;
-    while (m < n && s[m] != ' ')
-        m++;
-    return valid_token(s, m);
+    p->line_state = 0;
+    p->method_len = 0;
+    p->target_len = 0;
+    p->method_unknown = false;
+    p->too_many_headers = false;
+    p->chunk_state = 0;
+    p->chunk_left = 0;
 }
 
 /* Turns an error http_parser stopped with into the refusal, unless a callback already
- * chose one. data/len: what the failed call was given. */
-static void parse_error(kl_http_parser *p, enum http_errno e, const char *data, size_t len)
+ * chose one. */
+static void parse_error(kl_http_parser *p, enum http_errno e)
 {
     if (p->status)
         return;
     switch (e) {
     case HPE_HEADER_OVERFLOW: header_too_large(p); break;
     case HPE_INVALID_METHOD:
-        /* http_parser says "invalid method" for any method it does not know; one that is
-         * not even a token makes the request line malformed (RFC 9112 section 3: 400), a
-         * well-formed unknown one is not implemented (501). */
-        if (!method_is_token(data, len))
-            bad_request(p, "Malformed request line.");
-        else
-            refusal(p, 501, "NotImplemented", "The request method is not supported.");
+        /* Only reached once method_scan saw the whole method: a well-formed token that
+         * http_parser does not know (one that is not a token was refused already). */
+        method_not_supported(p);
         break;
     case HPE_UNEXPECTED_CONTENT_LENGTH:
     case HPE_INVALID_CONTENT_LENGTH:
@@ -368,21 +565,81 @@ static void parse_error(kl_http_parser *p, enum http_errno e, const char *data, 
 
 kl_http_parse kl_http_parser_feed(kl_http_parser *p, const char *data, size_t len, size_t *used)
 {
-    *used = http_parser_execute(&p->hp, &settings, data, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
-    if (e == HPE_PAUSED) {
-        http_parser_pause(&p->hp, 0);
-        if (p->head_done) {
-            p->head_done = false;
-            return KL_HTTP_PARSE_HEAD;
+    *used = 0;
+    /* What the parser's own scans allow http_parser to see: up to the byte where a rule
+     * of the server's holds, so that http_parser refuses what comes before that byte
+     * first, and nothing after it decides anything, however the bytes were cut. */
+    size_t lim = len;
+    line_verdict why = LINE_OK;
+    bool chunk_bad = false;
+    if (p->line_state != LS_DONE) {
+        lim = line_scan(p, data, len, &why);
+        if (p->method_unknown) {
+            /* http_parser gave up on this method already: its end decides. */
+            if (why == LINE_OK && p->line_state == LS_METHOD) {
+                *used = len;
+                return KL_HTTP_PARSE_MORE;
+            }
+            if (why == LINE_MALFORMED)
+                line_refusal(p, why);
+            else
+                method_not_supported(p);
+            return KL_HTTP_PARSE_REFUSED;
         }
-        return KL_HTTP_PARSE_DONE;
     }
-    if (e != HPE_OK) {
-        parse_error(p, e, data, len);
+    bool in_chunks = p->chunk_state != CH_OFF;
+    if (in_chunks)
+        lim = chunk_scan(p, data, len, &chunk_bad);
+    /* http_parser reads a call with no bytes as the end of the stream. */
+    if (lim > 0)
+        *used = http_parser_execute(&p->hp, &settings, data, lim);
+    enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        if (e == HPE_INVALID_METHOD && !p->status && p->line_state == LS_METHOD) {
+            /* Unknown before its end: whether it is a token decides, here or later. */
+            if (why != LINE_OK) {
+                line_refusal(p, why);
+                return KL_HTTP_PARSE_REFUSED;
+            }
+            p->method_unknown = true;
+            *used = len;
+            return KL_HTTP_PARSE_MORE;
+        }
+        parse_error(p, e);
         return KL_HTTP_PARSE_REFUSED;
     }
-    return KL_HTTP_PARSE_MORE;
+    if (why != LINE_OK) {
+        line_refusal(p, why);
+        return KL_HTTP_PARSE_REFUSED;
+    }
+    if (e == HPE_OK) {
+        if (chunk_bad) {
+            bad_request(p, "Malformed chunked body.");
+            return KL_HTTP_PARSE_REFUSED;
+        }
+        return KL_HTTP_PARSE_MORE;
+    }
+    http_parser_pause(&p->hp, 0);
+    if (p->head_done) {
+        p->head_done = false;
+        /* Paused on the byte that ends the head, which http_parser (built lenient)
+         * takes as the LF whatever it is, and reads again when resumed. Anything but an
+         * LF there would start the next request one byte apart depending on whether the
+         * parser is resumed or reset. */
+        if (*used >= lim || data[*used] != '\n') {
+            bad_request(p, "Malformed request head: a CR must be followed by LF.");
+            return KL_HTTP_PARSE_REFUSED;
+        }
+        if (p->hp.flags & F_CHUNKED)
+            p->chunk_state = CH_HEAD_LF;
+        return KL_HTTP_PARSE_HEAD;
+    }
+    /* The request is complete: a chunked one exactly where its framing ends. */
+    if (in_chunks && (p->chunk_state != CH_END || *used != lim)) {
+        bad_request(p, "Malformed chunked body.");
+        return KL_HTTP_PARSE_REFUSED;
+    }
+    return KL_HTTP_PARSE_DONE;
 }
 
 bool kl_http_parser_has_body(const kl_http_parser *p)

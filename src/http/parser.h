@@ -9,6 +9,7 @@
 #include <http_parser.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/server.h"
 
@@ -34,6 +35,20 @@ typedef struct kl_http_parser {
      * connection, and whether it waits for "100 Continue" before sending its body. */
     bool keep_alive;
     bool expect_100;
+    /* The request line, read by the parser itself as the bytes arrive, so that what
+     * decides a refusal there is a byte, not where the reads were cut: http_parser only
+     * says "invalid method" (a 400 when the method is not a token, a 501 for a token it
+     * does not know), and its callbacks see a target in as many pieces as it came in. */
+    int line_state;
+    size_t method_len;   /* token bytes of the method so far */
+    size_t target_len;   /* bytes of the target so far */
+    bool method_unknown; /* http_parser refused the method before its end: the rest decides */
+    bool too_many_headers;
+    /* A chunked body's framing, checked byte for byte: Debian's http_parser is built
+     * lenient and takes any byte where a chunk's CR or LF belongs, which a proxy in
+     * front would read differently. chunk_state is 0 for a body that is not chunked. */
+    int chunk_state;
+    uint64_t chunk_left; /* bytes of the current chunk's data (or its size, while read) */
     /* The refusal (status 0 until there is one). msg may point into msgbuf: copy it
      * before the parser is fed or reset again. */
     int status;
@@ -54,8 +69,10 @@ void kl_http_parser_reset(kl_http_parser *p);
 /* Parses up to len bytes of data (a request's bytes as they arrive, in any pieces). *used
  * gets how many were taken: on MORE all of them; on HEAD and DONE the request's bytes so
  * far (feed the rest again); on REFUSED the count is meaningless (the connection is to
- * close). After HEAD, the caller vets the head and calls kl_http_parser_reserve_body
- * before feeding the body. Never fails otherwise: every problem is a refusal. */
+ * close). The outcome does not depend on how the bytes are cut: a head, request or
+ * refusal found in one piece is the one found byte by byte. After HEAD, the caller vets the head
+ * and calls kl_http_parser_reserve_body before feeding the body. Never fails otherwise: every
+ * problem is a refusal. */
 kl_http_parse kl_http_parser_feed(kl_http_parser *p, const char *data, size_t len, size_t *used);
 /* After HEAD: true if the request has a body (chunked, or a Content-Length above 0). */
 bool kl_http_parser_has_body(const kl_http_parser *p);

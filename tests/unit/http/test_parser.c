@@ -167,6 +167,105 @@ static void test_refusals(void **state)
     }
 }
 
+/* The outcome of one request fed in pieces of every size from 1 byte to all of it:
+ * the same whatever the cut (a parser that reads a connection two ways is a smuggling
+ * vector), and the one named. status 0 means complete, with body as its body. Prints
+ * the first cut that differs and returns false. */
+static bool every_cut(const char *req, size_t len, int status, const char *body)
+{
+    for (size_t step = 1; step <= len; step++) {
+        kl_http_req *r = NULL;
+        kl_http_parser p;
+        kl_http_parser_init(&p, new_req, &r);
+        size_t pos = 0;
+        kl_http_parse st = KL_HTTP_PARSE_MORE;
+        while (pos < len) {
+            size_t n = len - pos < step ? len - pos : step, used = 0;
+            st = kl_http_parser_feed(&p, req + pos, n, &used);
+            if (st == KL_HTTP_PARSE_REFUSED || st == KL_HTTP_PARSE_DONE)
+                break;
+            pos += used;
+            if (st == KL_HTTP_PARSE_HEAD && kl_http_parser_reserve_body(&p) != 0) {
+                st = KL_HTTP_PARSE_REFUSED;
+                break;
+            }
+        }
+        int got = st == KL_HTTP_PARSE_REFUSED ? p.status : st == KL_HTTP_PARSE_DONE ? 0 : -1;
+        if (got != status) {
+            print_error("%.40s...: pieces of %zu bytes: got %d, want %d (%s)\n", req, step, got,
+                        status, p.msg ? p.msg : "");
+            kl_http_req_free(r);
+            return false;
+        }
+        if (status == 0) {
+            size_t blen;
+            const unsigned char *b = kl_http_req_body(r, &blen);
+            assert_int_equal(blen, strlen(body));
+            assert_memory_equal(b, body, blen);
+        }
+        kl_http_req_free(r);
+        assert_int_equal(atomic_load(&budget), 0);
+    }
+    return true;
+}
+
+#define CHUNKED "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+static void test_same_outcome_however_cut(void **state)
+{
+    (void)state;
+    const struct {
+        const char *req;
+        int status;
+        const char *body;
+    } cases[] = {
+        /* The method: a token it does not know is 501, anything else 400. */
+        {"BREW / HTTP/1.1\r\n\r\n", 501, NULL},
+        {"GETX / HTTP/1.1\r\n\r\n", 501, NULL},
+        {"BR@W / HTTP/1.1\r\n\r\n", 400, NULL},
+        {"GE\tT / HTTP/1.1\r\n\r\n", 400, NULL},
+        {" / HTTP/1.1\r\n\r\n", 400, NULL},
+        {"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", 0, ""},
+        /* The head ends with LF (bare LF line ends are still read, RFC 9112 2.2). */
+        {"GET / HTTP/1.1\r\nHost: h\r\n\rHEAD / HTTP/1.1\r\n\r\n", 400, NULL},
+        {"GET / HTTP/1.1\nHost: h\n\n", 0, ""},
+        /* Chunked framing: CRLF where the grammar puts it, whatever http_parser takes. */
+        {CHUNKED "5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n", 0, "hello world"},
+        {CHUNKED "5\r\nhelloXY0\r\n\r\n", 400, NULL},
+        {CHUNKED "5\rXhello\r\n0\r\n\r\n", 400, NULL},
+        {CHUNKED "5;a\nb\r\nhello\r\n0\r\n\r\n", 400, NULL},
+        {CHUNKED "5\r\nhello\r\n0\r\n\rX", 400, NULL},
+        {CHUNKED "5\r\nhello\r\n0\r\n\n", 400, NULL},
+        {CHUNKED "5\r\nhello\r\n0\r\nX-T: 1\n\r\n", 400, NULL},
+    };
+    size_t failed = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        failed += !every_cut(cases[i].req, strlen(cases[i].req), cases[i].status, cases[i].body);
+    assert_int_equal(failed, 0);
+}
+
+/* Limits hold at a byte: an over-long target or too many headers get their refusal
+ * however the reads cut them, even when a malformed byte follows the limit. */
+static void test_limits_hold_at_a_byte(void **state)
+{
+    (void)state;
+    size_t cap = KL_MAX_REQUEST_LINE + 2 * KL_MAX_HEADER_BYTES;
+    char *req = malloc(cap);
+    assert_non_null(req);
+    /* A target one byte over, then a byte http_parser refuses in a target. */
+    int n = snprintf(req, cap, "GET /%0*d\x01 HTTP/1.1\r\n\r\n", KL_MAX_REQUEST_LINE, 0);
+    bool target_ok = every_cut(req, (size_t)n, 414, NULL);
+    /* One header too many, whose name holds a byte http_parser refuses in a name. */
+    size_t o = (size_t)snprintf(req, cap, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < KL_MAX_HEADER_COUNT; i++)
+        o += (size_t)snprintf(req + o, cap - o, "H%d: v\r\n", i % 10);
+    o += (size_t)snprintf(req + o, cap - o, "Late\x01: v\r\n\r\n");
+    bool headers_ok = every_cut(req, o, 400, NULL);
+    free(req);
+    assert_true(target_ok);
+    assert_true(headers_ok);
+}
+
 /* With the daemon-wide budget spent, a request is refused with 503, and what it had
  * charged is given back. */
 static void test_budget_spent(void **state)
@@ -193,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_pipelined_after_reset),
         cmocka_unit_test(test_trailers_add_no_header),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_same_outcome_however_cut),
+        cmocka_unit_test(test_limits_hold_at_a_byte),
         cmocka_unit_test(test_budget_spent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
