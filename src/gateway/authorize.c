@@ -683,6 +683,12 @@ void kl_authorize_logout(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *s
     kl_store_session *sess = NULL;
     int64_t now = kl_now_unix();
     int err = 0;
+    /* HEAD is safe (RFC 9110 9.2.1): link checkers and prefetchers send it, and a
+     * sign-out is the user's own act. The answer says so and changes nothing. */
+    if (strcmp(kl_http_req_method(r), "HEAD") == 0) {
+        kl_webpage_message(r, 200, "Sign out", "Open this address to sign out.");
+        return;
+    }
     if (kl_webpage_cookie(r, SESSION_COOKIE, v, sizeof(v)) == 0 && kl_webpage_token_valid(v)) {
         sha256(v, hash);
         err = kl_store_get_session(s->store, hash, now, &sess);

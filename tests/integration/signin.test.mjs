@@ -310,6 +310,12 @@ test('sign-out revokes the session, clears the cookie, redirects only to a regis
   // A code issued before sign-out is refused after it.
   const pending = codeOf(await authorize(d, tid, params(app, p), jar), REDIRECT).code;
 
+  // HEAD is safe: it signs nobody out (a link checker or a prefetch must not).
+  const head = await d.request('HEAD', `/${tid}/oauth2/v2.0/logout`, { headers: { cookie: jar.header() } });
+  assert.equal(head.status, 200);
+  assert.equal(setCookies(head).kl_session, undefined, 'HEAD clears no cookie');
+  codeOf(await authorize(d, tid, params(app, p), jar), REDIRECT);
+
   const out = jar.take(await d.request('GET', `/${tid}/oauth2/v2.0/logout?${new URLSearchParams({ post_logout_redirect_uri: 'https://evil.example/', client_id: app.appId })}`, { headers: { cookie: jar.header() } }));
   assertPage(out, 200, /You have signed out/, 'an unregistered URI: a page');
   assert.match(setCookies(out).kl_session.attrs, /Max-Age=0/, 'the cookie is cleared');
