@@ -39,7 +39,9 @@ struct kl_mgmt {
  * the principal of a verified bearer token. Borrowed for the call. */
 typedef struct kl_mgmt_caller {
     const char *object_id; /* the principal's object id (GUID) */
-    const char *client_id; /* the token's appid, named in 403 texts; NULL: the object id */
+    /* Who 403 texts name, as ARM does: a user's UPN, else the token's appid; NULL: the
+     * object id. */
+    const char *client;
 } kl_mgmt_caller;
 
 /* Routes, authorises and serves one request as caller (NULL: the admin socket's rules,
@@ -57,7 +59,8 @@ typedef struct kl_mgmt_call {
      * A handler's own change republishes a newer one; this one stays as it was. */
     kl_snapshot *snap;
     char caller[KL_MAX_PRINCIPAL_ID + 1]; /* object id the request acts as, lower case */
-    char client[KL_MAX_PRINCIPAL_ID + 1]; /* its client id for 403 texts; "" = caller */
+    /* Who 403 texts name (kl_mgmt_caller's client); "" = caller. */
+    char client[(KL_MAX_UPN > KL_MAX_PRINCIPAL_ID ? KL_MAX_UPN : KL_MAX_PRINCIPAL_ID) + 1];
     /* KL_MGMT_AUTHZ_LIST routes: true when the caller may not read the whole collection,
      * so the handler lists only items kl_mgmt_allowed grants. */
     bool list_filtered;

@@ -615,8 +615,8 @@ static bool resolve_caller(kl_mgmt_call *c, const kl_mgmt_caller *as)
             kl_mgmt_refuse_token(c);
             return false;
         }
-        if (as->client_id && strlen(as->client_id) <= KL_MAX_PRINCIPAL_ID)
-            snprintf(c->client, sizeof(c->client), "%s", as->client_id);
+        if (as->client && strlen(as->client) < sizeof(c->client))
+            snprintf(c->client, sizeof(c->client), "%s", as->client);
     } else {
         int count = kl_http_req_header_count(c->r, "x-keyless-principal");
         const char *h = kl_http_req_header(c->r, "x-keyless-principal");

@@ -263,6 +263,7 @@ void kl_mgmt_handle_bearer(kl_mgmt *m, kl_http_req *r)
         return;
     kl_http_req_log_field(r, "auth", "token");
     kl_http_req_log_field(r, "client_id", v.who.appid);
-    kl_mgmt_caller caller = {.object_id = v.who.oid, .client_id = v.who.appid};
+    kl_mgmt_caller caller = {.object_id = v.who.oid,
+                             .client = v.who.upn[0] ? v.who.upn : v.who.appid};
     kl_mgmt_dispatch(m, r, &caller);
 }

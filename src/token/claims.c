@@ -301,6 +301,10 @@ kl_claims_reason kl_claims_check_access(const json_t *payload, const kl_claims_e
     TRY(get_str(payload, "oid", KL_MAX_PRINCIPAL_ID, &oid));
     TRY(get_str(payload, "appid", KL_MAX_PRINCIPAL_ID, &appid));
     TRY(get_str(payload, "ver", KL_MAX_CLAIM_STRING, &ver));
+    const char *upn = NULL;
+    kl_claims_reason ur = get_str(payload, "upn", KL_MAX_UPN, &upn);
+    if (ur != KL_CLAIMS_MISSING)
+        TRY(ur);
     TRY(get_time(payload, "exp", true, &exp, NULL));
     TRY(get_time(payload, "nbf", true, &nbf, NULL));
     TRY(get_time(payload, "iat", true, &iat, NULL));
@@ -320,6 +324,7 @@ kl_claims_reason kl_claims_check_access(const json_t *payload, const kl_claims_e
         copy_id(who->oid, oid);
         copy_id(who->tid, tid);
         copy_id(who->appid, appid);
+        copy_id(who->upn, upn ? upn : "");
         who->exp = exp;
     }
     return KL_CLAIMS_OK;

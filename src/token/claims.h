@@ -91,11 +91,13 @@ typedef struct kl_claims_principal {
     char oid[KL_MAX_PRINCIPAL_ID + 1];
     char tid[KL_MAX_PRINCIPAL_ID + 1];
     char appid[KL_MAX_PRINCIPAL_ID + 1];
+    char upn[KL_MAX_UPN + 1]; /* a user's token's upn; "" for the others */
     int64_t exp;
 } kl_claims_principal;
 
 /* Validates an access token's verified payload: required claims and their types (aud,
- * iss, tid, oid, appid strings; exp, nbf, iat integers; ver "1.0"), audience, issuer,
+ * iss, tid, oid, appid strings; exp, nbf, iat integers; ver "1.0"; upn, when present, a
+ * string of at most KL_MAX_UPN bytes), audience, issuer,
  * tenant, times with KL_TOKEN_CLOCK_SKEW_S and lifetime. On KL_CLAIMS_OK fills *who
  * (if not NULL). */
 kl_claims_reason kl_claims_check_access(const json_t *payload, const kl_claims_expect *e,

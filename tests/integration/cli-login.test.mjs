@@ -79,7 +79,9 @@ test('keyless login with a device code; commands run as the user (403, then Read
   // As the user, without a role: the daemon's 403, shown as the daemon says it.
   let c = await runCli(['account', 'list', '-o', 'json'], { env });
   assert.equal(c.code, 1, c.stderr);
-  assert.match(c.stderr, /^error: AuthorizationFailed: The client '[^']+' with object id '[^']+' does not have authorization to perform action 'Microsoft\.CognitiveServices\/accounts\/read'/);
+  // ARM names a user by UPN, not by the client application it signed in with.
+  assert.ok(c.stderr.startsWith(`error: AuthorizationFailed: The client '${UPN}' with object id '`), c.stderr);
+  assert.match(c.stderr, /with object id '[0-9a-f-]{36}' does not have authorization to perform action 'Microsoft\.CognitiveServices\/accounts\/read'/);
   assert.ok(c.stderr.includes(user.id), c.stderr);
   // Each redemption rotated the refresh token, and the new one was saved.
   const rotated = JSON.parse(readFileSync(file, 'utf8')).refreshToken;

@@ -130,7 +130,35 @@ static void test_valid(void **state)
     assert_string_equal(who.oid, OID);
     assert_string_equal(who.tid, TID);
     assert_string_equal(who.appid, APPID);
+    assert_string_equal(who.upn, "");
     assert_int_equal(who.exp, NOW + KL_TOKEN_DEFAULT_LIFETIME_S);
+    json_decref(o);
+}
+
+/* A user's upn is handed on (ARM's 403 names it); one of the wrong type or over
+ * KL_MAX_UPN refuses the token. */
+static void test_upn(void **state)
+{
+    (void)state;
+    json_t *o = good_token();
+    kl_claims_principal who;
+    kl_claims_expect e = {
+        .audiences = audiences, .n_audiences = 1, .issuer = ISS, .tid = TID, .now = NOW + 10};
+    json_object_set_new(o, "upn", json_string("ann@example.com"));
+    assert_int_equal(kl_claims_check_access(o, &e, &who), KL_CLAIMS_OK);
+    assert_string_equal(who.upn, "ann@example.com");
+    char longest[KL_MAX_UPN + 2];
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[KL_MAX_UPN] = '\0';
+    json_object_set_new(o, "upn", json_string(longest));
+    assert_int_equal(kl_claims_check_access(o, &e, &who), KL_CLAIMS_OK);
+    assert_int_equal(strlen(who.upn), KL_MAX_UPN);
+    longest[KL_MAX_UPN] = 'a';
+    longest[KL_MAX_UPN + 1] = '\0';
+    json_object_set_new(o, "upn", json_string(longest));
+    assert_int_equal(kl_claims_check_access(o, &e, &who), KL_CLAIMS_BAD_VALUE);
+    json_object_set_new(o, "upn", json_integer(1));
+    assert_int_equal(kl_claims_check_access(o, &e, &who), KL_CLAIMS_BAD_TYPE);
     json_decref(o);
 }
 
@@ -332,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_build_mirid),
         cmocka_unit_test(test_write_text),
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_upn),
         cmocka_unit_test(test_expired),
         cmocka_unit_test(test_not_yet_valid),
         cmocka_unit_test(test_audience),
