@@ -1019,6 +1019,17 @@ void kl_store_changes_free(kl_store_changes *c);
  * written. *rows receives the number of rows copied. Store errors otherwise. */
 int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows);
 
+/* What kl_store_copy does with a table of the schema (column NULL), or with one column
+ * of it: KL_STORE_COPY_COPIED, KL_STORE_COPY_LEFT_OUT (a table deliberately not copied,
+ * with its reason in store_copy.c; any column of it), or KL_STORE_COPY_UNKNOWN (neither:
+ * a migration added it and the copy was not told). */
+typedef enum kl_store_copy_fate {
+    KL_STORE_COPY_UNKNOWN = 0,
+    KL_STORE_COPY_COPIED,
+    KL_STORE_COPY_LEFT_OUT
+} kl_store_copy_fate;
+kl_store_copy_fate kl_store_copy_fate_of(const char *table, const char *column);
+
 /* --- the KEK check value --- */
 
 /* Reads the sealed check value; *sealed owned by the caller (free; not secret, it is
