@@ -299,7 +299,8 @@ static const copy_table tables[] = {
       {"created_at", C_INT},
       {"expires_at", C_INT},
       {"last_poll", C_INT},
-      {"redeemed_at", C_INT}}},
+      {"redeemed_at", C_INT},
+      {"client_addr", C_TEXT}}},
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

@@ -123,14 +123,18 @@ static void test_live_signins_survive(void **state)
                            .expires_at = now + 3600};
     assert_int_equal(kl_store_put_session(f->st, cookie, &ss, now), 0);
     kl_store_devicecode d = {.user_code = "BCDFGHJK",
+                             .client_addr = "127.0.0.1",
                              .client_id = CLIENT,
                              .scope = "openid",
                              .created_at = now,
                              .expires_at = now + 900};
-    assert_int_equal(kl_store_devicecode_create(f->st, dc, &d, 86400), 0);
+    assert_int_equal(
+        kl_store_devicecode_create(f->st, dc, &d, 86400, KL_MAX_DEVICE_CODES_PER_ADDRESS, NULL), 0);
     /* A device code already approved and redeemed before the move stays spent. */
     d.user_code = "BCDFGHJL";
-    assert_int_equal(kl_store_devicecode_create(f->st, spent, &d, 86400), 0);
+    assert_int_equal(
+        kl_store_devicecode_create(f->st, spent, &d, 86400, KL_MAX_DEVICE_CODES_PER_ADDRESS, NULL),
+        0);
     assert_int_equal(kl_store_devicecode_decide(f->st, "BCDFGHJL", USER, SESSION, now, now), 0);
     assert_int_equal(kl_store_devicecode_redeem(f->st, spent, now + 1), 0);
 
@@ -160,6 +164,7 @@ static void test_live_signins_survive(void **state)
     assert_int_equal(kl_store_devicecode_poll(to, dc, now + 10, 5, &dv), 0);
     assert_int_equal(kl_store_dc_status_of(dv), KL_STORE_DC_PENDING);
     assert_string_equal(dv->user_code, "BCDFGHJK");
+    assert_string_equal(dv->client_addr, "127.0.0.1");
     kl_store_devicecode_free(dv);
     assert_int_equal(kl_store_devicecode_decide(to, "BCDFGHJK", USER, SESSION, now + 20, now + 20),
                      0);
