@@ -265,8 +265,9 @@ const MAX_LIVE_CODES = 100;
 test('two nodes on one PostgreSQL: one address holds at most the limit of live codes across both; another address is served; a declined code frees a place', async (t) => {
   const { a, b } = await twoNodes(t, pg);
   const tid = await tenantId(a);
-  // More than the limit at once, spread over both nodes: the store's count, taken in
-  // each insert's transaction, lets exactly the limit through.
+  // More than the limit at once, spread over both nodes: exactly the limit gets through.
+  // (That the count cannot race between nodes is shown deterministically in
+  // tests/unit/store/test_devicecodes.c, test_limit_holds_across_nodes.)
   const extra = 6;
   const rs = await Promise.all(Array.from({ length: MAX_LIVE_CODES + extra }, (_, i) => requestDeviceCode(i % 2 ? b : a, tid)));
   const ok = rs.filter((r) => r.status === 200);

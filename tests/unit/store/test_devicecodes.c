@@ -8,9 +8,11 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -214,11 +216,92 @@ static void test_live_codes_per_address(void **state)
     assert_int_equal(kl_store_devicecode_create(f->st, h[7], &d, 86400, max, NULL), KL_EINVAL);
 }
 
+typedef struct racer {
+    kl_store *st;
+    unsigned char hash[32];
+    kl_store_devicecode d;
+    int err;
+} racer;
+
+static void *race_create(void *arg)
+{
+    racer *r = arg;
+    r->err = kl_store_devicecode_create(r->st, r->hash, &r->d, 86400, 2, NULL);
+    return NULL;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Several nodes on one PostgreSQL: while another node's writer holds the store's write
+ * lock with an uncommitted code for the address, this node's create waits for it and
+ * then counts it. A count taken outside the insert's transaction would see one code and
+ * let a third through. */
+static void test_limit_holds_across_nodes(void **state)
+{
+    POSTGRES_ONLY();
+    fixture *f = *state;
+    racer r = {.st = f->st,
+               .d = {.user_code = "JJJJJJJB",
+                     .client_addr = "192.0.2.9",
+                     .client_id = "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+                     .scope = "openid",
+                     .created_at = 1000,
+                     .expires_at = 1900}};
+    unsigned char first[32];
+    fill(first, 0x60);
+    fill(r.hash, 0x61);
+    kl_store_devicecode d = r.d;
+    d.user_code = "JJJJJJJA";
+    assert_int_equal(kl_store_devicecode_create(f->st, first, &d, 86400, 2, NULL), 0);
+
+    char db[80];
+    test_db_name(f->path, db, sizeof(db));
+    PGconn *other = test_pg_connect(db), *watch = test_pg_connect(db);
+    /* The key is the store's writers' (PG_WRITE_LOCK_KEY in src/store/db_pg.c). */
+    PGresult *res = PQexec(
+        other, "BEGIN; SELECT pg_advisory_xact_lock(30506865001702259); "
+               "INSERT INTO device_codes (code_hash, user_code, client_id, scope, status, "
+               "created_at, expires_at, client_addr) VALUES (decode(repeat('62', 32), 'hex'), "
+               "'JJJJJJJC', '04b07795-8ddb-461a-bbee-02f9e1bf7b46', 'openid', 'pending', 1000, "
+               "1900, '192.0.2.9')");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_create, &r), 0);
+    /* Until this node's writer is seen waiting for the lock the other one holds. */
+    long long waiting = 0;
+    for (double until = mono_s() + 30; waiting < 1 && mono_s() < until;) {
+        res = PQexec(watch, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                            "NOT granted");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            waiting = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+    }
+    res = PQexec(other, "COMMIT");
+    PQclear(res);
+    pthread_join(t, NULL);
+    PQfinish(other);
+    PQfinish(watch);
+    assert_int_equal(waiting, 1);
+    assert_int_equal(r.err, KL_ETOOBIG);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM device_codes WHERE client_addr = "
+                                      "'192.0.2.9'"),
+                     2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_code_life, setup, test_store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_live_codes_per_address, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_limit_holds_across_nodes, setup,
                                         test_store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_declined_expired_pruned, setup,
                                         test_store_fixture_teardown),
