@@ -314,5 +314,15 @@ _Static_assert(KL_DIRECTORY_MAX_APP_NAME * 4 <= KL_STORE_MAX_DISPLAY_NAME,
 #define KL_DEVICE_SCOPE_MAX 1024     /* the scope a device code carries */
 #define KL_MAX_DEVICE_SIGNIN_ID 64   /* the user object id and session id an approval records */
 #define KL_DEVICE_GUESS_ENTRIES 4096 /* addresses the verification page's throttle tracks */
+/* Live device codes (neither expired, redeemed nor declined) one source address may hold;
+ * the devicecode endpoint refuses the next with 429 until one is done. A person signs in
+ * with one code at a time, and even an office behind one NAT address seldom has more than
+ * a few dozen sign-ins waiting within one code's lifetime; 100 is far above that. What it
+ * bounds: every live code is one more target for user-code guesses on the verification
+ * page, and every code is a row kept until KL_DEVICE_CODE_KEEP_S after it expires, so
+ * one address could otherwise fill the store. Counted in the store, inside the insert's
+ * transaction (writers are serialised on both engines), so it holds across nodes. */
+#define KL_MAX_DEVICE_CODES_PER_ADDRESS 100
+#define KL_MAX_DEVICE_CLIENT_ADDR 64 /* the source address a device code records (text) */
 
 #endif

@@ -270,9 +270,12 @@ void kl_devicecode_issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *s
     const kl_principal *sp = device_client(r, snap, f);
     if (!sp || !device_scope(r, f, v1, scope, sizeof(scope)))
         goto out;
-    int64_t now = kl_now_unix();
+    int64_t now = kl_now_unix(), free_at = 0;
+    char addr[KL_MAX_DEVICE_CLIENT_ADDR + 1] = "";
+    kl_http_req_peer_addr(r, addr, sizeof(addr));
     kl_store_devicecode d = {.client_id = (char *)sp->app_id,
                              .scope = scope,
+                             .client_addr = addr,
                              .created_at = now,
                              .expires_at = now + s->devicecode->lifetime_s};
     int err = KL_ECONFLICT;
@@ -284,8 +287,24 @@ void kl_devicecode_issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *s
         }
         code_hash(device_code, strlen(device_code), hash);
         d.user_code = user_code;
-        err = s->store ? kl_store_devicecode_create(s->store, hash, &d, KL_DEVICE_CODE_KEEP_S)
+        err = s->store ? kl_store_devicecode_create(s->store, hash, &d, KL_DEVICE_CODE_KEEP_S,
+                                                    KL_MAX_DEVICE_CODES_PER_ADDRESS, &free_at)
                        : KL_EUNAVAIL;
+    }
+    if (err == KL_ETOOBIG) {
+        /* Entra's throttling answer, as the token endpoint's: the client may try again
+         * once the first of this address's codes has expired, or sooner if one is used. */
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%lld", (long long)(free_at > now ? free_at - now : 1));
+        kl_http_set_header(r, "Retry-After", ra);
+        kl_http_req_log_field(r, "throttled", "device_codes_per_address");
+        kl_sts_error(
+            NULL, r, 429, "temporarily_unavailable", 90055,
+            "Too many device codes are waiting for sign-in from this address (at most " KL_STR(
+                KL_MAX_DEVICE_CODES_PER_ADDRESS) "). Retry after %s seconds, or "
+                                                 "finish or cancel a pending sign-in.",
+            ra);
+        goto out;
     }
     if (err) {
         kl_log(KL_LOG_ERROR, "devicecode_create_failed", "error", kl_err_str(err), NULL);

@@ -452,6 +452,13 @@ static const kl_store_migration migrations[] = {
      "    session_id IS NOT NULL))"
      ");"
      "CREATE INDEX device_codes_expires ON device_codes (expires_at);"},
+    {21, "the source address of each device code",
+     /* The address that asked for the code (as the daemon saw the connection), so that
+      * the live codes of one address can be counted across nodes
+      * (KL_MAX_DEVICE_CODES_PER_ADDRESS). Codes from before this have '' and count
+      * against no address. */
+     "ALTER TABLE device_codes ADD COLUMN client_addr TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX device_codes_addr ON device_codes (client_addr, expires_at);"},
 };
 
 const kl_store_migration *kl_store_migrations(size_t *n)

@@ -894,17 +894,23 @@ typedef struct kl_store_devicecode {
     int64_t expires_at;
     int64_t last_poll;   /* unix seconds; 0 before the first */
     int64_t redeemed_at; /* 0 until tokens were issued for it */
+    char *client_addr;   /* the source address that asked for it ("" before migration 21) */
 } kl_store_devicecode;
 
 /* The status field as an enum (pending for anything unknown). */
 kl_store_dc_status kl_store_dc_status_of(const kl_store_devicecode *d);
 
-/* Records a new pending code (hash, d->user_code, client_id, scope, created_at,
- * expires_at; the rest is ignored) and prunes codes that expired more than keep_s
- * before d->created_at, in one transaction. KL_ECONFLICT when the user code (or hash)
- * is taken: the caller draws another. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
+/* Records a new pending code (hash, d->user_code, client_id, scope, client_addr,
+ * created_at, expires_at; the rest is ignored) and prunes codes that expired more than
+ * keep_s before d->created_at, in one transaction. When client_addr already holds
+ * max_live live codes (pending or approved, unexpired at created_at, not redeemed) the
+ * code is not recorded: KL_ETOOBIG, and *free_at (when not NULL) receives the time the
+ * first of them expires. The count is taken in the insert's transaction, which writers
+ * on every node take in turn, so no two nodes both pass it. KL_ECONFLICT when the user
+ * code (or hash) is taken: the caller draws another. KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
 int kl_store_devicecode_create(kl_store *st, const unsigned char hash[32],
-                               const kl_store_devicecode *d, int64_t keep_s);
+                               const kl_store_devicecode *d, int64_t keep_s, int64_t max_live,
+                               int64_t *free_at);
 
 /* The code with normalised user code user_code; *out owned by the caller
  * (kl_store_devicecode_free). KL_ENOTFOUND, KL_EINVAL, KL_EUNAVAIL, KL_EIO. */
@@ -1018,6 +1024,17 @@ void kl_store_changes_free(kl_store_changes *c);
  * first-start rows, which the source's replace; else KL_ECONFLICT and nothing is
  * written. *rows receives the number of rows copied. Store errors otherwise. */
 int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows);
+
+/* What kl_store_copy does with a table of the schema (column NULL), or with one column
+ * of it: KL_STORE_COPY_COPIED, KL_STORE_COPY_LEFT_OUT (a table deliberately not copied,
+ * with its reason in store_copy.c; any column of it), or KL_STORE_COPY_UNKNOWN (neither:
+ * a migration added it and the copy was not told). */
+typedef enum kl_store_copy_fate {
+    KL_STORE_COPY_UNKNOWN = 0,
+    KL_STORE_COPY_COPIED,
+    KL_STORE_COPY_LEFT_OUT
+} kl_store_copy_fate;
+kl_store_copy_fate kl_store_copy_fate_of(const char *table, const char *column);
 
 /* --- the KEK check value --- */
 

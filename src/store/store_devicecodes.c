@@ -19,13 +19,13 @@ static const kl_col dc_cols[] = {
     COL(TEXT, kl_store_devicecode, user_oid),   COL(TEXT, kl_store_devicecode, session_id),
     COL(I64, kl_store_devicecode, auth_time),   COL(I64, kl_store_devicecode, created_at),
     COL(I64, kl_store_devicecode, expires_at),  COL(I64, kl_store_devicecode, last_poll),
-    COL(I64, kl_store_devicecode, redeemed_at),
+    COL(I64, kl_store_devicecode, redeemed_at), COL(TEXT, kl_store_devicecode, client_addr),
 };
 static const kl_rowmap dc_map = KL_ROWMAP(kl_store_devicecode, dc_cols);
 
 #define DC_COLS                                                                                    \
     "SELECT user_code, client_id, scope, status, user_oid, session_id, auth_time, created_at, "    \
-    "expires_at, last_poll, coalesce(redeemed_at, 0) FROM device_codes "
+    "expires_at, last_poll, coalesce(redeemed_at, 0), client_addr FROM device_codes "
 
 #define HASH_LEN 32
 
@@ -49,26 +49,49 @@ kl_store_dc_status kl_store_dc_status_of(const kl_store_devicecode *d)
     return KL_STORE_DC_PENDING;
 }
 
+/* The codes of an address that still count against it at now. */
+#define DC_LIVE                                                                                    \
+    "FROM device_codes WHERE client_addr = ?1 AND expires_at > ?2 AND redeemed_at IS NULL AND "    \
+    "status <> 'declined'"
+
 int kl_store_devicecode_create(kl_store *st, const unsigned char hash[32],
-                               const kl_store_devicecode *d, int64_t keep_s)
+                               const kl_store_devicecode *d, int64_t keep_s, int64_t max_live,
+                               int64_t *free_at)
 {
     if (!st || !hash || !d || !valid_user_code(d->user_code) ||
         !kl_q_text_ok(d->client_id, KL_MAX_PRINCIPAL_ID, false) ||
-        !kl_q_text_ok(d->scope, KL_DEVICE_SCOPE_MAX, false) || d->expires_at <= d->created_at ||
-        keep_s < 0)
+        !kl_q_text_ok(d->scope, KL_DEVICE_SCOPE_MAX, false) ||
+        !kl_q_text_ok(d->client_addr, KL_MAX_DEVICE_CLIENT_ADDR, false) ||
+        d->expires_at <= d->created_at || keep_s < 0 || max_live < 1)
         return KL_EINVAL;
+    int64_t live = 0;
     int err = kl_q_begin_unannounced(st);
     if (err)
         return err;
     /* Pruned here rather than by a timer: codes are made far less often than polled. */
     err = kl_q_exec(st, "DELETE FROM device_codes WHERE expires_at < ?1",
                     KL_ARGS(kl_vi(d->created_at - keep_s)), NULL);
+    /* In the same transaction as the insert: another node's insert for this address
+     * waits for this one to commit, and then counts it. */
+    if (!err)
+        err = kl_q_int(st, "SELECT count(*) " DC_LIVE,
+                       KL_ARGS(kl_vt(d->client_addr), kl_vi(d->created_at)), &live);
+    if (!err && live >= max_live) {
+        int64_t first = 0;
+        err = kl_q_int(st, "SELECT min(expires_at) " DC_LIVE,
+                       KL_ARGS(kl_vt(d->client_addr), kl_vi(d->created_at)), &first);
+        if (!err && free_at)
+            *free_at = first;
+        err = err ? err : KL_ETOOBIG;
+    }
     if (!err)
         err = kl_q_exec(st,
                         "INSERT INTO device_codes (code_hash, user_code, client_id, scope, status, "
-                        "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)",
+                        "created_at, expires_at, client_addr) VALUES (?1, ?2, ?3, ?4, 'pending', "
+                        "?5, ?6, ?7)",
                         KL_ARGS(kl_vb(hash, HASH_LEN), kl_vt(d->user_code), kl_vt(d->client_id),
-                                kl_vt(d->scope), kl_vi(d->created_at), kl_vi(d->expires_at)),
+                                kl_vt(d->scope), kl_vi(d->created_at), kl_vi(d->expires_at),
+                                kl_vt(d->client_addr)),
                         NULL);
     return kl_q_end_unannounced(st, err);
 }

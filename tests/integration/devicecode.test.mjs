@@ -258,3 +258,36 @@ test('two nodes on one PostgreSQL: issued on A, approved on B, redeemed once whe
   await afterInterval(t0, dc.interval);
   assertOAuthError(await poll(b, tid, dc.device_code), 'invalid_grant', 70000, 'after the one redemption');
 });
+
+// KL_MAX_DEVICE_CODES_PER_ADDRESS (src/common/limits.h).
+const MAX_LIVE_CODES = 100;
+
+test('two nodes on one PostgreSQL: one address holds at most the limit of live codes across both; another address is served; a declined code frees a place', async (t) => {
+  const { a, b } = await twoNodes(t, pg);
+  const tid = await tenantId(a);
+  // More than the limit at once, spread over both nodes: exactly the limit gets through.
+  // (That the count cannot race between nodes is shown deterministically in
+  // tests/unit/store/test_devicecodes.c, test_limit_holds_across_nodes.)
+  const extra = 6;
+  const rs = await Promise.all(Array.from({ length: MAX_LIVE_CODES + extra }, (_, i) => requestDeviceCode(i % 2 ? b : a, tid)));
+  const ok = rs.filter((r) => r.status === 200);
+  const refused = rs.filter((r) => r.status !== 200);
+  assert.equal(ok.length, MAX_LIVE_CODES, refused.slice(0, 1).map((r) => r.text).join(''));
+  assert.equal(refused.length, extra);
+  for (const r of refused) {
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.json.error, 'temporarily_unavailable', r.text);
+    assert.deepEqual(r.json.error_codes, [90055], r.text);
+    assert.match(r.json.error_description, new RegExp(`^AADSTS90055: Too many device codes are waiting for sign-in from this address \\(at most ${MAX_LIVE_CODES}\\)\\.`));
+    const retry = Number(r.headers['retry-after']);
+    assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 900, r.headers['retry-after']);
+  }
+  // Another address is served, by either node.
+  const other = await requestDeviceCode(b, tid, { localAddress: '127.0.0.2' });
+  assert.equal(other.status, 200, other.text);
+  // The person cancels one sign-in on the page: its place is free, once.
+  const declined = await new Browser(a).decline(ok[0].json.user_code);
+  assert.equal(declined.status, 200, declined.text);
+  assert.equal((await requestDeviceCode(b, tid)).status, 200);
+  assert.equal((await requestDeviceCode(a, tid)).status, 429);
+});

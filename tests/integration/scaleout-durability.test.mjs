@@ -10,6 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { ARM_API, accountPath, onCleanup, runCli, startDaemon } from '../lib/harness.mjs';
 import { AUTH_API, ROLE, asPrincipal, assign, createApp, graphErrorBody } from '../lib/authz.mjs';
 import { PROPAGATION_MS, Postgres, twoNodes, within } from '../lib/pg.mjs';
+import { makeAssertion } from '../lib/assertion.mjs';
+import { makeCert } from '../lib/certs.mjs';
+import { assertOAuthError, deviceCode, poll } from '../lib/devicecode.mjs';
 
 const pg = new Postgres();
 before(async () => {
@@ -138,10 +141,12 @@ test('kill -9 of a node during 500 writes loses no acknowledged write', async (t
 });
 
 
-test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys and roles keep working', async (t) => {
+test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys, roles and live sign-ins keep working', async (t) => {
   const kek = randomBytes(32).toString('base64');
   const env = { KEYLESS_KEK: kek };
-  const old = await startDaemon(t, { env });
+  // One public URL before and after, so that an assertion's audience names both.
+  const PUBLIC = 'https://keyless.test';
+  const old = await startDaemon(t, { env, args: ['--public-url', PUBLIC] });
   const { keys } = await old.setupAccount('moved');
   const sp = (await createApp(old, 'moved-reader')).servicePrincipalId;
   const acct = accountPath('moved');
@@ -152,6 +157,20 @@ test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys a
   const p = await old.admin('PATCH', `${acct}?${ARM_API}`, { properties: { networkAcls: acls } });
   assert.equal(p.status, 200, p.text);
   assert.equal((await old.chat('moved', 'chat', keys.key1, 'used before the move')).status, 200);
+  // A client assertion spent before the move, and a device code still waiting for its
+  // user: the replay cache and the sign-in move with the store.
+  const certApp = await createApp(old, 'moved-cert');
+  const cert = makeCert({ cn: 'moved-cert' });
+  const up = await old.admin('PATCH', `/v1.0/applications/${certApp.id}`, { keyCredentials: [{ key: cert.derB64 }] });
+  assert.equal(up.status, 204, up.text);
+  const spent = makeAssertion({ cert, clientId: certApp.appId, aud: `${PUBLIC}/${tenant}/oauth2/v2.0/token` });
+  const withAssertion = (d) => d.request('POST', `/${tenant}/oauth2/v2.0/token`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: certApp.appId, scope: 'https://cognitiveservices.azure.com/.default', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: spent }).toString(),
+  });
+  const first = await withAssertion(old);
+  assert.equal(first.status, 200, first.text);
+  const dc = await deviceCode(old, tenant);
   const stopped = await old.stop();
   assert.equal(stopped.code, 0);
 
@@ -160,7 +179,7 @@ test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys a
   assert.equal(m.code, 0, `${m.stdout}\n${m.stderr}`);
   assert.match(m.stdout, /^copied \d+ rows from sqlite to postgres\n$/);
 
-  const node = await startDaemon(t, { args: ['--store', url], env });
+  const node = await startDaemon(t, { args: ['--store', url, '--public-url', PUBLIC], env });
   const chat = await node.chat('moved', 'chat', keys.key1, 'after the move');
   assert.equal(chat.status, 200, chat.text);
   assert.equal((await node.chat('moved', 'chat', keys.key2)).status, 200);
@@ -172,6 +191,10 @@ test('keyless store migrate moves a populated SQLite store to PostgreSQL; keys a
   assert.equal((await node.chat('moved', 'chat', keys.key1, 'x', { localAddress: '127.0.0.3' })).status, 403);
   const usage = (await node.admin('GET', `${acct}/listKeyUsage?${ARM_API}`)).json.value;
   assert.match(usage.find((u) => u.keyName === 'Key1').lastUsed || '', /^\d{4}-\d\d-\d\dT00:00:00/);
+  const replay = await withAssertion(node);
+  assert.equal(replay.status, 401, replay.text);
+  assert.deepEqual(replay.json.error_codes, [50013], replay.text);
+  assertOAuthError(await poll(node, tenant, dc.device_code), 'authorization_pending', 70016, 'a device code from before the move');
   // New rows get new keys past the copied ones.
   const more = await node.putDeployment('moved', 'later', {});
   assert.equal(more.status, 201, more.text);
