@@ -427,17 +427,41 @@ static int copy_table_rows(kl_store *from, kl_store *to, const copy_table *t, in
 }
 
 /* The destination holds nothing but what its own first start wrote. */
+/* A destination's first start writes its own tenant, KEK check, signing keys and the
+ * root owner (a principal and its assignment); those give way to the source's. */
+static bool first_start_table(const char *name)
+{
+    static const char *const mine[] = {"role_assignments", "principals", "applications",
+                                       "tenant",           "kek_check",  "signing_keys"};
+    for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+        if (strcmp(name, mine[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The destination holds nothing but its first start's rows: every other table it would
+ * receive is empty (a row there would collide with, or silently mix into, the copy). */
 static int check_empty(kl_store *to)
 {
     int64_t n = 0;
     int err = kl_q_int(to,
-                       "SELECT (SELECT count(*) FROM accounts) + (SELECT count(*) FROM "
-                       "applications) + (SELECT count(*) FROM role_definitions) + (SELECT "
-                       "count(*) FROM principals) + (SELECT count(*) FROM role_assignments)",
+                       "SELECT (SELECT count(*) FROM applications) + (SELECT count(*) FROM "
+                       "principals) + (SELECT count(*) FROM role_assignments)",
                        KL_NOARGS, &n);
-    if (!err && n > 2) {
+    const char *full = NULL;
+    if (!err && n > 2)
+        full = "principals";
+    for (size_t i = 0; !err && !full && i < NTABLES; i++) {
+        if (first_start_table(tables[i].name))
+            continue;
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i].name);
+        if (!(err = kl_q_int(to, sql, KL_NOARGS, &n)) && n > 0)
+            full = tables[i].name;
+    }
+    if (!err && full) {
         kl_log(KL_LOG_ERROR, "store_copy_refused", "reason", "the destination store is not empty",
-               NULL);
+               "table", full, NULL);
         err = KL_ECONFLICT;
     }
     return err;
@@ -455,13 +479,15 @@ int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows)
         (void)kl_q_end(from, err);
         return err;
     }
-    /* The destination's own first-start rows give way to the source's. */
-    static const char *const clear[] = {"DELETE FROM role_assignments", "DELETE FROM principals",
-                                        "DELETE FROM applications",     "DELETE FROM tenant",
-                                        "DELETE FROM kek_check",        "DELETE FROM signing_keys"};
+    /* The destination's own first-start rows give way to the source's (children first). */
     err = check_empty(to);
-    for (size_t i = 0; !err && i < sizeof(clear) / sizeof(clear[0]); i++)
-        err = kl_q_exec(to, clear[i], KL_NOARGS, NULL);
+    for (size_t i = NTABLES; !err && i-- > 0;) {
+        if (!first_start_table(tables[i].name))
+            continue;
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DELETE FROM %s", tables[i].name);
+        err = kl_q_exec(to, sql, KL_NOARGS, NULL);
+    }
     for (size_t i = 0; !err && i < NTABLES; i++)
         err = copy_table_rows(from, to, &tables[i], rows);
     err = kl_q_end(to, err);

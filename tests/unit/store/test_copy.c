@@ -174,11 +174,31 @@ static void test_live_signins_survive(void **state)
     test_store_dir_close(to, dir);
 }
 
+/* A destination that already holds anything but its own first start's rows is refused,
+ * and keeps what it had: here, only a spent assertion id. */
+static void test_used_destination_refused(void **state)
+{
+    fixture *f = *state;
+    kl_store *to = NULL;
+    char dir[64], path[128];
+    assert_int_equal(test_store_dir_open("copyused", dir, sizeof(dir), path, sizeof(path), &to), 0);
+    const int64_t now = 1000;
+    assert_int_equal(kl_store_use_jti(f->st, CLIENT, "jti-src", now + 600, now), 0);
+    assert_int_equal(kl_store_use_jti(to, CLIENT, "jti-dst", now + 600, now), 0);
+    int64_t rows = 0;
+    assert_int_equal(kl_store_copy(f->st, to, &rows), KL_ECONFLICT);
+    assert_int_equal(kl_store_use_jti(to, CLIENT, "jti-dst", now + 600, now + 1), KL_EEXIST);
+    assert_int_equal(kl_store_use_jti(to, CLIENT, "jti-src", now + 600, now + 1), 0);
+    test_store_dir_close(to, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_covered, setup, test_store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_live_signins_survive, setup,
+                                        test_store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_used_destination_refused, setup,
                                         test_store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
