@@ -198,6 +198,17 @@ void kl_hex_encode(const void *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int kl_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool kl_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     if (alen != blen)

@@ -40,6 +40,8 @@ int kl_b64_decode(const char *in, size_t n, unsigned char *out, size_t outlen);
 
 /* Lower-case hex; out needs 2n+1 bytes. */
 void kl_hex_encode(const void *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int kl_hex_digit(unsigned char c);
 
 /* Constant-time equality of two byte strings (lengths are not secret). */
 bool kl_ct_equal(const void *a, size_t alen, const void *b, size_t blen);

@@ -405,17 +405,6 @@ enum {
     CH_END     /* the body is complete */
 };
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Follows the chunked framing over the next len bytes of a body (http_parser decides the
  * sizes and the data; this insists on CRLF wherever the grammar puts one, and on no bare
  * LF in an extension or a trailer). Returns how many bytes are fine to parse: up to the
@@ -434,13 +423,13 @@ static size_t chunk_scan(kl_http_parser *p, const char *data, size_t len, bool *
             p->chunk_state = CH_SIZE0;
             break;
         case CH_SIZE0:
-            if ((v = hex_value(ch)) < 0)
+            if ((v = kl_hex_digit((unsigned char)ch)) < 0)
                 return i;
             p->chunk_left = (uint64_t)v;
             p->chunk_state = CH_SIZE;
             break;
         case CH_SIZE:
-            if ((v = hex_value(ch)) >= 0) {
+            if ((v = kl_hex_digit((unsigned char)ch)) >= 0) {
                 /* http_parser refuses a size that overflows; this count only needs to
                  * stay meaningful until it does. */
                 if (p->chunk_left > UINT64_MAX / 16)

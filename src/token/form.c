@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/limits.h"
+#include "common/util.h"
 
 typedef struct param {
     const char *name;
@@ -40,17 +41,6 @@ const char *kl_form_reason_str(kl_form_reason r)
     if ((unsigned)r >= KL_FORM_REASON_COUNT)
         return "unknown";
     return reason_names[r];
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Well-formed UTF-8 (RFC 3629): no overlong forms, surrogates or values above U+10FFFF. */
@@ -99,8 +89,8 @@ static long decode(const char *in, size_t n, char *out)
         } else if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hexval((unsigned char)in[i + 1]);
-            int lo = hexval((unsigned char)in[i + 2]);
+            int hi = kl_hex_digit((unsigned char)in[i + 1]);
+            int lo = kl_hex_digit((unsigned char)in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             unsigned char b = (unsigned char)(hi << 4 | lo);

@@ -263,18 +263,33 @@ static void test_buf_appendf(void **state)
     assert_null(b.data);
 }
 
+/* Every byte: the 22 hex digits have their values, nothing else is a digit. */
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    static const char digits[] = "0123456789abcdef";
+    int found = 0;
+    for (int c = 0; c < 256; c++) {
+        int v = kl_hex_digit((unsigned char)c);
+        const char *d = c ? strchr(digits, c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c) : NULL;
+        if (d) {
+            assert_int_equal(v, d - digits);
+            found++;
+        } else {
+            assert_int_equal(v, -1);
+        }
+    }
+    assert_int_equal(found, 22);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64_known_answers),
-        cmocka_unit_test(test_b64_alphabets),
-        cmocka_unit_test(test_b64_rejects),
-        cmocka_unit_test(test_b64_round_trip_all_lengths),
-        cmocka_unit_test(test_uuid),
-        cmocka_unit_test(test_random_id),
-        cmocka_unit_test(test_ct_equal),
-        cmocka_unit_test(test_buf_max),
-        cmocka_unit_test(test_buf_appendf),
+        cmocka_unit_test(test_b64_known_answers), cmocka_unit_test(test_b64_alphabets),
+        cmocka_unit_test(test_b64_rejects),       cmocka_unit_test(test_b64_round_trip_all_lengths),
+        cmocka_unit_test(test_hex_digit),         cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_random_id),         cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_buf_max),           cmocka_unit_test(test_buf_appendf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
