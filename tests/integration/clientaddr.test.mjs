@@ -1,9 +1,10 @@
 // Whose address the token service's per-address rules count (gateway/clientaddr.h):
 // behind a --trusted-proxy, the caller X-Forwarded-For names, so one client's failed
-// sign-ins throttle that client and not everyone behind the proxy, and the device-code
-// cap is per client; a caller the proxy names badly shares the proxy's own bucket;
-// without --trusted-proxy the header counts for nothing and cannot pick a bucket. The
-// proxy is 127.0.0.1, the clients are whatever X-Forwarded-For says.
+// sign-ins throttle that client and not everyone behind the proxy, failures for a client
+// id at another client do not lock its owner out, the sign-in log records the client,
+// and the device-code cap is per client; a caller the proxy names badly shares the
+// proxy's own bucket; without --trusted-proxy the header counts for nothing and cannot
+// pick a bucket. The proxy is 127.0.0.1, the clients are whatever X-Forwarded-For says.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -83,6 +84,45 @@ test('behind a trusted proxy, one client failing its sign-ins is throttled and a
   const other = await grant('ann@example.com', PASSWORD, '192.0.2.31');
   assert.equal(other.status, 200, other.text);
   assert.ok(other.json.access_token);
+});
+
+test('behind a trusted proxy, another client failing for a client id does not lock its owner out of the token endpoint', async (t) => {
+  const { d, tid } = await setup(t, ['--trusted-proxy', PROXY]);
+  const app = await createApp(d, 'clientaddr-daemon');
+  const sec = await d.admin('POST', `/v1.0/applications/${app.id}/addPassword`, { passwordCredential: {} });
+  assert.equal(sec.status, 200, sec.text);
+  const cc = (secret, from) => d.request('POST', `/${tid}/oauth2/v2.0/token`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...xff(from) },
+    body: form({ client_id: app.appId, scope: `${DATA}/.default`, grant_type: 'client_credentials', client_secret: secret }),
+    localAddress: PROXY,
+  });
+  // The owner, at A, has used the client id before: (client id, A) is familiar.
+  const first = await cc(sec.json.secretText, A);
+  assert.equal(first.status, 200, first.text);
+  // Someone at B, through the same proxy, fails for it until refused.
+  let refused;
+  for (let i = 0; i < 30 && !refused; i++) {
+    const r = await cc('guess', B);
+    if (r.status === 429) refused = r;
+    else assertEntra(r, 401, 'invalid_client', 7000215, `B's failure ${i}`);
+  }
+  assert.ok(refused, 'B was never throttled');
+  assertEntra(refused, 429, 'temporarily_unavailable', 90055, 'B throttled');
+  // The owner at A is judged by its own record, not B's.
+  const owner = await cc(sec.json.secretText, A);
+  assert.equal(owner.status, 200, `the owner at A: ${owner.text}`);
+  // The sign-in log records each caller's address, not the proxy's. It is written by
+  // its own thread: wait until the owner's second success is there.
+  let rows = [];
+  for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
+    const r = await d.admin('GET', '/keyless/signIns');
+    assert.equal(r.status, 200, r.text);
+    rows = r.json.value.filter((x) => x.appId === app.appId);
+    if (rows.filter((x) => x.status === 'success').length >= 2) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.deepEqual([...new Set(rows.filter((x) => x.status === 'success').map((x) => x.ipAddress))], [A]);
+  assert.deepEqual([...new Set(rows.filter((x) => x.status === 'failure').map((x) => x.ipAddress))], [B]);
 });
 
 test('behind a trusted proxy, the device-code cap is per client, not per proxy', async (t) => {
