@@ -521,6 +521,7 @@ int main(int argc, char **argv)
                                  .device_code_lifetime_s = cfg.device_code_lifetime_s,
                                  .store = store,
                                  .egress = egress,
+                                 .trusted_proxies = trusted,
                                  .federation_ca_file =
                                      cfg.federation_ca_file[0] ? cfg.federation_ca_file : NULL};
     if (kl_gateway_sts_new(&stscfg, &sts) != 0)

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "directory/lockout.h"
+#include "gateway/clientaddr.h"
 #include "gateway/webpage.h"
 #include "policy/appcreds.h"
 
@@ -420,9 +421,10 @@ static void sign_in_post(authz *z)
     /* The name is the lockout's to protect (in the store: every node); the address is
      * this node's throttle's, decided before any Argon2 work, so that one address can
      * neither spray a password over many names nor spend the node's CPU on hashes
-     * (security.md T9). */
-    char addr[64];
-    kl_http_req_peer_addr(z->r, addr, sizeof(addr));
+     * (security.md T9). The caller's address, not a trusted proxy's: behind a proxy,
+     * one sprayer must not lock every user out (gateway/clientaddr.h). */
+    char addr[KL_MAX_NETRULE_TEXT + 1];
+    kl_clientaddr_text(z->s->trusted_proxies, z->r, addr, sizeof(addr));
     size_t al = strlen(addr);
     int64_t retry = 0;
     if (kl_throttle_check(z->s->pw_throttle, addr, al, addr, al, (int64_t)kl_now_mono_ms(),

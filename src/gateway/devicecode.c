@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "directory/lockout.h"
+#include "gateway/clientaddr.h"
 #include "gateway/webpage.h"
 #include "policy/appcreds.h"
 #include "token/form.h"
@@ -271,8 +272,10 @@ void kl_devicecode_issue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *s
     if (!sp || !device_scope(r, f, v1, scope, sizeof(scope)))
         goto out;
     int64_t now = kl_now_unix(), free_at = 0;
+    _Static_assert(KL_MAX_DEVICE_CLIENT_ADDR >= KL_MAX_NETRULE_TEXT,
+                   "a device code records the caller's address whole");
     char addr[KL_MAX_DEVICE_CLIENT_ADDR + 1] = "";
-    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    kl_clientaddr_text(s->trusted_proxies, r, addr, sizeof(addr));
     kl_store_devicecode d = {.client_id = (char *)sp->app_id,
                              .scope = scope,
                              .client_addr = addr,
@@ -617,8 +620,8 @@ static void page_continue(kl_gateway_sts *s, kl_http_req *r, const kl_snapshot *
                     "Enter your user name and password.", 0);
         return;
     }
-    char addr[64] = "";
-    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    char addr[KL_MAX_NETRULE_TEXT + 1] = "";
+    kl_clientaddr_text(s->trusted_proxies, r, addr, sizeof(addr));
     size_t ul = strlen(upn), al = strlen(addr);
     int64_t retry = 0;
     /* Per name and per address before Argon2 runs, as the password grant does
@@ -729,8 +732,8 @@ void kl_devicecode_page(kl_gateway_sts *s, kl_http_req *r)
                            "sign-in page again and enter your code.");
         goto out;
     }
-    char addr[64] = "";
-    kl_http_req_peer_addr(r, addr, sizeof(addr));
+    char addr[KL_MAX_NETRULE_TEXT + 1] = "";
+    kl_clientaddr_text(s->trusted_proxies, r, addr, sizeof(addr));
     size_t al = strlen(addr);
     int64_t retry = 0;
     if (kl_throttle_check(s->devicecode->guesses, addr, al, addr, al, (int64_t)kl_now_mono_ms(),

@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "crypto/apikey.h"
 #include "gateway/body.h"
+#include "gateway/clientaddr.h"
 #include "gateway/echo.h"
 #include "gateway/gateway_authz.h"
 #include "gateway/reply.h"
@@ -397,52 +398,15 @@ static int authenticate(gw_worker *w, kl_http_req *r, const kl_gateway_route *rt
 
 /* ------------------------------------------------------------------ network rules */
 
-/* The caller's address: the TCP peer, or, when the peer is a trusted proxy, the
- * right-most X-Forwarded-For hop that is not one (a client can write anything to the
- * left of what its first proxy appends, so nothing left of an untrusted hop counts).
- * False when it cannot be known: no TCP peer, two X-Forwarded-For headers, an entry that
- * is not a plain address, or more hops than KL_MAX_XFF_HOPS; such a caller matches no
- * rule. */
-static bool caller_address(const kl_gateway *g, kl_http_req *r, kl_netaddr *out)
-{
-    const struct sockaddr *peer = kl_http_req_peer(r);
-    if (!peer || kl_netaddr_from_sockaddr(peer, out) != 0)
-        return false;
-    if (!g->trusted_proxies || !kl_netrules_match(g->trusted_proxies, out))
-        return true;
-    int nx = kl_http_req_header_count(r, "x-forwarded-for");
-    if (nx == 0)
-        return true; /* the proxy's own request */
-    const char *x = kl_http_req_header(r, "x-forwarded-for");
-    if (nx > 1 || !x)
-        return false;
-    size_t end = strlen(x);
-    for (int hops = 0; hops < KL_MAX_XFF_HOPS; hops++) {
-        size_t start = end;
-        while (start > 0 && x[start - 1] != ',')
-            start--;
-        size_t a = start, b = end;
-        while (a < b && (x[a] == ' ' || x[a] == '\t'))
-            a++;
-        while (b > a && (x[b - 1] == ' ' || x[b - 1] == '\t'))
-            b--;
-        if (kl_netaddr_parse(x + a, b - a, out) != 0)
-            return false;
-        if (!kl_netrules_match(g->trusted_proxies, out) || start == 0)
-            return true; /* the first untrusted hop, or the left-most of trusted ones */
-        end = start - 1;
-    }
-    return false;
-}
-
 /* Applies the account's network rules before any credential is looked at, for keys and
- * tokens alike (Azure answers these before authentication too). Answers and returns -1
- * on a refusal. */
+ * tokens alike (Azure answers these before authentication too). A caller whose address
+ * cannot be known (gateway/clientaddr.h) matches no rule. Answers and returns -1 on a
+ * refusal. */
 static int check_network(const kl_gateway *g, kl_http_req *r, const kl_account *acct)
 {
     bool priv = kl_http_req_private(r);
     kl_netaddr caller;
-    bool known = !priv && acct->default_deny && caller_address(g, r, &caller);
+    bool known = !priv && acct->default_deny && kl_clientaddr_get(g->trusted_proxies, r, &caller);
     switch (kl_snapshot_network_check(acct, priv, known ? &caller : NULL)) {
     case KL_NETWORK_ALLOWED: return 0;
     case KL_NETWORK_PUBLIC_DISABLED:

@@ -27,6 +27,7 @@
 #include "gateway/sts_internal.h"
 #include "gateway/authorize.h"
 #include "crypto/jws.h"
+#include "gateway/clientaddr.h"
 #include "policy/appcreds.h"
 #include "policy/jwks.h"
 #include "policy/signins.h"
@@ -52,8 +53,8 @@ static void audit(const kl_sts_audit *a, kl_http_req *r, bool ok, int code, cons
 {
     if (!a || !a->s->signins)
         return;
-    char src[64];
-    kl_http_req_peer_addr(r, src, sizeof(src));
+    char src[KL_MAX_NETRULE_TEXT + 1];
+    kl_clientaddr_text(a->s->trusted_proxies, r, src, sizeof(src));
     kl_store_signin rec = {.at = kl_now_unix(),
                            .client_id = (char *)(a->client_id ? a->client_id : ""),
                            .principal_id = (char *)a->principal_id,
@@ -141,6 +142,7 @@ int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out)
     s->keys = cfg->keys;
     s->lifetime_s = cfg->token_lifetime_s > 0 ? cfg->token_lifetime_s : KL_TOKEN_DEFAULT_LIFETIME_S;
     s->signins = cfg->signins;
+    s->trusted_proxies = cfg->trusted_proxies;
     s->store = cfg->store;
     s->https = (kl_jwks_https){.egress = cfg->egress, .ca_file = cfg->federation_ca_file};
     int err = kl_throttle_new(KL_THROTTLE_DEFAULT_ENTRIES, &s->throttle);
@@ -816,8 +818,8 @@ static bool read_form(kl_sts_audit *a, kl_http_req *r, kl_form **f)
  * counts a failure and frees what begin kept. */
 typedef struct client_auth {
     sts_client c;
-    kl_form *basic; /* client_secret_basic, parsed */
-    char addr[64];
+    kl_form *basic;                     /* client_secret_basic, parsed */
+    char addr[KL_MAX_NETRULE_TEXT + 1]; /* the caller's (gateway/clientaddr.h) */
     size_t addr_len, client_len;
     bool counting, failed; /* a failed client authentication to count */
 } client_auth;
@@ -846,8 +848,9 @@ static bool client_begin(kl_sts_audit *a, kl_gateway_sts *s, kl_http_req *r, con
         return false;
     }
     /* Throttling (security.md T9) is decided before any credential is looked at, by
-     * client id and by the connection's address (never a header). */
-    kl_http_req_peer_addr(r, ca->addr, sizeof(ca->addr));
+     * client id and by the caller's address: the connection's, or the one a trusted
+     * proxy names (gateway/clientaddr.h); a header from anyone else counts for nothing. */
+    kl_clientaddr_text(s->trusted_proxies, r, ca->addr, sizeof(ca->addr));
     ca->addr_len = strlen(ca->addr);
     ca->client_len = strnlen(c->client_id, KL_MAX_PRINCIPAL_ID + 1);
     int64_t retry = 0;

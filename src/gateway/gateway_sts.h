@@ -19,6 +19,7 @@
 #include "crypto/keys.h"
 #include "http/server.h"
 #include "policy/egress.h"
+#include "policy/netrules.h"
 #include "policy/snapshot.h"
 #include "store/store.h"
 
@@ -42,6 +43,10 @@ typedef struct kl_gateway_sts_cfg {
     /* How long a device code lives (s; 0: KL_DEVICE_CODE_LIFETIME_S; else within
      * KL_DEVICE_CODE_MIN_LIFETIME_S..KL_DEVICE_CODE_MAX_LIFETIME_S). */
     int64_t device_code_lifetime_s;
+    /* --trusted-proxy (borrowed; NULL: X-Forwarded-For is ignored): the per-address
+     * throttles, the device-code cap and the sign-in log's source take the caller's
+     * address behind these proxies (gateway/clientaddr.h), as the data plane does. */
+    const kl_netrules *trusted_proxies;
 } kl_gateway_sts_cfg;
 
 /* cfg is copied (its pointers stay borrowed). KL_EINVAL, KL_ENOMEM. */

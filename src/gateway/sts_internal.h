@@ -38,6 +38,9 @@ struct kl_gateway_sts {
     /* owned: group commit of refresh-token rotations; NULL without a store */
     struct kl_refreshq *refreshq;
     struct kl_devicecode *devicecode; /* owned: the device-code flow's per-node state */
+    /* borrowed: --trusted-proxy; NULL: the TCP peer is always the caller. Every
+     * per-address rule keys on kl_clientaddr_text(trusted_proxies, ...). */
+    const kl_netrules *trusted_proxies;
 };
 
 /* What the sign-in log records of one token request, filled in as it is checked.

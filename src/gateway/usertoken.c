@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "directory/directory.h"
 #include "directory/lockout.h"
+#include "gateway/clientaddr.h"
 #include "gateway/refreshq.h"
 #include "policy/sts.h"
 #include "token/claims.h"
@@ -425,7 +426,7 @@ static bool password_grant_enabled(kl_sts_grant *g, int *err)
 
 void kl_usertoken_password(kl_sts_grant *g)
 {
-    char addr[64], resource[KL_MAX_URL];
+    char addr[KL_MAX_NETRULE_TEXT + 1], resource[KL_MAX_URL];
     bool openid = false, offline = false;
     int err = 0;
     g->a->credential = "password";
@@ -467,10 +468,11 @@ void kl_usertoken_password(kl_sts_grant *g)
                      kl_sts_echo(scope));
         return;
     }
-    kl_http_req_peer_addr(g->r, addr, sizeof(addr));
+    kl_clientaddr_text(g->s->trusted_proxies, g->r, addr, sizeof(addr));
     size_t al = strlen(addr);
     int64_t retry = 0;
-    /* Keyed by the connection's address alone, before Argon2 runs (security.md T9): an
+    /* Keyed by the caller's address alone (gateway/clientaddr.h: the connection's, or
+     * the one a trusted proxy names), before Argon2 runs (security.md T9): an
      * address that keeps failing, whatever names it tries, is slowed down (after
      * KL_THROTTLE_BACKOFF_AFTER failures) and then refused for the window, so it cannot
      * spend the node's CPU on hashes. Each name's own lockout is the store's (lockout.h). */

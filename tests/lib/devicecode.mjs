@@ -16,9 +16,9 @@ export const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/
 export const form = (o) => Object.entries(o).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 const FORM = { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8' };
 
-export function requestDeviceCode(d, tenant, { clientId = AZURE_CLI, scope = USER_SCOPE, v1 = false, extra = {}, localAddress } = {}) {
+export function requestDeviceCode(d, tenant, { clientId = AZURE_CLI, scope = USER_SCOPE, v1 = false, extra = {}, localAddress, headers = {} } = {}) {
   const fields = { client_id: clientId, ...(scope === null ? {} : { scope }), ...extra };
-  return d.request('POST', `/${tenant}/oauth2/${v1 ? '' : 'v2.0/'}devicecode`, { headers: FORM, body: form(fields), localAddress });
+  return d.request('POST', `/${tenant}/oauth2/${v1 ? '' : 'v2.0/'}devicecode`, { headers: { ...FORM, ...headers }, body: form(fields), localAddress });
 }
 
 export async function deviceCode(d, tenant, opts) {

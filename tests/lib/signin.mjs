@@ -67,12 +67,12 @@ export async function authorize(d, tid, params, jar = new Jar(), { v1 = false } 
 }
 
 // POSTs the page's form with these credentials (and overrides of its fields).
-export async function postForm(d, page, jar, { username, password = PASSWORD, fields = {}, cookie, localAddress, timeoutMs } = {}) {
+export async function postForm(d, page, jar, { username, password = PASSWORD, fields = {}, cookie, localAddress, timeoutMs, headers = {} } = {}) {
   const f = readForm(page.text);
   return jar.take(await d.request('POST', f.action, {
     localAddress,
     timeoutMs,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookie ?? jar.header() },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookie ?? jar.header(), ...headers },
     body: form({ ...f.fields, username, password, ...fields }),
   }));
 }
