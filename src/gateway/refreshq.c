@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,9 +87,16 @@ static void *writer(void *arg)
                 event_active(j->ev, EV_TIMEOUT, 1);
             }
         }
+        size_t left = q->queued;
         pthread_mutex_unlock(&q->mu);
         if (!jobs || !batch)
             continue;
+        if (kl_log_enabled(KL_LOG_DEBUG)) { /* how the batches grow with the load */
+            char nb[24], lb[24];
+            snprintf(nb, sizeof(nb), "%zu", n);
+            snprintf(lb, sizeof(lb), "%zu", left);
+            kl_log(KL_LOG_DEBUG, "refresh_batch", "rotations", nb, "queued", lb, NULL);
+        }
         for (size_t i = 0; i < n; i++)
             batch[i] = jobs[i]->rot;
         /* One "now" for the batch: the newest submission's (all are within a commit). */
