@@ -562,6 +562,8 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     kl_log(KL_LOG_INFO, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    /* Each worker settles its refresh rotations still waiting for a commit before its
+     * loop is freed (kl_router_thread_fini), so nothing is delivered onto a freed loop. */
     kl_http_server_stop(server, cfg.stop_grace_ms);
     /* Every request has finished: what the keys were used for since the last batch goes
      * to the store now (a crash would have lost it). */
