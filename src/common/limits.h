@@ -28,6 +28,12 @@
 #define KL_MAX_OUTPUT_BUFFER (1024 * 1024)
 #define KL_MIN_CLIENT_TIMEOUT_MS 100 /* --write-timeout-ms, --body-timeout-ms range */
 #define KL_MAX_CLIENT_TIMEOUT_MS 3600000
+/* SIGTERM: how long requests in flight may take to finish before they are cut off
+ * (--stop-grace-ms); refresh-token rotations still waiting for their commit then are
+ * settled without an answer (gateway/refreshq.h). */
+#define KL_STOP_GRACE_MS 10000
+#define KL_MIN_STOP_GRACE_MS 100
+#define KL_MAX_STOP_GRACE_MS 600000
 /* The other ranges keylessd's options accept (daemon/config.c; its --help states them). */
 #define KL_MIN_WORKERS 1
 #define KL_MAX_WORKERS 64

@@ -62,6 +62,9 @@ static const char usage[] =
     "                            for this long (KEYLESS_WRITE_TIMEOUT_MS; default 30000)\n"
     "  --body-timeout-ms MS      408 if a request body is not complete this long after its\n"
     "                            headers (KEYLESS_BODY_TIMEOUT_MS; default 30000)\n"
+    "  --stop-grace-ms MS        on SIGTERM or SIGINT, requests in flight get this long to\n"
+    "                            finish before they are cut off (KEYLESS_STOP_GRACE_MS;\n"
+    "                            default " KL_STR(KL_STOP_GRACE_MS) ", " KL_STR(KL_MIN_STOP_GRACE_MS) " to " KL_STR(KL_MAX_STOP_GRACE_MS) ")\n"
     "  --signing-key-rotation-days N  days a token signing key signs before the next one\n"
     "                            takes over (KEYLESS_SIGNING_KEY_ROTATION_DAYS; default 30)\n"
     "  --signing-key-alg ALG     RS256 or ES256 for new signing keys\n"
@@ -231,6 +234,8 @@ static const opt opts[] = {
      0, KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
     {"--body-timeout-ms", "KEYLESS_BODY_TIMEOUT_MS", O_INT, offsetof(kl_config, body_timeout_ms), 0,
      KL_MIN_CLIENT_TIMEOUT_MS, KL_MAX_CLIENT_TIMEOUT_MS},
+    {"--stop-grace-ms", "KEYLESS_STOP_GRACE_MS", O_INT, offsetof(kl_config, stop_grace_ms), 0,
+     KL_MIN_STOP_GRACE_MS, KL_MAX_STOP_GRACE_MS},
     {"--signing-key-rotation-days", "KEYLESS_SIGNING_KEY_ROTATION_DAYS", O_INT,
      offsetof(kl_config, signing_key_rotation_days), 0, KL_MIN_SIGNING_KEY_ROTATION_DAYS,
      KL_MAX_SIGNING_KEY_ROTATION_DAYS},
@@ -288,6 +293,7 @@ int kl_config_load(kl_config *cfg, int argc, char **argv, char *err, size_t errl
     cfg->upstream_timeout_ms = 120000;
     cfg->write_timeout_ms = KL_WRITE_TIMEOUT_MS;
     cfg->body_timeout_ms = KL_BODY_TIMEOUT_MS;
+    cfg->stop_grace_ms = KL_STOP_GRACE_MS;
     cfg->signing_key_rotation_days = 30;
     cfg->token_lifetime_min = 60;
     cfg->device_code_lifetime_s = KL_DEVICE_CODE_LIFETIME_S;

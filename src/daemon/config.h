@@ -36,6 +36,7 @@ typedef struct kl_config {
     int upstream_timeout_ms;
     int write_timeout_ms; /* client not taking a pending answer: disconnected */
     int body_timeout_ms;  /* request body not complete: 408 */
+    int stop_grace_ms;    /* SIGTERM: requests in flight then cut off after this */
     /* The token service: days a signing key signs before the next one, the lifetime of
      * issued access tokens, and "RS256" (default) or "ES256" for new signing keys. */
     int signing_key_rotation_days;

@@ -36,8 +36,6 @@
 #include "daemon/kek_check.h"
 #include "store/store.h"
 
-#define STOP_GRACE_MS 10000
-
 /* Our TCP listeners: public, IMDS, metrics and the private ones; the admin socket is one
  * more of the server's. Both limits must hold them all. */
 _Static_assert(3 + KL_MAX_PRIVATE_LISTENERS <= KL_MAX_EGRESS_LISTENERS,
@@ -565,7 +563,9 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     kl_log(KL_LOG_INFO, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-    kl_http_server_stop(server, STOP_GRACE_MS);
+    /* Each worker settles its refresh rotations still waiting for a commit before its
+     * loop is freed (kl_router_thread_fini), so nothing is delivered onto a freed loop. */
+    kl_http_server_stop(server, cfg.stop_grace_ms);
     /* Every request has finished: what the keys were used for since the last batch goes
      * to the store now (a crash would have lost it). */
     size_t flushed = 0;

@@ -177,9 +177,11 @@ void *kl_router_thread_init(int index, struct event_base *base, void *arg)
     return kl_gateway_thread_init(rt->gateway, base);
 }
 
-void kl_router_thread_fini(void *state, void *arg)
+void kl_router_thread_fini(void *state, struct event_base *base, void *arg)
 {
     kl_router *rt = arg;
+    /* First: refresh answers still due on this loop are settled while the loop exists. */
+    kl_gateway_sts_thread_fini(rt->sts, base);
     if (state == rt)
         kl_mgmt_thread_fini(rt->mgmt);
     else if (state)

@@ -35,6 +35,6 @@ void kl_router_handle(kl_http_req *r, void *arg);
  * already decides a refusal (bad credential, unknown route) before their body is read. */
 kl_http_verdict kl_router_vet(kl_http_req *r, void *arg);
 void *kl_router_thread_init(int index, struct event_base *base, void *arg);
-void kl_router_thread_fini(void *state, void *arg);
+void kl_router_thread_fini(void *state, struct event_base *base, void *arg);
 
 #endif

@@ -175,6 +175,12 @@ void kl_gateway_sts_free(kl_gateway_sts *s)
     free(s);
 }
 
+void kl_gateway_sts_thread_fini(kl_gateway_sts *s, struct event_base *base)
+{
+    if (s)
+        kl_refreshq_cancel(s->refreshq, base);
+}
+
 int kl_gateway_sts_issuer(const char *tid, char *out, size_t outlen)
 {
     return kl_claims_issuer_v1(tid, out, outlen);

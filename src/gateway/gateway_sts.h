@@ -53,6 +53,12 @@ typedef struct kl_gateway_sts_cfg {
 int kl_gateway_sts_new(const kl_gateway_sts_cfg *cfg, kl_gateway_sts **out);
 void kl_gateway_sts_free(kl_gateway_sts *s);
 
+/* On a server thread whose loop has stopped for good (kl_http_thread_fini_fn): settles
+ * what the token service still has due on base (refresh-token rotations waiting for
+ * their group commit, gateway/refreshq.h); their clients are gone by then, and each
+ * rotation is either committed whole or never written. NULL s is fine. */
+void kl_gateway_sts_thread_fini(kl_gateway_sts *s, struct event_base *base);
+
 /* True if path (normalised by the server) is one of the token service's:
  * /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/.well-known/openid-configuration,
  * /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys, /{tenant}/oauth2/v2.0/token,

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +13,22 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Where a job is; it leaves the live list when done runs (or is cancelled). */
+typedef enum job_state {
+    JOB_QUEUED,  /* in the FIFO: not in the store yet, can still be withdrawn */
+    JOB_WRITING, /* in the writer's batch: the store decides it now */
+    JOB_DECIDED, /* result in, its event active on the caller's loop */
+} job_state;
+
 typedef struct job {
-    struct job *next_job;
-    kl_store_refresh_rotation rot; /* its strings owned by the job */
+    struct job *next_job;              /* FIFO */
+    struct job *live_prev, *live_next; /* every job not yet delivered */
+    job_state state;                   /* under the queue's mu */
+    kl_store_refresh_rotation rot;     /* its strings owned by the job */
     int64_t now;
-    struct event *ev; /* on the caller's loop: runs done */
+    kl_refreshq *q;
+    struct event_base *base; /* the caller's loop */
+    struct event *ev;        /* on base: runs done */
     kl_refreshq_done done;
     void *arg;
 } job;
@@ -25,12 +37,25 @@ struct kl_refreshq {
     kl_store *st;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job *head, *tail; /* FIFO: rotations of one chain keep their order */
+    pthread_cond_t cv;      /* the writer waits here for work */
+    pthread_cond_t settled; /* a batch was decided, or the last job delivered */
+    job *head, *tail;       /* FIFO: rotations of one chain keep their order */
     size_t queued;
+    job *live; /* every job submitted and not yet delivered, any state */
     bool stop;
     int64_t pruned_at; /* writer thread only */
 };
+
+static void live_unlink(kl_refreshq *q, job *j)
+{
+    if (j->live_prev)
+        j->live_prev->live_next = j->live_next;
+    else
+        q->live = j->live_next;
+    if (j->live_next)
+        j->live_next->live_prev = j->live_prev;
+    j->live_prev = j->live_next = NULL;
+}
 
 static void job_free(job *j)
 {
@@ -53,6 +78,12 @@ static void job_due(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     job *j = arg;
+    kl_refreshq *q = j->q;
+    pthread_mutex_lock(&q->mu);
+    live_unlink(q, j);
+    if (q->stop && !q->live)
+        pthread_cond_broadcast(&q->settled);
+    pthread_mutex_unlock(&q->mu);
     j->done(j->arg, j->rot.result);
     job_free(j);
 }
@@ -78,17 +109,27 @@ static void *writer(void *arg)
             if (!q->head)
                 q->tail = NULL;
             q->queued--;
+            j->state = JOB_WRITING;
             if (jobs)
                 jobs[n] = j;
             n++;
             if (!jobs) { /* no memory for a batch: one at a time */
                 (void)kl_store_refresh_rotate_batch(q->st, &j->rot, 1, j->now);
+                j->state = JOB_DECIDED;
                 event_active(j->ev, EV_TIMEOUT, 1);
+                pthread_cond_broadcast(&q->settled);
             }
         }
+        size_t left = q->queued;
         pthread_mutex_unlock(&q->mu);
         if (!jobs || !batch)
             continue;
+        if (kl_log_enabled(KL_LOG_DEBUG)) { /* how the batches grow with the load */
+            char nb[24], lb[24];
+            snprintf(nb, sizeof(nb), "%zu", n);
+            snprintf(lb, sizeof(lb), "%zu", left);
+            kl_log(KL_LOG_DEBUG, "refresh_batch", "rotations", nb, "queued", lb, NULL);
+        }
         for (size_t i = 0; i < n; i++)
             batch[i] = jobs[i]->rot;
         /* One "now" for the batch: the newest submission's (all are within a commit). */
@@ -99,11 +140,16 @@ static void *writer(void *arg)
         int err = kl_store_refresh_rotate_batch(q->st, batch, n, now);
         if (err)
             kl_log(KL_LOG_ERROR, "refresh_batch_failed", "error", kl_err_str(err), NULL);
+        /* Under mu, so that a loop being cancelled either sees a job still writing (and
+         * waits) or decided with its event active (and takes it back). */
+        pthread_mutex_lock(&q->mu);
         for (size_t i = 0; i < n; i++) {
             jobs[i]->rot.result = batch[i].result;
-            /* The job belongs to its loop from here on. */
+            jobs[i]->state = JOB_DECIDED;
             event_active(jobs[i]->ev, EV_TIMEOUT, 1);
         }
+        pthread_cond_broadcast(&q->settled);
+        pthread_mutex_unlock(&q->mu);
         /* Expired tokens go, at most once per KL_REFRESH_PRUNE_S, after the answers are
          * on their way; on any node, since the store is shared. */
         if (now - q->pruned_at >= KL_REFRESH_PRUNE_S) {
@@ -135,7 +181,14 @@ int kl_refreshq_new(kl_store *st, kl_refreshq **out)
         free(q);
         return KL_ENOMEM;
     }
+    if (pthread_cond_init(&q->settled, NULL) != 0) {
+        pthread_cond_destroy(&q->cv);
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+        return KL_ENOMEM;
+    }
     if (pthread_create(&q->thread, NULL, writer, q) != 0) {
+        pthread_cond_destroy(&q->settled);
         pthread_cond_destroy(&q->cv);
         pthread_mutex_destroy(&q->mu);
         free(q);
@@ -154,9 +207,73 @@ void kl_refreshq_free(kl_refreshq *q)
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     pthread_join(q->thread, NULL);
+    /* Deliveries still due touch q: their loops (running, by the contract) finish them.
+     * A loop that broke the contract hangs the caller here rather than corrupting. */
+    pthread_mutex_lock(&q->mu);
+    while (q->live)
+        pthread_cond_wait(&q->settled, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    pthread_cond_destroy(&q->settled);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q);
+}
+
+void kl_refreshq_cancel(kl_refreshq *q, struct event_base *base)
+{
+    if (!q || !base)
+        return;
+    job *mine = NULL;
+    pthread_mutex_lock(&q->mu);
+    /* Withdrawn before the writer sees them: these rotations never reach the store. */
+    job *keep = NULL, *keep_tail = NULL;
+    for (job *j = q->head, *next; j; j = next) {
+        next = j->next_job;
+        j->next_job = NULL;
+        if (j->base != base) {
+            if (keep_tail)
+                keep_tail->next_job = j;
+            else
+                keep = j;
+            keep_tail = j;
+            continue;
+        }
+        q->queued--;
+        j->rot.result = KL_EUNAVAIL;
+        j->state = JOB_DECIDED;
+    }
+    q->head = keep;
+    q->tail = keep_tail;
+    /* A commit in progress is waited for, not guessed at: its rotations are decided by
+     * the store alone (bounded by the store's own timeouts). */
+    for (;;) {
+        bool writing = false;
+        for (job *j = q->live; j && !writing; j = j->live_next)
+            writing = j->base == base && j->state == JOB_WRITING;
+        if (!writing)
+            break;
+        pthread_cond_wait(&q->settled, &q->mu);
+    }
+    /* Everything of base is decided now; its events are taken back (the loop is not
+     * running, so none of them is being delivered meanwhile). */
+    for (job *j = q->live, *next; j; j = next) {
+        next = j->live_next;
+        if (j->base != base)
+            continue;
+        event_del(j->ev);
+        live_unlink(q, j);
+        j->live_next = mine;
+        mine = j;
+    }
+    if (q->stop && !q->live)
+        pthread_cond_broadcast(&q->settled);
+    pthread_mutex_unlock(&q->mu);
+    while (mine) {
+        job *j = mine;
+        mine = j->live_next;
+        j->done(j->arg, j->rot.result);
+        job_free(j);
+    }
 }
 
 static char *dup_or_null(const char *s, bool *fail)
@@ -192,6 +309,9 @@ int kl_refreshq_submit(kl_refreshq *q, struct event_base *base,
     j->now = now;
     j->done = done;
     j->arg = arg;
+    j->q = q;
+    j->base = base;
+    j->state = JOB_QUEUED;
     j->ev = event_new(base, -1, 0, job_due, j);
     if (fail || !j->ev) {
         job_free(j);
@@ -210,6 +330,10 @@ int kl_refreshq_submit(kl_refreshq *q, struct event_base *base,
             q->head = j;
         q->tail = j;
         q->queued++;
+        j->live_next = q->live;
+        if (q->live)
+            q->live->live_prev = j;
+        q->live = j;
         pthread_cond_signal(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);

@@ -277,11 +277,18 @@ static void *thread_main(void *arg)
     if (s->cfg.thread_init)
         t->state = s->cfg.thread_init(t->index, t->base, s->cfg.thread_arg);
     event_base_loop(t->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    /* Whatever is still open after the grace period is cut off. */
+    /* Whatever is still open after the grace period is cut off. libevent closes a freed
+     * connection's socket from the loop, so one more turn of it lets those clients see
+     * the end now rather than when the base is freed, which may wait for thread_fini
+     * below to settle work other threads still do for this loop. Every component's
+     * per-thread state still exists for whatever else that turn runs. */
+    bool cut = t->conns != NULL;
     while (t->conns)
         kl_http_conn_free(t->conns);
+    if (cut)
+        event_base_loop(t->base, EVLOOP_NONBLOCK);
     if (s->cfg.thread_fini)
-        s->cfg.thread_fini(t->state, s->cfg.thread_arg);
+        s->cfg.thread_fini(t->state, t->base, s->cfg.thread_arg);
     return NULL;
 }
 

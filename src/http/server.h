@@ -60,7 +60,11 @@ typedef kl_http_verdict (*kl_http_headers_fn)(kl_http_req *req, void *arg);
  * so components can build per-thread state on that thread's event base. Returns the
  * per-thread pointer that kl_http_req_thread_state() gives back. */
 typedef void *(*kl_http_thread_init_fn)(int index, struct event_base *base, void *arg);
-typedef void (*kl_http_thread_fini_fn)(void *state, void *arg);
+/* Called once per thread, on it, when its loop has stopped for good and its connections
+ * are closed (their abort callbacks have run), before base is freed: where components
+ * that deliver onto base from other threads settle what is still due (gateway/refreshq.h),
+ * since nothing runs on base afterwards. */
+typedef void (*kl_http_thread_fini_fn)(void *state, struct event_base *base, void *arg);
 
 typedef struct kl_http_server_cfg {
     int workers;                   /* worker threads for TCP listeners (>= 1) */

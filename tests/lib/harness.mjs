@@ -25,7 +25,7 @@ export const KL_STUB = process.env.KL_STUB || join(BUILD_DIR, 'kl-upstream-stub'
 export const KL_CRASHSIM = process.env.KL_CRASHSIM || join(BUILD_DIR, 'libkl-crashsim.so');
 
 // How long a daemon may take to exit after SIGTERM: its own grace for requests in flight
-// (STOP_GRACE_MS, 10 s) plus room for a sanitizer build on a loaded machine. A daemon
+// (KL_STOP_GRACE_MS, 10 s, --stop-grace-ms) plus room for a sanitizer build on a loaded machine. A daemon
 // that needs SIGKILL after this fails its test, as does one that exits non-zero.
 export const STOP_GRACE_MS = 15000;
 // The same for the upstream stub, which has nothing to drain.
