@@ -1,19 +1,21 @@
 // The device-code flow as a person and a device drive it: the devicecode endpoint, the
 // token endpoint's polls, and the verification page at /devicelogin completed over HTTPS
-// with a hand-kept cookie jar (as a browser would: the CSRF cookie is sent back, the
-// hidden field copied from the page). Used by tests/integration/devicecode.test.mjs and
+// with the sign-in tests' cookie jar (as a browser would: the CSRF cookie is sent back,
+// the hidden field copied from the page). Used by tests/integration/devicecode.test.mjs and
 // tests/interop/identity-devicecode.test.mjs.
 import assert from 'node:assert/strict';
+
+import { Jar, PASSWORD, createUser, form } from './signin.mjs';
+
+export { PASSWORD, createUser, form };
 
 // The Azure CLI's client id: DeviceCodeCredential's default, a public client in every
 // keyless tenant.
 export const AZURE_CLI = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 export const DATA_SCOPE = 'https://cognitiveservices.azure.com/.default';
 export const USER_SCOPE = `${DATA_SCOPE} openid profile offline_access`;
-export const PASSWORD = 'Tr0ub4dor&3-horse-battery';
 export const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
-export const form = (o) => Object.entries(o).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 const FORM = { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8' };
 
 export function requestDeviceCode(d, tenant, { clientId = AZURE_CLI, scope = USER_SCOPE, v1 = false, extra = {}, localAddress, headers = {} } = {}) {
@@ -42,52 +44,32 @@ export function assertOAuthError(r, error, code, what = '') {
   assert.match(r.json.error_description, new RegExp(`^AADSTS${code}: `), what);
 }
 
-export async function createUser(d, upn, password = PASSWORD) {
-  const r = await d.admin('POST', '/v1.0/users', {
-    accountEnabled: true, displayName: 'Dev Ice', mailNickname: upn.split('@')[0], userPrincipalName: upn,
-    passwordProfile: { forceChangePasswordNextSignIn: false, password },
-  });
-  assert.equal(r.status, 201, r.text);
-  return r.json;
-}
-
 // A browser at the verification page: cookies kept by hand, the CSRF field copied from
 // each page into the next form.
 export class Browser {
   constructor(d, { localAddress } = {}) {
     this.d = d;
-    this.jar = new Map();
+    this.jar = new Jar();
     this.localAddress = localAddress;
     this.csrf = null;
   }
 
-  cookieHeader() {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-
   take(r) {
-    const set = r.headers['set-cookie'] || [];
-    for (const c of set) {
-      const [pair] = c.split(';');
-      const i = pair.indexOf('=');
-      const name = pair.slice(0, i).trim();
-      const value = pair.slice(i + 1).trim();
-      if (/Max-Age=0/i.test(c) || value === '') this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
+    this.jar.take(r);
     const m = /name="csrf_token" value="([^"]+)"/.exec(r.text);
     if (m) this.csrf = m[1];
     return r;
   }
 
   async get(path = '/devicelogin') {
-    const headers = this.jar.size ? { cookie: this.cookieHeader() } : {};
+    const cookie = this.jar.header();
+    const headers = cookie ? { cookie } : {};
     return this.take(await this.d.request('GET', path, { headers, localAddress: this.localAddress }));
   }
 
   async post(fields, { path = '/devicelogin', csrf = this.csrf, cookies = true } = {}) {
     const headers = { ...FORM };
-    if (cookies && this.jar.size) headers.cookie = this.cookieHeader();
+    if (cookies && this.jar.header()) headers.cookie = this.jar.header();
     const body = form({ ...(csrf === null ? {} : { csrf_token: csrf }), ...fields });
     return this.take(await this.d.request('POST', path, { headers, body, localAddress: this.localAddress }));
   }
