@@ -266,7 +266,7 @@ int kl_store_generation(kl_store *st, int64_t *gen)
         return KL_EINVAL;
     kl_q_lock(st);
     int err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS, gen);
-    atomic_store(&st->reachable, err != KL_EUNAVAIL);
+    kl_q_note_reachable(st, err);
     kl_q_unlock(st);
     return err;
 }
