@@ -33,6 +33,11 @@ static int apply_migration(kl_store *st, const kl_store_migration *m, bool *appl
     int err = kl_q_begin(st, true);
     if (err)
         return err;
+    /* A migration may rewrite a whole table, however large the store has grown: no
+     * statement bound. The lock bound stays, so that a migration stuck behind another
+     * node's reader fails instead of queueing every reader behind its own lock. */
+    if ((err = kl_q_unbounded(st)))
+        return kl_q_end(st, err);
     err = kl_q_int(st, "SELECT 1 FROM schema_version WHERE version = ?1",
                    KL_ARGS(kl_vi(m->version)), &one);
     if (err == 0)
