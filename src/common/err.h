@@ -17,7 +17,7 @@ typedef enum kl_err {
     KL_EPERM = -8,      /* not allowed */
     KL_ECONFLICT = -9,  /* the change conflicts with current state */
     KL_EINTERNAL = -10, /* a broken invariant */
-    KL_EUNAVAIL = -11   /* a dependency (the database server) cannot be reached now */
+    KL_EUNAVAIL = -11   /* a dependency (the database) is unreachable, or busy past its bound */
 } kl_err;
 
 /* Returns a static, human-readable name for err; never NULL. */

@@ -234,9 +234,35 @@ _Static_assert(KL_DIRECTORY_MAX_APP_NAME * 4 <= KL_STORE_MAX_DISPLAY_NAME,
 #define KL_MAX_PRINCIPAL_ID 128     /* an object id (GUID) or similar principal name */
 #define KL_MAX_CHECK_PRINCIPALS 512 /* a principal plus its groups in one check */
 
+/* How long a store writer waits for the writers' lock before it gives up with KL_EUNAVAIL
+ * (a request answers 503 with Retry-After), on both engines: SQLite's busy timeout and
+ * PostgreSQL's lock_timeout, which covers the writers' advisory lock like any other.
+ * A healthy store holds that lock for one transaction, milliseconds; five seconds is a
+ * queue of hundreds of writers, so a wait this long is behind something stuck (a node's
+ * transaction that stopped answering, a tool holding the SQLite file), and a worker
+ * freed to answer 503 is worth more than one waiting for ever. */
+#define KL_STORE_LOCK_TIMEOUT_MS 5000
+
 /* The store on PostgreSQL */
 #define KL_STORE_PG_CONNECT_TIMEOUT_S 5 /* connect_timeout unless the store URL sets one */
-#define KL_STORE_POLL_MS 500            /* generation poll when a notification is lost */
+/* statement_timeout: the longest statements a healthy store runs are a snapshot's reads
+ * of whole tables, well under a second for any store the limits above allow; 30 s is
+ * the time a client is given to send a body or read an answer (KL_BODY_TIMEOUT_MS,
+ * KL_WRITE_TIMEOUT_MS), so a request never waits on the store longer than on its client.
+ * Migrations and `keyless store migrate` lift it in their own transactions. */
+#define KL_STORE_STATEMENT_TIMEOUT_MS 30000
+/* A server or network that stops answering (no error, no FIN): TCP keepalive probes
+ * after this much silence, then every interval, the connection dropped after count
+ * unanswered (10 + 3 * 5 = 25 s); tcp_user_timeout drops one whose sent data goes
+ * unacknowledged as long. A live server acknowledges probes while it works, so neither
+ * cuts a slow statement: that is statement_timeout's job. */
+#define KL_STORE_PG_KEEPALIVE_IDLE_S 10
+#define KL_STORE_PG_KEEPALIVE_INTERVAL_S 5
+#define KL_STORE_PG_KEEPALIVE_COUNT 3
+#define KL_STORE_PG_TCP_USER_TIMEOUT_MS 25000
+_Static_assert(KL_STORE_LOCK_TIMEOUT_MS < KL_STORE_STATEMENT_TIMEOUT_MS,
+               "a lock wait is reported as one, not as a statement timeout");
+#define KL_STORE_POLL_MS 500 /* generation poll when a notification is lost */
 #define KL_MAX_STORE_URL 1024
 
 /* Incremental snapshots */

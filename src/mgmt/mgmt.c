@@ -428,8 +428,9 @@ void kl_mgmt_fail(kl_mgmt_call *c, int status, const char *code, const char *fmt
 void kl_mgmt_fail_internal(kl_mgmt_call *c, int err, const char *what)
 {
     if (err == KL_EUNAVAIL) {
-        /* The database (PostgreSQL) cannot be reached: ARM's answer for a dependency that
-         * is down, which clients retry. Data-plane requests keep being served from the
+        /* The database cannot be reached, or stayed busy past its bound (another
+         * writer held its lock, KL_STORE_LOCK_TIMEOUT_MS): ARM's answer for a dependency
+         * that is down, which clients retry. Data-plane requests keep being served from the
          * snapshot meanwhile. */
         kl_log(KL_LOG_WARN, "mgmt_store_unavailable", "op", what, "request_id",
                kl_http_req_id(c->r), NULL);

@@ -82,6 +82,13 @@ typedef struct kl_db_driver {
      * the engine cannot tell). SQLite's data_version: it catches writes made around the
      * store (a shell, a restore), which log no change and so need a full build. */
     int (*data_version)(kl_db *db, int64_t *v);
+    /* Whether the connection to the database is up (NULL: always, a local file). A call
+     * that gave up on a lock or statement bound failed with KL_EUNAVAIL on a connection
+     * that is still up: the store is busy, not unreachable. */
+    bool (*connected)(kl_db *db);
+    /* Lifts the statement bound for the rest of the current transaction (NULL: the
+     * engine has none), for long work an operator asked for: migrations, copies. */
+    int (*unbounded)(kl_db *db);
 } kl_db_driver;
 
 extern const kl_db_driver kl_db_sqlite_driver;

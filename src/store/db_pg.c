@@ -58,6 +58,13 @@ static int map_result(kl_db *db, const PGresult *r, const char *what)
         return KL_ECONFLICT;
     if (strncmp(state, "23", 2) == 0)
         return KL_EINVAL;
+    /* One of our bounds (connect_url) was hit: lock_timeout (55P03; the writers' advisory
+     * lock counts) or statement_timeout (57014). The connection is up and the store is
+     * busy: unavailable for now, as a busy SQLite file is. */
+    if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0) {
+        kl_log(KL_LOG_WARN, "store_busy", "op", what, "sqlstate", state, NULL);
+        return KL_EUNAVAIL;
+    }
     bool gone = PQstatus(db->conn) != CONNECTION_OK || strncmp(state, "08", 2) == 0 ||
                 strncmp(state, "57P", 3) == 0 || !state[0];
     /* The primary message only: PostgreSQL's DETAIL lines may quote row values. */
@@ -357,6 +364,16 @@ static int pg_notify(kl_db *db)
     return run_plain(db, "NOTIFY " KL_PG_CHANNEL, "notify", NULL);
 }
 
+static bool pg_connected(kl_db *db)
+{
+    return PQstatus(db->conn) == CONNECTION_OK;
+}
+
+static int pg_unbounded(kl_db *db)
+{
+    return run_plain(db, "SET LOCAL statement_timeout = 0", "unbounded", NULL);
+}
+
 const kl_db_driver kl_db_pg_driver = {
     .engine = "postgres",
     .prepare = pg_prepare,
@@ -374,6 +391,8 @@ const kl_db_driver kl_db_pg_driver = {
     .rollback = pg_rollback,
     .close = pg_close,
     .notify = pg_notify,
+    .connected = pg_connected,
+    .unbounded = pg_unbounded,
 };
 
 int kl_db_pg_check_url(const char *url)
@@ -397,15 +416,60 @@ int kl_db_pg_check_url(const char *url)
     return err;
 }
 
-/* Connects with our defaults (a bounded connect timeout, an application name) unless
- * the URL sets them: keywords given later override earlier ones. */
+/* Our bounds on the server's side, as command-line options of the session: the lock and
+ * statement timeouts (limits.h). */
+#define PG_BOUNDS                                                                                  \
+    "-c lock_timeout=" KL_STR(KL_STORE_LOCK_TIMEOUT_MS) " -c statement_timeout=" KL_STR(           \
+        KL_STORE_STATEMENT_TIMEOUT_MS)
+
+/* The options the session starts with: PG_BOUNDS, then PGOPTIONS, then the URL's own
+ * options, each separated by a space. PostgreSQL applies -c settings in order, so an
+ * operator's (e.g. options=-c lock_timeout=10000 in the URL) win over ours. NULL when out
+ * of memory; free() it. */
+static char *session_options(const char *url)
+{
+    const char *env = getenv("PGOPTIONS"), *mine = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0])
+            mine = o->val;
+    size_t n = strlen(PG_BOUNDS) + (env ? strlen(env) + 1 : 0) + (mine ? strlen(mine) + 1 : 0);
+    char *out = malloc(n + 1);
+    if (out)
+        snprintf(out, n + 1, "%s%s%s%s%s", PG_BOUNDS, env ? " " : "", env ? env : "",
+                 mine ? " " : "", mine ? mine : "");
+    PQconninfoFree(opts);
+    return out;
+}
+
+/* Connects with our defaults (a bounded connect timeout, keepalives and
+ * tcp_user_timeout against a server or network that stops answering, an application
+ * name) unless the URL sets them: keywords given later override earlier ones, and the
+ * URL (dbname, expanded) comes after them. The session's options come last, built from
+ * the URL's own (session_options), so that the URL's settings still win. */
 static PGconn *connect_url(const char *url)
 {
-    char timeout[16];
-    snprintf(timeout, sizeof(timeout), "%d", KL_STORE_PG_CONNECT_TIMEOUT_S);
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {timeout, "keylessd", url, NULL};
-    return PQconnectdbParams(keys, vals, 1);
+    char *options = session_options(url);
+    if (!options)
+        return NULL;
+    const char *const keys[] = {"connect_timeout",  "keepalives",
+                                "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "tcp_user_timeout",
+                                "application_name", "dbname",
+                                "options",          NULL};
+    const char *const vals[] = {KL_STR(KL_STORE_PG_CONNECT_TIMEOUT_S),
+                                "1",
+                                KL_STR(KL_STORE_PG_KEEPALIVE_IDLE_S),
+                                KL_STR(KL_STORE_PG_KEEPALIVE_INTERVAL_S),
+                                KL_STR(KL_STORE_PG_KEEPALIVE_COUNT),
+                                KL_STR(KL_STORE_PG_TCP_USER_TIMEOUT_MS),
+                                "keylessd",
+                                url,
+                                options,
+                                NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    free(options);
+    return c;
 }
 
 int kl_db_pg_open(const char *url, kl_db **out)

@@ -9,12 +9,9 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "store/db.h"
-
-/* How long a writer waits for another connection's lock (another process opening the
- * same file, e.g. a backup tool) before the change fails. */
-#define STORE_BUSY_TIMEOUT_MS 5000
 
 struct kl_db {
     sqlite3 *db;
@@ -37,6 +34,14 @@ static int map_rc(sqlite3 *db, int rc, const char *what)
         return KL_EINVAL;
     if (primary == SQLITE_NOMEM)
         return KL_ENOMEM;
+    if (primary == SQLITE_BUSY) {
+        /* Another connection (a backup tool, a shell) held the file's lock for longer
+         * than KL_STORE_LOCK_TIMEOUT_MS: unavailable for now, as PostgreSQL's lock
+         * timeout is, so that the caller answers 503 and the client retries. */
+        kl_log(KL_LOG_WARN, "store_busy", "op", what, "sqlite", db ? sqlite3_errmsg(db) : "open",
+               NULL);
+        return KL_EUNAVAIL;
+    }
     /* SQLite's messages name tables and constraints, never bound values. */
     kl_log(KL_LOG_ERROR, "store_error", "op", what, "sqlite", db ? sqlite3_errmsg(db) : "open",
            NULL);
@@ -255,7 +260,9 @@ int kl_db_sqlite_open(const char *path, kl_db **out)
         goto out;
     }
     sqlite3_extended_result_codes(db->db, 1);
-    sqlite3_busy_timeout(db->db, STORE_BUSY_TIMEOUT_MS);
+    /* How long a writer waits for another connection's lock (another process opening
+     * the same file, e.g. a backup tool) before the change fails. */
+    sqlite3_busy_timeout(db->db, KL_STORE_LOCK_TIMEOUT_MS);
     /* Nothing but this code should be able to corrupt the file or run schema code. */
     sqlite3_db_config(db->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(db->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);

@@ -245,11 +245,22 @@ int kl_q_begin_unannounced(kl_store *st)
     return err;
 }
 
+void kl_q_note_reachable(kl_store *st, int err)
+{
+    bool down = err == KL_EUNAVAIL && st->drv->connected && !st->drv->connected(st->db);
+    atomic_store(&st->reachable, !down);
+}
+
+int kl_q_unbounded(kl_store *st)
+{
+    return st->drv->unbounded ? st->drv->unbounded(st->db) : 0;
+}
+
 int kl_q_begin(kl_store *st, bool write)
 {
     kl_q_lock(st);
     int err = st->drv->begin(st->db, write);
-    atomic_store(&st->reachable, err != KL_EUNAVAIL);
+    kl_q_note_reachable(st, err);
     if (err) {
         kl_q_unlock(st);
         return err;
@@ -318,7 +329,7 @@ int kl_q_end(kl_store *st, int err)
         err = st->drv->commit(st->db);
     if (err == 0 && bump)
         atomic_store(&st->own_gen, gen);
-    atomic_store(&st->reachable, err != KL_EUNAVAIL);
+    kl_q_note_reachable(st, err);
     if (err)
         st->drv->rollback(st->db);
     st->in_write = false;

@@ -121,6 +121,14 @@ int kl_q_end(kl_store *st, int err);
  * without moving the store's generation, so other nodes do not rebuild for it. */
 int kl_q_end_unannounced(kl_store *st, int err);
 
+/* Records whether the database was reachable, after a call that returned err: only a
+ * KL_EUNAVAIL on a connection that is down counts (a lock or statement bound that was
+ * hit is a busy store, not an unreachable one). Called with the store locked. */
+void kl_q_note_reachable(kl_store *st, int err);
+/* Inside a transaction: lifts the engine's statement bound (KL_STORE_STATEMENT_TIMEOUT_MS)
+ * until it ends, for long work an operator asked for. The lock bound stays. */
+int kl_q_unbounded(kl_store *st);
+
 /* Records, inside a write transaction, that it changes key of kind (a KL_STORE_CHANGE_*
  * of store.h), so that other nodes apply only that. A write transaction that never
  * calls this is logged as changing everything (kind 'all'), so a write that forgets to

@@ -33,6 +33,11 @@ static int apply_migration(kl_store *st, const kl_store_migration *m, bool *appl
     int err = kl_q_begin(st, true);
     if (err)
         return err;
+    /* A migration may rewrite a whole table, however large the store has grown: no
+     * statement bound. The lock bound stays, so that a migration stuck behind another
+     * node's reader fails instead of queueing every reader behind its own lock. */
+    if ((err = kl_q_unbounded(st)))
+        return kl_q_end(st, err);
     err = kl_q_int(st, "SELECT 1 FROM schema_version WHERE version = ?1",
                    KL_ARGS(kl_vi(m->version)), &one);
     if (err == 0)
@@ -266,7 +271,7 @@ int kl_store_generation(kl_store *st, int64_t *gen)
         return KL_EINVAL;
     kl_q_lock(st);
     int err = kl_q_int(st, "SELECT generation FROM store_generation WHERE id = 1", KL_NOARGS, gen);
-    atomic_store(&st->reachable, err != KL_EUNAVAIL);
+    kl_q_note_reachable(st, err);
     kl_q_unlock(st);
     return err;
 }

@@ -479,8 +479,14 @@ int kl_store_copy(kl_store *from, kl_store *to, int64_t *rows)
         (void)kl_q_end(from, err);
         return err;
     }
+    /* An operator's one-off that reads and writes every row: no statement bound on
+     * either side (the source's whole-table reads grow with the store). The lock bound
+     * stays: a destination another process is writing fails instead of waiting. */
+    if (!(err = kl_q_unbounded(from)))
+        err = kl_q_unbounded(to);
     /* The destination's own first-start rows give way to the source's (children first). */
-    err = check_empty(to);
+    if (!err)
+        err = check_empty(to);
     for (size_t i = NTABLES; !err && i-- > 0;) {
         if (!first_start_table(tables[i].name))
             continue;
