@@ -92,7 +92,8 @@ static void *write_main(void *arg)
                              .created_at = 1000,
                              .expires_at = 1900};
     uint64_t t0 = kl_now_mono_ms();
-    int err = kl_store_devicecode_create(w->st, w->hash, &d, 86400, 100, NULL);
+    int err = kl_store_devicecode_create(w->st, w->hash, &d, 86400, KL_MAX_DEVICE_CODES_PER_ADDRESS,
+                                         NULL);
     pthread_mutex_lock(&w->mu);
     w->err = err;
     w->took_ms = kl_now_mono_ms() - t0;
@@ -169,7 +170,9 @@ static void test_write_gives_up_on_a_held_lock(void **state)
                              .expires_at = 1900};
     unsigned char hash[32];
     memset(hash, 2, sizeof(hash));
-    assert_int_equal(kl_store_devicecode_create(f->st, hash, &d, 86400, 100, NULL), 0);
+    assert_int_equal(
+        kl_store_devicecode_create(f->st, hash, &d, 86400, KL_MAX_DEVICE_CODES_PER_ADDRESS, NULL),
+        0);
 }
 
 /* The operator's override: options=-c lock_timeout=... in the store URL wins over ours
